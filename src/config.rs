@@ -1,0 +1,699 @@
+//! Settings, loaded and validated once at start-up.
+//!
+//! Two stages, as in ripgrep's flags: layers of raw TOML (the embedded
+//! `config/default.toml`, an optional file, `ROSTER_*` environment variables) are merged
+//! and read into [`RawConfig`]; [`RawConfig::validate`] turns that into the typed
+//! [`Config`] the rest of the program receives. Every error names the key and the reason.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::lockout::LockoutPolicy;
+use crate::domain::profile::{ProfileTemplate, UsageCounters, UserProfile, check_tier_features};
+use crate::domain::tier::{Limit, TierPolicy, UserTier};
+use crate::domain::time::Timestamp;
+use crate::security::password::{HashParams, PasswordPolicy};
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+const EMBEDDED_TEMPLATES: [(&str, &str); 3] = [
+    (
+        "free_user_profile.json",
+        include_str!("../config/profiles/free_user_profile.json"),
+    ),
+    (
+        "premium_user_profile.json",
+        include_str!("../config/profiles/premium_user_profile.json"),
+    ),
+    (
+        "complete_profile.json",
+        include_str!("../config/profiles/complete_profile.json"),
+    ),
+];
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "ROSTER_";
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config {key}: {reason}")]
+pub struct ConfigError {
+    /// The key (`engine.mailbox_capacity`), file or variable at fault.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+// ---- stage 1: raw values -------------------------------------------------------------
+
+/// Configuration as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    server: RawServer,
+    store: RawStore,
+    engine: RawEngine,
+    passwords: RawPasswords,
+    lockout: RawLockout,
+    profiles: RawProfiles,
+    tiers: RawTiers,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    admin_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    data_dir: PathBuf,
+    cache_mb: u64,
+    fsync_data_file: bool,
+    verify_on_start: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    mailbox_capacity: usize,
+    passivate_after_secs: u64,
+    sweep_interval_secs: u64,
+    snapshot_interval_secs: u64,
+    max_sessions_per_user: usize,
+    shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPasswords {
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+    workers: usize,
+    queue: usize,
+    min_chars: usize,
+    min_strength: u8,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLockout {
+    free_attempts: u32,
+    base_delay_secs: u64,
+    max_delay_secs: u64,
+    window_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfiles {
+    dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTiers {
+    free: RawTier,
+    premium: RawTier,
+    enterprise: RawTier,
+    vip: RawTier,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    shards: usize,
+    arbiters: usize,
+    max_playlists: RawLimit,
+    max_storage_mb: RawLimit,
+    requests_per_hour: RawLimit,
+    session_idle_minutes: u64,
+    session_lifetime_hours: u64,
+    features: Vec<String>,
+    template: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawLimit {
+    Number(u64),
+    Word(String),
+}
+
+// ---- stage 2: typed ------------------------------------------------------------------
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Storage.
+    pub store: StoreConfig,
+    /// Actor engine.
+    pub engine: EngineConfig,
+    /// Password hashing and policy.
+    pub passwords: PasswordConfig,
+    /// Login lockout.
+    pub lockout: LockoutPolicy,
+    /// Per-tier policy, placement and template, indexed by [`UserTier::index`].
+    pub tiers: [TierConfig; 4],
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Operator key; `None` closes operator endpoints.
+    pub admin_key: Option<Secret>,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// sled page cache size.
+    pub cache_bytes: u64,
+    /// `fdatasync` sled's data file after each flush.
+    pub fsync_data_file: bool,
+    /// Decode every record at start-up and report bad ones.
+    pub verify_on_start: bool,
+}
+
+/// Actor engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// User actor mailbox size.
+    pub mailbox_capacity: usize,
+    /// Idle time before passivation.
+    pub passivate_after: Duration,
+    /// Shard sweep period.
+    pub sweep_interval: Duration,
+    /// Least time between soft-state snapshots of one user.
+    pub snapshot_interval: Duration,
+    /// Sessions kept per user.
+    pub max_sessions_per_user: usize,
+    /// Time allowed for the shutdown snapshot.
+    pub shutdown_timeout: Duration,
+}
+
+/// Password settings.
+#[derive(Debug, Clone)]
+pub struct PasswordConfig {
+    /// argon2id cost.
+    pub params: HashParams,
+    /// Hashing threads.
+    pub workers: usize,
+    /// Hash jobs allowed to wait.
+    pub queue: usize,
+    /// New-password policy.
+    pub policy: PasswordPolicy,
+}
+
+/// One tier's configuration.
+#[derive(Debug, Clone)]
+pub struct TierConfig {
+    /// What the tier grants.
+    pub policy: TierPolicy,
+    /// Registry shards.
+    pub shards: usize,
+    /// Arbiter threads for those shards.
+    pub arbiters: usize,
+    /// Defaults of a new profile.
+    pub template: ProfileTemplate,
+}
+
+impl Config {
+    /// The embedded defaults with the environment applied (no file, no flags).
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut layers = vec![parse_toml("config/default.toml (embedded)", DEFAULT_TOML)?];
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+            layers.push(parse_toml(&path.display().to_string(), &text)?);
+        }
+        layers.push(env_layer(std::env::vars())?);
+        Self::from_layers(layers)
+    }
+
+    /// The embedded defaults only: what tests and benches start from.
+    pub fn defaults() -> Result<Config, ConfigError> {
+        Self::from_layers(vec![parse_toml(
+            "config/default.toml (embedded)",
+            DEFAULT_TOML,
+        )?])
+    }
+
+    /// Merges TOML layers (later wins) and validates the result.
+    pub fn from_layers(layers: Vec<toml::Table>) -> Result<Config, ConfigError> {
+        let mut merged = toml::Table::new();
+        for layer in layers {
+            merge(&mut merged, layer);
+        }
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+                let path = e.path().to_string();
+                ConfigError::new(path, e.into_inner().to_string())
+            })?;
+        raw.validate()
+    }
+
+    /// The configuration of one tier.
+    pub fn tier(&self, tier: UserTier) -> &TierConfig {
+        &self.tiers[tier.index()]
+    }
+}
+
+/// Parses one TOML layer, naming its source on error.
+pub fn parse_toml(source: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError::new(source, e.to_string()))
+}
+
+/// Builds a layer from `ROSTER_*` variables: the contract shortcuts, and
+/// `ROSTER_SECTION__KEY` paths. Values are read as TOML (numbers, booleans, arrays) and
+/// fall back to plain strings.
+pub fn env_layer(vars: impl Iterator<Item = (String, String)>) -> Result<toml::Table, ConfigError> {
+    let mut table = toml::Table::new();
+    for (name, value) in vars {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path: Vec<String> = match rest {
+            "LISTEN" => vec!["server".into(), "listen".into()],
+            "DATA_DIR" => vec!["store".into(), "data_dir".into()],
+            "ADMIN_KEY" => vec!["server".into(), "admin_key".into()],
+            r if r.contains("__") => r.split("__").map(str::to_lowercase).collect(),
+            _ => continue, // ROSTER_LOG and other variables that are not config keys
+        };
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::new(name, "empty key segment"));
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value));
+        set_path(&mut table, &path, parsed);
+    }
+    Ok(table)
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+fn merge(base: &mut toml::Table, layer: toml::Table) {
+    for (k, v) in layer {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(l)) => merge(b, l),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn positive<T: PartialOrd + Default + Copy>(key: &str, v: T) -> Result<T, ConfigError> {
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(ConfigError::new(key, "must be greater than 0"))
+    }
+}
+
+fn secs(key: &str, v: u64) -> Result<Duration, ConfigError> {
+    positive(key, v).map(Duration::from_secs)
+}
+
+impl RawLimit {
+    fn to_limit(&self, key: &str, scale: u64) -> Result<Limit, ConfigError> {
+        match self {
+            RawLimit::Number(n) => n
+                .checked_mul(scale)
+                .map(Limit::Limited)
+                .ok_or_else(|| ConfigError::new(key, "too large")),
+            RawLimit::Word(w) if w == "unlimited" => Ok(Limit::Unlimited),
+            RawLimit::Word(w) => Err(ConfigError::new(
+                key,
+                format!("expected a number or \"unlimited\", got {w:?}"),
+            )),
+        }
+    }
+}
+
+impl RawConfig {
+    /// Turns raw values into the typed configuration.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen = self.server.listen.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::new(
+                "server.listen",
+                format!("{e} (expected host:port, e.g. 127.0.0.1:8080)"),
+            )
+        })?;
+        let admin_key = match self.server.admin_key.trim() {
+            "" => None,
+            k if k.len() < 16 => {
+                return Err(ConfigError::new(
+                    "server.admin_key",
+                    "must be at least 16 characters",
+                ));
+            }
+            k => Some(Secret(k.to_owned())),
+        };
+        if self.store.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("store.data_dir", "must not be empty"));
+        }
+        let e = &self.engine;
+        let engine = EngineConfig {
+            mailbox_capacity: positive("engine.mailbox_capacity", e.mailbox_capacity)?,
+            passivate_after: secs("engine.passivate_after_secs", e.passivate_after_secs)?,
+            sweep_interval: secs("engine.sweep_interval_secs", e.sweep_interval_secs)?,
+            snapshot_interval: secs("engine.snapshot_interval_secs", e.snapshot_interval_secs)?,
+            max_sessions_per_user: positive(
+                "engine.max_sessions_per_user",
+                e.max_sessions_per_user,
+            )?,
+            shutdown_timeout: secs("engine.shutdown_timeout_secs", e.shutdown_timeout_secs)?,
+        };
+        let p = &self.passwords;
+        argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|err| {
+            ConfigError::new("passwords", format!("invalid argon2 parameters: {err}"))
+        })?;
+        if p.min_strength > 4 {
+            return Err(ConfigError::new(
+                "passwords.min_strength",
+                "must be between 0 and 4",
+            ));
+        }
+        if !(1..=crate::security::password::MAX_PASSWORD_CHARS).contains(&p.min_chars) {
+            return Err(ConfigError::new(
+                "passwords.min_chars",
+                "must be between 1 and 128",
+            ));
+        }
+        let workers = if p.workers == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            p.workers
+        };
+        let passwords = PasswordConfig {
+            params: HashParams {
+                memory_kib: p.memory_kib,
+                iterations: p.iterations,
+                parallelism: p.parallelism,
+            },
+            workers,
+            queue: positive("passwords.queue", p.queue)?,
+            policy: PasswordPolicy {
+                min_chars: p.min_chars,
+                min_strength: p.min_strength,
+            },
+        };
+        let l = &self.lockout;
+        let lockout = LockoutPolicy {
+            free_attempts: l.free_attempts,
+            base_delay: secs("lockout.base_delay_secs", l.base_delay_secs)?,
+            max_delay: secs("lockout.max_delay_secs", l.max_delay_secs)?,
+            window: secs("lockout.window_secs", l.window_secs)?,
+        };
+        let dir = self.profiles.dir;
+        let t = self.tiers;
+        let tiers = [
+            tier_config(UserTier::Free, t.free, &dir)?,
+            tier_config(UserTier::Premium, t.premium, &dir)?,
+            tier_config(UserTier::Enterprise, t.enterprise, &dir)?,
+            tier_config(UserTier::Vip, t.vip, &dir)?,
+        ];
+        Ok(Config {
+            server: ServerConfig { listen, admin_key },
+            store: StoreConfig {
+                data_dir: self.store.data_dir,
+                cache_bytes: positive("store.cache_mb", self.store.cache_mb)?
+                    .saturating_mul(1 << 20),
+                fsync_data_file: self.store.fsync_data_file,
+                verify_on_start: self.store.verify_on_start,
+            },
+            engine,
+            passwords,
+            lockout,
+            tiers,
+        })
+    }
+}
+
+fn tier_config(tier: UserTier, raw: RawTier, dir: &Path) -> Result<TierConfig, ConfigError> {
+    let key = |k: &str| format!("tiers.{tier}.{k}");
+    let policy = TierPolicy {
+        tier,
+        max_playlists: raw.max_playlists.to_limit(&key("max_playlists"), 1)?,
+        max_storage_bytes: raw
+            .max_storage_mb
+            .to_limit(&key("max_storage_mb"), 1 << 20)?,
+        requests_per_hour: raw
+            .requests_per_hour
+            .to_limit(&key("requests_per_hour"), 1)?,
+        features: raw.features,
+        session_idle_timeout: Duration::from_secs(
+            positive(&key("session_idle_minutes"), raw.session_idle_minutes)?.saturating_mul(60),
+        ),
+        session_absolute_lifetime: Duration::from_secs(
+            positive(&key("session_lifetime_hours"), raw.session_lifetime_hours)?
+                .saturating_mul(3600),
+        ),
+    };
+    if raw.shards > 1024 {
+        return Err(ConfigError::new(key("shards"), "must be at most 1024"));
+    }
+    if raw.arbiters > 64 {
+        return Err(ConfigError::new(key("arbiters"), "must be at most 64"));
+    }
+    let template = load_template(dir, &raw.template)?;
+    // The template must be something a user of this tier could choose.
+    let probe = UserProfile {
+        id: crate::domain::ids::UserId::generate(),
+        email: crate::domain::email::Email::parse("probe@example.com")
+            .map_err(|e| ConfigError::new("internal", e.to_string()))?,
+        display_name: "probe".into(),
+        language: template.language.clone(),
+        timezone: template.timezone.clone(),
+        tier,
+        created_at: Timestamp::EPOCH,
+        updated_at: Timestamp::EPOCH,
+        security_settings: template.security_settings.clone(),
+        ai_preferences: template.ai_preferences.clone(),
+        usage: UsageCounters::default(),
+    };
+    check_tier_features(&probe, &policy).map_err(|e| {
+        ConfigError::new(
+            format!("{} ({})", raw.template, key("template")),
+            e.to_string(),
+        )
+    })?;
+    Ok(TierConfig {
+        policy,
+        shards: positive(&key("shards"), raw.shards)?,
+        arbiters: positive(&key("arbiters"), raw.arbiters)?,
+        template,
+    })
+}
+
+/// Reads and checks a profile template; errors name the file and the field.
+fn load_template(dir: &Path, name: &str) -> Result<ProfileTemplate, ConfigError> {
+    let (source, text) = if dir.as_os_str().is_empty() {
+        let text = EMBEDDED_TEMPLATES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| (*t).to_owned())
+            .ok_or_else(|| ConfigError::new(name, "no embedded template of that name"))?;
+        (format!("{name} (embedded)"), text)
+    } else {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+        (path.display().to_string(), text)
+    };
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    let template: ProfileTemplate = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        ConfigError::new(
+            format!("{source}: field {field}"),
+            e.into_inner().to_string(),
+        )
+    })?;
+    template
+        .validate()
+        .map_err(|e| ConfigError::new(format!("{source}: field {}", e.field), e.reason))?;
+    Ok(template)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(extra: &str) -> Result<Config, ConfigError> {
+        let mut layers = vec![parse_toml("default", DEFAULT_TOML).unwrap()];
+        layers.push(parse_toml("extra", extra).unwrap());
+        layers.push(parse_toml("embedded templates", "[profiles]\ndir = \"\"").unwrap());
+        Config::from_layers(layers)
+    }
+
+    #[test]
+    fn defaults_validate_and_carry_the_seed_limits() {
+        let c = with("").unwrap();
+        let free = &c.tier(UserTier::Free).policy;
+        assert_eq!(free.max_playlists, Limit::Limited(10));
+        assert_eq!(free.max_storage_bytes, Limit::Limited(100 << 20));
+        assert_eq!(free.requests_per_hour, Limit::Limited(100));
+        assert_eq!(
+            c.tier(UserTier::Premium).policy.requests_per_hour,
+            Limit::Limited(5000)
+        );
+        assert_eq!(
+            c.tier(UserTier::Enterprise).policy.requests_per_hour,
+            Limit::Limited(50_000)
+        );
+        assert_eq!(
+            c.tier(UserTier::Vip).policy.requests_per_hour,
+            Limit::Unlimited
+        );
+        assert_eq!(c.passwords.params.memory_kib, 19 * 1024);
+        assert!(c.server.admin_key.is_none());
+    }
+
+    #[test]
+    fn the_repository_templates_load_from_disk() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
+        for name in [
+            "free_user_profile.json",
+            "premium_user_profile.json",
+            "complete_profile.json",
+        ] {
+            load_template(&dir, name).unwrap();
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = with("[engine]\nmailbox_capacity = 0").unwrap_err();
+        assert_eq!(e.key, "engine.mailbox_capacity");
+        let e = with("[engine]\nmailbox_capacity = \"lots\"").unwrap_err();
+        assert_eq!(e.key, "engine.mailbox_capacity");
+        let e = with("[tiers.free]\nrequests_per_hour = \"many\"").unwrap_err();
+        assert_eq!(e.key, "tiers.free.requests_per_hour");
+        let e = with("[server]\nlisten = \"nowhere\"").unwrap_err();
+        assert_eq!(e.key, "server.listen");
+        let e = with("[engine]\nbogus = 1").unwrap_err();
+        assert!(e.reason.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_and_shortcuts() {
+        let vars = [
+            ("ROSTER_LISTEN", "127.0.0.1:0"),
+            ("ROSTER_DATA_DIR", "/tmp/r"),
+            ("ROSTER_TIERS__FREE__SHARDS", "8"),
+            ("ROSTER_ADMIN_KEY", "0123456789abcdef0123"),
+            ("ROSTER_LOG", "debug"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let env = env_layer(vars.into_iter()).unwrap();
+        let mut layers = vec![parse_toml("default", DEFAULT_TOML).unwrap(), env];
+        layers.push(parse_toml("t", "[profiles]\ndir = \"\"").unwrap());
+        let c = Config::from_layers(layers).unwrap();
+        assert_eq!(c.server.listen.port(), 0);
+        assert_eq!(c.store.data_dir, PathBuf::from("/tmp/r"));
+        assert_eq!(c.tier(UserTier::Free).shards, 8);
+        assert_eq!(
+            c.server.admin_key.as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123")
+        );
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef0123"),
+            "key never printed"
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_reported_with_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = EMBEDDED_TEMPLATES[0].1;
+        std::fs::write(dir.path().join("bad.json"), good.replace("0.1", "7.0")).unwrap();
+        let e = load_template(dir.path(), "bad.json").unwrap_err();
+        assert!(
+            e.key
+                .ends_with("bad.json: field ai_preferences.learning_rate"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("typo.json"),
+            good.replace("\"timezone\"", "\"time_zone\""),
+        )
+        .unwrap();
+        let e = load_template(dir.path(), "typo.json").unwrap_err();
+        assert!(e.reason.contains("time_zone"), "{e}");
+        assert!(
+            load_template(dir.path(), "missing.json")
+                .unwrap_err()
+                .key
+                .ends_with("missing.json")
+        );
+        // A template granting what its tier lacks is refused at start-up.
+        let e = with("[tiers.free]\ntemplate = \"complete_profile.json\"").unwrap_err();
+        assert!(e.reason.contains("custom model training"), "{e}");
+    }
+}

@@ -1,0 +1,15 @@
+//! Plain data and the rules over it: identifiers, time, tiers and their policies, the user
+//! profile with its settings, sessions and the login lockout.
+//!
+//! Nothing here knows about actors, storage or HTTP. Every rule that depends on time takes
+//! `now` as a parameter, so it is unit-tested without clocks.
+
+pub mod email;
+pub mod ids;
+pub mod lockout;
+pub mod profile;
+pub mod session;
+pub mod settings;
+pub mod tier;
+pub mod time;
+pub mod validation;

@@ -1,0 +1,409 @@
+//! The user profile (the seed's `UserProfile`), the tier templates new profiles start
+//! from, and the partial update clients send (`profile_data` at creation, `updates` later).
+
+use serde::{Deserialize, Serialize};
+
+use super::email::Email;
+use super::ids::UserId;
+use super::settings::{
+    AIPreferences, AIPreferencesPatch, CUSTOM_MODEL_TRAINING_FEATURE, SecuritySettings,
+    SecuritySettingsPatch,
+};
+use super::tier::{TierPolicy, UserTier};
+use super::time::Timestamp;
+use super::validation::{self, ValidationError};
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME: usize = 64;
+
+/// Quota usage and activity counters kept with the profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageCounters {
+    /// Playlists the user owns (counted against the tier's `max_playlists`).
+    pub playlists: u64,
+    /// Bytes of storage used (counted against `max_storage_bytes`).
+    pub storage_bytes: u64,
+    /// Successful logins.
+    pub logins: u64,
+    /// The latest successful login.
+    pub last_login_at: Option<Timestamp>,
+}
+
+/// A counted resource with a per-tier quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaKind {
+    /// Playlists owned.
+    Playlists,
+    /// Bytes stored.
+    StorageBytes,
+}
+
+/// The answer to a usage change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum QuotaDecision {
+    /// Counted; `used` is the new total.
+    Accepted {
+        /// Total after the change.
+        used: u64,
+        /// The tier's limit, `None` when unlimited.
+        limit: Option<u64>,
+    },
+    /// Refused because it would pass the limit; nothing was counted.
+    Exceeded {
+        /// Total before the change.
+        used: u64,
+        /// The tier's limit.
+        limit: Option<u64>,
+        /// What was asked for.
+        requested: u64,
+    },
+}
+
+impl UsageCounters {
+    /// Adds `delta` of `kind` (negative frees, never below zero), checking an increase
+    /// against the tier's limit. A refused change leaves the counters untouched.
+    pub fn apply(&mut self, kind: QuotaKind, delta: i64, policy: &TierPolicy) -> QuotaDecision {
+        let (counter, limit) = match kind {
+            QuotaKind::Playlists => (&mut self.playlists, policy.max_playlists),
+            QuotaKind::StorageBytes => (&mut self.storage_bytes, policy.max_storage_bytes),
+        };
+        let add = delta.unsigned_abs();
+        if delta > 0 && !limit.allows(*counter, add) {
+            return QuotaDecision::Exceeded {
+                used: *counter,
+                limit: limit.value(),
+                requested: add,
+            };
+        }
+        *counter = if delta >= 0 {
+            counter.saturating_add(add)
+        } else {
+            counter.saturating_sub(add)
+        };
+        QuotaDecision::Accepted {
+            used: *counter,
+            limit: limit.value(),
+        }
+    }
+}
+
+/// Everything a client may see of a user. Holds no credential.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserProfile {
+    /// The user's id.
+    pub id: UserId,
+    /// The login email, as the user gave it.
+    pub email: Email,
+    /// Name shown to others.
+    pub display_name: String,
+    /// Preferred language (BCP 47).
+    pub language: String,
+    /// IANA time zone.
+    pub timezone: String,
+    /// Subscription tier.
+    pub tier: UserTier,
+    /// When the account was created.
+    pub created_at: Timestamp,
+    /// When the profile last changed.
+    pub updated_at: Timestamp,
+    /// Security settings.
+    pub security_settings: SecuritySettings,
+    /// AI preferences.
+    pub ai_preferences: AIPreferences,
+    /// Quota usage and activity.
+    pub usage: UsageCounters,
+}
+
+/// The defaults a new profile of a tier starts from, read from
+/// `config/profiles/*.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileTemplate {
+    /// Language when `profile_data` gives none.
+    pub language: String,
+    /// Time zone when `profile_data` gives none.
+    pub timezone: String,
+    /// Starting security settings.
+    pub security_settings: SecuritySettings,
+    /// Starting AI preferences.
+    pub ai_preferences: AIPreferences,
+}
+
+impl ProfileTemplate {
+    /// Checks every field, naming the offending one.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validation::language("language", &self.language)?;
+        validation::timezone("timezone", &self.timezone)?;
+        self.security_settings.validate("security_settings.")?;
+        self.ai_preferences.validate("ai_preferences.")
+    }
+}
+
+/// A partial profile: `profile_data` at creation and `updates` afterwards. Absent fields
+/// keep their value; unknown fields are refused rather than silently ignored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New language.
+    pub language: Option<String>,
+    /// New time zone.
+    pub timezone: Option<String>,
+    /// Changes to the AI preferences.
+    pub ai_preferences: Option<AIPreferencesPatch>,
+    /// Changes to the security settings.
+    pub security_settings: Option<SecuritySettingsPatch>,
+}
+
+impl ProfilePatch {
+    /// Reads a patch from untyped JSON, reporting the path of the first bad field.
+    pub fn from_json(value: serde_json::Value) -> Result<Self, ValidationError> {
+        if !value.is_object() {
+            return Err(ValidationError::new(
+                "profile_data",
+                "must be a JSON object",
+            ));
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "profile_data".to_owned()
+            } else {
+                path
+            };
+            ValidationError::new(field, e.into_inner().to_string())
+        })
+    }
+
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &ProfilePatch::default()
+    }
+
+    /// `profile` with this patch applied for a user on `policy`'s tier, validated as a
+    /// whole; `profile` itself is untouched, so a rejected patch changes nothing.
+    pub fn apply(
+        &self,
+        profile: &UserProfile,
+        policy: &TierPolicy,
+        now: Timestamp,
+    ) -> Result<UserProfile, ValidationError> {
+        let mut next = profile.clone();
+        if let Some(n) = &self.display_name {
+            next.display_name = validation::text("display_name", n, MAX_DISPLAY_NAME)?;
+        }
+        if let Some(l) = &self.language {
+            next.language = validation::language("language", l)?;
+        }
+        if let Some(t) = &self.timezone {
+            next.timezone = validation::timezone("timezone", t)?;
+        }
+        if let Some(p) = &self.ai_preferences {
+            next.ai_preferences = p.apply(&profile.ai_preferences)?;
+        }
+        if let Some(p) = &self.security_settings {
+            next.security_settings = p.apply(&profile.security_settings)?;
+        }
+        check_tier_features(&next, policy)?;
+        next.updated_at = now;
+        Ok(next)
+    }
+}
+
+/// Refuses settings the tier does not unlock.
+pub fn check_tier_features(
+    profile: &UserProfile,
+    policy: &TierPolicy,
+) -> Result<(), ValidationError> {
+    if profile.ai_preferences.custom_model_training
+        && !policy.has_feature(CUSTOM_MODEL_TRAINING_FEATURE)
+    {
+        return Err(ValidationError::new(
+            "ai_preferences.custom_model_training",
+            format!(
+                "the {} tier does not include custom model training",
+                policy.tier
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the profile of a new user: the tier's template, then `data` over it.
+pub fn new_profile(
+    id: UserId,
+    email: Email,
+    policy: &TierPolicy,
+    template: &ProfileTemplate,
+    data: &ProfilePatch,
+    now: Timestamp,
+) -> Result<UserProfile, ValidationError> {
+    let default_name = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or("user")
+        .to_owned();
+    let base = UserProfile {
+        id,
+        email,
+        display_name: default_name,
+        language: template.language.clone(),
+        timezone: template.timezone.clone(),
+        tier: policy.tier,
+        created_at: now,
+        updated_at: now,
+        security_settings: template.security_settings.clone(),
+        ai_preferences: template.ai_preferences.clone(),
+        usage: UsageCounters::default(),
+    };
+    data.apply(&base, policy, now)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::settings::PersonalizationLevel;
+    use crate::domain::tier::Limit;
+    use std::time::Duration;
+
+    pub(crate) fn policy(tier: UserTier, features: &[&str]) -> TierPolicy {
+        TierPolicy {
+            tier,
+            max_playlists: Limit::Limited(10),
+            max_storage_bytes: Limit::Limited(100),
+            requests_per_hour: Limit::Limited(100),
+            features: features.iter().map(|s| s.to_string()).collect(),
+            session_idle_timeout: Duration::from_secs(3600),
+            session_absolute_lifetime: Duration::from_secs(86400),
+        }
+    }
+
+    pub(crate) fn template() -> ProfileTemplate {
+        serde_json::from_str(
+            r#"{"language":"en","timezone":"UTC",
+                "security_settings":{"require_mfa":false,"mfa_methods":[],"session_timeout_minutes":1440,
+                  "risk_score_threshold":0.7,"anomaly_detection_enabled":true},
+                "ai_preferences":{"personalization_level":"basic","learning_rate":0.1,
+                  "custom_model_training":false,"bias_mitigation_enabled":true,"mood_detection_enabled":false,
+                  "federated_learning_enabled":false,"explanations_enabled":true}}"#,
+        )
+        .unwrap()
+    }
+
+    fn fresh(data: &ProfilePatch, features: &[&str]) -> Result<UserProfile, ValidationError> {
+        new_profile(
+            UserId::generate(),
+            Email::parse("ann@example.com").unwrap(),
+            &policy(UserTier::Free, features),
+            &template(),
+            data,
+            Timestamp::from_millis(5),
+        )
+    }
+
+    #[test]
+    fn profile_data_overrides_the_template() {
+        let data = ProfilePatch::from_json(serde_json::json!({
+            "display_name": "John Doe", "language": "fr", "timezone": "Europe/Paris",
+            "ai_preferences": {"personalization_level": "advanced"}
+        }))
+        .unwrap();
+        let p = fresh(&data, &[]).unwrap();
+        assert_eq!(p.display_name, "John Doe");
+        assert_eq!(p.language, "fr");
+        assert_eq!(
+            p.ai_preferences.personalization_level,
+            PersonalizationLevel::Advanced
+        );
+        assert_eq!(
+            p.ai_preferences.learning_rate, 0.1,
+            "untouched template value kept"
+        );
+        assert_eq!(
+            fresh(&ProfilePatch::default(), &[]).unwrap().display_name,
+            "ann"
+        );
+    }
+
+    #[test]
+    fn malformed_profile_data_names_the_field() {
+        let e = ProfilePatch::from_json(serde_json::json!({"display_name": 7})).unwrap_err();
+        assert_eq!(e.field, "display_name");
+        let e =
+            ProfilePatch::from_json(serde_json::json!({"ai_preferences": {"learning_rate": "x"}}))
+                .unwrap_err();
+        assert_eq!(e.field, "ai_preferences.learning_rate");
+        let e = ProfilePatch::from_json(serde_json::json!({"shoe_size": 44})).unwrap_err();
+        assert!(e.reason.contains("shoe_size"), "{e}");
+        let e = ProfilePatch::from_json(serde_json::json!([1, 2])).unwrap_err();
+        assert_eq!(e.field, "profile_data");
+    }
+
+    #[test]
+    fn custom_model_training_needs_the_tier_feature() {
+        let data = ProfilePatch::from_json(
+            serde_json::json!({"ai_preferences": {"custom_model_training": true}}),
+        )
+        .unwrap();
+        assert_eq!(
+            fresh(&data, &[]).unwrap_err().field,
+            "ai_preferences.custom_model_training"
+        );
+        assert!(fresh(&data, &[CUSTOM_MODEL_TRAINING_FEATURE]).is_ok());
+    }
+
+    #[test]
+    fn quotas_count_up_to_the_limit_and_free_on_negative_deltas() {
+        let pol = policy(UserTier::Free, &[]); // 10 playlists, 100 bytes
+        let mut u = UsageCounters::default();
+        for i in 1..=10 {
+            assert_eq!(
+                u.apply(QuotaKind::Playlists, 1, &pol),
+                QuotaDecision::Accepted {
+                    used: i,
+                    limit: Some(10)
+                }
+            );
+        }
+        assert_eq!(
+            u.apply(QuotaKind::Playlists, 1, &pol),
+            QuotaDecision::Exceeded {
+                used: 10,
+                limit: Some(10),
+                requested: 1
+            }
+        );
+        assert_eq!(u.playlists, 10, "refused change counted nothing");
+        assert!(matches!(
+            u.apply(QuotaKind::StorageBytes, 101, &pol),
+            QuotaDecision::Exceeded { .. }
+        ));
+        assert_eq!(
+            u.apply(QuotaKind::Playlists, -20, &pol),
+            QuotaDecision::Accepted {
+                used: 0,
+                limit: Some(10)
+            }
+        );
+    }
+
+    #[test]
+    fn rejected_update_leaves_the_profile_untouched() {
+        let p = fresh(&ProfilePatch::default(), &[]).unwrap();
+        let bad = ProfilePatch {
+            display_name: Some("ok".into()),
+            timezone: Some("not a zone".into()),
+            ..Default::default()
+        };
+        let before = p.clone();
+        assert!(
+            bad.apply(&p, &policy(UserTier::Free, &[]), Timestamp::from_millis(9))
+                .is_err()
+        );
+        assert_eq!(p, before);
+    }
+}

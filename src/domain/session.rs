@@ -1,0 +1,172 @@
+//! Sessions: what the user's actor keeps for each login, and the expiry rules.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::SessionId;
+use super::time::Timestamp;
+use super::validation::ValidationError;
+
+/// Longest user agent kept, in characters; longer ones are cut (they are informational).
+pub const MAX_USER_AGENT: usize = 512;
+/// Longest device id accepted.
+pub const MAX_DEVICE_ID: usize = 128;
+
+/// Where a login comes from (the seed's `context`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginContext {
+    /// The client's address.
+    pub ip_address: Option<IpAddr>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// A stable id of the client device.
+    pub device_id: Option<String>,
+}
+
+impl LoginContext {
+    /// Checks and normalises the context: a device id must be short printable text; a
+    /// long user agent is cut rather than refused.
+    pub fn sanitized(mut self) -> Result<Self, ValidationError> {
+        if let Some(d) = &self.device_id
+            && (d.is_empty()
+                || d.chars().count() > MAX_DEVICE_ID
+                || d.chars().any(char::is_control))
+        {
+            return Err(ValidationError::new(
+                "context.device_id",
+                format!("must be 1 to {MAX_DEVICE_ID} printable characters"),
+            ));
+        }
+        if let Some(ua) = &mut self.user_agent {
+            *ua = ua
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT)
+                .collect();
+        }
+        Ok(self)
+    }
+}
+
+/// One live login. Only a hash of the token's secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session's public id.
+    pub id: SessionId,
+    /// SHA-256 of the token secret.
+    pub secret_hash: [u8; 32],
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// When it was last used (soft state: snapshotted lazily).
+    pub last_seen_at: Timestamp,
+    /// Hard end of the session, however much it is used.
+    pub expires_at: Timestamp,
+    /// Inactivity after which it ends, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Where the login came from.
+    pub context: LoginContext,
+}
+
+impl Session {
+    /// Whether the session may still be used at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        now < self.expires_at
+            && now.since(self.last_seen_at) < Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// When the session ends if it is not used again.
+    pub fn ends_at(&self) -> Timestamp {
+        self.expires_at.min(
+            self.last_seen_at
+                .plus(Duration::from_millis(self.idle_timeout_ms)),
+        )
+    }
+}
+
+/// What a client sees of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The session's id.
+    pub id: SessionId,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last used.
+    pub last_seen_at: Timestamp,
+    /// When it ends unless used again.
+    pub expires_at: Timestamp,
+    /// Client address at login.
+    pub ip_address: Option<IpAddr>,
+    /// Client user agent at login.
+    pub user_agent: Option<String>,
+    /// Client device at login.
+    pub device_id: Option<String>,
+}
+
+impl From<&Session> for SessionView {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.ends_at(),
+            ip_address: s.context.ip_address,
+            user_agent: s.context.user_agent.clone(),
+            device_id: s.context.device_id.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(now: Timestamp) -> Session {
+        Session {
+            id: SessionId::generate(),
+            secret_hash: [0; 32],
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus(Duration::from_secs(100)),
+            idle_timeout_ms: 10_000,
+            context: LoginContext::default(),
+        }
+    }
+
+    #[test]
+    fn idle_and_absolute_expiry() {
+        let t0 = Timestamp::from_millis(1_000_000);
+        let mut s = session(t0);
+        assert!(s.is_active(t0.plus(Duration::from_millis(9_999))));
+        assert!(
+            !s.is_active(t0.plus(Duration::from_secs(10))),
+            "idle expiry"
+        );
+        s.last_seen_at = t0.plus(Duration::from_secs(95));
+        assert!(s.is_active(t0.plus(Duration::from_secs(99))));
+        assert!(
+            !s.is_active(t0.plus(Duration::from_secs(100))),
+            "absolute expiry despite use"
+        );
+        assert_eq!(s.ends_at(), t0.plus(Duration::from_secs(100)));
+    }
+
+    #[test]
+    fn context_is_sanitized() {
+        let long = LoginContext {
+            user_agent: Some("x".repeat(2000)),
+            ..Default::default()
+        };
+        assert_eq!(
+            long.sanitized().unwrap().user_agent.unwrap().len(),
+            MAX_USER_AGENT
+        );
+        let bad = LoginContext {
+            device_id: Some("a\nb".into()),
+            ..Default::default()
+        };
+        assert_eq!(bad.sanitized().unwrap_err().field, "context.device_id");
+    }
+}

@@ -1,0 +1,137 @@
+//! The directory: user id → live actor (a dashmap, so lookups never wait on an actor),
+//! and the routing that finds or activates a user's actor and delivers a message to it.
+//!
+//! The directory is a cache: the owning shard alone inserts and removes entries. A
+//! stale entry (the actor passivated, moved tier or crashed) shows up as a closed
+//! mailbox; the message is then re-routed through the owning shard, which reactivates
+//! the user from its snapshot.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use super::shard::{Activate, Shard, ShardCounters};
+use super::user_actor::UserActor;
+use super::{Engine, EngineError};
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+
+/// How many times a message is re-routed after finding a stopped actor. Each retry
+/// follows a real departure (passivation, tier move, crash), so a few suffice; a message that
+/// crashes its actor every time is given up after that many restarts.
+const MAX_ROUTING_ATTEMPTS: usize = 3;
+
+/// A live actor and where it lives.
+#[derive(Clone)]
+pub(crate) struct LiveEntry {
+    pub addr: Addr<UserActor>,
+    pub tier: UserTier,
+    pub shard: usize,
+}
+
+/// One registry shard, as the router sees it.
+#[derive(Clone)]
+pub(crate) struct ShardRef {
+    pub addr: Addr<Shard>,
+    pub counters: Arc<ShardCounters>,
+}
+
+/// Live actors by user id, and the shards by tier.
+#[derive(Default)]
+pub(crate) struct Directory {
+    live: DashMap<UserId, LiveEntry>,
+    shards: OnceLock<[Vec<ShardRef>; 4]>,
+}
+
+impl Directory {
+    pub(crate) fn set_shards(&self, shards: [Vec<ShardRef>; 4]) -> Result<(), EngineError> {
+        self.shards
+            .set(shards)
+            .map_err(|_| EngineError::Internal("shards already set".into()))
+    }
+
+    pub(crate) fn shards(&self) -> &[Vec<ShardRef>] {
+        self.shards.get().map(|s| s.as_slice()).unwrap_or(&[])
+    }
+
+    /// The shard that owns `id` within `tier`: `hash(id) % shards(tier)`.
+    pub(crate) fn shard_for(&self, tier: UserTier, id: UserId) -> Result<&ShardRef, EngineError> {
+        let list = self
+            .shards()
+            .get(tier.index())
+            .filter(|l| !l.is_empty())
+            .ok_or(EngineError::Unavailable)?;
+        let i = (id.shard_hash() % list.len() as u64) as usize;
+        Ok(&list[i])
+    }
+
+    pub(crate) fn get(&self, id: UserId) -> Option<LiveEntry> {
+        self.live.get(&id).map(|e| e.value().clone())
+    }
+
+    pub(crate) fn insert(&self, id: UserId, entry: LiveEntry) {
+        self.live.insert(id, entry);
+    }
+
+    pub(crate) fn remove_if_same(&self, id: UserId, addr: &Addr<UserActor>) {
+        self.live.remove_if(&id, |_, e| &e.addr == addr);
+    }
+
+    pub(crate) fn live_count(&self) -> usize {
+        self.live.len()
+    }
+}
+
+impl Engine {
+    /// The live actor of `id`, activating it through its owning shard if needed.
+    async fn resolve(&self, id: UserId) -> Result<Addr<UserActor>, EngineError> {
+        if let Some(e) = self.directory.get(id) {
+            return Ok(e.addr);
+        }
+        let mut tier = self.store.tier_of(id)?.ok_or(EngineError::NotFound)?;
+        for _ in 0..MAX_ROUTING_ATTEMPTS {
+            let shard = self.directory.shard_for(tier, id)?;
+            let (tx, rx) = oneshot::channel();
+            shard
+                .addr
+                .send(Activate { id, reply: tx })
+                .await
+                .map_err(|_| EngineError::Unavailable)?;
+            match rx.await.map_err(|_| EngineError::Unavailable)? {
+                Err(EngineError::WrongShard(actual)) => tier = actual,
+                other => return other,
+            }
+        }
+        Err(EngineError::Internal(format!(
+            "user {id} could not be routed"
+        )))
+    }
+
+    /// Delivers `msg` to the actor of `id` and returns its reply, re-routing when the
+    /// actor it found has stopped.
+    pub(crate) async fn call<M, R>(&self, id: UserId, msg: M) -> Result<R, EngineError>
+    where
+        M: Message<Result = Result<R, EngineError>> + Clone + Send + 'static,
+        R: Send + 'static,
+        UserActor: Handler<M>,
+        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
+    {
+        for _ in 0..MAX_ROUTING_ATTEMPTS {
+            let addr = self.resolve(id).await?;
+            match addr.send(msg.clone()).await {
+                Ok(reply) => return reply,
+                Err(MailboxError::Closed) => {
+                    // Stopped or crashed; forget it so the next resolve asks its shard.
+                    self.directory.remove_if_same(id, &addr);
+                    tokio::task::yield_now().await;
+                }
+                Err(MailboxError::Timeout) => return Err(EngineError::Unavailable),
+            }
+        }
+        Err(EngineError::Unavailable)
+    }
+}

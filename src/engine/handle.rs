@@ -1,0 +1,102 @@
+//! [`UserHandle`]: the typed, cloneable way to talk to one user's actor. Callers never see
+//! `Addr`, `MailboxError` or actix messages; every method returns our own `Result`, and
+//! the ones that change durable state return only after the group commit.
+
+use std::sync::Arc;
+
+use super::user_actor::{
+    ChangeTier, DeleteUser, GetProfile, ListSessions, RecordUsage, RevokeOtherSessions,
+    RevokeSession, UpdateProfile,
+};
+use super::{Engine, EngineError};
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
+use crate::domain::session::SessionView;
+use crate::domain::tier::UserTier;
+
+/// A handle on one user, live or passivated: the engine activates the actor on demand.
+#[derive(Clone)]
+pub struct UserHandle {
+    id: UserId,
+    engine: Arc<Engine>,
+}
+
+impl UserHandle {
+    pub(crate) fn new(id: UserId, engine: Arc<Engine>) -> Self {
+        Self { id, engine }
+    }
+
+    /// The user this handle addresses.
+    pub fn id(&self) -> UserId {
+        self.id
+    }
+
+    /// The current profile.
+    pub async fn profile(&self) -> Result<UserProfile, EngineError> {
+        self.engine.call(self.id, GetProfile).await
+    }
+
+    /// Applies a partial update; durable when it returns.
+    pub async fn update(&self, patch: ProfilePatch) -> Result<UserProfile, EngineError> {
+        let p = self.engine.call(self.id, UpdateProfile(patch)).await?;
+        self.engine.commit.commit().await?;
+        Ok(p)
+    }
+
+    /// Counts `delta` of a quota resource (negative frees); an accepted change is durable
+    /// when it returns, a refused one changes nothing.
+    pub async fn record_usage(
+        &self,
+        kind: QuotaKind,
+        delta: i64,
+    ) -> Result<QuotaDecision, EngineError> {
+        let d = self
+            .engine
+            .call(self.id, RecordUsage { kind, delta })
+            .await?;
+        if let QuotaDecision::Accepted { .. } = d {
+            self.engine.commit.commit().await?;
+        }
+        Ok(d)
+    }
+
+    /// Moves the user to `tier` (and so to that tier's registry); durable when it returns.
+    pub async fn change_tier(&self, tier: UserTier) -> Result<UserProfile, EngineError> {
+        let p = self.engine.call(self.id, ChangeTier(tier)).await?;
+        self.engine.commit.commit().await?;
+        Ok(p)
+    }
+
+    /// Live sessions.
+    pub async fn sessions(&self) -> Result<Vec<SessionView>, EngineError> {
+        self.engine.call(self.id, ListSessions).await
+    }
+
+    /// Revokes one session; durable when it returns. `false` if there was no such session.
+    pub async fn revoke_session(&self, session: SessionId) -> Result<bool, EngineError> {
+        let existed = self.engine.call(self.id, RevokeSession(session)).await?;
+        if existed {
+            self.engine.commit.commit().await?;
+        }
+        Ok(existed)
+    }
+
+    /// Revokes every session except `keep`; durable when it returns.
+    pub async fn revoke_other_sessions(
+        &self,
+        keep: Option<SessionId>,
+    ) -> Result<usize, EngineError> {
+        let n = self.engine.call(self.id, RevokeOtherSessions(keep)).await?;
+        if n > 0 {
+            self.engine.commit.commit().await?;
+        }
+        Ok(n)
+    }
+
+    /// Deletes the user, its sessions and its email claim; durable when it returns.
+    pub async fn delete(&self) -> Result<(), EngineError> {
+        self.engine.call(self.id, DeleteUser).await?;
+        self.engine.commit.commit().await?;
+        Ok(())
+    }
+}

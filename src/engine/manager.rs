@@ -1,0 +1,554 @@
+//! [`UserManager`]: the library's front door, mirroring the seed's API. The server, the
+//! CLI, tests and benches all go through it.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::directory::{Directory, ShardRef};
+use super::handle::UserHandle;
+use super::runtime::ActorRuntime;
+use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
+use super::state::UserState;
+use super::user_actor::{BeginLogin, FinishLogin, LoginDecision, SessionInfo, ValidateSession};
+use super::{Engine, EngineError};
+use crate::config::Config;
+use crate::domain::email::Email;
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile, new_profile};
+use crate::domain::session::{LoginContext, SessionView};
+use crate::domain::tier::UserTier;
+use crate::domain::time::{Clock, SystemClock, Timestamp};
+use crate::domain::validation::ValidationError;
+use crate::security::password::{PasswordHasher, hash_with};
+use crate::security::token::SessionToken;
+use crate::store::{CreateOutcome, GroupCommit, SledStore, Store, codec};
+
+use actix::Actor;
+
+/// The result of a login attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginOutcome {
+    /// Credentials accepted; a session was created and is durable.
+    Success(Box<LoginSuccess>),
+    /// Refused. The reason is for logs and metrics; clients must get one answer for all.
+    Denied(DenyReason),
+}
+
+/// A completed login (`{ "token", "expires_at", "user" }` on the wire).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoginSuccess {
+    /// The bearer token; shown once, never stored.
+    pub token: String,
+    /// The session's id.
+    #[serde(skip)]
+    pub session_id: SessionId,
+    /// When the session ends unless used.
+    pub expires_at: Timestamp,
+    /// The user's profile.
+    pub user: UserProfile,
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// Unknown email or wrong password (deliberately one reason).
+    InvalidCredentials,
+    /// Too many failures; the lock clears by itself.
+    Locked {
+        /// When the lock ends.
+        until: Timestamp,
+    },
+}
+
+/// Quota use against a tier limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaUse {
+    /// Used so far.
+    pub used: u64,
+    /// The tier's limit; `null` when unlimited.
+    pub limit: Option<u64>,
+}
+
+/// What `get_user_insights` reports today: activity, sessions and quota use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Insights {
+    /// The user.
+    pub user_id: UserId,
+    /// Current tier.
+    pub tier: UserTier,
+    /// Account creation.
+    pub member_since: Timestamp,
+    /// Whole days since creation.
+    pub account_age_days: u64,
+    /// Successful logins.
+    pub logins: u64,
+    /// Latest successful login.
+    pub last_login_at: Option<Timestamp>,
+    /// Live sessions.
+    pub active_sessions: usize,
+    /// Playlists against the tier limit.
+    pub playlists: QuotaUse,
+    /// Storage bytes against the tier limit.
+    pub storage_bytes: QuotaUse,
+    /// API requests per hour the tier allows; `null` when unlimited.
+    pub requests_per_hour: Option<u64>,
+    /// Features the tier unlocks.
+    pub features: Vec<String>,
+}
+
+/// One shard's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardStats {
+    /// The shard's tier.
+    pub tier: UserTier,
+    /// Its index within the tier.
+    pub index: usize,
+    /// Live actors.
+    pub resident: u64,
+    /// Activations from snapshots.
+    pub activations: u64,
+    /// Actors that left.
+    pub passivations: u64,
+    /// Crashed actors restarted.
+    pub restarts: u64,
+}
+
+/// What a start-up check of the store found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// Records that decoded.
+    pub ok: usize,
+    /// Users whose records did not, with the reason.
+    pub corrupt: Vec<(UserId, String)>,
+}
+
+/// The front door: creates, authenticates and manages users.
+#[derive(Clone)]
+pub struct UserManager {
+    engine: Arc<Engine>,
+    runtime: Arc<Mutex<Option<ActorRuntime>>>,
+}
+
+impl UserManager {
+    /// Opens the store in the configured data directory and starts the engine.
+    pub fn open(config: Config) -> Result<Self, EngineError> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// As [`UserManager::open`], reading time from `clock` (tests use a manual clock).
+    pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
+        let sled = SledStore::open(&config.store.data_dir, config.store.cache_bytes)?;
+        let data_file = config.store.fsync_data_file.then(|| sled.data_file());
+        let store: Arc<dyn Store> = Arc::new(sled);
+        let commit = GroupCommit::start(Arc::clone(&store), data_file)?;
+        let p = &config.passwords;
+        let hasher = PasswordHasher::start(p.params, p.workers, p.queue)?;
+        let counts = UserTier::ALL.map(|t| config.tier(t).arbiters);
+        let runtime = ActorRuntime::start(counts)?;
+        let engine = Arc::new(Engine {
+            config: Arc::new(config),
+            store,
+            commit,
+            clock,
+            hasher,
+            directory: Directory::default(),
+        });
+        let shards = UserTier::ALL.map(|tier| {
+            let arbiters = &runtime.arbiters[tier.index()];
+            (0..engine.config.tier(tier).shards)
+                .map(|i| {
+                    let counters = Arc::new(ShardCounters::default());
+                    let (e, c) = (Arc::clone(&engine), Arc::clone(&counters));
+                    let arbiter = &arbiters[i % arbiters.len()];
+                    let addr = Shard::start_in_arbiter(arbiter, move |_| Shard::new(tier, i, e, c));
+                    ShardRef { addr, counters }
+                })
+                .collect::<Vec<_>>()
+        });
+        engine.directory.set_shards(shards)?;
+        let manager = Self {
+            engine,
+            runtime: Arc::new(Mutex::new(Some(runtime))),
+        };
+        if manager.engine.config.store.verify_on_start {
+            let report = manager.verify_store();
+            for (user, reason) in &report.corrupt {
+                tracing::error!(%user, %reason, "unreadable user record; the user cannot log in until it is repaired");
+            }
+            tracing::info!(
+                users = report.ok,
+                corrupt = report.corrupt.len(),
+                "store verified"
+            );
+        }
+        Ok(manager)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.engine.config
+    }
+
+    /// Decodes every stored record and lists the ones that fail, by user id.
+    pub fn verify_store(&self) -> StoreReport {
+        let mut report = StoreReport::default();
+        for item in self.engine.store.scan_users() {
+            match item {
+                Ok((id, rec)) => match codec::decode::<UserState>(&rec) {
+                    Ok(_) => report.ok += 1,
+                    Err(e) => report.corrupt.push((id, e.to_string())),
+                },
+                Err(e) => tracing::error!(error = %e, "store scan failed"),
+            }
+        }
+        report
+    }
+
+    /// A handle on one user.
+    pub fn user(&self, id: UserId) -> UserHandle {
+        UserHandle::new(id, Arc::clone(&self.engine))
+    }
+
+    fn prepare_new(
+        &self,
+        email: &str,
+        tier: UserTier,
+        profile_data: &ProfilePatch,
+    ) -> Result<(Email, UserProfile), EngineError> {
+        let email =
+            Email::parse(email).map_err(|e| ValidationError::new("email", e.to_string()))?;
+        let tc = self.engine.config.tier(tier);
+        let now = self.engine.clock.now();
+        let profile = new_profile(
+            UserId::generate(),
+            email.clone(),
+            &tc.policy,
+            &tc.template,
+            profile_data,
+            now,
+        )?;
+        Ok((email, profile))
+    }
+
+    async fn store_new(
+        &self,
+        email: &Email,
+        profile: UserProfile,
+        phc: String,
+    ) -> Result<UserProfile, EngineError> {
+        let state = UserState::new(profile, phc);
+        let record = codec::encode(&state).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let p = state.profile;
+        match self
+            .engine
+            .store
+            .create_user(p.id, &email.normalized(), p.tier, &record)?
+        {
+            CreateOutcome::Created => {
+                self.engine.commit.commit().await?;
+                Ok(p)
+            }
+            CreateOutcome::EmailTaken => Err(EngineError::EmailTaken),
+        }
+    }
+
+    /// Creates a user: validates everything, hashes the password on the worker pool,
+    /// then claims the email and writes the user atomically. Durable when it returns.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        tier: UserTier,
+        profile_data: ProfilePatch,
+    ) -> Result<UserProfile, EngineError> {
+        let (email, profile) = self.prepare_new(email, tier, &profile_data)?;
+        let policy = self.engine.config.passwords.policy;
+        let (pw, em) = (password.to_owned(), email.clone());
+        let phc = self
+            .engine
+            .hasher
+            .run(move |argon| -> Result<String, EngineError> {
+                policy.check(&pw, &em)?;
+                Ok(hash_with(argon, &pw)?)
+            })
+            .await??;
+        self.store_new(&email, profile, phc).await
+    }
+
+    /// Creates a user from an existing argon2 PHC hash (bulk provisioning, migrations):
+    /// no hashing cost, and the password policy is the source system's business.
+    pub async fn import_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        tier: UserTier,
+        profile_data: ProfilePatch,
+    ) -> Result<UserProfile, EngineError> {
+        let parsed = argon2::password_hash::phc::PasswordHash::new(password_hash)
+            .map_err(|e| ValidationError::new("password_hash", format!("not a PHC string: {e}")))?;
+        if !parsed.algorithm.as_str().starts_with("argon2") {
+            return Err(ValidationError::new("password_hash", "must be an argon2 hash").into());
+        }
+        let (email, profile) = self.prepare_new(email, tier, &profile_data)?;
+        self.store_new(&email, profile, password_hash.to_owned())
+            .await
+    }
+
+    /// Checks credentials and, if they hold, opens a session. Unknown emails, wrong
+    /// passwords and locked accounts all cost one argon2 verification, so timing does not
+    /// tell them apart.
+    pub async fn authenticate_user(
+        &self,
+        email: &str,
+        password: &str,
+        context: LoginContext,
+    ) -> Result<LoginOutcome, EngineError> {
+        let context = context.sanitized()?;
+        let user = match Email::parse(email) {
+            Ok(e) => self.engine.store.lookup_email(&e.normalized())?,
+            Err(_) => None,
+        };
+        let ticket = match user {
+            Some(id) => match self.engine.call(id, BeginLogin).await {
+                Ok(t) => Some((id, t)),
+                Err(EngineError::NotFound) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let Some((id, ticket)) = ticket else {
+            self.engine.hasher.verify(password.to_owned(), None).await?;
+            return Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials));
+        };
+        let ok = self
+            .engine
+            .hasher
+            .verify(password.to_owned(), Some(ticket.password_hash))
+            .await?;
+        let finish = FinishLogin {
+            password_ok: ok,
+            credential_version: ticket.credential_version,
+            context,
+        };
+        match self.engine.call(id, finish).await? {
+            LoginDecision::Granted {
+                token,
+                expires_at,
+                profile,
+            } => {
+                self.engine.commit.commit().await?;
+                Ok(LoginOutcome::Success(Box::new(LoginSuccess {
+                    token: token.expose(),
+                    session_id: token.session_id(),
+                    expires_at,
+                    user: *profile,
+                })))
+            }
+            LoginDecision::Rejected => Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials)),
+            LoginDecision::Locked { until } => {
+                Ok(LoginOutcome::Denied(DenyReason::Locked { until }))
+            }
+        }
+    }
+
+    /// The profile of `id`.
+    pub async fn get_user(&self, id: UserId) -> Result<UserProfile, EngineError> {
+        self.user(id).profile().await
+    }
+
+    /// Applies a partial update (profile fields, `ai_preferences`, `security_settings`).
+    pub async fn update_user_profile(
+        &self,
+        id: UserId,
+        updates: ProfilePatch,
+    ) -> Result<UserProfile, EngineError> {
+        self.user(id).update(updates).await
+    }
+
+    /// Moves a user to another tier; its actor moves to that tier's registry.
+    pub async fn upgrade_user_tier(
+        &self,
+        id: UserId,
+        new_tier: UserTier,
+    ) -> Result<UserProfile, EngineError> {
+        self.user(id).change_tier(new_tier).await
+    }
+
+    /// Deletes a user.
+    pub async fn delete_user(&self, id: UserId) -> Result<(), EngineError> {
+        self.user(id).delete().await
+    }
+
+    /// Who a bearer token belongs to, if it is a live session. Malformed tokens and
+    /// unknown users are simply not valid.
+    pub async fn validate_session(&self, token: &str) -> Result<Option<SessionInfo>, EngineError> {
+        let Ok(token) = SessionToken::parse(token) else {
+            return Ok(None);
+        };
+        match self
+            .engine
+            .call(token.user_id(), ValidateSession(token))
+            .await
+        {
+            Err(EngineError::NotFound) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Counts quota usage (playlists, storage bytes) against the user's tier limit.
+    pub async fn record_usage(
+        &self,
+        id: UserId,
+        kind: QuotaKind,
+        delta: i64,
+    ) -> Result<QuotaDecision, EngineError> {
+        self.user(id).record_usage(kind, delta).await
+    }
+
+    /// The user's live sessions.
+    pub async fn list_sessions(&self, id: UserId) -> Result<Vec<SessionView>, EngineError> {
+        self.user(id).sessions().await
+    }
+
+    /// Revokes one session; `false` if it did not exist.
+    pub async fn revoke_session(
+        &self,
+        id: UserId,
+        session: SessionId,
+    ) -> Result<bool, EngineError> {
+        self.user(id).revoke_session(session).await
+    }
+
+    /// Activity, sessions and quota use of a user.
+    pub async fn get_user_insights(&self, id: UserId) -> Result<Insights, EngineError> {
+        let handle = self.user(id);
+        let p = handle.profile().await?;
+        let sessions = handle.sessions().await?.len();
+        let policy = &self.engine.config.tier(p.tier).policy;
+        let now = self.engine.clock.now();
+        Ok(Insights {
+            user_id: p.id,
+            tier: p.tier,
+            member_since: p.created_at,
+            account_age_days: now.since(p.created_at).as_secs() / 86_400,
+            logins: p.usage.logins,
+            last_login_at: p.usage.last_login_at,
+            active_sessions: sessions,
+            playlists: QuotaUse {
+                used: p.usage.playlists,
+                limit: policy.max_playlists.value(),
+            },
+            storage_bytes: QuotaUse {
+                used: p.usage.storage_bytes,
+                limit: policy.max_storage_bytes.value(),
+            },
+            requests_per_hour: policy.requests_per_hour.value(),
+            features: policy.features.clone(),
+        })
+    }
+
+    /// Where the user's actor lives now (tier and shard index), if it is live.
+    pub fn placement(&self, id: UserId) -> Option<(UserTier, usize)> {
+        self.engine.directory.get(id).map(|e| (e.tier, e.shard))
+    }
+
+    /// Live user actors.
+    pub fn live_users(&self) -> usize {
+        self.engine.directory.live_count()
+    }
+
+    /// Stored users.
+    pub fn user_count(&self) -> usize {
+        self.engine.store.user_count()
+    }
+
+    /// Per-shard figures.
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        let mut out = Vec::new();
+        for (t, list) in self.engine.directory.shards().iter().enumerate() {
+            for (i, s) in list.iter().enumerate() {
+                let c = &s.counters;
+                out.push(ShardStats {
+                    tier: UserTier::ALL[t],
+                    index: i,
+                    resident: c.resident.load(Ordering::Relaxed),
+                    activations: c.activations.load(Ordering::Relaxed),
+                    passivations: c.passivations.load(Ordering::Relaxed),
+                    restarts: c.restarts.load(Ordering::Relaxed),
+                });
+            }
+        }
+        out
+    }
+
+    /// Flushes issued and commits answered by the group committer.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        let s = self.engine.commit.stats();
+        (
+            s.flushes.load(Ordering::Relaxed),
+            s.commits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs every shard's sweep now: idle actors passivate, due snapshots are written.
+    /// Returns once every shard has sent its ticks (the actors handle them right after).
+    pub async fn sweep_now(&self) -> Result<(), EngineError> {
+        for list in self.engine.directory.shards() {
+            for s in list {
+                s.addr
+                    .send(SweepNow)
+                    .await
+                    .map_err(|_| EngineError::Unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshots every live actor, makes it durable and stops the engine. Waits at most
+    /// the configured shutdown timeout for the actors.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        let shards: Vec<_> = self
+            .engine
+            .directory
+            .shards()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let all = futures_util::future::join_all(shards.iter().map(|s| s.addr.send(PassivateAll)));
+        let timeout = self.engine.config.engine.shutdown_timeout;
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!(
+                ?timeout,
+                "shutdown snapshot timed out; soft state of some users may be older"
+            );
+        }
+        self.engine.commit.commit().await?;
+        let runtime = self.runtime.lock().map(|mut r| r.take()).unwrap_or(None);
+        if let Some(mut rt) = runtime {
+            // Joining the actor thread blocks; do it off the async worker.
+            tokio::task::spawn_blocking(move || rt.stop())
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Time source in use.
+    pub fn now(&self) -> Timestamp {
+        self.engine.clock.now()
+    }
+
+    /// For tests and benches: how long a `Duration` of the engine's passivation is.
+    pub fn passivate_after(&self) -> Duration {
+        self.engine.config.engine.passivate_after
+    }
+}

@@ -1,0 +1,98 @@
+//! The actor engine: one actor per live user, tier-sharded registries that own them, the
+//! directory that routes to them, and [`UserManager`], the library's front door.
+//!
+//! ```text
+//! UserManager ──▶ directory (dashmap: id → live actor) ──▶ UserActor mailbox
+//!                     │ miss
+//!                     ▼
+//!               shard[tier][hash(id) % n] ── activates from the store ──▶ UserActor
+//! ```
+
+pub mod directory;
+pub mod handle;
+pub mod manager;
+pub(crate) mod runtime;
+pub mod shard;
+pub mod state;
+pub mod user_actor;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+use crate::domain::time::Clock;
+use crate::domain::validation::ValidationError;
+use crate::security::password::{PasswordHasher, PoolError};
+use crate::store::{GroupCommit, Store, StoreError};
+
+pub use handle::UserHandle;
+pub use manager::{DenyReason, Insights, LoginOutcome, LoginSuccess, ShardStats, UserManager};
+pub use user_actor::SessionInfo;
+
+/// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
+/// the `Ok` side instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// The input breaks a rule; nothing was changed.
+    #[error("invalid {0}")]
+    Validation(#[from] ValidationError),
+    /// The email belongs to another account.
+    #[error("email is already registered")]
+    EmailTaken,
+    /// No such user.
+    #[error("user not found")]
+    NotFound,
+    /// The password pool is saturated; retry shortly.
+    #[error("server is at capacity, retry shortly")]
+    Overloaded,
+    /// The engine is stopping or a component is gone.
+    #[error("engine unavailable")]
+    Unavailable,
+    /// A user's stored record cannot be read.
+    #[error("stored record of user {user} is unreadable: {reason}")]
+    Corrupt {
+        /// The user.
+        user: UserId,
+        /// What is wrong with the record.
+        reason: String,
+    },
+    /// The store failed.
+    #[error("store failure: {0}")]
+    Store(String),
+    /// An activation reached the shard of another tier (internal re-routing signal).
+    #[error("user lives in the {0} tier")]
+    WrongShard(UserTier),
+    /// A bug or an unexpected failure; details are in the log.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        EngineError::Store(e.to_string())
+    }
+}
+
+impl From<PoolError> for EngineError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Overloaded => EngineError::Overloaded,
+            PoolError::Stopped => EngineError::Unavailable,
+            PoolError::Hash(m) => EngineError::Internal(m),
+        }
+    }
+}
+
+/// What every actor and the manager share.
+pub(crate) struct Engine {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub commit: GroupCommit,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+    pub directory: directory::Directory,
+}

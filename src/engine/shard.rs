@@ -1,0 +1,236 @@
+//! A registry shard: owns the live actors of the users that hash to it within one tier.
+//!
+//! The shard is the only place that starts a user actor, which is what makes activation
+//! single: it checks its map, and while a user's snapshot is loading (on the blocking
+//! pool, never on this Arbiter thread) further requests for that user queue behind the
+//! load. Actors leave by sending [`Stopped`] before they stop, so an activation that
+//! arrives after an actor's final snapshot is processed after its departure and reads
+//! that snapshot. A crashed (panicked) actor is noticed by its closed mailbox and
+//! restarted from its last snapshot on the next request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+use tokio::sync::oneshot;
+
+use super::directory::LiveEntry;
+use super::state::UserState;
+use super::user_actor::{Passivate, Tick, UserActor};
+use super::{Engine, EngineError};
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+use crate::store::codec;
+
+/// Counters a shard keeps for operators; read without messaging the shard.
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    /// Actors live now.
+    pub resident: AtomicU64,
+    /// Actors started from a snapshot.
+    pub activations: AtomicU64,
+    /// Actors that left (idle passivation, tier change, deletion, shutdown).
+    pub passivations: AtomicU64,
+    /// Actors found crashed and restarted.
+    pub restarts: AtomicU64,
+}
+
+type Reply = oneshot::Sender<Result<Addr<UserActor>, EngineError>>;
+
+/// Asks for the live actor of a user, starting it if needed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Activate {
+    pub id: UserId,
+    pub reply: Reply,
+}
+
+/// Sent by an actor just before it stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Stopped {
+    pub id: UserId,
+    pub addr: Addr<UserActor>,
+}
+
+/// Runs a sweep now (tests and operators; the shard also sweeps on its own timer).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SweepNow;
+
+/// Passivates every live actor and replies when all have written their snapshots.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct PassivateAll;
+
+/// The shard actor.
+pub(crate) struct Shard {
+    tier: UserTier,
+    index: usize,
+    engine: Arc<Engine>,
+    users: HashMap<UserId, Addr<UserActor>>,
+    loading: HashMap<UserId, Vec<Reply>>,
+    counters: Arc<ShardCounters>,
+}
+
+impl Shard {
+    pub(crate) fn new(
+        tier: UserTier,
+        index: usize,
+        engine: Arc<Engine>,
+        counters: Arc<ShardCounters>,
+    ) -> Self {
+        Self {
+            tier,
+            index,
+            engine,
+            users: HashMap::new(),
+            loading: HashMap::new(),
+            counters,
+        }
+    }
+
+    fn set_resident(&self) {
+        self.counters
+            .resident
+            .store(self.users.len() as u64, Ordering::Relaxed);
+    }
+
+    fn forget(&mut self, id: UserId, addr: &Addr<UserActor>) {
+        if self.users.get(&id) == Some(addr) {
+            self.users.remove(&id);
+        }
+        self.engine.directory.remove_if_same(id, addr);
+        self.set_resident();
+    }
+
+    fn finish_load(
+        &mut self,
+        id: UserId,
+        loaded: Result<UserState, EngineError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let waiters = self.loading.remove(&id).unwrap_or_default();
+        let result = loaded.and_then(|state| {
+            if state.profile.tier != self.tier {
+                // The user changed tier since the route was read; the caller retries there.
+                return Err(EngineError::WrongShard(state.profile.tier));
+            }
+            let engine = Arc::clone(&self.engine);
+            let shard = ctx.address();
+            let addr = UserActor::create(move |_| UserActor::new(state, engine, shard));
+            self.users.insert(id, addr.clone());
+            self.engine.directory.insert(
+                id,
+                LiveEntry {
+                    addr: addr.clone(),
+                    tier: self.tier,
+                    shard: self.index,
+                },
+            );
+            self.counters.activations.fetch_add(1, Ordering::Relaxed);
+            self.set_resident();
+            Ok(addr)
+        });
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+
+    fn sweep(&mut self) {
+        let crashed: Vec<(UserId, Addr<UserActor>)> = self
+            .users
+            .iter()
+            .filter(|(_, a)| !a.connected())
+            .map(|(id, a)| (*id, a.clone()))
+            .collect();
+        for (id, addr) in crashed {
+            self.forget(id, &addr);
+        }
+        for addr in self.users.values() {
+            addr.do_send(Tick);
+        }
+    }
+}
+
+/// Reads and decodes a user's snapshot; blocking, so it runs on the blocking pool.
+fn load(engine: &Engine, id: UserId) -> Result<UserState, EngineError> {
+    let record = engine.store.load_user(id)?.ok_or(EngineError::NotFound)?;
+    codec::decode::<UserState>(&record).map_err(|e| {
+        tracing::error!(user = %id, error = %e, "unreadable snapshot record");
+        EngineError::Corrupt {
+            user: id,
+            reason: e.to_string(),
+        }
+    })
+}
+
+impl Actor for Shard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.engine.config.engine.sweep_interval, |act, _| {
+            act.sweep()
+        });
+    }
+}
+
+impl Handler<Activate> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: Activate, ctx: &mut Context<Self>) {
+        if let Some(addr) = self.users.get(&msg.id) {
+            if addr.connected() {
+                let _ = msg.reply.send(Ok(addr.clone()));
+                return;
+            }
+            // Its mailbox closed without a goodbye: the actor panicked.
+            let addr = addr.clone();
+            tracing::warn!(user = %msg.id, tier = %self.tier, shard = self.index, "restarting crashed user actor");
+            self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            self.forget(msg.id, &addr);
+        }
+        if let Some(waiters) = self.loading.get_mut(&msg.id) {
+            waiters.push(msg.reply);
+            return;
+        }
+        self.loading.insert(msg.id, vec![msg.reply]);
+        let engine = Arc::clone(&self.engine);
+        let id = msg.id;
+        let task = async move {
+            tokio::task::spawn_blocking(move || load(&engine, id))
+                .await
+                .unwrap_or_else(|e| Err(EngineError::Internal(format!("snapshot load task: {e}"))))
+        };
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(task)
+                .map(move |loaded, act, ctx| act.finish_load(id, loaded, ctx)),
+        );
+    }
+}
+
+impl Handler<Stopped> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: Stopped, _: &mut Context<Self>) {
+        self.counters.passivations.fetch_add(1, Ordering::Relaxed);
+        self.forget(msg.id, &msg.addr);
+    }
+}
+
+impl Handler<SweepNow> for Shard {
+    type Result = ();
+    fn handle(&mut self, _: SweepNow, _: &mut Context<Self>) {
+        self.sweep();
+    }
+}
+
+impl Handler<PassivateAll> for Shard {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: PassivateAll, _: &mut Context<Self>) -> Self::Result {
+        let sends: Vec<_> = self.users.values().map(|a| a.send(Passivate)).collect();
+        Box::pin(async move {
+            join_all(sends).await;
+        })
+    }
+}

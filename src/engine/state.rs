@@ -1,0 +1,203 @@
+//! A user's complete state, as held by its actor and written in its snapshot, with the
+//! rules that change it. Plain data: every rule takes `now`, so it is tested without
+//! actors or clocks.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::SessionId;
+use crate::domain::lockout::FailureState;
+use crate::domain::profile::UserProfile;
+use crate::domain::session::{LoginContext, Session};
+use crate::domain::tier::TierPolicy;
+use crate::domain::time::Timestamp;
+use crate::security::token::SessionToken;
+
+/// Devices remembered per user (for new-device checks), most recent last.
+pub const MAX_KNOWN_DEVICES: usize = 32;
+
+/// Everything Roster keeps about one user. This is the snapshot payload: change it only
+/// together with a new codec format version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserState {
+    /// The profile clients see.
+    pub profile: UserProfile,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Bumped whenever the password changes, so a login verified against an older hash
+    /// cannot complete.
+    pub credential_version: u64,
+    /// Live sessions.
+    pub sessions: Vec<Session>,
+    /// Failed-login record (soft state).
+    pub failures: FailureState,
+    /// Device ids seen at successful logins (soft state).
+    pub known_devices: Vec<String>,
+}
+
+impl UserState {
+    /// The state of a freshly created user.
+    pub fn new(profile: UserProfile, password_hash: String) -> Self {
+        Self {
+            profile,
+            password_hash,
+            credential_version: 1,
+            sessions: Vec::new(),
+            failures: FailureState::default(),
+            known_devices: Vec::new(),
+        }
+    }
+
+    /// Idle timeout of new sessions: the user's own setting, capped by the tier.
+    pub fn session_idle_timeout(&self, policy: &TierPolicy) -> Duration {
+        let own = Duration::from_secs(
+            u64::from(self.profile.security_settings.session_timeout_minutes) * 60,
+        );
+        own.min(policy.session_idle_timeout)
+    }
+
+    /// Drops expired sessions; reports whether any were dropped.
+    pub fn prune_sessions(&mut self, now: Timestamp) -> bool {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| s.is_active(now));
+        self.sessions.len() != before
+    }
+
+    /// Records a successful login: a new session for `token`, the oldest sessions
+    /// dropped beyond `max_sessions`, the failure record cleared.
+    pub fn start_session(
+        &mut self,
+        token: &SessionToken,
+        context: LoginContext,
+        policy: &TierPolicy,
+        max_sessions: usize,
+        now: Timestamp,
+    ) -> Session {
+        self.prune_sessions(now);
+        let session = Session {
+            id: token.session_id(),
+            secret_hash: token.secret_hash(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus(policy.session_absolute_lifetime),
+            idle_timeout_ms: u64::try_from(self.session_idle_timeout(policy).as_millis())
+                .unwrap_or(u64::MAX),
+            context,
+        };
+        if let Some(device) = &session.context.device_id {
+            self.known_devices.retain(|d| d != device);
+            self.known_devices.push(device.clone());
+            let excess = self.known_devices.len().saturating_sub(MAX_KNOWN_DEVICES);
+            self.known_devices.drain(..excess);
+        }
+        self.sessions.push(session.clone());
+        let excess = self.sessions.len().saturating_sub(max_sessions);
+        self.sessions.drain(..excess);
+        self.failures.reset();
+        self.profile.usage.logins += 1;
+        self.profile.usage.last_login_at = Some(now);
+        session
+    }
+
+    /// The session `token` opens, if it is live at `now`; marks it used.
+    pub fn check_session(&mut self, token: &SessionToken, now: Timestamp) -> Option<&Session> {
+        let s = self
+            .sessions
+            .iter_mut()
+            .find(|s| s.id == token.session_id())?;
+        if !token.matches(&s.secret_hash) || !s.is_active(now) {
+            return None;
+        }
+        s.last_seen_at = now;
+        Some(s)
+    }
+
+    /// Removes one session; reports whether it existed.
+    pub fn revoke(&mut self, id: SessionId) -> bool {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| s.id != id);
+        self.sessions.len() != before
+    }
+
+    /// Removes every session but `keep`; returns how many went.
+    pub fn revoke_all_except(&mut self, keep: Option<SessionId>) -> usize {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| Some(s.id) == keep);
+        before - self.sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::email::Email;
+    use crate::domain::ids::UserId;
+    use crate::domain::profile::tests::{policy, template};
+    use crate::domain::profile::{ProfilePatch, new_profile};
+    use crate::domain::tier::UserTier;
+
+    pub(crate) fn state(now: Timestamp) -> UserState {
+        let p = new_profile(
+            UserId::generate(),
+            Email::parse("a@b.io").unwrap(),
+            &policy(UserTier::Free, &[]),
+            &template(),
+            &ProfilePatch::default(),
+            now,
+        )
+        .unwrap();
+        UserState::new(p, "$argon2id$fake".into())
+    }
+
+    #[test]
+    fn sessions_start_check_and_revoke() {
+        let t = Timestamp::from_millis(1_000_000_000);
+        let mut s = state(t);
+        let pol = policy(UserTier::Free, &[]);
+        let tok = SessionToken::issue(s.profile.id);
+        let ctx = LoginContext {
+            device_id: Some("phone".into()),
+            ..Default::default()
+        };
+        s.start_session(&tok, ctx, &pol, 8, t);
+        assert_eq!(s.profile.usage.logins, 1);
+        assert_eq!(s.known_devices, vec!["phone".to_string()]);
+        let later = t.plus(Duration::from_secs(60));
+        assert_eq!(
+            s.check_session(&tok, later).map(|x| x.last_seen_at),
+            Some(later)
+        );
+        let forged = SessionToken::issue(s.profile.id);
+        assert!(s.check_session(&forged, later).is_none());
+        assert!(s.revoke(tok.session_id()));
+        assert!(s.check_session(&tok, later).is_none());
+        assert!(!s.revoke(tok.session_id()));
+    }
+
+    #[test]
+    fn idle_timeout_is_the_smaller_of_user_and_tier() {
+        let t = Timestamp::from_millis(1_000_000_000);
+        let mut s = state(t);
+        let pol = policy(UserTier::Free, &[]); // tier: 1 hour
+        assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(3600));
+        s.profile.security_settings.session_timeout_minutes = 5;
+        assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn oldest_sessions_give_way_beyond_the_cap() {
+        let t = Timestamp::from_millis(1_000_000_000);
+        let mut s = state(t);
+        let pol = policy(UserTier::Free, &[]);
+        let toks: Vec<_> = (0..5).map(|_| SessionToken::issue(s.profile.id)).collect();
+        for tok in &toks {
+            s.start_session(tok, LoginContext::default(), &pol, 3, t);
+        }
+        assert_eq!(s.sessions.len(), 3);
+        assert!(s.check_session(&toks[0], t).is_none());
+        assert!(s.check_session(&toks[4], t).is_some());
+        assert_eq!(s.revoke_all_except(Some(toks[4].session_id())), 2);
+        assert_eq!(s.sessions.len(), 1);
+    }
+}

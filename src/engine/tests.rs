@@ -1,0 +1,81 @@
+//! Engine tests that need to reach inside: crashing an actor on purpose.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::user_actor::Crash;
+use super::{EngineError, UserManager};
+use crate::config::{Config, DEFAULT_TOML, parse_toml};
+use crate::domain::profile::ProfilePatch;
+use crate::domain::tier::UserTier;
+use crate::domain::time::{ManualClock, Timestamp};
+
+const PW: &str = "correct horse battery staple";
+
+fn config(dir: &std::path::Path) -> Config {
+    let layers = vec![
+        parse_toml("default", DEFAULT_TOML).unwrap(),
+        parse_toml("test", include_str!("../../config/test.toml")).unwrap(),
+        parse_toml(
+            "here",
+            &format!(
+                "[store]\ndata_dir = {:?}\n[tiers.free]\nshards = 1\n",
+                dir.display().to_string()
+            ),
+        )
+        .unwrap(),
+    ];
+    Config::from_layers(layers).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_actor_restarts_from_its_snapshot_and_its_shard_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let m = UserManager::open_with_clock(config(dir.path()), Arc::new(clock)).unwrap();
+    let a = m
+        .create_user("a@x.io", PW, UserTier::Free, ProfilePatch::default())
+        .await
+        .unwrap();
+    let b = m
+        .create_user("b@x.io", PW, UserTier::Free, ProfilePatch::default())
+        .await
+        .unwrap();
+    let named = ProfilePatch {
+        display_name: Some("Saved Name".into()),
+        ..Default::default()
+    };
+    m.update_user_profile(a.id, named).await.unwrap();
+    m.get_user(b.id).await.unwrap();
+    assert_eq!(m.placement(a.id), m.placement(b.id), "one shard holds both");
+
+    let addr = m.engine().directory.get(a.id).unwrap().addr;
+    let crashed = addr.send(Crash).await;
+    assert!(crashed.is_err(), "the crash closes the mailbox");
+
+    // The neighbour on the same shard keeps answering.
+    assert_eq!(m.get_user(b.id).await.unwrap().id, b.id);
+    // The crashed user comes back with its last durable state, not the unsaved change.
+    let back = m.get_user(a.id).await.unwrap();
+    assert_eq!(back.display_name, "Saved Name");
+    let restarts: u64 = m.shard_stats().iter().map(|s| s.restarts).sum();
+    assert_eq!(restarts, 1);
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_on_a_deleted_user_say_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = UserManager::open(config(dir.path())).unwrap();
+    let a = m
+        .create_user("gone@x.io", PW, UserTier::Premium, ProfilePatch::default())
+        .await
+        .unwrap();
+    m.delete_user(a.id).await.unwrap();
+    assert_eq!(m.get_user(a.id).await, Err(EngineError::NotFound));
+    assert_eq!(m.delete_user(a.id).await, Err(EngineError::NotFound));
+    tokio::time::timeout(Duration::from_secs(10), m.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+}

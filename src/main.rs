@@ -1,0 +1,107 @@
+//! The `roster` binary: parses the command line, loads config, sets up tracing and calls
+//! into the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use roster::{Config, UserManager};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "roster", version, about = "User-management engine and server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the engine and serve it.
+    Serve {
+        /// Config file layered over the embedded default (only the keys it sets).
+        #[arg(long, env = "ROSTER_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8080; port 0 picks one).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ROSTER_LOG")
+                .or_else(|_| EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            if let Some(d) = data_dir {
+                cfg.store.data_dir = d;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("roster-io")
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(serve(cfg))
+        }
+    }
+}
+
+/// Opens the engine, serves HTTP until SIGTERM or Ctrl-C, then drains and snapshots.
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let listen = cfg.server.listen;
+    let data_dir = cfg.store.data_dir.clone();
+    let manager = tokio::task::spawn_blocking(move || UserManager::open(cfg))
+        .await?
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %data_dir.display(), users = manager.user_count(), "listening on {addr}");
+    axum::serve(listener, roster::api::app(manager.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: writing snapshots");
+    manager.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

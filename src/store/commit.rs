@@ -1,0 +1,160 @@
+//! Group commit: many callers waiting for durability share one flush.
+//!
+//! A caller writes its change to the store, then awaits [`GroupCommit::commit`]. A single
+//! flusher thread takes every waiter queued so far, runs one [`Store::flush`], and
+//! answers them all. A waiter that arrives during a flush waits for the next one, which
+//! starts after its write, so every acknowledged write is covered by a completed flush.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use tokio::sync::oneshot;
+
+use super::{Store, StoreError};
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// Counters of the flusher's work, for benches and metrics.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Flushes run.
+    pub flushes: AtomicU64,
+    /// Waiters answered.
+    pub commits: AtomicU64,
+}
+
+/// A handle to the flusher thread; cloning shares it. Dropping the last handle stops
+/// the thread and waits for it, so the store is released when the engine is.
+#[derive(Clone)]
+pub struct GroupCommit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    waiters: Option<Sender<Waiter>>,
+    thread: Option<thread::JoinHandle<()>>,
+    stats: Arc<CommitStats>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.waiters.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl GroupCommit {
+    /// Starts the flusher over `store`. With `sync_data_file`, each flush is followed by an
+    /// `fdatasync` of that file, for durability across power loss.
+    pub fn start(
+        store: Arc<dyn Store>,
+        sync_data_file: Option<std::path::PathBuf>,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = unbounded::<Waiter>();
+        let stats = Arc::new(CommitStats::default());
+        let s = Arc::clone(&stats);
+        let thread = thread::Builder::new()
+            .name("roster-flush".into())
+            .spawn(move || flusher(store, sync_data_file, rx, s))
+            .map_err(|e| StoreError::Io(format!("cannot start flusher: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                waiters: Some(tx),
+                thread: Some(thread),
+                stats,
+            }),
+        })
+    }
+
+    /// Resolves once every store write made before this call is durable.
+    pub async fn commit(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .waiters
+            .as_ref()
+            .ok_or_else(|| StoreError::Io("flusher has stopped".into()))?
+            .send(tx)
+            .map_err(|_| StoreError::Io("flusher has stopped".into()))?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Io(e)),
+            Err(_) => Err(StoreError::Io("flusher has stopped".into())),
+        }
+    }
+
+    /// The flusher's counters.
+    pub fn stats(&self) -> &CommitStats {
+        &self.inner.stats
+    }
+}
+
+fn flusher(
+    store: Arc<dyn Store>,
+    data_file: Option<std::path::PathBuf>,
+    rx: Receiver<Waiter>,
+    stats: Arc<CommitStats>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let result = store.flush().and_then(|_| match &data_file {
+            Some(path) => std::fs::File::open(path)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| StoreError::Io(format!("fdatasync {}: {e}", path.display()))),
+            None => Ok(()),
+        });
+        if let Err(e) = &result {
+            tracing::error!(error = %e, waiters = batch.len(), "store flush failed");
+        }
+        stats.flushes.fetch_add(1, Ordering::Relaxed);
+        stats
+            .commits
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let answer = result.map(|_| ()).map_err(|e| e.to_string());
+        for w in batch {
+            let _ = w.send(answer.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::UserId;
+    use crate::store::SledStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_share_flushes_and_each_sees_its_write_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+        let gc = GroupCommit::start(Arc::clone(&store), None).unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (gc, store) = (gc.clone(), Arc::clone(&store));
+                tokio::spawn(async move {
+                    let id = UserId::generate();
+                    store.save_user(id, b"record").unwrap();
+                    gc.commit().await.unwrap();
+                    id
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        let flushes = gc.stats().flushes.load(Ordering::Relaxed);
+        assert_eq!(gc.stats().commits.load(Ordering::Relaxed), 200);
+        assert!((1..=200).contains(&flushes));
+        drop(gc);
+        drop(store); // the flusher released its handle when `gc` was dropped
+        let reopened = SledStore::open(dir.path(), 1 << 20).unwrap();
+        for id in ids {
+            assert!(reopened.load_user(id).unwrap().is_some());
+        }
+    }
+}

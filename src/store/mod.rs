@@ -1,0 +1,89 @@
+//! Persistence: the snapshot codec, the [`Store`] trait with its sled implementation, and
+//! group commit.
+//!
+//! The store holds bytes; it does not know what a user's state looks like. The engine
+//! encodes state with [`codec`] and decides when a write must be durable.
+
+pub mod codec;
+pub mod commit;
+pub mod sled_store;
+
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+
+pub use codec::CodecError;
+pub use commit::GroupCommit;
+pub use sled_store::SledStore;
+
+/// A failure of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded database failed (I/O, corruption it detected).
+    #[error("store I/O: {0}")]
+    Io(String),
+    /// A routing entry is not what this version writes.
+    #[error("corrupt index entry for user {user}: {reason}")]
+    CorruptIndex {
+        /// The user whose entry is bad.
+        user: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+/// The result of an attempt to create a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The user and its email claim were written.
+    Created,
+    /// Another user already holds the email; nothing was written.
+    EmailTaken,
+}
+
+/// Every stored user with its snapshot record, in id order.
+pub type UserScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Vec<u8>), StoreError>> + 'a>;
+
+/// Durable storage of user snapshots and the indexes that route to them.
+///
+/// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
+/// that owe a client durability go through [`GroupCommit`]. Every multi-key change is
+/// atomic: after a crash either all of it or none of it is there.
+pub trait Store: Send + Sync + 'static {
+    /// A user's snapshot record, if the user exists.
+    fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The tier whose registry owns the user, if the user exists.
+    fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError>;
+    /// The user that holds a normalised email.
+    fn lookup_email(&self, email_key: &str) -> Result<Option<UserId>, StoreError>;
+    /// Writes a new user and claims its email, atomically; refuses a taken email.
+    fn create_user(
+        &self,
+        id: UserId,
+        email_key: &str,
+        tier: UserTier,
+        record: &[u8],
+    ) -> Result<CreateOutcome, StoreError>;
+    /// Overwrites a user's snapshot.
+    fn save_user(&self, id: UserId, record: &[u8]) -> Result<(), StoreError>;
+    /// Overwrites a user's snapshot and its tier route, atomically.
+    fn save_user_with_tier(
+        &self,
+        id: UserId,
+        tier: UserTier,
+        record: &[u8],
+    ) -> Result<(), StoreError>;
+    /// Removes a user, its routes and its email claim, and leaves a tombstone.
+    fn delete_user(&self, id: UserId, email_key: &str) -> Result<(), StoreError>;
+    /// Every stored user id with its record.
+    fn scan_users(&self) -> UserScan<'_>;
+    /// Number of stored users.
+    fn user_count(&self) -> usize;
+    /// Blocks until every write before the call is durable. Returns bytes flushed.
+    fn flush(&self) -> Result<usize, StoreError>;
+}

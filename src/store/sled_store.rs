@@ -1,0 +1,225 @@
+//! The embedded default store: one sled tree with prefixed keys.
+//!
+//! Keys: `u<id>` → snapshot record, `t<id>` → tier byte (the route to the owning
+//! registry), `e<normalised email>` → id, `x<id>` → tombstone (deletion time). Keeping
+//! them in one tree lets a user's record and its routes change in one atomic batch.
+//!
+//! Known limit (DESIGN.md): sled 0.34 flushes with `sync_file_range`, which survives a
+//! process crash but is no power-loss barrier; [`super::GroupCommit`] can follow each flush
+//! with an `fdatasync` of [`SledStore::data_file`].
+
+use std::path::{Path, PathBuf};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Batch, Tree};
+
+use super::{CreateOutcome, Store, StoreError, UserScan};
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+
+const USER: u8 = b'u';
+const TIER: u8 = b't';
+const EMAIL: u8 = b'e';
+const TOMBSTONE: u8 = b'x';
+
+/// sled in a data directory.
+pub struct SledStore {
+    db: sled::Db,
+    tree: Tree,
+    dir: PathBuf,
+}
+
+fn id_key(prefix: u8, id: UserId) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = prefix;
+    k[1..].copy_from_slice(id.as_bytes());
+    k
+}
+
+fn email_key(email: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(email.len() + 1);
+    k.push(EMAIL);
+    k.extend_from_slice(email.as_bytes());
+    k
+}
+
+fn tier_byte(t: UserTier) -> u8 {
+    t.index() as u8
+}
+
+fn id_from(user_key: &[u8]) -> Option<UserId> {
+    let bytes: [u8; 16] = user_key.get(1..17)?.try_into().ok()?;
+    Some(UserId::from_bytes(bytes))
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("create {}: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .cache_capacity(cache_bytes)
+            // Durability comes from our group commit, not a timer.
+            .flush_every_ms(None)
+            .open()?;
+        let tree = db.open_tree("roster")?;
+        Ok(Self {
+            db,
+            tree,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// sled's data file, for an extra `fdatasync` after each flush.
+    pub fn data_file(&self) -> PathBuf {
+        self.dir.join("sled").join("db")
+    }
+}
+
+impl Store for SledStore {
+    fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(id_key(USER, id))?.map(|v| v.to_vec()))
+    }
+
+    fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError> {
+        let Some(v) = self.tree.get(id_key(TIER, id))? else {
+            return Ok(None);
+        };
+        match v.as_ref() {
+            [b] => UserTier::ALL
+                .get(usize::from(*b))
+                .copied()
+                .map(Some)
+                .ok_or_else(|| StoreError::CorruptIndex {
+                    user: id.to_string(),
+                    reason: format!("unknown tier byte {b}"),
+                }),
+            other => Err(StoreError::CorruptIndex {
+                user: id.to_string(),
+                reason: format!("tier entry of {} bytes", other.len()),
+            }),
+        }
+    }
+
+    fn lookup_email(&self, email: &str) -> Result<Option<UserId>, StoreError> {
+        let Some(v) = self.tree.get(email_key(email))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 16] = v
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::CorruptIndex {
+                user: format!("<email index, {} bytes>", v.len()),
+                reason: "email entry is not a user id".into(),
+            })?;
+        Ok(Some(UserId::from_bytes(bytes)))
+    }
+
+    fn create_user(
+        &self,
+        id: UserId,
+        email: &str,
+        tier: UserTier,
+        record: &[u8],
+    ) -> Result<CreateOutcome, StoreError> {
+        let ekey = email_key(email);
+        // A serializable transaction: of concurrent creates with one email, exactly one
+        // sees the key absent and commits; the others abort with EmailTaken.
+        let result = self.tree.transaction(|tx| {
+            if tx.get(&ekey)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(()));
+            }
+            tx.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
+            tx.insert(id_key(USER, id).as_slice(), record)?;
+            tx.insert(id_key(TIER, id).as_slice(), &[tier_byte(tier)][..])?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(CreateOutcome::Created),
+            Err(TransactionError::Abort(())) => Ok(CreateOutcome::EmailTaken),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn save_user(&self, id: UserId, record: &[u8]) -> Result<(), StoreError> {
+        self.tree.insert(id_key(USER, id), record)?;
+        Ok(())
+    }
+
+    fn save_user_with_tier(
+        &self,
+        id: UserId,
+        tier: UserTier,
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut b = Batch::default();
+        b.insert(&id_key(USER, id), record);
+        b.insert(&id_key(TIER, id), &[tier_byte(tier)]);
+        self.tree.apply_batch(b)?;
+        Ok(())
+    }
+
+    fn delete_user(&self, id: UserId, email: &str) -> Result<(), StoreError> {
+        let mut b = Batch::default();
+        b.remove(&id_key(USER, id));
+        b.remove(&id_key(TIER, id));
+        b.remove(email_key(email));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        b.insert(&id_key(TOMBSTONE, id), &now.to_le_bytes());
+        self.tree.apply_batch(b)?;
+        Ok(())
+    }
+
+    fn scan_users(&self) -> UserScan<'_> {
+        Box::new(self.tree.scan_prefix([USER]).filter_map(|kv| match kv {
+            Ok((k, v)) => id_from(&k).map(|id| Ok((id, v.to_vec()))),
+            Err(e) => Some(Err(e.into())),
+        }))
+    }
+
+    fn user_count(&self) -> usize {
+        self.tree.scan_prefix([TIER]).count()
+    }
+
+    fn flush(&self) -> Result<usize, StoreError> {
+        Ok(self.db.flush()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_claims_the_email_once_and_delete_frees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let a = UserId::generate();
+        let b = UserId::generate();
+        assert_eq!(
+            s.create_user(a, "x@y.io", UserTier::Free, b"ra").unwrap(),
+            CreateOutcome::Created
+        );
+        assert_eq!(
+            s.create_user(b, "x@y.io", UserTier::Vip, b"rb").unwrap(),
+            CreateOutcome::EmailTaken
+        );
+        assert_eq!(s.load_user(b).unwrap(), None, "loser wrote nothing");
+        assert_eq!(s.lookup_email("x@y.io").unwrap(), Some(a));
+        assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Free));
+        s.save_user_with_tier(a, UserTier::Premium, b"ra2").unwrap();
+        assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Premium));
+        assert_eq!(s.load_user(a).unwrap().as_deref(), Some(&b"ra2"[..]));
+        assert_eq!(s.user_count(), 1);
+        s.delete_user(a, "x@y.io").unwrap();
+        assert_eq!(s.lookup_email("x@y.io").unwrap(), None);
+        assert_eq!(s.load_user(a).unwrap(), None);
+        assert_eq!(s.tier_of(a).unwrap(), None);
+        assert_eq!(s.scan_users().count(), 0);
+        s.flush().unwrap();
+    }
+}

@@ -1,0 +1,107 @@
+//! Concurrency: one winner per email, and no lost updates on one user.
+
+use std::collections::HashSet;
+
+use roster::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind};
+use roster::domain::settings::AIPreferencesPatch;
+use roster::{EngineError, UserTier};
+
+use crate::support::{PW, open};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_creates_over_fifty_emails_make_fifty_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let m = m.clone();
+            // Vary case too: the index is case-insensitive.
+            let email = if i % 2 == 0 {
+                format!("fan{}@example.com", i % 50)
+            } else {
+                format!("FAN{}@Example.com", i % 50)
+            };
+            tokio::spawn(async move {
+                m.create_user(&email, PW, UserTier::Free, ProfilePatch::default())
+                    .await
+            })
+        })
+        .collect();
+    let (mut created, mut taken) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(p) => created.push(p),
+            Err(EngineError::EmailTaken) => taken += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(created.len(), 50);
+    assert_eq!(taken, 950);
+    let emails: HashSet<_> = created.iter().map(|p| p.email.normalized()).collect();
+    assert_eq!(emails.len(), 50);
+    assert_eq!(m.user_count(), 50);
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_to_one_user_lose_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let u = m
+        .create_user(
+            "busy@example.com",
+            PW,
+            UserTier::Premium,
+            ProfilePatch::default(),
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..300u32 {
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            // Three kinds of change interleave: counted usage, and two disjoint fields.
+            match i % 3 {
+                0 => {
+                    let d = m
+                        .record_usage(u.id, QuotaKind::StorageBytes, 1000)
+                        .await
+                        .unwrap();
+                    assert!(matches!(d, QuotaDecision::Accepted { .. }));
+                }
+                1 => {
+                    let p = ProfilePatch {
+                        display_name: Some(format!("name-{i}")),
+                        ..Default::default()
+                    };
+                    m.update_user_profile(u.id, p).await.unwrap();
+                }
+                _ => {
+                    let p = ProfilePatch {
+                        ai_preferences: Some(AIPreferencesPatch {
+                            learning_rate: Some(f64::from(i) / 1000.0),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    };
+                    m.update_user_profile(u.id, p).await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let p = m.get_user(u.id).await.unwrap();
+    assert_eq!(
+        p.usage.storage_bytes,
+        100 * 1000,
+        "every counted change is there"
+    );
+    assert!(
+        p.display_name.starts_with("name-"),
+        "a concurrent write did not clobber the name"
+    );
+    assert_ne!(p.ai_preferences.learning_rate, 0.1, "nor the learning rate");
+    m.shutdown().await.unwrap();
+}

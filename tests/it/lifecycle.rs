@@ -1,0 +1,233 @@
+//! The seed's flow through `UserManager`: create → authenticate → update → upgrade →
+//! delete, with the profile checked at each step.
+
+use roster::domain::profile::ProfilePatch;
+use roster::domain::session::LoginContext;
+use roster::domain::settings::PersonalizationLevel;
+use roster::engine::DenyReason;
+use roster::{EngineError, LoginOutcome, UserTier};
+use serde_json::json;
+
+use crate::support::{PW, open};
+
+fn context() -> LoginContext {
+    LoginContext {
+        ip_address: Some("192.168.1.1".parse().unwrap()),
+        user_agent: Some("Mozilla/5.0".into()),
+        device_id: Some("device_123".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_authenticate_update_upgrade_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+
+    let data = ProfilePatch::from_json(json!({
+        "display_name": "John Doe", "language": "en", "timezone": "UTC"
+    }))
+    .unwrap();
+    let created = m
+        .create_user("User@Example.com", PW, UserTier::Premium, data)
+        .await
+        .unwrap();
+    assert_eq!(created.display_name, "John Doe");
+    assert_eq!(created.tier, UserTier::Premium);
+    assert_eq!(created.email.as_str(), "User@Example.com");
+    // Premium template defaults apply where profile_data is silent.
+    assert_eq!(
+        created.ai_preferences.personalization_level,
+        PersonalizationLevel::Standard
+    );
+
+    // Emails are case-insensitive for login.
+    let LoginOutcome::Success(login) = m
+        .authenticate_user("user@example.COM", PW, context())
+        .await
+        .unwrap()
+    else {
+        panic!("login failed")
+    };
+    assert_eq!(login.user.id, created.id);
+    assert_eq!(login.user.usage.logins, 1);
+    let info = m
+        .validate_session(&login.token)
+        .await
+        .unwrap()
+        .expect("token valid");
+    assert_eq!((info.user_id, info.tier), (created.id, UserTier::Premium));
+    let sessions = m.list_sessions(created.id).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].device_id.as_deref(), Some("device_123"));
+
+    let wrong = m
+        .authenticate_user("user@example.com", "not the password at all", context())
+        .await;
+    assert_eq!(
+        wrong.unwrap(),
+        LoginOutcome::Denied(DenyReason::InvalidCredentials)
+    );
+    let unknown = m
+        .authenticate_user("nobody@example.com", PW, context())
+        .await;
+    assert_eq!(
+        unknown.unwrap(),
+        LoginOutcome::Denied(DenyReason::InvalidCredentials)
+    );
+
+    let updates = ProfilePatch::from_json(json!({
+        "display_name": "Jane Doe",
+        "ai_preferences": {"personalization_level": "advanced", "mood_detection_enabled": true}
+    }))
+    .unwrap();
+    let updated = m.update_user_profile(created.id, updates).await.unwrap();
+    assert_eq!(updated.display_name, "Jane Doe");
+    assert_eq!(
+        updated.ai_preferences.personalization_level,
+        PersonalizationLevel::Advanced
+    );
+    assert!(updated.ai_preferences.mood_detection_enabled);
+    assert_eq!(m.get_user(created.id).await.unwrap(), updated);
+
+    let upgraded = m
+        .upgrade_user_tier(created.id, UserTier::Enterprise)
+        .await
+        .unwrap();
+    assert_eq!(upgraded.tier, UserTier::Enterprise);
+    assert_eq!(upgraded.display_name, "Jane Doe");
+    let insights = m.get_user_insights(created.id).await.unwrap();
+    assert_eq!(insights.tier, UserTier::Enterprise);
+    assert_eq!(insights.requests_per_hour, Some(50_000));
+    assert_eq!(insights.active_sessions, 1);
+    assert_eq!(insights.logins, 1);
+
+    m.delete_user(created.id).await.unwrap();
+    assert_eq!(m.get_user(created.id).await, Err(EngineError::NotFound));
+    assert_eq!(m.validate_session(&login.token).await.unwrap(), None);
+    let after = m
+        .authenticate_user("user@example.com", PW, context())
+        .await
+        .unwrap();
+    assert_eq!(after, LoginOutcome::Denied(DenyReason::InvalidCredentials));
+    // The email is free again.
+    m.create_user(
+        "user@example.com",
+        PW,
+        UserTier::Free,
+        ProfilePatch::default(),
+    )
+    .await
+    .unwrap();
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier_upgrade_moves_the_actor_to_the_new_registry_and_keeps_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let u = m
+        .create_user(
+            "mover@example.com",
+            PW,
+            UserTier::Free,
+            ProfilePatch::default(),
+        )
+        .await
+        .unwrap();
+    let LoginOutcome::Success(login) = m
+        .authenticate_user("mover@example.com", PW, context())
+        .await
+        .unwrap()
+    else {
+        panic!("login failed")
+    };
+    let (tier, _) = m.placement(u.id).expect("live after login");
+    assert_eq!(tier, UserTier::Free);
+    let resident = |m: &roster::UserManager, t: UserTier| -> u64 {
+        m.shard_stats()
+            .iter()
+            .filter(|s| s.tier == t)
+            .map(|s| s.resident)
+            .sum()
+    };
+    assert_eq!(resident(&m, UserTier::Free), 1);
+
+    m.upgrade_user_tier(u.id, UserTier::Vip).await.unwrap();
+    let info = m
+        .validate_session(&login.token)
+        .await
+        .unwrap()
+        .expect("session survives the move");
+    assert_eq!(info.tier, UserTier::Vip);
+    assert_eq!(m.placement(u.id).map(|p| p.0), Some(UserTier::Vip));
+    assert_eq!(resident(&m, UserTier::Vip), 1);
+    assert_eq!(resident(&m, UserTier::Free), 0);
+    // Policy follows the tier.
+    assert_eq!(
+        m.get_user_insights(u.id).await.unwrap().requests_per_hour,
+        None
+    );
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_sessions_stop_validating_and_quota_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let u = m
+        .create_user("q@example.com", PW, UserTier::Free, ProfilePatch::default())
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        match m
+            .authenticate_user("q@example.com", PW, context())
+            .await
+            .unwrap()
+        {
+            LoginOutcome::Success(s) => tokens.push(s),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(m.revoke_session(u.id, tokens[0].session_id).await.unwrap());
+    assert!(!m.revoke_session(u.id, tokens[0].session_id).await.unwrap());
+    assert_eq!(m.validate_session(&tokens[0].token).await.unwrap(), None);
+    assert!(
+        m.validate_session(&tokens[1].token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        m.user(u.id)
+            .revoke_other_sessions(Some(tokens[2].session_id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(m.validate_session(&tokens[1].token).await.unwrap(), None);
+    assert!(
+        m.validate_session(&tokens[2].token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(m.validate_session("garbage").await.unwrap(), None);
+
+    use roster::domain::profile::{QuotaDecision, QuotaKind};
+    for _ in 0..10 {
+        assert!(matches!(
+            m.record_usage(u.id, QuotaKind::Playlists, 1).await.unwrap(),
+            QuotaDecision::Accepted { .. }
+        ));
+    }
+    assert!(matches!(
+        m.record_usage(u.id, QuotaKind::Playlists, 1).await.unwrap(),
+        QuotaDecision::Exceeded {
+            used: 10,
+            limit: Some(10),
+            ..
+        }
+    ));
+    m.shutdown().await.unwrap();
+}

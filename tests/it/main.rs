@@ -1,0 +1,12 @@
+//! Integration tests, compiled into one binary (one link on two cores), one module per
+//! area. `support` opens engines and servers on temporary data directories.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod concurrency;
+mod crash;
+mod lifecycle;
+mod persistence;
+mod server;
+mod support;
