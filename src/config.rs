@@ -95,6 +95,8 @@ pub struct RawConfig {
 struct RawServer {
     listen: String,
     admin_key: String,
+    self_service_tier_changes: bool,
+    anonymous_requests_per_hour: RawLimit,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +202,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Operator key; `None` closes operator endpoints.
     pub admin_key: Option<Secret>,
+    /// Whether users may change their own tier (and sign up above Free).
+    pub self_service_tier_changes: bool,
+    /// Sign-up and login requests per hour per client address.
+    pub anonymous_requests_per_hour: Limit,
 }
 
 /// Storage settings.
@@ -479,7 +485,15 @@ impl RawConfig {
             tier_config(UserTier::Vip, t.vip, &dir)?,
         ];
         Ok(Config {
-            server: ServerConfig { listen, admin_key },
+            server: ServerConfig {
+                listen,
+                admin_key,
+                self_service_tier_changes: self.server.self_service_tier_changes,
+                anonymous_requests_per_hour: self
+                    .server
+                    .anonymous_requests_per_hour
+                    .to_limit("server.anonymous_requests_per_hour", 1)?,
+            },
             store: StoreConfig {
                 data_dir: self.store.data_dir,
                 cache_bytes: positive("store.cache_mb", self.store.cache_mb)?

@@ -76,7 +76,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), users = manager.user_count(), "listening on {addr}");
-    axum::serve(listener, roster::api::app(manager.clone()))
+    let app = roster::api::app(manager.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down: writing snapshots");

@@ -8,6 +8,7 @@ pub mod email;
 pub mod ids;
 pub mod lockout;
 pub mod profile;
+pub mod rate;
 pub mod session;
 pub mod settings;
 pub mod tier;

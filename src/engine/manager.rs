@@ -12,7 +12,10 @@ use super::handle::UserHandle;
 use super::runtime::ActorRuntime;
 use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
-use super::user_actor::{BeginLogin, FinishLogin, LoginDecision, SessionInfo, ValidateSession};
+use super::user_actor::{
+    AuthorizeRequest, AuthorizedRequest, BeginLogin, FinishLogin, LoginDecision, RecordFailure,
+    SessionInfo, SetPassword, ValidateSession,
+};
 use super::{Engine, EngineError};
 use crate::config::Config;
 use crate::domain::email::Email;
@@ -61,6 +64,15 @@ pub enum DenyReason {
         /// When the lock ends.
         until: Timestamp,
     },
+}
+
+/// The result of a password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// Changed; every other session has ended.
+    Changed,
+    /// The current password was wrong (or the account is locked); nothing changed.
+    WrongPassword,
 }
 
 /// Quota use against a tier limit.
@@ -406,6 +418,71 @@ impl UserManager {
         delta: i64,
     ) -> Result<QuotaDecision, EngineError> {
         self.user(id).record_usage(kind, delta).await
+    }
+
+    /// Checks a bearer token and counts the request against the user's hourly rate.
+    /// `None` for anything that is not a live session.
+    pub async fn authorize_request(
+        &self,
+        token: &str,
+    ) -> Result<Option<AuthorizedRequest>, EngineError> {
+        let Ok(token) = SessionToken::parse(token) else {
+            return Ok(None);
+        };
+        match self
+            .engine
+            .call(token.user_id(), AuthorizeRequest(token))
+            .await
+        {
+            Err(EngineError::NotFound) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Changes a password after checking the current one; every session except `keep`
+    /// ends. Durable when it returns. Both hashes run on the worker pool.
+    pub async fn change_password(
+        &self,
+        id: UserId,
+        current: &str,
+        new: &str,
+        keep: Option<SessionId>,
+    ) -> Result<PasswordChange, EngineError> {
+        let ticket = self.engine.call(id, BeginLogin).await?;
+        let ok = self
+            .engine
+            .hasher
+            .verify(current.to_owned(), Some(ticket.password_hash))
+            .await?;
+        if !ok || ticket.locked {
+            if !ok {
+                self.engine.call(id, RecordFailure).await?;
+            }
+            return Ok(PasswordChange::WrongPassword);
+        }
+        let email = self.get_user(id).await?.email;
+        let policy = self.engine.config.passwords.policy;
+        let pw = new.to_owned();
+        let phc = self
+            .engine
+            .hasher
+            .run(move |argon| -> Result<String, EngineError> {
+                policy.check(&pw, &email)?;
+                Ok(hash_with(argon, &pw)?)
+            })
+            .await??;
+        let set = SetPassword {
+            expected_version: ticket.credential_version,
+            password_hash: phc,
+            keep,
+        };
+        if !self.engine.call(id, set).await? {
+            return Err(EngineError::Conflict(
+                "the password changed meanwhile".into(),
+            ));
+        }
+        self.engine.commit.commit().await?;
+        Ok(PasswordChange::Changed)
     }
 
     /// The user's live sessions.

@@ -30,8 +30,11 @@ use crate::security::password::{PasswordHasher, PoolError};
 use crate::store::{GroupCommit, Store, StoreError};
 
 pub use handle::UserHandle;
-pub use manager::{DenyReason, Insights, LoginOutcome, LoginSuccess, ShardStats, UserManager};
-pub use user_actor::SessionInfo;
+pub use manager::{
+    DenyReason, Insights, LoginOutcome, LoginSuccess, PasswordChange, QuotaUse, ShardStats,
+    StoreReport, UserManager,
+};
+pub use user_actor::{AuthorizedRequest, SessionInfo};
 
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
 /// the `Ok` side instead.
@@ -46,6 +49,9 @@ pub enum EngineError {
     /// No such user.
     #[error("user not found")]
     NotFound,
+    /// The change raced with another change of the same thing; retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The password pool is saturated; retry shortly.
     #[error("server is at capacity, retry shortly")]
     Overloaded,

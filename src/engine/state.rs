@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::ids::SessionId;
 use crate::domain::lockout::FailureState;
 use crate::domain::profile::UserProfile;
+use crate::domain::rate::TokenBucket;
 use crate::domain::session::{LoginContext, Session};
 use crate::domain::tier::TierPolicy;
 use crate::domain::time::Timestamp;
@@ -34,6 +35,8 @@ pub struct UserState {
     pub failures: FailureState,
     /// Device ids seen at successful logins (soft state).
     pub known_devices: Vec<String>,
+    /// The per-tier request-rate bucket (soft state).
+    pub rate: TokenBucket,
 }
 
 impl UserState {
@@ -46,6 +49,7 @@ impl UserState {
             sessions: Vec::new(),
             failures: FailureState::default(),
             known_devices: Vec::new(),
+            rate: TokenBucket::default(),
         }
     }
 
@@ -118,6 +122,16 @@ impl UserState {
         let before = self.sessions.len();
         self.sessions.retain(|s| s.id != id);
         self.sessions.len() != before
+    }
+
+    /// Replaces the password hash (bumping the credential version, so logins verified
+    /// against the old hash cannot complete) and ends every session but `keep`.
+    pub fn set_password(&mut self, password_hash: String, keep: Option<SessionId>, now: Timestamp) {
+        self.password_hash = password_hash;
+        self.credential_version += 1;
+        self.revoke_all_except(keep);
+        self.failures.reset();
+        self.profile.updated_at = now;
     }
 
     /// Removes every session but `keep`; returns how many went.

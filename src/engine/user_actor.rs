@@ -17,6 +17,7 @@ use crate::domain::ids::{SessionId, UserId};
 use crate::domain::profile::{
     ProfilePatch, QuotaDecision, QuotaKind, UserProfile, check_tier_features,
 };
+use crate::domain::rate::RateDecision;
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::{TierPolicy, UserTier};
 use crate::domain::time::Timestamp;
@@ -56,6 +57,7 @@ pub(crate) struct BeginLogin;
 pub(crate) struct LoginTicket {
     pub password_hash: String,
     pub credential_version: u64,
+    pub locked: bool,
 }
 
 /// Second half of a login, once the password was checked on the worker pool.
@@ -98,6 +100,35 @@ pub struct SessionInfo {
     /// When the session ends unless used again.
     pub expires_at: Timestamp,
 }
+
+/// Checks a session token and counts one API request against the tier's hourly rate.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<AuthorizedRequest>, EngineError>")]
+pub(crate) struct AuthorizeRequest(pub SessionToken);
+
+/// A request made with a valid session, and what the rate limiter decided about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizedRequest {
+    /// The session.
+    pub session: SessionInfo,
+    /// Allowed (with the figures for `RateLimit-*` headers) or limited.
+    pub rate: RateDecision,
+}
+
+/// Replaces the password if the credential is still the one verified; ends every other
+/// session (durable). Replies whether it was applied.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<bool, EngineError>")]
+pub(crate) struct SetPassword {
+    pub expected_version: u64,
+    pub password_hash: String,
+    pub keep: Option<SessionId>,
+}
+
+/// Counts a failed password check made outside a login (e.g. a wrong current password).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct RecordFailure;
 
 /// Lists live sessions.
 #[derive(Message, Clone)]
@@ -276,10 +307,11 @@ impl Handler<ChangeTier> for UserActor {
 impl Handler<BeginLogin> for UserActor {
     type Result = Result<LoginTicket, EngineError>;
     fn handle(&mut self, _: BeginLogin, _: &mut Context<Self>) -> Self::Result {
-        self.touch();
+        let now = self.touch();
         Ok(LoginTicket {
             password_hash: self.state.password_hash.clone(),
             credential_version: self.state.credential_version,
+            locked: self.state.failures.is_locked(now),
         })
     }
 }
@@ -335,6 +367,59 @@ impl Handler<ValidateSession> for UserActor {
         });
         self.soft_dirty |= info.is_some();
         Ok(info)
+    }
+}
+
+/// The period of the per-tier request allowance.
+const RATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Handler<AuthorizeRequest> for UserActor {
+    type Result = Result<Option<AuthorizedRequest>, EngineError>;
+    fn handle(
+        &mut self,
+        AuthorizeRequest(token): AuthorizeRequest,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let now = self.touch();
+        let user_id = self.id();
+        let tier = self.state.profile.tier;
+        let limit = self.policy().requests_per_hour;
+        let Some(session) = self.state.check_session(&token, now).map(|s| SessionInfo {
+            user_id,
+            session_id: s.id,
+            tier,
+            expires_at: s.ends_at(),
+        }) else {
+            return Ok(None);
+        };
+        let rate = self.state.rate.take(limit, RATE_PERIOD, now);
+        self.soft_dirty = true;
+        Ok(Some(AuthorizedRequest { session, rate }))
+    }
+}
+
+impl Handler<SetPassword> for UserActor {
+    type Result = Result<bool, EngineError>;
+    fn handle(&mut self, msg: SetPassword, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if msg.expected_version != self.state.credential_version {
+            return Ok(false);
+        }
+        let mut next = self.state.clone();
+        next.set_password(msg.password_hash, msg.keep, now);
+        self.persist(next, now)?;
+        Ok(true)
+    }
+}
+
+impl Handler<RecordFailure> for UserActor {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, _: RecordFailure, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let lockout = self.engine.config.lockout;
+        self.state.failures.record_failure(&lockout, now);
+        self.soft_dirty = true;
+        Ok(())
     }
 }
 

@@ -231,3 +231,64 @@ async fn revoked_sessions_stop_validating_and_quota_is_enforced() {
     ));
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_lock_with_growing_delay_and_the_lock_clears_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = crate::support::open_with_clock(
+        dir.path(),
+        "[lockout]\nfree_attempts = 3\nbase_delay_secs = 10\nmax_delay_secs = 60\n",
+    );
+    m.create_user(
+        "lock@example.com",
+        PW,
+        UserTier::Free,
+        ProfilePatch::default(),
+    )
+    .await
+    .unwrap();
+    let attempt = |pw: &'static str| {
+        let m = m.clone();
+        async move {
+            m.authenticate_user("lock@example.com", pw, context())
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            attempt("wrong password here").await,
+            LoginOutcome::Denied(DenyReason::InvalidCredentials)
+        );
+    }
+    let t0 = m.now();
+    // The fourth failure locks for the base delay; then even the right password is refused.
+    assert_eq!(
+        attempt("wrong password here").await,
+        LoginOutcome::Denied(DenyReason::InvalidCredentials)
+    );
+    assert_eq!(
+        attempt(PW).await,
+        LoginOutcome::Denied(DenyReason::Locked {
+            until: t0.plus(std::time::Duration::from_secs(10))
+        })
+    );
+    // A failure while locked doubles the delay, up to the cap.
+    assert_eq!(
+        attempt("wrong password here").await,
+        LoginOutcome::Denied(DenyReason::Locked {
+            until: t0.plus(std::time::Duration::from_secs(20))
+        })
+    );
+    for _ in 0..10 {
+        attempt("wrong password here").await;
+    }
+    clock.advance(std::time::Duration::from_secs(60));
+    // The lock has cleared by itself; success resets the count.
+    assert!(matches!(attempt(PW).await, LoginOutcome::Success(_)));
+    assert_eq!(
+        attempt("wrong password here").await,
+        LoginOutcome::Denied(DenyReason::InvalidCredentials)
+    );
+    m.shutdown().await.unwrap();
+}

@@ -1,0 +1,225 @@
+//! Extractors and the authentication layer. JSON bodies go through [`JsonBody`] so that
+//! malformed input gets our problem format, naming the bad field. Authentication is a
+//! middleware: it resolves the bearer credential once per request (a session, counted
+//! against the tier's rate, or the operator key), answers 401/429 itself, stores the
+//! [`Caller`] for handlers and adds the `RateLimit-*` headers to the response.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::domain::ids::UserId;
+use crate::domain::rate::RateDecision;
+use crate::engine::AuthorizedRequest;
+
+/// A JSON body of type `T`, or a problem response saying what is wrong with it.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m.eq_ignore_ascii_case("application/json")
+                    || m.to_ascii_lowercase().ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = super::MAX_BODY_BYTES;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::MalformedBody(e.body_text())
+            }
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() {
+                ApiError::InvalidInput {
+                    field: (path != ".").then_some(path),
+                    detail: inner.to_string(),
+                }
+            } else {
+                ApiError::MalformedBody(format!("body is not valid JSON: {inner}"))
+            }
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// No credential.
+    Anonymous,
+    /// A user's session.
+    User(AuthorizedRequest),
+    /// The operator key.
+    Admin,
+}
+
+impl Caller {
+    /// The calling user, if a user is calling.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Caller::User(a) => Some(a.session.user_id),
+            _ => None,
+        }
+    }
+
+    /// The calling session, if a user is calling.
+    pub fn session_id(&self) -> Option<crate::domain::ids::SessionId> {
+        match self {
+            Caller::User(a) => Some(a.session.session_id),
+            _ => None,
+        }
+    }
+
+    /// Allows the operator, or the user `id` itself.
+    pub fn require_self_or_admin(&self, id: UserId) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::User(a) if a.session.user_id == id => Ok(()),
+            Caller::User(_) => Err(ApiError::Forbidden(
+                "a user may only act on its own account",
+            )),
+            Caller::Anonymous => Err(ApiError::Unauthorized("a bearer token is required")),
+        }
+    }
+
+    /// Allows only a user session; returns it.
+    pub fn require_user(&self) -> Result<&AuthorizedRequest, ApiError> {
+        match self {
+            Caller::User(a) => Ok(a),
+            Caller::Admin => Err(ApiError::Forbidden(
+                "this endpoint needs a user session, not the operator key",
+            )),
+            Caller::Anonymous => Err(ApiError::Unauthorized("a bearer token is required")),
+        }
+    }
+
+    /// Allows only the operator.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::User(_) => Err(ApiError::Forbidden("operator credential required")),
+            Caller::Anonymous => Err(ApiError::Unauthorized("operator credential required")),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or(Caller::Anonymous))
+    }
+}
+
+/// The client's address: the TCP peer (no proxy headers are trusted).
+pub fn client_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
+    parts_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// The client address as an extractor.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(&parts.extensions)))
+    }
+}
+
+/// The authentication middleware.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let caller = match req.headers().get(header::AUTHORIZATION) {
+        None => Caller::Anonymous,
+        Some(value) => {
+            let Some(token) = value
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+            else {
+                return ApiError::Unauthorized("Authorization must be `Bearer <token>`")
+                    .into_response();
+            };
+            if state
+                .admin_key
+                .as_deref()
+                .is_some_and(|k| bool::from(k.as_bytes().ct_eq(token.as_bytes())))
+            {
+                Caller::Admin
+            } else {
+                match state.manager.authorize_request(token).await {
+                    Ok(Some(auth)) => Caller::User(auth),
+                    Ok(None) => {
+                        return ApiError::Unauthorized("the token is invalid or expired")
+                            .into_response();
+                    }
+                    Err(e) => return ApiError::from(e).into_response(),
+                }
+            }
+        }
+    };
+    let rate = match &caller {
+        Caller::User(a) => match a.rate {
+            RateDecision::Limited {
+                limit,
+                retry_after_secs,
+            } => {
+                return ApiError::RateLimited {
+                    limit,
+                    retry_after: retry_after_secs,
+                }
+                .into_response();
+            }
+            allowed => Some(allowed),
+        },
+        _ => None,
+    };
+    req.extensions_mut().insert(caller);
+    let mut resp = next.run(req).await;
+    if let Some(RateDecision::Allowed {
+        limit: Some(limit),
+        remaining,
+        reset_secs,
+    }) = rate
+    {
+        let h = resp.headers_mut();
+        h.insert("ratelimit-limit", HeaderValue::from(limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(remaining));
+        h.insert("ratelimit-reset", HeaderValue::from(reset_secs));
+    }
+    resp
+}

@@ -1,0 +1,335 @@
+//! Request handlers: extract → one `UserManager` call → render.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::extract::{Caller, ClientIp, JsonBody};
+use super::problem::ApiError;
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
+use crate::domain::rate::RateDecision;
+use crate::domain::session::{LoginContext, SessionView};
+use crate::domain::tier::UserTier;
+use crate::engine::{Insights, LoginOutcome, LoginSuccess, PasswordChange};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn parse_id(raw: &str) -> ApiResult<UserId> {
+    raw.parse().map_err(|_| ApiError::NotFound("user"))
+}
+
+/// Checks the caller may act on user `raw` and returns its id. Anonymous callers are
+/// refused before the id is even looked at.
+fn target(caller: &Caller, raw: &str) -> ApiResult<UserId> {
+    if let Caller::Anonymous = caller {
+        return Err(ApiError::Unauthorized("a bearer token is required"));
+    }
+    let id = parse_id(raw)?;
+    caller.require_self_or_admin(id)?;
+    Ok(id)
+}
+
+fn limit_anonymous(state: &AppState, caller: &Caller, ip: std::net::IpAddr) -> ApiResult<()> {
+    if let Caller::Admin = caller {
+        return Ok(());
+    }
+    match state.ip_limiter.check(ip) {
+        RateDecision::Limited {
+            limit,
+            retry_after_secs,
+        } => Err(ApiError::RateLimited {
+            limit,
+            retry_after: retry_after_secs,
+        }),
+        RateDecision::Allowed { .. } => Ok(()),
+    }
+}
+
+/// `POST /api/v1/users` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    email: String,
+    password: String,
+    #[serde(default)]
+    tier: Option<UserTier>,
+    #[serde(default)]
+    profile_data: Option<ProfilePatch>,
+}
+
+/// Sign-up. Anyone may create a Free account; higher tiers need the operator (or
+/// self-service tiers in config).
+pub async fn create_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    JsonBody(body): JsonBody<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserProfile>)> {
+    limit_anonymous(&s, &caller, ip)?;
+    let tier = body.tier.unwrap_or(UserTier::Free);
+    if tier != UserTier::Free && !matches!(caller, Caller::Admin) && !s.self_service_tiers {
+        return Err(ApiError::Forbidden(
+            "only the operator may create accounts above the free tier",
+        ));
+    }
+    let p = s
+        .manager
+        .create_user(
+            &body.email,
+            &body.password,
+            tier,
+            body.profile_data.unwrap_or_default(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+/// `POST /api/v1/auth/login` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    email: String,
+    password: String,
+    #[serde(default)]
+    context: Option<LoginContext>,
+}
+
+/// Login. Unknown email, wrong password and a locked account get the same answer.
+pub async fn login(
+    State(s): State<AppState>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    JsonBody(body): JsonBody<Login>,
+) -> ApiResult<Json<LoginSuccess>> {
+    limit_anonymous(&s, &caller, ip)?;
+    let mut context = body.context.unwrap_or_default();
+    context.ip_address.get_or_insert(ip);
+    match s
+        .manager
+        .authenticate_user(&body.email, &body.password, context)
+        .await?
+    {
+        LoginOutcome::Success(ok) => Ok(Json(*ok)),
+        LoginOutcome::Denied(_) => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// Ends the calling session.
+pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    let a = caller.require_user()?;
+    s.manager
+        .revoke_session(a.session.user_id, a.session.session_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The calling user's profile.
+pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<UserProfile>> {
+    let a = caller.require_user()?;
+    Ok(Json(s.manager.get_user(a.session.user_id).await?))
+}
+
+/// A user's profile.
+pub async fn get_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserProfile>> {
+    let id = target(&caller, &id)?;
+    Ok(Json(s.manager.get_user(id).await?))
+}
+
+/// Partial update: `display_name`, `language`, `timezone`, `ai_preferences`,
+/// `security_settings` at the top level of the body.
+pub async fn update_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(updates): JsonBody<ProfilePatch>,
+) -> ApiResult<Json<UserProfile>> {
+    let id = target(&caller, &id)?;
+    Ok(Json(s.manager.update_user_profile(id, updates).await?))
+}
+
+/// Deletes an account (the user itself or the operator).
+pub async fn delete_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = target(&caller, &id)?;
+    s.manager.delete_user(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Activity, sessions and quota use.
+pub async fn insights(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Insights>> {
+    let id = target(&caller, &id)?;
+    Ok(Json(s.manager.get_user_insights(id).await?))
+}
+
+/// `POST /api/v1/users/{id}/upgrade` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upgrade {
+    new_tier: UserTier,
+}
+
+/// Tier change: operator only, unless config allows self-service.
+pub async fn upgrade(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Upgrade>,
+) -> ApiResult<Json<UserProfile>> {
+    let id = target(&caller, &id)?;
+    if !matches!(caller, Caller::Admin) && !s.self_service_tiers {
+        return Err(ApiError::Forbidden(
+            "tier changes need the operator credential",
+        ));
+    }
+    Ok(Json(s.manager.upgrade_user_tier(id, body.new_tier).await?))
+}
+
+/// `POST /api/v1/users/{id}/password` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+/// Password change by the user itself; every other session ends.
+pub async fn change_password(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ChangePassword>,
+) -> ApiResult<StatusCode> {
+    let id = target(&caller, &id)?;
+    let a = caller.require_user()?;
+    let keep = Some(a.session.session_id);
+    match s
+        .manager
+        .change_password(id, &body.current_password, &body.new_password, keep)
+        .await?
+    {
+        PasswordChange::Changed => Ok(StatusCode::NO_CONTENT),
+        PasswordChange::WrongPassword => Err(ApiError::InvalidInput {
+            field: Some("current_password".into()),
+            detail: "the current password is incorrect".into(),
+        }),
+    }
+}
+
+/// `POST /api/v1/users/{id}/usage` body: a change of a quota counter.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    kind: QuotaKind,
+    delta: i64,
+}
+
+/// Quota use after an accepted change.
+#[derive(Serialize)]
+pub struct UsageReply {
+    kind: QuotaKind,
+    used: u64,
+    limit: Option<u64>,
+}
+
+/// Counts quota use against the tier limit, atomically in the user's actor.
+pub async fn record_usage(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Usage>,
+) -> ApiResult<Json<UsageReply>> {
+    let id = target(&caller, &id)?;
+    match s.manager.record_usage(id, body.kind, body.delta).await? {
+        QuotaDecision::Accepted { used, limit } => Ok(Json(UsageReply {
+            kind: body.kind,
+            used,
+            limit,
+        })),
+        QuotaDecision::Exceeded {
+            used,
+            limit,
+            requested,
+        } => Err(ApiError::QuotaExceeded {
+            kind: serde_json::to_value(body.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            used,
+            limit: limit.unwrap_or(u64::MAX),
+            requested,
+        }),
+    }
+}
+
+/// Live sessions.
+pub async fn list_sessions(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<SessionView>>> {
+    let id = target(&caller, &id)?;
+    Ok(Json(s.manager.list_sessions(id).await?))
+}
+
+/// Revokes one session.
+pub async fn revoke_session(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, sid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let id = target(&caller, &id)?;
+    let sid: SessionId = sid.parse().map_err(|_| ApiError::NotFound("session"))?;
+    if s.manager.revoke_session(id, sid).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("session"))
+    }
+}
+
+/// "Log out everywhere else": every session but the calling one ends.
+pub async fn revoke_other_sessions(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = target(&caller, &id)?;
+    let keep = caller.session_id();
+    let n = s.manager.user(id).revoke_other_sessions(keep).await?;
+    Ok(Json(json!({ "revoked": n })))
+}
+
+/// Any unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("resource")
+}
+
+/// Liveness: the process answers.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the engine's shards are up.
+pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let shards = s.manager.shard_stats();
+    if shards.is_empty() {
+        return Err(ApiError::Unavailable);
+    }
+    Ok(Json(
+        json!({ "status": "ready", "live_users": s.manager.live_users(), "shards": shards.len() }),
+    ))
+}

@@ -1,0 +1,220 @@
+//! RFC 9457 problem responses: every error the API returns is
+//! `application/problem+json` with a stable `type`, a title, the status and a detail
+//! a client developer can act on. 5xx details stay in the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::engine::EngineError;
+
+/// An API failure.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// A field breaks a rule.
+    #[error("{detail}")]
+    InvalidInput {
+        /// The offending field, when known.
+        field: Option<String>,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The body is not the JSON the endpoint takes.
+    #[error("{0}")]
+    MalformedBody(String),
+    /// The body is not declared as JSON.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The body is over the size limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No or bad credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Login refused (one answer for unknown email, wrong password and lockout).
+    #[error("email or password is incorrect")]
+    InvalidCredentials,
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such resource.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The email is registered already.
+    #[error("email is already registered")]
+    EmailTaken,
+    /// The change conflicts with another; retry.
+    #[error("{0}")]
+    Conflict(String),
+    /// A tier quota would be passed.
+    #[error("the {kind} quota of the tier is {limit}; {used} used, {requested} more requested")]
+    QuotaExceeded {
+        /// Which quota.
+        kind: String,
+        /// Used before.
+        used: u64,
+        /// The limit.
+        limit: u64,
+        /// Asked for.
+        requested: u64,
+    },
+    /// Too many requests.
+    #[error("rate limit of {limit} requests per hour exceeded; retry in {retry_after} s")]
+    RateLimited {
+        /// The allowance.
+        limit: u64,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Password hashing is saturated.
+    #[error("the server is at capacity; retry shortly")]
+    Overloaded,
+    /// The engine is stopping or unavailable.
+    #[error("service unavailable")]
+    Unavailable,
+    /// A bug or a storage failure; details are logged.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid-input", "Invalid input"),
+            MalformedBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+            ),
+            InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "Invalid credentials",
+            ),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            EmailTaken => (
+                StatusCode::CONFLICT,
+                "email-taken",
+                "Email already registered",
+            ),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            QuotaExceeded { .. } => (
+                StatusCode::FORBIDDEN,
+                "quota-exceeded",
+                "Tier quota exceeded",
+            ),
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
+            Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Server at capacity",
+            ),
+            Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// The stable problem `type` URI.
+    pub fn type_uri(&self) -> String {
+        format!("{PROBLEM_BASE}{}", self.parts().1)
+    }
+}
+
+/// Prefix of every problem `type`; the suffixes are listed in the README.
+pub const PROBLEM_BASE: &str = "https://roster.dev/problems/";
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Validation(v) => ApiError::InvalidInput {
+                field: Some(v.field),
+                detail: v.reason,
+            },
+            EngineError::EmailTaken => ApiError::EmailTaken,
+            EngineError::NotFound => ApiError::NotFound("user"),
+            EngineError::Overloaded => ApiError::Overloaded,
+            EngineError::Unavailable => ApiError::Unavailable,
+            EngineError::Conflict(m) => ApiError::Conflict(m),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _, title) = self.parts();
+        let mut body = json!({
+            "type": self.type_uri(),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        match &self {
+            ApiError::InvalidInput { field: Some(f), .. } => body["field"] = Value::from(f.clone()),
+            ApiError::QuotaExceeded {
+                kind,
+                used,
+                limit,
+                requested,
+            } => {
+                body["quota"] =
+                    json!({ "kind": kind, "used": used, "limit": limit, "requested": requested });
+            }
+            _ => {}
+        }
+        let mut resp = (status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::RateLimited { retry_after, limit } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                h.insert("ratelimit-limit", HeaderValue::from(limit));
+                h.insert("ratelimit-remaining", HeaderValue::from(0u64));
+                h.insert("ratelimit-reset", HeaderValue::from(retry_after));
+            }
+            ApiError::Overloaded | ApiError::Unavailable => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            }
+            ApiError::Unauthorized(_) => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}

@@ -1,0 +1,499 @@
+//! The REST API against a real server on 127.0.0.1:0.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{ADMIN_KEY, PW, TestServer};
+
+const GET: Method = Method::GET;
+const POST: Method = Method::POST;
+const PUT: Method = Method::PUT;
+const DELETE: Method = Method::DELETE;
+
+fn is_problem(body: &serde_json::Value, status: u16, kind: &str) {
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(
+        body["type"],
+        format!("https://roster.dev/problems/{kind}"),
+        "{body}"
+    );
+    assert!(body["detail"].is_string(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_flow_over_http() {
+    let srv = TestServer::start("").await;
+    let (s, created) = srv
+        .call(
+            POST,
+            "/users",
+            Some(ADMIN_KEY),
+            Some(json!({
+                "email": "user@example.com", "password": PW, "tier": "premium",
+                "profile_data": {"display_name": "John Doe", "language": "en", "timezone": "UTC"}
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["tier"], "premium");
+    assert!(created.get("password_hash").is_none() && !created.to_string().contains("argon2"));
+    let id = created["id"].as_str().unwrap();
+
+    let (s, login) = srv
+        .call(
+            POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "user@example.com", "password": PW,
+                "context": {"ip_address": "192.168.1.1", "user_agent": "Mozilla/5.0", "device_id": "device_123"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{login}");
+    assert_eq!(login["user"]["id"], id);
+    assert!(login["expires_at"].is_string());
+    let token = login["token"].as_str().unwrap();
+
+    let (s, updated) = srv
+        .call(
+            PUT,
+            &format!("/users/{id}"),
+            Some(token),
+            Some(json!({"display_name": "Jane Doe",
+                "ai_preferences": {"personalization_level": "advanced", "mood_detection_enabled": true}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{updated}");
+    assert_eq!(updated["display_name"], "Jane Doe");
+    assert_eq!(
+        updated["ai_preferences"]["personalization_level"],
+        "advanced"
+    );
+
+    let (s, up) = srv
+        .call(
+            POST,
+            &format!("/users/{id}/upgrade"),
+            Some(ADMIN_KEY),
+            Some(json!({"new_tier": "enterprise"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{up}");
+    assert_eq!(up["tier"], "enterprise");
+
+    let (s, insights) = srv
+        .call(GET, &format!("/users/{id}/insights"), Some(token), None)
+        .await;
+    assert_eq!(s, 200, "{insights}");
+    assert_eq!(insights["tier"], "enterprise");
+    assert_eq!(insights["requests_per_hour"], 50_000);
+    let (s, me) = srv.call(GET, "/users/me", Some(token), None).await;
+    assert_eq!((s, me["display_name"].as_str()), (200, Some("Jane Doe")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_gives_each_caller_exactly_its_access() {
+    let srv = TestServer::start("").await;
+    let (a, ta) = srv.user("a@example.com", "free").await;
+    let (b, tb) = srv.user("b@example.com", "free").await;
+    let sessions = srv.manager.list_sessions(a.parse().unwrap()).await.unwrap();
+    let sid = sessions[0].id.to_string();
+    let usage = json!({"kind": "playlists", "delta": 1});
+    // (method, path, body, self allowed, admin allowed)
+    let cases: Vec<(Method, String, Option<serde_json::Value>, bool, bool)> = vec![
+        (GET, format!("/users/{a}"), None, true, true),
+        (
+            PUT,
+            format!("/users/{a}"),
+            Some(json!({"language": "fr"})),
+            true,
+            true,
+        ),
+        (GET, format!("/users/{a}/insights"), None, true, true),
+        (GET, format!("/users/{a}/sessions"), None, true, true),
+        (POST, format!("/users/{a}/usage"), Some(usage), true, true),
+        (
+            POST,
+            format!("/users/{a}/upgrade"),
+            Some(json!({"new_tier": "premium"})),
+            false,
+            true,
+        ),
+        (GET, "/users/me".into(), None, true, false),
+    ];
+    for (m, path, body, self_ok, admin_ok) in cases {
+        let (s, p) = srv.call(m.clone(), &path, None, body.clone()).await;
+        assert_eq!(s, 401, "anonymous {m} {path}: {p}");
+        is_problem(&p, 401, "unauthorized");
+        if path.contains(&a) {
+            let (s, p) = srv.call(m.clone(), &path, Some(&tb), body.clone()).await;
+            assert_eq!(s, 403, "other user {m} {path}: {p}");
+            assert!(
+                !p.to_string().contains("a@example.com"),
+                "no data of another user"
+            );
+        }
+        let (s, p) = srv.call(m.clone(), &path, Some(&ta), body.clone()).await;
+        assert_eq!(s < 300, self_ok, "self {m} {path}: {s} {p}");
+        let (s, p) = srv
+            .call(m.clone(), &path, Some(ADMIN_KEY), body.clone())
+            .await;
+        assert_eq!(s < 300, admin_ok, "admin {m} {path}: {s} {p}");
+    }
+    // Revoking another user's session, or deleting another user, is refused.
+    let (s, _) = srv
+        .call(
+            DELETE,
+            &format!("/users/{a}/sessions/{sid}"),
+            Some(&tb),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = srv
+        .call(DELETE, &format!("/users/{a}"), Some(&tb), None)
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = srv
+        .call(DELETE, &format!("/users/{b}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = srv.call(GET, "/users/me", Some(&tb), None).await;
+    assert_eq!(s, 401, "a deleted user's token is dead");
+    // A wrong operator key is just an invalid token.
+    let (s, _) = srv
+        .call(
+            GET,
+            &format!("/users/{a}"),
+            Some("not-the-admin-key-at-all"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+    // Anonymous sign-up above Free is refused.
+    let (s, p) = srv
+        .call(
+            POST,
+            "/users",
+            None,
+            Some(json!({"email": "c@example.com", "password": PW, "tier": "vip"})),
+        )
+        .await;
+    is_problem(&p, 403, "forbidden");
+    assert_eq!(s, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_users_are_limited_to_a_hundred_requests_an_hour_and_vip_users_are_not() {
+    let srv = TestServer::start("").await;
+    let (_, free) = srv.user("free@example.com", "free").await;
+    let (_, vip) = srv.user("vip@example.com", "vip").await;
+    for i in 1..=100u64 {
+        let resp = srv
+            .http
+            .get(format!("{}/users/me", srv.base))
+            .bearer_auth(&free)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        let h = resp.headers();
+        assert_eq!(h["ratelimit-limit"], "100");
+        assert_eq!(
+            h["ratelimit-remaining"].to_str().unwrap(),
+            (100 - i).to_string()
+        );
+    }
+    let resp = srv
+        .http
+        .get(format!("{}/users/me", srv.base))
+        .bearer_auth(&free)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "36");
+    assert_eq!(resp.headers()["ratelimit-remaining"], "0");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    is_problem(&body, 429, "rate-limited");
+    for _ in 0..150 {
+        let (s, _) = srv.call(GET, "/users/me", Some(&vip), None).await;
+        assert_eq!(s, 200);
+    }
+    // The allowance refills with time (36 s per request at 100/h).
+    srv.clock.advance(std::time::Duration::from_secs(36));
+    let (s, _) = srv.call(GET, "/users/me", Some(&free), None).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_is_indistinguishable_from_a_wrong_password_and_clears() {
+    let srv = TestServer::start(
+        "[lockout]\nfree_attempts = 3\nbase_delay_secs = 30\nmax_delay_secs = 300\n",
+    )
+    .await;
+    srv.user("lock@example.com", "free").await;
+    let login = |pw: &'static str| {
+        let srv = &srv;
+        async move {
+            srv.call(
+                POST,
+                "/auth/login",
+                None,
+                Some(json!({"email": "lock@example.com", "password": pw})),
+            )
+            .await
+        }
+    };
+    let wrong = login("definitely wrong password").await;
+    assert_eq!(wrong.0, 401);
+    is_problem(&wrong.1, 401, "invalid-credentials");
+    let unknown = srv
+        .call(
+            POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "nobody@example.com", "password": PW})),
+        )
+        .await;
+    assert_eq!(
+        unknown, wrong,
+        "unknown email answers exactly like a wrong password"
+    );
+    for _ in 0..5 {
+        assert_eq!(login("definitely wrong password").await, wrong);
+    }
+    // Locked now: the right password gets the very same answer.
+    assert_eq!(login(PW).await, wrong);
+    srv.clock.advance(std::time::Duration::from_secs(301));
+    let (s, body) = login(PW).await;
+    assert_eq!(s, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_password_change_and_revoke_kill_tokens_at_once() {
+    let srv = TestServer::start("").await;
+    let (id, t1) = srv.user("pw@example.com", "premium").await;
+    let login = || async {
+        let (s, b) = srv
+            .call(
+                POST,
+                "/auth/login",
+                None,
+                Some(json!({"email": "pw@example.com", "password": PW})),
+            )
+            .await;
+        assert_eq!(s, 200);
+        b["token"].as_str().unwrap().to_owned()
+    };
+    let (t2, t3) = (login().await, login().await);
+
+    let (s, _) = srv.call(POST, "/auth/logout", Some(&t1), None).await;
+    assert_eq!(s, 204);
+    assert_eq!(srv.call(GET, "/users/me", Some(&t1), None).await.0, 401);
+
+    let (_, sessions) = srv
+        .call(GET, &format!("/users/{id}/sessions"), Some(&t2), None)
+        .await;
+    let sid3 = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .find(|sid| t3.contains(&sid.replace('-', "")))
+        .unwrap();
+    let (s, _) = srv
+        .call(
+            DELETE,
+            &format!("/users/{id}/sessions/{sid3}"),
+            Some(&t2),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(srv.call(GET, "/users/me", Some(&t3), None).await.0, 401);
+
+    let t4 = login().await;
+    let (s, p) = srv
+        .call(
+            POST,
+            &format!("/users/{id}/password"),
+            Some(&t2),
+            Some(json!({"current_password": "wrong wrong wrong", "new_password": "a brand new passphrase"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{p}");
+    let (s, p) = srv
+        .call(
+            POST,
+            &format!("/users/{id}/password"),
+            Some(&t2),
+            Some(json!({"current_password": PW, "new_password": "a brand new passphrase"})),
+        )
+        .await;
+    assert_eq!(s, 204, "{p}");
+    assert_eq!(
+        srv.call(GET, "/users/me", Some(&t4), None).await.0,
+        401,
+        "other sessions end"
+    );
+    assert_eq!(
+        srv.call(GET, "/users/me", Some(&t2), None).await.0,
+        200,
+        "the changing session stays"
+    );
+    let old = srv
+        .call(
+            POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "pw@example.com", "password": PW})),
+        )
+        .await;
+    assert_eq!(old.0, 401);
+    let new = srv
+        .call(
+            POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "pw@example.com", "password": "a brand new passphrase"})),
+        )
+        .await;
+    assert_eq!(new.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_problems_and_change_nothing() {
+    let srv = TestServer::start("").await;
+    let (id, tok) = srv.user("target@example.com", "free").await;
+    let before = srv.manager.get_user(id.parse().unwrap()).await.unwrap();
+    let url = format!("{}/users/{id}", srv.base);
+    let send = |body: Vec<u8>, ctype: &'static str| {
+        let (srv, url, tok) = (&srv, url.clone(), tok.clone());
+        async move {
+            let r = srv
+                .http
+                .put(url)
+                .bearer_auth(tok)
+                .header("content-type", ctype)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+            (status, ct, body)
+        }
+    };
+    let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
+        (
+            b"{\"display_name\": ".to_vec(),
+            "application/json",
+            400,
+            "malformed-body",
+        ),
+        (
+            b"[1,2,3]".to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            br#"{"display_name": 42}"#.to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            br#"{"display_name": "x", "is_admin": true}"#.to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            format!(r#"{{"display_name": "{}"}}"#, "x".repeat(100_000)).into_bytes(),
+            "application/json",
+            413,
+            "payload-too-large",
+        ),
+        (
+            format!(r#"{{"display_name": "{}"}}"#, "y".repeat(1000)).into_bytes(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            br#"{"display_name": "a\u0000b"}"#.to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            vec![b'{', 0xff, 0xfe, b'}'],
+            "application/json",
+            400,
+            "malformed-body",
+        ),
+        (
+            br#"{"display_name": "ok"}"#.to_vec(),
+            "text/plain",
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            vec![b'a'; 10 * 1024 * 1024],
+            "application/json",
+            413,
+            "payload-too-large",
+        ),
+    ];
+    for (body, ctype, status, kind) in cases {
+        let (s, ct, p) = send(body, ctype).await;
+        assert_eq!(s, status, "{kind}: {p}");
+        assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        is_problem(&p, status, kind);
+    }
+    // Invalid UTF-8 in a header, and a non-Bearer scheme.
+    let mut raw = tokio::net::TcpStream::connect(
+        srv.base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raw.write_all(b"GET /api/v1/users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    raw.read_to_end(&mut out).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let r = srv
+        .http
+        .get(format!("{}/users/me", srv.base))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    assert_eq!(
+        srv.manager.get_user(id.parse().unwrap()).await.unwrap(),
+        before,
+        "nothing changed"
+    );
+    let (s, _) = srv.call(GET, "/users/me", Some(&tok), None).await;
+    assert_eq!(s, 200, "the server is still up");
+    let (s, p) = srv.call(GET, "/no/such/thing", None, None).await;
+    assert_eq!(s, 404);
+    is_problem(&p, 404, "not-found");
+}
