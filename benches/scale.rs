@@ -29,6 +29,8 @@ struct Args {
     scenario: String,
     users: usize,
     secs: u64,
+    concurrency: usize,
+    tiers: Vec<UserTier>,
 }
 
 fn args() -> Args {
@@ -36,12 +38,23 @@ fn args() -> Args {
         scenario: "all".into(),
         users: 100_000,
         secs: 5,
+        concurrency: 32,
+        tiers: UserTier::ALL.to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
             "--users" => a.users = it.next().and_then(|v| v.parse().ok()).expect("--users N"),
             "--secs" => a.secs = it.next().and_then(|v| v.parse().ok()).expect("--secs S"),
+            "--concurrency" => {
+                a.concurrency = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--concurrency N")
+            }
+            "--tier" => {
+                a.tiers = vec![it.next().and_then(|v| v.parse().ok()).expect("--tier NAME")]
+            }
             "--bench" => {}
             s if !s.starts_with('-') => a.scenario = s.to_owned(),
             _ => {}
@@ -86,24 +99,36 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-/// Imports `n` users with a precomputed hash, `concurrency` at a time (bulk provisioning).
+/// Imports `n` users `user<i>@bench.test` with a precomputed hash, 256 at a time (bulk
+/// provisioning).
 async fn import(
     m: &UserManager,
     n: usize,
     phc: &str,
     tier: UserTier,
 ) -> Vec<roster::domain::ids::UserId> {
+    import_as(m, n, phc, tier, "user").await
+}
+
+/// As [`import`], with emails `<prefix><i>@bench.test`.
+async fn import_as(
+    m: &UserManager,
+    n: usize,
+    phc: &str,
+    tier: UserTier,
+    prefix: &str,
+) -> Vec<roster::domain::ids::UserId> {
     let concurrency = 256.min(n.max(1));
     let per = n.div_ceil(concurrency);
     let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
-            let (m, phc) = (m.clone(), phc.to_owned());
+            let (m, phc, prefix) = (m.clone(), phc.to_owned(), prefix.to_owned());
             tokio::spawn(async move {
                 let mut ids = Vec::with_capacity(per);
                 for i in (t * per)..((t + 1) * per).min(n) {
                     let p = m
                         .import_user(
-                            &format!("user{i}@bench.test"),
+                            &format!("{prefix}{i}@bench.test"),
                             &phc,
                             tier,
                             ProfilePatch::default(),
@@ -201,7 +226,7 @@ async fn login(a: &Args) {
     let ids = import(&m, users, &hash_of(Params::default()), UserTier::Premium).await;
     assert_eq!(ids.len(), users);
     let m2 = m.clone();
-    let rate = run_for(cores() * 4, a.secs, move |t, i| {
+    let rate = run_for(a.concurrency, a.secs, move |t, i| {
         let m = m2.clone();
         async move {
             let email = format!("user{}@bench.test", (t * 7919 + i as usize * 31) % users);
@@ -214,7 +239,8 @@ async fn login(a: &Args) {
     })
     .await;
     println!(
-        "login     UserManager::authenticate_user at the same cost: {rate:.1} logins/s = {:.0}% of raw",
+        "login     UserManager::authenticate_user at the same cost, {} concurrent: {rate:.1} logins/s = {:.0}% of raw",
+        a.concurrency,
         100.0 * rate / raw
     );
     m.shutdown().await.unwrap();
@@ -223,20 +249,25 @@ async fn login(a: &Args) {
 async fn validate(a: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let m = UserManager::open(config(dir.path(), true)).unwrap();
-    let users = a.users.min(20_000);
     let phc = hash_of(Params::new(256, 1, 1, None).unwrap());
-    import(&m, users, &phc, UserTier::Premium).await;
-    let mut tokens = Vec::with_capacity(users);
-    for i in 0..users {
-        match m
-            .authenticate_user(&format!("user{i}@bench.test"), PW, LoginContext::default())
-            .await
-            .unwrap()
-        {
-            LoginOutcome::Success(s) => tokens.push(s.token),
-            other => panic!("{other:?}"),
+    // By default users of every tier, so every tier's Arbiter takes its share.
+    let per_tier = a.users.min(20_000) / a.tiers.len();
+    let mut tokens = Vec::with_capacity(per_tier * a.tiers.len());
+    for &tier in &a.tiers {
+        import_as(&m, per_tier, &phc, tier, tier.as_str()).await;
+        for i in 0..per_tier {
+            let email = format!("{tier}{i}@bench.test");
+            match m
+                .authenticate_user(&email, PW, LoginContext::default())
+                .await
+                .unwrap()
+            {
+                LoginOutcome::Success(s) => tokens.push(s.token),
+                other => panic!("{other:?}"),
+            }
         }
     }
+    let users = tokens.len();
     let tokens = Arc::new(tokens);
     let m2 = m.clone();
     let rate = run_for(256, a.secs, move |t, i| {
@@ -248,7 +279,8 @@ async fn validate(a: &Args) {
     })
     .await;
     println!(
-        "validate  UserManager::validate_session over {users} live users: {rate:.0} validations/s"
+        "validate  UserManager::validate_session over {users} live users in {:?}, 256 concurrent: {rate:.0} validations/s",
+        a.tiers
     );
     m.shutdown().await.unwrap();
 }

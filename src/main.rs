@@ -77,9 +77,28 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), users = manager.user_count(), "listening on {addr}");
     let app = roster::api::app(manager.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let drain = manager.config().engine.shutdown_timeout;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            ?drain,
+            "signal received: no new connections, draining requests"
+        );
+        let _ = signalled_tx.send(());
+    });
+    // Requests in flight get `drain` to finish after the signal; then we stop regardless.
+    let deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(drain).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = deadline => tracing::warn!("drain timed out; closing remaining connections"),
+    }
     tracing::info!("shutting down: writing snapshots");
     manager.shutdown().await?;
     tracing::info!("stopped");

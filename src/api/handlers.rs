@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::{Caller, ClientIp, JsonBody};
-use super::problem::ApiError;
+use super::problem::{ApiError, Problem};
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
 use crate::domain::rate::RateDecision;
@@ -50,7 +50,7 @@ fn limit_anonymous(state: &AppState, caller: &Caller, ip: std::net::IpAddr) -> A
 }
 
 /// `POST /api/v1/users` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     email: String,
@@ -63,6 +63,9 @@ pub struct CreateUser {
 
 /// Sign-up. Anyone may create a Free account; higher tiers need the operator (or
 /// self-service tiers in config).
+#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = UserProfile), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn create_user(
     State(s): State<AppState>,
     caller: Caller,
@@ -89,7 +92,7 @@ pub async fn create_user(
 }
 
 /// `POST /api/v1/auth/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,
@@ -99,6 +102,8 @@ pub struct Login {
 }
 
 /// Login. Unknown email, wrong password and a locked account get the same answer.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+    responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn login(
     State(s): State<AppState>,
     caller: Caller,
@@ -119,6 +124,8 @@ pub async fn login(
 }
 
 /// Ends the calling session.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     let a = caller.require_user()?;
     s.manager
@@ -128,12 +135,16 @@ pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<Stat
 }
 
 /// The calling user's profile.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserProfile), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
 pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<UserProfile>> {
     let a = caller.require_user()?;
     Ok(Json(s.manager.get_user(a.session.user_id).await?))
 }
 
 /// A user's profile.
+#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn get_user(
     State(s): State<AppState>,
     caller: Caller,
@@ -145,6 +156,8 @@ pub async fn get_user(
 
 /// Partial update: `display_name`, `language`, `timezone`, `ai_preferences`,
 /// `security_settings` at the top level of the body.
+#[utoipa::path(put, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ProfilePatch, security(("bearer" = [])),
+    responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
 pub async fn update_user(
     State(s): State<AppState>,
     caller: Caller,
@@ -156,6 +169,8 @@ pub async fn update_user(
 }
 
 /// Deletes an account (the user itself or the operator).
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn delete_user(
     State(s): State<AppState>,
     caller: Caller,
@@ -167,6 +182,8 @@ pub async fn delete_user(
 }
 
 /// Activity, sessions and quota use.
+#[utoipa::path(get, path = "/users/{id}/insights", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = Insights), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn insights(
     State(s): State<AppState>,
     caller: Caller,
@@ -177,13 +194,15 @@ pub async fn insights(
 }
 
 /// `POST /api/v1/users/{id}/upgrade` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upgrade {
     new_tier: UserTier,
 }
 
 /// Tier change: operator only, unless config allows self-service.
+#[utoipa::path(post, path = "/users/{id}/upgrade", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Upgrade, security(("bearer" = [])),
+    responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn upgrade(
     State(s): State<AppState>,
     caller: Caller,
@@ -200,7 +219,7 @@ pub async fn upgrade(
 }
 
 /// `POST /api/v1/users/{id}/password` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     current_password: String,
@@ -208,6 +227,8 @@ pub struct ChangePassword {
 }
 
 /// Password change by the user itself; every other session ends.
+#[utoipa::path(post, path = "/users/{id}/password", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ChangePassword, security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub async fn change_password(
     State(s): State<AppState>,
     caller: Caller,
@@ -231,7 +252,7 @@ pub async fn change_password(
 }
 
 /// `POST /api/v1/users/{id}/usage` body: a change of a quota counter.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Usage {
     kind: QuotaKind,
@@ -239,7 +260,7 @@ pub struct Usage {
 }
 
 /// Quota use after an accepted change.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UsageReply {
     kind: QuotaKind,
     used: u64,
@@ -247,6 +268,8 @@ pub struct UsageReply {
 }
 
 /// Counts quota use against the tier limit, atomically in the user's actor.
+#[utoipa::path(post, path = "/users/{id}/usage", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Usage, security(("bearer" = [])),
+    responses((status = 200, body = UsageReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn record_usage(
     State(s): State<AppState>,
     caller: Caller,
@@ -277,6 +300,8 @@ pub async fn record_usage(
 }
 
 /// Live sessions.
+#[utoipa::path(get, path = "/users/{id}/sessions", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = Vec<SessionView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn list_sessions(
     State(s): State<AppState>,
     caller: Caller,
@@ -287,6 +312,9 @@ pub async fn list_sessions(
 }
 
 /// Revokes one session.
+#[utoipa::path(delete, path = "/users/{id}/sessions/{sid}", tag = "sessions",
+    params(("id" = String, Path, description = "user id (UUID)"), ("sid" = String, Path, description = "session id (UUID)")),
+    security(("bearer" = [])), responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn revoke_session(
     State(s): State<AppState>,
     caller: Caller,
@@ -301,16 +329,34 @@ pub async fn revoke_session(
     }
 }
 
+/// How many sessions a bulk revocation ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RevokedReply {
+    revoked: usize,
+}
+
 /// "Log out everywhere else": every session but the calling one ends.
+#[utoipa::path(post, path = "/users/{id}/sessions/revoke-others", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = RevokedReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn revoke_other_sessions(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RevokedReply>> {
     let id = target(&caller, &id)?;
     let keep = caller.session_id();
-    let n = s.manager.user(id).revoke_other_sessions(keep).await?;
-    Ok(Json(json!({ "revoked": n })))
+    let revoked = s.manager.user(id).revoke_other_sessions(keep).await?;
+    Ok(Json(RevokedReply { revoked }))
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, body = Object)))]
+pub async fn openapi_json(State(s): State<AppState>) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
+    s.openapi
+        .get()
+        .cloned()
+        .map(Json)
+        .ok_or(ApiError::Unavailable)
 }
 
 /// Any unknown path.
@@ -319,11 +365,13 @@ pub async fn not_found() -> ApiError {
 }
 
 /// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Object)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: the engine's shards are up.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Object), (status = 503, body = Problem)))]
 pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let shards = s.manager.shard_stats();
     if shards.is_empty() {

@@ -9,9 +9,13 @@ pub mod problem;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::OnceLock;
+
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::time::SystemClock;
 use crate::engine::UserManager;
@@ -33,6 +37,8 @@ pub struct AppState {
     pub ip_limiter: Arc<iplimit::IpLimiter>,
     /// Whether users may change their own tier.
     pub self_service_tiers: bool,
+    /// The OpenAPI document, served at `/api/v1/openapi.json`.
+    pub openapi: Arc<OnceLock<utoipa::openapi::OpenApi>>,
 }
 
 impl AppState {
@@ -51,47 +57,85 @@ impl AppState {
             admin_key,
             ip_limiter,
             self_service_tiers,
+            openapi: Arc::new(OnceLock::new()),
         }
     }
 }
 
-/// The router, with its state.
-pub fn app(manager: UserManager) -> Router {
+/// The OpenAPI document's fixed parts; the paths come from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Roster",
+        description = "User management: accounts in four tiers, sessions, profiles and quotas. \
+                       Errors are RFC 9457 problem documents."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(problem::Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "a session token from /auth/login, or the operator key",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The router and the OpenAPI document describing it. Both come from the same
+/// `routes!` declarations, so a route cannot exist without its documentation.
+pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
     let state = AppState::new(manager);
-    let api = Router::new()
-        .route("/users", post(handlers::create_user))
-        .route("/users/me", get(handlers::me))
-        .route(
-            "/users/{id}",
-            get(handlers::get_user)
-                .put(handlers::update_user)
-                .delete(handlers::delete_user),
-        )
-        .route("/users/{id}/insights", get(handlers::insights))
-        .route("/users/{id}/upgrade", post(handlers::upgrade))
-        .route("/users/{id}/password", post(handlers::change_password))
-        .route("/users/{id}/usage", post(handlers::record_usage))
-        .route("/users/{id}/sessions", get(handlers::list_sessions))
-        .route(
-            "/users/{id}/sessions/revoke-others",
-            post(handlers::revoke_other_sessions),
-        )
-        .route(
-            "/users/{id}/sessions/{sid}",
-            delete(handlers::revoke_session),
-        )
-        .route("/auth/login", post(handlers::login))
-        .route("/auth/logout", post(handlers::logout))
-        .fallback(handlers::not_found)
+    let api = OpenApiRouter::new()
+        .routes(routes!(handlers::create_user))
+        .routes(routes!(handlers::me))
+        .routes(routes!(
+            handlers::get_user,
+            handlers::update_user,
+            handlers::delete_user
+        ))
+        .routes(routes!(handlers::insights))
+        .routes(routes!(handlers::upgrade))
+        .routes(routes!(handlers::change_password))
+        .routes(routes!(handlers::record_usage))
+        .routes(routes!(handlers::list_sessions))
+        .routes(routes!(handlers::revoke_other_sessions))
+        .routes(routes!(handlers::revoke_session))
+        .routes(routes!(handlers::login))
+        .routes(routes!(handlers::logout))
+        .routes(routes!(handlers::openapi_json))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::authenticate,
         ));
-    Router::new()
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
+        .routes(routes!(handlers::healthz))
+        .routes(routes!(handlers::readyz))
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let _ = state.openapi.set(doc.clone());
+    let router = router
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    (router, doc)
+}
+
+/// The router, with its state.
+pub fn app(manager: UserManager) -> Router {
+    router(manager).0
 }

@@ -149,6 +149,22 @@ impl ApiError {
     }
 }
 
+/// The shape of every error body (RFC 9457), for the OpenAPI document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem: `https://roster.dev/problems/<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong in this case.
+    pub detail: String,
+    /// The offending field, for `invalid-input`.
+    pub field: Option<String>,
+}
+
 /// Prefix of every problem `type`; the suffixes are listed in the README.
 pub const PROBLEM_BASE: &str = "https://roster.dev/problems/";
 

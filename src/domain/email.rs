@@ -22,6 +22,13 @@ pub enum EmailError {
     Malformed,
 }
 
+impl utoipa::PartialSchema for Email {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::ids::string_schema(utoipa::openapi::KnownFormat::Email)
+    }
+}
+impl utoipa::ToSchema for Email {}
+
 impl Email {
     /// Validates an address: one `@`, a non-empty local part of at most 64 characters, a
     /// dotted domain of letters, digits and hyphens, no spaces or control characters.

@@ -41,6 +41,30 @@ impl UserId {
     }
 }
 
+/// A string schema with a format, for the id and time newtypes.
+pub(crate) fn string_schema(
+    format: utoipa::openapi::KnownFormat,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(format)))
+        .into()
+}
+
+impl utoipa::PartialSchema for UserId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_schema(utoipa::openapi::KnownFormat::Uuid)
+    }
+}
+impl utoipa::ToSchema for UserId {}
+
+impl utoipa::PartialSchema for SessionId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_schema(utoipa::openapi::KnownFormat::Uuid)
+    }
+}
+impl utoipa::ToSchema for SessionId {}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)

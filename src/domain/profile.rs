@@ -17,7 +17,7 @@ use super::validation::{self, ValidationError};
 pub const MAX_DISPLAY_NAME: usize = 64;
 
 /// Quota usage and activity counters kept with the profile.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageCounters {
     /// Playlists the user owns (counted against the tier's `max_playlists`).
     pub playlists: u64,
@@ -30,7 +30,7 @@ pub struct UsageCounters {
 }
 
 /// A counted resource with a per-tier quota.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaKind {
     /// Playlists owned.
@@ -90,7 +90,7 @@ impl UsageCounters {
 }
 
 /// Everything a client may see of a user. Holds no credential.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserProfile {
     /// The user's id.
     pub id: UserId,
@@ -143,7 +143,7 @@ impl ProfileTemplate {
 
 /// A partial profile: `profile_data` at creation and `updates` afterwards. Absent fields
 /// keep their value; unknown fields are refused rather than silently ignored.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     /// New display name.

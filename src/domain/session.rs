@@ -15,10 +15,11 @@ pub const MAX_USER_AGENT: usize = 512;
 pub const MAX_DEVICE_ID: usize = 128;
 
 /// Where a login comes from (the seed's `context`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginContext {
-    /// The client's address.
+    /// The client's address (default: the connection's peer address).
+    #[schema(value_type = Option<String>, example = "192.168.1.1")]
     pub ip_address: Option<IpAddr>,
     /// The client's user agent.
     pub user_agent: Option<String>,
@@ -87,7 +88,7 @@ impl Session {
 }
 
 /// What a client sees of a session.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The session's id.
     pub id: SessionId,
@@ -98,6 +99,7 @@ pub struct SessionView {
     /// When it ends unless used again.
     pub expires_at: Timestamp,
     /// Client address at login.
+    #[schema(value_type = Option<String>)]
     pub ip_address: Option<IpAddr>,
     /// Client user agent at login.
     pub user_agent: Option<String>,

@@ -9,7 +9,7 @@ use super::validation::{ValidationError, in_range};
 pub const MAX_SESSION_TIMEOUT_MINUTES: u32 = 30 * 24 * 60;
 
 /// A second-factor method a user may enable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MfaMethod {
     /// A code sent by email.
@@ -23,7 +23,7 @@ pub enum MfaMethod {
 }
 
 /// How a user's account is protected (the seed's `SecuritySettings`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Whether login requires a second factor.
@@ -76,7 +76,7 @@ impl SecuritySettings {
 }
 
 /// A partial update of [`SecuritySettings`]: absent fields stay as they are.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettingsPatch {
     /// See [`SecuritySettings::require_mfa`].
@@ -116,7 +116,7 @@ impl SecuritySettingsPatch {
 }
 
 /// How much the AI adapts to the user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PersonalizationLevel {
     /// No personalization.
@@ -130,7 +130,7 @@ pub enum PersonalizationLevel {
 }
 
 /// The seed's `AIPreferences`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AIPreferences {
     /// How much recommendations adapt.
@@ -169,7 +169,7 @@ impl AIPreferences {
 }
 
 /// A partial update of [`AIPreferences`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AIPreferencesPatch {
     /// See [`AIPreferences::personalization_level`].

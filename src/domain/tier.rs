@@ -8,7 +8,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The four subscription tiers, lowest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum UserTier {
     /// Basic analysis and recommendations, small quotas.

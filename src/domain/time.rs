@@ -107,6 +107,13 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::ids::string_schema(utoipa::openapi::KnownFormat::DateTime)
+    }
+}
+impl utoipa::ToSchema for Timestamp {}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     /// Now.

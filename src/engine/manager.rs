@@ -41,7 +41,7 @@ pub enum LoginOutcome {
 }
 
 /// A completed login (`{ "token", "expires_at", "user" }` on the wire).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LoginSuccess {
     /// The bearer token; shown once, never stored.
     pub token: String,
@@ -76,7 +76,7 @@ pub enum PasswordChange {
 }
 
 /// Quota use against a tier limit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QuotaUse {
     /// Used so far.
     pub used: u64,
@@ -85,7 +85,7 @@ pub struct QuotaUse {
 }
 
 /// What `get_user_insights` reports today: activity, sessions and quota use.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Insights {
     /// The user.
     pub user_id: UserId,

@@ -321,7 +321,15 @@ impl Handler<FinishLogin> for UserActor {
     fn handle(&mut self, msg: FinishLogin, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let lockout = self.engine.config.lockout;
-        if self.state.failures.is_locked(now) {
+        // A lock stops guessing, but must not let an attacker keep the real user out:
+        // the right password from a device this account has logged in from before
+        // still gets in.
+        let known_device = msg
+            .context
+            .device_id
+            .as_ref()
+            .is_some_and(|d| self.state.known_devices.contains(d));
+        if self.state.failures.is_locked(now) && !(msg.password_ok && known_device) {
             if !msg.password_ok {
                 self.state.failures.record_failure(&lockout, now);
                 self.soft_dirty = true;

@@ -22,6 +22,11 @@ const TIER: u8 = b't';
 const EMAIL: u8 = b'e';
 const TOMBSTONE: u8 = b'x';
 
+/// How often, and how long apart, opening retries a data directory whose lock is still
+/// held by a closing handle in this process. Another process holding it fails after that.
+const LOCK_RETRIES: u32 = 40;
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// sled in a data directory.
 pub struct SledStore {
     db: sled::Db,
@@ -57,12 +62,27 @@ impl SledStore {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("create {}: {e}", dir.display())))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(cache_bytes)
             // Durability comes from our group commit, not a timer.
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        // sled's background threads release the file lock a moment after the last handle
+        // of a previous open is dropped; a reopen in the same process waits for that.
+        let mut attempt = 0;
+        let db = loop {
+            match config.open() {
+                // sled reports the lock as ErrorKind::Other with this message.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && attempt < LOCK_RETRIES =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(LOCK_RETRY_PAUSE);
+                }
+                other => break other?,
+            }
+        };
         let tree = db.open_tree("roster")?;
         Ok(Self {
             db,
@@ -221,5 +241,21 @@ mod tests {
         assert_eq!(s.tier_of(a).unwrap(), None);
         assert_eq!(s.scan_users().count(), 0);
         s.flush().unwrap();
+    }
+
+    #[test]
+    fn a_directory_held_by_an_open_store_is_refused_after_the_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let started = std::time::Instant::now();
+        let second = SledStore::open(dir.path(), 1 << 20);
+        assert!(
+            second.is_err(),
+            "sled refuses a second open of a locked directory"
+        );
+        assert!(
+            started.elapsed() >= LOCK_RETRY_PAUSE * LOCK_RETRIES,
+            "it retried first"
+        );
     }
 }

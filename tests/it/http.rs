@@ -497,3 +497,129 @@ async fn hostile_bodies_get_problems_and_change_nothing() {
     assert_eq!(s, 404);
     is_problem(&p, 404, "not-found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_parses_and_lists_every_route() {
+    let srv = TestServer::start("").await;
+    let (s, doc) = srv.call(GET, "/openapi.json", None, None).await;
+    assert_eq!(s, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut listed: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                listed.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    listed.sort();
+    let mut expected: Vec<String> = [
+        "POST /api/v1/users",
+        "GET /api/v1/users/me",
+        "GET /api/v1/users/{id}",
+        "PUT /api/v1/users/{id}",
+        "DELETE /api/v1/users/{id}",
+        "GET /api/v1/users/{id}/insights",
+        "POST /api/v1/users/{id}/upgrade",
+        "POST /api/v1/users/{id}/password",
+        "POST /api/v1/users/{id}/usage",
+        "GET /api/v1/users/{id}/sessions",
+        "POST /api/v1/users/{id}/sessions/revoke-others",
+        "DELETE /api/v1/users/{id}/sessions/{sid}",
+        "POST /api/v1/auth/login",
+        "POST /api/v1/auth/logout",
+        "GET /api/v1/openapi.json",
+        "GET /healthz",
+        "GET /readyz",
+    ]
+    .map(String::from)
+    .to_vec();
+    expected.sort();
+    assert_eq!(listed, expected);
+    // Each listed route is served (the fallback answers `not-found` with detail
+    // "resource not found"; a real route never does).
+    let root = srv.base.trim_end_matches("/api/v1").to_owned();
+    for entry in &listed {
+        let (method, path) = entry.split_once(' ').unwrap();
+        let url = format!(
+            "{root}{}",
+            path.replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{sid}", "x")
+        );
+        let resp = srv
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_ne!(
+            body["detail"], "resource not found",
+            "{entry} is documented but not routed"
+        );
+    }
+    for schema in [
+        "UserProfile",
+        "Problem",
+        "LoginSuccess",
+        "ProfilePatch",
+        "Insights",
+        "SessionView",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_and_login_are_limited_per_client_address() {
+    let srv = TestServer::start("[server]\nanonymous_requests_per_hour = 5\n").await;
+    let attempt = || {
+        srv.call(
+            POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "x@example.com", "password": PW})),
+        )
+    };
+    for _ in 0..4 {
+        assert_eq!(attempt().await.0, 401);
+    }
+    let (s, p) = srv
+        .call(
+            POST,
+            "/users",
+            None,
+            Some(json!({"email": "new@example.com", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 201, "sign-up shares the allowance: {p}");
+    let resp = srv
+        .http
+        .post(format!("{}/auth/login", srv.base))
+        .json(&json!({"email": "x@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // The operator is not limited by address.
+    let (s, _) = srv
+        .call(
+            POST,
+            "/users",
+            Some(ADMIN_KEY),
+            Some(json!({"email": "op@example.com", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 201);
+}

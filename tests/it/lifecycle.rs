@@ -292,3 +292,62 @@ async fn repeated_failures_lock_with_growing_delay_and_the_lock_clears_itself() 
     );
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_account_still_admits_its_owner_on_a_known_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _clock) = crate::support::open_with_clock(dir.path(), "[lockout]\nfree_attempts = 1\n");
+    m.create_user(
+        "owner@example.com",
+        PW,
+        UserTier::Free,
+        ProfilePatch::default(),
+    )
+    .await
+    .unwrap();
+    let with_device = |d: &str| LoginContext {
+        device_id: Some(d.into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        m.authenticate_user("owner@example.com", PW, with_device("owner-phone"))
+            .await
+            .unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    // An attacker locks the account from elsewhere.
+    for _ in 0..5 {
+        m.authenticate_user(
+            "owner@example.com",
+            "guess guess guess",
+            with_device("attacker"),
+        )
+        .await
+        .unwrap();
+    }
+    let from_new_device = m
+        .authenticate_user("owner@example.com", PW, with_device("attacker"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        from_new_device,
+        LoginOutcome::Denied(DenyReason::Locked { .. })
+    ));
+    let wrong_from_owner = m
+        .authenticate_user("owner@example.com", "guess", with_device("owner-phone"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        wrong_from_owner,
+        LoginOutcome::Denied(DenyReason::Locked { .. })
+    ));
+    let owner = m
+        .authenticate_user("owner@example.com", PW, with_device("owner-phone"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(owner, LoginOutcome::Success(_)),
+        "the owner's known device gets in: {owner:?}"
+    );
+    m.shutdown().await.unwrap();
+}

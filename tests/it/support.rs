@@ -11,28 +11,32 @@ use roster::domain::time::{ManualClock, Timestamp};
 /// A password the default policy accepts.
 pub const PW: &str = "correct horse battery staple";
 
-/// The test configuration for `dir`, with `extra` TOML layered on top.
-pub fn config(dir: &Path, extra: &str) -> Config {
-    let layers = vec![
+/// The test configuration for `dir`, with `extra` TOML layers on top (later wins).
+pub fn config(dir: &Path, extra: &[&str]) -> Config {
+    let data_dir = format!("[store]\ndata_dir = {:?}\n", dir.display().to_string());
+    let mut layers = vec![
         parse_toml("default", DEFAULT_TOML).unwrap(),
         parse_toml("test", include_str!("../../config/test.toml")).unwrap(),
-        parse_toml(
-            "dir",
-            &format!("[store]\ndata_dir = {:?}\n", dir.display().to_string()),
-        )
-        .unwrap(),
-        parse_toml("extra", extra).unwrap(),
+        parse_toml("dir", &data_dir).unwrap(),
     ];
+    for e in extra {
+        layers.push(parse_toml("extra", e).unwrap());
+    }
     Config::from_layers(layers).unwrap()
 }
 
 /// A manager on `dir` with the real clock.
 pub fn open(dir: &Path) -> UserManager {
-    UserManager::open(config(dir, "")).unwrap()
+    UserManager::open(config(dir, &[])).unwrap()
 }
 
 /// A manager on `dir` with a manual clock, returned alongside.
 pub fn open_with_clock(dir: &Path, extra: &str) -> (UserManager, ManualClock) {
+    open_with_clock_layers(dir, &[extra])
+}
+
+/// As [`open_with_clock`], with several TOML layers.
+pub fn open_with_clock_layers(dir: &Path, extra: &[&str]) -> (UserManager, ManualClock) {
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
     let m = UserManager::open_with_clock(config(dir, extra), Arc::new(clock.clone())).unwrap();
     (m, clock)
@@ -58,8 +62,8 @@ impl TestServer {
     /// Starts a server with `extra` TOML over the test config.
     pub async fn start(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let extra = format!("[server]\nadmin_key = {ADMIN_KEY:?}\n{extra}");
-        let (manager, clock) = open_with_clock(dir.path(), &extra);
+        let key = format!("[server]\nadmin_key = {ADMIN_KEY:?}\n");
+        let (manager, clock) = open_with_clock_layers(dir.path(), &[&key, extra]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = roster::api::app(manager.clone())
