@@ -82,7 +82,7 @@ fn config(dir: &std::path::Path, cheap_hash: bool) -> Config {
         parse_toml(
             "bench",
             &format!(
-                "[store]\ndata_dir = {:?}\nverify_on_start = false\ncache_mb = 1024\n\
+                "[store]\ndata_dir = {:?}\nverify_on_start = false\n\
                  [profiles]\ndir = \"\"\n[passwords]\nqueue = 100000\n\
                  [engine]\npassivate_after_secs = 86400\n",
                 dir.display().to_string()

@@ -71,9 +71,17 @@ pub(crate) struct Shard {
     index: usize,
     engine: Arc<Engine>,
     users: HashMap<UserId, Addr<UserActor>>,
+    /// Users being loaded (queued or in a batch), with the requests waiting for them.
     loading: HashMap<UserId, Vec<Reply>>,
+    /// Users not yet handed to a load batch.
+    queued: Vec<UserId>,
+    /// Whether a load batch is running on the blocking pool.
+    batch_running: bool,
     counters: Arc<ShardCounters>,
 }
+
+/// Most snapshots one blocking-pool job loads.
+const MAX_LOAD_BATCH: usize = 256;
 
 impl Shard {
     pub(crate) fn new(
@@ -88,6 +96,8 @@ impl Shard {
             engine,
             users: HashMap::new(),
             loading: HashMap::new(),
+            queued: Vec::new(),
+            batch_running: false,
             counters,
         }
     }
@@ -137,6 +147,41 @@ impl Shard {
         for w in waiters {
             let _ = w.send(result.clone());
         }
+    }
+
+    /// Loads the queued users' snapshots in one job on the blocking pool. Requests that
+    /// arrive meanwhile queue for the next batch, so under load one hand-off to the pool
+    /// serves many activations, and when idle a lone activation is not delayed.
+    fn start_load_batch(&mut self, ctx: &mut Context<Self>) {
+        let n = self.queued.len().min(MAX_LOAD_BATCH);
+        let ids: Vec<UserId> = self.queued.drain(..n).collect();
+        if ids.is_empty() {
+            return;
+        }
+        self.batch_running = true;
+        let engine = Arc::clone(&self.engine);
+        let task = async move {
+            let job_ids = ids.clone();
+            let job = move || {
+                job_ids
+                    .iter()
+                    .map(|&id| (id, load(&engine, id)))
+                    .collect::<Vec<_>>()
+            };
+            tokio::task::spawn_blocking(job).await.unwrap_or_else(|e| {
+                let err = EngineError::Internal(format!("snapshot load task: {e}"));
+                ids.iter().map(|&id| (id, Err(err.clone()))).collect()
+            })
+        };
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(task).map(|loaded, act, ctx| {
+                for (id, state) in loaded {
+                    act.finish_load(id, state, ctx);
+                }
+                act.batch_running = false;
+                act.start_load_batch(ctx);
+            }),
+        );
     }
 
     fn sweep(&mut self) {
@@ -196,17 +241,10 @@ impl Handler<Activate> for Shard {
             return;
         }
         self.loading.insert(msg.id, vec![msg.reply]);
-        let engine = Arc::clone(&self.engine);
-        let id = msg.id;
-        let task = async move {
-            tokio::task::spawn_blocking(move || load(&engine, id))
-                .await
-                .unwrap_or_else(|e| Err(EngineError::Internal(format!("snapshot load task: {e}"))))
-        };
-        ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(task)
-                .map(move |loaded, act, ctx| act.finish_load(id, loaded, ctx)),
-        );
+        self.queued.push(msg.id);
+        if !self.batch_running {
+            self.start_load_batch(ctx);
+        }
     }
 }
 

@@ -623,3 +623,45 @@ async fn sign_up_and_login_are_limited_per_client_address() {
         .await;
     assert_eq!(s, 201);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_hash_pool_answers_503_with_retry_after() {
+    // One slow hashing thread with room for one waiting job.
+    let srv = TestServer::start(
+        "[passwords]\nworkers = 1\nqueue = 1\nmemory_kib = 32768\niterations = 2\n",
+    )
+    .await;
+    srv.manager
+        .import_user(
+            "busy@example.com",
+            "$argon2id$v=19$m=32768,t=2,p=1$c2FsdHNhbHRzYWx0$cSQtnGEOvoPaeXCuLdxNkXbuXpV2gWIi9X7AaRwS0kg",
+            roster::UserTier::Free,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let attempts = (0..24).map(|_| {
+        srv.http
+            .post(format!("{}/auth/login", srv.base))
+            .json(&json!({"email": "busy@example.com", "password": "whatever it is"}))
+            .send()
+    });
+    let mut overloaded = 0;
+    for resp in futures_util::future::join_all(attempts).await {
+        let resp = resp.unwrap();
+        match resp.status().as_u16() {
+            401 => {}
+            503 => {
+                assert_eq!(resp.headers()["retry-after"], "1");
+                let body: serde_json::Value = resp.json().await.unwrap();
+                is_problem(&body, 503, "overloaded");
+                overloaded += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        overloaded > 0,
+        "24 concurrent logins on one worker with a queue of one must overflow"
+    );
+}
