@@ -576,8 +576,12 @@ fn load_template(dir: &Path, name: &str) -> Result<ProfileTemplate, ConfigError>
         (format!("{name} (embedded)"), text)
     } else {
         let path = dir.join(name);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                path.display().to_string(),
+                format!("{e} (profiles.dir is relative to the working directory; set it to \"\" to use the built-in templates)"),
+            )
+        })?;
         (path.display().to_string(), text)
     };
     let de = &mut serde_json::Deserializer::from_str(&text);

@@ -10,6 +10,8 @@
 //!   trait with its sled implementation, and group commit.
 //! - [`config`]: layered settings (embedded default, file, `ROSTER_*` environment),
 //!   validated once into a typed [`config::Config`].
+//! - [`api`]: the axum HTTP facade (REST under `/api/v1`, problem+json errors, the
+//!   OpenAPI document), a client of [`UserManager`] like the CLI.
 //! - [`engine`]: one actix actor per live user, tier-sharded registries that activate,
 //!   passivate and restart them, the directory that routes to them, and
 //!   [`UserManager`], the front door the server, CLI, tests and benches all use.

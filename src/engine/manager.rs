@@ -3,7 +3,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -619,13 +618,8 @@ impl UserManager {
         &self.engine
     }
 
-    /// Time source in use.
+    /// The engine's current time (its clock may be a manual one in tests).
     pub fn now(&self) -> Timestamp {
         self.engine.clock.now()
-    }
-
-    /// For tests and benches: how long a `Duration` of the engine's passivation is.
-    pub fn passivate_after(&self) -> Duration {
-        self.engine.config.engine.passivate_after
     }
 }
