@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -137,9 +138,10 @@ pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<Stat
 /// The calling user's profile.
 #[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
-pub async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<UserProfile>> {
+pub async fn me(caller: Caller) -> ApiResult<Response> {
+    // The authentication step already fetched the caller's profile.
     let a = caller.require_user()?;
-    Ok(Json(s.manager.get_user(a.session.user_id).await?))
+    Ok(Json(a.profile.as_ref()).into_response())
 }
 
 /// A user's profile.
@@ -149,9 +151,13 @@ pub async fn get_user(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<UserProfile>> {
+) -> ApiResult<Response> {
     let id = target(&caller, &id)?;
-    Ok(Json(s.manager.get_user(id).await?))
+    match &caller {
+        // The authentication step already fetched the caller's own profile.
+        Caller::User(a) if a.session.user_id == id => Ok(Json(a.profile.as_ref()).into_response()),
+        _ => Ok(Json(s.manager.get_user(id).await?).into_response()),
+    }
 }
 
 /// Partial update: `display_name`, `language`, `timezone`, `ai_preferences`,

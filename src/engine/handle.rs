@@ -33,14 +33,17 @@ impl UserHandle {
 
     /// The current profile.
     pub async fn profile(&self) -> Result<UserProfile, EngineError> {
-        self.engine.call(self.id, GetProfile).await
+        self.engine
+            .call(self.id, GetProfile)
+            .await
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Applies a partial update; durable when it returns.
     pub async fn update(&self, patch: ProfilePatch) -> Result<UserProfile, EngineError> {
         let p = self.engine.call(self.id, UpdateProfile(patch)).await?;
         self.engine.commit.commit().await?;
-        Ok(p)
+        Ok(Arc::unwrap_or_clone(p))
     }
 
     /// Counts `delta` of a quota resource (negative frees); an accepted change is durable
@@ -64,7 +67,7 @@ impl UserHandle {
     pub async fn change_tier(&self, tier: UserTier) -> Result<UserProfile, EngineError> {
         let p = self.engine.call(self.id, ChangeTier(tier)).await?;
         self.engine.commit.commit().await?;
-        Ok(p)
+        Ok(Arc::unwrap_or_clone(p))
     }
 
     /// Live sessions.

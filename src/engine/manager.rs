@@ -260,7 +260,7 @@ impl UserManager {
         {
             CreateOutcome::Created => {
                 self.engine.commit.commit().await?;
-                Ok(p)
+                Ok(Arc::unwrap_or_clone(p))
             }
             CreateOutcome::EmailTaken => Err(EngineError::EmailTaken),
         }
@@ -355,7 +355,7 @@ impl UserManager {
                     token: token.expose(),
                     session_id: token.session_id(),
                     expires_at,
-                    user: *profile,
+                    user: Arc::unwrap_or_clone(profile),
                 })))
             }
             LoginDecision::Rejected => Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials)),

@@ -2,6 +2,7 @@
 //! rules that change it. Plain data: every rule takes `now`, so it is tested without
 //! actors or clocks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,8 +23,9 @@ pub const MAX_KNOWN_DEVICES: usize = 32;
 /// together with a new codec format version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
-    /// The profile clients see.
-    pub profile: UserProfile,
+    /// The profile clients see. Shared (`Arc`) so that the actor can hand a read-only
+    /// snapshot to a request without copying; changes copy on write (`Arc::make_mut`).
+    pub profile: Arc<UserProfile>,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Bumped whenever the password changes, so a login verified against an older hash
@@ -43,7 +45,7 @@ impl UserState {
     /// The state of a freshly created user.
     pub fn new(profile: UserProfile, password_hash: String) -> Self {
         Self {
-            profile,
+            profile: Arc::new(profile),
             password_hash,
             credential_version: 1,
             sessions: Vec::new(),
@@ -99,8 +101,9 @@ impl UserState {
         let excess = self.sessions.len().saturating_sub(max_sessions);
         self.sessions.drain(..excess);
         self.failures.reset();
-        self.profile.usage.logins += 1;
-        self.profile.usage.last_login_at = Some(now);
+        let profile = Arc::make_mut(&mut self.profile);
+        profile.usage.logins += 1;
+        profile.usage.last_login_at = Some(now);
         session
     }
 
@@ -131,7 +134,7 @@ impl UserState {
         self.credential_version += 1;
         self.revoke_all_except(keep);
         self.failures.reset();
-        self.profile.updated_at = now;
+        Arc::make_mut(&mut self.profile).updated_at = now;
     }
 
     /// Removes every session but `keep`; returns how many went.
@@ -195,7 +198,9 @@ mod tests {
         let mut s = state(t);
         let pol = policy(UserTier::Free, &[]); // tier: 1 hour
         assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(3600));
-        s.profile.security_settings.session_timeout_minutes = 5;
+        Arc::make_mut(&mut s.profile)
+            .security_settings
+            .session_timeout_minutes = 5;
         assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(300));
     }
 

@@ -34,18 +34,18 @@ pub(crate) struct RecordUsage {
 
 /// Returns the profile.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<UserProfile, EngineError>")]
+#[rtype(result = "Result<Arc<UserProfile>, EngineError>")]
 pub(crate) struct GetProfile;
 
 /// Applies a validated partial update (durable).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<UserProfile, EngineError>")]
+#[rtype(result = "Result<Arc<UserProfile>, EngineError>")]
 pub(crate) struct UpdateProfile(pub ProfilePatch);
 
 /// Moves the user to another tier (durable); the actor then stops so that the new tier's
 /// registry activates it.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<UserProfile, EngineError>")]
+#[rtype(result = "Result<Arc<UserProfile>, EngineError>")]
 pub(crate) struct ChangeTier(pub UserTier);
 
 /// First half of a login: what the password must be checked against.
@@ -75,7 +75,7 @@ pub(crate) enum LoginDecision {
     Granted {
         token: SessionToken,
         expires_at: Timestamp,
-        profile: Box<UserProfile>,
+        profile: Arc<UserProfile>,
     },
     /// Wrong password, or a stale credential version.
     Rejected,
@@ -107,12 +107,15 @@ pub struct SessionInfo {
 pub(crate) struct AuthorizeRequest(pub SessionToken);
 
 /// A request made with a valid session, and what the rate limiter decided about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AuthorizedRequest {
     /// The session.
     pub session: SessionInfo,
     /// Allowed (with the figures for `RateLimit-*` headers) or limited.
     pub rate: RateDecision,
+    /// The user's profile as of this check: a shared snapshot, so that a request about
+    /// the caller's own profile needs no second message to the actor.
+    pub profile: Arc<UserProfile>,
 }
 
 /// Replaces the password if the credential is still the one verified; ends every other
@@ -248,15 +251,15 @@ impl UserActor {
 }
 
 impl Handler<GetProfile> for UserActor {
-    type Result = Result<UserProfile, EngineError>;
+    type Result = Result<Arc<UserProfile>, EngineError>;
     fn handle(&mut self, _: GetProfile, _: &mut Context<Self>) -> Self::Result {
         self.touch();
-        Ok(self.state.profile.clone())
+        Ok(Arc::clone(&self.state.profile))
     }
 }
 
 impl Handler<UpdateProfile> for UserActor {
-    type Result = Result<UserProfile, EngineError>;
+    type Result = Result<Arc<UserProfile>, EngineError>;
     fn handle(
         &mut self,
         UpdateProfile(patch): UpdateProfile,
@@ -264,9 +267,9 @@ impl Handler<UpdateProfile> for UserActor {
     ) -> Self::Result {
         let now = self.touch();
         let mut next = self.state.clone();
-        next.profile = patch.apply(&self.state.profile, self.policy(), now)?;
+        next.profile = Arc::new(patch.apply(&self.state.profile, self.policy(), now)?);
         self.persist(next, now)?;
-        Ok(self.state.profile.clone())
+        Ok(Arc::clone(&self.state.profile))
     }
 }
 
@@ -275,7 +278,10 @@ impl Handler<RecordUsage> for UserActor {
     fn handle(&mut self, msg: RecordUsage, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let mut next = self.state.clone();
-        let decision = next.profile.usage.apply(msg.kind, msg.delta, self.policy());
+        let policy = &self.engine.config.tier(next.profile.tier).policy;
+        let decision = Arc::make_mut(&mut next.profile)
+            .usage
+            .apply(msg.kind, msg.delta, policy);
         if let QuotaDecision::Accepted { .. } = decision {
             self.persist(next, now)?;
         }
@@ -284,23 +290,24 @@ impl Handler<RecordUsage> for UserActor {
 }
 
 impl Handler<ChangeTier> for UserActor {
-    type Result = Result<UserProfile, EngineError>;
+    type Result = Result<Arc<UserProfile>, EngineError>;
     fn handle(&mut self, ChangeTier(tier): ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         if tier == self.state.profile.tier {
-            return Ok(self.state.profile.clone());
+            return Ok(Arc::clone(&self.state.profile));
         }
         let mut next = self.state.clone();
-        next.profile.tier = tier;
-        next.profile.updated_at = now;
+        let profile = Arc::make_mut(&mut next.profile);
+        profile.tier = tier;
+        profile.updated_at = now;
         // A downgrade turns off what the new tier does not include.
         let policy = &self.engine.config.tier(tier).policy;
-        if check_tier_features(&next.profile, policy).is_err() {
-            next.profile.ai_preferences.custom_model_training = false;
+        if check_tier_features(profile, policy).is_err() {
+            profile.ai_preferences.custom_model_training = false;
         }
         self.persist(next, now)?;
         self.leave(ctx);
-        Ok(self.state.profile.clone())
+        Ok(Arc::clone(&self.state.profile))
     }
 }
 
@@ -352,7 +359,7 @@ impl Handler<FinishLogin> for UserActor {
         Ok(LoginDecision::Granted {
             token,
             expires_at: session.ends_at(),
-            profile: Box::new(self.state.profile.clone()),
+            profile: Arc::clone(&self.state.profile),
         })
     }
 }
@@ -402,7 +409,11 @@ impl Handler<AuthorizeRequest> for UserActor {
         };
         let rate = self.state.rate.take(limit, RATE_PERIOD, now);
         self.soft_dirty = true;
-        Ok(Some(AuthorizedRequest { session, rate }))
+        Ok(Some(AuthorizedRequest {
+            session,
+            rate,
+            profile: Arc::clone(&self.state.profile),
+        }))
     }
 }
 
@@ -517,7 +528,7 @@ impl Handler<Crash> for UserActor {
     #[allow(clippy::panic)]
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) -> Self::Result {
         // Unsaved soft state is lost with the actor; the restart reads the last snapshot.
-        self.state.profile.display_name = "never persisted".into();
+        Arc::make_mut(&mut self.state.profile).display_name = "never persisted".into();
         panic!("test-induced panic in user actor {}", self.id());
     }
 }
