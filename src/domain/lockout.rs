@@ -100,6 +100,33 @@ mod tests {
     }
 
     #[test]
+    fn the_default_policy_allows_far_fewer_than_a_hundred_guesses_an_hour() {
+        // config/default.toml: 5 free attempts, 1 s doubling to 15 min, 1 h window.
+        let policy = LockoutPolicy {
+            free_attempts: 5,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(900),
+            window: Duration::from_secs(3600),
+        };
+        // An attacker guesses the moment each lock ends, for an hour.
+        let start = Timestamp::from_millis(1_000_000_000);
+        let end = start.plus(Duration::from_secs(3600));
+        let (mut s, mut now, mut guesses) = (FailureState::default(), start, 0);
+        while now < end {
+            if s.is_locked(now) {
+                now = s.locked_until;
+                continue;
+            }
+            s.record_failure(&policy, now);
+            guesses += 1;
+        }
+        assert!(guesses <= 100, "{guesses} guesses in an hour");
+        assert!(guesses >= 10, "the allowance is not absurdly strict either: {guesses}");
+        // And no lock outlasts the cap.
+        assert!(s.locked_until <= end.plus(policy.max_delay));
+    }
+
+    #[test]
     fn window_expiry_and_success_reset_the_count() {
         let mut s = FailureState::default();
         let t = Timestamp::from_millis(10_000_000);
