@@ -103,6 +103,7 @@ pub struct Login {
 }
 
 /// Login. Unknown email, wrong password and a locked account get the same answer.
+/// `context.ip_address` is taken from the connection unless the operator key is sent.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn login(
@@ -113,7 +114,12 @@ pub async fn login(
 ) -> ApiResult<Json<LoginSuccess>> {
     limit_anonymous(&s, &caller, ip)?;
     let mut context = body.context.unwrap_or_default();
-    context.ip_address.get_or_insert(ip);
+    // The client's address is the connection's, unless the operator (a trusted front end
+    // logging users in on their behalf) says otherwise: risk checks must not trust a
+    // client's word for where it is.
+    if !matches!(caller, Caller::Admin) || context.ip_address.is_none() {
+        context.ip_address = Some(ip);
+    }
     match s
         .manager
         .authenticate_user(&body.email, &body.password, context)

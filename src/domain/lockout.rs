@@ -121,7 +121,10 @@ mod tests {
             guesses += 1;
         }
         assert!(guesses <= 100, "{guesses} guesses in an hour");
-        assert!(guesses >= 10, "the allowance is not absurdly strict either: {guesses}");
+        assert!(
+            guesses >= 10,
+            "the allowance is not absurdly strict either: {guesses}"
+        );
         // And no lock outlasts the cap.
         assert!(s.locked_until <= end.plus(policy.max_delay));
     }

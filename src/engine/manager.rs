@@ -13,7 +13,7 @@ use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
 use super::user_actor::{
     AuthorizeRequest, AuthorizedRequest, BeginLogin, FinishLogin, LoginDecision, RecordFailure,
-    SessionInfo, SetPassword, ValidateSession,
+    SessionInfo, SetPassword, UserActor, ValidateSession,
 };
 use super::{Engine, EngineError};
 use crate::config::Config;
@@ -396,14 +396,26 @@ impl UserManager {
     /// Who a bearer token belongs to, if it is a live session. Malformed tokens and
     /// unknown users are simply not valid.
     pub async fn validate_session(&self, token: &str) -> Result<Option<SessionInfo>, EngineError> {
+        self.call_for_token(token, ValidateSession).await
+    }
+
+    /// Sends the message `make` builds from a parsed token to the token's user. A token
+    /// that does not parse, or names no user, is simply not valid: `Ok(None)`.
+    async fn call_for_token<M, R>(
+        &self,
+        token: &str,
+        make: impl FnOnce(SessionToken) -> M,
+    ) -> Result<Option<R>, EngineError>
+    where
+        M: actix::Message<Result = Result<Option<R>, EngineError>> + Clone + Send + 'static,
+        R: Send + 'static,
+        UserActor: actix::Handler<M>,
+        <UserActor as Actor>::Context: actix::dev::ToEnvelope<UserActor, M>,
+    {
         let Ok(token) = SessionToken::parse(token) else {
             return Ok(None);
         };
-        match self
-            .engine
-            .call(token.user_id(), ValidateSession(token))
-            .await
-        {
+        match self.engine.call(token.user_id(), make(token)).await {
             Err(EngineError::NotFound) => Ok(None),
             other => other,
         }
@@ -425,17 +437,7 @@ impl UserManager {
         &self,
         token: &str,
     ) -> Result<Option<AuthorizedRequest>, EngineError> {
-        let Ok(token) = SessionToken::parse(token) else {
-            return Ok(None);
-        };
-        match self
-            .engine
-            .call(token.user_id(), AuthorizeRequest(token))
-            .await
-        {
-            Err(EngineError::NotFound) => Ok(None),
-            other => other,
-        }
+        self.call_for_token(token, AuthorizeRequest).await
     }
 
     /// Changes a password after checking the current one; every session except `keep`

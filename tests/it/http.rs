@@ -665,3 +665,40 @@ async fn a_saturated_hash_pool_answers_503_with_retry_after() {
         "24 concurrent logins on one worker with a queue of one must overflow"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_choose_the_address_its_session_records() {
+    let srv = TestServer::start("").await;
+    let (id, _) = srv.user("ip@example.com", "free").await;
+    let body = |ip: &str| json!({"email": "ip@example.com", "password": PW, "context": {"ip_address": ip}});
+    assert_eq!(
+        srv.call(POST, "/auth/login", None, Some(body("10.9.8.7")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        srv.call(POST, "/auth/login", Some(ADMIN_KEY), Some(body("10.1.2.3")))
+            .await
+            .0,
+        200
+    );
+    let sessions = srv
+        .manager
+        .list_sessions(id.parse().unwrap())
+        .await
+        .unwrap();
+    let ips: Vec<String> = sessions
+        .iter()
+        .filter_map(|s| s.ip_address.map(|i| i.to_string()))
+        .collect();
+    assert!(
+        ips.contains(&"127.0.0.1".to_string()),
+        "the anonymous login records the peer: {ips:?}"
+    );
+    assert!(!ips.contains(&"10.9.8.7".to_string()), "{ips:?}");
+    assert!(
+        ips.contains(&"10.1.2.3".to_string()),
+        "the operator may pass the user's address: {ips:?}"
+    );
+}
