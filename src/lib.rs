@@ -32,6 +32,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod metrics;
 pub mod security;
 pub mod store;
 

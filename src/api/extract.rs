@@ -198,6 +198,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 limit,
                 retry_after_secs,
             } => {
+                let tier = crate::metrics::TierLabels {
+                    tier: a.session.tier.into(),
+                };
+                state
+                    .manager
+                    .metrics()
+                    .rate_limited
+                    .get_or_create(&tier)
+                    .inc();
                 return ApiError::RateLimited {
                     limit,
                     retry_after: retry_after_secs,
@@ -221,5 +230,32 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         h.insert("ratelimit-remaining", HeaderValue::from(remaining));
         h.insert("ratelimit-reset", HeaderValue::from(reset_secs));
     }
+    resp
+}
+
+/// Counts every request by route template, method and status class, and times it.
+pub async fn record_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let m = state.manager.metrics();
+    let status = format!("{}xx", resp.status().as_u16() / 100);
+    m.http_latency
+        .get_or_create(&crate::metrics::RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route,
+            method,
+            status,
+        })
+        .inc();
     resp
 }

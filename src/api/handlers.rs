@@ -15,7 +15,7 @@ use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile
 use crate::domain::rate::RateDecision;
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::UserTier;
-use crate::engine::{Insights, LoginOutcome, LoginSuccess, PasswordChange};
+use crate::engine::{Insights, LoginOutcome, LoginSuccess, PasswordChange, ShardStats};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -369,6 +369,28 @@ pub async fn openapi_json(State(s): State<AppState>) -> ApiResult<Json<utoipa::o
         .cloned()
         .map(Json)
         .ok_or(ApiError::Unavailable)
+}
+
+/// Per tier and shard: resident actors, activations, passivations, restarts (operator only).
+#[utoipa::path(get, path = "/admin/shards", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ShardStats>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn admin_shards(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ShardStats>>> {
+    caller.require_admin()?;
+    Ok(Json(s.manager.shard_stats()))
+}
+
+/// Prometheus metrics (operator only).
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn metrics(State(s): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require_admin()?;
+    let body = s.manager.render_metrics();
+    let ctype = "text/plain; version=0.0.4; charset=utf-8";
+    Ok(([(axum::http::header::CONTENT_TYPE, ctype)], body).into_response())
 }
 
 /// Any unknown path.

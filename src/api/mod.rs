@@ -117,19 +117,22 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::login))
         .routes(routes!(handlers::logout))
         .routes(routes!(handlers::openapi_json))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            extract::authenticate,
-        ));
+        .routes(routes!(handlers::admin_shards));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(handlers::healthz))
         .routes(routes!(handlers::readyz))
+        .routes(routes!(handlers::metrics))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let _ = state.openapi.set(doc.clone());
+    // Layers run outside-in: count and time, then authenticate, then the handler.
+    let auth = middleware::from_fn_with_state(state.clone(), extract::authenticate);
+    let count = middleware::from_fn_with_state(state.clone(), extract::record_http);
     let router = router
         .fallback(handlers::not_found)
+        .layer(auth)
+        .layer(count)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     (router, doc)

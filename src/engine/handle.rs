@@ -80,6 +80,7 @@ impl UserHandle {
         let existed = self.engine.call(self.id, RevokeSession(session)).await?;
         if existed {
             self.engine.commit.commit().await?;
+            self.engine.metrics.sessions_revoked.inc();
         }
         Ok(existed)
     }
@@ -92,6 +93,7 @@ impl UserHandle {
         let n = self.engine.call(self.id, RevokeOtherSessions(keep)).await?;
         if n > 0 {
             self.engine.commit.commit().await?;
+            self.engine.metrics.sessions_revoked.inc_by(n as u64);
         }
         Ok(n)
     }

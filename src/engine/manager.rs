@@ -24,6 +24,7 @@ use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::UserTier;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
 use crate::domain::validation::ValidationError;
+use crate::metrics::{LoginLabels, LoginResult, Metrics, ShardLabels, TierLabels};
 use crate::security::password::{PasswordHasher, hash_with};
 use crate::security::token::SessionToken;
 use crate::store::{CreateOutcome, GroupCommit, SledStore, Store, codec};
@@ -111,7 +112,7 @@ pub struct Insights {
 }
 
 /// One shard's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ShardStats {
     /// The shard's tier.
     pub tier: UserTier,
@@ -166,6 +167,7 @@ impl UserManager {
             clock,
             hasher,
             directory: Directory::default(),
+            metrics: Arc::new(Metrics::new()),
         });
         let shards = UserTier::ALL.map(|tier| {
             let arbiters = &runtime.arbiters[tier.index()];
@@ -260,6 +262,7 @@ impl UserManager {
         {
             CreateOutcome::Created => {
                 self.engine.commit.commit().await?;
+                self.engine.metrics.users_created.inc();
                 Ok(Arc::unwrap_or_clone(p))
             }
             CreateOutcome::EmailTaken => Err(EngineError::EmailTaken),
@@ -332,6 +335,7 @@ impl UserManager {
         };
         let Some((id, ticket)) = ticket else {
             self.engine.hasher.verify(password.to_owned(), None).await?;
+            self.count_login(LoginResult::WrongCredentials);
             return Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials));
         };
         let ok = self
@@ -351,6 +355,8 @@ impl UserManager {
                 profile,
             } => {
                 self.engine.commit.commit().await?;
+                self.count_login(LoginResult::Success);
+                self.engine.metrics.sessions_created.inc();
                 Ok(LoginOutcome::Success(Box::new(LoginSuccess {
                     token: token.expose(),
                     session_id: token.session_id(),
@@ -358,11 +364,23 @@ impl UserManager {
                     user: Arc::unwrap_or_clone(profile),
                 })))
             }
-            LoginDecision::Rejected => Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials)),
+            LoginDecision::Rejected => {
+                self.count_login(LoginResult::WrongCredentials);
+                Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials))
+            }
             LoginDecision::Locked { until } => {
+                self.count_login(LoginResult::Locked);
                 Ok(LoginOutcome::Denied(DenyReason::Locked { until }))
             }
         }
+    }
+
+    fn count_login(&self, outcome: LoginResult) {
+        self.engine
+            .metrics
+            .logins
+            .get_or_create(&LoginLabels { outcome })
+            .inc();
     }
 
     /// The profile of `id`.
@@ -477,12 +495,13 @@ impl UserManager {
             password_hash: phc,
             keep,
         };
-        if !self.engine.call(id, set).await? {
+        let Some(ended) = self.engine.call(id, set).await? else {
             return Err(EngineError::Conflict(
                 "the password changed meanwhile".into(),
             ));
-        }
+        };
         self.engine.commit.commit().await?;
+        self.engine.metrics.sessions_revoked.inc_by(ended as u64);
         Ok(PasswordChange::Changed)
     }
 
@@ -560,6 +579,45 @@ impl UserManager {
             }
         }
         out
+    }
+
+    /// Every metric in the Prometheus text format, with the gauges read now.
+    pub fn render_metrics(&self) -> String {
+        let m = &self.engine.metrics;
+        let mut live = [0i64; 4];
+        for s in self.shard_stats() {
+            let labels = ShardLabels {
+                tier: s.tier.into(),
+                shard: u32::try_from(s.index).unwrap_or(u32::MAX),
+            };
+            m.shard_resident
+                .get_or_create(&labels)
+                .set(i64::try_from(s.resident).unwrap_or(i64::MAX));
+            m.shard_activations
+                .get_or_create(&labels)
+                .set(s.activations);
+            m.shard_passivations
+                .get_or_create(&labels)
+                .set(s.passivations);
+            m.shard_restarts.get_or_create(&labels).set(s.restarts);
+            live[s.tier.index()] += i64::try_from(s.resident).unwrap_or(i64::MAX);
+        }
+        for t in UserTier::ALL {
+            m.live_users
+                .get_or_create(&TierLabels { tier: t.into() })
+                .set(live[t.index()]);
+        }
+        m.hash_queue_depth
+            .set(i64::try_from(self.engine.hasher.queue_depth()).unwrap_or(i64::MAX));
+        let (flushes, commits) = self.commit_stats();
+        m.store_flushes.set(flushes);
+        m.store_commits.set(commits);
+        m.render()
+    }
+
+    /// The metrics registry, for layers that count (HTTP requests, rate limits).
+    pub fn metrics(&self) -> &Metrics {
+        &self.engine.metrics
     }
 
     /// Flushes issued and commits answered by the group committer.

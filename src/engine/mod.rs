@@ -101,4 +101,5 @@ pub(crate) struct Engine {
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub directory: directory::Directory,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

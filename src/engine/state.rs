@@ -129,12 +129,18 @@ impl UserState {
 
     /// Replaces the password hash (bumping the credential version, so logins verified
     /// against the old hash cannot complete) and ends every session but `keep`.
-    pub fn set_password(&mut self, password_hash: String, keep: Option<SessionId>, now: Timestamp) {
+    /// Returns how many sessions ended.
+    pub fn set_password(
+        &mut self,
+        password_hash: String,
+        keep: Option<SessionId>,
+        now: Timestamp,
+    ) -> usize {
         self.password_hash = password_hash;
         self.credential_version += 1;
-        self.revoke_all_except(keep);
         self.failures.reset();
         Arc::make_mut(&mut self.profile).updated_at = now;
+        self.revoke_all_except(keep)
     }
 
     /// Removes every session but `keep`; returns how many went.

@@ -119,9 +119,10 @@ pub struct AuthorizedRequest {
 }
 
 /// Replaces the password if the credential is still the one verified; ends every other
-/// session (durable). Replies whether it was applied.
+/// session (durable). Replies how many sessions ended, or `None` if the credential had
+/// changed meanwhile and nothing was done.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<bool, EngineError>")]
+#[rtype(result = "Result<Option<usize>, EngineError>")]
 pub(crate) struct SetPassword {
     pub expected_version: u64,
     pub password_hash: String,
@@ -305,7 +306,17 @@ impl Handler<ChangeTier> for UserActor {
         if check_tier_features(profile, policy).is_err() {
             profile.ai_preferences.custom_model_training = false;
         }
+        let from = self.state.profile.tier;
         self.persist(next, now)?;
+        let change = crate::metrics::TierChangeLabels {
+            from: from.into(),
+            to: tier.into(),
+        };
+        self.engine
+            .metrics
+            .tier_changes
+            .get_or_create(&change)
+            .inc();
         self.leave(ctx);
         Ok(Arc::clone(&self.state.profile))
     }
@@ -418,16 +429,16 @@ impl Handler<AuthorizeRequest> for UserActor {
 }
 
 impl Handler<SetPassword> for UserActor {
-    type Result = Result<bool, EngineError>;
+    type Result = Result<Option<usize>, EngineError>;
     fn handle(&mut self, msg: SetPassword, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         if msg.expected_version != self.state.credential_version {
-            return Ok(false);
+            return Ok(None);
         }
         let mut next = self.state.clone();
-        next.set_password(msg.password_hash, msg.keep, now);
+        let ended = next.set_password(msg.password_hash, msg.keep, now);
         self.persist(next, now)?;
-        Ok(true)
+        Ok(Some(ended))
     }
 }
 

@@ -535,6 +535,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/openapi.json",
         "GET /healthz",
         "GET /readyz",
+        "GET /metrics",
+        "GET /api/v1/admin/shards",
     ]
     .map(String::from)
     .to_vec();
@@ -701,4 +703,159 @@ async fn a_client_cannot_choose_the_address_its_session_records() {
         ips.contains(&"10.1.2.3".to_string()),
         "the operator may pass the user's address: {ips:?}"
     );
+}
+
+/// The value of the sample `name{labels}` (exact line prefix) in a Prometheus text page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("m1@example.com", "free").await; // 1 user, 1 good login
+    srv.user("m2@example.com", "premium").await; // 2 users, 2 good logins
+    let wrong = json!({"email": "m1@example.com", "password": "not the password at all"});
+    assert_eq!(
+        srv.call(POST, "/auth/login", None, Some(wrong.clone()))
+            .await
+            .0,
+        401
+    );
+    let unknown = json!({"email": "nobody@example.com", "password": PW});
+    assert_eq!(
+        srv.call(POST, "/auth/login", None, Some(unknown)).await.0,
+        401
+    );
+    // A burst past the Free tier's 100 requests an hour: 100 pass, 3 are refused.
+    for _ in 0..103 {
+        srv.call(GET, "/users/me", Some(&token), None).await;
+    }
+    let (s, _) = srv
+        .call(
+            POST,
+            &format!("/users/{id}/upgrade"),
+            Some(ADMIN_KEY),
+            Some(json!({"new_tier": "premium"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let root = srv.base.trim_end_matches("/api/v1").to_owned();
+    let anon = srv
+        .http
+        .get(format!("{root}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401, "anonymous");
+    let user = srv
+        .http
+        .get(format!("{root}/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 403, "ordinary user");
+    let resp = srv
+        .http
+        .get(format!("{root}/metrics"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let page = resp.text().await.unwrap();
+
+    assert_eq!(sample(&page, "roster_users_created_total"), Some(2.0));
+    assert_eq!(
+        sample(&page, "roster_logins_total{outcome=\"success\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&page, "roster_logins_total{outcome=\"wrong_credentials\"}"),
+        Some(2.0)
+    );
+    assert_eq!(sample(&page, "roster_sessions_created_total"), Some(2.0));
+    assert_eq!(
+        sample(
+            &page,
+            "roster_tier_changes_total{from=\"free\",to=\"premium\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&page, "roster_rate_limited_total{tier=\"free\"}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "roster_http_requests_total{route=\"/api/v1/users/me\",method=\"GET\",status=\"2xx\"}"
+        ),
+        Some(100.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "roster_http_requests_total{route=\"/api/v1/users/me\",method=\"GET\",status=\"4xx\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&page, "roster_live_users{tier=\"premium\"}"),
+        Some(2.0)
+    );
+    assert!(
+        page.contains("roster_http_request_duration_seconds_bucket{"),
+        "latency histogram"
+    );
+    // Exposition format: every line is a comment, blank, or `name{labels} value`.
+    for line in page
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        assert!(
+            !line.contains("example.com") && !line.contains(&id),
+            "no personal data in labels"
+        );
+    }
+    assert!(page.trim_end().ends_with("# EOF"), "OpenMetrics terminator");
+
+    assert_eq!(srv.call(GET, "/admin/shards", None, None).await.0, 401);
+    assert_eq!(
+        srv.call(GET, "/admin/shards", Some(&token), None).await.0,
+        403
+    );
+    let (s, shards) = srv.call(GET, "/admin/shards", Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 200);
+    let shards = shards.as_array().unwrap();
+    assert_eq!(
+        shards.len(),
+        4 + 2 + 2 + 1,
+        "the default shard counts per tier"
+    );
+    let premium: u64 = shards
+        .iter()
+        .filter(|s| s["tier"] == "premium")
+        .map(|s| s["resident"].as_u64().unwrap())
+        .sum();
+    assert_eq!(premium, 2);
 }

@@ -1,0 +1,259 @@
+//! Prometheus metrics: one registry per engine (no global state, so two engines in one
+//! process — tests — count separately), rendered in the Prometheus text format at
+//! `/metrics`. Label sets are bounded: tiers, shard indexes, outcomes, routes — never user
+//! ids, emails or addresses.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::tier::UserTier;
+
+/// A tier as a label value (`free`, `premium`, `enterprise`, `vip`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct TierLabel(UserTier);
+
+impl From<UserTier> for TierLabel {
+    fn from(t: UserTier) -> Self {
+        TierLabel(t)
+    }
+}
+
+impl EncodeLabelValue for TierLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.0.as_str(), encoder)
+    }
+}
+
+/// How a login ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum LoginResult {
+    /// A session was issued.
+    Success,
+    /// Unknown email or wrong password.
+    WrongCredentials,
+    /// Refused because the account is locked.
+    Locked,
+}
+
+impl EncodeLabelValue for LoginResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        let name = match self {
+            LoginResult::Success => "success",
+            LoginResult::WrongCredentials => "wrong_credentials",
+            LoginResult::Locked => "locked",
+        };
+        EncodeLabelValue::encode(&name, encoder)
+    }
+}
+
+/// Labels: tier.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    /// The tier.
+    pub tier: TierLabel,
+}
+
+/// Labels: login outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLabels {
+    /// The outcome.
+    pub outcome: LoginResult,
+}
+
+/// Labels: a tier change.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierChangeLabels {
+    /// Tier before.
+    pub from: TierLabel,
+    /// Tier after.
+    pub to: TierLabel,
+}
+
+/// Labels: one registry shard.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    /// The shard's tier.
+    pub tier: TierLabel,
+    /// Its index in the tier.
+    pub shard: u32,
+}
+
+/// Labels: an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route template (`/api/v1/users/{id}`), or `unmatched`.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// `2xx`, `4xx`, `5xx`…
+    pub status: String,
+}
+
+/// Labels: a route's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route template.
+    pub route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~3.3 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
+}
+
+/// Every metric Roster exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Users created (sign-up and import).
+    pub users_created: Counter,
+    /// Logins by outcome.
+    pub logins: Family<LoginLabels, Counter>,
+    /// Sessions created.
+    pub sessions_created: Counter,
+    /// Sessions revoked (logout, revoke, password change, deletion not included).
+    pub sessions_revoked: Counter,
+    /// Tier changes by direction.
+    pub tier_changes: Family<TierChangeLabels, Counter>,
+    /// Requests refused by a tier's hourly rate.
+    pub rate_limited: Family<TierLabels, Counter>,
+    /// HTTP requests by route, method and status class.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// HTTP latency by route.
+    pub http_latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Live user actors by tier (set at scrape time).
+    pub live_users: Family<TierLabels, Gauge>,
+    /// Resident actors per shard (set at scrape time).
+    pub shard_resident: Family<ShardLabels, Gauge>,
+    /// Activations per shard (set at scrape time from the shard's counter).
+    pub shard_activations: Family<ShardLabels, Gauge<u64, AtomicU64>>,
+    /// Passivations per shard (set at scrape time).
+    pub shard_passivations: Family<ShardLabels, Gauge<u64, AtomicU64>>,
+    /// Crashed actors restarted, per shard (set at scrape time).
+    pub shard_restarts: Family<ShardLabels, Gauge<u64, AtomicU64>>,
+    /// Password jobs waiting for a worker (set at scrape time).
+    pub hash_queue_depth: Gauge,
+    /// Store flushes run by the group committer (set at scrape time).
+    pub store_flushes: Gauge<u64, AtomicU64>,
+    /// Durable commits answered by those flushes (set at scrape time).
+    pub store_commits: Gauge<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("roster");
+        let m = Self {
+            users_created: Counter::default(),
+            logins: Family::default(),
+            sessions_created: Counter::default(),
+            sessions_revoked: Counter::default(),
+            tier_changes: Family::default(),
+            rate_limited: Family::default(),
+            http_requests: Family::default(),
+            http_latency: Family::new_with_constructor(latency_histogram),
+            live_users: Family::default(),
+            shard_resident: Family::default(),
+            shard_activations: Family::default(),
+            shard_passivations: Family::default(),
+            shard_restarts: Family::default(),
+            hash_queue_depth: Gauge::default(),
+            store_flushes: Gauge::default(),
+            store_commits: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("users_created", "Users created", m.users_created.clone());
+        r.register("logins", "Logins by outcome", m.logins.clone());
+        r.register(
+            "sessions_created",
+            "Sessions created",
+            m.sessions_created.clone(),
+        );
+        r.register(
+            "sessions_revoked",
+            "Sessions revoked",
+            m.sessions_revoked.clone(),
+        );
+        r.register(
+            "tier_changes",
+            "Tier changes by direction",
+            m.tier_changes.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Requests refused by the tier's hourly rate",
+            m.rate_limited.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests by route, method and status class",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "HTTP latency by route",
+            m.http_latency.clone(),
+        );
+        r.register(
+            "live_users",
+            "Live user actors by tier",
+            m.live_users.clone(),
+        );
+        r.register(
+            "shard_resident_actors",
+            "Resident user actors per shard",
+            m.shard_resident.clone(),
+        );
+        r.register(
+            "shard_activations",
+            "User actors activated per shard",
+            m.shard_activations.clone(),
+        );
+        r.register(
+            "shard_passivations",
+            "User actors passivated per shard",
+            m.shard_passivations.clone(),
+        );
+        r.register(
+            "shard_restarts",
+            "Crashed user actors restarted per shard",
+            m.shard_restarts.clone(),
+        );
+        r.register(
+            "hash_queue_depth",
+            "Password jobs waiting for a worker",
+            m.hash_queue_depth.clone(),
+        );
+        r.register(
+            "store_flushes",
+            "Store flushes run by group commit",
+            m.store_flushes.clone(),
+        );
+        r.register(
+            "store_commits",
+            "Durable commits answered by those flushes",
+            m.store_commits.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
