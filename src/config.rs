@@ -88,6 +88,14 @@ pub struct RawConfig {
     lockout: RawLockout,
     profiles: RawProfiles,
     tiers: RawTiers,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: String,
+    filter: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +201,17 @@ pub struct Config {
     pub lockout: LockoutPolicy,
     /// Per-tier policy, placement and template, indexed by [`UserTier::index`].
     pub tiers: [TierConfig; 4],
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// One JSON object per line instead of human-readable text.
+    pub json: bool,
+    /// `tracing` filter directives (overridden by `ROSTER_LOG` or `RUST_LOG`).
+    pub filter: String,
 }
 
 /// HTTP server settings.
@@ -484,7 +503,24 @@ impl RawConfig {
             tier_config(UserTier::Enterprise, t.enterprise, &dir)?,
             tier_config(UserTier::Vip, t.vip, &dir)?,
         ];
+        let json = match self.log.format.as_str() {
+            "json" => true,
+            "pretty" => false,
+            other => {
+                return Err(ConfigError::new(
+                    "log.format",
+                    format!("expected \"pretty\" or \"json\", got {other:?}"),
+                ));
+            }
+        };
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| ConfigError::new("log.filter", e.to_string()))?;
+        let log = LogConfig {
+            json,
+            filter: self.log.filter,
+        };
         Ok(Config {
+            log,
             server: ServerConfig {
                 listen,
                 admin_key,

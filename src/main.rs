@@ -32,14 +32,20 @@ enum Command {
     },
 }
 
+/// Sets up logging from config; `ROSTER_LOG` or `RUST_LOG` override the filter.
+fn init_tracing(log: &roster::config::LogConfig) {
+    let filter = EnvFilter::try_from_env("ROSTER_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(&log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("ROSTER_LOG")
-                .or_else(|_| EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
@@ -54,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.store.data_dir = d;
             }
+            init_tracing(&cfg.log);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("roster-io")

@@ -12,7 +12,10 @@ use std::time::Duration;
 use std::sync::OnceLock;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
 use axum::{Router, middleware};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -129,11 +132,20 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
     // Layers run outside-in: count and time, then authenticate, then the handler.
     let auth = middleware::from_fn_with_state(state.clone(), extract::authenticate);
     let count = middleware::from_fn_with_state(state.clone(), extract::record_http);
+    // Outermost: accept or assign an X-Request-Id, open a span carrying it, echo it back.
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    });
     let router = router
         .fallback(handlers::not_found)
         .layer(auth)
         .layer(count)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state);
     (router, doc)
 }

@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod http;
 mod lifecycle;
+mod logs;
 mod persistence;
 mod server;
 mod support;
