@@ -142,6 +142,8 @@ pub struct Metrics {
     pub store_flushes: Gauge<u64, AtomicU64>,
     /// Durable commits answered by those flushes (set at scrape time).
     pub store_commits: Gauge<u64, AtomicU64>,
+    /// Seconds spent in those flushes (set at scrape time).
+    pub store_flush_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -171,6 +173,7 @@ impl Metrics {
             hash_queue_depth: Gauge::default(),
             store_flushes: Gauge::default(),
             store_commits: Gauge::default(),
+            store_flush_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -245,6 +248,11 @@ impl Metrics {
             "store_commits",
             "Durable commits answered by those flushes",
             m.store_commits.clone(),
+        );
+        r.register(
+            "store_flush_seconds",
+            "Time spent in store flushes; divided by store_flushes, the mean flush latency",
+            m.store_flush_seconds.clone(),
         );
         Self { registry, ..m }
     }

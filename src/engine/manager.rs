@@ -612,6 +612,13 @@ impl UserManager {
         let (flushes, commits) = self.commit_stats();
         m.store_flushes.set(flushes);
         m.store_commits.set(commits);
+        let micros = self
+            .engine
+            .commit
+            .stats()
+            .flush_micros
+            .load(Ordering::Relaxed);
+        m.store_flush_seconds.set(micros as f64 / 1e6);
         m.render()
     }
 

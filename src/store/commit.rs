@@ -23,6 +23,8 @@ pub struct CommitStats {
     pub flushes: AtomicU64,
     /// Waiters answered.
     pub commits: AtomicU64,
+    /// Time spent flushing, in microseconds.
+    pub flush_micros: AtomicU64,
 }
 
 /// A handle to the flusher thread; cloning shares it. Dropping the last handle stops
@@ -101,6 +103,7 @@ fn flusher(
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let result = store.flush().and_then(|_| match &data_file {
             Some(path) => std::fs::File::open(path)
                 .and_then(|f| f.sync_data())
@@ -110,6 +113,8 @@ fn flusher(
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = batch.len(), "store flush failed");
         }
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stats.flush_micros.fetch_add(took, Ordering::Relaxed);
         stats.flushes.fetch_add(1, Ordering::Relaxed);
         stats
             .commits

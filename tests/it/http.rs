@@ -850,6 +850,13 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
         page.contains("roster_http_request_duration_seconds_bucket{"),
         "latency histogram"
     );
+    assert!(
+        sample(&page, "roster_store_flushes").unwrap() >= 1.0,
+        "durable writes were flushed"
+    );
+    assert!(sample(&page, "roster_store_flush_seconds").is_some());
+    // 2 creates, 2 logins and 1 tier change were each committed durably.
+    assert_eq!(sample(&page, "roster_store_commits"), Some(5.0));
     // Exposition format: every line is a comment, blank, or `name{labels} value`.
     for line in page
         .lines()
