@@ -279,17 +279,22 @@ impl UserManager {
         profile_data: ProfilePatch,
     ) -> Result<UserProfile, EngineError> {
         let (email, profile) = self.prepare_new(email, tier, &profile_data)?;
+        let phc = self.hash_new_password(password, email.clone()).await?;
+        self.store_new(&email, profile, phc).await
+    }
+
+    /// Checks a new password against the policy and hashes it, both on the worker pool
+    /// (zxcvbn's check costs CPU too).
+    async fn hash_new_password(&self, password: &str, email: Email) -> Result<String, EngineError> {
         let policy = self.engine.config.passwords.policy;
-        let (pw, em) = (password.to_owned(), email.clone());
-        let phc = self
-            .engine
+        let pw = password.to_owned();
+        self.engine
             .hasher
             .run(move |argon| -> Result<String, EngineError> {
-                policy.check(&pw, &em)?;
+                policy.check(&pw, &email)?;
                 Ok(hash_with(argon, &pw)?)
             })
-            .await??;
-        self.store_new(&email, profile, phc).await
+            .await?
     }
 
     /// Creates a user from an existing argon2 PHC hash (bulk provisioning, migrations):
@@ -480,16 +485,7 @@ impl UserManager {
             return Ok(PasswordChange::WrongPassword);
         }
         let email = self.get_user(id).await?.email;
-        let policy = self.engine.config.passwords.policy;
-        let pw = new.to_owned();
-        let phc = self
-            .engine
-            .hasher
-            .run(move |argon| -> Result<String, EngineError> {
-                policy.check(&pw, &email)?;
-                Ok(hash_with(argon, &pw)?)
-            })
-            .await??;
+        let phc = self.hash_new_password(new, email).await?;
         let set = SetPassword {
             expected_version: ticket.credential_version,
             password_hash: phc,
