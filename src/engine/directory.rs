@@ -81,6 +81,26 @@ impl Directory {
         self.live.remove_if(&id, |_, e| &e.addr == addr);
     }
 
+    /// Enqueues `msg` for the live actor of `id`, if there is one.
+    pub(crate) fn send_if_live<M>(
+        &self,
+        id: UserId,
+        msg: M,
+    ) -> Option<actix::dev::Request<UserActor, M>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        UserActor: Handler<M>,
+        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
+    {
+        self.live.get(&id).map(|e| e.addr.send(msg))
+    }
+
+    /// Drops the entry of `id` if its actor has stopped.
+    pub(crate) fn remove_if_dead(&self, id: UserId) {
+        self.live.remove_if(&id, |_, e| !e.addr.connected());
+    }
+
     pub(crate) fn live_count(&self) -> usize {
         self.live.len()
     }
@@ -121,12 +141,17 @@ impl Engine {
         <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
     {
         for _ in 0..MAX_ROUTING_ATTEMPTS {
-            let addr = self.resolve(id).await?;
-            match addr.send(msg.clone()).await {
+            // The hot path enqueues straight from the directory entry (no address clone);
+            // the guard is released before anything is awaited.
+            let request = match self.directory.send_if_live(id, msg.clone()) {
+                Some(request) => request,
+                None => self.resolve(id).await?.send(msg.clone()),
+            };
+            match request.await {
                 Ok(reply) => return reply,
                 Err(MailboxError::Closed) => {
                     // Stopped or crashed; forget it so the next resolve asks its shard.
-                    self.directory.remove_if_same(id, &addr);
+                    self.directory.remove_if_dead(id);
                     tokio::task::yield_now().await;
                 }
                 Err(MailboxError::Timeout) => return Err(EngineError::Unavailable),

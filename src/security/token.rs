@@ -103,12 +103,19 @@ fn hex(bytes: &[u8; 16]) -> String {
 }
 
 fn hex16(s: &str) -> Result<[u8; 16], MalformedToken> {
-    if s.len() != 32 || !s.is_ascii() {
-        return Err(MalformedToken);
+    // Every request parses a token: decode nibbles directly rather than via str parsing.
+    fn nibble(c: u8) -> Result<u8, MalformedToken> {
+        match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(MalformedToken),
+        }
     }
+    let bytes: &[u8; 32] = s.as_bytes().try_into().map_err(|_| MalformedToken)?;
     let mut out = [0u8; 16];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| MalformedToken)?;
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Ok(out)
 }
