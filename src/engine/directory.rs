@@ -14,16 +14,23 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
-use super::shard::{Activate, Shard, ShardCounters};
+use super::shard::{Activate, Activation, Shard, ShardCounters};
 use super::user_actor::UserActor;
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 
-/// How many times a message is re-routed after finding a stopped actor. Each retry
-/// follows a real departure (passivation, tier move, crash), so a few suffice; a message that
-/// crashes its actor every time is given up after that many restarts.
-const MAX_ROUTING_ATTEMPTS: usize = 3;
+/// How many times a message is re-routed after finding its actor stopped. Each retry
+/// follows a real departure (passivation, a tier move, a crash); a user moved back and forth
+/// under load can see several in a row.
+const MAX_ROUTING_ATTEMPTS: usize = 32;
+
+/// Restarts after a crash that one request may cause before it is refused: once could be
+/// bad luck, twice is a request that kills the actor.
+const MAX_CRASH_RETRIES: usize = 1;
+
+/// Tier moves followed while activating one user.
+const MAX_TIER_HOPS: usize = 4;
 
 /// A live actor and where it lives.
 #[derive(Clone)]
@@ -108,12 +115,16 @@ impl Directory {
 
 impl Engine {
     /// The live actor of `id`, activating it through its owning shard if needed.
-    async fn resolve(&self, id: UserId) -> Result<Addr<UserActor>, EngineError> {
+    async fn resolve(&self, id: UserId) -> Result<Activation, EngineError> {
         if let Some(e) = self.directory.get(id) {
-            return Ok(e.addr);
+            return Ok(Activation {
+                addr: e.addr,
+                after_crash: false,
+            });
         }
         let mut tier = self.store.tier_of(id)?.ok_or(EngineError::NotFound)?;
-        for _ in 0..MAX_ROUTING_ATTEMPTS {
+        // Each retry follows a tier move seen in the snapshot; two moves in a row is rare.
+        for _ in 0..MAX_TIER_HOPS {
             let shard = self.directory.shard_for(tier, id)?;
             let (tx, rx) = oneshot::channel();
             shard
@@ -126,9 +137,7 @@ impl Engine {
                 other => return other,
             }
         }
-        Err(EngineError::Internal(format!(
-            "user {id} could not be routed"
-        )))
+        Err(EngineError::Unavailable)
     }
 
     /// Delivers `msg` to the actor of `id` and returns its reply, re-routing when the
@@ -140,17 +149,31 @@ impl Engine {
         UserActor: Handler<M>,
         <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
     {
+        let mut crashes = 0;
         for _ in 0..MAX_ROUTING_ATTEMPTS {
             // The hot path enqueues straight from the directory entry (no address clone);
             // the guard is released before anything is awaited.
             let request = match self.directory.send_if_live(id, msg.clone()) {
                 Some(request) => request,
-                None => self.resolve(id).await?.send(msg.clone()),
+                None => {
+                    let live = self.resolve(id).await?;
+                    if live.after_crash {
+                        crashes += 1;
+                        if crashes > MAX_CRASH_RETRIES {
+                            // The same request keeps killing the actor: stop feeding it.
+                            return Err(EngineError::Internal(format!(
+                                "a request crashed the actor of user {id} repeatedly"
+                            )));
+                        }
+                    }
+                    live.addr.send(msg.clone())
+                }
             };
             match request.await {
                 Ok(reply) => return reply,
                 Err(MailboxError::Closed) => {
-                    // Stopped or crashed; forget it so the next resolve asks its shard.
+                    // Stopped (passivated, moved tier) or crashed; forget it so the next
+                    // resolve asks its shard.
                     self.directory.remove_if_dead(id);
                     tokio::task::yield_now().await;
                 }

@@ -8,7 +8,7 @@
 //! that snapshot. A crashed (panicked) actor is noticed by its closed mailbox and
 //! restarted from its last snapshot on the next request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,7 +37,15 @@ pub struct ShardCounters {
     pub restarts: AtomicU64,
 }
 
-type Reply = oneshot::Sender<Result<Addr<UserActor>, EngineError>>;
+type Reply = oneshot::Sender<Result<Activation, EngineError>>;
+
+/// The live actor of a user, and whether it was just restarted after a crash (so that a
+/// caller re-sending a message that crashed it can tell a poison message from a move).
+#[derive(Clone)]
+pub(crate) struct Activation {
+    pub addr: Addr<UserActor>,
+    pub after_crash: bool,
+}
 
 /// Asks for the live actor of a user, starting it if needed.
 #[derive(Message)]
@@ -75,6 +83,8 @@ pub(crate) struct Shard {
     loading: HashMap<UserId, Vec<Reply>>,
     /// Users not yet handed to a load batch.
     queued: Vec<UserId>,
+    /// Users whose actor was found crashed and is being reloaded.
+    crashed: HashSet<UserId>,
     /// Whether a load batch is running on the blocking pool.
     batch_running: bool,
     counters: Arc<ShardCounters>,
@@ -97,6 +107,7 @@ impl Shard {
             users: HashMap::new(),
             loading: HashMap::new(),
             queued: Vec::new(),
+            crashed: HashSet::new(),
             batch_running: false,
             counters,
         }
@@ -123,6 +134,7 @@ impl Shard {
         ctx: &mut Context<Self>,
     ) {
         let waiters = self.loading.remove(&id).unwrap_or_default();
+        let after_crash = self.crashed.remove(&id);
         let result = loaded.and_then(|state| {
             if state.profile.tier != self.tier {
                 // The user changed tier since the route was read; the caller retries there.
@@ -142,7 +154,7 @@ impl Shard {
             );
             self.counters.activations.fetch_add(1, Ordering::Relaxed);
             self.set_resident();
-            Ok(addr)
+            Ok(Activation { addr, after_crash })
         });
         for w in waiters {
             let _ = w.send(result.clone());
@@ -227,13 +239,18 @@ impl Handler<Activate> for Shard {
     fn handle(&mut self, msg: Activate, ctx: &mut Context<Self>) {
         if let Some(addr) = self.users.get(&msg.id) {
             if addr.connected() {
-                let _ = msg.reply.send(Ok(addr.clone()));
+                let live = Activation {
+                    addr: addr.clone(),
+                    after_crash: false,
+                };
+                let _ = msg.reply.send(Ok(live));
                 return;
             }
             // Its mailbox closed without a goodbye: the actor panicked.
             let addr = addr.clone();
             tracing::warn!(user = %msg.id, tier = %self.tier, shard = self.index, "restarting crashed user actor");
             self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            self.crashed.insert(msg.id);
             self.forget(msg.id, &addr);
         }
         if let Some(waiters) = self.loading.get_mut(&msg.id) {

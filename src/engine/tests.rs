@@ -79,3 +79,23 @@ async fn operations_on_a_deleted_user_say_not_found() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_kills_its_actor_is_refused_after_one_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = UserManager::open(config(dir.path())).unwrap();
+    let a = m
+        .create_user("poison@x.io", PW, UserTier::Free, ProfilePatch::default())
+        .await
+        .unwrap();
+    let result = m.engine().call(a.id, Crash).await;
+    assert!(
+        matches!(result, Err(EngineError::Internal(_))),
+        "{result:?}"
+    );
+    let restarts: u64 = m.shard_stats().iter().map(|s| s.restarts).sum();
+    assert_eq!(restarts, 2, "the first crash, and the one retry");
+    // The user itself is fine afterwards.
+    assert_eq!(m.get_user(a.id).await.unwrap().id, a.id);
+    m.shutdown().await.unwrap();
+}

@@ -105,3 +105,56 @@ async fn concurrent_updates_to_one_user_lose_none() {
     assert_ne!(p.ai_preferences.learning_rate, 0.1, "nor the learning rate");
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier_moves_under_load_keep_one_actor_and_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let u = m
+        .create_user(
+            "mover@example.com",
+            PW,
+            UserTier::Premium,
+            ProfilePatch::default(),
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..400 {
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = m
+                .record_usage(u.id, QuotaKind::StorageBytes, 10)
+                .await
+                .unwrap();
+            assert!(matches!(d, QuotaDecision::Accepted { .. }));
+        }));
+    }
+    // Meanwhile the user moves between two unlimited tiers, and so between registries.
+    let mover = {
+        let m = m.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                let tier = if i % 2 == 0 {
+                    UserTier::Enterprise
+                } else {
+                    UserTier::Premium
+                };
+                m.upgrade_user_tier(u.id, tier).await.unwrap();
+            }
+        })
+    };
+    for t in tasks {
+        t.await.unwrap();
+    }
+    mover.await.unwrap();
+    let p = m.get_user(u.id).await.unwrap();
+    assert_eq!(
+        p.usage.storage_bytes, 4000,
+        "an update applied by a second live actor would be lost"
+    );
+    assert_eq!(p.tier, UserTier::Premium);
+    let resident: u64 = m.shard_stats().iter().map(|s| s.resident).sum();
+    assert_eq!(resident, 1, "exactly one live actor for the user");
+    m.shutdown().await.unwrap();
+}
