@@ -158,3 +158,44 @@ async fn tier_moves_under_load_keep_one_actor_and_lose_no_update() {
     assert_eq!(resident, 1, "exactly one live actor for the user");
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passivation_under_load_loses_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) =
+        crate::support::open_with_clock(dir.path(), "[engine]\npassivate_after_secs = 1\n");
+    let u = m
+        .create_user(
+            "idle@example.com",
+            PW,
+            UserTier::Premium,
+            ProfilePatch::default(),
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..400 {
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            m.record_usage(u.id, QuotaKind::StorageBytes, 10)
+                .await
+                .unwrap();
+        }));
+    }
+    // Meanwhile the actor keeps being found idle and passivated.
+    for _ in 0..20 {
+        clock.advance(std::time::Duration::from_secs(2));
+        m.sweep_now().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(m.get_user(u.id).await.unwrap().usage.storage_bytes, 4000);
+    let passivations: u64 = m.shard_stats().iter().map(|s| s.passivations).sum();
+    assert!(
+        passivations >= 1,
+        "the actor was passivated at least once under load"
+    );
+    m.shutdown().await.unwrap();
+}
