@@ -105,6 +105,7 @@ struct RawServer {
     admin_key: String,
     self_service_tier_changes: bool,
     anonymous_requests_per_hour: RawLimit,
+    http_metrics: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +226,8 @@ pub struct ServerConfig {
     pub self_service_tier_changes: bool,
     /// Sign-up and login requests per hour per client address.
     pub anonymous_requests_per_hour: Limit,
+    /// Whether HTTP requests are counted and timed per route.
+    pub http_metrics: bool,
 }
 
 /// Storage settings.
@@ -525,6 +528,7 @@ impl RawConfig {
                 listen,
                 admin_key,
                 self_service_tier_changes: self.server.self_service_tier_changes,
+                http_metrics: self.server.http_metrics,
                 anonymous_requests_per_hour: self
                     .server
                     .anonymous_requests_per_hour

@@ -138,10 +138,13 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
     });
+    let router = router.fallback(handlers::not_found).layer(auth);
+    let router = if state.manager.config().server.http_metrics {
+        router.layer(count)
+    } else {
+        router
+    };
     let router = router
-        .fallback(handlers::not_found)
-        .layer(auth)
-        .layer(count)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)
