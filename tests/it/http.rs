@@ -897,3 +897,29 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
         .sum();
     assert_eq!(premium, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_metrics_can_be_switched_off() {
+    let srv = TestServer::start("[server]\nhttp_metrics = false\n").await;
+    let (_, token) = srv.user("quiet@example.com", "free").await;
+    assert_eq!(srv.call(GET, "/users/me", Some(&token), None).await.0, 200);
+    let root = srv.base.trim_end_matches("/api/v1").to_owned();
+    let page = srv
+        .http
+        .get(format!("{root}/metrics"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("roster_http_requests_total{"),
+        "no per-request series"
+    );
+    assert_eq!(
+        sample(&page, "roster_logins_total{outcome=\"success\"}"),
+        Some(1.0)
+    );
+}
