@@ -142,6 +142,14 @@ pub struct Metrics {
     pub store_flushes: Gauge<u64, AtomicU64>,
     /// Durable commits answered by those flushes (set at scrape time).
     pub store_commits: Gauge<u64, AtomicU64>,
+    /// Bytes of snapshot records written.
+    pub snapshot_bytes: Counter,
+    /// Store size on disk (set at scrape time).
+    pub store_disk_bytes: Gauge<u64, AtomicU64>,
+    /// Password jobs started (set at scrape time).
+    pub hash_jobs: Gauge<u64, AtomicU64>,
+    /// Seconds those jobs waited for a worker (set at scrape time).
+    pub hash_wait_seconds: Gauge<f64, AtomicU64>,
     /// Seconds spent in those flushes (set at scrape time).
     pub store_flush_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
@@ -174,6 +182,10 @@ impl Metrics {
             store_flushes: Gauge::default(),
             store_commits: Gauge::default(),
             store_flush_seconds: Gauge::default(),
+            snapshot_bytes: Counter::default(),
+            store_disk_bytes: Gauge::default(),
+            hash_jobs: Gauge::default(),
+            hash_wait_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -253,6 +265,22 @@ impl Metrics {
             "store_flush_seconds",
             "Time spent in store flushes; divided by store_flushes, the mean flush latency",
             m.store_flush_seconds.clone(),
+        );
+        r.register(
+            "snapshot_bytes",
+            "Bytes of snapshot records written",
+            m.snapshot_bytes.clone(),
+        );
+        r.register(
+            "store_disk_bytes",
+            "Store size on disk",
+            m.store_disk_bytes.clone(),
+        );
+        r.register("hash_jobs", "Password jobs started", m.hash_jobs.clone());
+        r.register(
+            "hash_wait_seconds",
+            "Time password jobs waited for a worker; divided by hash_jobs, the mean wait",
+            m.hash_wait_seconds.clone(),
         );
         Self { registry, ..m }
     }

@@ -254,6 +254,10 @@ impl UserManager {
     ) -> Result<UserProfile, EngineError> {
         let state = UserState::new(profile, phc);
         let record = codec::encode(&state).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.engine
+            .metrics
+            .snapshot_bytes
+            .inc_by(record.len() as u64);
         let p = state.profile;
         match self
             .engine
@@ -615,6 +619,12 @@ impl UserManager {
             .flush_micros
             .load(Ordering::Relaxed);
         m.store_flush_seconds.set(micros as f64 / 1e6);
+        if let Some(bytes) = self.engine.store.size_on_disk() {
+            m.store_disk_bytes.set(bytes);
+        }
+        let (jobs, waited) = self.engine.hasher.wait_stats();
+        m.hash_jobs.set(jobs);
+        m.hash_wait_seconds.set(waited.as_secs_f64());
         m.render()
     }
 

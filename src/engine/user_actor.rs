@@ -219,6 +219,10 @@ impl UserActor {
     /// live state equal to the stored one.
     fn persist(&mut self, next: UserState, now: Timestamp) -> Result<(), EngineError> {
         let record = codec::encode(&next).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.engine
+            .metrics
+            .snapshot_bytes
+            .inc_by(record.len() as u64);
         if next.profile.tier != self.state.profile.tier {
             self.engine
                 .store

@@ -7,6 +7,7 @@
 //! API turns into 503 + `Retry-After`, instead of an unbounded backlog.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use argon2::password_hash::phc::PasswordHash;
@@ -98,6 +99,9 @@ pub struct PasswordHasher {
 struct Inner {
     argon: Argon2<'static>,
     dummy_hash: String,
+    /// Jobs started, and their total time waiting for a worker (µs).
+    started: AtomicU64,
+    waited_micros: AtomicU64,
 }
 
 impl PasswordHasher {
@@ -133,8 +137,22 @@ impl PasswordHasher {
         }
         Ok(Self {
             jobs: tx,
-            inner: Arc::new(Inner { argon, dummy_hash }),
+            inner: Arc::new(Inner {
+                argon,
+                dummy_hash,
+                started: AtomicU64::new(0),
+                waited_micros: AtomicU64::new(0),
+            }),
         })
+    }
+
+    /// Jobs started so far, and their total time spent waiting for a worker.
+    pub fn wait_stats(&self) -> (u64, std::time::Duration) {
+        let micros = self.inner.waited_micros.load(Ordering::Relaxed);
+        (
+            self.inner.started.load(Ordering::Relaxed),
+            std::time::Duration::from_micros(micros),
+        )
     }
 
     /// Jobs waiting for a worker.
@@ -150,7 +168,11 @@ impl PasswordHasher {
     {
         let (tx, rx) = oneshot::channel();
         let inner = Arc::clone(&self.inner);
+        let queued_at = std::time::Instant::now();
         let job: Job = Box::new(move || {
+            let waited = u64::try_from(queued_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+            inner.waited_micros.fetch_add(waited, Ordering::Relaxed);
+            inner.started.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(f(&inner.argon));
         });
         match self.jobs.try_send(job) {

@@ -84,6 +84,8 @@ pub trait Store: Send + Sync + 'static {
     fn scan_users(&self) -> UserScan<'_>;
     /// Number of stored users.
     fn user_count(&self) -> usize;
+    /// Bytes the store occupies on disk, if it can tell.
+    fn size_on_disk(&self) -> Option<u64>;
     /// Blocks until every write before the call is durable. Returns bytes flushed.
     fn flush(&self) -> Result<usize, StoreError>;
 }

@@ -205,6 +205,10 @@ impl Store for SledStore {
         self.tree.scan_prefix([TIER]).count()
     }
 
+    fn size_on_disk(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
+    }
+
     fn flush(&self) -> Result<usize, StoreError> {
         Ok(self.db.flush()?)
     }

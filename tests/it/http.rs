@@ -857,6 +857,11 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
     assert!(sample(&page, "roster_store_flush_seconds").is_some());
     // 2 creates, 2 logins and 1 tier change were each committed durably.
     assert_eq!(sample(&page, "roster_store_commits"), Some(5.0));
+    // Hash jobs: 2 sign-ups, 2 good logins, 1 wrong password, 1 unknown email (dummy hash).
+    assert_eq!(sample(&page, "roster_hash_jobs"), Some(6.0));
+    assert!(sample(&page, "roster_hash_wait_seconds").is_some());
+    assert!(sample(&page, "roster_snapshot_bytes_total").unwrap() > 0.0);
+    assert!(sample(&page, "roster_store_disk_bytes").unwrap() > 0.0);
     // Exposition format: every line is a comment, blank, or `name{labels} value`.
     for line in page
         .lines()
