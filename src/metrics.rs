@@ -136,6 +136,11 @@ pub struct Metrics {
     pub shard_passivations: Family<ShardLabels, Gauge<u64, AtomicU64>>,
     /// Crashed actors restarted, per shard (set at scrape time).
     pub shard_restarts: Family<ShardLabels, Gauge<u64, AtomicU64>>,
+    /// Round-trip time of messages to user actors, per shard (time in the mailbox plus
+    /// handling); its `_count` is the message rate.
+    pub message_latency: Family<ShardLabels, Histogram, fn() -> Histogram>,
+    /// Messages in flight to each shard's user actors (set at scrape time).
+    pub shard_in_flight: Family<ShardLabels, Gauge<u64, AtomicU64>>,
     /// Password jobs waiting for a worker (set at scrape time).
     pub hash_queue_depth: Gauge,
     /// Store flushes run by the group committer (set at scrape time).
@@ -178,6 +183,8 @@ impl Metrics {
             shard_activations: Family::default(),
             shard_passivations: Family::default(),
             shard_restarts: Family::default(),
+            message_latency: Family::new_with_constructor(latency_histogram),
+            shard_in_flight: Family::default(),
             hash_queue_depth: Gauge::default(),
             store_flushes: Gauge::default(),
             store_commits: Gauge::default(),
@@ -281,6 +288,16 @@ impl Metrics {
             "hash_wait_seconds",
             "Time password jobs waited for a worker; divided by hash_jobs, the mean wait",
             m.hash_wait_seconds.clone(),
+        );
+        r.register(
+            "actor_message_duration_seconds",
+            "Round trip of messages to user actors per shard (mailbox wait plus handling)",
+            m.message_latency.clone(),
+        );
+        r.register(
+            "shard_messages_in_flight",
+            "Messages sent to a shard's user actors and not yet answered",
+            m.shard_in_flight.clone(),
         );
         Self { registry, ..m }
     }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
@@ -19,6 +20,7 @@ use super::user_actor::UserActor;
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
+use crate::metrics::ShardLabels;
 
 /// How many times a message is re-routed after finding its actor stopped. Each retry
 /// follows a real departure (passivation, a tier move, a crash); a user moved back and forth
@@ -88,24 +90,35 @@ impl Directory {
         self.live.remove_if(&id, |_, e| &e.addr == addr);
     }
 
-    /// Enqueues `msg` for the live actor of `id`, if there is one.
+    /// Enqueues `msg` for the live actor of `id`, if there is one; with the actor's tier
+    /// and shard.
     pub(crate) fn send_if_live<M>(
         &self,
         id: UserId,
         msg: M,
-    ) -> Option<actix::dev::Request<UserActor, M>>
+    ) -> Option<(actix::dev::Request<UserActor, M>, UserTier, usize)>
     where
         M: Message + Send + 'static,
         M::Result: Send,
         UserActor: Handler<M>,
         <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
     {
-        self.live.get(&id).map(|e| e.addr.send(msg))
+        self.live
+            .get(&id)
+            .map(|e| (e.addr.send(msg), e.tier, e.shard))
     }
 
     /// Drops the entry of `id` if its actor has stopped.
     pub(crate) fn remove_if_dead(&self, id: UserId) {
         self.live.remove_if(&id, |_, e| !e.addr.connected());
+    }
+
+    /// The counters of one shard.
+    pub(crate) fn counters(&self, tier: UserTier, shard: usize) -> Option<&ShardCounters> {
+        self.shards()
+            .get(tier.index())
+            .and_then(|l| l.get(shard))
+            .map(|s| s.counters.as_ref())
     }
 
     pub(crate) fn live_count(&self) -> usize {
@@ -115,12 +128,14 @@ impl Directory {
 
 impl Engine {
     /// The live actor of `id`, activating it through its owning shard if needed.
-    async fn resolve(&self, id: UserId) -> Result<Activation, EngineError> {
+    async fn resolve(&self, id: UserId) -> Result<(Activation, UserTier), EngineError> {
         if let Some(e) = self.directory.get(id) {
-            return Ok(Activation {
+            let live = Activation {
                 addr: e.addr,
                 after_crash: false,
-            });
+                shard: e.shard,
+            };
+            return Ok((live, e.tier));
         }
         let mut tier = self.store.tier_of(id)?.ok_or(EngineError::NotFound)?;
         // Each retry follows a tier move seen in the snapshot; two moves in a row is rare.
@@ -134,7 +149,7 @@ impl Engine {
                 .map_err(|_| EngineError::Unavailable)?;
             match rx.await.map_err(|_| EngineError::Unavailable)? {
                 Err(EngineError::WrongShard(actual)) => tier = actual,
-                other => return other,
+                other => return other.map(|live| (live, tier)),
             }
         }
         Err(EngineError::Unavailable)
@@ -153,10 +168,10 @@ impl Engine {
         for _ in 0..MAX_ROUTING_ATTEMPTS {
             // The hot path enqueues straight from the directory entry (no address clone);
             // the guard is released before anything is awaited.
-            let request = match self.directory.send_if_live(id, msg.clone()) {
-                Some(request) => request,
+            let (request, tier, shard) = match self.directory.send_if_live(id, msg.clone()) {
+                Some(sent) => sent,
                 None => {
-                    let live = self.resolve(id).await?;
+                    let (live, tier) = self.resolve(id).await?;
                     if live.after_crash {
                         crashes += 1;
                         if crashes > MAX_CRASH_RETRIES {
@@ -166,10 +181,22 @@ impl Engine {
                             )));
                         }
                     }
-                    live.addr.send(msg.clone())
+                    (live.addr.send(msg.clone()), tier, live.shard)
                 }
             };
-            match request.await {
+            let in_flight = InFlight::enter(self.directory.counters(tier, shard));
+            let started = std::time::Instant::now();
+            let answered = request.await;
+            drop(in_flight);
+            let labels = ShardLabels {
+                tier: tier.into(),
+                shard: u32::try_from(shard).unwrap_or(u32::MAX),
+            };
+            self.metrics
+                .message_latency
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            match answered {
                 Ok(reply) => return reply,
                 Err(MailboxError::Closed) => {
                     // Stopped (passivated, moved tier) or crashed; forget it so the next
@@ -181,5 +208,27 @@ impl Engine {
             }
         }
         Err(EngineError::Unavailable)
+    }
+}
+
+/// Counts one message in flight to a shard's actors for as long as it lives, so that a
+/// caller that gives up (its future dropped) does not leave the count inflated.
+struct InFlight<'a>(Option<&'a ShardCounters>);
+
+impl<'a> InFlight<'a> {
+    fn enter(counters: Option<&'a ShardCounters>) -> Self {
+        if let Some(c) = counters {
+            c.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        Self(counters)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            c.in_flight.fetch_sub(1, Ordering::Relaxed);
+            c.messages.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

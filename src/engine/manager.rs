@@ -126,6 +126,10 @@ pub struct ShardStats {
     pub passivations: u64,
     /// Crashed actors restarted.
     pub restarts: u64,
+    /// Messages to its user actors not yet answered (their mailboxes' depth together).
+    pub in_flight: u64,
+    /// Messages its user actors have answered.
+    pub messages: u64,
 }
 
 /// What a start-up check of the store found.
@@ -575,6 +579,8 @@ impl UserManager {
                     activations: c.activations.load(Ordering::Relaxed),
                     passivations: c.passivations.load(Ordering::Relaxed),
                     restarts: c.restarts.load(Ordering::Relaxed),
+                    in_flight: c.in_flight.load(Ordering::Relaxed),
+                    messages: c.messages.load(Ordering::Relaxed),
                 });
             }
         }
@@ -600,6 +606,7 @@ impl UserManager {
                 .get_or_create(&labels)
                 .set(s.passivations);
             m.shard_restarts.get_or_create(&labels).set(s.restarts);
+            m.shard_in_flight.get_or_create(&labels).set(s.in_flight);
             live[s.tier.index()] += i64::try_from(s.resident).unwrap_or(i64::MAX);
         }
         for t in UserTier::ALL {

@@ -35,6 +35,11 @@ pub struct ShardCounters {
     pub passivations: AtomicU64,
     /// Actors found crashed and restarted.
     pub restarts: AtomicU64,
+    /// Messages sent to this shard's user actors and not yet answered: the depth of
+    /// their mailboxes together, plus the one being handled.
+    pub in_flight: AtomicU64,
+    /// Messages answered by this shard's user actors.
+    pub messages: AtomicU64,
 }
 
 type Reply = oneshot::Sender<Result<Activation, EngineError>>;
@@ -45,6 +50,7 @@ type Reply = oneshot::Sender<Result<Activation, EngineError>>;
 pub(crate) struct Activation {
     pub addr: Addr<UserActor>,
     pub after_crash: bool,
+    pub shard: usize,
 }
 
 /// Asks for the live actor of a user, starting it if needed.
@@ -154,7 +160,11 @@ impl Shard {
             );
             self.counters.activations.fetch_add(1, Ordering::Relaxed);
             self.set_resident();
-            Ok(Activation { addr, after_crash })
+            Ok(Activation {
+                addr,
+                after_crash,
+                shard: self.index,
+            })
         });
         for w in waiters {
             let _ = w.send(result.clone());
@@ -242,6 +252,7 @@ impl Handler<Activate> for Shard {
                 let live = Activation {
                     addr: addr.clone(),
                     after_crash: false,
+                    shard: self.index,
                 };
                 let _ = msg.reply.send(Ok(live));
                 return;

@@ -862,6 +862,7 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
     assert!(sample(&page, "roster_hash_wait_seconds").is_some());
     assert!(sample(&page, "roster_snapshot_bytes_total").unwrap() > 0.0);
     assert!(sample(&page, "roster_store_disk_bytes").unwrap() > 0.0);
+    assert!(page.contains("roster_actor_message_duration_seconds_count{tier=\"free\""));
     // Exposition format: every line is a comment, blank, or `name{labels} value`.
     for line in page
         .lines()
@@ -901,6 +902,19 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
         .map(|s| s["resident"].as_u64().unwrap())
         .sum();
     assert_eq!(premium, 2);
+    let answered: u64 = shards.iter().map(|s| s["messages"].as_u64().unwrap()).sum();
+    assert!(
+        answered >= 103,
+        "every authenticated request is a message: {answered}"
+    );
+    let in_flight: u64 = shards
+        .iter()
+        .map(|s| s["in_flight"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        in_flight, 0,
+        "nothing is pending once the requests are answered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
