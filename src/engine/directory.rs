@@ -14,6 +14,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use dashmap::DashMap;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::shard::{Activate, Activation, Shard, ShardCounters};
 use super::user_actor::UserActor;
@@ -164,6 +165,22 @@ impl Engine {
         UserActor: Handler<M>,
         <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
     {
+        // One span per actor message, at debug level (free when debug is off).
+        let message = std::any::type_name::<M>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("message");
+        let span = tracing::debug_span!("actor_message", user = %id, message);
+        self.route(id, msg).instrument(span).await
+    }
+
+    async fn route<M, R>(&self, id: UserId, msg: M) -> Result<R, EngineError>
+    where
+        M: Message<Result = Result<R, EngineError>> + Clone + Send + 'static,
+        R: Send + 'static,
+        UserActor: Handler<M>,
+        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
+    {
         let mut crashes = 0;
         for _ in 0..MAX_ROUTING_ATTEMPTS {
             // The hot path enqueues straight from the directory entry (no address clone);
@@ -197,7 +214,10 @@ impl Engine {
                 .get_or_create(&labels)
                 .observe(started.elapsed().as_secs_f64());
             match answered {
-                Ok(reply) => return reply,
+                Ok(reply) => {
+                    tracing::debug!(%tier, shard, "actor answered");
+                    return reply;
+                }
                 Err(MailboxError::Closed) => {
                     // Stopped (passivated, moved tier) or crashed; forget it so the next
                     // resolve asks its shard.

@@ -103,6 +103,10 @@ async fn no_secret_reaches_the_logs_and_request_ids_are_echoed() {
         logs.contains("req-login-0001"),
         "the request id is in the request's span"
     );
+    assert!(
+        logs.contains("actor_message"),
+        "actor messages are traced at debug level"
+    );
     let secret_part = token.rsplit('.').next().unwrap();
     for secret in [
         password,
