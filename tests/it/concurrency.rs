@@ -119,17 +119,7 @@ async fn tier_moves_under_load_keep_one_actor_and_lose_no_update() {
         )
         .await
         .unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..400 {
-        let m = m.clone();
-        tasks.push(tokio::spawn(async move {
-            let d = m
-                .record_usage(u.id, QuotaKind::StorageBytes, 10)
-                .await
-                .unwrap();
-            assert!(matches!(d, QuotaDecision::Accepted { .. }));
-        }));
-    }
+    let tasks = spawn_storage_updates(&m, u.id, 400);
     // Meanwhile the user moves between two unlimited tiers, and so between registries.
     let mover = {
         let m = m.clone();
@@ -173,15 +163,7 @@ async fn passivation_under_load_loses_no_update() {
         )
         .await
         .unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..400 {
-        let m = m.clone();
-        tasks.push(tokio::spawn(async move {
-            m.record_usage(u.id, QuotaKind::StorageBytes, 10)
-                .await
-                .unwrap();
-        }));
-    }
+    let tasks = spawn_storage_updates(&m, u.id, 400);
     // Meanwhile the actor keeps being found idle and passivated.
     for _ in 0..20 {
         clock.advance(std::time::Duration::from_secs(2));
@@ -198,4 +180,25 @@ async fn passivation_under_load_loses_no_update() {
         "the actor was passivated at least once under load"
     );
     m.shutdown().await.unwrap();
+}
+
+/// Starts `n` concurrent updates adding 10 storage bytes each to `id`; each task checks
+/// its update was accepted.
+fn spawn_storage_updates(
+    m: &roster::UserManager,
+    id: roster::domain::ids::UserId,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let d = m
+                    .record_usage(id, QuotaKind::StorageBytes, 10)
+                    .await
+                    .unwrap();
+                assert!(matches!(d, QuotaDecision::Accepted { .. }));
+            })
+        })
+        .collect()
 }
