@@ -68,7 +68,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| codec::encode(&state).unwrap())
     });
     c.bench_function("codec/decode_user_state", |b| {
-        b.iter(|| codec::decode::<UserState>(&record).unwrap())
+        b.iter(|| roster::engine::state::decode(&record).unwrap())
     });
     c.bench_function("token/parse_and_hash", |b| {
         b.iter(|| SessionToken::parse(&token).unwrap().secret_hash())

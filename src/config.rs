@@ -89,6 +89,24 @@ pub struct RawConfig {
     profiles: RawProfiles,
     tiers: RawTiers,
     log: RawLog,
+    websocket: RawWebSocket,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebSocket {
+    read_buffer_bytes: usize,
+    write_buffer_bytes: usize,
+    max_write_buffer_bytes: usize,
+    max_message_bytes: usize,
+    outbound_queue: usize,
+    resume_buffer: usize,
+    max_sockets_per_user: usize,
+    auth_timeout_secs: u64,
+    ping_interval_secs: u64,
+    idle_timeout_secs: u64,
+    write_timeout_secs: u64,
+    security_feed_buffer: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +222,31 @@ pub struct Config {
     pub tiers: [TierConfig; 4],
     /// Logging.
     pub log: LogConfig,
+    /// Event sockets.
+    pub websocket: WebSocketConfig,
+}
+
+/// Event socket settings (`[websocket]`).
+#[derive(Debug, Clone)]
+pub struct WebSocketConfig {
+    /// Read buffer per connection.
+    pub read_buffer_bytes: usize,
+    /// Bytes buffered before a write goes to the socket.
+    pub write_buffer_bytes: usize,
+    /// Most bytes a connection may have waiting to be written.
+    pub max_write_buffer_bytes: usize,
+    /// Largest frame or message accepted from a client.
+    pub max_message_bytes: usize,
+    /// Stream limits: resume buffer, per-socket queue, sockets per user.
+    pub limits: crate::engine::events::StreamLimits,
+    /// Time a socket without an `Authorization` header has to send its `auth` frame.
+    pub auth_timeout: Duration,
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// A socket silent this long is closed.
+    pub idle_timeout: Duration,
+    /// A write the client does not take within this is a dead client.
+    pub write_timeout: Duration,
 }
 
 /// How logs are written.
@@ -455,6 +498,41 @@ impl RawConfig {
             )?,
             shutdown_timeout: secs("engine.shutdown_timeout_secs", e.shutdown_timeout_secs)?,
         };
+        let w = &self.websocket;
+        if w.max_write_buffer_bytes <= w.write_buffer_bytes + w.max_message_bytes {
+            return Err(ConfigError::new(
+                "websocket.max_write_buffer_bytes",
+                "must exceed write_buffer_bytes + max_message_bytes",
+            ));
+        }
+        let websocket = WebSocketConfig {
+            read_buffer_bytes: positive("websocket.read_buffer_bytes", w.read_buffer_bytes)?,
+            write_buffer_bytes: w.write_buffer_bytes,
+            max_write_buffer_bytes: w.max_write_buffer_bytes,
+            max_message_bytes: positive("websocket.max_message_bytes", w.max_message_bytes)?,
+            limits: crate::engine::events::StreamLimits {
+                resume_buffer: positive("websocket.resume_buffer", w.resume_buffer)?,
+                outbound_queue: positive("websocket.outbound_queue", w.outbound_queue)?,
+                max_sockets_per_user: positive(
+                    "websocket.max_sockets_per_user",
+                    w.max_sockets_per_user,
+                )?,
+                security_feed_buffer: positive(
+                    "websocket.security_feed_buffer",
+                    w.security_feed_buffer,
+                )?,
+            },
+            auth_timeout: secs("websocket.auth_timeout_secs", w.auth_timeout_secs)?,
+            ping_interval: secs("websocket.ping_interval_secs", w.ping_interval_secs)?,
+            idle_timeout: secs("websocket.idle_timeout_secs", w.idle_timeout_secs)?,
+            write_timeout: secs("websocket.write_timeout_secs", w.write_timeout_secs)?,
+        };
+        if websocket.idle_timeout <= websocket.ping_interval {
+            return Err(ConfigError::new(
+                "websocket.idle_timeout_secs",
+                "must be longer than ping_interval_secs",
+            ));
+        }
         let p = &self.passwords;
         argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|err| {
             ConfigError::new("passwords", format!("invalid argon2 parameters: {err}"))
@@ -524,6 +602,7 @@ impl RawConfig {
         };
         Ok(Config {
             log,
+            websocket,
             server: ServerConfig {
                 listen,
                 admin_key,

@@ -86,8 +86,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let app = roster::api::app(manager.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let drain = manager.config().engine.shutdown_timeout;
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let realtime = std::sync::Arc::clone(manager.realtime());
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
+        // Sockets are not requests: tell them (1001) instead of waiting for them.
+        realtime.close_everything(roster::engine::events::CloseCode::ServerShutdown);
         tracing::info!(
             ?drain,
             "signal received: no new connections, draining requests"

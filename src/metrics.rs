@@ -102,6 +102,20 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels: why a WebSocket closed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    /// The close reason (`slow_consumer`, `session_ended`...).
+    pub reason: &'static str,
+}
+
+/// Labels: a security event's kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecurityLabels {
+    /// The event type (`security.new_device`, `security.lockout`...).
+    pub kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to ~3.3 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
@@ -157,6 +171,20 @@ pub struct Metrics {
     pub hash_wait_seconds: Gauge<f64, AtomicU64>,
     /// Seconds spent in those flushes (set at scrape time).
     pub store_flush_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Open event sockets.
+    pub ws_connections: Gauge,
+    /// Events published by user actors (once per event, whatever the socket count).
+    pub ws_events_published: Counter,
+    /// Event and reply frames written to sockets.
+    pub ws_events_sent: Counter,
+    /// Events not delivered because a socket's queue was full (the socket is closed).
+    pub ws_events_dropped: Counter,
+    /// Sockets closed, by reason.
+    pub ws_closes: Family<CloseLabels, Counter>,
+    /// Activity events received over sockets and counted.
+    pub activity_events: Counter,
+    /// Security events by kind.
+    pub security_events: Family<SecurityLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -193,6 +221,13 @@ impl Metrics {
             store_disk_bytes: Gauge::default(),
             hash_jobs: Gauge::default(),
             hash_wait_seconds: Gauge::default(),
+            ws_connections: Gauge::default(),
+            ws_events_published: Counter::default(),
+            ws_events_sent: Counter::default(),
+            ws_events_dropped: Counter::default(),
+            ws_closes: Family::default(),
+            activity_events: Counter::default(),
+            security_events: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -298,6 +333,41 @@ impl Metrics {
             "shard_messages_in_flight",
             "Messages sent to a shard's user actors and not yet answered",
             m.shard_in_flight.clone(),
+        );
+        r.register(
+            "ws_connections",
+            "Open event sockets",
+            m.ws_connections.clone(),
+        );
+        r.register(
+            "ws_events_published",
+            "Events published by user actors",
+            m.ws_events_published.clone(),
+        );
+        r.register(
+            "ws_frames_sent",
+            "Frames written to event sockets",
+            m.ws_events_sent.clone(),
+        );
+        r.register(
+            "ws_events_dropped",
+            "Events dropped because a socket's queue was full (the socket is closed)",
+            m.ws_events_dropped.clone(),
+        );
+        r.register(
+            "ws_closes",
+            "Event sockets closed, by reason",
+            m.ws_closes.clone(),
+        );
+        r.register(
+            "activity_events",
+            "Client activity events counted",
+            m.activity_events.clone(),
+        );
+        r.register(
+            "security_events",
+            "Security events by kind",
+            m.security_events.clone(),
         );
         Self { registry, ..m }
     }

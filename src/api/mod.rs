@@ -5,6 +5,7 @@ mod extract;
 mod handlers;
 mod iplimit;
 pub mod problem;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +121,9 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::login))
         .routes(routes!(handlers::logout))
         .routes(routes!(handlers::openapi_json))
-        .routes(routes!(handlers::admin_shards));
+        .routes(routes!(handlers::admin_shards))
+        .routes(routes!(ws::events_socket))
+        .routes(routes!(ws::admin_events));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(handlers::healthz))

@@ -4,6 +4,7 @@
 //! Nothing here knows about actors, storage or HTTP. Every rule that depends on time takes
 //! `now` as a parameter, so it is unit-tested without clocks.
 
+pub mod activity;
 pub mod email;
 pub mod ids;
 pub mod lockout;

@@ -7,16 +7,19 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::directory::{Directory, ShardRef};
+use super::events::{Realtime, Resume};
 use super::handle::UserHandle;
 use super::runtime::ActorRuntime;
 use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
 use super::user_actor::{
-    AuthorizeRequest, AuthorizedRequest, BeginLogin, FinishLogin, LoginDecision, RecordFailure,
-    SessionInfo, SetPassword, UserActor, ValidateSession,
+    ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, FinishLogin, GetActivity,
+    LoginDecision, RecordActivity, RecordFailure, SessionInfo, SetPassword, Subscribe,
+    SubscribeOutcome, TouchSession, UserActor, ValidateSession,
 };
 use super::{Engine, EngineError};
 use crate::config::Config;
+use crate::domain::activity::{ActivityCounters, ActivityEvent};
 use crate::domain::email::Email;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile, new_profile};
@@ -109,6 +112,8 @@ pub struct Insights {
     pub requests_per_hour: Option<u64>,
     /// Features the tier unlocks.
     pub features: Vec<String>,
+    /// Listening activity reported by the user's clients.
+    pub activity: ActivityCounters,
 }
 
 /// One shard's figures.
@@ -164,6 +169,8 @@ impl UserManager {
         let hasher = PasswordHasher::start(p.params, p.workers, p.queue)?;
         let counts = UserTier::ALL.map(|t| config.tier(t).arbiters);
         let runtime = ActorRuntime::start(counts)?;
+        let metrics = Arc::new(Metrics::new());
+        let realtime = Arc::new(Realtime::new(config.websocket.limits, Arc::clone(&metrics)));
         let engine = Arc::new(Engine {
             config: Arc::new(config),
             store,
@@ -171,7 +178,8 @@ impl UserManager {
             clock,
             hasher,
             directory: Directory::default(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            realtime,
         });
         let shards = UserTier::ALL.map(|tier| {
             let arbiters = &runtime.arbiters[tier.index()];
@@ -214,7 +222,7 @@ impl UserManager {
         let mut report = StoreReport::default();
         for item in self.engine.store.scan_users() {
             match item {
-                Ok((id, rec)) => match codec::decode::<UserState>(&rec) {
+                Ok((id, rec)) => match super::state::decode(&rec) {
                     Ok(_) => report.ok += 1,
                     Err(e) => report.corrupt.push((id, e.to_string())),
                 },
@@ -528,6 +536,7 @@ impl UserManager {
         let handle = self.user(id);
         let p = handle.profile().await?;
         let sessions = handle.sessions().await?.len();
+        let activity = self.engine.call(id, GetActivity).await?;
         let policy = &self.engine.config.tier(p.tier).policy;
         let now = self.engine.clock.now();
         Ok(Insights {
@@ -548,7 +557,64 @@ impl UserManager {
             },
             requests_per_hour: policy.requests_per_hour.value(),
             features: policy.features.clone(),
+            activity,
         })
+    }
+
+    /// Subscribes a socket of `session` to the user's events, resuming after `resume`
+    /// if given. Goes through the user's actor, so a revocation cannot slip between the
+    /// session check and the subscription.
+    pub async fn subscribe(
+        &self,
+        user: UserId,
+        session: SessionId,
+        resume: Option<Resume>,
+    ) -> Result<SubscribeOutcome, EngineError> {
+        match self.engine.call(user, Subscribe { session, resume }).await {
+            Err(EngineError::NotFound) => Ok(SubscribeOutcome::SessionInvalid),
+            other => other,
+        }
+    }
+
+    /// The session if it is still live; with `slide`, marks it used (a socket's
+    /// heartbeat). `None` if it ended.
+    pub async fn touch_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+        slide: bool,
+    ) -> Result<Option<SessionInfo>, EngineError> {
+        match self
+            .engine
+            .call(user, TouchSession { session, slide })
+            .await
+        {
+            Err(EngineError::NotFound) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Counts activity events reported over a socket of `session`: all or none, one
+    /// request against the tier's hourly rate.
+    pub async fn record_activity(
+        &self,
+        user: UserId,
+        session: SessionId,
+        events: Vec<ActivityEvent>,
+    ) -> Result<ActivityOutcome, EngineError> {
+        match self
+            .engine
+            .call(user, RecordActivity { session, events })
+            .await
+        {
+            Err(EngineError::NotFound) => Ok(ActivityOutcome::SessionInvalid),
+            other => other,
+        }
+    }
+
+    /// The realtime layer: streams and the operators' security feed.
+    pub fn realtime(&self) -> &Arc<Realtime> {
+        &self.engine.realtime
     }
 
     /// Where the user's actor lives now (tier and shard index), if it is live.

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod directory;
+pub mod events;
 pub mod handle;
 pub mod manager;
 pub(crate) mod runtime;
@@ -34,7 +35,7 @@ pub use manager::{
     DenyReason, Insights, LoginOutcome, LoginSuccess, PasswordChange, QuotaUse, ShardStats,
     StoreReport, UserManager,
 };
-pub use user_actor::{AuthorizedRequest, SessionInfo};
+pub use user_actor::{ActivityOutcome, AuthorizedRequest, SessionInfo, SubscribeOutcome};
 
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
 /// the `Ok` side instead.
@@ -102,4 +103,5 @@ pub(crate) struct Engine {
     pub hasher: PasswordHasher,
     pub directory: directory::Directory,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub realtime: Arc<events::Realtime>,
 }

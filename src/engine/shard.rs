@@ -22,7 +22,6 @@ use super::user_actor::{Passivate, Tick, UserActor};
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
-use crate::store::codec;
 
 /// Counters a shard keeps for operators; read without messaging the shard.
 #[derive(Debug, Default)]
@@ -225,7 +224,7 @@ impl Shard {
 /// Reads and decodes a user's snapshot; blocking, so it runs on the blocking pool.
 fn load(engine: &Engine, id: UserId) -> Result<UserState, EngineError> {
     let record = engine.store.load_user(id)?.ok_or(EngineError::NotFound)?;
-    codec::decode::<UserState>(&record).map_err(|e| {
+    super::state::decode(&record).map_err(|e| {
         tracing::error!(user = %id, error = %e, "unreadable snapshot record");
         EngineError::Corrupt {
             user: id,

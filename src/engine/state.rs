@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::activity::ActivityCounters;
 use crate::domain::ids::SessionId;
 use crate::domain::lockout::FailureState;
 use crate::domain::profile::UserProfile;
@@ -15,6 +16,7 @@ use crate::domain::session::{LoginContext, Session};
 use crate::domain::tier::TierPolicy;
 use crate::domain::time::Timestamp;
 use crate::security::token::SessionToken;
+use crate::store::codec::{self, CodecError};
 
 /// Devices remembered per user (for new-device checks), most recent last.
 pub const MAX_KNOWN_DEVICES: usize = 32;
@@ -39,6 +41,41 @@ pub struct UserState {
     pub known_devices: Vec<String>,
     /// The per-tier request-rate bucket (soft state).
     pub rate: TokenBucket,
+    /// Listening activity reported by clients (soft state). New in format 2.
+    pub activity: ActivityCounters,
+}
+
+/// The user state as format 1 stored it (before activity counters). Read-only: records
+/// of this shape are converted on load and written back in the current format.
+#[derive(Deserialize)]
+pub(crate) struct UserStateV1 {
+    profile: Arc<UserProfile>,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: FailureState,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+}
+
+impl From<UserStateV1> for UserState {
+    fn from(v: UserStateV1) -> Self {
+        Self {
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            activity: ActivityCounters::default(),
+        }
+    }
+}
+
+/// Reads a stored user record of any supported format.
+pub fn decode(record: &[u8]) -> Result<UserState, CodecError> {
+    codec::decode_compat::<UserState, UserStateV1>(record)
 }
 
 impl UserState {
@@ -52,6 +89,7 @@ impl UserState {
             failures: FailureState::default(),
             known_devices: Vec::new(),
             rate: TokenBucket::default(),
+            activity: ActivityCounters::default(),
         }
     }
 
@@ -118,6 +156,25 @@ impl UserState {
         }
         s.last_seen_at = now;
         Some(s)
+    }
+
+    /// The live session `id`, marked used at `now` (a socket's heartbeat or activity).
+    pub fn touch_session(&mut self, id: SessionId, now: Timestamp) -> Option<&Session> {
+        let s = self
+            .sessions
+            .iter_mut()
+            .find(|s| s.id == id && s.is_active(now))?;
+        s.last_seen_at = now;
+        Some(s)
+    }
+
+    /// Ids of the live sessions other than `keep`.
+    pub fn session_ids_except(&self, keep: Option<SessionId>) -> Vec<SessionId> {
+        self.sessions
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| Some(*id) != keep)
+            .collect()
     }
 
     /// Removes one session; reports whether it existed.
@@ -208,6 +265,46 @@ mod tests {
             .security_settings
             .session_timeout_minutes = 5;
         assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn format_1_records_load_and_gain_empty_activity() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            profile: &'a UserProfile,
+            password_hash: &'a str,
+            credential_version: u64,
+            sessions: &'a [Session],
+            failures: &'a FailureState,
+            known_devices: &'a [String],
+            rate: &'a TokenBucket,
+        }
+        let t = Timestamp::from_millis(1_000_000_000);
+        let mut s = state(t);
+        let tok = SessionToken::issue(s.profile.id);
+        s.start_session(
+            &tok,
+            LoginContext::default(),
+            &policy(UserTier::Free, &[]),
+            8,
+            t,
+        );
+        let old = V1 {
+            profile: &s.profile,
+            password_hash: &s.password_hash,
+            credential_version: s.credential_version,
+            sessions: &s.sessions,
+            failures: &s.failures,
+            known_devices: &s.known_devices,
+            rate: &s.rate,
+        };
+        let record = codec::encode_as_version(1, &old).unwrap();
+        assert_eq!(decode(&record).unwrap(), s);
+        // And the current format round-trips, with the counters.
+        s.activity.tracks_played = 3;
+        assert_eq!(decode(&codec::encode(&s).unwrap()).unwrap(), s);
+        // A version-2 reader does not mistake a v1 payload for v2 or the reverse.
+        assert!(codec::decode::<UserState>(&record).is_err());
     }
 
     #[test]

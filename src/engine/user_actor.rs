@@ -10,9 +10,13 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::events::{
+    CloseCode, Event, Resume, RevokeReason, SubscribeError, Subscription, UserStream,
+};
 use super::shard::{Shard, Stopped};
 use super::state::UserState;
 use super::{Engine, EngineError};
+use crate::domain::activity::{ActivityCounters, ActivityEvent, check_batch};
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::profile::{
     ProfilePatch, QuotaDecision, QuotaKind, UserProfile, check_tier_features,
@@ -164,6 +168,64 @@ pub(crate) struct Tick;
 #[rtype(result = "()")]
 pub(crate) struct Passivate;
 
+/// Subscribes a socket of a live session to the user's events.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<SubscribeOutcome, EngineError>")]
+pub(crate) struct Subscribe {
+    pub session: SessionId,
+    pub resume: Option<Resume>,
+}
+
+/// The answer to [`Subscribe`].
+#[derive(Debug)]
+pub enum SubscribeOutcome {
+    /// Subscribed; the socket reads its events from here.
+    Subscribed(Box<Subscription>),
+    /// The session is not live.
+    SessionInvalid,
+    /// The user holds the most sockets allowed.
+    TooManySockets,
+}
+
+/// Replies with a session if it is live; with `slide`, marks it used (a socket's
+/// heartbeat) so that its idle timeout starts again.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<SessionInfo>, EngineError>")]
+pub(crate) struct TouchSession {
+    pub session: SessionId,
+    pub slide: bool,
+}
+
+/// Counts activity events a socket reported, as one request against the tier's rate.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<ActivityOutcome, EngineError>")]
+pub(crate) struct RecordActivity {
+    pub session: SessionId,
+    pub events: Vec<ActivityEvent>,
+}
+
+/// The answer to [`RecordActivity`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActivityOutcome {
+    /// Counted.
+    Recorded {
+        /// Events counted.
+        accepted: usize,
+    },
+    /// The session is not live; nothing counted.
+    SessionInvalid,
+    /// Over the tier's rate; nothing counted.
+    RateLimited {
+        /// Seconds until a request is allowed.
+        retry_after_secs: u64,
+    },
+}
+
+/// Returns the activity counters.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<ActivityCounters, EngineError>")]
+pub(crate) struct GetActivity;
+
 /// Panics inside the handler: the restart-from-snapshot path in tests.
 #[cfg(test)]
 #[derive(Message, Clone)]
@@ -178,6 +240,17 @@ pub(crate) struct UserActor {
     last_active: Timestamp,
     last_snapshot: Timestamp,
     soft_dirty: bool,
+    /// The user's event stream, once there is one (a socket subscribed, now or before
+    /// this actor started).
+    stream: Option<Arc<UserStream>>,
+}
+
+impl Drop for UserActor {
+    fn drop(&mut self) {
+        if let Some(s) = self.stream.take() {
+            self.engine.realtime.release(s);
+        }
+    }
 }
 
 impl Actor for UserActor {
@@ -191,6 +264,7 @@ impl Actor for UserActor {
 impl UserActor {
     pub(crate) fn new(state: UserState, engine: Arc<Engine>, shard: Addr<Shard>) -> Self {
         let now = engine.clock.now();
+        let stream = engine.realtime.existing(state.profile.id);
         Self {
             state,
             engine,
@@ -198,6 +272,48 @@ impl UserActor {
             last_active: now,
             last_snapshot: now,
             soft_dirty: false,
+            stream,
+        }
+    }
+
+    /// Publishes an event to the user's sockets (and security events to operators).
+    fn publish(&mut self, event: Event) {
+        let now = self.engine.clock.now();
+        let rt = &self.engine.realtime;
+        if event.is_security() {
+            let kind = crate::metrics::SecurityLabels { kind: event.kind() };
+            self.engine
+                .metrics
+                .security_events
+                .get_or_create(&kind)
+                .inc();
+            rt.publish_security(self.state.profile.id, now, &event);
+        }
+        if self.stream.is_none() {
+            self.stream = rt.existing(self.state.profile.id);
+        }
+        if let Some(s) = &self.stream {
+            rt.publish(s, now, &event);
+        }
+    }
+
+    /// Publishes `session.revoked` for each session and closes their sockets.
+    fn sessions_ended(&mut self, ids: &[SessionId], reason: RevokeReason) {
+        for &session_id in ids {
+            self.publish(Event::SessionRevoked { session_id, reason });
+            if let Some(s) = &self.stream {
+                self.engine
+                    .realtime
+                    .close_session(s, session_id, CloseCode::SessionEnded);
+            }
+        }
+    }
+
+    /// Publishes a lockout alert if `was_locked` is false and the account is locked now.
+    fn lockout_alert(&mut self, was_locked: bool, now: Timestamp) {
+        if !was_locked && self.state.failures.is_locked(now) {
+            let until = self.state.failures.locked_until;
+            self.publish(Event::Lockout { until });
         }
     }
 
@@ -273,8 +389,27 @@ impl Handler<UpdateProfile> for UserActor {
         let now = self.touch();
         let mut next = self.state.clone();
         next.profile = Arc::new(patch.apply(&self.state.profile, self.policy(), now)?);
+        let before = Arc::clone(&self.state.profile);
         self.persist(next, now)?;
-        Ok(Arc::clone(&self.state.profile))
+        let after = Arc::clone(&self.state.profile);
+        if (&after.display_name, &after.language, &after.timezone)
+            != (&before.display_name, &before.language, &before.timezone)
+        {
+            self.publish(Event::ProfileUpdated {
+                profile: Arc::clone(&after),
+            });
+        }
+        if after.ai_preferences != before.ai_preferences {
+            self.publish(Event::PreferencesUpdated {
+                ai_preferences: after.ai_preferences.clone(),
+            });
+        }
+        if after.security_settings != before.security_settings {
+            self.publish(Event::SecuritySettingsUpdated {
+                security_settings: after.security_settings.clone(),
+            });
+        }
+        Ok(after)
     }
 }
 
@@ -287,8 +422,22 @@ impl Handler<RecordUsage> for UserActor {
         let decision = Arc::make_mut(&mut next.profile)
             .usage
             .apply(msg.kind, msg.delta, policy);
-        if let QuotaDecision::Accepted { .. } = decision {
+        if let QuotaDecision::Accepted { used, limit } = decision {
+            let before = match msg.kind {
+                QuotaKind::Playlists => self.state.profile.usage.playlists,
+                QuotaKind::StorageBytes => self.state.profile.usage.storage_bytes,
+            };
             self.persist(next, now)?;
+            if let Some(limit) = limit
+                && let Some(percent) = crossed_threshold(before, used, limit)
+            {
+                self.publish(Event::QuotaWarning {
+                    quota: msg.kind,
+                    used,
+                    limit,
+                    percent,
+                });
+            }
         }
         Ok(decision)
     }
@@ -321,6 +470,7 @@ impl Handler<ChangeTier> for UserActor {
             .tier_changes
             .get_or_create(&change)
             .inc();
+        self.publish(Event::TierChanged { from, to: tier });
         self.leave(ctx);
         Ok(Arc::clone(&self.state.profile))
     }
@@ -361,16 +511,42 @@ impl Handler<FinishLogin> for UserActor {
             });
         }
         if !msg.password_ok || msg.credential_version != self.state.credential_version {
+            let was_locked = self.state.failures.is_locked(now);
             self.state.failures.record_failure(&lockout, now);
             self.soft_dirty = true;
+            self.lockout_alert(was_locked, now);
             return Ok(LoginDecision::Rejected);
         }
         let token = SessionToken::issue(self.id());
         let mut next = self.state.clone();
         let policy = self.policy().clone();
         let max = self.engine.config.engine.max_sessions_per_user;
+        let had_devices = !self.state.known_devices.is_empty();
+        let before = self.state.session_ids_except(None);
         let session = next.start_session(&token, msg.context, &policy, max, now);
         self.persist(next, now)?;
+        let ctx = &session.context;
+        self.publish(Event::SessionCreated {
+            session_id: session.id,
+            device_id: ctx.device_id.clone(),
+            user_agent: ctx.user_agent.clone(),
+            ip_address: ctx.ip_address,
+        });
+        if let Some(device) = ctx.device_id.clone()
+            && had_devices
+            && !known_device
+        {
+            self.publish(Event::NewDevice {
+                session_id: session.id,
+                device_id: device,
+                ip_address: ctx.ip_address,
+            });
+        }
+        let evicted: Vec<SessionId> = before
+            .into_iter()
+            .filter(|id| !self.state.sessions.iter().any(|s| s.id == *id))
+            .collect();
+        self.sessions_ended(&evicted, RevokeReason::Evicted);
         Ok(LoginDecision::Granted {
             token,
             expires_at: session.ends_at(),
@@ -440,8 +616,13 @@ impl Handler<SetPassword> for UserActor {
             return Ok(None);
         }
         let mut next = self.state.clone();
+        let ids = next.session_ids_except(msg.keep);
         let ended = next.set_password(msg.password_hash, msg.keep, now);
         self.persist(next, now)?;
+        self.publish(Event::PasswordChanged {
+            sessions_ended: ended,
+        });
+        self.sessions_ended(&ids, RevokeReason::PasswordChanged);
         Ok(Some(ended))
     }
 }
@@ -451,8 +632,10 @@ impl Handler<RecordFailure> for UserActor {
     fn handle(&mut self, _: RecordFailure, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let lockout = self.engine.config.lockout;
+        let was_locked = self.state.failures.is_locked(now);
         self.state.failures.record_failure(&lockout, now);
         self.soft_dirty = true;
+        self.lockout_alert(was_locked, now);
         Ok(())
     }
 }
@@ -480,6 +663,7 @@ impl Handler<RevokeSession> for UserActor {
             return Ok(false);
         }
         self.persist(next, now)?;
+        self.sessions_ended(&[id], RevokeReason::Revoked);
         Ok(true)
     }
 }
@@ -493,9 +677,11 @@ impl Handler<RevokeOtherSessions> for UserActor {
     ) -> Self::Result {
         let now = self.touch();
         let mut next = self.state.clone();
+        let ids = next.session_ids_except(keep);
         let n = next.revoke_all_except(keep);
         if n > 0 {
             self.persist(next, now)?;
+            self.sessions_ended(&ids, RevokeReason::Revoked);
         }
         Ok(n)
     }
@@ -508,9 +694,109 @@ impl Handler<DeleteUser> for UserActor {
         let email_key = self.state.profile.email.normalized();
         self.engine.store.delete_user(self.id(), &email_key)?;
         self.state.sessions.clear();
+        self.publish(Event::UserDeleted {});
+        if let Some(s) = &self.stream {
+            self.engine.realtime.close_all(s, CloseCode::UserDeleted);
+        }
         self.leave(ctx);
         Ok(())
     }
+}
+
+impl Handler<Subscribe> for UserActor {
+    type Result = Result<SubscribeOutcome, EngineError>;
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.touch_session(msg.session, now).is_none() {
+            return Ok(SubscribeOutcome::SessionInvalid);
+        }
+        self.soft_dirty = true;
+        let rt = &self.engine.realtime;
+        let stream = self
+            .stream
+            .get_or_insert_with(|| rt.attach(self.state.profile.id));
+        Ok(match rt.subscribe(stream, msg.session, msg.resume) {
+            Ok(sub) => SubscribeOutcome::Subscribed(Box::new(sub)),
+            Err(SubscribeError::TooManySockets) => SubscribeOutcome::TooManySockets,
+        })
+    }
+}
+
+impl Handler<TouchSession> for UserActor {
+    type Result = Result<Option<SessionInfo>, EngineError>;
+    fn handle(&mut self, msg: TouchSession, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let (user_id, tier) = (self.id(), self.state.profile.tier);
+        let info = |s: &crate::domain::session::Session| SessionInfo {
+            user_id,
+            session_id: s.id,
+            tier,
+            expires_at: s.ends_at(),
+        };
+        if !msg.slide {
+            return Ok(self
+                .state
+                .sessions
+                .iter()
+                .find(|s| s.id == msg.session && s.is_active(now))
+                .map(info));
+        }
+        let found = self.state.touch_session(msg.session, now).map(info);
+        self.soft_dirty |= found.is_some();
+        Ok(found)
+    }
+}
+
+impl Handler<RecordActivity> for UserActor {
+    type Result = Result<ActivityOutcome, EngineError>;
+    fn handle(&mut self, msg: RecordActivity, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.touch_session(msg.session, now).is_none() {
+            return Ok(ActivityOutcome::SessionInvalid);
+        }
+        self.soft_dirty = true;
+        let limit = self.policy().requests_per_hour;
+        if let RateDecision::Limited {
+            retry_after_secs, ..
+        } = self.state.rate.take(limit, RATE_PERIOD, now)
+        {
+            let tier = crate::metrics::TierLabels {
+                tier: self.state.profile.tier.into(),
+            };
+            self.engine.metrics.rate_limited.get_or_create(&tier).inc();
+            return Ok(ActivityOutcome::RateLimited { retry_after_secs });
+        }
+        check_batch(&msg.events, now)?;
+        self.state.activity.record(&msg.events);
+        self.engine
+            .metrics
+            .activity_events
+            .inc_by(msg.events.len() as u64);
+        Ok(ActivityOutcome::Recorded {
+            accepted: msg.events.len(),
+        })
+    }
+}
+
+impl Handler<GetActivity> for UserActor {
+    type Result = Result<ActivityCounters, EngineError>;
+    fn handle(&mut self, _: GetActivity, _: &mut Context<Self>) -> Self::Result {
+        self.touch();
+        Ok(self.state.activity.clone())
+    }
+}
+
+/// The warning threshold (80 or 100 percent of `limit`) that going from `before` to
+/// `after` crossed, the higher one if both.
+fn crossed_threshold(before: u64, after: u64, limit: u64) -> Option<u8> {
+    if limit == 0 || after <= before {
+        return None;
+    }
+    let at = |p: u64| (u128::from(limit) * u128::from(p)).div_ceil(100);
+    [100u8, 80].into_iter().find(|&p| {
+        let mark = at(u64::from(p));
+        u128::from(before) < mark && u128::from(after) >= mark
+    })
 }
 
 impl Handler<Tick> for UserActor {
@@ -518,6 +804,7 @@ impl Handler<Tick> for UserActor {
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
         let now = self.engine.clock.now();
         let cfg = &self.engine.config.engine;
+        // Sockets do not keep an idle actor: their stream outlives it (see `events`).
         if now.since(self.last_active) >= cfg.passivate_after {
             self.state.prune_sessions(now);
             self.snapshot(now);
@@ -545,5 +832,23 @@ impl Handler<Crash> for UserActor {
         // Unsaved soft state is lost with the actor; the restart reads the last snapshot.
         Arc::make_mut(&mut self.state.profile).display_name = "never persisted".into();
         panic!("test-induced panic in user actor {}", self.id());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crossed_threshold;
+
+    #[test]
+    fn quota_warnings_fire_once_per_threshold() {
+        assert_eq!(crossed_threshold(7, 8, 10), Some(80));
+        assert_eq!(crossed_threshold(8, 9, 10), None);
+        assert_eq!(crossed_threshold(9, 10, 10), Some(100));
+        assert_eq!(crossed_threshold(0, 10, 10), Some(100));
+        assert_eq!(crossed_threshold(10, 9, 10), None);
+        assert_eq!(crossed_threshold(0, 1, 3), None); // 80% of 3 is 2.4 -> 3
+        assert_eq!(crossed_threshold(1, 2, 3), None);
+        assert_eq!(crossed_threshold(2, 3, 3), Some(100));
+        assert_eq!(crossed_threshold(0, 5, 0), None);
     }
 }

@@ -8,8 +8,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The format this build writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format this build writes. Version 2 added the activity counters to the user
+/// state; version 1 records are still read (see [`decode_compat`]).
+pub const FORMAT_VERSION: u8 = 2;
 
 const HEADER: usize = 5;
 
@@ -50,17 +51,42 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes a record, checking version, checksum and that the payload is consumed whole.
 pub fn decode<T: DeserializeOwned>(record: &[u8]) -> Result<T, CodecError> {
+    let (version, payload) = open(record)?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    decode_payload(payload)
+}
+
+/// Decodes a record of the current format, or one of format 1 as `V1` converted to `T`.
+/// The converted value is written back in the current format at the next snapshot.
+pub fn decode_compat<T, V1>(record: &[u8]) -> Result<T, CodecError>
+where
+    T: DeserializeOwned,
+    V1: DeserializeOwned + Into<T>,
+{
+    let (version, payload) = open(record)?;
+    match version {
+        FORMAT_VERSION => decode_payload(payload),
+        1 => decode_payload::<V1>(payload).map(Into::into),
+        v => Err(CodecError::UnknownVersion(v)),
+    }
+}
+
+/// Splits the header off and checks the checksum; returns the version and payload.
+fn open(record: &[u8]) -> Result<(u8, &[u8]), CodecError> {
     if record.len() < HEADER {
         return Err(CodecError::Truncated(record.len()));
     }
     let (header, payload) = record.split_at(HEADER);
-    if header[0] != FORMAT_VERSION {
-        return Err(CodecError::UnknownVersion(header[0]));
-    }
     let crc = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
     if crc32fast::hash(payload) != crc {
         return Err(CodecError::Checksum);
     }
+    Ok((header[0], payload))
+}
+
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
     let (value, used) = bincode::serde::decode_from_slice(payload, config())
         .map_err(|e| CodecError::Decode(e.to_string()))?;
     if used != payload.len() {
@@ -70,6 +96,14 @@ pub fn decode<T: DeserializeOwned>(record: &[u8]) -> Result<T, CodecError> {
         )));
     }
     Ok(value)
+}
+
+/// Encodes a value as a record of an older format `version` (tests of migrations).
+#[doc(hidden)]
+pub fn encode_as_version<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = encode(value)?;
+    out[0] = version;
+    Ok(out)
 }
 
 #[cfg(test)]

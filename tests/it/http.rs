@@ -453,13 +453,7 @@ async fn hostile_bodies_get_problems_and_change_nothing() {
     }
     // A 10 MB body is refused from its Content-Length, before it is read: sent raw, so
     // the client reads the answer instead of tripping over the closed connection.
-    let host = srv
-        .base
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let host = srv.host();
     let mut big = tokio::net::TcpStream::connect(&host).await.unwrap();
     let head = format!(
         "PUT /api/v1/users/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n\
@@ -568,6 +562,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /readyz",
         "GET /metrics",
         "GET /api/v1/admin/shards",
+        "GET /api/v1/ws",
+        "GET /api/v1/admin/events",
     ]
     .map(String::from)
     .to_vec();

@@ -12,3 +12,4 @@ mod logs;
 mod persistence;
 mod server;
 mod support;
+mod ws;

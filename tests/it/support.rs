@@ -78,6 +78,16 @@ impl TestServer {
         }
     }
 
+    /// The server's `host:port`.
+    pub fn host(&self) -> String {
+        self.base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
     /// `METHOD base+path` with an optional bearer and JSON body; returns status and body.
     pub async fn call(
         &self,
