@@ -608,3 +608,32 @@ async fn quota_and_security_events_reach_the_user_and_the_operators() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_extra_sockets_and_shutdown_get_their_close_codes() {
+    let srv = TestServer::start(
+        "[websocket]\nping_interval_secs = 1\nidle_timeout_secs = 2\nmax_sockets_per_user = 1\n",
+    )
+    .await;
+    let (_, token) = srv.user("limits@example.com", "premium").await;
+    let second = login(&srv, "limits@example.com", "other").await;
+    let second = second["token"].as_str().unwrap();
+
+    // A client that reads nothing answers no ping: after the idle timeout it is cut (4009).
+    let mut silent = open(&srv, "/ws", Some(&token)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(next_json(&mut silent).await["type"], "hello");
+    assert_eq!(close_code(&mut silent).await, Some(4009));
+
+    // One socket per user here: a second one is refused with 4029, the first keeps going.
+    let (mut first, _) = subscribe(&srv, &token).await;
+    let mut extra = open(&srv, "/ws", Some(second)).await;
+    assert_eq!(close_code(&mut extra).await, Some(4029));
+    assert_quiet(&mut first).await;
+
+    // Shutdown tells sockets with 1001 rather than leaving them hanging.
+    srv.manager
+        .realtime()
+        .close_everything(roster::engine::events::CloseCode::ServerShutdown);
+    assert_eq!(close_code(&mut first).await, Some(1001));
+}
