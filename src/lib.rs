@@ -14,7 +14,10 @@
 //!   OpenAPI document), a client of [`UserManager`] like the CLI.
 //! - [`engine`]: one actix actor per live user, tier-sharded registries that activate,
 //!   passivate and restart them, the directory that routes to them, and
-//!   [`UserManager`], the front door the server, CLI, tests and benches all use.
+//!   [`UserManager`], the front door the server, CLI, tests and benches all use;
+//!   and the per-user event streams the actors publish to WebSocket clients.
+//! - [`loadgen`]: `roster loadgen`, an open-model load generator for any Roster server
+//!   (HTTP and socket scenarios, HDR histograms, JSON reports).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +35,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod loadgen;
 pub mod metrics;
 pub mod security;
 pub mod store;

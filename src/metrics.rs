@@ -171,6 +171,10 @@ pub struct Metrics {
     pub hash_wait_seconds: Gauge<f64, AtomicU64>,
     /// Seconds spent in those flushes (set at scrape time).
     pub store_flush_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Seconds hashing threads spent running jobs (set at scrape time).
+    pub hash_busy_seconds: Gauge<f64, AtomicU64>,
+    /// Hashing threads (set at scrape time).
+    pub hash_workers: Gauge,
     /// Open event sockets.
     pub ws_connections: Gauge,
     /// Events published by user actors (once per event, whatever the socket count).
@@ -221,6 +225,8 @@ impl Metrics {
             store_disk_bytes: Gauge::default(),
             hash_jobs: Gauge::default(),
             hash_wait_seconds: Gauge::default(),
+            hash_busy_seconds: Gauge::default(),
+            hash_workers: Gauge::default(),
             ws_connections: Gauge::default(),
             ws_events_published: Counter::default(),
             ws_events_sent: Counter::default(),
@@ -334,6 +340,12 @@ impl Metrics {
             "Messages sent to a shard's user actors and not yet answered",
             m.shard_in_flight.clone(),
         );
+        r.register(
+            "hash_busy_seconds",
+            "Time hashing threads spent on jobs; hash_workers / (this / hash_jobs) is the pool's ceiling in jobs per second",
+            m.hash_busy_seconds.clone(),
+        );
+        r.register("hash_workers", "Hashing threads", m.hash_workers.clone());
         r.register(
             "ws_connections",
             "Open event sockets",

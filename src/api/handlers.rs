@@ -415,3 +415,105 @@ pub async fn readyz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         json!({ "status": "ready", "live_users": s.manager.live_users(), "shards": shards.len() }),
     ))
 }
+
+/// Most users one import request may carry (the body limit is 64 KiB).
+pub const MAX_IMPORT_BATCH: usize = 200;
+
+/// One user of an import: an existing argon2 hash instead of a password.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportUser {
+    email: String,
+    /// An argon2 PHC string (`$argon2id$v=19$m=...`), e.g. from the system migrated from.
+    password_hash: String,
+    #[serde(default)]
+    tier: Option<UserTier>,
+    #[serde(default)]
+    profile_data: Option<ProfilePatch>,
+}
+
+/// `POST /api/v1/admin/users/import` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportUsers {
+    /// 1 to 200 users.
+    users: Vec<ImportUser>,
+}
+
+/// A user created by an import.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Imported {
+    /// Position in the request.
+    index: usize,
+    /// The new user's id.
+    id: UserId,
+}
+
+/// A user an import refused, and why; the others are created regardless.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ImportFailure {
+    /// Position in the request.
+    index: usize,
+    /// The problem type's last segment (`email-taken`, `invalid-input`...).
+    kind: String,
+    /// What is wrong.
+    detail: String,
+}
+
+/// The outcome of an import, user by user.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ImportReply {
+    /// Users created (durable).
+    created: Vec<Imported>,
+    /// Users refused.
+    failed: Vec<ImportFailure>,
+}
+
+/// Bulk provisioning and migrations (operator only): creates users from existing argon2
+/// hashes, with no hashing cost. Each user succeeds or fails on its own.
+#[utoipa::path(post, path = "/admin/users/import", tag = "admin", request_body = ImportUsers, security(("bearer" = [])),
+    responses((status = 200, body = ImportReply), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 413, body = Problem)))]
+pub async fn import_users(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ImportUsers>,
+) -> ApiResult<Json<ImportReply>> {
+    caller.require_admin()?;
+    if body.users.is_empty() || body.users.len() > MAX_IMPORT_BATCH {
+        return Err(ApiError::InvalidInput {
+            field: Some("users".into()),
+            detail: format!("must hold 1 to {MAX_IMPORT_BATCH} users"),
+        });
+    }
+    let jobs = body.users.into_iter().enumerate().map(|(index, u)| {
+        let m = s.manager.clone();
+        async move {
+            let tier = u.tier.unwrap_or(UserTier::Free);
+            let patch = u.profile_data.unwrap_or_default();
+            let r = m.import_user(&u.email, &u.password_hash, tier, patch).await;
+            (index, r)
+        }
+    });
+    let mut reply = ImportReply {
+        created: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (index, r) in futures_util::future::join_all(jobs).await {
+        match r {
+            Ok(p) => reply.created.push(Imported { index, id: p.id }),
+            Err(e) => {
+                let e = ApiError::from(e);
+                if e.is_server_error() {
+                    return Err(e);
+                }
+                reply.failed.push(ImportFailure {
+                    index,
+                    kind: e.kind().to_owned(),
+                    detail: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(Json(reply))
+}

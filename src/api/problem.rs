@@ -78,6 +78,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The problem type's last segment (`invalid-input`, `email-taken`...).
+    pub fn kind(&self) -> &'static str {
+        self.parts().1
+    }
+
+    /// Whether this is the server's fault (5xx) rather than the request's.
+    pub fn is_server_error(&self) -> bool {
+        self.parts().0.is_server_error()
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {

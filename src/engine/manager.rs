@@ -698,6 +698,10 @@ impl UserManager {
         let (jobs, waited) = self.engine.hasher.wait_stats();
         m.hash_jobs.set(jobs);
         m.hash_wait_seconds.set(waited.as_secs_f64());
+        let (workers, busy) = self.engine.hasher.busy_stats();
+        m.hash_workers
+            .set(i64::try_from(workers).unwrap_or(i64::MAX));
+        m.hash_busy_seconds.set(busy.as_secs_f64());
         m.render()
     }
 

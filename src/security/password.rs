@@ -102,6 +102,9 @@ struct Inner {
     /// Jobs started, and their total time waiting for a worker (µs).
     started: AtomicU64,
     waited_micros: AtomicU64,
+    /// Time workers spent running jobs (µs), and how many workers there are.
+    busy_micros: AtomicU64,
+    workers: usize,
 }
 
 impl PasswordHasher {
@@ -142,6 +145,8 @@ impl PasswordHasher {
                 dummy_hash,
                 started: AtomicU64::new(0),
                 waited_micros: AtomicU64::new(0),
+                busy_micros: AtomicU64::new(0),
+                workers: workers.max(1),
             }),
         })
     }
@@ -153,6 +158,14 @@ impl PasswordHasher {
             self.inner.started.load(Ordering::Relaxed),
             std::time::Duration::from_micros(micros),
         )
+    }
+
+    /// The number of workers and their total time spent running jobs. With
+    /// [`wait_stats`](Self::wait_stats)' job count this gives the pool's ceiling:
+    /// `workers / (busy / jobs)` jobs per second.
+    pub fn busy_stats(&self) -> (usize, std::time::Duration) {
+        let micros = self.inner.busy_micros.load(Ordering::Relaxed);
+        (self.inner.workers, std::time::Duration::from_micros(micros))
     }
 
     /// Jobs waiting for a worker.
@@ -173,7 +186,11 @@ impl PasswordHasher {
             let waited = u64::try_from(queued_at.elapsed().as_micros()).unwrap_or(u64::MAX);
             inner.waited_micros.fetch_add(waited, Ordering::Relaxed);
             inner.started.fetch_add(1, Ordering::Relaxed);
-            let _ = tx.send(f(&inner.argon));
+            let began = std::time::Instant::now();
+            let out = f(&inner.argon);
+            let busy = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            inner.busy_micros.fetch_add(busy, Ordering::Relaxed);
+            let _ = tx.send(out);
         });
         match self.jobs.try_send(job) {
             Ok(()) => rx.await.map_err(|_| PoolError::Stopped),

@@ -564,6 +564,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/shards",
         "GET /api/v1/ws",
         "GET /api/v1/admin/events",
+        "POST /api/v1/admin/users/import",
     ]
     .map(String::from)
     .to_vec();
@@ -937,4 +938,52 @@ async fn http_metrics_can_be_switched_off() {
         sample(&page, "roster_logins_total{outcome=\"success\"}"),
         Some(1.0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_import_creates_good_users_and_reports_bad_ones() {
+    let srv = TestServer::start("").await;
+    let (_, token) = srv.user("someone@example.com", "free").await;
+    let phc =
+        "$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHRzYWx0$0xLBqsxyeRyBh4S8YF5ZxvKlEh9aQXbmHbbEU0NwjXc";
+    let body = json!({"users": [
+        {"email": "imported@example.com", "password_hash": phc, "tier": "vip"},
+        {"email": "someone@example.com", "password_hash": phc},
+        {"email": "bad-hash@example.com", "password_hash": "plaintext"},
+    ]});
+    let (s, reply) = srv
+        .call(
+            POST,
+            "/admin/users/import",
+            Some(&token),
+            Some(body.clone()),
+        )
+        .await;
+    is_problem(&reply, 403, "forbidden");
+    assert_eq!(s, 403);
+    let (s, reply) = srv
+        .call(POST, "/admin/users/import", Some(ADMIN_KEY), Some(body))
+        .await;
+    assert_eq!(s, 200, "{reply}");
+    assert_eq!(reply["created"].as_array().unwrap().len(), 1);
+    assert_eq!(reply["created"][0]["index"], 0);
+    let failed = reply["failed"].as_array().unwrap();
+    assert_eq!(
+        (failed[0]["index"].as_u64(), failed[0]["kind"].as_str()),
+        (Some(1), Some("email-taken"))
+    );
+    assert_eq!(
+        (failed[1]["index"].as_u64(), failed[1]["kind"].as_str()),
+        (Some(2), Some("invalid-input"))
+    );
+    let id = reply["created"][0]["id"].as_str().unwrap();
+    let (s, user) = srv
+        .call(GET, &format!("/users/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!((s, user["tier"].as_str()), (200, Some("vip")));
+    let none = json!({"users": []});
+    let (s, reply) = srv
+        .call(POST, "/admin/users/import", Some(ADMIN_KEY), Some(none))
+        .await;
+    assert_eq!(s, 400, "{reply}");
 }

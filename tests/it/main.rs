@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod http;
 mod lifecycle;
+mod loadgen;
 mod logs;
 mod persistence;
 mod server;
