@@ -94,6 +94,10 @@ struct LoadgenArgs {
     /// Workers of the Free-tier flood in tier-isolation.
     #[arg(long, default_value_t = 64)]
     flood_concurrency: usize,
+    /// Offer the Free-tier flood at this rate (open model) instead of as fast as
+    /// --flood-concurrency workers can.
+    #[arg(long)]
+    flood_rate: Option<f64>,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -126,6 +130,7 @@ impl LoadgenArgs {
         o.source_ips = self.source_ips.clone();
         o.server_pid = self.server_pid;
         o.flood_concurrency = self.flood_concurrency;
+        o.flood_rate = self.flood_rate;
         o.progress = !self.quiet;
         o
     }

@@ -2,8 +2,10 @@
 //!
 //! Each user with a connected socket has one [`UserStream`]: a per-user sequence number,
 //! a bounded buffer of recent events for resuming, and the subscribers (one per socket).
-//! The user's actor is the only publisher — events are published from inside its
-//! handlers, so their order is the order of the changes. Sockets subscribe through the
+//! The user's actor is the only publisher: its handlers hand each event to the group
+//! committer, which publishes it once the change is durable, in the order the actor
+//! handed them over — so the stream's order is the order of the changes, and no client
+//! hears of a change a crash could undo. Sockets subscribe through the
 //! actor too (a [`super::user_actor::Subscribe`] message), so a subscription and a
 //! revocation of its session can never race.
 //!

@@ -276,10 +276,13 @@ impl UserActor {
         }
     }
 
-    /// Publishes an event to the user's sockets (and security events to operators).
+    /// Publishes an event to the user's sockets (and security events to operators) once
+    /// every store write made so far is durable: a client never hears of a change that
+    /// a crash could still undo. The group committer runs the publications in the order
+    /// this actor asked for them, so the stream's order is the order of the changes.
     fn publish(&mut self, event: Event) {
-        let now = self.engine.clock.now();
-        let rt = &self.engine.realtime;
+        let at = self.engine.clock.now();
+        let user = self.state.profile.id;
         if event.is_security() {
             let kind = crate::metrics::SecurityLabels { kind: event.kind() };
             self.engine
@@ -287,14 +290,27 @@ impl UserActor {
                 .security_events
                 .get_or_create(&kind)
                 .inc();
-            rt.publish_security(self.state.profile.id, now, &event);
         }
         if self.stream.is_none() {
-            self.stream = rt.existing(self.state.profile.id);
+            self.stream = self.engine.realtime.existing(user);
         }
-        if let Some(s) = &self.stream {
-            rt.publish(s, now, &event);
-        }
+        let stream = self.stream.clone();
+        let rt = Arc::clone(&self.engine.realtime);
+        self.engine.commit.then(move |durable| {
+            if let Err(e) = durable {
+                tracing::warn!(%user, error = %e, "event dropped: its change is not durable");
+            } else {
+                if event.is_security() {
+                    rt.publish_security(user, at, &event);
+                }
+                if let Some(s) = &stream {
+                    rt.publish(s, at, &event);
+                }
+            }
+            if let Some(s) = stream {
+                rt.release(s);
+            }
+        });
     }
 
     /// Publishes `session.revoked` for each session and closes their sockets.

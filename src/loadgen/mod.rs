@@ -147,6 +147,8 @@ pub struct Options {
     pub server_pid: Option<u32>,
     /// Workers of the Free-tier flood in `tier-isolation`.
     pub flood_concurrency: usize,
+    /// If set, the flood is open-model at this rate instead of a closed loop.
+    pub flood_rate: Option<f64>,
     /// Most requests in flight (open model).
     pub max_in_flight: usize,
     /// Per-request timeout.
@@ -177,6 +179,7 @@ impl Options {
             source_ips: Vec::new(),
             server_pid: None,
             flood_concurrency: 64,
+            flood_rate: None,
             max_in_flight: 8192,
             timeout: Duration::from_secs(30),
             progress: false,
@@ -604,12 +607,17 @@ async fn tier_isolation(opts: &Options, client: &Client) -> Result<Report, Loadg
         probe(Arc::clone(&vip), client.clone(), opts.seed),
     )
     .await;
-    // The flood: closed loop, as hard as it can, for warm-up + duration + a margin.
+    // The flood: closed loop as hard as it can (or at --flood-rate), for warm-up +
+    // duration + a margin.
     let flood_stats = Arc::new(Stats::default());
-    let flood_plan = Plan {
-        load: Load::Closed {
+    let flood_load = match opts.flood_rate {
+        Some(rate) => Load::Open { rate },
+        None => Load::Closed {
             concurrency: opts.flood_concurrency,
         },
+    };
+    let flood_plan = Plan {
+        load: flood_load,
         warmup: Duration::ZERO,
         duration: plan.warmup + plan.duration + Duration::from_secs(1),
         max_requests: None,
@@ -640,7 +648,7 @@ async fn tier_isolation(opts: &Options, client: &Client) -> Result<Report, Loadg
     let extra = json!({
         "vip_alone": alone,
         "free_flood": {
-            "concurrency": opts.flood_concurrency,
+            "load": model(flood_load),
             "answered_per_sec": (flood.ok + flood.error_count()) as f64 / flood.seconds.max(1e-9),
             "ok": flood.ok,
             "errors": flood.errors,

@@ -14,14 +14,18 @@ use tokio::sync::oneshot;
 
 use super::{Store, StoreError};
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// Something waiting for the next flush: an awaiting caller, or a callback.
+enum Waiter {
+    Caller(oneshot::Sender<Result<(), String>>),
+    Then(Box<dyn FnOnce(Result<(), String>) + Send>),
+}
 
 /// Counters of the flusher's work, for benches and metrics.
 #[derive(Debug, Default)]
 pub struct CommitStats {
     /// Flushes run.
     pub flushes: AtomicU64,
-    /// Waiters answered.
+    /// Awaiting callers answered (callbacks not counted).
     pub commits: AtomicU64,
     /// Time spent flushing, in microseconds.
     pub flush_micros: AtomicU64,
@@ -79,12 +83,22 @@ impl GroupCommit {
             .waiters
             .as_ref()
             .ok_or_else(|| StoreError::Io("flusher has stopped".into()))?
-            .send(tx)
+            .send(Waiter::Caller(tx))
             .map_err(|_| StoreError::Io("flusher has stopped".into()))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Io(e)),
             Err(_) => Err(StoreError::Io("flusher has stopped".into())),
+        }
+    }
+
+    /// Runs `f` on the flusher thread once every store write made before this call is
+    /// durable (or the flush failed). Callbacks run in the order they were registered,
+    /// so one caller's callbacks keep its order; keep them short. If the flusher has
+    /// stopped, `f` is dropped without running.
+    pub fn then(&self, f: impl FnOnce(Result<(), String>) + Send + 'static) {
+        if let Some(w) = self.inner.waiters.as_ref() {
+            let _ = w.send(Waiter::Then(Box::new(f)));
         }
     }
 
@@ -116,12 +130,19 @@ fn flusher(
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.flush_micros.fetch_add(took, Ordering::Relaxed);
         stats.flushes.fetch_add(1, Ordering::Relaxed);
-        stats
-            .commits
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let callers = batch
+            .iter()
+            .filter(|w| matches!(w, Waiter::Caller(_)))
+            .count();
+        stats.commits.fetch_add(callers as u64, Ordering::Relaxed);
         let answer = result.map(|_| ()).map_err(|e| e.to_string());
         for w in batch {
-            let _ = w.send(answer.clone());
+            match w {
+                Waiter::Caller(tx) => {
+                    let _ = tx.send(answer.clone());
+                }
+                Waiter::Then(f) => f(answer.clone()),
+            }
         }
     }
 }
@@ -155,6 +176,15 @@ mod tests {
         let flushes = gc.stats().flushes.load(Ordering::Relaxed);
         assert_eq!(gc.stats().commits.load(Ordering::Relaxed), 200);
         assert!((1..=200).contains(&flushes));
+        // Callbacks run after a flush, in registration order.
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for i in 0..50 {
+            let seen = Arc::clone(&seen);
+            gc.then(move |r| seen.lock().unwrap().push((i, r.is_ok())));
+        }
+        gc.commit().await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, (0..50).map(|i| (i, true)).collect::<Vec<_>>());
         drop(gc);
         drop(store); // the flusher released its handle when `gc` was dropped
         let reopened = SledStore::open(dir.path(), 1 << 20).unwrap();

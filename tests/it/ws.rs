@@ -620,10 +620,16 @@ async fn silent_sockets_extra_sockets_and_shutdown_get_their_close_codes() {
     let second = second["token"].as_str().unwrap();
 
     // A client that reads nothing answers no ping: after the idle timeout it is cut (4009).
+    // (Whether the 4009 frame reaches it depends on a race between the server closing
+    // and the client's late pong: the server's count is the reliable witness.)
     let mut silent = open(&srv, "/ws", Some(&token)).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(next_json(&mut silent).await["type"], "hello");
-    assert_eq!(close_code(&mut silent).await, Some(4009));
+    assert!(matches!(close_code(&mut silent).await, Some(4009) | None));
+    assert_eq!(
+        metric(&srv, "roster_ws_closes_total{reason=\"heartbeat_timeout\"}"),
+        1.0
+    );
 
     // One socket per user here: a second one is refused with 4029, the first keeps going.
     let (mut first, _) = subscribe(&srv, &token).await;
