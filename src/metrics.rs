@@ -95,11 +95,13 @@ pub struct HttpLabels {
     pub status: String,
 }
 
-/// Labels: a route's latency.
+/// Labels: a route's latency, by the caller's tier.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// The route template.
     pub route: String,
+    /// The calling user's tier, or `anonymous` / `operator`.
+    pub tier: &'static str,
 }
 
 /// Labels: why a WebSocket closed.
@@ -138,7 +140,7 @@ pub struct Metrics {
     pub rate_limited: Family<TierLabels, Counter>,
     /// HTTP requests by route, method and status class.
     pub http_requests: Family<HttpLabels, Counter>,
-    /// HTTP latency by route.
+    /// HTTP latency by route and caller tier.
     pub http_latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     /// Live user actors by tier (set at scrape time).
     pub live_users: Family<TierLabels, Gauge>,
@@ -266,7 +268,7 @@ impl Metrics {
         );
         r.register(
             "http_request_duration_seconds",
-            "HTTP latency by route",
+            "HTTP latency by route and caller tier (anonymous, operator, or the user's tier)",
             m.http_latency.clone(),
         );
         r.register(

@@ -226,8 +226,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         },
         _ => None,
     };
+    let tier = CallerTier(match &caller {
+        Caller::Anonymous => "anonymous",
+        Caller::Admin => "operator",
+        Caller::User(a) => a.session.tier.as_str(),
+    });
     req.extensions_mut().insert(caller);
     let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(tier);
     if let Some(RateDecision::Allowed {
         limit: Some(limit),
         remaining,
@@ -242,7 +248,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     resp
 }
 
-/// Counts every request by route template, method and status class, and times it.
+/// The caller's tier as a metric label, passed from the authentication layer to the
+/// counting layer on the response.
+#[derive(Clone, Copy)]
+struct CallerTier(&'static str);
+
+/// Counts every request by route template, method and status class, and times it by
+/// route and caller tier.
 pub async fn record_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -254,9 +266,15 @@ pub async fn record_http(State(state): State<AppState>, req: Request, next: Next
     let resp = next.run(req).await;
     let m = state.manager.metrics();
     let status = format!("{}xx", resp.status().as_u16() / 100);
+    // Refused by the authentication layer itself (401/429): labelled `refused`.
+    let tier = resp
+        .extensions()
+        .get::<CallerTier>()
+        .map_or("refused", |t| t.0);
     m.http_latency
         .get_or_create(&crate::metrics::RouteLabels {
             route: route.clone(),
+            tier,
         })
         .observe(started.elapsed().as_secs_f64());
     m.http_requests

@@ -843,6 +843,19 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
         sample(&page, "roster_live_users{tier=\"premium\"}"),
         Some(2.0)
     );
+    // Latency by route and caller tier: the Free user's 100 answered requests, the 3 the
+    // authentication layer refused, the operator's tier change.
+    let latency = |route: &str, tier: &str| {
+        sample(
+            &page,
+            &format!(
+                "roster_http_request_duration_seconds_count{{route=\"{route}\",tier=\"{tier}\"}}"
+            ),
+        )
+    };
+    assert_eq!(latency("/api/v1/users/me", "free"), Some(100.0));
+    assert_eq!(latency("/api/v1/users/me", "refused"), Some(3.0));
+    assert_eq!(latency("/api/v1/users/{id}/upgrade", "operator"), Some(1.0));
     assert!(
         page.contains("roster_http_request_duration_seconds_bucket{"),
         "latency histogram"
