@@ -124,6 +124,7 @@ struct RawServer {
     self_service_tier_changes: bool,
     anonymous_requests_per_hour: RawLimit,
     http_metrics: bool,
+    metrics_listen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,6 +272,9 @@ pub struct ServerConfig {
     pub anonymous_requests_per_hour: Limit,
     /// Whether HTTP requests are counted and timed per route.
     pub http_metrics: bool,
+    /// A second listener serving only `GET /metrics`, without credentials (its bind
+    /// address is the protection); `None`: metrics only on the API port, operator key.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Storage settings.
@@ -483,6 +487,15 @@ impl RawConfig {
             }
             k => Some(Secret(k.to_owned())),
         };
+        let metrics_listen = match self.server.metrics_listen.trim() {
+            "" => None,
+            a => Some(a.parse::<SocketAddr>().map_err(|e| {
+                ConfigError::new(
+                    "server.metrics_listen",
+                    format!("{e} (expected host:port, e.g. 127.0.0.1:9090, or \"\" for none)"),
+                )
+            })?),
+        };
         if self.store.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("store.data_dir", "must not be empty"));
         }
@@ -608,6 +621,7 @@ impl RawConfig {
                 admin_key,
                 self_service_tier_changes: self.server.self_service_tier_changes,
                 http_metrics: self.server.http_metrics,
+                metrics_listen,
                 anonymous_requests_per_hour: self
                     .server
                     .anonymous_requests_per_hour

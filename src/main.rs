@@ -211,6 +211,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), users = manager.user_count(), "listening on {addr}");
+    if let Some(maddr) = manager.config().server.metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(maddr)
+            .await
+            .with_context(|| format!("binding server.metrics_listen {maddr}"))?;
+        let maddr = metrics_listener.local_addr()?;
+        tracing::info!(%maddr, "metrics on http://{maddr}/metrics");
+        let metrics = roster::api::metrics_app(manager.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics_listener, metrics).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let app = roster::api::app(manager.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let drain = manager.config().engine.shutdown_timeout;
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();

@@ -161,3 +161,18 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
 pub fn app(manager: UserManager) -> Router {
     router(manager).0
 }
+
+/// The router of `server.metrics_listen`: `GET /metrics` with no credential (the bind
+/// address is the protection), 404 for anything else.
+pub fn metrics_app(manager: UserManager) -> Router {
+    let render = move || {
+        let body = manager.render_metrics();
+        async move {
+            let ctype = "text/plain; version=0.0.4; charset=utf-8";
+            ([(axum::http::header::CONTENT_TYPE, ctype)], body)
+        }
+    };
+    Router::new()
+        .route("/metrics", axum::routing::get(render))
+        .fallback(handlers::not_found)
+}

@@ -31,6 +31,7 @@ fn serve_logs_its_address_answers_health_and_stops_on_sigterm() {
         .env("ROSTER_PASSWORDS__ITERATIONS", "1")
         .env("ROSTER_PROFILES__DIR", "")
         .env("ROSTER_LOG", "info")
+        .env("ROSTER_SERVER__METRICS_LISTEN", "127.0.0.1:0")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -50,6 +51,19 @@ fn serve_logs_its_address_answers_health_and_stops_on_sigterm() {
         addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
         "{addr}"
     );
+    // The separate metrics listener: /metrics without a credential, nothing else; the
+    // API port keeps /metrics behind the operator key.
+    let metrics_addr = loop {
+        let line = lines.next().expect("no metrics listener").unwrap();
+        if let Some(rest) = line.split("metrics on http://").nth(1) {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    let scrape = get(&metrics_addr, "/metrics");
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(scrape.contains("roster_users_created_total 0"), "{scrape}");
+    assert!(get(&metrics_addr, "/healthz").starts_with("HTTP/1.1 404"));
+    assert!(get(&addr, "/metrics").starts_with("HTTP/1.1 401"));
     let health = get(&addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let ready = get(&addr, "/readyz");
