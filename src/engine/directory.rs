@@ -209,10 +209,14 @@ impl Engine {
                 tier: tier.into(),
                 shard: u32::try_from(shard).unwrap_or(u32::MAX),
             };
+            let took = started.elapsed();
             self.metrics
                 .message_latency
                 .get_or_create(&labels)
-                .observe(started.elapsed().as_secs_f64());
+                .observe(took.as_secs_f64());
+            if let Some(c) = self.directory.counters(tier, shard) {
+                c.record_latency(took);
+            }
             match answered {
                 Ok(reply) => {
                     tracing::debug!(%tier, shard, "actor answered");

@@ -117,7 +117,7 @@ pub struct Insights {
 }
 
 /// One shard's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ShardStats {
     /// The shard's tier.
     pub tier: UserTier,
@@ -135,6 +135,15 @@ pub struct ShardStats {
     pub in_flight: u64,
     /// Messages its user actors have answered.
     pub messages: u64,
+    /// Messages answered per second over the last sweep window
+    /// (`engine.sweep_interval_secs`).
+    pub message_rate_per_sec: f64,
+    /// Median round trip of those messages (mailbox wait plus handling), µs.
+    pub latency_p50_us: u64,
+    /// Their 99th percentile, µs.
+    pub latency_p99_us: u64,
+    /// The slowest, µs.
+    pub latency_max_us: u64,
 }
 
 /// What a start-up check of the store found.
@@ -638,6 +647,7 @@ impl UserManager {
         for (t, list) in self.engine.directory.shards().iter().enumerate() {
             for (i, s) in list.iter().enumerate() {
                 let c = &s.counters;
+                let w = c.last_window();
                 out.push(ShardStats {
                     tier: UserTier::ALL[t],
                     index: i,
@@ -647,6 +657,10 @@ impl UserManager {
                     restarts: c.restarts.load(Ordering::Relaxed),
                     in_flight: c.in_flight.load(Ordering::Relaxed),
                     messages: c.messages.load(Ordering::Relaxed),
+                    message_rate_per_sec: w.message_rate_per_sec,
+                    latency_p50_us: w.latency_p50_us,
+                    latency_p99_us: w.latency_p99_us,
+                    latency_max_us: w.latency_max_us,
                 });
             }
         }

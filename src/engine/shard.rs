@@ -39,6 +39,89 @@ pub struct ShardCounters {
     pub in_flight: AtomicU64,
     /// Messages answered by this shard's user actors.
     pub messages: AtomicU64,
+    /// Round-trip latencies of the current and the last completed sweep window.
+    pub window: std::sync::Mutex<LatencyWindow>,
+}
+
+/// Latencies (µs) of messages to one shard's actors, in windows of one sweep interval,
+/// so operators see the recent figures rather than an average since start.
+#[derive(Debug)]
+pub struct LatencyWindow {
+    current: hdrhistogram::Histogram<u64>,
+    last: hdrhistogram::Histogram<u64>,
+    messages_at_rotation: u64,
+    rotated_at: std::time::Instant,
+    last_rate: f64,
+}
+
+impl Default for LatencyWindow {
+    fn default() -> Self {
+        let h = window_histogram;
+        Self {
+            current: h(),
+            last: h(),
+            messages_at_rotation: 0,
+            rotated_at: std::time::Instant::now(),
+            last_rate: 0.0,
+        }
+    }
+}
+
+/// 1 µs to 1 minute at 2 significant digits: a few KiB per shard.
+#[allow(clippy::expect_used)]
+fn window_histogram() -> hdrhistogram::Histogram<u64> {
+    // Fails only for invalid bounds; these are constants.
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds")
+}
+
+/// The last window's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct WindowFigures {
+    /// Messages answered per second.
+    pub message_rate_per_sec: f64,
+    /// Median round trip, µs.
+    pub latency_p50_us: u64,
+    /// 99th percentile, µs.
+    pub latency_p99_us: u64,
+    /// Slowest, µs.
+    pub latency_max_us: u64,
+}
+
+impl ShardCounters {
+    /// Records one message's round trip.
+    pub(crate) fn record_latency(&self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        if let Ok(mut w) = self.window.lock() {
+            w.current.saturating_record(us);
+        }
+    }
+
+    /// Closes the current window (the shard's sweep calls this).
+    pub(crate) fn rotate(&self) {
+        let messages = self.messages.load(Ordering::Relaxed);
+        if let Ok(mut w) = self.window.lock() {
+            let secs = w.rotated_at.elapsed().as_secs_f64().max(1e-3);
+            w.last_rate = messages.saturating_sub(w.messages_at_rotation) as f64 / secs;
+            w.messages_at_rotation = messages;
+            w.rotated_at = std::time::Instant::now();
+            let w = &mut *w;
+            std::mem::swap(&mut w.current, &mut w.last);
+            w.current.reset();
+        }
+    }
+
+    /// Rate and latency percentiles of the last completed window.
+    pub fn last_window(&self) -> WindowFigures {
+        match self.window.lock() {
+            Ok(w) => WindowFigures {
+                message_rate_per_sec: w.last_rate,
+                latency_p50_us: w.last.value_at_quantile(0.5),
+                latency_p99_us: w.last.value_at_quantile(0.99),
+                latency_max_us: w.last.max(),
+            },
+            Err(_) => WindowFigures::default(),
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Result<Activation, EngineError>>;
@@ -206,6 +289,7 @@ impl Shard {
     }
 
     fn sweep(&mut self) {
+        self.counters.rotate();
         let crashed: Vec<(UserId, Addr<UserActor>)> = self
             .users
             .iter()

@@ -925,6 +925,26 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
         in_flight, 0,
         "nothing is pending once the requests are answered"
     );
+
+    // A sweep closes the latency window: the shards that answered report a rate and
+    // percentiles for it; the others report nothing.
+    srv.manager.sweep_now().await.unwrap();
+    let (_, shards) = srv.call(GET, "/admin/shards", Some(ADMIN_KEY), None).await;
+    let busy: Vec<&serde_json::Value> = shards
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["message_rate_per_sec"].as_f64().unwrap() > 0.0)
+        .collect();
+    assert!(!busy.is_empty(), "{shards}");
+    for s in busy {
+        let (p50, p99, max) = (
+            s["latency_p50_us"].as_u64().unwrap(),
+            s["latency_p99_us"].as_u64().unwrap(),
+            s["latency_max_us"].as_u64().unwrap(),
+        );
+        assert!(0 < p50 && p50 <= p99 && p99 <= max, "{s}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
