@@ -101,6 +101,7 @@ struct RawWebSocket {
     max_message_bytes: usize,
     outbound_queue: usize,
     resume_buffer: usize,
+    resume_buffer_bytes: usize,
     max_sockets_per_user: usize,
     auth_timeout_secs: u64,
     ping_interval_secs: u64,
@@ -525,6 +526,10 @@ impl RawConfig {
             max_message_bytes: positive("websocket.max_message_bytes", w.max_message_bytes)?,
             limits: crate::engine::events::StreamLimits {
                 resume_buffer: positive("websocket.resume_buffer", w.resume_buffer)?,
+                resume_buffer_bytes: positive(
+                    "websocket.resume_buffer_bytes",
+                    w.resume_buffer_bytes,
+                )?,
                 outbound_queue: positive("websocket.outbound_queue", w.outbound_queue)?,
                 max_sockets_per_user: positive(
                     "websocket.max_sockets_per_user",

@@ -306,7 +306,11 @@ async fn run_user_socket(
     let auth = match known {
         Some(a) => Authenticated { resume, ..a },
         None => match first_frame_auth(&s, &mut socket, cfg.auth_timeout).await {
-            Ok(a) => a,
+            // A resume point in the auth frame wins; else the query string's.
+            Ok(a) => Authenticated {
+                resume: a.resume.or(resume),
+                ..a
+            },
             Err(code) => {
                 close_socket(&mut socket, code).await;
                 rt.count_close(code);
@@ -372,7 +376,7 @@ async fn run_user_socket(
                 last_heard = Instant::now();
                 match frame {
                     None => break None,
-                    Some(Err(e)) => break too_big(&e).then_some(CloseCode::TooBig),
+                    Some(Err(e)) => break too_big(e).then_some(CloseCode::TooBig),
                     Some(Ok(Message::Close(_))) => break Some(CloseCode::Normal),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Binary(_))) => {
@@ -416,9 +420,13 @@ async fn run_user_socket(
     rt.count_close(sent.unwrap_or(code));
 }
 
-fn too_big(e: &axum::Error) -> bool {
-    let text = e.to_string();
-    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity")
+/// Whether a read failed because the client's frame or message was over the limit.
+fn too_big(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    matches!(
+        e.into_inner().downcast_ref::<Error>(),
+        Some(Error::Capacity(_))
+    )
 }
 
 /// What the reader asks the writer to send.

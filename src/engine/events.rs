@@ -309,6 +309,8 @@ pub struct Hello {
 pub struct StreamLimits {
     /// Events kept per user for resuming.
     pub resume_buffer: usize,
+    /// Bytes of events kept per user for resuming (whichever cap is hit first).
+    pub resume_buffer_bytes: usize,
     /// Events queued per socket before it counts as too slow and is closed.
     pub outbound_queue: usize,
     /// Sockets one user may hold.
@@ -327,6 +329,7 @@ struct Subscriber {
 struct StreamInner {
     seq: u64,
     buffer: VecDeque<(u64, Bytes)>,
+    buffered_bytes: usize,
     subscribers: Vec<Subscriber>,
 }
 
@@ -347,6 +350,7 @@ impl UserStream {
             inner: Mutex::new(StreamInner {
                 seq: 0,
                 buffer: VecDeque::new(),
+                buffered_bytes: 0,
                 subscribers: Vec::new(),
             }),
         }
@@ -441,9 +445,15 @@ impl Realtime {
                 return seq;
             }
         };
+        inner.buffered_bytes += frame.len();
         inner.buffer.push_back((seq, frame.clone()));
-        while inner.buffer.len() > self.limits.resume_buffer {
-            inner.buffer.pop_front();
+        while inner.buffer.len() > self.limits.resume_buffer
+            || inner.buffered_bytes > self.limits.resume_buffer_bytes
+        {
+            match inner.buffer.pop_front() {
+                Some((_, f)) => inner.buffered_bytes -= f.len(),
+                None => break,
+            }
         }
         self.metrics.ws_events_published.inc();
         let metrics = &self.metrics;
@@ -650,6 +660,7 @@ mod tests {
     fn realtime(queue: usize, buffer: usize) -> Arc<Realtime> {
         let limits = StreamLimits {
             resume_buffer: buffer,
+            resume_buffer_bytes: 1 << 20,
             outbound_queue: queue,
             max_sockets_per_user: 2,
             security_feed_buffer: 8,
@@ -736,6 +747,27 @@ mod tests {
             resume(5, StreamId(id.0 ^ 1)).resync_required,
             "another stream"
         );
+    }
+
+    #[test]
+    fn the_resume_buffer_is_capped_in_bytes_too() {
+        let limits = StreamLimits {
+            resume_buffer: 1000,
+            resume_buffer_bytes: 300,
+            outbound_queue: 8,
+            max_sockets_per_user: 2,
+            security_feed_buffer: 8,
+        };
+        let rt = Arc::new(Realtime::new(limits, Arc::new(Metrics::new())));
+        let stream = rt.attach(UserId::generate());
+        for _ in 0..20 {
+            rt.publish(&stream, T, &Event::UserDeleted {});
+        }
+        let inner = stream.lock();
+        let bytes: usize = inner.buffer.iter().map(|(_, f)| f.len()).sum();
+        assert!(bytes <= 300 && bytes == inner.buffered_bytes, "{bytes}");
+        assert!(!inner.buffer.is_empty());
+        assert_eq!(inner.buffer.back().map(|(s, _)| *s), Some(20));
     }
 
     fn stream_of(rt: &Realtime, user: UserId) -> Arc<UserStream> {
