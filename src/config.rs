@@ -196,6 +196,7 @@ struct RawTier {
     session_lifetime_hours: u64,
     features: Vec<String>,
     template: String,
+    max_concurrent_requests: RawLimit,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +333,10 @@ pub struct TierConfig {
     pub arbiters: usize,
     /// Defaults of a new profile.
     pub template: ProfileTemplate,
+    /// Requests of this tier's users handled at once past authentication; the rest
+    /// wait their turn (admission control: a flood from one tier cannot take all the
+    /// CPU from the others).
+    pub max_concurrent_requests: Limit,
 }
 
 impl Config {
@@ -700,6 +705,18 @@ fn tier_config(tier: UserTier, raw: RawTier, dir: &Path) -> Result<TierConfig, C
         shards: positive(&key("shards"), raw.shards)?,
         arbiters: positive(&key("arbiters"), raw.arbiters)?,
         template,
+        max_concurrent_requests: match raw
+            .max_concurrent_requests
+            .to_limit(&key("max_concurrent_requests"), 1)?
+        {
+            Limit::Limited(0) => {
+                return Err(ConfigError::new(
+                    key("max_concurrent_requests"),
+                    "must be at least 1 (or \"unlimited\")",
+                ));
+            }
+            l => l,
+        },
     })
 }
 

@@ -177,6 +177,8 @@ pub struct Metrics {
     pub hash_busy_seconds: Gauge<f64, AtomicU64>,
     /// Hashing threads (set at scrape time).
     pub hash_workers: Gauge,
+    /// Requests that waited for their tier's admission budget.
+    pub admission_waits: Family<TierLabels, Counter>,
     /// Open event sockets.
     pub ws_connections: Gauge,
     /// Events published by user actors (once per event, whatever the socket count).
@@ -229,6 +231,7 @@ impl Metrics {
             hash_wait_seconds: Gauge::default(),
             hash_busy_seconds: Gauge::default(),
             hash_workers: Gauge::default(),
+            admission_waits: Family::default(),
             ws_connections: Gauge::default(),
             ws_events_published: Counter::default(),
             ws_events_sent: Counter::default(),
@@ -348,6 +351,11 @@ impl Metrics {
             m.hash_busy_seconds.clone(),
         );
         r.register("hash_workers", "Hashing threads", m.hash_workers.clone());
+        r.register(
+            "admission_waits",
+            "Requests that waited for their tier's max_concurrent_requests budget",
+            m.admission_waits.clone(),
+        );
         r.register(
             "ws_connections",
             "Open event sockets",

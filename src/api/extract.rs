@@ -6,6 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -168,6 +170,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// The authentication middleware.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Held until the response is ready (see the admission comment below).
+    let mut slot: Option<tokio::sync::OwnedSemaphorePermit> = None;
     let caller = match req.headers().get(header::AUTHORIZATION) {
         None => Caller::Anonymous,
         Some(value) => {
@@ -190,6 +194,28 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             {
                 Caller::Admin
             } else {
+                // Admission: a tier with a budget waits for a slot before any work is
+                // done for it, so a flood from one tier queues instead of taking every
+                // CPU cycle from the others. The tier comes from the directory (live
+                // users only; a cold user's first request is not gated).
+                let tier = state.manager.tier_hint(token);
+                if let Some((t, g)) =
+                    tier.and_then(|t| Some((t, state.tier_gates[t.index()].clone()?)))
+                {
+                    slot = match Arc::clone(&g).try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            let labels = crate::metrics::TierLabels { tier: t.into() };
+                            state
+                                .manager
+                                .metrics()
+                                .admission_waits
+                                .get_or_create(&labels)
+                                .inc();
+                            g.acquire_owned().await.ok()
+                        }
+                    };
+                }
                 match state.manager.authorize_request(token).await {
                     Ok(Some(auth)) => Caller::User(auth),
                     Ok(None) => {
@@ -233,6 +259,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     });
     req.extensions_mut().insert(caller);
     let mut resp = next.run(req).await;
+    drop(slot);
     resp.extensions_mut().insert(tier);
     if let Some(RateDecision::Allowed {
         limit: Some(limit),

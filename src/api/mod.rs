@@ -43,6 +43,8 @@ pub struct AppState {
     pub self_service_tiers: bool,
     /// The OpenAPI document, served at `/api/v1/openapi.json`.
     pub openapi: Arc<OnceLock<utoipa::openapi::OpenApi>>,
+    /// Per tier, the admission budget (`tiers.<tier>.max_concurrent_requests`).
+    pub tier_gates: [Option<Arc<tokio::sync::Semaphore>>; 4],
 }
 
 impl AppState {
@@ -56,12 +58,20 @@ impl AppState {
             Arc::new(SystemClock),
         ));
         let self_service_tiers = cfg.self_service_tier_changes;
+        let tier_gates =
+            crate::UserTier::ALL.map(|t| match manager.config().tier(t).max_concurrent_requests {
+                crate::domain::tier::Limit::Limited(n) => Some(Arc::new(
+                    tokio::sync::Semaphore::new(usize::try_from(n).unwrap_or(usize::MAX)),
+                )),
+                crate::domain::tier::Limit::Unlimited => None,
+            });
         Self {
             manager,
             admin_key,
             ip_limiter,
             self_service_tiers,
             openapi: Arc::new(OnceLock::new()),
+            tier_gates,
         }
     }
 }

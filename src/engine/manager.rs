@@ -626,6 +626,13 @@ impl UserManager {
         &self.engine.realtime
     }
 
+    /// The tier of the user a bearer token names, if that user's actor is live: a
+    /// directory lookup, no message. For admission control before authentication.
+    pub fn tier_hint(&self, token: &str) -> Option<UserTier> {
+        let t = SessionToken::parse(token).ok()?;
+        self.engine.directory.get(t.user_id()).map(|e| e.tier)
+    }
+
     /// Where the user's actor lives now (tier and shard index), if it is live.
     pub fn placement(&self, id: UserId) -> Option<(UserTier, usize)> {
         self.engine.directory.get(id).map(|e| (e.tier, e.shard))

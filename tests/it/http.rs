@@ -1020,3 +1020,35 @@ async fn bulk_import_creates_good_users_and_reports_bad_ones() {
         .await;
     assert_eq!(s, 400, "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_admission_budget_queues_requests_without_losing_any() {
+    let srv = TestServer::start(
+        "[tiers.premium]\nmax_concurrent_requests = 1\n[tiers.vip]\nmax_concurrent_requests = \"unlimited\"\n",
+    )
+    .await;
+    let (_, premium) = srv.user("gated@example.com", "premium").await;
+    let (_, vip) = srv.user("ungated@example.com", "vip").await;
+    let burst = |token: String| {
+        let srv = &srv;
+        futures_util::future::join_all((0..40).map(move |_| {
+            let token = token.clone();
+            async move { srv.call(GET, "/users/me", Some(&token), None).await.0 }
+        }))
+    };
+    // Both users are live (their logins activated them), so their tier is known up front.
+    let (gated, free_run) = tokio::join!(burst(premium), burst(vip));
+    assert!(gated.iter().chain(&free_run).all(|&s| s == 200));
+    let page = srv.manager.render_metrics();
+    let waits = |tier: &str| {
+        sample(
+            &page,
+            &format!("roster_admission_waits_total{{tier=\"{tier}\"}}"),
+        )
+    };
+    assert!(
+        waits("premium").unwrap_or(0.0) > 0.0,
+        "40 concurrent requests through 1 slot wait"
+    );
+    assert_eq!(waits("vip"), None, "no budget, no waiting");
+}
