@@ -198,7 +198,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 // done for it, so a flood from one tier queues instead of taking every
                 // CPU cycle from the others. The tier comes from the directory (live
                 // users only; a cold user's first request is not gated).
-                let tier = state.manager.tier_hint(token);
+                let gated = state.tier_gates.iter().any(Option::is_some);
+                let tier = if gated {
+                    state.manager.tier_hint(token)
+                } else {
+                    None
+                };
                 if let Some((t, g)) =
                     tier.and_then(|t| Some((t, state.tier_gates[t.index()].clone()?)))
                 {
