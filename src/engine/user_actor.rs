@@ -105,6 +105,17 @@ pub struct SessionInfo {
     pub expires_at: Timestamp,
 }
 
+impl SessionInfo {
+    fn of(user_id: UserId, tier: UserTier, s: &crate::domain::session::Session) -> Self {
+        Self {
+            user_id,
+            session_id: s.id,
+            tier,
+            expires_at: s.ends_at(),
+        }
+    }
+}
+
 /// Checks a session token and counts one API request against the tier's hourly rate.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<Option<AuthorizedRequest>, EngineError>")]
@@ -581,12 +592,10 @@ impl Handler<ValidateSession> for UserActor {
         let now = self.touch();
         let user_id = self.id();
         let tier = self.state.profile.tier;
-        let info = self.state.check_session(&token, now).map(|s| SessionInfo {
-            user_id,
-            session_id: s.id,
-            tier,
-            expires_at: s.ends_at(),
-        });
+        let info = self
+            .state
+            .check_session(&token, now)
+            .map(|s| SessionInfo::of(user_id, tier, s));
         self.soft_dirty |= info.is_some();
         Ok(info)
     }
@@ -606,12 +615,11 @@ impl Handler<AuthorizeRequest> for UserActor {
         let user_id = self.id();
         let tier = self.state.profile.tier;
         let limit = self.policy().requests_per_hour;
-        let Some(session) = self.state.check_session(&token, now).map(|s| SessionInfo {
-            user_id,
-            session_id: s.id,
-            tier,
-            expires_at: s.ends_at(),
-        }) else {
+        let Some(session) = self
+            .state
+            .check_session(&token, now)
+            .map(|s| SessionInfo::of(user_id, tier, s))
+        else {
             return Ok(None);
         };
         let rate = self.state.rate.take(limit, RATE_PERIOD, now);
@@ -743,12 +751,7 @@ impl Handler<TouchSession> for UserActor {
     fn handle(&mut self, msg: TouchSession, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let (user_id, tier) = (self.id(), self.state.profile.tier);
-        let info = |s: &crate::domain::session::Session| SessionInfo {
-            user_id,
-            session_id: s.id,
-            tier,
-            expires_at: s.ends_at(),
-        };
+        let info = |s: &crate::domain::session::Session| SessionInfo::of(user_id, tier, s);
         if !msg.slide {
             return Ok(self
                 .state
