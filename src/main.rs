@@ -39,6 +39,15 @@ enum Command {
     },
     /// Generate load against a Roster server and report throughput and latency.
     Loadgen(Box<LoadgenArgs>),
+    /// Check the audit log's hash chain (stop the server first: the store is locked).
+    VerifyAudit {
+        /// Config file layered over the embedded default.
+        #[arg(long, env = "ROSTER_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -188,6 +197,22 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the tokio runtime")?;
             rt.block_on(serve(cfg))
+        }
+        Command::VerifyAudit { config, data_dir } => {
+            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
+            if let Some(d) = data_dir {
+                cfg.store.data_dir = d;
+            }
+            let dir = cfg.store.data_dir;
+            let store = roster::store::SledStore::open(&dir, cfg.store.cache_bytes)
+                .with_context(|| format!("opening the store in {}", dir.display()))?;
+            match roster::engine::audit::verify(&store) {
+                Ok(n) => {
+                    println!("audit log intact: {n} records");
+                    Ok(())
+                }
+                Err(broken) => anyhow::bail!("audit log broken: {broken}"),
+            }
         }
         Command::Loadgen(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()

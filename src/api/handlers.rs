@@ -15,6 +15,7 @@ use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile
 use crate::domain::rate::RateDecision;
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::UserTier;
+use crate::engine::audit::{AuditAction, AuditActor, AuditEntry};
 use crate::engine::{Insights, LoginOutcome, LoginSuccess, PasswordChange, ShardStats};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -32,6 +33,34 @@ fn target(caller: &Caller, raw: &str) -> ApiResult<UserId> {
     let id = parse_id(raw)?;
     caller.require_self_or_admin(id)?;
     Ok(id)
+}
+
+/// Who the audit log names for `caller` (only operators and users act).
+fn audit_actor(caller: &Caller) -> Option<AuditActor> {
+    match caller {
+        Caller::Admin => Some(AuditActor::Operator),
+        Caller::User(a) => Some(AuditActor::User {
+            id: a.session.user_id,
+        }),
+        Caller::Anonymous => None,
+    }
+}
+
+/// Records an operator's read of a user's data.
+async fn audit_admin_read(
+    s: &AppState,
+    caller: &Caller,
+    user: UserId,
+    what: &str,
+) -> ApiResult<()> {
+    if let Caller::Admin = caller {
+        let action = AuditAction::UserRead {
+            user,
+            what: what.to_owned(),
+        };
+        s.manager.audit(AuditActor::Operator, action).await?;
+    }
+    Ok(())
 }
 
 fn limit_anonymous(state: &AppState, caller: &Caller, ip: std::net::IpAddr) -> ApiResult<()> {
@@ -162,7 +191,11 @@ pub async fn get_user(
     match &caller {
         // The authentication step already fetched the caller's own profile.
         Caller::User(a) if a.session.user_id == id => Ok(Json(a.profile.as_ref()).into_response()),
-        _ => Ok(Json(s.manager.get_user(id).await?).into_response()),
+        _ => {
+            let profile = s.manager.get_user(id).await?;
+            audit_admin_read(&s, &caller, id, "profile").await?;
+            Ok(Json(profile).into_response())
+        }
     }
 }
 
@@ -190,6 +223,11 @@ pub async fn delete_user(
 ) -> ApiResult<StatusCode> {
     let id = target(&caller, &id)?;
     s.manager.delete_user(id).await?;
+    if let Some(actor) = audit_actor(&caller) {
+        s.manager
+            .audit(actor, AuditAction::UserDeleted { user: id })
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -202,7 +240,9 @@ pub async fn insights(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Insights>> {
     let id = target(&caller, &id)?;
-    Ok(Json(s.manager.get_user_insights(id).await?))
+    let insights = s.manager.get_user_insights(id).await?;
+    audit_admin_read(&s, &caller, id, "insights").await?;
+    Ok(Json(insights))
 }
 
 /// `POST /api/v1/users/{id}/upgrade` body.
@@ -227,7 +267,15 @@ pub async fn upgrade(
             "tier changes need the operator credential",
         ));
     }
-    Ok(Json(s.manager.upgrade_user_tier(id, body.new_tier).await?))
+    let profile = s.manager.upgrade_user_tier(id, body.new_tier).await?;
+    if let Some(actor) = audit_actor(&caller) {
+        let action = AuditAction::TierChanged {
+            user: id,
+            to: body.new_tier,
+        };
+        s.manager.audit(actor, action).await?;
+    }
+    Ok(Json(profile))
 }
 
 /// `POST /api/v1/users/{id}/password` body.
@@ -320,7 +368,9 @@ pub async fn list_sessions(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<SessionView>>> {
     let id = target(&caller, &id)?;
-    Ok(Json(s.manager.list_sessions(id).await?))
+    let sessions = s.manager.list_sessions(id).await?;
+    audit_admin_read(&s, &caller, id, "sessions").await?;
+    Ok(Json(sessions))
 }
 
 /// Revokes one session.
@@ -515,5 +565,50 @@ pub async fn import_users(
             }
         }
     }
+    if !reply.created.is_empty() {
+        let count = reply.created.len() as u64;
+        s.manager
+            .audit(AuditActor::Operator, AuditAction::UsersImported { count })
+            .await?;
+    }
     Ok(Json(reply))
+}
+
+/// `GET /api/v1/admin/audit` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Records numbered above this (default 0: from the start).
+    #[serde(default)]
+    after: u64,
+    /// At most this many (default 100, at most 1,000).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The audit log, oldest first (operator only): tier changes, deletions, operator reads
+/// of a user's data, imports. Each record carries the previous one's hash;
+/// `roster verify-audit` checks the chain.
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn audit_log(
+    State(s): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    caller.require_admin()?;
+    let q = query
+        .map_err(|e| ApiError::InvalidInput {
+            field: None,
+            detail: e.body_text(),
+        })?
+        .0;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidInput {
+            field: Some("limit".into()),
+            detail: "must be between 1 and 1000".into(),
+        });
+    }
+    Ok(Json(s.manager.audit_entries(q.after, limit)?))
 }

@@ -133,6 +133,7 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::openapi_json))
         .routes(routes!(handlers::admin_shards))
         .routes(routes!(handlers::import_users))
+        .routes(routes!(handlers::audit_log))
         .routes(routes!(ws::events_socket))
         .routes(routes!(ws::admin_events));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::audit::{self, AuditAction, AuditActor, AuditEntry, AuditLog};
 use super::directory::{Directory, ShardRef};
 use super::events::{Realtime, Resume};
 use super::handle::UserHandle;
@@ -180,8 +181,10 @@ impl UserManager {
         let runtime = ActorRuntime::start(counts)?;
         let metrics = Arc::new(Metrics::new());
         let realtime = Arc::new(Realtime::new(config.websocket.limits, Arc::clone(&metrics)));
+        let audit = AuditLog::open(Arc::clone(&store))?;
         let engine = Arc::new(Engine {
             config: Arc::new(config),
+            audit,
             store,
             commit,
             clock,
@@ -619,6 +622,27 @@ impl UserManager {
             Err(EngineError::NotFound) => Ok(ActivityOutcome::SessionInvalid),
             other => other,
         }
+    }
+
+    /// Appends to the audit log, durably (operator and security-relevant actions).
+    pub async fn audit(
+        &self,
+        actor: AuditActor,
+        action: AuditAction,
+    ) -> Result<AuditEntry, EngineError> {
+        let entry = self.engine.audit.append(self.now(), actor, action)?;
+        self.engine.commit.commit().await?;
+        Ok(entry)
+    }
+
+    /// Audit records numbered above `after`, oldest first, at most `limit`.
+    pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, EngineError> {
+        Ok(audit::entries(self.engine.store.as_ref(), after, limit)?)
+    }
+
+    /// Checks the whole audit chain; the number of records, or where it breaks.
+    pub fn verify_audit(&self) -> Result<u64, audit::ChainBroken> {
+        audit::verify(self.engine.store.as_ref())
     }
 
     /// The realtime layer: streams and the operators' security feed.

@@ -8,6 +8,7 @@
 //!               shard[tier][hash(id) % n] ── activates from the store ──▶ UserActor
 //! ```
 
+pub mod audit;
 pub mod directory;
 pub mod events;
 pub mod handle;
@@ -104,4 +105,5 @@ pub(crate) struct Engine {
     pub directory: directory::Directory,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub realtime: Arc<events::Realtime>,
+    pub audit: audit::AuditLog,
 }

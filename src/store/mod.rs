@@ -88,4 +88,10 @@ pub trait Store: Send + Sync + 'static {
     fn size_on_disk(&self) -> Option<u64>;
     /// Blocks until every write before the call is durable. Returns bytes flushed.
     fn flush(&self) -> Result<usize, StoreError>;
+    /// Writes audit record number `seq` (the audit log numbers and chains them).
+    fn put_audit(&self, seq: u64, record: &[u8]) -> Result<(), StoreError>;
+    /// Audit records numbered above `after`, in order, at most `limit`.
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The highest-numbered audit record.
+    fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }

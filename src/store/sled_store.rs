@@ -21,6 +21,19 @@ const USER: u8 = b'u';
 const TIER: u8 = b't';
 const EMAIL: u8 = b'e';
 const TOMBSTONE: u8 = b'x';
+const AUDIT: u8 = b'a';
+
+fn audit_key(seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = AUDIT;
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn audit_seq(key: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
 
 /// How often, and how long apart, opening retries a data directory whose lock is still
 /// held by a closing handle in this process. Another process holding it fails after that.
@@ -211,6 +224,37 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<usize, StoreError> {
         Ok(self.db.flush()?)
+    }
+
+    fn put_audit(&self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.tree.insert(audit_key(seq), record)?;
+        Ok(())
+    }
+
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let Some(from) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        self.tree
+            .range(audit_key(from)..=audit_key(u64::MAX))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let seq = audit_seq(&k).ok_or_else(|| StoreError::Io("bad audit key".into()))?;
+                Ok((seq, v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self.tree.scan_prefix([AUDIT]).next_back() {
+            None => Ok(None),
+            Some(kv) => {
+                let (k, v) = kv?;
+                let seq = audit_seq(&k).ok_or_else(|| StoreError::Io("bad audit key".into()))?;
+                Ok(Some((seq, v.to_vec())))
+            }
+        }
     }
 }
 

@@ -565,6 +565,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/ws",
         "GET /api/v1/admin/events",
         "POST /api/v1/admin/users/import",
+        "GET /api/v1/admin/audit",
     ]
     .map(String::from)
     .to_vec();
@@ -865,8 +866,8 @@ async fn metrics_count_a_scripted_sequence_exactly_and_are_operator_only() {
         "durable writes were flushed"
     );
     assert!(sample(&page, "roster_store_flush_seconds").is_some());
-    // 2 creates, 2 logins and 1 tier change were each committed durably.
-    assert_eq!(sample(&page, "roster_store_commits"), Some(5.0));
+    // 2 creates, 2 logins, 1 tier change and its audit record were each committed durably.
+    assert_eq!(sample(&page, "roster_store_commits"), Some(6.0));
     // Hash jobs: 2 sign-ups, 2 good logins, 1 wrong password, 1 unknown email (dummy hash).
     assert_eq!(sample(&page, "roster_hash_jobs"), Some(6.0));
     assert!(sample(&page, "roster_hash_wait_seconds").is_some());
@@ -1051,4 +1052,88 @@ async fn a_tier_admission_budget_queues_requests_without_losing_any() {
         "40 concurrent requests through 1 slot wait"
     );
     assert_eq!(waits("vip"), None, "no budget, no waiting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_and_security_actions_land_in_a_verifiable_audit_log() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("audited@example.com", "free").await;
+    let admin = Some(ADMIN_KEY);
+    assert_eq!(
+        srv.call(GET, &format!("/users/{id}"), admin, None).await.0,
+        200
+    );
+    // The user reading itself is not an audit event.
+    assert_eq!(
+        srv.call(GET, &format!("/users/{id}"), Some(&token), None)
+            .await
+            .0,
+        200
+    );
+    let upgrade = json!({"new_tier": "premium"});
+    let path = format!("/users/{id}/upgrade");
+    assert_eq!(srv.call(POST, &path, admin, Some(upgrade)).await.0, 200);
+    assert_eq!(
+        srv.call(GET, &format!("/users/{id}/sessions"), admin, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        srv.call(DELETE, &format!("/users/{id}"), Some(&token), None)
+            .await
+            .0,
+        204
+    );
+
+    let (s, body) = srv.call(GET, "/admin/audit", Some(&token), None).await;
+    assert_eq!(s, 401, "the deleted user's token is gone: {body}");
+    let (_, other) = srv.user("nosy@example.com", "free").await;
+    assert_eq!(
+        srv.call(GET, "/admin/audit", Some(&other), None).await.0,
+        403
+    );
+    assert_eq!(
+        srv.call(GET, "/admin/audit?limit=0", admin, None).await.0,
+        400
+    );
+    let (s, log) = srv.call(GET, "/admin/audit", admin, None).await;
+    assert_eq!(s, 200, "{log}");
+    let log = log.as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["actor"]["kind"].as_str().unwrap(),
+                e["action"]["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("operator", "user_read"),
+            ("operator", "tier_changed"),
+            ("operator", "user_read"),
+            ("user", "user_deleted"),
+        ]
+    );
+    assert_eq!(log[1]["action"]["to"], "premium");
+    assert_eq!(log[3]["action"]["user"], id.as_str());
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64 + 1);
+        if i > 0 {
+            assert_eq!(e["prev_hash"], log[i - 1]["hash"]);
+        }
+    }
+    assert!(
+        !serde_json::Value::Array(log.clone())
+            .to_string()
+            .contains("@example.com")
+    );
+    let (_, page) = srv
+        .call(GET, "/admin/audit?after=2&limit=1", admin, None)
+        .await;
+    assert_eq!(page[0]["seq"], 3);
+    assert_eq!(srv.manager.verify_audit(), Ok(4));
 }

@@ -78,4 +78,19 @@ fn serve_logs_its_address_answers_health_and_stops_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}; log: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+
+    // With the server stopped, the audit chain can be checked offline.
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["verify-audit", "--data-dir"])
+        .arg(dir.path())
+        .env("ROSTER_PROFILES__DIR", "")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("audit log intact: 0 records"), "{stdout}");
 }
