@@ -16,7 +16,7 @@ use crate::domain::rate::RateDecision;
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::UserTier;
 use crate::engine::audit::{AuditAction, AuditActor, AuditEntry};
-use crate::engine::{Insights, LoginOutcome, LoginSuccess, PasswordChange, ShardStats};
+use crate::engine::{Insights, LoginOutcome, LoginSuccess, PasswordChange, ShardStats, UserExport};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -243,6 +243,32 @@ pub async fn insights(
     let insights = s.manager.get_user_insights(id).await?;
     audit_admin_read(&s, &caller, id, "insights").await?;
     Ok(Json(insights))
+}
+
+/// Everything held about the user, as one JSON document (data portability): profile,
+/// preferences, settings, usage, sessions, known devices, failed logins, activity
+/// counters and the audit records naming the user. Field by field in `docs/export.md`.
+/// The export itself is audited.
+#[utoipa::path(get, path = "/users/{id}/export", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = UserExport), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub async fn export(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = target(&caller, &id)?;
+    let doc = s.manager.export_user(id).await?;
+    if let Some(actor) = audit_actor(&caller) {
+        s.manager
+            .audit(actor, AuditAction::DataExported { user: id })
+            .await?;
+    }
+    let disposition = format!("attachment; filename=\"roster-export-{id}.json\"");
+    Ok((
+        [(axum::http::header::CONTENT_DISPOSITION, disposition)],
+        Json(doc),
+    )
+        .into_response())
 }
 
 /// `POST /api/v1/users/{id}/upgrade` body.

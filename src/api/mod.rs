@@ -122,6 +122,7 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
             handlers::delete_user
         ))
         .routes(routes!(handlers::insights))
+        .routes(routes!(handlers::export))
         .routes(routes!(handlers::upgrade))
         .routes(routes!(handlers::change_password))
         .routes(routes!(handlers::record_usage))

@@ -61,6 +61,41 @@ pub enum AuditAction {
         /// How many.
         count: u64,
     },
+    /// A user's data was exported.
+    DataExported {
+        /// The user.
+        user: UserId,
+    },
+}
+
+impl AuditAction {
+    /// The user the action was about, if one.
+    pub fn subject(&self) -> Option<UserId> {
+        match self {
+            AuditAction::TierChanged { user, .. }
+            | AuditAction::UserDeleted { user }
+            | AuditAction::UserRead { user, .. }
+            | AuditAction::DataExported { user } => Some(*user),
+            AuditAction::UsersImported { .. } => None,
+        }
+    }
+}
+
+/// Every record that names `user`, as the actor or the subject (a full scan: exports
+/// are rare).
+pub fn entries_about(store: &dyn Store, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = entries(store, after, 1024)?;
+        let Some(last) = page.last() else {
+            return Ok(out);
+        };
+        after = last.body.seq;
+        out.extend(page.into_iter().filter(|e| {
+            e.body.action.subject() == Some(user) || e.body.actor == AuditActor::User { id: user }
+        }));
+    }
 }
 
 /// The hashed part of a record.

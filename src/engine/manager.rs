@@ -15,7 +15,7 @@ use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
 use super::user_actor::{
     ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, FinishLogin, GetActivity,
-    LoginDecision, RecordActivity, RecordFailure, SessionInfo, SetPassword, Subscribe,
+    GetState, LoginDecision, RecordActivity, RecordFailure, SessionInfo, SetPassword, Subscribe,
     SubscribeOutcome, TouchSession, UserActor, ValidateSession,
 };
 use super::{Engine, EngineError};
@@ -115,6 +115,42 @@ pub struct Insights {
     pub features: Vec<String>,
     /// Listening activity reported by the user's clients.
     pub activity: ActivityCounters,
+}
+
+/// Everything Roster holds about one user, for data portability (GDPR art. 20). Field
+/// by field in `docs/export.md`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserExport {
+    /// Layout version of this document.
+    pub export_format: u32,
+    /// When it was produced.
+    pub exported_at: Timestamp,
+    /// Identity, tier, display name, language, time zone, AI preferences, security
+    /// settings, usage counters, creation and update times.
+    pub profile: UserProfile,
+    /// Live sessions, with the client address, user agent and device of their login.
+    pub sessions: Vec<SessionView>,
+    /// Device ids seen at successful logins, oldest first (new-device checks).
+    pub known_devices: Vec<String>,
+    /// Failed logins in the current window and the lock they caused.
+    pub login_failures: LoginFailures,
+    /// Listening activity counted from the user's clients.
+    pub activity: ActivityCounters,
+    /// Audit records naming the user, as actor or subject.
+    pub audit: Vec<AuditEntry>,
+    /// What is held but not exported, and why.
+    pub withheld: Vec<String>,
+}
+
+/// Failed-login state in an export.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LoginFailures {
+    /// Failures in the current window.
+    pub failures: u32,
+    /// When that window began.
+    pub window_start: Timestamp,
+    /// Until when logins are refused, if locked now.
+    pub locked_until: Option<Timestamp>,
 }
 
 /// One shard's figures.
@@ -638,6 +674,35 @@ impl UserManager {
     /// Audit records numbered above `after`, oldest first, at most `limit`.
     pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, EngineError> {
         Ok(audit::entries(self.engine.store.as_ref(), after, limit)?)
+    }
+
+    /// Everything held about a user, as a document (see [`UserExport`]).
+    pub async fn export_user(&self, id: UserId) -> Result<UserExport, EngineError> {
+        let state = self.engine.call(id, GetState).await?;
+        let now = self.now();
+        let audit = audit::entries_about(self.engine.store.as_ref(), id)?;
+        Ok(UserExport {
+            export_format: 1,
+            exported_at: now,
+            sessions: state.sessions.iter().map(SessionView::from).collect(),
+            known_devices: state.known_devices.clone(),
+            login_failures: LoginFailures {
+                failures: state.failures.failures,
+                window_start: state.failures.window_start,
+                locked_until: state
+                    .failures
+                    .is_locked(now)
+                    .then_some(state.failures.locked_until),
+            },
+            activity: state.activity.clone(),
+            audit,
+            withheld: vec![
+                "password_hash: the argon2 hash of the password (a credential, useless outside this service)".into(),
+                "sessions[].secret_hash: SHA-256 of each session token's secret (a credential)".into(),
+                "rate: the request-rate counter of the tier's hourly allowance (internal)".into(),
+            ],
+            profile: Arc::unwrap_or_clone(state.profile),
+        })
     }
 
     /// Checks the whole audit chain; the number of records, or where it breaks.

@@ -33,8 +33,8 @@ use crate::store::{GroupCommit, Store, StoreError};
 
 pub use handle::UserHandle;
 pub use manager::{
-    DenyReason, Insights, LoginOutcome, LoginSuccess, PasswordChange, QuotaUse, ShardStats,
-    StoreReport, UserManager,
+    DenyReason, Insights, LoginFailures, LoginOutcome, LoginSuccess, PasswordChange, QuotaUse,
+    ShardStats, StoreReport, UserExport, UserManager,
 };
 pub use user_actor::{ActivityOutcome, AuthorizedRequest, SessionInfo, SubscribeOutcome};
 

@@ -237,6 +237,11 @@ pub enum ActivityOutcome {
 #[rtype(result = "Result<ActivityCounters, EngineError>")]
 pub(crate) struct GetActivity;
 
+/// Returns the whole state, for a data export.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<UserState, EngineError>")]
+pub(crate) struct GetState;
+
 /// Panics inside the handler: the restart-from-snapshot path in tests.
 #[cfg(test)]
 #[derive(Message, Clone)]
@@ -794,6 +799,15 @@ impl Handler<RecordActivity> for UserActor {
         Ok(ActivityOutcome::Recorded {
             accepted: msg.events.len(),
         })
+    }
+}
+
+impl Handler<GetState> for UserActor {
+    type Result = Result<UserState, EngineError>;
+    fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.state.prune_sessions(now);
+        Ok(self.state.clone())
     }
 }
 

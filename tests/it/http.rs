@@ -566,6 +566,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/events",
         "POST /api/v1/admin/users/import",
         "GET /api/v1/admin/audit",
+        "GET /api/v1/users/{id}/export",
     ]
     .map(String::from)
     .to_vec();
@@ -1136,4 +1137,73 @@ async fn operator_and_security_actions_land_in_a_verifiable_audit_log() {
         .await;
     assert_eq!(page[0]["seq"], 3);
     assert_eq!(srv.manager.verify_audit(), Ok(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_everything_about_the_user_and_no_credentials() {
+    let srv = TestServer::start("").await;
+    let (id, _) = srv.user("portable@example.com", "premium").await;
+    let login = json!({"email": "portable@example.com", "password": PW,
+        "context": {"device_id": "phone-1", "user_agent": "Phone/1.0"}});
+    let (_, body) = srv.call(POST, "/auth/login", None, Some(login)).await;
+    let token = body["token"].as_str().unwrap().to_owned();
+    let rename = json!({"display_name": "Porta Ble"});
+    assert_eq!(
+        srv.call(PUT, &format!("/users/{id}"), Some(&token), Some(rename))
+            .await
+            .0,
+        200
+    );
+    let wrong = json!({"email": "portable@example.com", "password": "not the password at all"});
+    assert_eq!(
+        srv.call(POST, "/auth/login", None, Some(wrong)).await.0,
+        401
+    );
+
+    // The operator exports first (audited), then the user.
+    let (s, _) = srv
+        .call(GET, &format!("/users/{id}/export"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 200);
+    let (_, other) = srv.user("snoop@example.com", "free").await;
+    let (s, _) = srv
+        .call(GET, &format!("/users/{id}/export"), Some(&other), None)
+        .await;
+    assert_eq!(s, 403);
+    let (s, doc) = srv
+        .call(GET, &format!("/users/{id}/export"), Some(&token), None)
+        .await;
+    assert_eq!(s, 200, "{doc}");
+    assert_eq!(doc["export_format"], 1);
+    assert_eq!(doc["profile"]["id"], id.as_str());
+    assert_eq!(doc["profile"]["email"], "portable@example.com");
+    assert_eq!(doc["profile"]["display_name"], "Porta Ble");
+    assert_eq!(doc["profile"]["tier"], "premium");
+    assert!(
+        doc["profile"]["ai_preferences"].is_object()
+            && doc["profile"]["security_settings"].is_object()
+    );
+    assert_eq!(
+        doc["sessions"].as_array().unwrap().len(),
+        2,
+        "two logins: {doc}"
+    );
+    assert!(doc["sessions"].to_string().contains("Phone/1.0"));
+    assert_eq!(doc["known_devices"], json!(["phone-1"]));
+    assert_eq!(doc["login_failures"]["failures"], 1);
+    assert!(doc["activity"].is_object());
+    let audit = doc["audit"].as_array().unwrap();
+    assert_eq!(audit.len(), 1, "the operator's export: {doc}");
+    assert_eq!(
+        (
+            audit[0]["actor"]["kind"].as_str(),
+            audit[0]["action"]["type"].as_str()
+        ),
+        (Some("operator"), Some("data_exported"))
+    );
+    assert_eq!(doc["withheld"].as_array().unwrap().len(), 3);
+    // No credential material: no password hash, no token or its secret hash.
+    let text = doc.to_string();
+    let secret = token.rsplit('.').next().unwrap();
+    assert!(!text.contains("$argon2") && !text.contains(secret) && !text.contains(&token));
 }
