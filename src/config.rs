@@ -12,11 +12,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use ipnet::IpNet;
+
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::profile::{ProfileTemplate, UsageCounters, UserProfile, check_tier_features};
+use crate::domain::risk::RiskConfig;
 use crate::domain::tier::{Limit, TierPolicy, UserTier};
 use crate::domain::time::Timestamp;
 use crate::security::password::{HashParams, PasswordPolicy};
+use crate::security::totp::TotpConfig;
 
 /// The embedded default configuration.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -90,6 +94,37 @@ pub struct RawConfig {
     tiers: RawTiers,
     log: RawLog,
     websocket: RawWebSocket,
+    mfa: RawMfa,
+    risk: RiskConfig,
+    notify: RawNotify,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMfa {
+    issuer: String,
+    totp_digits: u8,
+    totp_step_secs: u64,
+    totp_skew_steps: u8,
+    challenge_ttl_secs: u64,
+    code_digits: u8,
+    code_ttl_secs: u64,
+    code_max_attempts: u32,
+    code_resend_secs: u64,
+    step_up_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    email: String,
+    outbox_file: PathBuf,
+    smtp_host: String,
+    smtp_port: u16,
+    smtp_from: String,
+    smtp_username: String,
+    smtp_password: String,
+    queue: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +161,10 @@ struct RawServer {
     anonymous_requests_per_hour: RawLimit,
     http_metrics: bool,
     metrics_listen: String,
+    trusted_proxies: Vec<String>,
+    geo_country_header: String,
+    geo_latitude_header: String,
+    geo_longitude_header: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +236,7 @@ struct RawTier {
     features: Vec<String>,
     template: String,
     max_concurrent_requests: RawLimit,
+    zero_trust: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +267,59 @@ pub struct Config {
     pub log: LogConfig,
     /// Event sockets.
     pub websocket: WebSocketConfig,
+    /// Second factors and step-up.
+    pub mfa: MfaConfig,
+    /// The risk engine.
+    pub risk: RiskConfig,
+    /// How users are sent codes and alerts.
+    pub notify: NotifyConfig,
+}
+
+/// Second-factor settings (`[mfa]`).
+#[derive(Debug, Clone)]
+pub struct MfaConfig {
+    /// Authenticator codes.
+    pub totp: TotpConfig,
+    /// Time a login challenge may be answered in.
+    pub challenge_ttl: Duration,
+    /// Digits of codes sent by email.
+    pub code_digits: u8,
+    /// Life of a sent code.
+    pub code_ttl: Duration,
+    /// Wrong answers a challenge takes before it is void.
+    pub code_max_attempts: u32,
+    /// Least time between two sends for one challenge.
+    pub code_resend: Duration,
+    /// How recent a session's authentication must be for sensitive operations.
+    pub step_up_window: Duration,
+}
+
+/// Where emails go (`[notify]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailTransport {
+    /// Appended as JSON lines to a file (development; never the tracing log, which
+    /// must not carry codes).
+    Outbox(PathBuf),
+    /// An SMTP relay.
+    Smtp {
+        /// Relay host.
+        host: String,
+        /// Relay port.
+        port: u16,
+        /// Sender address.
+        from: String,
+        /// Credentials, if the relay wants them.
+        credentials: Option<(String, Secret)>,
+    },
+}
+
+/// Notification settings.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Email transport.
+    pub email: EmailTransport,
+    /// Messages waiting to be sent; beyond this new ones are dropped (and counted).
+    pub queue: usize,
 }
 
 /// Event socket settings (`[websocket]`).
@@ -277,6 +370,11 @@ pub struct ServerConfig {
     /// A second listener serving only `GET /metrics`, without credentials (its bind
     /// address is the protection); `None`: metrics only on the API port, operator key.
     pub metrics_listen: Option<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` and location headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Header names a trusted proxy puts the client's location in (country, latitude,
+    /// longitude); `None`: locations are not read from headers.
+    pub geo_headers: Option<[String; 3]>,
 }
 
 /// Storage settings.
@@ -623,13 +721,139 @@ impl RawConfig {
             json,
             filter: self.log.filter,
         };
+        let m = &self.mfa;
+        if !(6..=8).contains(&m.totp_digits) {
+            return Err(ConfigError::new(
+                "mfa.totp_digits",
+                "must be between 6 and 8",
+            ));
+        }
+        if !(6..=10).contains(&m.code_digits) {
+            return Err(ConfigError::new(
+                "mfa.code_digits",
+                "must be between 6 and 10",
+            ));
+        }
+        if m.totp_skew_steps > 2 {
+            return Err(ConfigError::new("mfa.totp_skew_steps", "must be at most 2"));
+        }
+        if m.issuer.trim().is_empty() || m.issuer.contains(':') {
+            return Err(ConfigError::new(
+                "mfa.issuer",
+                "must be a non-empty name without ':'",
+            ));
+        }
+        let mfa = MfaConfig {
+            totp: TotpConfig {
+                digits: m.totp_digits,
+                step_secs: secs("mfa.totp_step_secs", m.totp_step_secs)?.as_secs(),
+                skew_steps: m.totp_skew_steps,
+                issuer: m.issuer.trim().to_owned(),
+            },
+            challenge_ttl: secs("mfa.challenge_ttl_secs", m.challenge_ttl_secs)?,
+            code_digits: m.code_digits,
+            code_ttl: secs("mfa.code_ttl_secs", m.code_ttl_secs)?,
+            code_max_attempts: positive("mfa.code_max_attempts", m.code_max_attempts)?,
+            code_resend: Duration::from_secs(m.code_resend_secs),
+            step_up_window: secs("mfa.step_up_secs", m.step_up_secs)?,
+        };
+        self.risk
+            .validate()
+            .map_err(|e| ConfigError::new(e.field, e.reason))?;
+        let n = &self.notify;
+        let email = match n.email.as_str() {
+            "outbox" => {
+                if n.outbox_file.as_os_str().is_empty() {
+                    return Err(ConfigError::new("notify.outbox_file", "must not be empty"));
+                }
+                let path = if n.outbox_file.is_absolute() {
+                    n.outbox_file.clone()
+                } else {
+                    self.store.data_dir.join(&n.outbox_file)
+                };
+                EmailTransport::Outbox(path)
+            }
+            "smtp" => {
+                if n.smtp_host.trim().is_empty() {
+                    return Err(ConfigError::new("notify.smtp_host", "must be set for smtp"));
+                }
+                if !n.smtp_from.contains('@') {
+                    return Err(ConfigError::new(
+                        "notify.smtp_from",
+                        "must be an email address",
+                    ));
+                }
+                EmailTransport::Smtp {
+                    host: n.smtp_host.trim().to_owned(),
+                    port: n.smtp_port,
+                    from: n.smtp_from.clone(),
+                    credentials: (!n.smtp_username.is_empty())
+                        .then(|| (n.smtp_username.clone(), Secret(n.smtp_password.clone()))),
+                }
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "notify.email",
+                    format!("expected \"outbox\" or \"smtp\", got {other:?}"),
+                ));
+            }
+        };
+        let notify = NotifyConfig {
+            email,
+            queue: positive("notify.queue", n.queue)?,
+        };
+        let trusted_proxies = self
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|e| ConfigError::new("server.trusted_proxies", format!("{p:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sv = &self.server;
+        let geo_headers = match (
+            sv.geo_country_header.trim(),
+            sv.geo_latitude_header.trim(),
+            sv.geo_longitude_header.trim(),
+        ) {
+            ("", "", "") => None,
+            (c, la, lo) if !c.is_empty() && !la.is_empty() && !lo.is_empty() => {
+                for (k, v) in [
+                    ("geo_country_header", c),
+                    ("geo_latitude_header", la),
+                    ("geo_longitude_header", lo),
+                ] {
+                    axum::http::HeaderName::from_bytes(v.as_bytes()).map_err(|_| {
+                        ConfigError::new(format!("server.{k}"), "is not a valid header name")
+                    })?;
+                }
+                Some([
+                    c.to_ascii_lowercase(),
+                    la.to_ascii_lowercase(),
+                    lo.to_ascii_lowercase(),
+                ])
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "server.geo_country_header",
+                    "set all three geo headers or none",
+                ));
+            }
+        };
         Ok(Config {
             log,
             websocket,
+            mfa,
+            risk: self.risk,
+            notify,
             server: ServerConfig {
                 listen,
                 admin_key,
                 self_service_tier_changes: self.server.self_service_tier_changes,
+                trusted_proxies,
+                geo_headers,
                 http_metrics: self.server.http_metrics,
                 metrics_listen,
                 anonymous_requests_per_hour: self
@@ -671,6 +895,7 @@ fn tier_config(tier: UserTier, raw: RawTier, dir: &Path) -> Result<TierConfig, C
             positive(&key("session_lifetime_hours"), raw.session_lifetime_hours)?
                 .saturating_mul(3600),
         ),
+        zero_trust: raw.zero_trust,
     };
     if raw.shards > 1024 {
         return Err(ConfigError::new(key("shards"), "must be at most 1024"));

@@ -37,6 +37,7 @@ pub mod domain;
 pub mod engine;
 pub mod loadgen;
 pub mod metrics;
+pub mod notify;
 pub mod security;
 pub mod store;
 

@@ -39,6 +39,12 @@ pub enum LoginResult {
     WrongCredentials,
     /// Refused because the account is locked.
     Locked,
+    /// The password was right; a second factor was asked for.
+    MfaChallenged,
+    /// The password was right; the risk engine refused.
+    RiskDenied,
+    /// A second factor was wrong (or replayed, or its challenge expired).
+    MfaFailed,
 }
 
 impl EncodeLabelValue for LoginResult {
@@ -47,6 +53,9 @@ impl EncodeLabelValue for LoginResult {
             LoginResult::Success => "success",
             LoginResult::WrongCredentials => "wrong_credentials",
             LoginResult::Locked => "locked",
+            LoginResult::MfaChallenged => "mfa_challenged",
+            LoginResult::RiskDenied => "risk_denied",
+            LoginResult::MfaFailed => "mfa_failed",
         };
         EncodeLabelValue::encode(&name, encoder)
     }
@@ -116,6 +125,29 @@ pub struct CloseLabels {
 pub struct SecurityLabels {
     /// The event type (`security.new_device`, `security.lockout`...).
     pub kind: &'static str,
+}
+
+/// Labels: a risk decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RiskLabels {
+    /// `allow`, `require_mfa` or `deny`.
+    pub decision: &'static str,
+}
+
+/// Labels: a risk signal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    /// The signal (`new_device`, `impossible_travel`...).
+    pub signal: &'static str,
+}
+
+/// Labels: an email's kind and fate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EmailLabels {
+    /// `login_code`, `new_device`, `login_blocked`.
+    pub kind: &'static str,
+    /// `queued`, `dropped`, `sent`, `failed`.
+    pub outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -193,6 +225,12 @@ pub struct Metrics {
     pub activity_events: Counter,
     /// Security events by kind.
     pub security_events: Family<SecurityLabels, Counter>,
+    /// Risk assessments by decision.
+    pub risk_decisions: Family<RiskLabels, Counter>,
+    /// Risk signals raised, by signal.
+    pub risk_signals: Family<SignalLabels, Counter>,
+    /// Emails by kind and outcome.
+    pub emails: Family<EmailLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -239,6 +277,9 @@ impl Metrics {
             ws_closes: Family::default(),
             activity_events: Counter::default(),
             security_events: Family::default(),
+            risk_decisions: Family::default(),
+            risk_signals: Family::default(),
+            emails: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -391,6 +432,17 @@ impl Metrics {
             "Security events by kind",
             m.security_events.clone(),
         );
+        r.register(
+            "risk_decisions",
+            "Risk assessments of logins and session context changes, by decision",
+            m.risk_decisions.clone(),
+        );
+        r.register(
+            "risk_signals",
+            "Risk signals raised, by signal",
+            m.risk_signals.clone(),
+        );
+        r.register("emails", "Emails by kind and outcome", m.emails.clone());
         Self { registry, ..m }
     }
 

@@ -21,7 +21,8 @@ use super::AppState;
 use super::problem::ApiError;
 use crate::domain::ids::UserId;
 use crate::domain::rate::RateDecision;
-use crate::engine::AuthorizedRequest;
+use crate::domain::risk::Location;
+use crate::engine::{AuthorizedRequest, RequestOrigin};
 
 /// A JSON body of type `T`, or a problem response saying what is wrong with it.
 pub struct JsonBody<T>(pub T);
@@ -150,12 +151,88 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The client's address: the TCP peer (no proxy headers are trusted).
+/// The client's address: the one the authentication layer worked out (see
+/// [`origin_of`]), else the TCP peer.
 pub fn client_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
-    parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
+    if let Some(o) = parts_ext.get::<RequestOrigin>()
+        && let Some(ip) = o.ip
+    {
+        return ip;
+    }
+    peer_ip(parts_ext)
+}
+
+fn peer_ip(ext: &axum::http::Extensions) -> IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Where a request comes from. The client address is the TCP peer, unless the peer is
+/// a trusted proxy (`server.trusted_proxies`): then it is the rightmost address in
+/// `X-Forwarded-For` that is not itself a trusted proxy, and the location headers of
+/// `server.geo_*_header` are believed. The device is the `X-Device-Id` header.
+pub fn origin_of(state: &AppState, req: &Request) -> RequestOrigin {
+    let cfg = &state.manager.config().server;
+    let peer = peer_ip(req.extensions());
+    let trusted = |ip: &IpAddr| cfg.trusted_proxies.iter().any(|n| n.contains(ip));
+    let headers = req.headers();
+    let mut ip = peer;
+    let mut location = None;
+    if trusted(&peer) {
+        let hops: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse().ok())
+            .collect();
+        if let Some(client) = hops.iter().rev().find(|h| !trusted(h)).or(hops.first()) {
+            ip = *client;
+        }
+        if let Some([c, la, lo]) = &cfg.geo_headers {
+            let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+            if let (Some(c), Some(la), Some(lo)) = (get(c), get(la), get(lo))
+                && let (Ok(la), Ok(lo)) = (la.trim().parse::<f64>(), lo.trim().parse::<f64>())
+            {
+                location = Location::new(c, la, lo).ok();
+            }
+        }
+    }
+    let device_id = headers
+        .get("x-device-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars().count() <= crate::domain::session::MAX_DEVICE_ID
+                && !d.chars().any(char::is_control)
+        })
+        .map(str::to_owned);
+    RequestOrigin {
+        ip: Some(ip),
+        device_id,
+        location,
+    }
+}
+
+/// The request's origin as an extractor.
+pub struct Origin(pub RequestOrigin);
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Origin(
+            parts
+                .extensions
+                .get::<RequestOrigin>()
+                .cloned()
+                .unwrap_or_else(|| RequestOrigin {
+                    ip: Some(peer_ip(&parts.extensions)),
+                    ..RequestOrigin::default()
+                }),
+        ))
+    }
 }
 
 /// The client address as an extractor.
@@ -172,6 +249,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Held until the response is ready (see the admission comment below).
     let mut slot: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let origin = origin_of(&state, &req);
+    req.extensions_mut().insert(origin.clone());
     let caller = match req.headers().get(header::AUTHORIZATION) {
         None => Caller::Anonymous,
         Some(value) => {
@@ -221,7 +300,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                         }
                     };
                 }
-                match state.manager.authorize_request(token).await {
+                match state.manager.authorize_request(token, origin).await {
                     Ok(Some(auth)) => Caller::User(auth),
                     Ok(None) => {
                         return ApiError::Unauthorized("the token is invalid or expired")

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::extract::{Caller, ClientIp, JsonBody};
+use super::extract::{Caller, ClientIp, JsonBody, Origin};
 use super::problem::{ApiError, Problem};
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
@@ -16,17 +16,19 @@ use crate::domain::rate::RateDecision;
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::UserTier;
 use crate::engine::audit::{AuditAction, AuditActor, AuditEntry};
-use crate::engine::{Insights, LoginOutcome, LoginSuccess, PasswordChange, ShardStats, UserExport};
+use crate::engine::{
+    Insights, LoginChallenge, LoginOutcome, LoginSuccess, PasswordChange, ShardStats, UserExport,
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn parse_id(raw: &str) -> ApiResult<UserId> {
+pub(super) fn parse_id(raw: &str) -> ApiResult<UserId> {
     raw.parse().map_err(|_| ApiError::NotFound("user"))
 }
 
 /// Checks the caller may act on user `raw` and returns its id. Anonymous callers are
 /// refused before the id is even looked at.
-fn target(caller: &Caller, raw: &str) -> ApiResult<UserId> {
+pub(super) fn target(caller: &Caller, raw: &str) -> ApiResult<UserId> {
     if let Caller::Anonymous = caller {
         return Err(ApiError::Unauthorized("a bearer token is required"));
     }
@@ -47,7 +49,7 @@ fn audit_actor(caller: &Caller) -> Option<AuditActor> {
 }
 
 /// Records an operator's read of a user's data.
-async fn audit_admin_read(
+pub(super) async fn audit_admin_read(
     s: &AppState,
     caller: &Caller,
     user: UserId,
@@ -63,7 +65,11 @@ async fn audit_admin_read(
     Ok(())
 }
 
-fn limit_anonymous(state: &AppState, caller: &Caller, ip: std::net::IpAddr) -> ApiResult<()> {
+pub(super) fn limit_anonymous(
+    state: &AppState,
+    caller: &Caller,
+    ip: std::net::IpAddr,
+) -> ApiResult<()> {
     if let Caller::Admin = caller {
         return Ok(());
     }
@@ -131,16 +137,22 @@ pub struct Login {
     context: Option<LoginContext>,
 }
 
-/// Login. Unknown email, wrong password and a locked account get the same answer.
-/// `context.ip_address` is taken from the connection unless the operator key is sent.
+/// Login. Unknown email, wrong password, a locked account and a login refused by the
+/// risk engine get the same answer. When a second factor is needed (the user's
+/// settings, a zero-trust tier, or the risk score) the answer is `202` with a challenge
+/// to complete at `/auth/login/mfa`. `context.ip_address` is taken from the connection
+/// (or a trusted proxy's `X-Forwarded-For`) unless the operator key is sent.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
-    responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = LoginSuccess), (status = 202, body = LoginChallenge), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn login(
     State(s): State<AppState>,
     caller: Caller,
-    ClientIp(ip): ClientIp,
+    Origin(origin): Origin,
     JsonBody(body): JsonBody<Login>,
-) -> ApiResult<Json<LoginSuccess>> {
+) -> ApiResult<Response> {
+    let ip = origin
+        .ip
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     limit_anonymous(&s, &caller, ip)?;
     let mut context = body.context.unwrap_or_default();
     // The client's address is the connection's, unless the operator (a trusted front end
@@ -149,12 +161,16 @@ pub async fn login(
     if !matches!(caller, Caller::Admin) || context.ip_address.is_none() {
         context.ip_address = Some(ip);
     }
+    if context.device_id.is_none() {
+        context.device_id = origin.device_id;
+    }
     match s
         .manager
-        .authenticate_user(&body.email, &body.password, context)
+        .authenticate_user_at(&body.email, &body.password, context, origin.location)
         .await?
     {
-        LoginOutcome::Success(ok) => Ok(Json(*ok)),
+        LoginOutcome::Success(ok) => Ok(Json(*ok).into_response()),
+        LoginOutcome::Challenge(c) => Ok((StatusCode::ACCEPTED, Json(*c)).into_response()),
         LoginOutcome::Denied(_) => Err(ApiError::InvalidCredentials),
     }
 }
@@ -222,6 +238,9 @@ pub async fn delete_user(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = target(&caller, &id)?;
+    s.manager
+        .require_recent_auth(id, caller.session_id())
+        .await?;
     s.manager.delete_user(id).await?;
     if let Some(actor) = audit_actor(&caller) {
         s.manager
@@ -257,6 +276,9 @@ pub async fn export(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = target(&caller, &id)?;
+    s.manager
+        .require_recent_auth(id, caller.session_id())
+        .await?;
     let doc = s.manager.export_user(id).await?;
     if let Some(actor) = audit_actor(&caller) {
         s.manager
@@ -324,6 +346,11 @@ pub async fn change_password(
     let id = target(&caller, &id)?;
     let a = caller.require_user()?;
     let keep = Some(a.session.session_id);
+    // With an authenticator enrolled the password alone no longer proves the user:
+    // the session must have stepped up (password and code) recently.
+    if s.manager.mfa_status(id).await?.authenticator {
+        s.manager.require_recent_auth(id, keep).await?;
+    }
     match s
         .manager
         .change_password(id, &body.current_password, &body.new_password, keep)

@@ -4,6 +4,7 @@
 mod extract;
 mod handlers;
 mod iplimit;
+mod mfa;
 pub mod problem;
 mod ws;
 
@@ -130,6 +131,14 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::revoke_other_sessions))
         .routes(routes!(handlers::revoke_session))
         .routes(routes!(handlers::login))
+        .routes(routes!(mfa::complete_login))
+        .routes(routes!(mfa::send_login_code))
+        .routes(routes!(mfa::step_up))
+        .routes(routes!(mfa::mfa_status))
+        .routes(routes!(mfa::begin_totp, mfa::remove_totp))
+        .routes(routes!(mfa::confirm_totp))
+        .routes(routes!(mfa::regenerate_recovery_codes))
+        .routes(routes!(mfa::security_events))
         .routes(routes!(handlers::logout))
         .routes(routes!(handlers::openapi_json))
         .routes(routes!(handlers::admin_shards))

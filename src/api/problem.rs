@@ -67,6 +67,27 @@ pub enum ApiError {
         retry_after: u64,
     },
     /// Password hashing is saturated.
+    /// The operation is sensitive and the session has not authenticated recently.
+    #[error("this operation needs a recent authentication: POST /api/v1/auth/step-up first")]
+    StepUpRequired,
+    /// The session was refused and ended (zero-trust binding or risk).
+    #[error("{0}")]
+    SessionRefused(&'static str),
+    /// A wrong second factor.
+    #[error("the code is not valid; {attempts_left} attempts left")]
+    FactorRejected {
+        /// Tries left on this challenge.
+        attempts_left: u32,
+    },
+    /// The login challenge cannot be answered any more.
+    #[error("the login challenge is unknown, expired or used up; log in again")]
+    ChallengeGone,
+    /// A step-up needs a second factor too.
+    #[error("this account has an authenticator: send `method` and `code` with the password")]
+    FactorRequired,
+    /// A code was sent moments ago.
+    #[error("a code was sent moments ago; retry in {0} s")]
+    TooSoon(u64),
     #[error("the server is at capacity; retry shortly")]
     Overloaded,
     /// The engine is stopping or unavailable.
@@ -135,6 +156,36 @@ impl ApiError {
                 "rate-limited",
                 "Too many requests",
             ),
+            StepUpRequired => (
+                StatusCode::FORBIDDEN,
+                "step-up-required",
+                "Recent authentication required",
+            ),
+            SessionRefused(_) => (
+                StatusCode::UNAUTHORIZED,
+                "session-refused",
+                "Session refused",
+            ),
+            FactorRejected { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "mfa-code-invalid",
+                "Invalid second factor",
+            ),
+            ChallengeGone => (
+                StatusCode::UNAUTHORIZED,
+                "challenge-invalid",
+                "Login challenge invalid",
+            ),
+            FactorRequired => (
+                StatusCode::UNAUTHORIZED,
+                "factor-required",
+                "Second factor required",
+            ),
+            TooSoon(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "code-resend-too-soon",
+                "Code sent moments ago",
+            ),
             Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -190,6 +241,8 @@ impl From<EngineError> for ApiError {
             EngineError::Overloaded => ApiError::Overloaded,
             EngineError::Unavailable => ApiError::Unavailable,
             EngineError::Conflict(m) => ApiError::Conflict(m),
+            EngineError::StepUpRequired => ApiError::StepUpRequired,
+            EngineError::SessionRefused(m) => ApiError::SessionRefused(m),
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::Internal
@@ -218,6 +271,9 @@ impl IntoResponse for ApiError {
                 body["quota"] =
                     json!({ "kind": kind, "used": used, "limit": limit, "requested": requested });
             }
+            ApiError::FactorRejected { attempts_left } => {
+                body["attempts_left"] = Value::from(*attempts_left);
+            }
             _ => {}
         }
         let mut resp = (status, axum::Json(body)).into_response();
@@ -227,6 +283,9 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match self {
+            ApiError::TooSoon(secs) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             ApiError::RateLimited { retry_after, limit } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
                 h.insert("ratelimit-limit", HeaderValue::from(limit));

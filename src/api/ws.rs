@@ -91,6 +91,7 @@ fn configure(ws: WebSocketUpgrade, c: &WebSocketConfig) -> WebSocketUpgrade {
 pub async fn events_socket(
     State(s): State<AppState>,
     caller: Caller,
+    super::extract::Origin(origin): super::extract::Origin,
     query: Result<Query<ResumeQuery>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -117,7 +118,7 @@ pub async fn events_socket(
         Caller::Anonymous => None,
     };
     let ws = configure(ws.map_err(upgrade_error)?, &s.manager.config().websocket);
-    Ok(ws.on_upgrade(move |socket| run_user_socket(s, socket, known, resume)))
+    Ok(ws.on_upgrade(move |socket| run_user_socket(s, socket, known, resume, origin)))
 }
 
 /// Every user's security events (new devices, lockouts, password changes), live, for
@@ -231,6 +232,7 @@ async fn first_frame_auth(
     s: &AppState,
     socket: &mut WebSocket,
     timeout: Duration,
+    origin: crate::engine::RequestOrigin,
 ) -> Result<Authenticated, CloseCode> {
     let frame = match tokio::time::timeout(timeout, socket.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => parse_frame(t.as_str()),
@@ -253,7 +255,7 @@ async fn first_frame_auth(
         }
         Err(f) => return Err(send_then(socket, reject(f)).await),
     };
-    match s.manager.authorize_request(&token).await {
+    match s.manager.authorize_request(&token, origin).await {
         Ok(Some(a)) => {
             if let RateDecision::Limited {
                 retry_after_secs, ..
@@ -278,6 +280,9 @@ async fn first_frame_auth(
             )),
         )
         .await),
+        Err(crate::engine::EngineError::SessionRefused(why)) => {
+            Err(send_then(socket, reject(error_frame("session_refused", why))).await)
+        }
         Err(e) => {
             tracing::error!(error = %e, "socket authentication failed");
             Err(CloseCode::Internal)
@@ -300,12 +305,13 @@ async fn run_user_socket(
     mut socket: WebSocket,
     known: Option<Authenticated>,
     resume: Option<Resume>,
+    origin: crate::engine::RequestOrigin,
 ) {
     let cfg = s.manager.config().websocket.clone();
     let rt = Arc::clone(s.manager.realtime());
     let auth = match known {
         Some(a) => Authenticated { resume, ..a },
-        None => match first_frame_auth(&s, &mut socket, cfg.auth_timeout).await {
+        None => match first_frame_auth(&s, &mut socket, cfg.auth_timeout, origin).await {
             // A resume point in the auth frame wins; else the query string's.
             Ok(a) => Authenticated {
                 resume: a.resume.or(resume),

@@ -279,6 +279,7 @@ pub(crate) mod tests {
             features: features.iter().map(|s| s.to_string()).collect(),
             session_idle_timeout: Duration::from_secs(3600),
             session_absolute_lifetime: Duration::from_secs(86400),
+            zero_trust: false,
         }
     }
 

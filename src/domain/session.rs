@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ids::SessionId;
+use super::risk::Location;
 use super::time::Timestamp;
 use super::validation::ValidationError;
 
@@ -53,7 +54,7 @@ impl LoginContext {
 }
 
 /// One live login. Only a hash of the token's secret is kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     /// The session's public id.
     pub id: SessionId,
@@ -69,6 +70,64 @@ pub struct Session {
     pub idle_timeout_ms: u64,
     /// Where the login came from.
     pub context: LoginContext,
+    /// When the user last proved its credentials in this session (login or step-up).
+    pub authenticated_at: Timestamp,
+    /// Whether a second factor was checked at login.
+    pub mfa: bool,
+    /// The network (address prefix) the session was last used from.
+    pub network: Option<String>,
+    /// Where the client was at login, when known.
+    pub location: Option<Location>,
+    /// Zero-trust binding: requests must come from this device and network.
+    pub binding: Option<SessionBinding>,
+}
+
+/// What a zero-trust session is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionBinding {
+    /// The device id given at login, if any.
+    pub device_id: Option<String>,
+    /// The network (address prefix) of the login.
+    pub network: Option<String>,
+}
+
+/// A session as format 2 stored it (before step-up, networks and binding).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionV2 {
+    /// See [`Session::id`].
+    pub id: SessionId,
+    /// See [`Session::secret_hash`].
+    pub secret_hash: [u8; 32],
+    /// See [`Session::created_at`].
+    pub created_at: Timestamp,
+    /// See [`Session::last_seen_at`].
+    pub last_seen_at: Timestamp,
+    /// See [`Session::expires_at`].
+    pub expires_at: Timestamp,
+    /// See [`Session::idle_timeout_ms`].
+    pub idle_timeout_ms: u64,
+    /// See [`Session::context`].
+    pub context: LoginContext,
+}
+
+impl From<SessionV2> for Session {
+    fn from(v: SessionV2) -> Self {
+        Self {
+            id: v.id,
+            secret_hash: v.secret_hash,
+            created_at: v.created_at,
+            last_seen_at: v.last_seen_at,
+            expires_at: v.expires_at,
+            idle_timeout_ms: v.idle_timeout_ms,
+            // Older sessions count as authenticated when they began.
+            authenticated_at: v.created_at,
+            mfa: false,
+            network: None,
+            location: None,
+            binding: None,
+            context: v.context,
+        }
+    }
 }
 
 impl Session {
@@ -87,8 +146,8 @@ impl Session {
     }
 }
 
-/// What a client sees of a session.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// What a client sees of a session (session monitoring).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The session's id.
     pub id: SessionId,
@@ -98,6 +157,10 @@ pub struct SessionView {
     pub last_seen_at: Timestamp,
     /// When it ends unless used again.
     pub expires_at: Timestamp,
+    /// When the user last proved its credentials in it (login or step-up).
+    pub authenticated_at: Timestamp,
+    /// Whether a second factor was checked at login.
+    pub mfa: bool,
     /// Client address at login.
     #[schema(value_type = Option<String>)]
     pub ip_address: Option<IpAddr>,
@@ -105,6 +168,12 @@ pub struct SessionView {
     pub user_agent: Option<String>,
     /// Client device at login.
     pub device_id: Option<String>,
+    /// The network (address prefix) it was last used from.
+    pub network: Option<String>,
+    /// Where the client was at login, when known.
+    pub location: Option<Location>,
+    /// Whether it is bound to its device and network (zero trust).
+    pub bound: bool,
 }
 
 impl From<&Session> for SessionView {
@@ -114,9 +183,14 @@ impl From<&Session> for SessionView {
             created_at: s.created_at,
             last_seen_at: s.last_seen_at,
             expires_at: s.ends_at(),
+            authenticated_at: s.authenticated_at,
+            mfa: s.mfa,
             ip_address: s.context.ip_address,
             user_agent: s.context.user_agent.clone(),
             device_id: s.context.device_id.clone(),
+            network: s.network.clone(),
+            location: s.location.clone(),
+            bound: s.binding.is_some(),
         }
     }
 }
@@ -134,6 +208,11 @@ mod tests {
             expires_at: now.plus(Duration::from_secs(100)),
             idle_timeout_ms: 10_000,
             context: LoginContext::default(),
+            authenticated_at: now,
+            mfa: false,
+            network: None,
+            location: None,
+            binding: None,
         }
     }
 

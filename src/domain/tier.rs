@@ -119,6 +119,9 @@ pub struct TierPolicy {
     pub session_idle_timeout: Duration,
     /// A session expires this long after login however much it is used.
     pub session_absolute_lifetime: Duration,
+    /// Zero trust: every login needs a second factor, and sessions are bound to the
+    /// device and network of their login, checked on every request.
+    pub zero_trust: bool,
 }
 
 impl TierPolicy {

@@ -31,7 +31,12 @@ impl Timestamp {
         self.0
     }
 
-    /// This instant plus `d` (saturating).
+    /// Whole seconds since the epoch (0 before it).
+    pub fn unix_secs(self) -> u64 {
+        u64::try_from(self.0.max(0) / 1000).unwrap_or(0)
+    }
+
+    /// `self + d`, saturating.
     pub fn plus(self, d: Duration) -> Self {
         Self(self.0.saturating_add(duration_ms(d)))
     }

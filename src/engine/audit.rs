@@ -66,6 +66,11 @@ pub enum AuditAction {
         /// The user.
         user: UserId,
     },
+    /// An operator removed a user's authenticator (a support reset).
+    MfaReset {
+        /// The user.
+        user: UserId,
+    },
 }
 
 impl AuditAction {
@@ -75,7 +80,8 @@ impl AuditAction {
             AuditAction::TierChanged { user, .. }
             | AuditAction::UserDeleted { user }
             | AuditAction::UserRead { user, .. }
-            | AuditAction::DataExported { user } => Some(*user),
+            | AuditAction::DataExported { user }
+            | AuditAction::MfaReset { user } => Some(*user),
             AuditAction::UsersImported { .. } => None,
         }
     }

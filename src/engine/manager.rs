@@ -14,16 +14,21 @@ use super::runtime::ActorRuntime;
 use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
 use super::user_actor::{
-    ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, FinishLogin, GetActivity,
-    GetState, LoginDecision, RecordActivity, RecordFailure, SessionInfo, SetPassword, Subscribe,
-    SubscribeOutcome, TouchSession, UserActor, ValidateSession,
+    ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, BeginTotp, ChallengeReason,
+    CheckStepUp, CodeSend, CompleteLogin, ConfirmTotp, FinishLogin, GetActivity, GetMfa,
+    GetSecurityEvents, GetState, LoginDecision, RecordActivity, RecordFailure, RegenerateRecovery,
+    RemoveTotp, RequestOrigin, SendLoginCode, SessionInfo, SetPassword, StepUp, StepUpOutcome,
+    Subscribe, SubscribeOutcome, TouchSession, UserActor, ValidateSession,
 };
 use super::{Engine, EngineError};
 use crate::config::Config;
 use crate::domain::activity::{ActivityCounters, ActivityEvent};
 use crate::domain::email::Email;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::mfa::{MfaStatus, SecondFactor};
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile, new_profile};
+use crate::domain::risk::Location;
+use crate::domain::security_log::SecurityEvent;
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::UserTier;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
@@ -31,6 +36,7 @@ use crate::domain::validation::ValidationError;
 use crate::metrics::{LoginLabels, LoginResult, Metrics, ShardLabels, TierLabels};
 use crate::security::password::{PasswordHasher, hash_with};
 use crate::security::token::SessionToken;
+use crate::security::totp::TotpEnrollment;
 use crate::store::{CreateOutcome, GroupCommit, SledStore, Store, codec};
 
 use actix::Actor;
@@ -40,8 +46,39 @@ use actix::Actor;
 pub enum LoginOutcome {
     /// Credentials accepted; a session was created and is durable.
     Success(Box<LoginSuccess>),
+    /// The password was right; a second factor must be sent to `complete_login`.
+    Challenge(Box<LoginChallenge>),
     /// Refused. The reason is for logs and metrics; clients must get one answer for all.
     Denied(DenyReason),
+}
+
+/// A login waiting for its second factor (`202` on the wire).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LoginChallenge {
+    /// Always `mfa_required`.
+    pub status: &'static str,
+    /// The challenge token: send it back with the second factor. Shown once.
+    pub challenge: String,
+    /// Factors accepted, in order of preference.
+    pub methods: Vec<SecondFactor>,
+    /// Why a second factor is needed.
+    pub reason: ChallengeReason,
+    /// When the challenge stops working.
+    pub expires_at: Timestamp,
+}
+
+/// The result of answering a login challenge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChallengeOutcome {
+    /// The login completed.
+    Success(Box<LoginSuccess>),
+    /// Wrong factor; this many more tries are allowed.
+    Rejected {
+        /// Tries left.
+        attempts_left: u32,
+    },
+    /// The challenge is unknown, expired, used or worn out: log in again.
+    Gone,
 }
 
 /// A completed login (`{ "token", "expires_at", "user" }` on the wire).
@@ -68,6 +105,8 @@ pub enum DenyReason {
         /// When the lock ends.
         until: Timestamp,
     },
+    /// The password was right but the risk engine refused the login.
+    RiskDenied,
 }
 
 /// The result of a password change.
@@ -136,10 +175,31 @@ pub struct UserExport {
     pub login_failures: LoginFailures,
     /// Listening activity counted from the user's clients.
     pub activity: ActivityCounters,
+    /// Second factors enrolled (never their secrets).
+    pub mfa: MfaStatus,
+    /// What the risk engine learned from the user's logins.
+    pub risk_profile: RiskProfileExport,
+    /// Every security event kept about the user, newest first.
+    pub security_events: Vec<SecurityEvent>,
     /// Audit records naming the user, as actor or subject.
     pub audit: Vec<AuditEntry>,
     /// What is held but not exported, and why.
     pub withheld: Vec<String>,
+}
+
+/// The risk engine's knowledge of a user, in an export.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RiskProfileExport {
+    /// Address prefixes of earlier logins, oldest first.
+    pub networks: Vec<String>,
+    /// Countries of earlier logins, oldest first.
+    pub countries: Vec<String>,
+    /// The latest login with a known location.
+    pub last_location: Option<Location>,
+    /// When that login was.
+    pub last_location_at: Option<Timestamp>,
+    /// Successful logins per UTC hour of day (index 0 = 00:00-00:59).
+    pub login_hours: Vec<u32>,
 }
 
 /// Failed-login state in an export.
@@ -218,7 +278,10 @@ impl UserManager {
         let metrics = Arc::new(Metrics::new());
         let realtime = Arc::new(Realtime::new(config.websocket.limits, Arc::clone(&metrics)));
         let audit = AuditLog::open(Arc::clone(&store))?;
+        let notifier = crate::notify::Notifier::start(&config.notify, Arc::clone(&metrics))
+            .map_err(|e| EngineError::Internal(format!("notification thread: {e}")))?;
         let engine = Arc::new(Engine {
+            notifier,
             config: Arc::new(config),
             audit,
             store,
@@ -389,6 +452,19 @@ impl UserManager {
         password: &str,
         context: LoginContext,
     ) -> Result<LoginOutcome, EngineError> {
+        self.authenticate_user_at(email, password, context, None)
+            .await
+    }
+
+    /// [`Self::authenticate_user`] with the client's location (from a trusted proxy),
+    /// which the risk engine's country and travel signals use.
+    pub async fn authenticate_user_at(
+        &self,
+        email: &str,
+        password: &str,
+        context: LoginContext,
+        location: Option<Location>,
+    ) -> Result<LoginOutcome, EngineError> {
         let context = context.sanitized()?;
         let user = match Email::parse(email) {
             Ok(e) => self.engine.store.lookup_email(&e.normalized())?,
@@ -416,24 +492,29 @@ impl UserManager {
             password_ok: ok,
             credential_version: ticket.credential_version,
             context,
+            location,
         };
         match self.engine.call(id, finish).await? {
             LoginDecision::Granted {
                 token,
                 expires_at,
                 profile,
-            } => {
-                self.engine.commit.commit().await?;
-                self.count_login(LoginResult::Success);
-                self.engine.metrics.sessions_created.inc();
-                Ok(LoginOutcome::Success(Box::new(LoginSuccess {
-                    token: token.expose(),
-                    session_id: token.session_id(),
-                    expires_at,
-                    user: Arc::unwrap_or_clone(profile),
+            } => Ok(LoginOutcome::Success(Box::new(
+                self.granted(token, expires_at, profile).await?,
+            ))),
+            LoginDecision::Challenge(c) => {
+                self.count_login(LoginResult::MfaChallenged);
+                Ok(LoginOutcome::Challenge(Box::new(LoginChallenge {
+                    status: "mfa_required",
+                    challenge: c.token.expose(),
+                    methods: c.factors,
+                    reason: c.reason,
+                    expires_at: c.expires_at,
                 })))
             }
-            LoginDecision::Rejected => {
+            LoginDecision::Rejected
+            | LoginDecision::FactorRejected { .. }
+            | LoginDecision::ChallengeGone => {
                 self.count_login(LoginResult::WrongCredentials);
                 Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials))
             }
@@ -441,7 +522,207 @@ impl UserManager {
                 self.count_login(LoginResult::Locked);
                 Ok(LoginOutcome::Denied(DenyReason::Locked { until }))
             }
+            LoginDecision::RiskDenied => {
+                self.count_login(LoginResult::RiskDenied);
+                Ok(LoginOutcome::Denied(DenyReason::RiskDenied))
+            }
         }
+    }
+
+    /// Makes a granted login durable and counts it.
+    async fn granted(
+        &self,
+        token: SessionToken,
+        expires_at: Timestamp,
+        profile: Arc<UserProfile>,
+    ) -> Result<LoginSuccess, EngineError> {
+        self.engine.commit.commit().await?;
+        self.count_login(LoginResult::Success);
+        self.engine.metrics.sessions_created.inc();
+        Ok(LoginSuccess {
+            token: token.expose(),
+            session_id: token.session_id(),
+            expires_at,
+            user: Arc::unwrap_or_clone(profile),
+        })
+    }
+
+    /// Answers a login challenge with a second factor. A malformed or unknown challenge
+    /// token is [`ChallengeOutcome::Gone`].
+    pub async fn complete_login(
+        &self,
+        challenge: &str,
+        factor: SecondFactor,
+        code: &str,
+    ) -> Result<ChallengeOutcome, EngineError> {
+        let Ok(token) = SessionToken::parse(challenge) else {
+            return Ok(ChallengeOutcome::Gone);
+        };
+        let msg = CompleteLogin {
+            challenge: token.clone(),
+            factor,
+            code: code.trim().to_owned(),
+        };
+        let decision = match self.engine.call(token.user_id(), msg).await {
+            Err(EngineError::NotFound) => return Ok(ChallengeOutcome::Gone),
+            other => other?,
+        };
+        match decision {
+            LoginDecision::Granted {
+                token,
+                expires_at,
+                profile,
+            } => Ok(ChallengeOutcome::Success(Box::new(
+                self.granted(token, expires_at, profile).await?,
+            ))),
+            LoginDecision::FactorRejected { attempts_left } => {
+                self.count_login(LoginResult::MfaFailed);
+                Ok(ChallengeOutcome::Rejected { attempts_left })
+            }
+            _ => {
+                self.count_login(LoginResult::MfaFailed);
+                Ok(ChallengeOutcome::Gone)
+            }
+        }
+    }
+
+    /// Sends a sign-in code by email for a login challenge.
+    pub async fn send_login_code(&self, challenge: &str) -> Result<CodeSend, EngineError> {
+        let Ok(token) = SessionToken::parse(challenge) else {
+            return Ok(CodeSend::Gone);
+        };
+        match self
+            .engine
+            .call(token.user_id(), SendLoginCode(token.clone()))
+            .await
+        {
+            Err(EngineError::NotFound) => Ok(CodeSend::Gone),
+            other => other,
+        }
+    }
+
+    /// Starts authenticator enrollment for `id`; `session` must have authenticated
+    /// recently (`None`: the operator).
+    pub async fn begin_totp(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+    ) -> Result<TotpEnrollment, EngineError> {
+        let r = self.engine.call(id, BeginTotp { session }).await?;
+        self.engine.commit.commit().await?;
+        Ok(r)
+    }
+
+    /// Confirms the pending authenticator with its first code; returns the recovery
+    /// codes (shown once).
+    pub async fn confirm_totp(&self, id: UserId, code: &str) -> Result<Vec<String>, EngineError> {
+        let codes = self
+            .engine
+            .call(
+                id,
+                ConfirmTotp {
+                    code: code.trim().to_owned(),
+                },
+            )
+            .await?;
+        self.engine.commit.commit().await?;
+        Ok(codes)
+    }
+
+    /// Removes the authenticator and recovery codes, or cancels a pending enrollment.
+    pub async fn remove_totp(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+    ) -> Result<(), EngineError> {
+        self.engine.call(id, RemoveTotp { session }).await?;
+        Ok(self.engine.commit.commit().await?)
+    }
+
+    /// New recovery codes in place of the old ones.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+    ) -> Result<Vec<String>, EngineError> {
+        let codes = self.engine.call(id, RegenerateRecovery { session }).await?;
+        self.engine.commit.commit().await?;
+        Ok(codes)
+    }
+
+    /// The user's second factors.
+    pub async fn mfa_status(&self, id: UserId) -> Result<MfaStatus, EngineError> {
+        self.engine.call(id, GetMfa).await
+    }
+
+    /// Step-up: the session proves the password again (and a factor, if the user has
+    /// an authenticator), so that sensitive operations are allowed for a while.
+    pub async fn step_up(
+        &self,
+        id: UserId,
+        session: SessionId,
+        password: &str,
+        factor: Option<(SecondFactor, String)>,
+    ) -> Result<StepUpOutcome, EngineError> {
+        let ticket = self.engine.call(id, BeginLogin).await?;
+        let ok = self
+            .engine
+            .hasher
+            .verify(password.to_owned(), Some(ticket.password_hash))
+            .await?;
+        let msg = StepUp {
+            session,
+            password_ok: ok,
+            credential_version: ticket.credential_version,
+            factor: factor.map(|(f, c)| (f, c.trim().to_owned())),
+        };
+        let out = self.engine.call(id, msg).await?;
+        self.engine.commit.commit().await?;
+        Ok(out)
+    }
+
+    /// Fails with [`EngineError::StepUpRequired`] unless `session` authenticated
+    /// recently (`None`, the operator, always passes).
+    pub async fn require_recent_auth(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+    ) -> Result<(), EngineError> {
+        self.engine.call(id, CheckStepUp(session)).await
+    }
+
+    /// A page of the user's security events, newest first: those numbered below
+    /// `before`, at most `limit`, from the actor's state and then the archive.
+    pub async fn security_events(
+        &self,
+        id: UserId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<SecurityEvent>, EngineError> {
+        let (mut page, oldest) = self
+            .engine
+            .call(id, GetSecurityEvents { before, limit })
+            .await?;
+        if page.len() < limit {
+            let from = page
+                .last()
+                .map(|e| e.seq)
+                .unwrap_or(before)
+                .min(oldest.unwrap_or(before));
+            for raw in self
+                .engine
+                .store
+                .security_events_before(id, from, limit - page.len())?
+            {
+                let e: SecurityEvent =
+                    serde_json::from_slice(&raw).map_err(|e| EngineError::Corrupt {
+                        user: id,
+                        reason: format!("archived security event: {e}"),
+                    })?;
+                page.push(e);
+            }
+        }
+        Ok(page)
     }
 
     fn count_login(&self, outcome: LoginResult) {
@@ -523,8 +804,10 @@ impl UserManager {
     pub async fn authorize_request(
         &self,
         token: &str,
+        origin: RequestOrigin,
     ) -> Result<Option<AuthorizedRequest>, EngineError> {
-        self.call_for_token(token, AuthorizeRequest).await
+        self.call_for_token(token, |t| AuthorizeRequest(t, origin))
+            .await
     }
 
     /// Changes a password after checking the current one; every session except `keep`
@@ -682,7 +965,7 @@ impl UserManager {
         let now = self.now();
         let audit = audit::entries_about(self.engine.store.as_ref(), id)?;
         Ok(UserExport {
-            export_format: 1,
+            export_format: 2,
             exported_at: now,
             sessions: state.sessions.iter().map(SessionView::from).collect(),
             known_devices: state.known_devices.clone(),
@@ -695,8 +978,19 @@ impl UserManager {
                     .then_some(state.failures.locked_until),
             },
             activity: state.activity.clone(),
+            mfa: state.mfa.status(&state.profile.security_settings),
+            risk_profile: RiskProfileExport {
+                networks: state.risk.networks.clone(),
+                countries: state.risk.countries.clone(),
+                last_location: state.risk.last_location.as_ref().map(|l| l.location.clone()),
+                last_location_at: state.risk.last_location.as_ref().map(|l| l.at),
+                login_hours: state.risk.hours.to_vec(),
+            },
+            security_events: self.security_events(id, u64::MAX, usize::MAX).await?,
             audit,
             withheld: vec![
+                "mfa.totp secret: the authenticator's shared secret (a credential)".into(),
+                "mfa.recovery digests: SHA-256 of each recovery code (credentials)".into(),
                 "password_hash: the argon2 hash of the password (a credential, useless outside this service)".into(),
                 "sessions[].secret_hash: SHA-256 of each session token's secret (a credential)".into(),
                 "rate: the request-rate counter of the tier's hourly allowance (internal)".into(),

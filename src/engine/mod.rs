@@ -33,10 +33,13 @@ use crate::store::{GroupCommit, Store, StoreError};
 
 pub use handle::UserHandle;
 pub use manager::{
-    DenyReason, Insights, LoginFailures, LoginOutcome, LoginSuccess, PasswordChange, QuotaUse,
-    ShardStats, StoreReport, UserExport, UserManager,
+    ChallengeOutcome, DenyReason, Insights, LoginChallenge, LoginFailures, LoginOutcome,
+    LoginSuccess, PasswordChange, QuotaUse, ShardStats, StoreReport, UserExport, UserManager,
 };
-pub use user_actor::{ActivityOutcome, AuthorizedRequest, SessionInfo, SubscribeOutcome};
+pub use user_actor::{
+    ActivityOutcome, AuthorizedRequest, ChallengeReason, CodeSend, RequestOrigin, SessionInfo,
+    StepUpOutcome, SubscribeOutcome,
+};
 
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
 /// the `Ok` side instead.
@@ -74,6 +77,13 @@ pub enum EngineError {
     /// An activation reached the shard of another tier (internal re-routing signal).
     #[error("user lives in the {0} tier")]
     WrongShard(UserTier),
+    /// The operation is sensitive and the session has not proved its credentials
+    /// recently: step up first.
+    #[error("a recent authentication is required (step up)")]
+    StepUpRequired,
+    /// The session was refused and ended (zero-trust binding, or risk).
+    #[error("session refused: {0}")]
+    SessionRefused(&'static str),
     /// A bug or an unexpected failure; details are in the log.
     #[error("internal error: {0}")]
     Internal(String),
@@ -106,4 +116,5 @@ pub(crate) struct Engine {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub realtime: Arc<events::Realtime>,
     pub audit: audit::AuditLog,
+    pub notifier: crate::notify::Notifier,
 }

@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::activity::ActivityCounters;
 use crate::domain::ids::SessionId;
 use crate::domain::lockout::FailureState;
+use crate::domain::mfa::MfaState;
 use crate::domain::profile::UserProfile;
 use crate::domain::rate::TokenBucket;
-use crate::domain::session::{LoginContext, Session};
+use crate::domain::risk::{Location, RiskProfile};
+use crate::domain::security_log::{SecurityEvent, SecurityLog};
+use crate::domain::session::{LoginContext, Session, SessionBinding, SessionV2};
 use crate::domain::tier::TierPolicy;
 use crate::domain::time::Timestamp;
 use crate::security::token::SessionToken;
@@ -43,6 +46,43 @@ pub struct UserState {
     pub rate: TokenBucket,
     /// Listening activity reported by clients (soft state). New in format 2.
     pub activity: ActivityCounters,
+    /// Second factors. New in format 3.
+    pub mfa: MfaState,
+    /// What logins taught the risk engine. New in format 3.
+    pub risk: RiskProfile,
+    /// The newest security events (older ones are in the store). New in format 3.
+    pub security: SecurityLog,
+}
+
+/// The user state as format 2 stored it (before MFA, risk and security events).
+#[derive(Deserialize)]
+pub(crate) struct UserStateV2 {
+    profile: Arc<UserProfile>,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<SessionV2>,
+    failures: FailureState,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+    activity: ActivityCounters,
+}
+
+impl From<UserStateV2> for UserState {
+    fn from(v: UserStateV2) -> Self {
+        Self {
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions.into_iter().map(Session::from).collect(),
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            activity: v.activity,
+            mfa: MfaState::default(),
+            risk: RiskProfile::default(),
+            security: SecurityLog::default(),
+        }
+    }
 }
 
 /// The user state as format 1 stored it (before activity counters). Read-only: records
@@ -52,7 +92,7 @@ pub(crate) struct UserStateV1 {
     profile: Arc<UserProfile>,
     password_hash: String,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Vec<SessionV2>,
     failures: FailureState,
     known_devices: Vec<String>,
     rate: TokenBucket,
@@ -60,7 +100,7 @@ pub(crate) struct UserStateV1 {
 
 impl From<UserStateV1> for UserState {
     fn from(v: UserStateV1) -> Self {
-        Self {
+        UserStateV2 {
             profile: v.profile,
             password_hash: v.password_hash,
             credential_version: v.credential_version,
@@ -70,12 +110,28 @@ impl From<UserStateV1> for UserState {
             rate: v.rate,
             activity: ActivityCounters::default(),
         }
+        .into()
     }
+}
+
+/// Where a new session's client is, beyond what it said in its login context.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOrigin {
+    /// The client's network (address prefix).
+    pub network: Option<String>,
+    /// The client's location.
+    pub location: Option<Location>,
+    /// Whether a second factor was checked.
+    pub mfa: bool,
 }
 
 /// Reads a stored user record of any supported format.
 pub fn decode(record: &[u8]) -> Result<UserState, CodecError> {
-    codec::decode_compat::<UserState, UserStateV1>(record)
+    codec::decode_versioned(record, |version, payload| match version {
+        1 => Some(payload.decode::<UserStateV1>().map(Into::into)),
+        2 => Some(payload.decode::<UserStateV2>().map(Into::into)),
+        _ => None,
+    })
 }
 
 impl UserState {
@@ -90,6 +146,9 @@ impl UserState {
             known_devices: Vec::new(),
             rate: TokenBucket::default(),
             activity: ActivityCounters::default(),
+            mfa: MfaState::default(),
+            risk: RiskProfile::default(),
+            security: SecurityLog::default(),
         }
     }
 
@@ -109,16 +168,23 @@ impl UserState {
     }
 
     /// Records a successful login: a new session for `token`, the oldest sessions
-    /// dropped beyond `max_sessions`, the failure record cleared.
+    /// dropped beyond `max_sessions`, the failure record cleared. `origin` says where
+    /// the client is; on a zero-trust tier the session is bound to its device and
+    /// network.
     pub fn start_session(
         &mut self,
         token: &SessionToken,
         context: LoginContext,
+        origin: SessionOrigin,
         policy: &TierPolicy,
         max_sessions: usize,
         now: Timestamp,
     ) -> Session {
         self.prune_sessions(now);
+        let binding = policy.zero_trust.then(|| SessionBinding {
+            device_id: context.device_id.clone(),
+            network: origin.network.clone(),
+        });
         let session = Session {
             id: token.session_id(),
             secret_hash: token.secret_hash(),
@@ -128,6 +194,11 @@ impl UserState {
             idle_timeout_ms: u64::try_from(self.session_idle_timeout(policy).as_millis())
                 .unwrap_or(u64::MAX),
             context,
+            authenticated_at: now,
+            mfa: origin.mfa,
+            network: origin.network,
+            location: origin.location,
+            binding,
         };
         if let Some(device) = &session.context.device_id {
             self.known_devices.retain(|d| d != device);
@@ -200,6 +271,12 @@ impl UserState {
         self.revoke_all_except(keep)
     }
 
+    /// Appends a security event; returns the one that no longer fits in the state (the
+    /// caller hands it to the store).
+    pub fn record(&mut self, event: SecurityEvent) -> Option<SecurityEvent> {
+        self.security.push(event)
+    }
+
     /// Removes every session but `keep`; returns how many went.
     pub fn revoke_all_except(&mut self, keep: Option<SessionId>) -> usize {
         let before = self.sessions.len();
@@ -240,7 +317,7 @@ mod tests {
             device_id: Some("phone".into()),
             ..Default::default()
         };
-        s.start_session(&tok, ctx, &pol, 8, t);
+        s.start_session(&tok, ctx, SessionOrigin::default(), &pol, 8, t);
         assert_eq!(s.profile.usage.logins, 1);
         assert_eq!(s.known_devices, vec!["phone".to_string()]);
         let later = t.plus(Duration::from_secs(60));
@@ -267,17 +344,43 @@ mod tests {
         assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(300));
     }
 
+    fn v2_sessions(s: &UserState) -> Vec<SessionV2> {
+        s.sessions
+            .iter()
+            .map(|x| SessionV2 {
+                id: x.id,
+                secret_hash: x.secret_hash,
+                created_at: x.created_at,
+                last_seen_at: x.last_seen_at,
+                expires_at: x.expires_at,
+                idle_timeout_ms: x.idle_timeout_ms,
+                context: x.context.clone(),
+            })
+            .collect()
+    }
+
     #[test]
-    fn format_1_records_load_and_gain_empty_activity() {
+    fn format_1_and_2_records_load_into_format_3() {
         #[derive(Serialize)]
         struct V1<'a> {
             profile: &'a UserProfile,
             password_hash: &'a str,
             credential_version: u64,
-            sessions: &'a [Session],
+            sessions: &'a [SessionV2],
             failures: &'a FailureState,
             known_devices: &'a [String],
             rate: &'a TokenBucket,
+        }
+        #[derive(Serialize)]
+        struct V2<'a> {
+            profile: &'a UserProfile,
+            password_hash: &'a str,
+            credential_version: u64,
+            sessions: &'a [SessionV2],
+            failures: &'a FailureState,
+            known_devices: &'a [String],
+            rate: &'a TokenBucket,
+            activity: &'a ActivityCounters,
         }
         let t = Timestamp::from_millis(1_000_000_000);
         let mut s = state(t);
@@ -285,26 +388,59 @@ mod tests {
         s.start_session(
             &tok,
             LoginContext::default(),
+            SessionOrigin::default(),
             &policy(UserTier::Free, &[]),
             8,
             t,
         );
+        let sessions = v2_sessions(&s);
         let old = V1 {
             profile: &s.profile,
             password_hash: &s.password_hash,
             credential_version: s.credential_version,
-            sessions: &s.sessions,
+            sessions: &sessions,
             failures: &s.failures,
             known_devices: &s.known_devices,
             rate: &s.rate,
         };
-        let record = codec::encode_as_version(1, &old).unwrap();
-        assert_eq!(decode(&record).unwrap(), s);
-        // And the current format round-trips, with the counters.
+        let v1 = codec::encode_as_version(1, &old).unwrap();
+        // Learning and events are new in format 3; a login of format 2 had none.
+        let mut expected = s.clone();
+        expected.risk = RiskProfile::default();
+        expected.security = SecurityLog::default();
+        assert_eq!(decode(&v1).unwrap(), expected);
         s.activity.tracks_played = 3;
+        expected.activity.tracks_played = 3;
+        let v2 = codec::encode_as_version(
+            2,
+            &V2 {
+                profile: &s.profile,
+                password_hash: &s.password_hash,
+                credential_version: s.credential_version,
+                sessions: &sessions,
+                failures: &s.failures,
+                known_devices: &s.known_devices,
+                rate: &s.rate,
+                activity: &s.activity,
+            },
+        )
+        .unwrap();
+        let loaded = decode(&v2).unwrap();
+        assert_eq!(loaded, expected);
+        assert_eq!(
+            loaded.sessions[0].authenticated_at, t,
+            "older sessions count as authenticated at login"
+        );
+        // The current format round-trips, with second factors and events.
+        s.mfa.regenerate_recovery();
+        s.record(SecurityEvent::new(
+            crate::domain::security_log::SecurityEventKind::LoginFailed,
+            t,
+        ));
         assert_eq!(decode(&codec::encode(&s).unwrap()).unwrap(), s);
-        // A version-2 reader does not mistake a v1 payload for v2 or the reverse.
-        assert!(codec::decode::<UserState>(&record).is_err());
+        // A current reader does not mistake an old payload for a new one.
+        assert!(codec::decode::<UserState>(&v1).is_err());
+        assert!(codec::decode::<UserState>(&v2).is_err());
     }
 
     #[test]
@@ -314,7 +450,14 @@ mod tests {
         let pol = policy(UserTier::Free, &[]);
         let toks: Vec<_> = (0..5).map(|_| SessionToken::issue(s.profile.id)).collect();
         for tok in &toks {
-            s.start_session(tok, LoginContext::default(), &pol, 3, t);
+            s.start_session(
+                tok,
+                LoginContext::default(),
+                SessionOrigin::default(),
+                &pol,
+                3,
+                t,
+            );
         }
         assert_eq!(s.sessions.len(), 3);
         assert!(s.check_session(&toks[0], t).is_none());

@@ -14,7 +14,7 @@ use super::events::{
     CloseCode, Event, Resume, RevokeReason, SubscribeError, Subscription, UserStream,
 };
 use super::shard::{Shard, Stopped};
-use super::state::UserState;
+use super::state::{SessionOrigin, UserState};
 use super::{Engine, EngineError};
 use crate::domain::activity::{ActivityCounters, ActivityEvent, check_batch};
 use crate::domain::ids::{SessionId, UserId};
@@ -22,11 +22,16 @@ use crate::domain::profile::{
     ProfilePatch, QuotaDecision, QuotaKind, UserProfile, check_tier_features,
 };
 use crate::domain::rate::RateDecision;
+use crate::domain::risk::{self, Attempt, Location, RiskAssessment, RiskDecision};
+use crate::domain::security_log::{SecurityEvent, SecurityEventKind};
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::{TierPolicy, UserTier};
 use crate::domain::time::Timestamp;
 use crate::security::token::SessionToken;
 use crate::store::codec;
+
+mod auth;
+pub use auth::*;
 
 /// Counts quota usage against the tier's limit (durable when accepted).
 #[derive(Message, Clone)]
@@ -71,6 +76,8 @@ pub(crate) struct FinishLogin {
     pub password_ok: bool,
     pub credential_version: u64,
     pub context: LoginContext,
+    /// Where the client is, if a trusted proxy said so.
+    pub location: Option<Location>,
 }
 
 /// What the actor decided about a login.
@@ -81,10 +88,18 @@ pub(crate) enum LoginDecision {
         expires_at: Timestamp,
         profile: Arc<UserProfile>,
     },
+    /// The password was right; a second factor must follow.
+    Challenge(Box<ChallengeIssued>),
     /// Wrong password, or a stale credential version.
     Rejected,
     /// Locked by too many failures, whatever the password.
     Locked { until: Timestamp },
+    /// The risk engine refused the login.
+    RiskDenied,
+    /// A wrong second factor; the challenge takes `attempts_left` more.
+    FactorRejected { attempts_left: u32 },
+    /// The challenge does not exist (never did, expired, used, or worn out).
+    ChallengeGone,
 }
 
 /// Checks a session token; marks the session used.
@@ -117,9 +132,22 @@ impl SessionInfo {
 }
 
 /// Checks a session token and counts one API request against the tier's hourly rate.
+/// A zero-trust session must come from its device and network; another session used
+/// from a new network is judged by the risk engine.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<Option<AuthorizedRequest>, EngineError>")]
-pub(crate) struct AuthorizeRequest(pub SessionToken);
+pub(crate) struct AuthorizeRequest(pub SessionToken, pub RequestOrigin);
+
+/// Where a request comes from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestOrigin {
+    /// The client's address.
+    pub ip: Option<std::net::IpAddr>,
+    /// The `X-Device-Id` the client sent.
+    pub device_id: Option<String>,
+    /// The client's location, if a trusted proxy said so.
+    pub location: Option<Location>,
+}
 
 /// A request made with a valid session, and what the rate limiter decided about it.
 #[derive(Clone, Debug, PartialEq)]
@@ -248,6 +276,44 @@ pub(crate) struct GetState;
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) struct Crash;
 
+/// Appends a security event to `state`, counts it (and its risk assessment), and hands
+/// an event that no longer fits in the state to the store.
+fn record_into(engine: &Engine, user: UserId, state: &mut UserState, event: SecurityEvent) {
+    let m = &engine.metrics;
+    m.security_events
+        .get_or_create(&crate::metrics::SecurityLabels {
+            kind: event.kind.as_str(),
+        })
+        .inc();
+    if let Some(risk) = &event.risk {
+        m.risk_decisions
+            .get_or_create(&crate::metrics::RiskLabels {
+                decision: risk.decision.as_str(),
+            })
+            .inc();
+        for s in &risk.signals {
+            m.risk_signals
+                .get_or_create(&crate::metrics::SignalLabels {
+                    signal: s.kind.as_str(),
+                })
+                .inc();
+        }
+    }
+    if let Some(old) = state.record(event) {
+        let stored = serde_json::to_vec(&old)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                engine
+                    .store
+                    .put_security_event(user, old.seq, &b)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = stored {
+            tracing::error!(%user, error = %e, "security event not archived");
+        }
+    }
+}
+
 /// The actor.
 pub(crate) struct UserActor {
     state: UserState,
@@ -259,6 +325,9 @@ pub(crate) struct UserActor {
     /// The user's event stream, once there is one (a socket subscribed, now or before
     /// this actor started).
     stream: Option<Arc<UserStream>>,
+    /// Logins waiting for their second factor (memory only: a restart voids them and
+    /// the user logs in again).
+    challenges: Vec<PendingLogin>,
 }
 
 impl Drop for UserActor {
@@ -289,7 +358,36 @@ impl UserActor {
             last_snapshot: now,
             soft_dirty: false,
             stream,
+            challenges: Vec::new(),
         }
+    }
+
+    /// Appends a security event to `state` (the next state, for events written with a
+    /// change); see [`record_into`].
+    fn record_event(&self, state: &mut UserState, event: SecurityEvent) {
+        record_into(&self.engine, self.id(), state, event);
+    }
+
+    /// A security event about the client of `context`.
+    fn event_from(
+        &self,
+        kind: SecurityEventKind,
+        context: &LoginContext,
+        location: Option<&Location>,
+        now: Timestamp,
+    ) -> SecurityEvent {
+        let mut e = SecurityEvent::new(kind, now);
+        e.ip_address = context.ip_address;
+        e.device_id = context.device_id.clone();
+        e.location = location.cloned();
+        e
+    }
+
+    /// Records a soft security event (written with the next snapshot).
+    fn record_soft(&mut self, event: SecurityEvent) {
+        let id = self.id();
+        record_into(&self.engine, id, &mut self.state, event);
+        self.soft_dirty = true;
     }
 
     /// Publishes an event to the user's sockets (and security events to operators) once
@@ -536,8 +634,14 @@ impl Handler<FinishLogin> for UserActor {
         if self.state.failures.is_locked(now) && !(msg.password_ok && known_device) {
             if !msg.password_ok {
                 self.state.failures.record_failure(&lockout, now);
-                self.soft_dirty = true;
             }
+            let e = self.event_from(
+                SecurityEventKind::LoginLocked,
+                &msg.context,
+                msg.location.as_ref(),
+                now,
+            );
+            self.record_soft(e);
             return Ok(LoginDecision::Locked {
                 until: self.state.failures.locked_until,
             });
@@ -545,17 +649,136 @@ impl Handler<FinishLogin> for UserActor {
         if !msg.password_ok || msg.credential_version != self.state.credential_version {
             let was_locked = self.state.failures.is_locked(now);
             self.state.failures.record_failure(&lockout, now);
-            self.soft_dirty = true;
+            let e = self.event_from(
+                SecurityEventKind::LoginFailed,
+                &msg.context,
+                msg.location.as_ref(),
+                now,
+            );
+            self.record_soft(e);
             self.lockout_alert(was_locked, now);
             return Ok(LoginDecision::Rejected);
         }
+        let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
+        if assessment.decision == RiskDecision::Deny {
+            let mut e = self.event_from(
+                SecurityEventKind::LoginDenied,
+                &msg.context,
+                msg.location.as_ref(),
+                now,
+            );
+            e.risk = Some(assessment);
+            self.record_soft(e);
+            self.notify_blocked(&msg.context, now);
+            return Ok(LoginDecision::RiskDenied);
+        }
+        let settings = &self.state.profile.security_settings;
+        let reason = if self.policy().zero_trust {
+            Some(ChallengeReason::ZeroTrustTier)
+        } else if settings.require_mfa {
+            Some(ChallengeReason::RequiredBySettings)
+        } else if assessment.decision == RiskDecision::RequireMfa {
+            Some(ChallengeReason::Risk)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Ok(self.challenge(msg.context, msg.location, assessment, reason, now));
+        }
+        self.grant(msg.context, msg.location, Some(assessment), None, now)
+    }
+}
+
+impl UserActor {
+    /// Scores a login from `context` against what this user's logins taught.
+    fn assess(
+        &self,
+        context: &LoginContext,
+        location: Option<&Location>,
+        now: Timestamp,
+    ) -> RiskAssessment {
+        let cfg = &self.engine.config;
+        let f = &self.state.failures;
+        let recent_failures = if now.since(f.window_start) < cfg.lockout.window {
+            f.failures
+        } else {
+            0
+        };
+        let attempt = Attempt {
+            device_id: context.device_id.as_deref(),
+            ip: context.ip_address,
+            location,
+            recent_failures,
+        };
+        risk::assess(
+            &self.state.risk,
+            &self.state.known_devices,
+            &attempt,
+            &self.state.profile.security_settings,
+            &cfg.risk,
+            now,
+        )
+    }
+
+    /// Opens a session for a login whose every factor passed: writes it (the caller
+    /// commits), learns the login's device, network, place and hour, records the event
+    /// and tells the user's sockets.
+    fn grant(
+        &mut self,
+        context: LoginContext,
+        location: Option<Location>,
+        assessment: Option<RiskAssessment>,
+        factor: Option<crate::domain::mfa::SecondFactor>,
+        now: Timestamp,
+    ) -> Result<LoginDecision, EngineError> {
+        self.grant_with(context, location, assessment, factor, now, |_| {})
+    }
+
+    /// [`Self::grant`], with a change of its own (`also`) written in the same record.
+    fn grant_with(
+        &mut self,
+        context: LoginContext,
+        location: Option<Location>,
+        assessment: Option<RiskAssessment>,
+        factor: Option<crate::domain::mfa::SecondFactor>,
+        now: Timestamp,
+        also: impl FnOnce(&mut UserState),
+    ) -> Result<LoginDecision, EngineError> {
         let token = SessionToken::issue(self.id());
         let mut next = self.state.clone();
+        also(&mut next);
         let policy = self.policy().clone();
-        let max = self.engine.config.engine.max_sessions_per_user;
+        let cfg = Arc::clone(&self.engine.config);
+        let max = cfg.engine.max_sessions_per_user;
+        let known_device = context
+            .device_id
+            .as_ref()
+            .is_some_and(|d| self.state.known_devices.contains(d));
         let had_devices = !self.state.known_devices.is_empty();
         let before = self.state.session_ids_except(None);
-        let session = next.start_session(&token, msg.context, &policy, max, now);
+        let attempt = Attempt {
+            device_id: context.device_id.as_deref(),
+            ip: context.ip_address,
+            location: location.as_ref(),
+            recent_failures: 0,
+        };
+        next.risk.learn(&attempt, &cfg.risk, now);
+        let origin = SessionOrigin {
+            network: context.ip_address.map(|ip| cfg.risk.network_of(ip)),
+            location: location.clone(),
+            mfa: factor.is_some(),
+        };
+        let mut event = self.event_from(
+            SecurityEventKind::LoginSucceeded,
+            &context,
+            location.as_ref(),
+            now,
+        );
+        event.factor = factor;
+        event.risk = assessment;
+        let session = next.start_session(&token, context, origin, &policy, max, now);
+        event.session_id = Some(session.id);
+        self.record_event(&mut next, event);
         self.persist(next, now)?;
         let ctx = &session.context;
         self.publish(Event::SessionCreated {
@@ -570,9 +793,10 @@ impl Handler<FinishLogin> for UserActor {
         {
             self.publish(Event::NewDevice {
                 session_id: session.id,
-                device_id: device,
+                device_id: device.clone(),
                 ip_address: ctx.ip_address,
             });
+            self.notify_new_device(&device, ctx.ip_address, now);
         }
         let evicted: Vec<SessionId> = before
             .into_iter()
@@ -613,7 +837,7 @@ impl Handler<AuthorizeRequest> for UserActor {
     type Result = Result<Option<AuthorizedRequest>, EngineError>;
     fn handle(
         &mut self,
-        AuthorizeRequest(token): AuthorizeRequest,
+        AuthorizeRequest(token, origin): AuthorizeRequest,
         _: &mut Context<Self>,
     ) -> Self::Result {
         let now = self.touch();
@@ -627,6 +851,7 @@ impl Handler<AuthorizeRequest> for UserActor {
         else {
             return Ok(None);
         };
+        self.check_origin(session.session_id, &origin, now)?;
         let rate = self.state.rate.take(limit, RATE_PERIOD, now);
         self.soft_dirty = true;
         Ok(Some(AuthorizedRequest {

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The format this build writes. Version 2 added the activity counters to the user
-/// state; version 1 records are still read (see [`decode_compat`]).
-pub const FORMAT_VERSION: u8 = 2;
+/// state; version 3 second factors, the risk profile, security events and session
+/// step-up/binding. Older records are still read (see [`decode_versioned`]).
+pub const FORMAT_VERSION: u8 = 3;
 
 const HEADER: usize = 5;
 
@@ -58,18 +59,31 @@ pub fn decode<T: DeserializeOwned>(record: &[u8]) -> Result<T, CodecError> {
     decode_payload(payload)
 }
 
-/// Decodes a record of the current format, or one of format 1 as `V1` converted to `T`.
-/// The converted value is written back in the current format at the next snapshot.
-pub fn decode_compat<T, V1>(record: &[u8]) -> Result<T, CodecError>
+/// Decodes a record of any version: the current one as `T`, older ones through `older`,
+/// which gets the version and a payload to decode as that version's shape (and returns
+/// `None` for a version it does not know). Converted values are written back in the
+/// current format at the next snapshot.
+pub fn decode_versioned<T>(
+    record: &[u8],
+    older: impl FnOnce(u8, Payload<'_>) -> Option<Result<T, CodecError>>,
+) -> Result<T, CodecError>
 where
     T: DeserializeOwned,
-    V1: DeserializeOwned + Into<T>,
 {
     let (version, payload) = open(record)?;
-    match version {
-        FORMAT_VERSION => decode_payload(payload),
-        1 => decode_payload::<V1>(payload).map(Into::into),
-        v => Err(CodecError::UnknownVersion(v)),
+    if version == FORMAT_VERSION {
+        return decode_payload(payload);
+    }
+    older(version, Payload(payload)).unwrap_or(Err(CodecError::UnknownVersion(version)))
+}
+
+/// The checked payload of an older record.
+pub struct Payload<'a>(&'a [u8]);
+
+impl Payload<'_> {
+    /// Decodes it as `V`.
+    pub fn decode<V: DeserializeOwned>(self) -> Result<V, CodecError> {
+        decode_payload(self.0)
     }
 }
 

@@ -94,4 +94,15 @@ pub trait Store: Send + Sync + 'static {
     fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// The highest-numbered audit record.
     fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    /// Archives a user's security event number `seq` (events the actor's state no
+    /// longer holds). Deleting the user removes them.
+    fn put_security_event(&self, user: UserId, seq: u64, record: &[u8]) -> Result<(), StoreError>;
+    /// A user's archived security events numbered below `before`, newest first, at most
+    /// `limit`.
+    fn security_events_before(
+        &self,
+        user: UserId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
 }

@@ -22,6 +22,14 @@ const TIER: u8 = b't';
 const EMAIL: u8 = b'e';
 const TOMBSTONE: u8 = b'x';
 const AUDIT: u8 = b'a';
+const SECURITY_EVENT: u8 = b's';
+
+fn event_key(user: UserId, seq: u64) -> [u8; 25] {
+    let mut k = [0u8; 25];
+    k[..17].copy_from_slice(&id_key(SECURITY_EVENT, user));
+    k[17..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
 
 fn audit_key(seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -198,6 +206,9 @@ impl Store for SledStore {
         b.remove(&id_key(USER, id));
         b.remove(&id_key(TIER, id));
         b.remove(email_key(email));
+        for k in self.tree.scan_prefix(id_key(SECURITY_EVENT, id)).keys() {
+            b.remove(k?);
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -243,6 +254,25 @@ impl Store for SledStore {
                 let seq = audit_seq(&k).ok_or_else(|| StoreError::Io("bad audit key".into()))?;
                 Ok((seq, v.to_vec()))
             })
+            .collect()
+    }
+
+    fn put_security_event(&self, user: UserId, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.tree.insert(event_key(user, seq), record)?;
+        Ok(())
+    }
+
+    fn security_events_before(
+        &self,
+        user: UserId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.tree
+            .range(event_key(user, 0)..event_key(user, before))
+            .rev()
+            .take(limit)
+            .map(|kv| Ok(kv?.1.to_vec()))
             .collect()
     }
 

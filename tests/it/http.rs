@@ -567,6 +567,15 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "POST /api/v1/admin/users/import",
         "GET /api/v1/admin/audit",
         "GET /api/v1/users/{id}/export",
+        "POST /api/v1/auth/login/mfa",
+        "POST /api/v1/auth/login/mfa/email",
+        "POST /api/v1/auth/step-up",
+        "GET /api/v1/users/{id}/mfa",
+        "POST /api/v1/users/{id}/mfa/totp",
+        "DELETE /api/v1/users/{id}/mfa/totp",
+        "POST /api/v1/users/{id}/mfa/totp/confirm",
+        "POST /api/v1/users/{id}/mfa/recovery-codes",
+        "GET /api/v1/users/{id}/security-events",
     ]
     .map(String::from)
     .to_vec();
@@ -1174,7 +1183,7 @@ async fn an_export_holds_everything_about_the_user_and_no_credentials() {
         .call(GET, &format!("/users/{id}/export"), Some(&token), None)
         .await;
     assert_eq!(s, 200, "{doc}");
-    assert_eq!(doc["export_format"], 1);
+    assert_eq!(doc["export_format"], 2);
     assert_eq!(doc["profile"]["id"], id.as_str());
     assert_eq!(doc["profile"]["email"], "portable@example.com");
     assert_eq!(doc["profile"]["display_name"], "Porta Ble");
@@ -1201,7 +1210,22 @@ async fn an_export_holds_everything_about_the_user_and_no_credentials() {
         ),
         (Some("operator"), Some("data_exported"))
     );
-    assert_eq!(doc["withheld"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["withheld"].as_array().unwrap().len(), 5);
+    // The security history: two logins and the failure, each with its client.
+    let kinds: Vec<&str> = doc["security_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "login_succeeded").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"login_failed"), "{kinds:?}");
+    assert_eq!(doc["mfa"]["authenticator"], false);
+    assert_eq!(doc["risk_profile"]["networks"], json!(["127.0.0.0/24"]));
     // No credential material: no password hash, no token or its secret hash.
     let text = doc.to_string();
     let secret = token.rsplit('.').next().unwrap();

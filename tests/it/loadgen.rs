@@ -87,7 +87,9 @@ async fn socket_scenarios_report_consistent_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tier_isolation_reports_vip_latency_alone_and_under_a_flood() {
-    let srv = TestServer::start("").await;
+    // VIP is zero-trust by default: every login needs a second factor. A load-test
+    // server turns that off (the generator says so when it meets a challenge).
+    let srv = TestServer::start("[tiers.vip]\nzero_trust = false\n").await;
     let mut o = small(&srv, Scenario::TierIsolation);
     o.flood_concurrency = 8;
     o.max_requests = Some(30);

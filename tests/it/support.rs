@@ -42,6 +42,66 @@ pub fn open_with_clock_layers(dir: &Path, extra: &[&str]) -> (UserManager, Manua
     (m, clock)
 }
 
+/// The sign-in codes the outbox sender of the engine on `dir` wrote for `email`, oldest
+/// first.
+pub fn outbox_codes(dir: &Path, email: &str) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(dir.join("outbox.jsonl")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["to"] == email && m["kind"] == "login_code")
+        .filter_map(|m| Some(m["subject"].as_str()?.rsplit(' ').next()?.to_owned()))
+        .collect()
+}
+
+/// The code number `n` (from 0) written for `email`, waiting for the sender thread up
+/// to 5 s.
+pub async fn outbox_code_n(dir: &Path, email: &str, n: usize) -> String {
+    for _ in 0..100 {
+        if let Some(c) = outbox_codes(dir, email).get(n) {
+            return c.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no sign-in code number {n} for {email} in {}",
+        dir.display()
+    );
+}
+
+/// Logs in through the engine, answering a second-factor challenge with a code by
+/// email read from the outbox; returns the session token.
+pub async fn login_via_email(m: &UserManager, dir: &Path, email: &str) -> String {
+    use roster::engine::{ChallengeOutcome, CodeSend};
+    match m
+        .authenticate_user(email, PW, roster::domain::session::LoginContext::default())
+        .await
+        .unwrap()
+    {
+        roster::LoginOutcome::Success(s) => s.token,
+        roster::LoginOutcome::Challenge(c) => {
+            let n = outbox_codes(dir, email).len();
+            let sent = m.send_login_code(&c.challenge).await.unwrap();
+            assert!(matches!(sent, CodeSend::Sent { .. }), "{sent:?}");
+            let code = outbox_code_n(dir, email, n).await;
+            match m
+                .complete_login(
+                    &c.challenge,
+                    roster::domain::mfa::SecondFactor::Email,
+                    &code,
+                )
+                .await
+                .unwrap()
+            {
+                ChallengeOutcome::Success(s) => s.token,
+                other => panic!("second factor refused: {other:?}"),
+            }
+        }
+        other => panic!("login of {email} failed: {other:?}"),
+    }
+}
+
 /// The operator key the HTTP tests configure.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
@@ -132,7 +192,43 @@ impl TestServer {
                 Some(serde_json::json!({"email": email, "password": PW})),
             )
             .await;
+        if s == 200 {
+            return (id, body["token"].as_str().unwrap().to_owned());
+        }
+        // Enterprise and VIP need a second factor: a code by email, from the outbox.
+        assert_eq!(s, 202, "{body}");
+        (id, self.complete_with_email(email, &body).await)
+    }
+
+    /// Answers the login challenge `challenge` (a 202 body) with a code by email read
+    /// from the outbox; returns the session token.
+    pub async fn complete_with_email(&self, email: &str, challenge: &serde_json::Value) -> String {
+        let c = challenge["challenge"].as_str().unwrap();
+        let n = outbox_codes(self.dir(), email).len();
+        let (s, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/login/mfa/email",
+                None,
+                Some(serde_json::json!({"challenge": c})),
+            )
+            .await;
+        assert_eq!(s, 202, "{body}");
+        let code = outbox_code_n(self.dir(), email, n).await;
+        let (s, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/login/mfa",
+                None,
+                Some(serde_json::json!({"challenge": c, "method": "email", "code": code})),
+            )
+            .await;
         assert_eq!(s, 200, "{body}");
-        (id, body["token"].as_str().unwrap().to_owned())
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The server's data directory.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 }

@@ -1,0 +1,217 @@
+//! A user's second factors as kept in its actor: the TOTP authenticator (confirmed or
+//! pending), recovery codes (digests only), and which factors a login challenge offers.
+
+use serde::{Deserialize, Serialize};
+
+use super::settings::{MfaMethod, SecuritySettings};
+use super::time::Timestamp;
+use crate::security::otp;
+
+/// A factor a login challenge or step-up may be answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactor {
+    /// A code from the enrolled TOTP authenticator.
+    Authenticator,
+    /// A code sent to the account's email address.
+    Email,
+    /// One of the recovery codes issued at enrollment.
+    RecoveryCode,
+}
+
+impl SecondFactor {
+    /// Stable name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Authenticator => "authenticator",
+            Self::Email => "email",
+            Self::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+/// A confirmed authenticator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpFactor {
+    /// The shared secret.
+    pub secret: Vec<u8>,
+    /// When it was confirmed.
+    pub enrolled_at: Timestamp,
+    /// The newest time step accepted; codes of this step or older are replays.
+    pub last_step: Option<u64>,
+}
+
+/// An authenticator enrollment waiting for its first code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTotp {
+    /// The secret shown to the user.
+    pub secret: Vec<u8>,
+    /// When enrollment began.
+    pub started_at: Timestamp,
+}
+
+/// One recovery code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCode {
+    /// SHA-256 of the normalised code.
+    pub digest: [u8; 32],
+    /// When it was used; a used code never works again.
+    pub used_at: Option<Timestamp>,
+}
+
+/// Second factors of one user (part of the snapshot).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaState {
+    /// The confirmed authenticator.
+    pub totp: Option<TotpFactor>,
+    /// An authenticator being enrolled.
+    pub totp_pending: Option<PendingTotp>,
+    /// Recovery codes, used or not.
+    pub recovery: Vec<RecoveryCode>,
+}
+
+/// What a user's MFA looks like from outside (`GET /users/{id}/mfa`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct MfaStatus {
+    /// Whether an authenticator is confirmed.
+    pub authenticator: bool,
+    /// When it was confirmed.
+    pub authenticator_enrolled_at: Option<Timestamp>,
+    /// Whether an enrollment waits for its first code.
+    pub authenticator_pending: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: usize,
+    /// Factors a login challenge would offer now.
+    pub login_factors: Vec<SecondFactor>,
+}
+
+impl MfaState {
+    /// Unused recovery codes.
+    pub fn recovery_left(&self) -> usize {
+        self.recovery.iter().filter(|c| c.used_at.is_none()).count()
+    }
+
+    /// Whether the user has enrolled a factor of its own (beyond its email address).
+    pub fn has_enrolled_factor(&self) -> bool {
+        self.totp.is_some()
+    }
+
+    /// The factors a challenge offers. Enrolled factors the user accepts come first;
+    /// when none remains, a code by email (the address the account is recovered
+    /// through anyway) is offered, so that MFA required by a tier or by risk never locks
+    /// out a user who has not enrolled anything yet.
+    pub fn challenge_factors(&self, settings: &SecuritySettings) -> Vec<SecondFactor> {
+        let accepts = |m| settings.mfa_methods.contains(&m);
+        let mut out = Vec::new();
+        if self.totp.is_some() && accepts(MfaMethod::Authenticator) {
+            out.push(SecondFactor::Authenticator);
+        }
+        if accepts(MfaMethod::Email) || out.is_empty() {
+            out.push(SecondFactor::Email);
+        }
+        if self.recovery_left() > 0 {
+            out.push(SecondFactor::RecoveryCode);
+        }
+        out
+    }
+
+    /// Uses the recovery code `typed` if it is one of the unused ones.
+    pub fn use_recovery(&mut self, typed: &str, now: Timestamp) -> bool {
+        let Some(norm) = otp::normalize_recovery(typed) else {
+            return false;
+        };
+        let d = otp::digest(&norm);
+        match self
+            .recovery
+            .iter_mut()
+            .find(|c| c.used_at.is_none() && otp::same(&c.digest, &d))
+        {
+            Some(c) => {
+                c.used_at = Some(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Replaces the recovery codes with fresh ones; returns them for showing once.
+    pub fn regenerate_recovery(&mut self) -> Vec<String> {
+        let (codes, digests) = otp::recovery_codes();
+        self.recovery = digests
+            .into_iter()
+            .map(|digest| RecoveryCode {
+                digest,
+                used_at: None,
+            })
+            .collect();
+        codes
+    }
+
+    /// The outside view.
+    pub fn status(&self, settings: &SecuritySettings) -> MfaStatus {
+        MfaStatus {
+            authenticator: self.totp.is_some(),
+            authenticator_enrolled_at: self.totp.as_ref().map(|t| t.enrolled_at),
+            authenticator_pending: self.totp_pending.is_some(),
+            recovery_codes_left: self.recovery_left(),
+            login_factors: self.challenge_factors(settings),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(methods: &[MfaMethod]) -> SecuritySettings {
+        SecuritySettings {
+            require_mfa: false,
+            mfa_methods: methods.to_vec(),
+            session_timeout_minutes: 60,
+            risk_score_threshold: 0.5,
+            anomaly_detection_enabled: true,
+        }
+    }
+
+    #[test]
+    fn recovery_codes_work_once_and_regeneration_voids_the_old_ones() {
+        let t = Timestamp::from_millis(1);
+        let mut m = MfaState::default();
+        let codes = m.regenerate_recovery();
+        assert_eq!(m.recovery_left(), 10);
+        assert!(m.use_recovery(&codes[3], t));
+        assert!(!m.use_recovery(&codes[3], t), "second use");
+        assert!(!m.use_recovery("0000-0000-0000-0000", t));
+        assert_eq!(m.recovery_left(), 9);
+        let fresh = m.regenerate_recovery();
+        assert!(!m.use_recovery(&codes[0], t), "old set is void");
+        assert!(m.use_recovery(&fresh[0], t));
+    }
+
+    #[test]
+    fn challenge_offers_enrolled_factors_and_falls_back_to_email() {
+        let mut m = MfaState::default();
+        assert_eq!(
+            m.challenge_factors(&settings(&[MfaMethod::Authenticator])),
+            vec![SecondFactor::Email]
+        );
+        m.totp = Some(TotpFactor {
+            secret: vec![1; 20],
+            enrolled_at: Timestamp::from_millis(1),
+            last_step: None,
+        });
+        m.regenerate_recovery();
+        assert_eq!(
+            m.challenge_factors(&settings(&[MfaMethod::Authenticator])),
+            vec![SecondFactor::Authenticator, SecondFactor::RecoveryCode]
+        );
+        assert_eq!(
+            m.challenge_factors(&settings(&[MfaMethod::Authenticator, MfaMethod::Email])),
+            vec![
+                SecondFactor::Authenticator,
+                SecondFactor::Email,
+                SecondFactor::RecoveryCode
+            ]
+        );
+    }
+}
