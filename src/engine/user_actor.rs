@@ -872,6 +872,10 @@ impl Handler<SetPassword> for UserActor {
         let mut next = self.state.clone();
         let ids = next.session_ids_except(msg.keep);
         let ended = next.set_password(msg.password_hash, msg.keep, now);
+        let mut e = SecurityEvent::new(SecurityEventKind::PasswordChanged, now);
+        e.session_id = msg.keep;
+        e.detail = Some(format!("{ended} other sessions ended"));
+        self.record_event(&mut next, e);
         self.persist(next, now)?;
         self.publish(Event::PasswordChanged {
             sessions_ended: ended,
@@ -916,6 +920,9 @@ impl Handler<RevokeSession> for UserActor {
         if !next.revoke(id) {
             return Ok(false);
         }
+        let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+        e.session_id = Some(id);
+        self.record_event(&mut next, e);
         self.persist(next, now)?;
         self.sessions_ended(&[id], RevokeReason::Revoked);
         Ok(true)
@@ -934,6 +941,10 @@ impl Handler<RevokeOtherSessions> for UserActor {
         let ids = next.session_ids_except(keep);
         let n = next.revoke_all_except(keep);
         if n > 0 {
+            let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+            e.session_id = keep;
+            e.detail = Some(format!("{n} sessions other than this one ended"));
+            self.record_event(&mut next, e);
             self.persist(next, now)?;
             self.sessions_ended(&ids, RevokeReason::Revoked);
         }

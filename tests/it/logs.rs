@@ -98,7 +98,82 @@ async fn no_secret_reaches_the_logs_and_request_ids_are_echoed() {
         "an id is made up when none is sent"
     );
 
+    // MFA enrollment, then a login completed with the authenticator.
+    let (s, e) = srv
+        .call(
+            Method::POST,
+            &format!("/users/{id}/mfa/totp"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+    let secret_b32 = e["secret"].as_str().unwrap().to_owned();
+    let secret = totp_rs::Secret::Encoded(secret_b32.clone())
+        .to_bytes()
+        .unwrap();
+    let cfg = roster::security::totp::TotpConfig::default();
+    let code_now = |srv: &TestServer| {
+        roster::security::totp::code_at(&secret, &cfg, srv.manager.now().unix_secs())
+    };
+    let first = code_now(&srv);
+    let (s, r) = srv
+        .call(
+            Method::POST,
+            &format!("/users/{id}/mfa/totp/confirm"),
+            Some(&token),
+            Some(json!({"code": first})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let recovery: Vec<String> = r["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let (s, _) = srv
+        .call(
+            Method::PUT,
+            &format!("/users/{id}"),
+            Some(&token),
+            Some(json!({"security_settings": {"require_mfa": true}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    srv.clock.advance(std::time::Duration::from_secs(30));
+    let (s, c) = srv
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": new_password})),
+        )
+        .await;
+    assert_eq!(s, 202, "{c}");
+    let challenge = c["challenge"].as_str().unwrap().to_owned();
+    let second = code_now(&srv);
+    let (s, ok) = srv
+        .call(
+            Method::POST,
+            "/auth/login/mfa",
+            None,
+            Some(json!({"challenge": challenge, "method": "authenticator", "code": second})),
+        )
+        .await;
+    assert_eq!(s, 200, "{ok}");
+    let mfa_token = ok["token"].as_str().unwrap().to_owned();
+
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    // (Six-digit codes are left out: such digit runs occur in timestamps by chance.)
+    let mut mfa_secrets = vec![secret_b32, challenge, mfa_token];
+    mfa_secrets.extend(recovery);
+    for s in &mfa_secrets {
+        assert!(
+            !logs.contains(s.as_str()),
+            "an MFA secret reached the logs: {s}"
+        );
+    }
     assert!(
         logs.contains("req-login-0001"),
         "the request id is in the request's span"

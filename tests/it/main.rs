@@ -10,6 +10,7 @@ mod http;
 mod lifecycle;
 mod loadgen;
 mod logs;
+mod mfa;
 mod persistence;
 mod server;
 mod support;
