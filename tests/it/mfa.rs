@@ -321,6 +321,36 @@ async fn smtp_server() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
     (port, rx)
 }
 
+/// Asks for a code by email for `challenge` and reads it from the next mail the SMTP
+/// server receives (addressed to the user, the code in the subject).
+async fn email_code(
+    srv: &TestServer,
+    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    challenge: &Value,
+) -> String {
+    let (s, sent) = srv
+        .call(
+            POST,
+            "/auth/login/mfa/email",
+            None,
+            Some(json!({"challenge": challenge["challenge"]})),
+        )
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    let mail = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+        .await
+        .expect("no email within 10 s")
+        .unwrap();
+    assert!(mail.contains("corp@example.com"), "{mail}");
+    let subject = mail
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap();
+    let code = subject.rsplit(' ').next().unwrap().trim().to_owned();
+    assert_eq!(code.len(), 6, "{subject}");
+    code
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_code_login_over_smtp_and_zero_trust_binding() {
     let (port, mut inbox) = smtp_server().await;
@@ -354,17 +384,9 @@ async fn email_code_login_over_smtp_and_zero_trust_binding() {
         json!(["email"]),
         "nothing enrolled: email it is"
     );
-    let (s, sent) = srv
-        .call(
-            POST,
-            "/auth/login/mfa/email",
-            None,
-            Some(json!({"challenge": c["challenge"]})),
-        )
-        .await;
-    assert_eq!(s, 202, "{sent}");
+    let code = email_code(&srv, &mut inbox, &c).await;
     // Asking again at once is too soon.
-    let (s, _) = srv
+    let (s, p) = srv
         .call(
             POST,
             "/auth/login/mfa/email",
@@ -372,18 +394,7 @@ async fn email_code_login_over_smtp_and_zero_trust_binding() {
             Some(json!({"challenge": c["challenge"]})),
         )
         .await;
-    assert_eq!(s, 429);
-    let mail = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
-        .await
-        .expect("no email within 10 s")
-        .unwrap();
-    assert!(mail.contains("corp@example.com"), "{mail}");
-    let subject = mail
-        .lines()
-        .find_map(|l| l.strip_prefix("Subject: "))
-        .unwrap();
-    let code = subject.rsplit(' ').next().unwrap().trim().to_owned();
-    assert_eq!(code.len(), 6, "{subject}");
+    assert_eq!(s, 429, "{p}");
     let (s, ok) = complete(&srv, &c, "email", &code).await;
     assert_eq!(s, 200, "{ok}");
     let token = ok["token"].as_str().unwrap().to_owned();
@@ -432,29 +443,7 @@ async fn email_code_login_over_smtp_and_zero_trust_binding() {
 
     // A second session, then presented from another network: refused too.
     let (_, c) = login(&srv, "corp@example.com", &office).await;
-    srv.clock.advance(Duration::from_secs(31));
-    let (s, _) = srv
-        .call(
-            POST,
-            "/auth/login/mfa/email",
-            None,
-            Some(json!({"challenge": c["challenge"]})),
-        )
-        .await;
-    assert_eq!(s, 202);
-    let mail = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let code = mail
-        .lines()
-        .find_map(|l| l.strip_prefix("Subject: "))
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let code = email_code(&srv, &mut inbox, &c).await;
     let (s, ok) = complete(&srv, &c, "email", &code).await;
     assert_eq!(s, 200, "{ok}");
     let token = ok["token"].as_str().unwrap().to_owned();

@@ -280,6 +280,15 @@ impl UserActor {
         if network.is_none() || s.network == network {
             return Ok(());
         }
+        if s.network.is_none() {
+            // A session from before networks were recorded (or opened without an
+            // address): this is its first network, not a move.
+            if let Some(s) = self.state.sessions.iter_mut().find(|s| s.id == session) {
+                s.network = network;
+            }
+            self.soft_dirty = true;
+            return Ok(());
+        }
         // A session moved to a new network: judge the move like a login from there.
         let context = LoginContext {
             ip_address: origin.ip,
@@ -377,12 +386,17 @@ impl UserActor {
         });
     }
 
-    fn factor_failed(&mut self, kind: SecurityEventKind, factor: SecondFactor, now: Timestamp) {
+    fn factor_failed(
+        &mut self,
+        kind: SecurityEventKind,
+        factor: Option<SecondFactor>,
+        now: Timestamp,
+    ) {
         let lockout = self.engine.config.lockout;
         let was_locked = self.state.failures.is_locked(now);
         self.state.failures.record_failure(&lockout, now);
         let mut e = SecurityEvent::new(kind, now);
-        e.factor = Some(factor);
+        e.factor = factor;
         self.record_soft(e);
         self.lockout_alert(was_locked, now);
     }
@@ -505,7 +519,7 @@ impl Handler<CompleteLogin> for UserActor {
         };
         match verdict {
             Err(kind) => {
-                self.factor_failed(kind, msg.factor, now);
+                self.factor_failed(kind, Some(msg.factor), now);
                 let c = &mut self.challenges[i];
                 c.attempts += 1;
                 let left = cfg.mfa.code_max_attempts.saturating_sub(c.attempts);
@@ -679,7 +693,7 @@ impl Handler<StepUp> for UserActor {
     fn handle(&mut self, msg: StepUp, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         if !msg.password_ok || msg.credential_version != self.state.credential_version {
-            self.factor_failed(SecurityEventKind::LoginFailed, SecondFactor::Email, now);
+            self.factor_failed(SecurityEventKind::LoginFailed, None, now);
             return Ok(StepUpOutcome::Rejected);
         }
         let cfg = Arc::clone(&self.engine.config);
@@ -710,7 +724,7 @@ impl Handler<StepUp> for UserActor {
                 SecondFactor::Email => false,
             };
             if !ok {
-                self.factor_failed(SecurityEventKind::MfaFailed, factor, now);
+                self.factor_failed(SecurityEventKind::MfaFailed, Some(factor), now);
                 return Ok(StepUpOutcome::Rejected);
             }
             used = Some(factor);
