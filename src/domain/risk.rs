@@ -266,6 +266,19 @@ impl RiskConfig {
         Ok(())
     }
 
+    /// Whether `ip` is in `network`, a prefix [`Self::network_of`] made (one of another
+    /// prefix length, from before a configuration change, never matches). Allocates
+    /// nothing: this runs on every request of a session.
+    pub fn in_network(&self, network: &str, ip: IpAddr) -> bool {
+        let len = match ip {
+            IpAddr::V4(_) => self.network_prefix_v4,
+            IpAddr::V6(_) => self.network_prefix_v6,
+        };
+        network
+            .parse::<IpNet>()
+            .is_ok_and(|n| n.prefix_len() == len && n.contains(&ip))
+    }
+
     /// The network (address prefix) `ip` belongs to, e.g. `203.0.113.0/24`.
     pub fn network_of(&self, ip: IpAddr) -> String {
         let len = match ip {
@@ -593,6 +606,11 @@ mod tests {
             cfg.network_of("2001:db8:1:2::1".parse().unwrap()),
             "2001:db8:1::/48"
         );
+        // Membership agrees with the prefix, without formatting one.
+        assert!(cfg.in_network("198.51.100.0/24", "198.51.100.250".parse().unwrap()));
+        assert!(!cfg.in_network("198.51.100.0/24", "198.51.101.1".parse().unwrap()));
+        assert!(!cfg.in_network("198.51.0.0/16", "198.51.100.1".parse().unwrap()));
+        assert!(!cfg.in_network("garbage", "198.51.100.1".parse().unwrap()));
     }
 
     #[test]

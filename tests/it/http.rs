@@ -963,17 +963,7 @@ async fn http_metrics_can_be_switched_off() {
     let srv = TestServer::start("[server]\nhttp_metrics = false\n").await;
     let (_, token) = srv.user("quiet@example.com", "free").await;
     assert_eq!(srv.call(GET, "/users/me", Some(&token), None).await.0, 200);
-    let root = srv.base.trim_end_matches("/api/v1").to_owned();
-    let page = srv
-        .http
-        .get(format!("{root}/metrics"))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = srv.metrics_page().await;
     assert!(
         !page.contains("roster_http_requests_total{"),
         "no per-request series"

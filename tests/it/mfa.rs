@@ -575,17 +575,7 @@ async fn a_login_over_the_deny_score_looks_like_a_wrong_password_and_alerts_the_
     }
     assert!(alerted, "no blocked-login email");
     // Operators see the decision in the metrics, without any user in the labels.
-    let root = srv.base.trim_end_matches("/api/v1");
-    let metrics = srv
-        .http
-        .get(format!("{root}/metrics"))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = srv.metrics_page().await;
     for line in [
         "roster_logins_total{outcome=\"risk_denied\"} 1",
         "roster_risk_decisions_total{decision=\"deny\"} 1",
@@ -595,4 +585,60 @@ async fn a_login_over_the_deny_score_looks_like_a_wrong_password_and_alerts_the_
         assert!(metrics.contains(line), "{line} missing");
     }
     assert!(!metrics.contains("denied@example.com"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moving_to_a_risky_network_must_step_up_or_ends() {
+    for (deny_score, ends) in [(0.95, false), (0.85, true)] {
+        let srv = TestServer::start(&format!("{GEO}[risk]\ndeny_score = {deny_score}\n")).await;
+        let (id, _) = srv.user("mover@example.com", "free").await;
+        let paris = geo("198.51.100.7", "laptop", "FR", "48.8566", "2.3522");
+        let (s, ok) = login(&srv, "mover@example.com", &paris).await;
+        assert_eq!(s, 200, "{ok}");
+        let token = ok["token"].as_str().unwrap().to_owned();
+        let me = |h: [(&'static str, &'static str); 5]| {
+            let (srv, token) = (&srv, token.clone());
+            async move {
+                srv.call_with(GET, "/users/me", Some(&token), None, &h)
+                    .await
+                    .0
+            }
+        };
+        // Same network, another address in it: nothing happens.
+        assert_eq!(
+            me(geo("198.51.100.99", "laptop", "FR", "48.8566", "2.3522")).await,
+            200
+        );
+        srv.clock.advance(Duration::from_secs(300));
+        let (s, _) = srv
+            .call_with(
+                GET,
+                &format!("/users/{id}/export"),
+                Some(&token),
+                None,
+                &paris,
+            )
+            .await;
+        assert_eq!(s, 200, "a fresh login may export");
+        // Five minutes later the session shows up in New York: new network and country,
+        // and impossible travel, scored 0.90.
+        let ny = geo("203.0.113.5", "laptop", "US", "40.7128", "-74.0060");
+        let status = me(ny).await;
+        let kinds = event_kinds(&srv, &id).await;
+        assert_eq!(kinds[0], "session_context_changed", "{kinds:?}");
+        if ends {
+            assert_eq!(status, 401, "deny ends the session");
+            assert_eq!(me(paris).await, 401);
+        } else {
+            assert_eq!(status, 200, "require_mfa keeps the session");
+            let (s, p) = srv
+                .call_with(GET, &format!("/users/{id}/export"), Some(&token), None, &ny)
+                .await;
+            assert_eq!(s, 403, "but sensitive operations need a step-up: {p}");
+            // The new network is the session's now: no second event.
+            assert_eq!(me(ny).await, 200);
+            let again = event_kinds(&srv, &id).await;
+            assert_eq!(again.len(), kinds.len(), "{again:?}");
+        }
+    }
 }

@@ -242,6 +242,20 @@ impl TestServer {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// The Prometheus page, scraped with the operator key.
+    pub async fn metrics_page(&self) -> String {
+        let root = self.base.trim_end_matches("/api/v1");
+        let resp = self
+            .http
+            .get(format!("{root}/metrics"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// The server's data directory.
     pub fn dir(&self) -> &Path {
         self._dir.path()

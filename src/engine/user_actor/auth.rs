@@ -15,7 +15,7 @@ use crate::domain::session::LoginContext;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::events::{CloseCode, RevokeReason};
+use crate::engine::events::RevokeReason;
 use crate::notify::{Email, EmailKind};
 use crate::security::token::SessionToken;
 use crate::security::{otp, totp};
@@ -33,6 +33,17 @@ pub enum ChallengeReason {
     ZeroTrustTier,
     /// The risk engine scored the login at or above the user's threshold.
     Risk,
+}
+
+impl ChallengeReason {
+    /// Stable name, as on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RequiredBySettings => "required_by_settings",
+            Self::ZeroTrustTier => "zero_trust_tier",
+            Self::Risk => "risk",
+        }
+    }
 }
 
 /// A challenge handed to the client.
@@ -194,7 +205,7 @@ impl UserActor {
             now,
         );
         event.risk = Some(risk.clone());
-        event.detail = Some(format!("{reason:?}"));
+        event.detail = Some(reason.as_str().into());
         self.record_soft(event);
         self.challenges.push(PendingLogin {
             id: token.session_id(),
@@ -250,14 +261,19 @@ impl UserActor {
         origin: &RequestOrigin,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        let cfg = Arc::clone(&self.engine.config);
-        let network = origin.ip.map(|ip| cfg.risk.network_of(ip));
+        // Every authenticated request comes through here: the common case (same network)
+        // parses the stored prefix and allocates nothing.
+        let risk_cfg = &self.engine.config.risk;
+        let on = |known: &Option<String>| match (known, origin.ip) {
+            (Some(net), Some(ip)) => risk_cfg.in_network(net, ip),
+            (known, ip) => known.is_none() && ip.is_none(),
+        };
         let Some(s) = self.state.sessions.iter().find(|s| s.id == session) else {
             return Ok(());
         };
         if let Some(b) = &s.binding {
             let device_ok = b.device_id.is_none() || b.device_id == origin.device_id;
-            let network_ok = b.network.is_none() || b.network == network;
+            let network_ok = b.network.is_none() || on(&b.network);
             if device_ok && network_ok {
                 return Ok(());
             }
@@ -277,9 +293,10 @@ impl UserActor {
                 "the session is bound to the device and network of its login",
             ));
         }
-        if network.is_none() || s.network == network {
+        if origin.ip.is_none() || on(&s.network) {
             return Ok(());
         }
+        let network = origin.ip.map(|ip| risk_cfg.network_of(ip));
         if s.network.is_none() {
             // A session from before networks were recorded (or opened without an
             // address): this is its first network, not a move.
@@ -341,12 +358,8 @@ impl UserActor {
         next.revoke(session);
         self.record_event(&mut next, event);
         self.persist(next, now)?;
+        // Publishes the revocation and closes the session's sockets.
         self.sessions_ended(&[session], RevokeReason::Revoked);
-        if let Some(s) = &self.stream {
-            self.engine
-                .realtime
-                .close_session(s, session, CloseCode::SessionEnded);
-        }
         Ok(())
     }
 
@@ -732,7 +745,7 @@ impl Handler<StepUp> for UserActor {
         let mut next = self.state.clone();
         next.mfa = mfa;
         let Some(s) = next.sessions.iter_mut().find(|s| s.id == msg.session) else {
-            return Err(EngineError::NotFound);
+            return Err(EngineError::SessionRefused("the session has ended"));
         };
         s.authenticated_at = now;
         let mut e = SecurityEvent::new(SecurityEventKind::StepUp, now);
