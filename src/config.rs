@@ -97,6 +97,15 @@ pub struct RawConfig {
     mfa: RawMfa,
     risk: RiskConfig,
     notify: RawNotify,
+    webauthn: RawWebauthn,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebauthn {
+    rp_id: String,
+    rp_name: String,
+    origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +282,19 @@ pub struct Config {
     pub risk: RiskConfig,
     /// How users are sent codes and alerts.
     pub notify: NotifyConfig,
+    /// The WebAuthn relying party.
+    pub webauthn: WebauthnConfig,
+}
+
+/// The WebAuthn relying party (`[webauthn]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnConfig {
+    /// The domain credentials are scoped to.
+    pub rp_id: String,
+    /// The name authenticators show.
+    pub rp_name: String,
+    /// Web origins ceremonies may come from (the first is the primary one).
+    pub origins: Vec<webauthn_rs::prelude::Url>,
 }
 
 /// Second-factor settings (`[mfa]`).
@@ -798,6 +820,25 @@ impl RawConfig {
                 ));
             }
         };
+        let w = &self.webauthn;
+        let origins = w
+            .origins
+            .iter()
+            .map(|o| {
+                webauthn_rs::prelude::Url::parse(o).map_err(|e| {
+                    ConfigError::new("webauthn.origins", format!("{o:?} is not a URL: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let webauthn = WebauthnConfig {
+            rp_id: w.rp_id.trim().to_owned(),
+            rp_name: w.rp_name.trim().to_owned(),
+            origins,
+        };
+        // Build it once here, so that a relying party the library refuses (an origin
+        // outside rp_id) stops start-up with the key's name.
+        crate::security::passkey::relying_party(&webauthn)
+            .map_err(|e| ConfigError::new("webauthn", e))?;
         let notify = NotifyConfig {
             email,
             queue: positive("notify.queue", n.queue)?,
@@ -848,6 +889,7 @@ impl RawConfig {
             mfa,
             risk: self.risk,
             notify,
+            webauthn,
             server: ServerConfig {
                 listen,
                 admin_key,

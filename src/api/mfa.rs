@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::AppState;
 use super::extract::{Caller, JsonBody};
@@ -15,7 +16,10 @@ use crate::domain::mfa::{MfaStatus, SecondFactor};
 use crate::domain::security_log::SecurityEvent;
 use crate::domain::time::Timestamp;
 use crate::engine::audit::{AuditAction, AuditActor};
-use crate::engine::{ChallengeOutcome, CodeSend, LoginSuccess, StepUpOutcome};
+use crate::engine::{
+    ChallengeOutcome, CodeSend, FactorProof, LoginSuccess, PasswordlessChallenge, StepUpOutcome,
+};
+use crate::security::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
 use crate::security::totp::TotpEnrollment;
 use crate::security::{otp, totp};
 
@@ -49,6 +53,7 @@ fn check_code(s: &AppState, factor: SecondFactor, code: &str) -> ApiResult<()> {
             otp::normalize_recovery(code).is_some(),
             "a recovery code (xxxx-xxxx-xxxx-xxxx)".to_owned(),
         ),
+        SecondFactor::Webauthn => (false, "sent as `credential`, not `code`".to_owned()),
     };
     if ok {
         Ok(())
@@ -60,16 +65,44 @@ fn check_code(s: &AppState, factor: SecondFactor, code: &str) -> ApiResult<()> {
     }
 }
 
+/// The proof for `method`: a well-formed `code`, or for `webauthn` a `credential` (the
+/// signed assertion); never both.
+fn proof(
+    s: &AppState,
+    method: SecondFactor,
+    code: Option<String>,
+    credential: Option<PublicKeyCredential>,
+) -> ApiResult<FactorProof> {
+    match (method, code, credential) {
+        (SecondFactor::Webauthn, None, Some(c)) => Ok(FactorProof::Assertion(Box::new(c))),
+        (SecondFactor::Webauthn, _, _) => Err(ApiError::InvalidInput {
+            field: Some("credential".into()),
+            detail: "webauthn is answered with `credential` (the assertion), and no `code`".into(),
+        }),
+        (m, Some(code), None) => {
+            check_code(s, m, &code)?;
+            Ok(FactorProof::Code(code))
+        }
+        (_, _, _) => Err(ApiError::InvalidInput {
+            field: Some("code".into()),
+            detail: "this method is answered with `code`, and no `credential`".into(),
+        }),
+    }
+}
+
 /// `POST /api/v1/auth/login/mfa` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteLoginBody {
-    /// The challenge token from `/auth/login`.
+    /// The challenge token from `/auth/login` or `/auth/passkey/start`.
     challenge: String,
-    /// Which factor the code is from.
+    /// Which factor answers.
     method: SecondFactor,
-    /// The code.
-    code: String,
+    /// The code, for `authenticator`, `email` and `recovery_code`.
+    code: Option<String>,
+    /// For `webauthn`: the assertion from `navigator.credentials.get()`.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<PublicKeyCredential>,
 }
 
 /// The second call of a login: a code from the authenticator, from the email sent with
@@ -84,10 +117,10 @@ pub async fn complete_login(
     JsonBody(body): JsonBody<CompleteLoginBody>,
 ) -> ApiResult<Json<LoginSuccess>> {
     super::handlers::limit_anonymous(&s, &caller, ip)?;
-    check_code(&s, body.method, &body.code)?;
+    let proof = proof(&s, body.method, body.code, body.credential)?;
     match s
         .manager
-        .complete_login(&body.challenge, body.method, &body.code)
+        .complete_login(&body.challenge, body.method, proof)
         .await?
     {
         ChallengeOutcome::Success(ok) => Ok(Json(*ok)),
@@ -141,10 +174,13 @@ pub async fn send_login_code(
 pub struct StepUpBody {
     /// The account's password.
     password: String,
-    /// With an authenticator enrolled: `authenticator` or `recovery_code`.
+    /// With a factor enrolled: `authenticator`, `webauthn` or `recovery_code`.
     method: Option<SecondFactor>,
     /// The code of `method`.
     code: Option<String>,
+    /// For `webauthn`: the assertion for the options of `/auth/step-up/webauthn`.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<PublicKeyCredential>,
 }
 
 /// Until when sensitive operations are allowed.
@@ -165,24 +201,21 @@ pub async fn step_up(
     JsonBody(body): JsonBody<StepUpBody>,
 ) -> ApiResult<Json<SteppedUp>> {
     let a = caller.require_user()?;
-    let factor = match (body.method, body.code) {
-        (Some(m), Some(c)) => {
-            if m == SecondFactor::Email {
-                return Err(ApiError::InvalidInput {
-                    field: Some("method".into()),
-                    detail: "step-up accepts authenticator or recovery_code".into(),
-                });
-            }
-            check_code(&s, m, &c)?;
-            Some((m, c))
-        }
-        (None, None) => None,
-        _ => {
+    let factor = match body.method {
+        Some(SecondFactor::Email) => {
             return Err(ApiError::InvalidInput {
-                field: Some("code".into()),
-                detail: "method and code go together".into(),
+                field: Some("method".into()),
+                detail: "step-up accepts authenticator, webauthn or recovery_code".into(),
             });
         }
+        Some(m) => Some((m, proof(&s, m, body.code, body.credential)?)),
+        None if body.code.is_some() || body.credential.is_some() => {
+            return Err(ApiError::InvalidInput {
+                field: Some("method".into()),
+                detail: "say which factor the code or credential is from".into(),
+            });
+        }
+        None => None,
     };
     match s
         .manager
@@ -332,4 +365,208 @@ pub async fn security_events(
         .await?;
     super::handlers::audit_admin_read(&s, &caller, id, "security_events").await?;
     Ok(Json(events))
+}
+
+/// WebAuthn options, for `navigator.credentials.get()` or `.create()`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebauthnOptions {
+    /// Pass as is to the browser's WebAuthn call.
+    #[schema(value_type = Object)]
+    options: Value,
+}
+
+fn options_of<T: Serialize>(o: &T) -> ApiResult<Json<WebauthnOptions>> {
+    let options = serde_json::to_value(o).map_err(|e| {
+        tracing::error!(error = %e, "webauthn options not serialisable");
+        ApiError::Internal
+    })?;
+    Ok(Json(WebauthnOptions { options }))
+}
+
+/// `POST /api/v1/auth/login/mfa/webauthn` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionOptionsBody {
+    /// The challenge token from `/auth/login`.
+    challenge: String,
+}
+
+/// The WebAuthn options for answering a login challenge with a passkey; then
+/// `POST /auth/login/mfa` with `method: "webauthn"` and the `credential`.
+#[utoipa::path(post, path = "/auth/login/mfa/webauthn", tag = "auth", request_body = AssertionOptionsBody,
+    responses((status = 200, body = WebauthnOptions), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
+pub async fn login_webauthn_options(
+    State(s): State<AppState>,
+    caller: Caller,
+    super::extract::ClientIp(ip): super::extract::ClientIp,
+    JsonBody(body): JsonBody<AssertionOptionsBody>,
+) -> ApiResult<Json<WebauthnOptions>> {
+    super::handlers::limit_anonymous(&s, &caller, ip)?;
+    match s.manager.login_assertion_options(&body.challenge).await? {
+        Some(o) => options_of(&o),
+        None => Err(ApiError::ChallengeGone),
+    }
+}
+
+/// `POST /api/v1/auth/passkey/start` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyStartBody {
+    /// The account's email.
+    email: String,
+    /// Where the login comes from (as for `/auth/login`).
+    #[serde(default)]
+    context: Option<crate::domain::session::LoginContext>,
+}
+
+/// Passwordless login, first step: a challenge and the WebAuthn options to sign. The
+/// answer has the same shape for every email, whether or not it has a passkey; then
+/// `POST /auth/passkey/finish`.
+#[utoipa::path(post, path = "/auth/passkey/start", tag = "auth", request_body = PasskeyStartBody,
+    responses((status = 200, body = PasswordlessChallenge), (status = 400, body = Problem), (status = 429, body = Problem)))]
+pub async fn passkey_start(
+    State(s): State<AppState>,
+    caller: Caller,
+    super::extract::Origin(origin): super::extract::Origin,
+    JsonBody(body): JsonBody<PasskeyStartBody>,
+) -> ApiResult<Json<PasswordlessChallenge>> {
+    let ip = origin
+        .ip
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    super::handlers::limit_anonymous(&s, &caller, ip)?;
+    let mut context = body.context.unwrap_or_default();
+    if !matches!(caller, Caller::Admin) || context.ip_address.is_none() {
+        context.ip_address = Some(ip);
+    }
+    if context.device_id.is_none() {
+        context.device_id = origin.device_id;
+    }
+    Ok(Json(
+        s.manager
+            .begin_passwordless(&body.email, context, origin.location)
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/auth/passkey/finish` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyFinishBody {
+    /// The challenge token from `/auth/passkey/start`.
+    challenge: String,
+    /// The assertion from `navigator.credentials.get()`.
+    #[schema(value_type = Object)]
+    credential: PublicKeyCredential,
+}
+
+/// Passwordless login, second step: the signed assertion → a session.
+#[utoipa::path(post, path = "/auth/passkey/finish", tag = "auth", request_body = PasskeyFinishBody,
+    responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
+pub async fn passkey_finish(
+    State(s): State<AppState>,
+    caller: Caller,
+    super::extract::ClientIp(ip): super::extract::ClientIp,
+    JsonBody(body): JsonBody<PasskeyFinishBody>,
+) -> ApiResult<Json<LoginSuccess>> {
+    super::handlers::limit_anonymous(&s, &caller, ip)?;
+    let proof = FactorProof::Assertion(Box::new(body.credential));
+    match s
+        .manager
+        .complete_login(&body.challenge, SecondFactor::Webauthn, proof)
+        .await?
+    {
+        ChallengeOutcome::Success(ok) => Ok(Json(*ok)),
+        ChallengeOutcome::Rejected { attempts_left } => {
+            Err(ApiError::FactorRejected { attempts_left })
+        }
+        ChallengeOutcome::Gone => Err(ApiError::ChallengeGone),
+    }
+}
+
+/// Starts registering a passkey or security key (the user, recently authenticated):
+/// options for `navigator.credentials.create()`.
+#[utoipa::path(post, path = "/users/{id}/webauthn/register", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = WebauthnOptions), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn begin_passkey_registration(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebauthnOptions>> {
+    let (id, session) = own_account(&caller, &id)?;
+    options_of(
+        &s.manager
+            .begin_passkey_registration(id, Some(session))
+            .await?,
+    )
+}
+
+/// `POST /api/v1/users/{id}/webauthn/register/finish` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFinishBody {
+    /// A name for the key ("work laptop"), 1 to 64 characters.
+    name: String,
+    /// The answer of `navigator.credentials.create()`.
+    #[schema(value_type = Object)]
+    credential: RegisterPublicKeyCredential,
+}
+
+/// Completes a passkey registration. `recovery_codes` is filled (shown once) when the
+/// user had none.
+#[utoipa::path(post, path = "/users/{id}/webauthn/register/finish", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = RegisterFinishBody, security(("bearer" = [])),
+    responses((status = 201, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn finish_passkey_registration(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RegisterFinishBody>,
+) -> ApiResult<Response> {
+    let (id, _) = own_account(&caller, &id)?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::InvalidInput {
+            field: Some("name".into()),
+            detail: "must be 1 to 64 printable characters".into(),
+        });
+    }
+    let recovery_codes = s
+        .manager
+        .finish_passkey_registration(id, name, body.credential)
+        .await?;
+    Ok((StatusCode::CREATED, Json(RecoveryCodes { recovery_codes })).into_response())
+}
+
+/// Removes a passkey (the user, recently authenticated).
+#[utoipa::path(delete, path = "/users/{id}/webauthn/{credential}", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)"), ("credential" = String, Path, description = "credential id (base64url), from GET /users/{id}/mfa")), security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn remove_passkey(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, credential)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let (id, session) = own_account(&caller, &id)?;
+    s.manager
+        .remove_passkey(id, Some(session), &credential)
+        .await
+        .map_err(|e| match e {
+            crate::engine::EngineError::NotFound => ApiError::NotFound("passkey"),
+            e => e.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// WebAuthn options for a step-up with a passkey; then `POST /auth/step-up` with
+/// `method: "webauthn"` and the `credential`.
+#[utoipa::path(post, path = "/auth/step-up/webauthn", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = WebauthnOptions), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn step_up_webauthn_options(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<WebauthnOptions>> {
+    let a = caller.require_user()?;
+    options_of(
+        &s.manager
+            .step_up_assertion_options(a.session.user_id, a.session.session_id)
+            .await?,
+    )
 }

@@ -17,6 +17,8 @@ pub enum SecondFactor {
     Email,
     /// One of the recovery codes issued at enrollment.
     RecoveryCode,
+    /// A registered passkey or security key (WebAuthn assertion).
+    Webauthn,
 }
 
 impl SecondFactor {
@@ -26,6 +28,7 @@ impl SecondFactor {
             Self::Authenticator => "authenticator",
             Self::Email => "email",
             Self::RecoveryCode => "recovery_code",
+            Self::Webauthn => "webauthn",
         }
     }
 }
@@ -59,6 +62,47 @@ pub struct RecoveryCode {
     pub used_at: Option<Timestamp>,
 }
 
+/// A registered WebAuthn credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPasskey {
+    /// The credential id, base64url.
+    pub id: String,
+    /// The user's name for it ("work laptop").
+    pub name: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last signed in.
+    pub last_used_at: Option<Timestamp>,
+    /// The credential (public key, counter, flags) as `webauthn-rs` serialises it, in
+    /// JSON: kept opaque so that the snapshot's binary layout does not depend on the
+    /// library's types.
+    pub credential: String,
+}
+
+/// What a user sees of a passkey.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PasskeyInfo {
+    /// The credential id, base64url (use it to remove the passkey).
+    pub id: String,
+    /// The user's name for it.
+    pub name: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last signed in.
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl From<&StoredPasskey> for PasskeyInfo {
+    fn from(p: &StoredPasskey) -> Self {
+        Self {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        }
+    }
+}
+
 /// Second factors of one user (part of the snapshot).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MfaState {
@@ -68,6 +112,8 @@ pub struct MfaState {
     pub totp_pending: Option<PendingTotp>,
     /// Recovery codes, used or not.
     pub recovery: Vec<RecoveryCode>,
+    /// Registered passkeys and security keys.
+    pub passkeys: Vec<StoredPasskey>,
 }
 
 /// What a user's MFA looks like from outside (`GET /users/{id}/mfa`).
@@ -81,6 +127,8 @@ pub struct MfaStatus {
     pub authenticator_pending: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// Registered passkeys and security keys.
+    pub passkeys: Vec<PasskeyInfo>,
     /// Factors a login challenge would offer now.
     pub login_factors: Vec<SecondFactor>,
 }
@@ -93,7 +141,7 @@ impl MfaState {
 
     /// Whether the user has enrolled a factor of its own (beyond its email address).
     pub fn has_enrolled_factor(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
 
     /// The factors a challenge offers. Enrolled factors the user accepts come first;
@@ -103,6 +151,9 @@ impl MfaState {
     pub fn challenge_factors(&self, settings: &SecuritySettings) -> Vec<SecondFactor> {
         let accepts = |m| settings.mfa_methods.contains(&m);
         let mut out = Vec::new();
+        if !self.passkeys.is_empty() && accepts(MfaMethod::Webauthn) {
+            out.push(SecondFactor::Webauthn);
+        }
         if self.totp.is_some() && accepts(MfaMethod::Authenticator) {
             out.push(SecondFactor::Authenticator);
         }
@@ -154,6 +205,7 @@ impl MfaState {
             authenticator_enrolled_at: self.totp.as_ref().map(|t| t.enrolled_at),
             authenticator_pending: self.totp_pending.is_some(),
             recovery_codes_left: self.recovery_left(),
+            passkeys: self.passkeys.iter().map(PasskeyInfo::from).collect(),
             login_factors: self.challenge_factors(settings),
         }
     }

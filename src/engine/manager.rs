@@ -14,11 +14,13 @@ use super::runtime::ActorRuntime;
 use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
 use super::user_actor::{
-    ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, BeginTotp, ChallengeReason,
-    CheckStepUp, CodeSend, CompleteLogin, ConfirmTotp, FinishLogin, GetActivity, GetMfa,
-    GetSecurityEvents, GetState, LoginDecision, RecordActivity, RecordFailure, RegenerateRecovery,
-    RemoveTotp, RequestOrigin, SendLoginCode, SessionInfo, SetPassword, StepUp, StepUpOutcome,
-    Subscribe, SubscribeOutcome, TouchSession, UserActor, ValidateSession,
+    ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, BeginPasskeyRegistration,
+    BeginPasswordless, BeginTotp, ChallengeReason, CheckStepUp, CodeSend, CompleteLogin,
+    ConfirmTotp, FactorProof, FinishLogin, FinishPasskeyRegistration, GetActivity, GetMfa,
+    GetSecurityEvents, GetState, LoginDecision, PasswordlessStart, RecordActivity, RecordFailure,
+    RegenerateRecovery, RemovePasskey, RemoveTotp, RequestOrigin, SendLoginCode, SessionInfo,
+    SetPassword, StartLoginAssertion, StartStepUpAssertion, StepUp, StepUpOutcome, Subscribe,
+    SubscribeOutcome, TouchSession, UserActor, ValidateSession,
 };
 use super::{Engine, EngineError};
 use crate::config::Config;
@@ -34,6 +36,9 @@ use crate::domain::tier::UserTier;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
 use crate::domain::validation::ValidationError;
 use crate::metrics::{LoginLabels, LoginResult, Metrics, ShardLabels, TierLabels};
+use crate::security::passkey::{
+    CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
+};
 use crate::security::password::{PasswordHasher, hash_with};
 use crate::security::token::SessionToken;
 use crate::security::totp::TotpEnrollment;
@@ -65,6 +70,16 @@ pub struct LoginChallenge {
     pub reason: ChallengeReason,
     /// When the challenge stops working.
     pub expires_at: Timestamp,
+}
+
+/// A passwordless login's first step (`{challenge, options}` on the wire).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PasswordlessChallenge {
+    /// The challenge token: send it back with the signed assertion. Shown once.
+    pub challenge: String,
+    /// For `navigator.credentials.get()`.
+    #[schema(value_type = Object)]
+    pub options: RequestChallengeResponse,
 }
 
 /// The result of answering a login challenge.
@@ -280,8 +295,14 @@ impl UserManager {
         let audit = AuditLog::open(Arc::clone(&store))?;
         let notifier = crate::notify::Notifier::start(&config.notify, Arc::clone(&metrics))
             .map_err(|e| EngineError::Internal(format!("notification thread: {e}")))?;
+        let webauthn = crate::security::passkey::relying_party(&config.webauthn)
+            .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
+        let mut decoy_key = [0u8; 32];
+        rand::fill(&mut decoy_key);
         let engine = Arc::new(Engine {
+            decoy_key,
             notifier,
+            webauthn,
             config: Arc::new(config),
             audit,
             store,
@@ -553,7 +574,7 @@ impl UserManager {
         &self,
         challenge: &str,
         factor: SecondFactor,
-        code: &str,
+        proof: FactorProof,
     ) -> Result<ChallengeOutcome, EngineError> {
         let Ok(token) = SessionToken::parse(challenge) else {
             return Ok(ChallengeOutcome::Gone);
@@ -561,7 +582,7 @@ impl UserManager {
         let msg = CompleteLogin {
             challenge: token.clone(),
             factor,
-            code: code.trim().to_owned(),
+            proof: proof.trimmed(),
         };
         let decision = match self.engine.call(token.user_id(), msg).await {
             Err(EngineError::NotFound) => return Ok(ChallengeOutcome::Gone),
@@ -662,7 +683,7 @@ impl UserManager {
         id: UserId,
         session: SessionId,
         password: &str,
-        factor: Option<(SecondFactor, String)>,
+        factor: Option<(SecondFactor, FactorProof)>,
     ) -> Result<StepUpOutcome, EngineError> {
         let ticket = self.engine.call(id, BeginLogin).await?;
         let ok = self
@@ -674,11 +695,152 @@ impl UserManager {
             session,
             password_ok: ok,
             credential_version: ticket.credential_version,
-            factor: factor.map(|(f, c)| (f, c.trim().to_owned())),
+            factor: factor.map(|(f, p)| (f, p.trimmed())),
         };
         let out = self.engine.call(id, msg).await?;
         self.engine.commit.commit().await?;
         Ok(out)
+    }
+
+    /// The WebAuthn options for answering a login challenge with a passkey; `None` if
+    /// the challenge is gone or does not offer passkeys.
+    pub async fn login_assertion_options(
+        &self,
+        challenge: &str,
+    ) -> Result<Option<RequestChallengeResponse>, EngineError> {
+        let Ok(token) = SessionToken::parse(challenge) else {
+            return Ok(None);
+        };
+        match self
+            .engine
+            .call(token.user_id(), StartLoginAssertion(token.clone()))
+            .await
+        {
+            Err(EngineError::NotFound) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Starts a passwordless login with a passkey: a challenge and the options to
+    /// sign, answered with [`Self::complete_login`]. An unknown email, a user without
+    /// passkeys, a locked account or a refusal by the risk engine get options of the
+    /// same shape, with a credential id derived from the email (stable across calls)
+    /// and a challenge that never completes: the answer tells nothing about the
+    /// account.
+    pub async fn begin_passwordless(
+        &self,
+        email: &str,
+        context: LoginContext,
+        location: Option<Location>,
+    ) -> Result<PasswordlessChallenge, EngineError> {
+        let context = context.sanitized()?;
+        let normalized = Email::parse(email).map(|e| e.normalized()).ok();
+        let user = match &normalized {
+            Some(e) => self.engine.store.lookup_email(e)?,
+            None => None,
+        };
+        if let Some(id) = user {
+            let msg = BeginPasswordless { context, location };
+            match self.engine.call(id, msg).await {
+                Ok(PasswordlessStart::Options(token, options)) => {
+                    self.count_login(LoginResult::MfaChallenged);
+                    return Ok(PasswordlessChallenge {
+                        challenge: token.expose(),
+                        options: *options,
+                    });
+                }
+                Ok(PasswordlessStart::Refused) | Err(EngineError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.count_login(LoginResult::WrongCredentials);
+        Ok(self.decoy_options(normalized.as_deref().unwrap_or(email)))
+    }
+
+    fn decoy_options(&self, email: &str) -> PasswordlessChallenge {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(self.engine.decoy_key);
+        h.update(email.as_bytes());
+        let id: [u8; 32] = h.finalize().into();
+        let mut challenge = vec![0u8; 32];
+        rand::fill(&mut challenge[..]);
+        let cfg = &self.engine.config;
+        let options = RequestChallengeResponse {
+            public_key: webauthn_rs_proto::PublicKeyCredentialRequestOptions {
+                challenge,
+                timeout: Some(
+                    u32::try_from(webauthn_rs::DEFAULT_AUTHENTICATOR_TIMEOUT.as_millis())
+                        .unwrap_or(u32::MAX),
+                ),
+                rp_id: cfg.webauthn.rp_id.clone(),
+                allow_credentials: vec![webauthn_rs_proto::AllowCredentials {
+                    type_: "public-key".into(),
+                    id: id[..16].to_vec(),
+                    transports: None,
+                }],
+                user_verification: webauthn_rs_proto::UserVerificationPolicy::Required,
+                hints: None,
+                extensions: None,
+            },
+            mediation: None,
+        };
+        PasswordlessChallenge {
+            challenge: SessionToken::issue(UserId::generate()).expose(),
+            options,
+        }
+    }
+
+    /// Starts registering a passkey for `id` (`session` must have authenticated
+    /// recently); the options go to `navigator.credentials.create()`.
+    pub async fn begin_passkey_registration(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+    ) -> Result<CreationChallengeResponse, EngineError> {
+        self.engine
+            .call(id, BeginPasskeyRegistration { session })
+            .await
+    }
+
+    /// Completes a passkey registration; returns recovery codes when the user had none.
+    pub async fn finish_passkey_registration(
+        &self,
+        id: UserId,
+        name: String,
+        credential: RegisterPublicKeyCredential,
+    ) -> Result<Vec<String>, EngineError> {
+        let msg = FinishPasskeyRegistration {
+            name,
+            credential: Box::new(credential),
+        };
+        let codes = self.engine.call(id, msg).await?;
+        self.engine.commit.commit().await?;
+        Ok(codes)
+    }
+
+    /// Removes the passkey with credential id `credential` (base64url).
+    pub async fn remove_passkey(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+        credential: &str,
+    ) -> Result<(), EngineError> {
+        let msg = RemovePasskey {
+            session,
+            id: credential.to_owned(),
+        };
+        self.engine.call(id, msg).await?;
+        Ok(self.engine.commit.commit().await?)
+    }
+
+    /// WebAuthn options for a step-up of `session` with a passkey.
+    pub async fn step_up_assertion_options(
+        &self,
+        id: UserId,
+        session: SessionId,
+    ) -> Result<RequestChallengeResponse, EngineError> {
+        self.engine.call(id, StartStepUpAssertion { session }).await
     }
 
     /// Fails with [`EngineError::StepUpRequired`] unless `session` authenticated

@@ -34,11 +34,12 @@ use crate::store::{GroupCommit, Store, StoreError};
 pub use handle::UserHandle;
 pub use manager::{
     ChallengeOutcome, DenyReason, Insights, LoginChallenge, LoginFailures, LoginOutcome,
-    LoginSuccess, PasswordChange, QuotaUse, ShardStats, StoreReport, UserExport, UserManager,
+    LoginSuccess, PasswordChange, PasswordlessChallenge, QuotaUse, ShardStats, StoreReport,
+    UserExport, UserManager,
 };
 pub use user_actor::{
-    ActivityOutcome, AuthorizedRequest, ChallengeReason, CodeSend, RequestOrigin, SessionInfo,
-    StepUpOutcome, SubscribeOutcome,
+    ActivityOutcome, AuthorizedRequest, ChallengeReason, CodeSend, FactorProof, RequestOrigin,
+    SessionInfo, StepUpOutcome, SubscribeOutcome,
 };
 
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
@@ -117,4 +118,7 @@ pub(crate) struct Engine {
     pub realtime: Arc<events::Realtime>,
     pub audit: audit::AuditLog,
     pub notifier: crate::notify::Notifier,
+    pub webauthn: webauthn_rs::prelude::Webauthn,
+    /// Keys the decoy credential ids of passwordless starts for unknown accounts.
+    pub decoy_key: [u8; 32],
 }

@@ -328,6 +328,14 @@ pub(crate) struct UserActor {
     /// Logins waiting for their second factor (memory only: a restart voids them and
     /// the user logs in again).
     challenges: Vec<PendingLogin>,
+    /// A passkey registration waiting for the authenticator's answer.
+    pending_registration: Option<(crate::security::passkey::PasskeyRegistration, Timestamp)>,
+    /// WebAuthn options handed out for a step-up, per session.
+    step_up_auth: Option<(
+        SessionId,
+        crate::security::passkey::PasskeyAuthentication,
+        Timestamp,
+    )>,
 }
 
 impl Drop for UserActor {
@@ -359,6 +367,8 @@ impl UserActor {
             soft_dirty: false,
             stream,
             challenges: Vec::new(),
+            pending_registration: None,
+            step_up_auth: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! self-routing session tokens, TOTP authenticators and one-time codes.
 
 pub mod otp;
+pub mod passkey;
 pub mod password;
 pub mod token;
 pub mod totp;

@@ -576,6 +576,13 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "POST /api/v1/users/{id}/mfa/totp/confirm",
         "POST /api/v1/users/{id}/mfa/recovery-codes",
         "GET /api/v1/users/{id}/security-events",
+        "POST /api/v1/auth/login/mfa/webauthn",
+        "POST /api/v1/auth/passkey/start",
+        "POST /api/v1/auth/passkey/finish",
+        "POST /api/v1/auth/step-up/webauthn",
+        "POST /api/v1/users/{id}/webauthn/register",
+        "POST /api/v1/users/{id}/webauthn/register/finish",
+        "DELETE /api/v1/users/{id}/webauthn/{credential}",
     ]
     .map(String::from)
     .to_vec();

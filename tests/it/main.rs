@@ -14,4 +14,5 @@ mod mfa;
 mod persistence;
 mod server;
 mod support;
+mod webauthn;
 mod ws;

@@ -89,7 +89,7 @@ pub async fn login_via_email(m: &UserManager, dir: &Path, email: &str) -> String
                 .complete_login(
                     &c.challenge,
                     roster::domain::mfa::SecondFactor::Email,
-                    &code,
+                    roster::engine::FactorProof::Code(code),
                 )
                 .await
                 .unwrap()

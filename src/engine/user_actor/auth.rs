@@ -17,6 +17,10 @@ use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::events::RevokeReason;
 use crate::notify::{Email, EmailKind};
+use crate::security::passkey::{
+    self, CreationChallengeResponse, PasskeyAuthentication, PublicKeyCredential,
+    RegisterPublicKeyCredential, RequestChallengeResponse,
+};
 use crate::security::token::SessionToken;
 use crate::security::{otp, totp};
 
@@ -33,6 +37,8 @@ pub enum ChallengeReason {
     ZeroTrustTier,
     /// The risk engine scored the login at or above the user's threshold.
     Risk,
+    /// A passwordless login: the passkey is the proof.
+    Passwordless,
 }
 
 impl ChallengeReason {
@@ -42,6 +48,7 @@ impl ChallengeReason {
             Self::RequiredBySettings => "required_by_settings",
             Self::ZeroTrustTier => "zero_trust_tier",
             Self::Risk => "risk",
+            Self::Passwordless => "passwordless",
         }
     }
 }
@@ -67,6 +74,8 @@ pub(crate) struct PendingLogin {
     credential_version: u64,
     code: Option<SentCode>,
     last_sent: Option<Timestamp>,
+    /// The WebAuthn options handed out for this login, once asked for.
+    passkey_auth: Option<PasskeyAuthentication>,
 }
 
 struct SentCode {
@@ -104,7 +113,26 @@ pub enum CodeSend {
 pub(crate) struct CompleteLogin {
     pub challenge: SessionToken,
     pub factor: SecondFactor,
-    pub code: String,
+    pub proof: FactorProof,
+}
+
+/// The answer to a second-factor question.
+#[derive(Clone, Debug)]
+pub enum FactorProof {
+    /// A code: authenticator, email or recovery.
+    Code(String),
+    /// A WebAuthn assertion, for the options the server handed out.
+    Assertion(Box<PublicKeyCredential>),
+}
+
+impl FactorProof {
+    /// The proof with surrounding spaces taken off a code.
+    pub fn trimmed(self) -> Self {
+        match self {
+            Self::Code(c) => Self::Code(c.trim().to_owned()),
+            a => a,
+        }
+    }
 }
 
 /// Starts authenticator enrollment (needs a recent authentication).
@@ -147,7 +175,7 @@ pub(crate) struct StepUp {
     pub session: SessionId,
     pub password_ok: bool,
     pub credential_version: u64,
-    pub factor: Option<(SecondFactor, String)>,
+    pub factor: Option<(SecondFactor, FactorProof)>,
 }
 
 /// What a step-up achieved.
@@ -219,6 +247,7 @@ impl UserActor {
             credential_version: self.state.credential_version,
             code: None,
             last_sent: None,
+            passkey_auth: None,
         });
         LoginDecision::Challenge(Box::new(ChallengeIssued {
             token,
@@ -226,6 +255,61 @@ impl UserActor {
             expires_at,
             reason,
         }))
+    }
+
+    /// Checks `proof` of `factor`. On success `mfa` is updated (the authenticator's
+    /// step, the recovery code used, the passkey's counter and last use) for the caller
+    /// to write. `sent` is the code emailed for a login, `assertion` the WebAuthn
+    /// options handed out; a factor whose question was never asked fails.
+    fn verify_factor(
+        &self,
+        mfa: &mut crate::domain::mfa::MfaState,
+        factor: SecondFactor,
+        proof: &FactorProof,
+        sent: Option<&SentCode>,
+        assertion: Option<&PasskeyAuthentication>,
+        now: Timestamp,
+    ) -> Result<(), SecurityEventKind> {
+        let failed = SecurityEventKind::MfaFailed;
+        match (factor, proof) {
+            (SecondFactor::Authenticator, FactorProof::Code(code)) => {
+                let t = mfa.totp.as_mut().ok_or(failed)?;
+                let cfg = &self.engine.config.mfa.totp;
+                match totp::check(&t.secret, code, cfg, now.unix_secs(), t.last_step) {
+                    totp::TotpCheck::Valid { step } => {
+                        t.last_step = Some(step);
+                        Ok(())
+                    }
+                    totp::TotpCheck::Replayed => Err(SecurityEventKind::MfaReplayed),
+                    totp::TotpCheck::Invalid => Err(failed),
+                }
+            }
+            (SecondFactor::Email, FactorProof::Code(code)) => match sent {
+                Some(s) if s.expires_at > now && otp::same(&s.digest, &otp::digest(code)) => Ok(()),
+                _ => Err(failed),
+            },
+            (SecondFactor::RecoveryCode, FactorProof::Code(code)) => {
+                if mfa.use_recovery(code, now) {
+                    Ok(())
+                } else {
+                    Err(failed)
+                }
+            }
+            (SecondFactor::Webauthn, FactorProof::Assertion(cred)) => {
+                let state = assertion.ok_or(failed)?;
+                let result = self
+                    .engine
+                    .webauthn
+                    .finish_passkey_authentication(cred, state)
+                    .map_err(|e| {
+                        tracing::debug!(user = %self.id(), error = %e, "assertion refused");
+                        failed
+                    })?;
+                passkey::record_use(mfa, &result, now);
+                Ok(())
+            }
+            _ => Err(failed),
+        }
     }
 
     fn pending(&mut self, token: &SessionToken, now: Timestamp) -> Option<usize> {
@@ -492,44 +576,15 @@ impl Handler<CompleteLogin> for UserActor {
         }
         let cfg = Arc::clone(&self.engine.config);
         let mut mfa = self.state.mfa.clone();
-        let verdict = match msg.factor {
-            SecondFactor::Authenticator => match &mut mfa.totp {
-                None => Err(SecurityEventKind::MfaFailed),
-                Some(t) => match totp::check(
-                    &t.secret,
-                    &msg.code,
-                    &cfg.mfa.totp,
-                    now.unix_secs(),
-                    t.last_step,
-                ) {
-                    totp::TotpCheck::Valid { step } => {
-                        t.last_step = Some(step);
-                        Ok(())
-                    }
-                    totp::TotpCheck::Replayed => Err(SecurityEventKind::MfaReplayed),
-                    totp::TotpCheck::Invalid => Err(SecurityEventKind::MfaFailed),
-                },
-            },
-            SecondFactor::Email => {
-                let c = &self.challenges[i];
-                match &c.code {
-                    Some(sent)
-                        if sent.expires_at > now
-                            && otp::same(&sent.digest, &otp::digest(&msg.code)) =>
-                    {
-                        Ok(())
-                    }
-                    _ => Err(SecurityEventKind::MfaFailed),
-                }
-            }
-            SecondFactor::RecoveryCode => {
-                if mfa.use_recovery(&msg.code, now) {
-                    Ok(())
-                } else {
-                    Err(SecurityEventKind::MfaFailed)
-                }
-            }
-        };
+        let c = &self.challenges[i];
+        let verdict = self.verify_factor(
+            &mut mfa,
+            msg.factor,
+            &msg.proof,
+            c.code.as_ref(),
+            c.passkey_auth.as_ref(),
+            now,
+        );
         match verdict {
             Err(kind) => {
                 self.factor_failed(kind, Some(msg.factor), now);
@@ -713,29 +768,20 @@ impl Handler<StepUp> for UserActor {
         let mut mfa = self.state.mfa.clone();
         let mut used = None;
         if mfa.has_enrolled_factor() {
-            let Some((factor, code)) = msg.factor else {
+            let Some((factor, proof)) = msg.factor else {
                 return Ok(StepUpOutcome::FactorRequired);
             };
-            let ok = match factor {
-                SecondFactor::Authenticator => match &mut mfa.totp {
-                    Some(t) => match totp::check(
-                        &t.secret,
-                        &code,
-                        &cfg.mfa.totp,
-                        now.unix_secs(),
-                        t.last_step,
-                    ) {
-                        totp::TotpCheck::Valid { step } => {
-                            t.last_step = Some(step);
-                            true
-                        }
-                        _ => false,
-                    },
-                    None => false,
-                },
-                SecondFactor::RecoveryCode => mfa.use_recovery(&code, now),
-                SecondFactor::Email => false,
-            };
+            let pending = self
+                .step_up_auth
+                .take()
+                .filter(|(sid, _, at)| {
+                    *sid == msg.session && now.since(*at) < cfg.mfa.challenge_ttl
+                })
+                .map(|(_, state, _)| state);
+            let ok = factor != SecondFactor::Email
+                && self
+                    .verify_factor(&mut mfa, factor, &proof, None, pending.as_ref(), now)
+                    .is_ok();
             if !ok {
                 self.factor_failed(SecurityEventKind::MfaFailed, Some(factor), now);
                 return Ok(StepUpOutcome::Rejected);
@@ -773,5 +819,250 @@ impl Handler<GetSecurityEvents> for UserActor {
         self.touch();
         let log = &self.state.security;
         Ok((log.newest_before(msg.before, msg.limit), log.oldest_seq()))
+    }
+}
+
+/// The WebAuthn options for a pending login that offers passkeys (`None`: no such
+/// challenge, or it does not offer them).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<RequestChallengeResponse>, EngineError>")]
+pub(crate) struct StartLoginAssertion(pub SessionToken);
+
+/// Starts a passwordless login with a passkey.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<PasswordlessStart, EngineError>")]
+pub(crate) struct BeginPasswordless {
+    pub context: LoginContext,
+    pub location: Option<Location>,
+}
+
+/// What a passwordless start came to.
+pub(crate) enum PasswordlessStart {
+    /// A challenge, and the options to sign.
+    Options(SessionToken, Box<RequestChallengeResponse>),
+    /// The user has no passkey, is locked, or the risk engine refused.
+    Refused,
+}
+
+/// Starts registering a passkey (needs a recent authentication).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<CreationChallengeResponse, EngineError>")]
+pub(crate) struct BeginPasskeyRegistration {
+    pub session: Option<SessionId>,
+}
+
+/// Completes a passkey registration; replies new recovery codes when the user had none.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Vec<String>, EngineError>")]
+pub(crate) struct FinishPasskeyRegistration {
+    pub name: String,
+    pub credential: Box<RegisterPublicKeyCredential>,
+}
+
+/// Removes a passkey (needs a recent authentication).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct RemovePasskey {
+    pub session: Option<SessionId>,
+    pub id: String,
+}
+
+/// WebAuthn options for a step-up of `session`.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<RequestChallengeResponse, EngineError>")]
+pub(crate) struct StartStepUpAssertion {
+    pub session: SessionId,
+}
+
+impl UserActor {
+    fn start_assertion(
+        &self,
+    ) -> Result<(RequestChallengeResponse, PasskeyAuthentication), EngineError> {
+        let keys = passkey::all(&self.state.mfa);
+        if keys.is_empty() {
+            return Err(EngineError::Conflict("no passkey is registered".into()));
+        }
+        self.engine
+            .webauthn
+            .start_passkey_authentication(&keys)
+            .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))
+    }
+}
+
+impl Handler<StartLoginAssertion> for UserActor {
+    type Result = Result<Option<RequestChallengeResponse>, EngineError>;
+    fn handle(&mut self, msg: StartLoginAssertion, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let Some(i) = self.pending(&msg.0, now) else {
+            return Ok(None);
+        };
+        if !self.challenges[i].factors.contains(&SecondFactor::Webauthn) {
+            return Ok(None);
+        }
+        let (options, state) = self.start_assertion()?;
+        self.challenges[i].passkey_auth = Some(state);
+        Ok(Some(options))
+    }
+}
+
+impl Handler<BeginPasswordless> for UserActor {
+    type Result = Result<PasswordlessStart, EngineError>;
+    fn handle(&mut self, msg: BeginPasswordless, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.mfa.passkeys.is_empty() {
+            return Ok(PasswordlessStart::Refused);
+        }
+        let known_device = msg
+            .context
+            .device_id
+            .as_ref()
+            .is_some_and(|d| self.state.known_devices.contains(d));
+        if self.state.failures.is_locked(now) && !known_device {
+            return Ok(PasswordlessStart::Refused);
+        }
+        let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
+        if assessment.decision == RiskDecision::Deny {
+            let mut e = self.event_from(
+                SecurityEventKind::LoginDenied,
+                &msg.context,
+                msg.location.as_ref(),
+                now,
+            );
+            e.risk = Some(assessment);
+            e.factor = Some(SecondFactor::Webauthn);
+            self.record_soft(e);
+            self.notify_blocked(&msg.context, now);
+            return Ok(PasswordlessStart::Refused);
+        }
+        let (options, state) = self.start_assertion()?;
+        // A passkey is possession and (verified) biometrics or PIN in one: it answers a
+        // challenge of any reason, zero trust included.
+        let LoginDecision::Challenge(c) = self.challenge(
+            msg.context,
+            msg.location,
+            assessment,
+            ChallengeReason::Passwordless,
+            now,
+        ) else {
+            return Err(EngineError::Internal("challenge not issued".into()));
+        };
+        if let Some(p) = self.challenges.last_mut() {
+            p.factors = vec![SecondFactor::Webauthn];
+            p.passkey_auth = Some(state);
+        }
+        Ok(PasswordlessStart::Options(c.token, Box::new(options)))
+    }
+}
+
+impl Handler<BeginPasskeyRegistration> for UserActor {
+    type Result = Result<CreationChallengeResponse, EngineError>;
+    fn handle(&mut self, msg: BeginPasskeyRegistration, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.require_recent(msg.session, now)?;
+        let p = &self.state.profile;
+        let exclude = passkey::all(&self.state.mfa)
+            .iter()
+            .map(|k| k.cred_id().clone())
+            .collect::<Vec<_>>();
+        let (options, state) = self
+            .engine
+            .webauthn
+            .start_passkey_registration(
+                passkey::Uuid::from_bytes(*p.id.as_bytes()),
+                p.email.as_str(),
+                &p.display_name,
+                Some(exclude),
+            )
+            .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
+        self.pending_registration = Some((state, now));
+        Ok(options)
+    }
+}
+
+/// Most passkeys one user may register.
+const MAX_PASSKEYS: usize = 16;
+
+impl Handler<FinishPasskeyRegistration> for UserActor {
+    type Result = Result<Vec<String>, EngineError>;
+    fn handle(&mut self, msg: FinishPasskeyRegistration, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let ttl = self.engine.config.mfa.challenge_ttl;
+        let Some((state, _)) = self
+            .pending_registration
+            .take()
+            .filter(|(_, at)| now.since(*at) < ttl)
+        else {
+            return Err(EngineError::Conflict(
+                "no passkey registration is pending (or it expired): start again".into(),
+            ));
+        };
+        let key = self
+            .engine
+            .webauthn
+            .finish_passkey_registration(&msg.credential, &state)
+            .map_err(|e| {
+                ValidationError::new("credential", format!("the registration is not valid: {e}"))
+            })?;
+        if self.state.mfa.passkeys.len() >= MAX_PASSKEYS {
+            return Err(EngineError::Conflict(format!(
+                "at most {MAX_PASSKEYS} passkeys; remove one first"
+            )));
+        }
+        let stored = passkey::store(&key, msg.name, now).map_err(EngineError::Internal)?;
+        if self.state.mfa.passkeys.iter().any(|p| p.id == stored.id) {
+            return Err(EngineError::Conflict(
+                "this passkey is already registered".into(),
+            ));
+        }
+        let mut next = self.state.clone();
+        next.mfa.passkeys.push(stored);
+        let codes = if next.mfa.recovery.is_empty() {
+            next.mfa.regenerate_recovery()
+        } else {
+            Vec::new()
+        };
+        let methods = &mut Arc::make_mut(&mut next.profile)
+            .security_settings
+            .mfa_methods;
+        if !methods.contains(&crate::domain::settings::MfaMethod::Webauthn) {
+            methods.push(crate::domain::settings::MfaMethod::Webauthn);
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::MfaEnrolled, now);
+        e.factor = Some(SecondFactor::Webauthn);
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        Ok(codes)
+    }
+}
+
+impl Handler<RemovePasskey> for UserActor {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: RemovePasskey, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if !self.state.mfa.passkeys.iter().any(|p| p.id == msg.id) {
+            return Err(EngineError::NotFound);
+        }
+        self.require_recent(msg.session, now)?;
+        let mut next = self.state.clone();
+        next.mfa.passkeys.retain(|p| p.id != msg.id);
+        if !next.mfa.has_enrolled_factor() {
+            // Recovery codes stand in for an enrolled factor; with none left they go.
+            next.mfa.recovery.clear();
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::MfaRemoved, now);
+        e.factor = Some(SecondFactor::Webauthn);
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        Ok(())
+    }
+}
+
+impl Handler<StartStepUpAssertion> for UserActor {
+    type Result = Result<RequestChallengeResponse, EngineError>;
+    fn handle(&mut self, msg: StartStepUpAssertion, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let (options, state) = self.start_assertion()?;
+        self.step_up_auth = Some((msg.session, state, now));
+        Ok(options)
     }
 }
