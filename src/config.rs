@@ -133,6 +133,8 @@ struct RawNotify {
     smtp_from: String,
     smtp_username: String,
     smtp_password: String,
+    sms: String,
+    sms_webhook_url: String,
     queue: usize,
 }
 
@@ -335,11 +337,22 @@ pub enum EmailTransport {
     },
 }
 
+/// Where text messages go (`[notify] sms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsTransport {
+    /// Appended to the outbox file with the emails (development).
+    Outbox(PathBuf),
+    /// POSTed as JSON `{"to", "body"}` to an SMS gateway's webhook.
+    Webhook(String),
+}
+
 /// Notification settings.
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
     /// Email transport.
     pub email: EmailTransport,
+    /// SMS transport.
+    pub sms: SmsTransport,
     /// Messages waiting to be sent; beyond this new ones are dropped (and counted).
     pub queue: usize,
 }
@@ -839,8 +852,34 @@ impl RawConfig {
         // outside rp_id) stops start-up with the key's name.
         crate::security::passkey::relying_party(&webauthn)
             .map_err(|e| ConfigError::new("webauthn", e))?;
+        let outbox = if n.outbox_file.is_absolute() {
+            n.outbox_file.clone()
+        } else {
+            self.store.data_dir.join(&n.outbox_file)
+        };
+        let sms = match n.sms.as_str() {
+            "outbox" => SmsTransport::Outbox(outbox),
+            "webhook" => {
+                let url = n.sms_webhook_url.trim();
+                if !url.starts_with("http://") {
+                    return Err(ConfigError::new(
+                        "notify.sms_webhook_url",
+                        "must be an http:// URL (a gateway on a private network; this build \
+                         has no TLS client)",
+                    ));
+                }
+                SmsTransport::Webhook(url.to_owned())
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "notify.sms",
+                    format!("expected \"outbox\" or \"webhook\", got {other:?}"),
+                ));
+            }
+        };
         let notify = NotifyConfig {
             email,
+            sms,
             queue: positive("notify.queue", n.queue)?,
         };
         let trusted_proxies = self

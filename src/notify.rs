@@ -1,5 +1,5 @@
-//! Messages to users (sign-in codes, new-device and blocked-login alerts), sent by a
-//! thread of their own: actors and request handlers only queue them, so a slow mail
+//! Messages to users (sign-in codes by email or SMS, new-device and blocked-login
+//! alerts), sent by a thread of their own: actors and request handlers only queue them, so a slow mail
 //! relay never holds up a login. A full queue drops the message and counts it.
 
 use std::io::Write as _;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::config::{EmailTransport, NotifyConfig};
+use crate::config::{EmailTransport, NotifyConfig, SmsTransport};
 use crate::domain::time::Timestamp;
 
 /// What a message is about (metrics label; never its content).
@@ -21,6 +21,8 @@ pub enum EmailKind {
     NewDevice,
     /// A login refused by the risk engine.
     LoginBlocked,
+    /// A one-time code by SMS (sign-in, or confirming a phone number).
+    SmsCode,
 }
 
 impl EmailKind {
@@ -30,6 +32,7 @@ impl EmailKind {
             Self::LoginCode => "login_code",
             Self::NewDevice => "new_device",
             Self::LoginBlocked => "login_blocked",
+            Self::SmsCode => "sms_code",
         }
     }
 }
@@ -49,10 +52,30 @@ pub struct Email {
     pub body: String,
 }
 
+/// One text message.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sms {
+    /// What it is about.
+    pub kind: EmailKind,
+    /// When it was queued.
+    pub at: Timestamp,
+    /// Recipient number (E.164).
+    pub to: String,
+    /// The text.
+    pub body: String,
+}
+
+/// A message on its way.
+#[derive(Debug)]
+enum Outgoing {
+    Email(Email),
+    Sms(Sms),
+}
+
 /// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct Notifier {
-    tx: mpsc::Sender<Email>,
+    tx: mpsc::Sender<Outgoing>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
@@ -63,7 +86,7 @@ impl Notifier {
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(cfg.queue);
-        let transport = cfg.email.clone();
+        let transport = (cfg.email.clone(), cfg.sms.clone());
         let m = std::sync::Arc::clone(&metrics);
         std::thread::Builder::new()
             .name("roster-notify".into())
@@ -86,7 +109,17 @@ impl Notifier {
     /// Queues `email`; never waits. Returns whether it was queued.
     pub fn send(&self, email: Email) -> bool {
         let kind = email.kind.as_str();
-        let queued = self.tx.try_send(email).is_ok();
+        self.queue(kind, Outgoing::Email(email))
+    }
+
+    /// Queues a text message; never waits. Returns whether it was queued.
+    pub fn send_sms(&self, sms: Sms) -> bool {
+        let kind = sms.kind.as_str();
+        self.queue(kind, Outgoing::Sms(sms))
+    }
+
+    fn queue(&self, kind: &'static str, message: Outgoing) -> bool {
+        let queued = self.tx.try_send(message).is_ok();
         let outcome = if queued { "queued" } else { "dropped" };
         self.metrics
             .emails
@@ -100,14 +133,18 @@ impl Notifier {
 }
 
 async fn run(
-    transport: EmailTransport,
-    mut rx: mpsc::Receiver<Email>,
+    (email_transport, sms_transport): (EmailTransport, SmsTransport),
+    mut rx: mpsc::Receiver<Outgoing>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
-    let sender = Sender::new(transport);
-    while let Some(email) = rx.recv().await {
-        let kind = email.kind.as_str();
-        let outcome = match sender.deliver(&email).await {
+    let sender = Sender::new(email_transport);
+    let texter = Texter::new(sms_transport);
+    while let Some(message) = rx.recv().await {
+        let (kind, result) = match &message {
+            Outgoing::Email(e) => (e.kind.as_str(), sender.deliver(e).await),
+            Outgoing::Sms(m) => (m.kind.as_str(), texter.deliver(m).await),
+        };
+        let outcome = match result {
             Ok(()) => "sent",
             Err(e) => {
                 // The recipient is personal data: it is not logged.
@@ -119,6 +156,68 @@ async fn run(
             .emails
             .get_or_create(&crate::metrics::EmailLabels { kind, outcome })
             .inc();
+    }
+}
+
+/// Appends `record` as one JSON line to `path`.
+async fn append_line(path: &std::path::Path, record: &impl Serialize) -> Result<(), String> {
+    let mut line = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?
+            .write_all(&line)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+enum Texter {
+    Outbox(PathBuf),
+    Webhook {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+impl Texter {
+    fn new(t: SmsTransport) -> Self {
+        match t {
+            SmsTransport::Outbox(path) => Self::Outbox(path),
+            SmsTransport::Webhook(url) => Self::Webhook {
+                client: reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .unwrap_or_default(),
+                url,
+            },
+        }
+    }
+
+    async fn deliver(&self, sms: &Sms) -> Result<(), String> {
+        match self {
+            Self::Outbox(path) => append_line(path, sms).await,
+            Self::Webhook { client, url } => {
+                let resp = client
+                    .post(url)
+                    .json(&serde_json::json!({"to": sms.to, "body": sms.body}))
+                    .send()
+                    .await
+                    .map_err(|e| e.without_url().to_string())?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("gateway answered {}", resp.status()))
+                }
+            }
+        }
     }
 }
 
@@ -160,24 +259,7 @@ impl Sender {
 
     async fn deliver(&self, email: &Email) -> Result<(), String> {
         match self {
-            Self::Outbox(path) => {
-                let mut line = serde_json::to_vec(email).map_err(|e| e.to_string())?;
-                line.push(b'\n');
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)?
-                        .write_all(&line)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-            }
+            Self::Outbox(path) => append_line(path, email).await,
             Self::Smtp { transport, from } => {
                 use lettre::AsyncTransport as _;
                 let msg = lettre::Message::builder()

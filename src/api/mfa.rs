@@ -45,7 +45,7 @@ fn check_code(s: &AppState, factor: SecondFactor, code: &str) -> ApiResult<()> {
             totp::well_formed(code, &cfg.totp),
             format!("{} digits", cfg.totp.digits),
         ),
-        SecondFactor::Email => (
+        SecondFactor::Email | SecondFactor::Sms => (
             otp::numeric_well_formed(code, cfg.code_digits),
             format!("{} digits", cfg.code_digits),
         ),
@@ -146,6 +146,20 @@ pub struct CodeSent {
     expires_at: Timestamp,
 }
 
+async fn send_code(s: &AppState, challenge: &str, channel: SecondFactor) -> ApiResult<Response> {
+    match s.manager.send_login_code(challenge, channel).await? {
+        CodeSend::Sent { expires_at } => {
+            Ok((StatusCode::ACCEPTED, Json(CodeSent { expires_at })).into_response())
+        }
+        CodeSend::TooSoon { retry_after_secs } => Err(ApiError::TooSoon(retry_after_secs)),
+        CodeSend::NotOffered => Err(ApiError::Conflict(format!(
+            "this challenge does not offer a code by {}",
+            channel.as_str()
+        ))),
+        CodeSend::Gone => Err(ApiError::ChallengeGone),
+    }
+}
+
 /// Sends a sign-in code to the account's email address for a pending login.
 #[utoipa::path(post, path = "/auth/login/mfa/email", tag = "auth", request_body = SendCodeBody,
     responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
@@ -156,16 +170,83 @@ pub async fn send_login_code(
     JsonBody(body): JsonBody<SendCodeBody>,
 ) -> ApiResult<Response> {
     super::handlers::limit_anonymous(&s, &caller, ip)?;
-    match s.manager.send_login_code(&body.challenge).await? {
+    send_code(&s, &body.challenge, SecondFactor::Email).await
+}
+
+/// Texts a sign-in code to the user's verified phone number for a pending login.
+#[utoipa::path(post, path = "/auth/login/mfa/sms", tag = "auth", request_body = SendCodeBody,
+    responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
+pub async fn send_login_sms(
+    State(s): State<AppState>,
+    caller: Caller,
+    super::extract::ClientIp(ip): super::extract::ClientIp,
+    JsonBody(body): JsonBody<SendCodeBody>,
+) -> ApiResult<Response> {
+    super::handlers::limit_anonymous(&s, &caller, ip)?;
+    send_code(&s, &body.challenge, SecondFactor::Sms).await
+}
+
+/// `POST /api/v1/users/{id}/mfa/sms` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneBody {
+    /// An international number (E.164): `+15550100123`.
+    phone: String,
+}
+
+/// Starts verifying a phone number for sign-in codes by SMS (the user, recently
+/// authenticated): a code is texted to it.
+#[utoipa::path(post, path = "/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = PhoneBody, security(("bearer" = [])),
+    responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
+pub async fn begin_sms(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PhoneBody>,
+) -> ApiResult<Response> {
+    let (id, session) = own_account(&caller, &id)?;
+    match s.manager.begin_sms(id, Some(session), &body.phone).await? {
         CodeSend::Sent { expires_at } => {
             Ok((StatusCode::ACCEPTED, Json(CodeSent { expires_at })).into_response())
         }
         CodeSend::TooSoon { retry_after_secs } => Err(ApiError::TooSoon(retry_after_secs)),
-        CodeSend::NotOffered => Err(ApiError::Conflict(
-            "this challenge does not offer a code by email".into(),
-        )),
-        CodeSend::Gone => Err(ApiError::ChallengeGone),
+        CodeSend::NotOffered | CodeSend::Gone => Err(ApiError::Internal),
     }
+}
+
+/// Confirms the phone number with the texted code. `recovery_codes` is filled (shown
+/// once) when the user had none.
+#[utoipa::path(post, path = "/users/{id}/mfa/sms/confirm", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConfirmBody, security(("bearer" = [])),
+    responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn confirm_sms(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ConfirmBody>,
+) -> ApiResult<Json<RecoveryCodes>> {
+    let (id, _) = own_account(&caller, &id)?;
+    check_code(&s, SecondFactor::Sms, &body.code)?;
+    let recovery_codes = s.manager.confirm_sms(id, &body.code).await?;
+    Ok(Json(RecoveryCodes { recovery_codes }))
+}
+
+/// Removes the phone number (the user, recently authenticated).
+#[utoipa::path(delete, path = "/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn remove_sms(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let (id, session) = own_account(&caller, &id)?;
+    s.manager
+        .remove_sms(id, Some(session))
+        .await
+        .map_err(|e| match e {
+            crate::engine::EngineError::NotFound => ApiError::NotFound("phone number"),
+            e => e.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/auth/step-up` body.
@@ -202,7 +283,7 @@ pub async fn step_up(
 ) -> ApiResult<Json<SteppedUp>> {
     let a = caller.require_user()?;
     let factor = match body.method {
-        Some(SecondFactor::Email) => {
+        Some(SecondFactor::Email | SecondFactor::Sms) => {
             return Err(ApiError::InvalidInput {
                 field: Some("method".into()),
                 detail: "step-up accepts authenticator, webauthn or recovery_code".into(),

@@ -15,6 +15,8 @@ pub enum SecondFactor {
     Authenticator,
     /// A code sent to the account's email address.
     Email,
+    /// A code sent by SMS to the verified phone number.
+    Sms,
     /// One of the recovery codes issued at enrollment.
     RecoveryCode,
     /// A registered passkey or security key (WebAuthn assertion).
@@ -27,6 +29,7 @@ impl SecondFactor {
         match self {
             Self::Authenticator => "authenticator",
             Self::Email => "email",
+            Self::Sms => "sms",
             Self::RecoveryCode => "recovery_code",
             Self::Webauthn => "webauthn",
         }
@@ -114,6 +117,39 @@ pub struct MfaState {
     pub recovery: Vec<RecoveryCode>,
     /// Registered passkeys and security keys.
     pub passkeys: Vec<StoredPasskey>,
+    /// The phone number codes are texted to, once verified.
+    pub phone: Option<VerifiedPhone>,
+}
+
+/// A phone number the user proved to receive texts at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedPhone {
+    /// E.164 (`+15550100`).
+    pub number: String,
+    /// When the user confirmed it with a texted code.
+    pub verified_at: Timestamp,
+}
+
+/// Parses a phone number in E.164 form: `+` and 8 to 15 digits (spaces, dots and dashes
+/// between digits are dropped).
+pub fn parse_phone(raw: &str) -> Result<String, crate::domain::validation::ValidationError> {
+    let compact: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = compact.strip_prefix('+').unwrap_or("");
+    if (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+    {
+        Ok(compact)
+    } else {
+        Err(crate::domain::validation::ValidationError::new(
+            "phone",
+            "must be an international number: + then 8 to 15 digits (E.164)",
+        ))
+    }
 }
 
 /// What a user's MFA looks like from outside (`GET /users/{id}/mfa`).
@@ -129,6 +165,8 @@ pub struct MfaStatus {
     pub recovery_codes_left: usize,
     /// Registered passkeys and security keys.
     pub passkeys: Vec<PasskeyInfo>,
+    /// The verified phone number for codes by SMS.
+    pub phone: Option<String>,
     /// Factors a login challenge would offer now.
     pub login_factors: Vec<SecondFactor>,
 }
@@ -141,7 +179,7 @@ impl MfaState {
 
     /// Whether the user has enrolled a factor of its own (beyond its email address).
     pub fn has_enrolled_factor(&self) -> bool {
-        self.totp.is_some() || !self.passkeys.is_empty()
+        self.totp.is_some() || !self.passkeys.is_empty() || self.phone.is_some()
     }
 
     /// The factors a challenge offers. Enrolled factors the user accepts come first;
@@ -156,6 +194,9 @@ impl MfaState {
         }
         if self.totp.is_some() && accepts(MfaMethod::Authenticator) {
             out.push(SecondFactor::Authenticator);
+        }
+        if self.phone.is_some() && accepts(MfaMethod::Sms) {
+            out.push(SecondFactor::Sms);
         }
         if accepts(MfaMethod::Email) || out.is_empty() {
             out.push(SecondFactor::Email);
@@ -206,6 +247,7 @@ impl MfaState {
             authenticator_pending: self.totp_pending.is_some(),
             recovery_codes_left: self.recovery_left(),
             passkeys: self.passkeys.iter().map(PasskeyInfo::from).collect(),
+            phone: self.phone.as_ref().map(|p| p.number.clone()),
             login_factors: self.challenge_factors(settings),
         }
     }
@@ -222,6 +264,22 @@ mod tests {
             session_timeout_minutes: 60,
             risk_score_threshold: 0.5,
             anomaly_detection_enabled: true,
+        }
+    }
+
+    #[test]
+    fn phone_numbers_are_e164() {
+        assert_eq!(parse_phone(" +1 (555) 010-0123 ").unwrap(), "+15550100123");
+        assert_eq!(parse_phone("+33.6.12.34.56.78").unwrap(), "+33612345678");
+        for bad in [
+            "5550100123",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+1555abc0123",
+            "",
+        ] {
+            assert_eq!(parse_phone(bad).unwrap_err().field, "phone", "{bad:?}");
         }
     }
 

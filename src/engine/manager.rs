@@ -15,12 +15,12 @@ use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
 use super::user_actor::{
     ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, BeginPasskeyRegistration,
-    BeginPasswordless, BeginTotp, ChallengeReason, CheckStepUp, CodeSend, CompleteLogin,
-    ConfirmTotp, FactorProof, FinishLogin, FinishPasskeyRegistration, GetActivity, GetMfa,
-    GetSecurityEvents, GetState, LoginDecision, PasswordlessStart, RecordActivity, RecordFailure,
-    RegenerateRecovery, RemovePasskey, RemoveTotp, RequestOrigin, SendLoginCode, SessionInfo,
-    SetPassword, StartLoginAssertion, StartStepUpAssertion, StepUp, StepUpOutcome, Subscribe,
-    SubscribeOutcome, TouchSession, UserActor, ValidateSession,
+    BeginPasswordless, BeginSms, BeginTotp, ChallengeReason, CheckStepUp, CodeSend, CompleteLogin,
+    ConfirmSms, ConfirmTotp, FactorProof, FinishLogin, FinishPasskeyRegistration, GetActivity,
+    GetMfa, GetSecurityEvents, GetState, LoginDecision, PasswordlessStart, RecordActivity,
+    RecordFailure, RegenerateRecovery, RemovePasskey, RemoveSms, RemoveTotp, RequestOrigin,
+    SendLoginCode, SessionInfo, SetPassword, StartLoginAssertion, StartStepUpAssertion, StepUp,
+    StepUpOutcome, Subscribe, SubscribeOutcome, TouchSession, UserActor, ValidateSession,
 };
 use super::{Engine, EngineError};
 use crate::config::Config;
@@ -607,19 +607,60 @@ impl UserManager {
         }
     }
 
-    /// Sends a sign-in code by email for a login challenge.
-    pub async fn send_login_code(&self, challenge: &str) -> Result<CodeSend, EngineError> {
+    /// Sends a sign-in code for a login challenge through `channel` (`Email` or
+    /// `Sms`).
+    pub async fn send_login_code(
+        &self,
+        challenge: &str,
+        channel: SecondFactor,
+    ) -> Result<CodeSend, EngineError> {
         let Ok(token) = SessionToken::parse(challenge) else {
             return Ok(CodeSend::Gone);
         };
-        match self
-            .engine
-            .call(token.user_id(), SendLoginCode(token.clone()))
-            .await
-        {
+        let msg = SendLoginCode {
+            challenge: token.clone(),
+            channel,
+        };
+        match self.engine.call(token.user_id(), msg).await {
             Err(EngineError::NotFound) => Ok(CodeSend::Gone),
             other => other,
         }
+    }
+
+    /// Texts a code to `phone` to verify it for sign-in codes by SMS (`session` must
+    /// have authenticated recently).
+    pub async fn begin_sms(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+        phone: &str,
+    ) -> Result<CodeSend, EngineError> {
+        let msg = BeginSms {
+            session,
+            phone: phone.to_owned(),
+        };
+        self.engine.call(id, msg).await
+    }
+
+    /// Confirms the phone number with the texted code; returns recovery codes when the
+    /// user had none.
+    pub async fn confirm_sms(&self, id: UserId, code: &str) -> Result<Vec<String>, EngineError> {
+        let msg = ConfirmSms {
+            code: code.trim().to_owned(),
+        };
+        let codes = self.engine.call(id, msg).await?;
+        self.engine.commit.commit().await?;
+        Ok(codes)
+    }
+
+    /// Removes the phone number.
+    pub async fn remove_sms(
+        &self,
+        id: UserId,
+        session: Option<SessionId>,
+    ) -> Result<(), EngineError> {
+        self.engine.call(id, RemoveSms { session }).await?;
+        Ok(self.engine.commit.commit().await?)
     }
 
     /// Starts authenticator enrollment for `id`; `session` must have authenticated

@@ -330,6 +330,8 @@ pub(crate) struct UserActor {
     challenges: Vec<PendingLogin>,
     /// A passkey registration waiting for the authenticator's answer.
     pending_registration: Option<(crate::security::passkey::PasskeyRegistration, Timestamp)>,
+    /// A phone number waiting for its texted code.
+    pending_phone: Option<PendingPhone>,
     /// WebAuthn options handed out for a step-up, per session.
     step_up_auth: Option<(
         SessionId,
@@ -368,6 +370,7 @@ impl UserActor {
             stream,
             challenges: Vec::new(),
             pending_registration: None,
+            pending_phone: None,
             step_up_auth: None,
         }
     }

@@ -583,6 +583,10 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "POST /api/v1/users/{id}/webauthn/register",
         "POST /api/v1/users/{id}/webauthn/register/finish",
         "DELETE /api/v1/users/{id}/webauthn/{credential}",
+        "POST /api/v1/auth/login/mfa/sms",
+        "POST /api/v1/users/{id}/mfa/sms",
+        "DELETE /api/v1/users/{id}/mfa/sms",
+        "POST /api/v1/users/{id}/mfa/sms/confirm",
     ]
     .map(String::from)
     .to_vec();

@@ -642,3 +642,121 @@ async fn a_session_moving_to_a_risky_network_must_step_up_or_ends() {
         }
     }
 }
+
+/// An SMS gateway's webhook: every POSTed `{to, body}` is passed on.
+async fn sms_gateway() -> (u16, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(v);
+                "queued"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, rx)
+}
+
+async fn texted_code(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> (String, String) {
+    let m = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no SMS within 10 s")
+        .unwrap();
+    let body = m["body"].as_str().unwrap();
+    let code = body.split(' ').next().unwrap().to_owned();
+    (m["to"].as_str().unwrap().to_owned(), code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_codes_through_a_webhook_gateway() {
+    let (port, mut texts) = sms_gateway().await;
+    let srv = TestServer::start(&format!(
+        "[notify]\nsms = \"webhook\"\nsms_webhook_url = \"http://127.0.0.1:{port}/sms\"\n"
+    ))
+    .await;
+    let (id, token) = srv.user("texter@example.com", "premium").await;
+    let path = format!("/users/{id}/mfa/sms");
+    let (s, p) = srv
+        .call(
+            POST,
+            &path,
+            Some(&token),
+            Some(json!({"phone": "555-0100"})),
+        )
+        .await;
+    assert_eq!((s, p["field"].as_str()), (400, Some("phone")), "{p}");
+    let (s, p) = srv
+        .call(
+            POST,
+            &path,
+            Some(&token),
+            Some(json!({"phone": "+1 555 010 0123"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{p}");
+    let (to, code) = texted_code(&mut texts).await;
+    assert_eq!(to, "+15550100123");
+    let confirm = format!("/users/{id}/mfa/sms/confirm");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (s, _) = srv
+        .call(POST, &confirm, Some(&token), Some(json!({"code": wrong})))
+        .await;
+    assert_eq!(s, 400);
+    let (s, r) = srv
+        .call(POST, &confirm, Some(&token), Some(json!({"code": code})))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["recovery_codes"].as_array().unwrap().len(), 10);
+    let (_, m) = srv
+        .call(GET, &format!("/users/{id}/mfa"), Some(&token), None)
+        .await;
+    assert_eq!(m["phone"], "+15550100123");
+
+    let (s, _) = srv
+        .call(
+            PUT,
+            &format!("/users/{id}"),
+            Some(&token),
+            Some(json!({"security_settings": {"require_mfa": true, "mfa_methods": ["sms"]}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, c) = login(&srv, "texter@example.com", &[]).await;
+    assert_eq!(s, 202, "{c}");
+    assert_eq!(c["methods"], json!(["sms", "recovery_code"]));
+    // Email is not offered to this user: asking for it is a conflict.
+    let (s, _) = srv
+        .call(
+            POST,
+            "/auth/login/mfa/email",
+            None,
+            Some(json!({"challenge": c["challenge"]})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (s, p) = srv
+        .call(
+            POST,
+            "/auth/login/mfa/sms",
+            None,
+            Some(json!({"challenge": c["challenge"]})),
+        )
+        .await;
+    assert_eq!(s, 202, "{p}");
+    let (to, code) = texted_code(&mut texts).await;
+    assert_eq!(to, "+15550100123");
+    // The texted code answers for sms only.
+    let (s, _) = complete(&srv, &c, "email", &code).await;
+    assert_eq!(s, 400, "email is not offered: {code}");
+    let (s, ok) = complete(&srv, &c, "sms", &code).await;
+    assert_eq!(s, 200, "{ok}");
+    let (s, _) = srv.call(DELETE, &path, Some(&token), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = srv.call(DELETE, &path, Some(&token), None).await;
+    assert_eq!(s, 404);
+}

@@ -82,7 +82,10 @@ pub async fn login_via_email(m: &UserManager, dir: &Path, email: &str) -> String
         roster::LoginOutcome::Success(s) => s.token,
         roster::LoginOutcome::Challenge(c) => {
             let n = outbox_codes(dir, email).len();
-            let sent = m.send_login_code(&c.challenge).await.unwrap();
+            let sent = m
+                .send_login_code(&c.challenge, roster::domain::mfa::SecondFactor::Email)
+                .await
+                .unwrap();
             assert!(matches!(sent, CodeSend::Sent { .. }), "{sent:?}");
             let code = outbox_code_n(dir, email, n).await;
             match m

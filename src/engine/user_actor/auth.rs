@@ -16,7 +16,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::events::RevokeReason;
-use crate::notify::{Email, EmailKind};
+use crate::notify::{Email, EmailKind, Sms};
 use crate::security::passkey::{
     self, CreationChallengeResponse, PasskeyAuthentication, PublicKeyCredential,
     RegisterPublicKeyCredential, RequestChallengeResponse,
@@ -81,12 +81,49 @@ pub(crate) struct PendingLogin {
 struct SentCode {
     digest: [u8; 32],
     expires_at: Timestamp,
+    /// `Email` or `Sms`: a code answers only for the channel it went through.
+    channel: SecondFactor,
 }
 
-/// Sends a sign-in code by email for a pending login.
+/// Sends a sign-in code by email or SMS (`channel`) for a pending login.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<CodeSend, EngineError>")]
-pub(crate) struct SendLoginCode(pub SessionToken);
+pub(crate) struct SendLoginCode {
+    pub challenge: SessionToken,
+    pub channel: SecondFactor,
+}
+
+/// A phone number waiting for its texted code.
+pub(crate) struct PendingPhone {
+    number: String,
+    code: SentCode,
+    attempts: u32,
+    sent_at: Timestamp,
+}
+
+/// Texts a code to `phone` to verify it for SMS sign-in (needs a recent
+/// authentication).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<CodeSend, EngineError>")]
+pub(crate) struct BeginSms {
+    pub session: Option<SessionId>,
+    pub phone: String,
+}
+
+/// Confirms the pending phone number with its code; replies recovery codes when the
+/// user had none.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Vec<String>, EngineError>")]
+pub(crate) struct ConfirmSms {
+    pub code: String,
+}
+
+/// Removes the phone number (needs a recent authentication).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct RemoveSms {
+    pub session: Option<SessionId>,
+}
 
 /// What became of a code request.
 #[derive(Debug)]
@@ -284,8 +321,14 @@ impl UserActor {
                     totp::TotpCheck::Invalid => Err(failed),
                 }
             }
-            (SecondFactor::Email, FactorProof::Code(code)) => match sent {
-                Some(s) if s.expires_at > now && otp::same(&s.digest, &otp::digest(code)) => Ok(()),
+            (SecondFactor::Email | SecondFactor::Sms, FactorProof::Code(code)) => match sent {
+                Some(s)
+                    if s.channel == factor
+                        && s.expires_at > now
+                        && otp::same(&s.digest, &otp::digest(code)) =>
+                {
+                    Ok(())
+                }
                 _ => Err(failed),
             },
             (SecondFactor::RecoveryCode, FactorProof::Code(code)) => {
@@ -483,6 +526,53 @@ impl UserActor {
         });
     }
 
+    /// A fresh numeric code for `channel`, and what is kept of it.
+    fn new_code(&self, channel: SecondFactor, now: Timestamp) -> (String, SentCode) {
+        let mfa = &self.engine.config.mfa;
+        let code = otp::numeric_code(mfa.code_digits);
+        let sent = SentCode {
+            digest: otp::digest(&code),
+            expires_at: now.plus(mfa.code_ttl),
+            channel,
+        };
+        (code, sent)
+    }
+
+    /// Sends `code` through `channel`: by email to the account's address, or by SMS to
+    /// `phone` (the verified number, or the one being verified).
+    fn deliver_code(
+        &self,
+        channel: SecondFactor,
+        phone: Option<String>,
+        code: &str,
+        now: Timestamp,
+    ) {
+        let minutes = self.engine.config.mfa.code_ttl.as_secs().div_ceil(60);
+        let issuer = &self.engine.config.mfa.totp.issuer;
+        match (channel, phone) {
+            (SecondFactor::Sms, Some(to)) => {
+                self.engine.notifier.send_sms(Sms {
+                    kind: EmailKind::SmsCode,
+                    at: now,
+                    to,
+                    body: format!("{code} is your {issuer} code. It expires in {minutes} minutes."),
+                });
+            }
+            _ => {
+                self.engine.notifier.send(Email {
+                    kind: EmailKind::LoginCode,
+                    at: now,
+                    to: self.state.profile.email.as_str().to_owned(),
+                    subject: format!("Your sign-in code: {code}"),
+                    body: format!(
+                        "Your sign-in code is {code}. It expires in {minutes} minutes.\n\
+                         If you did not try to sign in, change your password."
+                    ),
+                });
+            }
+        }
+    }
+
     fn factor_failed(
         &mut self,
         kind: SecurityEventKind,
@@ -501,48 +591,33 @@ impl UserActor {
 
 impl Handler<SendLoginCode> for UserActor {
     type Result = Result<CodeSend, EngineError>;
-    fn handle(
-        &mut self,
-        SendLoginCode(token): SendLoginCode,
-        _: &mut Context<Self>,
-    ) -> Self::Result {
+    fn handle(&mut self, msg: SendLoginCode, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
-        let Some(i) = self.pending(&token, now) else {
+        let Some(i) = self.pending(&msg.challenge, now) else {
             return Ok(CodeSend::Gone);
         };
-        let mfa = &self.engine.config.mfa;
-        let (resend, ttl, digits) = (mfa.code_resend, mfa.code_ttl, mfa.code_digits);
-        let c = &mut self.challenges[i];
-        if !c.factors.contains(&SecondFactor::Email) {
+        let channel = msg.channel;
+        let c = &self.challenges[i];
+        if !matches!(channel, SecondFactor::Email | SecondFactor::Sms)
+            || !c.factors.contains(&channel)
+        {
             return Ok(CodeSend::NotOffered);
         }
-        if let Some(last) = c.last_sent {
-            let waited = now.since(last);
-            if waited < resend {
-                return Ok(CodeSend::TooSoon {
-                    retry_after_secs: (resend - waited).as_secs().max(1),
-                });
-            }
+        if let Some(wait) = too_soon(c.last_sent, self.engine.config.mfa.code_resend, now) {
+            return Ok(wait);
         }
-        let code = otp::numeric_code(digits);
         // A code never outlives its challenge.
-        let expires_at = now.plus(ttl).min(c.expires_at);
-        c.code = Some(SentCode {
-            digest: otp::digest(&code),
-            expires_at,
-        });
+        let (code, mut sent) = self.new_code(channel, now);
+        sent.expires_at = sent.expires_at.min(c.expires_at);
+        let expires_at = sent.expires_at;
+        let c = &mut self.challenges[i];
+        c.code = Some(sent);
         c.last_sent = Some(now);
-        let minutes = ttl.as_secs().div_ceil(60);
-        self.engine.notifier.send(Email {
-            kind: EmailKind::LoginCode,
-            at: now,
-            to: self.state.profile.email.as_str().to_owned(),
-            subject: format!("Your sign-in code: {code}"),
-            body: format!(
-                "Your sign-in code is {code}. It expires in {minutes} minutes.\n\
-                 If you did not try to sign in, change your password."
-            ),
-        });
+        let to = match channel {
+            SecondFactor::Sms => self.state.mfa.phone.as_ref().map(|p| p.number.clone()),
+            _ => None,
+        };
+        self.deliver_code(channel, to, &code, now);
         Ok(CodeSend::Sent { expires_at })
     }
 }
@@ -1064,5 +1139,121 @@ impl Handler<StartStepUpAssertion> for UserActor {
         let (options, state) = self.start_assertion()?;
         self.step_up_auth = Some((msg.session, state, now));
         Ok(options)
+    }
+}
+
+/// `Some(TooSoon)` when a code went out less than `resend` ago.
+fn too_soon(
+    last: Option<Timestamp>,
+    resend: std::time::Duration,
+    now: Timestamp,
+) -> Option<CodeSend> {
+    let waited = now.since(last?);
+    (waited < resend).then(|| CodeSend::TooSoon {
+        retry_after_secs: (resend - waited).as_secs().max(1),
+    })
+}
+
+impl Handler<BeginSms> for UserActor {
+    type Result = Result<CodeSend, EngineError>;
+    fn handle(&mut self, msg: BeginSms, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.require_recent(msg.session, now)?;
+        let number = crate::domain::mfa::parse_phone(&msg.phone)?;
+        if self
+            .state
+            .mfa
+            .phone
+            .as_ref()
+            .is_some_and(|p| p.number == number)
+        {
+            return Err(EngineError::Conflict(
+                "this number is already verified".into(),
+            ));
+        }
+        let last = self.pending_phone.as_ref().map(|p| p.sent_at);
+        if let Some(wait) = too_soon(last, self.engine.config.mfa.code_resend, now) {
+            return Ok(wait);
+        }
+        let (code, sent) = self.new_code(SecondFactor::Sms, now);
+        let expires_at = sent.expires_at;
+        self.deliver_code(SecondFactor::Sms, Some(number.clone()), &code, now);
+        self.pending_phone = Some(PendingPhone {
+            number,
+            code: sent,
+            attempts: 0,
+            sent_at: now,
+        });
+        Ok(CodeSend::Sent { expires_at })
+    }
+}
+
+impl Handler<ConfirmSms> for UserActor {
+    type Result = Result<Vec<String>, EngineError>;
+    fn handle(&mut self, msg: ConfirmSms, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let max = self.engine.config.mfa.code_max_attempts;
+        let Some(p) = self
+            .pending_phone
+            .as_mut()
+            .filter(|p| p.code.expires_at > now)
+        else {
+            self.pending_phone = None;
+            return Err(EngineError::Conflict(
+                "no phone number is waiting for its code (or the code expired): start again".into(),
+            ));
+        };
+        if !otp::same(&p.code.digest, &otp::digest(&msg.code)) {
+            p.attempts += 1;
+            if p.attempts >= max {
+                self.pending_phone = None;
+            }
+            return Err(ValidationError::new("code", "does not match the texted code").into());
+        }
+        let Some(p) = self.pending_phone.take() else {
+            return Err(EngineError::Internal("pending phone vanished".into()));
+        };
+        let mut next = self.state.clone();
+        next.mfa.phone = Some(crate::domain::mfa::VerifiedPhone {
+            number: p.number,
+            verified_at: now,
+        });
+        let codes = if next.mfa.recovery.is_empty() {
+            next.mfa.regenerate_recovery()
+        } else {
+            Vec::new()
+        };
+        let methods = &mut Arc::make_mut(&mut next.profile)
+            .security_settings
+            .mfa_methods;
+        if !methods.contains(&crate::domain::settings::MfaMethod::Sms) {
+            methods.push(crate::domain::settings::MfaMethod::Sms);
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::MfaEnrolled, now);
+        e.factor = Some(SecondFactor::Sms);
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        Ok(codes)
+    }
+}
+
+impl Handler<RemoveSms> for UserActor {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: RemoveSms, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.mfa.phone.is_none() {
+            return Err(EngineError::NotFound);
+        }
+        self.require_recent(msg.session, now)?;
+        let mut next = self.state.clone();
+        next.mfa.phone = None;
+        if !next.mfa.has_enrolled_factor() {
+            next.mfa.recovery.clear();
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::MfaRemoved, now);
+        e.factor = Some(SecondFactor::Sms);
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        Ok(())
     }
 }
