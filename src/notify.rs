@@ -21,6 +21,8 @@ pub enum EmailKind {
     NewDevice,
     /// A login refused by the risk engine.
     LoginBlocked,
+    /// A login the risk engine asked a second factor of.
+    UnusualSignIn,
     /// A one-time code by SMS (sign-in, or confirming a phone number).
     SmsCode,
 }
@@ -32,6 +34,7 @@ impl EmailKind {
             Self::LoginCode => "login_code",
             Self::NewDevice => "new_device",
             Self::LoginBlocked => "login_blocked",
+            Self::UnusualSignIn => "unusual_sign_in",
             Self::SmsCode => "sms_code",
         }
     }

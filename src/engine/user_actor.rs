@@ -696,6 +696,11 @@ impl Handler<FinishLogin> for UserActor {
             None
         };
         if let Some(reason) = reason {
+            if assessment.decision == RiskDecision::RequireMfa {
+                // The password was right but the login looks unusual: the user hears of
+                // it whether or not the second factor follows.
+                self.notify_unusual(&msg.context, &assessment, now);
+            }
             return Ok(self.challenge(msg.context, msg.location, assessment, reason, now));
         }
         self.grant(msg.context, msg.location, Some(assessment), None, now)
@@ -792,6 +797,19 @@ impl UserActor {
         let session = next.start_session(&token, context, origin, &policy, max, now);
         event.session_id = Some(session.id);
         self.record_event(&mut next, event);
+        let evicted: Vec<SessionId> = before
+            .into_iter()
+            .filter(|id| !next.sessions.iter().any(|s| s.id == *id))
+            .collect();
+        for s in &self.state.sessions {
+            // Sessions that were still live went because of the per-user cap.
+            if evicted.contains(&s.id) && s.is_active(now) {
+                let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+                e.session_id = Some(s.id);
+                e.detail = Some(format!("evicted: over {max} sessions"));
+                record_into(&self.engine, self.state.profile.id, &mut next, e);
+            }
+        }
         self.persist(next, now)?;
         let ctx = &session.context;
         self.publish(Event::SessionCreated {
@@ -811,10 +829,6 @@ impl UserActor {
             });
             self.notify_new_device(&device, ctx.ip_address, now);
         }
-        let evicted: Vec<SessionId> = before
-            .into_iter()
-            .filter(|id| !self.state.sessions.iter().any(|s| s.id == *id))
-            .collect();
         self.sessions_ended(&evicted, RevokeReason::Evicted);
         Ok(LoginDecision::Granted {
             token,

@@ -536,6 +536,23 @@ async fn impossible_travel_requires_mfa_and_known_places_do_not() {
     }
     assert!(risk.to_string().contains("FR to US"), "{risk}");
     assert_eq!(e["location"]["country"], "US");
+    // The user is told, with the reasons.
+    let mut told = String::new();
+    for _ in 0..100 {
+        told = std::fs::read_to_string(srv.dir().join("outbox.jsonl")).unwrap_or_default();
+        if told.contains("unusual_sign_in") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mail = told
+        .lines()
+        .find(|l| l.contains("unusual_sign_in"))
+        .expect("no unusual sign-in email");
+    assert!(
+        mail.contains("traveller@example.com") && mail.contains("impossible travel"),
+        "{mail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -759,4 +776,30 @@ async fn sms_codes_through_a_webhook_gateway() {
     assert_eq!(s, 204);
     let (s, _) = srv.call(DELETE, &path, Some(&token), None).await;
     assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_evicted_by_the_cap_are_in_the_security_history() {
+    let srv = TestServer::start("[engine]\nmax_sessions_per_user = 2\n").await;
+    let (id, first) = srv.user("crowded@example.com", "free").await;
+    for _ in 0..2 {
+        assert_eq!(login(&srv, "crowded@example.com", &[]).await.0, 200);
+    }
+    assert_eq!(srv.call(GET, "/users/me", Some(&first), None).await.0, 401);
+    let (_, events) = srv
+        .call(
+            GET,
+            &format!("/users/{id}/security-events"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let evicted: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "session_revoked")
+        .collect();
+    assert_eq!(evicted.len(), 1, "{events}");
+    assert!(evicted[0]["detail"].as_str().unwrap().contains("evicted"));
 }

@@ -509,6 +509,30 @@ impl UserActor {
         });
     }
 
+    pub(super) fn notify_unusual(
+        &self,
+        context: &LoginContext,
+        risk: &RiskAssessment,
+        now: Timestamp,
+    ) {
+        let from = context
+            .ip_address
+            .map_or_else(String::new, |ip| format!(" from {ip}"));
+        let why: Vec<&str> = risk.signals.iter().map(|s| s.reason.as_str()).collect();
+        self.engine.notifier.send(Email {
+            kind: EmailKind::UnusualSignIn,
+            at: now,
+            to: self.state.profile.email.as_str().to_owned(),
+            subject: "Unusual sign-in to your account".into(),
+            body: format!(
+                "Someone signed in with your correct password{from}, which looked unusual \
+                 ({}), so we asked for a second factor. If this was not you, change your \
+                 password now.",
+                why.join("; ")
+            ),
+        });
+    }
+
     pub(super) fn notify_blocked(&self, context: &LoginContext, now: Timestamp) {
         let from = context
             .ip_address
