@@ -16,6 +16,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::events::RevokeReason;
+use crate::engine::state::UserState;
 use crate::notify::{Email, EmailKind, Sms};
 use crate::security::passkey::{
     self, CreationChallengeResponse, PasskeyAuthentication, PublicKeyCredential,
@@ -550,6 +551,47 @@ impl UserActor {
         });
     }
 
+    /// The common end of enrolling `factor` into `next`: recovery codes when the user
+    /// has none (returned, to show once), the method added to the accepted ones, the
+    /// event recorded.
+    fn enrolled(&self, next: &mut UserState, factor: SecondFactor, now: Timestamp) -> Vec<String> {
+        use crate::domain::settings::MfaMethod;
+        let codes = if next.mfa.recovery.is_empty() {
+            next.mfa.regenerate_recovery()
+        } else {
+            Vec::new()
+        };
+        let method = match factor {
+            SecondFactor::Authenticator => Some(MfaMethod::Authenticator),
+            SecondFactor::Webauthn => Some(MfaMethod::Webauthn),
+            SecondFactor::Sms => Some(MfaMethod::Sms),
+            SecondFactor::Email | SecondFactor::RecoveryCode => None,
+        };
+        let methods = &mut Arc::make_mut(&mut next.profile)
+            .security_settings
+            .mfa_methods;
+        if let Some(m) = method
+            && !methods.contains(&m)
+        {
+            methods.push(m);
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::MfaEnrolled, now);
+        e.factor = Some(factor);
+        self.record_event(next, e);
+        codes
+    }
+
+    /// The common end of removing `factor` from `next`: recovery codes stand in for an
+    /// enrolled factor, so with none left they go; the event is recorded.
+    fn removed(&self, next: &mut UserState, factor: SecondFactor, now: Timestamp) {
+        if !next.mfa.has_enrolled_factor() {
+            next.mfa.recovery.clear();
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::MfaRemoved, now);
+        e.factor = Some(factor);
+        self.record_event(next, e);
+    }
+
     /// A fresh numeric code for `channel`, and what is kept of it.
     fn new_code(&self, channel: SecondFactor, now: Timestamp) -> (String, SentCode) {
         let mfa = &self.engine.config.mfa;
@@ -789,15 +831,7 @@ impl Handler<ConfirmTotp> for UserActor {
             enrolled_at: now,
             last_step: Some(step),
         });
-        let codes = next.mfa.regenerate_recovery();
-        let profile = Arc::make_mut(&mut next.profile);
-        let methods = &mut profile.security_settings.mfa_methods;
-        if !methods.contains(&crate::domain::settings::MfaMethod::Authenticator) {
-            methods.push(crate::domain::settings::MfaMethod::Authenticator);
-        }
-        let mut e = SecurityEvent::new(SecurityEventKind::MfaEnrolled, now);
-        e.factor = Some(SecondFactor::Authenticator);
-        self.record_event(&mut next, e);
+        let codes = self.enrolled(&mut next, SecondFactor::Authenticator, now);
         self.persist(next, now)?;
         Ok(codes)
     }
@@ -819,10 +853,7 @@ impl Handler<RemoveTotp> for UserActor {
         self.require_recent(msg.session, now)?;
         next.mfa.totp = None;
         next.mfa.totp_pending = None;
-        next.mfa.recovery.clear();
-        let mut e = SecurityEvent::new(SecurityEventKind::MfaRemoved, now);
-        e.factor = Some(SecondFactor::Authenticator);
-        self.record_event(&mut next, e);
+        self.removed(&mut next, SecondFactor::Authenticator, now);
         self.persist(next, now)?;
         Ok(())
     }
@@ -833,9 +864,9 @@ impl Handler<RegenerateRecovery> for UserActor {
     fn handle(&mut self, msg: RegenerateRecovery, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         self.require_recent(msg.session, now)?;
-        if self.state.mfa.totp.is_none() {
+        if !self.state.mfa.has_enrolled_factor() {
             return Err(EngineError::Conflict(
-                "recovery codes come with an authenticator; enroll one first".into(),
+                "recovery codes come with a second factor; enroll one first".into(),
             ));
         }
         let mut next = self.state.clone();
@@ -1115,20 +1146,7 @@ impl Handler<FinishPasskeyRegistration> for UserActor {
         }
         let mut next = self.state.clone();
         next.mfa.passkeys.push(stored);
-        let codes = if next.mfa.recovery.is_empty() {
-            next.mfa.regenerate_recovery()
-        } else {
-            Vec::new()
-        };
-        let methods = &mut Arc::make_mut(&mut next.profile)
-            .security_settings
-            .mfa_methods;
-        if !methods.contains(&crate::domain::settings::MfaMethod::Webauthn) {
-            methods.push(crate::domain::settings::MfaMethod::Webauthn);
-        }
-        let mut e = SecurityEvent::new(SecurityEventKind::MfaEnrolled, now);
-        e.factor = Some(SecondFactor::Webauthn);
-        self.record_event(&mut next, e);
+        let codes = self.enrolled(&mut next, SecondFactor::Webauthn, now);
         self.persist(next, now)?;
         Ok(codes)
     }
@@ -1144,13 +1162,7 @@ impl Handler<RemovePasskey> for UserActor {
         self.require_recent(msg.session, now)?;
         let mut next = self.state.clone();
         next.mfa.passkeys.retain(|p| p.id != msg.id);
-        if !next.mfa.has_enrolled_factor() {
-            // Recovery codes stand in for an enrolled factor; with none left they go.
-            next.mfa.recovery.clear();
-        }
-        let mut e = SecurityEvent::new(SecurityEventKind::MfaRemoved, now);
-        e.factor = Some(SecondFactor::Webauthn);
-        self.record_event(&mut next, e);
+        self.removed(&mut next, SecondFactor::Webauthn, now);
         self.persist(next, now)?;
         Ok(())
     }
@@ -1242,20 +1254,7 @@ impl Handler<ConfirmSms> for UserActor {
             number: p.number,
             verified_at: now,
         });
-        let codes = if next.mfa.recovery.is_empty() {
-            next.mfa.regenerate_recovery()
-        } else {
-            Vec::new()
-        };
-        let methods = &mut Arc::make_mut(&mut next.profile)
-            .security_settings
-            .mfa_methods;
-        if !methods.contains(&crate::domain::settings::MfaMethod::Sms) {
-            methods.push(crate::domain::settings::MfaMethod::Sms);
-        }
-        let mut e = SecurityEvent::new(SecurityEventKind::MfaEnrolled, now);
-        e.factor = Some(SecondFactor::Sms);
-        self.record_event(&mut next, e);
+        let codes = self.enrolled(&mut next, SecondFactor::Sms, now);
         self.persist(next, now)?;
         Ok(codes)
     }
@@ -1271,12 +1270,7 @@ impl Handler<RemoveSms> for UserActor {
         self.require_recent(msg.session, now)?;
         let mut next = self.state.clone();
         next.mfa.phone = None;
-        if !next.mfa.has_enrolled_factor() {
-            next.mfa.recovery.clear();
-        }
-        let mut e = SecurityEvent::new(SecurityEventKind::MfaRemoved, now);
-        e.factor = Some(SecondFactor::Sms);
-        self.record_event(&mut next, e);
+        self.removed(&mut next, SecondFactor::Sms, now);
         self.persist(next, now)?;
         Ok(())
     }
