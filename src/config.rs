@@ -98,6 +98,14 @@ pub struct RawConfig {
     risk: RiskConfig,
     notify: RawNotify,
     webauthn: RawWebauthn,
+    privacy: RawPrivacy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    min_age: u8,
+    security_event_retention_days: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +294,18 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The WebAuthn relying party.
     pub webauthn: WebauthnConfig,
+    /// Consent, age and retention rules.
+    pub privacy: PrivacyConfig,
+}
+
+/// Consent, age and retention rules (`[privacy]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrivacyConfig {
+    /// Below this age an account needs a recorded parental consent before it may use
+    /// features that collect activity data.
+    pub min_age: u8,
+    /// Security events older than this are purged by `roster purge`.
+    pub security_event_retention: Duration,
 }
 
 /// The WebAuthn relying party (`[webauthn]`).
@@ -929,6 +949,16 @@ impl RawConfig {
             risk: self.risk,
             notify,
             webauthn,
+            privacy: PrivacyConfig {
+                min_age: self.privacy.min_age,
+                security_event_retention: Duration::from_secs(
+                    positive(
+                        "privacy.security_event_retention_days",
+                        self.privacy.security_event_retention_days,
+                    )?
+                    .saturating_mul(86_400),
+                ),
+            },
             server: ServerConfig {
                 listen,
                 admin_key,

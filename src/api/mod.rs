@@ -5,6 +5,7 @@ mod extract;
 mod handlers;
 mod iplimit;
 mod mfa;
+mod privacy;
 pub mod problem;
 mod ws;
 
@@ -149,6 +150,8 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(mfa::send_login_sms))
         .routes(routes!(mfa::begin_sms, mfa::remove_sms))
         .routes(routes!(mfa::confirm_sms))
+        .routes(routes!(privacy::get_consents, privacy::put_consents))
+        .routes(routes!(privacy::record_parental_consent))
         .routes(routes!(handlers::logout))
         .routes(routes!(handlers::openapi_json))
         .routes(routes!(handlers::admin_shards))

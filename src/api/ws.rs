@@ -562,6 +562,11 @@ impl Reader<'_> {
                 self.fail(f).await
             }
             Ok(ActivityOutcome::SessionInvalid) => Some(CloseCode::SessionEnded),
+            Ok(ActivityOutcome::ConsentRequired { reason }) => {
+                let mut f = error_frame("consent_required", reason);
+                f.id = id;
+                self.fail(f).await
+            }
             Err(EngineError::Validation(v)) => {
                 let mut f = error_frame("invalid_activity", v.reason);
                 f.id = id;

@@ -5,6 +5,7 @@
 //! `now` as a parameter, so it is unit-tested without clocks.
 
 pub mod activity;
+pub mod consent;
 pub mod email;
 pub mod ids;
 pub mod lockout;

@@ -71,6 +71,20 @@ pub enum AuditAction {
         /// The user.
         user: UserId,
     },
+    /// A consent was granted or withdrawn.
+    ConsentChanged {
+        /// The user.
+        user: UserId,
+        /// The purpose.
+        purpose: crate::domain::consent::Purpose,
+        /// Granted (`true`) or withdrawn.
+        granted: bool,
+    },
+    /// An operator recorded a verified parental consent.
+    ParentalConsentRecorded {
+        /// The user.
+        user: UserId,
+    },
 }
 
 impl AuditAction {
@@ -81,7 +95,9 @@ impl AuditAction {
             | AuditAction::UserDeleted { user }
             | AuditAction::UserRead { user, .. }
             | AuditAction::DataExported { user }
-            | AuditAction::MfaReset { user } => Some(*user),
+            | AuditAction::MfaReset { user }
+            | AuditAction::ConsentChanged { user, .. }
+            | AuditAction::ParentalConsentRecorded { user } => Some(*user),
             AuditAction::UsersImported { .. } => None,
         }
     }

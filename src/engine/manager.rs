@@ -16,15 +16,17 @@ use super::state::UserState;
 use super::user_actor::{
     ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, BeginPasskeyRegistration,
     BeginPasswordless, BeginSms, BeginTotp, ChallengeReason, CheckStepUp, CodeSend, CompleteLogin,
-    ConfirmSms, ConfirmTotp, FactorProof, FinishLogin, FinishPasskeyRegistration, GetActivity,
-    GetMfa, GetSecurityEvents, GetState, LoginDecision, PasswordlessStart, RecordActivity,
-    RecordFailure, RegenerateRecovery, RemovePasskey, RemoveSms, RemoveTotp, RequestOrigin,
-    SendLoginCode, SessionInfo, SetPassword, StartLoginAssertion, StartStepUpAssertion, StepUp,
-    StepUpOutcome, Subscribe, SubscribeOutcome, TouchSession, UserActor, ValidateSession,
+    ConfirmSms, ConfirmTotp, ConsentView, FactorProof, FinishLogin, FinishPasskeyRegistration,
+    GetActivity, GetConsents, GetMfa, GetSecurityEvents, GetState, LoginDecision,
+    PasswordlessStart, RecordActivity, RecordFailure, RecordParentalConsent, RegenerateRecovery,
+    RemovePasskey, RemoveSms, RemoveTotp, RequestOrigin, SendLoginCode, SessionInfo, SetPassword,
+    StartLoginAssertion, StartStepUpAssertion, StepUp, StepUpOutcome, Subscribe, SubscribeOutcome,
+    TouchSession, UpdateConsents, UserActor, ValidateSession,
 };
 use super::{Engine, EngineError};
 use crate::config::Config;
 use crate::domain::activity::{ActivityCounters, ActivityEvent};
+use crate::domain::consent::{Date, Purpose};
 use crate::domain::email::Email;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::mfa::{MfaStatus, SecondFactor};
@@ -190,6 +192,8 @@ pub struct UserExport {
     pub login_failures: LoginFailures,
     /// Listening activity counted from the user's clients.
     pub activity: ActivityCounters,
+    /// Consents per purpose with their history, birth date, parental consent.
+    pub consents: ConsentView,
     /// Second factors enrolled (never their secrets).
     pub mfa: MfaStatus,
     /// What the risk engine learned from the user's logins.
@@ -625,6 +629,58 @@ impl UserManager {
             Err(EngineError::NotFound) => Ok(CodeSend::Gone),
             other => other,
         }
+    }
+
+    /// The user's consents, birth date and parental consent.
+    pub async fn consents(&self, id: UserId) -> Result<ConsentView, EngineError> {
+        self.engine.call(id, GetConsents).await
+    }
+
+    /// Grants or withdraws consents (a withdrawal turns off what it covered in the AI
+    /// preferences) and sets the birth date; each change is written to the audit log
+    /// as done by `actor`. Durable when it returns.
+    pub async fn update_consents(
+        &self,
+        id: UserId,
+        actor: AuditActor,
+        changes: Vec<(Purpose, bool)>,
+        birth_date: Option<Date>,
+    ) -> Result<ConsentView, EngineError> {
+        let msg = UpdateConsents {
+            changes,
+            birth_date,
+            by_operator: matches!(actor, AuditActor::Operator),
+        };
+        let (view, made) = self.engine.call(id, msg).await?;
+        self.engine.commit.commit().await?;
+        for c in made {
+            let action = AuditAction::ConsentChanged {
+                user: id,
+                purpose: c.purpose,
+                granted: c.granted,
+            };
+            self.audit(actor.clone(), action).await?;
+        }
+        Ok(view)
+    }
+
+    /// Records a verified parental consent for a minor (operator), audited.
+    pub async fn record_parental_consent(
+        &self,
+        id: UserId,
+        reference: &str,
+    ) -> Result<ConsentView, EngineError> {
+        let msg = RecordParentalConsent {
+            reference: reference.to_owned(),
+        };
+        let view = self.engine.call(id, msg).await?;
+        self.engine.commit.commit().await?;
+        self.audit(
+            AuditActor::Operator,
+            AuditAction::ParentalConsentRecorded { user: id },
+        )
+        .await?;
+        Ok(view)
     }
 
     /// Texts a code to `phone` to verify it for sign-in codes by SMS (`session` must
@@ -1181,6 +1237,11 @@ impl UserManager {
                     .then_some(state.failures.locked_until),
             },
             activity: state.activity.clone(),
+            consents: ConsentView::of(
+                &state.consents,
+                self.engine.config.privacy.min_age,
+                now,
+            ),
             mfa: state.mfa.status(&state.profile.security_settings),
             risk_profile: RiskProfileExport {
                 networks: state.risk.networks.clone(),

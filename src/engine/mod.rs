@@ -38,8 +38,8 @@ pub use manager::{
     UserExport, UserManager,
 };
 pub use user_actor::{
-    ActivityOutcome, AuthorizedRequest, ChallengeReason, CodeSend, FactorProof, RequestOrigin,
-    SessionInfo, StepUpOutcome, SubscribeOutcome,
+    ActivityOutcome, AuthorizedRequest, ChallengeReason, CodeSend, ConsentView, FactorProof,
+    PurposeConsent, RequestOrigin, SessionInfo, StepUpOutcome, SubscribeOutcome,
 };
 
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of

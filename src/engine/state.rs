@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::activity::ActivityCounters;
+use crate::domain::consent::ConsentState;
 use crate::domain::ids::SessionId;
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
@@ -52,6 +53,8 @@ pub struct UserState {
     pub risk: RiskProfile,
     /// The newest security events (older ones are in the store). New in format 3.
     pub security: SecurityLog,
+    /// Consents per purpose, birth date, parental consent. New in format 3.
+    pub consents: ConsentState,
 }
 
 /// The user state as format 2 stored it (before MFA, risk and security events).
@@ -81,6 +84,7 @@ impl From<UserStateV2> for UserState {
             mfa: MfaState::default(),
             risk: RiskProfile::default(),
             security: SecurityLog::default(),
+            consents: ConsentState::default(),
         }
     }
 }
@@ -149,6 +153,7 @@ impl UserState {
             mfa: MfaState::default(),
             risk: RiskProfile::default(),
             security: SecurityLog::default(),
+            consents: ConsentState::default(),
         }
     }
 

@@ -31,7 +31,9 @@ use crate::security::token::SessionToken;
 use crate::store::codec;
 
 mod auth;
+mod privacy;
 pub use auth::*;
+pub use privacy::*;
 
 /// Counts quota usage against the tier's limit (durable when accepted).
 #[derive(Message, Clone)]
@@ -257,6 +259,12 @@ pub enum ActivityOutcome {
     RateLimited {
         /// Seconds until a request is allowed.
         retry_after_secs: u64,
+    },
+    /// The user has not consented to analytics (or is a minor without a recorded
+    /// parental consent); nothing counted.
+    ConsentRequired {
+        /// Why, for the client.
+        reason: &'static str,
     },
 }
 
@@ -532,6 +540,11 @@ impl Handler<UpdateProfile> for UserActor {
         let now = self.touch();
         let mut next = self.state.clone();
         next.profile = Arc::new(patch.apply(&self.state.profile, self.policy(), now)?);
+        privacy::check_preferences(
+            &self.state.profile.ai_preferences,
+            &next.profile.ai_preferences,
+            &self.state.consents,
+        )?;
         let before = Arc::clone(&self.state.profile);
         self.persist(next, now)?;
         let after = Arc::clone(&self.state.profile);
@@ -1054,6 +1067,24 @@ impl Handler<RecordActivity> for UserActor {
             return Ok(ActivityOutcome::RateLimited { retry_after_secs });
         }
         check_batch(&msg.events, now)?;
+        let min_age = self.engine.config.privacy.min_age;
+        match self
+            .state
+            .consents
+            .allows(crate::domain::consent::Purpose::Analytics, min_age, now)
+        {
+            Ok(()) => {}
+            Err(crate::domain::consent::ConsentRefusal::ParentalConsentRequired) => {
+                return Ok(ActivityOutcome::ConsentRequired {
+                    reason: "the account is under the minimum age and needs a recorded                              parental consent before activity is collected",
+                });
+            }
+            Err(crate::domain::consent::ConsentRefusal::NotGranted(_)) => {
+                return Ok(ActivityOutcome::ConsentRequired {
+                    reason: "activity is collected only with the user's consent to                              analytics (PUT /api/v1/users/{id}/consents)",
+                });
+            }
+        }
         self.state.activity.record(&msg.events);
         self.engine
             .metrics

@@ -587,6 +587,9 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "POST /api/v1/users/{id}/mfa/sms",
         "DELETE /api/v1/users/{id}/mfa/sms",
         "POST /api/v1/users/{id}/mfa/sms/confirm",
+        "GET /api/v1/users/{id}/consents",
+        "PUT /api/v1/users/{id}/consents",
+        "POST /api/v1/users/{id}/parental-consent",
     ]
     .map(String::from)
     .to_vec();

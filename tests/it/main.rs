@@ -12,6 +12,7 @@ mod loadgen;
 mod logs;
 mod mfa;
 mod persistence;
+mod privacy;
 mod server;
 mod support;
 mod webauthn;

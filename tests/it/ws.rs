@@ -484,6 +484,18 @@ async fn bad_frames_get_errors_and_bad_sockets_get_documented_closes() {
 async fn activity_is_counted_and_flooding_is_rate_limited() {
     let srv = TestServer::start("[tiers.free]\nrequests_per_hour = 3\n").await;
     let (id, token) = srv.user("listener@example.com", "free").await;
+    // Activity is counted only with the user's consent to analytics (given through the
+    // engine here, so that no request of the small allowance is spent on it).
+    let uid: roster::domain::ids::UserId = id.parse().unwrap();
+    srv.manager
+        .update_consents(
+            uid,
+            roster::engine::audit::AuditActor::User { id: uid },
+            vec![(roster::domain::consent::Purpose::Analytics, true)],
+            None,
+        )
+        .await
+        .unwrap();
     // The upgrade itself counted one request.
     let (mut ws, _) = subscribe(&srv, &token).await;
     let now = srv.manager.now().to_string();

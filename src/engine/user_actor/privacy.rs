@@ -1,0 +1,258 @@
+//! The user actor's consents and age rule: recording consent changes (with what a
+//! withdrawal turns off), the birth date, a parental consent.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use super::UserActor;
+use crate::domain::consent::{ConsentChange, ConsentState, Date, ParentalConsent, Purpose};
+use crate::domain::settings::{AIPreferences, PersonalizationLevel};
+use crate::domain::time::Timestamp;
+use crate::domain::validation::ValidationError;
+use crate::engine::EngineError;
+use crate::engine::events::Event;
+
+/// One purpose's consent now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PurposeConsent {
+    /// The purpose.
+    pub purpose: Purpose,
+    /// Granted now.
+    pub granted: bool,
+    /// Since when (the last change), if ever set.
+    pub since: Option<Timestamp>,
+}
+
+/// A user's consents as the API shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ConsentView {
+    /// Each purpose, granted or not.
+    pub purposes: Vec<PurposeConsent>,
+    /// Every recorded change, oldest first.
+    pub history: Vec<ConsentChange>,
+    /// The birth date, if given (`YYYY-MM-DD`).
+    pub birth_date: Option<String>,
+    /// Under the configured minimum age.
+    pub minor: bool,
+    /// The recorded parental consent, if any.
+    pub parental_consent: Option<ParentalConsent>,
+}
+
+impl ConsentView {
+    /// The view of `c` at `now`.
+    pub fn of(c: &ConsentState, min_age: u8, now: Timestamp) -> Self {
+        Self {
+            purposes: Purpose::ALL
+                .iter()
+                .map(|&p| PurposeConsent {
+                    purpose: p,
+                    granted: c.granted(p),
+                    since: c.current(p).map(|x| x.at),
+                })
+                .collect(),
+            history: c.history.clone(),
+            birth_date: c.birth_date.map(|d| d.to_string()),
+            minor: c.is_minor(min_age, now),
+            parental_consent: c.parental.clone(),
+        }
+    }
+}
+
+/// The user's consents.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<ConsentView, EngineError>")]
+pub(crate) struct GetConsents;
+
+/// Grants or withdraws consents and sets the birth date; replies the view and the
+/// changes actually made (for the audit log).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(ConsentView, Vec<ConsentChange>), EngineError>")]
+pub(crate) struct UpdateConsents {
+    pub changes: Vec<(Purpose, bool)>,
+    pub birth_date: Option<Date>,
+    /// The operator may correct a birth date; the user may only give one.
+    pub by_operator: bool,
+}
+
+/// Records a verified parental consent (operator).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<ConsentView, EngineError>")]
+pub(crate) struct RecordParentalConsent {
+    pub reference: String,
+}
+
+/// What withdrawing `purpose` turns off in the preferences.
+pub(crate) fn withdraw_from(prefs: &mut AIPreferences, purpose: Purpose) {
+    match purpose {
+        Purpose::FederatedLearning => prefs.federated_learning_enabled = false,
+        Purpose::Personalisation => {
+            prefs.mood_detection_enabled = false;
+            prefs.custom_model_training = false;
+            if matches!(
+                prefs.personalization_level,
+                PersonalizationLevel::Standard | PersonalizationLevel::Advanced
+            ) {
+                prefs.personalization_level = PersonalizationLevel::Basic;
+            }
+        }
+        Purpose::Analytics | Purpose::Marketing => {}
+    }
+}
+
+/// Checks that a preference change does not start processing the user has not agreed
+/// to: federated learning needs a granted consent; personal-history personalisation
+/// (standard or advanced level, mood detection, a model of one's own) must not have
+/// been withdrawn.
+pub(crate) fn check_preferences(
+    before: &AIPreferences,
+    after: &AIPreferences,
+    consents: &ConsentState,
+) -> Result<(), ValidationError> {
+    if after.federated_learning_enabled
+        && !before.federated_learning_enabled
+        && !consents.granted(Purpose::FederatedLearning)
+    {
+        return Err(ValidationError::new(
+            "ai_preferences.federated_learning_enabled",
+            "needs the user's consent to federated_learning (PUT /users/{id}/consents)",
+        ));
+    }
+    let withdrawn = consents
+        .current(Purpose::Personalisation)
+        .is_some_and(|c| !c.granted);
+    if withdrawn {
+        let mut capped = after.clone();
+        withdraw_from(&mut capped, Purpose::Personalisation);
+        if &capped != after {
+            return Err(ValidationError::new(
+                "ai_preferences",
+                "personalisation from personal history was withdrawn: grant the \
+                 personalisation consent again first",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Handler<GetConsents> for UserActor {
+    type Result = Result<ConsentView, EngineError>;
+    fn handle(&mut self, _: GetConsents, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let min_age = self.engine.config.privacy.min_age;
+        Ok(ConsentView::of(&self.state.consents, min_age, now))
+    }
+}
+
+impl Handler<UpdateConsents> for UserActor {
+    type Result = Result<(ConsentView, Vec<ConsentChange>), EngineError>;
+    fn handle(&mut self, msg: UpdateConsents, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let min_age = self.engine.config.privacy.min_age;
+        let mut next = self.state.clone();
+        if let Some(b) = msg.birth_date {
+            if b > Date::of(now) {
+                return Err(ValidationError::new("birth_date", "is in the future").into());
+            }
+            match next.consents.birth_date {
+                Some(old) if old != b && !msg.by_operator => {
+                    return Err(EngineError::Conflict(
+                        "the birth date is already set; an operator may correct it".into(),
+                    ));
+                }
+                _ => next.consents.birth_date = Some(b),
+            }
+        }
+        let mut made = Vec::new();
+        let mut prefs = next.profile.ai_preferences.clone();
+        for (purpose, granted) in msg.changes {
+            if next.consents.set(purpose, granted, now) {
+                made.push(ConsentChange {
+                    purpose,
+                    granted,
+                    at: now,
+                });
+                if !granted {
+                    withdraw_from(&mut prefs, purpose);
+                }
+            }
+        }
+        let prefs_changed = prefs != next.profile.ai_preferences;
+        if prefs_changed {
+            let p = Arc::make_mut(&mut next.profile);
+            p.ai_preferences = prefs;
+            p.updated_at = now;
+        }
+        if made.is_empty() && next.consents.birth_date == self.state.consents.birth_date {
+            return Ok((ConsentView::of(&self.state.consents, min_age, now), made));
+        }
+        self.persist(next, now)?;
+        if prefs_changed {
+            self.publish(Event::PreferencesUpdated {
+                ai_preferences: self.state.profile.ai_preferences.clone(),
+            });
+        }
+        Ok((ConsentView::of(&self.state.consents, min_age, now), made))
+    }
+}
+
+impl Handler<RecordParentalConsent> for UserActor {
+    type Result = Result<ConsentView, EngineError>;
+    fn handle(&mut self, msg: RecordParentalConsent, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let reference = msg.reference.trim().to_owned();
+        if reference.is_empty()
+            || reference.chars().count() > 200
+            || reference.chars().any(char::is_control)
+        {
+            return Err(
+                ValidationError::new("reference", "must be 1 to 200 printable characters").into(),
+            );
+        }
+        let mut next = self.state.clone();
+        next.consents.parental = Some(ParentalConsent { at: now, reference });
+        self.persist(next, now)?;
+        let min_age = self.engine.config.privacy.min_age;
+        Ok(ConsentView::of(&self.state.consents, min_age, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::Timestamp;
+
+    fn prefs() -> AIPreferences {
+        AIPreferences {
+            personalization_level: PersonalizationLevel::Advanced,
+            learning_rate: 0.1,
+            custom_model_training: true,
+            bias_mitigation_enabled: true,
+            mood_detection_enabled: true,
+            federated_learning_enabled: false,
+            explanations_enabled: true,
+        }
+    }
+
+    #[test]
+    fn federated_learning_needs_a_grant_and_withdrawn_personalisation_stays_off() {
+        let t = Timestamp::from_millis(1_000);
+        let mut c = ConsentState::default();
+        let before = prefs();
+        let mut fed = prefs();
+        fed.federated_learning_enabled = true;
+        assert!(check_preferences(&before, &fed, &c).is_err());
+        c.set(Purpose::FederatedLearning, true, t);
+        assert!(check_preferences(&before, &fed, &c).is_ok());
+        // Personalisation is on until withdrawn; then it cannot come back silently.
+        assert!(check_preferences(&before, &before, &c).is_ok());
+        c.set(Purpose::Personalisation, false, t);
+        let mut off = prefs();
+        withdraw_from(&mut off, Purpose::Personalisation);
+        assert_eq!(off.personalization_level, PersonalizationLevel::Basic);
+        assert!(!off.mood_detection_enabled && !off.custom_model_training);
+        assert!(check_preferences(&off, &off, &c).is_ok());
+        assert!(check_preferences(&off, &before, &c).is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! Consents, purpose limitation and the age rule.
+
+use reqwest::Method;
+use serde_json::json;
+
+use roster::domain::consent::{Date, Purpose};
+use roster::domain::ids::UserId;
+use roster::domain::profile::ProfilePatch;
+use roster::domain::session::LoginContext;
+use roster::engine::audit::AuditActor;
+use roster::engine::{ActivityOutcome, EngineError};
+use roster::{LoginOutcome, UserTier};
+
+use crate::support::{ADMIN_KEY, PW, TestServer, open};
+
+fn one_event(m: &roster::UserManager) -> Vec<roster::domain::activity::ActivityEvent> {
+    vec![serde_json::from_value(json!({"kind": "searched", "at": m.now()})).unwrap()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_needs_analytics_consent_and_minors_a_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let p = m
+        .create_user(
+            "kid@example.com",
+            PW,
+            UserTier::Free,
+            ProfilePatch::default(),
+        )
+        .await
+        .unwrap();
+    let LoginOutcome::Success(s) = m
+        .authenticate_user("kid@example.com", PW, LoginContext::default())
+        .await
+        .unwrap()
+    else {
+        panic!("login")
+    };
+    let record = || m.record_activity(p.id, s.session_id, one_event(&m));
+    let me = AuditActor::User { id: p.id };
+    assert!(matches!(
+        record().await.unwrap(),
+        ActivityOutcome::ConsentRequired { .. }
+    ));
+    m.update_consents(p.id, me.clone(), vec![(Purpose::Analytics, true)], None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        record().await.unwrap(),
+        ActivityOutcome::Recorded { accepted: 1 }
+    ));
+    // Ten years old: a parent must consent first.
+    let today = Date::of(m.now());
+    let ten = Date::parse(&format!(
+        "{:04}-{:02}-{:02}",
+        today.year - 10,
+        today.month,
+        1
+    ))
+    .unwrap();
+    let view = m
+        .update_consents(p.id, me.clone(), vec![], Some(ten))
+        .await
+        .unwrap();
+    assert!(view.minor);
+    let ActivityOutcome::ConsentRequired { reason } = record().await.unwrap() else {
+        panic!("a minor's activity was counted without a parent's consent");
+    };
+    assert!(reason.contains("parental"), "{reason}");
+    // The child cannot make itself older; an operator can correct the date.
+    let older = Date::parse("1990-01-01").unwrap();
+    assert!(matches!(
+        m.update_consents(p.id, me.clone(), vec![], Some(older))
+            .await,
+        Err(EngineError::Conflict(_))
+    ));
+    m.record_parental_consent(p.id, "ticket-4711")
+        .await
+        .unwrap();
+    assert!(matches!(
+        record().await.unwrap(),
+        ActivityOutcome::Recorded { .. }
+    ));
+    // Withdrawing stops the processing at once, and is recorded.
+    let view = m
+        .update_consents(p.id, me.clone(), vec![(Purpose::Analytics, false)], None)
+        .await
+        .unwrap();
+    assert_eq!(view.history.len(), 2);
+    assert!(matches!(
+        record().await.unwrap(),
+        ActivityOutcome::ConsentRequired { .. }
+    ));
+    assert_eq!(
+        m.get_user_insights(p.id).await.unwrap().activity.searches,
+        2
+    );
+    let audit = m.audit_entries(0, 100).unwrap();
+    let kinds: Vec<String> = audit
+        .iter()
+        .map(|e| {
+            serde_json::to_value(&e.body.action).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "consent_changed").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"parental_consent_recorded".to_owned()));
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferences_follow_consents() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let p = m
+        .create_user(
+            "prefs@example.com",
+            PW,
+            UserTier::Vip,
+            ProfilePatch::default(),
+        )
+        .await
+        .unwrap();
+    let me = AuditActor::User { id: p.id };
+    let patch = |v: serde_json::Value| -> ProfilePatch { serde_json::from_value(v).unwrap() };
+    let fed = patch(json!({"ai_preferences": {"federated_learning_enabled": true}}));
+    let e = m.update_user_profile(p.id, fed.clone()).await.unwrap_err();
+    assert!(
+        matches!(&e, EngineError::Validation(v) if v.field == "ai_preferences.federated_learning_enabled"),
+        "{e:?}"
+    );
+    m.update_consents(
+        p.id,
+        me.clone(),
+        vec![(Purpose::FederatedLearning, true)],
+        None,
+    )
+    .await
+    .unwrap();
+    let after = m.update_user_profile(p.id, fed).await.unwrap();
+    assert!(after.ai_preferences.federated_learning_enabled);
+    // Withdrawing personalisation and federated learning turns them off.
+    assert!(
+        p.ai_preferences.mood_detection_enabled,
+        "the VIP template has mood detection"
+    );
+    m.update_consents(
+        p.id,
+        me.clone(),
+        vec![
+            (Purpose::FederatedLearning, false),
+            (Purpose::Personalisation, false),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let now = m.get_user(p.id).await.unwrap().ai_preferences;
+    assert!(
+        !now.federated_learning_enabled
+            && !now.mood_detection_enabled
+            && !now.custom_model_training
+    );
+    // And they cannot come back without the consent.
+    let mood = patch(json!({"ai_preferences": {"mood_detection_enabled": true}}));
+    assert!(m.update_user_profile(p.id, mood).await.is_err());
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consents_over_http_with_their_access_rules() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("consenting@example.com", "free").await;
+    let path = format!("/users/{id}/consents");
+    let (s, v) = srv.call(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["granted"] == false)
+    );
+    let (s, v) = srv
+        .call(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(json!({"analytics": true, "marketing": false, "birth_date": "2001-02-03"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["birth_date"], "2001-02-03");
+    assert_eq!(v["minor"], false);
+    let (s, p) = srv
+        .call(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(json!({"birth_date": "2001-02-30"})),
+        )
+        .await;
+    assert_eq!((s, p["field"].as_str()), (400, Some("birth_date")), "{p}");
+    let (s, _) = srv
+        .call(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(json!({"newsletter": true})),
+        )
+        .await;
+    assert_eq!(s, 400, "unknown purposes are refused");
+    // Another user sees nothing; only the operator records a parental consent.
+    let (_, other) = srv.user("nosy@example.com", "free").await;
+    assert_eq!(
+        srv.call(Method::GET, &path, Some(&other), None).await.0,
+        403
+    );
+    let parental = format!("/users/{id}/parental-consent");
+    let body = json!({"reference": "form-1"});
+    assert_eq!(
+        srv.call(Method::POST, &parental, Some(&token), Some(body.clone()))
+            .await
+            .0,
+        403
+    );
+    let (s, v) = srv
+        .call(Method::POST, &parental, Some(ADMIN_KEY), Some(body))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["parental_consent"]["reference"], "form-1");
+    // The export holds the consents and their history.
+    let (s, doc) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/export"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        doc["consents"]["history"].as_array().unwrap().len(),
+        2,
+        "{doc}"
+    );
+    let _: UserId = id.parse().unwrap();
+}
