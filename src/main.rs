@@ -48,6 +48,16 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Delete security events older than `privacy.security_event_retention_days`, from
+    /// users' records and the archive (retention). Run with the server stopped.
+    Purge {
+        /// Config file layered over the embedded default.
+        #[arg(long, env = "ROSTER_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -197,6 +207,34 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the tokio runtime")?;
             rt.block_on(serve(cfg))
+        }
+        Command::Purge { config, data_dir } => {
+            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
+            if let Some(d) = data_dir {
+                cfg.store.data_dir = d;
+            }
+            let dir = cfg.store.data_dir;
+            let store =
+                roster::store::SledStore::open(&dir, cfg.store.cache_bytes).with_context(|| {
+                    format!(
+                        "opening the store in {} (is the server stopped?)",
+                        dir.display()
+                    )
+                })?;
+            let now = roster::domain::time::Clock::now(&roster::domain::time::SystemClock);
+            let cutoff = roster::domain::time::Timestamp::from_millis(
+                now.as_millis().saturating_sub(
+                    i64::try_from(cfg.privacy.security_event_retention.as_millis())
+                        .unwrap_or(i64::MAX),
+                ),
+            );
+            let r = roster::engine::retention::purge_security_events(&store, cutoff)
+                .context("purging")?;
+            println!(
+                "purged security events before {cutoff}: {} from {} of {} users' records, {} archived",
+                r.in_state, r.rewritten, r.users, r.archived
+            );
+            Ok(())
         }
         Command::VerifyAudit { config, data_dir } => {
             let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;

@@ -13,6 +13,7 @@ pub mod directory;
 pub mod events;
 pub mod handle;
 pub mod manager;
+pub mod retention;
 pub(crate) mod runtime;
 pub mod shard;
 pub mod state;

@@ -54,6 +54,10 @@ pub type UserScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Vec<u8>), StoreE
 /// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
 /// that owe a client durability go through [`GroupCommit`]. Every multi-key change is
 /// atomic: after a crash either all of it or none of it is there.
+/// Archived security events, as [`Store::scan_security_events`] yields them.
+pub type SecurityEventScan<'a> =
+    Box<dyn Iterator<Item = Result<(UserId, u64, Vec<u8>), StoreError>> + 'a>;
+
 pub trait Store: Send + Sync + 'static {
     /// A user's snapshot record, if the user exists.
     fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError>;
@@ -97,6 +101,10 @@ pub trait Store: Send + Sync + 'static {
     /// Archives a user's security event number `seq` (events the actor's state no
     /// longer holds). Deleting the user removes them.
     fn put_security_event(&self, user: UserId, seq: u64, record: &[u8]) -> Result<(), StoreError>;
+    /// Every archived security event: user, number, record.
+    fn scan_security_events(&self) -> SecurityEventScan<'_>;
+    /// Removes one archived security event.
+    fn delete_security_event(&self, user: UserId, seq: u64) -> Result<(), StoreError>;
     /// A user's archived security events numbered below `before`, newest first, at most
     /// `limit`.
     fn security_events_before(

@@ -262,6 +262,24 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn scan_security_events(&self) -> super::SecurityEventScan<'_> {
+        Box::new(self.tree.scan_prefix([SECURITY_EVENT]).map(|kv| {
+            let (k, v) = kv?;
+            let bad = || StoreError::Io("bad security event key".into());
+            let user = id_from(&k).ok_or_else(bad)?;
+            let seq: [u8; 8] = k
+                .get(17..25)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(bad)?;
+            Ok((user, u64::from_be_bytes(seq), v.to_vec()))
+        }))
+    }
+
+    fn delete_security_event(&self, user: UserId, seq: u64) -> Result<(), StoreError> {
+        self.tree.remove(event_key(user, seq))?;
+        Ok(())
+    }
+
     fn security_events_before(
         &self,
         user: UserId,

@@ -253,3 +253,67 @@ async fn consents_over_http_with_their_access_rules() {
     );
     let _: UserId = id.parse().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_removes_security_events_past_retention_in_state_and_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = crate::support::open_with_clock(dir.path(), "");
+    let p = m
+        .create_user(
+            "old@example.com",
+            PW,
+            UserTier::Free,
+            ProfilePatch::default(),
+        )
+        .await
+        .unwrap();
+    // 60 failures: more than the user's record keeps, so some go to the archive.
+    for _ in 0..60 {
+        m.authenticate_user(
+            "old@example.com",
+            "wrong password here",
+            LoginContext::default(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        m.security_events(p.id, u64::MAX, 200).await.unwrap().len(),
+        60
+    );
+    clock.advance(std::time::Duration::from_secs(400 * 86_400));
+    assert!(matches!(
+        m.authenticate_user("old@example.com", PW, LoginContext::default())
+            .await
+            .unwrap(),
+        LoginOutcome::Success(_)
+    ));
+    let now = m.now();
+    m.shutdown().await.unwrap();
+    drop(m);
+
+    let store = roster::store::SledStore::open(dir.path(), 1 << 20).unwrap();
+    let cutoff = roster::domain::time::Timestamp::from_millis(now.as_millis() - 365 * 86_400_000);
+    let r = roster::engine::retention::purge_security_events(&store, cutoff).unwrap();
+    // 61 events: the record holds the newest 50 (49 old ones and the login), the
+    // archive the 11 oldest.
+    assert_eq!(
+        (r.users, r.rewritten, r.in_state, r.archived),
+        (1, 1, 49, 11),
+        "{r:?}"
+    );
+    // A second run finds nothing.
+    let again = roster::engine::retention::purge_security_events(&store, cutoff).unwrap();
+    assert_eq!((again.in_state, again.archived), (0, 0));
+    drop(store);
+
+    let m = open(dir.path());
+    let left = m.security_events(p.id, u64::MAX, 200).await.unwrap();
+    let kinds: Vec<_> = left.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![roster::domain::security_log::SecurityEventKind::LoginSucceeded],
+        "only the recent login is left"
+    );
+    m.shutdown().await.unwrap();
+}
