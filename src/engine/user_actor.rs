@@ -652,11 +652,7 @@ impl Handler<FinishLogin> for UserActor {
         // A lock stops guessing, but must not let an attacker keep the real user out:
         // the right password from a device this account has logged in from before
         // still gets in.
-        let known_device = msg
-            .context
-            .device_id
-            .as_ref()
-            .is_some_and(|d| self.state.known_devices.contains(d));
+        let known_device = self.knows_device(&msg.context);
         if self.state.failures.is_locked(now) && !(msg.password_ok && known_device) {
             if !msg.password_ok {
                 self.state.failures.record_failure(&lockout, now);
@@ -687,15 +683,7 @@ impl Handler<FinishLogin> for UserActor {
         }
         let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
         if assessment.decision == RiskDecision::Deny {
-            let mut e = self.event_from(
-                SecurityEventKind::LoginDenied,
-                &msg.context,
-                msg.location.as_ref(),
-                now,
-            );
-            e.risk = Some(assessment);
-            self.record_soft(e);
-            self.notify_blocked(&msg.context, now);
+            self.risk_denied(&msg.context, msg.location.as_ref(), assessment, None, now);
             return Ok(LoginDecision::RiskDenied);
         }
         let settings = &self.state.profile.security_settings;
@@ -781,10 +769,7 @@ impl UserActor {
         let policy = self.policy().clone();
         let cfg = Arc::clone(&self.engine.config);
         let max = cfg.engine.max_sessions_per_user;
-        let known_device = context
-            .device_id
-            .as_ref()
-            .is_some_and(|d| self.state.known_devices.contains(d));
+        let known_device = self.knows_device(&context);
         let had_devices = !self.state.known_devices.is_empty();
         let before = self.state.session_ids_except(None);
         let attempt = Attempt {

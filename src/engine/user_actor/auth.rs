@@ -510,6 +510,30 @@ impl UserActor {
         });
     }
 
+    /// Whether the device of `context` has logged in to this account before.
+    pub(super) fn knows_device(&self, context: &LoginContext) -> bool {
+        context
+            .device_id
+            .as_ref()
+            .is_some_and(|d| self.state.known_devices.contains(d))
+    }
+
+    /// Records a login the risk engine refused, and tells the user.
+    pub(super) fn risk_denied(
+        &mut self,
+        context: &LoginContext,
+        location: Option<&Location>,
+        risk: RiskAssessment,
+        factor: Option<SecondFactor>,
+        now: Timestamp,
+    ) {
+        let mut e = self.event_from(SecurityEventKind::LoginDenied, context, location, now);
+        e.risk = Some(risk);
+        e.factor = factor;
+        self.record_soft(e);
+        self.notify_blocked(context, now);
+    }
+
     pub(super) fn notify_unusual(
         &self,
         context: &LoginContext,
@@ -1042,26 +1066,13 @@ impl Handler<BeginPasswordless> for UserActor {
         if self.state.mfa.passkeys.is_empty() {
             return Ok(PasswordlessStart::Refused);
         }
-        let known_device = msg
-            .context
-            .device_id
-            .as_ref()
-            .is_some_and(|d| self.state.known_devices.contains(d));
-        if self.state.failures.is_locked(now) && !known_device {
+        if self.state.failures.is_locked(now) && !self.knows_device(&msg.context) {
             return Ok(PasswordlessStart::Refused);
         }
         let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
         if assessment.decision == RiskDecision::Deny {
-            let mut e = self.event_from(
-                SecurityEventKind::LoginDenied,
-                &msg.context,
-                msg.location.as_ref(),
-                now,
-            );
-            e.risk = Some(assessment);
-            e.factor = Some(SecondFactor::Webauthn);
-            self.record_soft(e);
-            self.notify_blocked(&msg.context, now);
+            let factor = Some(SecondFactor::Webauthn);
+            self.risk_denied(&msg.context, msg.location.as_ref(), assessment, factor, now);
             return Ok(PasswordlessStart::Refused);
         }
         let (options, state) = self.start_assertion()?;
