@@ -251,7 +251,6 @@ async fn consents_over_http_with_their_access_rules() {
         2,
         "{doc}"
     );
-    let _: UserId = id.parse().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,4 +315,43 @@ async fn purge_removes_security_events_past_retention_in_state_and_archive() {
         "only the recent login is left"
     );
     m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_removes_its_archived_security_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let mk = |email: &'static str| {
+        let m = m.clone();
+        async move {
+            let p = m
+                .create_user(email, PW, UserTier::Free, ProfilePatch::default())
+                .await
+                .unwrap();
+            for _ in 0..55 {
+                m.authenticate_user(email, "wrong password here", LoginContext::default())
+                    .await
+                    .unwrap();
+            }
+            p.id
+        }
+    };
+    let gone = mk("gone@example.com").await;
+    let kept = mk("kept@example.com").await;
+    m.delete_user(gone).await.unwrap();
+    assert!(matches!(
+        m.export_user(gone).await,
+        Err(EngineError::NotFound)
+    ));
+    m.shutdown().await.unwrap();
+    drop(m);
+    let store = roster::store::SledStore::open(dir.path(), 1 << 20).unwrap();
+    let users: Vec<UserId> = roster::store::Store::scan_security_events(&store)
+        .map(|e| e.unwrap().0)
+        .collect();
+    assert!(!users.is_empty(), "the kept user's overflow is archived");
+    assert!(
+        users.iter().all(|u| *u == kept),
+        "nothing of the deleted user is left"
+    );
 }
