@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the per-request costs: the snapshot codec, session
-//! token handling, and one validation round trip through `UserManager`.
+//! token handling, one validation round trip through `UserManager`, risk scoring, and
+//! the cost of encryption at rest.
 //!
 //! `cargo bench --bench engine`
 
@@ -11,6 +12,7 @@ use roster::domain::ids::UserId;
 use roster::domain::profile::ProfilePatch;
 use roster::domain::session::LoginContext;
 use roster::engine::state::UserState;
+use roster::security::keys::DataKey;
 use roster::security::token::SessionToken;
 use roster::store::codec;
 use roster::{LoginOutcome, UserManager, UserTier};
@@ -63,12 +65,14 @@ fn benches(c: &mut Criterion) {
         )
     });
 
-    let record = codec::encode(&state).unwrap();
+    let id = state.profile.id;
+    let key = DataKey::generate();
+    let record = roster::engine::state::encode(&state, &key, id).unwrap();
     c.bench_function("codec/encode_user_state", |b| {
-        b.iter(|| codec::encode(&state).unwrap())
+        b.iter(|| roster::engine::state::encode(&state, &key, id).unwrap())
     });
     c.bench_function("codec/decode_user_state", |b| {
-        b.iter(|| roster::engine::state::decode(&record).unwrap())
+        b.iter(|| roster::engine::state::decode(&record, &key, id).unwrap())
     });
     c.bench_function("token/parse_and_hash", |b| {
         b.iter(|| SessionToken::parse(&token).unwrap().secret_hash())
@@ -134,5 +138,75 @@ fn risk(c: &mut Criterion) {
     });
 }
 
-criterion_group!(engine, benches, risk);
+/// The cost of encryption at rest on the two store paths it touches, each against the
+/// same work in clear (format 3): an activation (read the record, and now the wrapped
+/// data key; unwrap; open; decode) and a snapshot write (encode, seal, write). Goal:
+/// under 10% of the activations/s and snapshot-writes/s figures.
+fn encryption(c: &mut Criterion) {
+    use roster::domain::email::Email;
+    use roster::domain::profile::new_profile;
+    use roster::domain::time::Timestamp;
+    use roster::security::keys::MasterKey;
+    use roster::store::{SledStore, Store};
+
+    let cfg = config(std::path::Path::new("/unused"));
+    let tc = cfg.tier(UserTier::Premium);
+    let profile = new_profile(
+        UserId::generate(),
+        Email::parse("bench@example.com").unwrap(),
+        &tc.policy,
+        &tc.template,
+        &ProfilePatch::default(),
+        Timestamp::from_millis(1_800_000_000_000),
+    )
+    .unwrap();
+    let state = UserState::new(
+        profile,
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), 64 << 20).unwrap();
+    let master = MasterKey::generate();
+    let (plain_id, sealed_id) = (UserId::generate(), UserId::generate());
+    let key = DataKey::generate();
+    let plain = codec::encode_as_version(3, &state).unwrap();
+    store.save_user(plain_id, &plain).unwrap();
+    let wrapped = master.wrap(key.bytes(), sealed_id.as_bytes());
+    let sealed = roster::engine::state::encode(&state, &key, sealed_id).unwrap();
+    store
+        .create_user(sealed_id, &[9; 32], UserTier::Premium, &wrapped, &sealed)
+        .unwrap();
+    let dummy = DataKey::generate();
+
+    let mut g = c.benchmark_group("at_rest");
+    g.bench_function("activation_read/clear", |b| {
+        b.iter(|| {
+            let rec = store.load_user(plain_id).unwrap().unwrap();
+            roster::engine::state::decode(&rec, &dummy, plain_id).unwrap()
+        })
+    });
+    g.bench_function("activation_read/sealed", |b| {
+        b.iter(|| {
+            let rec = store.load_user(sealed_id).unwrap().unwrap();
+            let w = store.load_key(sealed_id).unwrap().unwrap();
+            let k = DataKey::from_bytes(master.unwrap(&w, sealed_id.as_bytes()).unwrap());
+            roster::engine::state::decode(&rec, &k, sealed_id).unwrap()
+        })
+    });
+    g.bench_function("snapshot_write/clear", |b| {
+        b.iter(|| {
+            let rec = codec::encode_as_version(3, &state).unwrap();
+            store.save_user(plain_id, &rec).unwrap();
+        })
+    });
+    g.bench_function("snapshot_write/sealed", |b| {
+        b.iter(|| {
+            let rec = roster::engine::state::encode(&state, &key, sealed_id).unwrap();
+            store.save_user(sealed_id, &rec).unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(engine, benches, risk, encryption);
 criterion_main!(engine);

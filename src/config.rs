@@ -99,6 +99,15 @@ pub struct RawConfig {
     notify: RawNotify,
     webauthn: RawWebauthn,
     privacy: RawPrivacy,
+    encryption: RawEncryption,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncryption {
+    master_key_file: PathBuf,
+    master_key_env: String,
+    generate_master_key: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,6 +305,20 @@ pub struct Config {
     pub webauthn: WebauthnConfig,
     /// Consent, age and retention rules.
     pub privacy: PrivacyConfig,
+    /// Encryption at rest (`[encryption]`).
+    pub encryption: EncryptionConfig,
+}
+
+/// Where the master key of encryption at rest comes from (`[encryption]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncryptionConfig {
+    /// The key file (relative paths from the working directory); `None`: `master.key`
+    /// in the data directory (see [`Config::master_key_file`]).
+    pub master_key_file: Option<PathBuf>,
+    /// An environment variable that, when set, holds the key instead (empty: none).
+    pub master_key_env: String,
+    /// Whether a first start without a key generates one.
+    pub generate_master_key: bool,
 }
 
 /// Consent, age and retention rules (`[privacy]`).
@@ -525,6 +548,15 @@ impl Config {
                 ConfigError::new(path, e.into_inner().to_string())
             })?;
         raw.validate()
+    }
+
+    /// The master key file in force: `encryption.master_key_file`, or `master.key` in
+    /// the data directory.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.encryption
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| self.store.data_dir.join("master.key"))
     }
 
     /// The configuration of one tier.
@@ -949,6 +981,12 @@ impl RawConfig {
             risk: self.risk,
             notify,
             webauthn,
+            encryption: EncryptionConfig {
+                master_key_file: Some(self.encryption.master_key_file)
+                    .filter(|p| !p.as_os_str().is_empty()),
+                master_key_env: self.encryption.master_key_env,
+                generate_master_key: self.encryption.generate_master_key,
+            },
             privacy: PrivacyConfig {
                 min_age: self.privacy.min_age,
                 security_event_retention: Duration::from_secs(

@@ -48,6 +48,24 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Replace the master key of encryption at rest: every user's data key is rewrapped
+    /// with a new, generated key; the old key file is kept as
+    /// `<file>.retired-<fingerprint>`. With --server the running server does it, with
+    /// no downtime; without, the store is opened here (stop the server first).
+    RotateMasterKey {
+        /// Config file layered over the embedded default.
+        #[arg(long, env = "ROSTER_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A running server to rotate through, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: Option<String>,
+        /// The operator key, for --server.
+        #[arg(long, env = "ROSTER_ADMIN_KEY", hide_env_values = true)]
+        admin_key: Option<String>,
+    },
     /// Delete security events older than `privacy.security_event_retention_days`, from
     /// users' records and the archive (retention). Run with the server stopped.
     Purge {
@@ -213,14 +231,13 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.store.data_dir = d;
             }
-            let dir = cfg.store.data_dir;
-            let store =
-                roster::store::SledStore::open(&dir, cfg.store.cache_bytes).with_context(|| {
-                    format!(
-                        "opening the store in {} (is the server stopped?)",
-                        dir.display()
-                    )
-                })?;
+            let dir = cfg.store.data_dir.clone();
+            let (store, keys) = roster::engine::keyring::open_store(&cfg).with_context(|| {
+                format!(
+                    "opening the store in {} (is the server stopped?)",
+                    dir.display()
+                )
+            })?;
             let now = roster::domain::time::Clock::now(&roster::domain::time::SystemClock);
             let cutoff = roster::domain::time::Timestamp::from_millis(
                 now.as_millis().saturating_sub(
@@ -228,13 +245,35 @@ fn main() -> anyhow::Result<()> {
                         .unwrap_or(i64::MAX),
                 ),
             );
-            let r = roster::engine::retention::purge_security_events(&store, cutoff)
+            let r = roster::engine::retention::purge_security_events(&store, &keys, cutoff)
                 .context("purging")?;
             println!(
                 "purged security events before {cutoff}: {} from {} of {} users' records, {} archived",
                 r.in_state, r.rewritten, r.users, r.archived
             );
             Ok(())
+        }
+        Command::RotateMasterKey {
+            config,
+            data_dir,
+            server,
+            admin_key,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            if let Some(url) = server {
+                let key = admin_key
+                    .context("--server needs the operator key (--admin-key or ROSTER_ADMIN_KEY)")?;
+                return rt.block_on(rotate_through_server(&url, &key));
+            }
+            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
+            if let Some(d) = data_dir {
+                cfg.store.data_dir = d;
+            }
+            init_tracing(&cfg.log);
+            rt.block_on(rotate_offline(cfg))
         }
         Command::VerifyAudit { config, data_dir } => {
             let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
@@ -260,6 +299,87 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(loadgen(&args))
         }
     }
+}
+
+fn print_progress(p: roster::engine::keyring::RotationProgress) {
+    let pct = if p.total == 0 {
+        100.0
+    } else {
+        p.done as f64 * 100.0 / p.total as f64
+    };
+    eprint!("\rrewrapping data keys: {}/{} ({pct:.0}%)", p.done, p.total);
+    if p.done >= p.total {
+        eprintln!();
+    }
+}
+
+fn print_report(r: &roster::engine::keyring::RotationReport) {
+    println!(
+        "master key rotated: {} -> {}, {} data keys rewrapped\n\
+         back up the new key file now; the retired key is at {} and opens only backups \
+         taken before the rotation: destroy it when they expire",
+        r.from, r.to, r.rewrapped, r.retired_key_file
+    );
+}
+
+/// Rotates on a stopped server's store.
+async fn rotate_offline(cfg: Config) -> anyhow::Result<()> {
+    let dir = cfg.store.data_dir.clone();
+    let manager = tokio::task::spawn_blocking(move || UserManager::open(cfg))
+        .await?
+        .with_context(|| {
+            format!(
+                "opening the store in {} (if a server is running, use --server)",
+                dir.display()
+            )
+        })?;
+    let report = manager.rotate_master_key(print_progress).await;
+    manager.shutdown().await?;
+    print_report(&report?);
+    Ok(())
+}
+
+/// Asks a running server to rotate, printing the progress it streams.
+async fn rotate_through_server(url: &str, admin_key: &str) -> anyhow::Result<()> {
+    let endpoint = format!(
+        "{}/api/v1/admin/master-key/rotate",
+        url.trim_end_matches('/')
+    );
+    let mut resp = reqwest::Client::new()
+        .post(&endpoint)
+        .bearer_auth(admin_key)
+        .send()
+        .await
+        .with_context(|| format!("POST {endpoint}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        anyhow::bail!("the server refused the rotation ({status}): {body}");
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .context("reading the rotation's progress")?
+    {
+        buf.extend_from_slice(&chunk);
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            let v: serde_json::Value =
+                serde_json::from_slice(&line).context("a malformed progress line")?;
+            if let Some(r) = v.get("rotated") {
+                print_report(&serde_json::from_value(r.clone())?);
+                return Ok(());
+            }
+            if let Some(e) = v.get("error") {
+                anyhow::bail!("the rotation failed: {}", e["detail"]);
+            }
+            print_progress(serde_json::from_value(v)?);
+        }
+    }
+    anyhow::bail!(
+        "the server closed the connection before the rotation finished; it goes on there: check its log"
+    )
 }
 
 /// Opens the engine, serves HTTP until SIGTERM or Ctrl-C, then drains and snapshots.

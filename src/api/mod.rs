@@ -152,6 +152,8 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(mfa::confirm_sms))
         .routes(routes!(privacy::get_consents, privacy::put_consents))
         .routes(routes!(privacy::record_parental_consent))
+        .routes(routes!(privacy::master_key))
+        .routes(routes!(privacy::rotate_master_key))
         .routes(routes!(handlers::logout))
         .routes(routes!(handlers::openapi_json))
         .routes(routes!(handlers::admin_shards))

@@ -9,7 +9,12 @@ use super::extract::{Caller, JsonBody};
 use super::problem::{ApiError, Problem};
 use crate::domain::consent::{Date, Purpose};
 use crate::engine::ConsentView;
+use crate::engine::EngineError;
 use crate::engine::audit::AuditActor;
+use crate::engine::keyring::{RotationProgress, RotationReport};
+use axum::response::IntoResponse;
+use futures_util::StreamExt;
+use serde_json::json;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -106,4 +111,89 @@ pub async fn record_parental_consent(
             .record_parental_consent(id, &body.reference)
             .await?,
     ))
+}
+
+/// The master key in use (operator only).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MasterKeyInfo {
+    /// Its fingerprint (16 hex digits): names the key without revealing it.
+    fingerprint: String,
+}
+
+/// Which master key the store is encrypted with (operator only).
+#[utoipa::path(get, path = "/admin/master-key", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = MasterKeyInfo), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn master_key(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<MasterKeyInfo>> {
+    caller.require_admin()?;
+    Ok(Json(MasterKeyInfo {
+        fingerprint: s.manager.master_key_fingerprint(),
+    }))
+}
+
+enum RotationMessage {
+    Progress(RotationProgress),
+    Done(Result<RotationReport, EngineError>),
+}
+
+fn ndjson_line(value: &serde_json::Value) -> bytes::Bytes {
+    let mut line = value.to_string().into_bytes();
+    line.push(b'\n');
+    line.into()
+}
+
+/// Rotates the master key while the server runs (operator only): every data key is
+/// rewrapped with a new key, generated next to the current key file; the old file is
+/// kept as `<file>.retired-<fingerprint>`. The answer streams as JSON lines:
+/// `{"done", "total"}` progress, then `{"rotated": {from, to, rewrapped,
+/// retired_key_file}}` or `{"error": problem}`. The rotation finishes even if the client
+/// goes away.
+#[utoipa::path(post, path = "/admin/master-key/rotate", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = RotationProgress,
+        description = "progress lines, then the report (RotationReport) under `rotated`"),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "a rotation is running, or the key comes from the environment")))]
+pub async fn rotate_master_key(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::response::Response> {
+    caller.require_admin()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let m = s.manager.clone();
+    let progress = tx.clone();
+    tokio::spawn(async move {
+        let r = m
+            .rotate_master_key(move |p| {
+                let _ = progress.send(RotationMessage::Progress(p));
+            })
+            .await;
+        let _ = tx.send(RotationMessage::Done(r));
+    });
+    // The first progress line comes once the rotation has started: a refusal before it
+    // is an ordinary problem response.
+    let first = match rx.recv().await {
+        Some(RotationMessage::Progress(p)) => json!(p),
+        Some(RotationMessage::Done(Err(e))) => return Err(e.into()),
+        Some(RotationMessage::Done(Ok(r))) => json!({ "rotated": r }),
+        None => return Err(ApiError::Unavailable),
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        let line = match rx.recv().await? {
+            RotationMessage::Progress(p) => json!(p),
+            RotationMessage::Done(Ok(r)) => json!({ "rotated": r }),
+            RotationMessage::Done(Err(e)) => {
+                let e = ApiError::from(e);
+                json!({ "error": { "type": e.type_uri(), "detail": e.to_string() } })
+            }
+        };
+        Some((Ok::<_, std::convert::Infallible>(ndjson_line(&line)), rx))
+    });
+    let body = futures_util::stream::once(async move { Ok(ndjson_line(&first)) }).chain(rest);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }

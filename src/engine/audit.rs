@@ -85,6 +85,15 @@ pub enum AuditAction {
         /// The user.
         user: UserId,
     },
+    /// The master key was rotated: every data key rewrapped.
+    MasterKeyRotated {
+        /// The retired key's fingerprint.
+        from: String,
+        /// The new key's fingerprint.
+        to: String,
+        /// Data keys rewrapped.
+        data_keys: u64,
+    },
 }
 
 impl AuditAction {
@@ -98,7 +107,7 @@ impl AuditAction {
             | AuditAction::MfaReset { user }
             | AuditAction::ConsentChanged { user, .. }
             | AuditAction::ParentalConsentRecorded { user } => Some(*user),
-            AuditAction::UsersImported { .. } => None,
+            AuditAction::UsersImported { .. } | AuditAction::MasterKeyRotated { .. } => None,
         }
     }
 }

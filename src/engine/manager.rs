@@ -10,6 +10,7 @@ use super::audit::{self, AuditAction, AuditActor, AuditEntry, AuditLog};
 use super::directory::{Directory, ShardRef};
 use super::events::{Realtime, Resume};
 use super::handle::UserHandle;
+use super::keyring::{RotationProgress, RotationReport};
 use super::runtime::ActorRuntime;
 use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
@@ -44,7 +45,7 @@ use crate::security::passkey::{
 use crate::security::password::{PasswordHasher, hash_with};
 use crate::security::token::SessionToken;
 use crate::security::totp::TotpEnrollment;
-use crate::store::{CreateOutcome, GroupCommit, SledStore, Store, codec};
+use crate::store::{CreateOutcome, GroupCommit, Store, codec};
 
 use actix::Actor;
 
@@ -286,7 +287,9 @@ impl UserManager {
 
     /// As [`UserManager::open`], reading time from `clock` (tests use a manual clock).
     pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
-        let sled = SledStore::open(&config.store.data_dir, config.store.cache_bytes)?;
+        // Before anything else touches the store: a missing or wrong master key stops
+        // here, with nothing written.
+        let (sled, keys) = super::keyring::open_store(&config)?;
         let data_file = config.store.fsync_data_file.then(|| sled.data_file());
         let store: Arc<dyn Store> = Arc::new(sled);
         let commit = GroupCommit::start(Arc::clone(&store), data_file)?;
@@ -304,6 +307,7 @@ impl UserManager {
         let mut decoy_key = [0u8; 32];
         rand::fill(&mut decoy_key);
         let engine = Arc::new(Engine {
+            keys,
             decoy_key,
             notifier,
             webauthn,
@@ -356,10 +360,15 @@ impl UserManager {
     /// Decodes every stored record and lists the ones that fail, by user id.
     pub fn verify_store(&self) -> StoreReport {
         let mut report = StoreReport::default();
-        for item in self.engine.store.scan_users() {
+        let (store, keys) = (self.engine.store.as_ref(), &self.engine.keys);
+        for item in store.scan_users() {
             match item {
-                Ok((id, rec)) => match super::state::decode(&rec) {
-                    Ok(_) => report.ok += 1,
+                Ok((id, rec)) => match keys.data_key(store, id) {
+                    Ok(Some(key)) => match super::state::decode(&rec, &key, id) {
+                        Ok(_) => report.ok += 1,
+                        Err(e) => report.corrupt.push((id, e.to_string())),
+                    },
+                    Ok(None) => report.corrupt.push((id, "no data key".into())),
                     Err(e) => report.corrupt.push((id, e.to_string())),
                 },
                 Err(e) => tracing::error!(error = %e, "store scan failed"),
@@ -401,17 +410,21 @@ impl UserManager {
         phc: String,
     ) -> Result<UserProfile, EngineError> {
         let state = UserState::new(profile, phc);
-        let record = codec::encode(&state).map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.engine
-            .metrics
-            .snapshot_bytes
-            .inc_by(record.len() as u64);
+        let (id, tier) = (state.profile.id, state.profile.tier);
+        let index = self.engine.keys.email_index(&email.normalized());
+        let outcome = self.engine.keys.with_new_key(id, |key, wrapped| {
+            let record = super::state::encode(&state, key, id)?;
+            self.engine
+                .metrics
+                .snapshot_bytes
+                .inc_by(record.len() as u64);
+            self.engine
+                .store
+                .create_user(id, &index, tier, wrapped, &record)
+                .map_err(EngineError::from)
+        })?;
         let p = state.profile;
-        match self
-            .engine
-            .store
-            .create_user(p.id, &email.normalized(), p.tier, &record)?
-        {
+        match outcome {
             CreateOutcome::Created => {
                 self.engine.commit.commit().await?;
                 self.engine.metrics.users_created.inc();
@@ -492,7 +505,10 @@ impl UserManager {
     ) -> Result<LoginOutcome, EngineError> {
         let context = context.sanitized()?;
         let user = match Email::parse(email) {
-            Ok(e) => self.engine.store.lookup_email(&e.normalized())?,
+            Ok(e) => self
+                .engine
+                .store
+                .lookup_email(&self.engine.keys.email_index(&e.normalized()))?,
             Err(_) => None,
         };
         let ticket = match user {
@@ -833,7 +849,10 @@ impl UserManager {
         let context = context.sanitized()?;
         let normalized = Email::parse(email).map(|e| e.normalized()).ok();
         let user = match &normalized {
-            Some(e) => self.engine.store.lookup_email(e)?,
+            Some(e) => self
+                .engine
+                .store
+                .lookup_email(&self.engine.keys.email_index(e))?,
             None => None,
         };
         if let Some(id) = user {
@@ -968,16 +987,27 @@ impl UserManager {
                 .map(|e| e.seq)
                 .unwrap_or(before)
                 .min(oldest.unwrap_or(before));
-            for raw in self
-                .engine
-                .store
-                .security_events_before(id, from, limit - page.len())?
-            {
+            let store = self.engine.store.as_ref();
+            let archived = store.security_events_before(id, from, limit - page.len())?;
+            let key = match archived.is_empty() {
+                true => None,
+                false => Some(
+                    self.engine
+                        .keys
+                        .data_key(store, id)?
+                        .ok_or(EngineError::NotFound)?,
+                ),
+            };
+            for (seq, blob) in archived {
+                let corrupt = |reason: String| EngineError::Corrupt {
+                    user: id,
+                    reason: format!("archived security event {seq}: {reason}"),
+                };
+                let Some(key) = &key else { break };
+                let raw = codec::open_blob(key, &super::state::event_aad(id, seq), &blob)
+                    .map_err(|e| corrupt(e.to_string()))?;
                 let e: SecurityEvent =
-                    serde_json::from_slice(&raw).map_err(|e| EngineError::Corrupt {
-                        user: id,
-                        reason: format!("archived security event: {e}"),
-                    })?;
+                    serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
                 page.push(e);
             }
         }
@@ -1211,6 +1241,45 @@ impl UserManager {
         let entry = self.engine.audit.append(self.now(), actor, action)?;
         self.engine.commit.commit().await?;
         Ok(entry)
+    }
+
+    /// Rotates the master key while the engine serves: a new key is generated, every
+    /// data key is rewrapped with it (reporting progress), the old key file is retired,
+    /// and the rotation is audited. See [`super::keyring`].
+    pub async fn rotate_master_key(
+        &self,
+        progress: impl FnMut(RotationProgress) + Send + 'static,
+    ) -> Result<RotationReport, EngineError> {
+        let engine = Arc::clone(&self.engine);
+        let report = tokio::task::spawn_blocking(move || {
+            let mut progress = progress;
+            engine.keys.rotate(engine.store.as_ref(), &mut progress)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("rotation task: {e}")))??;
+        tracing::warn!(
+            from = %report.from,
+            to = %report.to,
+            rewrapped = report.rewrapped,
+            retired = %report.retired_key_file,
+            "master key rotated. Back up the new key file; keep the retired one only as \
+             long as backups taken before now must stay readable"
+        );
+        self.audit(
+            AuditActor::Operator,
+            AuditAction::MasterKeyRotated {
+                from: report.from.clone(),
+                to: report.to.clone(),
+                data_keys: report.rewrapped,
+            },
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// The fingerprint of the master key in use.
+    pub fn master_key_fingerprint(&self) -> String {
+        self.engine.keys.fingerprint().to_string()
     }
 
     /// Audit records numbered above `after`, oldest first, at most `limit`.

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod directory;
 pub mod events;
 pub mod handle;
+pub mod keyring;
 pub mod manager;
 pub mod retention;
 pub(crate) mod runtime;
@@ -86,6 +87,10 @@ pub enum EngineError {
     /// The session was refused and ended (zero-trust binding, or risk).
     #[error("session refused: {0}")]
     SessionRefused(&'static str),
+    /// The master key is missing, malformed, or not this store's; or a key file could
+    /// not be written.
+    #[error("master key: {0}")]
+    MasterKey(String),
     /// A bug or an unexpected failure; details are in the log.
     #[error("internal error: {0}")]
     Internal(String),
@@ -118,6 +123,8 @@ pub(crate) struct Engine {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub realtime: Arc<events::Realtime>,
     pub audit: audit::AuditLog,
+    /// The master key, the blind-index key and data-key wrapping.
+    pub keys: keyring::Keyring,
     pub notifier: crate::notify::Notifier,
     pub webauthn: webauthn_rs::prelude::Webauthn,
     /// Keys the decoy credential ids of passwordless starts for unknown accounts.

@@ -3,8 +3,11 @@
 //! stopped) so that no actor holds a copy of a record being rewritten.
 
 use super::EngineError;
+use super::keyring::Keyring;
 use super::state;
+use crate::domain::ids::UserId;
 use crate::domain::time::Timestamp;
+use crate::security::keys::DataKey;
 use crate::store::{Store, codec};
 
 /// What a purge removed.
@@ -20,9 +23,11 @@ pub struct PurgeReport {
     pub archived: usize,
 }
 
-/// Removes every security event older than `cutoff`, then flushes.
+/// Removes every security event older than `cutoff`, then flushes. `keys` opens the
+/// sealed records and archived events.
 pub fn purge_security_events(
     store: &dyn Store,
+    keys: &Keyring,
     cutoff: Timestamp,
 ) -> Result<PurgeReport, EngineError> {
     let mut report = PurgeReport::default();
@@ -30,30 +35,37 @@ pub fn purge_security_events(
     for item in store.scan_users() {
         let (id, record) = item?;
         report.users += 1;
-        let mut s = state::decode(&record).map_err(|e| EngineError::Corrupt {
-            user: id,
-            reason: e.to_string(),
-        })?;
+        let corrupt = |reason: String| EngineError::Corrupt { user: id, reason };
+        let key = keys
+            .data_key(store, id)?
+            .ok_or_else(|| corrupt("no data key".into()))?;
+        let mut s = state::decode(&record, &key, id).map_err(|e| corrupt(e.to_string()))?;
         let before = s.security.recent.len();
         s.security.recent.retain(|e| e.at >= cutoff);
         let removed = before - s.security.recent.len();
         if removed > 0 {
             report.in_state += removed;
-            rewrite.push((id, s));
+            rewrite.push((id, s, key));
         }
     }
-    for (id, s) in rewrite {
-        let record = codec::encode(&s).map_err(|e| EngineError::Internal(e.to_string()))?;
-        store.save_user(id, &record)?;
+    for (id, s, key) in rewrite {
+        store.save_user(id, &state::encode(&s, &key, id)?)?;
         report.rewritten += 1;
     }
     let mut old = Vec::new();
+    let mut user_key: Option<(UserId, Option<DataKey>)> = None;
     for item in store.scan_security_events() {
-        let (user, seq, raw) = item?;
-        let at = serde_json::from_slice::<serde_json::Value>(&raw)
-            .ok()
+        let (user, seq, blob) = item?;
+        if user_key.as_ref().is_none_or(|(u, _)| *u != user) {
+            user_key = Some((user, keys.data_key(store, user)?));
+        }
+        let key = user_key.as_ref().and_then(|(_, k)| k.as_ref());
+        let at = key
+            .and_then(|k| codec::open_blob(k, &state::event_aad(user, seq), &blob).ok())
+            .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
             .and_then(|v| serde_json::from_value::<Timestamp>(v["at"].clone()).ok());
-        // An archived event that cannot be read has no date to keep it by.
+        // An archived event that cannot be read (its user erased, or damaged) has no
+        // date to keep it by.
         if at.is_none_or(|at| at < cutoff) {
             old.push((user, seq));
         }

@@ -22,6 +22,7 @@ use super::user_actor::{Passivate, Tick, UserActor};
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
+use crate::security::keys::DataKey;
 
 /// Counters a shard keeps for operators; read without messaging the shard.
 #[derive(Debug, Default)]
@@ -218,19 +219,19 @@ impl Shard {
     fn finish_load(
         &mut self,
         id: UserId,
-        loaded: Result<UserState, EngineError>,
+        loaded: Result<(UserState, DataKey), EngineError>,
         ctx: &mut Context<Self>,
     ) {
         let waiters = self.loading.remove(&id).unwrap_or_default();
         let after_crash = self.crashed.remove(&id);
-        let result = loaded.and_then(|state| {
+        let result = loaded.and_then(|(state, key)| {
             if state.profile.tier != self.tier {
                 // The user changed tier since the route was read; the caller retries there.
                 return Err(EngineError::WrongShard(state.profile.tier));
             }
             let engine = Arc::clone(&self.engine);
             let shard = ctx.address();
-            let addr = UserActor::create(move |_| UserActor::new(state, engine, shard));
+            let addr = UserActor::create(move |_| UserActor::new(state, key, engine, shard));
             self.users.insert(id, addr.clone());
             self.engine.directory.insert(
                 id,
@@ -305,16 +306,28 @@ impl Shard {
     }
 }
 
-/// Reads and decodes a user's snapshot; blocking, so it runs on the blocking pool.
-fn load(engine: &Engine, id: UserId) -> Result<UserState, EngineError> {
+/// Reads a user's data key and snapshot and opens it; blocking, so it runs on the
+/// blocking pool.
+fn load(engine: &Engine, id: UserId) -> Result<(UserState, DataKey), EngineError> {
     let record = engine.store.load_user(id)?.ok_or(EngineError::NotFound)?;
-    super::state::decode(&record).map_err(|e| {
+    let key = engine
+        .keys
+        .data_key(engine.store.as_ref(), id)
+        .and_then(|k| {
+            k.ok_or_else(|| EngineError::Corrupt {
+                user: id,
+                reason: "the record has no data key".into(),
+            })
+        })
+        .inspect_err(|e| tracing::error!(user = %id, error = %e, "unusable data key"))?;
+    let state = super::state::decode(&record, &key, id).map_err(|e| {
         tracing::error!(user = %id, error = %e, "unreadable snapshot record");
         EngineError::Corrupt {
             user: id,
             reason: e.to_string(),
         }
-    })
+    })?;
+    Ok((state, key))
 }
 
 impl Actor for Shard {

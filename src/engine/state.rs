@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::EngineError;
 use crate::domain::activity::ActivityCounters;
 use crate::domain::consent::ConsentState;
-use crate::domain::ids::SessionId;
+use crate::domain::ids::{SessionId, UserId};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
 use crate::domain::profile::UserProfile;
@@ -19,6 +20,7 @@ use crate::domain::security_log::{SecurityEvent, SecurityLog};
 use crate::domain::session::{LoginContext, Session, SessionBinding, SessionV2};
 use crate::domain::tier::TierPolicy;
 use crate::domain::time::Timestamp;
+use crate::security::keys::DataKey;
 use crate::security::token::SessionToken;
 use crate::store::codec::{self, CodecError};
 
@@ -129,13 +131,34 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format.
-pub fn decode(record: &[u8]) -> Result<UserState, CodecError> {
-    codec::decode_versioned(record, |version, payload| match version {
-        1 => Some(payload.decode::<UserStateV1>().map(Into::into)),
-        2 => Some(payload.decode::<UserStateV2>().map(Into::into)),
-        _ => None,
-    })
+/// Reads a stored user record of any supported format: the current one is sealed under
+/// the user's data key, formats 1–3 are plaintext.
+pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
+    codec::decode_versioned(
+        record,
+        key,
+        id.as_bytes(),
+        |version, payload| match version {
+            1 => Some(payload.decode::<UserStateV1>().map(Into::into)),
+            2 => Some(payload.decode::<UserStateV2>().map(Into::into)),
+            3 => Some(payload.decode::<UserState>()),
+            _ => None,
+        },
+    )
+}
+
+/// Writes a user record in the current format, sealed under the user's data key.
+pub fn encode(state: &UserState, key: &DataKey, id: UserId) -> Result<Vec<u8>, EngineError> {
+    codec::seal(state, key, id.as_bytes()).map_err(|e| EngineError::Internal(e.to_string()))
+}
+
+/// The associated data of a user's archived security event `seq`.
+pub fn event_aad(user: UserId, seq: u64) -> [u8; 25] {
+    let mut a = [0u8; 25];
+    a[0] = b's';
+    a[1..17].copy_from_slice(user.as_bytes());
+    a[17..].copy_from_slice(&seq.to_be_bytes());
+    a
 }
 
 impl UserState {
@@ -413,7 +436,9 @@ mod tests {
         let mut expected = s.clone();
         expected.risk = RiskProfile::default();
         expected.security = SecurityLog::default();
-        assert_eq!(decode(&v1).unwrap(), expected);
+        let key = DataKey::generate();
+        let id = s.profile.id;
+        assert_eq!(decode(&v1, &key, id).unwrap(), expected);
         s.activity.tracks_played = 3;
         expected.activity.tracks_played = 3;
         let v2 = codec::encode_as_version(
@@ -430,7 +455,7 @@ mod tests {
             },
         )
         .unwrap();
-        let loaded = decode(&v2).unwrap();
+        let loaded = decode(&v2, &key, id).unwrap();
         assert_eq!(loaded, expected);
         assert_eq!(
             loaded.sessions[0].authenticated_at, t,
@@ -442,10 +467,26 @@ mod tests {
             crate::domain::security_log::SecurityEventKind::LoginFailed,
             t,
         ));
-        assert_eq!(decode(&codec::encode(&s).unwrap()).unwrap(), s);
+        // Format 3 was the same shape in clear.
+        let v3 = codec::encode_as_version(3, &s).unwrap();
+        assert_eq!(decode(&v3, &key, id).unwrap(), s);
+        let sealed = encode(&s, &key, id).unwrap();
+        assert_eq!(sealed[0], codec::FORMAT_VERSION);
+        assert_eq!(decode(&sealed, &key, id).unwrap(), s);
+        let email = s.profile.email.as_str().as_bytes();
+        assert!(v3.windows(email.len()).any(|w| w == email));
+        assert!(
+            !sealed.windows(email.len()).any(|w| w == email),
+            "the email is not in the sealed record"
+        );
+        // Another user's key does not open it.
+        assert_eq!(
+            decode(&sealed, &DataKey::generate(), id),
+            Err(CodecError::Unauthentic)
+        );
         // A current reader does not mistake an old payload for a new one.
-        assert!(codec::decode::<UserState>(&v1).is_err());
-        assert!(codec::decode::<UserState>(&v2).is_err());
+        assert!(codec::open_sealed::<UserState>(&v1, &key, id.as_bytes()).is_err());
+        assert!(codec::open_sealed::<UserState>(&v2, &key, id.as_bytes()).is_err());
     }
 
     #[test]

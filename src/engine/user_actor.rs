@@ -27,6 +27,7 @@ use crate::domain::security_log::{SecurityEvent, SecurityEventKind};
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::{TierPolicy, UserTier};
 use crate::domain::time::Timestamp;
+use crate::security::keys::DataKey;
 use crate::security::token::SessionToken;
 use crate::store::codec;
 
@@ -286,7 +287,13 @@ pub(crate) struct Crash;
 
 /// Appends a security event to `state`, counts it (and its risk assessment), and hands
 /// an event that no longer fits in the state to the store.
-fn record_into(engine: &Engine, user: UserId, state: &mut UserState, event: SecurityEvent) {
+fn record_into(
+    engine: &Engine,
+    key: &DataKey,
+    user: UserId,
+    state: &mut UserState,
+    event: SecurityEvent,
+) {
     let m = &engine.metrics;
     m.security_events
         .get_or_create(&crate::metrics::SecurityLabels {
@@ -311,9 +318,10 @@ fn record_into(engine: &Engine, user: UserId, state: &mut UserState, event: Secu
         let stored = serde_json::to_vec(&old)
             .map_err(|e| e.to_string())
             .and_then(|b| {
+                let aad = super::state::event_aad(user, old.seq);
                 engine
                     .store
-                    .put_security_event(user, old.seq, &b)
+                    .put_security_event(user, old.seq, &codec::seal_blob(key, &aad, &b))
                     .map_err(|e| e.to_string())
             });
         if let Err(e) = stored {
@@ -325,6 +333,8 @@ fn record_into(engine: &Engine, user: UserId, state: &mut UserState, event: Secu
 /// The actor.
 pub(crate) struct UserActor {
     state: UserState,
+    /// The user's data key: seals its snapshots and archived events.
+    key: DataKey,
     engine: Arc<Engine>,
     shard: Addr<Shard>,
     last_active: Timestamp,
@@ -365,11 +375,17 @@ impl Actor for UserActor {
 }
 
 impl UserActor {
-    pub(crate) fn new(state: UserState, engine: Arc<Engine>, shard: Addr<Shard>) -> Self {
+    pub(crate) fn new(
+        state: UserState,
+        key: DataKey,
+        engine: Arc<Engine>,
+        shard: Addr<Shard>,
+    ) -> Self {
         let now = engine.clock.now();
         let stream = engine.realtime.existing(state.profile.id);
         Self {
             state,
+            key,
             engine,
             shard,
             last_active: now,
@@ -386,7 +402,7 @@ impl UserActor {
     /// Appends a security event to `state` (the next state, for events written with a
     /// change); see [`record_into`].
     fn record_event(&self, state: &mut UserState, event: SecurityEvent) {
-        record_into(&self.engine, self.id(), state, event);
+        record_into(&self.engine, &self.key, self.id(), state, event);
     }
 
     /// A security event about the client of `context`.
@@ -407,7 +423,7 @@ impl UserActor {
     /// Records a soft security event (written with the next snapshot).
     fn record_soft(&mut self, event: SecurityEvent) {
         let id = self.id();
-        record_into(&self.engine, id, &mut self.state, event);
+        record_into(&self.engine, &self.key, id, &mut self.state, event);
         self.soft_dirty = true;
     }
 
@@ -485,7 +501,7 @@ impl UserActor {
     /// Writes `next` to the store and only then adopts it, so a failed write leaves the
     /// live state equal to the stored one.
     fn persist(&mut self, next: UserState, now: Timestamp) -> Result<(), EngineError> {
-        let record = codec::encode(&next).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let record = super::state::encode(&next, &self.key, self.id())?;
         self.engine
             .metrics
             .snapshot_bytes
@@ -805,7 +821,7 @@ impl UserActor {
                 let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
                 e.session_id = Some(s.id);
                 e.detail = Some(format!("evicted: over {max} sessions"));
-                record_into(&self.engine, self.state.profile.id, &mut next, e);
+                record_into(&self.engine, &self.key, self.state.profile.id, &mut next, e);
             }
         }
         self.persist(next, now)?;
@@ -981,8 +997,11 @@ impl Handler<DeleteUser> for UserActor {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, _: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
         self.touch();
-        let email_key = self.state.profile.email.normalized();
-        self.engine.store.delete_user(self.id(), &email_key)?;
+        let index = self
+            .engine
+            .keys
+            .email_index(&self.state.profile.email.normalized());
+        self.engine.store.delete_user(self.id(), &index)?;
         self.state.sessions.clear();
         self.publish(Event::UserDeleted {});
         if let Some(s) = &self.stream {

@@ -1,6 +1,8 @@
 //! Credentials: password hashing on a bounded worker pool, the password policy,
-//! self-routing session tokens, TOTP authenticators and one-time codes.
+//! self-routing session tokens, TOTP authenticators, one-time codes and the keys of
+//! encryption at rest.
 
+pub mod keys;
 pub mod otp;
 pub mod passkey;
 pub mod password;

@@ -1,17 +1,24 @@
 //! The snapshot codec: the only place that knows the bytes of a stored record.
 //!
-//! A record is `[format version: u8][crc32 of payload: u32 LE][payload]`, the payload
-//! being bincode 2 in serde mode. The version byte lets a later format read older
-//! records; the checksum turns a torn or bit-flipped record into a clear error instead
-//! of a wrong user.
+//! A record is `[format version: u8][crc32 of the rest: u32 LE][body]`. The version byte
+//! lets a later format read older records; the checksum turns a torn or bit-flipped
+//! record into a clear error instead of a wrong user.
+//!
+//! Format 4 (current) seals the body: `nonce ‖ AES-256-GCM(bincode payload) ‖ tag` under
+//! the owner's data key, with the version byte and the owner's id as associated data,
+//! so a record moved onto another user does not open. Formats 1–3 carried the bincode
+//! payload in clear; they are still read and are rewritten sealed.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::security::keys::{DataKey, KeyError};
+
 /// The format this build writes. Version 2 added the activity counters to the user
 /// state; version 3 second factors, the risk profile, security events and session
-/// step-up/binding. Older records are still read (see [`decode_versioned`]).
-pub const FORMAT_VERSION: u8 = 3;
+/// step-up/binding; version 4 sealed the payload. Older records are still read (see
+/// [`decode_versioned`]).
+pub const FORMAT_VERSION: u8 = 4;
 
 const HEADER: usize = 5;
 
@@ -27,6 +34,9 @@ pub enum CodecError {
     /// The payload does not match its checksum.
     #[error("checksum mismatch")]
     Checksum,
+    /// A sealed record that its owner's data key does not open.
+    #[error("cannot decrypt: wrong data key or altered record")]
+    Unauthentic,
     /// The payload is not a valid encoding of the expected type.
     #[error("undecodable payload: {0}")]
     Decode(String),
@@ -39,42 +49,99 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-/// Encodes a value as a record of the current format.
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let payload = bincode::serde::encode_to_vec(value, config())
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.push(FORMAT_VERSION);
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+fn aad(version: u8, owner: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(1 + owner.len());
+    a.push(version);
+    a.extend_from_slice(owner);
+    a
 }
 
-/// Decodes a record, checking version, checksum and that the payload is consumed whole.
-pub fn decode<T: DeserializeOwned>(record: &[u8]) -> Result<T, CodecError> {
-    let (version, payload) = open(record)?;
-    if version != FORMAT_VERSION {
-        return Err(CodecError::UnknownVersion(version));
-    }
-    decode_payload(payload)
+fn frame(version: u8, body: impl FnOnce(&mut Vec<u8>), capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + capacity);
+    out.push(version);
+    out.extend_from_slice(&[0; 4]);
+    body(&mut out);
+    let crc = crc32fast::hash(&out[HEADER..]);
+    out[1..HEADER].copy_from_slice(&crc.to_le_bytes());
+    out
 }
 
-/// Decodes a record of any version: the current one as `T`, older ones through `older`,
-/// which gets the version and a payload to decode as that version's shape (and returns
-/// `None` for a version it does not know). Converted values are written back in the
-/// current format at the next snapshot.
+/// Encodes a value as a sealed record of the current format, under `owner`'s data key.
+pub fn seal<T: Serialize>(value: &T, key: &DataKey, owner: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let payload = zeroize::Zeroizing::new(
+        bincode::serde::encode_to_vec(value, config())
+            .map_err(|e| CodecError::Encode(e.to_string()))?,
+    );
+    let aad = aad(FORMAT_VERSION, owner);
+    Ok(frame(
+        FORMAT_VERSION,
+        |out| key.seal_into(&aad, &payload, out),
+        payload.len() + 28,
+    ))
+}
+
+/// Decodes a sealed record of the current format.
+pub fn open_sealed<T: DeserializeOwned>(
+    record: &[u8],
+    key: &DataKey,
+    owner: &[u8],
+) -> Result<T, CodecError> {
+    decode_versioned(record, key, owner, |_, _| None)
+}
+
+/// Decodes a record of any version: the current (sealed) one as `T` with `key`, older
+/// (plaintext) ones through `older`, which gets the version and a payload to decode as
+/// that version's shape (and returns `None` for a version it does not know). Converted
+/// values are written back sealed at the next snapshot.
 pub fn decode_versioned<T>(
     record: &[u8],
+    key: &DataKey,
+    owner: &[u8],
     older: impl FnOnce(u8, Payload<'_>) -> Option<Result<T, CodecError>>,
 ) -> Result<T, CodecError>
 where
     T: DeserializeOwned,
 {
-    let (version, payload) = open(record)?;
+    let (version, body) = open(record)?;
     if version == FORMAT_VERSION {
-        return decode_payload(payload);
+        let payload = zeroize::Zeroizing::new(
+            key.open(&aad(version, owner), body)
+                .map_err(|_: KeyError| CodecError::Unauthentic)?,
+        );
+        return decode_payload(&payload);
     }
-    older(version, Payload(payload)).unwrap_or(Err(CodecError::UnknownVersion(version)))
+    older(version, Payload(body)).unwrap_or(Err(CodecError::UnknownVersion(version)))
+}
+
+/// The first byte of a sealed blob (archived security events): `[1][nonce][ciphertext]
+/// [tag]`. Plaintext blobs of earlier formats were JSON objects, starting with `{`.
+const BLOB_FORMAT: u8 = 1;
+
+/// Seals a blob (an archived event) under a data key, binding `aad`.
+pub fn seal_blob(key: &DataKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + plaintext.len() + 28);
+    out.push(BLOB_FORMAT);
+    key.seal_into(aad, plaintext, &mut out);
+    out
+}
+
+/// Whether a blob is sealed (rather than plaintext of an earlier format).
+pub fn is_sealed_blob(blob: &[u8]) -> bool {
+    blob.first() == Some(&BLOB_FORMAT)
+}
+
+/// Opens what [`seal_blob`] wrote.
+pub fn open_blob(key: &DataKey, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, CodecError> {
+    match blob.split_first() {
+        Some((&BLOB_FORMAT, sealed)) => key.open(aad, sealed).map_err(|_| CodecError::Unauthentic),
+        Some((&v, _)) => Err(CodecError::UnknownVersion(v)),
+        None => Err(CodecError::Truncated(0)),
+    }
+}
+
+/// The format version of a record, if it has a header.
+pub fn version_of(record: &[u8]) -> Option<u8> {
+    (record.len() >= HEADER).then(|| record[0])
 }
 
 /// The checked payload of an older record.
@@ -112,12 +179,17 @@ fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> 
     Ok(value)
 }
 
-/// Encodes a value as a record of an older format `version` (tests of migrations).
+/// Encodes a value as a plaintext record of an older format `version` (tests of
+/// migrations; this build never writes one).
 #[doc(hidden)]
 pub fn encode_as_version<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = encode(value)?;
-    out[0] = version;
-    Ok(out)
+    let payload = bincode::serde::encode_to_vec(value, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(frame(
+        version,
+        |out| out.extend_from_slice(&payload),
+        payload.len(),
+    ))
 }
 
 #[cfg(test)]
@@ -140,32 +212,62 @@ mod tests {
         }
     }
 
+    const OWNER: &[u8] = b"user-1";
+
     #[test]
     fn round_trip() {
-        let rec = encode(&sample()).unwrap();
+        let key = DataKey::generate();
+        let rec = seal(&sample(), &key, OWNER).unwrap();
         assert_eq!(rec[0], FORMAT_VERSION);
-        assert_eq!(decode::<Sample>(&rec).unwrap(), sample());
+        assert!(
+            !rec.windows(3).any(|w| w == b"ann"),
+            "sealed: no clear text"
+        );
+        assert_eq!(open_sealed::<Sample>(&rec, &key, OWNER).unwrap(), sample());
     }
 
     #[test]
     fn every_kind_of_damage_is_reported() {
-        let rec = encode(&sample()).unwrap();
-        assert_eq!(decode::<Sample>(&rec[..3]), Err(CodecError::Truncated(3)));
+        let key = DataKey::generate();
+        let rec = seal(&sample(), &key, OWNER).unwrap();
+        let read = |r: &[u8]| open_sealed::<Sample>(r, &key, OWNER);
+        assert_eq!(read(&rec[..3]), Err(CodecError::Truncated(3)));
         let mut v = rec.clone();
         v[0] = 99;
-        assert_eq!(decode::<Sample>(&v), Err(CodecError::UnknownVersion(99)));
+        assert_eq!(read(&v), Err(CodecError::UnknownVersion(99)));
         let mut flipped = rec.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x40;
-        assert_eq!(decode::<Sample>(&flipped), Err(CodecError::Checksum));
+        assert_eq!(read(&flipped), Err(CodecError::Checksum));
         let mut torn = rec.clone();
         torn.truncate(rec.len() - 2);
-        assert_eq!(decode::<Sample>(&torn), Err(CodecError::Checksum));
-        // A valid checksum over a payload of the wrong shape is still refused.
-        let other = encode(&7u8).unwrap();
-        assert!(matches!(
-            decode::<Sample>(&other),
-            Err(CodecError::Decode(_))
-        ));
+        assert_eq!(read(&torn), Err(CodecError::Checksum));
+        // Another key, or another owner, does not open it.
+        assert_eq!(
+            open_sealed::<Sample>(&rec, &DataKey::generate(), OWNER),
+            Err(CodecError::Unauthentic)
+        );
+        assert_eq!(
+            open_sealed::<Sample>(&rec, &key, b"user-2"),
+            Err(CodecError::Unauthentic)
+        );
+        // A valid seal over a payload of the wrong shape is still refused.
+        let other = seal(&7u8, &key, OWNER).unwrap();
+        assert!(matches!(read(&other), Err(CodecError::Decode(_))));
+    }
+
+    #[test]
+    fn plaintext_records_of_older_formats_are_read_through_the_fallback() {
+        let key = DataKey::generate();
+        let v3 = encode_as_version(3, &sample()).unwrap();
+        assert_eq!(version_of(&v3), Some(3));
+        let back: Sample =
+            decode_versioned(&v3, &key, OWNER, |v, p| (v == 3).then(|| p.decode())).unwrap();
+        assert_eq!(back, sample());
+        assert_eq!(read_unknown(&v3, &key), Err(CodecError::UnknownVersion(3)));
+    }
+
+    fn read_unknown(r: &[u8], key: &DataKey) -> Result<Sample, CodecError> {
+        open_sealed(r, key, OWNER)
     }
 }

@@ -46,6 +46,9 @@ pub enum CreateOutcome {
     EmailTaken,
 }
 
+/// A blind email index entry: HMAC-SHA256 of the normalised email.
+pub type EmailIndex = [u8; 32];
+
 /// Every stored user with its snapshot record, in id order.
 pub type UserScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Vec<u8>), StoreError>> + 'a>;
 
@@ -63,16 +66,36 @@ pub trait Store: Send + Sync + 'static {
     fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError>;
     /// The tier whose registry owns the user, if the user exists.
     fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError>;
-    /// The user that holds a normalised email.
-    fn lookup_email(&self, email_key: &str) -> Result<Option<UserId>, StoreError>;
-    /// Writes a new user and claims its email, atomically; refuses a taken email.
+    /// The user whose email has this blind index entry.
+    fn lookup_email(&self, email_index: &EmailIndex) -> Result<Option<UserId>, StoreError>;
+    /// Writes a new user (record, wrapped data key, tier route) and claims its email's
+    /// index entry, atomically; refuses a taken email.
     fn create_user(
         &self,
         id: UserId,
-        email_key: &str,
+        email_index: &EmailIndex,
         tier: UserTier,
+        wrapped_key: &[u8],
         record: &[u8],
     ) -> Result<CreateOutcome, StoreError>;
+    /// A user's wrapped data key.
+    fn load_key(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every wrapped data key, in id order.
+    fn scan_keys(&self) -> UserScan<'_>;
+    /// Replaces a user's wrapped data key if it is still `old` (a rewrap); `false` if it
+    /// changed or is gone.
+    fn replace_key(&self, id: UserId, old: &[u8], new: &[u8]) -> Result<bool, StoreError>;
+    /// The keyring's record (master key fingerprint, wrapped index key).
+    fn keyring_meta(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes the keyring's record.
+    fn put_keyring_meta(&self, meta: &[u8]) -> Result<(), StoreError>;
+    /// Email claims written before the blind index (format 3 and older): normalised
+    /// email and user.
+    fn legacy_emails(&self) -> Result<Vec<(String, UserId)>, StoreError>;
+    /// Moves a legacy email claim to its blind index entry, atomically.
+    fn migrate_email(&self, email: &str, index: &EmailIndex, id: UserId) -> Result<(), StoreError>;
+    /// Writes a pre-encryption user's first data key and sealed record, atomically.
+    fn seal_user(&self, id: UserId, wrapped_key: &[u8], record: &[u8]) -> Result<(), StoreError>;
     /// Overwrites a user's snapshot.
     fn save_user(&self, id: UserId, record: &[u8]) -> Result<(), StoreError>;
     /// Overwrites a user's snapshot and its tier route, atomically.
@@ -82,8 +105,10 @@ pub trait Store: Send + Sync + 'static {
         tier: UserTier,
         record: &[u8],
     ) -> Result<(), StoreError>;
-    /// Removes a user, its routes and its email claim, and leaves a tombstone.
-    fn delete_user(&self, id: UserId, email_key: &str) -> Result<(), StoreError>;
+    /// Removes a user, its routes, its email claim, its archived events and its data key
+    /// (crypto-shredding every copy of its sealed records), and leaves a tombstone, all
+    /// in one batch.
+    fn delete_user(&self, id: UserId, email_index: &EmailIndex) -> Result<(), StoreError>;
     /// Every stored user id with its record.
     fn scan_users(&self) -> UserScan<'_>;
     /// Number of stored users.
@@ -106,11 +131,11 @@ pub trait Store: Send + Sync + 'static {
     /// Removes one archived security event.
     fn delete_security_event(&self, user: UserId, seq: u64) -> Result<(), StoreError>;
     /// A user's archived security events numbered below `before`, newest first, at most
-    /// `limit`.
+    /// `limit`: number and record.
     fn security_events_before(
         &self,
         user: UserId,
         before: u64,
         limit: usize,
-    ) -> Result<Vec<Vec<u8>>, StoreError>;
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 }

@@ -1,8 +1,12 @@
 //! The embedded default store: one sled tree with prefixed keys.
 //!
-//! Keys: `u<id>` → snapshot record, `t<id>` → tier byte (the route to the owning
-//! registry), `e<normalised email>` → id, `x<id>` → tombstone (deletion time). Keeping
-//! them in one tree lets a user's record and its routes change in one atomic batch.
+//! Keys: `u<id>` → sealed snapshot record, `k<id>` → the user's wrapped data key,
+//! `t<id>` → tier byte (the route to the owning registry), `h<HMAC of email>` → id (the
+//! blind email index), `x<id>` → tombstone (deletion time), `s<id><seq>` → archived
+//! security event, `a<seq>` → audit record, `m` → the keyring record. `e<email>` → id is
+//! the email claim of format 3 and older, moved to `h` by the keyring's migration.
+//! Keeping them in one tree lets a user's record, key and routes change in one atomic
+//! batch.
 //!
 //! Known limit (DESIGN.md): sled 0.34 flushes with `sync_file_range`, which survives a
 //! process crash but is no power-loss barrier; [`super::GroupCommit`] can follow each flush
@@ -13,7 +17,7 @@ use std::path::{Path, PathBuf};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Batch, Tree};
 
-use super::{CreateOutcome, Store, StoreError, UserScan};
+use super::{CreateOutcome, EmailIndex, Store, StoreError, UserScan};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 
@@ -23,6 +27,9 @@ const EMAIL: u8 = b'e';
 const TOMBSTONE: u8 = b'x';
 const AUDIT: u8 = b'a';
 const SECURITY_EVENT: u8 = b's';
+const DATA_KEY: u8 = b'k';
+const EMAIL_INDEX: u8 = b'h';
+const KEYRING: &[u8] = b"m";
 
 fn event_key(user: UserId, seq: u64) -> [u8; 25] {
     let mut k = [0u8; 25];
@@ -48,6 +55,30 @@ fn audit_seq(key: &[u8]) -> Option<u64> {
 const LOCK_RETRIES: u32 = 40;
 const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Where [`SledStore::rewrite`] builds its copy, and where the replaced files wait for
+/// removal.
+const REWRITE_DIR: &str = "sled.rewrite";
+const OLD_DIR: &str = "sled.old";
+
+/// Puts the data directory back in order after a crash inside [`SledStore::rewrite`]:
+/// a copy with the live files still present is incomplete or unused (discarded); a
+/// copy without them was complete (installed); replaced files are removed.
+fn finish_interrupted_rewrite(dir: &Path) -> Result<(), StoreError> {
+    let (live, fresh, old) = (dir.join("sled"), dir.join(REWRITE_DIR), dir.join(OLD_DIR));
+    let io = |e: std::io::Error| StoreError::Io(format!("finishing an interrupted rewrite: {e}"));
+    if fresh.exists() {
+        if live.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(io)?;
+        } else if old.exists() {
+            std::fs::rename(&fresh, &live).map_err(io)?;
+        }
+    }
+    if old.exists() && live.exists() {
+        std::fs::remove_dir_all(&old).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// sled in a data directory.
 pub struct SledStore {
     db: sled::Db,
@@ -62,11 +93,26 @@ fn id_key(prefix: u8, id: UserId) -> [u8; 17] {
     k
 }
 
-fn email_key(email: &str) -> Vec<u8> {
+fn legacy_email_key(email: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(email.len() + 1);
     k.push(EMAIL);
     k.extend_from_slice(email.as_bytes());
     k
+}
+
+fn index_key(index: &EmailIndex) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = EMAIL_INDEX;
+    k[1..].copy_from_slice(index);
+    k
+}
+
+fn id_value(v: &[u8], what: &str) -> Result<UserId, StoreError> {
+    let bytes: [u8; 16] = v.try_into().map_err(|_| StoreError::CorruptIndex {
+        user: format!("<{what}, {} bytes>", v.len()),
+        reason: "entry is not a user id".into(),
+    })?;
+    Ok(UserId::from_bytes(bytes))
 }
 
 fn tier_byte(t: UserTier) -> u8 {
@@ -83,6 +129,7 @@ impl SledStore {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("create {}: {e}", dir.display())))?;
+        finish_interrupted_rewrite(dir)?;
         let config = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(cache_bytes)
@@ -110,6 +157,40 @@ impl SledStore {
             tree,
             dir: dir.to_owned(),
         })
+    }
+
+    /// Copies every live entry into a new database and puts it in place of this one.
+    ///
+    /// sled's log keeps superseded values until it reclaims their segments, so after
+    /// records written in clear have been sealed, their clear bytes may still be in the
+    /// file; this is what removes them. Crash-safe: the copy is complete and flushed
+    /// before the directories are swapped, and [`SledStore::open`] finishes or discards
+    /// an interrupted swap.
+    pub fn rewrite(self, cache_bytes: u64) -> Result<Self, StoreError> {
+        let dir = self.dir.clone();
+        let (live, fresh, old) = (dir.join("sled"), dir.join(REWRITE_DIR), dir.join(OLD_DIR));
+        let io = |what: &str, e: std::io::Error| StoreError::Io(format!("rewrite: {what}: {e}"));
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(|e| io("remove a stale copy", e))?;
+        }
+        {
+            let db = sled::Config::new()
+                .path(&fresh)
+                .cache_capacity(cache_bytes)
+                .flush_every_ms(None)
+                .open()?;
+            let tree = db.open_tree("roster")?;
+            for kv in self.tree.iter() {
+                let (k, v) = kv?;
+                tree.insert(k, v)?;
+            }
+            db.flush()?;
+        }
+        drop(self);
+        std::fs::rename(&live, &old).map_err(|e| io("retire the old files", e))?;
+        std::fs::rename(&fresh, &live).map_err(|e| io("install the copy", e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| io("remove the old files", e))?;
+        Self::open(&dir, cache_bytes)
     }
 
     /// sled's data file, for an extra `fdatasync` after each flush.
@@ -143,35 +224,30 @@ impl Store for SledStore {
         }
     }
 
-    fn lookup_email(&self, email: &str) -> Result<Option<UserId>, StoreError> {
-        let Some(v) = self.tree.get(email_key(email))? else {
-            return Ok(None);
-        };
-        let bytes: [u8; 16] = v
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError::CorruptIndex {
-                user: format!("<email index, {} bytes>", v.len()),
-                reason: "email entry is not a user id".into(),
-            })?;
-        Ok(Some(UserId::from_bytes(bytes)))
+    fn lookup_email(&self, index: &EmailIndex) -> Result<Option<UserId>, StoreError> {
+        match self.tree.get(index_key(index))? {
+            Some(v) => Ok(Some(id_value(&v, "email index")?)),
+            None => Ok(None),
+        }
     }
 
     fn create_user(
         &self,
         id: UserId,
-        email: &str,
+        index: &EmailIndex,
         tier: UserTier,
+        wrapped_key: &[u8],
         record: &[u8],
     ) -> Result<CreateOutcome, StoreError> {
-        let ekey = email_key(email);
+        let ekey = index_key(index);
         // A serializable transaction: of concurrent creates with one email, exactly one
         // sees the key absent and commits; the others abort with EmailTaken.
         let result = self.tree.transaction(|tx| {
-            if tx.get(&ekey)?.is_some() {
+            if tx.get(ekey)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(()));
             }
             tx.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
+            tx.insert(id_key(DATA_KEY, id).as_slice(), wrapped_key)?;
             tx.insert(id_key(USER, id).as_slice(), record)?;
             tx.insert(id_key(TIER, id).as_slice(), &[tier_byte(tier)][..])?;
             Ok(())
@@ -181,6 +257,60 @@ impl Store for SledStore {
             Err(TransactionError::Abort(())) => Ok(CreateOutcome::EmailTaken),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
+    }
+
+    fn load_key(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(id_key(DATA_KEY, id))?.map(|v| v.to_vec()))
+    }
+
+    fn scan_keys(&self) -> UserScan<'_> {
+        Box::new(self.tree.scan_prefix([DATA_KEY]).filter_map(|kv| match kv {
+            Ok((k, v)) => id_from(&k).map(|id| Ok((id, v.to_vec()))),
+            Err(e) => Some(Err(e.into())),
+        }))
+    }
+
+    fn replace_key(&self, id: UserId, old: &[u8], new: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .tree
+            .compare_and_swap(id_key(DATA_KEY, id), Some(old), Some(new))?
+            .is_ok())
+    }
+
+    fn keyring_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(KEYRING)?.map(|v| v.to_vec()))
+    }
+
+    fn put_keyring_meta(&self, meta: &[u8]) -> Result<(), StoreError> {
+        self.tree.insert(KEYRING, meta)?;
+        Ok(())
+    }
+
+    fn legacy_emails(&self) -> Result<Vec<(String, UserId)>, StoreError> {
+        self.tree
+            .scan_prefix([EMAIL])
+            .map(|kv| {
+                let (k, v) = kv?;
+                let email = String::from_utf8_lossy(&k[1..]).into_owned();
+                Ok((email, id_value(&v, "legacy email claim")?))
+            })
+            .collect()
+    }
+
+    fn migrate_email(&self, email: &str, index: &EmailIndex, id: UserId) -> Result<(), StoreError> {
+        let mut b = Batch::default();
+        b.remove(legacy_email_key(email));
+        b.insert(&index_key(index)[..], id.as_bytes());
+        self.tree.apply_batch(b)?;
+        Ok(())
+    }
+
+    fn seal_user(&self, id: UserId, wrapped_key: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        let mut b = Batch::default();
+        b.insert(&id_key(DATA_KEY, id), wrapped_key);
+        b.insert(&id_key(USER, id), record);
+        self.tree.apply_batch(b)?;
+        Ok(())
     }
 
     fn save_user(&self, id: UserId, record: &[u8]) -> Result<(), StoreError> {
@@ -201,11 +331,12 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn delete_user(&self, id: UserId, email: &str) -> Result<(), StoreError> {
+    fn delete_user(&self, id: UserId, index: &EmailIndex) -> Result<(), StoreError> {
         let mut b = Batch::default();
         b.remove(&id_key(USER, id));
         b.remove(&id_key(TIER, id));
-        b.remove(email_key(email));
+        b.remove(&id_key(DATA_KEY, id));
+        b.remove(&index_key(index)[..]);
         for k in self.tree.scan_prefix(id_key(SECURITY_EVENT, id)).keys() {
             b.remove(k?);
         }
@@ -285,12 +416,19 @@ impl Store for SledStore {
         user: UserId,
         before: u64,
         limit: usize,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.tree
             .range(event_key(user, 0)..event_key(user, before))
             .rev()
             .take(limit)
-            .map(|kv| Ok(kv?.1.to_vec()))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let seq: [u8; 8] = k
+                    .get(17..25)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| StoreError::Io("bad security event key".into()))?;
+                Ok((u64::from_be_bytes(seq), v.to_vec()))
+            })
             .collect()
     }
 
@@ -311,32 +449,97 @@ mod tests {
     use super::*;
 
     #[test]
-    fn create_claims_the_email_once_and_delete_frees_it() {
+    fn create_claims_the_email_once_and_delete_frees_it_and_shreds_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path(), 1 << 20).unwrap();
         let a = UserId::generate();
         let b = UserId::generate();
+        let x = [7u8; 32];
         assert_eq!(
-            s.create_user(a, "x@y.io", UserTier::Free, b"ra").unwrap(),
+            s.create_user(a, &x, UserTier::Free, b"ka", b"ra").unwrap(),
             CreateOutcome::Created
         );
         assert_eq!(
-            s.create_user(b, "x@y.io", UserTier::Vip, b"rb").unwrap(),
+            s.create_user(b, &x, UserTier::Vip, b"kb", b"rb").unwrap(),
             CreateOutcome::EmailTaken
         );
         assert_eq!(s.load_user(b).unwrap(), None, "loser wrote nothing");
-        assert_eq!(s.lookup_email("x@y.io").unwrap(), Some(a));
+        assert_eq!(s.load_key(b).unwrap(), None, "loser wrote no key");
+        assert_eq!(s.lookup_email(&x).unwrap(), Some(a));
+        assert_eq!(s.load_key(a).unwrap().as_deref(), Some(&b"ka"[..]));
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Free));
         s.save_user_with_tier(a, UserTier::Premium, b"ra2").unwrap();
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Premium));
         assert_eq!(s.load_user(a).unwrap().as_deref(), Some(&b"ra2"[..]));
         assert_eq!(s.user_count(), 1);
-        s.delete_user(a, "x@y.io").unwrap();
-        assert_eq!(s.lookup_email("x@y.io").unwrap(), None);
+        assert!(
+            !s.replace_key(a, b"stale", b"k2").unwrap(),
+            "CAS on a stale value"
+        );
+        assert!(s.replace_key(a, b"ka", b"ka2").unwrap());
+        assert_eq!(s.load_key(a).unwrap().as_deref(), Some(&b"ka2"[..]));
+        s.delete_user(a, &x).unwrap();
+        assert_eq!(s.lookup_email(&x).unwrap(), None);
         assert_eq!(s.load_user(a).unwrap(), None);
+        assert_eq!(s.load_key(a).unwrap(), None, "the data key is destroyed");
         assert_eq!(s.tier_of(a).unwrap(), None);
         assert_eq!(s.scan_users().count(), 0);
+        assert_eq!(s.scan_keys().count(), 0);
         s.flush().unwrap();
+    }
+
+    #[test]
+    fn a_rewrite_keeps_every_entry_and_an_interrupted_one_is_put_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = UserId::generate();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        s.create_user(a, &[3; 32], UserTier::Vip, b"ka", b"ra")
+            .unwrap();
+        s.put_audit(1, b"audit").unwrap();
+        s.save_user(a, b"ra2").unwrap();
+        let s = s.rewrite(1 << 20).unwrap();
+        let check = |s: &SledStore| {
+            assert_eq!(s.load_user(a).unwrap().as_deref(), Some(&b"ra2"[..]));
+            assert_eq!(s.load_key(a).unwrap().as_deref(), Some(&b"ka"[..]));
+            assert_eq!(s.lookup_email(&[3; 32]).unwrap(), Some(a));
+            assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Vip));
+            assert_eq!(s.audit_after(0, 10).unwrap(), vec![(1, b"audit".to_vec())]);
+        };
+        check(&s);
+        drop(s);
+        let (live, fresh, old) = (
+            dir.path().join("sled"),
+            dir.path().join(REWRITE_DIR),
+            dir.path().join(OLD_DIR),
+        );
+        // A crash while copying: the copy is discarded.
+        std::fs::create_dir_all(&fresh).unwrap();
+        std::fs::write(fresh.join("junk"), b"partial").unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        check(&s);
+        assert!(!fresh.exists());
+        drop(s);
+        // A crash between the two renames: the complete copy is installed.
+        std::thread::sleep(LOCK_RETRY_PAUSE);
+        std::fs::rename(&live, &fresh).unwrap();
+        std::fs::create_dir_all(&old).unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        check(&s);
+        assert!(!fresh.exists() && !old.exists());
+    }
+
+    #[test]
+    fn legacy_email_claims_move_to_the_blind_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let a = UserId::generate();
+        s.tree
+            .insert(legacy_email_key("ann@x.io"), a.as_bytes().as_slice())
+            .unwrap();
+        assert_eq!(s.legacy_emails().unwrap(), vec![("ann@x.io".to_owned(), a)]);
+        s.migrate_email("ann@x.io", &[1; 32], a).unwrap();
+        assert!(s.legacy_emails().unwrap().is_empty());
+        assert_eq!(s.lookup_email(&[1; 32]).unwrap(), Some(a));
     }
 
     #[test]

@@ -590,6 +590,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/users/{id}/consents",
         "PUT /api/v1/users/{id}/consents",
         "POST /api/v1/users/{id}/parental-consent",
+        "GET /api/v1/admin/master-key",
+        "POST /api/v1/admin/master-key/rotate",
     ]
     .map(String::from)
     .to_vec();

@@ -292,8 +292,11 @@ async fn purge_removes_security_events_past_retention_in_state_and_archive() {
     drop(m);
 
     let store = roster::store::SledStore::open(dir.path(), 1 << 20).unwrap();
+    let keys =
+        roster::engine::keyring::Keyring::open(&crate::support::config(dir.path(), &[]), &store)
+            .unwrap();
     let cutoff = roster::domain::time::Timestamp::from_millis(now.as_millis() - 365 * 86_400_000);
-    let r = roster::engine::retention::purge_security_events(&store, cutoff).unwrap();
+    let r = roster::engine::retention::purge_security_events(&store, &keys, cutoff).unwrap();
     // 61 events: the record holds the newest 50 (49 old ones and the login), the
     // archive the 11 oldest.
     assert_eq!(
@@ -302,7 +305,7 @@ async fn purge_removes_security_events_past_retention_in_state_and_archive() {
         "{r:?}"
     );
     // A second run finds nothing.
-    let again = roster::engine::retention::purge_security_events(&store, cutoff).unwrap();
+    let again = roster::engine::retention::purge_security_events(&store, &keys, cutoff).unwrap();
     assert_eq!((again.in_state, again.archived), (0, 0));
     drop(store);
 

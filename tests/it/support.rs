@@ -119,6 +119,8 @@ pub struct TestServer {
     /// An HTTP client.
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
 }
 
 impl TestServer {
@@ -131,14 +133,34 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let app = roster::api::app(manager.clone())
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+        });
         TestServer {
             base: format!("http://{addr}/api/v1"),
             manager,
             clock,
             http: reqwest::Client::new(),
             _dir: dir,
+            stop,
+            served,
         }
+    }
+
+    /// Stops serving and shuts the engine down, releasing the store; returns the data
+    /// directory.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let _ = self.stop.send(());
+        self.served.await.unwrap();
+        self.manager.shutdown().await.unwrap();
+        drop(self.manager);
+        self._dir
     }
 
     /// The server's `host:port`.
