@@ -139,9 +139,9 @@ fn risk(c: &mut Criterion) {
 }
 
 /// The cost of encryption at rest on the two store paths it touches, each against the
-/// same work in clear (format 3): an activation (read the record, and now the wrapped
-/// data key; unwrap; open; decode) and a snapshot write (encode, seal, write). Goal:
-/// under 10% of the activations/s and snapshot-writes/s figures.
+/// same work in clear (format 3): an activation (read the route, which now carries the
+/// wrapped data key, and the record; unwrap; open; decode) and a snapshot write (encode,
+/// seal, write). Goal: under 10% of the activations/s and snapshot-writes/s figures.
 fn encryption(c: &mut Criterion) {
     use roster::domain::email::Email;
     use roster::domain::profile::new_profile;
@@ -164,45 +164,113 @@ fn encryption(c: &mut Criterion) {
         profile,
         "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path(), 64 << 20).unwrap();
+    // Two stores of the same users, as format 3 wrote them (clear, no key entries) and
+    // as this build does (sealed, with a wrapped data key next to each record), big
+    // enough that reads walk a real tree. ROSTER_BENCH_USERS changes the size.
+    let n: usize = std::env::var("ROSTER_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let master = MasterKey::generate();
-    let (plain_id, sealed_id) = (UserId::generate(), UserId::generate());
-    let key = DataKey::generate();
+    let (clear_dir, sealed_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = SledStore::open(sealed_dir.path(), 256 << 20).unwrap();
     let plain = codec::encode_as_version(3, &state).unwrap();
-    store.save_user(plain_id, &plain).unwrap();
-    let wrapped = master.wrap(key.bytes(), sealed_id.as_bytes());
-    let sealed = roster::engine::state::encode(&state, &key, sealed_id).unwrap();
-    store
-        .create_user(sealed_id, &[9; 32], UserTier::Premium, &wrapped, &sealed)
-        .unwrap();
+    let ids: Vec<UserId> = (0..n).map(|_| UserId::generate()).collect();
+    {
+        // Format 3's create: email claim, record and tier route in one transaction.
+        let db = sled::open(clear_dir.path().join("sled")).unwrap();
+        let tree = db.open_tree("roster").unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let k = |p: u8| [&[p][..], id.as_bytes()].concat();
+            let email = format!("euser{i}@example.com").into_bytes();
+            tree.transaction(|tx| {
+                tx.insert(email.as_slice(), id.as_bytes().as_slice())?;
+                tx.insert(k(b'u'), plain.as_slice())?;
+                tx.insert(k(b't'), &[1u8][..])?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let clear_store = SledStore::open(clear_dir.path(), 256 << 20).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let key = DataKey::generate();
+        let wrapped = master.wrap(key.bytes(), id.as_bytes());
+        let sealed = roster::engine::state::encode(&state, &key, *id).unwrap();
+        let mut index = [0u8; 32];
+        index[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        store
+            .create_user(*id, &index, UserTier::Premium, &wrapped, &sealed)
+            .unwrap();
+    }
+    let sealed_id = ids[0];
+    let key = DataKey::from_bytes(
+        master
+            .unwrap(
+                &store.load_key(sealed_id).unwrap().unwrap(),
+                sealed_id.as_bytes(),
+            )
+            .unwrap(),
+    );
+    let wrapped = store.load_key(sealed_id).unwrap().unwrap();
     let dummy = DataKey::generate();
+    // Reads hop through the users (a large prime stride), as activations do.
+    let mut next = {
+        let mut i = 0usize;
+        move || {
+            i = (i + 7919) % n;
+            i
+        }
+    };
 
     let mut g = c.benchmark_group("at_rest");
+    let kilobyte = vec![7u8; 1024];
+    g.bench_function("seal_1KiB", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(1100);
+            key.seal_into(b"aad", &kilobyte, &mut out);
+            out
+        })
+    });
+    let mut sealed_kb = Vec::new();
+    key.seal_into(b"aad", &kilobyte, &mut sealed_kb);
+    g.bench_function("open_1KiB", |b| {
+        b.iter(|| key.open(b"aad", &sealed_kb).unwrap())
+    });
+    g.bench_function("unwrap_data_key", |b| {
+        b.iter(|| master.unwrap(&wrapped, sealed_id.as_bytes()).unwrap())
+    });
     g.bench_function("activation_read/clear", |b| {
         b.iter(|| {
-            let rec = store.load_user(plain_id).unwrap().unwrap();
-            roster::engine::state::decode(&rec, &dummy, plain_id).unwrap()
+            let id = ids[next()];
+            let _tier = clear_store.tier_of(id).unwrap().unwrap();
+            let rec = clear_store.load_user(id).unwrap().unwrap();
+            roster::engine::state::decode(&rec, &dummy, id).unwrap()
         })
     });
     g.bench_function("activation_read/sealed", |b| {
         b.iter(|| {
-            let rec = store.load_user(sealed_id).unwrap().unwrap();
-            let w = store.load_key(sealed_id).unwrap().unwrap();
-            let k = DataKey::from_bytes(master.unwrap(&w, sealed_id.as_bytes()).unwrap());
-            roster::engine::state::decode(&rec, &k, sealed_id).unwrap()
+            let id = ids[next()];
+            let (_tier, w) = store.route_of(id).unwrap().unwrap();
+            let rec = store.load_user(id).unwrap().unwrap();
+            let k = DataKey::from_bytes(master.unwrap(&w.unwrap(), id.as_bytes()).unwrap());
+            roster::engine::state::decode(&rec, &k, id).unwrap()
         })
     });
     g.bench_function("snapshot_write/clear", |b| {
         b.iter(|| {
+            let id = ids[next()];
             let rec = codec::encode_as_version(3, &state).unwrap();
-            store.save_user(plain_id, &rec).unwrap();
+            clear_store.save_user(id, &rec).unwrap();
         })
     });
+    // One data key for every user: the cost is the same as each user's own.
     g.bench_function("snapshot_write/sealed", |b| {
         b.iter(|| {
-            let rec = roster::engine::state::encode(&state, &key, sealed_id).unwrap();
-            store.save_user(sealed_id, &rec).unwrap();
+            let id = ids[next()];
+            let rec = roster::engine::state::encode(&state, &key, id).unwrap();
+            store.save_user(id, &rec).unwrap();
         })
     });
     g.finish();

@@ -8,7 +8,8 @@
 //! Scenarios: `hash` (raw argon2id at the default cost on every core), `login` (logins/s
 //! through `UserManager` at the same cost), `validate` (session validations/s),
 //! `resident` (memory per resident user, activations/s), `revoke` (durable session
-//! revocations/s with group commit).
+//! revocations/s with group commit). `ROSTER_BENCH_CACHE_MB=256` gives sled the shipped
+//! default page cache instead of the test configuration's 16 MiB.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -77,6 +78,10 @@ fn config(dir: &std::path::Path, cheap_hash: bool) -> Config {
     let mut layers = vec![parse_toml("default", DEFAULT_TOML).unwrap()];
     if cheap_hash {
         layers.push(parse_toml("test", include_str!("../config/test.toml")).unwrap());
+    }
+    // ROSTER_BENCH_CACHE_MB: sled's page cache (the test config's 16 MiB otherwise).
+    if let Ok(mb) = std::env::var("ROSTER_BENCH_CACHE_MB") {
+        layers.push(parse_toml("cache", &format!("[store]\ncache_mb = {mb}\n")).unwrap());
     }
     layers.push(
         parse_toml(

@@ -320,6 +320,13 @@ fn print_report(r: &roster::engine::keyring::RotationReport) {
          taken before the rotation: destroy it when they expire",
         r.from, r.to, r.rewrapped, r.retired_key_file
     );
+    if r.unreadable > 0 {
+        println!(
+            "{} data keys did not unwrap and were left as they were (damaged before the \
+             rotation; the log names their users)",
+            r.unreadable
+        );
+    }
 }
 
 /// Rotates on a stopped server's store.

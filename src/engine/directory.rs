@@ -138,14 +138,20 @@ impl Engine {
             };
             return Ok((live, e.tier));
         }
-        let mut tier = self.store.tier_of(id)?.ok_or(EngineError::NotFound)?;
+        // The route read also brings the wrapped data key, handed to the activation so
+        // that it reads only the record.
+        let (mut tier, mut key) = self.store.route_of(id)?.ok_or(EngineError::NotFound)?;
         // Each retry follows a tier move seen in the snapshot; two moves in a row is rare.
         for _ in 0..MAX_TIER_HOPS {
             let shard = self.directory.shard_for(tier, id)?;
             let (tx, rx) = oneshot::channel();
             shard
                 .addr
-                .send(Activate { id, reply: tx })
+                .send(Activate {
+                    id,
+                    key: key.take(),
+                    reply: tx,
+                })
                 .await
                 .map_err(|_| EngineError::Unavailable)?;
             match rx.await.map_err(|_| EngineError::Unavailable)? {

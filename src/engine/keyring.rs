@@ -101,6 +101,9 @@ pub struct RotationReport {
     pub to: String,
     /// Data keys rewrapped.
     pub rewrapped: u64,
+    /// Data keys that did not unwrap (damaged records, already unreadable), left as
+    /// they were and logged by user id.
+    pub unreadable: u64,
     /// Where the retired key was kept.
     pub retired_key_file: String,
 }
@@ -431,14 +434,19 @@ impl Keyring {
             store.migrate_email(email, &self.email_index(email), *id)?;
         }
         let mut sealed = 0u64;
+        // Ids first (16 bytes each), records one at a time: a large store's records do
+        // not fit in memory together.
         let mut plain = Vec::new();
         for item in store.scan_users() {
             let (id, record) = item?;
             if codec::version_of(&record).is_some_and(|v| v < codec::FORMAT_VERSION) {
-                plain.push((id, record));
+                plain.push(id);
             }
         }
-        for (id, record) in plain {
+        for id in plain {
+            let Some(record) = store.load_user(id)? else {
+                continue;
+            };
             // A legacy record never had a key: the key passed here is not used for it.
             let state = match super::state::decode(&record, &DataKey::generate(), id) {
                 Ok(s) => s,
@@ -449,7 +457,7 @@ impl Keyring {
             };
             self.with_new_key(id, |key, wrapped| -> Result<(), EngineError> {
                 let rec = super::state::encode(&state, key, id)?;
-                store.seal_user(id, wrapped, &rec)?;
+                store.seal_user(id, state.profile.tier, wrapped, &rec)?;
                 Ok(())
             })?;
             sealed += 1;
@@ -462,15 +470,23 @@ impl Keyring {
         for item in store.scan_security_events() {
             let (user, seq, raw) = item?;
             if !codec::is_sealed_blob(&raw) {
-                pending.push((user, seq, raw));
+                pending.push((user, seq));
             }
         }
-        for (user, seq, raw) in pending {
-            let Some(key) = self.data_key(store, user)? else {
+        let mut current: Option<(UserId, Option<DataKey>)> = None;
+        for (user, seq) in pending {
+            if current.as_ref().is_none_or(|(u, _)| *u != user) {
+                current = Some((user, self.data_key(store, user)?));
+            }
+            let Some((_, Some(key))) = &current else {
+                // No user to seal it for: an event left by an erased user.
                 store.delete_security_event(user, seq)?;
                 continue;
             };
-            let sealed = codec::seal_blob(&key, &super::state::event_aad(user, seq), &raw);
+            let Some(raw) = store.security_events_before(user, seq + 1, 1)?.pop() else {
+                continue;
+            };
+            let sealed = codec::seal_blob(key, &super::state::event_aad(user, seq), &raw.1);
             store.put_security_event(user, seq, &sealed)?;
             events += 1;
         }
@@ -533,14 +549,23 @@ impl Keyring {
         let total = store.scan_keys().count() as u64;
         let mut p = RotationProgress { done: 0, total };
         progress(p);
-        let mut rewrapped = 0u64;
+        let (mut rewrapped, mut unreadable) = (0u64, 0u64);
         for item in store.scan_keys() {
             let (id, mut wrapped) = item?;
             loop {
                 if wrapped_by(&wrapped) == Some(new.fingerprint()) {
                     break;
                 }
-                let key = self.unwrap(id, &wrapped)?;
+                let key = match self.unwrap(id, &wrapped) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        // Already unusable; stopping here would leave every later key
+                        // behind, and a resumed rotation would stop here again.
+                        tracing::error!(user = %id, error = %e, "data key left as it is: it does not unwrap");
+                        unreadable += 1;
+                        break;
+                    }
+                };
                 let again = new.wrap(key.bytes(), id.as_bytes());
                 if store.replace_key(id, &wrapped, &again)? {
                     rewrapped += 1;
@@ -585,6 +610,7 @@ impl Keyring {
             from: old.fingerprint().to_string(),
             to: new.fingerprint().to_string(),
             rewrapped,
+            unreadable,
             retired_key_file: retired.display().to_string(),
         })
     }

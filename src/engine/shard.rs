@@ -141,6 +141,8 @@ pub(crate) struct Activation {
 #[rtype(result = "()")]
 pub(crate) struct Activate {
     pub id: UserId,
+    /// The wrapped data key, if the sender read it with the route.
+    pub key: Option<Vec<u8>>,
     pub reply: Reply,
 }
 
@@ -172,6 +174,8 @@ pub(crate) struct Shard {
     loading: HashMap<UserId, Vec<Reply>>,
     /// Users not yet handed to a load batch.
     queued: Vec<UserId>,
+    /// Wrapped data keys that activation requests brought, by user being loaded.
+    keys: HashMap<UserId, Vec<u8>>,
     /// Users whose actor was found crashed and is being reloaded.
     crashed: HashSet<UserId>,
     /// Whether a load batch is running on the blocking pool.
@@ -196,6 +200,7 @@ impl Shard {
             users: HashMap::new(),
             loading: HashMap::new(),
             queued: Vec::new(),
+            keys: HashMap::new(),
             crashed: HashSet::new(),
             batch_running: false,
             counters,
@@ -259,23 +264,26 @@ impl Shard {
     /// serves many activations, and when idle a lone activation is not delayed.
     fn start_load_batch(&mut self, ctx: &mut Context<Self>) {
         let n = self.queued.len().min(MAX_LOAD_BATCH);
-        let ids: Vec<UserId> = self.queued.drain(..n).collect();
+        let ids: Vec<(UserId, Option<Vec<u8>>)> = self
+            .queued
+            .drain(..n)
+            .map(|id| (id, self.keys.remove(&id)))
+            .collect();
         if ids.is_empty() {
             return;
         }
         self.batch_running = true;
         let engine = Arc::clone(&self.engine);
         let task = async move {
-            let job_ids = ids.clone();
+            let only_ids: Vec<UserId> = ids.iter().map(|(id, _)| *id).collect();
             let job = move || {
-                job_ids
-                    .iter()
-                    .map(|&id| (id, load(&engine, id)))
+                ids.into_iter()
+                    .map(|(id, key)| (id, load(&engine, id, key)))
                     .collect::<Vec<_>>()
             };
             tokio::task::spawn_blocking(job).await.unwrap_or_else(|e| {
                 let err = EngineError::Internal(format!("snapshot load task: {e}"));
-                ids.iter().map(|&id| (id, Err(err.clone()))).collect()
+                only_ids.iter().map(|&id| (id, Err(err.clone()))).collect()
             })
         };
         ctx.spawn(
@@ -306,20 +314,27 @@ impl Shard {
     }
 }
 
-/// Reads a user's data key and snapshot and opens it; blocking, so it runs on the
-/// blocking pool.
-fn load(engine: &Engine, id: UserId) -> Result<(UserState, DataKey), EngineError> {
+/// Reads a user's snapshot and opens it with its data key; blocking, so it runs on the
+/// blocking pool. `wrapped` is the key as the route read found it; a key rewrapped since
+/// by a master key rotation is read again.
+fn load(
+    engine: &Engine,
+    id: UserId,
+    wrapped: Option<Vec<u8>>,
+) -> Result<(UserState, DataKey), EngineError> {
     let record = engine.store.load_user(id)?.ok_or(EngineError::NotFound)?;
-    let key = engine
-        .keys
-        .data_key(engine.store.as_ref(), id)
-        .and_then(|k| {
-            k.ok_or_else(|| EngineError::Corrupt {
-                user: id,
-                reason: "the record has no data key".into(),
-            })
-        })
-        .inspect_err(|e| tracing::error!(user = %id, error = %e, "unusable data key"))?;
+    let no_key = || EngineError::Corrupt {
+        user: id,
+        reason: "the record has no data key".into(),
+    };
+    let key = match wrapped.map(|w| engine.keys.unwrap(id, &w)) {
+        Some(Ok(k)) => Ok(k),
+        _ => engine
+            .keys
+            .data_key(engine.store.as_ref(), id)
+            .and_then(|k| k.ok_or_else(no_key)),
+    }
+    .inspect_err(|e| tracing::error!(user = %id, error = %e, "unusable data key"))?;
     let state = super::state::decode(&record, &key, id).map_err(|e| {
         tracing::error!(user = %id, error = %e, "unreadable snapshot record");
         EngineError::Corrupt {
@@ -366,6 +381,9 @@ impl Handler<Activate> for Shard {
         }
         self.loading.insert(msg.id, vec![msg.reply]);
         self.queued.push(msg.id);
+        if let Some(key) = msg.key {
+            self.keys.insert(msg.id, key);
+        }
         if !self.batch_running {
             self.start_load_batch(ctx);
         }

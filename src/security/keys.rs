@@ -87,9 +87,13 @@ fn cipher(key: &[u8; KEY_LEN]) -> Aes256Gcm {
 
 /// Encrypts `plaintext` with a fresh random nonce: `nonce ‖ ciphertext ‖ tag`.
 fn seal_with(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+    seal_with_cipher(&cipher(key), aad, plaintext, out);
+}
+
+fn seal_with_cipher(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     rand::fill(&mut nonce);
-    let sealed = cipher(key)
+    let sealed = cipher
         .encrypt(
             &Nonce::from(nonce),
             Payload {
@@ -105,12 +109,16 @@ fn seal_with(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8
 }
 
 fn open_with(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+    open_with_cipher(&cipher(key), aad, sealed)
+}
+
+fn open_with_cipher(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return Err(KeyError::Unauthentic);
     }
     let (nonce, body) = sealed.split_at(NONCE_LEN);
     let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| KeyError::Unauthentic)?;
-    cipher(key)
+    cipher
         .decrypt(&Nonce::from(nonce), Payload { msg: body, aad })
         .map_err(|_| KeyError::Unauthentic)
 }
@@ -118,6 +126,8 @@ fn open_with(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, 
 /// The key that wraps every data key. Never stored in the store.
 pub struct MasterKey {
     bytes: Zeroizing<[u8; KEY_LEN]>,
+    /// Its expanded key schedule, made once (every activation unwraps a data key).
+    cipher: Aes256Gcm,
     fingerprint: Fingerprint,
 }
 
@@ -143,6 +153,7 @@ impl MasterKey {
         fp.copy_from_slice(&digest[..FINGERPRINT_LEN]);
         Self {
             bytes: Zeroizing::new(*bytes),
+            cipher: cipher(bytes),
             fingerprint: Fingerprint(fp),
         }
     }
@@ -194,7 +205,7 @@ impl MasterKey {
         let mut out = Vec::with_capacity(WRAPPED_LEN);
         out.push(WRAP_FORMAT);
         out.extend_from_slice(&self.fingerprint.0);
-        seal_with(&self.bytes, aad, key, &mut out);
+        seal_with_cipher(&self.cipher, aad, key, &mut out);
         out
     }
 
@@ -203,8 +214,8 @@ impl MasterKey {
         if wrapped.len() != WRAPPED_LEN || wrapped[0] != WRAP_FORMAT {
             return Err(KeyError::BadWrapping);
         }
-        let plain = Zeroizing::new(open_with(
-            &self.bytes,
+        let plain = Zeroizing::new(open_with_cipher(
+            &self.cipher,
             aad,
             &wrapped[1 + FINGERPRINT_LEN..],
         )?);

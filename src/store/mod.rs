@@ -46,6 +46,9 @@ pub enum CreateOutcome {
     EmailTaken,
 }
 
+/// A user's tier and wrapped data key, as [`Store::route_of`] reads them.
+pub type Route = (UserTier, Option<Vec<u8>>);
+
 /// A blind email index entry: HMAC-SHA256 of the normalised email.
 pub type EmailIndex = [u8; 32];
 
@@ -66,6 +69,9 @@ pub trait Store: Send + Sync + 'static {
     fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError>;
     /// The tier whose registry owns the user, if the user exists.
     fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError>;
+    /// What an activation needs besides the record, in one read: the user's tier and
+    /// wrapped data key (`None` for a record written before encryption).
+    fn route_of(&self, id: UserId) -> Result<Option<Route>, StoreError>;
     /// The user whose email has this blind index entry.
     fn lookup_email(&self, email_index: &EmailIndex) -> Result<Option<UserId>, StoreError>;
     /// Writes a new user (record, wrapped data key, tier route) and claims its email's
@@ -95,7 +101,13 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a legacy email claim to its blind index entry, atomically.
     fn migrate_email(&self, email: &str, index: &EmailIndex, id: UserId) -> Result<(), StoreError>;
     /// Writes a pre-encryption user's first data key and sealed record, atomically.
-    fn seal_user(&self, id: UserId, wrapped_key: &[u8], record: &[u8]) -> Result<(), StoreError>;
+    fn seal_user(
+        &self,
+        id: UserId,
+        tier: UserTier,
+        wrapped_key: &[u8],
+        record: &[u8],
+    ) -> Result<(), StoreError>;
     /// Overwrites a user's snapshot.
     fn save_user(&self, id: UserId, record: &[u8]) -> Result<(), StoreError>;
     /// Overwrites a user's snapshot and its tier route, atomically.

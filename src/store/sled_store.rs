@@ -1,7 +1,8 @@
 //! The embedded default store: one sled tree with prefixed keys.
 //!
-//! Keys: `u<id>` → sealed snapshot record, `k<id>` → the user's wrapped data key,
-//! `t<id>` → tier byte (the route to the owning registry), `h<HMAC of email>` → id (the
+//! Keys: `u<id>` → sealed snapshot record, `t<id>` → the route: tier byte (the owning
+//! registry) followed by the user's wrapped data key, so the one read that routes an
+//! activation also brings its key, `h<HMAC of email>` → id (the
 //! blind email index), `x<id>` → tombstone (deletion time), `s<id><seq>` → archived
 //! security event, `a<seq>` → audit record, `m` → the keyring record. `e<email>` → id is
 //! the email claim of format 3 and older, moved to `h` by the keyring's migration.
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Batch, Tree};
 
-use super::{CreateOutcome, EmailIndex, Store, StoreError, UserScan};
+use super::{CreateOutcome, EmailIndex, Route, Store, StoreError, UserScan};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 
@@ -27,7 +28,6 @@ const EMAIL: u8 = b'e';
 const TOMBSTONE: u8 = b'x';
 const AUDIT: u8 = b'a';
 const SECURITY_EVENT: u8 = b's';
-const DATA_KEY: u8 = b'k';
 const EMAIL_INDEX: u8 = b'h';
 const KEYRING: &[u8] = b"m";
 
@@ -119,6 +119,14 @@ fn tier_byte(t: UserTier) -> u8 {
     t.index() as u8
 }
 
+/// The route value: tier byte, then the wrapped data key (absent before encryption).
+fn route_value(tier: UserTier, wrapped_key: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + wrapped_key.len());
+    v.push(tier_byte(tier));
+    v.extend_from_slice(wrapped_key);
+    v
+}
+
 fn id_from(user_key: &[u8]) -> Option<UserId> {
     let bytes: [u8; 16] = user_key.get(1..17)?.try_into().ok()?;
     Some(UserId::from_bytes(bytes))
@@ -205,23 +213,28 @@ impl Store for SledStore {
     }
 
     fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError> {
+        Ok(self.route_of(id)?.map(|(tier, _)| tier))
+    }
+
+    fn route_of(&self, id: UserId) -> Result<Option<Route>, StoreError> {
         let Some(v) = self.tree.get(id_key(TIER, id))? else {
             return Ok(None);
         };
-        match v.as_ref() {
-            [b] => UserTier::ALL
-                .get(usize::from(*b))
+        let Some((&b, key)) = v.split_first() else {
+            return Err(StoreError::CorruptIndex {
+                user: id.to_string(),
+                reason: "empty route entry".into(),
+            });
+        };
+        let tier =
+            UserTier::ALL
+                .get(usize::from(b))
                 .copied()
-                .map(Some)
                 .ok_or_else(|| StoreError::CorruptIndex {
                     user: id.to_string(),
                     reason: format!("unknown tier byte {b}"),
-                }),
-            other => Err(StoreError::CorruptIndex {
-                user: id.to_string(),
-                reason: format!("tier entry of {} bytes", other.len()),
-            }),
-        }
+                })?;
+        Ok(Some((tier, (!key.is_empty()).then(|| key.to_vec()))))
     }
 
     fn lookup_email(&self, index: &EmailIndex) -> Result<Option<UserId>, StoreError> {
@@ -247,9 +260,8 @@ impl Store for SledStore {
                 return Err(ConflictableTransactionError::Abort(()));
             }
             tx.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
-            tx.insert(id_key(DATA_KEY, id).as_slice(), wrapped_key)?;
             tx.insert(id_key(USER, id).as_slice(), record)?;
-            tx.insert(id_key(TIER, id).as_slice(), &[tier_byte(tier)][..])?;
+            tx.insert(id_key(TIER, id).as_slice(), route_value(tier, wrapped_key))?;
             Ok(())
         });
         match result {
@@ -260,20 +272,32 @@ impl Store for SledStore {
     }
 
     fn load_key(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(id_key(DATA_KEY, id))?.map(|v| v.to_vec()))
+        Ok(self.route_of(id)?.and_then(|(_, key)| key))
     }
 
     fn scan_keys(&self) -> UserScan<'_> {
-        Box::new(self.tree.scan_prefix([DATA_KEY]).filter_map(|kv| match kv {
-            Ok((k, v)) => id_from(&k).map(|id| Ok((id, v.to_vec()))),
+        Box::new(self.tree.scan_prefix([TIER]).filter_map(|kv| match kv {
+            Ok((k, v)) if v.len() > 1 => id_from(&k).map(|id| Ok((id, v[1..].to_vec()))),
+            Ok(_) => None,
             Err(e) => Some(Err(e.into())),
         }))
     }
 
     fn replace_key(&self, id: UserId, old: &[u8], new: &[u8]) -> Result<bool, StoreError> {
+        let key = id_key(TIER, id);
+        let Some(current) = self.tree.get(key)? else {
+            return Ok(false);
+        };
+        if current.get(1..) != Some(old) || current.is_empty() {
+            return Ok(false);
+        }
+        let mut next = Vec::with_capacity(1 + new.len());
+        next.push(current[0]);
+        next.extend_from_slice(new);
+        // A tier change in between fails the swap; the caller reads again.
         Ok(self
             .tree
-            .compare_and_swap(id_key(DATA_KEY, id), Some(old), Some(new))?
+            .compare_and_swap(key, Some(current), Some(next))?
             .is_ok())
     }
 
@@ -305,9 +329,15 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn seal_user(&self, id: UserId, wrapped_key: &[u8], record: &[u8]) -> Result<(), StoreError> {
+    fn seal_user(
+        &self,
+        id: UserId,
+        tier: UserTier,
+        wrapped_key: &[u8],
+        record: &[u8],
+    ) -> Result<(), StoreError> {
         let mut b = Batch::default();
-        b.insert(&id_key(DATA_KEY, id), wrapped_key);
+        b.insert(&id_key(TIER, id), route_value(tier, wrapped_key));
         b.insert(&id_key(USER, id), record);
         self.tree.apply_batch(b)?;
         Ok(())
@@ -324,10 +354,24 @@ impl Store for SledStore {
         tier: UserTier,
         record: &[u8],
     ) -> Result<(), StoreError> {
-        let mut b = Batch::default();
-        b.insert(&id_key(USER, id), record);
-        b.insert(&id_key(TIER, id), &[tier_byte(tier)]);
-        self.tree.apply_batch(b)?;
+        // The route keeps its data key: a transaction reads it and writes both.
+        let (ukey, tkey) = (id_key(USER, id), id_key(TIER, id));
+        self.tree
+            .transaction(|tx| {
+                let key = tx
+                    .get(tkey)?
+                    .map(|v| v.get(1..).unwrap_or_default().to_vec());
+                tx.insert(ukey.as_slice(), record)?;
+                tx.insert(
+                    tkey.as_slice(),
+                    route_value(tier, key.as_deref().unwrap_or_default()),
+                )?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::from(e),
+                TransactionError::Abort(()) => StoreError::Io("tier change aborted".into()),
+            })?;
         Ok(())
     }
 
@@ -335,7 +379,6 @@ impl Store for SledStore {
         let mut b = Batch::default();
         b.remove(&id_key(USER, id));
         b.remove(&id_key(TIER, id));
-        b.remove(&id_key(DATA_KEY, id));
         b.remove(&index_key(index)[..]);
         for k in self.tree.scan_prefix(id_key(SECURITY_EVENT, id)).keys() {
             b.remove(k?);
@@ -472,6 +515,14 @@ mod tests {
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Premium));
         assert_eq!(s.load_user(a).unwrap().as_deref(), Some(&b"ra2"[..]));
         assert_eq!(s.user_count(), 1);
+        assert_eq!(s.scan_users().count(), 1, "the key entry is not a user");
+        assert_eq!(s.scan_keys().count(), 1);
+        assert_eq!(
+            s.route_of(a).unwrap(),
+            Some((UserTier::Premium, Some(b"ka".to_vec()))),
+            "a tier change keeps the data key"
+        );
+        assert_eq!(s.route_of(b).unwrap(), None);
         assert!(
             !s.replace_key(a, b"stale", b"k2").unwrap(),
             "CAS on a stale value"

@@ -677,3 +677,50 @@ async fn rotate_master_key_from_the_command_line_on_a_stopped_store() {
     ));
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_data_key_does_not_stop_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let p = m
+            .create_user(
+                &format!("dmg{i}@example.com"),
+                PW,
+                UserTier::Free,
+                ProfilePatch::default(),
+            )
+            .await
+            .unwrap();
+        ids.push(p.id);
+    }
+    m.shutdown().await.unwrap();
+    drop(m);
+    {
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let w = store.load_key(ids[1]).unwrap().unwrap();
+        let mut bad = w.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(store.replace_key(ids[1], &w, &bad).unwrap());
+        store.flush().unwrap();
+    }
+    let m = open(dir.path());
+    let report = m.rotate_master_key(|_| {}).await.unwrap();
+    assert_eq!((report.rewrapped, report.unreadable), (2, 1), "{report:?}");
+    for id in [ids[0], ids[2]] {
+        m.get_user(id).await.unwrap();
+    }
+    assert!(matches!(
+        m.get_user(ids[1]).await,
+        Err(EngineError::Corrupt { .. })
+    ));
+    m.shutdown().await.unwrap();
+    drop(m);
+    // The next start is not held up by it either.
+    let m = open(dir.path());
+    m.get_user(ids[2]).await.unwrap();
+    assert_eq!(m.verify_store().corrupt.len(), 1);
+    m.shutdown().await.unwrap();
+}
