@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::EngineError;
 use crate::config::Config;
 use crate::domain::ids::UserId;
-use crate::security::keys::{DataKey, Fingerprint, IndexKey, MasterKey, wrapped_by};
+use crate::security::keys::{DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, wrapped_by};
 use crate::store::{EmailIndex, SledStore, Store, codec};
 
 /// The associated data of the wrapped index key.
@@ -138,16 +138,6 @@ fn key_error(msg: impl Into<String>) -> EngineError {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 fn read_key_file(path: &Path) -> Result<Option<MasterKey>, EngineError> {
@@ -275,7 +265,7 @@ impl Keyring {
             )));
         };
         let current = Arc::new(candidates.remove(pos));
-        let wrapped = unhex(&meta.index_key)
+        let wrapped = hex_decode(&meta.index_key)
             .ok_or_else(|| key_error("the store's keyring record has a malformed index key"))?;
         let index =
             IndexKey::from_bytes(current.unwrap(&wrapped, INDEX_AAD).map_err(|e| {

@@ -65,7 +65,8 @@ impl Fingerprint {
     }
 }
 
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
+/// Decodes lowercase or uppercase hex digits.
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }

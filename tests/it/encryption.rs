@@ -49,6 +49,22 @@ fn found_in_files(dir: &Path, needles: &[&str]) -> Vec<(String, PathBuf)> {
     hits
 }
 
+/// Creates `n` Free users `<prefix><i>@example.com` in `dir` and stops the engine.
+async fn stored_users(dir: &Path, prefix: &str, n: usize) -> Vec<UserId> {
+    let m = open(dir);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let email = format!("{prefix}{i}@example.com");
+        let p = m
+            .create_user(&email, PW, UserTier::Free, ProfilePatch::default())
+            .await
+            .unwrap();
+        ids.push(p.id);
+    }
+    m.shutdown().await.unwrap();
+    ids
+}
+
 fn patch(name: &str) -> ProfilePatch {
     ProfilePatch {
         display_name: Some(name.into()),
@@ -577,22 +593,7 @@ async fn the_master_key_rotates_while_the_server_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_rotation_is_finished_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
-    let m = open(dir.path());
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        let p = m
-            .create_user(
-                &format!("cut{i}@example.com"),
-                PW,
-                UserTier::Free,
-                ProfilePatch::default(),
-            )
-            .await
-            .unwrap();
-        ids.push(p.id);
-    }
-    m.shutdown().await.unwrap();
-    drop(m);
+    let ids = stored_users(dir.path(), "cut", 3).await;
     // The state a crash leaves mid-rotation: the new key written beside the old, the
     // keyring record naming it as the target, one data key already rewrapped.
     let key_file = dir.path().join("master.key");
@@ -681,22 +682,7 @@ async fn rotate_master_key_from_the_command_line_on_a_stopped_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_data_key_does_not_stop_a_rotation() {
     let dir = tempfile::tempdir().unwrap();
-    let m = open(dir.path());
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        let p = m
-            .create_user(
-                &format!("dmg{i}@example.com"),
-                PW,
-                UserTier::Free,
-                ProfilePatch::default(),
-            )
-            .await
-            .unwrap();
-        ids.push(p.id);
-    }
-    m.shutdown().await.unwrap();
-    drop(m);
+    let ids = stored_users(dir.path(), "dmg", 3).await;
     {
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
         let w = store.load_key(ids[1]).unwrap().unwrap();
