@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use crate::domain::rate::RateDecision;
 use crate::domain::session::{LoginContext, SessionView};
 use crate::domain::tier::UserTier;
 use crate::engine::audit::{AuditAction, AuditActor, AuditEntry};
+use crate::engine::shared_profile::SharedProfile;
 use crate::engine::{
     Insights, LoginChallenge, LoginOutcome, LoginSuccess, PasswordChange, ShardStats, UserExport,
 };
@@ -192,7 +193,23 @@ pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<Stat
 pub async fn me(caller: Caller) -> ApiResult<Response> {
     // The authentication step already fetched the caller's profile.
     let a = caller.require_user()?;
-    Ok(Json(a.profile.as_ref()).into_response())
+    own_profile(&a.profile)
+}
+
+/// The caller's own profile, from the JSON its actor keeps rendered (the hottest read).
+fn own_profile(p: &SharedProfile) -> ApiResult<Response> {
+    let body = p.json().map_err(|e| {
+        tracing::error!(error = %e, "rendering a profile failed");
+        ApiError::Internal
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// A user's profile.
@@ -206,7 +223,7 @@ pub async fn get_user(
     let id = target(&caller, &id)?;
     match &caller {
         // The authentication step already fetched the caller's own profile.
-        Caller::User(a) if a.session.user_id == id => Ok(Json(a.profile.as_ref()).into_response()),
+        Caller::User(a) if a.session.user_id == id => own_profile(&a.profile),
         _ => {
             let profile = s.manager.get_user(id).await?;
             audit_admin_read(&s, &caller, id, "profile").await?;

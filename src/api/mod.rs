@@ -32,9 +32,20 @@ pub use problem::ApiError;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What handlers share.
+/// What handlers share: one `Arc`, because axum clones the state for every layer of
+/// every request, and one reference count costs less than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state behind [`AppState`].
+pub struct Shared {
     /// The engine.
     pub manager: UserManager,
     /// The operator key, if operator endpoints are open.
@@ -44,7 +55,7 @@ pub struct AppState {
     /// Whether users may change their own tier.
     pub self_service_tiers: bool,
     /// The OpenAPI document, served at `/api/v1/openapi.json`.
-    pub openapi: Arc<OnceLock<utoipa::openapi::OpenApi>>,
+    pub openapi: OnceLock<utoipa::openapi::OpenApi>,
     /// Per tier, the admission budget (`tiers.<tier>.max_concurrent_requests`).
     pub tier_gates: [Option<Arc<tokio::sync::Semaphore>>; 4],
 }
@@ -67,14 +78,14 @@ impl AppState {
                 )),
                 crate::domain::tier::Limit::Unlimited => None,
             });
-        Self {
+        Self(Arc::new(Shared {
             manager,
             admin_key,
             ip_limiter,
             self_service_tiers,
-            openapi: Arc::new(OnceLock::new()),
+            openapi: OnceLock::new(),
             tier_gates,
-        }
+        }))
     }
 }
 

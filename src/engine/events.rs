@@ -29,10 +29,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::domain::ids::{SessionId, UserId};
-use crate::domain::profile::{QuotaKind, UserProfile};
+use crate::domain::profile::QuotaKind;
 use crate::domain::settings::{AIPreferences, SecuritySettings};
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
+use crate::engine::shared_profile::SharedProfile;
 use crate::metrics::{CloseLabels, Metrics};
 
 /// Close codes the server uses on event sockets (documented in `docs/websocket.md`).
@@ -177,7 +178,7 @@ pub enum Event {
     #[serde(rename = "profile.updated")]
     ProfileUpdated {
         /// The profile.
-        profile: Arc<UserProfile>,
+        profile: SharedProfile,
     },
     /// AI preferences changed.
     #[serde(rename = "preferences.updated")]

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::shared_profile::SharedProfile;
 use super::user_actor::{
     ChangeTier, DeleteUser, GetProfile, ListSessions, RecordUsage, RevokeOtherSessions,
     RevokeSession, UpdateProfile,
@@ -36,14 +37,14 @@ impl UserHandle {
         self.engine
             .call(self.id, GetProfile)
             .await
-            .map(Arc::unwrap_or_clone)
+            .map(SharedProfile::into_inner)
     }
 
     /// Applies a partial update; durable when it returns.
     pub async fn update(&self, patch: ProfilePatch) -> Result<UserProfile, EngineError> {
         let p = self.engine.call(self.id, UpdateProfile(patch)).await?;
         self.engine.commit.commit().await?;
-        Ok(Arc::unwrap_or_clone(p))
+        Ok(p.into_inner())
     }
 
     /// Counts `delta` of a quota resource (negative frees); an accepted change is durable
@@ -67,7 +68,7 @@ impl UserHandle {
     pub async fn change_tier(&self, tier: UserTier) -> Result<UserProfile, EngineError> {
         let p = self.engine.call(self.id, ChangeTier(tier)).await?;
         self.engine.commit.commit().await?;
-        Ok(Arc::unwrap_or_clone(p))
+        Ok(p.into_inner())
     }
 
     /// Live sessions.

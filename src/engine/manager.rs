@@ -13,6 +13,7 @@ use super::handle::UserHandle;
 use super::keyring::{RotationProgress, RotationReport};
 use super::runtime::ActorRuntime;
 use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
+use super::shared_profile::SharedProfile;
 use super::state::UserState;
 use super::user_actor::{
     ActivityOutcome, AuthorizeRequest, AuthorizedRequest, BeginLogin, BeginPasskeyRegistration,
@@ -428,7 +429,7 @@ impl UserManager {
             CreateOutcome::Created => {
                 self.engine.commit.commit().await?;
                 self.engine.metrics.users_created.inc();
-                Ok(Arc::unwrap_or_clone(p))
+                Ok(p.into_inner())
             }
             CreateOutcome::EmailTaken => Err(EngineError::EmailTaken),
         }
@@ -575,7 +576,7 @@ impl UserManager {
         &self,
         token: SessionToken,
         expires_at: Timestamp,
-        profile: Arc<UserProfile>,
+        profile: SharedProfile,
     ) -> Result<LoginSuccess, EngineError> {
         self.engine.commit.commit().await?;
         self.count_login(LoginResult::Success);
@@ -584,7 +585,7 @@ impl UserManager {
             token: token.expose(),
             session_id: token.session_id(),
             expires_at,
-            user: Arc::unwrap_or_clone(profile),
+            user: profile.into_inner(),
         })
     }
 
@@ -1328,7 +1329,7 @@ impl UserManager {
                 "sessions[].secret_hash: SHA-256 of each session token's secret (a credential)".into(),
                 "rate: the request-rate counter of the tier's hourly allowance (internal)".into(),
             ],
-            profile: Arc::unwrap_or_clone(state.profile),
+            profile: state.profile.into_inner(),
         })
     }
 

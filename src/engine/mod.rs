@@ -17,6 +17,7 @@ pub mod manager;
 pub mod retention;
 pub(crate) mod runtime;
 pub mod shard;
+pub mod shared_profile;
 pub mod state;
 pub mod user_actor;
 

@@ -2,12 +2,12 @@
 //! rules that change it. Plain data: every rule takes `now`, so it is tested without
 //! actors or clocks.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
+use super::shared_profile::SharedProfile;
 use crate::domain::activity::ActivityCounters;
 use crate::domain::consent::ConsentState;
 use crate::domain::ids::{SessionId, UserId};
@@ -33,7 +33,7 @@ pub const MAX_KNOWN_DEVICES: usize = 32;
 pub struct UserState {
     /// The profile clients see. Shared (`Arc`) so that the actor can hand a read-only
     /// snapshot to a request without copying; changes copy on write (`Arc::make_mut`).
-    pub profile: Arc<UserProfile>,
+    pub profile: SharedProfile,
     /// argon2id PHC string.
     pub password_hash: String,
     /// Bumped whenever the password changes, so a login verified against an older hash
@@ -62,7 +62,7 @@ pub struct UserState {
 /// The user state as format 2 stored it (before MFA, risk and security events).
 #[derive(Deserialize)]
 pub(crate) struct UserStateV2 {
-    profile: Arc<UserProfile>,
+    profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
     sessions: Vec<SessionV2>,
@@ -95,7 +95,7 @@ impl From<UserStateV2> for UserState {
 /// of this shape are converted on load and written back in the current format.
 #[derive(Deserialize)]
 pub(crate) struct UserStateV1 {
-    profile: Arc<UserProfile>,
+    profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
     sessions: Vec<SessionV2>,
@@ -165,7 +165,7 @@ impl UserState {
     /// The state of a freshly created user.
     pub fn new(profile: UserProfile, password_hash: String) -> Self {
         Self {
-            profile: Arc::new(profile),
+            profile: SharedProfile::new(profile),
             password_hash,
             credential_version: 1,
             sessions: Vec::new(),
@@ -238,7 +238,7 @@ impl UserState {
         let excess = self.sessions.len().saturating_sub(max_sessions);
         self.sessions.drain(..excess);
         self.failures.reset();
-        let profile = Arc::make_mut(&mut self.profile);
+        let profile = self.profile.make_mut();
         profile.usage.logins += 1;
         profile.usage.last_login_at = Some(now);
         session
@@ -295,7 +295,7 @@ impl UserState {
         self.password_hash = password_hash;
         self.credential_version += 1;
         self.failures.reset();
-        Arc::make_mut(&mut self.profile).updated_at = now;
+        self.profile.make_mut().updated_at = now;
         self.revoke_all_except(keep)
     }
 
@@ -314,7 +314,7 @@ impl UserState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::email::Email;
     use crate::domain::ids::UserId;
@@ -366,7 +366,8 @@ mod tests {
         let mut s = state(t);
         let pol = policy(UserTier::Free, &[]); // tier: 1 hour
         assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(3600));
-        Arc::make_mut(&mut s.profile)
+        s.profile
+            .make_mut()
             .security_settings
             .session_timeout_minutes = 5;
         assert_eq!(s.session_idle_timeout(&pol), Duration::from_secs(300));

@@ -14,13 +14,12 @@ use super::events::{
     CloseCode, Event, Resume, RevokeReason, SubscribeError, Subscription, UserStream,
 };
 use super::shard::{Shard, Stopped};
+use super::shared_profile::SharedProfile;
 use super::state::{SessionOrigin, UserState};
 use super::{Engine, EngineError};
 use crate::domain::activity::{ActivityCounters, ActivityEvent, check_batch};
 use crate::domain::ids::{SessionId, UserId};
-use crate::domain::profile::{
-    ProfilePatch, QuotaDecision, QuotaKind, UserProfile, check_tier_features,
-};
+use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, check_tier_features};
 use crate::domain::rate::RateDecision;
 use crate::domain::risk::{self, Attempt, Location, RiskAssessment, RiskDecision};
 use crate::domain::security_log::{SecurityEvent, SecurityEventKind};
@@ -46,18 +45,18 @@ pub(crate) struct RecordUsage {
 
 /// Returns the profile.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Arc<UserProfile>, EngineError>")]
+#[rtype(result = "Result<SharedProfile, EngineError>")]
 pub(crate) struct GetProfile;
 
 /// Applies a validated partial update (durable).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Arc<UserProfile>, EngineError>")]
+#[rtype(result = "Result<SharedProfile, EngineError>")]
 pub(crate) struct UpdateProfile(pub ProfilePatch);
 
 /// Moves the user to another tier (durable); the actor then stops so that the new tier's
 /// registry activates it.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Arc<UserProfile>, EngineError>")]
+#[rtype(result = "Result<SharedProfile, EngineError>")]
 pub(crate) struct ChangeTier(pub UserTier);
 
 /// First half of a login: what the password must be checked against.
@@ -89,7 +88,7 @@ pub(crate) enum LoginDecision {
     Granted {
         token: SessionToken,
         expires_at: Timestamp,
-        profile: Arc<UserProfile>,
+        profile: SharedProfile,
     },
     /// The password was right; a second factor must follow.
     Challenge(Box<ChallengeIssued>),
@@ -161,7 +160,7 @@ pub struct AuthorizedRequest {
     pub rate: RateDecision,
     /// The user's profile as of this check: a shared snapshot, so that a request about
     /// the caller's own profile needs no second message to the actor.
-    pub profile: Arc<UserProfile>,
+    pub profile: SharedProfile,
 }
 
 /// Replaces the password if the credential is still the one verified; ends every other
@@ -539,15 +538,15 @@ impl UserActor {
 }
 
 impl Handler<GetProfile> for UserActor {
-    type Result = Result<Arc<UserProfile>, EngineError>;
+    type Result = Result<SharedProfile, EngineError>;
     fn handle(&mut self, _: GetProfile, _: &mut Context<Self>) -> Self::Result {
         self.touch();
-        Ok(Arc::clone(&self.state.profile))
+        Ok(self.state.profile.clone())
     }
 }
 
 impl Handler<UpdateProfile> for UserActor {
-    type Result = Result<Arc<UserProfile>, EngineError>;
+    type Result = Result<SharedProfile, EngineError>;
     fn handle(
         &mut self,
         UpdateProfile(patch): UpdateProfile,
@@ -555,20 +554,20 @@ impl Handler<UpdateProfile> for UserActor {
     ) -> Self::Result {
         let now = self.touch();
         let mut next = self.state.clone();
-        next.profile = Arc::new(patch.apply(&self.state.profile, self.policy(), now)?);
+        next.profile = SharedProfile::new(patch.apply(&self.state.profile, self.policy(), now)?);
         privacy::check_preferences(
             &self.state.profile.ai_preferences,
             &next.profile.ai_preferences,
             &self.state.consents,
         )?;
-        let before = Arc::clone(&self.state.profile);
+        let before = self.state.profile.clone();
         self.persist(next, now)?;
-        let after = Arc::clone(&self.state.profile);
+        let after = self.state.profile.clone();
         if (&after.display_name, &after.language, &after.timezone)
             != (&before.display_name, &before.language, &before.timezone)
         {
             self.publish(Event::ProfileUpdated {
-                profile: Arc::clone(&after),
+                profile: after.clone(),
             });
         }
         if after.ai_preferences != before.ai_preferences {
@@ -591,7 +590,9 @@ impl Handler<RecordUsage> for UserActor {
         let now = self.touch();
         let mut next = self.state.clone();
         let policy = &self.engine.config.tier(next.profile.tier).policy;
-        let decision = Arc::make_mut(&mut next.profile)
+        let decision = next
+            .profile
+            .make_mut()
             .usage
             .apply(msg.kind, msg.delta, policy);
         if let QuotaDecision::Accepted { used, limit } = decision {
@@ -616,14 +617,14 @@ impl Handler<RecordUsage> for UserActor {
 }
 
 impl Handler<ChangeTier> for UserActor {
-    type Result = Result<Arc<UserProfile>, EngineError>;
+    type Result = Result<SharedProfile, EngineError>;
     fn handle(&mut self, ChangeTier(tier): ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         if tier == self.state.profile.tier {
-            return Ok(Arc::clone(&self.state.profile));
+            return Ok(self.state.profile.clone());
         }
         let mut next = self.state.clone();
-        let profile = Arc::make_mut(&mut next.profile);
+        let profile = next.profile.make_mut();
         profile.tier = tier;
         profile.updated_at = now;
         // A downgrade turns off what the new tier does not include.
@@ -644,7 +645,7 @@ impl Handler<ChangeTier> for UserActor {
             .inc();
         self.publish(Event::TierChanged { from, to: tier });
         self.leave(ctx);
-        Ok(Arc::clone(&self.state.profile))
+        Ok(self.state.profile.clone())
     }
 }
 
@@ -847,7 +848,7 @@ impl UserActor {
         Ok(LoginDecision::Granted {
             token,
             expires_at: session.ends_at(),
-            profile: Arc::clone(&self.state.profile),
+            profile: self.state.profile.clone(),
         })
     }
 }
@@ -898,7 +899,7 @@ impl Handler<AuthorizeRequest> for UserActor {
         Ok(Some(AuthorizedRequest {
             session,
             rate,
-            profile: Arc::clone(&self.state.profile),
+            profile: self.state.profile.clone(),
         }))
     }
 }
@@ -1161,7 +1162,7 @@ impl Handler<Crash> for UserActor {
     #[allow(clippy::panic)]
     fn handle(&mut self, _: Crash, _: &mut Context<Self>) -> Self::Result {
         // Unsaved soft state is lost with the actor; the restart reads the last snapshot.
-        Arc::make_mut(&mut self.state.profile).display_name = "never persisted".into();
+        self.state.profile.make_mut().display_name = "never persisted".into();
         panic!("test-induced panic in user actor {}", self.id());
     }
 }

@@ -52,6 +52,10 @@ async fn the_seed_flow_over_http() {
     assert_eq!(login["user"]["id"], id);
     assert!(login["expires_at"].is_string());
     let token = login["token"].as_str().unwrap();
+    // Read before the changes: the server keeps this rendering, and must drop it when
+    // the profile changes.
+    let (s, me) = srv.call(GET, "/users/me", Some(token), None).await;
+    assert_eq!((s, me["display_name"].as_str()), (200, Some("John Doe")));
 
     let (s, updated) = srv
         .call(
@@ -88,6 +92,23 @@ async fn the_seed_flow_over_http() {
     assert_eq!(insights["requests_per_hour"], 50_000);
     let (s, me) = srv.call(GET, "/users/me", Some(token), None).await;
     assert_eq!((s, me["display_name"].as_str()), (200, Some("Jane Doe")));
+    assert_eq!(me["tier"], "enterprise");
+    assert_eq!(me["ai_preferences"]["personalization_level"], "advanced");
+
+    let usage = json!({"kind": "playlists", "delta": 2});
+    let (s, _) = srv
+        .call(
+            POST,
+            &format!("/users/{id}/usage"),
+            Some(token),
+            Some(usage),
+        )
+        .await;
+    assert_eq!(s, 200);
+    for path in ["/users/me".to_owned(), format!("/users/{id}")] {
+        let (s, me) = srv.call(GET, &path, Some(token), None).await;
+        assert_eq!((s, &me["usage"]["playlists"]), (200, &json!(2)), "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +218,7 @@ async fn free_users_are_limited_to_a_hundred_requests_an_hour_and_vip_users_are_
             .unwrap();
         assert_eq!(resp.status(), 200, "request {i}");
         let h = resp.headers();
+        assert_eq!(h[reqwest::header::CONTENT_TYPE], "application/json");
         assert_eq!(h["ratelimit-limit"], "100");
         assert_eq!(
             h["ratelimit-remaining"].to_str().unwrap(),

@@ -591,9 +591,7 @@ impl UserActor {
             SecondFactor::Sms => Some(MfaMethod::Sms),
             SecondFactor::Email | SecondFactor::RecoveryCode => None,
         };
-        let methods = &mut Arc::make_mut(&mut next.profile)
-            .security_settings
-            .mfa_methods;
+        let methods = &mut next.profile.make_mut().security_settings.mfa_methods;
         if let Some(m) = method
             && !methods.contains(&m)
         {

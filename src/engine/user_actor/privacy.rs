@@ -1,8 +1,6 @@
 //! The user actor's consents and age rule: recording consent changes (with what a
 //! withdrawal turns off), the birth date, a parental consent.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 use serde::Serialize;
 
@@ -180,7 +178,7 @@ impl Handler<UpdateConsents> for UserActor {
         }
         let prefs_changed = prefs != next.profile.ai_preferences;
         if prefs_changed {
-            let p = Arc::make_mut(&mut next.profile);
+            let p = next.profile.make_mut();
             p.ai_preferences = prefs;
             p.updated_at = now;
         }
