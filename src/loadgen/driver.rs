@@ -19,6 +19,9 @@ use tokio::time::Instant;
 
 use super::stats::{Outcome, Stats};
 
+/// The resolution of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// How load is offered.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Load {
@@ -72,15 +75,20 @@ where
                 if due >= end {
                     break;
                 }
-                tokio::time::sleep_until(due).await;
+                // tokio's timer fires on millisecond ticks, after its deadline: waking a
+                // tick early keeps the generator's own timer from adding up to a
+                // millisecond to every latency. A request sent before its due time is
+                // timed from its sending, one sent late from its due time.
+                tokio::time::sleep_until(due.checked_sub(TIMER_TICK).unwrap_or(due)).await;
                 let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                     break;
                 };
+                let from = due.min(Instant::now());
                 let (make, stats) = (Arc::clone(&make), Arc::clone(&stats));
                 tokio::spawn(async move {
                     let outcome = make(i).await;
                     if due >= measured_from {
-                        stats.record(&outcome, due.elapsed());
+                        stats.record(&outcome, from.elapsed());
                     }
                     drop(slot);
                 });

@@ -8,6 +8,7 @@
 
 mod driver;
 pub mod population;
+mod raw;
 mod stats;
 mod ws;
 
@@ -243,10 +244,12 @@ pub struct Client {
     /// about a twentieth of the generator's CPU.
     base: Arc<reqwest::Url>,
     admin: Arc<str>,
+    /// The lean client for `GET /users/me` (plain HTTP servers).
+    raw: Option<Arc<raw::RawClient>>,
 }
 
 impl Client {
-    fn new(opts: &Options) -> Result<Self, LoadgenError> {
+    async fn new(opts: &Options) -> Result<Self, LoadgenError> {
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
             .pool_max_idle_per_host(4096)
@@ -257,11 +260,30 @@ impl Client {
             .ok()
             .filter(|u| !u.cannot_be_a_base() && matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| LoadgenError(format!("{} is not an http(s) URL", opts.url)))?;
+        let raw = raw::RawClient::new(&base, opts.timeout)
+            .await?
+            .map(Arc::new);
         Ok(Self {
             http,
             base: Arc::new(base),
             admin: Arc::from(opts.admin_key.as_str()),
+            raw,
         })
+    }
+
+    /// `GET /api/v1/users/me` as `session`: the load scenarios' read.
+    pub async fn read_me(&self, session: &Session) -> Outcome {
+        match &self.raw {
+            Some(raw) => raw.read_me(&session.authorization).await,
+            None => {
+                let r = self.request(
+                    reqwest::Method::GET,
+                    "/api/v1/users/me",
+                    Some(&session.token),
+                );
+                self.outcome(r).await
+            }
+        }
     }
 
     /// The operator key, as a bearer.
@@ -362,7 +384,7 @@ impl Client {
 
 /// Runs one scenario and returns its report.
 pub async fn run(opts: &Options) -> Result<Report, LoadgenError> {
-    let client = Client::new(opts)?;
+    let client = Client::new(opts).await?;
     let (status, _) = client.get_json("/healthz", None).await?;
     if status != 200 {
         return Err(LoadgenError(format!(
@@ -509,7 +531,15 @@ struct Shared {
 }
 
 impl Shared {
-    fn request(&self, i: u64) -> reqwest::RequestBuilder {
+    async fn send(&self, i: u64) -> Outcome {
+        match self.request(i) {
+            Ok(r) => self.client.outcome(r).await,
+            Err(s) => self.client.read_me(s).await,
+        }
+    }
+
+    /// Request `i`: built for reqwest, or the session whose profile to read.
+    fn request(&self, i: u64) -> Result<reqwest::RequestBuilder, &Session> {
         // One cheap generator per request, seeded from the run's seed and the index:
         // reproducible whatever order tasks run in.
         let mut rng = StdRng::seed_from_u64(self.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -521,13 +551,13 @@ impl Shared {
         if let Op::Login = op {
             let u = &self.pop.users[rng.random_range(0..self.pop.users.len())];
             let body = json!({"email": u.email, "password": self.pop.password});
-            return c
+            return Ok(c
                 .request(reqwest::Method::POST, "/api/v1/auth/login", c.admin())
-                .json(&body);
+                .json(&body));
         }
         let s = &self.sessions[rng.random_range(0..self.sessions.len())];
         let id = &self.pop.users[s.user].id;
-        match op {
+        Ok(match op {
             Op::Update => {
                 let n = self.counter.fetch_add(1, Ordering::Relaxed);
                 c.request(
@@ -544,10 +574,8 @@ impl Shared {
                     Some(&s.token),
                 )
                 .json(&json!({"kind": "storage_bytes", "delta": 1024})),
-            Op::Read | Op::Login => {
-                c.request(reqwest::Method::GET, "/api/v1/users/me", Some(&s.token))
-            }
-        }
+            Op::Read | Op::Login => return Err(s),
+        })
     }
 }
 
@@ -579,10 +607,7 @@ async fn token_scenario(opts: &Options, client: &Client) -> Result<Report, Loadg
     let label = format!("{:?}", opts.scenario).to_lowercase();
     let summary = measured(opts, opts.plan(), &label, move |i| {
         let s = Arc::clone(&s2);
-        async move {
-            let r = s.request(i);
-            s.client.outcome(r).await
-        }
+        async move { s.send(i).await }
     })
     .await;
     let extra = if opts.scenario == Scenario::Login {
@@ -607,10 +632,9 @@ async fn tier_isolation(opts: &Options, client: &Client) -> Result<Report, Loadg
     let probe = |sessions: Arc<Vec<Session>>, c: Client, seed: u64| {
         move |i: u64| {
             let mut rng = StdRng::seed_from_u64(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let s = &sessions[rng.random_range(0..sessions.len())];
-            let r = c.request(reqwest::Method::GET, "/api/v1/users/me", Some(&s.token));
-            let c = c.clone();
-            async move { c.outcome(r).await }
+            let (s, c) = (Arc::clone(&sessions), c.clone());
+            let k = rng.random_range(0..s.len());
+            async move { c.read_me(&s[k]).await }
         }
     };
     let (vip, free) = (Arc::new(vip), Arc::new(free));

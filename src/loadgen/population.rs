@@ -46,6 +46,8 @@ pub struct Session {
     pub user: usize,
     /// The bearer token.
     pub token: Arc<str>,
+    /// `Bearer <token>`, the `Authorization` header, prepared once.
+    pub authorization: reqwest::header::HeaderValue,
 }
 
 /// How expensive the population's password hash is.
@@ -238,6 +240,12 @@ pub async fn log_in(
                 Some(t) if status == 200 => Ok(Session {
                     user: u,
                     token: Arc::from(t),
+                    authorization: reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                        .map_err(|_| {
+                        LoadgenError(format!(
+                            "the server sent a token that is not a header value: {t:?}"
+                        ))
+                    })?,
                 }),
                 _ if status == 202 => Err(LoadgenError(format!(
                     "the server asks {} users for a second factor ({}); run load tests \
