@@ -140,10 +140,10 @@ mod tests {
 
     type Peers = Arc<Mutex<HashSet<SocketAddr>>>;
 
-    /// A server whose `/api/v1/users/me` answers 200 to `Bearer good` and 401 otherwise,
+    /// A client of a server whose `/api/v1/users/me` answers 200 to `Bearer good` and 401 otherwise,
     /// records each connection's peer, and closes the connection when asked to by
     /// `x-close`.
-    async fn server() -> (reqwest::Url, Peers) {
+    async fn server() -> (RawClient, Peers) {
         async fn me(
             State(peers): State<Peers>,
             ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -172,16 +172,17 @@ mod tests {
             )
             .await
         });
-        (format!("http://{addr}").parse().unwrap(), peers)
+        let url: reqwest::Url = format!("http://{addr}").parse().unwrap();
+        let client = RawClient::new(&url, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        (client, peers)
     }
 
     #[tokio::test]
     async fn reads_reuse_one_connection_and_report_refusals_by_status() {
-        let (url, peers) = server().await;
-        let c = RawClient::new(&url, Duration::from_secs(5))
-            .await
-            .unwrap()
-            .unwrap();
+        let (c, peers) = server().await;
         let good = HeaderValue::from_static("Bearer good");
         for _ in 0..10 {
             assert_eq!(c.read_me(&good).await, Outcome::Ok);
@@ -195,11 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_the_server_closed_is_replaced() {
-        let (url, peers) = server().await;
-        let c = RawClient::new(&url, Duration::from_secs(5))
-            .await
-            .unwrap()
-            .unwrap();
+        let (c, peers) = server().await;
         // `read_me` cannot ask the server to close: these requests are built by hand.
         let closing = |c: &RawClient| {
             Request::get(c.me.clone())
