@@ -3,7 +3,7 @@
 //! made from.
 //!
 //! `GET /users/me` is the hottest read of the API. Rendering the ~1 KB profile to JSON was
-//! a tenth of the server's CPU per request; the rendering only changes when the profile
+//! about 7% of the server's CPU per request; the rendering only changes when the profile
 //! does, so it is made once per change, by the first request that needs it, and shared.
 //! The only way to a mutable profile is [`SharedProfile::make_mut`], which drops the
 //! rendering, so a stale one cannot be served.
