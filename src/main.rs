@@ -142,6 +142,12 @@ struct LoadgenArgs {
     /// --flood-concurrency workers can.
     #[arg(long)]
     flood_rate: Option<f64>,
+    /// Most keep-alive connections the reads (`GET /users/me`) use. In the open model
+    /// a read due while all are busy waits for one, and the wait counts in its latency
+    /// (as with wrk2's -c); unbounded, a stall would open thousands of connections and
+    /// the generator's own cost would take the machine.
+    #[arg(long, default_value_t = 256)]
+    connections: usize,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -175,6 +181,7 @@ impl LoadgenArgs {
         o.server_pid = self.server_pid;
         o.flood_concurrency = self.flood_concurrency;
         o.flood_rate = self.flood_rate;
+        o.connections = self.connections.max(1);
         o.progress = !self.quiet;
         o
     }

@@ -152,6 +152,8 @@ pub struct Options {
     pub flood_rate: Option<f64>,
     /// Most requests in flight (open model).
     pub max_in_flight: usize,
+    /// Most keep-alive connections of the reads (`GET /users/me`).
+    pub connections: usize,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Print a progress line.
@@ -182,6 +184,7 @@ impl Options {
             flood_concurrency: 64,
             flood_rate: None,
             max_in_flight: 8192,
+            connections: 256,
             timeout: Duration::from_secs(30),
             progress: false,
         }
@@ -260,7 +263,7 @@ impl Client {
             .ok()
             .filter(|u| !u.cannot_be_a_base() && matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| LoadgenError(format!("{} is not an http(s) URL", opts.url)))?;
-        let raw = raw::RawClient::new(&base, opts.timeout)
+        let raw = raw::RawClient::new(&base, opts.timeout, opts.connections)
             .await?
             .map(Arc::new);
         Ok(Self {

@@ -31,12 +31,19 @@ pub struct RawClient {
     me: Uri,
     timeout: Duration,
     idle: Mutex<Vec<Sender>>,
+    /// One permit per connection there may be: a request waits for one, and holds it
+    /// until its exchange is over.
+    connections: tokio::sync::Semaphore,
 }
 
 impl RawClient {
-    /// A client for `url`'s server; `None` for anything but plain `http` (TLS goes
-    /// through reqwest).
-    pub async fn new(url: &reqwest::Url, timeout: Duration) -> Result<Option<Self>, LoadgenError> {
+    /// A client for `url`'s server with at most `connections` connections; `None` for
+    /// anything but plain `http` (TLS goes through reqwest).
+    pub async fn new(
+        url: &reqwest::Url,
+        timeout: Duration,
+        connections: usize,
+    ) -> Result<Option<Self>, LoadgenError> {
         if url.scheme() != "http" {
             return Ok(None);
         }
@@ -62,6 +69,7 @@ impl RawClient {
             me,
             timeout,
             idle: Mutex::new(Vec::new()),
+            connections: tokio::sync::Semaphore::new(connections.max(1)),
         }))
     }
 
@@ -74,6 +82,10 @@ impl RawClient {
     }
 
     async fn exchange(&self, uri: &Uri, authorization: &HeaderValue) -> Outcome {
+        // The wait counts in the latency: `read_me`'s caller timed from before it.
+        let Ok(_permit) = self.connections.acquire().await else {
+            return Outcome::err("connect");
+        };
         let Some(mut conn) = self.checkout().await else {
             return Outcome::err("connect");
         };
@@ -143,7 +155,7 @@ mod tests {
     /// A client of a server whose `/api/v1/users/me` answers 200 to `Bearer good` and 401 otherwise,
     /// records each connection's peer, and closes the connection when asked to by
     /// `x-close`.
-    async fn server() -> (RawClient, Peers) {
+    async fn server(connections: usize) -> (RawClient, Peers) {
         async fn me(
             State(peers): State<Peers>,
             ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -173,7 +185,7 @@ mod tests {
             .await
         });
         let url: reqwest::Url = format!("http://{addr}").parse().unwrap();
-        let client = RawClient::new(&url, Duration::from_secs(5))
+        let client = RawClient::new(&url, Duration::from_secs(5), connections)
             .await
             .unwrap()
             .unwrap();
@@ -182,7 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_reuse_one_connection_and_report_refusals_by_status() {
-        let (c, peers) = server().await;
+        let (c, peers) = server(4).await;
         let good = HeaderValue::from_static("Bearer good");
         for _ in 0..10 {
             assert_eq!(c.read_me(&good).await, Outcome::Ok);
@@ -196,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_the_server_closed_is_replaced() {
-        let (c, peers) = server().await;
+        let (c, peers) = server(4).await;
         // `read_me` cannot ask the server to close: these requests are built by hand.
         let closing = |c: &RawClient| {
             Request::get(c.me.clone())
@@ -224,11 +236,32 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_reads_share_the_bounded_connections() {
+        let (c, peers) = server(2).await;
+        let c = Arc::new(c);
+        let good = HeaderValue::from_static("Bearer good");
+        let reads: Vec<_> = (0..50)
+            .map(|_| {
+                let (c, good) = (Arc::clone(&c), good.clone());
+                tokio::spawn(async move { c.read_me(&good).await })
+            })
+            .collect();
+        for r in reads {
+            assert_eq!(r.await.unwrap(), Outcome::Ok);
+        }
+        let used = peers.lock().unwrap().len();
+        assert!(
+            (1..=2).contains(&used),
+            "{used} connections for a bound of 2"
+        );
+    }
+
     #[tokio::test]
     async fn only_plain_http_servers_get_the_lean_client() {
         let tls: reqwest::Url = "https://127.0.0.1:1".parse().unwrap();
         assert!(
-            RawClient::new(&tls, Duration::from_secs(1))
+            RawClient::new(&tls, Duration::from_secs(1), 1)
                 .await
                 .unwrap()
                 .is_none()
