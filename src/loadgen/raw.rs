@@ -3,9 +3,9 @@
 //! Generator and server share the machine's cores, so every microsecond the generator
 //! spends per request is one the server cannot use. Through reqwest a request cost the
 //! generator about as much CPU as the server spent answering it (URL handling, its pool,
-//! a timer and a task per request). This client sends a prepared request over hyper's
-//! connection API and keeps idle keep-alive connections on a stack; a connection goes
-//! back only after a clean exchange, so a broken one is never reused.
+//! a task per request). This client sends a prepared request over hyper's connection
+//! API and keeps idle keep-alive connections on a stack, at most `--connections` of them;
+//! a connection goes back only after a clean exchange, so a broken one is never reused.
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
@@ -50,7 +50,9 @@ impl RawClient {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Ok(None);
         };
-        let addr = tokio::net::lookup_host((host, port))
+        // An IPv6 host comes bracketed, as the Host header wants it; the resolver does not.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = tokio::net::lookup_host((bare, port))
             .await
             .map_err(|e| LoadgenError(format!("resolving {host}: {e}")))?
             .next()
@@ -255,6 +257,18 @@ mod tests {
             (1..=2).contains(&used),
             "{used} connections for a bound of 2"
         );
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_server_resolves_and_keeps_its_brackets_in_the_host_header() {
+        let url: reqwest::Url = "http://[::1]:8080/".parse().unwrap();
+        let c = RawClient::new(&url, Duration::from_secs(1), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.addr, "[::1]:8080".parse::<SocketAddr>().unwrap());
+        assert_eq!(c.host, "[::1]:8080");
+        assert_eq!(c.me, "/api/v1/users/me");
     }
 
     #[tokio::test]
