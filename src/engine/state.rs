@@ -31,8 +31,9 @@ pub const MAX_KNOWN_DEVICES: usize = 32;
 /// together with a new codec format version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
-    /// The profile clients see. Shared (`Arc`) so that the actor can hand a read-only
-    /// snapshot to a request without copying; changes copy on write (`Arc::make_mut`).
+    /// The profile clients see. Shared so that the actor can hand a read-only snapshot
+    /// (with its JSON rendering) to a request without copying; changes copy on write
+    /// ([`SharedProfile::make_mut`]).
     pub profile: SharedProfile,
     /// argon2id PHC string.
     pub password_hash: String,
