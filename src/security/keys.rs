@@ -236,32 +236,45 @@ pub fn wrapped_by(wrapped: &[u8]) -> Option<Fingerprint> {
     ))
 }
 
-/// A user's data key: seals its records.
-#[derive(Clone)]
-pub struct DataKey(Zeroizing<[u8; KEY_LEN]>);
+/// A 256-bit secret key type: random or from stored bytes, zeroed on drop, never
+/// printed.
+macro_rules! secret_key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(Zeroizing<[u8; KEY_LEN]>);
 
-impl fmt::Debug for DataKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DataKey(<redacted>)")
-    }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+
+        impl $name {
+            /// A new random key.
+            pub fn generate() -> Self {
+                Self(random_key())
+            }
+
+            /// The key with these bytes (unwrapped from the store).
+            pub fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+                Self(bytes)
+            }
+
+            /// The raw bytes, for wrapping.
+            pub fn bytes(&self) -> &[u8; KEY_LEN] {
+                &self.0
+            }
+        }
+    };
 }
 
+secret_key!(
+    /// A user's data key: seals its records.
+    DataKey
+);
+
 impl DataKey {
-    /// A new random key.
-    pub fn generate() -> Self {
-        Self(random_key())
-    }
-
-    /// The key with these bytes (unwrapped from the store).
-    pub fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
-        Self(bytes)
-    }
-
-    /// The raw bytes, for wrapping.
-    pub fn bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-
     /// Encrypts and authenticates `plaintext`, binding `aad`; appends
     /// `nonce ‖ ciphertext ‖ tag` to `out`.
     pub fn seal_into(&self, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
@@ -274,32 +287,12 @@ impl DataKey {
     }
 }
 
-/// Keys the blind email index.
-#[derive(Clone)]
-pub struct IndexKey(Zeroizing<[u8; KEY_LEN]>);
-
-impl fmt::Debug for IndexKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IndexKey(<redacted>)")
-    }
-}
+secret_key!(
+    /// Keys the blind email index.
+    IndexKey
+);
 
 impl IndexKey {
-    /// A new random key.
-    pub fn generate() -> Self {
-        Self(random_key())
-    }
-
-    /// The key with these bytes (unwrapped from the store).
-    pub fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
-        Self(bytes)
-    }
-
-    /// The raw bytes, for wrapping.
-    pub fn bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-
     /// The index entry of a normalised email: HMAC-SHA256.
     pub fn email(&self, normalized: &str) -> [u8; 32] {
         let Ok(mut mac) = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.0.as_slice()) else {
@@ -315,6 +308,19 @@ impl IndexKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_never_print_their_bytes() {
+        let d = DataKey::generate();
+        let i = IndexKey::generate();
+        assert_eq!(format!("{d:?}"), "DataKey(<redacted>)");
+        assert_eq!(format!("{i:?}"), "IndexKey(<redacted>)");
+        assert_ne!(d.bytes(), i.bytes());
+        assert_eq!(
+            DataKey::from_bytes(Zeroizing::new(*d.bytes())).bytes(),
+            d.bytes()
+        );
+    }
 
     #[test]
     fn wrapped_keys_open_only_with_their_master_and_owner() {
