@@ -52,6 +52,21 @@ struct Meta {
     rewrite_pending: bool,
 }
 
+impl Meta {
+    /// The record of `index` wrapped by `master`, with no rotation running and no
+    /// migration done.
+    fn new(master: &MasterKey, index: &IndexKey) -> Self {
+        Self {
+            format: 1,
+            master: master.fingerprint().to_string(),
+            index_key: hex(&master.wrap(index.bytes(), INDEX_AAD)),
+            rotating_to: None,
+            migrated: false,
+            rewrite_pending: false,
+        }
+    }
+}
+
 /// Where the master key comes from.
 #[derive(Clone, Debug)]
 enum Source {
@@ -343,14 +358,7 @@ impl Keyring {
             }
         };
         let index = IndexKey::generate();
-        let meta = Meta {
-            format: 1,
-            master: master.fingerprint().to_string(),
-            index_key: hex(&master.wrap(index.bytes(), INDEX_AAD)),
-            rotating_to: None,
-            migrated: false,
-            rewrite_pending: false,
-        };
+        let meta = Meta::new(&master, &index);
         // The record goes first, so an interrupted migration resumes with the same
         // index key.
         write_meta(store, &meta)?;
@@ -575,12 +583,9 @@ impl Keyring {
         store.flush()?;
         let index = self.ring().index.clone();
         let meta = Meta {
-            format: 1,
-            master: new.fingerprint().to_string(),
-            index_key: hex(&new.wrap(index.bytes(), INDEX_AAD)),
-            rotating_to: None,
             migrated: true,
             rewrite_pending: read_meta(store)?.is_some_and(|m| m.rewrite_pending),
+            ..Meta::new(&new, &index)
         };
         write_meta(store, &meta)?;
         progress(RotationProgress {

@@ -72,7 +72,8 @@ impl SharedProfile {
     }
 
     /// Whether both are the same snapshot (not merely equal).
-    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+    #[cfg(test)]
+    fn ptr_eq(a: &Self, b: &Self) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
     }
 }
