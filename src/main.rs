@@ -421,7 +421,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         });
     }
-    let app = roster::api::app(manager.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(
+        roster::api::app(manager.clone()),
+    );
     let drain = manager.config().engine.shutdown_timeout;
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let realtime = std::sync::Arc::clone(manager.realtime());

@@ -98,10 +98,10 @@ pub struct ShardLabels {
 pub struct HttpLabels {
     /// The route template (`/api/v1/users/{id}`), or `unmatched`.
     pub route: String,
-    /// The method.
-    pub method: String,
+    /// The method (`other` for a non-standard one).
+    pub method: &'static str,
     /// `2xx`, `4xx`, `5xx`…
-    pub status: String,
+    pub status: &'static str,
 }
 
 /// Labels: a route's latency, by the caller's tier.

@@ -245,11 +245,75 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// The authentication middleware.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// The one middleware of every route: authenticates the caller and, with
+/// `server.http_metrics`, counts and times the request by route template, method,
+/// status class and caller tier. One layer rather than two because axum gives every
+/// route layer its own boxed service and boxed future per request.
+pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.manager.config().server.http_metrics {
+        return authenticate(&state, req, next).await.0;
+    }
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", axum::extract::MatchedPath::as_str)
+        .to_owned();
+    let method = method_label(req.method());
+    let started = std::time::Instant::now();
+    let (resp, tier) = authenticate(&state, req, next).await;
+    let m = state.manager.metrics();
+    m.http_latency
+        .get_or_create(&crate::metrics::RouteLabels {
+            route: route.clone(),
+            tier,
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route,
+            method,
+            status: status_class(resp.status()),
+        })
+        .inc();
+    resp
+}
+
+/// The method as a label: the standard ones by name, any other as `other` (a client
+/// cannot grow the label set).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// `2xx`, `4xx`…
+fn status_class(s: axum::http::StatusCode) -> &'static str {
+    match s.as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Resolves the bearer credential and runs the rest of the request as that caller.
+/// Also returns the caller's tier as a metric label: `refused` when this step answered
+/// itself (401, 429).
+async fn authenticate(state: &AppState, mut req: Request, next: Next) -> (Response, &'static str) {
     // Held until the response is ready (see the admission comment below).
     let mut slot: Option<tokio::sync::OwnedSemaphorePermit> = None;
-    let origin = origin_of(&state, &req);
+    let origin = origin_of(state, &req);
     req.extensions_mut().insert(origin.clone());
     let caller = match req.headers().get(header::AUTHORIZATION) {
         None => Caller::Anonymous,
@@ -263,8 +327,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 })
                 .map(str::trim)
             else {
-                return ApiError::Unauthorized("Authorization must be `Bearer <token>`")
-                    .into_response();
+                return (
+                    ApiError::Unauthorized("Authorization must be `Bearer <token>`")
+                        .into_response(),
+                    "refused",
+                );
             };
             if state
                 .admin_key
@@ -303,10 +370,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 match state.manager.authorize_request(token, origin).await {
                     Ok(Some(auth)) => Caller::User(auth),
                     Ok(None) => {
-                        return ApiError::Unauthorized("the token is invalid or expired")
-                            .into_response();
+                        return (
+                            ApiError::Unauthorized("the token is invalid or expired")
+                                .into_response(),
+                            "refused",
+                        );
                     }
-                    Err(e) => return ApiError::from(e).into_response(),
+                    Err(e) => return (ApiError::from(e).into_response(), "refused"),
                 }
             }
         }
@@ -326,25 +396,27 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     .rate_limited
                     .get_or_create(&tier)
                     .inc();
-                return ApiError::RateLimited {
-                    limit,
-                    retry_after: retry_after_secs,
-                }
-                .into_response();
+                return (
+                    ApiError::RateLimited {
+                        limit,
+                        retry_after: retry_after_secs,
+                    }
+                    .into_response(),
+                    "refused",
+                );
             }
             allowed => Some(allowed),
         },
         _ => None,
     };
-    let tier = CallerTier(match &caller {
+    let tier = match &caller {
         Caller::Anonymous => "anonymous",
         Caller::Admin => "operator",
         Caller::User(a) => a.session.tier.as_str(),
-    });
+    };
     req.extensions_mut().insert(caller);
     let mut resp = next.run(req).await;
     drop(slot);
-    resp.extensions_mut().insert(tier);
     if let Some(RateDecision::Allowed {
         limit: Some(limit),
         remaining,
@@ -356,44 +428,5 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         h.insert("ratelimit-remaining", HeaderValue::from(remaining));
         h.insert("ratelimit-reset", HeaderValue::from(reset_secs));
     }
-    resp
-}
-
-/// The caller's tier as a metric label, passed from the authentication layer to the
-/// counting layer on the response.
-#[derive(Clone, Copy)]
-struct CallerTier(&'static str);
-
-/// Counts every request by route template, method and status class, and times it by
-/// route and caller tier.
-pub async fn record_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
-    let started = std::time::Instant::now();
-    let resp = next.run(req).await;
-    let m = state.manager.metrics();
-    let status = format!("{}xx", resp.status().as_u16() / 100);
-    // Refused by the authentication layer itself (401/429): labelled `refused`.
-    let tier = resp
-        .extensions()
-        .get::<CallerTier>()
-        .map_or("refused", |t| t.0);
-    m.http_latency
-        .get_or_create(&crate::metrics::RouteLabels {
-            route: route.clone(),
-            tier,
-        })
-        .observe(started.elapsed().as_secs_f64());
-    m.http_requests
-        .get_or_create(&crate::metrics::HttpLabels {
-            route,
-            method,
-            status,
-        })
-        .inc();
-    resp
+    (resp, tier)
 }

@@ -100,7 +100,7 @@ pub struct CreateUser {
 
 /// Sign-up. Anyone may create a Free account; higher tiers need the operator (or
 /// self-service tiers in config).
-#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, body = UserProfile), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn create_user(
@@ -143,7 +143,7 @@ pub struct Login {
 /// settings, a zero-trust tier, or the risk score) the answer is `202` with a challenge
 /// to complete at `/auth/login/mfa`. `context.ip_address` is taken from the connection
 /// (or a trusted proxy's `X-Forwarded-For`) unless the operator key is sent.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = LoginSuccess), (status = 202, body = LoginChallenge), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn login(
     State(s): State<AppState>,
@@ -177,7 +177,7 @@ pub async fn login(
 }
 
 /// Ends the calling session.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     let a = caller.require_user()?;
@@ -188,7 +188,7 @@ pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<Stat
 }
 
 /// The calling user's profile.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
 pub async fn me(caller: Caller) -> ApiResult<Response> {
     // The authentication step already fetched the caller's profile.
@@ -213,7 +213,7 @@ fn own_profile(p: &SharedProfile) -> ApiResult<Response> {
 }
 
 /// A user's profile.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn get_user(
     State(s): State<AppState>,
@@ -234,7 +234,7 @@ pub async fn get_user(
 
 /// Partial update: `display_name`, `language`, `timezone`, `ai_preferences`,
 /// `security_settings` at the top level of the body.
-#[utoipa::path(put, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ProfilePatch, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ProfilePatch, security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
 pub async fn update_user(
     State(s): State<AppState>,
@@ -247,7 +247,7 @@ pub async fn update_user(
 }
 
 /// Deletes an account (the user itself or the operator).
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn delete_user(
     State(s): State<AppState>,
@@ -268,7 +268,7 @@ pub async fn delete_user(
 }
 
 /// Activity, sessions and quota use.
-#[utoipa::path(get, path = "/users/{id}/insights", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}/insights", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = Insights), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn insights(
     State(s): State<AppState>,
@@ -285,7 +285,7 @@ pub async fn insights(
 /// preferences, settings, usage, sessions, known devices, failed logins, activity
 /// counters and the audit records naming the user. Field by field in `docs/export.md`.
 /// The export itself is audited.
-#[utoipa::path(get, path = "/users/{id}/export", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}/export", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = UserExport), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn export(
     State(s): State<AppState>,
@@ -318,7 +318,7 @@ pub struct Upgrade {
 }
 
 /// Tier change: operator only, unless config allows self-service.
-#[utoipa::path(post, path = "/users/{id}/upgrade", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Upgrade, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/upgrade", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Upgrade, security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn upgrade(
     State(s): State<AppState>,
@@ -352,7 +352,7 @@ pub struct ChangePassword {
 }
 
 /// Password change by the user itself; every other session ends.
-#[utoipa::path(post, path = "/users/{id}/password", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ChangePassword, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ChangePassword, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub async fn change_password(
     State(s): State<AppState>,
@@ -398,7 +398,7 @@ pub struct UsageReply {
 }
 
 /// Counts quota use against the tier limit, atomically in the user's actor.
-#[utoipa::path(post, path = "/users/{id}/usage", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Usage, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/usage", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Usage, security(("bearer" = [])),
     responses((status = 200, body = UsageReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn record_usage(
     State(s): State<AppState>,
@@ -430,7 +430,7 @@ pub async fn record_usage(
 }
 
 /// Live sessions.
-#[utoipa::path(get, path = "/users/{id}/sessions", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = Vec<SessionView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn list_sessions(
     State(s): State<AppState>,
@@ -444,7 +444,7 @@ pub async fn list_sessions(
 }
 
 /// Revokes one session.
-#[utoipa::path(delete, path = "/users/{id}/sessions/{sid}", tag = "sessions",
+#[utoipa::path(delete, path = "/api/v1/users/{id}/sessions/{sid}", tag = "sessions",
     params(("id" = String, Path, description = "user id (UUID)"), ("sid" = String, Path, description = "session id (UUID)")),
     security(("bearer" = [])), responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn revoke_session(
@@ -468,7 +468,7 @@ pub struct RevokedReply {
 }
 
 /// "Log out everywhere else": every session but the calling one ends.
-#[utoipa::path(post, path = "/users/{id}/sessions/revoke-others", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke-others", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = RevokedReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn revoke_other_sessions(
     State(s): State<AppState>,
@@ -482,7 +482,7 @@ pub async fn revoke_other_sessions(
 }
 
 /// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, body = Object)))]
 pub async fn openapi_json(State(s): State<AppState>) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
     s.openapi
         .get()
@@ -492,7 +492,7 @@ pub async fn openapi_json(State(s): State<AppState>) -> ApiResult<Json<utoipa::o
 }
 
 /// Per tier and shard: resident actors, activations, passivations, restarts (operator only).
-#[utoipa::path(get, path = "/admin/shards", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/shards", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<ShardStats>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn admin_shards(
     State(s): State<AppState>,
@@ -591,7 +591,7 @@ pub struct ImportReply {
 
 /// Bulk provisioning and migrations (operator only): creates users from existing argon2
 /// hashes, with no hashing cost. Each user succeeds or fails on its own.
-#[utoipa::path(post, path = "/admin/users/import", tag = "admin", request_body = ImportUsers, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/users/import", tag = "admin", request_body = ImportUsers, security(("bearer" = [])),
     responses((status = 200, body = ImportReply), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 413, body = Problem)))]
 pub async fn import_users(
@@ -659,7 +659,7 @@ pub struct AuditQuery {
 /// The audit log, oldest first (operator only): tier changes, deletions, operator reads
 /// of a user's data, imports. Each record carries the previous one's hash;
 /// `roster verify-audit` checks the chain.
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn audit_log(
     State(s): State<AppState>,

@@ -108,7 +108,7 @@ pub struct CompleteLoginBody {
 /// The second call of a login: a code from the authenticator, from the email sent with
 /// `/auth/login/mfa/email`, or a recovery code. A wrong code counts against the
 /// challenge (`attempts_left`) and the account's lockout.
-#[utoipa::path(post, path = "/auth/login/mfa", tag = "auth", request_body = CompleteLoginBody,
+#[utoipa::path(post, path = "/api/v1/auth/login/mfa", tag = "auth", request_body = CompleteLoginBody,
     responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn complete_login(
     State(s): State<AppState>,
@@ -161,7 +161,7 @@ async fn send_code(s: &AppState, challenge: &str, channel: SecondFactor) -> ApiR
 }
 
 /// Sends a sign-in code to the account's email address for a pending login.
-#[utoipa::path(post, path = "/auth/login/mfa/email", tag = "auth", request_body = SendCodeBody,
+#[utoipa::path(post, path = "/api/v1/auth/login/mfa/email", tag = "auth", request_body = SendCodeBody,
     responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 pub async fn send_login_code(
     State(s): State<AppState>,
@@ -174,7 +174,7 @@ pub async fn send_login_code(
 }
 
 /// Texts a sign-in code to the user's verified phone number for a pending login.
-#[utoipa::path(post, path = "/auth/login/mfa/sms", tag = "auth", request_body = SendCodeBody,
+#[utoipa::path(post, path = "/api/v1/auth/login/mfa/sms", tag = "auth", request_body = SendCodeBody,
     responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 pub async fn send_login_sms(
     State(s): State<AppState>,
@@ -196,7 +196,7 @@ pub struct PhoneBody {
 
 /// Starts verifying a phone number for sign-in codes by SMS (the user, recently
 /// authenticated): a code is texted to it.
-#[utoipa::path(post, path = "/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = PhoneBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = PhoneBody, security(("bearer" = [])),
     responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 pub async fn begin_sms(
     State(s): State<AppState>,
@@ -216,7 +216,7 @@ pub async fn begin_sms(
 
 /// Confirms the phone number with the texted code. `recovery_codes` is filled (shown
 /// once) when the user had none.
-#[utoipa::path(post, path = "/users/{id}/mfa/sms/confirm", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConfirmBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/sms/confirm", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConfirmBody, security(("bearer" = [])),
     responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn confirm_sms(
     State(s): State<AppState>,
@@ -231,7 +231,7 @@ pub async fn confirm_sms(
 }
 
 /// Removes the phone number (the user, recently authenticated).
-#[utoipa::path(delete, path = "/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn remove_sms(
     State(s): State<AppState>,
@@ -274,7 +274,7 @@ pub struct SteppedUp {
 /// Step-up: proves the credentials again in the calling session, so that sensitive
 /// operations (removing a factor, new recovery codes, export, deletion, a password
 /// change with a factor enrolled) are allowed for `mfa.step_up_secs`.
-#[utoipa::path(post, path = "/auth/step-up", tag = "auth", request_body = StepUpBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/auth/step-up", tag = "auth", request_body = StepUpBody, security(("bearer" = [])),
     responses((status = 200, body = SteppedUp), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
 pub async fn step_up(
     State(s): State<AppState>,
@@ -315,7 +315,7 @@ pub async fn step_up(
 }
 
 /// The user's second factors (never their secrets).
-#[utoipa::path(get, path = "/users/{id}/mfa", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}/mfa", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = MfaStatus), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn mfa_status(
     State(s): State<AppState>,
@@ -328,7 +328,7 @@ pub async fn mfa_status(
 
 /// Starts authenticator enrollment (the user itself, recently authenticated): returns
 /// the secret, the `otpauth://` URI and a QR code. Confirm with the first code.
-#[utoipa::path(post, path = "/users/{id}/mfa/totp", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/totp", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 201, body = TotpEnrollment), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn begin_totp(
     State(s): State<AppState>,
@@ -356,7 +356,7 @@ pub struct RecoveryCodes {
 }
 
 /// Confirms the pending authenticator with its first code; returns the recovery codes.
-#[utoipa::path(post, path = "/users/{id}/mfa/totp/confirm", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConfirmBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/totp/confirm", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConfirmBody, security(("bearer" = [])),
     responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn confirm_totp(
     State(s): State<AppState>,
@@ -372,7 +372,7 @@ pub async fn confirm_totp(
 
 /// Removes the authenticator and its recovery codes (the user, recently authenticated;
 /// or the operator, audited), or cancels a pending enrollment.
-#[utoipa::path(delete, path = "/users/{id}/mfa/totp", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/users/{id}/mfa/totp", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn remove_totp(
     State(s): State<AppState>,
@@ -390,7 +390,7 @@ pub async fn remove_totp(
 }
 
 /// New recovery codes in place of the old ones (the user, recently authenticated).
-#[utoipa::path(post, path = "/users/{id}/mfa/recovery-codes", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/recovery-codes", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn regenerate_recovery_codes(
     State(s): State<AppState>,
@@ -418,7 +418,7 @@ pub struct EventsQuery {
 
 /// The user's security events, newest first: logins (with risk decisions and their
 /// reasons), challenges, factor changes, step-ups, revocations, lockouts.
-#[utoipa::path(get, path = "/users/{id}/security-events", tag = "users", params(("id" = String, Path, description = "user id (UUID)"), EventsQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}/security-events", tag = "users", params(("id" = String, Path, description = "user id (UUID)"), EventsQuery), security(("bearer" = [])),
     responses((status = 200, body = Vec<SecurityEvent>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn security_events(
     State(s): State<AppState>,
@@ -474,7 +474,7 @@ pub struct AssertionOptionsBody {
 
 /// The WebAuthn options for answering a login challenge with a passkey; then
 /// `POST /auth/login/mfa` with `method: "webauthn"` and the `credential`.
-#[utoipa::path(post, path = "/auth/login/mfa/webauthn", tag = "auth", request_body = AssertionOptionsBody,
+#[utoipa::path(post, path = "/api/v1/auth/login/mfa/webauthn", tag = "auth", request_body = AssertionOptionsBody,
     responses((status = 200, body = WebauthnOptions), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn login_webauthn_options(
     State(s): State<AppState>,
@@ -503,7 +503,7 @@ pub struct PasskeyStartBody {
 /// Passwordless login, first step: a challenge and the WebAuthn options to sign. The
 /// answer has the same shape for every email, whether or not it has a passkey; then
 /// `POST /auth/passkey/finish`.
-#[utoipa::path(post, path = "/auth/passkey/start", tag = "auth", request_body = PasskeyStartBody,
+#[utoipa::path(post, path = "/api/v1/auth/passkey/start", tag = "auth", request_body = PasskeyStartBody,
     responses((status = 200, body = PasswordlessChallenge), (status = 400, body = Problem), (status = 429, body = Problem)))]
 pub async fn passkey_start(
     State(s): State<AppState>,
@@ -541,7 +541,7 @@ pub struct PasskeyFinishBody {
 }
 
 /// Passwordless login, second step: the signed assertion → a session.
-#[utoipa::path(post, path = "/auth/passkey/finish", tag = "auth", request_body = PasskeyFinishBody,
+#[utoipa::path(post, path = "/api/v1/auth/passkey/finish", tag = "auth", request_body = PasskeyFinishBody,
     responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
 pub async fn passkey_finish(
     State(s): State<AppState>,
@@ -566,7 +566,7 @@ pub async fn passkey_finish(
 
 /// Starts registering a passkey or security key (the user, recently authenticated):
 /// options for `navigator.credentials.create()`.
-#[utoipa::path(post, path = "/users/{id}/webauthn/register", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/webauthn/register", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = WebauthnOptions), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn begin_passkey_registration(
     State(s): State<AppState>,
@@ -594,7 +594,7 @@ pub struct RegisterFinishBody {
 
 /// Completes a passkey registration. `recovery_codes` is filled (shown once) when the
 /// user had none.
-#[utoipa::path(post, path = "/users/{id}/webauthn/register/finish", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = RegisterFinishBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/webauthn/register/finish", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = RegisterFinishBody, security(("bearer" = [])),
     responses((status = 201, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn finish_passkey_registration(
     State(s): State<AppState>,
@@ -618,7 +618,7 @@ pub async fn finish_passkey_registration(
 }
 
 /// Removes a passkey (the user, recently authenticated).
-#[utoipa::path(delete, path = "/users/{id}/webauthn/{credential}", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)"), ("credential" = String, Path, description = "credential id (base64url), from GET /users/{id}/mfa")), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/users/{id}/webauthn/{credential}", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)"), ("credential" = String, Path, description = "credential id (base64url), from GET /users/{id}/mfa")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn remove_passkey(
     State(s): State<AppState>,
@@ -638,7 +638,7 @@ pub async fn remove_passkey(
 
 /// WebAuthn options for a step-up with a passkey; then `POST /auth/step-up` with
 /// `method: "webauthn"` and the `credential`.
-#[utoipa::path(post, path = "/auth/step-up/webauthn", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/auth/step-up/webauthn", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = WebauthnOptions), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn step_up_webauthn_options(
     State(s): State<AppState>,

@@ -14,9 +14,13 @@ use std::time::Duration;
 
 use std::sync::OnceLock;
 
-use axum::extract::DefaultBodyLimit;
+use std::convert::Infallible;
+
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
+use axum::response::{IntoResponse, Response};
 use axum::{Router, middleware};
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
@@ -172,41 +176,50 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::audit_log))
         .routes(routes!(ws::events_socket))
         .routes(routes!(ws::admin_events));
+    // The API's paths carry their `/api/v1` prefix themselves: a nested router would
+    // add a routing layer and rebuild every request's URI to strip the prefix.
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", api)
+        .merge(api)
         .routes(routes!(handlers::healthz))
         .routes(routes!(handlers::readyz))
         .routes(routes!(handlers::metrics))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let _ = state.openapi.set(doc.clone());
-    // Layers run outside-in: count and time, then authenticate, then the handler.
-    let auth = middleware::from_fn_with_state(state.clone(), extract::authenticate);
-    let count = middleware::from_fn_with_state(state.clone(), extract::record_http);
-    // Outermost: accept or assign an X-Request-Id, open a span carrying it, echo it back.
-    let request_id = HeaderName::from_static("x-request-id");
-    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-    });
-    let router = router.fallback(handlers::not_found).layer(auth);
-    let router = if state.manager.config().server.http_metrics {
-        router.layer(count)
-    } else {
-        router
-    };
+    // One middleware per route: it needs the route template (for the metrics), which
+    // only exists inside the router.
+    let gate = middleware::from_fn_with_state(state.clone(), extract::gate);
     let router = router
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(trace)
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .fallback(handlers::not_found)
+        .layer(gate)
         .with_state(state);
     (router, doc)
 }
 
-/// The router, with its state.
-pub fn app(manager: UserManager) -> Router {
-    router(manager).0
+/// The served application: the router inside the layers every request passes once,
+/// outermost first: assign or accept an `X-Request-Id`, open a span carrying it, echo
+/// it back, and bound the body size. They wrap the router rather than each route
+/// because axum gives every route layer its own boxed service and boxed future per
+/// request; here they are one concrete service, cloned without allocating.
+pub fn app(
+    manager: UserManager,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    });
+    ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .service(router(manager).0)
 }
 
 /// The router of `server.metrics_listen`: `GET /metrics` with no credential (the bind

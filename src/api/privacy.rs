@@ -20,7 +20,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// The user's consents per purpose (with their history), birth date and parental
 /// consent.
-#[utoipa::path(get, path = "/users/{id}/consents", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/users/{id}/consents", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_consents(
     State(s): State<AppState>,
@@ -52,7 +52,7 @@ pub struct ConsentsBody {
 /// Grants or withdraws consents and gives the birth date. Withdrawing stops the
 /// processing at once (withdrawn personalisation or federated learning also turns those
 /// preferences off); every change is recorded here and in the audit log.
-#[utoipa::path(put, path = "/users/{id}/consents", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConsentsBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/users/{id}/consents", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConsentsBody, security(("bearer" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn put_consents(
     State(s): State<AppState>,
@@ -96,7 +96,7 @@ pub struct ParentalBody {
 }
 
 /// Records a verified parental consent for a minor (operator; audited).
-#[utoipa::path(post, path = "/users/{id}/parental-consent", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), request_body = ParentalBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/users/{id}/parental-consent", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), request_body = ParentalBody, security(("bearer" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn record_parental_consent(
     State(s): State<AppState>,
@@ -121,7 +121,7 @@ pub struct MasterKeyInfo {
 }
 
 /// Which master key the store is encrypted with (operator only).
-#[utoipa::path(get, path = "/admin/master-key", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/master-key", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = MasterKeyInfo), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn master_key(
     State(s): State<AppState>,
@@ -150,7 +150,7 @@ fn ndjson_line(value: &serde_json::Value) -> bytes::Bytes {
 /// `{"done", "total"}` progress, then `{"rotated": {from, to, rewrapped,
 /// retired_key_file}}` or `{"error": problem}`. The rotation finishes even if the client
 /// goes away.
-#[utoipa::path(post, path = "/admin/master-key/rotate", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/master-key/rotate", tag = "admin", security(("bearer" = [])),
     responses((status = 200, content_type = "application/x-ndjson", body = RotationProgress,
         description = "progress lines, then the report (RotationReport) under `rotated`"),
         (status = 401, body = Problem), (status = 403, body = Problem),

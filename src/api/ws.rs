@@ -84,7 +84,7 @@ fn configure(ws: WebSocketUpgrade, c: &WebSocketConfig) -> WebSocketUpgrade {
 
 /// The caller's event stream over a WebSocket. Authenticate with the `Authorization`
 /// header, or (browsers) with a first `{"type":"auth","token":...}` frame.
-#[utoipa::path(get, path = "/ws", tag = "realtime", params(ResumeQuery),
+#[utoipa::path(get, path = "/api/v1/ws", tag = "realtime", params(ResumeQuery),
     responses((status = 101, description = "switching to the event protocol (docs/websocket.md)"),
         (status = 400, body = super::problem::Problem), (status = 401, body = super::problem::Problem),
         (status = 403, body = super::problem::Problem), (status = 429, body = super::problem::Problem)))]
@@ -123,7 +123,7 @@ pub async fn events_socket(
 
 /// Every user's security events (new devices, lockouts, password changes), live, for
 /// operator dashboards. Lossy: a reader that falls behind gets a `lagged` frame.
-#[utoipa::path(get, path = "/admin/events", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/events", tag = "admin", security(("bearer" = [])),
     responses((status = 101, description = "switching to the security feed (docs/websocket.md)"),
         (status = 400, body = super::problem::Problem), (status = 401, body = super::problem::Problem),
         (status = 403, body = super::problem::Problem)))]

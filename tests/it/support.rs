@@ -131,8 +131,9 @@ impl TestServer {
         let (manager, clock) = open_with_clock_layers(dir.path(), &[&key, extra]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = roster::api::app(manager.clone())
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = axum::ServiceExt::into_make_service_with_connect_info::<std::net::SocketAddr>(
+            roster::api::app(manager.clone()),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(async move {
             axum::serve(listener, app)
