@@ -296,14 +296,15 @@ fn method_label(m: &axum::http::Method) -> &'static str {
     }
 }
 
-/// `2xx`, `4xx`…
+/// `2xx`, `4xx`… (`other` outside 100–599).
 fn status_class(s: axum::http::StatusCode) -> &'static str {
     match s.as_u16() / 100 {
         1 => "1xx",
         2 => "2xx",
         3 => "3xx",
         4 => "4xx",
-        _ => "5xx",
+        5 => "5xx",
+        _ => "other",
     }
 }
 
@@ -429,4 +430,26 @@ async fn authenticate(state: &AppState, mut req: Request, next: Next) -> (Respon
         h.insert("ratelimit-reset", HeaderValue::from(reset_secs));
     }
     (resp, tier)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, StatusCode};
+
+    use super::{method_label, status_class};
+
+    #[test]
+    fn metric_labels_come_from_a_fixed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        // A client inventing methods cannot grow the label set.
+        let invented = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&invented), "other");
+        assert_eq!(status_class(StatusCode::SWITCHING_PROTOCOLS), "1xx");
+        assert_eq!(status_class(StatusCode::OK), "2xx");
+        assert_eq!(status_class(StatusCode::NOT_MODIFIED), "3xx");
+        assert_eq!(status_class(StatusCode::TOO_MANY_REQUESTS), "4xx");
+        assert_eq!(status_class(StatusCode::SERVICE_UNAVAILABLE), "5xx");
+        assert_eq!(status_class(StatusCode::from_u16(799).unwrap()), "other");
+    }
 }

@@ -9,12 +9,9 @@ mod privacy;
 pub mod problem;
 mod ws;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use std::sync::OnceLock;
-
 use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
