@@ -246,10 +246,17 @@ impl UserState {
     }
 
     /// The session `token` opens, if it is live at `now`; marks it used.
+    ///
+    /// Every authenticated request comes through here. Sessions are kept oldest first
+    /// and a user may hold up to `engine.max_sessions_per_user` of them (~280 bytes
+    /// each); the search starts from the newest, the ones in use (an older session
+    /// usually lingers until it expires or gives way), so it touches one session
+    /// instead of walking past every stale one.
     pub fn check_session(&mut self, token: &SessionToken, now: Timestamp) -> Option<&Session> {
         let s = self
             .sessions
             .iter_mut()
+            .rev()
             .find(|s| s.id == token.session_id())?;
         if !token.matches(&s.secret_hash) || !s.is_active(now) {
             return None;
@@ -263,6 +270,7 @@ impl UserState {
         let s = self
             .sessions
             .iter_mut()
+            .rev()
             .find(|s| s.id == id && s.is_active(now))?;
         s.last_seen_at = now;
         Some(s)
