@@ -429,14 +429,14 @@ mod tests {
 
     #[tokio::test]
     async fn answers_it_cannot_frame_are_errors_not_misreads() {
-        for answer in [
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
-            "HTTP/1.1 200 OK\r\n\r\n{}",
-            "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{}",
-            "not http at all\r\n\r\n",
-        ] {
-            let parts: &'static [&'static str] = Box::leak(Box::new([answer]));
-            let (addr, _) = bare_server(parts, usize::MAX).await;
+        const ANSWERS: [&[&str]; 4] = [
+            &["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"],
+            &["HTTP/1.1 200 OK\r\n\r\n{}"],
+            &["HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{}"],
+            &["not http at all\r\n\r\n"],
+        ];
+        for answer in ANSWERS {
+            let (addr, _) = bare_server(answer, usize::MAX).await;
             let c = client(addr, 1).await;
             assert_eq!(
                 c.read_me(&HeaderValue::from_static("Bearer good")).await,
