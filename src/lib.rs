@@ -22,7 +22,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use roster::{Config, UserManager, UserTier, domain::profile::ProfilePatch};
-//! let manager = UserManager::open(Config::load(None)?)?;
+//! let manager = UserManager::open(Config::load(None, &Default::default())?)?;
 //! let profile = manager
 //!     .create_user("user@example.com", "correct horse battery staple", UserTier::Premium,
 //!                  ProfilePatch { display_name: Some("John Doe".into()), ..Default::default() })

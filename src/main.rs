@@ -218,13 +218,8 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
         } => {
-            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
-            if let Some(l) = listen {
-                cfg.server.listen = l;
-            }
-            if let Some(d) = data_dir {
-                cfg.store.data_dir = d;
-            }
+            let flags = roster::config::Flags { listen, data_dir };
+            let cfg = Config::load(config.as_deref(), &flags).context("loading configuration")?;
             init_tracing(&cfg.log);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -234,10 +229,11 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(serve(cfg))
         }
         Command::Purge { config, data_dir } => {
-            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
-            if let Some(d) = data_dir {
-                cfg.store.data_dir = d;
-            }
+            let flags = roster::config::Flags {
+                listen: None,
+                data_dir,
+            };
+            let cfg = Config::load(config.as_deref(), &flags).context("loading configuration")?;
             let dir = cfg.store.data_dir.clone();
             let (store, keys) = roster::engine::keyring::open_store(&cfg).with_context(|| {
                 format!(
@@ -275,18 +271,20 @@ fn main() -> anyhow::Result<()> {
                     .context("--server needs the operator key (--admin-key or ROSTER_ADMIN_KEY)")?;
                 return rt.block_on(rotate_through_server(&url, &key));
             }
-            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
-            if let Some(d) = data_dir {
-                cfg.store.data_dir = d;
-            }
+            let flags = roster::config::Flags {
+                listen: None,
+                data_dir,
+            };
+            let cfg = Config::load(config.as_deref(), &flags).context("loading configuration")?;
             init_tracing(&cfg.log);
             rt.block_on(rotate_offline(cfg))
         }
         Command::VerifyAudit { config, data_dir } => {
-            let mut cfg = Config::load(config.as_deref()).context("loading configuration")?;
-            if let Some(d) = data_dir {
-                cfg.store.data_dir = d;
-            }
+            let flags = roster::config::Flags {
+                listen: None,
+                data_dir,
+            };
+            let cfg = Config::load(config.as_deref(), &flags).context("loading configuration")?;
             let dir = cfg.store.data_dir;
             let store = roster::store::SledStore::open(&dir, cfg.store.cache_bytes)
                 .with_context(|| format!("opening the store in {}", dir.display()))?;

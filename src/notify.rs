@@ -171,15 +171,31 @@ async fn append_line(path: &std::path::Path, record: &impl Serialize) -> Result<
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?
-            .write_all(&line)
+        open_private(&path)?.write_all(&line)
     })
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
+}
+
+/// Opens the outbox for appending. It holds sign-in codes, so it is created readable by
+/// its owner only, and a file found readable by others is narrowed to that.
+fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        opts.mode(0o600);
+        let f = opts.open(path)?;
+        let mode = f.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+        Ok(f)
+    }
+    #[cfg(not(unix))]
+    opts.open(path)
 }
 
 enum Texter {
@@ -279,5 +295,27 @@ impl Sender {
                     .map_err(|e| e.to_string())
             }
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::open_private;
+
+    #[test]
+    fn the_outbox_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.jsonl");
+        open_private(&path).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&path) & 0o777, 0o600);
+        // One written by an older build, readable by everyone, is narrowed.
+        let old = dir.path().join("old.jsonl");
+        std::fs::write(&old, b"{}\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        open_private(&old).unwrap();
+        assert_eq!(mode(&old) & 0o777, 0o600);
     }
 }

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::{MfaMethod, SecuritySettings};
 use super::time::Timestamp;
-use crate::security::otp;
 
 /// A factor a login challenge or step-up may be answered with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -207,16 +206,14 @@ impl MfaState {
         out
     }
 
-    /// Uses the recovery code `typed` if it is one of the unused ones.
-    pub fn use_recovery(&mut self, typed: &str, now: Timestamp) -> bool {
-        let Some(norm) = otp::normalize_recovery(typed) else {
-            return false;
-        };
-        let d = otp::digest(&norm);
+    /// Uses the unused recovery code whose digest is `digest` (the caller hashes what
+    /// was typed: `security::otp::recovery_digest`), if there is one.
+    pub fn use_recovery(&mut self, digest: &[u8; 32], now: Timestamp) -> bool {
+        use subtle::ConstantTimeEq as _;
         match self
             .recovery
             .iter_mut()
-            .find(|c| c.used_at.is_none() && otp::same(&c.digest, &d))
+            .find(|c| c.used_at.is_none() && bool::from(c.digest.ct_eq(digest)))
         {
             Some(c) => {
                 c.used_at = Some(now);
@@ -226,9 +223,9 @@ impl MfaState {
         }
     }
 
-    /// Replaces the recovery codes with fresh ones; returns them for showing once.
-    pub fn regenerate_recovery(&mut self) -> Vec<String> {
-        let (codes, digests) = otp::recovery_codes();
+    /// Replaces the recovery codes with the ones of these digests (fresh codes come
+    /// from `security::otp::recovery_codes`, which shows the codes once).
+    pub fn set_recovery(&mut self, digests: Vec<[u8; 32]>) {
         self.recovery = digests
             .into_iter()
             .map(|digest| RecoveryCode {
@@ -236,7 +233,6 @@ impl MfaState {
                 used_at: None,
             })
             .collect();
-        codes
     }
 
     /// The outside view.
@@ -249,6 +245,30 @@ impl MfaState {
             passkeys: self.passkeys.iter().map(PasskeyInfo::from).collect(),
             phone: self.phone.as_ref().map(|p| p.number.clone()),
             login_factors: self.challenge_factors(settings),
+        }
+    }
+}
+
+/// How codes are made (the `[mfa]` section of the configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpConfig {
+    /// Digits per code (6 to 8).
+    pub digits: u8,
+    /// Seconds per time step.
+    pub step_secs: u64,
+    /// Steps of clock difference accepted either side of now.
+    pub skew_steps: u8,
+    /// The issuer shown in authenticator apps.
+    pub issuer: String,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        Self {
+            digits: 6,
+            step_secs: 30,
+            skew_steps: 1,
+            issuer: "Roster".into(),
         }
     }
 }
@@ -284,18 +304,19 @@ mod tests {
     }
 
     #[test]
-    fn recovery_codes_work_once_and_regeneration_voids_the_old_ones() {
+    fn recovery_codes_work_once_and_a_new_set_voids_the_old_one() {
         let t = Timestamp::from_millis(1);
         let mut m = MfaState::default();
-        let codes = m.regenerate_recovery();
+        let first: Vec<[u8; 32]> = (0..10u8).map(|i| [i; 32]).collect();
+        m.set_recovery(first);
         assert_eq!(m.recovery_left(), 10);
-        assert!(m.use_recovery(&codes[3], t));
-        assert!(!m.use_recovery(&codes[3], t), "second use");
-        assert!(!m.use_recovery("0000-0000-0000-0000", t));
+        assert!(m.use_recovery(&[3; 32], t));
+        assert!(!m.use_recovery(&[3; 32], t), "second use");
+        assert!(!m.use_recovery(&[99; 32], t));
         assert_eq!(m.recovery_left(), 9);
-        let fresh = m.regenerate_recovery();
-        assert!(!m.use_recovery(&codes[0], t), "old set is void");
-        assert!(m.use_recovery(&fresh[0], t));
+        m.set_recovery(vec![[50; 32]]);
+        assert!(!m.use_recovery(&[0; 32], t), "old set is void");
+        assert!(m.use_recovery(&[50; 32], t));
     }
 
     #[test]
@@ -310,7 +331,7 @@ mod tests {
             enrolled_at: Timestamp::from_millis(1),
             last_step: None,
         });
-        m.regenerate_recovery();
+        m.set_recovery(vec![[1; 32]]);
         assert_eq!(
             m.challenge_factors(&settings(&[MfaMethod::Authenticator])),
             vec![SecondFactor::Authenticator, SecondFactor::RecoveryCode]

@@ -10,6 +10,7 @@ pub mod email;
 pub mod ids;
 pub mod lockout;
 pub mod mfa;
+pub mod password;
 pub mod profile;
 pub mod rate;
 pub mod risk;

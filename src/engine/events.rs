@@ -305,20 +305,7 @@ pub struct Hello {
     pub replay: Vec<Bytes>,
 }
 
-/// Limits of the realtime layer (from the `[websocket]` config section).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamLimits {
-    /// Events kept per user for resuming.
-    pub resume_buffer: usize,
-    /// Bytes of events kept per user for resuming (whichever cap is hit first).
-    pub resume_buffer_bytes: usize,
-    /// Events queued per socket before it counts as too slow and is closed.
-    pub outbound_queue: usize,
-    /// Sockets one user may hold.
-    pub max_sockets_per_user: usize,
-    /// Security events buffered for the operators' feed.
-    pub security_feed_buffer: usize,
-}
+pub use crate::config::StreamLimits;
 
 struct Subscriber {
     id: u64,

@@ -303,7 +303,8 @@ impl UserManager {
         let audit = AuditLog::open(Arc::clone(&store))?;
         let notifier = crate::notify::Notifier::start(&config.notify, Arc::clone(&metrics))
             .map_err(|e| EngineError::Internal(format!("notification thread: {e}")))?;
-        let webauthn = crate::security::passkey::relying_party(&config.webauthn)
+        let w = &config.webauthn;
+        let webauthn = crate::security::passkey::relying_party(&w.rp_id, &w.rp_name, &w.origins)
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
         let mut decoy_key = [0u8; 32];
         rand::fill(&mut decoy_key);

@@ -472,7 +472,7 @@ pub(crate) mod tests {
             "older sessions count as authenticated at login"
         );
         // The current format round-trips, with second factors and events.
-        s.mfa.regenerate_recovery();
+        s.mfa.set_recovery(crate::security::otp::recovery_codes().1);
         s.record(SecurityEvent::new(
             crate::domain::security_log::SecurityEventKind::LoginFailed,
             t,

@@ -1,5 +1,5 @@
 //! WebAuthn (passkeys, security keys, platform biometrics) through `webauthn-rs`: the
-//! relying party built from `[webauthn]`, and the ceremony types the API passes through.
+//! relying party, and the ceremony types the API passes through.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,22 +11,22 @@ pub use webauthn_rs::prelude::{
     RequestChallengeResponse, Url, Uuid, WebauthnError,
 };
 
-use crate::config::WebauthnConfig;
 use crate::domain::mfa::{MfaState, StoredPasskey};
 use crate::domain::time::Timestamp;
 
-/// The relying party for `cfg`, or why the library refuses it.
-pub fn relying_party(cfg: &WebauthnConfig) -> Result<Webauthn, String> {
-    let Some(primary) = cfg.origins.first() else {
+/// The relying party `rp_id` (named `rp_name` to users) for ceremonies from `origins`
+/// (the first is the primary one), or why the library refuses it.
+pub fn relying_party(rp_id: &str, rp_name: &str, origins: &[Url]) -> Result<Webauthn, String> {
+    let Some(primary) = origins.first() else {
         return Err("origins must name at least one web origin".into());
     };
-    let mut b = WebauthnBuilder::new(&cfg.rp_id, primary)
-        .map_err(|e| format!("rp_id {:?} with origin {primary}: {e}", cfg.rp_id))?;
-    for o in &cfg.origins[1..] {
+    let mut b = WebauthnBuilder::new(rp_id, primary)
+        .map_err(|e| format!("rp_id {rp_id:?} with origin {primary}: {e}"))?;
+    for o in &origins[1..] {
         b = b.append_allowed_origin(o);
     }
-    if !cfg.rp_name.is_empty() {
-        b = b.rp_name(&cfg.rp_name);
+    if !rp_name.is_empty() {
+        b = b.rp_name(rp_name);
     }
     b.build().map_err(|e| e.to_string())
 }

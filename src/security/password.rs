@@ -1,5 +1,5 @@
-//! Passwords: the policy a new password must meet, and argon2id hashing on a bounded
-//! pool of worker threads.
+//! argon2id hashing on a bounded pool of worker threads (the policy a new password
+//! must meet is a domain rule: [`crate::domain::password`]).
 //!
 //! Hashing costs tens of milliseconds of CPU by design, so it never runs on an actor
 //! thread or a tokio worker. The pool has a fixed number of threads and a bounded queue;
@@ -16,62 +16,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use tokio::sync::oneshot;
 
-use crate::domain::email::Email;
-use crate::domain::validation::ValidationError;
-
-/// Hard ceiling on password length, in characters. Longer input is refused, never cut.
-pub const MAX_PASSWORD_CHARS: usize = 128;
-
-/// argon2id cost parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashParams {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    /// Passes.
-    pub iterations: u32,
-    /// Lanes.
-    pub parallelism: u32,
-}
-
-/// What a new password must satisfy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PasswordPolicy {
-    /// Fewest characters.
-    pub min_chars: usize,
-    /// Lowest zxcvbn strength score (0–4) accepted.
-    pub min_strength: u8,
-}
-
-impl PasswordPolicy {
-    /// Checks a new password for `email`: length in characters, and strength as zxcvbn
-    /// judges it with the email's parts as known words, so common passwords and
-    /// passwords built from the address are refused.
-    pub fn check(&self, password: &str, email: &Email) -> Result<(), ValidationError> {
-        let n = password.chars().count();
-        if n < self.min_chars {
-            return Err(ValidationError::new(
-                "password",
-                format!("must be at least {} characters", self.min_chars),
-            ));
-        }
-        if n > MAX_PASSWORD_CHARS {
-            return Err(ValidationError::new(
-                "password",
-                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
-            ));
-        }
-        let normalized = email.normalized();
-        let (local, domain) = normalized.split_once('@').unwrap_or((&normalized, ""));
-        let score = zxcvbn::zxcvbn(password, &[&normalized, local, domain]).score() as u8;
-        if score < self.min_strength {
-            return Err(ValidationError::new(
-                "password",
-                "is too easy to guess (a common password, or built from the email); use a longer passphrase",
-            ));
-        }
-        Ok(())
-    }
-}
+pub use crate::domain::password::{HashParams, MAX_PASSWORD_CHARS, PasswordPolicy};
 
 /// Why the pool could not take a job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -243,44 +188,6 @@ mod tests {
         iterations: 1,
         parallelism: 1,
     };
-
-    fn policy() -> PasswordPolicy {
-        PasswordPolicy {
-            min_chars: 12,
-            min_strength: 3,
-        }
-    }
-
-    #[test]
-    fn policy_counts_characters_and_refuses_weak_or_email_based_passwords() {
-        let email = Email::parse("melody.maker@example.com").unwrap();
-        assert!(
-            policy()
-                .check("correct horse battery staple", &email)
-                .is_ok()
-        );
-        assert!(policy().check("short", &email).is_err());
-        assert!(policy().check("password1234", &email).is_err(), "common");
-        assert!(
-            policy().check("melody.maker2024", &email).is_err(),
-            "built from the email"
-        );
-        let long = "ü".repeat(MAX_PASSWORD_CHARS + 1);
-        assert!(
-            policy()
-                .check(&long, &email)
-                .unwrap_err()
-                .reason
-                .contains("at most")
-        );
-        // 128 multi-byte characters are fine: the limit counts characters, not bytes.
-        let at_limit: String = "Zq9!ümlaut-"
-            .chars()
-            .cycle()
-            .take(MAX_PASSWORD_CHARS)
-            .collect();
-        assert!(policy().check(&at_limit, &email).is_ok());
-    }
 
     #[tokio::test]
     async fn hash_then_verify_and_dummy_never_matches() {

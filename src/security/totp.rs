@@ -1,36 +1,12 @@
 //! TOTP authenticators (RFC 6238) on top of `totp-rs`: secrets, enrollment documents
 //! (`otpauth://` URI and a QR code) and verification with clock skew and replay refusal.
 
-use serde::Deserialize;
 use totp_rs::{Algorithm, TOTP};
 
 /// Bytes of a generated secret: 160 bits, the size RFC 4226 recommends.
 pub const SECRET_LEN: usize = 20;
 
-/// How codes are made (the `[mfa]` section of the configuration).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TotpConfig {
-    /// Digits per code (6 to 8).
-    pub digits: u8,
-    /// Seconds per time step.
-    pub step_secs: u64,
-    /// Steps of clock difference accepted either side of now.
-    pub skew_steps: u8,
-    /// The issuer shown in authenticator apps.
-    pub issuer: String,
-}
-
-impl Default for TotpConfig {
-    fn default() -> Self {
-        Self {
-            digits: 6,
-            step_secs: 30,
-            skew_steps: 1,
-            issuer: "Roster".into(),
-        }
-    }
-}
+pub use crate::domain::mfa::TotpConfig;
 
 /// What a user needs to add the authenticator to an app.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]

@@ -94,3 +94,94 @@ fn serve_logs_its_address_answers_health_and_stops_on_sigterm() {
     );
     assert!(stdout.contains("audit log intact: 0 records"), "{stdout}");
 }
+
+fn post(addr: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The JSON body of a raw HTTP/1.1 answer.
+fn body_of(answer: &str) -> serde_json::Value {
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn serve_starts_from_any_folder_and_keeps_its_files_in_the_data_dir() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // An empty working directory, no config file, no template folder: the shipped
+    // defaults must be enough.
+    let cwd = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .current_dir(cwd.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("ROSTER_PASSWORDS__MEMORY_KIB", "256")
+        .env("ROSTER_PASSWORDS__ITERATIONS", "1")
+        // Every login needs a second factor, so a code goes to the outbox.
+        .env("ROSTER_TIERS__FREE__ZERO_TRUST", "true")
+        .env_remove("ROSTER_PROFILES__DIR")
+        .env("ROSTER_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    assert!(get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
+    let who = r#"{"email":"anywhere@example.com","password":"correct horse battery staple"}"#;
+    assert!(post(&addr, "/api/v1/users", who).starts_with("HTTP/1.1 201"));
+    let login = post(&addr, "/api/v1/auth/login", who);
+    assert!(login.starts_with("HTTP/1.1 202"), "{login}");
+    let challenge = body_of(&login)["challenge"].as_str().unwrap().to_owned();
+    let sent = post(
+        &addr,
+        "/api/v1/auth/login/mfa/email",
+        &format!(r#"{{"challenge":"{challenge}"}}"#),
+    );
+    assert!(sent.starts_with("HTTP/1.1 202"), "{sent}");
+    let outbox = data.path().join("outbox.jsonl");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&outbox).is_ok_and(|t| t.contains("login_code")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        outbox.exists(),
+        "the code went to the data directory's outbox"
+    );
+    let mode = std::fs::metadata(&outbox).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "codes are readable by the owner only");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit {exit:?}");
+    let beside: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
+    assert!(
+        beside.is_empty(),
+        "nothing written where it was started: {beside:?}"
+    );
+}

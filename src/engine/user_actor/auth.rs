@@ -25,6 +25,13 @@ use crate::security::passkey::{
 use crate::security::token::SessionToken;
 use crate::security::{otp, totp};
 
+/// Gives `mfa` a fresh set of recovery codes; returns them, to show once.
+fn fresh_recovery_codes(mfa: &mut crate::domain::mfa::MfaState) -> Vec<String> {
+    let (codes, digests) = otp::recovery_codes();
+    mfa.set_recovery(digests);
+    codes
+}
+
 /// Logins one user may have waiting for a second factor; the oldest gives way.
 const MAX_PENDING_LOGINS: usize = 8;
 
@@ -333,7 +340,7 @@ impl UserActor {
                 _ => Err(failed),
             },
             (SecondFactor::RecoveryCode, FactorProof::Code(code)) => {
-                if mfa.use_recovery(code, now) {
+                if otp::recovery_digest(code).is_some_and(|d| mfa.use_recovery(&d, now)) {
                     Ok(())
                 } else {
                     Err(failed)
@@ -581,7 +588,7 @@ impl UserActor {
     fn enrolled(&self, next: &mut UserState, factor: SecondFactor, now: Timestamp) -> Vec<String> {
         use crate::domain::settings::MfaMethod;
         let codes = if next.mfa.recovery.is_empty() {
-            next.mfa.regenerate_recovery()
+            fresh_recovery_codes(&mut next.mfa)
         } else {
             Vec::new()
         };
@@ -892,7 +899,7 @@ impl Handler<RegenerateRecovery> for UserActor {
             ));
         }
         let mut next = self.state.clone();
-        let codes = next.mfa.regenerate_recovery();
+        let codes = fresh_recovery_codes(&mut next.mfa);
         let e = SecurityEvent::new(SecurityEventKind::RecoveryCodesRegenerated, now);
         self.record_event(&mut next, e);
         self.persist(next, now)?;
