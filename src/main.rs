@@ -248,7 +248,7 @@ fn main() -> anyhow::Result<()> {
                         .unwrap_or(i64::MAX),
                 ),
             );
-            let r = roster::engine::retention::purge_security_events(&store, &keys, cutoff)
+            let r = roster::engine::retention::purge_security_events(store.as_ref(), &keys, cutoff)
                 .context("purging")?;
             println!(
                 "purged security events before {cutoff}: {} from {} of {} users' records, {} archived",

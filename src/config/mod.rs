@@ -251,9 +251,18 @@ pub struct ServerConfig {
     pub geo_headers: Option<[String; 3]>,
 }
 
+/// Which store holds the data (`store.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// sled, embedded, in the data directory.
+    Sled,
+}
+
 /// Storage settings.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    /// The backend.
+    pub backend: Backend,
     /// Data directory.
     pub data_dir: PathBuf,
     /// sled page cache size.

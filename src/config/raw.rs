@@ -133,6 +133,7 @@ pub(super) struct RawServer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
+    pub(super) backend: String,
     pub(super) data_dir: PathBuf,
     pub(super) cache_mb: u64,
     pub(super) fsync_data_file: bool,

@@ -14,9 +14,9 @@ use super::raw::{
 };
 use super::tiers::{check_profiles_dir, tier_config};
 use super::{
-    Config, ConfigError, EmailTransport, EncryptionConfig, EngineConfig, LogConfig, MfaConfig,
-    NotifyConfig, PasswordConfig, PrivacyConfig, Secret, ServerConfig, SmsTransport, StoreConfig,
-    StreamLimits, WebSocketConfig, WebauthnConfig,
+    Backend, Config, ConfigError, EmailTransport, EncryptionConfig, EngineConfig, LogConfig,
+    MfaConfig, NotifyConfig, PasswordConfig, PrivacyConfig, Secret, ServerConfig, SmsTransport,
+    StoreConfig, StreamLimits, WebSocketConfig, WebauthnConfig,
 };
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::mfa::TotpConfig;
@@ -113,6 +113,15 @@ impl RawConfig {
                 ),
             },
             store: StoreConfig {
+                backend: match self.store.backend.as_str() {
+                    "sled" => Backend::Sled,
+                    other => {
+                        return Err(ConfigError::new(
+                            "store.backend",
+                            format!("expected \"sled\" (the embedded store), got {other:?}"),
+                        ));
+                    }
+                },
                 data_dir,
                 cache_bytes: positive("store.cache_mb", self.store.cache_mb)?
                     .saturating_mul(1 << 20),

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
-use crate::store::{Store, StoreError};
+use crate::store::{Applied, AuditStore, Batch, Op, Store, StoreError};
 
 /// The `prev_hash` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -114,7 +114,7 @@ impl AuditAction {
 
 /// Every record that names `user`, as the actor or the subject (a full scan: exports
 /// are rare).
-pub fn entries_about(store: &dyn Store, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
+pub fn entries_about(store: &dyn AuditStore, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -213,15 +213,34 @@ impl AuditLog {
         })
     }
 
-    /// Appends a record. The write is durable with the caller's next group commit.
+    /// Appends a record on its own. Durable with the caller's next group commit.
     pub fn append(
         &self,
         at: Timestamp,
         actor: AuditActor,
         action: AuditAction,
     ) -> Result<AuditEntry, StoreError> {
-        // Held across the (fast, synchronous) store write, never across an await: the
-        // chain needs appends one at a time.
+        match self.apply_with(Batch::default(), at, actor, action)? {
+            (Applied::Done, Some(entry)) => Ok(entry),
+            (refused, _) => Err(StoreError::Io(format!(
+                "an audit record alone was refused: {refused:?}"
+            ))),
+        }
+    }
+
+    /// Applies `batch` together with a record of `action`: the record is chained to the
+    /// last one and written in the same atomic batch, so the action and its record exist
+    /// together or not at all, and the chain moves on only if the batch applied. Returns
+    /// what the store made of the batch, and the record if it was written.
+    pub fn apply_with(
+        &self,
+        mut batch: Batch,
+        at: Timestamp,
+        actor: AuditActor,
+        action: AuditAction,
+    ) -> Result<(Applied, Option<AuditEntry>), StoreError> {
+        // Held across the (synchronous) store write, never across an await: the chain
+        // needs its records one at a time, in the order they are stored.
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let body = AuditBody {
             seq: last.0 + 1,
@@ -230,15 +249,26 @@ impl AuditLog {
             action,
             prev_hash: last.1.clone(),
         };
-        let (hash, rec) = encode(&body)?;
-        self.store.put_audit(body.seq, &rec)?;
+        let (hash, record) = encode(&body)?;
+        batch.push(Op::Audit {
+            seq: body.seq,
+            record,
+        });
+        let applied = self.store.apply(&batch)?;
+        if applied != Applied::Done {
+            return Ok((applied, None));
+        }
         *last = (body.seq, hash.clone());
-        Ok(AuditEntry { body, hash })
+        Ok((applied, Some(AuditEntry { body, hash })))
     }
 }
 
 /// Records numbered above `after`, at most `limit`.
-pub fn entries(store: &dyn Store, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+pub fn entries(
+    store: &dyn AuditStore,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, StoreError> {
     store
         .audit_after(after, limit)?
         .into_iter()
@@ -257,7 +287,7 @@ pub struct ChainBroken {
 }
 
 /// Walks the whole log; returns how many records it holds, or the first break.
-pub fn verify(store: &dyn Store) -> Result<u64, ChainBroken> {
+pub fn verify(store: &dyn AuditStore) -> Result<u64, ChainBroken> {
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_owned();
     loop {
@@ -301,6 +331,36 @@ pub fn verify(store: &dyn Store) -> Result<u64, ChainBroken> {
 mod tests {
     use super::*;
     use crate::store::SledStore;
+
+    /// Writes a record behind the log's back, as an attacker with the files could.
+    fn put_audit(store: &dyn Store, seq: u64, record: Vec<u8>) {
+        store.apply(&Batch::of(Op::Audit { seq, record })).unwrap();
+    }
+
+    #[test]
+    fn a_refused_batch_writes_no_record_and_the_chain_stays_where_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+        let log = AuditLog::open(Arc::clone(&store)).unwrap();
+        let user = UserId::generate();
+        let t = Timestamp::from_millis(1);
+        // A write of a user that does not exist is refused, and its record with it.
+        let stale = Batch::of(Op::PutUser {
+            id: user,
+            record: b"r".to_vec(),
+            revision: 2,
+            tier: None,
+        });
+        let deleted = AuditAction::UserDeleted { user };
+        let (applied, entry) = log
+            .apply_with(stale, t, AuditActor::Operator, deleted.clone())
+            .unwrap();
+        assert!(matches!(applied, Applied::Stale { .. }) && entry.is_none());
+        assert_eq!(verify(store.as_ref()), Ok(0));
+        let next = log.append(t, AuditActor::Operator, deleted).unwrap();
+        assert_eq!(next.body.seq, 1, "no number was used up");
+        assert_eq!(verify(store.as_ref()), Ok(1));
+    }
 
     #[test]
     fn the_chain_verifies_and_an_edit_breaks_it() {
@@ -357,12 +417,12 @@ mod tests {
             to: UserTier::Free,
         };
         let (_, rec) = encode(&forged).unwrap();
-        store.put_audit(2, &rec).unwrap();
+        put_audit(store.as_ref(), 2, rec);
         assert_eq!(verify(store.as_ref()).unwrap_err().seq, 3);
         // Editing the body without re-hashing is caught at the record itself.
         let mut edited = all[1].hash.as_bytes().to_vec();
         edited.extend_from_slice(&serde_json::to_vec(&forged).unwrap());
-        store.put_audit(2, &edited).unwrap();
+        put_audit(store.as_ref(), 2, edited);
         let e = verify(store.as_ref()).unwrap_err();
         assert_eq!(
             (e.seq, e.reason.as_str()),
@@ -386,7 +446,7 @@ mod tests {
         }
         // A record written past the end, as if number 4 had been removed.
         let rec3 = store.audit_after(2, 1).unwrap().remove(0).1;
-        store.put_audit(5, &rec3).unwrap();
+        put_audit(store.as_ref(), 5, rec3);
         let e = verify(store.as_ref()).unwrap_err();
         assert_eq!(e.seq, 4, "{e}");
         assert!(e.reason.contains("missing"), "{e}");

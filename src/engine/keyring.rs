@@ -25,7 +25,7 @@ use super::EngineError;
 use crate::config::Config;
 use crate::domain::ids::UserId;
 use crate::security::keys::{DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, wrapped_by};
-use crate::store::{EmailIndex, SledStore, Store, codec};
+use crate::store::{Batch, EmailIndex, Op, Store, codec};
 
 /// The associated data of the wrapped index key.
 const INDEX_AAD: &[u8] = b"roster blind index key";
@@ -123,20 +123,22 @@ pub struct RotationReport {
     pub retired_key_file: String,
 }
 
-/// Opens the sled store of `config` with its keyring: checks the master key, seals a
-/// store written before encryption, and then rewrites its files so that no clear bytes
-/// of it remain (see [`SledStore::rewrite`]).
-pub fn open_store(config: &Config) -> Result<(SledStore, Keyring), EngineError> {
-    let sled = SledStore::open(&config.store.data_dir, config.store.cache_bytes)?;
-    let keys = Keyring::open(config, &sled)?;
-    let Some(mut meta) = read_meta(&sled)?.filter(|m| m.rewrite_pending) else {
-        return Ok((sled, keys));
+/// Opens the store of `config` with its keyring: checks the master key, seals a store
+/// written before encryption, and then rewrites its files so that no clear bytes of it
+/// remain (see [`crate::store::rewrite`]).
+pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Keyring), EngineError> {
+    let store = crate::store::open(&config.store)?;
+    let keys = Keyring::open(config, store.as_ref())?;
+    let Some(mut meta) = read_meta(store.as_ref())?.filter(|m| m.rewrite_pending) else {
+        return Ok((store, keys));
     };
     tracing::info!("rewriting the store's files so that no record written in clear remains");
-    let sled = sled.rewrite(config.store.cache_bytes)?;
+    drop(store);
+    crate::store::rewrite(&config.store)?;
+    let store = crate::store::open(&config.store)?;
     meta.rewrite_pending = false;
-    write_meta(&sled, &meta)?;
-    Ok((sled, keys))
+    write_meta(store.as_ref(), &meta)?;
+    Ok((store, keys))
 }
 
 /// The engine's keys.
@@ -478,14 +480,14 @@ impl Keyring {
             }
             let Some((_, Some(key))) = &current else {
                 // No user to seal it for: an event left by an erased user.
-                store.delete_security_event(user, seq)?;
+                store.apply(&Batch::of(Op::DropArchivedEvent { user, seq }))?;
                 continue;
             };
             let Some(raw) = store.security_events_before(user, seq + 1, 1)?.pop() else {
                 continue;
             };
-            let sealed = codec::seal_blob(key, &super::state::event_aad(user, seq), &raw.1);
-            store.put_security_event(user, seq, &sealed)?;
+            let blob = codec::seal_blob(key, &super::state::event_aad(user, seq), &raw.1);
+            store.apply(&Batch::of(Op::ArchiveEvent { user, seq, blob }))?;
             events += 1;
         }
         meta.migrated = true;

@@ -46,7 +46,7 @@ use crate::security::passkey::{
 use crate::security::password::{PasswordHasher, hash_with};
 use crate::security::token::SessionToken;
 use crate::security::totp::TotpEnrollment;
-use crate::store::{CreateOutcome, GroupCommit, Store, codec};
+use crate::store::{Applied, Batch, GroupCommit, Op, codec};
 
 use actix::Actor;
 
@@ -290,10 +290,8 @@ impl UserManager {
     pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         // Before anything else touches the store: a missing or wrong master key stops
         // here, with nothing written.
-        let (sled, keys) = super::keyring::open_store(&config)?;
-        let data_file = config.store.fsync_data_file.then(|| sled.data_file());
-        let store: Arc<dyn Store> = Arc::new(sled);
-        let commit = GroupCommit::start(Arc::clone(&store), data_file)?;
+        let (store, keys) = super::keyring::open_store(&config)?;
+        let commit = GroupCommit::start(Arc::clone(&store))?;
         let p = &config.passwords;
         let hasher = PasswordHasher::start(p.params, p.workers, p.queue)?;
         let counts = UserTier::ALL.map(|t| config.tier(t).arbiters);
@@ -420,19 +418,29 @@ impl UserManager {
                 .metrics
                 .snapshot_bytes
                 .inc_by(record.len() as u64);
+            let op = Op::CreateUser {
+                id,
+                email_index: index,
+                tier,
+                wrapped_key: wrapped.to_vec(),
+                record,
+            };
             self.engine
                 .store
-                .create_user(id, &index, tier, wrapped, &record)
+                .apply(&Batch::of(op))
                 .map_err(EngineError::from)
         })?;
         let p = state.profile;
         match outcome {
-            CreateOutcome::Created => {
+            Applied::Done => {
                 self.engine.commit.commit().await?;
                 self.engine.metrics.users_created.inc();
                 Ok(p.into_inner())
             }
-            CreateOutcome::EmailTaken => Err(EngineError::EmailTaken),
+            Applied::EmailTaken => Err(EngineError::EmailTaken),
+            Applied::Stale { .. } => Err(EngineError::Internal(
+                "a new user's write was refused as stale".into(),
+            )),
         }
     }
 

@@ -8,7 +8,7 @@ use super::state;
 use crate::domain::ids::UserId;
 use crate::domain::time::Timestamp;
 use crate::security::keys::DataKey;
-use crate::store::{Store, codec};
+use crate::store::{Batch, Op, Store, codec};
 
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,7 +49,15 @@ pub fn purge_security_events(
         }
     }
     for (id, s, key) in rewrite {
-        store.save_user(id, &state::encode(&s, &key, id)?)?;
+        let revision = store.load_user_at(id)?.map_or(0, |(r, _)| r) + 1;
+        let record = state::encode(&s, &key, id)?;
+        let op = Op::PutUser {
+            id,
+            record,
+            revision,
+            tier: None,
+        };
+        store.apply(&Batch::of(op))?;
         report.rewritten += 1;
     }
     let mut old = Vec::new();
@@ -71,7 +79,7 @@ pub fn purge_security_events(
         }
     }
     for (user, seq) in old {
-        store.delete_security_event(user, seq)?;
+        store.apply(&Batch::of(Op::DropArchivedEvent { user, seq }))?;
         report.archived += 1;
     }
     store.flush()?;

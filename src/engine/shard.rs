@@ -23,6 +23,7 @@ use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 use crate::security::keys::DataKey;
+use crate::store::Revision;
 
 /// Counters a shard keeps for operators; read without messaging the shard.
 #[derive(Debug, Default)]
@@ -224,19 +225,20 @@ impl Shard {
     fn finish_load(
         &mut self,
         id: UserId,
-        loaded: Result<(UserState, DataKey), EngineError>,
+        loaded: Result<(UserState, Revision, DataKey), EngineError>,
         ctx: &mut Context<Self>,
     ) {
         let waiters = self.loading.remove(&id).unwrap_or_default();
         let after_crash = self.crashed.remove(&id);
-        let result = loaded.and_then(|(state, key)| {
+        let result = loaded.and_then(|(state, revision, key)| {
             if state.profile.tier != self.tier {
                 // The user changed tier since the route was read; the caller retries there.
                 return Err(EngineError::WrongShard(state.profile.tier));
             }
             let engine = Arc::clone(&self.engine);
             let shard = ctx.address();
-            let addr = UserActor::create(move |_| UserActor::new(state, key, engine, shard));
+            let addr =
+                UserActor::create(move |_| UserActor::new((state, revision), key, engine, shard));
             self.users.insert(id, addr.clone());
             self.engine.directory.insert(
                 id,
@@ -321,8 +323,11 @@ fn load(
     engine: &Engine,
     id: UserId,
     wrapped: Option<Vec<u8>>,
-) -> Result<(UserState, DataKey), EngineError> {
-    let record = engine.store.load_user(id)?.ok_or(EngineError::NotFound)?;
+) -> Result<(UserState, Revision, DataKey), EngineError> {
+    let (revision, record) = engine
+        .store
+        .load_user_at(id)?
+        .ok_or(EngineError::NotFound)?;
     let no_key = || EngineError::Corrupt {
         user: id,
         reason: "the record has no data key".into(),
@@ -342,7 +347,7 @@ fn load(
             reason: e.to_string(),
         }
     })?;
-    Ok((state, key))
+    Ok((state, revision, key))
 }
 
 impl Actor for Shard {

@@ -99,3 +99,51 @@ async fn a_request_that_kills_its_actor_is_refused_after_one_retry() {
     assert_eq!(m.get_user(a.id).await.unwrap().id, a.id);
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_from_a_stale_actor_is_refused_and_the_user_reloads_from_the_store() {
+    use crate::store::{Batch, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let m = UserManager::open(config(dir.path())).unwrap();
+    let a = m
+        .create_user("fenced@x.io", PW, UserTier::Free, ProfilePatch::default())
+        .await
+        .unwrap();
+    m.get_user(a.id).await.unwrap();
+    // Someone else (another node, in a cluster) writes the user meanwhile: its record
+    // moves to revision 2 behind the live actor's back.
+    let e = m.engine();
+    let (revision, record) = e.store.load_user_at(a.id).unwrap().unwrap();
+    assert_eq!(revision, 1);
+    let key = e.keys.data_key(e.store.as_ref(), a.id).unwrap().unwrap();
+    let mut theirs = super::state::decode(&record, &key, a.id).unwrap();
+    theirs.profile.make_mut().display_name = "Written Elsewhere".into();
+    let op = Op::PutUser {
+        id: a.id,
+        record: super::state::encode(&theirs, &key, a.id).unwrap(),
+        revision: 2,
+        tier: None,
+    };
+    e.store.apply(&Batch::of(op)).unwrap();
+    // The live actor's write is made from revision 1: the store refuses it, nothing of
+    // it lands, and the actor gives way.
+    let mine = ProfilePatch {
+        display_name: Some("Written Here".into()),
+        ..Default::default()
+    };
+    let refused = m.update_user_profile(a.id, mine.clone()).await;
+    assert!(
+        matches!(refused, Err(EngineError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        m.get_user(a.id).await.unwrap().display_name,
+        "Written Elsewhere",
+        "the next request reads the stored record"
+    );
+    // From the fresh copy, writes go through again.
+    let p = m.update_user_profile(a.id, mine).await.unwrap();
+    assert_eq!(p.display_name, "Written Here");
+    assert_eq!(e.store.load_user_at(a.id).unwrap().unwrap().0, 3);
+    m.shutdown().await.unwrap();
+}

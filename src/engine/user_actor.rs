@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use actix::WeakAddr;
 use actix::prelude::*;
 
 use super::events::{
@@ -28,7 +29,7 @@ use crate::domain::tier::{TierPolicy, UserTier};
 use crate::domain::time::Timestamp;
 use crate::security::keys::DataKey;
 use crate::security::token::SessionToken;
-use crate::store::codec;
+use crate::store::{Applied, Batch, Op, Revision, codec};
 
 mod auth;
 mod privacy;
@@ -318,9 +319,14 @@ fn record_into(
             .map_err(|e| e.to_string())
             .and_then(|b| {
                 let aad = super::state::event_aad(user, old.seq);
+                let op = Op::ArchiveEvent {
+                    user,
+                    seq: old.seq,
+                    blob: codec::seal_blob(key, &aad, &b),
+                };
                 engine
                     .store
-                    .put_security_event(user, old.seq, &codec::seal_blob(key, &aad, &b))
+                    .apply(&Batch::of(op))
                     .map_err(|e| e.to_string())
             });
         if let Err(e) = stored {
@@ -329,9 +335,22 @@ fn record_into(
     }
 }
 
+/// Stops the actor without writing: its state turned out older than the store's (a write
+/// was refused as stale), so the next message activates the user afresh from the store.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct Poisoned;
+
+/// An audit record to write with a change, in the same atomic batch.
+pub(crate) type Audited = (super::audit::AuditActor, super::audit::AuditAction);
+
 /// The actor.
 pub(crate) struct UserActor {
     state: UserState,
+    /// The revision of the stored record `state` was last written as (or loaded from).
+    revision: Revision,
+    /// This actor, to poison itself from a refused write.
+    me: Option<WeakAddr<UserActor>>,
     /// The user's data key: seals its snapshots and archived events.
     key: DataKey,
     engine: Arc<Engine>,
@@ -370,12 +389,13 @@ impl Actor for UserActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.engine.config.engine.mailbox_capacity);
+        self.me = Some(ctx.address().downgrade());
     }
 }
 
 impl UserActor {
     pub(crate) fn new(
-        state: UserState,
+        (state, revision): (UserState, Revision),
         key: DataKey,
         engine: Arc<Engine>,
         shard: Addr<Shard>,
@@ -384,6 +404,8 @@ impl UserActor {
         let stream = engine.realtime.existing(state.profile.id);
         Self {
             state,
+            revision,
+            me: None,
             key,
             engine,
             shard,
@@ -500,22 +522,66 @@ impl UserActor {
     /// Writes `next` to the store and only then adopts it, so a failed write leaves the
     /// live state equal to the stored one.
     fn persist(&mut self, next: UserState, now: Timestamp) -> Result<(), EngineError> {
-        let record = super::state::encode(&next, &self.key, self.id())?;
+        self.write(next, now, None)
+    }
+
+    /// [`Self::persist`], with an audit record in the same atomic batch: the change and
+    /// its record are stored together or not at all.
+    fn write(
+        &mut self,
+        next: UserState,
+        now: Timestamp,
+        audit: Option<Audited>,
+    ) -> Result<(), EngineError> {
+        let id = self.id();
+        let record = super::state::encode(&next, &self.key, id)?;
         self.engine
             .metrics
             .snapshot_bytes
             .inc_by(record.len() as u64);
-        if next.profile.tier != self.state.profile.tier {
-            self.engine
-                .store
-                .save_user_with_tier(self.id(), next.profile.tier, &record)?;
-        } else {
-            self.engine.store.save_user(self.id(), &record)?;
-        }
+        let revision = self.revision + 1;
+        let tier = (next.profile.tier != self.state.profile.tier).then_some(next.profile.tier);
+        let batch = Batch::of(Op::PutUser {
+            id,
+            record,
+            revision,
+            tier,
+        });
+        let applied = match audit {
+            None => self.engine.store.apply(&batch)?,
+            Some((actor, action)) => self.engine.audit.apply_with(batch, now, actor, action)?.0,
+        };
+        self.accepted(applied)?;
+        self.revision = revision;
         self.state = next;
         self.last_snapshot = now;
         self.soft_dirty = false;
         Ok(())
+    }
+
+    /// `Ok` if the store took a write; a stale write poisons the actor (it stops, and the
+    /// user is activated afresh from the store).
+    fn accepted(&mut self, applied: Applied) -> Result<(), EngineError> {
+        match applied {
+            Applied::Done => Ok(()),
+            Applied::Stale { stored, .. } => {
+                tracing::error!(
+                    user = %self.id(),
+                    live = self.revision,
+                    ?stored,
+                    "the stored record is newer than this actor's: reloading it"
+                );
+                if let Some(me) = self.me.as_ref().and_then(WeakAddr::upgrade) {
+                    me.do_send(Poisoned);
+                }
+                Err(EngineError::Conflict(
+                    "the account changed meanwhile; retry".into(),
+                ))
+            }
+            Applied::EmailTaken => Err(EngineError::Internal(
+                "a user write was refused as a sign-up".into(),
+            )),
+        }
     }
 
     /// Writes the current state (soft-state snapshot); failures are logged, not fatal.
@@ -998,11 +1064,16 @@ impl Handler<DeleteUser> for UserActor {
     type Result = Result<(), EngineError>;
     fn handle(&mut self, _: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
         self.touch();
-        let index = self
+        let email_index = self
             .engine
             .keys
             .email_index(&self.state.profile.email.normalized());
-        self.engine.store.delete_user(self.id(), &index)?;
+        let batch = Batch::of(Op::DeleteUser {
+            id: self.id(),
+            email_index,
+        });
+        let applied = self.engine.store.apply(&batch)?;
+        self.accepted(applied)?;
         self.state.sessions.clear();
         self.publish(Event::UserDeleted {});
         if let Some(s) = &self.stream {
@@ -1144,6 +1215,13 @@ impl Handler<Tick> for UserActor {
         } else if self.soft_dirty && now.since(self.last_snapshot) >= cfg.snapshot_interval {
             self.snapshot(now);
         }
+    }
+}
+
+impl Handler<Poisoned> for UserActor {
+    type Result = ();
+    fn handle(&mut self, _: Poisoned, ctx: &mut Context<Self>) {
+        self.leave(ctx);
     }
 }
 

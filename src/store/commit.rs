@@ -54,18 +54,14 @@ impl Drop for Inner {
 }
 
 impl GroupCommit {
-    /// Starts the flusher over `store`. With `sync_data_file`, each flush is followed by an
-    /// `fdatasync` of that file, for durability across power loss.
-    pub fn start(
-        store: Arc<dyn Store>,
-        sync_data_file: Option<std::path::PathBuf>,
-    ) -> Result<Self, StoreError> {
+    /// Starts the flusher over `store`.
+    pub fn start(store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let (tx, rx) = unbounded::<Waiter>();
         let stats = Arc::new(CommitStats::default());
         let s = Arc::clone(&stats);
         let thread = thread::Builder::new()
             .name("roster-flush".into())
-            .spawn(move || flusher(store, sync_data_file, rx, s))
+            .spawn(move || flusher(store, rx, s))
             .map_err(|e| StoreError::Io(format!("cannot start flusher: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -108,22 +104,12 @@ impl GroupCommit {
     }
 }
 
-fn flusher(
-    store: Arc<dyn Store>,
-    data_file: Option<std::path::PathBuf>,
-    rx: Receiver<Waiter>,
-    stats: Arc<CommitStats>,
-) {
+fn flusher(store: Arc<dyn Store>, rx: Receiver<Waiter>, stats: Arc<CommitStats>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         let started = std::time::Instant::now();
-        let result = store.flush().and_then(|_| match &data_file {
-            Some(path) => std::fs::File::open(path)
-                .and_then(|f| f.sync_data())
-                .map_err(|e| StoreError::Io(format!("fdatasync {}: {e}", path.display()))),
-            None => Ok(()),
-        });
+        let result = store.flush();
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = batch.len(), "store flush failed");
         }
@@ -151,19 +137,29 @@ fn flusher(
 mod tests {
     use super::*;
     use crate::domain::ids::UserId;
-    use crate::store::SledStore;
+    use crate::domain::tier::UserTier;
+    use crate::store::{Batch, Op, SledStore, UserStore};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_commits_share_flushes_and_each_sees_its_write_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
-        let gc = GroupCommit::start(Arc::clone(&store), None).unwrap();
+        let gc = GroupCommit::start(Arc::clone(&store)).unwrap();
         let tasks: Vec<_> = (0..200)
             .map(|_| {
                 let (gc, store) = (gc.clone(), Arc::clone(&store));
                 tokio::spawn(async move {
                     let id = UserId::generate();
-                    store.save_user(id, b"record").unwrap();
+                    let mut email_index = [0u8; 32];
+                    email_index[..16].copy_from_slice(id.as_bytes());
+                    let op = Op::CreateUser {
+                        id,
+                        email_index,
+                        tier: UserTier::Free,
+                        wrapped_key: Vec::new(),
+                        record: b"record".to_vec(),
+                    };
+                    store.apply(&Batch::of(op)).unwrap();
                     gc.commit().await.unwrap();
                     id
                 })

@@ -1,24 +1,40 @@
-//! Persistence: the snapshot codec, the [`Store`] trait with its sled implementation, and
-//! group commit.
+//! Persistence: the snapshot codec, the storage traits with their sled backend, and group
+//! commit.
 //!
 //! The store holds bytes; it does not know what a user's state looks like. The engine
 //! encodes state with [`codec`] and decides when a write must be durable.
+//!
+//! Reads are split by concern — [`UserStore`] (records, routes, the email index),
+//! [`KeyStore`] (wrapped data keys and the keyring record), [`AuditStore`],
+//! [`ArchiveStore`] (archived security events) — and every change goes through one door,
+//! [`Store::apply`]: a [`Batch`] of [`Op`]s applied atomically, whose expected refusals
+//! (an email already taken, a record written meanwhile by someone else) are values of
+//! [`Applied`], as sled's `CompareAndSwapResult` makes a lost race a value rather than an
+//! error. A user's record carries a [`Revision`] that every write bumps; a write names the
+//! revision it was made from, so a writer holding a stale copy (an actor that should not
+//! be alive, a node whose lease ran out) is refused by the store itself.
+//!
+//! [`open`] picks the backend from the configuration: sled in the data directory today;
+//! the traits are what a second backend implements.
 
 pub mod codec;
 pub mod commit;
-pub mod sled_store;
+pub mod sled;
 
+use std::sync::Arc;
+
+use crate::config::{Backend, StoreConfig};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 
+pub use self::sled::SledStore;
 pub use codec::CodecError;
 pub use commit::GroupCommit;
-pub use sled_store::SledStore;
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The embedded database failed (I/O, corruption it detected).
+    /// The database failed (I/O, corruption it detected).
     #[error("store I/O: {0}")]
     Io(String),
     /// A routing entry is not what this version writes.
@@ -31,22 +47,17 @@ pub enum StoreError {
     },
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> Self {
         StoreError::Io(e.to_string())
     }
 }
 
-/// The result of an attempt to create a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreateOutcome {
-    /// The user and its email claim were written.
-    Created,
-    /// Another user already holds the email; nothing was written.
-    EmailTaken,
-}
+/// How many times a user's record has been written: 1 when created, one more with each
+/// write. Records written before revisions were kept count as 0.
+pub type Revision = u64;
 
-/// A user's tier and wrapped data key, as [`Store::route_of`] reads them.
+/// A user's tier and wrapped data key, as [`UserStore::route_of`] reads them.
 pub type Route = (UserTier, Option<Vec<u8>>);
 
 /// A blind email index entry: HMAC-SHA256 of the normalised email.
@@ -55,35 +66,142 @@ pub type EmailIndex = [u8; 32];
 /// Every stored user with its snapshot record, in id order.
 pub type UserScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Vec<u8>), StoreError>> + 'a>;
 
-/// Durable storage of user snapshots and the indexes that route to them.
-///
-/// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
-/// that owe a client durability go through [`GroupCommit`]. Every multi-key change is
-/// atomic: after a crash either all of it or none of it is there.
-/// Archived security events, as [`Store::scan_security_events`] yields them.
+/// Archived security events, as [`ArchiveStore::scan_security_events`] yields them.
 pub type SecurityEventScan<'a> =
     Box<dyn Iterator<Item = Result<(UserId, u64, Vec<u8>), StoreError>> + 'a>;
 
-pub trait Store: Send + Sync + 'static {
+/// One change within a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A new user: its record (revision 1), its route (tier and wrapped data key) and its
+    /// email's index entry. Refused with [`Applied::EmailTaken`] if the email is claimed.
+    CreateUser {
+        /// The user.
+        id: UserId,
+        /// Its email's blind index entry.
+        email_index: EmailIndex,
+        /// The tier whose registry owns it.
+        tier: UserTier,
+        /// Its data key, wrapped by the master key.
+        wrapped_key: Vec<u8>,
+        /// Its sealed record.
+        record: Vec<u8>,
+    },
+    /// A user's record as `revision`, written only if the stored one is `revision - 1`
+    /// (else [`Applied::Stale`]); with `tier`, its route moves to that tier too (keeping
+    /// its data key).
+    PutUser {
+        /// The user.
+        id: UserId,
+        /// Its sealed record.
+        record: Vec<u8>,
+        /// The revision this write makes.
+        revision: Revision,
+        /// A new tier, for a tier change.
+        tier: Option<UserTier>,
+    },
+    /// Removes a user: record, route, email claim, archived events and data key
+    /// (crypto-shredding every copy of its sealed records), leaving a tombstone.
+    DeleteUser {
+        /// The user.
+        id: UserId,
+        /// Its email's blind index entry.
+        email_index: EmailIndex,
+    },
+    /// Archives a security event the user's record no longer holds.
+    ArchiveEvent {
+        /// The user.
+        user: UserId,
+        /// The event's number.
+        seq: u64,
+        /// The sealed event.
+        blob: Vec<u8>,
+    },
+    /// Removes an archived security event (retention).
+    DropArchivedEvent {
+        /// The user.
+        user: UserId,
+        /// The event's number.
+        seq: u64,
+    },
+    /// Audit record number `seq` (chained by the engine's audit log).
+    Audit {
+        /// Its number.
+        seq: u64,
+        /// Its stored bytes.
+        record: Vec<u8>,
+    },
+}
+
+/// Changes applied together or not at all: after a crash either all of a batch is there
+/// or none of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    /// A batch of one change.
+    pub fn of(op: Op) -> Self {
+        Self { ops: vec![op] }
+    }
+
+    /// Adds a change.
+    pub fn push(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
+    /// The changes, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// What became of a batch. Anything but [`Applied::Done`] wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Every change was written.
+    Done,
+    /// A [`Op::CreateUser`]'s email belongs to another user.
+    EmailTaken,
+    /// A [`Op::PutUser`] was made from an older revision than the stored one (or the
+    /// user is gone: `stored` is `None`).
+    Stale {
+        /// The user.
+        user: UserId,
+        /// The revision in the store.
+        stored: Option<Revision>,
+    },
+}
+
+/// Users: records, routes and the email index.
+pub trait UserStore: Send + Sync {
     /// A user's snapshot record, if the user exists.
     fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A user's record with its revision.
+    fn load_user_at(&self, id: UserId) -> Result<Option<(Revision, Vec<u8>)>, StoreError>;
     /// The tier whose registry owns the user, if the user exists.
-    fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError>;
+    fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError> {
+        Ok(self.route_of(id)?.map(|(tier, _)| tier))
+    }
     /// What an activation needs besides the record, in one read: the user's tier and
     /// wrapped data key (`None` for a record written before encryption).
     fn route_of(&self, id: UserId) -> Result<Option<Route>, StoreError>;
     /// The user whose email has this blind index entry.
     fn lookup_email(&self, email_index: &EmailIndex) -> Result<Option<UserId>, StoreError>;
-    /// Writes a new user (record, wrapped data key, tier route) and claims its email's
-    /// index entry, atomically; refuses a taken email.
-    fn create_user(
-        &self,
-        id: UserId,
-        email_index: &EmailIndex,
-        tier: UserTier,
-        wrapped_key: &[u8],
-        record: &[u8],
-    ) -> Result<CreateOutcome, StoreError>;
+    /// Every stored user id with its record.
+    fn scan_users(&self) -> UserScan<'_>;
+    /// Number of stored users.
+    fn user_count(&self) -> usize;
+}
+
+/// The keys of encryption at rest, and the migration of a store written before them.
+pub trait KeyStore: Send + Sync {
     /// A user's wrapped data key.
     fn load_key(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every wrapped data key, in id order.
@@ -108,40 +226,20 @@ pub trait Store: Send + Sync + 'static {
         wrapped_key: &[u8],
         record: &[u8],
     ) -> Result<(), StoreError>;
-    /// Overwrites a user's snapshot.
-    fn save_user(&self, id: UserId, record: &[u8]) -> Result<(), StoreError>;
-    /// Overwrites a user's snapshot and its tier route, atomically.
-    fn save_user_with_tier(
-        &self,
-        id: UserId,
-        tier: UserTier,
-        record: &[u8],
-    ) -> Result<(), StoreError>;
-    /// Removes a user, its routes, its email claim, its archived events and its data key
-    /// (crypto-shredding every copy of its sealed records), and leaves a tombstone, all
-    /// in one batch.
-    fn delete_user(&self, id: UserId, email_index: &EmailIndex) -> Result<(), StoreError>;
-    /// Every stored user id with its record.
-    fn scan_users(&self) -> UserScan<'_>;
-    /// Number of stored users.
-    fn user_count(&self) -> usize;
-    /// Bytes the store occupies on disk, if it can tell.
-    fn size_on_disk(&self) -> Option<u64>;
-    /// Blocks until every write before the call is durable. Returns bytes flushed.
-    fn flush(&self) -> Result<usize, StoreError>;
-    /// Writes audit record number `seq` (the audit log numbers and chains them).
-    fn put_audit(&self, seq: u64, record: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The audit log's records.
+pub trait AuditStore: Send + Sync {
     /// Audit records numbered above `after`, in order, at most `limit`.
     fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// The highest-numbered audit record.
     fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
-    /// Archives a user's security event number `seq` (events the actor's state no
-    /// longer holds). Deleting the user removes them.
-    fn put_security_event(&self, user: UserId, seq: u64, record: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Security events older than what a user's record keeps.
+pub trait ArchiveStore: Send + Sync {
     /// Every archived security event: user, number, record.
     fn scan_security_events(&self) -> SecurityEventScan<'_>;
-    /// Removes one archived security event.
-    fn delete_security_event(&self, user: UserId, seq: u64) -> Result<(), StoreError>;
     /// A user's archived security events numbered below `before`, newest first, at most
     /// `limit`: number and record.
     fn security_events_before(
@@ -150,4 +248,35 @@ pub trait Store: Send + Sync + 'static {
         before: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+}
+
+/// A whole store: every concern, and the one way to change it.
+///
+/// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
+/// that owe a client durability go through [`GroupCommit`].
+pub trait Store: UserStore + KeyStore + AuditStore + ArchiveStore + 'static {
+    /// Applies `batch` atomically, or refuses it as a whole (see [`Applied`]).
+    fn apply(&self, batch: &Batch) -> Result<Applied, StoreError>;
+    /// Blocks until every write before the call is durable. Returns bytes flushed.
+    fn flush(&self) -> Result<usize, StoreError>;
+    /// Bytes the store occupies on disk, if it can tell.
+    fn size_on_disk(&self) -> Option<u64>;
+}
+
+/// Opens the store `store.backend` names (sled in `store.data_dir`).
+pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config.backend {
+        Backend::Sled => Ok(Arc::new(SledStore::open_with(config)?)),
+    }
+}
+
+/// Rewrites a closed store's files so that no superseded value remains in them: sled
+/// keeps old values in its log until it reclaims their segments, so after records written
+/// in clear were sealed, their clear bytes may still be on disk.
+pub fn rewrite(config: &StoreConfig) -> Result<(), StoreError> {
+    match config.backend {
+        Backend::Sled => SledStore::open_with(config)?
+            .rewrite(config.cache_bytes)
+            .map(drop),
+    }
 }

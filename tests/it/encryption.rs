@@ -13,7 +13,7 @@ use roster::domain::session::LoginContext;
 use roster::engine::EngineError;
 use roster::engine::keyring::Keyring;
 use roster::security::keys::{DataKey, MasterKey};
-use roster::store::{SledStore, Store, codec};
+use roster::store::{ArchiveStore, KeyStore, SledStore, Store, UserStore, codec};
 use roster::{LoginOutcome, UserManager, UserTier};
 
 use crate::support::{ADMIN_KEY, PW, TestServer, config, open};
@@ -171,7 +171,7 @@ async fn the_raw_store_holds_no_email_name_or_phone_in_clear() {
 }
 
 /// Opens the keyring of `dir` and returns it with the store.
-fn keyring(dir: &Path) -> (SledStore, Keyring) {
+fn keyring(dir: &Path) -> (std::sync::Arc<dyn Store>, Keyring) {
     roster::engine::keyring::open_store(&config(dir, &[])).unwrap()
 }
 
@@ -211,7 +211,7 @@ async fn erasure_shreds_the_data_key_so_old_snapshot_bytes_cannot_be_read() {
     let (store, keys) = keyring(dir.path());
     let old_record = store.load_user(gone.id).unwrap().unwrap();
     let old_wrapped_key = store.load_key(gone.id).unwrap().unwrap();
-    let before = keys.data_key(&store, gone.id).unwrap().unwrap();
+    let before = keys.data_key(store.as_ref(), gone.id).unwrap().unwrap();
     let state = roster::engine::state::decode(&old_record, &before, gone.id).unwrap();
     assert_eq!(
         state.profile.display_name, "Erasmus Gone",
@@ -248,7 +248,7 @@ async fn erasure_shreds_the_data_key_so_old_snapshot_bytes_cannot_be_read() {
 
     let (store, keys) = keyring(dir.path());
     assert_eq!(store.load_key(gone.id).unwrap(), None, "data key destroyed");
-    assert!(keys.data_key(&store, gone.id).unwrap().is_none());
+    assert!(keys.data_key(store.as_ref(), gone.id).unwrap().is_none());
     // No key the store holds opens the old bytes.
     let mut tried = 0;
     for item in store.scan_keys() {
@@ -336,7 +336,7 @@ async fn a_format_3_store_is_migrated_sealed_and_keeps_working() {
         .iter()
         .map(|(id, email, tier)| {
             let rec = store.load_user(*id).unwrap().unwrap();
-            let key = keys.data_key(&store, *id).unwrap().unwrap();
+            let key = keys.data_key(store.as_ref(), *id).unwrap().unwrap();
             let state = roster::engine::state::decode(&rec, &key, *id).unwrap();
             (*id, email.clone(), *tier, state)
         })

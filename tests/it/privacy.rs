@@ -349,7 +349,7 @@ async fn deleting_a_user_removes_its_archived_security_events() {
     m.shutdown().await.unwrap();
     drop(m);
     let store = roster::store::SledStore::open(dir.path(), 1 << 20).unwrap();
-    let users: Vec<UserId> = roster::store::Store::scan_security_events(&store)
+    let users: Vec<UserId> = roster::store::ArchiveStore::scan_security_events(&store)
         .map(|e| e.unwrap().0)
         .collect();
     assert!(!users.is_empty(), "the kept user's overflow is archived");

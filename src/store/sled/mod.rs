@@ -1,6 +1,7 @@
 //! The embedded default store: one sled tree with prefixed keys.
 //!
-//! Keys: `u<id>` → sealed snapshot record, `t<id>` → the route: tier byte (the owning
+//! Keys: `u<id>` → the user's revision and sealed snapshot record (see [`user_value`]),
+//! `t<id>` → the route: tier byte (the owning
 //! registry) followed by the user's wrapped data key, so the one read that routes an
 //! activation also brings its key, `h<HMAC of email>` → id (the
 //! blind email index), `x<id>` → tombstone (deletion time), `s<id><seq>` → archived
@@ -9,16 +10,24 @@
 //! Keeping them in one tree lets a user's record, key and routes change in one atomic
 //! batch.
 //!
+//! Writes go through [`super::Store::apply`] (in `apply.rs`); this file holds the layout,
+//! opening, and the reads.
+//!
 //! Known limit (DESIGN.md): sled 0.34 flushes with `sync_file_range`, which survives a
-//! process crash but is no power-loss barrier; [`super::GroupCommit`] can follow each flush
-//! with an `fdatasync` of [`SledStore::data_file`].
+//! process crash but is no power-loss barrier; with `store.fsync_data_file` every flush
+//! is followed by an `fdatasync` of sled's data file.
+
+mod apply;
 
 use std::path::{Path, PathBuf};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Batch, Tree};
+use sled::Tree;
 
-use super::{CreateOutcome, EmailIndex, Route, Store, StoreError, UserScan};
+use super::{
+    ArchiveStore, AuditStore, EmailIndex, KeyStore, Revision, Route, StoreError, UserScan,
+    UserStore,
+};
+use crate::config::StoreConfig;
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 
@@ -84,6 +93,34 @@ pub struct SledStore {
     db: sled::Db,
     tree: Tree,
     dir: PathBuf,
+    /// `fdatasync` sled's data file after each flush (`store.fsync_data_file`).
+    sync_data_file: bool,
+}
+
+/// First byte of a user value that carries its revision: no record format uses it (they
+/// start with their format version, 1 to 4), so a value written before revisions is told
+/// apart and counts as revision 0.
+const REVISED: u8 = 0xF0;
+
+/// A user value: `[REVISED][revision, u64 big-endian][sealed record]`.
+fn user_value(revision: Revision, record: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9 + record.len());
+    v.push(REVISED);
+    v.extend_from_slice(&revision.to_be_bytes());
+    v.extend_from_slice(record);
+    v
+}
+
+/// The revision and record of a stored user value.
+fn split_user_value(v: &[u8]) -> (Revision, &[u8]) {
+    match v.split_first() {
+        Some((&REVISED, rest)) if rest.len() >= 8 => {
+            let (rev, record) = rest.split_at(8);
+            let rev: [u8; 8] = rev.try_into().unwrap_or_default();
+            (u64::from_be_bytes(rev), record)
+        }
+        _ => (0, v),
+    }
 }
 
 fn id_key(prefix: u8, id: UserId) -> [u8; 17] {
@@ -164,7 +201,15 @@ impl SledStore {
             db,
             tree,
             dir: dir.to_owned(),
+            sync_data_file: false,
         })
+    }
+
+    /// Opens the store `config` describes.
+    pub fn open_with(config: &StoreConfig) -> Result<Self, StoreError> {
+        let mut s = Self::open(&config.data_dir, config.cache_bytes)?;
+        s.sync_data_file = config.fsync_data_file;
+        Ok(s)
     }
 
     /// Copies every live entry into a new database and puts it in place of this one.
@@ -194,26 +239,32 @@ impl SledStore {
             }
             db.flush()?;
         }
+        let sync_data_file = self.sync_data_file;
         drop(self);
         std::fs::rename(&live, &old).map_err(|e| io("retire the old files", e))?;
         std::fs::rename(&fresh, &live).map_err(|e| io("install the copy", e))?;
         std::fs::remove_dir_all(&old).map_err(|e| io("remove the old files", e))?;
-        Self::open(&dir, cache_bytes)
+        let mut s = Self::open(&dir, cache_bytes)?;
+        s.sync_data_file = sync_data_file;
+        Ok(s)
     }
 
     /// sled's data file, for an extra `fdatasync` after each flush.
-    pub fn data_file(&self) -> PathBuf {
+    fn data_file(&self) -> PathBuf {
         self.dir.join("sled").join("db")
     }
 }
 
-impl Store for SledStore {
+impl UserStore for SledStore {
     fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(id_key(USER, id))?.map(|v| v.to_vec()))
+        Ok(self.load_user_at(id)?.map(|(_, record)| record))
     }
 
-    fn tier_of(&self, id: UserId) -> Result<Option<UserTier>, StoreError> {
-        Ok(self.route_of(id)?.map(|(tier, _)| tier))
+    fn load_user_at(&self, id: UserId) -> Result<Option<(Revision, Vec<u8>)>, StoreError> {
+        Ok(self.tree.get(id_key(USER, id))?.map(|v| {
+            let (rev, record) = split_user_value(&v);
+            (rev, record.to_vec())
+        }))
     }
 
     fn route_of(&self, id: UserId) -> Result<Option<Route>, StoreError> {
@@ -244,33 +295,19 @@ impl Store for SledStore {
         }
     }
 
-    fn create_user(
-        &self,
-        id: UserId,
-        index: &EmailIndex,
-        tier: UserTier,
-        wrapped_key: &[u8],
-        record: &[u8],
-    ) -> Result<CreateOutcome, StoreError> {
-        let ekey = index_key(index);
-        // A serializable transaction: of concurrent creates with one email, exactly one
-        // sees the key absent and commits; the others abort with EmailTaken.
-        let result = self.tree.transaction(|tx| {
-            if tx.get(ekey)?.is_some() {
-                return Err(ConflictableTransactionError::Abort(()));
-            }
-            tx.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
-            tx.insert(id_key(USER, id).as_slice(), record)?;
-            tx.insert(id_key(TIER, id).as_slice(), route_value(tier, wrapped_key))?;
-            Ok(())
-        });
-        match result {
-            Ok(()) => Ok(CreateOutcome::Created),
-            Err(TransactionError::Abort(())) => Ok(CreateOutcome::EmailTaken),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+    fn scan_users(&self) -> UserScan<'_> {
+        Box::new(self.tree.scan_prefix([USER]).filter_map(|kv| match kv {
+            Ok((k, v)) => id_from(&k).map(|id| Ok((id, split_user_value(&v).1.to_vec()))),
+            Err(e) => Some(Err(e.into())),
+        }))
     }
 
+    fn user_count(&self) -> usize {
+        self.tree.scan_prefix([TIER]).count()
+    }
+}
+
+impl KeyStore for SledStore {
     fn load_key(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.route_of(id)?.and_then(|(_, key)| key))
     }
@@ -322,7 +359,7 @@ impl Store for SledStore {
     }
 
     fn migrate_email(&self, email: &str, index: &EmailIndex, id: UserId) -> Result<(), StoreError> {
-        let mut b = Batch::default();
+        let mut b = sled::Batch::default();
         b.remove(legacy_email_key(email));
         b.insert(&index_key(index)[..], id.as_bytes());
         self.tree.apply_batch(b)?;
@@ -336,86 +373,19 @@ impl Store for SledStore {
         wrapped_key: &[u8],
         record: &[u8],
     ) -> Result<(), StoreError> {
-        let mut b = Batch::default();
+        let rev = match self.tree.get(id_key(USER, id))? {
+            Some(v) => split_user_value(&v).0,
+            None => 0,
+        };
+        let mut b = sled::Batch::default();
         b.insert(&id_key(TIER, id), route_value(tier, wrapped_key));
-        b.insert(&id_key(USER, id), record);
+        b.insert(&id_key(USER, id), user_value(rev + 1, record));
         self.tree.apply_batch(b)?;
         Ok(())
     }
+}
 
-    fn save_user(&self, id: UserId, record: &[u8]) -> Result<(), StoreError> {
-        self.tree.insert(id_key(USER, id), record)?;
-        Ok(())
-    }
-
-    fn save_user_with_tier(
-        &self,
-        id: UserId,
-        tier: UserTier,
-        record: &[u8],
-    ) -> Result<(), StoreError> {
-        // The route keeps its data key: a transaction reads it and writes both.
-        let (ukey, tkey) = (id_key(USER, id), id_key(TIER, id));
-        self.tree
-            .transaction(|tx| {
-                let key = tx
-                    .get(tkey)?
-                    .map(|v| v.get(1..).unwrap_or_default().to_vec());
-                tx.insert(ukey.as_slice(), record)?;
-                tx.insert(
-                    tkey.as_slice(),
-                    route_value(tier, key.as_deref().unwrap_or_default()),
-                )?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::from(e),
-                TransactionError::Abort(()) => StoreError::Io("tier change aborted".into()),
-            })?;
-        Ok(())
-    }
-
-    fn delete_user(&self, id: UserId, index: &EmailIndex) -> Result<(), StoreError> {
-        let mut b = Batch::default();
-        b.remove(&id_key(USER, id));
-        b.remove(&id_key(TIER, id));
-        b.remove(&index_key(index)[..]);
-        for k in self.tree.scan_prefix(id_key(SECURITY_EVENT, id)).keys() {
-            b.remove(k?);
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        b.insert(&id_key(TOMBSTONE, id), &now.to_le_bytes());
-        self.tree.apply_batch(b)?;
-        Ok(())
-    }
-
-    fn scan_users(&self) -> UserScan<'_> {
-        Box::new(self.tree.scan_prefix([USER]).filter_map(|kv| match kv {
-            Ok((k, v)) => id_from(&k).map(|id| Ok((id, v.to_vec()))),
-            Err(e) => Some(Err(e.into())),
-        }))
-    }
-
-    fn user_count(&self) -> usize {
-        self.tree.scan_prefix([TIER]).count()
-    }
-
-    fn size_on_disk(&self) -> Option<u64> {
-        self.db.size_on_disk().ok()
-    }
-
-    fn flush(&self) -> Result<usize, StoreError> {
-        Ok(self.db.flush()?)
-    }
-
-    fn put_audit(&self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
-        self.tree.insert(audit_key(seq), record)?;
-        Ok(())
-    }
-
+impl AuditStore for SledStore {
     fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let Some(from) = after.checked_add(1) else {
             return Ok(Vec::new());
@@ -431,11 +401,19 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn put_security_event(&self, user: UserId, seq: u64, record: &[u8]) -> Result<(), StoreError> {
-        self.tree.insert(event_key(user, seq), record)?;
-        Ok(())
+    fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self.tree.scan_prefix([AUDIT]).next_back() {
+            None => Ok(None),
+            Some(kv) => {
+                let (k, v) = kv?;
+                let seq = audit_seq(&k).ok_or_else(|| StoreError::Io("bad audit key".into()))?;
+                Ok(Some((seq, v.to_vec())))
+            }
+        }
     }
+}
 
+impl ArchiveStore for SledStore {
     fn scan_security_events(&self) -> super::SecurityEventScan<'_> {
         Box::new(self.tree.scan_prefix([SECURITY_EVENT]).map(|kv| {
             let (k, v) = kv?;
@@ -447,11 +425,6 @@ impl Store for SledStore {
                 .ok_or_else(bad)?;
             Ok((user, u64::from_be_bytes(seq), v.to_vec()))
         }))
-    }
-
-    fn delete_security_event(&self, user: UserId, seq: u64) -> Result<(), StoreError> {
-        self.tree.remove(event_key(user, seq))?;
-        Ok(())
     }
 
     fn security_events_before(
@@ -474,22 +447,46 @@ impl Store for SledStore {
             })
             .collect()
     }
-
-    fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        match self.tree.scan_prefix([AUDIT]).next_back() {
-            None => Ok(None),
-            Some(kv) => {
-                let (k, v) = kv?;
-                let seq = audit_seq(&k).ok_or_else(|| StoreError::Io("bad audit key".into()))?;
-                Ok(Some((seq, v.to_vec())))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Applied, Batch, Op, Store};
+
+    fn create(
+        s: &SledStore,
+        id: UserId,
+        index: [u8; 32],
+        tier: UserTier,
+        key: &[u8],
+        rec: &[u8],
+    ) -> Applied {
+        s.apply(&Batch::of(Op::CreateUser {
+            id,
+            email_index: index,
+            tier,
+            wrapped_key: key.to_vec(),
+            record: rec.to_vec(),
+        }))
+        .unwrap()
+    }
+
+    fn put(
+        s: &SledStore,
+        id: UserId,
+        revision: Revision,
+        tier: Option<UserTier>,
+        rec: &[u8],
+    ) -> Applied {
+        s.apply(&Batch::of(Op::PutUser {
+            id,
+            record: rec.to_vec(),
+            revision,
+            tier,
+        }))
+        .unwrap()
+    }
 
     #[test]
     fn create_claims_the_email_once_and_delete_frees_it_and_shreds_the_key() {
@@ -499,19 +496,22 @@ mod tests {
         let b = UserId::generate();
         let x = [7u8; 32];
         assert_eq!(
-            s.create_user(a, &x, UserTier::Free, b"ka", b"ra").unwrap(),
-            CreateOutcome::Created
+            create(&s, a, x, UserTier::Free, b"ka", b"ra"),
+            Applied::Done
         );
         assert_eq!(
-            s.create_user(b, &x, UserTier::Vip, b"kb", b"rb").unwrap(),
-            CreateOutcome::EmailTaken
+            create(&s, b, x, UserTier::Vip, b"kb", b"rb"),
+            Applied::EmailTaken
         );
         assert_eq!(s.load_user(b).unwrap(), None, "loser wrote nothing");
         assert_eq!(s.load_key(b).unwrap(), None, "loser wrote no key");
         assert_eq!(s.lookup_email(&x).unwrap(), Some(a));
         assert_eq!(s.load_key(a).unwrap().as_deref(), Some(&b"ka"[..]));
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Free));
-        s.save_user_with_tier(a, UserTier::Premium, b"ra2").unwrap();
+        assert_eq!(
+            put(&s, a, 2, Some(UserTier::Premium), b"ra2"),
+            Applied::Done
+        );
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Premium));
         assert_eq!(s.load_user(a).unwrap().as_deref(), Some(&b"ra2"[..]));
         assert_eq!(s.user_count(), 1);
@@ -529,14 +529,96 @@ mod tests {
         );
         assert!(s.replace_key(a, b"ka", b"ka2").unwrap());
         assert_eq!(s.load_key(a).unwrap().as_deref(), Some(&b"ka2"[..]));
-        s.delete_user(a, &x).unwrap();
+        s.apply(&Batch::of(Op::ArchiveEvent {
+            user: a,
+            seq: 1,
+            blob: b"e1".to_vec(),
+        }))
+        .unwrap();
+        s.apply(&Batch::of(Op::DeleteUser {
+            id: a,
+            email_index: x,
+        }))
+        .unwrap();
         assert_eq!(s.lookup_email(&x).unwrap(), None);
         assert_eq!(s.load_user(a).unwrap(), None);
         assert_eq!(s.load_key(a).unwrap(), None, "the data key is destroyed");
         assert_eq!(s.tier_of(a).unwrap(), None);
         assert_eq!(s.scan_users().count(), 0);
         assert_eq!(s.scan_keys().count(), 0);
+        assert_eq!(
+            s.scan_security_events().count(),
+            0,
+            "its archive went with it"
+        );
         s.flush().unwrap();
+    }
+
+    #[test]
+    fn a_write_from_an_old_revision_is_refused_as_a_value_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let a = UserId::generate();
+        create(&s, a, [1; 32], UserTier::Free, b"k", b"r1");
+        assert_eq!(s.load_user_at(a).unwrap(), Some((1, b"r1".to_vec())));
+        assert_eq!(put(&s, a, 2, None, b"r2"), Applied::Done);
+        // Another writer, made from revision 1 too, loses.
+        assert_eq!(
+            put(&s, a, 2, None, b"other"),
+            Applied::Stale {
+                user: a,
+                stored: Some(2)
+            }
+        );
+        assert_eq!(
+            put(&s, a, 3, Some(UserTier::Vip), b"other"),
+            Applied::Done,
+            "the next revision, from the stored one, is taken"
+        );
+        assert_eq!(
+            put(&s, a, 3, Some(UserTier::Vip), b"late"),
+            Applied::Stale {
+                user: a,
+                stored: Some(3)
+            },
+            "a tier change checks the revision too"
+        );
+        assert_eq!(s.load_user_at(a).unwrap(), Some((3, b"other".to_vec())));
+        assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Vip));
+        // A refused op takes its whole batch with it.
+        let mut batch = Batch::of(Op::Audit {
+            seq: 1,
+            record: b"audit".to_vec(),
+        });
+        batch.push(Op::PutUser {
+            id: a,
+            record: b"x".to_vec(),
+            revision: 9,
+            tier: None,
+        });
+        assert!(matches!(s.apply(&batch).unwrap(), Applied::Stale { .. }));
+        assert!(
+            s.audit_after(0, 10).unwrap().is_empty(),
+            "the audit record went nowhere"
+        );
+        // A user that is gone cannot be written back.
+        let b = UserId::generate();
+        assert_eq!(
+            put(&s, b, 1, None, b"r"),
+            Applied::Stale {
+                user: b,
+                stored: None
+            }
+        );
+        // A value written before revisions counts as revision 0.
+        s.tree
+            .insert(id_key(USER, b), b"\x04legacy".as_slice())
+            .unwrap();
+        assert_eq!(
+            s.load_user_at(b).unwrap(),
+            Some((0, b"\x04legacy".to_vec()))
+        );
+        assert_eq!(put(&s, b, 1, None, b"new"), Applied::Done);
     }
 
     #[test]
@@ -544,10 +626,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = UserId::generate();
         let s = SledStore::open(dir.path(), 1 << 20).unwrap();
-        s.create_user(a, &[3; 32], UserTier::Vip, b"ka", b"ra")
-            .unwrap();
-        s.put_audit(1, b"audit").unwrap();
-        s.save_user(a, b"ra2").unwrap();
+        create(&s, a, [3; 32], UserTier::Vip, b"ka", b"ra");
+        s.apply(&Batch::of(Op::Audit {
+            seq: 1,
+            record: b"audit".to_vec(),
+        }))
+        .unwrap();
+        put(&s, a, 2, None, b"ra2");
         let s = s.rewrite(1 << 20).unwrap();
         let check = |s: &SledStore| {
             assert_eq!(s.load_user(a).unwrap().as_deref(), Some(&b"ra2"[..]));

@@ -1,0 +1,206 @@
+//! The one way sled is written: a [`Batch`] applied atomically.
+//!
+//! A batch that only overwrites goes through sled's `apply_batch`. One that must read
+//! what it changes — a new user claiming its email, a tier change keeping the route's
+//! data key while a master key rotation may be rewrapping it — runs as a serializable
+//! transaction, so of two racing writers exactly one wins and the other's refusal is a
+//! value ([`Applied`]).
+//!
+//! Revisions are checked against the stored record before anything is written. Within
+//! this process the engine's writers never race on one user's record (one live actor
+//! per user), so a plain read suffices outside transactions; the check is what catches a
+//! writer that should not be writing at all.
+
+use ::sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{
+    SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key, id_key, index_key,
+    route_value, split_user_value, user_value,
+};
+use crate::domain::ids::UserId;
+use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
+
+/// Refuses a [`Op::PutUser`] unless the stored record is the revision it was made from.
+fn check_revision(id: UserId, revision: Revision, stored: Option<&[u8]>) -> Result<(), Applied> {
+    let stored = stored.map(|v| split_user_value(v).0);
+    if stored == Some(revision.saturating_sub(1)) {
+        Ok(())
+    } else {
+        Err(Applied::Stale { user: id, stored })
+    }
+}
+
+impl SledStore {
+    /// Keys of a user's archived events, which a deletion removes (read before the
+    /// batch: a transaction cannot scan).
+    fn archived_keys(&self, id: UserId) -> Result<Vec<::sled::IVec>, StoreError> {
+        self.tree
+            .scan_prefix(id_key(SECURITY_EVENT, id))
+            .keys()
+            .map(|k| k.map_err(StoreError::from))
+            .collect()
+    }
+
+    fn tombstone() -> [u8; 8] {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        now.to_le_bytes()
+    }
+
+    /// A batch that reads nothing it writes but the revisions.
+    fn apply_plain(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        let mut b = ::sled::Batch::default();
+        for op in batch.ops() {
+            match op {
+                Op::PutUser {
+                    id,
+                    record,
+                    revision,
+                    tier: None,
+                } => {
+                    let stored = self.tree.get(id_key(USER, *id))?;
+                    if let Err(refused) = check_revision(*id, *revision, stored.as_deref()) {
+                        return Ok(refused);
+                    }
+                    b.insert(&id_key(USER, *id), user_value(*revision, record));
+                }
+                Op::DeleteUser { id, email_index } => {
+                    b.remove(&id_key(USER, *id));
+                    b.remove(&id_key(TIER, *id));
+                    b.remove(&index_key(email_index)[..]);
+                    for k in self.archived_keys(*id)? {
+                        b.remove(k);
+                    }
+                    b.insert(&id_key(TOMBSTONE, *id), &Self::tombstone());
+                }
+                Op::ArchiveEvent { user, seq, blob } => {
+                    b.insert(&event_key(*user, *seq), blob.as_slice());
+                }
+                Op::DropArchivedEvent { user, seq } => b.remove(&event_key(*user, *seq)),
+                Op::Audit { seq, record } => b.insert(&audit_key(*seq), record.as_slice()),
+                Op::CreateUser { .. } | Op::PutUser { tier: Some(_), .. } => {
+                    return Err(StoreError::Io("a transactional op in a plain batch".into()));
+                }
+            }
+        }
+        self.tree.apply_batch(b)?;
+        Ok(Applied::Done)
+    }
+
+    /// A batch that must read what it changes, as one transaction.
+    fn apply_transaction(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        // Scans first: a transaction cannot iterate.
+        let mut archived = Vec::new();
+        for op in batch.ops() {
+            if let Op::DeleteUser { id, .. } = op {
+                archived.push(self.archived_keys(*id)?);
+            }
+        }
+        let tombstone = Self::tombstone();
+        let result = self.tree.transaction(|tx| {
+            let refuse = ConflictableTransactionError::Abort;
+            let mut deletions = archived.iter();
+            for op in batch.ops() {
+                match op {
+                    Op::CreateUser {
+                        id,
+                        email_index,
+                        tier,
+                        wrapped_key,
+                        record,
+                    } => {
+                        let ekey = index_key(email_index);
+                        if tx.get(ekey)?.is_some() {
+                            return Err(refuse(Applied::EmailTaken));
+                        }
+                        tx.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
+                        tx.insert(id_key(USER, *id).as_slice(), user_value(1, record))?;
+                        tx.insert(
+                            id_key(TIER, *id).as_slice(),
+                            route_value(*tier, wrapped_key),
+                        )?;
+                    }
+                    Op::PutUser {
+                        id,
+                        record,
+                        revision,
+                        tier,
+                    } => {
+                        let ukey = id_key(USER, *id);
+                        let stored = tx.get(ukey)?;
+                        check_revision(*id, *revision, stored.as_deref()).map_err(refuse)?;
+                        tx.insert(ukey.as_slice(), user_value(*revision, record))?;
+                        if let Some(tier) = tier {
+                            // The route keeps its data key.
+                            let tkey = id_key(TIER, *id);
+                            let key = tx
+                                .get(tkey)?
+                                .map(|v| v.get(1..).unwrap_or_default().to_vec());
+                            tx.insert(
+                                tkey.as_slice(),
+                                route_value(*tier, key.as_deref().unwrap_or_default()),
+                            )?;
+                        }
+                    }
+                    Op::DeleteUser { id, email_index } => {
+                        tx.remove(id_key(USER, *id).as_slice())?;
+                        tx.remove(id_key(TIER, *id).as_slice())?;
+                        tx.remove(index_key(email_index).as_slice())?;
+                        for k in deletions.next().into_iter().flatten() {
+                            tx.remove(k.clone())?;
+                        }
+                        tx.insert(id_key(TOMBSTONE, *id).as_slice(), tombstone.as_slice())?;
+                    }
+                    Op::ArchiveEvent { user, seq, blob } => {
+                        tx.insert(event_key(*user, *seq).as_slice(), blob.as_slice())?;
+                    }
+                    Op::DropArchivedEvent { user, seq } => {
+                        tx.remove(event_key(*user, *seq).as_slice())?;
+                    }
+                    Op::Audit { seq, record } => {
+                        tx.insert(audit_key(*seq).as_slice(), record.as_slice())?;
+                    }
+                }
+            }
+            Ok(Applied::Done)
+        });
+        match result {
+            Ok(done) => Ok(done),
+            Err(TransactionError::Abort(refused)) => Ok(refused),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        let reads = batch.ops().iter().any(|op| {
+            matches!(
+                op,
+                Op::CreateUser { .. } | Op::PutUser { tier: Some(_), .. }
+            )
+        });
+        if reads {
+            self.apply_transaction(batch)
+        } else {
+            self.apply_plain(batch)
+        }
+    }
+
+    fn flush(&self) -> Result<usize, StoreError> {
+        let n = self.db.flush()?;
+        if self.sync_data_file {
+            let path = self.data_file();
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| StoreError::Io(format!("fdatasync {}: {e}", path.display())))?;
+        }
+        Ok(n)
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
+    }
+}
