@@ -82,7 +82,7 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("manager/validate_session_round_trip", |b| {
         b.to_async(&rt)
-            .iter(|| async { m.validate_session(&token).await.unwrap().unwrap() })
+            .iter(|| async { m.login().validate(&token).await.unwrap().unwrap() })
     });
     rt.block_on(m.shutdown()).unwrap();
 }

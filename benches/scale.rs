@@ -26,6 +26,9 @@ use roster::{LoginOutcome, UserManager, UserTier};
 
 const PW: &str = "correct horse battery staple";
 
+/// The benches act on the engine as trusted code.
+const SYS: roster::engine::Principal = roster::engine::Principal::System("bench");
+
 struct Args {
     scenario: String,
     users: usize,
@@ -131,16 +134,14 @@ async fn import_as(
             tokio::spawn(async move {
                 let mut ids = Vec::with_capacity(per);
                 for i in (t * per)..((t + 1) * per).min(n) {
-                    let p = m
-                        .import_user(
-                            &format!("{prefix}{i}@bench.test"),
-                            &phc,
-                            tier,
-                            ProfilePatch::default(),
-                        )
-                        .await
-                        .unwrap();
-                    ids.push(p.id);
+                    let user = roster::engine::ImportedUser {
+                        email: format!("{prefix}{i}@bench.test"),
+                        password_hash: phc.clone(),
+                        tier: Some(tier),
+                        profile_data: Some(ProfilePatch::default()),
+                    };
+                    let p = m.accounts().import(&SYS, vec![user]).await.unwrap();
+                    ids.push(p.into_iter().next().unwrap().unwrap().id);
                 }
                 ids
             })
@@ -279,12 +280,12 @@ async fn validate(a: &Args) {
         let (m, tokens) = (m2.clone(), Arc::clone(&tokens));
         async move {
             let tok = &tokens[(t * 104_729 + i as usize * 7) % tokens.len()];
-            assert!(m.validate_session(tok).await.unwrap().is_some());
+            assert!(m.login().validate(tok).await.unwrap().is_some());
         }
     })
     .await;
     println!(
-        "validate  UserManager::validate_session over {users} live users in {:?}, 256 concurrent: {rate:.0} validations/s",
+        "validate  login().validate over {users} live users in {:?}, 256 concurrent: {rate:.0} validations/s",
         a.tiers
     );
     m.shutdown().await.unwrap();
@@ -369,7 +370,7 @@ async fn revoke(a: &Args) {
                     let Some((id, sid)) = sessions.get(k) else {
                         break;
                     };
-                    assert!(m.revoke_session(*id, *sid).await.unwrap());
+                    assert!(m.sessions().revoke(&SYS, *id, *sid).await.unwrap());
                 }
             })
         })

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
@@ -39,6 +40,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod notify;
 pub mod security;
+pub mod server;
 pub mod store;
 
 pub use config::Config;

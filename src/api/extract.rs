@@ -22,7 +22,7 @@ use super::problem::ApiError;
 use crate::domain::ids::UserId;
 use crate::domain::rate::RateDecision;
 use crate::domain::risk::Location;
-use crate::engine::{AuthorizedRequest, RequestOrigin};
+use crate::engine::{AuthorizedRequest, Principal, RequestOrigin, UserSession};
 
 /// A JSON body of type `T`, or a problem response saying what is wrong with it.
 pub struct JsonBody<T>(pub T);
@@ -90,35 +90,20 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// The calling user, if a user is calling.
-    pub fn user_id(&self) -> Option<UserId> {
+    /// Who the engine is told is acting.
+    pub fn principal(&self) -> Principal {
         match self {
-            Caller::User(a) => Some(a.session.user_id),
-            _ => None,
+            Caller::Anonymous => Principal::Anonymous,
+            Caller::User(a) => Principal::User(UserSession {
+                user: a.session.user_id,
+                session: a.session.session_id,
+            }),
+            Caller::Admin => Principal::Operator,
         }
     }
 
-    /// The calling session, if a user is calling.
-    pub fn session_id(&self) -> Option<crate::domain::ids::SessionId> {
-        match self {
-            Caller::User(a) => Some(a.session.session_id),
-            _ => None,
-        }
-    }
-
-    /// Allows the operator, or the user `id` itself.
-    pub fn require_self_or_admin(&self, id: UserId) -> Result<(), ApiError> {
-        match self {
-            Caller::Admin => Ok(()),
-            Caller::User(a) if a.session.user_id == id => Ok(()),
-            Caller::User(_) => Err(ApiError::Forbidden(
-                "a user may only act on its own account",
-            )),
-            Caller::Anonymous => Err(ApiError::Unauthorized("a bearer token is required")),
-        }
-    }
-
-    /// Allows only a user session; returns it.
+    /// Allows only a user session; returns it (for answers the authentication step
+    /// already holds, like the caller's own profile).
     pub fn require_user(&self) -> Result<&AuthorizedRequest, ApiError> {
         match self {
             Caller::User(a) => Ok(a),
@@ -128,14 +113,32 @@ impl Caller {
             Caller::Anonymous => Err(ApiError::Unauthorized("a bearer token is required")),
         }
     }
+}
 
-    /// Allows only the operator.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self {
-            Caller::Admin => Ok(()),
-            Caller::User(_) => Err(ApiError::Forbidden("operator credential required")),
-            Caller::Anonymous => Err(ApiError::Unauthorized("operator credential required")),
-        }
+/// The user a path names. An anonymous caller is refused before the id is looked at;
+/// an id that is not one names no user. Whether the caller may act on it is the
+/// engine's decision.
+pub fn user_id(caller: &Caller, raw: &str) -> Result<UserId, ApiError> {
+    if let Caller::Anonymous = caller {
+        return Err(ApiError::Unauthorized("a bearer token is required"));
+    }
+    raw.parse().map_err(|_| ApiError::NotFound("user"))
+}
+
+/// A query string of type `T`, or a problem response saying what is wrong with it.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::InvalidInput {
+                field: None,
+                detail: e.body_text(),
+            })
     }
 }
 
@@ -368,7 +371,7 @@ async fn authenticate(state: &AppState, mut req: Request, next: Next) -> (Respon
                         }
                     };
                 }
-                match state.manager.authorize_request(token, origin).await {
+                match state.manager.login().authorize(token, origin).await {
                     Ok(Some(auth)) => Caller::User(auth),
                     Ok(None) => {
                         return (

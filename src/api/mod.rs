@@ -1,12 +1,14 @@
 //! The HTTP facade: a thin axum router over [`UserManager`]. Handlers extract, make one
-//! manager call and render; no business rule lives here.
+//! front-door call with the caller's [`Principal`](crate::engine::Principal) and render;
+//! access, step-up, tier gates and audit records are the engine's decisions.
+//!
+//! `v1/` holds the routes of `/api/v1`, a file per area; `extract` the authentication
+//! middleware and the extractors; `problem` the RFC 9457 errors; `ws` the event sockets.
 
 mod extract;
-mod handlers;
 mod iplimit;
-mod mfa;
-mod privacy;
 pub mod problem;
+mod v1;
 mod ws;
 
 use std::convert::Infallible;
@@ -24,8 +26,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::domain::rate::RateDecision;
 use crate::domain::time::SystemClock;
-use crate::engine::UserManager;
+use crate::engine::{Principal, UserManager};
 
 pub use extract::Caller;
 pub use problem::ApiError;
@@ -53,8 +56,6 @@ pub struct Shared {
     pub admin_key: Option<Arc<str>>,
     /// Limits for unauthenticated endpoints per client address.
     pub ip_limiter: Arc<iplimit::IpLimiter>,
-    /// Whether users may change their own tier.
-    pub self_service_tiers: bool,
     /// The OpenAPI document, served at `/api/v1/openapi.json`.
     pub openapi: OnceLock<utoipa::openapi::OpenApi>,
     /// Per tier, the admission budget (`tiers.<tier>.max_concurrent_requests`).
@@ -71,7 +72,6 @@ impl AppState {
             Duration::from_secs(3600),
             Arc::new(SystemClock),
         ));
-        let self_service_tiers = cfg.self_service_tier_changes;
         let tier_gates =
             crate::UserTier::ALL.map(|t| match manager.config().tier(t).max_concurrent_requests {
                 crate::domain::tier::Limit::Limited(n) => Some(Arc::new(
@@ -83,10 +83,35 @@ impl AppState {
             manager,
             admin_key,
             ip_limiter,
-            self_service_tiers,
             openapi: OnceLock::new(),
             tier_gates,
         }))
+    }
+}
+
+impl Shared {
+    /// Counts a request of the public ceremonies (sign-up, login, codes) against the
+    /// hourly allowance of its client address; the operator's are not counted. A
+    /// transport-level protection against credential stuffing, beside each account's
+    /// own lockout.
+    pub(crate) fn limit_anonymous(
+        &self,
+        caller: &extract::Caller,
+        ip: std::net::IpAddr,
+    ) -> Result<(), ApiError> {
+        if let extract::Caller::Admin = caller {
+            return Ok(());
+        }
+        match self.ip_limiter.check(ip) {
+            RateDecision::Limited {
+                limit,
+                retry_after_secs,
+            } => Err(ApiError::RateLimited {
+                limit,
+                retry_after: retry_after_secs,
+            }),
+            RateDecision::Allowed { .. } => Ok(()),
+        }
     }
 }
 
@@ -127,59 +152,14 @@ impl utoipa::Modify for BearerAuth {
 /// `routes!` declarations, so a route cannot exist without its documentation.
 pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
     let state = AppState::new(manager);
-    let api = OpenApiRouter::new()
-        .routes(routes!(handlers::create_user))
-        .routes(routes!(handlers::me))
-        .routes(routes!(
-            handlers::get_user,
-            handlers::update_user,
-            handlers::delete_user
-        ))
-        .routes(routes!(handlers::insights))
-        .routes(routes!(handlers::export))
-        .routes(routes!(handlers::upgrade))
-        .routes(routes!(handlers::change_password))
-        .routes(routes!(handlers::record_usage))
-        .routes(routes!(handlers::list_sessions))
-        .routes(routes!(handlers::revoke_other_sessions))
-        .routes(routes!(handlers::revoke_session))
-        .routes(routes!(handlers::login))
-        .routes(routes!(mfa::complete_login))
-        .routes(routes!(mfa::send_login_code))
-        .routes(routes!(mfa::step_up))
-        .routes(routes!(mfa::mfa_status))
-        .routes(routes!(mfa::begin_totp, mfa::remove_totp))
-        .routes(routes!(mfa::confirm_totp))
-        .routes(routes!(mfa::regenerate_recovery_codes))
-        .routes(routes!(mfa::security_events))
-        .routes(routes!(mfa::login_webauthn_options))
-        .routes(routes!(mfa::passkey_start))
-        .routes(routes!(mfa::passkey_finish))
-        .routes(routes!(mfa::begin_passkey_registration))
-        .routes(routes!(mfa::finish_passkey_registration))
-        .routes(routes!(mfa::remove_passkey))
-        .routes(routes!(mfa::step_up_webauthn_options))
-        .routes(routes!(mfa::send_login_sms))
-        .routes(routes!(mfa::begin_sms, mfa::remove_sms))
-        .routes(routes!(mfa::confirm_sms))
-        .routes(routes!(privacy::get_consents, privacy::put_consents))
-        .routes(routes!(privacy::record_parental_consent))
-        .routes(routes!(privacy::master_key))
-        .routes(routes!(privacy::rotate_master_key))
-        .routes(routes!(handlers::logout))
-        .routes(routes!(handlers::openapi_json))
-        .routes(routes!(handlers::admin_shards))
-        .routes(routes!(handlers::import_users))
-        .routes(routes!(handlers::audit_log))
-        .routes(routes!(ws::events_socket))
-        .routes(routes!(ws::admin_events));
+    let api = v1::routes();
     // The API's paths carry their `/api/v1` prefix themselves: a nested router would
     // add a routing layer and rebuild every request's URI to strip the prefix.
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api)
-        .routes(routes!(handlers::healthz))
-        .routes(routes!(handlers::readyz))
-        .routes(routes!(handlers::metrics))
+        .routes(routes!(v1::meta::healthz))
+        .routes(routes!(v1::meta::readyz))
+        .routes(routes!(v1::admin::metrics))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let _ = state.openapi.set(doc.clone());
@@ -187,7 +167,7 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
     // only exists inside the router.
     let gate = middleware::from_fn_with_state(state.clone(), extract::gate);
     let router = router
-        .fallback(handlers::not_found)
+        .fallback(v1::meta::not_found)
         .layer(gate)
         .with_state(state);
     (router, doc)
@@ -222,14 +202,18 @@ pub fn app(
 /// The router of `server.metrics_listen`: `GET /metrics` with no credential (the bind
 /// address is the protection), 404 for anything else.
 pub fn metrics_app(manager: UserManager) -> Router {
+    /// Who scrapes through the credential-free listener.
+    const SCRAPER: Principal = Principal::System("metrics-listener");
     let render = move || {
-        let body = manager.render_metrics();
+        let page = manager.ops().render_metrics(&SCRAPER);
         async move {
-            let ctype = "text/plain; version=0.0.4; charset=utf-8";
-            ([(axum::http::header::CONTENT_TYPE, ctype)], body)
+            match page {
+                Ok(body) => v1::admin::prometheus_text(body),
+                Err(e) => ApiError::from(e).into_response(),
+            }
         }
     };
     Router::new()
         .route("/metrics", axum::routing::get(render))
-        .fallback(handlers::not_found)
+        .fallback(v1::meta::not_found)
 }

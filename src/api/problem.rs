@@ -243,6 +243,9 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(m) => ApiError::Conflict(m),
             EngineError::StepUpRequired => ApiError::StepUpRequired,
             EngineError::SessionRefused(m) => ApiError::SessionRefused(m),
+            EngineError::Unauthenticated(m) => ApiError::Unauthorized(m),
+            EngineError::Forbidden(m) => ApiError::Forbidden(m),
+            EngineError::NoSuch(what) => ApiError::NotFound(what),
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::Internal

@@ -32,8 +32,10 @@ use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::rate::RateDecision;
 use crate::domain::time::Timestamp;
-use crate::engine::events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
-use crate::engine::{ActivityOutcome, EngineError, SubscribeOutcome};
+use crate::engine::{
+    ActivityOutcome, CloseCode, EngineError, Hello, Principal, Realtime, Resume, StreamId,
+    SubscribeOutcome, Subscription, UserSession,
+};
 
 /// Invalid frames in a row after which a socket is closed (1008).
 const MAX_ERRORS_IN_A_ROW: u32 = 20;
@@ -132,9 +134,8 @@ pub async fn admin_events(
     caller: Caller,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
+    let feed = s.manager.ops().security_feed(&caller.principal())?;
     let ws = configure(ws.map_err(upgrade_error)?, &s.manager.config().websocket);
-    let feed = s.manager.realtime().security_feed();
     Ok(ws.on_upgrade(move |socket| run_admin_socket(s, socket, feed)))
 }
 
@@ -144,6 +145,16 @@ struct Authenticated {
     session: SessionId,
     expires_at: Timestamp,
     resume: Option<Resume>,
+}
+
+impl Authenticated {
+    /// The socket's user, acting through its session.
+    fn principal(&self) -> Principal {
+        Principal::User(UserSession {
+            user: self.user,
+            session: self.session,
+        })
+    }
 }
 
 /// Frames a client sends.
@@ -255,7 +266,7 @@ async fn first_frame_auth(
         }
         Err(f) => return Err(send_then(socket, reject(f)).await),
     };
-    match s.manager.authorize_request(&token, origin).await {
+    match s.manager.login().authorize(&token, origin).await {
         Ok(Some(a)) => {
             if let RateDecision::Limited {
                 retry_after_secs, ..
@@ -326,7 +337,8 @@ async fn run_user_socket(
     };
     let refused = match s
         .manager
-        .subscribe(auth.user, auth.session, auth.resume)
+        .sessions()
+        .subscribe(&auth.principal(), auth.resume)
         .await
     {
         Ok(SubscribeOutcome::Subscribed(sub)) => Ok(*sub),
@@ -502,7 +514,7 @@ impl Reader<'_> {
     /// Re-reads the session (sliding its idle timeout when `slide`).
     async fn touch(&mut self, slide: bool) -> Result<(), CloseCode> {
         let a = self.auth;
-        match self.s.manager.touch_session(a.user, a.session, slide).await {
+        match self.s.manager.sessions().touch(&a.principal(), slide).await {
             Ok(Some(info)) => {
                 self.auth.expires_at = info.expires_at;
                 Ok(())
@@ -544,7 +556,8 @@ impl Reader<'_> {
         match self
             .s
             .manager
-            .record_activity(a.user, a.session, events)
+            .sessions()
+            .record_activity(&a.principal(), events)
             .await
         {
             Ok(ActivityOutcome::Recorded { accepted }) => {

@@ -31,6 +31,12 @@ pub enum AuditActor {
         /// The user.
         id: UserId,
     },
+    /// The engine's own work or trusted code embedding it (a scheduled job, a command
+    /// run on a stopped store, the library's seed-named calls).
+    System {
+        /// Which job.
+        job: String,
+    },
 }
 
 /// What was done.
@@ -56,10 +62,16 @@ pub enum AuditAction {
         /// What was read (`profile`, `insights`, `sessions`).
         what: String,
     },
-    /// Users were created by a bulk import.
+    /// Users were created by a bulk import (records of earlier builds; a user created
+    /// by an import is now recorded on its own, as [`AuditAction::UserImported`]).
     UsersImported {
         /// How many.
         count: u64,
+    },
+    /// A user was created by a bulk import, from an existing password hash.
+    UserImported {
+        /// The user.
+        user: UserId,
     },
     /// A user's data was exported.
     DataExported {
@@ -106,7 +118,8 @@ impl AuditAction {
             | AuditAction::DataExported { user }
             | AuditAction::MfaReset { user }
             | AuditAction::ConsentChanged { user, .. }
-            | AuditAction::ParentalConsentRecorded { user } => Some(*user),
+            | AuditAction::ParentalConsentRecorded { user }
+            | AuditAction::UserImported { user } => Some(*user),
             AuditAction::UsersImported { .. } | AuditAction::MasterKeyRotated { .. } => None,
         }
     }
@@ -220,46 +233,52 @@ impl AuditLog {
         actor: AuditActor,
         action: AuditAction,
     ) -> Result<AuditEntry, StoreError> {
-        match self.apply_with(Batch::default(), at, actor, action)? {
-            (Applied::Done, Some(entry)) => Ok(entry),
+        match self.apply_with(Batch::default(), at, vec![(actor, action)])? {
+            (Applied::Done, mut entries) if entries.len() == 1 => Ok(entries.remove(0)),
             (refused, _) => Err(StoreError::Io(format!(
                 "an audit record alone was refused: {refused:?}"
             ))),
         }
     }
 
-    /// Applies `batch` together with a record of `action`: the record is chained to the
-    /// last one and written in the same atomic batch, so the action and its record exist
-    /// together or not at all, and the chain moves on only if the batch applied. Returns
-    /// what the store made of the batch, and the record if it was written.
+    /// Applies `batch` together with a record of each of `records`: they are chained to
+    /// the last one and written in the same atomic batch, so an action and its records
+    /// exist together or not at all, and the chain moves on only if the batch applied.
+    /// Returns what the store made of the batch, and the records written.
     pub fn apply_with(
         &self,
         mut batch: Batch,
         at: Timestamp,
-        actor: AuditActor,
-        action: AuditAction,
-    ) -> Result<(Applied, Option<AuditEntry>), StoreError> {
+        records: Vec<(AuditActor, AuditAction)>,
+    ) -> Result<(Applied, Vec<AuditEntry>), StoreError> {
+        if records.is_empty() {
+            return Ok((self.store.apply(&batch)?, Vec::new()));
+        }
         // Held across the (synchronous) store write, never across an await: the chain
         // needs its records one at a time, in the order they are stored.
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let body = AuditBody {
-            seq: last.0 + 1,
-            at,
-            actor,
-            action,
-            prev_hash: last.1.clone(),
-        };
-        let (hash, record) = encode(&body)?;
-        batch.push(Op::Audit {
-            seq: body.seq,
-            record,
-        });
+        let (mut seq, mut prev) = last.clone();
+        let mut entries = Vec::with_capacity(records.len());
+        for (actor, action) in records {
+            seq += 1;
+            let body = AuditBody {
+                seq,
+                at,
+                actor,
+                action,
+                prev_hash: prev,
+            };
+            let (hash, record) = encode(&body)?;
+            batch.push(Op::Audit { seq, record });
+            prev = hash.clone();
+            entries.push(AuditEntry { body, hash });
+        }
         let applied = self.store.apply(&batch)?;
         if applied != Applied::Done {
-            return Ok((applied, None));
+            return Ok((applied, Vec::new()));
         }
-        *last = (body.seq, hash.clone());
-        Ok((applied, Some(AuditEntry { body, hash })))
+        *last = (seq, prev);
+        Ok((applied, entries))
     }
 }
 
@@ -352,10 +371,10 @@ mod tests {
             tier: None,
         });
         let deleted = AuditAction::UserDeleted { user };
-        let (applied, entry) = log
-            .apply_with(stale, t, AuditActor::Operator, deleted.clone())
+        let (applied, entries) = log
+            .apply_with(stale, t, vec![(AuditActor::Operator, deleted.clone())])
             .unwrap();
-        assert!(matches!(applied, Applied::Stale { .. }) && entry.is_none());
+        assert!(matches!(applied, Applied::Stale { .. }) && entries.is_empty());
         assert_eq!(verify(store.as_ref()), Ok(0));
         let next = log.append(t, AuditActor::Operator, deleted).unwrap();
         assert_eq!(next.body.seq, 1, "no number was used up");

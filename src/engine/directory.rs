@@ -32,8 +32,10 @@ const MAX_ROUTING_ATTEMPTS: usize = 32;
 /// bad luck, twice is a request that kills the actor.
 const MAX_CRASH_RETRIES: usize = 1;
 
-/// Tier moves followed while activating one user.
-const MAX_TIER_HOPS: usize = 4;
+/// Tier moves followed while activating one user. Each hop follows a move the store
+/// shows (the snapshot names another tier than the route read did); a user moved back
+/// and forth under load can need several in a row, as many as its mover makes meanwhile.
+const MAX_TIER_HOPS: usize = 32;
 
 /// A live actor and where it lives.
 #[derive(Clone)]
@@ -141,7 +143,7 @@ impl Engine {
         // The route read also brings the wrapped data key, handed to the activation so
         // that it reads only the record.
         let (mut tier, mut key) = self.store.route_of(id)?.ok_or(EngineError::NotFound)?;
-        // Each retry follows a tier move seen in the snapshot; two moves in a row is rare.
+        // Each retry follows a tier move seen in the snapshot.
         for _ in 0..MAX_TIER_HOPS {
             let shard = self.directory.shard_for(tier, id)?;
             let (tx, rx) = oneshot::channel();

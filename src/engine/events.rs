@@ -351,6 +351,7 @@ impl UserStream {
     }
 
     /// Sockets subscribed now.
+    #[cfg(test)]
     pub fn subscribers(&self) -> usize {
         self.lock().subscribers.len()
     }

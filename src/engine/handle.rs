@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::shared_profile::SharedProfile;
 use super::user_actor::{
-    ChangeTier, DeleteUser, GetProfile, ListSessions, RecordUsage, RevokeOtherSessions,
+    Audited, ChangeTier, DeleteUser, GetProfile, ListSessions, RecordUsage, RevokeOtherSessions,
     RevokeSession, UpdateProfile,
 };
 use super::{Engine, EngineError};
@@ -17,7 +17,7 @@ use crate::domain::tier::UserTier;
 
 /// A handle on one user, live or passivated: the engine activates the actor on demand.
 #[derive(Clone)]
-pub struct UserHandle {
+pub(crate) struct UserHandle {
     id: UserId,
     engine: Arc<Engine>,
 }
@@ -27,13 +27,8 @@ impl UserHandle {
         Self { id, engine }
     }
 
-    /// The user this handle addresses.
-    pub fn id(&self) -> UserId {
-        self.id
-    }
-
     /// The current profile.
-    pub async fn profile(&self) -> Result<UserProfile, EngineError> {
+    pub(crate) async fn profile(&self) -> Result<UserProfile, EngineError> {
         self.engine
             .call(self.id, GetProfile)
             .await
@@ -41,7 +36,7 @@ impl UserHandle {
     }
 
     /// Applies a partial update; durable when it returns.
-    pub async fn update(&self, patch: ProfilePatch) -> Result<UserProfile, EngineError> {
+    pub(crate) async fn update(&self, patch: ProfilePatch) -> Result<UserProfile, EngineError> {
         let p = self.engine.call(self.id, UpdateProfile(patch)).await?;
         self.engine.commit.commit().await?;
         Ok(p.into_inner())
@@ -49,7 +44,7 @@ impl UserHandle {
 
     /// Counts `delta` of a quota resource (negative frees); an accepted change is durable
     /// when it returns, a refused one changes nothing.
-    pub async fn record_usage(
+    pub(crate) async fn record_usage(
         &self,
         kind: QuotaKind,
         delta: i64,
@@ -64,20 +59,28 @@ impl UserHandle {
         Ok(d)
     }
 
-    /// Moves the user to `tier` (and so to that tier's registry); durable when it returns.
-    pub async fn change_tier(&self, tier: UserTier) -> Result<UserProfile, EngineError> {
-        let p = self.engine.call(self.id, ChangeTier(tier)).await?;
+    /// Moves the user to `tier` (and so to that tier's registry), with its audit record;
+    /// durable when it returns.
+    pub(crate) async fn change_tier(
+        &self,
+        tier: UserTier,
+        audit: Option<Audited>,
+    ) -> Result<UserProfile, EngineError> {
+        let p = self
+            .engine
+            .call(self.id, ChangeTier { tier, audit })
+            .await?;
         self.engine.commit.commit().await?;
         Ok(p.into_inner())
     }
 
     /// Live sessions.
-    pub async fn sessions(&self) -> Result<Vec<SessionView>, EngineError> {
+    pub(crate) async fn sessions(&self) -> Result<Vec<SessionView>, EngineError> {
         self.engine.call(self.id, ListSessions).await
     }
 
     /// Revokes one session; durable when it returns. `false` if there was no such session.
-    pub async fn revoke_session(&self, session: SessionId) -> Result<bool, EngineError> {
+    pub(crate) async fn revoke_session(&self, session: SessionId) -> Result<bool, EngineError> {
         let existed = self.engine.call(self.id, RevokeSession(session)).await?;
         if existed {
             self.engine.commit.commit().await?;
@@ -87,7 +90,7 @@ impl UserHandle {
     }
 
     /// Revokes every session except `keep`; durable when it returns.
-    pub async fn revoke_other_sessions(
+    pub(crate) async fn revoke_other_sessions(
         &self,
         keep: Option<SessionId>,
     ) -> Result<usize, EngineError> {
@@ -99,9 +102,17 @@ impl UserHandle {
         Ok(n)
     }
 
-    /// Deletes the user, its sessions and its email claim; durable when it returns.
-    pub async fn delete(&self) -> Result<(), EngineError> {
-        self.engine.call(self.id, DeleteUser).await?;
+    /// Deletes the user, its sessions and its email claim, with its audit record, if
+    /// `recent` (the acting session; `None`: the operator) authenticated recently;
+    /// durable when it returns.
+    pub(crate) async fn delete(
+        &self,
+        recent: Option<SessionId>,
+        audit: Option<Audited>,
+    ) -> Result<(), EngineError> {
+        self.engine
+            .call(self.id, DeleteUser { recent, audit })
+            .await?;
         self.engine.commit.commit().await?;
         Ok(())
     }

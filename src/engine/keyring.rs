@@ -22,10 +22,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
+use super::audit::AuditAction;
 use crate::config::Config;
 use crate::domain::ids::UserId;
 use crate::security::keys::{DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, wrapped_by};
-use crate::store::{Batch, EmailIndex, Op, Store, codec};
+use crate::store::{Applied, Batch, EmailIndex, Op, Store, codec};
 
 /// The associated data of the wrapped index key.
 const INDEX_AAD: &[u8] = b"roster blind index key";
@@ -139,6 +140,16 @@ pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Keyring), EngineEr
     meta.rewrite_pending = false;
     write_meta(store.as_ref(), &meta)?;
     Ok((store, keys))
+}
+
+/// Who a rotation's audit record names, and the log it goes to with the keyring switch.
+pub struct RotationAudit<'a> {
+    /// The audit log.
+    pub log: &'a super::audit::AuditLog,
+    /// When.
+    pub at: crate::domain::time::Timestamp,
+    /// Who.
+    pub actor: super::audit::AuditActor,
 }
 
 /// The engine's keys.
@@ -315,7 +326,7 @@ impl Keyring {
                         next_file(&key_file).display()
                     ))
                 })?;
-            keyring.finish_rotation(store, new, &mut |_| {})?;
+            keyring.finish_rotation(store, new, &mut |_| {}, None)?;
         } else if let Source::File(path) = &keyring.source {
             // A rotation that switched the record but not the files.
             let primary_is_current = read_key_file(path)?
@@ -504,11 +515,14 @@ impl Keyring {
         Ok(())
     }
 
-    /// Rotates to a new, generated master key: see the module documentation.
+    /// Rotates to a new, generated master key: see the module documentation. With
+    /// `audit`, the keyring record's switch to the new key is written together with the
+    /// record of the rotation, in one batch.
     pub fn rotate(
         &self,
         store: &dyn Store,
         progress: &mut dyn FnMut(RotationProgress),
+        audit: Option<RotationAudit<'_>>,
     ) -> Result<RotationReport, EngineError> {
         let Source::File(path) = &self.source else {
             return Err(EngineError::Conflict(format!(
@@ -525,7 +539,7 @@ impl Keyring {
         let mut meta = read_meta(store)?.ok_or_else(|| key_error("keyring record missing"))?;
         meta.rotating_to = Some(new.fingerprint().to_string());
         write_meta(store, &meta)?;
-        self.finish_rotation(store, new, progress)
+        self.finish_rotation(store, new, progress, audit)
     }
 
     /// Makes `new` current, rewraps every data key and the index key with it, switches
@@ -535,6 +549,7 @@ impl Keyring {
         store: &dyn Store,
         new: Arc<MasterKey>,
         progress: &mut dyn FnMut(RotationProgress),
+        audit: Option<RotationAudit<'_>>,
     ) -> Result<RotationReport, EngineError> {
         let old = {
             let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
@@ -589,7 +604,26 @@ impl Keyring {
             rewrite_pending: read_meta(store)?.is_some_and(|m| m.rewrite_pending),
             ..Meta::new(&new, &index)
         };
-        write_meta(store, &meta)?;
+        let switch = Batch::of(Op::KeyringMeta {
+            meta: serde_json::to_vec(&meta).map_err(|e| EngineError::Internal(e.to_string()))?,
+        });
+        let applied = match audit {
+            None => store.apply(&switch)?,
+            Some(a) => {
+                let action = AuditAction::MasterKeyRotated {
+                    from: old.fingerprint().to_string(),
+                    to: new.fingerprint().to_string(),
+                    data_keys: rewrapped,
+                };
+                a.log.apply_with(switch, a.at, vec![(a.actor, action)])?.0
+            }
+        };
+        if applied != Applied::Done {
+            return Err(EngineError::Internal(format!(
+                "the keyring record's switch was refused: {applied:?}"
+            )));
+        }
+        store.flush()?;
         progress(RotationProgress {
             done: p.done.max(total),
             total,

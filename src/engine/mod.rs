@@ -8,18 +8,19 @@
 //!               shard[tier][hash(id) % n] ── activates from the store ──▶ UserActor
 //! ```
 
-pub mod audit;
-pub mod directory;
-pub mod events;
-pub mod handle;
+pub(crate) mod audit;
+pub(crate) mod directory;
+pub(crate) mod events;
+pub(crate) mod handle;
+#[doc(hidden)]
 pub mod keyring;
 pub mod manager;
-pub mod retention;
 pub(crate) mod runtime;
-pub mod shard;
-pub mod shared_profile;
+pub(crate) mod shard;
+pub(crate) mod shared_profile;
+#[doc(hidden)]
 pub mod state;
-pub mod user_actor;
+pub(crate) mod user_actor;
 
 #[cfg(test)]
 mod tests;
@@ -34,12 +35,20 @@ use crate::domain::validation::ValidationError;
 use crate::security::password::{PasswordHasher, PoolError};
 use crate::store::{GroupCommit, Store, StoreError};
 
-pub use handle::UserHandle;
-pub use manager::{
-    ChallengeOutcome, DenyReason, Insights, LoginChallenge, LoginFailures, LoginOutcome,
-    LoginSuccess, PasswordChange, PasswordlessChallenge, QuotaUse, ShardStats, StoreReport,
-    UserExport, UserManager,
+// The front door and everything its callers see: the manager, its facades and their
+// outcome types. Layers above the engine (the API, the CLI, the consoles) use these
+// names only, never the engine's modules.
+pub use crate::security::passkey::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
 };
+pub use crate::security::totp::TotpEnrollment;
+pub use audit::{AuditAction, AuditActor, AuditBody, AuditEntry};
+pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
+pub use keyring::{RotationProgress, RotationReport};
+pub use manager::ops::verify_audit_offline;
+pub use manager::*;
+pub use shared_profile::SharedProfile;
 pub use user_actor::{
     ActivityOutcome, AuthorizedRequest, ChallengeReason, CodeSend, ConsentView, FactorProof,
     PurposeConsent, RequestOrigin, SessionInfo, StepUpOutcome, SubscribeOutcome,
@@ -92,6 +101,15 @@ pub enum EngineError {
     /// not be written.
     #[error("master key: {0}")]
     MasterKey(String),
+    /// No credential where one is needed (the principal is anonymous).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The principal may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The user exists, but not the thing named (a passkey, a phone number).
+    #[error("{0} not found")]
+    NoSuch(&'static str),
     /// A bug or an unexpected failure; details are in the log.
     #[error("internal error: {0}")]
     Internal(String),

@@ -32,7 +32,8 @@ fn config(dir: &std::path::Path) -> Config {
 async fn a_panicking_actor_restarts_from_its_snapshot_and_its_shard_lives_on() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
-    let m = UserManager::open_with_clock(config(dir.path()), Arc::new(clock)).unwrap();
+    let setup = super::Setup::new(config(dir.path())).clock(Arc::new(clock));
+    let m = UserManager::open(setup).unwrap();
     let a = m
         .create_user("a@x.io", PW, UserTier::Free, ProfilePatch::default())
         .await
@@ -58,7 +59,13 @@ async fn a_panicking_actor_restarts_from_its_snapshot_and_its_shard_lives_on() {
     // The crashed user comes back with its last durable state, not the unsaved change.
     let back = m.get_user(a.id).await.unwrap();
     assert_eq!(back.display_name, "Saved Name");
-    let restarts: u64 = m.shard_stats().iter().map(|s| s.restarts).sum();
+    let restarts: u64 = m
+        .ops()
+        .shard_stats(&super::Principal::System("test"))
+        .unwrap()
+        .iter()
+        .map(|s| s.restarts)
+        .sum();
     assert_eq!(restarts, 1);
     m.shutdown().await.unwrap();
 }
@@ -93,7 +100,13 @@ async fn a_request_that_kills_its_actor_is_refused_after_one_retry() {
         matches!(result, Err(EngineError::Internal(_))),
         "{result:?}"
     );
-    let restarts: u64 = m.shard_stats().iter().map(|s| s.restarts).sum();
+    let restarts: u64 = m
+        .ops()
+        .shard_stats(&super::Principal::System("test"))
+        .unwrap()
+        .iter()
+        .map(|s| s.restarts)
+        .sum();
     assert_eq!(restarts, 2, "the first crash, and the one retry");
     // The user itself is fine afterwards.
     assert_eq!(m.get_user(a.id).await.unwrap().id, a.id);

@@ -54,16 +54,28 @@ pub(crate) struct GetProfile;
 #[rtype(result = "Result<SharedProfile, EngineError>")]
 pub(crate) struct UpdateProfile(pub ProfilePatch);
 
-/// Moves the user to another tier (durable); the actor then stops so that the new tier's
-/// registry activates it.
+/// Moves the user to another tier (durable, with its audit record); the actor then stops
+/// so that the new tier's registry activates it.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<SharedProfile, EngineError>")]
-pub(crate) struct ChangeTier(pub UserTier);
+pub(crate) struct ChangeTier {
+    pub tier: UserTier,
+    pub audit: Option<Audited>,
+}
 
 /// First half of a login: what the password must be checked against.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<LoginTicket, EngineError>")]
 pub(crate) struct BeginLogin;
+
+/// First half of a password change by the user in `session`: the ticket, once the
+/// session has stepped up recently if the user has an authenticator (with one, the
+/// password alone no longer proves the user).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<LoginTicket, EngineError>")]
+pub(crate) struct PasswordTicket {
+    pub session: SessionId,
+}
 
 /// The stored credential handed out for verification off the actor thread.
 pub(crate) struct LoginTicket {
@@ -195,10 +207,14 @@ pub(crate) struct RevokeSession(pub SessionId);
 #[rtype(result = "Result<usize, EngineError>")]
 pub(crate) struct RevokeOtherSessions(pub Option<SessionId>);
 
-/// Deletes the user (durable); the actor stops.
+/// Deletes the user (durable, with its audit record), if `recent` (the acting session;
+/// `None` for the operator) authenticated recently; the actor stops.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<(), EngineError>")]
-pub(crate) struct DeleteUser;
+pub(crate) struct DeleteUser {
+    pub recent: Option<SessionId>,
+    pub audit: Option<Audited>,
+}
 
 /// The shard's periodic check: passivate when idle, snapshot soft state when due.
 #[derive(Message, Clone)]
@@ -274,10 +290,13 @@ pub enum ActivityOutcome {
 #[rtype(result = "Result<ActivityCounters, EngineError>")]
 pub(crate) struct GetActivity;
 
-/// Returns the whole state, for a data export.
+/// Returns the whole state, for a data export, if `recent` (the acting session; `None`
+/// for the operator) authenticated recently.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<UserState, EngineError>")]
-pub(crate) struct GetState;
+pub(crate) struct GetState {
+    pub recent: Option<SessionId>,
+}
 
 /// Panics inside the handler: the restart-from-snapshot path in tests.
 #[cfg(test)]
@@ -522,16 +541,16 @@ impl UserActor {
     /// Writes `next` to the store and only then adopts it, so a failed write leaves the
     /// live state equal to the stored one.
     fn persist(&mut self, next: UserState, now: Timestamp) -> Result<(), EngineError> {
-        self.write(next, now, None)
+        self.write(next, now, Vec::new())
     }
 
-    /// [`Self::persist`], with an audit record in the same atomic batch: the change and
-    /// its record are stored together or not at all.
+    /// [`Self::persist`], with audit records in the same atomic batch: the change and its
+    /// records are stored together or not at all.
     fn write(
         &mut self,
         next: UserState,
         now: Timestamp,
-        audit: Option<Audited>,
+        audit: Vec<Audited>,
     ) -> Result<(), EngineError> {
         let id = self.id();
         let record = super::state::encode(&next, &self.key, id)?;
@@ -547,10 +566,7 @@ impl UserActor {
             revision,
             tier,
         });
-        let applied = match audit {
-            None => self.engine.store.apply(&batch)?,
-            Some((actor, action)) => self.engine.audit.apply_with(batch, now, actor, action)?.0,
-        };
+        let (applied, _) = self.engine.audit.apply_with(batch, now, audit)?;
         self.accepted(applied)?;
         self.revision = revision;
         self.state = next;
@@ -684,8 +700,9 @@ impl Handler<RecordUsage> for UserActor {
 
 impl Handler<ChangeTier> for UserActor {
     type Result = Result<SharedProfile, EngineError>;
-    fn handle(&mut self, ChangeTier(tier): ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
+        let tier = msg.tier;
         if tier == self.state.profile.tier {
             return Ok(self.state.profile.clone());
         }
@@ -699,7 +716,7 @@ impl Handler<ChangeTier> for UserActor {
             profile.ai_preferences.custom_model_training = false;
         }
         let from = self.state.profile.tier;
-        self.persist(next, now)?;
+        self.write(next, now, msg.audit.into_iter().collect())?;
         let change = crate::metrics::TierChangeLabels {
             from: from.into(),
             to: tier.into(),
@@ -719,6 +736,21 @@ impl Handler<BeginLogin> for UserActor {
     type Result = Result<LoginTicket, EngineError>;
     fn handle(&mut self, _: BeginLogin, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
+        Ok(LoginTicket {
+            password_hash: self.state.password_hash.clone(),
+            credential_version: self.state.credential_version,
+            locked: self.state.failures.is_locked(now),
+        })
+    }
+}
+
+impl Handler<PasswordTicket> for UserActor {
+    type Result = Result<LoginTicket, EngineError>;
+    fn handle(&mut self, msg: PasswordTicket, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.mfa.totp.is_some() {
+            self.require_recent(Some(msg.session), now)?;
+        }
         Ok(LoginTicket {
             password_hash: self.state.password_hash.clone(),
             credential_version: self.state.credential_version,
@@ -1062,8 +1094,9 @@ impl Handler<RevokeOtherSessions> for UserActor {
 
 impl Handler<DeleteUser> for UserActor {
     type Result = Result<(), EngineError>;
-    fn handle(&mut self, _: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
-        self.touch();
+    fn handle(&mut self, msg: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.require_recent(msg.recent, now)?;
         let email_index = self
             .engine
             .keys
@@ -1072,7 +1105,8 @@ impl Handler<DeleteUser> for UserActor {
             id: self.id(),
             email_index,
         });
-        let applied = self.engine.store.apply(&batch)?;
+        let audit = msg.audit.into_iter().collect();
+        let (applied, _) = self.engine.audit.apply_with(batch, now, audit)?;
         self.accepted(applied)?;
         self.state.sessions.clear();
         self.publish(Event::UserDeleted {});
@@ -1174,8 +1208,9 @@ impl Handler<RecordActivity> for UserActor {
 
 impl Handler<GetState> for UserActor {
     type Result = Result<UserState, EngineError>;
-    fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: GetState, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
+        self.require_recent(msg.recent, now)?;
         self.state.prune_sessions(now);
         Ok(self.state.clone())
     }

@@ -124,6 +124,11 @@ pub enum Op {
         /// The event's number.
         seq: u64,
     },
+    /// The keyring's record (the master key in use, the wrapped index key).
+    KeyringMeta {
+        /// Its bytes.
+        meta: Vec<u8>,
+    },
     /// Audit record number `seq` (chained by the engine's audit log).
     Audit {
         /// Its number.

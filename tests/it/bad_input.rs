@@ -99,10 +99,7 @@ async fn invalid_creates_are_refused_with_the_field_and_store_nothing() {
         "context.device_id"
     );
     assert_eq!(
-        field(
-            m.import_user("b@b.io", "plaintext", UserTier::Free, none())
-                .await
-        ),
+        field(crate::support::import(&m, "b@b.io", "plaintext", UserTier::Free).await),
         "password_hash"
     );
 

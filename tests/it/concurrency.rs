@@ -6,7 +6,7 @@ use roster::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind};
 use roster::domain::settings::AIPreferencesPatch;
 use roster::{EngineError, UserTier};
 
-use crate::support::{PW, open};
+use crate::support::{PW, SYS, open};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_creates_over_fifty_emails_make_fifty_users() {
@@ -64,7 +64,8 @@ async fn concurrent_updates_to_one_user_lose_none() {
             match i % 3 {
                 0 => {
                     let d = m
-                        .record_usage(u.id, QuotaKind::StorageBytes, 1000)
+                        .accounts()
+                        .record_usage(&SYS, u.id, QuotaKind::StorageBytes, 1000)
                         .await
                         .unwrap();
                     assert!(matches!(d, QuotaDecision::Accepted { .. }));
@@ -144,7 +145,16 @@ async fn tier_moves_under_load_keep_one_actor_and_lose_no_update() {
         "an update applied by a second live actor would be lost"
     );
     assert_eq!(p.tier, UserTier::Premium);
-    let resident: u64 = m.shard_stats().iter().map(|s| s.resident).sum();
+    // The shards count departures as they handle them: a sweep of every shard is a
+    // barrier behind every departure sent before it.
+    m.sweep_now().await.unwrap();
+    let resident: u64 = m
+        .ops()
+        .shard_stats(&SYS)
+        .unwrap()
+        .iter()
+        .map(|s| s.resident)
+        .sum();
     assert_eq!(resident, 1, "exactly one live actor for the user");
     m.shutdown().await.unwrap();
 }
@@ -174,7 +184,13 @@ async fn passivation_under_load_loses_no_update() {
         t.await.unwrap();
     }
     assert_eq!(m.get_user(u.id).await.unwrap().usage.storage_bytes, 4000);
-    let passivations: u64 = m.shard_stats().iter().map(|s| s.passivations).sum();
+    let passivations: u64 = m
+        .ops()
+        .shard_stats(&SYS)
+        .unwrap()
+        .iter()
+        .map(|s| s.passivations)
+        .sum();
     assert!(
         passivations >= 1,
         "the actor was passivated at least once under load"
@@ -194,7 +210,8 @@ fn spawn_storage_updates(
             let m = m.clone();
             tokio::spawn(async move {
                 let d = m
-                    .record_usage(id, QuotaKind::StorageBytes, 10)
+                    .accounts()
+                    .record_usage(&SYS, id, QuotaKind::StorageBytes, 10)
                     .await
                     .unwrap();
                 assert!(matches!(d, QuotaDecision::Accepted { .. }));

@@ -12,7 +12,7 @@ use roster::domain::profile::ProfilePatch;
 use roster::domain::session::LoginContext;
 use roster::{LoginOutcome, UserTier};
 
-use crate::support::{PW, open};
+use crate::support::{PW, SYS, open};
 
 const CHILD_ENV: &str = "ROSTER_CRASH_CHILD_DIR";
 const WORKERS: usize = 8;
@@ -51,7 +51,12 @@ async fn child_process() {
                     if let Some(first) = tokens.first() {
                         // Until acknowledged, a revocation may or may not have happened.
                         println!("INTENT revoke {} {}", p.id, first.token);
-                        assert!(m.revoke_session(p.id, first.session_id).await.unwrap());
+                        assert!(
+                            m.sessions()
+                                .revoke(&SYS, p.id, first.session_id)
+                                .await
+                                .unwrap()
+                        );
                         println!("ACK revoked {} {}", p.id, first.token);
                     }
                 }
@@ -134,14 +139,14 @@ async fn acknowledged_changes_survive_sigkill() {
         assert_eq!(&p.email.as_str(), email);
     }
     for (token, id) in &live {
-        let info = m.validate_session(token).await.unwrap();
+        let info = m.login().validate(token).await.unwrap();
         if info.is_none() && first_session.get(id) == Some(token) {
             // Revoked after the parent stopped reading: the child's next step.
             continue;
         }
         if info.as_ref().map(|i| i.user_id) != Some(*id) {
             // Enough to tell a lost write from an expired or evicted session.
-            let sessions = m.list_sessions(*id).await;
+            let sessions = m.sessions().list(&SYS, *id).await;
             let profile = m.get_user(*id).await.map(|p| (p.tier, p.usage.logins));
             panic!(
                 "acknowledged session lost: token {token} of user {id}; stored now: \
@@ -151,7 +156,7 @@ async fn acknowledged_changes_survive_sigkill() {
     }
     for token in &revoked {
         assert_eq!(
-            m.validate_session(token).await.unwrap(),
+            m.login().validate(token).await.unwrap(),
             None,
             "a revoked session came back"
         );

@@ -16,7 +16,7 @@ use roster::security::keys::{DataKey, MasterKey};
 use roster::store::{ArchiveStore, KeyStore, SledStore, Store, UserStore, codec};
 use roster::{LoginOutcome, UserManager, UserTier};
 
-use crate::support::{ADMIN_KEY, PW, TestServer, config, open};
+use crate::support::{ADMIN_KEY, PW, SYS, TestServer, config, open};
 
 /// Every file under `dir`, recursively.
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -129,9 +129,20 @@ async fn the_raw_store_holds_no_email_name_or_phone_in_clear() {
             .create_user(email, PW, UserTier::Premium, patch(name))
             .await
             .unwrap();
-        m.begin_sms(p.id, None, phone).await.unwrap();
+        let LoginOutcome::Success(login) = m
+            .authenticate_user(email, PW, LoginContext::default())
+            .await
+            .unwrap()
+        else {
+            panic!("login of {email}")
+        };
+        let me = roster::engine::Principal::User(roster::engine::UserSession {
+            user: p.id,
+            session: login.session_id,
+        });
+        m.mfa().begin_sms(&me, p.id, phone).await.unwrap();
         let code = sms_code(dir.path(), phone).await;
-        m.confirm_sms(p.id, &code).await.unwrap();
+        m.mfa().confirm_sms(&me, p.id, &code).await.unwrap();
         // Failed logins from a located client: more events than the record keeps, so
         // some are archived.
         let ctx = LoginContext {
@@ -139,11 +150,17 @@ async fn the_raw_store_holds_no_email_name_or_phone_in_clear() {
             ..LoginContext::default()
         };
         for _ in 0..55 {
-            m.authenticate_user_at(email, "wrong password here", ctx.clone(), Some(paris()))
+            let origin = roster::engine::RequestOrigin {
+                location: Some(paris()),
+                ..Default::default()
+            };
+            m.login()
+                .password(&SYS, email, "wrong password here", ctx.clone(), origin)
                 .await
                 .unwrap();
         }
-        let export = serde_json::to_string(&m.export_user(p.id).await.unwrap()).unwrap();
+        let export =
+            serde_json::to_string(&m.accounts().export(&SYS, p.id).await.unwrap()).unwrap();
         for needle in [email, name, phone] {
             assert!(export.contains(needle), "{needle} is stored");
         }
@@ -222,10 +239,10 @@ async fn erasure_shreds_the_data_key_so_old_snapshot_bytes_cannot_be_read() {
     let m = open(dir.path());
     m.delete_user(gone.id).await.unwrap();
     assert!(matches!(
-        m.export_user(gone.id).await,
+        m.accounts().export(&SYS, gone.id).await,
         Err(EngineError::NotFound)
     ));
-    assert!(m.validate_session(&login.token).await.unwrap().is_none());
+    assert!(m.login().validate(&login.token).await.unwrap().is_none());
     assert!(matches!(
         m.authenticate_user("erase.me@example.com", PW, LoginContext::default())
             .await
@@ -269,7 +286,7 @@ async fn erasure_shreds_the_data_key_so_old_snapshot_bytes_cannot_be_read() {
     assert!(keys.unwrap(gone.id, &old_wrapped_key).is_ok());
     drop((store, keys));
     let m = open(dir.path());
-    m.rotate_master_key(|_| {}).await.unwrap();
+    m.ops().rotate_master_key(&SYS, |_| {}).await.unwrap();
     m.shutdown().await.unwrap();
     drop(m);
     let (_store, keys) = keyring(dir.path());
@@ -361,7 +378,11 @@ async fn a_format_3_store_is_migrated_sealed_and_keeps_working() {
         };
         assert_eq!((s.user.id, s.user.tier), (*id, *tier));
         assert_eq!(s.user.display_name, "Legacy Lucretia");
-        let events = m.security_events(*id, u64::MAX, 100).await.unwrap();
+        let events = m
+            .privacy()
+            .security_events(&SYS, *id, None, Some(100))
+            .await
+            .unwrap();
         assert!(
             events
                 .iter()
@@ -552,7 +573,11 @@ async fn the_master_key_rotates_while_the_server_runs() {
         assert_eq!(s, 200);
     }
     srv.user("after.rotation@example.com", "free").await;
-    let audit = srv.manager.audit_entries(0, 1000).unwrap();
+    let audit = srv
+        .manager
+        .ops()
+        .audit_entries(&SYS, Some(0), Some(1000))
+        .unwrap();
     assert!(
         audit
             .iter()
@@ -615,7 +640,10 @@ async fn an_interrupted_rotation_is_finished_at_the_next_start() {
         store.flush().unwrap();
     }
     let m = open(dir.path());
-    assert_eq!(m.master_key_fingerprint(), new.fingerprint().to_string());
+    assert_eq!(
+        m.ops().master_key_fingerprint(&SYS).unwrap(),
+        new.fingerprint().to_string()
+    );
     for id in &ids {
         m.get_user(*id).await.unwrap();
     }
@@ -649,7 +677,7 @@ async fn rotate_master_key_from_the_command_line_on_a_stopped_store() {
     )
     .await
     .unwrap();
-    let before = m.master_key_fingerprint();
+    let before = m.ops().master_key_fingerprint(&SYS).unwrap();
     m.shutdown().await.unwrap();
     drop(m);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
@@ -669,7 +697,7 @@ async fn rotate_master_key_from_the_command_line_on_a_stopped_store() {
         "{stderr}"
     );
     let m = open(dir.path());
-    assert_ne!(m.master_key_fingerprint(), before);
+    assert_ne!(m.ops().master_key_fingerprint(&SYS).unwrap(), before);
     assert!(matches!(
         m.authenticate_user("cli@example.com", PW, LoginContext::default())
             .await
@@ -693,7 +721,7 @@ async fn a_damaged_data_key_does_not_stop_a_rotation() {
         store.flush().unwrap();
     }
     let m = open(dir.path());
-    let report = m.rotate_master_key(|_| {}).await.unwrap();
+    let report = m.ops().rotate_master_key(&SYS, |_| {}).await.unwrap();
     assert_eq!((report.rewrapped, report.unreadable), (2, 1), "{report:?}");
     for id in [ids[0], ids[2]] {
         m.get_user(id).await.unwrap();

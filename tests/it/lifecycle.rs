@@ -8,7 +8,7 @@ use roster::engine::DenyReason;
 use roster::{EngineError, LoginOutcome, UserTier};
 use serde_json::json;
 
-use crate::support::{PW, open};
+use crate::support::{PW, SYS, open};
 
 fn context() -> LoginContext {
     LoginContext {
@@ -51,12 +51,13 @@ async fn create_authenticate_update_upgrade_delete() {
     assert_eq!(login.user.id, created.id);
     assert_eq!(login.user.usage.logins, 1);
     let info = m
-        .validate_session(&login.token)
+        .login()
+        .validate(&login.token)
         .await
         .unwrap()
         .expect("token valid");
     assert_eq!((info.user_id, info.tier), (created.id, UserTier::Premium));
-    let sessions = m.list_sessions(created.id).await.unwrap();
+    let sessions = m.sessions().list(&SYS, created.id).await.unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].device_id.as_deref(), Some("device_123"));
 
@@ -103,7 +104,7 @@ async fn create_authenticate_update_upgrade_delete() {
 
     m.delete_user(created.id).await.unwrap();
     assert_eq!(m.get_user(created.id).await, Err(EngineError::NotFound));
-    assert_eq!(m.validate_session(&login.token).await.unwrap(), None);
+    assert_eq!(m.login().validate(&login.token).await.unwrap(), None);
     let after = m
         .authenticate_user("user@example.com", PW, context())
         .await
@@ -144,7 +145,9 @@ async fn tier_upgrade_moves_the_actor_to_the_new_registry_and_keeps_sessions() {
     let (tier, _) = m.placement(u.id).expect("live after login");
     assert_eq!(tier, UserTier::Free);
     let resident = |m: &roster::UserManager, t: UserTier| -> u64 {
-        m.shard_stats()
+        m.ops()
+            .shard_stats(&SYS)
+            .unwrap()
             .iter()
             .filter(|s| s.tier == t)
             .map(|s| s.resident)
@@ -154,7 +157,8 @@ async fn tier_upgrade_moves_the_actor_to_the_new_registry_and_keeps_sessions() {
 
     m.upgrade_user_tier(u.id, UserTier::Vip).await.unwrap();
     let info = m
-        .validate_session(&login.token)
+        .login()
+        .validate(&login.token)
         .await
         .unwrap()
         .expect("session survives the move");
@@ -189,40 +193,64 @@ async fn revoked_sessions_stop_validating_and_quota_is_enforced() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(m.revoke_session(u.id, tokens[0].session_id).await.unwrap());
-    assert!(!m.revoke_session(u.id, tokens[0].session_id).await.unwrap());
-    assert_eq!(m.validate_session(&tokens[0].token).await.unwrap(), None);
     assert!(
-        m.validate_session(&tokens[1].token)
+        m.sessions()
+            .revoke(&SYS, u.id, tokens[0].session_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !m.sessions()
+            .revoke(&SYS, u.id, tokens[0].session_id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(m.login().validate(&tokens[0].token).await.unwrap(), None);
+    assert!(
+        m.login()
+            .validate(&tokens[1].token)
             .await
             .unwrap()
             .is_some()
     );
     assert_eq!(
-        m.user(u.id)
-            .revoke_other_sessions(Some(tokens[2].session_id))
+        m.sessions()
+            .revoke_others(
+                &roster::engine::Principal::User(roster::engine::UserSession {
+                    user: u.id,
+                    session: tokens[2].session_id,
+                }),
+                u.id
+            )
             .await
             .unwrap(),
         1
     );
-    assert_eq!(m.validate_session(&tokens[1].token).await.unwrap(), None);
+    assert_eq!(m.login().validate(&tokens[1].token).await.unwrap(), None);
     assert!(
-        m.validate_session(&tokens[2].token)
+        m.login()
+            .validate(&tokens[2].token)
             .await
             .unwrap()
             .is_some()
     );
-    assert_eq!(m.validate_session("garbage").await.unwrap(), None);
+    assert_eq!(m.login().validate("garbage").await.unwrap(), None);
 
     use roster::domain::profile::{QuotaDecision, QuotaKind};
     for _ in 0..10 {
         assert!(matches!(
-            m.record_usage(u.id, QuotaKind::Playlists, 1).await.unwrap(),
+            m.accounts()
+                .record_usage(&SYS, u.id, QuotaKind::Playlists, 1)
+                .await
+                .unwrap(),
             QuotaDecision::Accepted { .. }
         ));
     }
     assert!(matches!(
-        m.record_usage(u.id, QuotaKind::Playlists, 1).await.unwrap(),
+        m.accounts()
+            .record_usage(&SYS, u.id, QuotaKind::Playlists, 1)
+            .await
+            .unwrap(),
         QuotaDecision::Exceeded {
             used: 10,
             limit: Some(10),

@@ -10,7 +10,7 @@ use roster::UserTier;
 use roster::loadgen::{self, Load, Options, Report, Scenario};
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_KEY, TestServer};
+use crate::support::{ADMIN_KEY, SYS, TestServer};
 
 fn small(srv: &TestServer, scenario: Scenario) -> Options {
     let mut o = Options::new(srv.base.trim_end_matches("/api/v1"), ADMIN_KEY, scenario);
@@ -107,7 +107,9 @@ async fn tier_isolation_reports_vip_latency_alone_and_under_a_flood() {
     assert!(flood["answered_per_sec"].as_f64().unwrap() > 0.0, "{r}");
     let placement: Vec<UserTier> = srv
         .manager
-        .shard_stats()
+        .ops()
+        .shard_stats(&SYS)
+        .unwrap()
         .iter()
         .filter(|s| s.activations > 0)
         .map(|s| s.tier)

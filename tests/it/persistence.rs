@@ -7,7 +7,7 @@ use roster::domain::profile::{ProfilePatch, QuotaKind};
 use roster::domain::session::LoginContext;
 use roster::{LoginOutcome, UserTier};
 
-use crate::support::{PW, open, open_with_clock};
+use crate::support::{PW, SYS, open, open_with_clock};
 
 async fn login(m: &roster::UserManager, email: &str) -> String {
     match m
@@ -38,7 +38,8 @@ async fn users_credentials_tiers_and_sessions_survive_a_restart() {
     m.upgrade_user_tier(expected[0].1, UserTier::Premium)
         .await
         .unwrap();
-    m.record_usage(expected[1].1, QuotaKind::StorageBytes, 4096)
+    m.accounts()
+        .record_usage(&SYS, expected[1].1, QuotaKind::StorageBytes, 4096)
         .await
         .unwrap();
     let before: Vec<_> = {
@@ -58,7 +59,7 @@ async fn users_credentials_tiers_and_sessions_survive_a_restart() {
         let now = m.get_user(*id).await.unwrap();
         assert_eq!(&now, old, "profile of {email}");
         assert!(
-            m.validate_session(token).await.unwrap().is_some(),
+            m.login().validate(token).await.unwrap().is_some(),
             "session of {email}"
         );
         // The credential survived (and the second factor's channel works after a restart).
@@ -90,7 +91,7 @@ async fn idle_actors_passivate_and_reactivate_with_identical_state() {
         .unwrap();
     let token = login(&m, "idle@example.com").await;
     let live = m.get_user(u.id).await.unwrap();
-    let sessions = m.list_sessions(u.id).await.unwrap();
+    let sessions = m.sessions().list(&SYS, u.id).await.unwrap();
     assert_eq!(m.live_users(), 1);
 
     clock.advance(Duration::from_secs(30));
@@ -107,13 +108,28 @@ async fn idle_actors_passivate_and_reactivate_with_identical_state() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(m.live_users(), 0, "passivated");
-    let passivations: u64 = m.shard_stats().iter().map(|s| s.passivations).sum();
+    let passivations: u64 = m
+        .ops()
+        .shard_stats(&SYS)
+        .unwrap()
+        .iter()
+        .map(|s| s.passivations)
+        .sum();
     assert_eq!(passivations, 1);
 
     assert_eq!(m.get_user(u.id).await.unwrap(), live);
-    assert_eq!(m.list_sessions(u.id).await.unwrap().len(), sessions.len());
-    assert!(m.validate_session(&token).await.unwrap().is_some());
-    let activations: u64 = m.shard_stats().iter().map(|s| s.activations).sum();
+    assert_eq!(
+        m.sessions().list(&SYS, u.id).await.unwrap().len(),
+        sessions.len()
+    );
+    assert!(m.login().validate(&token).await.unwrap().is_some());
+    let activations: u64 = m
+        .ops()
+        .shard_stats(&SYS)
+        .unwrap()
+        .iter()
+        .map(|s| s.activations)
+        .sum();
     assert_eq!(activations, 2);
     m.shutdown().await.unwrap();
 }

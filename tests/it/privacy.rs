@@ -7,11 +7,10 @@ use roster::domain::consent::{Date, Purpose};
 use roster::domain::ids::UserId;
 use roster::domain::profile::ProfilePatch;
 use roster::domain::session::LoginContext;
-use roster::engine::audit::AuditActor;
-use roster::engine::{ActivityOutcome, EngineError};
+use roster::engine::{ActivityOutcome, EngineError, Principal, UserSession};
 use roster::{LoginOutcome, UserTier};
 
-use crate::support::{ADMIN_KEY, PW, TestServer, open};
+use crate::support::{ADMIN_KEY, PW, SYS, TestServer, open};
 
 fn one_event(m: &roster::UserManager) -> Vec<roster::domain::activity::ActivityEvent> {
     vec![serde_json::from_value(json!({"kind": "searched", "at": m.now()})).unwrap()]
@@ -37,13 +36,17 @@ async fn activity_needs_analytics_consent_and_minors_a_parent() {
     else {
         panic!("login")
     };
-    let record = || m.record_activity(p.id, s.session_id, one_event(&m));
-    let me = AuditActor::User { id: p.id };
+    let me = Principal::User(UserSession {
+        user: p.id,
+        session: s.session_id,
+    });
+    let record = || m.sessions().record_activity(&me, one_event(&m));
     assert!(matches!(
         record().await.unwrap(),
         ActivityOutcome::ConsentRequired { .. }
     ));
-    m.update_consents(p.id, me.clone(), vec![(Purpose::Analytics, true)], None)
+    m.privacy()
+        .update_consents(&me, p.id, vec![(Purpose::Analytics, true)], None)
         .await
         .unwrap();
     assert!(matches!(
@@ -60,7 +63,8 @@ async fn activity_needs_analytics_consent_and_minors_a_parent() {
     ))
     .unwrap();
     let view = m
-        .update_consents(p.id, me.clone(), vec![], Some(ten))
+        .privacy()
+        .update_consents(&me, p.id, vec![], Some(ten))
         .await
         .unwrap();
     assert!(view.minor);
@@ -71,11 +75,13 @@ async fn activity_needs_analytics_consent_and_minors_a_parent() {
     // The child cannot make itself older; an operator can correct the date.
     let older = Date::parse("1990-01-01").unwrap();
     assert!(matches!(
-        m.update_consents(p.id, me.clone(), vec![], Some(older))
+        m.privacy()
+            .update_consents(&me, p.id, vec![], Some(older))
             .await,
         Err(EngineError::Conflict(_))
     ));
-    m.record_parental_consent(p.id, "ticket-4711")
+    m.privacy()
+        .record_parental_consent(&Principal::Operator, p.id, "ticket-4711")
         .await
         .unwrap();
     assert!(matches!(
@@ -84,7 +90,8 @@ async fn activity_needs_analytics_consent_and_minors_a_parent() {
     ));
     // Withdrawing stops the processing at once, and is recorded.
     let view = m
-        .update_consents(p.id, me.clone(), vec![(Purpose::Analytics, false)], None)
+        .privacy()
+        .update_consents(&me, p.id, vec![(Purpose::Analytics, false)], None)
         .await
         .unwrap();
     assert_eq!(view.history.len(), 2);
@@ -96,7 +103,7 @@ async fn activity_needs_analytics_consent_and_minors_a_parent() {
         m.get_user_insights(p.id).await.unwrap().activity.searches,
         2
     );
-    let audit = m.audit_entries(0, 100).unwrap();
+    let audit = m.ops().audit_entries(&SYS, Some(0), Some(100)).unwrap();
     let kinds: Vec<String> = audit
         .iter()
         .map(|e| {
@@ -128,7 +135,10 @@ async fn preferences_follow_consents() {
         )
         .await
         .unwrap();
-    let me = AuditActor::User { id: p.id };
+    let me = Principal::User(UserSession {
+        user: p.id,
+        session: roster::domain::ids::SessionId::generate(),
+    });
     let patch = |v: serde_json::Value| -> ProfilePatch { serde_json::from_value(v).unwrap() };
     let fed = patch(json!({"ai_preferences": {"federated_learning_enabled": true}}));
     let e = m.update_user_profile(p.id, fed.clone()).await.unwrap_err();
@@ -136,14 +146,10 @@ async fn preferences_follow_consents() {
         matches!(&e, EngineError::Validation(v) if v.field == "ai_preferences.federated_learning_enabled"),
         "{e:?}"
     );
-    m.update_consents(
-        p.id,
-        me.clone(),
-        vec![(Purpose::FederatedLearning, true)],
-        None,
-    )
-    .await
-    .unwrap();
+    m.privacy()
+        .update_consents(&me, p.id, vec![(Purpose::FederatedLearning, true)], None)
+        .await
+        .unwrap();
     let after = m.update_user_profile(p.id, fed).await.unwrap();
     assert!(after.ai_preferences.federated_learning_enabled);
     // Withdrawing personalisation and federated learning turns them off.
@@ -151,17 +157,18 @@ async fn preferences_follow_consents() {
         p.ai_preferences.mood_detection_enabled,
         "the VIP template has mood detection"
     );
-    m.update_consents(
-        p.id,
-        me.clone(),
-        vec![
-            (Purpose::FederatedLearning, false),
-            (Purpose::Personalisation, false),
-        ],
-        None,
-    )
-    .await
-    .unwrap();
+    m.privacy()
+        .update_consents(
+            &me,
+            p.id,
+            vec![
+                (Purpose::FederatedLearning, false),
+                (Purpose::Personalisation, false),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
     let now = m.get_user(p.id).await.unwrap().ai_preferences;
     assert!(
         !now.federated_learning_enabled
@@ -277,7 +284,11 @@ async fn purge_removes_security_events_past_retention_in_state_and_archive() {
         .unwrap();
     }
     assert_eq!(
-        m.security_events(p.id, u64::MAX, 200).await.unwrap().len(),
+        m.privacy()
+            .security_events(&SYS, p.id, None, Some(200))
+            .await
+            .unwrap()
+            .len(),
         60
     );
     clock.advance(std::time::Duration::from_secs(400 * 86_400));
@@ -287,16 +298,13 @@ async fn purge_removes_security_events_past_retention_in_state_and_archive() {
             .unwrap(),
         LoginOutcome::Success(_)
     ));
-    let now = m.now();
-    m.shutdown().await.unwrap();
-    drop(m);
-
-    let store = roster::store::SledStore::open(dir.path(), 1 << 20).unwrap();
-    let keys =
-        roster::engine::keyring::Keyring::open(&crate::support::config(dir.path(), &[]), &store)
-            .unwrap();
-    let cutoff = roster::domain::time::Timestamp::from_millis(now.as_millis() - 365 * 86_400_000);
-    let r = roster::engine::retention::purge_security_events(&store, &keys, cutoff).unwrap();
+    // The purge runs while the engine serves, through the front door.
+    let r = m.ops().purge_security_events(&SYS).await.unwrap();
+    assert_eq!(
+        r.cutoff.as_millis(),
+        m.now().as_millis() - 365 * 86_400_000,
+        "the configured retention"
+    );
     // 61 events: the record holds the newest 50 (49 old ones and the login), the
     // archive the 11 oldest.
     assert_eq!(
@@ -305,12 +313,20 @@ async fn purge_removes_security_events_past_retention_in_state_and_archive() {
         "{r:?}"
     );
     // A second run finds nothing.
-    let again = roster::engine::retention::purge_security_events(&store, &keys, cutoff).unwrap();
+    let again = m.ops().purge_security_events(&SYS).await.unwrap();
     assert_eq!((again.in_state, again.archived), (0, 0));
-    drop(store);
+    // Users may not purge.
+    let nobody = m.ops().purge_security_events(&Principal::Anonymous).await;
+    assert!(matches!(nobody, Err(EngineError::Unauthenticated(_))));
+    m.shutdown().await.unwrap();
+    drop(m);
 
     let m = open(dir.path());
-    let left = m.security_events(p.id, u64::MAX, 200).await.unwrap();
+    let left = m
+        .privacy()
+        .security_events(&SYS, p.id, None, Some(200))
+        .await
+        .unwrap();
     let kinds: Vec<_> = left.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
@@ -343,7 +359,7 @@ async fn deleting_a_user_removes_its_archived_security_events() {
     let kept = mk("kept@example.com").await;
     m.delete_user(gone).await.unwrap();
     assert!(matches!(
-        m.export_user(gone).await,
+        m.accounts().export(&SYS, gone).await,
         Err(EngineError::NotFound)
     ));
     m.shutdown().await.unwrap();

@@ -185,3 +185,98 @@ fn serve_starts_from_any_folder_and_keeps_its_files_in_the_data_dir() {
         "nothing written where it was started: {beside:?}"
     );
 }
+
+/// Runs the `roster` binary with `args` against the test server's operator key, off the
+/// runtime; returns its exit status and output.
+async fn roster_cli(args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(&args)
+            .env("ROSTER_ADMIN_KEY", crate::support::ADMIN_KEY)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_server_serves_metrics_apart_and_snapshots_at_stop() {
+    let srv =
+        crate::support::TestServer::start("[server]\nmetrics_listen = \"127.0.0.1:0\"\n").await;
+    let (id, token) = srv.user("watched@example.com", "free").await;
+    let maddr = srv
+        .metrics_addr
+        .expect("the metrics listener is bound")
+        .to_string();
+    let scrape = tokio::task::spawn_blocking(move || get(&maddr, "/metrics"))
+        .await
+        .unwrap();
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(scrape.contains("roster_users_created_total 1"), "{scrape}");
+    // Soft state no client was promised: a wrong password counted against the account.
+    let wrong = serde_json::json!({"email": "watched@example.com", "password": "not the password"});
+    let (s, _) = srv
+        .call(reqwest::Method::POST, "/auth/login", None, Some(wrong))
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = srv
+        .call(reqwest::Method::GET, "/users/me", Some(&token), None)
+        .await;
+    assert_eq!(s, 200);
+    // Stopping drains, and the shutdown snapshot keeps the failure.
+    let dir = srv.stop().await;
+    let m = crate::support::open(dir.path());
+    let uid = id.parse().unwrap();
+    let export = m
+        .accounts()
+        .export(&crate::support::SYS, uid)
+        .await
+        .unwrap();
+    assert_eq!(export.login_failures.failures, 1, "snapshotted at shutdown");
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_and_the_audit_check_run_against_a_live_server() {
+    let srv = crate::support::TestServer::start("").await;
+    let (id, _) = srv.user("audited.live@example.com", "free").await;
+    let admin = Some(crate::support::ADMIN_KEY);
+    let (s, _) = srv
+        .call(reqwest::Method::GET, &format!("/users/{id}"), admin, None)
+        .await;
+    assert_eq!(s, 200, "an audited read");
+    let url = srv.base.trim_end_matches("/api/v1").to_owned();
+    let (ok, out, err) = roster_cli(&["verify-audit", "--server", &url]).await;
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("audit log intact: 1 records"), "{out}");
+    let (ok, out, err) = roster_cli(&["purge", "--server", &url]).await;
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("purged security events before"), "{out}");
+    assert!(out.contains("0 archived"), "{out}");
+    // Without the operator key the server refuses, and the command says so.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args([
+                "purge",
+                "--server",
+                &url,
+                "--admin-key",
+                "not-the-key-0123456789",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    srv.stop().await;
+}

@@ -7,9 +7,13 @@ use std::sync::Arc;
 use roster::UserManager;
 use roster::config::{Config, DEFAULT_TOML, parse_toml};
 use roster::domain::time::{ManualClock, Timestamp};
+use roster::engine::{Principal, Setup};
 
 /// A password the default policy accepts.
 pub const PW: &str = "correct horse battery staple";
+
+/// The principal tests act as when they act on the engine directly: trusted code.
+pub const SYS: Principal = Principal::System("test");
 
 /// The test configuration for `dir`, with `extra` TOML layers on top (later wins).
 pub fn config(dir: &Path, extra: &[&str]) -> Config {
@@ -38,8 +42,25 @@ pub fn open_with_clock(dir: &Path, extra: &str) -> (UserManager, ManualClock) {
 /// As [`open_with_clock`], with several TOML layers.
 pub fn open_with_clock_layers(dir: &Path, extra: &[&str]) -> (UserManager, ManualClock) {
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
-    let m = UserManager::open_with_clock(config(dir, extra), Arc::new(clock.clone())).unwrap();
+    let setup = Setup::new(config(dir, extra)).clock(Arc::new(clock.clone()));
+    let m = UserManager::open(setup).unwrap();
     (m, clock)
+}
+
+/// Imports one user from an existing argon2 hash, as trusted code.
+pub async fn import(
+    m: &UserManager,
+    email: &str,
+    password_hash: &str,
+    tier: roster::UserTier,
+) -> Result<roster::domain::profile::UserProfile, roster::engine::EngineError> {
+    let user = roster::engine::ImportedUser {
+        email: email.into(),
+        password_hash: password_hash.into(),
+        tier: Some(tier),
+        profile_data: None,
+    };
+    m.accounts().import(&SYS, vec![user]).await?.remove(0)
 }
 
 /// The sign-in codes the outbox sender of the engine on `dir` wrote for `email`, oldest
@@ -83,20 +104,15 @@ pub async fn login_via_email(m: &UserManager, dir: &Path, email: &str) -> String
         roster::LoginOutcome::Challenge(c) => {
             let n = outbox_codes(dir, email).len();
             let sent = m
-                .send_login_code(&c.challenge, roster::domain::mfa::SecondFactor::Email)
+                .login()
+                .send_code(&c.challenge, roster::domain::mfa::SecondFactor::Email)
                 .await
                 .unwrap();
             assert!(matches!(sent, CodeSend::Sent { .. }), "{sent:?}");
             let code = outbox_code_n(dir, email, n).await;
-            match m
-                .complete_login(
-                    &c.challenge,
-                    roster::domain::mfa::SecondFactor::Email,
-                    roster::engine::FactorProof::Code(code),
-                )
-                .await
-                .unwrap()
-            {
+            let answer =
+                roster::engine::FactorAnswer::code(roster::domain::mfa::SecondFactor::Email, code);
+            match m.login().complete(&c.challenge, answer).await.unwrap() {
                 ChallengeOutcome::Success(s) => s.token,
                 other => panic!("second factor refused: {other:?}"),
             }
@@ -108,7 +124,9 @@ pub async fn login_via_email(m: &UserManager, dir: &Path, email: &str) -> String
 /// The operator key the HTTP tests configure.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
-/// A real server on 127.0.0.1:0 over a temp data dir, with a manual clock.
+/// A real server on 127.0.0.1:0 over a temp data dir, with a manual clock: the same
+/// wiring `roster serve` runs ([`roster::server::Server`]), metrics listener, drain and
+/// shutdown snapshot included.
 pub struct TestServer {
     /// `http://127.0.0.1:port/api/v1`
     pub base: String,
@@ -118,9 +136,11 @@ pub struct TestServer {
     pub clock: ManualClock,
     /// An HTTP client.
     pub http: reqwest::Client,
+    /// The metrics listener's address, when `server.metrics_listen` is set.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     _dir: tempfile::TempDir,
     stop: tokio::sync::oneshot::Sender<()>,
-    served: tokio::task::JoinHandle<()>,
+    served: tokio::task::JoinHandle<Result<(), roster::server::ServerError>>,
 }
 
 impl TestServer {
@@ -130,36 +150,32 @@ impl TestServer {
         let key = format!("[server]\nadmin_key = {ADMIN_KEY:?}\n");
         let (manager, clock) = open_with_clock_layers(dir.path(), &[&key, extra]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::ServiceExt::into_make_service_with_connect_info::<std::net::SocketAddr>(
-            roster::api::app(manager.clone()),
-        );
+        let server = roster::server::Server::new(manager.clone(), listener)
+            .await
+            .unwrap();
+        let addr = server.addr().unwrap();
+        let metrics_addr = server.metrics_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap()
-        });
+        let served = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
         TestServer {
             base: format!("http://{addr}/api/v1"),
             manager,
             clock,
             http: reqwest::Client::new(),
+            metrics_addr,
             _dir: dir,
             stop,
             served,
         }
     }
 
-    /// Stops serving and shuts the engine down, releasing the store; returns the data
-    /// directory.
+    /// Stops serving: the server drains, snapshots every live user and shuts the engine
+    /// down, releasing the store; returns the data directory.
     pub async fn stop(self) -> tempfile::TempDir {
         let _ = self.stop.send(());
-        self.served.await.unwrap();
-        self.manager.shutdown().await.unwrap();
+        self.served.await.unwrap().unwrap();
         drop(self.manager);
         self._dir
     }

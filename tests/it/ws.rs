@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCl
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{ADMIN_KEY, PW, TestServer};
+use crate::support::{ADMIN_KEY, PW, SYS, TestServer};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -118,7 +118,9 @@ async fn rename(srv: &TestServer, id: &str, token: &str, name: &str) {
 
 fn metric(srv: &TestServer, line_start: &str) -> f64 {
     srv.manager
-        .render_metrics()
+        .ops()
+        .render_metrics(&SYS)
+        .unwrap()
         .lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())
@@ -488,9 +490,10 @@ async fn activity_is_counted_and_flooding_is_rate_limited() {
     // engine here, so that no request of the small allowance is spent on it).
     let uid: roster::domain::ids::UserId = id.parse().unwrap();
     srv.manager
+        .privacy()
         .update_consents(
+            &SYS,
             uid,
-            roster::engine::audit::AuditActor::User { id: uid },
             vec![(roster::domain::consent::Purpose::Analytics, true)],
             None,
         )
@@ -652,6 +655,6 @@ async fn silent_sockets_extra_sockets_and_shutdown_get_their_close_codes() {
     // Shutdown tells sockets with 1001 rather than leaving them hanging.
     srv.manager
         .realtime()
-        .close_everything(roster::engine::events::CloseCode::ServerShutdown);
+        .close_everything(roster::engine::CloseCode::ServerShutdown);
     assert_eq!(close_code(&mut first).await, Some(1001));
 }

@@ -194,11 +194,13 @@ pub(crate) struct ConfirmTotp {
     pub code: String,
 }
 
-/// Removes the authenticator (or a pending enrollment) and the recovery codes.
+/// Removes the authenticator (or a pending enrollment) and the recovery codes; an
+/// operator's removal is written with its audit record.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<(), EngineError>")]
 pub(crate) struct RemoveTotp {
     pub session: Option<SessionId>,
+    pub audit: Option<super::Audited>,
 }
 
 /// Replaces the recovery codes (needs a recent authentication).
@@ -883,7 +885,7 @@ impl Handler<RemoveTotp> for UserActor {
         next.mfa.totp = None;
         next.mfa.totp_pending = None;
         self.removed(&mut next, SecondFactor::Authenticator, now);
-        self.persist(next, now)?;
+        self.write(next, now, msg.audit.into_iter().collect())?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use crate::domain::settings::{AIPreferences, PersonalizationLevel};
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
+use crate::engine::audit::{AuditAction, AuditActor};
 use crate::engine::events::Event;
 
 /// One purpose's consent now.
@@ -63,22 +64,33 @@ impl ConsentView {
 #[rtype(result = "Result<ConsentView, EngineError>")]
 pub(crate) struct GetConsents;
 
-/// Grants or withdraws consents and sets the birth date; replies the view and the
-/// changes actually made (for the audit log).
+/// Grants or withdraws consents and sets the birth date; each change made is written
+/// with an audit record naming `actor`, in the same batch.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<(ConsentView, Vec<ConsentChange>), EngineError>")]
+#[rtype(result = "Result<ConsentView, EngineError>")]
 pub(crate) struct UpdateConsents {
     pub changes: Vec<(Purpose, bool)>,
     pub birth_date: Option<Date>,
     /// The operator may correct a birth date; the user may only give one.
     pub by_operator: bool,
+    /// Who the audit records name.
+    pub actor: Option<AuditActor>,
 }
 
-/// Records a verified parental consent (operator).
+/// Records a verified parental consent (operator), with its audit record.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<ConsentView, EngineError>")]
 pub(crate) struct RecordParentalConsent {
     pub reference: String,
+    pub audit: Option<super::Audited>,
+}
+
+/// Removes security events older than `before` from the user's record (retention);
+/// replies how many went. Durable with the caller's commit.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<usize, EngineError>")]
+pub(crate) struct PurgeEvents {
+    pub before: Timestamp,
 }
 
 /// What withdrawing `purpose` turns off in the preferences.
@@ -144,7 +156,7 @@ impl Handler<GetConsents> for UserActor {
 }
 
 impl Handler<UpdateConsents> for UserActor {
-    type Result = Result<(ConsentView, Vec<ConsentChange>), EngineError>;
+    type Result = Result<ConsentView, EngineError>;
     fn handle(&mut self, msg: UpdateConsents, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let min_age = self.engine.config.privacy.min_age;
@@ -183,15 +195,45 @@ impl Handler<UpdateConsents> for UserActor {
             p.updated_at = now;
         }
         if made.is_empty() && next.consents.birth_date == self.state.consents.birth_date {
-            return Ok((ConsentView::of(&self.state.consents, min_age, now), made));
+            return Ok(ConsentView::of(&self.state.consents, min_age, now));
         }
-        self.persist(next, now)?;
+        let user = self.id();
+        let audit = msg
+            .actor
+            .iter()
+            .flat_map(|actor| {
+                made.iter().map(move |c| {
+                    let action = AuditAction::ConsentChanged {
+                        user,
+                        purpose: c.purpose,
+                        granted: c.granted,
+                    };
+                    (actor.clone(), action)
+                })
+            })
+            .collect();
+        self.write(next, now, audit)?;
         if prefs_changed {
             self.publish(Event::PreferencesUpdated {
                 ai_preferences: self.state.profile.ai_preferences.clone(),
             });
         }
-        Ok((ConsentView::of(&self.state.consents, min_age, now), made))
+        Ok(ConsentView::of(&self.state.consents, min_age, now))
+    }
+}
+
+impl Handler<PurgeEvents> for UserActor {
+    type Result = Result<usize, EngineError>;
+    fn handle(&mut self, msg: PurgeEvents, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        let before = next.security.recent.len();
+        next.security.recent.retain(|e| e.at >= msg.before);
+        let removed = before - next.security.recent.len();
+        if removed > 0 {
+            self.persist(next, now)?;
+        }
+        Ok(removed)
     }
 }
 
@@ -210,7 +252,7 @@ impl Handler<RecordParentalConsent> for UserActor {
         }
         let mut next = self.state.clone();
         next.consents.parental = Some(ParentalConsent { at: now, reference });
-        self.persist(next, now)?;
+        self.write(next, now, msg.audit.into_iter().collect())?;
         let min_age = self.engine.config.privacy.min_age;
         Ok(ConsentView::of(&self.state.consents, min_age, now))
     }

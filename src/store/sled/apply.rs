@@ -14,8 +14,8 @@
 use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
-    SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key, id_key, index_key,
-    route_value, split_user_value, user_value,
+    KEYRING, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key, id_key,
+    index_key, route_value, split_user_value, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
@@ -80,6 +80,7 @@ impl SledStore {
                 }
                 Op::DropArchivedEvent { user, seq } => b.remove(&event_key(*user, *seq)),
                 Op::Audit { seq, record } => b.insert(&audit_key(*seq), record.as_slice()),
+                Op::KeyringMeta { meta } => b.insert(KEYRING, meta.as_slice()),
                 Op::CreateUser { .. } | Op::PutUser { tier: Some(_), .. } => {
                     return Err(StoreError::Io("a transactional op in a plain batch".into()));
                 }
@@ -161,6 +162,9 @@ impl SledStore {
                     }
                     Op::Audit { seq, record } => {
                         tx.insert(audit_key(*seq).as_slice(), record.as_slice())?;
+                    }
+                    Op::KeyringMeta { meta } => {
+                        tx.insert(KEYRING, meta.as_slice())?;
                     }
                 }
             }

@@ -1,0 +1,95 @@
+//! The routes of `/api/v1`, one file per area, merged into one router whose OpenAPI
+//! document comes from the same declarations (a route cannot exist undocumented).
+
+pub(super) mod admin;
+mod auth;
+pub(super) mod meta;
+mod mfa;
+mod privacy;
+mod sessions;
+mod users;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::problem::ApiError;
+
+/// The address of a request whose peer is unknown (never in practice: every request
+/// comes over a socket).
+const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// WebAuthn options, for `navigator.credentials.get()` or `.create()`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebauthnOptions {
+    /// Pass as is to the browser's WebAuthn call.
+    #[schema(value_type = Object)]
+    options: Value,
+}
+
+impl WebauthnOptions {
+    fn of<T: Serialize>(o: &T) -> Result<Json<WebauthnOptions>, ApiError> {
+        let options = serde_json::to_value(o).map_err(|e| {
+            tracing::error!(error = %e, "webauthn options not serialisable");
+            ApiError::Internal
+        })?;
+        Ok(Json(WebauthnOptions { options }))
+    }
+}
+
+/// Every `/api/v1` route, documented.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(users::create_user))
+        .routes(routes!(users::me))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(users::insights))
+        .routes(routes!(users::export))
+        .routes(routes!(users::upgrade))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::record_usage))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::revoke_other_sessions))
+        .routes(routes!(sessions::revoke_session))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::complete_login))
+        .routes(routes!(auth::send_login_code))
+        .routes(routes!(auth::send_login_sms))
+        .routes(routes!(auth::login_webauthn_options))
+        .routes(routes!(auth::passkey_start))
+        .routes(routes!(auth::passkey_finish))
+        .routes(routes!(auth::step_up))
+        .routes(routes!(auth::step_up_webauthn_options))
+        .routes(routes!(mfa::mfa_status))
+        .routes(routes!(mfa::begin_totp, mfa::remove_totp))
+        .routes(routes!(mfa::confirm_totp))
+        .routes(routes!(mfa::regenerate_recovery_codes))
+        .routes(routes!(mfa::begin_sms, mfa::remove_sms))
+        .routes(routes!(mfa::confirm_sms))
+        .routes(routes!(mfa::begin_passkey_registration))
+        .routes(routes!(mfa::finish_passkey_registration))
+        .routes(routes!(mfa::remove_passkey))
+        .routes(routes!(privacy::get_consents, privacy::put_consents))
+        .routes(routes!(privacy::record_parental_consent))
+        .routes(routes!(privacy::security_events))
+        .routes(routes!(admin::admin_shards))
+        .routes(routes!(admin::import_users))
+        .routes(routes!(admin::audit_log))
+        .routes(routes!(admin::verify_audit))
+        .routes(routes!(admin::purge_security_events))
+        .routes(routes!(admin::master_key))
+        .routes(routes!(admin::rotate_master_key))
+        .routes(routes!(meta::openapi_json))
+        .routes(routes!(super::ws::events_socket))
+        .routes(routes!(super::ws::admin_events))
+}

@@ -1,0 +1,66 @@
+//! `/api/v1/users/{id}/sessions`: listing and ending sessions.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::api::AppState;
+use crate::api::extract::{Caller, user_id};
+use crate::api::problem::{ApiError, Problem};
+use crate::domain::ids::SessionId;
+use crate::domain::session::SessionView;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Live sessions.
+#[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = Vec<SessionView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub async fn list_sessions(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<SessionView>>> {
+    let id = user_id(&caller, &id)?;
+    let sessions = s.manager.sessions();
+    Ok(Json(sessions.list(&caller.principal(), id).await?))
+}
+
+/// Revokes one session.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/sessions/{sid}", tag = "sessions",
+    params(("id" = String, Path, description = "user id (UUID)"), ("sid" = String, Path, description = "session id (UUID)")),
+    security(("bearer" = [])), responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub async fn revoke_session(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, sid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let id = user_id(&caller, &id)?;
+    let sid: SessionId = sid.parse().map_err(|_| ApiError::NotFound("session"))?;
+    let sessions = s.manager.sessions();
+    if sessions.revoke(&caller.principal(), id, sid).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("session"))
+    }
+}
+
+/// How many sessions a bulk revocation ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RevokedReply {
+    revoked: usize,
+}
+
+/// "Log out everywhere else": every session but the calling one ends.
+#[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke-others", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = RevokedReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub async fn revoke_other_sessions(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RevokedReply>> {
+    let id = user_id(&caller, &id)?;
+    let sessions = s.manager.sessions();
+    let revoked = sessions.revoke_others(&caller.principal(), id).await?;
+    Ok(Json(RevokedReply { revoked }))
+}

@@ -1,0 +1,173 @@
+//! The `roster` command line: one file per command, each a client of the library's front
+//! door — [`UserManager`](crate::UserManager) on a data directory, or a running server
+//! over its HTTP API (`--server URL`, the operator key from `ROSTER_ADMIN_KEY`).
+//!
+//! `main.rs` parses a [`Cli`], loads the configuration it names ([`Cli::config`]), sets up
+//! tracing and hands both to [`run`].
+
+mod audit;
+mod loadgen;
+mod purge;
+mod remote;
+mod rotate;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, Flags};
+
+/// The command line.
+#[derive(Parser)]
+#[command(name = "roster", version, about = "User-management engine and server")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Start the engine and serve it.
+    Serve(serve::ServeArgs),
+    /// Generate load against a Roster server and report throughput and latency.
+    Loadgen(Box<loadgen::LoadgenArgs>),
+    /// Check the audit log's hash chain: of a running server (--server), or of a data
+    /// directory whose server is stopped (the store is locked while one runs).
+    VerifyAudit(audit::VerifyAuditArgs),
+    /// Replace the master key of encryption at rest: every user's data key is rewrapped
+    /// with a new, generated key; the old key file is kept as
+    /// `<file>.retired-<fingerprint>`. With --server the running server does it, with
+    /// no downtime; without, the store is opened here (stop the server first).
+    RotateMasterKey(rotate::RotateArgs),
+    /// Delete security events older than `privacy.security_event_retention_days`, from
+    /// users' records and the archive (retention): through a running server (--server),
+    /// or on a data directory whose server is stopped.
+    Purge(purge::PurgeArgs),
+}
+
+/// Where a command's configuration comes from (the settings of `roster serve`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// Config file layered over the embedded default (only the keys it sets).
+    #[arg(long, env = "ROSTER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self, listen: Option<std::net::SocketAddr>) -> Result<Config, ConfigError> {
+        let flags = Flags {
+            listen,
+            data_dir: self.data_dir.clone(),
+        };
+        Config::load(self.config.as_deref(), &flags)
+    }
+}
+
+/// Where a command that can work either way runs: a running server, or a data directory.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Target {
+    /// The configuration of the data directory worked on (without --server).
+    #[command(flatten)]
+    pub local: ConfigArgs,
+    /// A running server to work through, e.g. http://127.0.0.1:8080.
+    #[arg(long, conflicts_with_all = ["config", "data_dir"])]
+    pub server: Option<String>,
+    /// The operator key, for --server.
+    #[arg(long, env = "ROSTER_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+}
+
+impl Cli {
+    /// The configuration the command works with: `None` for a command that only talks to
+    /// a server (its settings are the server's).
+    pub fn config(&self) -> Result<Option<Config>, ConfigError> {
+        match &self.command {
+            Command::Serve(a) => a.local.load(a.listen).map(Some),
+            Command::Loadgen(_) => Ok(None),
+            Command::VerifyAudit(a) => a.target.config(),
+            Command::RotateMasterKey(a) => a.target.config(),
+            Command::Purge(a) => a.target.config(),
+        }
+    }
+}
+
+impl Target {
+    fn config(&self) -> Result<Option<Config>, ConfigError> {
+        match self.server {
+            Some(_) => Ok(None),
+            None => self.local.load(None).map(Some),
+        }
+    }
+
+    /// The server and its key, for --server.
+    fn remote(&self) -> Result<Option<remote::Remote>, CliError> {
+        let Some(url) = &self.server else {
+            return Ok(None);
+        };
+        let key = self.admin_key.clone().ok_or_else(|| {
+            CliError::Usage(
+                "--server needs the operator key (--admin-key or ROSTER_ADMIN_KEY)".into(),
+            )
+        })?;
+        Ok(Some(remote::Remote::new(url, key)))
+    }
+}
+
+/// Why a command failed; printed as `roster: <reason>` with a non-zero exit.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The arguments do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+    /// The server could not run.
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    /// The engine refused or failed.
+    #[error("{0}")]
+    Engine(#[from] crate::engine::EngineError),
+    /// The command ran and found something wrong (a broken audit chain).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs `command` with the `config` that [`Cli::config`] loaded for it.
+pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliError> {
+    let local = || config.ok_or_else(|| CliError::Usage("no configuration".into()));
+    match command {
+        Command::Serve(_) => serve::run(local()?).await,
+        Command::Loadgen(args) => loadgen::run(&args).await,
+        Command::VerifyAudit(a) => match a.target.remote()? {
+            Some(r) => audit::verify_remote(&r).await,
+            None => audit::verify_local(&local()?),
+        },
+        Command::RotateMasterKey(a) => match a.target.remote()? {
+            Some(r) => rotate::through_server(&r).await,
+            None => rotate::offline(local()?).await,
+        },
+        Command::Purge(a) => match a.target.remote()? {
+            Some(r) => purge::through_server(&r).await,
+            None => purge::offline(local()?).await,
+        },
+    }
+}
+
+/// Opens the engine on a stopped server's data directory (blocking work, off the
+/// runtime); the error says so if a server holds it.
+async fn open_local(config: Config) -> Result<crate::UserManager, CliError> {
+    let dir = config.store.data_dir.clone();
+    tokio::task::spawn_blocking(move || crate::UserManager::open(config))
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?
+        .map_err(|e| {
+            CliError::Failed(format!(
+                "opening the store in {} (if a server is running, use --server): {e}",
+                dir.display()
+            ))
+        })
+}

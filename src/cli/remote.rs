@@ -1,0 +1,60 @@
+//! A running server as the commands see it: its operator API over HTTP.
+
+use serde::de::DeserializeOwned;
+
+use super::CliError;
+
+/// A server and the operator key to call it with.
+pub(super) struct Remote {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub(super) fn new(url: &str, key: String) -> Self {
+        Self {
+            base: format!("{}/api/v1", url.trim_end_matches('/')),
+            key,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `METHOD /api/v1<path>` as the operator; a refusal becomes an error carrying the
+    /// server's problem document.
+    pub(super) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::Response, CliError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| CliError::Failed(format!("{method} {url}: {e}")))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        Err(CliError::Failed(format!(
+            "the server refused ({status}): {body}"
+        )))
+    }
+
+    /// [`Self::send`], reading the answer as JSON.
+    pub(super) async fn json<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<T, CliError> {
+        self.send(method, path)
+            .await?
+            .json()
+            .await
+            .map_err(|e| CliError::Failed(format!("an unreadable answer from {path}: {e}")))
+    }
+}

@@ -1,0 +1,291 @@
+//! What the front door answers: every outcome and report type of [`UserManager`]
+//! (crate::UserManager)'s facades, in one place. Expected refusals are values here (a
+//! denied login, a wrong factor, a quota hit), so `?` carries only real failures.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::activity::ActivityCounters;
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::mfa::{MfaStatus, SecondFactor};
+use crate::domain::profile::UserProfile;
+use crate::domain::risk::Location;
+use crate::domain::security_log::SecurityEvent;
+use crate::domain::session::SessionView;
+use crate::domain::tier::UserTier;
+use crate::domain::time::Timestamp;
+use crate::engine::audit::AuditEntry;
+use crate::engine::user_actor::{ChallengeReason, ConsentView};
+use crate::security::passkey::RequestChallengeResponse;
+
+/// The result of a login attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginOutcome {
+    /// Credentials accepted; a session was created and is durable.
+    Success(Box<LoginSuccess>),
+    /// The password was right; a second factor must be sent to `complete_login`.
+    Challenge(Box<LoginChallenge>),
+    /// Refused. The reason is for logs and metrics; clients must get one answer for all.
+    Denied(DenyReason),
+}
+
+/// A login waiting for its second factor (`202` on the wire).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LoginChallenge {
+    /// Always `mfa_required`.
+    pub status: &'static str,
+    /// The challenge token: send it back with the second factor. Shown once.
+    pub challenge: String,
+    /// Factors accepted, in order of preference.
+    pub methods: Vec<SecondFactor>,
+    /// Why a second factor is needed.
+    pub reason: ChallengeReason,
+    /// When the challenge stops working.
+    pub expires_at: Timestamp,
+}
+
+/// A passwordless login's first step (`{challenge, options}` on the wire).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PasswordlessChallenge {
+    /// The challenge token: send it back with the signed assertion. Shown once.
+    pub challenge: String,
+    /// For `navigator.credentials.get()`.
+    #[schema(value_type = Object)]
+    pub options: RequestChallengeResponse,
+}
+
+/// The result of answering a login challenge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChallengeOutcome {
+    /// The login completed.
+    Success(Box<LoginSuccess>),
+    /// Wrong factor; this many more tries are allowed.
+    Rejected {
+        /// Tries left.
+        attempts_left: u32,
+    },
+    /// The challenge is unknown, expired, used or worn out: log in again.
+    Gone,
+}
+
+/// A completed login (`{ "token", "expires_at", "user" }` on the wire).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LoginSuccess {
+    /// The bearer token; shown once, never stored.
+    pub token: String,
+    /// The session's id.
+    #[serde(skip)]
+    pub session_id: SessionId,
+    /// When the session ends unless used.
+    pub expires_at: Timestamp,
+    /// The user's profile.
+    pub user: UserProfile,
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// Unknown email or wrong password (deliberately one reason).
+    InvalidCredentials,
+    /// Too many failures; the lock clears by itself.
+    Locked {
+        /// When the lock ends.
+        until: Timestamp,
+    },
+    /// The password was right but the risk engine refused the login.
+    RiskDenied,
+}
+
+/// The result of a password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// Changed; every other session has ended.
+    Changed,
+    /// The current password was wrong (or the account is locked); nothing changed.
+    WrongPassword,
+}
+
+/// Quota use against a tier limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct QuotaUse {
+    /// Used so far.
+    pub used: u64,
+    /// The tier's limit; `null` when unlimited.
+    pub limit: Option<u64>,
+}
+
+/// What `get_user_insights` reports today: activity, sessions and quota use.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Insights {
+    /// The user.
+    pub user_id: UserId,
+    /// Current tier.
+    pub tier: UserTier,
+    /// Account creation.
+    pub member_since: Timestamp,
+    /// Whole days since creation.
+    pub account_age_days: u64,
+    /// Successful logins.
+    pub logins: u64,
+    /// Latest successful login.
+    pub last_login_at: Option<Timestamp>,
+    /// Live sessions.
+    pub active_sessions: usize,
+    /// Playlists against the tier limit.
+    pub playlists: QuotaUse,
+    /// Storage bytes against the tier limit.
+    pub storage_bytes: QuotaUse,
+    /// API requests per hour the tier allows; `null` when unlimited.
+    pub requests_per_hour: Option<u64>,
+    /// Features the tier unlocks.
+    pub features: Vec<String>,
+    /// Listening activity reported by the user's clients.
+    pub activity: ActivityCounters,
+}
+
+/// Everything Roster holds about one user, for data portability (GDPR art. 20). Field
+/// by field in `docs/export.md`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UserExport {
+    /// Layout version of this document.
+    pub export_format: u32,
+    /// When it was produced.
+    pub exported_at: Timestamp,
+    /// Identity, tier, display name, language, time zone, AI preferences, security
+    /// settings, usage counters, creation and update times.
+    pub profile: UserProfile,
+    /// Live sessions, with the client address, user agent and device of their login.
+    pub sessions: Vec<SessionView>,
+    /// Device ids seen at successful logins, oldest first (new-device checks).
+    pub known_devices: Vec<String>,
+    /// Failed logins in the current window and the lock they caused.
+    pub login_failures: LoginFailures,
+    /// Listening activity counted from the user's clients.
+    pub activity: ActivityCounters,
+    /// Consents per purpose with their history, birth date, parental consent.
+    pub consents: ConsentView,
+    /// Second factors enrolled (never their secrets).
+    pub mfa: MfaStatus,
+    /// What the risk engine learned from the user's logins.
+    pub risk_profile: RiskProfileExport,
+    /// Every security event kept about the user, newest first.
+    pub security_events: Vec<SecurityEvent>,
+    /// Audit records naming the user, as actor or subject.
+    pub audit: Vec<AuditEntry>,
+    /// What is held but not exported, and why.
+    pub withheld: Vec<String>,
+}
+
+/// The risk engine's knowledge of a user, in an export.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RiskProfileExport {
+    /// Address prefixes of earlier logins, oldest first.
+    pub networks: Vec<String>,
+    /// Countries of earlier logins, oldest first.
+    pub countries: Vec<String>,
+    /// The latest login with a known location.
+    pub last_location: Option<Location>,
+    /// When that login was.
+    pub last_location_at: Option<Timestamp>,
+    /// Successful logins per UTC hour of day (index 0 = 00:00-00:59).
+    pub login_hours: Vec<u32>,
+}
+
+/// Failed-login state in an export.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LoginFailures {
+    /// Failures in the current window.
+    pub failures: u32,
+    /// When that window began.
+    pub window_start: Timestamp,
+    /// Until when logins are refused, if locked now.
+    pub locked_until: Option<Timestamp>,
+}
+
+/// One shard's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ShardStats {
+    /// The shard's tier.
+    pub tier: UserTier,
+    /// Its index within the tier.
+    pub index: usize,
+    /// Live actors.
+    pub resident: u64,
+    /// Activations from snapshots.
+    pub activations: u64,
+    /// Actors that left.
+    pub passivations: u64,
+    /// Crashed actors restarted.
+    pub restarts: u64,
+    /// Messages to its user actors not yet answered (their mailboxes' depth together).
+    pub in_flight: u64,
+    /// Messages its user actors have answered.
+    pub messages: u64,
+    /// Messages answered per second over the last sweep window
+    /// (`engine.sweep_interval_secs`).
+    pub message_rate_per_sec: f64,
+    /// Median round trip of those messages (mailbox wait plus handling), µs.
+    pub latency_p50_us: u64,
+    /// Their 99th percentile, µs.
+    pub latency_p99_us: u64,
+    /// The slowest, µs.
+    pub latency_max_us: u64,
+}
+
+/// What a start-up check of the store found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// Records that decoded.
+    pub ok: usize,
+    /// Users whose records did not, with the reason.
+    pub corrupt: Vec<(UserId, String)>,
+}
+
+/// What a retention purge removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PurgeReport {
+    /// Events older than this went.
+    pub cutoff: Timestamp,
+    /// User records read.
+    pub users: usize,
+    /// User records rewritten.
+    pub rewritten: usize,
+    /// Events removed from users' records.
+    pub in_state: usize,
+    /// Archived events removed.
+    pub archived: usize,
+}
+
+/// What a check of the audit log's hash chain found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AuditVerdict {
+    /// Every record links to the one before it.
+    Intact {
+        /// Records in the log.
+        records: u64,
+    },
+    /// The chain breaks at `seq`.
+    Broken {
+        /// The first bad record (or where a missing one should be).
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A user for [`Accounts::import`](super::Accounts::import): an existing argon2 hash
+/// instead of a password.
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedUser {
+    /// The email.
+    pub email: String,
+    /// An argon2 PHC string (`$argon2id$v=19$m=...`), e.g. from the system migrated from.
+    pub password_hash: String,
+    /// The tier (default Free).
+    #[serde(default)]
+    pub tier: Option<UserTier>,
+    /// Profile fields.
+    #[serde(default)]
+    pub profile_data: Option<crate::domain::profile::ProfilePatch>,
+}

@@ -1,0 +1,346 @@
+//! The front door's rules, without HTTP: a facade called with a [`Principal`] decides
+//! access, step-up, tier gates and audit records itself, so every client gets them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{DEFAULT_TOML, parse_toml};
+use crate::domain::mfa::SecondFactor;
+use crate::domain::time::ManualClock;
+use crate::engine::StepUpOutcome;
+use crate::engine::audit::{AuditAction, AuditActor};
+use crate::store::{
+    ArchiveStore, AuditStore, EmailIndex, KeyStore, Revision, Route, SecurityEventScan, SledStore,
+    StoreError, UserScan, UserStore,
+};
+
+const PW: &str = "correct horse battery staple";
+
+fn config(dir: &std::path::Path) -> Config {
+    let layers = vec![
+        parse_toml("default", DEFAULT_TOML).unwrap(),
+        parse_toml("test", include_str!("../../../config/test.toml")).unwrap(),
+        parse_toml(
+            "here",
+            &format!("[store]\ndata_dir = {:?}\n", dir.display().to_string()),
+        )
+        .unwrap(),
+    ];
+    Config::from_layers(layers).unwrap()
+}
+
+fn open(dir: &std::path::Path) -> (UserManager, ManualClock) {
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let setup = Setup::new(config(dir)).clock(Arc::new(clock.clone()));
+    (UserManager::open(setup).unwrap(), clock)
+}
+
+/// A Free user, logged in: its id and the principal of its new session.
+async fn signed_in(m: &UserManager, email: &str) -> (UserId, Principal) {
+    let p = m
+        .create_user(email, PW, UserTier::Free, ProfilePatch::default())
+        .await
+        .unwrap();
+    let LoginOutcome::Success(s) = m
+        .authenticate_user(email, PW, LoginContext::default())
+        .await
+        .unwrap()
+    else {
+        panic!("login of {email}")
+    };
+    let by = Principal::User(UserSession {
+        user: p.id,
+        session: s.session_id,
+    });
+    (p.id, by)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_cannot_delete_another_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = open(dir.path());
+    let (_, mallory) = signed_in(&m, "mallory@x.io").await;
+    let (victim, _) = signed_in(&m, "victim@x.io").await;
+    let refused = m.accounts().delete(&mallory, victim).await;
+    assert_eq!(
+        refused,
+        Err(EngineError::Forbidden(principal::OWN_ACCOUNT_ONLY))
+    );
+    assert_eq!(
+        m.accounts().delete(&Principal::Anonymous, victim).await,
+        Err(EngineError::Unauthenticated(principal::TOKEN_REQUIRED))
+    );
+    assert!(
+        m.get_user(victim).await.is_ok(),
+        "the victim is still there"
+    );
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_oneself_needs_a_recent_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = open(dir.path());
+    let (id, me) = signed_in(&m, "me@x.io").await;
+    let window = m.config().mfa.step_up_window;
+    clock.advance(window + Duration::from_secs(1));
+    assert_eq!(
+        m.accounts().delete(&me, id).await,
+        Err(EngineError::StepUpRequired)
+    );
+    assert!(m.get_user(id).await.is_ok(), "nothing was deleted");
+    // The same session, after proving its password again, may.
+    let stepped = m.login().step_up(&me, PW, None).await.unwrap();
+    assert!(matches!(stepped, StepUpOutcome::Done { .. }), "{stepped:?}");
+    m.accounts().delete(&me, id).await.unwrap();
+    assert_eq!(m.get_user(id).await, Err(EngineError::NotFound));
+    // And the deletion is on record, naming the user as the one who did it.
+    let log = m.ops().audit_entries(&LIBRARY, None, None).unwrap();
+    let last = log.last().unwrap();
+    assert_eq!(last.body.actor, AuditActor::User { id });
+    assert_eq!(last.body.action, AuditAction::UserDeleted { user: id });
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_with_an_authenticator_needs_a_step_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = open(dir.path());
+    let (id, me) = signed_in(&m, "totp@x.io").await;
+    let enrollment = m.mfa().begin_totp(&me, id).await.unwrap();
+    let secret = totp_rs::Secret::Encoded(enrollment.secret.clone())
+        .to_bytes()
+        .unwrap();
+    let totp = &m.config().mfa.totp;
+    let code = crate::security::totp::code_at(&secret, totp, m.now().unix_secs());
+    m.mfa().confirm_totp(&me, id, &code).await.unwrap();
+    clock.advance(m.config().mfa.step_up_window + Duration::from_secs(totp.step_secs));
+    let new = "an entirely new passphrase here";
+    assert_eq!(
+        m.accounts().change_password(&me, id, PW, new).await,
+        Err(EngineError::StepUpRequired),
+        "the password alone no longer proves the user"
+    );
+    let code = crate::security::totp::code_at(&secret, totp, m.now().unix_secs());
+    let answer = FactorAnswer::code(SecondFactor::Authenticator, code);
+    let stepped = m.login().step_up(&me, PW, Some(answer)).await.unwrap();
+    assert!(matches!(stepped, StepUpOutcome::Done { .. }), "{stepped:?}");
+    assert_eq!(
+        m.accounts().change_password(&me, id, PW, new).await,
+        Ok(PasswordChange::Changed)
+    );
+    // Nobody else changes a password: not the operator, not another user.
+    let op = m
+        .accounts()
+        .change_password(&Principal::Operator, id, new, PW)
+        .await;
+    assert_eq!(op, Err(EngineError::Forbidden(principal::SESSION_REQUIRED)));
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_user_cannot_upgrade_itself_or_sign_up_above_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = open(dir.path());
+    let (id, me) = signed_in(&m, "cheap@x.io").await;
+    assert_eq!(
+        m.accounts().change_tier(&me, id, UserTier::Vip).await,
+        Err(EngineError::Forbidden(
+            "tier changes need the operator credential"
+        ))
+    );
+    assert_eq!(m.get_user(id).await.unwrap().tier, UserTier::Free);
+    let signup = m
+        .accounts()
+        .create(
+            &Principal::Anonymous,
+            "greedy@x.io",
+            PW,
+            UserTier::Premium,
+            ProfilePatch::default(),
+        )
+        .await;
+    assert!(
+        matches!(signup, Err(EngineError::Forbidden(_))),
+        "{signup:?}"
+    );
+    // The operator may, and the change is audited as the operator's.
+    let p = m
+        .accounts()
+        .change_tier(&Principal::Operator, id, UserTier::Premium)
+        .await
+        .unwrap();
+    assert_eq!(p.tier, UserTier::Premium);
+    let log = m
+        .ops()
+        .audit_entries(&Principal::Operator, None, None)
+        .unwrap();
+    assert_eq!(
+        (&log[0].body.actor, &log[0].body.action),
+        (
+            &AuditActor::Operator,
+            &AuditAction::TierChanged {
+                user: id,
+                to: UserTier::Premium
+            }
+        )
+    );
+    assert!(
+        m.ops().audit_entries(&me, None, None).is_err(),
+        "operators only"
+    );
+    m.shutdown().await.unwrap();
+}
+
+/// A store that refuses every batch holding an audit record, and passes everything else
+/// to sled.
+struct RefusesAudit(SledStore);
+
+impl UserStore for RefusesAudit {
+    fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.load_user(id)
+    }
+    fn load_user_at(&self, id: UserId) -> Result<Option<(Revision, Vec<u8>)>, StoreError> {
+        self.0.load_user_at(id)
+    }
+    fn route_of(&self, id: UserId) -> Result<Option<Route>, StoreError> {
+        self.0.route_of(id)
+    }
+    fn lookup_email(&self, index: &EmailIndex) -> Result<Option<UserId>, StoreError> {
+        self.0.lookup_email(index)
+    }
+    fn scan_users(&self) -> UserScan<'_> {
+        self.0.scan_users()
+    }
+    fn user_count(&self) -> usize {
+        self.0.user_count()
+    }
+}
+
+impl KeyStore for RefusesAudit {
+    fn load_key(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.load_key(id)
+    }
+    fn scan_keys(&self) -> UserScan<'_> {
+        self.0.scan_keys()
+    }
+    fn replace_key(&self, id: UserId, old: &[u8], new: &[u8]) -> Result<bool, StoreError> {
+        self.0.replace_key(id, old, new)
+    }
+    fn keyring_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.keyring_meta()
+    }
+    fn put_keyring_meta(&self, meta: &[u8]) -> Result<(), StoreError> {
+        self.0.put_keyring_meta(meta)
+    }
+    fn legacy_emails(&self) -> Result<Vec<(String, UserId)>, StoreError> {
+        self.0.legacy_emails()
+    }
+    fn migrate_email(&self, email: &str, index: &EmailIndex, id: UserId) -> Result<(), StoreError> {
+        self.0.migrate_email(email, index, id)
+    }
+    fn seal_user(
+        &self,
+        id: UserId,
+        tier: UserTier,
+        wrapped_key: &[u8],
+        record: &[u8],
+    ) -> Result<(), StoreError> {
+        self.0.seal_user(id, tier, wrapped_key, record)
+    }
+}
+
+impl AuditStore for RefusesAudit {
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.0.audit_after(after, limit)
+    }
+    fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.0.last_audit()
+    }
+}
+
+impl ArchiveStore for RefusesAudit {
+    fn scan_security_events(&self) -> SecurityEventScan<'_> {
+        self.0.scan_security_events()
+    }
+    fn security_events_before(
+        &self,
+        user: UserId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.0.security_events_before(user, before, limit)
+    }
+}
+
+impl Store for RefusesAudit {
+    fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        if batch.ops().iter().any(|op| matches!(op, Op::Audit { .. })) {
+            return Err(StoreError::Io("the audit log's disk is full".into()));
+        }
+        self.0.apply(batch)
+    }
+    fn flush(&self) -> Result<usize, StoreError> {
+        self.0.flush()
+    }
+    fn size_on_disk(&self) -> Option<u64> {
+        self.0.size_on_disk()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_whose_audit_record_cannot_be_written_is_not_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = SledStore::open(dir.path(), 1 << 20).unwrap();
+    let store: Arc<dyn Store> = Arc::new(RefusesAudit(sled));
+    let m = UserManager::open(Setup::new(config(dir.path())).store(store)).unwrap();
+    let (id, me) = signed_in(&m, "kept@x.io").await;
+    let op = Principal::Operator;
+    // Unaudited work goes on as usual.
+    let named = ProfilePatch {
+        display_name: Some("Still Here".into()),
+        ..Default::default()
+    };
+    m.accounts().update(&me, id, named).await.unwrap();
+    // Every audited action is refused with its record, and leaves no trace.
+    assert!(m.accounts().delete(&op, id).await.is_err());
+    assert!(m.accounts().delete(&me, id).await.is_err());
+    assert!(
+        m.accounts()
+            .change_tier(&op, id, UserTier::Vip)
+            .await
+            .is_err()
+    );
+    let consent = vec![(crate::domain::consent::Purpose::Analytics, true)];
+    assert!(
+        m.privacy()
+            .update_consents(&me, id, consent, None)
+            .await
+            .is_err()
+    );
+    // An operator's read whose record cannot be written hands nothing out.
+    assert!(m.accounts().get(&op, id).await.is_err());
+    assert!(m.accounts().export(&op, id).await.is_err());
+    let p = m.get_user(id).await.unwrap();
+    assert_eq!(
+        (p.tier, p.display_name.as_str()),
+        (UserTier::Free, "Still Here")
+    );
+    let consents = m.privacy().consents(&me, id).await.unwrap();
+    assert!(consents.history.is_empty(), "no consent was recorded");
+    m.shutdown().await.unwrap();
+    drop(m);
+    // After a restart, the user is still there and unchanged.
+    let m = UserManager::open(config(dir.path())).unwrap();
+    let p = m.get_user(id).await.unwrap();
+    assert_eq!(
+        (p.tier, p.display_name.as_str()),
+        (UserTier::Free, "Still Here")
+    );
+    assert_eq!(
+        m.ops().verify_audit(&op).unwrap(),
+        AuditVerdict::Intact { records: 0 }
+    );
+    m.shutdown().await.unwrap();
+}
