@@ -1,14 +1,18 @@
 //! Plain data and the rules over it: identifiers, time, tiers and their policies, the user
-//! profile with its settings, sessions and the login lockout.
+//! profile with its settings, sessions and their binding to an origin, the login lockout
+//! and decision, challenges, second factors, risk, consent and activity.
 //!
 //! Nothing here knows about actors, storage or HTTP. Every rule that depends on time takes
 //! `now` as a parameter, so it is unit-tested without clocks.
 
 pub mod activity;
+pub mod binding;
+pub mod challenge;
 pub mod consent;
 pub mod email;
 pub mod ids;
 pub mod lockout;
+pub mod login;
 pub mod mfa;
 pub mod password;
 pub mod profile;

@@ -89,6 +89,19 @@ impl UsageCounters {
     }
 }
 
+/// The warning threshold (80 or 100 percent of `limit`) that going from `before` to
+/// `after` crossed, the higher one if both.
+pub fn crossed_threshold(before: u64, after: u64, limit: u64) -> Option<u8> {
+    if limit == 0 || after <= before {
+        return None;
+    }
+    let at = |p: u64| (u128::from(limit) * u128::from(p)).div_ceil(100);
+    [100u8, 80].into_iter().find(|&p| {
+        let mark = at(u64::from(p));
+        u128::from(before) < mark && u128::from(after) >= mark
+    })
+}
+
 /// Everything a client may see of a user. Holds no credential.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserProfile {
@@ -406,5 +419,18 @@ pub(crate) mod tests {
                 .is_err()
         );
         assert_eq!(p, before);
+    }
+
+    #[test]
+    fn quota_warnings_fire_once_per_threshold() {
+        assert_eq!(crossed_threshold(7, 8, 10), Some(80));
+        assert_eq!(crossed_threshold(8, 9, 10), None);
+        assert_eq!(crossed_threshold(9, 10, 10), Some(100));
+        assert_eq!(crossed_threshold(0, 10, 10), Some(100));
+        assert_eq!(crossed_threshold(10, 9, 10), None);
+        assert_eq!(crossed_threshold(0, 1, 3), None); // 80% of 3 is 2.4 -> 3
+        assert_eq!(crossed_threshold(1, 2, 3), None);
+        assert_eq!(crossed_threshold(2, 3, 3), Some(100));
+        assert_eq!(crossed_threshold(0, 5, 0), None);
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::shard::{Activate, Activation, Shard, ShardCounters};
-use super::user_actor::UserActor;
+use super::user::UserActor;
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;

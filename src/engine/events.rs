@@ -6,7 +6,7 @@
 //! committer, which publishes it once the change is durable, in the order the actor
 //! handed them over — so the stream's order is the order of the changes, and no client
 //! hears of a change a crash could undo. Sockets subscribe through the
-//! actor too (a [`super::user_actor::Subscribe`] message), so a subscription and a
+//! actor too (a [`super::user::Subscribe`] message), so a subscription and a
 //! revocation of its session can never race.
 //!
 //! Streams live in a map beside the directory, not inside the actor: an actor that moves

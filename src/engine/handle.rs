@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::shared_profile::SharedProfile;
-use super::user_actor::{
+use super::user::{
     Audited, ChangeTier, DeleteUser, GetProfile, ListSessions, RecordUsage, RevokeOtherSessions,
     RevokeSession, UpdateProfile,
 };

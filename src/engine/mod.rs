@@ -15,12 +15,13 @@ pub(crate) mod handle;
 #[doc(hidden)]
 pub mod keyring;
 pub mod manager;
+pub mod outcomes;
 pub(crate) mod runtime;
 pub(crate) mod shard;
 pub(crate) mod shared_profile;
 #[doc(hidden)]
 pub mod state;
-pub(crate) mod user_actor;
+pub(crate) mod user;
 
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,8 @@ use crate::store::{GroupCommit, Store, StoreError};
 // The front door and everything its callers see: the manager, its facades and their
 // outcome types. Layers above the engine (the API, the CLI, the consoles) use these
 // names only, never the engine's modules.
+pub use crate::domain::binding::RequestOrigin;
+pub use crate::domain::login::ChallengeReason;
 pub use crate::security::passkey::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,
@@ -49,10 +52,6 @@ pub use keyring::{RotationProgress, RotationReport};
 pub use manager::ops::verify_audit_offline;
 pub use manager::*;
 pub use shared_profile::SharedProfile;
-pub use user_actor::{
-    ActivityOutcome, AuthorizedRequest, ChallengeReason, CodeSend, ConsentView, FactorProof,
-    PurposeConsent, RequestOrigin, SessionInfo, StepUpOutcome, SubscribeOutcome,
-};
 
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
 /// the `Ok` side instead.

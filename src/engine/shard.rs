@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::directory::LiveEntry;
 use super::state::UserState;
-use super::user_actor::{Passivate, Tick, UserActor};
+use super::user::{Passivate, Tick, UserActor};
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::user_actor::Crash;
+use super::user::Crash;
 use super::{EngineError, UserManager};
 use crate::config::{Config, DEFAULT_TOML, parse_toml};
 use crate::domain::profile::ProfilePatch;

@@ -72,6 +72,10 @@ async fn activity_needs_analytics_consent_and_minors_a_parent() {
         panic!("a minor's activity was counted without a parent's consent");
     };
     assert!(reason.contains("parental"), "{reason}");
+    assert!(
+        !reason.contains("  "),
+        "one sentence, no run of spaces: {reason:?}"
+    );
     // The child cannot make itself older; an operator can correct the date.
     let older = Date::parse("1990-01-01").unwrap();
     assert!(matches!(

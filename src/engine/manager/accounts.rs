@@ -12,9 +12,8 @@ use crate::domain::tier::UserTier;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::audit::AuditAction;
-use crate::engine::user_actor::{
-    ConsentView, GetActivity, GetState, PasswordTicket, RecordFailure, SetPassword,
-};
+use crate::engine::outcomes::ConsentView;
+use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, SetPassword};
 
 /// Most users one import may carry.
 pub const MAX_IMPORT_BATCH: usize = 200;

@@ -10,6 +10,7 @@ use super::{
     ChallengeOutcome, DenyReason, LoginChallenge, LoginOutcome, LoginSuccess,
     PasswordlessChallenge, UserManager,
 };
+use crate::domain::binding::RequestOrigin;
 use crate::domain::email::Email;
 use crate::domain::ids::UserId;
 use crate::domain::mfa::SecondFactor;
@@ -17,11 +18,13 @@ use crate::domain::session::LoginContext;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
+use crate::engine::outcomes::{
+    AuthorizedRequest, CodeSend, FactorProof, SessionInfo, StepUpOutcome,
+};
 use crate::engine::shared_profile::SharedProfile;
-use crate::engine::user_actor::{
-    AuthorizeRequest, AuthorizedRequest, BeginLogin, BeginPasswordless, CodeSend, CompleteLogin,
-    FactorProof, FinishLogin, LoginDecision, PasswordlessStart, RequestOrigin, SendLoginCode,
-    SessionInfo, StartLoginAssertion, StartStepUpAssertion, StepUp, StepUpOutcome, UserActor,
+use crate::engine::user::{
+    AuthorizeRequest, BeginLogin, BeginPasswordless, CompleteLogin, FinishLogin, LoginDecision,
+    PasswordlessStart, SendLoginCode, StartLoginAssertion, StartStepUpAssertion, StepUp, UserActor,
     ValidateSession,
 };
 use crate::metrics::LoginResult;

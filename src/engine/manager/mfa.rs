@@ -10,8 +10,9 @@ use crate::domain::mfa::{MfaStatus, SecondFactor};
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::audit::AuditAction;
-use crate::engine::user_actor::{
-    BeginPasskeyRegistration, BeginSms, BeginTotp, CodeSend, ConfirmSms, ConfirmTotp,
+use crate::engine::outcomes::CodeSend;
+use crate::engine::user::{
+    BeginPasskeyRegistration, BeginSms, BeginTotp, ConfirmSms, ConfirmTotp,
     FinishPasskeyRegistration, GetMfa, RegenerateRecovery, RemovePasskey, RemoveSms, RemoveTotp,
 };
 use crate::security::passkey::{CreationChallengeResponse, RegisterPublicKeyCredential};

@@ -14,7 +14,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::audit::{self, AuditEntry};
 use crate::engine::keyring::{RotationAudit, RotationProgress, RotationReport};
-use crate::engine::user_actor::PurgeEvents;
+use crate::engine::user::PurgeEvents;
 use crate::engine::{Engine, EngineError};
 use crate::metrics::{ShardLabels, TierLabels};
 use crate::store::{Batch, Op, codec};

@@ -9,9 +9,8 @@ use crate::domain::security_log::SecurityEvent;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::audit::AuditAction;
-use crate::engine::user_actor::{
-    ConsentView, GetConsents, GetSecurityEvents, RecordParentalConsent, UpdateConsents,
-};
+use crate::engine::outcomes::ConsentView;
+use crate::engine::user::{GetConsents, GetSecurityEvents, RecordParentalConsent, UpdateConsents};
 use crate::store::codec;
 
 /// Longest page of security events, and the page size when none is asked for.

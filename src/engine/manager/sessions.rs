@@ -8,9 +8,8 @@ use crate::domain::ids::{SessionId, UserId};
 use crate::domain::session::SessionView;
 use crate::engine::EngineError;
 use crate::engine::events::Resume;
-use crate::engine::user_actor::{
-    ActivityOutcome, RecordActivity, SessionInfo, Subscribe, SubscribeOutcome, TouchSession,
-};
+use crate::engine::outcomes::{ActivityOutcome, SessionInfo, SubscribeOutcome};
+use crate::engine::user::{RecordActivity, Subscribe, TouchSession};
 
 /// See [`UserManager::sessions`].
 #[derive(Clone, Copy)]

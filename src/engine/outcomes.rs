@@ -1,21 +1,26 @@
-//! What the front door answers: every outcome and report type of [`UserManager`]
-//! (crate::UserManager)'s facades, in one place. Expected refusals are values here (a
-//! denied login, a wrong factor, a quota hit), so `?` carries only real failures.
+//! What the front door answers: every outcome and report type of the facades of
+//! [`UserManager`](crate::UserManager), in one place (the user actor's replies among
+//! them). Expected refusals are values here (a denied login, a wrong factor, a quota
+//! hit), so `?` carries only real failures.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::activity::ActivityCounters;
+use crate::domain::consent::{ConsentChange, ConsentState, ParentalConsent, Purpose};
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::login::ChallengeReason;
 use crate::domain::mfa::{MfaStatus, SecondFactor};
 use crate::domain::profile::UserProfile;
+use crate::domain::rate::RateDecision;
 use crate::domain::risk::Location;
 use crate::domain::security_log::SecurityEvent;
 use crate::domain::session::SessionView;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::engine::audit::AuditEntry;
-use crate::engine::user_actor::{ChallengeReason, ConsentView};
-use crate::security::passkey::RequestChallengeResponse;
+use crate::engine::events::Subscription;
+use crate::engine::shared_profile::SharedProfile;
+use crate::security::passkey::{PublicKeyCredential, RequestChallengeResponse};
 
 /// The result of a login attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -288,4 +293,172 @@ pub struct ImportedUser {
     /// Profile fields.
     #[serde(default)]
     pub profile_data: Option<crate::domain::profile::ProfilePatch>,
+}
+
+/// Who a valid session belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's user.
+    pub user_id: UserId,
+    /// The session.
+    pub session_id: SessionId,
+    /// The user's tier now.
+    pub tier: UserTier,
+    /// When the session ends unless used again.
+    pub expires_at: Timestamp,
+}
+
+impl SessionInfo {
+    pub(crate) fn of(user_id: UserId, tier: UserTier, s: &crate::domain::session::Session) -> Self {
+        Self {
+            user_id,
+            session_id: s.id,
+            tier,
+            expires_at: s.ends_at(),
+        }
+    }
+}
+
+/// A request made with a valid session, and what the rate limiter decided about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthorizedRequest {
+    /// The session.
+    pub session: SessionInfo,
+    /// Allowed (with the figures for `RateLimit-*` headers) or limited.
+    pub rate: RateDecision,
+    /// The user's profile as of this check: a shared snapshot, so that a request about
+    /// the caller's own profile needs no second message to the actor.
+    pub profile: SharedProfile,
+}
+
+/// The answer to [`Subscribe`].
+#[derive(Debug)]
+pub enum SubscribeOutcome {
+    /// Subscribed; the socket reads its events from here.
+    Subscribed(Box<Subscription>),
+    /// The session is not live.
+    SessionInvalid,
+    /// The user holds the most sockets allowed.
+    TooManySockets,
+}
+
+/// The answer to [`RecordActivity`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActivityOutcome {
+    /// Counted.
+    Recorded {
+        /// Events counted.
+        accepted: usize,
+    },
+    /// The session is not live; nothing counted.
+    SessionInvalid,
+    /// Over the tier's rate; nothing counted.
+    RateLimited {
+        /// Seconds until a request is allowed.
+        retry_after_secs: u64,
+    },
+    /// The user has not consented to analytics (or is a minor without a recorded
+    /// parental consent); nothing counted.
+    ConsentRequired {
+        /// Why, for the client.
+        reason: &'static str,
+    },
+}
+
+/// What became of a code request.
+#[derive(Debug)]
+pub enum CodeSend {
+    /// A code was made and queued for sending; it expires then.
+    Sent {
+        /// When the code stops working.
+        expires_at: Timestamp,
+    },
+    /// A code was sent moments ago; ask again after this many seconds.
+    TooSoon {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// This challenge does not offer email.
+    NotOffered,
+    /// No such challenge (expired, used, or never issued).
+    Gone,
+}
+
+/// The answer to a second-factor question.
+#[derive(Clone, Debug)]
+pub enum FactorProof {
+    /// A code: authenticator, email or recovery.
+    Code(String),
+    /// A WebAuthn assertion, for the options the server handed out.
+    Assertion(Box<PublicKeyCredential>),
+}
+
+impl FactorProof {
+    /// The proof with surrounding spaces taken off a code.
+    pub fn trimmed(self) -> Self {
+        match self {
+            Self::Code(c) => Self::Code(c.trim().to_owned()),
+            a => a,
+        }
+    }
+}
+
+/// What a step-up achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepUpOutcome {
+    /// The session counts as freshly authenticated until `valid_until`.
+    Done {
+        /// When sensitive operations need another step-up.
+        valid_until: Timestamp,
+    },
+    /// Wrong password or factor (counted as a failure).
+    Rejected,
+    /// The user has an authenticator: a code from it (or a recovery code) must come too.
+    FactorRequired,
+}
+
+/// One purpose's consent now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PurposeConsent {
+    /// The purpose.
+    pub purpose: Purpose,
+    /// Granted now.
+    pub granted: bool,
+    /// Since when (the last change), if ever set.
+    pub since: Option<Timestamp>,
+}
+
+/// A user's consents as the API shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ConsentView {
+    /// Each purpose, granted or not.
+    pub purposes: Vec<PurposeConsent>,
+    /// Every recorded change, oldest first.
+    pub history: Vec<ConsentChange>,
+    /// The birth date, if given (`YYYY-MM-DD`).
+    pub birth_date: Option<String>,
+    /// Under the configured minimum age.
+    pub minor: bool,
+    /// The recorded parental consent, if any.
+    pub parental_consent: Option<ParentalConsent>,
+}
+
+impl ConsentView {
+    /// The view of `c` at `now`.
+    pub fn of(c: &ConsentState, min_age: u8, now: Timestamp) -> Self {
+        Self {
+            purposes: Purpose::ALL
+                .iter()
+                .map(|&p| PurposeConsent {
+                    purpose: p,
+                    granted: c.granted(p),
+                    since: c.current(p).map(|x| x.at),
+                })
+                .collect(),
+            history: c.history.clone(),
+            birth_date: c.birth_date.map(|d| d.to_string()),
+            minor: c.is_minor(min_age, now),
+            parental_consent: c.parental.clone(),
+        }
+    }
 }

@@ -1,63 +1,10 @@
-//! The user actor's consents and age rule: recording consent changes (with what a
-//! withdrawal turns off), the birth date, a parental consent.
+//! Consents and the age rule in the user's actor: consent changes (with what a withdrawal
+//! turns off), the birth date, a parental consent, retention of security events, and
+//! reading them.
 
 use actix::prelude::*;
-use serde::Serialize;
 
-use super::UserActor;
-use crate::domain::consent::{ConsentChange, ConsentState, Date, ParentalConsent, Purpose};
-use crate::domain::settings::{AIPreferences, PersonalizationLevel};
-use crate::domain::time::Timestamp;
-use crate::domain::validation::ValidationError;
-use crate::engine::EngineError;
-use crate::engine::audit::{AuditAction, AuditActor};
-use crate::engine::events::Event;
-
-/// One purpose's consent now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct PurposeConsent {
-    /// The purpose.
-    pub purpose: Purpose,
-    /// Granted now.
-    pub granted: bool,
-    /// Since when (the last change), if ever set.
-    pub since: Option<Timestamp>,
-}
-
-/// A user's consents as the API shows them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ConsentView {
-    /// Each purpose, granted or not.
-    pub purposes: Vec<PurposeConsent>,
-    /// Every recorded change, oldest first.
-    pub history: Vec<ConsentChange>,
-    /// The birth date, if given (`YYYY-MM-DD`).
-    pub birth_date: Option<String>,
-    /// Under the configured minimum age.
-    pub minor: bool,
-    /// The recorded parental consent, if any.
-    pub parental_consent: Option<ParentalConsent>,
-}
-
-impl ConsentView {
-    /// The view of `c` at `now`.
-    pub fn of(c: &ConsentState, min_age: u8, now: Timestamp) -> Self {
-        Self {
-            purposes: Purpose::ALL
-                .iter()
-                .map(|&p| PurposeConsent {
-                    purpose: p,
-                    granted: c.granted(p),
-                    since: c.current(p).map(|x| x.at),
-                })
-                .collect(),
-            history: c.history.clone(),
-            birth_date: c.birth_date.map(|d| d.to_string()),
-            minor: c.is_minor(min_age, now),
-            parental_consent: c.parental.clone(),
-        }
-    }
-}
+use super::*;
 
 /// The user's consents.
 #[derive(Message, Clone)]
@@ -91,6 +38,14 @@ pub(crate) struct RecordParentalConsent {
 #[rtype(result = "Result<usize, EngineError>")]
 pub(crate) struct PurgeEvents {
     pub before: Timestamp,
+}
+
+/// The newest security events numbered below `before`.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(Vec<SecurityEvent>, Option<u64>), EngineError>")]
+pub(crate) struct GetSecurityEvents {
+    pub before: u64,
+    pub limit: usize,
 }
 
 /// What withdrawing `purpose` turns off in the preferences.
@@ -258,12 +213,21 @@ impl Handler<RecordParentalConsent> for UserActor {
     }
 }
 
+impl Handler<GetSecurityEvents> for UserActor {
+    type Result = Result<(Vec<SecurityEvent>, Option<u64>), EngineError>;
+    fn handle(&mut self, msg: GetSecurityEvents, _: &mut Context<Self>) -> Self::Result {
+        self.touch();
+        let log = &self.state.security;
+        Ok((log.newest_before(msg.before, msg.limit), log.oldest_seq()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::time::Timestamp;
 
-    fn prefs() -> AIPreferences {
+    pub(super) fn prefs() -> AIPreferences {
         AIPreferences {
             personalization_level: PersonalizationLevel::Advanced,
             learning_rate: 0.1,
@@ -276,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn federated_learning_needs_a_grant_and_withdrawn_personalisation_stays_off() {
+    pub(super) fn federated_learning_needs_a_grant_and_withdrawn_personalisation_stays_off() {
         let t = Timestamp::from_millis(1_000);
         let mut c = ConsentState::default();
         let before = prefs();

@@ -1,0 +1,449 @@
+//! The user actor: one per live user, the only place that user's state changes.
+//!
+//! Its mailbox serialises every request for the user, so the state needs no locks.
+//! Changes a client is promised (profile, tier, sessions, deletion) are written to the
+//! store inside the handler, before the reply; the caller then awaits the group commit
+//! before acknowledging, so the actor never waits on disk. Soft state (last-seen times,
+//! failure counters) is written on the shard's sweep, on passivation and at shutdown.
+//!
+//! One file per capability, each with its messages at the top: [`profile`], [`login`]
+//! (password logins), [`challenge`] (second factors of a login, passwordless starts),
+//! [`sessions`], [`mfa`], [`step_up`], [`activity`], [`privacy`]. This file holds the
+//! actor, its lifecycle (sweep ticks, passivation, poisoning) and the helpers they share:
+//! writing a change ([`UserActor::write`]), recording and publishing events.
+
+mod activity;
+mod challenge;
+mod login;
+mod mfa;
+mod privacy;
+mod profile;
+mod sessions;
+mod step_up;
+
+pub(crate) use activity::*;
+pub(crate) use challenge::*;
+pub(crate) use login::*;
+pub(crate) use mfa::*;
+pub(crate) use privacy::*;
+pub(crate) use profile::*;
+pub(crate) use sessions::*;
+pub(crate) use step_up::*;
+
+use std::sync::Arc;
+
+use actix::WeakAddr;
+use actix::prelude::*;
+
+// What the capability files share (they `use super::*`).
+use super::audit::{AuditAction, AuditActor};
+use super::events::{CloseCode, Event, Resume, RevokeReason, SubscribeError, UserStream};
+use super::outcomes::{
+    ActivityOutcome, AuthorizedRequest, CodeSend, ConsentView, FactorProof, SessionInfo,
+    StepUpOutcome, SubscribeOutcome,
+};
+use super::shard::{Shard, Stopped};
+use super::shared_profile::SharedProfile;
+use super::state::{SessionOrigin, UserState};
+use super::{Engine, EngineError};
+use crate::domain::activity::{ActivityCounters, ActivityEvent, check_batch};
+use crate::domain::binding::RequestOrigin;
+use crate::domain::consent::{ConsentChange, ConsentState, Date, ParentalConsent, Purpose};
+use crate::domain::ids::{SessionId, UserId};
+use crate::domain::login::ChallengeReason;
+use crate::domain::mfa::{MfaStatus, PendingTotp, SecondFactor, TotpFactor};
+use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, check_tier_features};
+use crate::domain::rate::RateDecision;
+use crate::domain::risk::{self, Attempt, Location, RiskAssessment, RiskDecision};
+use crate::domain::security_log::{SecurityEvent, SecurityEventKind};
+use crate::domain::session::{LoginContext, SessionView};
+use crate::domain::settings::{AIPreferences, PersonalizationLevel};
+use crate::domain::tier::{TierPolicy, UserTier};
+use crate::domain::time::Timestamp;
+use crate::domain::validation::ValidationError;
+use crate::notify::{Email, EmailKind, Sms};
+use crate::security::keys::DataKey;
+use crate::security::passkey::{
+    self, CreationChallengeResponse, PasskeyAuthentication, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
+use crate::security::token::SessionToken;
+use crate::security::{otp, totp};
+use crate::store::{Applied, Batch, Op, Revision, codec};
+
+/// The shard's periodic check: passivate when idle, snapshot soft state when due.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct Tick;
+
+/// Writes the snapshot and stops (shutdown, operator request).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct Passivate;
+
+/// Panics inside the handler: the restart-from-snapshot path in tests.
+#[cfg(test)]
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct Crash;
+
+/// Stops the actor without writing: its state turned out older than the store's (a write
+/// was refused as stale), so the next message activates the user afresh from the store.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct Poisoned;
+
+/// An audit record to write with a change, in the same atomic batch.
+pub(crate) type Audited = (super::audit::AuditActor, super::audit::AuditAction);
+
+/// The period of the per-tier request allowance.
+const RATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Appends a security event to `state`, counts it (and its risk assessment), and hands
+/// an event that no longer fits in the state to the store.
+fn record_into(
+    engine: &Engine,
+    key: &DataKey,
+    user: UserId,
+    state: &mut UserState,
+    event: SecurityEvent,
+) {
+    let m = &engine.metrics;
+    m.security_events
+        .get_or_create(&crate::metrics::SecurityLabels {
+            kind: event.kind.as_str(),
+        })
+        .inc();
+    if let Some(risk) = &event.risk {
+        m.risk_decisions
+            .get_or_create(&crate::metrics::RiskLabels {
+                decision: risk.decision.as_str(),
+            })
+            .inc();
+        for s in &risk.signals {
+            m.risk_signals
+                .get_or_create(&crate::metrics::SignalLabels {
+                    signal: s.kind.as_str(),
+                })
+                .inc();
+        }
+    }
+    if let Some(old) = state.record(event) {
+        let stored = serde_json::to_vec(&old)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                let aad = super::state::event_aad(user, old.seq);
+                let op = Op::ArchiveEvent {
+                    user,
+                    seq: old.seq,
+                    blob: codec::seal_blob(key, &aad, &b),
+                };
+                engine
+                    .store
+                    .apply(&Batch::of(op))
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = stored {
+            tracing::error!(%user, error = %e, "security event not archived");
+        }
+    }
+}
+
+/// The actor.
+pub(crate) struct UserActor {
+    state: UserState,
+    /// The revision of the stored record `state` was last written as (or loaded from).
+    revision: Revision,
+    /// This actor, to poison itself from a refused write.
+    me: Option<WeakAddr<UserActor>>,
+    /// The user's data key: seals its snapshots and archived events.
+    key: DataKey,
+    engine: Arc<Engine>,
+    shard: Addr<Shard>,
+    last_active: Timestamp,
+    last_snapshot: Timestamp,
+    soft_dirty: bool,
+    /// The user's event stream, once there is one (a socket subscribed, now or before
+    /// this actor started).
+    stream: Option<Arc<UserStream>>,
+    /// Logins waiting for their second factor (memory only: a restart voids them and
+    /// the user logs in again).
+    challenges: PendingLogins,
+    /// A passkey registration waiting for the authenticator's answer.
+    pending_registration: Option<(crate::security::passkey::PasskeyRegistration, Timestamp)>,
+    /// A phone number waiting for its texted code.
+    pending_phone: Option<PendingPhone>,
+    /// WebAuthn options handed out for a step-up, per session.
+    step_up_auth: Option<(
+        SessionId,
+        crate::security::passkey::PasskeyAuthentication,
+        Timestamp,
+    )>,
+}
+
+impl Drop for UserActor {
+    fn drop(&mut self) {
+        if let Some(s) = self.stream.take() {
+            self.engine.realtime.release(s);
+        }
+    }
+}
+
+impl Actor for UserActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.engine.config.engine.mailbox_capacity);
+        self.me = Some(ctx.address().downgrade());
+    }
+}
+
+impl UserActor {
+    pub(crate) fn new(
+        (state, revision): (UserState, Revision),
+        key: DataKey,
+        engine: Arc<Engine>,
+        shard: Addr<Shard>,
+    ) -> Self {
+        let now = engine.clock.now();
+        let stream = engine.realtime.existing(state.profile.id);
+        Self {
+            state,
+            revision,
+            me: None,
+            key,
+            engine,
+            shard,
+            last_active: now,
+            last_snapshot: now,
+            soft_dirty: false,
+            stream,
+            challenges: PendingLogins::new(challenge::MAX_PENDING_LOGINS),
+            pending_registration: None,
+            pending_phone: None,
+            step_up_auth: None,
+        }
+    }
+
+    /// Appends a security event to `state` (the next state, for events written with a
+    /// change); see [`record_into`].
+    fn record_event(&self, state: &mut UserState, event: SecurityEvent) {
+        record_into(&self.engine, &self.key, self.id(), state, event);
+    }
+
+    /// A security event about the client of `context`.
+    fn event_from(
+        &self,
+        kind: SecurityEventKind,
+        context: &LoginContext,
+        location: Option<&Location>,
+        now: Timestamp,
+    ) -> SecurityEvent {
+        let mut e = SecurityEvent::new(kind, now);
+        e.ip_address = context.ip_address;
+        e.device_id = context.device_id.clone();
+        e.location = location.cloned();
+        e
+    }
+
+    /// Records a soft security event (written with the next snapshot).
+    fn record_soft(&mut self, event: SecurityEvent) {
+        let id = self.id();
+        record_into(&self.engine, &self.key, id, &mut self.state, event);
+        self.soft_dirty = true;
+    }
+
+    /// Publishes an event to the user's sockets (and security events to operators) once
+    /// every store write made so far is durable: a client never hears of a change that
+    /// a crash could still undo. The group committer runs the publications in the order
+    /// this actor asked for them, so the stream's order is the order of the changes.
+    fn publish(&mut self, event: Event) {
+        let at = self.engine.clock.now();
+        let user = self.state.profile.id;
+        if event.is_security() {
+            let kind = crate::metrics::SecurityLabels { kind: event.kind() };
+            self.engine
+                .metrics
+                .security_events
+                .get_or_create(&kind)
+                .inc();
+        }
+        if self.stream.is_none() {
+            self.stream = self.engine.realtime.existing(user);
+        }
+        let stream = self.stream.clone();
+        let rt = Arc::clone(&self.engine.realtime);
+        self.engine.commit.then(move |durable| {
+            if let Err(e) = durable {
+                tracing::warn!(%user, error = %e, "event dropped: its change is not durable");
+            } else {
+                if event.is_security() {
+                    rt.publish_security(user, at, &event);
+                }
+                if let Some(s) = &stream {
+                    rt.publish(s, at, &event);
+                }
+            }
+            if let Some(s) = stream {
+                rt.release(s);
+            }
+        });
+    }
+
+    /// Publishes `session.revoked` for each session and closes their sockets.
+    fn sessions_ended(&mut self, ids: &[SessionId], reason: RevokeReason) {
+        for &session_id in ids {
+            self.publish(Event::SessionRevoked { session_id, reason });
+            if let Some(s) = &self.stream {
+                self.engine
+                    .realtime
+                    .close_session(s, session_id, CloseCode::SessionEnded);
+            }
+        }
+    }
+
+    /// Publishes a lockout alert if `was_locked` is false and the account is locked now.
+    fn lockout_alert(&mut self, was_locked: bool, now: Timestamp) {
+        if !was_locked && self.state.failures.is_locked(now) {
+            let until = self.state.failures.locked_until;
+            self.publish(Event::Lockout { until });
+        }
+    }
+
+    fn id(&self) -> UserId {
+        self.state.profile.id
+    }
+
+    fn policy(&self) -> &TierPolicy {
+        &self.engine.config.tier(self.state.profile.tier).policy
+    }
+
+    fn touch(&mut self) -> Timestamp {
+        let now = self.engine.clock.now();
+        self.last_active = now;
+        now
+    }
+
+    /// Writes `next` to the store and only then adopts it, so a failed write leaves the
+    /// live state equal to the stored one.
+    fn persist(&mut self, next: UserState, now: Timestamp) -> Result<(), EngineError> {
+        self.write(next, now, Vec::new())
+    }
+
+    /// [`Self::persist`], with audit records in the same atomic batch: the change and its
+    /// records are stored together or not at all.
+    fn write(
+        &mut self,
+        next: UserState,
+        now: Timestamp,
+        audit: Vec<Audited>,
+    ) -> Result<(), EngineError> {
+        let id = self.id();
+        let record = super::state::encode(&next, &self.key, id)?;
+        self.engine
+            .metrics
+            .snapshot_bytes
+            .inc_by(record.len() as u64);
+        let revision = self.revision + 1;
+        let tier = (next.profile.tier != self.state.profile.tier).then_some(next.profile.tier);
+        let batch = Batch::of(Op::PutUser {
+            id,
+            record,
+            revision,
+            tier,
+        });
+        let (applied, _) = self.engine.audit.apply_with(batch, now, audit)?;
+        self.accepted(applied)?;
+        self.revision = revision;
+        self.state = next;
+        self.last_snapshot = now;
+        self.soft_dirty = false;
+        Ok(())
+    }
+
+    /// `Ok` if the store took a write; a stale write poisons the actor (it stops, and the
+    /// user is activated afresh from the store).
+    fn accepted(&mut self, applied: Applied) -> Result<(), EngineError> {
+        match applied {
+            Applied::Done => Ok(()),
+            Applied::Stale { stored, .. } => {
+                tracing::error!(
+                    user = %self.id(),
+                    live = self.revision,
+                    ?stored,
+                    "the stored record is newer than this actor's: reloading it"
+                );
+                if let Some(me) = self.me.as_ref().and_then(WeakAddr::upgrade) {
+                    me.do_send(Poisoned);
+                }
+                Err(EngineError::Conflict(
+                    "the account changed meanwhile; retry".into(),
+                ))
+            }
+            Applied::EmailTaken => Err(EngineError::Internal(
+                "a user write was refused as a sign-up".into(),
+            )),
+        }
+    }
+
+    /// Writes the current state (soft-state snapshot); failures are logged, not fatal.
+    fn snapshot(&mut self, now: Timestamp) {
+        let next = self.state.clone();
+        if let Err(e) = self.persist(next, now) {
+            tracing::error!(user = %self.id(), error = %e, "snapshot failed");
+        }
+    }
+
+    /// Leaves the shard: tells it first (so a new activation queues behind this notice),
+    /// then stops.
+    fn leave(&mut self, ctx: &mut Context<Self>) {
+        self.shard.do_send(Stopped {
+            id: self.id(),
+            addr: ctx.address(),
+        });
+        ctx.stop();
+    }
+}
+
+impl Handler<Tick> for UserActor {
+    type Result = ();
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        let now = self.engine.clock.now();
+        let cfg = &self.engine.config.engine;
+        // Sockets do not keep an idle actor: their stream outlives it (see `events`).
+        if now.since(self.last_active) >= cfg.passivate_after {
+            self.state.prune_sessions(now);
+            self.snapshot(now);
+            self.leave(ctx);
+        } else if self.soft_dirty && now.since(self.last_snapshot) >= cfg.snapshot_interval {
+            self.snapshot(now);
+        }
+    }
+}
+
+impl Handler<Poisoned> for UserActor {
+    type Result = ();
+    fn handle(&mut self, _: Poisoned, ctx: &mut Context<Self>) {
+        self.leave(ctx);
+    }
+}
+
+impl Handler<Passivate> for UserActor {
+    type Result = ();
+    fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) {
+        let now = self.engine.clock.now();
+        self.snapshot(now);
+        self.leave(ctx);
+    }
+}
+
+#[cfg(test)]
+impl Handler<Crash> for UserActor {
+    type Result = Result<(), EngineError>;
+    #[allow(clippy::panic)]
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) -> Self::Result {
+        // Unsaved soft state is lost with the actor; the restart reads the last snapshot.
+        self.state.profile.make_mut().display_name = "never persisted".into();
+        panic!("test-induced panic in user actor {}", self.id());
+    }
+}

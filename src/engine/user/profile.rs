@@ -1,0 +1,200 @@
+//! The profile as the user's actor keeps it: reads, partial updates, quota use, tier
+//! moves, the whole state for an export, and deletion.
+
+use actix::prelude::*;
+
+use super::*;
+
+/// Counts quota usage against the tier's limit (durable when accepted).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<QuotaDecision, EngineError>")]
+pub(crate) struct RecordUsage {
+    pub kind: QuotaKind,
+    pub delta: i64,
+}
+
+/// Returns the profile.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<SharedProfile, EngineError>")]
+pub(crate) struct GetProfile;
+
+/// Applies a validated partial update (durable).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<SharedProfile, EngineError>")]
+pub(crate) struct UpdateProfile(pub ProfilePatch);
+
+/// Moves the user to another tier (durable, with its audit record); the actor then stops
+/// so that the new tier's registry activates it.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<SharedProfile, EngineError>")]
+pub(crate) struct ChangeTier {
+    pub tier: UserTier,
+    pub audit: Option<Audited>,
+}
+
+/// Deletes the user (durable, with its audit record), if `recent` (the acting session;
+/// `None` for the operator) authenticated recently; the actor stops.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct DeleteUser {
+    pub recent: Option<SessionId>,
+    pub audit: Option<Audited>,
+}
+
+/// Returns the whole state, for a data export, if `recent` (the acting session; `None`
+/// for the operator) authenticated recently.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<UserState, EngineError>")]
+pub(crate) struct GetState {
+    pub recent: Option<SessionId>,
+}
+
+impl Handler<GetProfile> for UserActor {
+    type Result = Result<SharedProfile, EngineError>;
+    fn handle(&mut self, _: GetProfile, _: &mut Context<Self>) -> Self::Result {
+        self.touch();
+        Ok(self.state.profile.clone())
+    }
+}
+
+impl Handler<UpdateProfile> for UserActor {
+    type Result = Result<SharedProfile, EngineError>;
+    fn handle(
+        &mut self,
+        UpdateProfile(patch): UpdateProfile,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        next.profile = SharedProfile::new(patch.apply(&self.state.profile, self.policy(), now)?);
+        privacy::check_preferences(
+            &self.state.profile.ai_preferences,
+            &next.profile.ai_preferences,
+            &self.state.consents,
+        )?;
+        let before = self.state.profile.clone();
+        self.persist(next, now)?;
+        let after = self.state.profile.clone();
+        if (&after.display_name, &after.language, &after.timezone)
+            != (&before.display_name, &before.language, &before.timezone)
+        {
+            self.publish(Event::ProfileUpdated {
+                profile: after.clone(),
+            });
+        }
+        if after.ai_preferences != before.ai_preferences {
+            self.publish(Event::PreferencesUpdated {
+                ai_preferences: after.ai_preferences.clone(),
+            });
+        }
+        if after.security_settings != before.security_settings {
+            self.publish(Event::SecuritySettingsUpdated {
+                security_settings: after.security_settings.clone(),
+            });
+        }
+        Ok(after)
+    }
+}
+
+impl Handler<RecordUsage> for UserActor {
+    type Result = Result<QuotaDecision, EngineError>;
+    fn handle(&mut self, msg: RecordUsage, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        let policy = &self.engine.config.tier(next.profile.tier).policy;
+        let decision = next
+            .profile
+            .make_mut()
+            .usage
+            .apply(msg.kind, msg.delta, policy);
+        if let QuotaDecision::Accepted { used, limit } = decision {
+            let before = match msg.kind {
+                QuotaKind::Playlists => self.state.profile.usage.playlists,
+                QuotaKind::StorageBytes => self.state.profile.usage.storage_bytes,
+            };
+            self.persist(next, now)?;
+            if let Some(limit) = limit
+                && let Some(percent) =
+                    crate::domain::profile::crossed_threshold(before, used, limit)
+            {
+                self.publish(Event::QuotaWarning {
+                    quota: msg.kind,
+                    used,
+                    limit,
+                    percent,
+                });
+            }
+        }
+        Ok(decision)
+    }
+}
+
+impl Handler<ChangeTier> for UserActor {
+    type Result = Result<SharedProfile, EngineError>;
+    fn handle(&mut self, msg: ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let tier = msg.tier;
+        if tier == self.state.profile.tier {
+            return Ok(self.state.profile.clone());
+        }
+        let mut next = self.state.clone();
+        let profile = next.profile.make_mut();
+        profile.tier = tier;
+        profile.updated_at = now;
+        // A downgrade turns off what the new tier does not include.
+        let policy = &self.engine.config.tier(tier).policy;
+        if check_tier_features(profile, policy).is_err() {
+            profile.ai_preferences.custom_model_training = false;
+        }
+        let from = self.state.profile.tier;
+        self.write(next, now, msg.audit.into_iter().collect())?;
+        let change = crate::metrics::TierChangeLabels {
+            from: from.into(),
+            to: tier.into(),
+        };
+        self.engine
+            .metrics
+            .tier_changes
+            .get_or_create(&change)
+            .inc();
+        self.publish(Event::TierChanged { from, to: tier });
+        self.leave(ctx);
+        Ok(self.state.profile.clone())
+    }
+}
+
+impl Handler<DeleteUser> for UserActor {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, msg: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.require_recent(msg.recent, now)?;
+        let email_index = self
+            .engine
+            .keys
+            .email_index(&self.state.profile.email.normalized());
+        let batch = Batch::of(Op::DeleteUser {
+            id: self.id(),
+            email_index,
+        });
+        let audit = msg.audit.into_iter().collect();
+        let (applied, _) = self.engine.audit.apply_with(batch, now, audit)?;
+        self.accepted(applied)?;
+        self.state.sessions.clear();
+        self.publish(Event::UserDeleted {});
+        if let Some(s) = &self.stream {
+            self.engine.realtime.close_all(s, CloseCode::UserDeleted);
+        }
+        self.leave(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<GetState> for UserActor {
+    type Result = Result<UserState, EngineError>;
+    fn handle(&mut self, msg: GetState, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.require_recent(msg.recent, now)?;
+        self.state.prune_sessions(now);
+        Ok(self.state.clone())
+    }
+}

@@ -1,0 +1,340 @@
+//! Sessions in the user's actor: the per-request token check (with the origin rule of
+//! [`crate::domain::binding`] and the tier's rate), password changes that end the others,
+//! revocations, and the event sockets of a session.
+
+use actix::prelude::*;
+
+use super::*;
+use crate::domain::binding::{self, OriginCheck};
+
+/// Checks a session token; marks the session used.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<SessionInfo>, EngineError>")]
+pub(crate) struct ValidateSession(pub SessionToken);
+
+/// Checks a session token and counts one API request against the tier's hourly rate.
+/// A zero-trust session must come from its device and network; another session used
+/// from a new network is judged by the risk engine.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<AuthorizedRequest>, EngineError>")]
+pub(crate) struct AuthorizeRequest(pub SessionToken, pub RequestOrigin);
+
+/// Replaces the password if the credential is still the one verified; ends every other
+/// session (durable). Replies how many sessions ended, or `None` if the credential had
+/// changed meanwhile and nothing was done.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<usize>, EngineError>")]
+pub(crate) struct SetPassword {
+    pub expected_version: u64,
+    pub password_hash: String,
+    pub keep: Option<SessionId>,
+}
+
+/// Counts a failed password check made outside a login (e.g. a wrong current password).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), EngineError>")]
+pub(crate) struct RecordFailure;
+
+/// Lists live sessions.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Vec<SessionView>, EngineError>")]
+pub(crate) struct ListSessions;
+
+/// Revokes one session (durable); replies whether it existed.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<bool, EngineError>")]
+pub(crate) struct RevokeSession(pub SessionId);
+
+/// Revokes every session but one (durable); replies how many went.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<usize, EngineError>")]
+pub(crate) struct RevokeOtherSessions(pub Option<SessionId>);
+
+/// Subscribes a socket of a live session to the user's events.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<SubscribeOutcome, EngineError>")]
+pub(crate) struct Subscribe {
+    pub session: SessionId,
+    pub resume: Option<Resume>,
+}
+
+/// Replies with a session if it is live; with `slide`, marks it used (a socket's
+/// heartbeat) so that its idle timeout starts again.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<SessionInfo>, EngineError>")]
+pub(crate) struct TouchSession {
+    pub session: SessionId,
+    pub slide: bool,
+}
+
+impl Handler<ValidateSession> for UserActor {
+    type Result = Result<Option<SessionInfo>, EngineError>;
+    fn handle(
+        &mut self,
+        ValidateSession(token): ValidateSession,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let now = self.touch();
+        let user_id = self.id();
+        let tier = self.state.profile.tier;
+        let info = self
+            .state
+            .check_session(&token, now)
+            .map(|s| SessionInfo::of(user_id, tier, s));
+        self.soft_dirty |= info.is_some();
+        Ok(info)
+    }
+}
+
+impl Handler<AuthorizeRequest> for UserActor {
+    type Result = Result<Option<AuthorizedRequest>, EngineError>;
+    fn handle(
+        &mut self,
+        AuthorizeRequest(token, origin): AuthorizeRequest,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let now = self.touch();
+        let user_id = self.id();
+        let tier = self.state.profile.tier;
+        let limit = self.policy().requests_per_hour;
+        let Some(session) = self
+            .state
+            .check_session(&token, now)
+            .map(|s| SessionInfo::of(user_id, tier, s))
+        else {
+            return Ok(None);
+        };
+        self.check_origin(session.session_id, &origin, now)?;
+        let rate = self.state.rate.take(limit, RATE_PERIOD, now);
+        self.soft_dirty = true;
+        Ok(Some(AuthorizedRequest {
+            session,
+            rate,
+            profile: self.state.profile.clone(),
+        }))
+    }
+}
+
+impl Handler<SetPassword> for UserActor {
+    type Result = Result<Option<usize>, EngineError>;
+    fn handle(&mut self, msg: SetPassword, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if msg.expected_version != self.state.credential_version {
+            return Ok(None);
+        }
+        let mut next = self.state.clone();
+        let ids = next.session_ids_except(msg.keep);
+        let ended = next.set_password(msg.password_hash, msg.keep, now);
+        let mut e = SecurityEvent::new(SecurityEventKind::PasswordChanged, now);
+        e.session_id = msg.keep;
+        e.detail = Some(format!("{ended} other sessions ended"));
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        self.publish(Event::PasswordChanged {
+            sessions_ended: ended,
+        });
+        self.sessions_ended(&ids, RevokeReason::PasswordChanged);
+        Ok(Some(ended))
+    }
+}
+
+impl Handler<RecordFailure> for UserActor {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, _: RecordFailure, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let lockout = self.engine.config.lockout;
+        let was_locked = self.state.failures.is_locked(now);
+        self.state.failures.record_failure(&lockout, now);
+        self.soft_dirty = true;
+        self.lockout_alert(was_locked, now);
+        Ok(())
+    }
+}
+
+impl Handler<ListSessions> for UserActor {
+    type Result = Result<Vec<SessionView>, EngineError>;
+    fn handle(&mut self, _: ListSessions, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        Ok(self
+            .state
+            .sessions
+            .iter()
+            .filter(|s| s.is_active(now))
+            .map(SessionView::from)
+            .collect())
+    }
+}
+
+impl Handler<RevokeSession> for UserActor {
+    type Result = Result<bool, EngineError>;
+    fn handle(&mut self, RevokeSession(id): RevokeSession, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        if !next.revoke(id) {
+            return Ok(false);
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+        e.session_id = Some(id);
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        self.sessions_ended(&[id], RevokeReason::Revoked);
+        Ok(true)
+    }
+}
+
+impl Handler<RevokeOtherSessions> for UserActor {
+    type Result = Result<usize, EngineError>;
+    fn handle(
+        &mut self,
+        RevokeOtherSessions(keep): RevokeOtherSessions,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        let ids = next.session_ids_except(keep);
+        let n = next.revoke_all_except(keep);
+        if n > 0 {
+            let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+            e.session_id = keep;
+            e.detail = Some(format!("{n} sessions other than this one ended"));
+            self.record_event(&mut next, e);
+            self.persist(next, now)?;
+            self.sessions_ended(&ids, RevokeReason::Revoked);
+        }
+        Ok(n)
+    }
+}
+
+impl Handler<Subscribe> for UserActor {
+    type Result = Result<SubscribeOutcome, EngineError>;
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.touch_session(msg.session, now).is_none() {
+            return Ok(SubscribeOutcome::SessionInvalid);
+        }
+        self.soft_dirty = true;
+        let rt = &self.engine.realtime;
+        let stream = self
+            .stream
+            .get_or_insert_with(|| rt.attach(self.state.profile.id));
+        Ok(match rt.subscribe(stream, msg.session, msg.resume) {
+            Ok(sub) => SubscribeOutcome::Subscribed(Box::new(sub)),
+            Err(SubscribeError::TooManySockets) => SubscribeOutcome::TooManySockets,
+        })
+    }
+}
+
+impl Handler<TouchSession> for UserActor {
+    type Result = Result<Option<SessionInfo>, EngineError>;
+    fn handle(&mut self, msg: TouchSession, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let (user_id, tier) = (self.id(), self.state.profile.tier);
+        let info = |s: &crate::domain::session::Session| SessionInfo::of(user_id, tier, s);
+        if !msg.slide {
+            return Ok(self
+                .state
+                .sessions
+                .iter()
+                .find(|s| s.id == msg.session && s.is_active(now))
+                .map(info));
+        }
+        let found = self.state.touch_session(msg.session, now).map(info);
+        self.soft_dirty |= found.is_some();
+        Ok(found)
+    }
+}
+
+impl UserActor {
+    /// Checks a request's origin against its session ([`binding::check`]): a zero-trust
+    /// session must come from its device and network (else it ends); another session
+    /// seen on a new network is scored, ended if the risk engine denies, and otherwise
+    /// asked for a step-up before anything sensitive.
+    pub(super) fn check_origin(
+        &mut self,
+        session: SessionId,
+        origin: &RequestOrigin,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let Some(s) = self.state.sessions.iter().find(|s| s.id == session) else {
+            return Ok(());
+        };
+        let network = match binding::check(s, origin, &self.engine.config.risk) {
+            OriginCheck::Fine => return Ok(()),
+            OriginCheck::Violated { what } => {
+                let mut e = SecurityEvent::new(SecurityEventKind::SessionBindingViolated, now);
+                e.session_id = Some(session);
+                e.ip_address = origin.ip;
+                e.device_id = origin.device_id.clone();
+                e.location = origin.location.clone();
+                e.detail = Some(format!("presented from another {what}"));
+                self.end_session(session, e, now)?;
+                return Err(EngineError::SessionRefused(
+                    "the session is bound to the device and network of its login",
+                ));
+            }
+            OriginCheck::FirstNetwork(network) => {
+                if let Some(s) = self.state.sessions.iter_mut().find(|s| s.id == session) {
+                    s.network = Some(network);
+                }
+                self.soft_dirty = true;
+                return Ok(());
+            }
+            OriginCheck::Moved(network) => Some(network),
+        };
+        // A session moved to a new network: judge the move like a login from there.
+        let context = LoginContext {
+            ip_address: origin.ip,
+            user_agent: None,
+            device_id: origin
+                .device_id
+                .clone()
+                .or_else(|| s.context.device_id.clone()),
+        };
+        let assessment = self.assess(&context, origin.location.as_ref(), now);
+        let mut e = self.event_from(
+            SecurityEventKind::SessionContextChanged,
+            &context,
+            origin.location.as_ref(),
+            now,
+        );
+        e.session_id = Some(session);
+        e.risk = Some(assessment.clone());
+        if assessment.decision == RiskDecision::Deny {
+            e.detail = Some("risk denied the new network; session ended".into());
+            self.end_session(session, e, now)?;
+            return Err(EngineError::SessionRefused(
+                "the session was ended: its use from a new network was judged too risky",
+            ));
+        }
+        let challenge = assessment.decision == RiskDecision::RequireMfa;
+        if let Some(s) = self.state.sessions.iter_mut().find(|s| s.id == session) {
+            s.network = network;
+            if challenge {
+                // Anything sensitive now needs the credentials again (step-up).
+                s.authenticated_at = Timestamp::EPOCH;
+            }
+        }
+        e.detail = Some(if challenge {
+            "new network; step-up required for sensitive operations".into()
+        } else {
+            "new network".into()
+        });
+        self.record_soft(e);
+        Ok(())
+    }
+
+    pub(super) fn end_session(
+        &mut self,
+        session: SessionId,
+        event: SecurityEvent,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        let mut next = self.state.clone();
+        next.revoke(session);
+        self.record_event(&mut next, event);
+        self.persist(next, now)?;
+        // Publishes the revocation and closes the session's sockets.
+        self.sessions_ended(&[session], RevokeReason::Revoked);
+        Ok(())
+    }
+}
