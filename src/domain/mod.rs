@@ -6,6 +6,7 @@
 //! `now` as a parameter, so it is unit-tested without clocks.
 
 pub mod activity;
+pub mod audit;
 pub mod binding;
 pub mod challenge;
 pub mod consent;

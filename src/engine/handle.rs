@@ -1,6 +1,7 @@
 //! [`UserHandle`]: the typed, cloneable way to talk to one user's actor. Callers never see
 //! `Addr`, `MailboxError` or actix messages; every method returns our own `Result`, and
-//! the ones that change durable state return only after the group commit.
+//! the ones that change durable state return only once their writes are durable
+//! ([`Engine::call_durable`](super::Engine::call_durable)).
 
 use std::sync::Arc;
 
@@ -37,8 +38,10 @@ impl UserHandle {
 
     /// Applies a partial update; durable when it returns.
     pub(crate) async fn update(&self, patch: ProfilePatch) -> Result<UserProfile, EngineError> {
-        let p = self.engine.call(self.id, UpdateProfile(patch)).await?;
-        self.engine.commit.commit().await?;
+        let p = self
+            .engine
+            .call_durable(self.id, UpdateProfile(patch))
+            .await?;
         Ok(p.into_inner())
     }
 
@@ -49,14 +52,9 @@ impl UserHandle {
         kind: QuotaKind,
         delta: i64,
     ) -> Result<QuotaDecision, EngineError> {
-        let d = self
-            .engine
-            .call(self.id, RecordUsage { kind, delta })
-            .await?;
-        if let QuotaDecision::Accepted { .. } = d {
-            self.engine.commit.commit().await?;
-        }
-        Ok(d)
+        self.engine
+            .call_durable(self.id, RecordUsage { kind, delta })
+            .await
     }
 
     /// Moves the user to `tier` (and so to that tier's registry), with its audit record;
@@ -66,11 +64,8 @@ impl UserHandle {
         tier: UserTier,
         audit: Option<Audited>,
     ) -> Result<UserProfile, EngineError> {
-        let p = self
-            .engine
-            .call(self.id, ChangeTier { tier, audit })
-            .await?;
-        self.engine.commit.commit().await?;
+        let msg = ChangeTier { tier, audit };
+        let p = self.engine.call_durable(self.id, msg).await?;
         Ok(p.into_inner())
     }
 
@@ -81,9 +76,11 @@ impl UserHandle {
 
     /// Revokes one session; durable when it returns. `false` if there was no such session.
     pub(crate) async fn revoke_session(&self, session: SessionId) -> Result<bool, EngineError> {
-        let existed = self.engine.call(self.id, RevokeSession(session)).await?;
+        let existed = self
+            .engine
+            .call_durable(self.id, RevokeSession(session))
+            .await?;
         if existed {
-            self.engine.commit.commit().await?;
             self.engine.metrics.sessions_revoked.inc();
         }
         Ok(existed)
@@ -94,9 +91,11 @@ impl UserHandle {
         &self,
         keep: Option<SessionId>,
     ) -> Result<usize, EngineError> {
-        let n = self.engine.call(self.id, RevokeOtherSessions(keep)).await?;
+        let n = self
+            .engine
+            .call_durable(self.id, RevokeOtherSessions(keep))
+            .await?;
         if n > 0 {
-            self.engine.commit.commit().await?;
             self.engine.metrics.sessions_revoked.inc_by(n as u64);
         }
         Ok(n)
@@ -110,10 +109,7 @@ impl UserHandle {
         recent: Option<SessionId>,
         audit: Option<Audited>,
     ) -> Result<(), EngineError> {
-        self.engine
-            .call(self.id, DeleteUser { recent, audit })
-            .await?;
-        self.engine.commit.commit().await?;
-        Ok(())
+        let msg = DeleteUser { recent, audit };
+        self.engine.call_durable(self.id, msg).await
     }
 }

@@ -22,11 +22,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
-use super::audit::AuditAction;
 use crate::config::Config;
+use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::security::keys::{DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, wrapped_by};
-use crate::store::{Applied, Batch, EmailIndex, Op, Store, codec};
+use crate::store::commit::Outcome;
+use crate::store::{Batch, EmailIndex, Op, Store, codec};
 
 /// The associated data of the wrapped index key.
 const INDEX_AAD: &[u8] = b"roster blind index key";
@@ -142,14 +143,15 @@ pub fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Keyring), EngineEr
     Ok((store, keys))
 }
 
-/// Who a rotation's audit record names, and the log it goes to with the keyring switch.
+/// Who a rotation's audit record names, and the writer that writes it with the keyring
+/// switch.
 pub struct RotationAudit<'a> {
-    /// The audit log.
-    pub log: &'a super::audit::AuditLog,
+    /// The store's writer (it chains the record).
+    pub commit: &'a crate::store::GroupCommit,
     /// When.
     pub at: crate::domain::time::Timestamp,
     /// Who.
-    pub actor: super::audit::AuditActor,
+    pub actor: crate::domain::audit::AuditActor,
 }
 
 /// The engine's keys.
@@ -607,23 +609,30 @@ impl Keyring {
         let switch = Batch::of(Op::KeyringMeta {
             meta: serde_json::to_vec(&meta).map_err(|e| EngineError::Internal(e.to_string()))?,
         });
-        let applied = match audit {
-            None => store.apply(&switch)?,
+        match audit {
+            None => {
+                store.apply(&switch)?;
+                store.flush()?;
+            }
             Some(a) => {
                 let action = AuditAction::MasterKeyRotated {
                     from: old.fingerprint().to_string(),
                     to: new.fingerprint().to_string(),
                     data_keys: rewrapped,
                 };
-                a.log.apply_with(switch, a.at, vec![(a.actor, action)])?.0
+                let ticket = a.commit.submit(switch, vec![(a.actor, action, a.at)], None);
+                // This is a thread of the blocking pool: it may wait.
+                a.commit.commit_blocking()?;
+                match ticket.outcome() {
+                    Some(Outcome::Durable) => {}
+                    other => {
+                        return Err(EngineError::Internal(format!(
+                            "the keyring record's switch was not written: {other:?}"
+                        )));
+                    }
+                }
             }
-        };
-        if applied != Applied::Done {
-            return Err(EngineError::Internal(format!(
-                "the keyring record's switch was refused: {applied:?}"
-            )));
         }
-        store.flush()?;
         progress(RotationProgress {
             done: p.done.max(total),
             total,

@@ -8,8 +8,8 @@
 //!               shard[tier][hash(id) % n] ── activates from the store ──▶ UserActor
 //! ```
 
-pub(crate) mod audit;
 pub(crate) mod directory;
+pub(crate) mod durable;
 pub(crate) mod events;
 pub(crate) mod handle;
 #[doc(hidden)]
@@ -39,6 +39,7 @@ use crate::store::{GroupCommit, Store, StoreError};
 // The front door and everything its callers see: the manager, its facades and their
 // outcome types. Layers above the engine (the API, the CLI, the consoles) use these
 // names only, never the engine's modules.
+pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
 pub use crate::domain::login::ChallengeReason;
 pub use crate::security::passkey::{
@@ -46,7 +47,7 @@ pub use crate::security::passkey::{
     RequestChallengeResponse,
 };
 pub use crate::security::totp::TotpEnrollment;
-pub use audit::{AuditAction, AuditActor, AuditBody, AuditEntry};
+pub use crate::store::audit::{AuditBody, AuditEntry};
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{RotationProgress, RotationReport};
 pub use manager::ops::verify_audit_offline;
@@ -140,7 +141,6 @@ pub(crate) struct Engine {
     pub directory: directory::Directory,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub realtime: Arc<events::Realtime>,
-    pub audit: audit::AuditLog,
     /// The master key, the blind-index key and data-key wrapping.
     pub keys: keyring::Keyring,
     pub notifier: crate::notify::Notifier,

@@ -17,10 +17,10 @@ use crate::domain::security_log::SecurityEvent;
 use crate::domain::session::SessionView;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
-use crate::engine::audit::AuditEntry;
 use crate::engine::events::Subscription;
 use crate::engine::shared_profile::SharedProfile;
 use crate::security::passkey::{PublicKeyCredential, RequestChallengeResponse};
+use crate::store::audit::AuditEntry;
 
 /// The result of a login attempt.
 #[derive(Debug, Clone, PartialEq)]

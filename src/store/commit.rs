@@ -1,133 +1,322 @@
-//! Group commit: many callers waiting for durability share one flush.
+//! Group commit: the one writer of the store. Every change is handed to it as a
+//! [`Batch`]; it applies them in the order they came, one flush for all that are waiting,
+//! and then answers each with its own [`Ticket`].
 //!
-//! A caller writes its change to the store, then awaits [`GroupCommit::commit`]. A single
-//! flusher thread takes every waiter queued so far, runs one [`Store::flush`], and
-//! answers them all. A waiter that arrives during a flush waits for the next one, which
-//! starts after its write, so every acknowledged write is covered by a completed flush.
+//! Nobody else writes while the engine runs, so an actor never waits on the disk (or, with
+//! a network store, on the network): it hands its batch over and goes on with its next
+//! message; whoever owes a client durability awaits the ticket. The writer also keeps the
+//! end of the audit chain ([`Chain`]): an audit record handed over with a batch is
+//! numbered, chained and written in that batch, so an action and its record are stored
+//! together or not at all.
+//!
+//! ```text
+//!  submit(batch) ─┐   ┌────────── writer thread ──────────┐
+//!  submit(batch) ─┼──▶│ apply each batch (refusals are     │──▶ tickets answered,
+//!  then(f)       ─┤   │ values), then one flush            │    callbacks run, in order
+//!  commit()      ─┘   └────────────────────────────────────┘
+//! ```
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
-use super::{Store, StoreError};
+use super::audit::{Chain, Draft};
+use super::{Applied, Batch, Store, StoreError};
 
-/// Something waiting for the next flush: an awaiting caller, or a callback.
-enum Waiter {
-    Caller(oneshot::Sender<Result<(), String>>),
-    Then(Box<dyn FnOnce(Result<(), String>) + Send>),
+/// What became of a submitted batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied and flushed.
+    Durable,
+    /// Refused by the store as a whole (an email taken, a stale revision); nothing of
+    /// it was written.
+    Refused(Applied),
+    /// The store failed; whether it was written is unknown.
+    Failed(String),
 }
 
-/// Counters of the flusher's work, for benches and metrics.
+/// The answer to one submitted batch, once the writer has it.
+#[derive(Clone, Debug)]
+pub struct Ticket(Arc<TicketInner>);
+
+#[derive(Debug, Default)]
+struct TicketInner {
+    outcome: OnceLock<Outcome>,
+    ready: Notify,
+}
+
+impl Ticket {
+    fn new() -> Self {
+        Self(Arc::new(TicketInner::default()))
+    }
+
+    fn set(&self, outcome: Outcome) {
+        let _ = self.0.outcome.set(outcome);
+        self.0.ready.notify_waiters();
+    }
+
+    /// The outcome, if the writer has answered.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.0.outcome.get()
+    }
+
+    /// Waits for the outcome.
+    pub async fn wait(&self) -> Outcome {
+        loop {
+            let ready = self.0.ready.notified();
+            tokio::pin!(ready);
+            // Registered before the check, so an answer in between is not missed.
+            ready.as_mut().enable();
+            if let Some(o) = self.0.outcome.get() {
+                return o.clone();
+            }
+            ready.await;
+        }
+    }
+}
+
+/// What the writer is asked to do.
+enum Job {
+    /// Apply a batch (with audit records to chain into it).
+    Write {
+        batch: Batch,
+        audit: Vec<Draft>,
+        ticket: Ticket,
+        /// Called on the writer thread if the batch is refused or fails.
+        on_failure: Option<Box<dyn FnOnce() + Send>>,
+    },
+    /// Answer once everything before is durable.
+    Barrier(oneshot::Sender<Result<(), String>>),
+    /// The same, for a caller that blocks (a thread of the blocking pool).
+    BlockingBarrier(std::sync::mpsc::Sender<Result<(), String>>),
+    /// Run a callback once everything before is flushed; it learns how `after` went (or
+    /// the flush, without one).
+    Then {
+        after: Option<Ticket>,
+        f: Box<dyn FnOnce(Result<(), String>) + Send>,
+    },
+}
+
+/// Counters of the writer's work, for benches and metrics.
 #[derive(Debug, Default)]
 pub struct CommitStats {
     /// Flushes run.
     pub flushes: AtomicU64,
-    /// Awaiting callers answered (callbacks not counted).
+    /// Callers answered: tickets awaited through [`GroupCommit::wait`] and barriers.
     pub commits: AtomicU64,
+    /// Batches applied.
+    pub batches: AtomicU64,
     /// Time spent flushing, in microseconds.
     pub flush_micros: AtomicU64,
 }
 
-/// A handle to the flusher thread; cloning shares it. Dropping the last handle stops
-/// the thread and waits for it, so the store is released when the engine is.
+/// A handle to the writer thread; cloning shares it. Dropping the last handle stops the
+/// thread (after it has written what it was given) and waits for it, so the store is
+/// released when the engine is.
 #[derive(Clone)]
 pub struct GroupCommit {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    waiters: Option<Sender<Waiter>>,
+    jobs: Option<Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
     stats: Arc<CommitStats>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.waiters.take();
+        self.jobs.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
+fn stopped() -> String {
+    "the store's writer has stopped".into()
+}
+
 impl GroupCommit {
-    /// Starts the flusher over `store`.
+    /// Starts the writer over `store`, continuing the audit chain found there.
     pub fn start(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        let (tx, rx) = unbounded::<Waiter>();
+        let chain = Chain::open(store.as_ref())?;
+        let (tx, rx) = unbounded::<Job>();
         let stats = Arc::new(CommitStats::default());
         let s = Arc::clone(&stats);
         let thread = thread::Builder::new()
-            .name("roster-flush".into())
-            .spawn(move || flusher(store, rx, s))
-            .map_err(|e| StoreError::Io(format!("cannot start flusher: {e}")))?;
+            .name("roster-writer".into())
+            .spawn(move || writer(store, chain, rx, s))
+            .map_err(|e| StoreError::Io(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                waiters: Some(tx),
+                jobs: Some(tx),
                 thread: Some(thread),
                 stats,
             }),
         })
     }
 
-    /// Resolves once every store write made before this call is durable.
+    fn send(&self, job: Job) -> Result<(), Job> {
+        match self.inner.jobs.as_ref() {
+            Some(tx) => tx.send(job).map_err(|e| e.into_inner()),
+            None => Err(job),
+        }
+    }
+
+    /// Hands `batch` (and audit records to write with it) to the writer; it is applied
+    /// after everything handed over before. Never waits. `on_failure` runs on the
+    /// writer's thread if the batch is refused or the store fails.
+    pub fn submit(
+        &self,
+        batch: Batch,
+        audit: Vec<Draft>,
+        on_failure: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Ticket {
+        let ticket = Ticket::new();
+        let job = Job::Write {
+            batch,
+            audit,
+            ticket: ticket.clone(),
+            on_failure,
+        };
+        if let Err(Job::Write {
+            ticket, on_failure, ..
+        }) = self.send(job)
+        {
+            ticket.set(Outcome::Failed(stopped()));
+            if let Some(f) = on_failure {
+                f();
+            }
+        }
+        ticket
+    }
+
+    /// Waits for `ticket`, counting the caller as answered.
+    pub async fn wait(&self, ticket: &Ticket) -> Outcome {
+        let outcome = ticket.wait().await;
+        self.inner.stats.commits.fetch_add(1, Ordering::Relaxed);
+        outcome
+    }
+
+    /// Resolves once everything handed over before this call is durable.
     pub async fn commit(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .waiters
-            .as_ref()
-            .ok_or_else(|| StoreError::Io("flusher has stopped".into()))?
-            .send(Waiter::Caller(tx))
-            .map_err(|_| StoreError::Io("flusher has stopped".into()))?;
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Io(e)),
-            Err(_) => Err(StoreError::Io("flusher has stopped".into())),
-        }
+        self.send(Job::Barrier(tx))
+            .map_err(|_| StoreError::Io(stopped()))?;
+        let answer = rx.await.map_err(|_| StoreError::Io(stopped()))?;
+        self.inner.stats.commits.fetch_add(1, Ordering::Relaxed);
+        answer.map_err(StoreError::Io)
     }
 
-    /// Runs `f` on the flusher thread once every store write made before this call is
-    /// durable (or the flush failed). Callbacks run in the order they were registered,
-    /// so one caller's callbacks keep its order; keep them short. If the flusher has
-    /// stopped, `f` is dropped without running.
-    pub fn then(&self, f: impl FnOnce(Result<(), String>) + Send + 'static) {
-        if let Some(w) = self.inner.waiters.as_ref() {
-            let _ = w.send(Waiter::Then(Box::new(f)));
-        }
+    /// [`Self::commit`] for a thread that may block (never an actor's or the runtime's).
+    pub fn commit_blocking(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(Job::BlockingBarrier(tx))
+            .map_err(|_| StoreError::Io(stopped()))?;
+        rx.recv()
+            .map_err(|_| StoreError::Io(stopped()))?
+            .map_err(StoreError::Io)
     }
 
-    /// The flusher's counters.
+    /// Runs `f` on the writer's thread once everything handed over before is flushed,
+    /// with how `after` went (its batch durable, or why not), or without one how the
+    /// flush went. Callbacks run in the order they were registered, so one caller's keep
+    /// its order; keep them short. If the writer has stopped, `f` is dropped unrun.
+    pub fn then(&self, after: Option<Ticket>, f: impl FnOnce(Result<(), String>) + Send + 'static) {
+        let _ = self.send(Job::Then {
+            after,
+            f: Box::new(f),
+        });
+    }
+
+    /// The writer's counters.
     pub fn stats(&self) -> &CommitStats {
         &self.inner.stats
     }
 }
 
-fn flusher(store: Arc<dyn Store>, rx: Receiver<Waiter>, stats: Arc<CommitStats>) {
+/// How one applied batch went, before the flush.
+fn applied(store: &dyn Store, chain: &mut Chain, batch: Batch, audit: Vec<Draft>) -> Outcome {
+    let (ops, next) = match chain.extend(audit) {
+        Ok(x) => x,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let mut batch = batch;
+    for op in ops {
+        batch.push(op);
+    }
+    match store.apply(&batch) {
+        Ok(Applied::Done) => {
+            *chain = next;
+            Outcome::Durable
+        }
+        Ok(refused) => Outcome::Refused(refused),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn writer(store: Arc<dyn Store>, mut chain: Chain, rx: Receiver<Job>, stats: Arc<CommitStats>) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
+        let mut jobs = vec![first];
+        jobs.extend(rx.try_iter());
+        // Apply every batch, in order; each is atomic on its own.
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in &mut jobs {
+            if let Job::Write { batch, audit, .. } = job {
+                let batch = std::mem::take(batch);
+                let audit = std::mem::take(audit);
+                outcomes.push(applied(store.as_ref(), &mut chain, batch, audit));
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // One flush for all of them.
         let started = std::time::Instant::now();
-        let result = store.flush();
-        if let Err(e) = &result {
-            tracing::error!(error = %e, waiters = batch.len(), "store flush failed");
+        let flushed = store.flush().map(|_| ()).map_err(|e| e.to_string());
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, jobs = jobs.len(), "store flush failed");
         }
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.flush_micros.fetch_add(took, Ordering::Relaxed);
         stats.flushes.fetch_add(1, Ordering::Relaxed);
-        let callers = batch
-            .iter()
-            .filter(|w| matches!(w, Waiter::Caller(_)))
-            .count();
-        stats.commits.fetch_add(callers as u64, Ordering::Relaxed);
-        let answer = result.map(|_| ()).map_err(|e| e.to_string());
-        for w in batch {
-            match w {
-                Waiter::Caller(tx) => {
-                    let _ = tx.send(answer.clone());
+        let mut outcomes = outcomes.into_iter();
+        for job in jobs {
+            match job {
+                Job::Write {
+                    ticket, on_failure, ..
+                } => {
+                    let outcome = match (outcomes.next(), &flushed) {
+                        (Some(Outcome::Durable), Ok(())) => Outcome::Durable,
+                        (Some(Outcome::Durable), Err(e)) => Outcome::Failed(e.clone()),
+                        (Some(other), _) => other,
+                        (None, _) => Outcome::Failed("no outcome".into()),
+                    };
+                    if outcome != Outcome::Durable
+                        && let Some(f) = on_failure
+                    {
+                        f();
+                    }
+                    ticket.set(outcome);
                 }
-                Waiter::Then(f) => f(answer.clone()),
+                Job::Barrier(tx) => {
+                    let _ = tx.send(flushed.clone());
+                }
+                Job::BlockingBarrier(tx) => {
+                    let _ = tx.send(flushed.clone());
+                }
+                Job::Then { after, f } => {
+                    let result = match after.as_ref().and_then(Ticket::outcome) {
+                        Some(Outcome::Durable) => Ok(()),
+                        Some(Outcome::Refused(r)) => Err(format!("refused: {r:?}")),
+                        Some(Outcome::Failed(e)) => Err(e.clone()),
+                        // Its batch came in an earlier round, answered then; or none.
+                        None => flushed.clone(),
+                    };
+                    f(result);
+                }
             }
         }
     }
@@ -136,31 +325,36 @@ fn flusher(store: Arc<dyn Store>, rx: Receiver<Waiter>, stats: Arc<CommitStats>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::audit::{AuditAction, AuditActor};
     use crate::domain::ids::UserId;
     use crate::domain::tier::UserTier;
-    use crate::store::{Batch, Op, SledStore, UserStore};
+    use crate::domain::time::Timestamp;
+    use crate::store::{Op, SledStore, UserStore};
+
+    fn create(id: UserId) -> Batch {
+        let mut email_index = [0u8; 32];
+        email_index[..16].copy_from_slice(id.as_bytes());
+        Batch::of(Op::CreateUser {
+            id,
+            email_index,
+            tier: UserTier::Free,
+            wrapped_key: Vec::new(),
+            record: b"record".to_vec(),
+        })
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_commits_share_flushes_and_each_sees_its_write_durable() {
+    async fn concurrent_writes_share_flushes_and_each_learns_its_own_outcome() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
         let gc = GroupCommit::start(Arc::clone(&store)).unwrap();
         let tasks: Vec<_> = (0..200)
             .map(|_| {
-                let (gc, store) = (gc.clone(), Arc::clone(&store));
+                let gc = gc.clone();
                 tokio::spawn(async move {
                     let id = UserId::generate();
-                    let mut email_index = [0u8; 32];
-                    email_index[..16].copy_from_slice(id.as_bytes());
-                    let op = Op::CreateUser {
-                        id,
-                        email_index,
-                        tier: UserTier::Free,
-                        wrapped_key: Vec::new(),
-                        record: b"record".to_vec(),
-                    };
-                    store.apply(&Batch::of(op)).unwrap();
-                    gc.commit().await.unwrap();
+                    let ticket = gc.submit(create(id), Vec::new(), None);
+                    assert_eq!(gc.wait(&ticket).await, Outcome::Durable);
                     id
                 })
             })
@@ -172,19 +366,66 @@ mod tests {
         let flushes = gc.stats().flushes.load(Ordering::Relaxed);
         assert_eq!(gc.stats().commits.load(Ordering::Relaxed), 200);
         assert!((1..=200).contains(&flushes));
-        // Callbacks run after a flush, in registration order.
+        // A refusal is its batch's alone; the ones around it go through.
+        let (a, b) = (UserId::generate(), UserId::generate());
+        let taken = gc.submit(create(ids[0]), Vec::new(), None);
+        let fine = gc.submit(create(a), Vec::new(), None);
+        let failures = Arc::new(AtomicU64::new(0));
+        let f = Arc::clone(&failures);
+        let stale = gc.submit(
+            Batch::of(Op::PutUser {
+                id: b,
+                record: b"r".to_vec(),
+                revision: 2,
+                tier: None,
+            }),
+            vec![(
+                AuditActor::Operator,
+                AuditAction::UserDeleted { user: b },
+                Timestamp::EPOCH,
+            )],
+            Some(Box::new(move || {
+                f.fetch_add(1, Ordering::Relaxed);
+            })),
+        );
+        assert_eq!(taken.wait().await, Outcome::Refused(Applied::EmailTaken));
+        assert_eq!(fine.wait().await, Outcome::Durable);
+        assert!(matches!(
+            stale.wait().await,
+            Outcome::Refused(Applied::Stale { .. })
+        ));
+        assert_eq!(failures.load(Ordering::Relaxed), 1, "told of its refusal");
+        assert!(
+            store.audit_after(0, 10).unwrap().is_empty(),
+            "its record went nowhere"
+        );
+        // Audit records chain in the order their batches were applied.
+        let audited = gc.submit(
+            create(b),
+            vec![(
+                AuditActor::Operator,
+                AuditAction::UserImported { user: b },
+                Timestamp::EPOCH,
+            )],
+            None,
+        );
+        assert_eq!(audited.wait().await, Outcome::Durable);
+        assert_eq!(crate::store::audit::verify(store.as_ref()), Ok(1));
+        // Callbacks run after the flush, in registration order, knowing their batch.
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         for i in 0..50 {
             let seen = Arc::clone(&seen);
-            gc.then(move |r| seen.lock().unwrap().push((i, r.is_ok())));
+            let after = (i == 7).then(|| taken.clone());
+            gc.then(after, move |r| seen.lock().unwrap().push((i, r.is_ok())));
         }
         gc.commit().await.unwrap();
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen, (0..50).map(|i| (i, true)).collect::<Vec<_>>());
+        let expected: Vec<_> = (0..50).map(|i| (i, i != 7)).collect();
+        assert_eq!(seen, expected);
         drop(gc);
-        drop(store); // the flusher released its handle when `gc` was dropped
+        drop(store); // the writer released its handle when `gc` was dropped
         let reopened = SledStore::open(dir.path(), 1 << 20).unwrap();
-        for id in ids {
+        for id in ids.into_iter().chain([a, b]) {
             assert!(reopened.load_user(id).unwrap().is_some());
         }
     }

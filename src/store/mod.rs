@@ -17,6 +17,7 @@
 //! [`open`] picks the backend from the configuration: sled in the data directory today;
 //! the traits are what a second backend implements.
 
+pub mod audit;
 pub mod codec;
 pub mod commit;
 pub mod sled;

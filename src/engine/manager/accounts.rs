@@ -5,13 +5,13 @@
 use super::principal::Principal;
 use super::{ImportedUser, Insights, PasswordChange, QuotaUse, UserExport, UserManager};
 use super::{LoginFailures, RiskProfileExport};
+use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
 use crate::domain::session::SessionView;
 use crate::domain::tier::UserTier;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::audit::AuditAction;
 use crate::engine::outcomes::ConsentView;
 use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, SetPassword};
 
@@ -82,7 +82,7 @@ impl Accounts<'_> {
     async fn import_one(
         self,
         u: ImportedUser,
-        actor: Option<crate::engine::audit::AuditActor>,
+        actor: Option<crate::domain::audit::AuditActor>,
     ) -> Result<UserProfile, EngineError> {
         let parsed = argon2::password_hash::phc::PasswordHash::new(&u.password_hash)
             .map_err(|e| ValidationError::new("password_hash", format!("not a PHC string: {e}")))?;
@@ -177,12 +177,11 @@ impl Accounts<'_> {
             password_hash: phc,
             keep: Some(session),
         };
-        let Some(ended) = e.call(id, set).await? else {
+        let Some(ended) = e.call_durable(id, set).await? else {
             return Err(EngineError::Conflict(
                 "the password changed meanwhile".into(),
             ));
         };
-        e.commit.commit().await?;
         e.metrics.sessions_revoked.inc_by(ended as u64);
         Ok(PasswordChange::Changed)
     }
@@ -244,7 +243,7 @@ impl Accounts<'_> {
         let recent = access.session();
         let state = e.call(id, GetState { recent }).await?;
         let now = self.m.now();
-        let audit = crate::engine::audit::entries_about(e.store.as_ref(), id)?;
+        let audit = crate::store::audit::entries_about(e.store.as_ref(), id)?;
         let security_events = self
             .m
             .privacy()

@@ -183,7 +183,7 @@ impl Login<'_> {
             context,
             location: origin.location,
         };
-        match e.call(id, finish).await? {
+        match e.call_durable(id, finish).await? {
             LoginDecision::Granted {
                 token,
                 expires_at,
@@ -218,7 +218,7 @@ impl Login<'_> {
         }
     }
 
-    /// Makes a granted login durable and counts it.
+    /// Counts a granted login (already durable) and hands out its session.
     async fn granted(
         self,
         token: SessionToken,
@@ -226,7 +226,6 @@ impl Login<'_> {
         profile: SharedProfile,
     ) -> Result<LoginSuccess, EngineError> {
         let e = &self.m.engine;
-        e.commit.commit().await?;
         self.m.count_login(LoginResult::Success);
         e.metrics.sessions_created.inc();
         Ok(LoginSuccess {
@@ -254,7 +253,7 @@ impl Login<'_> {
             factor,
             proof,
         };
-        let decision = match self.m.engine.call(token.user_id(), msg).await {
+        let decision = match self.m.engine.call_durable(token.user_id(), msg).await {
             Err(EngineError::NotFound) => return Ok(ChallengeOutcome::Gone),
             other => other?,
         };
@@ -407,8 +406,7 @@ impl Login<'_> {
             credential_version: ticket.credential_version,
             factor,
         };
-        let out = e.call(me.user, msg).await?;
-        e.commit.commit().await?;
+        let out = e.call_durable(me.user, msg).await?;
         Ok(out)
     }
 

@@ -5,11 +5,11 @@
 
 use super::UserManager;
 use super::principal::Principal;
+use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::mfa::{MfaStatus, SecondFactor};
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::audit::AuditAction;
 use crate::engine::outcomes::CodeSend;
 use crate::engine::user::{
     BeginPasskeyRegistration, BeginSms, BeginTotp, ConfirmSms, ConfirmTotp,
@@ -50,9 +50,7 @@ impl Mfa<'_> {
     ) -> Result<TotpEnrollment, EngineError> {
         let session = Some(by.own(id)?);
         let e = &self.m.engine;
-        let r = e.call(id, BeginTotp { session }).await?;
-        e.commit.commit().await?;
-        Ok(r)
+        e.call_durable(id, BeginTotp { session }).await
     }
 
     /// Confirms the pending authenticator with its first code; returns the recovery
@@ -71,9 +69,7 @@ impl Mfa<'_> {
         let msg = ConfirmTotp {
             code: code.trim().to_owned(),
         };
-        let codes = e.call(id, msg).await?;
-        e.commit.commit().await?;
-        Ok(codes)
+        e.call_durable(id, msg).await
     }
 
     /// Removes the authenticator and recovery codes (the user after a step-up; the
@@ -89,8 +85,7 @@ impl Mfa<'_> {
             session: access.session(),
             audit,
         };
-        e.call(id, msg).await?;
-        Ok(e.commit.commit().await?)
+        e.call_durable(id, msg).await
     }
 
     /// New recovery codes in place of the old ones (after a step-up).
@@ -101,9 +96,7 @@ impl Mfa<'_> {
     ) -> Result<Vec<String>, EngineError> {
         let session = Some(by.own(id)?);
         let e = &self.m.engine;
-        let codes = e.call(id, RegenerateRecovery { session }).await?;
-        e.commit.commit().await?;
-        Ok(codes)
+        e.call_durable(id, RegenerateRecovery { session }).await
     }
 
     /// Texts a code to `phone` (E.164) to verify it for sign-in codes by SMS.
@@ -135,19 +128,16 @@ impl Mfa<'_> {
         let msg = ConfirmSms {
             code: code.trim().to_owned(),
         };
-        let codes = e.call(id, msg).await?;
-        e.commit.commit().await?;
-        Ok(codes)
+        e.call_durable(id, msg).await
     }
 
     /// Removes the phone number (after a step-up).
     pub async fn remove_sms(self, by: &Principal, id: UserId) -> Result<(), EngineError> {
         let session = Some(by.own(id)?);
         let e = &self.m.engine;
-        e.call(id, RemoveSms { session })
+        e.call_durable(id, RemoveSms { session })
             .await
-            .map_err(missing("phone number"))?;
-        Ok(e.commit.commit().await?)
+            .map_err(missing("phone number"))
     }
 
     /// Starts registering a passkey or security key: the options for
@@ -190,9 +180,7 @@ impl Mfa<'_> {
             name,
             credential: Box::new(credential),
         };
-        let codes = e.call(id, msg).await?;
-        e.commit.commit().await?;
-        Ok(codes)
+        e.call_durable(id, msg).await
     }
 
     /// Removes the passkey with credential id `credential` (base64url), after a step-up.
@@ -208,7 +196,6 @@ impl Mfa<'_> {
             session,
             id: credential.to_owned(),
         };
-        e.call(id, msg).await.map_err(missing("passkey"))?;
-        Ok(e.commit.commit().await?)
+        e.call_durable(id, msg).await.map_err(missing("passkey"))
     }
 }

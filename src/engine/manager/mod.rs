@@ -41,7 +41,6 @@ use std::sync::{Arc, Mutex};
 
 use actix::Actor;
 
-use super::audit::AuditLog;
 use super::directory::{Directory, ShardRef};
 use super::events::Realtime;
 use super::handle::UserHandle;
@@ -60,7 +59,7 @@ use crate::domain::time::{Clock, SystemClock, Timestamp};
 use crate::domain::validation::ValidationError;
 use crate::metrics::{LoginLabels, LoginResult, Metrics};
 use crate::security::password::{PasswordHasher, hash_with};
-use crate::store::{Applied, Batch, GroupCommit, Op, Store};
+use crate::store::{Batch, GroupCommit, Op, Store};
 
 pub use super::outcomes::*;
 pub use accounts::Accounts;
@@ -148,7 +147,6 @@ impl UserManager {
         let runtime = ActorRuntime::start(counts)?;
         let metrics = Arc::new(Metrics::new());
         let realtime = Arc::new(Realtime::new(config.websocket.limits, Arc::clone(&metrics)));
-        let audit = AuditLog::open(Arc::clone(&store))?;
         let notifier = crate::notify::Notifier::start(&config.notify, Arc::clone(&metrics))
             .map_err(|e| EngineError::Internal(format!("notification thread: {e}")))?;
         let w = &config.webauthn;
@@ -162,7 +160,6 @@ impl UserManager {
             notifier,
             webauthn,
             config: Arc::new(config),
-            audit,
             store,
             commit,
             clock,
@@ -474,7 +471,7 @@ impl UserManager {
         let Some(actor) = by.audit_actor() else {
             return Ok(());
         };
-        let action = super::audit::AuditAction::UserRead {
+        let action = crate::domain::audit::AuditAction::UserRead {
             user,
             what: what.to_owned(),
         };
@@ -484,12 +481,12 @@ impl UserManager {
     /// Appends an audit record on its own, durably.
     async fn audit(
         &self,
-        actor: super::audit::AuditActor,
-        action: super::audit::AuditAction,
+        actor: crate::domain::audit::AuditActor,
+        action: crate::domain::audit::AuditAction,
     ) -> Result<(), EngineError> {
-        self.engine.audit.append(self.now(), actor, action)?;
-        self.engine.commit.commit().await?;
-        Ok(())
+        let draft = vec![(actor, action, self.now())];
+        let ticket = self.engine.commit.submit(Batch::default(), draft, None);
+        super::durable::settled(self.engine.commit.wait(&ticket).await)
     }
 
     fn prepare_new(
@@ -526,7 +523,9 @@ impl UserManager {
         let (id, tier) = (state.profile.id, state.profile.tier);
         let index = self.engine.keys.email_index(&email.normalized());
         let now = self.now();
-        let outcome = self.engine.keys.with_new_key(id, |key, wrapped| {
+        // Handed to the writer while the keyring is held, so that a rotation starting
+        // later finds the new key among those it rewraps.
+        let ticket = self.engine.keys.with_new_key(id, |key, wrapped| {
             let record = super::state::encode(&state, key, id)?;
             self.engine
                 .metrics
@@ -539,20 +538,12 @@ impl UserManager {
                 wrapped_key: wrapped.to_vec(),
                 record,
             };
-            let audit = audit.into_iter().collect();
-            Ok::<_, EngineError>(self.engine.audit.apply_with(Batch::of(op), now, audit)?.0)
+            let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
+            Ok::<_, EngineError>(self.engine.commit.submit(Batch::of(op), audit, None))
         })?;
-        match outcome {
-            Applied::Done => {
-                self.engine.commit.commit().await?;
-                self.engine.metrics.users_created.inc();
-                Ok(state.profile.into_inner())
-            }
-            Applied::EmailTaken => Err(EngineError::EmailTaken),
-            Applied::Stale { .. } => Err(EngineError::Internal(
-                "a new user's write was refused as stale".into(),
-            )),
-        }
+        super::durable::settled(self.engine.commit.wait(&ticket).await)?;
+        self.engine.metrics.users_created.inc();
+        Ok(state.profile.into_inner())
     }
 
     /// Checks a new password against the policy and hashes it, both on the worker pool

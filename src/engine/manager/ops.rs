@@ -12,11 +12,11 @@ use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
-use crate::engine::audit::{self, AuditEntry};
 use crate::engine::keyring::{RotationAudit, RotationProgress, RotationReport};
 use crate::engine::user::PurgeEvents;
 use crate::engine::{Engine, EngineError};
 use crate::metrics::{ShardLabels, TierLabels};
+use crate::store::audit::{self, AuditEntry};
 use crate::store::{Batch, Op, codec};
 
 /// Longest page of the audit log, and the page size when none is asked for.
@@ -147,7 +147,7 @@ impl Ops<'_> {
         let report = tokio::task::spawn_blocking(move || {
             let mut progress = progress;
             let audit = actor.map(|actor| RotationAudit {
-                log: &engine.audit,
+                commit: &engine.commit,
                 at,
                 actor,
             });
@@ -191,7 +191,7 @@ impl Ops<'_> {
             archived: 0,
         };
         for id in candidates {
-            match e.call(id, PurgeEvents { before: cutoff }).await {
+            match e.call_durable(id, PurgeEvents { before: cutoff }).await {
                 Ok(0) | Err(EngineError::NotFound) => {}
                 Ok(n) => {
                     report.rewritten += 1;
@@ -202,8 +202,17 @@ impl Ops<'_> {
         }
         e.commit.commit().await?;
         let engine = Arc::clone(e);
-        report.archived = blocking(move || purge_archive(&engine, cutoff)).await??;
-        e.commit.commit().await?;
+        let old = blocking(move || archived_before(&engine, cutoff)).await??;
+        report.archived = old.len();
+        let mut tickets = Vec::new();
+        for chunk in old.chunks(PURGE_BATCH) {
+            let mut batch = Batch::default();
+            chunk.iter().for_each(|op| batch.push(op.clone()));
+            tickets.push(e.commit.submit(batch, Vec::new(), None));
+        }
+        for t in &tickets {
+            crate::engine::durable::settled(e.commit.wait(t).await)?;
+        }
         Ok(report)
     }
 }
@@ -280,8 +289,8 @@ fn stale_holders(e: &Engine, cutoff: Timestamp) -> Result<(usize, Vec<UserId>), 
     Ok((users, holders))
 }
 
-/// Removes archived events older than `cutoff`; how many.
-fn purge_archive(e: &Engine, cutoff: Timestamp) -> Result<usize, EngineError> {
+/// The removals of the archived events older than `cutoff`.
+fn archived_before(e: &Engine, cutoff: Timestamp) -> Result<Vec<Op>, EngineError> {
     let store = e.store.as_ref();
     let mut old = Vec::new();
     let mut user_key = None;
@@ -303,13 +312,5 @@ fn purge_archive(e: &Engine, cutoff: Timestamp) -> Result<usize, EngineError> {
             old.push(Op::DropArchivedEvent { user, seq });
         }
     }
-    let n = old.len();
-    for chunk in old.chunks(PURGE_BATCH) {
-        let mut batch = Batch::default();
-        for op in chunk {
-            batch.push(op.clone());
-        }
-        store.apply(&batch)?;
-    }
-    Ok(n)
+    Ok(old)
 }

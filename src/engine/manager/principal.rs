@@ -5,9 +5,9 @@
 //! it needs a recent authentication, and whom the audit log names. So every client of
 //! the front door gets the same rules.
 
+use crate::domain::audit::AuditActor;
 use crate::domain::ids::{SessionId, UserId};
 use crate::engine::EngineError;
-use crate::engine::audit::AuditActor;
 
 /// Who is acting.
 #[derive(Clone, Debug, PartialEq, Eq)]

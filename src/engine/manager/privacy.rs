@@ -3,12 +3,12 @@
 
 use super::UserManager;
 use super::principal::Principal;
+use crate::domain::audit::AuditAction;
 use crate::domain::consent::{Date, Purpose};
 use crate::domain::ids::UserId;
 use crate::domain::security_log::SecurityEvent;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::audit::AuditAction;
 use crate::engine::outcomes::ConsentView;
 use crate::engine::user::{GetConsents, GetSecurityEvents, RecordParentalConsent, UpdateConsents};
 use crate::store::codec;
@@ -51,10 +51,7 @@ impl Privacy<'_> {
             by_operator: by.is_privileged(),
             actor: by.audit_actor(),
         };
-        let e = &self.m.engine;
-        let view = e.call(id, msg).await?;
-        e.commit.commit().await?;
-        Ok(view)
+        self.m.engine.call_durable(id, msg).await
     }
 
     /// Records a verified parental consent for a minor (operator or system), written with
@@ -73,10 +70,7 @@ impl Privacy<'_> {
             reference: reference.to_owned(),
             audit,
         };
-        let e = &self.m.engine;
-        let view = e.call(id, msg).await?;
-        e.commit.commit().await?;
-        Ok(view)
+        self.m.engine.call_durable(id, msg).await
     }
 
     /// A page of the user's security events, newest first: those numbered below `before`
@@ -114,7 +108,9 @@ impl Privacy<'_> {
         limit: usize,
     ) -> Result<Vec<SecurityEvent>, EngineError> {
         let e = &self.m.engine;
-        let (mut page, oldest) = e.call(id, GetSecurityEvents { before, limit }).await?;
+        let (mut page, oldest) = e
+            .call_durable(id, GetSecurityEvents { before, limit })
+            .await?;
         if page.len() >= limit {
             return Ok(page);
         }

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{DEFAULT_TOML, parse_toml};
+use crate::domain::audit::{AuditAction, AuditActor};
 use crate::domain::mfa::SecondFactor;
 use crate::domain::time::ManualClock;
 use crate::engine::StepUpOutcome;
-use crate::engine::audit::{AuditAction, AuditActor};
 use crate::store::{
-    ArchiveStore, AuditStore, EmailIndex, KeyStore, Revision, Route, SecurityEventScan, SledStore,
-    StoreError, UserScan, UserStore,
+    Applied, ArchiveStore, AuditStore, EmailIndex, KeyStore, Revision, Route, SecurityEventScan,
+    SledStore, StoreError, UserScan, UserStore,
 };
 
 const PW: &str = "correct horse battery staple";
@@ -193,52 +193,66 @@ async fn a_free_user_cannot_upgrade_itself_or_sign_up_above_free() {
     m.shutdown().await.unwrap();
 }
 
-/// A store that refuses every batch holding an audit record, and passes everything else
-/// to sled.
-struct RefusesAudit(SledStore);
+/// sled, watched: which threads write to it, and (when told) refusing every batch that
+/// holds an audit record.
+struct Watched {
+    sled: SledStore,
+    refuse_audit: bool,
+    writers: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
 
-impl UserStore for RefusesAudit {
-    fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.load_user(id)
-    }
-    fn load_user_at(&self, id: UserId) -> Result<Option<(Revision, Vec<u8>)>, StoreError> {
-        self.0.load_user_at(id)
-    }
-    fn route_of(&self, id: UserId) -> Result<Option<Route>, StoreError> {
-        self.0.route_of(id)
-    }
-    fn lookup_email(&self, index: &EmailIndex) -> Result<Option<UserId>, StoreError> {
-        self.0.lookup_email(index)
-    }
-    fn scan_users(&self) -> UserScan<'_> {
-        self.0.scan_users()
-    }
-    fn user_count(&self) -> usize {
-        self.0.user_count()
+impl Watched {
+    fn new(dir: &std::path::Path, refuse_audit: bool) -> Self {
+        Self {
+            sled: SledStore::open(dir, 1 << 20).unwrap(),
+            refuse_audit,
+            writers: Default::default(),
+        }
     }
 }
 
-impl KeyStore for RefusesAudit {
+impl UserStore for Watched {
+    fn load_user(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.load_user(id)
+    }
+    fn load_user_at(&self, id: UserId) -> Result<Option<(Revision, Vec<u8>)>, StoreError> {
+        self.sled.load_user_at(id)
+    }
+    fn route_of(&self, id: UserId) -> Result<Option<Route>, StoreError> {
+        self.sled.route_of(id)
+    }
+    fn lookup_email(&self, index: &EmailIndex) -> Result<Option<UserId>, StoreError> {
+        self.sled.lookup_email(index)
+    }
+    fn scan_users(&self) -> UserScan<'_> {
+        self.sled.scan_users()
+    }
+    fn user_count(&self) -> usize {
+        self.sled.user_count()
+    }
+}
+
+impl KeyStore for Watched {
     fn load_key(&self, id: UserId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.load_key(id)
+        self.sled.load_key(id)
     }
     fn scan_keys(&self) -> UserScan<'_> {
-        self.0.scan_keys()
+        self.sled.scan_keys()
     }
     fn replace_key(&self, id: UserId, old: &[u8], new: &[u8]) -> Result<bool, StoreError> {
-        self.0.replace_key(id, old, new)
+        self.sled.replace_key(id, old, new)
     }
     fn keyring_meta(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.keyring_meta()
+        self.sled.keyring_meta()
     }
     fn put_keyring_meta(&self, meta: &[u8]) -> Result<(), StoreError> {
-        self.0.put_keyring_meta(meta)
+        self.sled.put_keyring_meta(meta)
     }
     fn legacy_emails(&self) -> Result<Vec<(String, UserId)>, StoreError> {
-        self.0.legacy_emails()
+        self.sled.legacy_emails()
     }
     fn migrate_email(&self, email: &str, index: &EmailIndex, id: UserId) -> Result<(), StoreError> {
-        self.0.migrate_email(email, index, id)
+        self.sled.migrate_email(email, index, id)
     }
     fn seal_user(
         &self,
@@ -247,22 +261,22 @@ impl KeyStore for RefusesAudit {
         wrapped_key: &[u8],
         record: &[u8],
     ) -> Result<(), StoreError> {
-        self.0.seal_user(id, tier, wrapped_key, record)
+        self.sled.seal_user(id, tier, wrapped_key, record)
     }
 }
 
-impl AuditStore for RefusesAudit {
+impl AuditStore for Watched {
     fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.0.audit_after(after, limit)
+        self.sled.audit_after(after, limit)
     }
     fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.0.last_audit()
+        self.sled.last_audit()
     }
 }
 
-impl ArchiveStore for RefusesAudit {
+impl ArchiveStore for Watched {
     fn scan_security_events(&self) -> SecurityEventScan<'_> {
-        self.0.scan_security_events()
+        self.sled.scan_security_events()
     }
     fn security_events_before(
         &self,
@@ -270,30 +284,34 @@ impl ArchiveStore for RefusesAudit {
         before: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.0.security_events_before(user, before, limit)
+        self.sled.security_events_before(user, before, limit)
     }
 }
 
-impl Store for RefusesAudit {
+impl Store for Watched {
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
-        if batch.ops().iter().any(|op| matches!(op, Op::Audit { .. })) {
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        self.writers.lock().unwrap().insert(thread);
+        if self.refuse_audit && batch.ops().iter().any(|op| matches!(op, Op::Audit { .. })) {
             return Err(StoreError::Io("the audit log's disk is full".into()));
         }
-        self.0.apply(batch)
+        self.sled.apply(batch)
     }
     fn flush(&self) -> Result<usize, StoreError> {
-        self.0.flush()
+        self.sled.flush()
     }
     fn size_on_disk(&self) -> Option<u64> {
-        self.0.size_on_disk()
+        self.sled.size_on_disk()
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_whose_audit_record_cannot_be_written_is_not_done() {
     let dir = tempfile::tempdir().unwrap();
-    let sled = SledStore::open(dir.path(), 1 << 20).unwrap();
-    let store: Arc<dyn Store> = Arc::new(RefusesAudit(sled));
+    let store: Arc<dyn Store> = Arc::new(Watched::new(dir.path(), true));
     let m = UserManager::open(Setup::new(config(dir.path())).store(store)).unwrap();
     let (id, me) = signed_in(&m, "kept@x.io").await;
     let op = Principal::Operator;
@@ -343,4 +361,49 @@ async fn an_action_whose_audit_record_cannot_be_written_is_not_done() {
         AuditVerdict::Intact { records: 0 }
     );
     m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_actor_thread_ever_writes_to_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = Arc::new(Watched::new(dir.path(), false));
+    let store: Arc<dyn Store> = Arc::clone(&watched) as Arc<dyn Store>;
+    let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+    let setup = Setup::new(config(dir.path()))
+        .store(store)
+        .clock(Arc::new(clock.clone()));
+    let m = UserManager::open(setup).unwrap();
+    // Every kind of write: sign-up, login, update, quota use, step-up, revocation, tier
+    // move, soft-state snapshots and passivation, deletion.
+    let (id, me) = signed_in(&m, "watched@x.io").await;
+    let named = ProfilePatch {
+        display_name: Some("Seen".into()),
+        ..Default::default()
+    };
+    m.accounts().update(&me, id, named).await.unwrap();
+    let kind = crate::domain::profile::QuotaKind::Playlists;
+    m.accounts().record_usage(&me, id, kind, 1).await.unwrap();
+    m.login().step_up(&me, PW, None).await.unwrap();
+    let wrong = m
+        .authenticate_user("watched@x.io", "not the password", LoginContext::default())
+        .await
+        .unwrap();
+    assert!(matches!(wrong, LoginOutcome::Denied(_)));
+    m.accounts()
+        .change_tier(&Principal::Operator, id, UserTier::Premium)
+        .await
+        .unwrap();
+    let (other, them) = signed_in(&m, "passive@x.io").await;
+    m.sessions().revoke_others(&them, other).await.unwrap();
+    clock.advance(m.config().engine.passivate_after + Duration::from_secs(1));
+    m.sweep_now().await.unwrap();
+    m.get_user(other).await.unwrap();
+    m.accounts().delete(&Principal::Operator, id).await.unwrap();
+    m.shutdown().await.unwrap();
+    let writers = watched.writers.lock().unwrap().clone();
+    assert_eq!(
+        writers.into_iter().collect::<Vec<_>>(),
+        vec!["roster-writer".to_owned()],
+        "every write went through the store's writer thread"
+    );
 }

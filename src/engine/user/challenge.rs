@@ -54,7 +54,7 @@ pub(crate) struct SendLoginCode {
 
 /// Answers a pending login with a second factor.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<LoginDecision, EngineError>")]
+#[rtype(result = "Result<Durable<LoginDecision>, EngineError>")]
 pub(crate) struct CompleteLogin {
     pub challenge: SessionToken,
     pub factor: SecondFactor,
@@ -311,8 +311,74 @@ impl Handler<SendLoginCode> for UserActor {
 }
 
 impl Handler<CompleteLogin> for UserActor {
-    type Result = Result<LoginDecision, EngineError>;
-    fn handle(&mut self, msg: CompleteLogin, _: &mut Context<Self>) -> Self::Result {
+    type Result = Result<Durable<LoginDecision>, EngineError>;
+    fn handle(&mut self, msg: CompleteLogin, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_complete_login(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<StartLoginAssertion> for UserActor {
+    type Result = Result<Option<RequestChallengeResponse>, EngineError>;
+    fn handle(&mut self, msg: StartLoginAssertion, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let Some(i) = self.pending(&msg.0, now) else {
+            return Ok(None);
+        };
+        let offers = |c: &PendingLogin| c.factors.contains(&SecondFactor::Webauthn);
+        if !self.challenges.get_mut(i).is_some_and(|(_, c)| offers(c)) {
+            return Ok(None);
+        }
+        let (options, state) = self.start_assertion()?;
+        if let Some((_, c)) = self.challenges.get_mut(i) {
+            c.passkey_auth = Some(state);
+        }
+        Ok(Some(options))
+    }
+}
+
+impl Handler<BeginPasswordless> for UserActor {
+    type Result = Result<PasswordlessStart, EngineError>;
+    fn handle(&mut self, msg: BeginPasswordless, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.mfa.passkeys.is_empty() {
+            return Ok(PasswordlessStart::Refused);
+        }
+        if self.state.failures.is_locked(now) && !self.knows_device(&msg.context) {
+            return Ok(PasswordlessStart::Refused);
+        }
+        let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
+        if assessment.decision == RiskDecision::Deny {
+            let factor = Some(SecondFactor::Webauthn);
+            self.risk_denied(&msg.context, msg.location.as_ref(), assessment, factor, now);
+            return Ok(PasswordlessStart::Refused);
+        }
+        let (options, state) = self.start_assertion()?;
+        // A passkey is possession and (verified) biometrics or PIN in one: it answers a
+        // challenge of any reason, zero trust included.
+        let LoginDecision::Challenge(c) = self.challenge(
+            msg.context,
+            msg.location,
+            assessment,
+            ChallengeReason::Passwordless,
+            now,
+        ) else {
+            return Err(EngineError::Internal("challenge not issued".into()));
+        };
+        if let Some((_, p)) = self.challenges.last_mut() {
+            p.factors = vec![SecondFactor::Webauthn];
+            p.passkey_auth = Some(state);
+        }
+        Ok(PasswordlessStart::Options(c.token, Box::new(options)))
+    }
+}
+
+impl UserActor {
+    fn on_complete_login(
+        &mut self,
+        msg: CompleteLogin,
+        _: &mut Context<Self>,
+    ) -> Result<LoginDecision, EngineError> {
         let now = self.touch();
         let Some(i) = self.pending(&msg.challenge, now) else {
             return Ok(LoginDecision::ChallengeGone);
@@ -381,60 +447,5 @@ impl Handler<CompleteLogin> for UserActor {
                 Ok(LoginDecision::ChallengeGone)
             }
         }
-    }
-}
-
-impl Handler<StartLoginAssertion> for UserActor {
-    type Result = Result<Option<RequestChallengeResponse>, EngineError>;
-    fn handle(&mut self, msg: StartLoginAssertion, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let Some(i) = self.pending(&msg.0, now) else {
-            return Ok(None);
-        };
-        let offers = |c: &PendingLogin| c.factors.contains(&SecondFactor::Webauthn);
-        if !self.challenges.get_mut(i).is_some_and(|(_, c)| offers(c)) {
-            return Ok(None);
-        }
-        let (options, state) = self.start_assertion()?;
-        if let Some((_, c)) = self.challenges.get_mut(i) {
-            c.passkey_auth = Some(state);
-        }
-        Ok(Some(options))
-    }
-}
-
-impl Handler<BeginPasswordless> for UserActor {
-    type Result = Result<PasswordlessStart, EngineError>;
-    fn handle(&mut self, msg: BeginPasswordless, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        if self.state.mfa.passkeys.is_empty() {
-            return Ok(PasswordlessStart::Refused);
-        }
-        if self.state.failures.is_locked(now) && !self.knows_device(&msg.context) {
-            return Ok(PasswordlessStart::Refused);
-        }
-        let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
-        if assessment.decision == RiskDecision::Deny {
-            let factor = Some(SecondFactor::Webauthn);
-            self.risk_denied(&msg.context, msg.location.as_ref(), assessment, factor, now);
-            return Ok(PasswordlessStart::Refused);
-        }
-        let (options, state) = self.start_assertion()?;
-        // A passkey is possession and (verified) biometrics or PIN in one: it answers a
-        // challenge of any reason, zero trust included.
-        let LoginDecision::Challenge(c) = self.challenge(
-            msg.context,
-            msg.location,
-            assessment,
-            ChallengeReason::Passwordless,
-            now,
-        ) else {
-            return Err(EngineError::Internal("challenge not issued".into()));
-        };
-        if let Some((_, p)) = self.challenges.last_mut() {
-            p.factors = vec![SecondFactor::Webauthn];
-            p.passkey_auth = Some(state);
-        }
-        Ok(PasswordlessStart::Options(c.token, Box::new(options)))
     }
 }

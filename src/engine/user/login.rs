@@ -32,7 +32,7 @@ pub(crate) struct LoginTicket {
 
 /// Second half of a login, once the password was checked on the worker pool.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<LoginDecision, EngineError>")]
+#[rtype(result = "Result<Durable<LoginDecision>, EngineError>")]
 pub(crate) struct FinishLogin {
     pub password_ok: bool,
     pub credential_version: u64,
@@ -91,59 +91,10 @@ impl Handler<PasswordTicket> for UserActor {
 }
 
 impl Handler<FinishLogin> for UserActor {
-    type Result = Result<LoginDecision, EngineError>;
-    fn handle(&mut self, msg: FinishLogin, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let lockout = self.engine.config.lockout;
-        let first = login::first_factor(
-            &self.state.failures,
-            msg.password_ok,
-            msg.credential_version == self.state.credential_version,
-            self.knows_device(&msg.context),
-            now,
-        );
-        match first {
-            login::FirstFactor::Locked => {
-                if !msg.password_ok {
-                    self.state.failures.record_failure(&lockout, now);
-                }
-                let kind = SecurityEventKind::LoginLocked;
-                let e = self.event_from(kind, &msg.context, msg.location.as_ref(), now);
-                self.record_soft(e);
-                return Ok(LoginDecision::Locked {
-                    until: self.state.failures.locked_until,
-                });
-            }
-            login::FirstFactor::Rejected => {
-                let was_locked = self.state.failures.is_locked(now);
-                self.state.failures.record_failure(&lockout, now);
-                let kind = SecurityEventKind::LoginFailed;
-                let e = self.event_from(kind, &msg.context, msg.location.as_ref(), now);
-                self.record_soft(e);
-                self.lockout_alert(was_locked, now);
-                return Ok(LoginDecision::Rejected);
-            }
-            login::FirstFactor::Passed => {}
-        }
-        let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
-        let require_mfa = self.state.profile.security_settings.require_mfa;
-        match login::after_password(self.policy().zero_trust, require_mfa, assessment.decision) {
-            login::AfterPassword::RiskDenied => {
-                self.risk_denied(&msg.context, msg.location.as_ref(), assessment, None, now);
-                Ok(LoginDecision::RiskDenied)
-            }
-            login::AfterPassword::Challenge(reason) => {
-                if assessment.decision == RiskDecision::RequireMfa {
-                    // The password was right but the login looks unusual: the user hears
-                    // of it whether or not the second factor follows.
-                    self.notify_unusual(&msg.context, &assessment, now);
-                }
-                Ok(self.challenge(msg.context, msg.location, assessment, reason, now))
-            }
-            login::AfterPassword::Grant => {
-                self.grant(msg.context, msg.location, Some(assessment), None, now)
-            }
-        }
+    type Result = Result<Durable<LoginDecision>, EngineError>;
+    fn handle(&mut self, msg: FinishLogin, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_finish_login(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
@@ -238,14 +189,19 @@ impl UserActor {
             .into_iter()
             .filter(|id| !next.sessions.iter().any(|s| s.id == *id))
             .collect();
-        for s in &self.state.sessions {
-            // Sessions that were still live went because of the per-user cap.
-            if evicted.contains(&s.id) && s.is_active(now) {
-                let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
-                e.session_id = Some(s.id);
-                e.detail = Some(format!("evicted: over {max} sessions"));
-                record_into(&self.engine, &self.key, self.state.profile.id, &mut next, e);
-            }
+        // Sessions that were still live went because of the per-user cap.
+        let cut: Vec<SessionId> = self
+            .state
+            .sessions
+            .iter()
+            .filter(|s| evicted.contains(&s.id) && s.is_active(now))
+            .map(|s| s.id)
+            .collect();
+        for id in cut {
+            let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+            e.session_id = Some(id);
+            e.detail = Some(format!("evicted: over {max} sessions"));
+            self.record_event(&mut next, e);
         }
         self.persist(next, now)?;
         let ctx = &session.context;
@@ -356,5 +312,65 @@ impl UserActor {
                  was not, change your password now."
             ),
         });
+    }
+}
+
+impl UserActor {
+    fn on_finish_login(
+        &mut self,
+        msg: FinishLogin,
+        _: &mut Context<Self>,
+    ) -> Result<LoginDecision, EngineError> {
+        let now = self.touch();
+        let lockout = self.engine.config.lockout;
+        let first = login::first_factor(
+            &self.state.failures,
+            msg.password_ok,
+            msg.credential_version == self.state.credential_version,
+            self.knows_device(&msg.context),
+            now,
+        );
+        match first {
+            login::FirstFactor::Locked => {
+                if !msg.password_ok {
+                    self.state.failures.record_failure(&lockout, now);
+                }
+                let kind = SecurityEventKind::LoginLocked;
+                let e = self.event_from(kind, &msg.context, msg.location.as_ref(), now);
+                self.record_soft(e);
+                return Ok(LoginDecision::Locked {
+                    until: self.state.failures.locked_until,
+                });
+            }
+            login::FirstFactor::Rejected => {
+                let was_locked = self.state.failures.is_locked(now);
+                self.state.failures.record_failure(&lockout, now);
+                let kind = SecurityEventKind::LoginFailed;
+                let e = self.event_from(kind, &msg.context, msg.location.as_ref(), now);
+                self.record_soft(e);
+                self.lockout_alert(was_locked, now);
+                return Ok(LoginDecision::Rejected);
+            }
+            login::FirstFactor::Passed => {}
+        }
+        let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
+        let require_mfa = self.state.profile.security_settings.require_mfa;
+        match login::after_password(self.policy().zero_trust, require_mfa, assessment.decision) {
+            login::AfterPassword::RiskDenied => {
+                self.risk_denied(&msg.context, msg.location.as_ref(), assessment, None, now);
+                Ok(LoginDecision::RiskDenied)
+            }
+            login::AfterPassword::Challenge(reason) => {
+                if assessment.decision == RiskDecision::RequireMfa {
+                    // The password was right but the login looks unusual: the user hears
+                    // of it whether or not the second factor follows.
+                    self.notify_unusual(&msg.context, &assessment, now);
+                }
+                Ok(self.challenge(msg.context, msg.location, assessment, reason, now))
+            }
+            login::AfterPassword::Grant => {
+                self.grant(msg.context, msg.location, Some(assessment), None, now)
+            }
+        }
     }
 }

@@ -34,28 +34,28 @@ pub(crate) struct BeginSms {
 /// Confirms the pending phone number with its code; replies recovery codes when the
 /// user had none.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Vec<String>, EngineError>")]
+#[rtype(result = "Result<Durable<Vec<String>>, EngineError>")]
 pub(crate) struct ConfirmSms {
     pub code: String,
 }
 
 /// Removes the phone number (needs a recent authentication).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<Durable<()>, EngineError>")]
 pub(crate) struct RemoveSms {
     pub session: Option<SessionId>,
 }
 
 /// Starts authenticator enrollment (needs a recent authentication).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<totp::TotpEnrollment, EngineError>")]
+#[rtype(result = "Result<Durable<totp::TotpEnrollment>, EngineError>")]
 pub(crate) struct BeginTotp {
     pub session: Option<SessionId>,
 }
 
 /// Confirms the pending authenticator with a first code; replies the recovery codes.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Vec<String>, EngineError>")]
+#[rtype(result = "Result<Durable<Vec<String>>, EngineError>")]
 pub(crate) struct ConfirmTotp {
     pub code: String,
 }
@@ -63,7 +63,7 @@ pub(crate) struct ConfirmTotp {
 /// Removes the authenticator (or a pending enrollment) and the recovery codes; an
 /// operator's removal is written with its audit record.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<Durable<()>, EngineError>")]
 pub(crate) struct RemoveTotp {
     pub session: Option<SessionId>,
     pub audit: Option<super::Audited>,
@@ -71,7 +71,7 @@ pub(crate) struct RemoveTotp {
 
 /// Replaces the recovery codes (needs a recent authentication).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Vec<String>, EngineError>")]
+#[rtype(result = "Result<Durable<Vec<String>>, EngineError>")]
 pub(crate) struct RegenerateRecovery {
     pub session: Option<SessionId>,
 }
@@ -90,7 +90,7 @@ pub(crate) struct BeginPasskeyRegistration {
 
 /// Completes a passkey registration; replies new recovery codes when the user had none.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Vec<String>, EngineError>")]
+#[rtype(result = "Result<Durable<Vec<String>>, EngineError>")]
 pub(crate) struct FinishPasskeyRegistration {
     pub name: String,
     pub credential: Box<RegisterPublicKeyCredential>,
@@ -98,7 +98,7 @@ pub(crate) struct FinishPasskeyRegistration {
 
 /// Removes a passkey (needs a recent authentication).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<Durable<()>, EngineError>")]
 pub(crate) struct RemovePasskey {
     pub session: Option<SessionId>,
     pub id: String,
@@ -112,7 +112,7 @@ impl UserActor {
     /// has none (returned, to show once), the method added to the accepted ones, the
     /// event recorded.
     pub(super) fn enrolled(
-        &self,
+        &mut self,
         next: &mut UserState,
         factor: SecondFactor,
         now: Timestamp,
@@ -143,7 +143,7 @@ impl UserActor {
 
     /// The common end of removing `factor` from `next`: recovery codes stand in for an
     /// enrolled factor, so with none left they go; the event is recorded.
-    pub(super) fn removed(&self, next: &mut UserState, factor: SecondFactor, now: Timestamp) {
+    pub(super) fn removed(&mut self, next: &mut UserState, factor: SecondFactor, now: Timestamp) {
         if !next.mfa.has_enrolled_factor() {
             next.mfa.recovery.clear();
         }
@@ -154,117 +154,34 @@ impl UserActor {
 }
 
 impl Handler<BeginTotp> for UserActor {
-    type Result = Result<totp::TotpEnrollment, EngineError>;
-    fn handle(&mut self, msg: BeginTotp, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        self.require_recent(msg.session, now)?;
-        if self.state.mfa.totp.is_some() {
-            return Err(EngineError::Conflict(
-                "an authenticator is already enrolled; remove it first".into(),
-            ));
-        }
-        let cfg = Arc::clone(&self.engine.config);
-        if let Some(p) = &self.state.mfa.totp_pending
-            && now.since(p.started_at) < cfg.mfa.code_ttl
-        {
-            return Err(EngineError::Conflict(
-                "an enrollment is pending: confirm it with a code, or cancel it with \
-                 DELETE .../mfa/totp"
-                    .into(),
-            ));
-        }
-        let secret = totp::generate_secret();
-        let enrollment =
-            totp::enrollment(&secret, self.state.profile.email.as_str(), &cfg.mfa.totp)
-                .ok_or_else(|| EngineError::Internal("cannot build the TOTP enrollment".into()))?;
-        let mut next = self.state.clone();
-        next.mfa.totp_pending = Some(PendingTotp {
-            secret,
-            started_at: now,
-        });
-        self.persist(next, now)?;
-        Ok(enrollment)
+    type Result = Result<Durable<totp::TotpEnrollment>, EngineError>;
+    fn handle(&mut self, msg: BeginTotp, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_begin_totp(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
 impl Handler<ConfirmTotp> for UserActor {
-    type Result = Result<Vec<String>, EngineError>;
-    fn handle(&mut self, msg: ConfirmTotp, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let cfg = Arc::clone(&self.engine.config);
-        let Some(p) = self.state.mfa.totp_pending.clone() else {
-            return Err(EngineError::Conflict(
-                "no authenticator enrollment is pending".into(),
-            ));
-        };
-        if !totp::well_formed(&msg.code, &cfg.mfa.totp) {
-            return Err(ValidationError::new(
-                "code",
-                format!("must be {} digits", cfg.mfa.totp.digits),
-            )
-            .into());
-        }
-        let step = match totp::check(&p.secret, &msg.code, &cfg.mfa.totp, now.unix_secs(), None) {
-            totp::TotpCheck::Valid { step } => step,
-            _ => {
-                return Err(ValidationError::new(
-                    "code",
-                    "does not match the authenticator; check the device's clock",
-                )
-                .into());
-            }
-        };
-        let mut next = self.state.clone();
-        next.mfa.totp_pending = None;
-        next.mfa.totp = Some(TotpFactor {
-            secret: p.secret,
-            enrolled_at: now,
-            last_step: Some(step),
-        });
-        let codes = self.enrolled(&mut next, SecondFactor::Authenticator, now);
-        self.persist(next, now)?;
-        Ok(codes)
+    type Result = Result<Durable<Vec<String>>, EngineError>;
+    fn handle(&mut self, msg: ConfirmTotp, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_confirm_totp(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
 impl Handler<RemoveTotp> for UserActor {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: RemoveTotp, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let mut next = self.state.clone();
-        if next.mfa.totp.is_none() {
-            if next.mfa.totp_pending.take().is_none() {
-                return Err(EngineError::NotFound);
-            }
-            // Cancelling a pending enrollment removes nothing that protects the account.
-            self.persist(next, now)?;
-            return Ok(());
-        }
-        self.require_recent(msg.session, now)?;
-        next.mfa.totp = None;
-        next.mfa.totp_pending = None;
-        self.removed(&mut next, SecondFactor::Authenticator, now);
-        self.write(next, now, msg.audit.into_iter().collect())?;
-        Ok(())
+    type Result = Result<Durable<()>, EngineError>;
+    fn handle(&mut self, msg: RemoveTotp, ctx: &mut Context<Self>) -> Self::Result {
+        self.on_remove_totp(msg, ctx)?;
+        Ok(self.durable(()))
     }
 }
 
 impl Handler<RegenerateRecovery> for UserActor {
-    type Result = Result<Vec<String>, EngineError>;
-    fn handle(&mut self, msg: RegenerateRecovery, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        self.require_recent(msg.session, now)?;
-        if !self.state.mfa.has_enrolled_factor() {
-            return Err(EngineError::Conflict(
-                "recovery codes come with a second factor; enroll one first".into(),
-            ));
-        }
-        let mut next = self.state.clone();
-        let codes = fresh_recovery_codes(&mut next.mfa);
-        let e = SecurityEvent::new(SecurityEventKind::RecoveryCodesRegenerated, now);
-        self.record_event(&mut next, e);
-        self.persist(next, now)?;
-        Ok(codes)
+    type Result = Result<Durable<Vec<String>>, EngineError>;
+    fn handle(&mut self, msg: RegenerateRecovery, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_regenerate_recovery(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
@@ -302,58 +219,18 @@ impl Handler<BeginPasskeyRegistration> for UserActor {
 }
 
 impl Handler<FinishPasskeyRegistration> for UserActor {
-    type Result = Result<Vec<String>, EngineError>;
-    fn handle(&mut self, msg: FinishPasskeyRegistration, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let ttl = self.engine.config.mfa.challenge_ttl;
-        let Some((state, _)) = self
-            .pending_registration
-            .take()
-            .filter(|(_, at)| now.since(*at) < ttl)
-        else {
-            return Err(EngineError::Conflict(
-                "no passkey registration is pending (or it expired): start again".into(),
-            ));
-        };
-        let key = self
-            .engine
-            .webauthn
-            .finish_passkey_registration(&msg.credential, &state)
-            .map_err(|e| {
-                ValidationError::new("credential", format!("the registration is not valid: {e}"))
-            })?;
-        if self.state.mfa.passkeys.len() >= MAX_PASSKEYS {
-            return Err(EngineError::Conflict(format!(
-                "at most {MAX_PASSKEYS} passkeys; remove one first"
-            )));
-        }
-        let stored = passkey::store(&key, msg.name, now).map_err(EngineError::Internal)?;
-        if self.state.mfa.passkeys.iter().any(|p| p.id == stored.id) {
-            return Err(EngineError::Conflict(
-                "this passkey is already registered".into(),
-            ));
-        }
-        let mut next = self.state.clone();
-        next.mfa.passkeys.push(stored);
-        let codes = self.enrolled(&mut next, SecondFactor::Webauthn, now);
-        self.persist(next, now)?;
-        Ok(codes)
+    type Result = Result<Durable<Vec<String>>, EngineError>;
+    fn handle(&mut self, msg: FinishPasskeyRegistration, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_finish_passkey_registration(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
 impl Handler<RemovePasskey> for UserActor {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: RemovePasskey, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        if !self.state.mfa.passkeys.iter().any(|p| p.id == msg.id) {
-            return Err(EngineError::NotFound);
-        }
-        self.require_recent(msg.session, now)?;
-        let mut next = self.state.clone();
-        next.mfa.passkeys.retain(|p| p.id != msg.id);
-        self.removed(&mut next, SecondFactor::Webauthn, now);
-        self.persist(next, now)?;
-        Ok(())
+    type Result = Result<Durable<()>, EngineError>;
+    fn handle(&mut self, msg: RemovePasskey, ctx: &mut Context<Self>) -> Self::Result {
+        self.on_remove_passkey(msg, ctx)?;
+        Ok(self.durable(()))
     }
 }
 
@@ -393,8 +270,146 @@ impl Handler<BeginSms> for UserActor {
 }
 
 impl Handler<ConfirmSms> for UserActor {
-    type Result = Result<Vec<String>, EngineError>;
-    fn handle(&mut self, msg: ConfirmSms, _: &mut Context<Self>) -> Self::Result {
+    type Result = Result<Durable<Vec<String>>, EngineError>;
+    fn handle(&mut self, msg: ConfirmSms, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_confirm_sms(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<RemoveSms> for UserActor {
+    type Result = Result<Durable<()>, EngineError>;
+    fn handle(&mut self, msg: RemoveSms, ctx: &mut Context<Self>) -> Self::Result {
+        self.on_remove_sms(msg, ctx)?;
+        Ok(self.durable(()))
+    }
+}
+
+impl UserActor {
+    fn on_begin_totp(
+        &mut self,
+        msg: BeginTotp,
+        _: &mut Context<Self>,
+    ) -> Result<totp::TotpEnrollment, EngineError> {
+        let now = self.touch();
+        self.require_recent(msg.session, now)?;
+        if self.state.mfa.totp.is_some() {
+            return Err(EngineError::Conflict(
+                "an authenticator is already enrolled; remove it first".into(),
+            ));
+        }
+        let cfg = Arc::clone(&self.engine.config);
+        if let Some(p) = &self.state.mfa.totp_pending
+            && now.since(p.started_at) < cfg.mfa.code_ttl
+        {
+            return Err(EngineError::Conflict(
+                "an enrollment is pending: confirm it with a code, or cancel it with \
+                 DELETE .../mfa/totp"
+                    .into(),
+            ));
+        }
+        let secret = totp::generate_secret();
+        let enrollment =
+            totp::enrollment(&secret, self.state.profile.email.as_str(), &cfg.mfa.totp)
+                .ok_or_else(|| EngineError::Internal("cannot build the TOTP enrollment".into()))?;
+        let mut next = self.state.clone();
+        next.mfa.totp_pending = Some(PendingTotp {
+            secret,
+            started_at: now,
+        });
+        self.persist(next, now)?;
+        Ok(enrollment)
+    }
+
+    fn on_confirm_totp(
+        &mut self,
+        msg: ConfirmTotp,
+        _: &mut Context<Self>,
+    ) -> Result<Vec<String>, EngineError> {
+        let now = self.touch();
+        let cfg = Arc::clone(&self.engine.config);
+        let Some(p) = self.state.mfa.totp_pending.clone() else {
+            return Err(EngineError::Conflict(
+                "no authenticator enrollment is pending".into(),
+            ));
+        };
+        if !totp::well_formed(&msg.code, &cfg.mfa.totp) {
+            return Err(ValidationError::new(
+                "code",
+                format!("must be {} digits", cfg.mfa.totp.digits),
+            )
+            .into());
+        }
+        let step = match totp::check(&p.secret, &msg.code, &cfg.mfa.totp, now.unix_secs(), None) {
+            totp::TotpCheck::Valid { step } => step,
+            _ => {
+                return Err(ValidationError::new(
+                    "code",
+                    "does not match the authenticator; check the device's clock",
+                )
+                .into());
+            }
+        };
+        let mut next = self.state.clone();
+        next.mfa.totp_pending = None;
+        next.mfa.totp = Some(TotpFactor {
+            secret: p.secret,
+            enrolled_at: now,
+            last_step: Some(step),
+        });
+        let codes = self.enrolled(&mut next, SecondFactor::Authenticator, now);
+        self.persist(next, now)?;
+        Ok(codes)
+    }
+
+    fn on_remove_totp(
+        &mut self,
+        msg: RemoveTotp,
+        _: &mut Context<Self>,
+    ) -> Result<(), EngineError> {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        if next.mfa.totp.is_none() {
+            if next.mfa.totp_pending.take().is_none() {
+                return Err(EngineError::NotFound);
+            }
+            // Cancelling a pending enrollment removes nothing that protects the account.
+            self.persist(next, now)?;
+            return Ok(());
+        }
+        self.require_recent(msg.session, now)?;
+        next.mfa.totp = None;
+        next.mfa.totp_pending = None;
+        self.removed(&mut next, SecondFactor::Authenticator, now);
+        self.write(next, now, msg.audit.into_iter().collect())?;
+        Ok(())
+    }
+
+    fn on_regenerate_recovery(
+        &mut self,
+        msg: RegenerateRecovery,
+        _: &mut Context<Self>,
+    ) -> Result<Vec<String>, EngineError> {
+        let now = self.touch();
+        self.require_recent(msg.session, now)?;
+        if !self.state.mfa.has_enrolled_factor() {
+            return Err(EngineError::Conflict(
+                "recovery codes come with a second factor; enroll one first".into(),
+            ));
+        }
+        let mut next = self.state.clone();
+        let codes = fresh_recovery_codes(&mut next.mfa);
+        let e = SecurityEvent::new(SecurityEventKind::RecoveryCodesRegenerated, now);
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        Ok(codes)
+    }
+
+    fn on_confirm_sms(
+        &mut self,
+        msg: ConfirmSms,
+        _: &mut Context<Self>,
+    ) -> Result<Vec<String>, EngineError> {
         let now = self.touch();
         let max = self.engine.config.mfa.code_max_attempts;
         let Some(p) = self
@@ -426,11 +441,8 @@ impl Handler<ConfirmSms> for UserActor {
         self.persist(next, now)?;
         Ok(codes)
     }
-}
 
-impl Handler<RemoveSms> for UserActor {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: RemoveSms, _: &mut Context<Self>) -> Self::Result {
+    fn on_remove_sms(&mut self, msg: RemoveSms, _: &mut Context<Self>) -> Result<(), EngineError> {
         let now = self.touch();
         if self.state.mfa.phone.is_none() {
             return Err(EngineError::NotFound);
@@ -439,6 +451,64 @@ impl Handler<RemoveSms> for UserActor {
         let mut next = self.state.clone();
         next.mfa.phone = None;
         self.removed(&mut next, SecondFactor::Sms, now);
+        self.persist(next, now)?;
+        Ok(())
+    }
+
+    fn on_finish_passkey_registration(
+        &mut self,
+        msg: FinishPasskeyRegistration,
+        _: &mut Context<Self>,
+    ) -> Result<Vec<String>, EngineError> {
+        let now = self.touch();
+        let ttl = self.engine.config.mfa.challenge_ttl;
+        let Some((state, _)) = self
+            .pending_registration
+            .take()
+            .filter(|(_, at)| now.since(*at) < ttl)
+        else {
+            return Err(EngineError::Conflict(
+                "no passkey registration is pending (or it expired): start again".into(),
+            ));
+        };
+        let key = self
+            .engine
+            .webauthn
+            .finish_passkey_registration(&msg.credential, &state)
+            .map_err(|e| {
+                ValidationError::new("credential", format!("the registration is not valid: {e}"))
+            })?;
+        if self.state.mfa.passkeys.len() >= MAX_PASSKEYS {
+            return Err(EngineError::Conflict(format!(
+                "at most {MAX_PASSKEYS} passkeys; remove one first"
+            )));
+        }
+        let stored = passkey::store(&key, msg.name, now).map_err(EngineError::Internal)?;
+        if self.state.mfa.passkeys.iter().any(|p| p.id == stored.id) {
+            return Err(EngineError::Conflict(
+                "this passkey is already registered".into(),
+            ));
+        }
+        let mut next = self.state.clone();
+        next.mfa.passkeys.push(stored);
+        let codes = self.enrolled(&mut next, SecondFactor::Webauthn, now);
+        self.persist(next, now)?;
+        Ok(codes)
+    }
+
+    fn on_remove_passkey(
+        &mut self,
+        msg: RemovePasskey,
+        _: &mut Context<Self>,
+    ) -> Result<(), EngineError> {
+        let now = self.touch();
+        if !self.state.mfa.passkeys.iter().any(|p| p.id == msg.id) {
+            return Err(EngineError::NotFound);
+        }
+        self.require_recent(msg.session, now)?;
+        let mut next = self.state.clone();
+        next.mfa.passkeys.retain(|p| p.id != msg.id);
+        self.removed(&mut next, SecondFactor::Webauthn, now);
         self.persist(next, now)?;
         Ok(())
     }

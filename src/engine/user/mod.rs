@@ -36,7 +36,7 @@ use actix::WeakAddr;
 use actix::prelude::*;
 
 // What the capability files share (they `use super::*`).
-use super::audit::{AuditAction, AuditActor};
+use super::durable::Durable;
 use super::events::{CloseCode, Event, Resume, RevokeReason, SubscribeError, UserStream};
 use super::outcomes::{
     ActivityOutcome, AuthorizedRequest, CodeSend, ConsentView, FactorProof, SessionInfo,
@@ -47,6 +47,7 @@ use super::shared_profile::SharedProfile;
 use super::state::{SessionOrigin, UserState};
 use super::{Engine, EngineError};
 use crate::domain::activity::{ActivityCounters, ActivityEvent, check_batch};
+use crate::domain::audit::{AuditAction, AuditActor};
 use crate::domain::binding::RequestOrigin;
 use crate::domain::consent::{ConsentChange, ConsentState, Date, ParentalConsent, Purpose};
 use crate::domain::ids::{SessionId, UserId};
@@ -69,7 +70,8 @@ use crate::security::passkey::{
 };
 use crate::security::token::SessionToken;
 use crate::security::{otp, totp};
-use crate::store::{Applied, Batch, Op, Revision, codec};
+use crate::store::commit::Ticket;
+use crate::store::{Batch, Op, Revision, codec};
 
 /// The shard's periodic check: passivate when idle, snapshot soft state when due.
 #[derive(Message, Clone)]
@@ -93,20 +95,26 @@ pub(crate) struct Crash;
 #[rtype(result = "()")]
 pub(crate) struct Poisoned;
 
-/// An audit record to write with a change, in the same atomic batch.
-pub(crate) type Audited = (super::audit::AuditActor, super::audit::AuditAction);
+/// An audit record to write with a change, in the same atomic batch (its time is the
+/// change's).
+pub(crate) type Audited = (
+    crate::domain::audit::AuditActor,
+    crate::domain::audit::AuditAction,
+);
 
 /// The period of the per-tier request allowance.
 const RATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Appends a security event to `state`, counts it (and its risk assessment), and hands
-/// an event that no longer fits in the state to the store.
+/// Appends a security event to `state`, counts it (and its risk assessment), and adds an
+/// event that no longer fits in the state to `archive`, written with the next write of
+/// the state.
 fn record_into(
     engine: &Engine,
     key: &DataKey,
     user: UserId,
     state: &mut UserState,
     event: SecurityEvent,
+    archive: &mut Vec<Op>,
 ) {
     let m = &engine.metrics;
     m.security_events
@@ -129,22 +137,16 @@ fn record_into(
         }
     }
     if let Some(old) = state.record(event) {
-        let stored = serde_json::to_vec(&old)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
+        match serde_json::to_vec(&old) {
+            Ok(b) => {
                 let aad = super::state::event_aad(user, old.seq);
-                let op = Op::ArchiveEvent {
+                archive.push(Op::ArchiveEvent {
                     user,
                     seq: old.seq,
                     blob: codec::seal_blob(key, &aad, &b),
-                };
-                engine
-                    .store
-                    .apply(&Batch::of(op))
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = stored {
-            tracing::error!(%user, error = %e, "security event not archived");
+                });
+            }
+            Err(e) => tracing::error!(%user, error = %e, "security event not archived"),
         }
     }
 }
@@ -156,6 +158,14 @@ pub(crate) struct UserActor {
     revision: Revision,
     /// This actor, to poison itself from a refused write.
     me: Option<WeakAddr<UserActor>>,
+    /// The writes handed to the store's writer by the message being handled, for its
+    /// [`Durable`] reply.
+    tickets: Vec<Ticket>,
+    /// The latest write handed over: events wait for it, and the actor leaves only
+    /// after it.
+    last_write: Option<Ticket>,
+    /// Events the state no longer holds, to archive with its next write.
+    archive: Vec<Op>,
     /// The user's data key: seals its snapshots and archived events.
     key: DataKey,
     engine: Arc<Engine>,
@@ -211,6 +221,9 @@ impl UserActor {
             state,
             revision,
             me: None,
+            tickets: Vec::new(),
+            last_write: None,
+            archive: Vec::new(),
             key,
             engine,
             shard,
@@ -227,8 +240,9 @@ impl UserActor {
 
     /// Appends a security event to `state` (the next state, for events written with a
     /// change); see [`record_into`].
-    fn record_event(&self, state: &mut UserState, event: SecurityEvent) {
-        record_into(&self.engine, &self.key, self.id(), state, event);
+    fn record_event(&mut self, state: &mut UserState, event: SecurityEvent) {
+        let id = self.id();
+        record_into(&self.engine, &self.key, id, state, event, &mut self.archive);
     }
 
     /// A security event about the client of `context`.
@@ -249,7 +263,14 @@ impl UserActor {
     /// Records a soft security event (written with the next snapshot).
     fn record_soft(&mut self, event: SecurityEvent) {
         let id = self.id();
-        record_into(&self.engine, &self.key, id, &mut self.state, event);
+        record_into(
+            &self.engine,
+            &self.key,
+            id,
+            &mut self.state,
+            event,
+            &mut self.archive,
+        );
         self.soft_dirty = true;
     }
 
@@ -273,21 +294,23 @@ impl UserActor {
         }
         let stream = self.stream.clone();
         let rt = Arc::clone(&self.engine.realtime);
-        self.engine.commit.then(move |durable| {
-            if let Err(e) = durable {
-                tracing::warn!(%user, error = %e, "event dropped: its change is not durable");
-            } else {
-                if event.is_security() {
-                    rt.publish_security(user, at, &event);
+        self.engine
+            .commit
+            .then(self.last_write.clone(), move |durable| {
+                if let Err(e) = durable {
+                    tracing::warn!(%user, error = %e, "event dropped: its change is not durable");
+                } else {
+                    if event.is_security() {
+                        rt.publish_security(user, at, &event);
+                    }
+                    if let Some(s) = &stream {
+                        rt.publish(s, at, &event);
+                    }
                 }
-                if let Some(s) = &stream {
-                    rt.publish(s, at, &event);
+                if let Some(s) = stream {
+                    rt.release(s);
                 }
-            }
-            if let Some(s) = stream {
-                rt.release(s);
-            }
-        });
+            });
     }
 
     /// Publishes `session.revoked` for each session and closes their sockets.
@@ -324,8 +347,11 @@ impl UserActor {
         now
     }
 
-    /// Writes `next` to the store and only then adopts it, so a failed write leaves the
-    /// live state equal to the stored one.
+    /// Hands `next` to the store's writer and adopts it. No store call is made here: the
+    /// writer applies it off this thread, and the message's reply ([`Self::durable`])
+    /// carries the ticket its caller waits for. If the store refuses the write (another
+    /// writer got there first) or fails, the actor is poisoned: it stops, and the user is
+    /// activated afresh from what the store holds.
     fn persist(&mut self, next: UserState, now: Timestamp) -> Result<(), EngineError> {
         self.write(next, now, Vec::new())
     }
@@ -346,14 +372,17 @@ impl UserActor {
             .inc_by(record.len() as u64);
         let revision = self.revision + 1;
         let tier = (next.profile.tier != self.state.profile.tier).then_some(next.profile.tier);
-        let batch = Batch::of(Op::PutUser {
+        let mut batch = Batch::of(Op::PutUser {
             id,
             record,
             revision,
             tier,
         });
-        let (applied, _) = self.engine.audit.apply_with(batch, now, audit)?;
-        self.accepted(applied)?;
+        for op in self.archive.drain(..) {
+            batch.push(op);
+        }
+        let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
+        self.submit(batch, audit);
         self.revision = revision;
         self.state = next;
         self.last_snapshot = now;
@@ -361,47 +390,61 @@ impl UserActor {
         Ok(())
     }
 
-    /// `Ok` if the store took a write; a stale write poisons the actor (it stops, and the
-    /// user is activated afresh from the store).
-    fn accepted(&mut self, applied: Applied) -> Result<(), EngineError> {
-        match applied {
-            Applied::Done => Ok(()),
-            Applied::Stale { stored, .. } => {
-                tracing::error!(
-                    user = %self.id(),
-                    live = self.revision,
-                    ?stored,
-                    "the stored record is newer than this actor's: reloading it"
-                );
-                if let Some(me) = self.me.as_ref().and_then(WeakAddr::upgrade) {
-                    me.do_send(Poisoned);
-                }
-                Err(EngineError::Conflict(
-                    "the account changed meanwhile; retry".into(),
-                ))
+    /// Hands a batch of this user's to the writer; a refusal or failure poisons the
+    /// actor.
+    fn submit(&mut self, batch: Batch, audit: Vec<crate::store::audit::Draft>) {
+        let me = self.me.clone();
+        let user = self.id();
+        let on_failure = Box::new(move || {
+            tracing::warn!(%user, "a write of this user was refused or failed: reloading it");
+            if let Some(me) = me.as_ref().and_then(WeakAddr::upgrade) {
+                me.do_send(Poisoned);
             }
-            Applied::EmailTaken => Err(EngineError::Internal(
-                "a user write was refused as a sign-up".into(),
-            )),
-        }
+        });
+        let ticket = self.engine.commit.submit(batch, audit, Some(on_failure));
+        self.tickets.push(ticket.clone());
+        self.last_write = Some(ticket);
     }
 
-    /// Writes the current state (soft-state snapshot); failures are logged, not fatal.
+    /// The reply of a message that changed what a client is promised: `value`, to be
+    /// handed out once the writes this message made are durable.
+    fn durable<R>(&mut self, value: R) -> Durable<R> {
+        Durable::new(value, std::mem::take(&mut self.tickets))
+    }
+
+    /// Writes the current state (soft-state snapshot); no client waits for it.
     fn snapshot(&mut self, now: Timestamp) {
         let next = self.state.clone();
         if let Err(e) = self.persist(next, now) {
             tracing::error!(user = %self.id(), error = %e, "snapshot failed");
         }
+        self.tickets.clear();
     }
 
-    /// Leaves the shard: tells it first (so a new activation queues behind this notice),
-    /// then stops.
+    /// Leaves the shard once its last write is in the store (so that the next
+    /// activation reads it): tells the shard first (so a new activation queues behind
+    /// this notice), then stops. Messages arriving meanwhile wait, then find the actor
+    /// gone and are routed to its successor.
     fn leave(&mut self, ctx: &mut Context<Self>) {
-        self.shard.do_send(Stopped {
+        let notice = Stopped {
             id: self.id(),
             addr: ctx.address(),
-        });
-        ctx.stop();
+        };
+        match self.last_write.take().filter(|t| t.outcome().is_none()) {
+            None => {
+                self.shard.do_send(notice);
+                ctx.stop();
+            }
+            Some(pending) => {
+                let written = async move { pending.wait().await };
+                ctx.wait(
+                    actix::fut::wrap_future::<_, Self>(written).map(move |_, act, ctx| {
+                        act.shard.do_send(notice);
+                        ctx.stop();
+                    }),
+                );
+            }
+        }
     }
 }
 

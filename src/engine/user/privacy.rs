@@ -14,7 +14,7 @@ pub(crate) struct GetConsents;
 /// Grants or withdraws consents and sets the birth date; each change made is written
 /// with an audit record naming `actor`, in the same batch.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<ConsentView, EngineError>")]
+#[rtype(result = "Result<Durable<ConsentView>, EngineError>")]
 pub(crate) struct UpdateConsents {
     pub changes: Vec<(Purpose, bool)>,
     pub birth_date: Option<Date>,
@@ -26,7 +26,7 @@ pub(crate) struct UpdateConsents {
 
 /// Records a verified parental consent (operator), with its audit record.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<ConsentView, EngineError>")]
+#[rtype(result = "Result<Durable<ConsentView>, EngineError>")]
 pub(crate) struct RecordParentalConsent {
     pub reference: String,
     pub audit: Option<super::Audited>,
@@ -35,14 +35,15 @@ pub(crate) struct RecordParentalConsent {
 /// Removes security events older than `before` from the user's record (retention);
 /// replies how many went. Durable with the caller's commit.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<usize, EngineError>")]
+#[rtype(result = "Result<Durable<usize>, EngineError>")]
 pub(crate) struct PurgeEvents {
     pub before: Timestamp,
 }
 
-/// The newest security events numbered below `before`.
+/// The newest security events numbered below `before`, and the number of the oldest the
+/// state holds; the reply comes once the older ones are in the store's archive.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<(Vec<SecurityEvent>, Option<u64>), EngineError>")]
+#[rtype(result = "Result<Durable<(Vec<SecurityEvent>, Option<u64>)>, EngineError>")]
 pub(crate) struct GetSecurityEvents {
     pub before: u64,
     pub limit: usize,
@@ -111,8 +112,54 @@ impl Handler<GetConsents> for UserActor {
 }
 
 impl Handler<UpdateConsents> for UserActor {
-    type Result = Result<ConsentView, EngineError>;
-    fn handle(&mut self, msg: UpdateConsents, _: &mut Context<Self>) -> Self::Result {
+    type Result = Result<Durable<ConsentView>, EngineError>;
+    fn handle(&mut self, msg: UpdateConsents, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_update_consents(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<PurgeEvents> for UserActor {
+    type Result = Result<Durable<usize>, EngineError>;
+    fn handle(&mut self, msg: PurgeEvents, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_purge_events(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<RecordParentalConsent> for UserActor {
+    type Result = Result<Durable<ConsentView>, EngineError>;
+    fn handle(&mut self, msg: RecordParentalConsent, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_record_parental_consent(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<GetSecurityEvents> for UserActor {
+    type Result = Result<Durable<(Vec<SecurityEvent>, Option<u64>)>, EngineError>;
+    fn handle(&mut self, msg: GetSecurityEvents, _: &mut Context<Self>) -> Self::Result {
+        self.touch();
+        // Events the state let go of wait for its next write; a reader of the archive
+        // must find them there.
+        if !self.archive.is_empty() {
+            let mut batch = Batch::default();
+            self.archive.drain(..).for_each(|op| batch.push(op));
+            self.submit(batch, Vec::new());
+        }
+        let log = &self.state.security;
+        let page = (log.newest_before(msg.before, msg.limit), log.oldest_seq());
+        let pending = self.last_write.iter().cloned().collect();
+        self.tickets.clear();
+        Ok(Durable::new(page, pending))
+    }
+}
+
+impl UserActor {
+    fn on_update_consents(
+        &mut self,
+        msg: UpdateConsents,
+        _: &mut Context<Self>,
+    ) -> Result<ConsentView, EngineError> {
         let now = self.touch();
         let min_age = self.engine.config.privacy.min_age;
         let mut next = self.state.clone();
@@ -175,26 +222,12 @@ impl Handler<UpdateConsents> for UserActor {
         }
         Ok(ConsentView::of(&self.state.consents, min_age, now))
     }
-}
 
-impl Handler<PurgeEvents> for UserActor {
-    type Result = Result<usize, EngineError>;
-    fn handle(&mut self, msg: PurgeEvents, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let mut next = self.state.clone();
-        let before = next.security.recent.len();
-        next.security.recent.retain(|e| e.at >= msg.before);
-        let removed = before - next.security.recent.len();
-        if removed > 0 {
-            self.persist(next, now)?;
-        }
-        Ok(removed)
-    }
-}
-
-impl Handler<RecordParentalConsent> for UserActor {
-    type Result = Result<ConsentView, EngineError>;
-    fn handle(&mut self, msg: RecordParentalConsent, _: &mut Context<Self>) -> Self::Result {
+    fn on_record_parental_consent(
+        &mut self,
+        msg: RecordParentalConsent,
+        _: &mut Context<Self>,
+    ) -> Result<ConsentView, EngineError> {
         let now = self.touch();
         let reference = msg.reference.trim().to_owned();
         if reference.is_empty()
@@ -211,14 +244,21 @@ impl Handler<RecordParentalConsent> for UserActor {
         let min_age = self.engine.config.privacy.min_age;
         Ok(ConsentView::of(&self.state.consents, min_age, now))
     }
-}
 
-impl Handler<GetSecurityEvents> for UserActor {
-    type Result = Result<(Vec<SecurityEvent>, Option<u64>), EngineError>;
-    fn handle(&mut self, msg: GetSecurityEvents, _: &mut Context<Self>) -> Self::Result {
-        self.touch();
-        let log = &self.state.security;
-        Ok((log.newest_before(msg.before, msg.limit), log.oldest_seq()))
+    fn on_purge_events(
+        &mut self,
+        msg: PurgeEvents,
+        _: &mut Context<Self>,
+    ) -> Result<usize, EngineError> {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        let before = next.security.recent.len();
+        next.security.recent.retain(|e| e.at >= msg.before);
+        let removed = before - next.security.recent.len();
+        if removed > 0 {
+            self.persist(next, now)?;
+        }
+        Ok(removed)
     }
 }
 

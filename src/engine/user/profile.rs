@@ -7,7 +7,7 @@ use super::*;
 
 /// Counts quota usage against the tier's limit (durable when accepted).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<QuotaDecision, EngineError>")]
+#[rtype(result = "Result<Durable<QuotaDecision>, EngineError>")]
 pub(crate) struct RecordUsage {
     pub kind: QuotaKind,
     pub delta: i64,
@@ -20,13 +20,13 @@ pub(crate) struct GetProfile;
 
 /// Applies a validated partial update (durable).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<SharedProfile, EngineError>")]
+#[rtype(result = "Result<Durable<SharedProfile>, EngineError>")]
 pub(crate) struct UpdateProfile(pub ProfilePatch);
 
 /// Moves the user to another tier (durable, with its audit record); the actor then stops
 /// so that the new tier's registry activates it.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<SharedProfile, EngineError>")]
+#[rtype(result = "Result<Durable<SharedProfile>, EngineError>")]
 pub(crate) struct ChangeTier {
     pub tier: UserTier,
     pub audit: Option<Audited>,
@@ -35,7 +35,7 @@ pub(crate) struct ChangeTier {
 /// Deletes the user (durable, with its audit record), if `recent` (the acting session;
 /// `None` for the operator) authenticated recently; the actor stops.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<Durable<()>, EngineError>")]
 pub(crate) struct DeleteUser {
     pub recent: Option<SessionId>,
     pub audit: Option<Audited>,
@@ -58,12 +58,53 @@ impl Handler<GetProfile> for UserActor {
 }
 
 impl Handler<UpdateProfile> for UserActor {
-    type Result = Result<SharedProfile, EngineError>;
-    fn handle(
+    type Result = Result<Durable<SharedProfile>, EngineError>;
+    fn handle(&mut self, msg: UpdateProfile, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_update_profile(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<RecordUsage> for UserActor {
+    type Result = Result<Durable<QuotaDecision>, EngineError>;
+    fn handle(&mut self, msg: RecordUsage, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_record_usage(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<ChangeTier> for UserActor {
+    type Result = Result<Durable<SharedProfile>, EngineError>;
+    fn handle(&mut self, msg: ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_change_tier(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<DeleteUser> for UserActor {
+    type Result = Result<Durable<()>, EngineError>;
+    fn handle(&mut self, msg: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
+        self.on_delete_user(msg, ctx)?;
+        Ok(self.durable(()))
+    }
+}
+
+impl Handler<GetState> for UserActor {
+    type Result = Result<UserState, EngineError>;
+    fn handle(&mut self, msg: GetState, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.require_recent(msg.recent, now)?;
+        self.state.prune_sessions(now);
+        Ok(self.state.clone())
+    }
+}
+
+impl UserActor {
+    fn on_update_profile(
         &mut self,
         UpdateProfile(patch): UpdateProfile,
         _: &mut Context<Self>,
-    ) -> Self::Result {
+    ) -> Result<SharedProfile, EngineError> {
         let now = self.touch();
         let mut next = self.state.clone();
         next.profile = SharedProfile::new(patch.apply(&self.state.profile, self.policy(), now)?);
@@ -94,11 +135,12 @@ impl Handler<UpdateProfile> for UserActor {
         }
         Ok(after)
     }
-}
 
-impl Handler<RecordUsage> for UserActor {
-    type Result = Result<QuotaDecision, EngineError>;
-    fn handle(&mut self, msg: RecordUsage, _: &mut Context<Self>) -> Self::Result {
+    fn on_record_usage(
+        &mut self,
+        msg: RecordUsage,
+        _: &mut Context<Self>,
+    ) -> Result<QuotaDecision, EngineError> {
         let now = self.touch();
         let mut next = self.state.clone();
         let policy = &self.engine.config.tier(next.profile.tier).policy;
@@ -127,11 +169,12 @@ impl Handler<RecordUsage> for UserActor {
         }
         Ok(decision)
     }
-}
 
-impl Handler<ChangeTier> for UserActor {
-    type Result = Result<SharedProfile, EngineError>;
-    fn handle(&mut self, msg: ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
+    fn on_change_tier(
+        &mut self,
+        msg: ChangeTier,
+        ctx: &mut Context<Self>,
+    ) -> Result<SharedProfile, EngineError> {
         let now = self.touch();
         let tier = msg.tier;
         if tier == self.state.profile.tier {
@@ -161,11 +204,12 @@ impl Handler<ChangeTier> for UserActor {
         self.leave(ctx);
         Ok(self.state.profile.clone())
     }
-}
 
-impl Handler<DeleteUser> for UserActor {
-    type Result = Result<(), EngineError>;
-    fn handle(&mut self, msg: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
+    fn on_delete_user(
+        &mut self,
+        msg: DeleteUser,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), EngineError> {
         let now = self.touch();
         self.require_recent(msg.recent, now)?;
         let email_index = self
@@ -176,9 +220,8 @@ impl Handler<DeleteUser> for UserActor {
             id: self.id(),
             email_index,
         });
-        let audit = msg.audit.into_iter().collect();
-        let (applied, _) = self.engine.audit.apply_with(batch, now, audit)?;
-        self.accepted(applied)?;
+        let audit = msg.audit.into_iter().map(|(a, b)| (a, b, now)).collect();
+        self.submit(batch, audit);
         self.state.sessions.clear();
         self.publish(Event::UserDeleted {});
         if let Some(s) = &self.stream {
@@ -186,15 +229,5 @@ impl Handler<DeleteUser> for UserActor {
         }
         self.leave(ctx);
         Ok(())
-    }
-}
-
-impl Handler<GetState> for UserActor {
-    type Result = Result<UserState, EngineError>;
-    fn handle(&mut self, msg: GetState, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        self.require_recent(msg.recent, now)?;
-        self.state.prune_sessions(now);
-        Ok(self.state.clone())
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct AuthorizeRequest(pub SessionToken, pub RequestOrigin);
 /// session (durable). Replies how many sessions ended, or `None` if the credential had
 /// changed meanwhile and nothing was done.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Option<usize>, EngineError>")]
+#[rtype(result = "Result<Durable<Option<usize>>, EngineError>")]
 pub(crate) struct SetPassword {
     pub expected_version: u64,
     pub password_hash: String,
@@ -42,12 +42,12 @@ pub(crate) struct ListSessions;
 
 /// Revokes one session (durable); replies whether it existed.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<bool, EngineError>")]
+#[rtype(result = "Result<Durable<bool>, EngineError>")]
 pub(crate) struct RevokeSession(pub SessionId);
 
 /// Revokes every session but one (durable); replies how many went.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<usize, EngineError>")]
+#[rtype(result = "Result<Durable<usize>, EngineError>")]
 pub(crate) struct RevokeOtherSessions(pub Option<SessionId>);
 
 /// Subscribes a socket of a live session to the user's events.
@@ -116,25 +116,10 @@ impl Handler<AuthorizeRequest> for UserActor {
 }
 
 impl Handler<SetPassword> for UserActor {
-    type Result = Result<Option<usize>, EngineError>;
-    fn handle(&mut self, msg: SetPassword, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        if msg.expected_version != self.state.credential_version {
-            return Ok(None);
-        }
-        let mut next = self.state.clone();
-        let ids = next.session_ids_except(msg.keep);
-        let ended = next.set_password(msg.password_hash, msg.keep, now);
-        let mut e = SecurityEvent::new(SecurityEventKind::PasswordChanged, now);
-        e.session_id = msg.keep;
-        e.detail = Some(format!("{ended} other sessions ended"));
-        self.record_event(&mut next, e);
-        self.persist(next, now)?;
-        self.publish(Event::PasswordChanged {
-            sessions_ended: ended,
-        });
-        self.sessions_ended(&ids, RevokeReason::PasswordChanged);
-        Ok(Some(ended))
+    type Result = Result<Durable<Option<usize>>, EngineError>;
+    fn handle(&mut self, msg: SetPassword, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_set_password(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
@@ -166,42 +151,18 @@ impl Handler<ListSessions> for UserActor {
 }
 
 impl Handler<RevokeSession> for UserActor {
-    type Result = Result<bool, EngineError>;
-    fn handle(&mut self, RevokeSession(id): RevokeSession, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let mut next = self.state.clone();
-        if !next.revoke(id) {
-            return Ok(false);
-        }
-        let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
-        e.session_id = Some(id);
-        self.record_event(&mut next, e);
-        self.persist(next, now)?;
-        self.sessions_ended(&[id], RevokeReason::Revoked);
-        Ok(true)
+    type Result = Result<Durable<bool>, EngineError>;
+    fn handle(&mut self, msg: RevokeSession, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_revoke_session(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
 impl Handler<RevokeOtherSessions> for UserActor {
-    type Result = Result<usize, EngineError>;
-    fn handle(
-        &mut self,
-        RevokeOtherSessions(keep): RevokeOtherSessions,
-        _: &mut Context<Self>,
-    ) -> Self::Result {
-        let now = self.touch();
-        let mut next = self.state.clone();
-        let ids = next.session_ids_except(keep);
-        let n = next.revoke_all_except(keep);
-        if n > 0 {
-            let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
-            e.session_id = keep;
-            e.detail = Some(format!("{n} sessions other than this one ended"));
-            self.record_event(&mut next, e);
-            self.persist(next, now)?;
-            self.sessions_ended(&ids, RevokeReason::Revoked);
-        }
-        Ok(n)
+    type Result = Result<Durable<usize>, EngineError>;
+    fn handle(&mut self, msg: RevokeOtherSessions, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_revoke_other_sessions(msg, ctx)?;
+        Ok(self.durable(value))
     }
 }
 
@@ -336,5 +297,69 @@ impl UserActor {
         // Publishes the revocation and closes the session's sockets.
         self.sessions_ended(&[session], RevokeReason::Revoked);
         Ok(())
+    }
+}
+
+impl UserActor {
+    fn on_set_password(
+        &mut self,
+        msg: SetPassword,
+        _: &mut Context<Self>,
+    ) -> Result<Option<usize>, EngineError> {
+        let now = self.touch();
+        if msg.expected_version != self.state.credential_version {
+            return Ok(None);
+        }
+        let mut next = self.state.clone();
+        let ids = next.session_ids_except(msg.keep);
+        let ended = next.set_password(msg.password_hash, msg.keep, now);
+        let mut e = SecurityEvent::new(SecurityEventKind::PasswordChanged, now);
+        e.session_id = msg.keep;
+        e.detail = Some(format!("{ended} other sessions ended"));
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        self.publish(Event::PasswordChanged {
+            sessions_ended: ended,
+        });
+        self.sessions_ended(&ids, RevokeReason::PasswordChanged);
+        Ok(Some(ended))
+    }
+
+    fn on_revoke_session(
+        &mut self,
+        RevokeSession(id): RevokeSession,
+        _: &mut Context<Self>,
+    ) -> Result<bool, EngineError> {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        if !next.revoke(id) {
+            return Ok(false);
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+        e.session_id = Some(id);
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        self.sessions_ended(&[id], RevokeReason::Revoked);
+        Ok(true)
+    }
+
+    fn on_revoke_other_sessions(
+        &mut self,
+        RevokeOtherSessions(keep): RevokeOtherSessions,
+        _: &mut Context<Self>,
+    ) -> Result<usize, EngineError> {
+        let now = self.touch();
+        let mut next = self.state.clone();
+        let ids = next.session_ids_except(keep);
+        let n = next.revoke_all_except(keep);
+        if n > 0 {
+            let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+            e.session_id = keep;
+            e.detail = Some(format!("{n} sessions other than this one ended"));
+            self.record_event(&mut next, e);
+            self.persist(next, now)?;
+            self.sessions_ended(&ids, RevokeReason::Revoked);
+        }
+        Ok(n)
     }
 }

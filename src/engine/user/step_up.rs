@@ -9,7 +9,7 @@ use super::*;
 
 /// Proves the credentials again in a session (step-up).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<StepUpOutcome, EngineError>")]
+#[rtype(result = "Result<Durable<StepUpOutcome>, EngineError>")]
 pub(crate) struct StepUp {
     pub session: SessionId,
     pub password_ok: bool,
@@ -43,8 +43,29 @@ impl UserActor {
 }
 
 impl Handler<StepUp> for UserActor {
-    type Result = Result<StepUpOutcome, EngineError>;
-    fn handle(&mut self, msg: StepUp, _: &mut Context<Self>) -> Self::Result {
+    type Result = Result<Durable<StepUpOutcome>, EngineError>;
+    fn handle(&mut self, msg: StepUp, ctx: &mut Context<Self>) -> Self::Result {
+        let value = self.on_step_up(msg, ctx)?;
+        Ok(self.durable(value))
+    }
+}
+
+impl Handler<StartStepUpAssertion> for UserActor {
+    type Result = Result<RequestChallengeResponse, EngineError>;
+    fn handle(&mut self, msg: StartStepUpAssertion, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let (options, state) = self.start_assertion()?;
+        self.step_up_auth = Some((msg.session, state, now));
+        Ok(options)
+    }
+}
+
+impl UserActor {
+    fn on_step_up(
+        &mut self,
+        msg: StepUp,
+        _: &mut Context<Self>,
+    ) -> Result<StepUpOutcome, EngineError> {
         let now = self.touch();
         if !msg.password_ok || msg.credential_version != self.state.credential_version {
             self.factor_failed(SecurityEventKind::LoginFailed, None, now);
@@ -88,15 +109,5 @@ impl Handler<StepUp> for UserActor {
         Ok(StepUpOutcome::Done {
             valid_until: now.plus(cfg.mfa.step_up_window),
         })
-    }
-}
-
-impl Handler<StartStepUpAssertion> for UserActor {
-    type Result = Result<RequestChallengeResponse, EngineError>;
-    fn handle(&mut self, msg: StartStepUpAssertion, _: &mut Context<Self>) -> Self::Result {
-        let now = self.touch();
-        let (options, state) = self.start_assertion()?;
-        self.step_up_auth = Some((msg.session, state, now));
-        Ok(options)
     }
 }

@@ -1,0 +1,113 @@
+//! The audit log's vocabulary: who did what to whom. Plain data; the chained records
+//! that carry it are the store's business (`store::audit`).
+
+use serde::{Deserialize, Serialize};
+
+use super::consent::Purpose;
+use super::ids::UserId;
+use super::tier::UserTier;
+
+/// Who did it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditActor {
+    /// Whoever holds the operator key.
+    Operator,
+    /// A user acting on its own account.
+    User {
+        /// The user.
+        id: UserId,
+    },
+    /// The engine's own work or trusted code embedding it (a scheduled job, a command
+    /// run on a stopped store, the library's seed-named calls).
+    System {
+        /// Which job.
+        job: String,
+    },
+}
+
+/// What was done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuditAction {
+    /// A user was moved to another tier.
+    TierChanged {
+        /// The user.
+        user: UserId,
+        /// The tier now.
+        to: UserTier,
+    },
+    /// A user was deleted.
+    UserDeleted {
+        /// The user.
+        user: UserId,
+    },
+    /// An operator read a user's data.
+    UserRead {
+        /// The user.
+        user: UserId,
+        /// What was read (`profile`, `insights`, `sessions`).
+        what: String,
+    },
+    /// Users were created by a bulk import (records of earlier builds; a user created
+    /// by an import is now recorded on its own, as [`AuditAction::UserImported`]).
+    UsersImported {
+        /// How many.
+        count: u64,
+    },
+    /// A user was created by a bulk import, from an existing password hash.
+    UserImported {
+        /// The user.
+        user: UserId,
+    },
+    /// A user's data was exported.
+    DataExported {
+        /// The user.
+        user: UserId,
+    },
+    /// An operator removed a user's authenticator (a support reset).
+    MfaReset {
+        /// The user.
+        user: UserId,
+    },
+    /// A consent was granted or withdrawn.
+    ConsentChanged {
+        /// The user.
+        user: UserId,
+        /// The purpose.
+        purpose: Purpose,
+        /// Granted (`true`) or withdrawn.
+        granted: bool,
+    },
+    /// An operator recorded a verified parental consent.
+    ParentalConsentRecorded {
+        /// The user.
+        user: UserId,
+    },
+    /// The master key was rotated: every data key rewrapped.
+    MasterKeyRotated {
+        /// The retired key's fingerprint.
+        from: String,
+        /// The new key's fingerprint.
+        to: String,
+        /// Data keys rewrapped.
+        data_keys: u64,
+    },
+}
+
+impl AuditAction {
+    /// The user the action was about, if one.
+    pub fn subject(&self) -> Option<UserId> {
+        match self {
+            AuditAction::TierChanged { user, .. }
+            | AuditAction::UserDeleted { user }
+            | AuditAction::UserRead { user, .. }
+            | AuditAction::DataExported { user }
+            | AuditAction::MfaReset { user }
+            | AuditAction::ConsentChanged { user, .. }
+            | AuditAction::ParentalConsentRecorded { user }
+            | AuditAction::UserImported { user } => Some(*user),
+            AuditAction::UsersImported { .. } | AuditAction::MasterKeyRotated { .. } => None,
+        }
+    }
+}
