@@ -10,11 +10,15 @@
 //! together or not at all.
 //!
 //! ```text
-//!  submit(batch) ─┐   ┌────────── writer thread ──────────┐
-//!  submit(batch) ─┼──▶│ apply each batch (refusals are     │──▶ tickets answered,
-//!  then(f)       ─┤   │ values), then one flush            │    callbacks run, in order
-//!  commit()      ─┘   └────────────────────────────────────┘
+//!  submit(batch) ─┐   ┌─ writer thread ─────────┐   ┌─ flusher thread ──┐
+//!  submit(batch) ─┼──▶│ apply each batch, in     │──▶│ one flush for the │──▶ tickets answered,
+//!  then(f)       ─┤   │ order (refusals are      │   │ rounds applied    │    callbacks run,
+//!  commit()      ─┘   │ values)                  │   │ meanwhile         │    in order
+//!                     └──────────────────────────┘   └───────────────────┘
 //! ```
+//!
+//! The writer goes on applying while the flusher syncs, as the actors' own inserts once
+//! overlapped the flush.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -123,14 +127,15 @@ pub struct GroupCommit {
 
 struct Inner {
     jobs: Option<Sender<Job>>,
-    thread: Option<thread::JoinHandle<()>>,
+    threads: Vec<thread::JoinHandle<()>>,
     stats: Arc<CommitStats>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The writer ends when its jobs do, and the flusher when the writer does.
         self.jobs.take();
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -145,16 +150,22 @@ impl GroupCommit {
     pub fn start(store: Arc<dyn Store>) -> Result<Self, StoreError> {
         let chain = Chain::open(store.as_ref())?;
         let (tx, rx) = unbounded::<Job>();
+        let (rounds_tx, rounds_rx) = unbounded::<Round>();
         let stats = Arc::new(CommitStats::default());
-        let s = Arc::clone(&stats);
-        let thread = thread::Builder::new()
+        let (s, flushed) = (Arc::clone(&stats), Arc::clone(&store));
+        let cannot = |e: std::io::Error| StoreError::Io(format!("cannot start the writer: {e}"));
+        let flusher = thread::Builder::new()
+            .name("roster-flush".into())
+            .spawn(move || flusher(flushed, rounds_rx, s))
+            .map_err(cannot)?;
+        let writer = thread::Builder::new()
             .name("roster-writer".into())
-            .spawn(move || writer(store, chain, rx, s))
-            .map_err(|e| StoreError::Io(format!("cannot start the writer: {e}")))?;
+            .spawn(move || writer(store, chain, rx, rounds_tx))
+            .map_err(cannot)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 jobs: Some(tx),
-                thread: Some(thread),
+                threads: vec![writer, flusher],
                 stats,
             }),
         })
@@ -259,64 +270,90 @@ fn applied(store: &dyn Store, chain: &mut Chain, batch: Batch, audit: Vec<Draft>
     }
 }
 
-fn writer(store: Arc<dyn Store>, mut chain: Chain, rx: Receiver<Job>, stats: Arc<CommitStats>) {
+/// A round of jobs the writer applied, on its way to the flusher.
+struct Round {
+    jobs: Vec<Job>,
+    /// How each write applied, in order.
+    outcomes: Vec<Outcome>,
+}
+
+/// The writer: applies each batch in order (each atomic on its own) and passes the round
+/// on; it goes on applying while the flusher syncs the round before.
+fn writer(store: Arc<dyn Store>, mut chain: Chain, rx: Receiver<Job>, rounds: Sender<Round>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        // Apply every batch, in order; each is atomic on its own.
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in &mut jobs {
             if let Job::Write { batch, audit, .. } = job {
                 let batch = std::mem::take(batch);
                 let audit = std::mem::take(audit);
                 outcomes.push(applied(store.as_ref(), &mut chain, batch, audit));
-                stats.batches.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // One flush for all of them.
+        if rounds.send(Round { jobs, outcomes }).is_err() {
+            return;
+        }
+    }
+}
+
+/// The flusher: one flush for every round applied meanwhile, then each job answered, in
+/// the order it came.
+fn flusher(store: Arc<dyn Store>, rx: Receiver<Round>, stats: Arc<CommitStats>) {
+    while let Ok(first) = rx.recv() {
+        let mut rounds = vec![first];
+        rounds.extend(rx.try_iter());
         let started = std::time::Instant::now();
         let flushed = store.flush().map(|_| ()).map_err(|e| e.to_string());
         if let Err(e) = &flushed {
-            tracing::error!(error = %e, jobs = jobs.len(), "store flush failed");
+            tracing::error!(error = %e, rounds = rounds.len(), "store flush failed");
         }
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.flush_micros.fetch_add(took, Ordering::Relaxed);
         stats.flushes.fetch_add(1, Ordering::Relaxed);
-        let mut outcomes = outcomes.into_iter();
-        for job in jobs {
-            match job {
-                Job::Write {
-                    ticket, on_failure, ..
-                } => {
-                    let outcome = match (outcomes.next(), &flushed) {
-                        (Some(Outcome::Durable), Ok(())) => Outcome::Durable,
-                        (Some(Outcome::Durable), Err(e)) => Outcome::Failed(e.clone()),
-                        (Some(other), _) => other,
-                        (None, _) => Outcome::Failed("no outcome".into()),
-                    };
-                    if outcome != Outcome::Durable
-                        && let Some(f) = on_failure
-                    {
-                        f();
-                    }
-                    ticket.set(outcome);
+        for round in rounds {
+            let batches = round.outcomes.len() as u64;
+            stats.batches.fetch_add(batches, Ordering::Relaxed);
+            answer(round, &flushed);
+        }
+    }
+}
+
+fn answer(round: Round, flushed: &Result<(), String>) {
+    let mut outcomes = round.outcomes.into_iter();
+    for job in round.jobs {
+        match job {
+            Job::Write {
+                ticket, on_failure, ..
+            } => {
+                let outcome = match (outcomes.next(), flushed) {
+                    (Some(Outcome::Durable), Ok(())) => Outcome::Durable,
+                    (Some(Outcome::Durable), Err(e)) => Outcome::Failed(e.clone()),
+                    (Some(other), _) => other,
+                    (None, _) => Outcome::Failed("no outcome".into()),
+                };
+                if outcome != Outcome::Durable
+                    && let Some(f) = on_failure
+                {
+                    f();
                 }
-                Job::Barrier(tx) => {
-                    let _ = tx.send(flushed.clone());
-                }
-                Job::BlockingBarrier(tx) => {
-                    let _ = tx.send(flushed.clone());
-                }
-                Job::Then { after, f } => {
-                    let result = match after.as_ref().and_then(Ticket::outcome) {
-                        Some(Outcome::Durable) => Ok(()),
-                        Some(Outcome::Refused(r)) => Err(format!("refused: {r:?}")),
-                        Some(Outcome::Failed(e)) => Err(e.clone()),
-                        // Its batch came in an earlier round, answered then; or none.
-                        None => flushed.clone(),
-                    };
-                    f(result);
-                }
+                ticket.set(outcome);
+            }
+            Job::Barrier(tx) => {
+                let _ = tx.send(flushed.clone());
+            }
+            Job::BlockingBarrier(tx) => {
+                let _ = tx.send(flushed.clone());
+            }
+            Job::Then { after, f } => {
+                let result = match after.as_ref().and_then(Ticket::outcome) {
+                    Some(Outcome::Durable) => Ok(()),
+                    Some(Outcome::Refused(r)) => Err(format!("refused: {r:?}")),
+                    Some(Outcome::Failed(e)) => Err(e.clone()),
+                    // Without a ticket, the flush is what it waited for.
+                    None => flushed.clone(),
+                };
+                f(result);
             }
         }
     }

@@ -180,6 +180,24 @@ impl SledStore {
 
 impl Store for SledStore {
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        // The common write, a user's record alone, skips the batch machinery.
+        if let [
+            Op::PutUser {
+                id,
+                record,
+                revision,
+                tier: None,
+            },
+        ] = batch.ops()
+        {
+            let key = id_key(USER, *id);
+            let stored = self.tree.get(key)?;
+            if let Err(refused) = check_revision(*id, *revision, stored.as_deref()) {
+                return Ok(refused);
+            }
+            self.tree.insert(key, user_value(*revision, record))?;
+            return Ok(Applied::Done);
+        }
         let reads = batch.ops().iter().any(|op| {
             matches!(
                 op,
