@@ -1,23 +1,26 @@
 //! Roster: a user-management engine and server.
 //!
-//! The crate is layered; each module depends only on those above it in this list:
+//! The crate is layered; each module uses only the ones it lists (the test
+//! `tests/it/layers.rs` holds the code to this map):
 //!
-//! - [`domain`]: plain data and rules — ids, time, tiers and policies, profiles,
-//!   settings, sessions, lockout. No actors, storage or I/O.
-//! - [`security`]: password policy and argon2id hashing on a bounded worker pool;
-//!   self-routing session tokens.
-//! - [`store`]: the snapshot codec (format version + checksum + bincode), the `Store`
-//!   trait with its sled implementation, and group commit.
-//! - [`config`]: layered settings (embedded default, file, `ROSTER_*` environment),
-//!   validated once into a typed [`config::Config`].
-//! - [`api`]: the axum HTTP facade (REST under `/api/v1`, problem+json errors, the
-//!   OpenAPI document), a client of [`UserManager`] like the CLI.
-//! - [`engine`]: one actix actor per live user, tier-sharded registries that activate,
-//!   passivate and restart them, the directory that routes to them, and
-//!   [`UserManager`], the front door the server, CLI, tests and benches all use;
-//!   and the per-user event streams the actors publish to WebSocket clients.
-//! - [`loadgen`]: `roster loadgen`, an open-model load generator for any Roster server
-//!   (HTTP and socket scenarios, HDR histograms, JSON reports).
+//! | module | what it is | uses |
+//! |---|---|---|
+//! | [`domain`] | plain data and pure rules taking `now`: ids, tiers, profiles, sessions and their binding, lockout, the login decision, challenges, risk, consent, audit vocabulary | — |
+//! | [`security`] | crypto only: argon2id on a bounded pool, tokens, TOTP and one-time codes, keys, passkeys | domain |
+//! | [`config`] | raw layers (file, environment, flags) → validated, typed sections → tiers | domain |
+//! | [`metrics`] | the Prometheus registry | domain |
+//! | [`store`] | the storage traits split by concern, one atomic write door, the codec, the audit record format, the single writer (group commit); the sled backend | domain, security, config |
+//! | [`notify`] | emails and texts, sent from a thread of their own | domain, config, metrics |
+//! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify |
+//! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
+//! | [`server`] | the engine behind the API: listeners, drain, shutdown snapshot | config, api, the engine's front door |
+//! | [`loadgen`] | `roster loadgen`, a client of the HTTP API | domain, security |
+//! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, loadgen, the engine's front door |
+//!
+//! "The front door" is what `crate::engine` exports at its top ([`UserManager`], the
+//! facades, [`Principal`](engine::Principal), the outcome types); the layers above the
+//! engine never name its modules, so the rules the engine applies (access, step-up, tier
+//! gates, audit) are the only way in.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -72,13 +72,14 @@ impl AppState {
             Duration::from_secs(3600),
             Arc::new(SystemClock),
         ));
-        let tier_gates =
-            crate::UserTier::ALL.map(|t| match manager.config().tier(t).max_concurrent_requests {
+        let tier_gates = crate::domain::tier::UserTier::ALL.map(|t| {
+            match manager.config().tier(t).max_concurrent_requests {
                 crate::domain::tier::Limit::Limited(n) => Some(Arc::new(
                     tokio::sync::Semaphore::new(usize::try_from(n).unwrap_or(usize::MAX)),
                 )),
                 crate::domain::tier::Limit::Unlimited => None,
-            });
+            }
+        });
         Self(Arc::new(Shared {
             manager,
             admin_key,

@@ -28,7 +28,7 @@ fn report(verdict: AuditVerdict) -> Result<(), CliError> {
 }
 
 pub(super) fn verify_local(config: &Config) -> Result<(), CliError> {
-    report(crate::engine::verify_audit_offline(config)?)
+    report(crate::engine::UserManager::verify_audit_offline(config)?)
 }
 
 pub(super) async fn verify_remote(server: &Remote) -> Result<(), CliError> {

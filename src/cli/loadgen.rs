@@ -41,7 +41,7 @@ pub struct LoadgenArgs {
     sessions: usize,
     /// Tiers of prepared users, round robin, e.g. free,vip.
     #[arg(long, value_delimiter = ',', default_value = "premium")]
-    tiers: Vec<crate::UserTier>,
+    tiers: Vec<crate::domain::tier::UserTier>,
     /// Population file: read if it exists, written after preparing if not.
     #[arg(long)]
     population: Option<PathBuf>,

@@ -1,5 +1,5 @@
 //! The `roster` command line: one file per command, each a client of the library's front
-//! door — [`UserManager`](crate::UserManager) on a data directory, or a running server
+//! door — [`UserManager`](crate::engine::UserManager) on a data directory, or a running server
 //! over its HTTP API (`--server URL`, the operator key from `ROSTER_ADMIN_KEY`).
 //!
 //! `main.rs` parses a [`Cli`], loads the configuration it names ([`Cli::config`]), sets up
@@ -159,9 +159,9 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
 
 /// Opens the engine on a stopped server's data directory (blocking work, off the
 /// runtime); the error says so if a server holds it.
-async fn open_local(config: Config) -> Result<crate::UserManager, CliError> {
+async fn open_local(config: Config) -> Result<crate::engine::UserManager, CliError> {
     let dir = config.store.data_dir.clone();
-    tokio::task::spawn_blocking(move || crate::UserManager::open(config))
+    tokio::task::spawn_blocking(move || crate::engine::UserManager::open(config))
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?
         .map_err(|e| {

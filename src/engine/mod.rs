@@ -50,7 +50,6 @@ pub use crate::security::totp::TotpEnrollment;
 pub use crate::store::audit::{AuditBody, AuditEntry};
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{RotationProgress, RotationReport};
-pub use manager::ops::verify_audit_offline;
 pub use manager::*;
 pub use shared_profile::SharedProfile;
 

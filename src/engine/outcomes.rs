@@ -1,5 +1,5 @@
 //! What the front door answers: every outcome and report type of the facades of
-//! [`UserManager`](crate::UserManager), in one place (the user actor's replies among
+//! [`UserManager`](crate::engine::UserManager), in one place (the user actor's replies among
 //! them). Expected refusals are values here (a denied login, a wrong factor, a quota
 //! hit), so `?` carries only real failures.
 

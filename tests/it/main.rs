@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod encryption;
 mod http;
+mod layers;
 mod lifecycle;
 mod loadgen;
 mod logs;

@@ -235,11 +235,16 @@ fn verdict(r: Result<u64, audit::ChainBroken>) -> AuditVerdict {
     }
 }
 
-/// Checks the audit chain of a stopped server's store: the store alone, no master key
-/// (the log is not encrypted), so a copy of the data directory can be checked anywhere.
-pub fn verify_audit_offline(config: &crate::config::Config) -> Result<AuditVerdict, EngineError> {
-    let store = crate::store::open(&config.store)?;
-    Ok(verdict(audit::verify(store.as_ref())))
+impl UserManager {
+    /// Checks the audit chain of a stopped server's store, without starting the engine:
+    /// the store alone, no master key (the log is not encrypted), so a copy of a data
+    /// directory can be checked anywhere.
+    pub fn verify_audit_offline(
+        config: &crate::config::Config,
+    ) -> Result<AuditVerdict, EngineError> {
+        let store = crate::store::open(&config.store)?;
+        Ok(verdict(audit::verify(store.as_ref())))
+    }
 }
 
 pub(super) fn shard_stats(e: &Engine) -> Vec<ShardStats> {

@@ -21,7 +21,7 @@ pub enum Principal {
     Operator,
     /// The engine's own work, or trusted code embedding the library: a scheduled job, a
     /// CLI command on a stopped store, the seed-named methods of
-    /// [`UserManager`](crate::UserManager). Named in the audit log.
+    /// [`UserManager`](crate::engine::UserManager). Named in the audit log.
     System(&'static str),
 }
 
