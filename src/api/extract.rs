@@ -25,7 +25,7 @@ use crate::domain::risk::Location;
 use crate::engine::{AuthorizedRequest, Principal, RequestOrigin, UserSession};
 
 /// A JSON body of type `T`, or a problem response saying what is wrong with it.
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -91,7 +91,7 @@ pub enum Caller {
 
 impl Caller {
     /// Who the engine is told is acting.
-    pub fn principal(&self) -> Principal {
+    pub(crate) fn principal(&self) -> Principal {
         match self {
             Caller::Anonymous => Principal::Anonymous,
             Caller::User(a) => Principal::User(UserSession {
@@ -104,7 +104,7 @@ impl Caller {
 
     /// Allows only a user session; returns it (for answers the authentication step
     /// already holds, like the caller's own profile).
-    pub fn require_user(&self) -> Result<&AuthorizedRequest, ApiError> {
+    pub(crate) fn require_user(&self) -> Result<&AuthorizedRequest, ApiError> {
         match self {
             Caller::User(a) => Ok(a),
             Caller::Admin => Err(ApiError::Forbidden(
@@ -118,7 +118,7 @@ impl Caller {
 /// The user a path names. An anonymous caller is refused before the id is looked at;
 /// an id that is not one names no user. Whether the caller may act on it is the
 /// engine's decision.
-pub fn user_id(caller: &Caller, raw: &str) -> Result<UserId, ApiError> {
+pub(crate) fn user_id(caller: &Caller, raw: &str) -> Result<UserId, ApiError> {
     if let Caller::Anonymous = caller {
         return Err(ApiError::Unauthorized("a bearer token is required"));
     }
@@ -126,7 +126,7 @@ pub fn user_id(caller: &Caller, raw: &str) -> Result<UserId, ApiError> {
 }
 
 /// A query string of type `T`, or a problem response saying what is wrong with it.
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
@@ -156,7 +156,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// The client's address: the one the authentication layer worked out (see
 /// [`origin_of`]), else the TCP peer.
-pub fn client_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
+pub(crate) fn client_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
     if let Some(o) = parts_ext.get::<RequestOrigin>()
         && let Some(ip) = o.ip
     {
@@ -175,7 +175,7 @@ fn peer_ip(ext: &axum::http::Extensions) -> IpAddr {
 /// a trusted proxy (`server.trusted_proxies`): then it is the rightmost address in
 /// `X-Forwarded-For` that is not itself a trusted proxy, and the location headers of
 /// `server.geo_*_header` are believed. The device is the `X-Device-Id` header.
-pub fn origin_of(state: &AppState, req: &Request) -> RequestOrigin {
+pub(crate) fn origin_of(state: &AppState, req: &Request) -> RequestOrigin {
     let cfg = &state.manager.config().server;
     let peer = peer_ip(req.extensions());
     let trusted = |ip: &IpAddr| cfg.trusted_proxies.iter().any(|n| n.contains(ip));
@@ -220,7 +220,7 @@ pub fn origin_of(state: &AppState, req: &Request) -> RequestOrigin {
 }
 
 /// The request's origin as an extractor.
-pub struct Origin(pub RequestOrigin);
+pub(crate) struct Origin(pub RequestOrigin);
 
 impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = ApiError;
@@ -239,7 +239,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
 }
 
 /// The client address as an extractor.
-pub struct ClientIp(pub IpAddr);
+pub(crate) struct ClientIp(pub IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
@@ -252,7 +252,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 /// `server.http_metrics`, counts and times the request by route template, method,
 /// status class and caller tier. One layer rather than two because axum gives every
 /// route layer its own boxed service and boxed future per request.
-pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !state.manager.config().server.http_metrics {
         return authenticate(&state, req, next).await.0;
     }

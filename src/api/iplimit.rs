@@ -17,7 +17,7 @@ use crate::domain::time::{Clock, Timestamp};
 const MAX_TRACKED: usize = 100_000;
 
 /// The limiter.
-pub struct IpLimiter {
+pub(crate) struct IpLimiter {
     buckets: DashMap<IpAddr, (TokenBucket, Timestamp)>,
     limit: Limit,
     period: Duration,
@@ -26,7 +26,7 @@ pub struct IpLimiter {
 
 impl IpLimiter {
     /// `limit` requests per `period` per address.
-    pub fn new(limit: Limit, period: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(limit: Limit, period: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             buckets: DashMap::new(),
             limit,
@@ -36,7 +36,7 @@ impl IpLimiter {
     }
 
     /// Counts one request from `ip`.
-    pub fn check(&self, ip: IpAddr) -> RateDecision {
+    pub(crate) fn check(&self, ip: IpAddr) -> RateDecision {
         let now = self.clock.now();
         if self.buckets.len() >= MAX_TRACKED {
             let period = self.period;

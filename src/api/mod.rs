@@ -51,15 +51,15 @@ impl std::ops::Deref for AppState {
 /// The state behind [`AppState`].
 pub struct Shared {
     /// The engine.
-    pub manager: UserManager,
+    pub(crate) manager: UserManager,
     /// The operator key, if operator endpoints are open.
-    pub admin_key: Option<Arc<str>>,
+    pub(crate) admin_key: Option<Arc<str>>,
     /// Limits for unauthenticated endpoints per client address.
-    pub ip_limiter: Arc<iplimit::IpLimiter>,
+    pub(crate) ip_limiter: Arc<iplimit::IpLimiter>,
     /// The OpenAPI document, served at `/api/v1/openapi.json`.
-    pub openapi: OnceLock<utoipa::openapi::OpenApi>,
+    pub(crate) openapi: OnceLock<utoipa::openapi::OpenApi>,
     /// Per tier, the admission budget (`tiers.<tier>.max_concurrent_requests`).
-    pub tier_gates: [Option<Arc<tokio::sync::Semaphore>>; 4],
+    pub(crate) tier_gates: [Option<Arc<tokio::sync::Semaphore>>; 4],
 }
 
 impl AppState {

@@ -50,7 +50,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Resume point in the query string: `?stream=<hex>&last_seq=<n>` (both or neither).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ResumeQuery {
+pub(crate) struct ResumeQuery {
     /// The `stream` from the previous connection's `hello`.
     #[param(value_type = Option<String>)]
     stream: Option<StreamId>,
@@ -90,7 +90,7 @@ fn configure(ws: WebSocketUpgrade, c: &WebSocketConfig) -> WebSocketUpgrade {
     responses((status = 101, description = "switching to the event protocol (docs/websocket.md)"),
         (status = 400, body = super::problem::Problem), (status = 401, body = super::problem::Problem),
         (status = 403, body = super::problem::Problem), (status = 429, body = super::problem::Problem)))]
-pub async fn events_socket(
+pub(crate) async fn events_socket(
     State(s): State<AppState>,
     caller: Caller,
     super::extract::Origin(origin): super::extract::Origin,
@@ -129,7 +129,7 @@ pub async fn events_socket(
     responses((status = 101, description = "switching to the security feed (docs/websocket.md)"),
         (status = 400, body = super::problem::Problem), (status = 401, body = super::problem::Problem),
         (status = 403, body = super::problem::Problem)))]
-pub async fn admin_events(
+pub(crate) async fn admin_events(
     State(s): State<AppState>,
     caller: Caller,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

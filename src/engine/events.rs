@@ -80,7 +80,7 @@ impl CloseCode {
     ];
 
     /// The numeric WebSocket close code.
-    pub fn code(self) -> u16 {
+    pub(crate) fn code(self) -> u16 {
         match self {
             CloseCode::Normal => 1000,
             CloseCode::ServerShutdown => 1001,
@@ -97,7 +97,7 @@ impl CloseCode {
     }
 
     /// The reason text sent with the code (and the metric label).
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             CloseCode::Normal => "normal",
             CloseCode::ServerShutdown => "server_shutdown",
@@ -117,7 +117,7 @@ impl CloseCode {
 /// Why a session ended, in `session.revoked` events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RevokeReason {
+pub(crate) enum RevokeReason {
     /// Revoked by the user or an operator (including logout).
     Revoked,
     /// Ended by a password change.
@@ -130,7 +130,7 @@ pub enum RevokeReason {
 /// `{"type": "...", "seq": n, "at": "RFC 3339", "data": {...}}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", content = "data")]
-pub enum Event {
+pub(crate) enum Event {
     /// A login created a session.
     #[serde(rename = "session.created")]
     SessionCreated {
@@ -219,7 +219,7 @@ pub enum Event {
 
 impl Event {
     /// The event's `type` on the wire.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Event::SessionCreated { .. } => "session.created",
             Event::SessionRevoked { .. } => "session.revoked",
@@ -236,7 +236,7 @@ impl Event {
     }
 
     /// Whether operators' security feed carries this event.
-    pub fn is_security(&self) -> bool {
+    pub(crate) fn is_security(&self) -> bool {
         matches!(
             self,
             Event::NewDevice { .. } | Event::Lockout { .. } | Event::PasswordChanged { .. }
@@ -305,7 +305,7 @@ pub struct Hello {
     pub replay: Vec<Bytes>,
 }
 
-pub use crate::config::StreamLimits;
+pub(crate) use crate::config::StreamLimits;
 
 struct Subscriber {
     id: u64,
@@ -322,7 +322,7 @@ struct StreamInner {
 }
 
 /// One user's event stream.
-pub struct UserStream {
+pub(crate) struct UserStream {
     user: UserId,
     id: StreamId,
     inner: Mutex<StreamInner>,
@@ -352,7 +352,7 @@ impl UserStream {
 
     /// Sockets subscribed now.
     #[cfg(test)]
-    pub fn subscribers(&self) -> usize {
+    pub(crate) fn subscribers(&self) -> usize {
         self.lock().subscribers.len()
     }
 }
@@ -369,7 +369,7 @@ pub struct Realtime {
 
 /// A subscription refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubscribeError {
+pub(crate) enum SubscribeError {
     /// The user holds `max_sockets_per_user` sockets already.
     TooManySockets,
 }
@@ -413,7 +413,8 @@ impl Realtime {
     }
 
     /// Streams in memory (users with a live actor that published, or a socket).
-    pub fn stream_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn stream_count(&self) -> usize {
         self.streams.len()
     }
 
@@ -477,7 +478,7 @@ impl Realtime {
     }
 
     /// A receiver of the operators' security feed.
-    pub fn security_feed(&self) -> broadcast::Receiver<Bytes> {
+    pub(crate) fn security_feed(&self) -> broadcast::Receiver<Bytes> {
         self.security.subscribe()
     }
 
@@ -568,7 +569,7 @@ impl Realtime {
     }
 
     /// Changes to `true` when the server shuts down (for sockets not tied to a stream).
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
 
@@ -582,7 +583,7 @@ impl Realtime {
     }
 
     /// Counts a socket closed by the server or the client, by reason.
-    pub fn count_close(&self, code: CloseCode) {
+    pub(crate) fn count_close(&self, code: CloseCode) {
         self.metrics
             .ws_closes
             .get_or_create(&CloseLabels {
@@ -592,7 +593,7 @@ impl Realtime {
     }
 
     /// Counts a frame written to a socket.
-    pub fn count_sent(&self) {
+    pub(crate) fn count_sent(&self) {
         self.metrics.ws_events_sent.inc();
     }
 }
@@ -622,12 +623,12 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     /// The hello and missed events (once).
-    pub fn take_hello(&mut self) -> Option<Hello> {
+    pub(crate) fn take_hello(&mut self) -> Option<Hello> {
         self.hello.take()
     }
 
     /// The session this socket belongs to.
-    pub fn session(&self) -> SessionId {
+    pub(crate) fn session(&self) -> SessionId {
         self.session
     }
 }

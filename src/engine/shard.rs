@@ -27,7 +27,7 @@ use crate::store::Revision;
 
 /// Counters a shard keeps for operators; read without messaging the shard.
 #[derive(Debug, Default)]
-pub struct ShardCounters {
+pub(crate) struct ShardCounters {
     /// Actors live now.
     pub resident: AtomicU64,
     /// Actors started from a snapshot.
@@ -48,7 +48,7 @@ pub struct ShardCounters {
 /// Latencies (µs) of messages to one shard's actors, in windows of one sweep interval,
 /// so operators see the recent figures rather than an average since start.
 #[derive(Debug)]
-pub struct LatencyWindow {
+pub(crate) struct LatencyWindow {
     current: hdrhistogram::Histogram<u64>,
     last: hdrhistogram::Histogram<u64>,
     messages_at_rotation: u64,
@@ -78,7 +78,7 @@ fn window_histogram() -> hdrhistogram::Histogram<u64> {
 
 /// The last window's figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct WindowFigures {
+pub(crate) struct WindowFigures {
     /// Messages answered per second.
     pub message_rate_per_sec: f64,
     /// Median round trip, µs.
@@ -113,7 +113,7 @@ impl ShardCounters {
     }
 
     /// Rate and latency percentiles of the last completed window.
-    pub fn last_window(&self) -> WindowFigures {
+    pub(crate) fn last_window(&self) -> WindowFigures {
         match self.window.lock() {
             Ok(w) => WindowFigures {
                 message_rate_per_sec: w.last_rate,

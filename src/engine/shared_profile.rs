@@ -39,7 +39,7 @@ impl Clone for Cell {
 
 impl SharedProfile {
     /// Shares `profile`.
-    pub fn new(profile: UserProfile) -> Self {
+    pub(crate) fn new(profile: UserProfile) -> Self {
         Self(Arc::new(Cell {
             profile,
             json: OnceLock::new(),
@@ -48,14 +48,14 @@ impl SharedProfile {
 
     /// The profile to change: copied first if a request still holds this snapshot. The
     /// cached rendering is dropped.
-    pub fn make_mut(&mut self) -> &mut UserProfile {
+    pub(crate) fn make_mut(&mut self) -> &mut UserProfile {
         let cell = Arc::make_mut(&mut self.0);
         cell.json = OnceLock::new();
         &mut cell.profile
     }
 
     /// The profile as JSON, rendered on the first call for this snapshot.
-    pub fn json(&self) -> Result<Bytes, serde_json::Error> {
+    pub(crate) fn json(&self) -> Result<Bytes, serde_json::Error> {
         if let Some(b) = self.0.json.get() {
             return Ok(b.clone());
         }
@@ -65,7 +65,7 @@ impl SharedProfile {
     }
 
     /// The profile, copied out only if a request still holds this snapshot.
-    pub fn into_inner(self) -> UserProfile {
+    pub(crate) fn into_inner(self) -> UserProfile {
         Arc::try_unwrap(self.0)
             .map(|c| c.profile)
             .unwrap_or_else(|shared| shared.profile.clone())

@@ -22,7 +22,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Per tier and shard: resident actors, activations, passivations, restarts (operator only).
 #[utoipa::path(get, path = "/api/v1/admin/shards", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<ShardStats>), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn admin_shards(
+pub(crate) async fn admin_shards(
     State(s): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<ShardStats>>> {
@@ -33,7 +33,7 @@ pub async fn admin_shards(
 #[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn metrics(State(s): State<AppState>, caller: Caller) -> ApiResult<Response> {
+pub(crate) async fn metrics(State(s): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let body = s.manager.ops().render_metrics(&caller.principal())?;
     Ok(prometheus_text(body))
 }
@@ -47,14 +47,14 @@ pub(crate) fn prometheus_text(body: String) -> Response {
 /// `POST /api/v1/admin/users/import` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ImportUsers {
+pub(crate) struct ImportUsers {
     /// 1 to 200 users.
     users: Vec<ImportedUser>,
 }
 
 /// A user created by an import.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Imported {
+pub(crate) struct Imported {
     /// Position in the request.
     index: usize,
     /// The new user's id.
@@ -63,7 +63,7 @@ pub struct Imported {
 
 /// A user an import refused, and why; the others are created regardless.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ImportFailure {
+pub(crate) struct ImportFailure {
     /// Position in the request.
     index: usize,
     /// The problem type's last segment (`email-taken`, `invalid-input`...).
@@ -74,7 +74,7 @@ pub struct ImportFailure {
 
 /// The outcome of an import, user by user.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ImportReply {
+pub(crate) struct ImportReply {
     /// Users created (durable).
     created: Vec<Imported>,
     /// Users refused.
@@ -86,7 +86,7 @@ pub struct ImportReply {
 #[utoipa::path(post, path = "/api/v1/admin/users/import", tag = "admin", request_body = ImportUsers, security(("bearer" = [])),
     responses((status = 200, body = ImportReply), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 413, body = Problem)))]
-pub async fn import_users(
+pub(crate) async fn import_users(
     State(s): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<ImportUsers>,
@@ -122,7 +122,7 @@ pub async fn import_users(
 /// `GET /api/v1/admin/audit` query.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// Records numbered above this (default 0: from the start).
     after: Option<u64>,
     /// At most this many (default 100, at most 1,000).
@@ -134,7 +134,7 @@ pub struct AuditQuery {
 /// `GET /admin/audit/verify` and `roster verify-audit` check the chain.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery), security(("bearer" = [])),
     responses((status = 200, body = Vec<AuditEntry>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn audit_log(
+pub(crate) async fn audit_log(
     State(s): State<AppState>,
     caller: Caller,
     Query(q): Query<AuditQuery>,
@@ -151,7 +151,7 @@ pub async fn audit_log(
 /// records, or where it breaks. What `roster verify-audit --server` asks.
 #[utoipa::path(get, path = "/api/v1/admin/audit/verify", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = AuditVerdict), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn verify_audit(
+pub(crate) async fn verify_audit(
     State(s): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<AuditVerdict>> {
@@ -163,7 +163,7 @@ pub async fn verify_audit(
 /// the server runs. What `roster purge --server` asks.
 #[utoipa::path(post, path = "/api/v1/admin/security-events/purge", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = PurgeReport), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn purge_security_events(
+pub(crate) async fn purge_security_events(
     State(s): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<PurgeReport>> {
@@ -173,7 +173,7 @@ pub async fn purge_security_events(
 
 /// The master key in use (operator only).
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct MasterKeyInfo {
+pub(crate) struct MasterKeyInfo {
     /// Its fingerprint (16 hex digits): names the key without revealing it.
     fingerprint: String,
 }
@@ -181,7 +181,7 @@ pub struct MasterKeyInfo {
 /// Which master key the store is encrypted with (operator only).
 #[utoipa::path(get, path = "/api/v1/admin/master-key", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = MasterKeyInfo), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn master_key(
+pub(crate) async fn master_key(
     State(s): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<MasterKeyInfo>> {
@@ -213,7 +213,10 @@ fn ndjson_line(value: &serde_json::Value) -> bytes::Bytes {
         description = "progress lines, then the report (RotationReport) under `rotated`"),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem, description = "a rotation is running, or the key comes from the environment")))]
-pub async fn rotate_master_key(State(s): State<AppState>, caller: Caller) -> ApiResult<Response> {
+pub(crate) async fn rotate_master_key(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Response> {
     let by = caller.principal();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let m = s.manager.clone();

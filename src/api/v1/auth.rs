@@ -24,7 +24,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// `POST /api/v1/auth/login` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Login {
+pub(crate) struct Login {
     email: String,
     password: String,
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct Login {
 /// (or a trusted proxy's `X-Forwarded-For`) unless the operator key is sent.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = LoginSuccess), (status = 202, body = LoginChallenge), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
-pub async fn login(
+pub(crate) async fn login(
     State(s): State<AppState>,
     caller: Caller,
     Origin(origin): Origin,
@@ -67,7 +67,7 @@ pub async fn login(
 /// Ends the calling session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+pub(crate) async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     s.manager.login().logout(&caller.principal()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -75,7 +75,7 @@ pub async fn logout(State(s): State<AppState>, caller: Caller) -> ApiResult<Stat
 /// `POST /api/v1/auth/login/mfa` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CompleteLoginBody {
+pub(crate) struct CompleteLoginBody {
     /// The challenge token from `/auth/login` or `/auth/passkey/start`.
     challenge: String,
     /// Which factor answers.
@@ -102,7 +102,7 @@ fn login_answer(outcome: ChallengeOutcome) -> ApiResult<Json<LoginSuccess>> {
 /// challenge (`attempts_left`) and the account's lockout.
 #[utoipa::path(post, path = "/api/v1/auth/login/mfa", tag = "auth", request_body = CompleteLoginBody,
     responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
-pub async fn complete_login(
+pub(crate) async fn complete_login(
     State(s): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
@@ -120,14 +120,14 @@ pub async fn complete_login(
 /// `POST /api/v1/auth/login/mfa/email` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SendCodeBody {
+pub(crate) struct SendCodeBody {
     /// The challenge token from `/auth/login`.
     challenge: String,
 }
 
 /// When a sent code stops working.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct CodeSent {
+pub(crate) struct CodeSent {
     /// Expiry of the code.
     pub(super) expires_at: Timestamp,
 }
@@ -150,7 +150,7 @@ pub(super) fn code_answer(sent: CodeSend, channel: SecondFactor) -> ApiResult<Re
 /// Sends a sign-in code to the account's email address for a pending login.
 #[utoipa::path(post, path = "/api/v1/auth/login/mfa/email", tag = "auth", request_body = SendCodeBody,
     responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
-pub async fn send_login_code(
+pub(crate) async fn send_login_code(
     State(s): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
@@ -170,7 +170,7 @@ pub async fn send_login_code(
 /// Texts a sign-in code to the user's verified phone number for a pending login.
 #[utoipa::path(post, path = "/api/v1/auth/login/mfa/sms", tag = "auth", request_body = SendCodeBody,
     responses((status = 202, body = CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
-pub async fn send_login_sms(
+pub(crate) async fn send_login_sms(
     State(s): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
@@ -190,7 +190,7 @@ pub async fn send_login_sms(
 /// `POST /api/v1/auth/login/mfa/webauthn` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AssertionOptionsBody {
+pub(crate) struct AssertionOptionsBody {
     /// The challenge token from `/auth/login`.
     challenge: String,
 }
@@ -199,7 +199,7 @@ pub struct AssertionOptionsBody {
 /// `POST /auth/login/mfa` with `method: "webauthn"` and the `credential`.
 #[utoipa::path(post, path = "/api/v1/auth/login/mfa/webauthn", tag = "auth", request_body = AssertionOptionsBody,
     responses((status = 200, body = WebauthnOptions), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
-pub async fn login_webauthn_options(
+pub(crate) async fn login_webauthn_options(
     State(s): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
@@ -215,7 +215,7 @@ pub async fn login_webauthn_options(
 /// `POST /api/v1/auth/passkey/start` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasskeyStartBody {
+pub(crate) struct PasskeyStartBody {
     /// The account's email.
     email: String,
     /// Where the login comes from (as for `/auth/login`).
@@ -228,7 +228,7 @@ pub struct PasskeyStartBody {
 /// `POST /auth/passkey/finish`.
 #[utoipa::path(post, path = "/api/v1/auth/passkey/start", tag = "auth", request_body = PasskeyStartBody,
     responses((status = 200, body = PasswordlessChallenge), (status = 400, body = Problem), (status = 429, body = Problem)))]
-pub async fn passkey_start(
+pub(crate) async fn passkey_start(
     State(s): State<AppState>,
     caller: Caller,
     Origin(origin): Origin,
@@ -247,7 +247,7 @@ pub async fn passkey_start(
 /// `POST /api/v1/auth/passkey/finish` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasskeyFinishBody {
+pub(crate) struct PasskeyFinishBody {
     /// The challenge token from `/auth/passkey/start`.
     challenge: String,
     /// The assertion from `navigator.credentials.get()`.
@@ -258,7 +258,7 @@ pub struct PasskeyFinishBody {
 /// Passwordless login, second step: the signed assertion → a session.
 #[utoipa::path(post, path = "/api/v1/auth/passkey/finish", tag = "auth", request_body = PasskeyFinishBody,
     responses((status = 200, body = LoginSuccess), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
-pub async fn passkey_finish(
+pub(crate) async fn passkey_finish(
     State(s): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
@@ -272,7 +272,7 @@ pub async fn passkey_finish(
 /// `POST /api/v1/auth/step-up` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StepUpBody {
+pub(crate) struct StepUpBody {
     /// The account's password.
     password: String,
     /// With a factor enrolled: `authenticator`, `webauthn` or `recovery_code`.
@@ -286,7 +286,7 @@ pub struct StepUpBody {
 
 /// Until when sensitive operations are allowed.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct SteppedUp {
+pub(crate) struct SteppedUp {
     /// End of the step-up window.
     valid_until: Timestamp,
 }
@@ -296,7 +296,7 @@ pub struct SteppedUp {
 /// change with a factor enrolled) are allowed for `mfa.step_up_secs`.
 #[utoipa::path(post, path = "/api/v1/auth/step-up", tag = "auth", request_body = StepUpBody, security(("bearer" = [])),
     responses((status = 200, body = SteppedUp), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
-pub async fn step_up(
+pub(crate) async fn step_up(
     State(s): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<StepUpBody>,
@@ -331,7 +331,7 @@ pub async fn step_up(
 /// `method: "webauthn"` and the `credential`.
 #[utoipa::path(post, path = "/api/v1/auth/step-up/webauthn", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = WebauthnOptions), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn step_up_webauthn_options(
+pub(crate) async fn step_up_webauthn_options(
     State(s): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<WebauthnOptions>> {

@@ -10,7 +10,7 @@ use crate::api::problem::{ApiError, Problem};
 
 /// This API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, body = Object)))]
-pub async fn openapi_json(
+pub(crate) async fn openapi_json(
     State(s): State<AppState>,
 ) -> Result<Json<utoipa::openapi::OpenApi>, ApiError> {
     s.openapi
@@ -21,19 +21,19 @@ pub async fn openapi_json(
 }
 
 /// Any unknown path.
-pub async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound("resource")
 }
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Object)))]
-pub async fn healthz() -> Json<Value> {
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: the engine's shards are up.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, body = Object), (status = 503, body = Problem)))]
-pub async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !s.manager.ready() {
         return Err(ApiError::Unavailable);
     }

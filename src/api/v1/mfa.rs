@@ -19,7 +19,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The user's second factors (never their secrets).
 #[utoipa::path(get, path = "/api/v1/users/{id}/mfa", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = MfaStatus), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn mfa_status(
+pub(crate) async fn mfa_status(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -32,7 +32,7 @@ pub async fn mfa_status(
 /// the secret, the `otpauth://` URI and a QR code. Confirm with the first code.
 #[utoipa::path(post, path = "/api/v1/users/{id}/mfa/totp", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 201, body = TotpEnrollment), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn begin_totp(
+pub(crate) async fn begin_totp(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -45,14 +45,14 @@ pub async fn begin_totp(
 /// `POST /api/v1/users/{id}/mfa/totp/confirm` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConfirmBody {
+pub(crate) struct ConfirmBody {
     /// The authenticator's current code.
     code: String,
 }
 
 /// Recovery codes, shown once.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RecoveryCodes {
+pub(crate) struct RecoveryCodes {
     /// Each works once, in place of an authenticator code.
     recovery_codes: Vec<String>,
 }
@@ -60,7 +60,7 @@ pub struct RecoveryCodes {
 /// Confirms the pending authenticator with its first code; returns the recovery codes.
 #[utoipa::path(post, path = "/api/v1/users/{id}/mfa/totp/confirm", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConfirmBody, security(("bearer" = [])),
     responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn confirm_totp(
+pub(crate) async fn confirm_totp(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -78,7 +78,7 @@ pub async fn confirm_totp(
 /// or the operator, audited), or cancels a pending enrollment.
 #[utoipa::path(delete, path = "/api/v1/users/{id}/mfa/totp", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn remove_totp(
+pub(crate) async fn remove_totp(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -91,7 +91,7 @@ pub async fn remove_totp(
 /// New recovery codes in place of the old ones (the user, recently authenticated).
 #[utoipa::path(post, path = "/api/v1/users/{id}/mfa/recovery-codes", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn regenerate_recovery_codes(
+pub(crate) async fn regenerate_recovery_codes(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -107,7 +107,7 @@ pub async fn regenerate_recovery_codes(
 /// `POST /api/v1/users/{id}/mfa/sms` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PhoneBody {
+pub(crate) struct PhoneBody {
     /// An international number (E.164): `+15550100123`.
     phone: String,
 }
@@ -116,7 +116,7 @@ pub struct PhoneBody {
 /// authenticated): a code is texted to it.
 #[utoipa::path(post, path = "/api/v1/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = PhoneBody, security(("bearer" = [])),
     responses((status = 202, body = super::auth::CodeSent), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
-pub async fn begin_sms(
+pub(crate) async fn begin_sms(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -132,7 +132,7 @@ pub async fn begin_sms(
 /// once) when the user had none.
 #[utoipa::path(post, path = "/api/v1/users/{id}/mfa/sms/confirm", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConfirmBody, security(("bearer" = [])),
     responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn confirm_sms(
+pub(crate) async fn confirm_sms(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -147,7 +147,7 @@ pub async fn confirm_sms(
 /// Removes the phone number (the user, recently authenticated).
 #[utoipa::path(delete, path = "/api/v1/users/{id}/mfa/sms", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn remove_sms(
+pub(crate) async fn remove_sms(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -161,7 +161,7 @@ pub async fn remove_sms(
 /// options for `navigator.credentials.create()`.
 #[utoipa::path(post, path = "/api/v1/users/{id}/webauthn/register", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = WebauthnOptions), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn begin_passkey_registration(
+pub(crate) async fn begin_passkey_registration(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -177,7 +177,7 @@ pub async fn begin_passkey_registration(
 /// `POST /api/v1/users/{id}/webauthn/register/finish` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RegisterFinishBody {
+pub(crate) struct RegisterFinishBody {
     /// A name for the key ("work laptop"), 1 to 64 characters.
     name: String,
     /// The answer of `navigator.credentials.create()`.
@@ -189,7 +189,7 @@ pub struct RegisterFinishBody {
 /// user had none.
 #[utoipa::path(post, path = "/api/v1/users/{id}/webauthn/register/finish", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)")), request_body = RegisterFinishBody, security(("bearer" = [])),
     responses((status = 201, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn finish_passkey_registration(
+pub(crate) async fn finish_passkey_registration(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -207,7 +207,7 @@ pub async fn finish_passkey_registration(
 /// Removes a passkey (the user, recently authenticated).
 #[utoipa::path(delete, path = "/api/v1/users/{id}/webauthn/{credential}", tag = "mfa", params(("id" = String, Path, description = "user id (UUID)"), ("credential" = String, Path, description = "credential id (base64url), from GET /users/{id}/mfa")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn remove_passkey(
+pub(crate) async fn remove_passkey(
     State(s): State<AppState>,
     caller: Caller,
     Path((id, credential)): Path<(String, String)>,

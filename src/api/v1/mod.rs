@@ -26,7 +26,7 @@ const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// WebAuthn options, for `navigator.credentials.get()` or `.create()`.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct WebauthnOptions {
+pub(crate) struct WebauthnOptions {
     /// Pass as is to the browser's WebAuthn call.
     #[schema(value_type = Object)]
     options: Value,

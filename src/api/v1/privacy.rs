@@ -17,7 +17,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// consent.
 #[utoipa::path(get, path = "/api/v1/users/{id}/consents", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_consents(
+pub(crate) async fn get_consents(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -30,7 +30,7 @@ pub async fn get_consents(
 /// `PUT /api/v1/users/{id}/consents` body: absent purposes stay as they are.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConsentsBody {
+pub(crate) struct ConsentsBody {
     /// Counting listening activity.
     analytics: Option<bool>,
     /// Recommendations from personal history, mood detection, a model of one's own.
@@ -48,7 +48,7 @@ pub struct ConsentsBody {
 /// preferences off); every change is recorded here and in the audit log.
 #[utoipa::path(put, path = "/api/v1/users/{id}/consents", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), request_body = ConsentsBody, security(("bearer" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn put_consents(
+pub(crate) async fn put_consents(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -81,7 +81,7 @@ pub async fn put_consents(
 /// `POST /api/v1/users/{id}/parental-consent` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ParentalBody {
+pub(crate) struct ParentalBody {
     /// Where the verification is kept (a ticket, a signed form's id).
     reference: String,
 }
@@ -89,7 +89,7 @@ pub struct ParentalBody {
 /// Records a verified parental consent for a minor (operator; audited).
 #[utoipa::path(post, path = "/api/v1/users/{id}/parental-consent", tag = "privacy", params(("id" = String, Path, description = "user id (UUID)")), request_body = ParentalBody, security(("bearer" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn record_parental_consent(
+pub(crate) async fn record_parental_consent(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -107,7 +107,7 @@ pub async fn record_parental_consent(
 /// Paging of `GET /users/{id}/security-events`.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// Only events numbered below this (the `seq` of the last event of the previous
     /// page); default: the newest.
     before: Option<u64>,
@@ -119,7 +119,7 @@ pub struct EventsQuery {
 /// reasons), challenges, factor changes, step-ups, revocations, lockouts.
 #[utoipa::path(get, path = "/api/v1/users/{id}/security-events", tag = "users", params(("id" = String, Path, description = "user id (UUID)"), EventsQuery), security(("bearer" = [])),
     responses((status = 200, body = Vec<SecurityEvent>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn security_events(
+pub(crate) async fn security_events(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

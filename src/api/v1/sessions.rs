@@ -16,7 +16,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Live sessions.
 #[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = Vec<SessionView>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn list_sessions(
+pub(crate) async fn list_sessions(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -30,7 +30,7 @@ pub async fn list_sessions(
 #[utoipa::path(delete, path = "/api/v1/users/{id}/sessions/{sid}", tag = "sessions",
     params(("id" = String, Path, description = "user id (UUID)"), ("sid" = String, Path, description = "session id (UUID)")),
     security(("bearer" = [])), responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn revoke_session(
+pub(crate) async fn revoke_session(
     State(s): State<AppState>,
     caller: Caller,
     Path((id, sid)): Path<(String, String)>,
@@ -47,14 +47,14 @@ pub async fn revoke_session(
 
 /// How many sessions a bulk revocation ended.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RevokedReply {
+pub(crate) struct RevokedReply {
     revoked: usize,
 }
 
 /// "Log out everywhere else": every session but the calling one ends.
 #[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke-others", tag = "sessions", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = RevokedReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn revoke_other_sessions(
+pub(crate) async fn revoke_other_sessions(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

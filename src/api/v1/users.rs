@@ -20,7 +20,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// `POST /api/v1/users` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateUser {
+pub(crate) struct CreateUser {
     email: String,
     password: String,
     #[serde(default)]
@@ -34,7 +34,7 @@ pub struct CreateUser {
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, body = UserProfile), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
-pub async fn create_user(
+pub(crate) async fn create_user(
     State(s): State<AppState>,
     caller: Caller,
     ClientIp(ip): ClientIp,
@@ -58,7 +58,7 @@ pub async fn create_user(
 /// The calling user's profile.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
-pub async fn me(caller: Caller) -> ApiResult<Response> {
+pub(crate) async fn me(caller: Caller) -> ApiResult<Response> {
     // The authentication step already fetched the caller's profile.
     let a = caller.require_user()?;
     own_profile(&a.profile)
@@ -83,7 +83,7 @@ fn own_profile(p: &SharedProfile) -> ApiResult<Response> {
 /// A user's profile.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn get_user(
+pub(crate) async fn get_user(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -104,7 +104,7 @@ pub async fn get_user(
 /// `security_settings` at the top level of the body.
 #[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ProfilePatch, security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
-pub async fn update_user(
+pub(crate) async fn update_user(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -120,7 +120,7 @@ pub async fn update_user(
 /// Deletes an account (the user itself after a recent authentication, or the operator).
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn delete_user(
+pub(crate) async fn delete_user(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -133,7 +133,7 @@ pub async fn delete_user(
 /// Activity, sessions and quota use.
 #[utoipa::path(get, path = "/api/v1/users/{id}/insights", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = Insights), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn insights(
+pub(crate) async fn insights(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -149,7 +149,7 @@ pub async fn insights(
 /// The export itself is audited.
 #[utoipa::path(get, path = "/api/v1/users/{id}/export", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
     responses((status = 200, body = UserExport), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn export(
+pub(crate) async fn export(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -163,14 +163,14 @@ pub async fn export(
 /// `POST /api/v1/users/{id}/upgrade` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Upgrade {
+pub(crate) struct Upgrade {
     new_tier: UserTier,
 }
 
 /// Tier change: operator only, unless config allows self-service.
 #[utoipa::path(post, path = "/api/v1/users/{id}/upgrade", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Upgrade, security(("bearer" = [])),
     responses((status = 200, body = UserProfile), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -188,7 +188,7 @@ pub async fn upgrade(
 /// `POST /api/v1/users/{id}/password` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ChangePassword {
+pub(crate) struct ChangePassword {
     current_password: String,
     new_password: String,
 }
@@ -196,7 +196,7 @@ pub struct ChangePassword {
 /// Password change by the user itself; every other session ends.
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = ChangePassword, security(("bearer" = [])),
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
-pub async fn change_password(
+pub(crate) async fn change_password(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -221,14 +221,14 @@ pub async fn change_password(
 /// `POST /api/v1/users/{id}/usage` body: a change of a quota counter.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Usage {
+pub(crate) struct Usage {
     kind: QuotaKind,
     delta: i64,
 }
 
 /// Quota use after an accepted change.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UsageReply {
+pub(crate) struct UsageReply {
     kind: QuotaKind,
     used: u64,
     limit: Option<u64>,
@@ -237,7 +237,7 @@ pub struct UsageReply {
 /// Counts quota use against the tier limit, atomically in the user's actor.
 #[utoipa::path(post, path = "/api/v1/users/{id}/usage", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Usage, security(("bearer" = [])),
     responses((status = 200, body = UsageReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-pub async fn record_usage(
+pub(crate) async fn record_usage(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
