@@ -1,251 +1,38 @@
-//! Event sockets. `GET /api/v1/ws` streams a user's events (and takes activity events
-//! in); `GET /api/v1/admin/events` streams every user's security events to operators.
-//! The protocol — frames, errors and close codes — is documented in
-//! `docs/websocket.md`.
-//!
-//! Each user socket runs as two tasks: this module's reader (frames in, pings, idle and
-//! expiry checks) and a writer that owns the sending half and drains the socket's event
-//! queue. The actor only ever `try_send`s into that queue, so a client that stops
-//! reading blocks nobody: its queue fills and the actor closes it (4008), and a write
-//! the client does not take within the write timeout ends it too.
+//! A user's socket: authentication (header or first frame), the subscription through the
+//! user's actor, then the reader (frames in, pings, idle and expiry checks) and the
+//! writer (hello, missed events, events, replies) as two tasks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::extract::ws::Message;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::AppState;
-use super::extract::Caller;
-use super::problem::ApiError;
-use crate::config::WebSocketConfig;
+use super::frames::{
+    ClientFrame, ErrorFrame, close_message, error_frame, event_message, parse_frame, text,
+};
+use super::{Authenticated, CLOSE_TIMEOUT, HEARTBEAT_MIN_INTERVAL, MAX_ERRORS_IN_A_ROW, Socket};
+use crate::api::AppState;
 use crate::domain::activity::ActivityEvent;
-use crate::domain::ids::{SessionId, UserId};
 use crate::domain::rate::RateDecision;
-use crate::domain::time::Timestamp;
 use crate::engine::{
-    ActivityOutcome, CloseCode, EngineError, Hello, Principal, Realtime, Resume, StreamId,
-    SubscribeOutcome, Subscription, UserSession,
+    ActivityOutcome, CloseCode, EngineError, Hello, Realtime, Resume, SubscribeOutcome,
+    Subscription,
 };
 
-/// Invalid frames in a row after which a socket is closed (1008).
-const MAX_ERRORS_IN_A_ROW: u32 = 20;
-
-/// Least time between two heartbeats that reach the user's actor; more frequent ones
-/// are answered without it.
-const HEARTBEAT_MIN_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How long a close frame may take to go out.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Resume point in the query string: `?stream=<hex>&last_seq=<n>` (both or neither).
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ResumeQuery {
-    /// The `stream` from the previous connection's `hello`.
-    #[param(value_type = Option<String>)]
-    stream: Option<StreamId>,
-    /// The last `seq` the client processed.
-    last_seq: Option<u64>,
-}
-
-fn resume_from(q: ResumeQuery) -> Result<Option<Resume>, ApiError> {
-    match (q.stream, q.last_seq) {
-        (Some(stream), Some(last_seq)) => Ok(Some(Resume { stream, last_seq })),
-        (None, None) => Ok(None),
-        _ => Err(ApiError::InvalidInput {
-            field: Some("last_seq".into()),
-            detail: "stream and last_seq go together".into(),
-        }),
-    }
-}
-
-fn upgrade_error(e: WebSocketUpgradeRejection) -> ApiError {
-    ApiError::InvalidInput {
-        field: None,
-        detail: format!("expected a WebSocket upgrade: {e}"),
-    }
-}
-
-fn configure(ws: WebSocketUpgrade, c: &WebSocketConfig) -> WebSocketUpgrade {
-    ws.read_buffer_size(c.read_buffer_bytes)
-        .write_buffer_size(c.write_buffer_bytes)
-        .max_write_buffer_size(c.max_write_buffer_bytes)
-        .max_message_size(c.max_message_bytes)
-        .max_frame_size(c.max_message_bytes)
-}
-
-/// The caller's event stream over a WebSocket. Authenticate with the `Authorization`
-/// header, or (browsers) with a first `{"type":"auth","token":...}` frame.
-#[utoipa::path(get, path = "/api/v1/ws", tag = "realtime", params(ResumeQuery),
-    responses((status = 101, description = "switching to the event protocol (docs/websocket.md)"),
-        (status = 400, body = super::problem::Problem), (status = 401, body = super::problem::Problem),
-        (status = 403, body = super::problem::Problem), (status = 429, body = super::problem::Problem)))]
-pub(crate) async fn events_socket(
-    State(s): State<AppState>,
-    caller: Caller,
-    super::extract::Origin(origin): super::extract::Origin,
-    query: Result<Query<ResumeQuery>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, ApiError> {
-    let resume = resume_from(
-        query
-            .map_err(|e| ApiError::InvalidInput {
-                field: None,
-                detail: e.body_text(),
-            })?
-            .0,
-    )?;
-    let known = match &caller {
-        Caller::User(a) => Some(Authenticated {
-            user: a.session.user_id,
-            session: a.session.session_id,
-            expires_at: a.session.expires_at,
-            resume,
-        }),
-        Caller::Admin => {
-            return Err(ApiError::Forbidden(
-                "the operator key has no event stream; operators use /api/v1/admin/events",
-            ));
-        }
-        Caller::Anonymous => None,
-    };
-    let ws = configure(ws.map_err(upgrade_error)?, &s.manager.config().websocket);
-    Ok(ws.on_upgrade(move |socket| run_user_socket(s, socket, known, resume, origin)))
-}
-
-/// Every user's security events (new devices, lockouts, password changes), live, for
-/// operator dashboards. Lossy: a reader that falls behind gets a `lagged` frame.
-#[utoipa::path(get, path = "/api/v1/admin/events", tag = "admin", security(("bearer" = [])),
-    responses((status = 101, description = "switching to the security feed (docs/websocket.md)"),
-        (status = 400, body = super::problem::Problem), (status = 401, body = super::problem::Problem),
-        (status = 403, body = super::problem::Problem)))]
-pub(crate) async fn admin_events(
-    State(s): State<AppState>,
-    caller: Caller,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, ApiError> {
-    let feed = s.manager.ops().security_feed(&caller.principal())?;
-    let ws = configure(ws.map_err(upgrade_error)?, &s.manager.config().websocket);
-    Ok(ws.on_upgrade(move |socket| run_admin_socket(s, socket, feed)))
-}
-
-#[derive(Clone, Copy)]
-struct Authenticated {
-    user: UserId,
-    session: SessionId,
-    expires_at: Timestamp,
-    resume: Option<Resume>,
-}
-
-impl Authenticated {
-    /// The socket's user, acting through its session.
-    fn principal(&self) -> Principal {
-        Principal::User(UserSession {
-            user: self.user,
-            session: self.session,
-        })
-    }
-}
-
-/// Frames a client sends.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ClientFrame {
-    /// First frame of a socket opened without an `Authorization` header.
-    Auth {
-        token: String,
-        #[serde(default)]
-        resume: Option<Resume>,
-    },
-    /// Keeps the socket and its session alive.
-    Heartbeat {
-        #[serde(default)]
-        id: Option<String>,
-    },
-    /// Listening activity (1–100 events).
-    Activity {
-        #[serde(default)]
-        id: Option<String>,
-        events: Vec<ActivityEvent>,
-    },
-}
-
-/// An error frame: `{"type":"error","code":...,"message":...}` plus optional fields.
-#[derive(Serialize)]
-struct ErrorFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'static str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_after_secs: Option<u64>,
-}
-
-fn error_frame(code: &'static str, message: impl Into<String>) -> ErrorFrame<'static> {
-    ErrorFrame {
-        kind: "error",
-        code,
-        message: message.into(),
-        id: None,
-        field: None,
-        retry_after_secs: None,
-    }
-}
-
-fn text<T: Serialize>(value: &T) -> Message {
-    Message::Text(Utf8Bytes::from(
-        serde_json::to_string(value).unwrap_or_default(),
-    ))
-}
-
-fn close_message(code: CloseCode) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: code.code(),
-        reason: Utf8Bytes::from_static(code.reason()),
-    }))
-}
-
-/// Parses a client frame, with the path of a bad field.
-fn parse_frame(raw: &str) -> Result<ClientFrame, ErrorFrame<'static>> {
-    let de = &mut serde_json::Deserializer::from_str(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let mut f = error_frame(
-            if inner.is_data() {
-                "invalid_frame"
-            } else {
-                "malformed_json"
-            },
-            inner.to_string(),
-        );
-        f.field = (path != ".").then_some(path);
-        f
-    })
-}
-
 /// Waits for the `auth` frame of a socket opened without a header.
-async fn first_frame_auth(
+async fn first_frame_auth<S: Socket>(
     s: &AppState,
-    socket: &mut WebSocket,
+    socket: &mut S,
     timeout: Duration,
     origin: crate::engine::RequestOrigin,
 ) -> Result<Authenticated, CloseCode> {
-    let frame = match tokio::time::timeout(timeout, socket.recv()).await {
+    let frame = match tokio::time::timeout(timeout, socket.next()).await {
         Ok(Some(Ok(Message::Text(t)))) => parse_frame(t.as_str()),
         Ok(Some(Ok(_))) => Err(error_frame("auth_required", "the first frame must be auth")),
         Ok(Some(Err(_)) | None) => return Err(CloseCode::Normal),
@@ -302,18 +89,18 @@ async fn first_frame_auth(
 }
 
 /// Sends `frame` (best effort) and returns `code` for the caller to close with.
-async fn send_then(socket: &mut WebSocket, (frame, code): (Message, CloseCode)) -> CloseCode {
+async fn send_then<S: Socket>(socket: &mut S, (frame, code): (Message, CloseCode)) -> CloseCode {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
     code
 }
 
-async fn close_socket(socket: &mut WebSocket, code: CloseCode) {
+pub(super) async fn close_socket<S: Socket>(socket: &mut S, code: CloseCode) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_message(code))).await;
 }
 
-async fn run_user_socket(
+pub(super) async fn run_user_socket<S: Socket>(
     s: AppState,
-    mut socket: WebSocket,
+    mut socket: S,
     known: Option<Authenticated>,
     resume: Option<Resume>,
     origin: crate::engine::RequestOrigin,
@@ -576,9 +363,12 @@ impl Reader<'_> {
             }
             Ok(ActivityOutcome::SessionInvalid) => Some(CloseCode::SessionEnded),
             Ok(ActivityOutcome::ConsentRequired { reason }) => {
+                // Not the client misbehaving: the user has not agreed. Answered, not
+                // counted toward the close for bad frames.
                 let mut f = error_frame("consent_required", reason);
                 f.id = id;
-                self.fail(f).await
+                self.reply(&f).await;
+                None
             }
             Err(EngineError::Validation(v)) => {
                 let mut f = error_frame("invalid_activity", v.reason);
@@ -596,8 +386,8 @@ impl Reader<'_> {
 }
 
 /// Sends `msg`, giving up after `timeout` (a client that does not read).
-async fn send_within(
-    sink: &mut SplitSink<WebSocket, Message>,
+async fn send_within<S: Socket>(
+    sink: &mut SplitSink<S, Message>,
     msg: Message,
     timeout: Duration,
 ) -> Result<(), Option<CloseCode>> {
@@ -610,8 +400,8 @@ async fn send_within(
 
 /// The writer: hello and missed events, then events, replies and pings, until a close.
 /// Returns the close code it sent, if the server closed.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
+async fn write_loop<S: Socket>(
+    mut sink: SplitSink<S, Message>,
     mut sub: Subscription,
     hello: Hello,
     mut ctrl: mpsc::Receiver<Ctrl>,
@@ -662,65 +452,10 @@ async fn write_loop(
     }
 }
 
-fn event_message(frame: bytes::Bytes) -> Message {
-    match Utf8Bytes::try_from(frame) {
-        Ok(t) => Message::Text(t),
-        // Frames are serde_json output, always UTF-8.
-        Err(_) => Message::Text(Utf8Bytes::from_static("{}")),
-    }
-}
-
-async fn close_with(
-    sink: &mut SplitSink<WebSocket, Message>,
+async fn close_with<S: Socket>(
+    sink: &mut SplitSink<S, Message>,
     code: CloseCode,
 ) -> Option<CloseCode> {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close_message(code))).await;
     Some(code)
-}
-
-async fn run_admin_socket(
-    s: AppState,
-    mut socket: WebSocket,
-    mut feed: broadcast::Receiver<bytes::Bytes>,
-) {
-    let cfg = s.manager.config().websocket.clone();
-    let rt = Arc::clone(s.manager.realtime());
-    let mut shutdown = rt.shutdown_signal();
-    let mut ping = tokio::time::interval(cfg.ping_interval);
-    ping.tick().await;
-    let mut last_heard = Instant::now();
-    let code = loop {
-        let msg = tokio::select! {
-            _ = shutdown.changed() => break Some(CloseCode::ServerShutdown),
-            frame = socket.recv() => {
-                last_heard = Instant::now();
-                match frame {
-                    None | Some(Err(_)) => break None,
-                    Some(Ok(Message::Close(_))) => break Some(CloseCode::Normal),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(_)) => text(&error_frame("read_only", "the security feed takes no frames")),
-                }
-            }
-            e = feed.recv() => match e {
-                Ok(frame) => event_message(frame),
-                Err(broadcast::error::RecvError::Lagged(missed)) => text(&json!({"type": "lagged", "missed": missed})),
-                Err(broadcast::error::RecvError::Closed) => break Some(CloseCode::ServerShutdown),
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() >= cfg.idle_timeout {
-                    break Some(CloseCode::HeartbeatTimeout);
-                }
-                Message::Ping(Default::default())
-            }
-        };
-        match tokio::time::timeout(cfg.write_timeout, socket.send(msg)).await {
-            Ok(Ok(())) => rt.count_sent(),
-            Ok(Err(_)) => break None,
-            Err(_) => break Some(CloseCode::SlowConsumer),
-        }
-    };
-    if let Some(code) = code {
-        close_socket(&mut socket, code).await;
-        rt.count_close(code);
-    }
 }

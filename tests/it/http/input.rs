@@ -1,0 +1,165 @@
+//! Hostile input.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_problems_and_change_nothing() {
+    let srv = TestServer::start("").await;
+    let (id, tok) = srv.user("target@example.com", "free").await;
+    let before = srv.manager.get_user(id.parse().unwrap()).await.unwrap();
+    let url = format!("{}/users/{id}", srv.base);
+    let send = |body: Vec<u8>, ctype: &'static str| {
+        let (srv, url, tok) = (&srv, url.clone(), tok.clone());
+        async move {
+            let r = srv
+                .http
+                .put(url)
+                .bearer_auth(tok)
+                .header("content-type", ctype)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+            (status, ct, body)
+        }
+    };
+    let cases: Vec<(Vec<u8>, &str, u16, &str)> = vec![
+        (
+            b"{\"display_name\": ".to_vec(),
+            "application/json",
+            400,
+            "malformed-body",
+        ),
+        (
+            b"[1,2,3]".to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            br#"{"display_name": 42}"#.to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            br#"{"display_name": "x", "is_admin": true}"#.to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            // A huge string just under the body limit: read whole, refused by the rule.
+            format!(r#"{{"display_name": "{}"}}"#, "x".repeat(60_000)).into_bytes(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            format!(r#"{{"display_name": "{}"}}"#, "y".repeat(1000)).into_bytes(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            br#"{"display_name": "a\u0000b"}"#.to_vec(),
+            "application/json",
+            400,
+            "invalid-input",
+        ),
+        (
+            vec![b'{', 0xff, 0xfe, b'}'],
+            "application/json",
+            400,
+            "malformed-body",
+        ),
+        (
+            br#"{"display_name": "ok"}"#.to_vec(),
+            "text/plain",
+            415,
+            "unsupported-media-type",
+        ),
+    ];
+    for (body, ctype, status, kind) in cases {
+        let (s, ct, p) = send(body, ctype).await;
+        assert_eq!(s, status, "{kind}: {p}");
+        assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        is_problem(&p, status, kind);
+    }
+    // A 10 MB body is refused from its Content-Length, before it is read: sent raw, so
+    // the client reads the answer instead of tripping over the closed connection.
+    let host = srv.host();
+    let mut big = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let head = format!(
+        "PUT /api/v1/users/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{\"display_name\": \"",
+        10 * 1024 * 1024
+    );
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        big.write_all(head.as_bytes()).await.unwrap();
+        big.write_all(&[b'a'; 4096]).await.unwrap();
+        // Read until the problem body has arrived; the connection may stay open, waiting
+        // for a body that will never come, so do not wait for its end.
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let reading = async {
+            while !String::from_utf8_lossy(&answer).contains("payload-too-large") {
+                match big.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), reading).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("payload-too-large"), "{answer}");
+    }
+    // Invalid UTF-8 in a header, and a non-Bearer scheme.
+    let mut raw = tokio::net::TcpStream::connect(
+        srv.base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raw.write_all(b"GET /api/v1/users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    raw.read_to_end(&mut out).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let r = srv
+        .http
+        .get(format!("{}/users/me", srv.base))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    assert_eq!(
+        srv.manager.get_user(id.parse().unwrap()).await.unwrap(),
+        before,
+        "nothing changed"
+    );
+    let (s, _) = srv.call(GET, "/users/me", Some(&tok), None).await;
+    assert_eq!(s, 200, "the server is still up");
+    let (s, p) = srv.call(GET, "/no/such/thing", None, None).await;
+    assert_eq!(s, 404);
+    is_problem(&p, 404, "not-found");
+}
