@@ -13,7 +13,7 @@ printf '[log]\nfilter = "warn"\n' > "$OUT/bench.toml"
 ROSTER_ADMIN_KEY=$KEY ROSTER_TIERS__VIP__ZERO_TRUST=false \
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/cg.out" \
   "$BIN" serve --config "$OUT/bench.toml" --data-dir "$OUT/data" --listen 127.0.0.1:"$PORT" \
-  2>/dev/null &
+  >/dev/null 2>&1 &
 VPID=$!
 until curl -s -o /dev/null http://127.0.0.1:"$PORT"/healthz; do sleep 1; done
 API=http://127.0.0.1:$PORT/api/v1
@@ -25,11 +25,11 @@ T=$(curl -s -X POST "$API/auth/login" -H 'Content-Type: application/json' \
   sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 [ -n "$T" ] || { echo "login failed" >&2; kill $VPID; exit 1; }
 wrk -t1 -c8 -d3s "http://127.0.0.1:$PORT$URL" -H "Authorization: Bearer $T" >/dev/null
-callgrind_control -i on $VPID >/dev/null
+callgrind_control -i on $VPID >/dev/null 2>&1
 N=$(wrk -t1 -c8 -d"${SECS}"s "http://127.0.0.1:$PORT$URL" -H "Authorization: Bearer $T" |
   awk '/requests in/{print $1}')
-callgrind_control -i off $VPID >/dev/null
-callgrind_control -d $VPID >/dev/null
+callgrind_control -i off $VPID >/dev/null 2>&1
+callgrind_control -d $VPID >/dev/null 2>&1
 sleep 1
 kill $VPID
 wait $VPID || true
