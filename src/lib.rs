@@ -8,9 +8,9 @@
 //! | [`domain`] | plain data and pure rules taking `now`: ids, tiers, profiles, sessions and their binding, lockout, the login decision, challenges, risk, consent, audit vocabulary | — |
 //! | [`security`] | crypto only: argon2id on a bounded pool, tokens, TOTP and one-time codes, keys, passkeys | domain |
 //! | [`config`] | raw layers (file, environment, flags) → validated, typed sections → tiers | domain |
-//! | [`metrics`] | the Prometheus registry | domain |
+//! | `metrics` | the Prometheus registry | domain |
 //! | [`store`] | the storage traits split by concern, one atomic write door, the codec, the audit record format, the single writer (group commit); the sled backend | domain, security, config |
-//! | [`notify`] | emails and texts, sent from a thread of their own | domain, config, metrics |
+//! | `notify` | emails and texts, sent from a thread of their own | domain, config, metrics |
 //! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify |
 //! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
 //! | [`server`] | the engine behind the API: listeners, drain, shutdown snapshot | config, api, the engine's front door |
@@ -40,8 +40,8 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod loadgen;
-pub mod metrics;
-pub mod notify;
+pub(crate) mod metrics;
+pub(crate) mod notify;
 pub mod security;
 pub mod server;
 pub mod store;

@@ -116,7 +116,7 @@ impl Notifier {
     }
 
     /// Queues a text message; never waits. Returns whether it was queued.
-    pub fn send_sms(&self, sms: Sms) -> bool {
+    pub(crate) fn send_sms(&self, sms: Sms) -> bool {
         let kind = sms.kind.as_str();
         self.queue(kind, Outgoing::Sms(sms))
     }

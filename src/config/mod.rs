@@ -28,13 +28,14 @@ use crate::domain::profile::ProfileTemplate;
 use crate::domain::risk::RiskConfig;
 use crate::domain::tier::{Limit, TierPolicy, UserTier};
 
-pub use raw::{Flags, env_layer, parse_toml};
+pub(crate) use raw::env_layer;
+pub use raw::{Flags, parse_toml};
 
 /// The embedded default configuration.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Prefix of environment overrides.
-pub const ENV_PREFIX: &str = "ROSTER_";
+pub(crate) const ENV_PREFIX: &str = "ROSTER_";
 
 /// A configuration problem, naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,7 +62,7 @@ pub struct Secret(String);
 
 impl Secret {
     /// The secret itself.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -372,7 +373,7 @@ impl Config {
 
     /// The master key file in force: `encryption.master_key_file`, or `master.key` in
     /// the data directory.
-    pub fn master_key_file(&self) -> PathBuf {
+    pub(crate) fn master_key_file(&self) -> PathBuf {
         self.encryption
             .master_key_file
             .clone()

@@ -218,7 +218,9 @@ pub fn parse_toml(source: &str, text: &str) -> Result<toml::Table, ConfigError> 
 /// Builds a layer from `ROSTER_*` variables: the contract shortcuts, and
 /// `ROSTER_SECTION__KEY` paths. Values are read as TOML (numbers, booleans, arrays) and
 /// fall back to plain strings.
-pub fn env_layer(vars: impl Iterator<Item = (String, String)>) -> Result<toml::Table, ConfigError> {
+pub(crate) fn env_layer(
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<toml::Table, ConfigError> {
     let mut table = toml::Table::new();
     for (name, value) in vars {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {

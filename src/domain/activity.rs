@@ -12,7 +12,7 @@ use super::time::Timestamp;
 use super::validation::{ValidationError, text};
 
 /// Most events one `activity` frame may carry.
-pub const MAX_EVENTS_PER_FRAME: usize = 100;
+pub(crate) const MAX_EVENTS_PER_FRAME: usize = 100;
 
 /// How far in the future an event's time may be (client clock skew).
 const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -106,7 +106,7 @@ impl ActivityEvent {
 }
 
 /// Checks a frame's events: 1 to [`MAX_EVENTS_PER_FRAME`], each valid. All or nothing.
-pub fn check_batch(events: &[ActivityEvent], now: Timestamp) -> Result<(), ValidationError> {
+pub(crate) fn check_batch(events: &[ActivityEvent], now: Timestamp) -> Result<(), ValidationError> {
     if events.is_empty() {
         return Err(ValidationError::new("events", "must not be empty"));
     }

@@ -76,7 +76,11 @@ impl Challenge {
 
 /// Seconds to wait before another code may go out, if one went out less than `resend`
 /// ago (at least 1).
-pub fn resend_wait(last: Option<Timestamp>, resend: Duration, now: Timestamp) -> Option<u64> {
+pub(crate) fn resend_wait(
+    last: Option<Timestamp>,
+    resend: Duration,
+    now: Timestamp,
+) -> Option<u64> {
     let waited = now.since(last?);
     (waited < resend).then(|| (resend - waited).as_secs().max(1))
 }
@@ -134,11 +138,13 @@ impl<T> Challenges<T> {
     }
 
     /// How many are open (expired ones included until pruned).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.open.len()
     }
 
     /// Whether none is open.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }

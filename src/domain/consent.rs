@@ -7,7 +7,7 @@ use super::time::Timestamp;
 use super::validation::ValidationError;
 
 /// Consent changes kept per user (the newest; each is also in the audit log).
-pub const MAX_CONSENT_HISTORY: usize = 64;
+pub(crate) const MAX_CONSENT_HISTORY: usize = 64;
 
 /// Why data is processed.
 #[derive(

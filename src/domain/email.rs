@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Longest address accepted (RFC 5321's path limit).
-pub const MAX_EMAIL_LEN: usize = 254;
+pub(crate) const MAX_EMAIL_LEN: usize = 254;
 
 /// A syntactically valid email address, kept as the user typed it (trimmed).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -66,7 +66,7 @@ pub enum FirstFactor {
 /// outcome of the argon2 check, `credential_current` whether the hash it was checked
 /// against is still the user's, `known_device` whether the client's device has logged in
 /// to this account before.
-pub fn first_factor(
+pub(crate) fn first_factor(
     failures: &FailureState,
     password_ok: bool,
     credential_current: bool,
@@ -94,7 +94,11 @@ pub enum AfterPassword {
 }
 
 /// The rest of the ladder, once the risk engine has scored the login.
-pub fn after_password(zero_trust: bool, require_mfa: bool, risk: RiskDecision) -> AfterPassword {
+pub(crate) fn after_password(
+    zero_trust: bool,
+    require_mfa: bool,
+    risk: RiskDecision,
+) -> AfterPassword {
     if risk == RiskDecision::Deny {
         return AfterPassword::RiskDenied;
     }

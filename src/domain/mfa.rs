@@ -131,7 +131,7 @@ pub struct VerifiedPhone {
 
 /// Parses a phone number in E.164 form: `+` and 8 to 15 digits (spaces, dots and dashes
 /// between digits are dropped).
-pub fn parse_phone(raw: &str) -> Result<String, crate::domain::validation::ValidationError> {
+pub(crate) fn parse_phone(raw: &str) -> Result<String, crate::domain::validation::ValidationError> {
     let compact: String = raw
         .trim()
         .chars()

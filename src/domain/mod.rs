@@ -7,17 +7,17 @@
 
 pub mod activity;
 pub mod audit;
-pub mod binding;
-pub mod challenge;
+pub(crate) mod binding;
+pub(crate) mod challenge;
 pub mod consent;
 pub mod email;
 pub mod ids;
-pub mod lockout;
-pub mod login;
+pub(crate) mod lockout;
+pub(crate) mod login;
 pub mod mfa;
 pub mod password;
 pub mod profile;
-pub mod rate;
+pub(crate) mod rate;
 pub mod risk;
 pub mod security_log;
 pub mod session;

@@ -5,7 +5,7 @@ use crate::domain::email::Email;
 use crate::domain::validation::ValidationError;
 
 /// Hard ceiling on password length, in characters. Longer input is refused, never cut.
-pub const MAX_PASSWORD_CHARS: usize = 128;
+pub(crate) const MAX_PASSWORD_CHARS: usize = 128;
 
 /// argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use super::time::Timestamp;
 use super::validation::{self, ValidationError};
 
 /// Longest display name, in characters.
-pub const MAX_DISPLAY_NAME: usize = 64;
+pub(crate) const MAX_DISPLAY_NAME: usize = 64;
 
 /// Quota usage and activity counters kept with the profile.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -91,7 +91,7 @@ impl UsageCounters {
 
 /// The warning threshold (80 or 100 percent of `limit`) that going from `before` to
 /// `after` crossed, the higher one if both.
-pub fn crossed_threshold(before: u64, after: u64, limit: u64) -> Option<u8> {
+pub(crate) fn crossed_threshold(before: u64, after: u64, limit: u64) -> Option<u8> {
     if limit == 0 || after <= before {
         return None;
     }
@@ -227,7 +227,7 @@ impl ProfilePatch {
 }
 
 /// Refuses settings the tier does not unlock.
-pub fn check_tier_features(
+pub(crate) fn check_tier_features(
     profile: &UserProfile,
     policy: &TierPolicy,
 ) -> Result<(), ValidationError> {

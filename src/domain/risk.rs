@@ -16,9 +16,9 @@ use super::time::Timestamp;
 use super::validation::ValidationError;
 
 /// Networks remembered per user, most recent last.
-pub const MAX_KNOWN_NETWORKS: usize = 32;
+pub(crate) const MAX_KNOWN_NETWORKS: usize = 32;
 /// Countries remembered per user.
-pub const MAX_KNOWN_COUNTRIES: usize = 16;
+pub(crate) const MAX_KNOWN_COUNTRIES: usize = 16;
 /// Moves shorter than this are never "impossible travel": geolocation of addresses is
 /// coarse, and a city-level error must not look like a flight.
 const MIN_TRAVEL_KM: f64 = 200.0;

@@ -13,7 +13,7 @@ use super::risk::{Location, RiskAssessment};
 use super::time::Timestamp;
 
 /// Events kept in the actor's state; older ones go to the store.
-pub const RECENT_EVENTS: usize = 50;
+pub(crate) const RECENT_EVENTS: usize = 50;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

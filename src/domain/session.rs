@@ -11,9 +11,9 @@ use super::time::Timestamp;
 use super::validation::ValidationError;
 
 /// Longest user agent kept, in characters; longer ones are cut (they are informational).
-pub const MAX_USER_AGENT: usize = 512;
+pub(crate) const MAX_USER_AGENT: usize = 512;
 /// Longest device id accepted.
-pub const MAX_DEVICE_ID: usize = 128;
+pub(crate) const MAX_DEVICE_ID: usize = 128;
 
 /// Where a login comes from (the seed's `context`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

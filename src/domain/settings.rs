@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::validation::{ValidationError, in_range};
 
 /// Longest session idle timeout a user may choose: 30 days.
-pub const MAX_SESSION_TIMEOUT_MINUTES: u32 = 30 * 24 * 60;
+pub(crate) const MAX_SESSION_TIMEOUT_MINUTES: u32 = 30 * 24 * 60;
 
 /// A second-factor method a user may enable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -150,7 +150,7 @@ pub struct AIPreferences {
 }
 
 /// The tier feature that [`AIPreferences::custom_model_training`] needs.
-pub const CUSTOM_MODEL_TRAINING_FEATURE: &str = "custom_model_training";
+pub(crate) const CUSTOM_MODEL_TRAINING_FEATURE: &str = "custom_model_training";
 
 impl AIPreferences {
     /// Checks every field.

@@ -84,7 +84,12 @@ pub fn timezone(field: &str, value: &str) -> Result<String, ValidationError> {
 }
 
 /// Checks that a number is finite and within `[min, max]`.
-pub fn in_range(field: &str, value: f64, min: f64, max: f64) -> Result<f64, ValidationError> {
+pub(crate) fn in_range(
+    field: &str,
+    value: f64,
+    min: f64,
+    max: f64,
+) -> Result<f64, ValidationError> {
     if value.is_finite() && value >= min && value <= max {
         Ok(value)
     } else {

@@ -407,7 +407,7 @@ impl Keyring {
     /// Runs `f` with a new data key for `id`, wrapped by the current master key. The
     /// keyring stays locked for reading meanwhile, so a rotation that starts later sees
     /// what `f` stored.
-    pub fn with_new_key<R>(&self, id: UserId, f: impl FnOnce(&DataKey, &[u8]) -> R) -> R {
+    pub(crate) fn with_new_key<R>(&self, id: UserId, f: impl FnOnce(&DataKey, &[u8]) -> R) -> R {
         let ring = self.ring();
         let key = DataKey::generate();
         let wrapped = ring.current.wrap(key.bytes(), id.as_bytes());

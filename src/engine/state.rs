@@ -25,7 +25,7 @@ use crate::security::token::SessionToken;
 use crate::store::codec::{self, CodecError};
 
 /// Devices remembered per user (for new-device checks), most recent last.
-pub const MAX_KNOWN_DEVICES: usize = 32;
+pub(crate) const MAX_KNOWN_DEVICES: usize = 32;
 
 /// Everything Roster keeps about one user. This is the snapshot payload: change it only
 /// together with a new codec format version.
@@ -154,7 +154,7 @@ pub fn encode(state: &UserState, key: &DataKey, id: UserId) -> Result<Vec<u8>, E
 }
 
 /// The associated data of a user's archived security event `seq`.
-pub fn event_aad(user: UserId, seq: u64) -> [u8; 25] {
+pub(crate) fn event_aad(user: UserId, seq: u64) -> [u8; 25] {
     let mut a = [0u8; 25];
     a[0] = b's';
     a[1..17].copy_from_slice(user.as_bytes());
@@ -182,7 +182,7 @@ impl UserState {
     }
 
     /// Idle timeout of new sessions: the user's own setting, capped by the tier.
-    pub fn session_idle_timeout(&self, policy: &TierPolicy) -> Duration {
+    pub(crate) fn session_idle_timeout(&self, policy: &TierPolicy) -> Duration {
         let own = Duration::from_secs(
             u64::from(self.profile.security_settings.session_timeout_minutes) * 60,
         );
@@ -190,7 +190,7 @@ impl UserState {
     }
 
     /// Drops expired sessions; reports whether any were dropped.
-    pub fn prune_sessions(&mut self, now: Timestamp) -> bool {
+    pub(crate) fn prune_sessions(&mut self, now: Timestamp) -> bool {
         let before = self.sessions.len();
         self.sessions.retain(|s| s.is_active(now));
         self.sessions.len() != before
@@ -200,7 +200,7 @@ impl UserState {
     /// dropped beyond `max_sessions`, the failure record cleared. `origin` says where
     /// the client is; on a zero-trust tier the session is bound to its device and
     /// network.
-    pub fn start_session(
+    pub(crate) fn start_session(
         &mut self,
         token: &SessionToken,
         context: LoginContext,
@@ -252,7 +252,11 @@ impl UserState {
     /// each); the search starts from the newest, the ones in use (an older session
     /// usually lingers until it expires or gives way), so it touches one session
     /// instead of walking past every stale one.
-    pub fn check_session(&mut self, token: &SessionToken, now: Timestamp) -> Option<&Session> {
+    pub(crate) fn check_session(
+        &mut self,
+        token: &SessionToken,
+        now: Timestamp,
+    ) -> Option<&Session> {
         let s = self
             .sessions
             .iter_mut()
@@ -266,7 +270,7 @@ impl UserState {
     }
 
     /// The live session `id`, marked used at `now` (a socket's heartbeat or activity).
-    pub fn touch_session(&mut self, id: SessionId, now: Timestamp) -> Option<&Session> {
+    pub(crate) fn touch_session(&mut self, id: SessionId, now: Timestamp) -> Option<&Session> {
         let s = self
             .sessions
             .iter_mut()
@@ -277,7 +281,7 @@ impl UserState {
     }
 
     /// Ids of the live sessions other than `keep`.
-    pub fn session_ids_except(&self, keep: Option<SessionId>) -> Vec<SessionId> {
+    pub(crate) fn session_ids_except(&self, keep: Option<SessionId>) -> Vec<SessionId> {
         self.sessions
             .iter()
             .map(|s| s.id)
@@ -295,7 +299,7 @@ impl UserState {
     /// Replaces the password hash (bumping the credential version, so logins verified
     /// against the old hash cannot complete) and ends every session but `keep`.
     /// Returns how many sessions ended.
-    pub fn set_password(
+    pub(crate) fn set_password(
         &mut self,
         password_hash: String,
         keep: Option<SessionId>,
@@ -315,7 +319,7 @@ impl UserState {
     }
 
     /// Removes every session but `keep`; returns how many went.
-    pub fn revoke_all_except(&mut self, keep: Option<SessionId>) -> usize {
+    pub(crate) fn revoke_all_except(&mut self, keep: Option<SessionId>) -> usize {
         let before = self.sessions.len();
         self.sessions.retain(|s| Some(s.id) == keep);
         before - self.sessions.len()

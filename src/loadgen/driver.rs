@@ -55,7 +55,7 @@ pub struct Plan {
 
 /// Runs `make(i)` as planned, recording into `stats` whatever finishes after the warm-up
 /// (open model: whatever was due after it). Returns the measured time.
-pub async fn drive<F, Fut>(plan: Plan, stats: Arc<Stats>, make: F) -> Duration
+pub(crate) async fn drive<F, Fut>(plan: Plan, stats: Arc<Stats>, make: F) -> Duration
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,

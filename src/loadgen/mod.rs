@@ -22,7 +22,8 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use driver::{Load, Plan, drive};
+pub(crate) use driver::drive;
+pub use driver::{Load, Plan};
 pub use population::{HashCost, Population, Session};
 pub use stats::{Latency, Outcome, Stats, Summary};
 
@@ -275,7 +276,7 @@ impl Client {
     }
 
     /// `GET /api/v1/users/me` as `session`: the load scenarios' read.
-    pub async fn read_me(&self, session: &Session) -> Outcome {
+    pub(crate) async fn read_me(&self, session: &Session) -> Outcome {
         match &self.raw {
             Some(raw) => raw.read_me(&session.authorization).await,
             None => {
@@ -333,7 +334,7 @@ impl Client {
     }
 
     /// `GET path` → status and JSON body.
-    pub async fn get_json(
+    pub(crate) async fn get_json(
         &self,
         path: &str,
         bearer: Option<&str>,
@@ -342,7 +343,7 @@ impl Client {
     }
 
     /// `POST path` with a JSON body → status and JSON body.
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &self,
         path: &str,
         bearer: Option<&str>,

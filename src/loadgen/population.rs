@@ -210,7 +210,7 @@ async fn import(
 
 /// Logs in `count` users drawn (seeded) from the population, `per_user` sessions each,
 /// optionally only users of `tier`.
-pub async fn log_in(
+pub(crate) async fn log_in(
     client: &Client,
     pop: &Population,
     count: usize,

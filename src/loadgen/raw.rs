@@ -109,7 +109,7 @@ impl RawClient {
 
     /// `GET /api/v1/users/me` with `authorization`; a 2xx with its whole body is a
     /// success.
-    pub async fn read_me(&self, authorization: &HeaderValue) -> Outcome {
+    pub(crate) async fn read_me(&self, authorization: &HeaderValue) -> Outcome {
         tokio::time::timeout(self.timeout, self.exchange(authorization.as_bytes()))
             .await
             .unwrap_or_else(|_| Outcome::err("timeout"))

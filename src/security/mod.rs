@@ -3,7 +3,7 @@
 //! encryption at rest.
 
 pub mod keys;
-pub mod otp;
+pub(crate) mod otp;
 pub mod passkey;
 pub mod password;
 pub mod token;

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Recovery codes issued at once.
-pub const RECOVERY_CODES: usize = 10;
+pub(crate) const RECOVERY_CODES: usize = 10;
 /// Characters of a recovery code, without separators: 16 of 32 symbols = 80 bits, so a
 /// fast hash is enough to store them.
 const RECOVERY_LEN: usize = 16;
@@ -13,7 +13,7 @@ const RECOVERY_LEN: usize = 16;
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 /// SHA-256 of a normalised code.
-pub fn digest(normalized: &str) -> [u8; 32] {
+pub(crate) fn digest(normalized: &str) -> [u8; 32] {
     Sha256::digest(normalized.as_bytes()).into()
 }
 
@@ -47,7 +47,7 @@ pub fn recovery_codes() -> (Vec<String>, Vec<[u8; 32]>) {
 
 /// A recovery code as typed (any case, with or without dashes and spaces) in canonical
 /// form, or `None` if it cannot be one.
-pub fn normalize_recovery(typed: &str) -> Option<String> {
+pub(crate) fn normalize_recovery(typed: &str) -> Option<String> {
     let s: String = typed
         .chars()
         .filter(|c| *c != '-' && *c != ' ')
@@ -57,19 +57,19 @@ pub fn normalize_recovery(typed: &str) -> Option<String> {
 }
 
 /// The digest a typed recovery code is kept as, or `None` if it cannot be one.
-pub fn recovery_digest(typed: &str) -> Option<[u8; 32]> {
+pub(crate) fn recovery_digest(typed: &str) -> Option<[u8; 32]> {
     normalize_recovery(typed).map(|n| digest(&n))
 }
 
 /// A uniformly random numeric code of `digits` digits (leading zeros kept).
-pub fn numeric_code(digits: u8) -> String {
+pub(crate) fn numeric_code(digits: u8) -> String {
     (0..digits)
         .map(|_| char::from(b'0' + rand::random_range(0..10u8)))
         .collect()
 }
 
 /// Whether `code` is `digits` ASCII digits.
-pub fn numeric_well_formed(code: &str, digits: u8) -> bool {
+pub(crate) fn numeric_well_formed(code: &str, digits: u8) -> bool {
     code.len() == usize::from(digits) && code.bytes().all(|b| b.is_ascii_digit())
 }
 

@@ -16,7 +16,11 @@ use crate::domain::time::Timestamp;
 
 /// The relying party `rp_id` (named `rp_name` to users) for ceremonies from `origins`
 /// (the first is the primary one), or why the library refuses it.
-pub fn relying_party(rp_id: &str, rp_name: &str, origins: &[Url]) -> Result<Webauthn, String> {
+pub(crate) fn relying_party(
+    rp_id: &str,
+    rp_name: &str,
+    origins: &[Url],
+) -> Result<Webauthn, String> {
     let Some(primary) = origins.first() else {
         return Err("origins must name at least one web origin".into());
     };
@@ -32,7 +36,7 @@ pub fn relying_party(rp_id: &str, rp_name: &str, origins: &[Url]) -> Result<Weba
 }
 
 /// A credential id as text (base64url, the form WebAuthn clients use).
-pub fn credential_id(passkey: &Passkey) -> String {
+pub(crate) fn credential_id(passkey: &Passkey) -> String {
     URL_SAFE_NO_PAD.encode(passkey.cred_id())
 }
 
@@ -48,7 +52,7 @@ pub fn all(mfa: &MfaState) -> Vec<Passkey> {
 
 /// Keeps what a successful assertion taught: the credential's last use, and its
 /// signature counter and backup state when they moved.
-pub fn record_use(mfa: &mut MfaState, result: &AuthenticationResult, now: Timestamp) {
+pub(crate) fn record_use(mfa: &mut MfaState, result: &AuthenticationResult, now: Timestamp) {
     let id = URL_SAFE_NO_PAD.encode(result.cred_id());
     let Some(stored) = mfa.passkeys.iter_mut().find(|p| p.id == id) else {
         return;

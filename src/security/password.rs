@@ -16,7 +16,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use tokio::sync::oneshot;
 
-pub use crate::domain::password::{HashParams, MAX_PASSWORD_CHARS, PasswordPolicy};
+pub use crate::domain::password::{HashParams, PasswordPolicy};
 
 /// Why the pool could not take a job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +97,7 @@ impl PasswordHasher {
     }
 
     /// Jobs started so far, and their total time spent waiting for a worker.
-    pub fn wait_stats(&self) -> (u64, std::time::Duration) {
+    pub(crate) fn wait_stats(&self) -> (u64, std::time::Duration) {
         let micros = self.inner.waited_micros.load(Ordering::Relaxed);
         (
             self.inner.started.load(Ordering::Relaxed),
@@ -108,13 +108,13 @@ impl PasswordHasher {
     /// The number of workers and their total time spent running jobs. With
     /// [`wait_stats`](Self::wait_stats)' job count this gives the pool's ceiling:
     /// `workers / (busy / jobs)` jobs per second.
-    pub fn busy_stats(&self) -> (usize, std::time::Duration) {
+    pub(crate) fn busy_stats(&self) -> (usize, std::time::Duration) {
         let micros = self.inner.busy_micros.load(Ordering::Relaxed);
         (self.inner.workers, std::time::Duration::from_micros(micros))
     }
 
     /// Jobs waiting for a worker.
-    pub fn queue_depth(&self) -> usize {
+    pub(crate) fn queue_depth(&self) -> usize {
         self.jobs.len()
     }
 
@@ -170,7 +170,7 @@ impl PasswordHasher {
 }
 
 /// Hashes with a fresh random salt (callable on any thread; blocking).
-pub fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String, PoolError> {
+pub(crate) fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String, PoolError> {
     let mut salt = [0u8; 16];
     rand::fill(&mut salt);
     argon

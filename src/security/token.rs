@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::ids::{SessionId, UserId};
 
 /// Bytes of token secret.
-pub const SECRET_LEN: usize = 32;
+pub(crate) const SECRET_LEN: usize = 32;
 
 /// A bearer token as issued to a client.
 #[derive(Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl SessionToken {
 
     /// The token string to hand to the client. Deliberately not `Display`, so a token
     /// never reaches a log line through `{}` by accident.
-    pub fn expose(&self) -> String {
+    pub(crate) fn expose(&self) -> String {
         format!(
             "{}.{}.{}",
             hex(self.user.as_bytes()),

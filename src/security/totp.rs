@@ -4,7 +4,7 @@
 use totp_rs::{Algorithm, TOTP};
 
 /// Bytes of a generated secret: 160 bits, the size RFC 4226 recommends.
-pub const SECRET_LEN: usize = 20;
+pub(crate) const SECRET_LEN: usize = 20;
 
 pub use crate::domain::mfa::TotpConfig;
 
@@ -34,7 +34,7 @@ pub enum TotpCheck {
 }
 
 /// A new random secret.
-pub fn generate_secret() -> Vec<u8> {
+pub(crate) fn generate_secret() -> Vec<u8> {
     let mut s = vec![0u8; SECRET_LEN];
     rand::fill(&mut s[..]);
     s
@@ -75,7 +75,7 @@ pub fn code_at(secret: &[u8], cfg: &TotpConfig, unix_secs: u64) -> String {
 }
 
 /// Whether `code` has the shape of a code: exactly `digits` ASCII digits.
-pub fn well_formed(code: &str, cfg: &TotpConfig) -> bool {
+pub(crate) fn well_formed(code: &str, cfg: &TotpConfig) -> bool {
     code.len() == usize::from(cfg.digits) && code.bytes().all(|b| b.is_ascii_digit())
 }
 

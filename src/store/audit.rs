@@ -24,7 +24,10 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 
 /// Every record that names `user`, as the actor or the subject (a full scan: exports
 /// are rare).
-pub fn entries_about(store: &dyn AuditStore, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
+pub(crate) fn entries_about(
+    store: &dyn AuditStore,
+    user: UserId,
+) -> Result<Vec<AuditEntry>, StoreError> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -151,6 +154,7 @@ impl Chain {
     }
 
     /// The number of the last record.
+    #[cfg(test)]
     pub fn seq(&self) -> u64 {
         self.seq
     }

@@ -80,8 +80,9 @@ pub fn seal<T: Serialize>(value: &T, key: &DataKey, owner: &[u8]) -> Result<Vec<
     ))
 }
 
-/// Decodes a sealed record of the current format.
-pub fn open_sealed<T: DeserializeOwned>(
+/// Decodes a sealed record of the current format (the tests' check of what was sealed).
+#[cfg(test)]
+pub(crate) fn open_sealed<T: DeserializeOwned>(
     record: &[u8],
     key: &DataKey,
     owner: &[u8],
@@ -93,7 +94,7 @@ pub fn open_sealed<T: DeserializeOwned>(
 /// (plaintext) ones through `older`, which gets the version and a payload to decode as
 /// that version's shape (and returns `None` for a version it does not know). Converted
 /// values are written back sealed at the next snapshot.
-pub fn decode_versioned<T>(
+pub(crate) fn decode_versioned<T>(
     record: &[u8],
     key: &DataKey,
     owner: &[u8],
@@ -118,7 +119,7 @@ where
 const BLOB_FORMAT: u8 = 1;
 
 /// Seals a blob (an archived event) under a data key, binding `aad`.
-pub fn seal_blob(key: &DataKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+pub(crate) fn seal_blob(key: &DataKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + plaintext.len() + 28);
     out.push(BLOB_FORMAT);
     key.seal_into(aad, plaintext, &mut out);
@@ -131,7 +132,7 @@ pub fn is_sealed_blob(blob: &[u8]) -> bool {
 }
 
 /// Opens what [`seal_blob`] wrote.
-pub fn open_blob(key: &DataKey, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn open_blob(key: &DataKey, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, CodecError> {
     match blob.split_first() {
         Some((&BLOB_FORMAT, sealed)) => key.open(aad, sealed).map_err(|_| CodecError::Unauthentic),
         Some((&v, _)) => Err(CodecError::UnknownVersion(v)),

@@ -181,7 +181,7 @@ impl GroupCommit {
     /// Hands `batch` (and audit records to write with it) to the writer; it is applied
     /// after everything handed over before. Never waits. `on_failure` runs on the
     /// writer's thread if the batch is refused or the store fails.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         batch: Batch,
         audit: Vec<Draft>,
@@ -224,7 +224,7 @@ impl GroupCommit {
     }
 
     /// [`Self::commit`] for a thread that may block (never an actor's or the runtime's).
-    pub fn commit_blocking(&self) -> Result<(), StoreError> {
+    pub(crate) fn commit_blocking(&self) -> Result<(), StoreError> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.send(Job::BlockingBarrier(tx))
             .map_err(|_| StoreError::Io(stopped()))?;
@@ -245,7 +245,7 @@ impl GroupCommit {
     }
 
     /// The writer's counters.
-    pub fn stats(&self) -> &CommitStats {
+    pub(crate) fn stats(&self) -> &CommitStats {
         &self.inner.stats
     }
 }

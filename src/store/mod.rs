@@ -17,10 +17,10 @@
 //! [`open`] picks the backend from the configuration: sled in the data directory today;
 //! the traits are what a second backend implements.
 
-pub mod audit;
+pub(crate) mod audit;
 pub mod codec;
-pub mod commit;
-pub mod sled;
+pub(crate) mod commit;
+pub(crate) mod sled;
 
 use std::sync::Arc;
 
@@ -279,7 +279,7 @@ pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
 /// Rewrites a closed store's files so that no superseded value remains in them: sled
 /// keeps old values in its log until it reclaims their segments, so after records written
 /// in clear were sealed, their clear bytes may still be on disk.
-pub fn rewrite(config: &StoreConfig) -> Result<(), StoreError> {
+pub(crate) fn rewrite(config: &StoreConfig) -> Result<(), StoreError> {
     match config.backend {
         Backend::Sled => SledStore::open_with(config)?
             .rewrite(config.cache_bytes)

@@ -206,7 +206,7 @@ impl SledStore {
     }
 
     /// Opens the store `config` describes.
-    pub fn open_with(config: &StoreConfig) -> Result<Self, StoreError> {
+    pub(crate) fn open_with(config: &StoreConfig) -> Result<Self, StoreError> {
         let mut s = Self::open(&config.data_dir, config.cache_bytes)?;
         s.sync_data_file = config.fsync_data_file;
         Ok(s)
@@ -219,7 +219,7 @@ impl SledStore {
     /// file; this is what removes them. Crash-safe: the copy is complete and flushed
     /// before the directories are swapped, and [`SledStore::open`] finishes or discards
     /// an interrupted swap.
-    pub fn rewrite(self, cache_bytes: u64) -> Result<Self, StoreError> {
+    pub(crate) fn rewrite(self, cache_bytes: u64) -> Result<Self, StoreError> {
         let dir = self.dir.clone();
         let (live, fresh, old) = (dir.join("sled"), dir.join(REWRITE_DIR), dir.join(OLD_DIR));
         let io = |what: &str, e: std::io::Error| StoreError::Io(format!("rewrite: {what}: {e}"));
