@@ -50,6 +50,14 @@ pub enum QuotaDecision {
         /// The tier's limit, `None` when unlimited.
         limit: Option<u64>,
     },
+    /// Refused because the total would leave what a counter holds: below zero (freeing
+    /// more than is counted) or past [`MAX_USAGE`]; nothing was counted.
+    OutOfRange {
+        /// Total before the change.
+        used: u64,
+        /// What was asked for.
+        delta: i64,
+    },
     /// Refused because it would pass the limit; nothing was counted.
     Exceeded {
         /// Total before the change.
@@ -61,15 +69,31 @@ pub enum QuotaDecision {
     },
 }
 
+/// The most a usage counter holds: 2⁶³ − 1, the API's `int64`.
+pub const MAX_USAGE: u64 = i64::MAX as u64;
+
 impl UsageCounters {
-    /// Adds `delta` of `kind` (negative frees, never below zero), checking an increase
-    /// against the tier's limit. A refused change leaves the counters untouched.
+    /// Adds `delta` of `kind` (negative frees), checking an increase against the tier's
+    /// limit. Only a change applied in full is accepted: freeing more than is counted,
+    /// or a total past [`MAX_USAGE`] (an unlimited tier), is refused, and a refused
+    /// change leaves the counters untouched.
     pub fn apply(&mut self, kind: QuotaKind, delta: i64, policy: &TierPolicy) -> QuotaDecision {
         let (counter, limit) = match kind {
             QuotaKind::Playlists => (&mut self.playlists, policy.max_playlists),
             QuotaKind::StorageBytes => (&mut self.storage_bytes, policy.max_storage_bytes),
         };
         let add = delta.unsigned_abs();
+        let total = if delta >= 0 {
+            counter.checked_add(add).filter(|&t| t <= MAX_USAGE)
+        } else {
+            counter.checked_sub(add)
+        };
+        let Some(total) = total else {
+            return QuotaDecision::OutOfRange {
+                used: *counter,
+                delta,
+            };
+        };
         if delta > 0 && !limit.allows(*counter, add) {
             return QuotaDecision::Exceeded {
                 used: *counter,
@@ -77,11 +101,7 @@ impl UsageCounters {
                 requested: add,
             };
         }
-        *counter = if delta >= 0 {
-            counter.saturating_add(add)
-        } else {
-            counter.saturating_sub(add)
-        };
+        *counter = total;
         QuotaDecision::Accepted {
             used: *counter,
             limit: limit.value(),
@@ -398,11 +418,49 @@ pub(crate) mod tests {
         ));
         assert_eq!(
             u.apply(QuotaKind::Playlists, -20, &pol),
+            QuotaDecision::OutOfRange {
+                used: 10,
+                delta: -20
+            },
+            "freeing more than is counted is refused, not clamped"
+        );
+        assert_eq!(
+            u.apply(QuotaKind::Playlists, -10, &pol),
             QuotaDecision::Accepted {
                 used: 0,
                 limit: Some(10)
             }
         );
+    }
+
+    #[test]
+    fn an_unlimited_counter_stops_at_the_apis_int64() {
+        let pol = TierPolicy {
+            max_storage_bytes: Limit::Unlimited,
+            ..policy(UserTier::Vip, &[])
+        };
+        let mut u = UsageCounters::default();
+        assert!(matches!(
+            u.apply(QuotaKind::StorageBytes, i64::MAX, &pol),
+            QuotaDecision::Accepted {
+                used: MAX_USAGE,
+                ..
+            }
+        ));
+        for delta in [1, i64::MAX] {
+            assert_eq!(
+                u.apply(QuotaKind::StorageBytes, delta, &pol),
+                QuotaDecision::OutOfRange {
+                    used: MAX_USAGE,
+                    delta
+                }
+            );
+        }
+        assert_eq!(u.storage_bytes, MAX_USAGE, "nothing counted past the bound");
+        assert!(matches!(
+            u.apply(QuotaKind::StorageBytes, i64::MIN, &pol),
+            QuotaDecision::OutOfRange { .. }
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::AppState;
 use crate::api::extract::{Caller, ClientIp, JsonBody, user_id};
 use crate::api::problem::{ApiError, Problem};
-use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
+use crate::domain::profile::{MAX_USAGE, ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
 use crate::domain::tier::UserTier;
 use crate::engine::{Insights, PasswordChange, SharedProfile, UserExport};
 
@@ -234,9 +234,11 @@ pub(crate) struct UsageReply {
     limit: Option<u64>,
 }
 
-/// Counts quota use against the tier limit, atomically in the user's actor.
+/// Counts quota use against the tier limit, atomically in the user's actor. A 200 means
+/// the whole delta was counted; freeing more than is counted, or a total past 2⁶³ − 1,
+/// is a 409 and counts nothing; passing the tier's limit is a 403 `quota-exceeded`.
 #[utoipa::path(post, path = "/api/v1/users/{id}/usage", tag = "users", params(("id" = String, Path, description = "user id (UUID)")), request_body = Usage, security(("bearer" = [])),
-    responses((status = 200, body = UsageReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = UsageReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
 pub(crate) async fn record_usage(
     State(s): State<AppState>,
     caller: Caller,
@@ -256,6 +258,13 @@ pub(crate) async fn record_usage(
             used,
             limit,
         })),
+        QuotaDecision::OutOfRange { used, delta } if delta < 0 => Err(ApiError::Conflict(format!(
+            "cannot free {}: only {used} counted",
+            delta.unsigned_abs()
+        ))),
+        QuotaDecision::OutOfRange { used, delta } => Err(ApiError::Conflict(format!(
+            "cannot count {delta} more: the total would pass {MAX_USAGE} ({used} counted)"
+        ))),
         QuotaDecision::Exceeded {
             used,
             limit,

@@ -163,3 +163,58 @@ async fn hostile_bodies_get_problems_and_change_nothing() {
     assert_eq!(s, 404);
     is_problem(&p, 404, "not-found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_change_is_counted_whole_or_refused() {
+    let srv = TestServer::start("").await;
+    let (s, vip) = srv
+        .call(
+            POST,
+            "/users",
+            Some(ADMIN_KEY),
+            Some(serde_json::json!({"email": "big@example.com", "password": PW, "tier": "vip"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{vip}");
+    let path = format!("/users/{}/usage", vip["id"].as_str().unwrap());
+    let count = |delta: i64| {
+        let (srv, path) = (&srv, path.clone());
+        async move {
+            srv.call(
+                POST,
+                &path,
+                Some(ADMIN_KEY),
+                Some(serde_json::json!({"kind": "storage_bytes", "delta": delta})),
+            )
+            .await
+        }
+    };
+    // VIP storage is unlimited, but the counter is the API's int64.
+    let (s, body) = count(i64::MAX).await;
+    assert_eq!(
+        (s, &body["used"]),
+        (200, &serde_json::json!(i64::MAX)),
+        "{body}"
+    );
+    for _ in 0..2 {
+        let (s, body) = count(i64::MAX).await;
+        is_problem(&body, 409, "conflict");
+        assert_eq!(s, 409);
+        assert!(
+            body["detail"].as_str().unwrap().contains("would pass"),
+            "{body}"
+        );
+    }
+    let (s, body) = count(i64::MIN).await;
+    is_problem(&body, 409, "conflict");
+    assert_eq!(s, 409);
+    let id = vip["id"].as_str().unwrap().parse().unwrap();
+    let p = srv.manager.get_user(id).await.unwrap();
+    assert_eq!(
+        p.usage.storage_bytes,
+        i64::MAX as u64,
+        "refusals counted nothing"
+    );
+    let (s, body) = count(-(i64::MAX)).await;
+    assert_eq!((s, &body["used"]), (200, &serde_json::json!(0)), "{body}");
+}
