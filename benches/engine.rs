@@ -202,6 +202,7 @@ fn encryption(c: &mut Criterion) {
         index[..8].copy_from_slice(&(i as u64).to_be_bytes());
         let op = Op::CreateUser {
             id: *id,
+            revision: 1,
             email_index: index,
             tier: UserTier::Premium,
             wrapped_key: wrapped,
@@ -263,13 +264,15 @@ fn encryption(c: &mut Criterion) {
             roster::engine::state::decode(&rec, &k, id).unwrap()
         })
     });
-    // A write names the revision it makes: each store's users are written from the
+    // A write names the revision it was made from: each store's users are written from the
     // revision they are at (0 for the records of format 3, 1 for the new ones).
     let put = |store: &SledStore, revs: &mut [u64], i: usize, record: Vec<u8>| {
-        revs[i] += 1;
+        let expect = revs[i];
+        revs[i] = roster::store::next_revision(expect);
         let op = Op::PutUser {
             id: ids[i],
             record,
+            expect,
             revision: revs[i],
             tier: None,
         };

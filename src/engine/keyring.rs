@@ -404,6 +404,12 @@ impl Keyring {
         self.ring().index.email(normalized)
     }
 
+    /// The `n`th decoy passkey id of a normalised email (stable across restarts: keyed
+    /// by the blind-index key).
+    pub(crate) fn passkey_decoy(&self, normalized: &str, n: u8) -> [u8; 32] {
+        self.ring().index.passkey_decoy(normalized, n)
+    }
+
     /// Runs `f` with a new data key for `id`, wrapped by the current master key. The
     /// keyring stays locked for reading meanwhile, so a rotation that starts later sees
     /// what `f` stored.
@@ -563,6 +569,13 @@ impl Keyring {
             }
             old
         };
+        if let Some(a) = &audit {
+            // A sign-up that took its data key from the old master key, just before the
+            // switch, may still be queued at the writer: let the writer apply everything
+            // submitted so far, so that the scan below finds that key too. Sign-ups from
+            // now on get keys wrapped by the new master key.
+            a.commit.commit_blocking()?;
+        }
         let total = store.scan_keys().count() as u64;
         let mut p = RotationProgress { done: 0, total };
         progress(p);

@@ -144,6 +144,6 @@ pub(crate) struct Engine {
     pub keys: keyring::Keyring,
     pub notifier: crate::notify::Notifier,
     pub webauthn: webauthn_rs::prelude::Webauthn,
-    /// Keys the decoy credential ids of passwordless starts for unknown accounts.
-    pub decoy_key: [u8; 32],
+    /// Seals the challenge tokens handed to callers who are not signed in.
+    pub challenges: crate::security::token::ChallengeSeal,
 }

@@ -314,6 +314,9 @@ impl Shard {
             .map(|(id, a)| (*id, a.clone()))
             .collect();
         for (id, addr) in crashed {
+            // Its successor, whenever it comes, must read after the writes it left queued.
+            tracing::warn!(user = %id, tier = %self.tier, shard = self.index, "a user actor crashed");
+            self.crashed.insert(id);
             self.forget(id, &addr);
         }
         for addr in self.users.values() {

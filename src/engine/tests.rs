@@ -124,17 +124,18 @@ async fn a_write_from_a_stale_actor_is_refused_and_the_user_reloads_from_the_sto
         .unwrap();
     m.get_user(a.id).await.unwrap();
     // Someone else (another node, in a cluster) writes the user meanwhile: its record
-    // moves to revision 2 behind the live actor's back.
+    // moves to the next revision behind the live actor's back.
     let e = m.engine();
     let (revision, record) = e.store.load_user_at(a.id).unwrap().unwrap();
-    assert_eq!(revision, 1);
+    assert_eq!(revision >> 32, 1, "written once");
     let key = e.keys.data_key(e.store.as_ref(), a.id).unwrap().unwrap();
     let mut theirs = super::state::decode(&record, &key, a.id).unwrap();
     theirs.profile.make_mut().display_name = "Written Elsewhere".into();
     let op = Op::PutUser {
         id: a.id,
         record: super::state::encode(&theirs, &key, a.id).unwrap(),
-        revision: 2,
+        expect: revision,
+        revision: crate::store::next_revision(revision),
         tier: None,
     };
     e.store.apply(&Batch::of(op)).unwrap();
@@ -157,6 +158,59 @@ async fn a_write_from_a_stale_actor_is_refused_and_the_user_reloads_from_the_sto
     // From the fresh copy, writes go through again.
     let p = m.update_user_profile(a.id, mine).await.unwrap();
     assert_eq!(p.display_name, "Written Here");
-    assert_eq!(e.store.load_user_at(a.id).unwrap().unwrap().0, 3);
+    assert_eq!(e.store.load_user_at(a.id).unwrap().unwrap().0 >> 32, 3);
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_actor_cannot_count_its_way_back_into_the_store() {
+    use crate::store::{Batch, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let m = UserManager::open(config(dir.path())).unwrap();
+    let a = m
+        .create_user("fenced2@x.io", PW, UserTier::Free, ProfilePatch::default())
+        .await
+        .unwrap();
+    m.get_user(a.id).await.unwrap();
+    let e = m.engine();
+    let (revision, record) = e.store.load_user_at(a.id).unwrap().unwrap();
+    let key = e.keys.data_key(e.store.as_ref(), a.id).unwrap().unwrap();
+    let mut theirs = super::state::decode(&record, &key, a.id).unwrap();
+    theirs.profile.make_mut().language = "fr".into();
+    let op = Op::PutUser {
+        id: a.id,
+        record: super::state::encode(&theirs, &key, a.id).unwrap(),
+        expect: revision,
+        revision: crate::store::next_revision(revision),
+        tier: None,
+    };
+    e.store.apply(&Batch::of(op)).unwrap();
+    // Many changes reach the stale actor before it learns of its first refusal. Each
+    // one after the first is made from the revision before it, which the store never
+    // held, so none of them lands over the other writer's change.
+    let names: Vec<_> = (0..8)
+        .map(|i| ProfilePatch {
+            display_name: Some(format!("Stale {i}")),
+            ..Default::default()
+        })
+        .collect();
+    let results =
+        futures_util::future::join_all(names.into_iter().map(|p| m.update_user_profile(a.id, p)))
+            .await;
+    assert!(
+        matches!(results[0], Err(EngineError::Conflict(_))),
+        "{:?}",
+        results[0]
+    );
+    // A change the actor took after it reloaded may land (made from the fresh copy);
+    // one made from the stale copy would have put the old language back.
+    let stored = m.get_user(a.id).await.unwrap();
+    assert_eq!(stored.language, "fr", "the other writer's change is kept");
+    for r in results.iter().flatten() {
+        assert_eq!(
+            r.language, "fr",
+            "a change that landed was made from the fresh copy"
+        );
+    }
     m.shutdown().await.unwrap();
 }

@@ -295,12 +295,24 @@ secret_key!(
 impl IndexKey {
     /// The index entry of a normalised email: HMAC-SHA256.
     pub fn email(&self, normalized: &str) -> [u8; 32] {
+        self.mac(b"email\0", normalized.as_bytes(), &[])
+    }
+
+    /// The `n`th decoy passkey id of a normalised email: what a passwordless start for
+    /// an account without passkeys lists, the same on every call and after restarts.
+    pub fn passkey_decoy(&self, normalized: &str, n: u8) -> [u8; 32] {
+        self.mac(b"passkey-decoy\0", normalized.as_bytes(), &[n])
+    }
+
+    /// HMAC-SHA256 of `label ‖ data ‖ suffix`: the label keeps each use's outputs apart.
+    fn mac(&self, label: &[u8], data: &[u8], suffix: &[u8]) -> [u8; 32] {
         let Ok(mut mac) = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.0.as_slice()) else {
             // HMAC accepts keys of any length.
             return [0u8; 32];
         };
-        mac.update(b"email\0");
-        mac.update(normalized.as_bytes());
+        mac.update(label);
+        mac.update(data);
+        mac.update(suffix);
         mac.finalize().into_bytes().into()
     }
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::ids::{SessionId, UserId};
+use crate::security::keys::DataKey;
 
 /// Bytes of token secret.
 pub(crate) const SECRET_LEN: usize = 32;
@@ -98,6 +99,67 @@ impl fmt::Debug for SessionToken {
     }
 }
 
+/// Seals the challenge tokens handed to callers who are not signed in (a login's second
+/// step, a passwordless start), so that nothing in them names an account.
+///
+/// A challenge token routes like a session token — to the user's actor, which holds the
+/// challenge — but a session token carries its user id in clear, and an anonymous
+/// passwordless start would then tell anyone which emails have a passkey, and their ids.
+/// Sealed, every challenge token is `base64url(nonce ‖ AES-256-GCM(user ‖ challenge ‖
+/// secret) ‖ tag)`: 123 characters, different on every call, for a real account and a
+/// decoy alike. The key lives in memory only, as the challenges themselves do: a restart
+/// ends both.
+pub struct ChallengeSeal(DataKey);
+
+/// Bytes of a sealed challenge token, before base64: nonce, ids and secret, tag.
+const SEALED_LEN: usize = 12 + 16 + 16 + SECRET_LEN + 16;
+
+/// Binds sealed challenge tokens to their purpose.
+const CHALLENGE_AAD: &[u8] = b"roster challenge token v1";
+
+impl ChallengeSeal {
+    /// A new random key.
+    pub fn generate() -> Self {
+        Self(DataKey::generate())
+    }
+
+    /// The opaque text of `token`.
+    pub fn seal(&self, token: &SessionToken) -> String {
+        let mut plain = zeroize::Zeroizing::new([0u8; 16 + 16 + SECRET_LEN]);
+        plain[..16].copy_from_slice(token.user.as_bytes());
+        plain[16..32].copy_from_slice(token.session.as_bytes());
+        plain[32..].copy_from_slice(&token.secret);
+        let mut out = Vec::with_capacity(SEALED_LEN);
+        self.0.seal_into(CHALLENGE_AAD, &plain[..], &mut out);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The token inside `text`, if this key sealed it.
+    pub fn open(&self, text: &str) -> Result<SessionToken, MalformedToken> {
+        if text.len() != (SEALED_LEN * 4).div_ceil(3) {
+            return Err(MalformedToken);
+        }
+        let sealed = URL_SAFE_NO_PAD.decode(text).map_err(|_| MalformedToken)?;
+        let plain = zeroize::Zeroizing::new(
+            self.0
+                .open(CHALLENGE_AAD, &sealed)
+                .map_err(|_| MalformedToken)?,
+        );
+        let ids: &[u8; 16 + 16 + SECRET_LEN] = plain[..].try_into().map_err(|_| MalformedToken)?;
+        let mut user = [0u8; 16];
+        let mut session = [0u8; 16];
+        let mut secret = [0u8; SECRET_LEN];
+        user.copy_from_slice(&ids[..16]);
+        session.copy_from_slice(&ids[16..32]);
+        secret.copy_from_slice(&ids[32..]);
+        Ok(SessionToken {
+            user: UserId::from_bytes(user),
+            session: SessionId::from_bytes(session),
+            secret,
+        })
+    }
+}
+
 fn hex(bytes: &[u8; 16]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -137,6 +199,30 @@ mod tests {
             !format!("{t:?}").contains(&s[66..]),
             "debug hides the secret"
         );
+    }
+
+    #[test]
+    fn sealed_challenges_name_nobody_and_open_only_with_their_key() {
+        let seal = ChallengeSeal::generate();
+        let t = SessionToken::issue(UserId::generate());
+        let a = seal.seal(&t);
+        let b = seal.seal(&t);
+        assert_ne!(a, b, "a fresh nonce every time");
+        assert_eq!(a.len(), 123);
+        assert_eq!(seal.open(&a).unwrap(), t);
+        let user_hex = hex(t.user_id().as_bytes());
+        assert!(!a.contains(&user_hex) && !a.contains(&t.user_id().to_string()));
+        assert!(ChallengeSeal::generate().open(&a).is_err(), "another key");
+        assert!(
+            seal.open(&t.expose()).is_err(),
+            "a session token is not a challenge"
+        );
+        let mut tampered = a.clone().into_bytes();
+        tampered[60] = if tampered[60] == b'A' { b'B' } else { b'A' };
+        assert!(seal.open(std::str::from_utf8(&tampered).unwrap()).is_err());
+        for bad in ["", "x", &a[..122]] {
+            assert!(seal.open(bad).is_err());
+        }
     }
 
     #[test]

@@ -335,7 +335,7 @@ fn answer(round: Round, flushed: &Result<(), String>) {
                 if outcome != Outcome::Durable
                     && let Some(f) = on_failure
                 {
-                    f();
+                    guarded("a write's failure callback", f);
                 }
                 ticket.set(outcome);
             }
@@ -353,9 +353,17 @@ fn answer(round: Round, flushed: &Result<(), String>) {
                     // Without a ticket, the flush is what it waited for.
                     None => flushed.clone(),
                 };
-                f(result);
+                guarded("a callback after a write", move || f(result));
             }
         }
+    }
+}
+
+/// Runs a caller's callback on the flusher thread. A panic in one is logged and goes no
+/// further: the flusher must live on to answer every ticket behind it.
+fn guarded(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        tracing::error!("{what} panicked; the writes behind it are answered as usual");
     }
 }
 
@@ -373,6 +381,7 @@ mod tests {
         email_index[..16].copy_from_slice(id.as_bytes());
         Batch::of(Op::CreateUser {
             id,
+            revision: 1,
             email_index,
             tier: UserTier::Free,
             wrapped_key: Vec::new(),
@@ -413,6 +422,7 @@ mod tests {
             Batch::of(Op::PutUser {
                 id: b,
                 record: b"r".to_vec(),
+                expect: 1,
                 revision: 2,
                 tier: None,
             }),
@@ -459,6 +469,12 @@ mod tests {
         let seen = seen.lock().unwrap().clone();
         let expected: Vec<_> = (0..50).map(|i| (i, i != 7)).collect();
         assert_eq!(seen, expected);
+        // A callback that panics takes nothing down with it: the writes behind it are
+        // still answered.
+        gc.then(None, |_| panic!("a careless callback"));
+        let after = gc.submit(create(UserId::generate()), Vec::new(), None);
+        assert_eq!(after.wait().await, Outcome::Durable);
+        gc.commit().await.unwrap();
         drop(gc);
         drop(store); // the writer released its handle when `gc` was dropped
         let reopened = SledStore::open(dir.path(), 1 << 20).unwrap();

@@ -54,9 +54,19 @@ impl From<::sled::Error> for StoreError {
     }
 }
 
-/// How many times a user's record has been written: 1 when created, one more with each
-/// write. Records written before revisions were kept count as 0.
+/// The version of a user's record: how many times it was written in the high 32 bits,
+/// and a random tag drawn at each write in the low 32. A write names the exact revision
+/// it was made from ([`Op::PutUser::expect`]), so a writer whose copy was replaced cannot
+/// match the store again by counting on: after one refusal its next write expects its
+/// own refused revision, which the store never held. Records written before revisions
+/// were kept are revision 0.
 pub type Revision = u64;
+
+/// The revision a write made from `from` gives its record.
+pub fn next_revision(from: Revision) -> Revision {
+    let count = (from >> 32).wrapping_add(1) & u64::from(u32::MAX);
+    (count << 32) | u64::from(rand::random::<u32>())
+}
 
 /// A user's tier and wrapped data key, as [`UserStore::route_of`] reads them.
 pub type Route = (UserTier, Option<Vec<u8>>);
@@ -74,11 +84,14 @@ pub type SecurityEventScan<'a> =
 /// One change within a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// A new user: its record (revision 1), its route (tier and wrapped data key) and its
-    /// email's index entry. Refused with [`Applied::EmailTaken`] if the email is claimed.
+    /// A new user: its record (as `revision`), its route (tier and wrapped data key) and
+    /// its email's index entry. Refused with [`Applied::EmailTaken`] if the email is
+    /// claimed.
     CreateUser {
         /// The user.
         id: UserId,
+        /// The record's first revision (`next_revision(0)`).
+        revision: Revision,
         /// Its email's blind index entry.
         email_index: EmailIndex,
         /// The tier whose registry owns it.
@@ -88,15 +101,17 @@ pub enum Op {
         /// Its sealed record.
         record: Vec<u8>,
     },
-    /// A user's record as `revision`, written only if the stored one is `revision - 1`
-    /// (else [`Applied::Stale`]); with `tier`, its route moves to that tier too (keeping
-    /// its data key).
+    /// A user's record as `revision`, written only if the stored one is `expect` (else
+    /// [`Applied::Stale`]); with `tier`, its route moves to that tier too (keeping its
+    /// data key).
     PutUser {
         /// The user.
         id: UserId,
         /// Its sealed record.
         record: Vec<u8>,
-        /// The revision this write makes.
+        /// The revision the writer's copy was made from.
+        expect: Revision,
+        /// The revision this write makes ([`next_revision`] of `expect`).
         revision: Revision,
         /// A new tier, for a tier change.
         tier: Option<UserTier>,
@@ -175,7 +190,7 @@ pub enum Applied {
     Done,
     /// A [`Op::CreateUser`]'s email belongs to another user.
     EmailTaken,
-    /// A [`Op::PutUser`] was made from an older revision than the stored one (or the
+    /// A [`Op::PutUser`] was made from another revision than the stored one (or the
     /// user is gone: `stored` is `None`).
     Stale {
         /// The user.
@@ -284,5 +299,25 @@ pub(crate) fn rewrite(config: &StoreConfig) -> Result<(), StoreError> {
         Backend::Sled => SledStore::open_with(config)?
             .rewrite(config.cache_bytes)
             .map(drop),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_counts_writes_and_is_never_guessed_from_the_last() {
+        assert_eq!(next_revision(0) >> 32, 1);
+        let r = next_revision(next_revision(0));
+        assert_eq!(r >> 32, 2);
+        // Two writes made from one revision (a stale writer's and the store's) differ.
+        let tags: std::collections::HashSet<_> = (0..64).map(|_| next_revision(r)).collect();
+        assert!(tags.len() > 60, "fresh tags: {}", tags.len());
+        assert_eq!(
+            next_revision(u64::MAX) >> 32,
+            0,
+            "the count wraps, it does not panic"
+        );
     }
 }

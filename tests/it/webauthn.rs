@@ -329,3 +329,110 @@ async fn a_passkey_answers_a_login_challenge_as_second_factor() {
     let (s, ok) = finish(&srv, &st, &a).await;
     assert_eq!(s, 200, "{ok}");
 }
+
+/// Every string in `v` (keys' values, arrays' items), with its key path.
+fn strings(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| strings(x, &format!("{prefix}.{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .for_each(|x| strings(x, &format!("{prefix}[]"), out)),
+        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passwordless_start_tells_nothing_about_the_account() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("haskey@example.com", "free").await;
+    let (mut key, _, _) = register(&srv, &id, &token).await;
+    let (plain_id, _) = srv.user("nokey@example.com", "free").await;
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    let encodings = |u: &uuid::Uuid| {
+        use base64::Engine as _;
+        let b = u.as_bytes();
+        vec![
+            u.to_string(),
+            u.simple().to_string(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b),
+            base64::engine::general_purpose::STANDARD.encode(b),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b[..12]),
+        ]
+    };
+    let lengths = |v: &Value| {
+        let mut out = Vec::new();
+        strings(v, "", &mut out);
+        out.into_iter()
+            .map(|(k, s)| (k, s.len()))
+            .collect::<Vec<_>>()
+    };
+    let real = [
+        start(&srv, "haskey@example.com").await,
+        start(&srv, "haskey@example.com").await,
+    ];
+    let unknown = [
+        start(&srv, "ghost@example.com").await,
+        start(&srv, "ghost@example.com").await,
+    ];
+    let without = [
+        start(&srv, "nokey@example.com").await,
+        start(&srv, "nokey@example.com").await,
+    ];
+    for pair in [&unknown, &without] {
+        for (r, d) in real.iter().zip(pair.iter()) {
+            assert_eq!(shape_of(r), shape_of(d), "{r} vs {d}");
+            assert_eq!(lengths(r), lengths(d), "{r} vs {d}");
+        }
+    }
+    let ids = |v: &Value| v["options"]["publicKey"]["allowCredentials"].clone();
+    for pair in [&real, &unknown, &without] {
+        assert_eq!(ids(&pair[0]), ids(&pair[1]), "credentials stable per email");
+        assert_ne!(
+            pair[0]["challenge"], pair[1]["challenge"],
+            "challenges fresh"
+        );
+    }
+    assert_ne!(
+        ids(&unknown[0]),
+        ids(&without[0]),
+        "decoys differ per email"
+    );
+    // No answer contains the account's id, in any of the usual encodings (nor the
+    // other account's).
+    let plain_uuid: uuid::Uuid = plain_id.parse().unwrap();
+    for v in real.iter().chain(&unknown).chain(&without) {
+        let text = v.to_string();
+        for enc in encodings(&uuid).into_iter().chain(encodings(&plain_uuid)) {
+            assert!(!text.contains(&enc), "{enc} in {text}");
+        }
+    }
+    // The sealed challenge still completes for the real account.
+    let assertion = assert_with(&mut key, &real[1]["options"], origin()).unwrap();
+    let (s, ok) = finish(&srv, &real[1], &assertion).await;
+    assert_eq!(s, 200, "{ok}");
+    // A login's second-step challenge names nobody either.
+    let (_, vip) = srv
+        .call(
+            POST,
+            "/users",
+            Some(ADMIN_KEY),
+            Some(json!({"email": "zt@example.com", "password": PW, "tier": "vip"})),
+        )
+        .await;
+    let (s, c) = srv
+        .call(
+            POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "zt@example.com", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 202, "zero trust asks for a second factor: {c}");
+    let vip_uuid: uuid::Uuid = vip["id"].as_str().unwrap().parse().unwrap();
+    for enc in encodings(&vip_uuid) {
+        assert!(!c["challenge"].as_str().unwrap().contains(&enc), "{c}");
+    }
+}

@@ -195,7 +195,7 @@ impl Login<'_> {
                 self.m.count_login(LoginResult::MfaChallenged);
                 Ok(LoginOutcome::Challenge(Box::new(LoginChallenge {
                     status: "mfa_required",
-                    challenge: c.token.expose(),
+                    challenge: e.challenges.seal(&c.token),
                     methods: c.factors,
                     reason: c.reason,
                     expires_at: c.expires_at,
@@ -245,7 +245,7 @@ impl Login<'_> {
     ) -> Result<ChallengeOutcome, EngineError> {
         let factor = answer.method;
         let proof = self.proof(answer)?;
-        let Ok(token) = SessionToken::parse(challenge) else {
+        let Ok(token) = self.m.engine.challenges.open(challenge) else {
             return Ok(ChallengeOutcome::Gone);
         };
         let msg = CompleteLogin {
@@ -282,7 +282,7 @@ impl Login<'_> {
         challenge: &str,
         channel: SecondFactor,
     ) -> Result<CodeSend, EngineError> {
-        let Ok(token) = SessionToken::parse(challenge) else {
+        let Ok(token) = self.m.engine.challenges.open(challenge) else {
             return Ok(CodeSend::Gone);
         };
         let msg = SendLoginCode {
@@ -301,7 +301,18 @@ impl Login<'_> {
         self,
         challenge: &str,
     ) -> Result<Option<RequestChallengeResponse>, EngineError> {
-        self.call_for_token(challenge, StartLoginAssertion).await
+        let Ok(token) = self.m.engine.challenges.open(challenge) else {
+            return Ok(None);
+        };
+        match self
+            .m
+            .engine
+            .call(token.user_id(), StartLoginAssertion(token))
+            .await
+        {
+            Err(EngineError::NotFound) => Ok(None),
+            other => other,
+        }
     }
 
     /// Starts a passwordless login with a passkey: a challenge and the options to sign,
@@ -327,7 +338,7 @@ impl Login<'_> {
                 Ok(PasswordlessStart::Options(token, options)) => {
                     self.m.count_login(LoginResult::MfaChallenged);
                     return Ok(PasswordlessChallenge {
-                        challenge: token.expose(),
+                        challenge: self.m.engine.challenges.seal(&token),
                         options: *options,
                     });
                 }
@@ -339,13 +350,13 @@ impl Login<'_> {
         Ok(self.decoy_options(normalized.as_deref().unwrap_or(email)))
     }
 
+    /// What a passwordless start answers when there is no passkey to offer: one
+    /// credential id of a passkey's usual 32 bytes, derived from the email with a key of
+    /// the server's (the same on every call and after a restart), and a sealed
+    /// challenge naming a random user, which never completes.
     fn decoy_options(self, email: &str) -> PasswordlessChallenge {
-        use sha2::Digest as _;
         let e = &self.m.engine;
-        let mut h = sha2::Sha256::new();
-        h.update(e.decoy_key);
-        h.update(email.as_bytes());
-        let id: [u8; 32] = h.finalize().into();
+        let id = e.keys.passkey_decoy(email, 0);
         let mut challenge = vec![0u8; 32];
         rand::fill(&mut challenge[..]);
         let options = RequestChallengeResponse {
@@ -358,7 +369,7 @@ impl Login<'_> {
                 rp_id: e.config.webauthn.rp_id.clone(),
                 allow_credentials: vec![webauthn_rs_proto::AllowCredentials {
                     type_: "public-key".into(),
-                    id: id[..16].to_vec(),
+                    id: id.to_vec(),
                     transports: None,
                 }],
                 user_verification: webauthn_rs_proto::UserVerificationPolicy::Required,
@@ -368,7 +379,7 @@ impl Login<'_> {
             mediation: None,
         };
         PasswordlessChallenge {
-            challenge: SessionToken::issue(UserId::generate()).expose(),
+            challenge: e.challenges.seal(&SessionToken::issue(UserId::generate())),
             options,
         }
     }

@@ -152,11 +152,9 @@ impl UserManager {
         let w = &config.webauthn;
         let webauthn = crate::security::passkey::relying_party(&w.rp_id, &w.rp_name, &w.origins)
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
-        let mut decoy_key = [0u8; 32];
-        rand::fill(&mut decoy_key);
         let engine = Arc::new(Engine {
             keys,
-            decoy_key,
+            challenges: crate::security::token::ChallengeSeal::generate(),
             notifier,
             webauthn,
             config: Arc::new(config),
@@ -533,6 +531,7 @@ impl UserManager {
                 .inc_by(record.len() as u64);
             let op = Op::CreateUser {
                 id,
+                revision: crate::store::next_revision(0),
                 email_index: index,
                 tier,
                 wrapped_key: wrapped.to_vec(),

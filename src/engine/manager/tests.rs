@@ -194,11 +194,15 @@ async fn a_free_user_cannot_upgrade_itself_or_sign_up_above_free() {
 }
 
 /// sled, watched: which threads write to it, and (when told) refusing every batch that
-/// holds an audit record.
+/// holds an audit record, or taking its time over new users.
 struct Watched {
     sled: SledStore,
     refuse_audit: bool,
     writers: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// How long a batch creating a user takes to apply.
+    slow_creates: Duration,
+    /// A batch creating a user is being applied now.
+    creating: std::sync::atomic::AtomicBool,
 }
 
 impl Watched {
@@ -207,6 +211,8 @@ impl Watched {
             sled: SledStore::open(dir, 1 << 20).unwrap(),
             refuse_audit,
             writers: Default::default(),
+            slow_creates: Duration::ZERO,
+            creating: Default::default(),
         }
     }
 }
@@ -297,6 +303,18 @@ impl Store for Watched {
         self.writers.lock().unwrap().insert(thread);
         if self.refuse_audit && batch.ops().iter().any(|op| matches!(op, Op::Audit { .. })) {
             return Err(StoreError::Io("the audit log's disk is full".into()));
+        }
+        let creates = batch
+            .ops()
+            .iter()
+            .any(|op| matches!(op, Op::CreateUser { .. }));
+        if creates && !self.slow_creates.is_zero() {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.creating.store(true, SeqCst);
+            std::thread::sleep(self.slow_creates);
+            let applied = self.sled.apply(batch);
+            self.creating.store(false, SeqCst);
+            return applied;
         }
         self.sled.apply(batch)
     }
@@ -406,4 +424,46 @@ async fn no_actor_thread_ever_writes_to_the_store() {
         vec!["roster-writer".to_owned()],
         "every write went through the store's writer thread"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_queued_when_a_rotation_starts_is_rewrapped_too() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let watched = Arc::new(Watched {
+        slow_creates: Duration::from_millis(400),
+        ..Watched::new(dir.path(), false)
+    });
+    let store: Arc<dyn Store> = Arc::clone(&watched) as Arc<dyn Store>;
+    let m = Arc::new(UserManager::open(Setup::new(config(dir.path())).store(store)).unwrap());
+    let before = m
+        .ops()
+        .master_key_fingerprint(&Principal::Operator)
+        .unwrap();
+    // A sign-up takes its data key from the current master key and hands its batch to
+    // the writer, which is still applying it when the rotation begins.
+    let signing_up = {
+        let m = Arc::clone(&m);
+        tokio::spawn(async move {
+            m.create_user("late@x.io", PW, UserTier::Free, ProfilePatch::default())
+                .await
+        })
+    };
+    while !watched.creating.load(SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = m
+        .ops()
+        .rotate_master_key(&Principal::Operator, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.from, before);
+    let p = signing_up.await.unwrap().unwrap();
+    // The old key is gone from the ring: the user reads only if its key was rewrapped.
+    m.shutdown().await.unwrap();
+    drop(m);
+    drop(watched);
+    let m = UserManager::open(config(dir.path())).unwrap();
+    assert_eq!(m.get_user(p.id).await.unwrap().id, p.id);
+    m.shutdown().await.unwrap();
 }

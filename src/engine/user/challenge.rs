@@ -313,8 +313,7 @@ impl Handler<SendLoginCode> for UserActor {
 impl Handler<CompleteLogin> for UserActor {
     type Result = Result<Durable<LoginDecision>, EngineError>;
     fn handle(&mut self, msg: CompleteLogin, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_complete_login(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_complete_login(msg, ctx))
     }
 }
 

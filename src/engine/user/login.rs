@@ -93,8 +93,7 @@ impl Handler<PasswordTicket> for UserActor {
 impl Handler<FinishLogin> for UserActor {
     type Result = Result<Durable<LoginDecision>, EngineError>;
     fn handle(&mut self, msg: FinishLogin, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_finish_login(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_finish_login(msg, ctx))
     }
 }
 

@@ -156,32 +156,28 @@ impl UserActor {
 impl Handler<BeginTotp> for UserActor {
     type Result = Result<Durable<totp::TotpEnrollment>, EngineError>;
     fn handle(&mut self, msg: BeginTotp, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_begin_totp(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_begin_totp(msg, ctx))
     }
 }
 
 impl Handler<ConfirmTotp> for UserActor {
     type Result = Result<Durable<Vec<String>>, EngineError>;
     fn handle(&mut self, msg: ConfirmTotp, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_confirm_totp(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_confirm_totp(msg, ctx))
     }
 }
 
 impl Handler<RemoveTotp> for UserActor {
     type Result = Result<Durable<()>, EngineError>;
     fn handle(&mut self, msg: RemoveTotp, ctx: &mut Context<Self>) -> Self::Result {
-        self.on_remove_totp(msg, ctx)?;
-        Ok(self.durable(()))
+        self.durably(|a| a.on_remove_totp(msg, ctx))
     }
 }
 
 impl Handler<RegenerateRecovery> for UserActor {
     type Result = Result<Durable<Vec<String>>, EngineError>;
     fn handle(&mut self, msg: RegenerateRecovery, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_regenerate_recovery(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_regenerate_recovery(msg, ctx))
     }
 }
 
@@ -221,16 +217,14 @@ impl Handler<BeginPasskeyRegistration> for UserActor {
 impl Handler<FinishPasskeyRegistration> for UserActor {
     type Result = Result<Durable<Vec<String>>, EngineError>;
     fn handle(&mut self, msg: FinishPasskeyRegistration, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_finish_passkey_registration(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_finish_passkey_registration(msg, ctx))
     }
 }
 
 impl Handler<RemovePasskey> for UserActor {
     type Result = Result<Durable<()>, EngineError>;
     fn handle(&mut self, msg: RemovePasskey, ctx: &mut Context<Self>) -> Self::Result {
-        self.on_remove_passkey(msg, ctx)?;
-        Ok(self.durable(()))
+        self.durably(|a| a.on_remove_passkey(msg, ctx))
     }
 }
 
@@ -272,16 +266,14 @@ impl Handler<BeginSms> for UserActor {
 impl Handler<ConfirmSms> for UserActor {
     type Result = Result<Durable<Vec<String>>, EngineError>;
     fn handle(&mut self, msg: ConfirmSms, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_confirm_sms(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_confirm_sms(msg, ctx))
     }
 }
 
 impl Handler<RemoveSms> for UserActor {
     type Result = Result<Durable<()>, EngineError>;
     fn handle(&mut self, msg: RemoveSms, ctx: &mut Context<Self>) -> Self::Result {
-        self.on_remove_sms(msg, ctx)?;
-        Ok(self.durable(()))
+        self.durably(|a| a.on_remove_sms(msg, ctx))
     }
 }
 

@@ -370,11 +370,12 @@ impl UserActor {
             .metrics
             .snapshot_bytes
             .inc_by(record.len() as u64);
-        let revision = self.revision + 1;
+        let revision = crate::store::next_revision(self.revision);
         let tier = (next.profile.tier != self.state.profile.tier).then_some(next.profile.tier);
         let mut batch = Batch::of(Op::PutUser {
             id,
             record,
+            expect: self.revision,
             revision,
             tier,
         });
@@ -410,6 +411,24 @@ impl UserActor {
     /// handed out once the writes this message made are durable.
     fn durable<R>(&mut self, value: R) -> Durable<R> {
         Durable::new(value, std::mem::take(&mut self.tickets))
+    }
+
+    /// Runs a mutating message's handler and replies [`Self::durable`] with exactly the
+    /// writes it made: tickets left by messages no client waits on (a snapshot, a session
+    /// ended by a request check) are dropped first, and a handler that fails hands none
+    /// on to the next reply.
+    fn durably<R>(
+        &mut self,
+        run: impl FnOnce(&mut Self) -> Result<R, EngineError>,
+    ) -> Result<Durable<R>, EngineError> {
+        self.tickets.clear();
+        match run(self) {
+            Ok(value) => Ok(self.durable(value)),
+            Err(e) => {
+                self.tickets.clear();
+                Err(e)
+            }
+        }
     }
 
     /// Writes the current state (soft-state snapshot); no client waits for it.

@@ -114,24 +114,21 @@ impl Handler<GetConsents> for UserActor {
 impl Handler<UpdateConsents> for UserActor {
     type Result = Result<Durable<ConsentView>, EngineError>;
     fn handle(&mut self, msg: UpdateConsents, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_update_consents(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_update_consents(msg, ctx))
     }
 }
 
 impl Handler<PurgeEvents> for UserActor {
     type Result = Result<Durable<usize>, EngineError>;
     fn handle(&mut self, msg: PurgeEvents, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_purge_events(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_purge_events(msg, ctx))
     }
 }
 
 impl Handler<RecordParentalConsent> for UserActor {
     type Result = Result<Durable<ConsentView>, EngineError>;
     fn handle(&mut self, msg: RecordParentalConsent, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_record_parental_consent(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_record_parental_consent(msg, ctx))
     }
 }
 

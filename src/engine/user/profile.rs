@@ -60,32 +60,28 @@ impl Handler<GetProfile> for UserActor {
 impl Handler<UpdateProfile> for UserActor {
     type Result = Result<Durable<SharedProfile>, EngineError>;
     fn handle(&mut self, msg: UpdateProfile, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_update_profile(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_update_profile(msg, ctx))
     }
 }
 
 impl Handler<RecordUsage> for UserActor {
     type Result = Result<Durable<QuotaDecision>, EngineError>;
     fn handle(&mut self, msg: RecordUsage, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_record_usage(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_record_usage(msg, ctx))
     }
 }
 
 impl Handler<ChangeTier> for UserActor {
     type Result = Result<Durable<SharedProfile>, EngineError>;
     fn handle(&mut self, msg: ChangeTier, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_change_tier(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_change_tier(msg, ctx))
     }
 }
 
 impl Handler<DeleteUser> for UserActor {
     type Result = Result<Durable<()>, EngineError>;
     fn handle(&mut self, msg: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
-        self.on_delete_user(msg, ctx)?;
-        Ok(self.durable(()))
+        self.durably(|a| a.on_delete_user(msg, ctx))
     }
 }
 

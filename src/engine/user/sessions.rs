@@ -118,8 +118,7 @@ impl Handler<AuthorizeRequest> for UserActor {
 impl Handler<SetPassword> for UserActor {
     type Result = Result<Durable<Option<usize>>, EngineError>;
     fn handle(&mut self, msg: SetPassword, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_set_password(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_set_password(msg, ctx))
     }
 }
 
@@ -153,16 +152,14 @@ impl Handler<ListSessions> for UserActor {
 impl Handler<RevokeSession> for UserActor {
     type Result = Result<Durable<bool>, EngineError>;
     fn handle(&mut self, msg: RevokeSession, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_revoke_session(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_revoke_session(msg, ctx))
     }
 }
 
 impl Handler<RevokeOtherSessions> for UserActor {
     type Result = Result<Durable<usize>, EngineError>;
     fn handle(&mut self, msg: RevokeOtherSessions, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_revoke_other_sessions(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_revoke_other_sessions(msg, ctx))
     }
 }
 

@@ -45,8 +45,7 @@ impl UserActor {
 impl Handler<StepUp> for UserActor {
     type Result = Result<Durable<StepUpOutcome>, EngineError>;
     fn handle(&mut self, msg: StepUp, ctx: &mut Context<Self>) -> Self::Result {
-        let value = self.on_step_up(msg, ctx)?;
-        Ok(self.durable(value))
+        self.durably(|a| a.on_step_up(msg, ctx))
     }
 }
 

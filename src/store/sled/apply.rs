@@ -21,9 +21,9 @@ use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
 
 /// Refuses a [`Op::PutUser`] unless the stored record is the revision it was made from.
-fn check_revision(id: UserId, revision: Revision, stored: Option<&[u8]>) -> Result<(), Applied> {
+fn check_revision(id: UserId, expect: Revision, stored: Option<&[u8]>) -> Result<(), Applied> {
     let stored = stored.map(|v| split_user_value(v).0);
-    if stored == Some(revision.saturating_sub(1)) {
+    if stored == Some(expect) {
         Ok(())
     } else {
         Err(Applied::Stale { user: id, stored })
@@ -57,11 +57,12 @@ impl SledStore {
                 Op::PutUser {
                     id,
                     record,
+                    expect,
                     revision,
                     tier: None,
                 } => {
                     let stored = self.tree.get(id_key(USER, *id))?;
-                    if let Err(refused) = check_revision(*id, *revision, stored.as_deref()) {
+                    if let Err(refused) = check_revision(*id, *expect, stored.as_deref()) {
                         return Ok(refused);
                     }
                     b.insert(&id_key(USER, *id), user_value(*revision, record));
@@ -107,6 +108,7 @@ impl SledStore {
                 match op {
                     Op::CreateUser {
                         id,
+                        revision,
                         email_index,
                         tier,
                         wrapped_key,
@@ -117,7 +119,7 @@ impl SledStore {
                             return Err(refuse(Applied::EmailTaken));
                         }
                         tx.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
-                        tx.insert(id_key(USER, *id).as_slice(), user_value(1, record))?;
+                        tx.insert(id_key(USER, *id).as_slice(), user_value(*revision, record))?;
                         tx.insert(
                             id_key(TIER, *id).as_slice(),
                             route_value(*tier, wrapped_key),
@@ -126,12 +128,13 @@ impl SledStore {
                     Op::PutUser {
                         id,
                         record,
+                        expect,
                         revision,
                         tier,
                     } => {
                         let ukey = id_key(USER, *id);
                         let stored = tx.get(ukey)?;
-                        check_revision(*id, *revision, stored.as_deref()).map_err(refuse)?;
+                        check_revision(*id, *expect, stored.as_deref()).map_err(refuse)?;
                         tx.insert(ukey.as_slice(), user_value(*revision, record))?;
                         if let Some(tier) = tier {
                             // The route keeps its data key.
@@ -185,6 +188,7 @@ impl Store for SledStore {
             Op::PutUser {
                 id,
                 record,
+                expect,
                 revision,
                 tier: None,
             },
@@ -192,7 +196,7 @@ impl Store for SledStore {
         {
             let key = id_key(USER, *id);
             let stored = self.tree.get(key)?;
-            if let Err(refused) = check_revision(*id, *revision, stored.as_deref()) {
+            if let Err(refused) = check_revision(*id, *expect, stored.as_deref()) {
                 return Ok(refused);
             }
             self.tree.insert(key, user_value(*revision, record))?;

@@ -379,7 +379,10 @@ impl KeyStore for SledStore {
         };
         let mut b = sled::Batch::default();
         b.insert(&id_key(TIER, id), route_value(tier, wrapped_key));
-        b.insert(&id_key(USER, id), user_value(rev + 1, record));
+        b.insert(
+            &id_key(USER, id),
+            user_value(crate::store::next_revision(rev), record),
+        );
         self.tree.apply_batch(b)?;
         Ok(())
     }
@@ -464,6 +467,7 @@ mod tests {
     ) -> Applied {
         s.apply(&Batch::of(Op::CreateUser {
             id,
+            revision: 1,
             email_index: index,
             tier,
             wrapped_key: key.to_vec(),
@@ -472,16 +476,18 @@ mod tests {
         .unwrap()
     }
 
+    /// Writes `rec` as `revision`, made from `expect`.
     fn put(
         s: &SledStore,
         id: UserId,
-        revision: Revision,
+        (expect, revision): (Revision, Revision),
         tier: Option<UserTier>,
         rec: &[u8],
     ) -> Applied {
         s.apply(&Batch::of(Op::PutUser {
             id,
             record: rec.to_vec(),
+            expect,
             revision,
             tier,
         }))
@@ -509,7 +515,7 @@ mod tests {
         assert_eq!(s.load_key(a).unwrap().as_deref(), Some(&b"ka"[..]));
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Free));
         assert_eq!(
-            put(&s, a, 2, Some(UserTier::Premium), b"ra2"),
+            put(&s, a, (1, 2), Some(UserTier::Premium), b"ra2"),
             Applied::Done
         );
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Premium));
@@ -561,29 +567,38 @@ mod tests {
         let a = UserId::generate();
         create(&s, a, [1; 32], UserTier::Free, b"k", b"r1");
         assert_eq!(s.load_user_at(a).unwrap(), Some((1, b"r1".to_vec())));
-        assert_eq!(put(&s, a, 2, None, b"r2"), Applied::Done);
+        assert_eq!(put(&s, a, (1, 20), None, b"r2"), Applied::Done);
         // Another writer, made from revision 1 too, loses.
         assert_eq!(
-            put(&s, a, 2, None, b"other"),
+            put(&s, a, (1, 21), None, b"other"),
             Applied::Stale {
                 user: a,
-                stored: Some(2)
+                stored: Some(20)
+            }
+        );
+        // And its next write, made from the revision it was refused, loses too: the
+        // store never held that revision.
+        assert_eq!(
+            put(&s, a, (21, 31), None, b"other again"),
+            Applied::Stale {
+                user: a,
+                stored: Some(20)
             }
         );
         assert_eq!(
-            put(&s, a, 3, Some(UserTier::Vip), b"other"),
+            put(&s, a, (20, 30), Some(UserTier::Vip), b"other"),
             Applied::Done,
             "the next revision, from the stored one, is taken"
         );
         assert_eq!(
-            put(&s, a, 3, Some(UserTier::Vip), b"late"),
+            put(&s, a, (20, 32), Some(UserTier::Vip), b"late"),
             Applied::Stale {
                 user: a,
-                stored: Some(3)
+                stored: Some(30)
             },
             "a tier change checks the revision too"
         );
-        assert_eq!(s.load_user_at(a).unwrap(), Some((3, b"other".to_vec())));
+        assert_eq!(s.load_user_at(a).unwrap(), Some((30, b"other".to_vec())));
         assert_eq!(s.tier_of(a).unwrap(), Some(UserTier::Vip));
         // A refused op takes its whole batch with it.
         let mut batch = Batch::of(Op::Audit {
@@ -593,7 +608,8 @@ mod tests {
         batch.push(Op::PutUser {
             id: a,
             record: b"x".to_vec(),
-            revision: 9,
+            expect: 9,
+            revision: 10,
             tier: None,
         });
         assert!(matches!(s.apply(&batch).unwrap(), Applied::Stale { .. }));
@@ -604,7 +620,7 @@ mod tests {
         // A user that is gone cannot be written back.
         let b = UserId::generate();
         assert_eq!(
-            put(&s, b, 1, None, b"r"),
+            put(&s, b, (0, 1), None, b"r"),
             Applied::Stale {
                 user: b,
                 stored: None
@@ -618,7 +634,7 @@ mod tests {
             s.load_user_at(b).unwrap(),
             Some((0, b"\x04legacy".to_vec()))
         );
-        assert_eq!(put(&s, b, 1, None, b"new"), Applied::Done);
+        assert_eq!(put(&s, b, (0, 1), None, b"new"), Applied::Done);
     }
 
     #[test]
@@ -632,7 +648,7 @@ mod tests {
             record: b"audit".to_vec(),
         }))
         .unwrap();
-        put(&s, a, 2, None, b"ra2");
+        put(&s, a, (1, 2), None, b"ra2");
         let s = s.rewrite(1 << 20).unwrap();
         let check = |s: &SledStore| {
             assert_eq!(s.load_user(a).unwrap().as_deref(), Some(&b"ra2"[..]));
