@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::state::UserState;
 use super::user::Crash;
 use super::{EngineError, UserManager};
 use crate::config::{Config, DEFAULT_TOML, parse_toml};
+use crate::domain::ids::UserId;
 use crate::domain::profile::ProfilePatch;
 use crate::domain::tier::UserTier;
 use crate::domain::time::{ManualClock, Timestamp};
@@ -113,24 +115,25 @@ async fn a_request_that_kills_its_actor_is_refused_after_one_retry() {
     m.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_from_a_stale_actor_is_refused_and_the_user_reloads_from_the_store() {
+/// A live user whose record someone else (another node, in a cluster) then rewrites
+/// behind its actor's back with `change`.
+async fn written_behind_its_back(
+    m: &UserManager,
+    email: &str,
+    change: impl FnOnce(&mut UserState),
+) -> UserId {
     use crate::store::{Batch, Op};
-    let dir = tempfile::tempdir().unwrap();
-    let m = UserManager::open(config(dir.path())).unwrap();
     let a = m
-        .create_user("fenced@x.io", PW, UserTier::Free, ProfilePatch::default())
+        .create_user(email, PW, UserTier::Free, ProfilePatch::default())
         .await
         .unwrap();
     m.get_user(a.id).await.unwrap();
-    // Someone else (another node, in a cluster) writes the user meanwhile: its record
-    // moves to the next revision behind the live actor's back.
     let e = m.engine();
     let (revision, record) = e.store.load_user_at(a.id).unwrap().unwrap();
     assert_eq!(revision >> 32, 1, "written once");
     let key = e.keys.data_key(e.store.as_ref(), a.id).unwrap().unwrap();
     let mut theirs = super::state::decode(&record, &key, a.id).unwrap();
-    theirs.profile.make_mut().display_name = "Written Elsewhere".into();
+    change(&mut theirs);
     let op = Op::PutUser {
         id: a.id,
         record: super::state::encode(&theirs, &key, a.id).unwrap(),
@@ -139,52 +142,49 @@ async fn a_write_from_a_stale_actor_is_refused_and_the_user_reloads_from_the_sto
         tier: None,
     };
     e.store.apply(&Batch::of(op)).unwrap();
+    a.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_from_a_stale_actor_is_refused_and_the_user_reloads_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = UserManager::open(config(dir.path())).unwrap();
+    let id = written_behind_its_back(&m, "fenced@x.io", |theirs| {
+        theirs.profile.make_mut().display_name = "Written Elsewhere".into();
+    })
+    .await;
+    let e = m.engine();
     // The live actor's write is made from revision 1: the store refuses it, nothing of
     // it lands, and the actor gives way.
     let mine = ProfilePatch {
         display_name: Some("Written Here".into()),
         ..Default::default()
     };
-    let refused = m.update_user_profile(a.id, mine.clone()).await;
+    let refused = m.update_user_profile(id, mine.clone()).await;
     assert!(
         matches!(refused, Err(EngineError::Conflict(_))),
         "{refused:?}"
     );
     assert_eq!(
-        m.get_user(a.id).await.unwrap().display_name,
+        m.get_user(id).await.unwrap().display_name,
         "Written Elsewhere",
         "the next request reads the stored record"
     );
     // From the fresh copy, writes go through again.
-    let p = m.update_user_profile(a.id, mine).await.unwrap();
+    let p = m.update_user_profile(id, mine).await.unwrap();
     assert_eq!(p.display_name, "Written Here");
-    assert_eq!(e.store.load_user_at(a.id).unwrap().unwrap().0 >> 32, 3);
+    assert_eq!(e.store.load_user_at(id).unwrap().unwrap().0 >> 32, 3);
     m.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_actor_cannot_count_its_way_back_into_the_store() {
-    use crate::store::{Batch, Op};
     let dir = tempfile::tempdir().unwrap();
     let m = UserManager::open(config(dir.path())).unwrap();
-    let a = m
-        .create_user("fenced2@x.io", PW, UserTier::Free, ProfilePatch::default())
-        .await
-        .unwrap();
-    m.get_user(a.id).await.unwrap();
-    let e = m.engine();
-    let (revision, record) = e.store.load_user_at(a.id).unwrap().unwrap();
-    let key = e.keys.data_key(e.store.as_ref(), a.id).unwrap().unwrap();
-    let mut theirs = super::state::decode(&record, &key, a.id).unwrap();
-    theirs.profile.make_mut().language = "fr".into();
-    let op = Op::PutUser {
-        id: a.id,
-        record: super::state::encode(&theirs, &key, a.id).unwrap(),
-        expect: revision,
-        revision: crate::store::next_revision(revision),
-        tier: None,
-    };
-    e.store.apply(&Batch::of(op)).unwrap();
+    let id = written_behind_its_back(&m, "fenced2@x.io", |theirs| {
+        theirs.profile.make_mut().language = "fr".into();
+    })
+    .await;
     // Many changes reach the stale actor before it learns of its first refusal. Each
     // one after the first is made from the revision before it, which the store never
     // held, so none of them lands over the other writer's change.
@@ -195,7 +195,7 @@ async fn a_stale_actor_cannot_count_its_way_back_into_the_store() {
         })
         .collect();
     let results =
-        futures_util::future::join_all(names.into_iter().map(|p| m.update_user_profile(a.id, p)))
+        futures_util::future::join_all(names.into_iter().map(|p| m.update_user_profile(id, p)))
             .await;
     assert!(
         matches!(results[0], Err(EngineError::Conflict(_))),
@@ -204,7 +204,7 @@ async fn a_stale_actor_cannot_count_its_way_back_into_the_store() {
     );
     // A change the actor took after it reloaded may land (made from the fresh copy);
     // one made from the stale copy would have put the old language back.
-    let stored = m.get_user(a.id).await.unwrap();
+    let stored = m.get_user(id).await.unwrap();
     assert_eq!(stored.language, "fr", "the other writer's change is kept");
     for r in results.iter().flatten() {
         assert_eq!(

@@ -156,15 +156,7 @@ pub(crate) async fn send_login_code(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<SendCodeBody>,
 ) -> ApiResult<Response> {
-    s.limit_anonymous(&caller, ip)?;
-    let channel = SecondFactor::Email;
-    code_answer(
-        s.manager
-            .login()
-            .send_code(&body.challenge, channel)
-            .await?,
-        channel,
-    )
+    send_code(&s, &caller, ip, &body, SecondFactor::Email).await
 }
 
 /// Texts a sign-in code to the user's verified phone number for a pending login.
@@ -176,15 +168,24 @@ pub(crate) async fn send_login_sms(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<SendCodeBody>,
 ) -> ApiResult<Response> {
-    s.limit_anonymous(&caller, ip)?;
-    let channel = SecondFactor::Sms;
-    code_answer(
-        s.manager
-            .login()
-            .send_code(&body.challenge, channel)
-            .await?,
-        channel,
-    )
+    send_code(&s, &caller, ip, &body, SecondFactor::Sms).await
+}
+
+/// Both code sends: limited like every anonymous call, then one call to the engine.
+async fn send_code(
+    s: &AppState,
+    caller: &Caller,
+    ip: std::net::IpAddr,
+    body: &SendCodeBody,
+    channel: SecondFactor,
+) -> ApiResult<Response> {
+    s.limit_anonymous(caller, ip)?;
+    let sent = s
+        .manager
+        .login()
+        .send_code(&body.challenge, channel)
+        .await?;
+    code_answer(sent, channel)
 }
 
 /// `POST /api/v1/auth/login/mfa/webauthn` body.
