@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::SessionId;
 use super::risk::Location;
+use super::tier::TierPolicy;
 use super::time::Timestamp;
 use super::validation::ValidationError;
 
@@ -144,6 +145,32 @@ impl Session {
                 .plus(Duration::from_millis(self.idle_timeout_ms)),
         )
     }
+
+    /// Holds a live session to the policy of the tier its user just moved to, as if it
+    /// had been opened there. A zero-trust tier demands a second factor: a session
+    /// without one cannot meet it and must end (`Err`, with why); one with it, opened
+    /// unbound, is bound to its login's device and the network it was last used from.
+    /// Its lifetime and idle timeout become the stricter of what it was given and what
+    /// the new tier gives: an upgrade into shorter sessions shortens it, a move to longer
+    /// ones never lengthens it (a session keeps the limits of its login).
+    pub fn hold_to(&mut self, policy: &TierPolicy) -> Result<(), &'static str> {
+        if policy.zero_trust {
+            if !self.mfa {
+                return Err("the new tier is zero trust: its sessions need a second factor");
+            }
+            if self.binding.is_none() {
+                self.binding = Some(SessionBinding {
+                    device_id: self.context.device_id.clone(),
+                    network: self.network.clone(),
+                });
+            }
+        }
+        let latest = self.created_at.plus(policy.session_absolute_lifetime);
+        self.expires_at = self.expires_at.min(latest);
+        let idle = u64::try_from(policy.session_idle_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.idle_timeout_ms = self.idle_timeout_ms.min(idle);
+        Ok(())
+    }
 }
 
 /// What a client sees of a session (session monitoring).
@@ -213,6 +240,52 @@ mod tests {
             network: None,
             location: None,
             binding: None,
+        }
+    }
+
+    #[test]
+    fn a_tier_change_holds_sessions_to_the_new_tier() {
+        let t0 = Timestamp::from_millis(1_000_000);
+        let tier = |zero_trust: bool, idle: u64, life: u64| TierPolicy {
+            zero_trust,
+            session_idle_timeout: Duration::from_secs(idle),
+            session_absolute_lifetime: Duration::from_secs(life),
+            ..crate::domain::profile::tests::policy(crate::domain::tier::UserTier::Free, &[])
+        };
+        // Into zero trust: no second factor, no session.
+        let mut plain = session(t0);
+        assert!(plain.hold_to(&tier(true, 5, 50)).is_err());
+        // With one, bound to its login's device and its last network, and shortened.
+        let mut strong = session(t0);
+        strong.mfa = true;
+        strong.context.device_id = Some("laptop".into());
+        strong.network = Some("203.0.113.0/24".into());
+        strong.hold_to(&tier(true, 5, 50)).unwrap();
+        assert_eq!(
+            strong.binding,
+            Some(SessionBinding {
+                device_id: Some("laptop".into()),
+                network: Some("203.0.113.0/24".into()),
+            })
+        );
+        assert_eq!(strong.expires_at, t0.plus(Duration::from_secs(50)));
+        assert_eq!(strong.idle_timeout_ms, 5_000);
+        assert!(
+            !strong.is_active(t0.plus(Duration::from_secs(6))),
+            "idle sooner"
+        );
+        // To longer sessions, nothing is lengthened, and nothing is bound.
+        let mut s = session(t0);
+        s.hold_to(&tier(false, 3600, 86_400)).unwrap();
+        assert_eq!(s, session_like(&s, t0));
+        assert_eq!(s.binding, None);
+    }
+
+    /// `s` with the limits [`session`] gives at `t0`.
+    fn session_like(s: &Session, t0: Timestamp) -> Session {
+        Session {
+            id: s.id,
+            ..session(t0)
         }
     }
 

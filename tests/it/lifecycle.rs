@@ -99,7 +99,9 @@ async fn create_authenticate_update_upgrade_delete() {
     let insights = m.get_user_insights(created.id).await.unwrap();
     assert_eq!(insights.tier, UserTier::Enterprise);
     assert_eq!(insights.requests_per_hour, Some(50_000));
-    assert_eq!(insights.active_sessions, 1);
+    // Enterprise is zero trust: the password-only session of the Premium login ended
+    // with the move.
+    assert_eq!(insights.active_sessions, 0);
     assert_eq!(insights.logins, 1);
 
     m.delete_user(created.id).await.unwrap();
@@ -155,21 +157,22 @@ async fn tier_upgrade_moves_the_actor_to_the_new_registry_and_keeps_sessions() {
     };
     assert_eq!(resident(&m, UserTier::Free), 1);
 
-    m.upgrade_user_tier(u.id, UserTier::Vip).await.unwrap();
+    // Premium is not zero trust: a session opened on Free meets its policy.
+    m.upgrade_user_tier(u.id, UserTier::Premium).await.unwrap();
     let info = m
         .login()
         .validate(&login.token)
         .await
         .unwrap()
         .expect("session survives the move");
-    assert_eq!(info.tier, UserTier::Vip);
-    assert_eq!(m.placement(u.id).map(|p| p.0), Some(UserTier::Vip));
-    assert_eq!(resident(&m, UserTier::Vip), 1);
+    assert_eq!(info.tier, UserTier::Premium);
+    assert_eq!(m.placement(u.id).map(|p| p.0), Some(UserTier::Premium));
+    assert_eq!(resident(&m, UserTier::Premium), 1);
     assert_eq!(resident(&m, UserTier::Free), 0);
     // Policy follows the tier.
     assert_eq!(
         m.get_user_insights(u.id).await.unwrap().requests_per_hour,
-        None
+        Some(5000)
     );
     m.shutdown().await.unwrap();
 }

@@ -101,6 +101,9 @@ pub(crate) enum RevokeReason {
     PasswordChanged,
     /// Dropped because the user opened more sessions than allowed.
     Evicted,
+    /// Ended because the user moved to a tier whose policy it cannot meet (a zero-trust
+    /// tier, for a session opened without a second factor).
+    TierChanged,
 }
 
 /// An event about a user, as pushed to that user's sockets. On the wire:

@@ -177,16 +177,34 @@ impl UserActor {
             return Ok(self.state.profile.clone());
         }
         let mut next = self.state.clone();
+        let engine = Arc::clone(&self.engine);
+        let policy = &engine.config.tier(tier).policy;
         let profile = next.profile.make_mut();
         profile.tier = tier;
         profile.updated_at = now;
         // A downgrade turns off what the new tier does not include.
-        let policy = &self.engine.config.tier(tier).policy;
         if check_tier_features(profile, policy).is_err() {
             profile.ai_preferences.custom_model_training = false;
         }
+        // Live sessions meet the new tier's policy at once, as if opened there: a move
+        // into zero trust is no way around its second factor.
+        let mut ended = Vec::new();
+        for s in &mut next.sessions {
+            if let Err(why) = s.hold_to(policy) {
+                ended.push((s.id, why));
+            }
+        }
+        for (id, why) in &ended {
+            next.revoke(*id);
+            let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+            e.session_id = Some(*id);
+            e.detail = Some((*why).to_owned());
+            self.record_event(&mut next, e);
+        }
         let from = self.state.profile.tier;
         self.write(next, now, msg.audit.into_iter().collect())?;
+        let ended: Vec<_> = ended.into_iter().map(|(id, _)| id).collect();
+        self.sessions_ended(&ended, RevokeReason::TierChanged);
         let change = crate::metrics::TierChangeLabels {
             from: from.into(),
             to: tier.into(),

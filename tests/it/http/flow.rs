@@ -57,28 +57,6 @@ async fn the_seed_flow_over_http() {
         "advanced"
     );
 
-    let (s, up) = srv
-        .call(
-            POST,
-            &format!("/users/{id}/upgrade"),
-            Some(ADMIN_KEY),
-            Some(json!({"new_tier": "enterprise"})),
-        )
-        .await;
-    assert_eq!(s, 200, "{up}");
-    assert_eq!(up["tier"], "enterprise");
-
-    let (s, insights) = srv
-        .call(GET, &format!("/users/{id}/insights"), Some(token), None)
-        .await;
-    assert_eq!(s, 200, "{insights}");
-    assert_eq!(insights["tier"], "enterprise");
-    assert_eq!(insights["requests_per_hour"], 50_000);
-    let (s, me) = srv.call(GET, "/users/me", Some(token), None).await;
-    assert_eq!((s, me["display_name"].as_str()), (200, Some("Jane Doe")));
-    assert_eq!(me["tier"], "enterprise");
-    assert_eq!(me["ai_preferences"]["personalization_level"], "advanced");
-
     let usage = json!({"kind": "playlists", "delta": 2});
     let (s, _) = srv
         .call(
@@ -93,6 +71,35 @@ async fn the_seed_flow_over_http() {
         let (s, me) = srv.call(GET, &path, Some(token), None).await;
         assert_eq!((s, &me["usage"]["playlists"]), (200, &json!(2)), "{path}");
     }
+
+    let (s, up) = srv
+        .call(
+            POST,
+            &format!("/users/{id}/upgrade"),
+            Some(ADMIN_KEY),
+            Some(json!({"new_tier": "enterprise"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{up}");
+    assert_eq!(up["tier"], "enterprise");
+
+    let (s, insights) = srv
+        .call(GET, &format!("/users/{id}/insights"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 200, "{insights}");
+    assert_eq!(insights["tier"], "enterprise");
+    assert_eq!(insights["requests_per_hour"], 50_000);
+    let (s, me) = srv
+        .call(GET, &format!("/users/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!((s, me["display_name"].as_str()), (200, Some("Jane Doe")));
+    assert_eq!(me["tier"], "enterprise");
+    assert_eq!(me["ai_preferences"]["personalization_level"], "advanced");
+    assert_eq!(me["usage"]["playlists"], 2);
+    // Enterprise is zero trust: the Premium login's password-only session ended with
+    // the move, and the next login asks for a second factor.
+    let (s, _) = srv.call(GET, "/users/me", Some(token), None).await;
+    assert_eq!(s, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,4 +276,58 @@ async fn an_export_holds_everything_about_the_user_and_no_credentials() {
     let text = doc.to_string();
     let secret = token.rsplit('.').next().unwrap();
     assert!(!text.contains("$argon2") && !text.contains(secret) && !text.contains(&token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_into_zero_trust_ends_the_sessions_without_a_second_factor() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("climber@example.com", "premium").await;
+    let (s, sessions) = srv
+        .call(GET, &format!("/users/{id}/sessions"), Some(&token), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (&sessions[0]["bound"], &sessions[0]["mfa"]),
+        (&serde_json::json!(false), &serde_json::json!(false))
+    );
+    let (s, _) = srv
+        .call(
+            POST,
+            &format!("/users/{id}/upgrade"),
+            Some(ADMIN_KEY),
+            Some(serde_json::json!({"new_tier": "enterprise"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // Logging in before an upgrade is no way around the new tier's second factor.
+    let (s, _) = srv.call(GET, "/users/me", Some(&token), None).await;
+    assert_eq!(s, 401, "the password-only session ended with the move");
+    let (_, events) = srv
+        .call(
+            GET,
+            &format!("/users/{id}/security-events"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let revoked = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "session_revoked")
+        .expect("the ending is recorded");
+    assert!(
+        revoked["detail"].as_str().unwrap().contains("zero trust"),
+        "{revoked}"
+    );
+    // A new login in the new tier asks for the second factor.
+    let (s, c) = srv
+        .call(
+            POST,
+            "/auth/login",
+            None,
+            Some(serde_json::json!({"email": "climber@example.com", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 202, "{c}");
 }
