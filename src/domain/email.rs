@@ -20,6 +20,29 @@ pub enum EmailError {
     /// Not of the form `local@domain.tld`.
     #[error("email must look like name@example.com")]
     Malformed,
+    /// Holds a character that shows nothing or turns the text around (Unicode's format
+    /// characters: zero-width spaces and joiners, the soft hyphen, bidirectional
+    /// controls), a space or a control character: an address that looks like another.
+    #[error(
+        "email must not contain invisible, spacing or direction-changing characters (found U+{0:04X})"
+    )]
+    Invisible(u32),
+}
+
+/// Whether `c`, outside ASCII, shows nothing, spaces or controls: Unicode's format
+/// characters (category Cf), separators (Z*) and controls (Cc). (ASCII spaces and
+/// controls make an address malformed.)
+fn invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    !c.is_ascii()
+        && matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::Control
+                | GeneralCategory::SpaceSeparator
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 impl utoipa::PartialSchema for Email {
@@ -31,11 +54,15 @@ impl utoipa::ToSchema for Email {}
 
 impl Email {
     /// Validates an address: one `@`, a non-empty local part of at most 64 characters, a
-    /// dotted domain of letters, digits and hyphens, no spaces or control characters.
+    /// dotted domain of letters, digits and hyphens, and nothing invisible: no spaces,
+    /// control or format characters (zero-width, soft hyphen, bidirectional controls).
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let s = raw.trim();
         if s.chars().count() > MAX_EMAIL_LEN {
             return Err(EmailError::TooLong);
+        }
+        if let Some(c) = s.chars().find(|&c| invisible(c)) {
+            return Err(EmailError::Invisible(u32::from(c)));
         }
         let (local, domain) = s.split_once('@').ok_or(EmailError::Malformed)?;
         let local_ok = !local.is_empty()
@@ -67,9 +94,20 @@ impl Email {
         &self.0
     }
 
-    /// The key of the unique index: lowercased, so `Ann@X.com` and `ann@x.com` are one
-    /// account.
+    /// The key of the unique index, so that addresses that read alike are one account:
+    /// compatibility-normalised (NFKC: fullwidth `Ａ` is `A`, the ligature `ﬁ` is `fi`),
+    /// lowercased, and normalised again (lowercasing can undo it). Close to RFC 8265's
+    /// `UsernameCaseMapped` profile: its width mapping, case mapping and normalisation,
+    /// with NFKC for its NFC. `Ann@X.com`, `ann@x.com` and `Ａnn@ｘ.com` are one key.
     pub fn normalized(&self) -> String {
+        use unicode_normalization::UnicodeNormalization as _;
+        let lower = self.0.nfkc().collect::<String>().to_lowercase();
+        lower.nfkc().collect()
+    }
+
+    /// The key as it was derived before [`Self::normalized`] normalised Unicode
+    /// (lowercased only): where an account signed up before then may still be indexed.
+    pub fn legacy_normalized(&self) -> String {
         self.0.to_lowercase()
     }
 }
@@ -113,6 +151,51 @@ mod tests {
         }
         let long = format!("{}@x.com", "a".repeat(300));
         assert_eq!(Email::parse(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn look_alikes_are_one_key_and_invisible_characters_are_refused() {
+        let key = |s: &str| Email::parse(s).unwrap().normalized();
+        let plain = key("admin@example.com");
+        for alike in [
+            "\u{FF21}dmin@example.com", // fullwidth A
+            "ADMIN@EXAMPLE.COM",        // case
+            "admin@\u{FF45}xample.com", // fullwidth e in the domain
+            "\u{FF41}\u{FF44}min@example.com",
+        ] {
+            assert_eq!(key(alike), plain, "{alike}");
+        }
+        assert_eq!(
+            key("\u{FB01}n@example.com"),
+            key("fin@example.com"),
+            "ligature"
+        );
+        // Composed and decomposed accents are one key too.
+        assert_eq!(key("jos\u{E9}@example.com"), key("jose\u{301}@example.com"));
+        for (bad, code) in [
+            ("ad\u{200B}min@example.com", 0x200B), // zero-width space
+            ("ad\u{200D}min@example.com", 0x200D), // zero-width joiner
+            ("ad\u{AD}min@example.com", 0xAD),     // soft hyphen
+            ("\u{202E}admin@example.com", 0x202E), // right-to-left override
+            ("admin@exa\u{2060}mple.com", 0x2060), // word joiner
+            ("ad\u{A0}min@example.com", 0xA0),     // no-break space
+            ("ad\u{3000}min@example.com", 0x3000), // ideographic space
+            ("ad\u{FEFF}min@example.com", 0xFEFF), // byte order mark
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err(EmailError::Invisible(code)),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            EmailError::Invisible(0x200B).to_string().contains("U+200B"),
+            "the message names the character"
+        );
+        // What was lowercased only before stays findable under its old key.
+        let e = Email::parse("\u{FF21}nn@example.com").unwrap();
+        assert_eq!(e.legacy_normalized(), "\u{FF41}nn@example.com");
+        assert_ne!(e.legacy_normalized(), e.normalized());
     }
 
     #[test]

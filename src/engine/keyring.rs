@@ -52,7 +52,14 @@ struct Meta {
     /// store's files, until [`open_store`] rewrites them.
     #[serde(default)]
     rewrite_pending: bool,
+    /// How the email claims are keyed: 0 (absent) lowercased only, [`EMAIL_KEYS`]
+    /// normalised as [`crate::domain::email::Email::normalized`] says.
+    #[serde(default)]
+    email_keys: u32,
 }
+
+/// The email keying of this build: NFKC, lowercased, NFKC.
+const EMAIL_KEYS: u32 = 2;
 
 impl Meta {
     /// The record of `index` wrapped by `master`, with no rotation running and no
@@ -65,6 +72,7 @@ impl Meta {
             rotating_to: None,
             migrated: false,
             rewrite_pending: false,
+            email_keys: EMAIL_KEYS,
         }
     }
 }
@@ -313,6 +321,7 @@ impl Keyring {
         if !meta.migrated {
             keyring.migrate(store, meta.clone())?;
         }
+        keyring.normalize_emails(store)?;
         if let Some(target) = &meta.rotating_to {
             tracing::warn!(from = %meta.master, to = %target, "resuming an interrupted master key rotation");
             let new = keyring
@@ -444,13 +453,78 @@ impl Keyring {
         }
     }
 
+    /// Moves the email claims of users who signed up before emails were normalised
+    /// (lowercased only) to their normalised key: once per store, at its first start
+    /// with this build. Only addresses that normalisation changes move (fullwidth or
+    /// decomposed characters, ligatures). A claim whose normalised key another account
+    /// holds already — two look-alike accounts from before — stays where it is: that
+    /// account keeps working by id and session, its email now finds the other one, and
+    /// the log names both for an operator to settle.
+    fn normalize_emails(&self, store: &dyn Store) -> Result<(), EngineError> {
+        let Some(mut meta) = read_meta(store)? else {
+            return Ok(());
+        };
+        if meta.email_keys >= EMAIL_KEYS {
+            return Ok(());
+        }
+        let (mut moved, mut kept) = (0u64, 0u64);
+        for item in store.scan_users() {
+            let (id, record) = item?;
+            let Some(key) = self.data_key(store, id)? else {
+                continue;
+            };
+            let email = match super::state::decode(&record, &key, id) {
+                Ok(state) => state.profile.email.clone(),
+                Err(e) => {
+                    tracing::error!(user = %id, error = %e, "unreadable record: its email claim is left as it is");
+                    continue;
+                }
+            };
+            let from = self.email_index(&email.legacy_normalized());
+            let to = self.email_index(&email.normalized());
+            if from == to {
+                continue;
+            }
+            match store.apply(&Batch::of(Op::MoveEmailIndex { id, from, to }))? {
+                crate::store::Applied::Done => moved += 1,
+                _ => {
+                    kept += 1;
+                    let holder = store.lookup_email(&to)?;
+                    tracing::warn!(
+                        user = %id,
+                        holder = ?holder,
+                        "two accounts have look-alike emails: this one keeps its old claim, \
+                         and its email now finds the holder's account"
+                    );
+                }
+            }
+        }
+        meta.email_keys = EMAIL_KEYS;
+        write_meta(store, &meta)?;
+        if moved + kept > 0 {
+            tracing::info!(moved, kept, "email claims normalised");
+        }
+        Ok(())
+    }
+
+    /// Forgets that the email claims were normalised, as a store from before would be.
+    #[cfg(test)]
+    pub(crate) fn forget_email_normalization(store: &dyn Store) {
+        let mut meta = read_meta(store).unwrap().unwrap();
+        meta.email_keys = 0;
+        write_meta(store, &meta).unwrap();
+    }
+
     /// Seals every record written before encryption: moves email claims to the blind
     /// index, gives each user a data key and seals its record and archived events.
     /// Idempotent, so an interrupted run is finished by the next start.
     fn migrate(&self, store: &dyn Store, mut meta: Meta) -> Result<(), EngineError> {
         let emails = store.legacy_emails()?;
         for (email, id) in &emails {
-            store.migrate_email(email, &self.email_index(email), *id)?;
+            let key = crate::domain::email::Email::parse(email)
+                .map(|e| e.normalized())
+                .unwrap_or_else(|_| email.clone());
+            store.migrate_email(email, &self.email_index(&key), *id)?;
         }
         let mut sealed = 0u64;
         // Ids first (16 bytes each), records one at a time: a large store's records do

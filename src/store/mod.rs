@@ -121,8 +121,20 @@ pub enum Op {
     DeleteUser {
         /// The user.
         id: UserId,
-        /// Its email's blind index entry.
-        email_index: EmailIndex,
+        /// Its email's blind index entries that may exist (under the current key, and
+        /// the one derived before Unicode normalisation): each removed if it names this
+        /// user.
+        email_indexes: Vec<EmailIndex>,
+    },
+    /// Moves a user's email claim from `from` to `to` (a key derived again). Refused with
+    /// [`Applied::EmailTaken`], changing nothing, if `to` names another user.
+    MoveEmailIndex {
+        /// The user.
+        id: UserId,
+        /// Where the claim is now.
+        from: EmailIndex,
+        /// Where it goes.
+        to: EmailIndex,
     },
     /// Archives a security event the user's record no longer holds.
     ArchiveEvent {

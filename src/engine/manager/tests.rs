@@ -467,3 +467,92 @@ async fn a_sign_up_queued_when_a_rotation_starts_is_rewrapped_too() {
     assert_eq!(m.get_user(p.id).await.unwrap().id, p.id);
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_made_before_emails_were_normalised_move_once_and_look_alikes_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let signed_in = |m: &UserManager, email: &'static str| {
+        let m = m.clone();
+        async move {
+            matches!(
+                m.authenticate_user(email, PW, LoginContext::default())
+                    .await
+                    .unwrap(),
+                LoginOutcome::Success(_)
+            )
+        }
+    };
+    let (ann, carl_then, carl_now) = {
+        let (m, _) = open(dir.path());
+        let e = m.engine();
+        let free = ProfilePatch::default;
+        // Put a claim back where a build from before normalisation kept it: under the
+        // address lowercased only.
+        let as_before = |id: UserId, email: &str| {
+            let email = Email::parse(email).unwrap();
+            let op = Op::MoveEmailIndex {
+                id,
+                from: e.keys.email_index(&email.normalized()),
+                to: e.keys.email_index(&email.legacy_normalized()),
+            };
+            assert_eq!(e.store.apply(&Batch::of(op)).unwrap(), Applied::Done);
+        };
+        let ann = m
+            .create_user("\u{FF21}nn@example.com", PW, UserTier::Free, free())
+            .await
+            .unwrap()
+            .id;
+        as_before(ann, "\u{FF21}nn@example.com");
+        // Two look-alikes, as the old keying let them be made.
+        let carl_then = m
+            .create_user("\u{FF23}arl@example.com", PW, UserTier::Free, free())
+            .await
+            .unwrap()
+            .id;
+        as_before(carl_then, "\u{FF23}arl@example.com");
+        let carl_now = m
+            .create_user("carl@example.com", PW, UserTier::Free, free())
+            .await
+            .unwrap()
+            .id;
+        assert!(
+            !signed_in(&m, "ann@example.com").await,
+            "not found as it was"
+        );
+        super::super::keyring::Keyring::forget_email_normalization(e.store.as_ref());
+        m.shutdown().await.unwrap();
+        (ann, carl_then, carl_now)
+    };
+    let (m, _) = open(dir.path());
+    // Moved: found by every look-alike spelling, and the address cannot be taken again.
+    assert!(signed_in(&m, "ann@example.com").await);
+    assert!(signed_in(&m, "\u{FF21}NN@example.com").await);
+    let again = m
+        .create_user(
+            "ANN@example.com",
+            PW,
+            UserTier::Free,
+            ProfilePatch::default(),
+        )
+        .await;
+    assert!(matches!(again, Err(EngineError::EmailTaken)), "{again:?}");
+    // Look-alikes from before: the one holding the normalised key keeps it; the other
+    // keeps its old claim, and deleting it takes only its own.
+    assert!(signed_in(&m, "carl@example.com").await);
+    let e = m.engine();
+    let old = Email::parse("\u{FF23}arl@example.com").unwrap();
+    let old_key = e.keys.email_index(&old.legacy_normalized());
+    assert_eq!(e.store.lookup_email(&old_key).unwrap(), Some(carl_then));
+    m.accounts()
+        .delete(&Principal::System("test"), carl_then)
+        .await
+        .unwrap();
+    assert_eq!(e.store.lookup_email(&old_key).unwrap(), None);
+    assert!(
+        signed_in(&m, "carl@example.com").await,
+        "carl keeps its address"
+    );
+    assert_eq!(m.get_user(carl_now).await.unwrap().id, carl_now);
+    assert_eq!(m.get_user(ann).await.unwrap().id, ann);
+    m.shutdown().await.unwrap();
+}

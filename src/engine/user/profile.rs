@@ -226,13 +226,17 @@ impl UserActor {
     ) -> Result<(), EngineError> {
         let now = self.touch();
         self.require_recent(msg.recent, now)?;
-        let email_index = self
-            .engine
-            .keys
-            .email_index(&self.state.profile.email.normalized());
+        let email = &self.state.profile.email;
+        let keys = &self.engine.keys;
+        let mut email_indexes = vec![keys.email_index(&email.normalized())];
+        let legacy = keys.email_index(&email.legacy_normalized());
+        if legacy != email_indexes[0] {
+            // A claim that could not move to its normalised key (a look-alike holds it).
+            email_indexes.push(legacy);
+        }
         let batch = Batch::of(Op::DeleteUser {
             id: self.id(),
-            email_index,
+            email_indexes,
         });
         let audit = msg.audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);

@@ -2,7 +2,8 @@
 //!
 //! A batch that only overwrites goes through sled's `apply_batch`. One that must read
 //! what it changes — a new user claiming its email, a tier change keeping the route's
-//! data key while a master key rotation may be rewrapping it — runs as a serializable
+//! data key while a master key rotation may be rewrapping it, a deletion or a move of an
+//! email claim, which touch only the claims that name their user — runs as a serializable
 //! transaction, so of two racing writers exactly one wins and the other's refusal is a
 //! value ([`Applied`]).
 //!
@@ -67,22 +68,16 @@ impl SledStore {
                     }
                     b.insert(&id_key(USER, *id), user_value(*revision, record));
                 }
-                Op::DeleteUser { id, email_index } => {
-                    b.remove(&id_key(USER, *id));
-                    b.remove(&id_key(TIER, *id));
-                    b.remove(&index_key(email_index)[..]);
-                    for k in self.archived_keys(*id)? {
-                        b.remove(k);
-                    }
-                    b.insert(&id_key(TOMBSTONE, *id), &Self::tombstone());
-                }
                 Op::ArchiveEvent { user, seq, blob } => {
                     b.insert(&event_key(*user, *seq), blob.as_slice());
                 }
                 Op::DropArchivedEvent { user, seq } => b.remove(&event_key(*user, *seq)),
                 Op::Audit { seq, record } => b.insert(&audit_key(*seq), record.as_slice()),
                 Op::KeyringMeta { meta } => b.insert(KEYRING, meta.as_slice()),
-                Op::CreateUser { .. } | Op::PutUser { tier: Some(_), .. } => {
+                Op::CreateUser { .. }
+                | Op::PutUser { tier: Some(_), .. }
+                | Op::DeleteUser { .. }
+                | Op::MoveEmailIndex { .. } => {
                     return Err(StoreError::Io("a transactional op in a plain batch".into()));
                 }
             }
@@ -148,14 +143,34 @@ impl SledStore {
                             )?;
                         }
                     }
-                    Op::DeleteUser { id, email_index } => {
+                    Op::DeleteUser { id, email_indexes } => {
                         tx.remove(id_key(USER, *id).as_slice())?;
                         tx.remove(id_key(TIER, *id).as_slice())?;
-                        tx.remove(index_key(email_index).as_slice())?;
+                        for index in email_indexes {
+                            let key = index_key(index);
+                            // Only its own claim: a key derived from this user's email
+                            // may name a look-alike account.
+                            if tx.get(key)?.as_deref() == Some(id.as_bytes().as_slice()) {
+                                tx.remove(key.as_slice())?;
+                            }
+                        }
                         for k in deletions.next().into_iter().flatten() {
                             tx.remove(k.clone())?;
                         }
                         tx.insert(id_key(TOMBSTONE, *id).as_slice(), tombstone.as_slice())?;
+                    }
+                    Op::MoveEmailIndex { id, from, to } => {
+                        let (from, to) = (index_key(from), index_key(to));
+                        match tx.get(to)? {
+                            Some(owner) if owner.as_ref() != id.as_bytes().as_slice() => {
+                                return Err(refuse(Applied::EmailTaken));
+                            }
+                            _ => {}
+                        }
+                        if tx.get(from)?.as_deref() == Some(id.as_bytes().as_slice()) {
+                            tx.remove(from.as_slice())?;
+                        }
+                        tx.insert(to.as_slice(), id.as_bytes().as_slice())?;
                     }
                     Op::ArchiveEvent { user, seq, blob } => {
                         tx.insert(event_key(*user, *seq).as_slice(), blob.as_slice())?;
@@ -205,7 +220,10 @@ impl Store for SledStore {
         let reads = batch.ops().iter().any(|op| {
             matches!(
                 op,
-                Op::CreateUser { .. } | Op::PutUser { tier: Some(_), .. }
+                Op::CreateUser { .. }
+                    | Op::PutUser { tier: Some(_), .. }
+                    | Op::DeleteUser { .. }
+                    | Op::MoveEmailIndex { .. }
             )
         });
         if reads {

@@ -543,7 +543,7 @@ mod tests {
         .unwrap();
         s.apply(&Batch::of(Op::DeleteUser {
             id: a,
-            email_index: x,
+            email_indexes: vec![x],
         }))
         .unwrap();
         assert_eq!(s.lookup_email(&x).unwrap(), None);
@@ -558,6 +558,40 @@ mod tests {
             "its archive went with it"
         );
         s.flush().unwrap();
+    }
+
+    #[test]
+    fn email_claims_move_only_to_a_free_key_and_go_only_with_their_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let (a, b) = (UserId::generate(), UserId::generate());
+        let (old_a, new_a, b_key) = ([1; 32], [2; 32], [3; 32]);
+        create(&s, a, old_a, UserTier::Free, b"ka", b"ra");
+        create(&s, b, b_key, UserTier::Free, b"kb", b"rb");
+        let mv = |from, to| {
+            s.apply(&Batch::of(Op::MoveEmailIndex { id: a, from, to }))
+                .unwrap()
+        };
+        // Onto a look-alike's claim: refused, nothing moves.
+        assert_eq!(mv(old_a, b_key), Applied::EmailTaken);
+        assert_eq!(s.lookup_email(&old_a).unwrap(), Some(a));
+        assert_eq!(s.lookup_email(&b_key).unwrap(), Some(b));
+        // Onto a free key: moved.
+        assert_eq!(mv(old_a, new_a), Applied::Done);
+        assert_eq!(s.lookup_email(&old_a).unwrap(), None);
+        assert_eq!(s.lookup_email(&new_a).unwrap(), Some(a));
+        // A deletion naming a claim of someone else's leaves it alone.
+        s.apply(&Batch::of(Op::DeleteUser {
+            id: a,
+            email_indexes: vec![new_a, b_key],
+        }))
+        .unwrap();
+        assert_eq!(s.lookup_email(&new_a).unwrap(), None);
+        assert_eq!(
+            s.lookup_email(&b_key).unwrap(),
+            Some(b),
+            "b keeps its email"
+        );
     }
 
     #[test]

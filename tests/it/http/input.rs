@@ -218,3 +218,54 @@ async fn a_usage_change_is_counted_whole_or_refused() {
     let (s, body) = count(-(i64::MAX)).await;
     assert_eq!((s, &body["used"]), (200, &serde_json::json!(0)), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_alike_emails_are_the_same_account_or_refused() {
+    let srv = TestServer::start("").await;
+    let sign_up = |email: String| {
+        let srv = &srv;
+        async move {
+            srv.call(
+                POST,
+                "/users",
+                None,
+                Some(serde_json::json!({"email": email, "password": PW})),
+            )
+            .await
+        }
+    };
+    let (s, b) = sign_up("admin.team@example.com".into()).await;
+    assert_eq!(s, 201, "{b}");
+    // Characters that read alike are the same address.
+    for alike in [
+        "\u{FF21}dmin.team@example.com", // fullwidth A
+        "admin.team@\u{FF45}xample.com", // fullwidth e in the domain
+        "ADMIN.TEAM@EXAMPLE.COM",
+    ] {
+        let (s, b) = sign_up(alike.into()).await;
+        assert_eq!(s, 409, "{alike}: {b}");
+        is_problem(&b, 409, "email-taken");
+    }
+    // Characters that show nothing, or turn the text around, are refused by name.
+    for hidden in [
+        "admin\u{200B}.team@example.com", // zero-width space
+        "admin\u{200D}.team@example.com", // zero-width joiner
+        "ad\u{AD}min.team@example.com",   // soft hyphen
+        "\u{202E}admin.team@example.com", // right-to-left override
+    ] {
+        let (s, b) = sign_up(hidden.into()).await;
+        is_problem(&b, 400, "invalid-input");
+        assert_eq!((s, b["field"].as_str()), (400, Some("email")), "{hidden:?}");
+        assert!(b["detail"].as_str().unwrap().contains("U+"), "{b}");
+    }
+    // And the one account signs in by any spelling of its address.
+    let (s, b) = srv
+        .call(
+            POST,
+            "/auth/login",
+            None,
+            Some(serde_json::json!({"email": "\u{FF21}DMIN.team@example.com", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+}
