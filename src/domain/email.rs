@@ -34,16 +34,44 @@ pub enum EmailError {
 /// controls make an address malformed.)
 fn invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    let ignorable = DEFAULT_IGNORABLE
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&u32::from(c)));
     !c.is_ascii()
-        && matches!(
-            c.general_category(),
-            GeneralCategory::Format
-                | GeneralCategory::Control
-                | GeneralCategory::SpaceSeparator
-                | GeneralCategory::LineSeparator
-                | GeneralCategory::ParagraphSeparator
-        )
+        && (ignorable
+            || matches!(
+                c.general_category(),
+                GeneralCategory::Format
+                    | GeneralCategory::Control
+                    | GeneralCategory::SpaceSeparator
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+            ))
 }
+
+/// Unicode's `Default_Ignorable_Code_Point` ranges (DerivedCoreProperties.txt): what a
+/// renderer shows nothing for, whatever its category — besides the format characters,
+/// the combining grapheme joiner, variation selectors and Hangul fillers, which
+/// normalisation keeps.
+const DEFAULT_IGNORABLE: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+];
 
 impl utoipa::PartialSchema for Email {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -57,12 +85,22 @@ impl Email {
     /// dotted domain of letters, digits and hyphens, and nothing invisible: no spaces,
     /// control or format characters (zero-width, soft hyphen, bidirectional controls).
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        if let Some(c) = raw.trim().chars().find(|&c| invisible(c)) {
+            return Err(EmailError::Invisible(u32::from(c)));
+        }
+        Self::parse_shape(raw)
+    }
+
+    /// An address as a lookup takes it: the shape checked, invisible characters let
+    /// through, so that an account whose address predates their refusal is still found.
+    pub fn parse_for_lookup(raw: &str) -> Result<Self, EmailError> {
+        Self::parse_shape(raw)
+    }
+
+    fn parse_shape(raw: &str) -> Result<Self, EmailError> {
         let s = raw.trim();
         if s.chars().count() > MAX_EMAIL_LEN {
             return Err(EmailError::TooLong);
-        }
-        if let Some(c) = s.chars().find(|&c| invisible(c)) {
-            return Err(EmailError::Invisible(u32::from(c)));
         }
         let (local, domain) = s.split_once('@').ok_or(EmailError::Malformed)?;
         let local_ok = !local.is_empty()
@@ -181,6 +219,9 @@ mod tests {
             ("ad\u{A0}min@example.com", 0xA0),     // no-break space
             ("ad\u{3000}min@example.com", 0x3000), // ideographic space
             ("ad\u{FEFF}min@example.com", 0xFEFF), // byte order mark
+            ("adm\u{FE0F}in@example.com", 0xFE0F), // variation selector (Mn)
+            ("ad\u{34F}min@example.com", 0x34F),   // combining grapheme joiner
+            ("admin@ex\u{3164}ample.com", 0x3164), // Hangul filler (Lo) in the domain
         ] {
             assert_eq!(
                 Email::parse(bad),
@@ -196,6 +237,10 @@ mod tests {
         let e = Email::parse("\u{FF21}nn@example.com").unwrap();
         assert_eq!(e.legacy_normalized(), "\u{FF41}nn@example.com");
         assert_ne!(e.legacy_normalized(), e.normalized());
+        // A lookup still takes an address from before the refusal.
+        let old = Email::parse_for_lookup("ad\u{200B}min@example.com").unwrap();
+        assert_eq!(old.as_str(), "ad\u{200B}min@example.com");
+        assert!(Email::parse_for_lookup("not an address").is_err());
     }
 
     #[test]

@@ -83,17 +83,6 @@ impl UsageCounters {
             QuotaKind::StorageBytes => (&mut self.storage_bytes, policy.max_storage_bytes),
         };
         let add = delta.unsigned_abs();
-        let total = if delta >= 0 {
-            counter.checked_add(add).filter(|&t| t <= MAX_USAGE)
-        } else {
-            counter.checked_sub(add)
-        };
-        let Some(total) = total else {
-            return QuotaDecision::OutOfRange {
-                used: *counter,
-                delta,
-            };
-        };
         if delta > 0 && !limit.allows(*counter, add) {
             return QuotaDecision::Exceeded {
                 used: *counter,
@@ -101,6 +90,17 @@ impl UsageCounters {
                 requested: add,
             };
         }
+        let total = match delta {
+            0 => Some(*counter),
+            1.. => counter.checked_add(add).filter(|&t| t <= MAX_USAGE),
+            _ => counter.checked_sub(add),
+        };
+        let Some(total) = total else {
+            return QuotaDecision::OutOfRange {
+                used: *counter,
+                delta,
+            };
+        };
         *counter = total;
         QuotaDecision::Accepted {
             used: *counter,
@@ -416,6 +416,13 @@ pub(crate) mod tests {
             u.apply(QuotaKind::StorageBytes, 101, &pol),
             QuotaDecision::Exceeded { .. }
         ));
+        assert!(
+            matches!(
+                u.apply(QuotaKind::StorageBytes, i64::MAX, &pol),
+                QuotaDecision::Exceeded { .. }
+            ),
+            "past a tier's limit is the limit's refusal, however far past"
+        );
         assert_eq!(
             u.apply(QuotaKind::Playlists, -20, &pol),
             QuotaDecision::OutOfRange {
@@ -457,6 +464,13 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(u.storage_bytes, MAX_USAGE, "nothing counted past the bound");
+        // A counter an older build let run past the bound still answers a zero.
+        u.storage_bytes = u64::MAX;
+        assert!(matches!(
+            u.apply(QuotaKind::StorageBytes, 0, &pol),
+            QuotaDecision::Accepted { used: u64::MAX, .. }
+        ));
+        u.storage_bytes = MAX_USAGE;
         assert!(matches!(
             u.apply(QuotaKind::StorageBytes, i64::MIN, &pol),
             QuotaDecision::OutOfRange { .. }

@@ -470,8 +470,13 @@ impl Keyring {
         let (mut moved, mut kept) = (0u64, 0u64);
         for item in store.scan_users() {
             let (id, record) = item?;
-            let Some(key) = self.data_key(store, id)? else {
-                continue;
+            let key = match self.data_key(store, id) {
+                Ok(Some(key)) => key,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(user = %id, error = %e, "unusable data key: its email claim is left as it is");
+                    continue;
+                }
             };
             let email = match super::state::decode(&record, &key, id) {
                 Ok(state) => state.profile.email.clone(),

@@ -8,6 +8,7 @@
 //!               shard[tier][hash(id) % n] ── activates from the store ──▶ UserActor
 //! ```
 
+pub(crate) mod decoys;
 pub(crate) mod directory;
 pub(crate) mod durable;
 pub(crate) mod events;
@@ -146,4 +147,6 @@ pub(crate) struct Engine {
     pub webauthn: webauthn_rs::prelude::Webauthn,
     /// Seals the challenge tokens handed to callers who are not signed in.
     pub challenges: crate::security::token::ChallengeSeal,
+    /// The decoy passwordless challenges handed out for emails without passkeys.
+    pub(crate) decoys: decoys::Decoys,
 }

@@ -314,8 +314,10 @@ impl Shard {
             .map(|(id, a)| (*id, a.clone()))
             .collect();
         for (id, addr) in crashed {
-            // Its successor, whenever it comes, must read after the writes it left queued.
-            tracing::warn!(user = %id, tier = %self.tier, shard = self.index, "a user actor crashed");
+            // Crashed, or stopped with its goodbye still queued behind this sweep: either
+            // way its successor, whenever it comes, reads after the writes it left queued
+            // (the goodbye, when it arrives, clears the mark).
+            tracing::debug!(user = %id, tier = %self.tier, shard = self.index, "a user actor is gone");
             self.crashed.insert(id);
             self.forget(id, &addr);
         }
@@ -408,6 +410,8 @@ impl Handler<Stopped> for Shard {
     type Result = ();
     fn handle(&mut self, msg: Stopped, _: &mut Context<Self>) {
         self.counters.passivations.fetch_add(1, Ordering::Relaxed);
+        // It left after its last write: no crash, whatever a sweep took it for.
+        self.crashed.remove(&msg.id);
         self.forget(msg.id, &msg.addr);
     }
 }

@@ -409,6 +409,61 @@ async fn a_passwordless_start_tells_nothing_about_the_account() {
             assert!(!text.contains(&enc), "{enc} in {text}");
         }
     }
+    // The follow-ups answer alike too: WebAuthn options again, no codes, another
+    // method refused by name, a wrong assertion counted down.
+    let (_, other_token) = srv.user("elsewhere@example.com", "free").await;
+    let other_id = srv.call(GET, "/users/me", Some(&other_token), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut other_key, _, _) = register(&srv, &other_id, &other_token).await;
+    let theirs = start(&srv, "elsewhere@example.com").await;
+    let wrong = assert_with(&mut other_key, &theirs["options"], origin()).unwrap();
+    let follow_ups = |st: Value| {
+        let (srv, wrong) = (&srv, wrong.clone());
+        async move {
+            let c = st["challenge"].clone();
+            let mut out = Vec::new();
+            let (s, b) = srv
+                .call(
+                    POST,
+                    "/auth/login/mfa/webauthn",
+                    None,
+                    Some(json!({"challenge": c})),
+                )
+                .await;
+            out.push((s, shape_of(&b), lengths(&b)));
+            let (s, b) = srv
+                .call(
+                    POST,
+                    "/auth/login/mfa/email",
+                    None,
+                    Some(json!({"challenge": c})),
+                )
+                .await;
+            out.push((s, shape_of(&b), vec![(b["type"].to_string(), 0)]));
+            let (s, b) = srv
+                .call(
+                    POST,
+                    "/auth/login/mfa",
+                    None,
+                    Some(json!({"challenge": c, "method": "authenticator", "code": "123456"})),
+                )
+                .await;
+            out.push((s, shape_of(&b), vec![(b["detail"].to_string(), 0)]));
+            for _ in 0..6 {
+                let (s, b) = finish(srv, &st, &wrong).await;
+                out.push((s, shape_of(&b), vec![(b.to_string(), 0)]));
+            }
+            out
+        }
+    };
+    let real_answers = follow_ups(start(&srv, "haskey@example.com").await).await;
+    assert_eq!(real_answers[0].0, 200, "options for the real challenge");
+    for email in ["ghost@example.com", "nokey@example.com"] {
+        let decoy_answers = follow_ups(start(&srv, email).await).await;
+        assert_eq!(real_answers, decoy_answers, "{email}");
+    }
     // The sealed challenge still completes for the real account.
     let assertion = assert_with(&mut key, &real[1]["options"], origin()).unwrap();
     let (s, ok) = finish(&srv, &real[1], &assertion).await;

@@ -18,6 +18,7 @@ use crate::domain::session::LoginContext;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
+use crate::engine::decoys::DecoyAnswer;
 use crate::engine::outcomes::{
     AuthorizedRequest, CodeSend, FactorProof, SessionInfo, StepUpOutcome,
 };
@@ -138,7 +139,7 @@ impl Login<'_> {
     /// The user an email names, if any.
     fn lookup(self, email: &str) -> Result<Option<UserId>, EngineError> {
         let e = &self.m.engine;
-        match Email::parse(email) {
+        match Email::parse_for_lookup(email) {
             Ok(email) => Ok(e
                 .store
                 .lookup_email(&e.keys.email_index(&email.normalized()))?),
@@ -248,6 +249,9 @@ impl Login<'_> {
         let Ok(token) = self.m.engine.challenges.open(challenge) else {
             return Ok(ChallengeOutcome::Gone);
         };
+        if self.m.engine.decoys.is_decoy(&token) {
+            return self.answer_decoy(&token, factor);
+        }
         let msg = CompleteLogin {
             challenge: token.clone(),
             factor,
@@ -285,6 +289,16 @@ impl Login<'_> {
         let Ok(token) = self.m.engine.challenges.open(challenge) else {
             return Ok(CodeSend::Gone);
         };
+        let decoys = &self.m.engine.decoys;
+        if decoys.is_decoy(&token) {
+            // A passkey challenge offers no codes.
+            let live = decoys.email_of(&token, self.m.now()).is_some();
+            return Ok(if live {
+                CodeSend::NotOffered
+            } else {
+                CodeSend::Gone
+            });
+        }
         let msg = SendLoginCode {
             challenge: token.clone(),
             channel,
@@ -304,6 +318,11 @@ impl Login<'_> {
         let Ok(token) = self.m.engine.challenges.open(challenge) else {
             return Ok(None);
         };
+        let decoys = &self.m.engine.decoys;
+        if decoys.is_decoy(&token) {
+            let email = decoys.email_of(&token, self.m.now());
+            return Ok(email.map(|e| self.decoy_request(&e)));
+        }
         match self
             .m
             .engine
@@ -328,7 +347,7 @@ impl Login<'_> {
         origin: RequestOrigin,
     ) -> Result<PasswordlessChallenge, EngineError> {
         let context = Self::context(by, context, &origin).sanitized()?;
-        let normalized = Email::parse(email).map(|e| e.normalized()).ok();
+        let normalized = Email::parse_for_lookup(email).map(|e| e.normalized()).ok();
         if let Some(id) = self.lookup(email)? {
             let msg = BeginPasswordless {
                 context,
@@ -350,16 +369,51 @@ impl Login<'_> {
         Ok(self.decoy_options(normalized.as_deref().unwrap_or(email)))
     }
 
-    /// What a passwordless start answers when there is no passkey to offer: one
-    /// credential id of a passkey's usual 32 bytes, derived from the email with a key of
-    /// the server's (the same on every call and after a restart), and a sealed
-    /// challenge naming a random user, which never completes.
+    /// What a passwordless start answers when there is no passkey to offer: a sealed
+    /// challenge naming a made-up user, kept as a decoy so that its follow-ups answer as
+    /// a real passkey challenge's would (options, no codes, wrong answers counted down
+    /// to gone), and never completes.
     fn decoy_options(self, email: &str) -> PasswordlessChallenge {
+        let e = &self.m.engine;
+        let token = SessionToken::issue(UserId::generate());
+        let now = self.m.now();
+        let clock = crate::domain::challenge::Challenge::issued(now, e.config.mfa.challenge_ttl);
+        e.decoys.open(&token, email, clock, now);
+        PasswordlessChallenge {
+            challenge: e.challenges.seal(&token),
+            options: self.decoy_request(email),
+        }
+    }
+
+    /// The answer to a decoy: every one is wrong. A method other than a passkey is
+    /// refused as a real passkey challenge refuses it.
+    fn answer_decoy(
+        self,
+        token: &SessionToken,
+        factor: SecondFactor,
+    ) -> Result<ChallengeOutcome, EngineError> {
+        let e = &self.m.engine;
+        let now = self.m.now();
+        if factor != SecondFactor::Webauthn && e.decoys.email_of(token, now).is_some() {
+            return Err(ValidationError::new("method", "this challenge accepts webauthn").into());
+        }
+        self.m.count_login(LoginResult::MfaFailed);
+        let max = e.config.mfa.code_max_attempts;
+        Ok(match e.decoys.wrong_answer(token, max, now) {
+            DecoyAnswer::Rejected(attempts_left) => ChallengeOutcome::Rejected { attempts_left },
+            DecoyAnswer::Gone => ChallengeOutcome::Gone,
+        })
+    }
+
+    /// WebAuthn options for a decoy: one credential id of a passkey's usual 32 bytes,
+    /// derived from the email with a key of the server's (the same on every call and
+    /// after a restart), and a fresh random challenge.
+    fn decoy_request(self, email: &str) -> RequestChallengeResponse {
         let e = &self.m.engine;
         let id = e.keys.passkey_decoy(email, 0);
         let mut challenge = vec![0u8; 32];
         rand::fill(&mut challenge[..]);
-        let options = RequestChallengeResponse {
+        RequestChallengeResponse {
             public_key: webauthn_rs_proto::PublicKeyCredentialRequestOptions {
                 challenge,
                 timeout: Some(
@@ -377,10 +431,6 @@ impl Login<'_> {
                 extensions: None,
             },
             mediation: None,
-        };
-        PasswordlessChallenge {
-            challenge: e.challenges.seal(&SessionToken::issue(UserId::generate())),
-            options,
         }
     }
 

@@ -155,6 +155,7 @@ impl UserManager {
         let engine = Arc::new(Engine {
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
+            decoys: Default::default(),
             notifier,
             webauthn,
             config: Arc::new(config),
