@@ -7,6 +7,7 @@
 
 mod extract;
 mod iplimit;
+mod openapi;
 pub mod problem;
 mod v1;
 mod ws;
@@ -163,6 +164,7 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(v1::admin::metrics))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    openapi::finish(&mut doc);
     let _ = state.openapi.set(doc.clone());
     // One middleware per route: it needs the route template (for the metrics), which
     // only exists inside the router.

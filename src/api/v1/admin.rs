@@ -121,6 +121,7 @@ pub(crate) async fn import_users(
 
 /// `GET /api/v1/admin/audit` query.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     /// Records numbered above this (default 0: from the start).

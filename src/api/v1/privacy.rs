@@ -106,6 +106,7 @@ pub(crate) async fn record_parental_consent(
 
 /// Paging of `GET /users/{id}/security-events`.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventsQuery {
     /// Only events numbered below this (the `seq` of the last event of the previous

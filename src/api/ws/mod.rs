@@ -70,6 +70,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Resume point in the query string: `?stream=<hex>&last_seq=<n>` (both or neither).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResumeQuery {
     /// The `stream` from the previous connection's `hello`.

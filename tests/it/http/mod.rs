@@ -3,6 +3,7 @@
 
 mod access;
 mod admin;
+mod contract;
 mod flow;
 mod input;
 mod limits;
