@@ -17,11 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::PasswordHasher as _;
-use argon2::{Algorithm, Argon2, Params, Version};
 use roster::config::{Config, DEFAULT_TOML, parse_toml};
 use roster::domain::profile::ProfilePatch;
 use roster::domain::session::LoginContext;
+use roster::security::password::{Argon2Worker, HashParams, params};
 use roster::{LoginOutcome, UserManager, UserTier};
 
 const PW: &str = "correct horse battery staple";
@@ -154,12 +153,27 @@ async fn import_as(
     all
 }
 
-fn hash_of(params: Params) -> String {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_with_salt(PW.as_bytes(), b"benchsaltbenchsalt")
+/// A PHC string of `PW` at `cost`.
+fn hash_of(cost: HashParams) -> String {
+    Argon2Worker::new(params(cost).unwrap())
         .unwrap()
-        .to_string()
+        .hash(PW)
+        .unwrap()
 }
+
+/// The shipped default cost (config/default.toml).
+const DEFAULT_COST: HashParams = HashParams {
+    memory_kib: 19_456,
+    iterations: 2,
+    parallelism: 1,
+};
+
+/// The cheap cost of the benches' populations.
+const CHEAP_COST: HashParams = HashParams {
+    memory_kib: 256,
+    iterations: 1,
+    parallelism: 1,
+};
 
 /// Runs `f` in `tasks` concurrent loops for `secs`; returns completed operations per second.
 async fn run_for<F, Fut>(tasks: usize, secs: u64, f: F) -> f64
@@ -202,10 +216,10 @@ fn raw_hash_rate(secs: u64) -> f64 {
         .map(|_| {
             let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
             std::thread::spawn(move || {
-                let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default());
+                // What a pool worker does: one arena, reused.
+                let mut w = Argon2Worker::new(params(DEFAULT_COST).unwrap()).unwrap();
                 while !stop.load(Ordering::Relaxed) {
-                    a.hash_password_with_salt(PW.as_bytes(), b"benchsaltbenchsalt")
-                        .unwrap();
+                    w.hash(PW).unwrap();
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -229,7 +243,7 @@ async fn login(a: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let m = UserManager::open(config(dir.path(), false)).unwrap();
     let users = 1000;
-    let ids = import(&m, users, &hash_of(Params::default()), UserTier::Premium).await;
+    let ids = import(&m, users, &hash_of(DEFAULT_COST), UserTier::Premium).await;
     assert_eq!(ids.len(), users);
     let m2 = m.clone();
     let rate = run_for(a.concurrency, a.secs, move |t, i| {
@@ -255,7 +269,7 @@ async fn login(a: &Args) {
 async fn validate(a: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let m = UserManager::open(config(dir.path(), true)).unwrap();
-    let phc = hash_of(Params::new(256, 1, 1, None).unwrap());
+    let phc = hash_of(CHEAP_COST);
     // By default users of every tier, so every tier's Arbiter takes its share.
     let per_tier = a.users.min(20_000) / a.tiers.len();
     let mut tokens = Vec::with_capacity(per_tier * a.tiers.len());
@@ -294,7 +308,7 @@ async fn validate(a: &Args) {
 async fn resident(a: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let n = a.users;
-    let phc = hash_of(Params::new(256, 1, 1, None).unwrap());
+    let phc = hash_of(CHEAP_COST);
     let ids = {
         let m = UserManager::open(config(dir.path(), true)).unwrap();
         let t = Instant::now();
@@ -342,7 +356,7 @@ async fn revoke(a: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let m = UserManager::open(config(dir.path(), true)).unwrap();
     let users = a.users.min(2000);
-    let phc = hash_of(Params::new(256, 1, 1, None).unwrap());
+    let phc = hash_of(CHEAP_COST);
     let ids = import(&m, users, &phc, UserTier::Premium).await;
     let mut sessions = Vec::new();
     for (i, id) in ids.iter().enumerate() {

@@ -273,9 +273,13 @@ fn websocket(w: &RawWebSocket) -> Result<WebSocketConfig, ConfigError> {
 }
 
 fn passwords(p: &RawPasswords) -> Result<PasswordConfig, ConfigError> {
-    argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|err| {
-        ConfigError::new("passwords", format!("invalid argon2 parameters: {err}"))
-    })?;
+    HashParams {
+        memory_kib: p.memory_kib,
+        iterations: p.iterations,
+        parallelism: p.parallelism,
+    }
+    .check()
+    .map_err(|err| ConfigError::new("passwords", format!("invalid argon2 parameters: {err}")))?;
     if p.min_strength > 4 {
         return Err(ConfigError::new(
             "passwords.min_strength",

@@ -18,6 +18,27 @@ pub struct HashParams {
     pub parallelism: u32,
 }
 
+impl HashParams {
+    /// RFC 9106's bounds: at least one pass, 1 to 2²⁴ − 1 lanes, and at least 8 KiB of
+    /// memory per lane.
+    pub fn check(&self) -> Result<(), String> {
+        if self.iterations == 0 {
+            return Err("iterations must be at least 1".into());
+        }
+        if !(1..(1 << 24)).contains(&self.parallelism) {
+            return Err("parallelism must be between 1 and 16777215".into());
+        }
+        if u64::from(self.memory_kib) < 8 * u64::from(self.parallelism) {
+            return Err(format!(
+                "memory_kib must be at least 8 per lane ({} for {} lanes)",
+                8 * u64::from(self.parallelism),
+                self.parallelism
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What a new password must satisfy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PasswordPolicy {

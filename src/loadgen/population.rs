@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use argon2::{Algorithm, Argon2, Params, Version};
 use futures_util::StreamExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -60,12 +59,16 @@ pub enum HashCost {
 }
 
 impl HashCost {
-    fn params(self) -> Result<Params, LoadgenError> {
-        let (m, t) = match self {
+    fn params(self) -> crate::security::password::HashParams {
+        let (memory_kib, iterations) = match self {
             HashCost::Cheap => (1024, 1),
             HashCost::Default => (19_456, 2),
         };
-        Params::new(m, t, 1, None).map_err(|e| LoadgenError(e.to_string()))
+        crate::security::password::HashParams {
+            memory_kib,
+            iterations,
+            parallelism: 1,
+        }
     }
 
     fn name(self) -> &'static str {
@@ -124,11 +127,13 @@ fn load(path: &Path) -> Result<Population, LoadgenError> {
 }
 
 async fn create(opts: &Options, client: &Client) -> Result<Population, LoadgenError> {
-    let params = opts.hash.params()?;
+    let params = opts.hash.params();
     let phc = tokio::task::spawn_blocking(move || {
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        crate::security::password::hash_with(&argon, PASSWORD)
-            .map_err(|e| LoadgenError(e.to_string()))
+        use crate::security::password::{Argon2Worker, params as argon2_params};
+        let fail = |e: crate::security::password::PoolError| LoadgenError(e.to_string());
+        Argon2Worker::new(argon2_params(params).map_err(fail)?)
+            .and_then(|mut w| w.hash(PASSWORD))
+            .map_err(fail)
     })
     .await
     .map_err(|e| LoadgenError(e.to_string()))??;

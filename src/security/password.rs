@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2_rust::params::Memory;
+use argon2_rust::{Algorithm, Argon2, Params, Version};
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use tokio::sync::oneshot;
 
@@ -32,7 +31,100 @@ pub enum PoolError {
     Hash(String),
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// The most a stored (or imported) hash may ask of a verification: a PHC string names
+/// its own cost, and without a ceiling one row could ask for terabytes. 256 MiB (or the
+/// configured cost, if higher), 16 passes, 16 lanes, worked through on the one thread.
+fn verify_ceiling(params: &Params) -> Result<Params, PoolError> {
+    let memory = params.memory_kib().max(256 * 1024);
+    Params::builder()
+        .memory(Memory::kib(memory as u64))
+        .passes(params.passes().max(16))
+        .lanes(params.lanes().max(16))
+        .threads(1)
+        .build()
+        .map_err(|e| PoolError::Hash(e.to_string()))
+}
+
+/// The argon2id parameters of `p`, checked.
+pub fn params(p: HashParams) -> Result<Params, PoolError> {
+    Params::builder()
+        .memory(Memory::kib(u64::from(p.memory_kib)))
+        .passes(p.iterations)
+        .lanes(p.parallelism)
+        .threads(1)
+        .build()
+        .map_err(|e| PoolError::Hash(e.to_string()))
+}
+
+/// Whether `phc` is a stored argon2 hash this build can verify: well formed, and within
+/// what a verification may cost (see [`verify_ceiling`] for `configured`).
+pub fn check_stored(phc: &str, configured: HashParams) -> Result<(), String> {
+    let decoded =
+        argon2_rust::decode_phc(phc).map_err(|e| format!("not an argon2 PHC string: {e}"))?;
+    let ceiling = verify_ceiling(&params(configured).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let p = &decoded.params;
+    if p.memory_kib() > ceiling.memory_kib()
+        || p.passes() > ceiling.passes()
+        || p.lanes() > ceiling.lanes()
+    {
+        return Err(format!(
+            "its cost (m={}, t={}, p={}) is above what a login may spend (m={}, t={}, p={})",
+            p.memory_kib(),
+            p.passes(),
+            p.lanes(),
+            ceiling.memory_kib(),
+            ceiling.passes(),
+            ceiling.lanes()
+        ));
+    }
+    Ok(())
+}
+
+/// One worker thread's argon2id: the configured cost and the memory it needs, allocated
+/// once and reused by every hash and verification on the thread (wiped after each).
+/// argon2-rust picks the widest SIMD the CPU has (AVX-512, AVX2, SSE, NEON) at run time.
+pub struct Argon2Worker {
+    hasher: argon2_rust::Hasher,
+    ceiling: Params,
+}
+
+impl Argon2Worker {
+    /// A worker for `params`, its memory reserved now rather than by the first hash.
+    pub fn new(params: Params) -> Result<Self, PoolError> {
+        let ceiling = verify_ceiling(&params)?;
+        let mut hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hasher();
+        hasher
+            .reserve()
+            .map_err(|e| PoolError::Hash(e.to_string()))?;
+        Ok(Self { hasher, ceiling })
+    }
+
+    /// Hashes `password` into a PHC string with a fresh random salt.
+    pub fn hash(&mut self, password: &str) -> Result<String, PoolError> {
+        self.hasher
+            .hash_password_with_random_salt(password.as_bytes())
+            .map_err(|e| PoolError::Hash(e.to_string()))
+    }
+
+    /// Whether `password` matches the stored PHC string `phc` (any argon2 variant, at
+    /// any cost up to the ceiling; the cost comes from the string).
+    pub fn verify(&mut self, password: &str, phc: &str) -> Result<bool, PoolError> {
+        let algorithm = argon2_rust::decode_phc(phc)
+            .map_err(|e| PoolError::Hash(e.to_string()))?
+            .algorithm;
+        match self
+            .hasher
+            .verify_encoded_bounded(phc, password.as_bytes(), algorithm, &self.ceiling)
+        {
+            Ok(()) => Ok(true),
+            Err(argon2_rust::Error::VerifyMismatch) => Ok(false),
+            Err(e) => Err(PoolError::Hash(e.to_string())),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Argon2Worker) + Send>;
 
 /// argon2id on a fixed pool of threads with a bounded queue. Cloning shares the pool.
 #[derive(Clone)]
@@ -42,7 +134,6 @@ pub struct PasswordHasher {
 }
 
 struct Inner {
-    argon: Argon2<'static>,
     dummy_hash: String,
     /// Jobs started, and their total time waiting for a worker (µs).
     started: AtomicU64,
@@ -56,29 +147,18 @@ impl PasswordHasher {
     /// Starts `workers` threads with room for `queue` waiting jobs, and computes the dummy
     /// hash that unknown-email logins are verified against.
     pub fn start(params: HashParams, workers: usize, queue: usize) -> Result<Self, PoolError> {
-        let p = Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            None,
-        )
-        .map_err(|e| PoolError::Hash(e.to_string()))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
-        let mut salt = [0u8; 16];
-        rand::fill(&mut salt);
-        let dummy_hash = argon
-            .hash_password_with_salt(b"roster-dummy-password", &salt)
-            .map_err(|e| PoolError::Hash(e.to_string()))?
-            .to_string();
+        let p = self::params(params)?;
+        let dummy_hash = Argon2Worker::new(p)?.hash("roster-dummy-password")?;
         let (tx, rx) = bounded::<Job>(queue);
         for i in 0..workers.max(1) {
             let rx = rx.clone();
+            let mut worker = Argon2Worker::new(p)?;
             thread::Builder::new()
                 .name(format!("roster-hash-{i}"))
                 .spawn(move || {
                     // Ends when every sender is gone.
                     while let Ok(job) = rx.recv() {
-                        job();
+                        job(&mut worker);
                     }
                 })
                 .map_err(|e| PoolError::Hash(format!("cannot start worker: {e}")))?;
@@ -86,7 +166,6 @@ impl PasswordHasher {
         Ok(Self {
             jobs: tx,
             inner: Arc::new(Inner {
-                argon,
                 dummy_hash,
                 started: AtomicU64::new(0),
                 waited_micros: AtomicU64::new(0),
@@ -122,17 +201,17 @@ impl PasswordHasher {
     pub async fn run<T, F>(&self, f: F) -> Result<T, PoolError>
     where
         T: Send + 'static,
-        F: FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        F: FnOnce(&mut Argon2Worker) -> T + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let inner = Arc::clone(&self.inner);
         let queued_at = std::time::Instant::now();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |worker| {
             let waited = u64::try_from(queued_at.elapsed().as_micros()).unwrap_or(u64::MAX);
             inner.waited_micros.fetch_add(waited, Ordering::Relaxed);
             inner.started.fetch_add(1, Ordering::Relaxed);
             let began = std::time::Instant::now();
-            let out = f(&inner.argon);
+            let out = f(worker);
             let busy = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
             inner.busy_micros.fetch_add(busy, Ordering::Relaxed);
             let _ = tx.send(out);
@@ -146,7 +225,7 @@ impl PasswordHasher {
 
     /// Hashes a password into a PHC string with a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, PoolError> {
-        self.run(move |argon| hash_with(argon, &password)).await?
+        self.run(move |w| w.hash(&password)).await?
     }
 
     /// Checks `password` against a stored PHC string, or against the dummy hash when there
@@ -157,26 +236,15 @@ impl PasswordHasher {
         stored: Option<String>,
     ) -> Result<bool, PoolError> {
         let inner = Arc::clone(&self.inner);
-        self.run(move |argon| {
+        self.run(move |w| {
             let (phc, real) = match &stored {
                 Some(s) => (s.as_str(), true),
                 None => (inner.dummy_hash.as_str(), false),
             };
-            let parsed = PasswordHash::new(phc).map_err(|e| PoolError::Hash(e.to_string()))?;
-            Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok() && real)
+            Ok(w.verify(&password, phc)? && real)
         })
         .await?
     }
-}
-
-/// Hashes with a fresh random salt (callable on any thread; blocking).
-pub(crate) fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String, PoolError> {
-    let mut salt = [0u8; 16];
-    rand::fill(&mut salt);
-    argon
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PoolError::Hash(e.to_string()))
 }
 
 #[cfg(test)]
@@ -205,6 +273,39 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_written_before_verify_and_hostile_costs_are_refused() {
+        let h = PasswordHasher::start(CHEAP, 1, 4).unwrap();
+        // Written by the RustCrypto argon2 crate (this build's predecessor): m=64, t=1.
+        let old = "$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$\
+                   55PWTvddWPUD1GMbKxSff4ASfF85k9ibHJt4HlHQtBM";
+        let ok = h.verify("password".into(), Some(old.into())).await;
+        assert_eq!(ok, Ok(true), "{ok:?}");
+        assert_eq!(h.verify("wrong".into(), Some(old.into())).await, Ok(false));
+        // Other lanes and variants verify too.
+        let mut w = Argon2Worker::new(params(CHEAP).unwrap()).unwrap();
+        let wide = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::builder()
+                .memory(Memory::kib(64))
+                .passes(1)
+                .lanes(2)
+                .build()
+                .unwrap(),
+        )
+        .hash_encoded(b"pw", b"somesaltsomesalt")
+        .unwrap();
+        assert_eq!(w.verify("pw", &wide), Ok(true));
+        // A stored string asking for 4 TiB is refused, not allocated.
+        let hostile = "$argon2id$v=19$m=4294967295,t=1,p=1$c29tZXNhbHQ$\
+                       CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+        assert!(w.verify("password", hostile).is_err());
+        assert!(check_stored(hostile, CHEAP).unwrap_err().contains("above"));
+        assert!(check_stored(old, CHEAP).is_ok());
+        assert!(check_stored("$2b$10$notargon", CHEAP).is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,11 +84,9 @@ impl Accounts<'_> {
         u: ImportedUser,
         actor: Option<crate::domain::audit::AuditActor>,
     ) -> Result<UserProfile, EngineError> {
-        let parsed = argon2::password_hash::phc::PasswordHash::new(&u.password_hash)
-            .map_err(|e| ValidationError::new("password_hash", format!("not a PHC string: {e}")))?;
-        if !parsed.algorithm.as_str().starts_with("argon2") {
-            return Err(ValidationError::new("password_hash", "must be an argon2 hash").into());
-        }
+        let configured = self.m.engine.config.passwords.params;
+        crate::security::password::check_stored(&u.password_hash, configured)
+            .map_err(|why| ValidationError::new("password_hash", why))?;
         let tier = u.tier.unwrap_or(UserTier::Free);
         let patch = u.profile_data.unwrap_or_default();
         let (email, profile) = self.m.prepare_new(&u.email, tier, &patch)?;

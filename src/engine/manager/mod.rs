@@ -58,7 +58,7 @@ use crate::domain::tier::UserTier;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
 use crate::domain::validation::ValidationError;
 use crate::metrics::{LoginLabels, LoginResult, Metrics};
-use crate::security::password::{PasswordHasher, hash_with};
+use crate::security::password::PasswordHasher;
 use crate::store::{Batch, GroupCommit, Op, Store};
 
 pub use super::outcomes::*;
@@ -553,9 +553,9 @@ impl UserManager {
         let pw = password.to_owned();
         self.engine
             .hasher
-            .run(move |argon| -> Result<String, EngineError> {
+            .run(move |worker| -> Result<String, EngineError> {
                 policy.check(&pw, &email)?;
-                Ok(hash_with(argon, &pw)?)
+                Ok(worker.hash(&pw)?)
             })
             .await?
     }
