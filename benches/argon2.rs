@@ -5,6 +5,8 @@
 //!
 //! cargo bench --bench argon2 -- --hashes 40 --rounds 3
 
+#![allow(clippy::expect_used)]
+
 use std::time::Instant;
 
 use roster::security::password::{Argon2Worker, HashParams, params};
