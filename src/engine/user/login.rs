@@ -128,8 +128,8 @@ impl UserActor {
         )
     }
 
-    /// Opens a session for a login whose every factor passed: writes it (the caller
-    /// commits), learns the login's device, network, place and hour, records the event
+    /// Opens a session for a login whose every factor passed: hands it to the writer (the
+    /// reply is durable once its ticket is), learns the login's device, network, place and hour, records the event
     /// and tells the user's sockets.
     pub(super) fn grant(
         &mut self,
