@@ -11,7 +11,7 @@ use roster::config::{Config, DEFAULT_TOML, parse_toml};
 use roster::domain::ids::UserId;
 use roster::domain::profile::ProfilePatch;
 use roster::domain::session::LoginContext;
-use roster::engine::state::UserState;
+use roster::engine::state::{UserState, UserStateV3};
 use roster::security::keys::DataKey;
 use roster::security::token::SessionToken;
 use roster::store::codec;
@@ -174,7 +174,7 @@ fn encryption(c: &mut Criterion) {
     let master = MasterKey::generate();
     let (clear_dir, sealed_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let store = SledStore::open(sealed_dir.path(), 256 << 20).unwrap();
-    let plain = codec::encode_as_version(3, &state).unwrap();
+    let plain = codec::encode_as_version(3, &UserStateV3::of(&state)).unwrap();
     let ids: Vec<UserId> = (0..n).map(|_| UserId::generate()).collect();
     {
         // Format 3's create: email claim, record and tier route in one transaction.
@@ -282,7 +282,7 @@ fn encryption(c: &mut Criterion) {
     g.bench_function("snapshot_write/clear", |b| {
         b.iter(|| {
             let i = next();
-            let rec = codec::encode_as_version(3, &state).unwrap();
+            let rec = codec::encode_as_version(3, &UserStateV3::of(&state)).unwrap();
             put(&clear_store, &mut clear_revs, i, rec);
         })
     });

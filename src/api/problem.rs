@@ -37,6 +37,9 @@ pub enum ApiError {
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The user has not given the consent the operation needs.
+    #[error("{0}")]
+    ConsentRequired(&'static str),
     /// No such resource.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -139,6 +142,11 @@ impl ApiError {
                 "Invalid credentials",
             ),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ConsentRequired(_) => (
+                StatusCode::FORBIDDEN,
+                "consent-required",
+                "Consent required",
+            ),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             EmailTaken => (
                 StatusCode::CONFLICT,

@@ -1,8 +1,10 @@
-//! Listening activity reported by clients (over the event socket) and the counters the
-//! user's actor keeps from it for analytics and personalisation.
+//! Listening activity reported by clients (over the event socket or
+//! `POST /api/v1/users/{id}/activity`), and the checks an event passes before it counts.
+//! What the actor keeps from it is in [`history`](super::history).
 //!
 //! Data minimisation: a search is counted, its text is never received; a track is
-//! referred to by the client's own id, which is checked and not kept.
+//! referred to by the client's own id, which is checked and not kept (only a bit of a
+//! per-day sketch of distinct tracks remembers it).
 
 use std::time::Duration;
 
@@ -11,17 +13,43 @@ use serde::{Deserialize, Serialize};
 use super::time::Timestamp;
 use super::validation::{ValidationError, text};
 
-/// Most events one `activity` frame may carry.
+/// Most events one `activity` frame (or request) may carry.
 pub(crate) const MAX_EVENTS_PER_FRAME: usize = 100;
 
 /// How far in the future an event's time may be (client clock skew).
 const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
-/// How old an event may be (a client that was offline flushes its backlog).
-const MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
+/// How old a live event may be (a client that was offline flushes its backlog). Imported
+/// history may be older: anything after the user's creation.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
 
 /// Longest play or position counted for one event.
 const MAX_TRACK_MS: u64 = 24 * 3_600_000;
+
+/// Longest id of a track, a recommendation or a feature.
+const MAX_ID: usize = 128;
+
+/// The kind of client an app was opened on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// iPhone or iPad app.
+    Ios,
+    /// Android app.
+    Android,
+    /// Browser.
+    Web,
+    /// Desktop app.
+    Desktop,
+    /// Television or console.
+    Tv,
+    /// In-car system.
+    Car,
+    /// Smart speaker.
+    Speaker,
+    /// Anything else.
+    Other,
+}
 
 /// One thing the user did, as the client reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,56 +85,207 @@ pub enum ActivityEvent {
         /// When.
         at: Timestamp,
     },
+    /// The app was opened.
+    AppOpened {
+        /// When.
+        at: Timestamp,
+        /// On what.
+        platform: Platform,
+    },
+    /// A playlist was created.
+    PlaylistCreated {
+        /// When.
+        at: Timestamp,
+    },
+    /// A feature of the tier was used (one of the tier's `features`, e.g. `ai_composer`).
+    FeatureUsed {
+        /// When.
+        at: Timestamp,
+        /// The feature's name.
+        feature: String,
+    },
+    /// A recommendation was shown to the user.
+    RecommendationShown {
+        /// When.
+        at: Timestamp,
+        /// The recommendation's id (as the recommendations answer gave it).
+        recommendation_id: String,
+        /// The recommended track, if the client knows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        track_id: Option<String>,
+    },
+    /// A shown recommendation was followed.
+    RecommendationClicked {
+        /// When.
+        at: Timestamp,
+        /// The recommendation's id.
+        recommendation_id: String,
+        /// The recommended track, if the client knows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        track_id: Option<String>,
+    },
+}
+
+/// The kind of an event, without its data (for counting and idempotence keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// [`ActivityEvent::TrackPlayed`].
+    Played,
+    /// [`ActivityEvent::TrackSkipped`].
+    Skipped,
+    /// [`ActivityEvent::TrackLiked`].
+    Liked,
+    /// [`ActivityEvent::Searched`].
+    Searched,
+    /// [`ActivityEvent::AppOpened`].
+    AppOpened,
+    /// [`ActivityEvent::PlaylistCreated`].
+    PlaylistCreated,
+    /// [`ActivityEvent::FeatureUsed`].
+    FeatureUsed,
+    /// [`ActivityEvent::RecommendationShown`].
+    RecommendationShown,
+    /// [`ActivityEvent::RecommendationClicked`].
+    RecommendationClicked,
+}
+
+/// What the checks of a batch need to know besides the events.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRules<'a> {
+    /// The check's time.
+    pub now: Timestamp,
+    /// The oldest an event may be.
+    pub not_before: Timestamp,
+    /// The features the user's tier unlocks (a `feature_used` must name one).
+    pub features: &'a [String],
+}
+
+impl<'a> EventRules<'a> {
+    /// The rules for live events: at most [`MAX_AGE`] old, never before the account.
+    pub fn live(now: Timestamp, created_at: Timestamp, features: &'a [String]) -> Self {
+        let oldest = Timestamp::from_millis(now.as_millis() - MAX_AGE.as_millis() as i64);
+        Self {
+            now,
+            not_before: oldest.max(created_at),
+            features,
+        }
+    }
+
+    /// The rules for imported history: anything since the account's creation.
+    pub fn imported(now: Timestamp, created_at: Timestamp, features: &'a [String]) -> Self {
+        Self {
+            now,
+            not_before: created_at,
+            features,
+        }
+    }
 }
 
 impl ActivityEvent {
-    fn at(&self) -> Timestamp {
+    /// When it happened.
+    pub fn at(&self) -> Timestamp {
         match self {
             ActivityEvent::TrackPlayed { at, .. }
             | ActivityEvent::TrackSkipped { at, .. }
             | ActivityEvent::TrackLiked { at, .. }
-            | ActivityEvent::Searched { at } => *at,
+            | ActivityEvent::Searched { at }
+            | ActivityEvent::AppOpened { at, .. }
+            | ActivityEvent::PlaylistCreated { at }
+            | ActivityEvent::FeatureUsed { at, .. }
+            | ActivityEvent::RecommendationShown { at, .. }
+            | ActivityEvent::RecommendationClicked { at, .. } => *at,
         }
     }
 
-    /// Checks one event at `now`; `index` names it in the error.
-    fn check(&self, index: usize, now: Timestamp) -> Result<(), ValidationError> {
+    /// Its kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            ActivityEvent::TrackPlayed { .. } => EventKind::Played,
+            ActivityEvent::TrackSkipped { .. } => EventKind::Skipped,
+            ActivityEvent::TrackLiked { .. } => EventKind::Liked,
+            ActivityEvent::Searched { .. } => EventKind::Searched,
+            ActivityEvent::AppOpened { .. } => EventKind::AppOpened,
+            ActivityEvent::PlaylistCreated { .. } => EventKind::PlaylistCreated,
+            ActivityEvent::FeatureUsed { .. } => EventKind::FeatureUsed,
+            ActivityEvent::RecommendationShown { .. } => EventKind::RecommendationShown,
+            ActivityEvent::RecommendationClicked { .. } => EventKind::RecommendationClicked,
+        }
+    }
+
+    /// The track it is about, if any.
+    pub fn track_id(&self) -> Option<&str> {
+        match self {
+            ActivityEvent::TrackPlayed { track_id, .. }
+            | ActivityEvent::TrackSkipped { track_id, .. }
+            | ActivityEvent::TrackLiked { track_id, .. } => Some(track_id),
+            ActivityEvent::RecommendationShown { track_id, .. }
+            | ActivityEvent::RecommendationClicked { track_id, .. } => track_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Checks one event; `index` names it in the error.
+    fn check(&self, index: usize, rules: &EventRules<'_>) -> Result<(), ValidationError> {
         let field = |f: &str| format!("events[{index}].{f}");
         let at = self.at();
-        if at > now.plus(MAX_SKEW) {
+        if at > rules.now.plus(MAX_SKEW) {
             return Err(ValidationError::new(field("at"), "is in the future"));
         }
-        if now.since(at) > MAX_AGE {
-            return Err(ValidationError::new(field("at"), "is older than 30 days"));
+        if at < rules.not_before {
+            return Err(ValidationError::new(
+                field("at"),
+                format!(
+                    "is before {} (live events may be at most 30 days old, and no event \
+                     precedes the account)",
+                    rules.not_before
+                ),
+            ));
         }
-        let (track, ms) = match self {
-            ActivityEvent::TrackPlayed {
-                track_id,
-                duration_ms,
-                ..
-            } => (Some(track_id), Some(("duration_ms", *duration_ms))),
-            ActivityEvent::TrackSkipped {
-                track_id,
-                position_ms,
-                ..
-            } => (Some(track_id), Some(("position_ms", *position_ms))),
-            ActivityEvent::TrackLiked { track_id, .. } => (Some(track_id), None),
-            ActivityEvent::Searched { .. } => (None, None),
-        };
-        if let Some(t) = track {
-            text(&field("track_id"), t, 128)?;
+        if let Some(t) = self.track_id() {
+            text(&field("track_id"), t, MAX_ID)?;
         }
-        if let Some((name, v)) = ms
-            && v > MAX_TRACK_MS
-        {
-            return Err(ValidationError::new(field(name), "is longer than 24 hours"));
+        match self {
+            ActivityEvent::TrackPlayed { duration_ms: v, .. }
+            | ActivityEvent::TrackSkipped { position_ms: v, .. }
+                if *v > MAX_TRACK_MS =>
+            {
+                let name = if matches!(self, ActivityEvent::TrackPlayed { .. }) {
+                    "duration_ms"
+                } else {
+                    "position_ms"
+                };
+                Err(ValidationError::new(field(name), "is longer than 24 hours"))
+            }
+            ActivityEvent::FeatureUsed { feature, .. } => {
+                text(&field("feature"), feature, MAX_ID)?;
+                if rules.features.iter().any(|f| f == feature) {
+                    Ok(())
+                } else {
+                    Err(ValidationError::new(
+                        field("feature"),
+                        format!(
+                            "is not a feature of the user's tier (its features: {})",
+                            rules.features.join(", ")
+                        ),
+                    ))
+                }
+            }
+            ActivityEvent::RecommendationShown {
+                recommendation_id, ..
+            }
+            | ActivityEvent::RecommendationClicked {
+                recommendation_id, ..
+            } => text(&field("recommendation_id"), recommendation_id, MAX_ID).map(drop),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
 /// Checks a frame's events: 1 to [`MAX_EVENTS_PER_FRAME`], each valid. All or nothing.
-pub(crate) fn check_batch(events: &[ActivityEvent], now: Timestamp) -> Result<(), ValidationError> {
+pub(crate) fn check_batch(
+    events: &[ActivityEvent],
+    rules: &EventRules<'_>,
+) -> Result<(), ValidationError> {
     if events.is_empty() {
         return Err(ValidationError::new("events", "must not be empty"));
     }
@@ -119,55 +298,7 @@ pub(crate) fn check_batch(events: &[ActivityEvent], now: Timestamp) -> Result<()
     events
         .iter()
         .enumerate()
-        .try_for_each(|(i, e)| e.check(i, now))
-}
-
-/// What the actor counts from activity events (soft state: snapshotted on the sweep).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ActivityCounters {
-    /// Tracks played.
-    pub tracks_played: u64,
-    /// Tracks skipped.
-    pub tracks_skipped: u64,
-    /// Tracks liked.
-    pub tracks_liked: u64,
-    /// Searches made.
-    pub searches: u64,
-    /// Total listening time, in milliseconds.
-    pub listening_ms: u64,
-    /// The latest event's time.
-    pub last_activity_at: Option<Timestamp>,
-}
-
-impl ActivityCounters {
-    /// Counts checked events.
-    pub fn record(&mut self, events: &[ActivityEvent]) {
-        for e in events {
-            match e {
-                ActivityEvent::TrackPlayed { duration_ms, .. } => {
-                    self.tracks_played += 1;
-                    self.listening_ms = self.listening_ms.saturating_add(*duration_ms);
-                }
-                ActivityEvent::TrackSkipped { .. } => self.tracks_skipped += 1,
-                ActivityEvent::TrackLiked { .. } => self.tracks_liked += 1,
-                ActivityEvent::Searched { .. } => self.searches += 1,
-            }
-            let at = e.at();
-            if self.last_activity_at.is_none_or(|l| l < at) {
-                self.last_activity_at = Some(at);
-            }
-        }
-    }
-
-    /// Share of started tracks that were skipped (0 when nothing was played).
-    pub fn skip_rate(&self) -> f64 {
-        let total = self.tracks_played + self.tracks_skipped;
-        if total == 0 {
-            0.0
-        } else {
-            self.tracks_skipped as f64 / total as f64
-        }
-    }
+        .try_for_each(|(i, e)| e.check(i, rules))
 }
 
 #[cfg(test)]
@@ -175,52 +306,56 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+    const CREATED: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+    fn features() -> Vec<String> {
+        vec!["ai_composer".into()]
+    }
 
     fn parse(json: &str) -> Result<Vec<ActivityEvent>, serde_json::Error> {
         serde_json::from_str(json)
     }
 
     #[test]
-    fn counts_each_kind() {
+    fn every_kind_parses_and_passes() {
         let at = NOW.to_string();
         let events = parse(&format!(
             r#"[{{"kind":"track_played","track_id":"t1","at":"{at}","duration_ms":1000}},
                 {{"kind":"track_skipped","track_id":"t2","at":"{at}","position_ms":5}},
                 {{"kind":"track_liked","track_id":"t1","at":"{at}"}},
-                {{"kind":"searched","at":"{at}"}}]"#
+                {{"kind":"searched","at":"{at}"}},
+                {{"kind":"app_opened","at":"{at}","platform":"android"}},
+                {{"kind":"playlist_created","at":"{at}"}},
+                {{"kind":"feature_used","at":"{at}","feature":"ai_composer"}},
+                {{"kind":"recommendation_shown","at":"{at}","recommendation_id":"r1","track_id":"t9"}},
+                {{"kind":"recommendation_clicked","at":"{at}","recommendation_id":"r1"}}]"#
         ))
         .unwrap();
-        check_batch(&events, NOW).unwrap();
-        let mut c = ActivityCounters::default();
-        c.record(&events);
-        assert_eq!(
-            (
-                c.tracks_played,
-                c.tracks_skipped,
-                c.tracks_liked,
-                c.searches
-            ),
-            (1, 1, 1, 1)
-        );
-        assert_eq!(c.listening_ms, 1000);
-        assert_eq!(c.last_activity_at, Some(NOW));
-        assert!((c.skip_rate() - 0.5).abs() < 1e-9);
+        let f = features();
+        check_batch(&events, &EventRules::live(NOW, CREATED, &f)).unwrap();
+        let kinds: Vec<_> = events.iter().map(ActivityEvent::kind).collect();
+        assert_eq!(kinds.len(), 9);
+        assert_eq!(kinds[4], EventKind::AppOpened);
+        assert_eq!(events[7].track_id(), Some("t9"));
+        assert_eq!(events[8].track_id(), None);
     }
 
     #[test]
     fn bad_events_name_the_field() {
+        let f = features();
+        let live = EventRules::live(NOW, CREATED, &f);
         let future = NOW.plus(Duration::from_secs(3600));
         let e = vec![
             ActivityEvent::Searched { at: NOW },
             ActivityEvent::Searched { at: future },
         ];
-        assert_eq!(check_batch(&e, NOW).unwrap_err().field, "events[1].at");
+        assert_eq!(check_batch(&e, &live).unwrap_err().field, "events[1].at");
         let e = vec![ActivityEvent::TrackLiked {
             track_id: " ".into(),
             at: NOW,
         }];
         assert_eq!(
-            check_batch(&e, NOW).unwrap_err().field,
+            check_batch(&e, &live).unwrap_err().field,
             "events[0].track_id"
         );
         let e = vec![ActivityEvent::TrackPlayed {
@@ -229,10 +364,48 @@ mod tests {
             duration_ms: MAX_TRACK_MS + 1,
         }];
         assert_eq!(
-            check_batch(&e, NOW).unwrap_err().field,
+            check_batch(&e, &live).unwrap_err().field,
             "events[0].duration_ms"
         );
-        assert!(check_batch(&[], NOW).is_err());
+        let e = vec![ActivityEvent::FeatureUsed {
+            at: NOW,
+            feature: "time_travel".into(),
+        }];
+        let err = check_batch(&e, &live).unwrap_err();
+        assert_eq!(err.field, "events[0].feature");
+        assert!(err.reason.contains("ai_composer"), "{}", err.reason);
+        let e = vec![ActivityEvent::RecommendationClicked {
+            at: NOW,
+            recommendation_id: String::new(),
+            track_id: None,
+        }];
+        assert_eq!(
+            check_batch(&e, &live).unwrap_err().field,
+            "events[0].recommendation_id"
+        );
+        assert!(check_batch(&[], &live).is_err());
         assert!(parse(r#"[{"kind":"hummed","at":"2026-01-01T00:00:00Z"}]"#).is_err());
+        assert!(
+            parse(r#"[{"kind":"app_opened","at":"2026-01-01T00:00:00Z","platform":"fridge"}]"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn live_events_are_recent_and_imported_ones_follow_the_account() {
+        let f = features();
+        let old = Timestamp::from_millis(NOW.as_millis() - 40 * 86_400_000);
+        let e = vec![ActivityEvent::Searched { at: old }];
+        assert!(check_batch(&e, &EventRules::live(NOW, CREATED, &f)).is_err());
+        assert!(check_batch(&e, &EventRules::imported(NOW, CREATED, &f)).is_ok());
+        let before = Timestamp::from_millis(CREATED.as_millis() - 1);
+        let e = vec![ActivityEvent::Searched { at: before }];
+        assert!(check_batch(&e, &EventRules::imported(NOW, CREATED, &f)).is_err());
+        // A young account's live window starts at its creation.
+        let young = Timestamp::from_millis(NOW.as_millis() - 86_400_000);
+        let e = vec![ActivityEvent::Searched {
+            at: Timestamp::from_millis(young.as_millis() - 1),
+        }];
+        assert!(check_batch(&e, &EventRules::live(NOW, young, &f)).is_err());
     }
 }

@@ -11,6 +11,8 @@ pub(crate) mod binding;
 pub(crate) mod challenge;
 pub mod consent;
 pub mod email;
+pub mod engagement;
+pub mod history;
 pub mod ids;
 pub(crate) mod lockout;
 pub(crate) mod login;

@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::activity::ActivityCounters;
 use crate::domain::consent::{ConsentChange, ConsentState, ParentalConsent, Purpose};
+use crate::domain::engagement::Engagement;
+use crate::domain::history::{ActivityCounters, ActivityHistory, Bucket, FeatureUse, day_start};
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::login::ChallengeReason;
 use crate::domain::mfa::{MfaStatus, SecondFactor};
@@ -143,8 +144,94 @@ pub struct Insights {
     pub requests_per_hour: Option<u64>,
     /// Features the tier unlocks.
     pub features: Vec<String>,
-    /// Listening activity reported by the user's clients.
+    /// Listening activity reported by the user's clients: lifetime counters.
     pub activity: ActivityCounters,
+    /// The engagement score of the last 28 days with its parts (see `docs/analytics.md`).
+    pub engagement: Engagement,
+    /// When the user listens: plays by hour of day (UTC), and the first and last
+    /// activity.
+    pub listening_profile: ListeningProfile,
+    /// Tier features used, by feature.
+    pub feature_usage: Vec<FeatureUse>,
+    /// The days with activity of the last five weeks, oldest first.
+    pub recent_days: Vec<DayActivity>,
+}
+
+/// When a user listens.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ListeningProfile {
+    /// Plays by hour of day, UTC (index 0 = 00:00–00:59), as relative weights: older
+    /// habits are halved away once a count would overflow.
+    pub hours: Vec<u16>,
+    /// The hour with the most plays, if any.
+    pub peak_hour: Option<u8>,
+    /// The earliest activity.
+    pub first_active: Option<Timestamp>,
+    /// The latest activity.
+    pub last_active: Option<Timestamp>,
+}
+
+impl ListeningProfile {
+    /// The profile of a history.
+    pub fn of(h: &ActivityHistory) -> Self {
+        let peak = (0..24)
+            .max_by_key(|i| (h.hours[*i], std::cmp::Reverse(*i)))
+            .filter(|i| h.hours[*i] > 0);
+        Self {
+            hours: h.hours.to_vec(),
+            peak_hour: peak.map(|i| i as u8),
+            first_active: h.first_active,
+            last_active: h.last_active,
+        }
+    }
+}
+
+/// One day of a user's activity.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DayActivity {
+    /// The day's start (00:00 UTC).
+    pub date: Timestamp,
+    /// Tracks played.
+    pub plays: u16,
+    /// Minutes listened.
+    pub listening_minutes: u32,
+    /// Tracks skipped.
+    pub skips: u16,
+    /// Tracks liked.
+    pub likes: u16,
+    /// Searches.
+    pub searches: u16,
+    /// App opens.
+    pub app_opens: u16,
+    /// Playlists created.
+    pub playlists: u16,
+    /// Tier features used.
+    pub features_used: u16,
+    /// Recommendations shown.
+    pub recommendations_shown: u16,
+    /// Recommendations followed.
+    pub recommendations_clicked: u16,
+    /// Distinct tracks (an estimate, see `docs/analytics.md`).
+    pub distinct_tracks: u32,
+}
+
+impl From<&Bucket> for DayActivity {
+    fn from(b: &Bucket) -> Self {
+        Self {
+            date: day_start(b.day),
+            plays: b.plays,
+            listening_minutes: b.listening_secs / 60,
+            skips: b.skips,
+            likes: b.likes,
+            searches: b.searches,
+            app_opens: b.app_opens,
+            playlists: b.playlists,
+            features_used: b.features_used,
+            recommendations_shown: b.recs_shown,
+            recommendations_clicked: b.recs_clicked,
+            distinct_tracks: b.distinct_tracks(),
+        }
+    }
 }
 
 /// Everything Roster holds about one user, for data portability (GDPR art. 20). Field
@@ -164,8 +251,11 @@ pub struct UserExport {
     pub known_devices: Vec<String>,
     /// Failed logins in the current window and the lock they caused.
     pub login_failures: LoginFailures,
-    /// Listening activity counted from the user's clients.
+    /// Listening activity counted from the user's clients: lifetime counters.
     pub activity: ActivityCounters,
+    /// The activity history: daily and weekly buckets, plays by hour, totals, features
+    /// used.
+    pub activity_history: ActivityHistory,
     /// Consents per purpose with their history, birth date, parental consent.
     pub consents: ConsentView,
     /// Second factors enrolled (never their secrets).

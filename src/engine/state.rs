@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::EngineError;
 use super::shared_profile::SharedProfile;
-use crate::domain::activity::ActivityCounters;
 use crate::domain::consent::ConsentState;
+use crate::domain::history::ActivityHistory;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
@@ -17,12 +17,16 @@ use crate::domain::profile::UserProfile;
 use crate::domain::rate::TokenBucket;
 use crate::domain::risk::{Location, RiskProfile};
 use crate::domain::security_log::{SecurityEvent, SecurityLog};
-use crate::domain::session::{LoginContext, Session, SessionBinding, SessionV2};
+use crate::domain::session::{LoginContext, Session, SessionBinding};
 use crate::domain::tier::TierPolicy;
 use crate::domain::time::Timestamp;
 use crate::security::keys::DataKey;
 use crate::security::token::SessionToken;
 use crate::store::codec::{self, CodecError};
+
+mod legacy;
+pub use legacy::UserStateV3;
+use legacy::{UserStateV1, UserStateV2};
 
 /// Devices remembered per user (for new-device checks), most recent last.
 pub(crate) const MAX_KNOWN_DEVICES: usize = 32;
@@ -48,8 +52,9 @@ pub struct UserState {
     pub known_devices: Vec<String>,
     /// The per-tier request-rate bucket (soft state).
     pub rate: TokenBucket,
-    /// Listening activity reported by clients (soft state). New in format 2.
-    pub activity: ActivityCounters,
+    /// Listening activity reported by clients (soft state): counters since format 2,
+    /// the history since format 5.
+    pub history: ActivityHistory,
     /// Second factors. New in format 3.
     pub mfa: MfaState,
     /// What logins taught the risk engine. New in format 3.
@@ -58,67 +63,6 @@ pub struct UserState {
     pub security: SecurityLog,
     /// Consents per purpose, birth date, parental consent. New in format 3.
     pub consents: ConsentState,
-}
-
-/// The user state as format 2 stored it (before MFA, risk and security events).
-#[derive(Deserialize)]
-pub(crate) struct UserStateV2 {
-    profile: SharedProfile,
-    password_hash: String,
-    credential_version: u64,
-    sessions: Vec<SessionV2>,
-    failures: FailureState,
-    known_devices: Vec<String>,
-    rate: TokenBucket,
-    activity: ActivityCounters,
-}
-
-impl From<UserStateV2> for UserState {
-    fn from(v: UserStateV2) -> Self {
-        Self {
-            profile: v.profile,
-            password_hash: v.password_hash,
-            credential_version: v.credential_version,
-            sessions: v.sessions.into_iter().map(Session::from).collect(),
-            failures: v.failures,
-            known_devices: v.known_devices,
-            rate: v.rate,
-            activity: v.activity,
-            mfa: MfaState::default(),
-            risk: RiskProfile::default(),
-            security: SecurityLog::default(),
-            consents: ConsentState::default(),
-        }
-    }
-}
-
-/// The user state as format 1 stored it (before activity counters). Read-only: records
-/// of this shape are converted on load and written back in the current format.
-#[derive(Deserialize)]
-pub(crate) struct UserStateV1 {
-    profile: SharedProfile,
-    password_hash: String,
-    credential_version: u64,
-    sessions: Vec<SessionV2>,
-    failures: FailureState,
-    known_devices: Vec<String>,
-    rate: TokenBucket,
-}
-
-impl From<UserStateV1> for UserState {
-    fn from(v: UserStateV1) -> Self {
-        UserStateV2 {
-            profile: v.profile,
-            password_hash: v.password_hash,
-            credential_version: v.credential_version,
-            sessions: v.sessions,
-            failures: v.failures,
-            known_devices: v.known_devices,
-            rate: v.rate,
-            activity: ActivityCounters::default(),
-        }
-        .into()
-    }
 }
 
 /// Where a new session's client is, beyond what it said in its login context.
@@ -132,7 +76,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: the current one is sealed under
+/// Reads a stored user record of any supported format: formats 4 and 5 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -142,7 +86,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
         |version, payload| match version {
             1 => Some(payload.decode::<UserStateV1>().map(Into::into)),
             2 => Some(payload.decode::<UserStateV2>().map(Into::into)),
-            3 => Some(payload.decode::<UserState>()),
+            3 | 4 => Some(payload.decode::<UserStateV3>().map(Into::into)),
             _ => None,
         },
     )
@@ -173,7 +117,7 @@ impl UserState {
             failures: FailureState::default(),
             known_devices: Vec::new(),
             rate: TokenBucket::default(),
-            activity: ActivityCounters::default(),
+            history: ActivityHistory::default(),
             mfa: MfaState::default(),
             risk: RiskProfile::default(),
             security: SecurityLog::default(),
@@ -330,9 +274,11 @@ impl UserState {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::email::Email;
+    use crate::domain::history::ActivityCounters;
     use crate::domain::ids::UserId;
     use crate::domain::profile::tests::{policy, template};
     use crate::domain::profile::{ProfilePatch, new_profile};
+    use crate::domain::session::SessionV2;
     use crate::domain::tier::UserTier;
 
     pub(crate) fn state(now: Timestamp) -> UserState {
@@ -402,7 +348,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn format_1_and_2_records_load_into_format_3() {
+    fn records_of_every_older_format_load_into_the_current_one() {
         #[derive(Serialize)]
         struct V1<'a> {
             profile: &'a UserProfile,
@@ -453,8 +399,11 @@ pub(crate) mod tests {
         let key = DataKey::generate();
         let id = s.profile.id;
         assert_eq!(decode(&v1, &key, id).unwrap(), expected);
-        s.activity.tracks_played = 3;
-        expected.activity.tracks_played = 3;
+        let counters = ActivityCounters {
+            tracks_played: 3,
+            ..ActivityCounters::default()
+        };
+        expected.history = ActivityHistory::from(counters.clone());
         let v2 = codec::encode_as_version(
             2,
             &V2 {
@@ -465,7 +414,7 @@ pub(crate) mod tests {
                 failures: &s.failures,
                 known_devices: &s.known_devices,
                 rate: &s.rate,
-                activity: &s.activity,
+                activity: &counters,
             },
         )
         .unwrap();
@@ -475,18 +424,27 @@ pub(crate) mod tests {
             loaded.sessions[0].authenticated_at, t,
             "older sessions count as authenticated at login"
         );
-        // The current format round-trips, with second factors and events.
+        // Second factors, events and a day of history.
         s.mfa.set_recovery(crate::security::otp::recovery_codes().1);
         s.record(SecurityEvent::new(
             crate::domain::security_log::SecurityEventKind::LoginFailed,
             t,
         ));
-        // Format 3 was the same shape in clear.
-        let v3 = codec::encode_as_version(3, &s).unwrap();
-        assert_eq!(decode(&v3, &key, id).unwrap(), s);
+        s.history
+            .record(&[crate::domain::activity::ActivityEvent::Searched { at: t }]);
+        // Formats 3 (in clear) and 4 (sealed) kept counters, not days.
+        let mut as_counters = s.clone();
+        as_counters.history = ActivityHistory::from(s.history.counters());
+        let v3 = codec::encode_as_version(3, &UserStateV3::of(&s)).unwrap();
+        assert_eq!(decode(&v3, &key, id).unwrap(), as_counters);
+        let v4 = codec::seal_as_version(4, &UserStateV3::of(&s), &key, id.as_bytes()).unwrap();
+        assert_eq!(decode(&v4, &key, id).unwrap(), as_counters);
+        // The current format round-trips everything.
         let sealed = encode(&s, &key, id).unwrap();
         assert_eq!(sealed[0], codec::FORMAT_VERSION);
         assert_eq!(decode(&sealed, &key, id).unwrap(), s);
+        assert!(codec::is_sealed_record(&v4) && codec::is_sealed_record(&sealed));
+        assert!(!codec::is_sealed_record(&v3));
         let email = s.profile.email.as_str().as_bytes();
         assert!(v3.windows(email.len()).any(|w| w == email));
         assert!(
@@ -501,6 +459,7 @@ pub(crate) mod tests {
         // A current reader does not mistake an old payload for a new one.
         assert!(codec::open_sealed::<UserState>(&v1, &key, id.as_bytes()).is_err());
         assert!(codec::open_sealed::<UserState>(&v2, &key, id.as_bytes()).is_err());
+        assert!(codec::open_sealed::<UserState>(&v4, &key, id.as_bytes()).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! lets a later format read older records; the checksum turns a torn or bit-flipped
 //! record into a clear error instead of a wrong user.
 //!
-//! Format 4 (current) seals the body: `nonce ‖ AES-256-GCM(bincode payload) ‖ tag` under
+//! Formats 4 and later (5 is current) seal the body: `nonce ‖ AES-256-GCM(bincode payload) ‖ tag` under
 //! the owner's data key, with the version byte and the owner's id as associated data,
 //! so a record moved onto another user does not open. Formats 1–3 carried the bincode
 //! payload in clear; they are still read and are rewritten sealed.
@@ -16,9 +16,13 @@ use crate::security::keys::{DataKey, KeyError};
 
 /// The format this build writes. Version 2 added the activity counters to the user
 /// state; version 3 second factors, the risk profile, security events and session
-/// step-up/binding; version 4 sealed the payload. Older records are still read (see
+/// step-up/binding; version 4 sealed the payload; version 5 replaced the activity
+/// counters with the activity history. Older records are still read (see
 /// [`decode_versioned`]).
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
+
+/// The first format whose payload is sealed.
+const SEALED_SINCE: u8 = 4;
 
 const HEADER: usize = 5;
 
@@ -68,16 +72,32 @@ fn frame(version: u8, body: impl FnOnce(&mut Vec<u8>), capacity: usize) -> Vec<u
 
 /// Encodes a value as a sealed record of the current format, under `owner`'s data key.
 pub fn seal<T: Serialize>(value: &T, key: &DataKey, owner: &[u8]) -> Result<Vec<u8>, CodecError> {
+    seal_as_version(FORMAT_VERSION, value, key, owner)
+}
+
+/// Encodes a value as a sealed record of format `version` (4 or later; tests of
+/// migrations write older ones, this build writes only the current one).
+pub(crate) fn seal_as_version<T: Serialize>(
+    version: u8,
+    value: &T,
+    key: &DataKey,
+    owner: &[u8],
+) -> Result<Vec<u8>, CodecError> {
     let payload = zeroize::Zeroizing::new(
         bincode::serde::encode_to_vec(value, config())
             .map_err(|e| CodecError::Encode(e.to_string()))?,
     );
-    let aad = aad(FORMAT_VERSION, owner);
+    let aad = aad(version, owner);
     Ok(frame(
-        FORMAT_VERSION,
+        version,
         |out| key.seal_into(&aad, &payload, out),
         payload.len() + 28,
     ))
+}
+
+/// Whether a record is sealed (format 4 or later) rather than plaintext of an older one.
+pub fn is_sealed_record(record: &[u8]) -> bool {
+    version_of(record).is_some_and(|v| v >= SEALED_SINCE)
 }
 
 /// Decodes a sealed record of the current format (the tests' check of what was sealed).
@@ -90,10 +110,11 @@ pub(crate) fn open_sealed<T: DeserializeOwned>(
     decode_versioned(record, key, owner, |_, _| None)
 }
 
-/// Decodes a record of any version: the current (sealed) one as `T` with `key`, older
-/// (plaintext) ones through `older`, which gets the version and a payload to decode as
-/// that version's shape (and returns `None` for a version it does not know). Converted
-/// values are written back sealed at the next snapshot.
+/// Decodes a record of any version: the current one as `T` with `key`, older ones
+/// (plaintext before format 4, sealed since) through `older`, which gets the version and
+/// a payload to decode as that version's shape (and returns `None` for a version it
+/// does not know). Converted values are written back in the current format at the next
+/// snapshot.
 pub(crate) fn decode_versioned<T>(
     record: &[u8],
     key: &DataKey,
@@ -104,14 +125,20 @@ where
     T: DeserializeOwned,
 {
     let (version, body) = open(record)?;
+    if version > FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    if version < SEALED_SINCE {
+        return older(version, Payload(body)).unwrap_or(Err(CodecError::UnknownVersion(version)));
+    }
+    let payload = zeroize::Zeroizing::new(
+        key.open(&aad(version, owner), body)
+            .map_err(|_: KeyError| CodecError::Unauthentic)?,
+    );
     if version == FORMAT_VERSION {
-        let payload = zeroize::Zeroizing::new(
-            key.open(&aad(version, owner), body)
-                .map_err(|_: KeyError| CodecError::Unauthentic)?,
-        );
         return decode_payload(&payload);
     }
-    older(version, Payload(body)).unwrap_or(Err(CodecError::UnknownVersion(version)))
+    older(version, Payload(&payload)).unwrap_or(Err(CodecError::UnknownVersion(version)))
 }
 
 /// The first byte of a sealed blob (archived security events): `[1][nonce][ciphertext]

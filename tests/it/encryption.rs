@@ -310,7 +310,8 @@ fn write_format_3_store(
         k
     };
     for (id, email, tier, state) in users {
-        let rec = codec::encode_as_version(3, state).unwrap();
+        let rec =
+            codec::encode_as_version(3, &roster::engine::state::UserStateV3::of(state)).unwrap();
         tree.insert(key(b'u', *id), rec).unwrap();
         tree.insert(key(b't', *id), &[tier.index() as u8][..])
             .unwrap();

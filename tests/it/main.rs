@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod analytics;
 mod bad_input;
 mod concurrency;
 mod crash;

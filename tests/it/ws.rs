@@ -14,7 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::{ADMIN_KEY, PW, SYS, TestServer};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn ws_url(srv: &TestServer, path: &str) -> String {
     format!("{}{path}", srv.base.replacen("http://", "ws://", 1))
@@ -31,7 +31,7 @@ async fn open(srv: &TestServer, path: &str, bearer: Option<&str>) -> Ws {
 }
 
 /// Opens a user socket with the header and returns it with its hello.
-async fn subscribe(srv: &TestServer, token: &str) -> (Ws, Value) {
+pub(crate) async fn subscribe(srv: &TestServer, token: &str) -> (Ws, Value) {
     let mut ws = open(srv, "/ws", Some(token)).await;
     let hello = next_json(&mut ws).await;
     assert_eq!(hello["type"], "hello", "{hello}");
@@ -60,7 +60,7 @@ async fn next(ws: &mut Ws) -> Next {
     }
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     match next(ws).await {
         Next::Json(v) => v,
         other => panic!("expected a frame, got {other:?}"),
@@ -76,7 +76,7 @@ async fn close_code(ws: &mut Ws) -> Option<u16> {
     }
 }
 
-async fn send(ws: &mut Ws, v: Value) {
+pub(crate) async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
 

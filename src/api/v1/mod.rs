@@ -1,6 +1,7 @@
 //! The routes of `/api/v1`, one file per area, merged into one router whose OpenAPI
 //! document comes from the same declarations (a route cannot exist undocumented).
 
+mod activity;
 pub(super) mod admin;
 mod auth;
 pub(super) mod meta;
@@ -53,6 +54,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
             users::delete_user
         ))
         .routes(routes!(users::insights))
+        .routes(routes!(activity::record_activity))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

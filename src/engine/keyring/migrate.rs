@@ -94,7 +94,7 @@ impl Keyring {
         let mut plain = Vec::new();
         for item in store.scan_users() {
             let (id, record) = item?;
-            if codec::version_of(&record).is_some_and(|v| v < codec::FORMAT_VERSION) {
+            if codec::version_of(&record).is_some() && !codec::is_sealed_record(&record) {
                 plain.push(id);
             }
         }

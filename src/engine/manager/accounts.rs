@@ -3,7 +3,10 @@
 //! step-ups and audit records.
 
 use super::principal::Principal;
-use super::{ImportedUser, Insights, PasswordChange, QuotaUse, UserExport, UserManager};
+use super::{
+    DayActivity, ImportedUser, Insights, ListeningProfile, PasswordChange, QuotaUse, UserExport,
+    UserManager,
+};
 use super::{LoginFailures, RiskProfileExport};
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
@@ -205,7 +208,7 @@ impl Accounts<'_> {
         let handle = self.m.user(id);
         let p = handle.profile().await?;
         let sessions = handle.sessions().await?.len();
-        let activity = e.call(id, GetActivity).await?;
+        let history = e.call(id, GetActivity).await?;
         let policy = &e.config.tier(p.tier).policy;
         let now = e.clock.now();
         let insights = Insights {
@@ -226,7 +229,11 @@ impl Accounts<'_> {
             },
             requests_per_hour: policy.requests_per_hour.value(),
             features: policy.features.clone(),
-            activity,
+            activity: history.counters(),
+            engagement: crate::domain::engagement::score(&history, now),
+            listening_profile: ListeningProfile::of(&history),
+            feature_usage: history.features.clone(),
+            recent_days: history.days.iter().map(DayActivity::from).collect(),
         };
         self.m.audit_read(by, id, "insights").await?;
         Ok(insights)
@@ -265,7 +272,8 @@ impl Accounts<'_> {
                     .is_locked(now)
                     .then_some(state.failures.locked_until),
             },
-            activity: state.activity.clone(),
+            activity: state.history.counters(),
+            activity_history: state.history.clone(),
             consents: ConsentView::of(&state.consents, e.config.privacy.min_age, now),
             mfa: state.mfa.status(&state.profile.security_settings),
             risk_profile: RiskProfileExport {

@@ -229,9 +229,9 @@ impl UserManager {
         Ops { m: self }
     }
 
-    /// The analytics engine (its own issue).
+    /// The analytics engine: activity in, engagement, churn, segments, cohorts.
     pub fn analytics(&self) -> Analytics<'_> {
-        Analytics { _m: self }
+        Analytics { m: self }
     }
 
     /// AI personalization (its own issue).

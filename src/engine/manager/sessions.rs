@@ -9,7 +9,7 @@ use crate::domain::session::SessionView;
 use crate::engine::EngineError;
 use crate::engine::events::Resume;
 use crate::engine::outcomes::{ActivityOutcome, SessionInfo, SubscribeOutcome};
-use crate::engine::user::{RecordActivity, Subscribe, TouchSession};
+use crate::engine::user::{Subscribe, TouchSession};
 
 /// See [`UserManager::sessions`].
 #[derive(Clone, Copy)]
@@ -81,21 +81,15 @@ impl Sessions<'_> {
         }
     }
 
-    /// Counts activity events the calling session reports: all or none, one request
-    /// against the tier's hourly rate, only with the user's consent to analytics.
+    /// Counts activity events the calling session reports over its socket: all or none,
+    /// one request against the tier's hourly rate, only with the user's consent to
+    /// analytics.
     pub async fn record_activity(
         self,
         by: &Principal,
         events: Vec<ActivityEvent>,
     ) -> Result<ActivityOutcome, EngineError> {
         let me = by.session()?;
-        let msg = RecordActivity {
-            session: me.session,
-            events,
-        };
-        match self.m.engine.call(me.user, msg).await {
-            Err(EngineError::NotFound) => Ok(ActivityOutcome::SessionInvalid),
-            other => other,
-        }
+        self.m.analytics().record(me, events, true).await
     }
 }

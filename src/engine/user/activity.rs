@@ -4,18 +4,23 @@
 use actix::prelude::*;
 
 use super::*;
+use crate::domain::activity::EventRules;
+use crate::domain::consent::ConsentRefusal;
+use crate::domain::history::ActivityHistory;
 
-/// Counts activity events a socket reported, as one request against the tier's rate.
+/// Counts activity events a client reported over its socket (taking one request from
+/// the tier's rate) or over HTTP (whose request the authorization counted already).
 #[derive(Message, Clone)]
 #[rtype(result = "Result<ActivityOutcome, EngineError>")]
 pub(crate) struct RecordActivity {
     pub session: SessionId,
     pub events: Vec<ActivityEvent>,
+    pub take_request: bool,
 }
 
-/// Returns the activity counters.
+/// Returns the activity history.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<ActivityCounters, EngineError>")]
+#[rtype(result = "Result<ActivityHistory, EngineError>")]
 pub(crate) struct GetActivity;
 
 impl Handler<RecordActivity> for UserActor {
@@ -27,9 +32,10 @@ impl Handler<RecordActivity> for UserActor {
         }
         self.soft_dirty = true;
         let limit = self.policy().requests_per_hour;
-        if let RateDecision::Limited {
-            retry_after_secs, ..
-        } = self.state.rate.take(limit, RATE_PERIOD, now)
+        if msg.take_request
+            && let RateDecision::Limited {
+                retry_after_secs, ..
+            } = self.state.rate.take(limit, RATE_PERIOD, now)
         {
             let tier = crate::metrics::TierLabels {
                 tier: self.state.profile.tier.into(),
@@ -37,28 +43,12 @@ impl Handler<RecordActivity> for UserActor {
             self.engine.metrics.rate_limited.get_or_create(&tier).inc();
             return Ok(ActivityOutcome::RateLimited { retry_after_secs });
         }
-        check_batch(&msg.events, now)?;
-        let min_age = self.engine.config.privacy.min_age;
-        match self
-            .state
-            .consents
-            .allows(crate::domain::consent::Purpose::Analytics, min_age, now)
-        {
-            Ok(()) => {}
-            Err(crate::domain::consent::ConsentRefusal::ParentalConsentRequired) => {
-                return Ok(ActivityOutcome::ConsentRequired {
-                    reason: "the account is under the minimum age and needs a recorded parental consent \
-                             before activity is collected",
-                });
-            }
-            Err(crate::domain::consent::ConsentRefusal::NotGranted(_)) => {
-                return Ok(ActivityOutcome::ConsentRequired {
-                    reason: "activity is collected only with the user's consent to analytics \
-                             (PUT /api/v1/users/{id}/consents)",
-                });
-            }
+        let rules = EventRules::live(now, self.state.profile.created_at, &self.policy().features);
+        check_batch(&msg.events, &rules)?;
+        if let Some(reason) = self.analytics_refusal(now) {
+            return Ok(ActivityOutcome::ConsentRequired { reason });
         }
-        self.state.activity.record(&msg.events);
+        self.state.history.record(&msg.events);
         self.engine
             .metrics
             .activity_events
@@ -69,10 +59,28 @@ impl Handler<RecordActivity> for UserActor {
     }
 }
 
+impl UserActor {
+    /// Why activity may not be collected now, if it may not.
+    fn analytics_refusal(&self, now: Timestamp) -> Option<&'static str> {
+        let min_age = self.engine.config.privacy.min_age;
+        match self.state.consents.allows(Purpose::Analytics, min_age, now) {
+            Ok(()) => None,
+            Err(ConsentRefusal::ParentalConsentRequired) => Some(
+                "the account is under the minimum age and needs a recorded parental consent \
+                 before activity is collected",
+            ),
+            Err(ConsentRefusal::NotGranted(_)) => Some(
+                "activity is collected only with the user's consent to analytics \
+                 (PUT /api/v1/users/{id}/consents)",
+            ),
+        }
+    }
+}
+
 impl Handler<GetActivity> for UserActor {
-    type Result = Result<ActivityCounters, EngineError>;
+    type Result = Result<ActivityHistory, EngineError>;
     fn handle(&mut self, _: GetActivity, _: &mut Context<Self>) -> Self::Result {
         self.touch();
-        Ok(self.state.activity.clone())
+        Ok(self.state.history.clone())
     }
 }

@@ -46,7 +46,7 @@ use super::shard::{Shard, Stopped};
 use super::shared_profile::SharedProfile;
 use super::state::{SessionOrigin, UserState};
 use super::{Engine, EngineError};
-use crate::domain::activity::{ActivityCounters, ActivityEvent, check_batch};
+use crate::domain::activity::{ActivityEvent, check_batch};
 use crate::domain::audit::{AuditAction, AuditActor};
 use crate::domain::binding::RequestOrigin;
 use crate::domain::consent::{ConsentChange, ConsentState, Date, ParentalConsent, Purpose};

@@ -29,6 +29,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/users/{id}",
         "PUT /api/v1/users/{id}",
         "DELETE /api/v1/users/{id}",
+        "POST /api/v1/users/{id}/activity",
         "GET /api/v1/users/{id}/insights",
         "POST /api/v1/users/{id}/upgrade",
         "POST /api/v1/users/{id}/password",

@@ -1,0 +1,432 @@
+//! A user's activity history, compact enough to live in its actor: one bucket per active
+//! day for the last [`DAYS_KEPT`] days, older days folded into weekly buckets (kept for
+//! [`WEEKS_KEPT`] weeks), plays by hour of day, lifetime totals, first and last activity,
+//! and how often each tier feature was used.
+//!
+//! Days and weeks are UTC: day `d` is the `d`-th day since 1970-01-01, a week starts on a
+//! Monday. The horizon moves with the newest event recorded, not with a clock, so the
+//! shape is a pure function of the events (in any order): an event older than the day
+//! window lands straight in its week, one older than the week window only in the totals.
+//! Soft state in the durability contract's sense: snapshotted on the sweep, on
+//! passivation and at shutdown (imported history is written at once).
+
+use serde::{Deserialize, Serialize};
+
+use super::activity::ActivityEvent;
+use super::time::Timestamp;
+
+/// Days kept one bucket each (five weeks, so that a whole month is at day resolution).
+pub const DAYS_KEPT: u32 = 35;
+
+/// Weeks kept one bucket each beyond the day window (two years).
+pub const WEEKS_KEPT: u32 = 104;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Bits of the per-bucket sketch of distinct tracks (linear counting).
+const SKETCH_BITS: f64 = 64.0;
+
+/// The day (since 1970-01-01, UTC) of a time.
+pub fn day_of(t: Timestamp) -> u32 {
+    t.as_millis()
+        .div_euclid(DAY_MS)
+        .clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The Monday starting the week of `day`. 1970-01-01 was a Thursday.
+pub fn week_start(day: u32) -> u32 {
+    day - ((day + 3) % 7).min(day)
+}
+
+/// The start of day `day`.
+pub fn day_start(day: u32) -> Timestamp {
+    Timestamp::from_millis(i64::from(day) * DAY_MS)
+}
+
+/// What happened on one day, or in one week. Counts saturate (at 65,535 a day).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Bucket {
+    /// The day (days since 1970-01-01, UTC); for a weekly bucket, its Monday.
+    pub day: u32,
+    /// The weekdays with activity, bit 0 = Monday: one bit for a day's bucket, up to
+    /// seven for a week's.
+    pub weekdays: u8,
+    /// Tracks played.
+    pub plays: u16,
+    /// Tracks skipped.
+    pub skips: u16,
+    /// Tracks liked.
+    pub likes: u16,
+    /// Searches.
+    pub searches: u16,
+    /// App opens.
+    pub app_opens: u16,
+    /// Playlists created.
+    pub playlists: u16,
+    /// Tier features used.
+    pub features_used: u16,
+    /// Recommendations shown.
+    pub recs_shown: u16,
+    /// Recommendations followed.
+    pub recs_clicked: u16,
+    /// Seconds listened.
+    pub listening_secs: u32,
+    /// A 64-bit linear-counting sketch of the distinct tracks involved (see
+    /// [`Bucket::distinct_tracks`]); the ids themselves are not kept.
+    pub tracks: u64,
+}
+
+fn bump(c: &mut u16) {
+    *c = c.saturating_add(1);
+}
+
+impl Bucket {
+    fn new(day: u32) -> Self {
+        Self {
+            day,
+            ..Self::default()
+        }
+    }
+
+    /// Days with activity in it.
+    pub fn active_days(&self) -> u32 {
+        self.weekdays.count_ones()
+    }
+
+    fn count(&mut self, e: &ActivityEvent) {
+        let day = day_of(e.at());
+        self.weekdays |= 1 << (day - week_start(day));
+        match e {
+            ActivityEvent::TrackPlayed { duration_ms, .. } => {
+                bump(&mut self.plays);
+                let secs = u32::try_from(duration_ms / 1000).unwrap_or(u32::MAX);
+                self.listening_secs = self.listening_secs.saturating_add(secs);
+            }
+            ActivityEvent::TrackSkipped { .. } => bump(&mut self.skips),
+            ActivityEvent::TrackLiked { .. } => bump(&mut self.likes),
+            ActivityEvent::Searched { .. } => bump(&mut self.searches),
+            ActivityEvent::AppOpened { .. } => bump(&mut self.app_opens),
+            ActivityEvent::PlaylistCreated { .. } => bump(&mut self.playlists),
+            ActivityEvent::FeatureUsed { .. } => bump(&mut self.features_used),
+            ActivityEvent::RecommendationShown { .. } => bump(&mut self.recs_shown),
+            ActivityEvent::RecommendationClicked { .. } => bump(&mut self.recs_clicked),
+        }
+        if let Some(t) = e.track_id() {
+            self.tracks |= 1 << (fnv1a(t.as_bytes()) % 64);
+        }
+    }
+
+    /// Adds another bucket's counts (a day folded into its week, or a sum over a window;
+    /// the weekdays of a sum over several weeks mean nothing, see [`Span`]).
+    pub fn absorb(&mut self, o: &Bucket) {
+        self.weekdays |= o.weekdays;
+        for (a, b) in [
+            (&mut self.plays, o.plays),
+            (&mut self.skips, o.skips),
+            (&mut self.likes, o.likes),
+            (&mut self.searches, o.searches),
+            (&mut self.app_opens, o.app_opens),
+            (&mut self.playlists, o.playlists),
+            (&mut self.features_used, o.features_used),
+            (&mut self.recs_shown, o.recs_shown),
+            (&mut self.recs_clicked, o.recs_clicked),
+        ] {
+            *a = a.saturating_add(b);
+        }
+        self.listening_secs = self.listening_secs.saturating_add(o.listening_secs);
+        self.tracks |= o.tracks;
+    }
+
+    /// The estimated number of distinct tracks (linear counting over 64 bits: exact-ish
+    /// for a handful, within about 10% up to ~100, a floor of ~266 once saturated).
+    pub fn distinct_tracks(&self) -> u32 {
+        let zeros = f64::from(64 - self.tracks.count_ones()).max(1.0);
+        (-SKETCH_BITS * (zeros / SKETCH_BITS).ln()).round() as u32
+    }
+
+    /// How many of the six kinds of things a user does itself it did: play, like,
+    /// search, open the app, create a playlist, use a feature.
+    pub fn kinds_used(&self) -> u32 {
+        [
+            self.plays,
+            self.likes,
+            self.searches,
+            self.app_opens,
+            self.playlists,
+            self.features_used,
+        ]
+        .iter()
+        .filter(|c| **c > 0)
+        .count() as u32
+    }
+}
+
+/// FNV-1a: a fixed, seedless hash, so a track lands on the same sketch bit in every
+/// process (the sketch is stored).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The activity of a window of days (see [`ActivityHistory::window`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// The counts summed (its `weekdays` mean nothing).
+    pub sum: Bucket,
+    /// Days with activity.
+    pub active_days: u32,
+}
+
+/// Lifetime counts (never folded, never dropped).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Totals {
+    /// Tracks played.
+    pub plays: u64,
+    /// Tracks skipped.
+    pub skips: u64,
+    /// Tracks liked.
+    pub likes: u64,
+    /// Searches.
+    pub searches: u64,
+    /// App opens.
+    pub app_opens: u64,
+    /// Playlists created.
+    pub playlists: u64,
+    /// Tier features used.
+    pub features_used: u64,
+    /// Recommendations shown.
+    pub recs_shown: u64,
+    /// Recommendations followed.
+    pub recs_clicked: u64,
+    /// Milliseconds listened.
+    pub listening_ms: u64,
+}
+
+/// How often one tier feature was used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeatureUse {
+    /// The feature.
+    pub feature: String,
+    /// Times used.
+    pub count: u64,
+    /// Latest use.
+    pub last_used_at: Timestamp,
+}
+
+/// A user's activity history (see the module documentation).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActivityHistory {
+    /// One bucket per active day, oldest first, within [`DAYS_KEPT`] of the newest.
+    pub days: Vec<Bucket>,
+    /// One bucket per active week before the day window, oldest first.
+    pub weeks: Vec<Bucket>,
+    /// Plays by hour of day (UTC), halved together whenever one would overflow, so the
+    /// shape stays and old habits weigh less.
+    #[schema(value_type = Vec<u16>)]
+    pub hours: [u16; 24],
+    /// Lifetime counts.
+    pub totals: Totals,
+    /// The earliest event's time.
+    pub first_active: Option<Timestamp>,
+    /// The latest event's time.
+    pub last_active: Option<Timestamp>,
+    /// Tier features used, by feature.
+    pub features: Vec<FeatureUse>,
+}
+
+impl ActivityHistory {
+    /// Counts checked events.
+    pub fn record(&mut self, events: &[ActivityEvent]) {
+        for e in events {
+            self.record_one(e);
+        }
+    }
+
+    fn record_one(&mut self, e: &ActivityEvent) {
+        let at = e.at();
+        let day = day_of(at);
+        let newest = self.days.last().map_or(day, |b| b.day.max(day));
+        if day + DAYS_KEPT > newest {
+            bucket_for(&mut self.days, day, e);
+            self.fold(newest);
+        } else if week_start(day) + 7 * WEEKS_KEPT > week_start(newest) {
+            bucket_for(&mut self.weeks, week_start(day), e);
+        }
+        self.total(e);
+        if self.first_active.is_none_or(|f| at < f) {
+            self.first_active = Some(at);
+        }
+        if self.last_active.is_none_or(|l| at > l) {
+            self.last_active = Some(at);
+        }
+    }
+
+    fn total(&mut self, e: &ActivityEvent) {
+        let t = &mut self.totals;
+        match e {
+            ActivityEvent::TrackPlayed {
+                duration_ms, at, ..
+            } => {
+                t.plays += 1;
+                t.listening_ms = t.listening_ms.saturating_add(*duration_ms);
+                let hour = (at.as_millis().rem_euclid(DAY_MS) / 3_600_000) as usize;
+                if self.hours[hour] == u16::MAX {
+                    self.hours.iter_mut().for_each(|h| *h /= 2);
+                }
+                self.hours[hour] += 1;
+            }
+            ActivityEvent::TrackSkipped { .. } => t.skips += 1,
+            ActivityEvent::TrackLiked { .. } => t.likes += 1,
+            ActivityEvent::Searched { .. } => t.searches += 1,
+            ActivityEvent::AppOpened { .. } => t.app_opens += 1,
+            ActivityEvent::PlaylistCreated { .. } => t.playlists += 1,
+            ActivityEvent::FeatureUsed { feature, at } => {
+                t.features_used += 1;
+                match self.features.iter_mut().find(|f| &f.feature == feature) {
+                    Some(f) => {
+                        f.count += 1;
+                        f.last_used_at = f.last_used_at.max(*at);
+                    }
+                    None => self.features.push(FeatureUse {
+                        feature: feature.clone(),
+                        count: 1,
+                        last_used_at: *at,
+                    }),
+                }
+            }
+            ActivityEvent::RecommendationShown { .. } => t.recs_shown += 1,
+            ActivityEvent::RecommendationClicked { .. } => t.recs_clicked += 1,
+        }
+    }
+
+    /// Moves the days that fell out of the day window into their weeks, and drops weeks
+    /// that fell out of the week window.
+    fn fold(&mut self, newest: u32) {
+        let keep_from = (newest + 1).saturating_sub(DAYS_KEPT);
+        let old = self.days.partition_point(|b| b.day < keep_from);
+        for d in self.days.drain(..old).collect::<Vec<_>>() {
+            let w = week_start(d.day);
+            match self.weeks.binary_search_by_key(&w, |b| b.day) {
+                Ok(i) => self.weeks[i].absorb(&d),
+                Err(i) => self.weeks.insert(i, Bucket { day: w, ..d }),
+            }
+        }
+        let weeks_from = week_start(newest).saturating_sub(7 * (WEEKS_KEPT - 1));
+        let gone = self.weeks.partition_point(|b| b.day < weeks_from);
+        self.weeks.drain(..gone);
+    }
+
+    /// The sum of the buckets in days `[from, to)`: day buckets exactly, weekly buckets
+    /// by their Monday (so a window reaching past the day window has week resolution).
+    pub fn window(&self, from: u32, to: u32) -> Span {
+        let mut span = Span {
+            sum: Bucket::new(from),
+            active_days: 0,
+        };
+        for b in self.weeks.iter().chain(&self.days) {
+            if (from..to).contains(&b.day) {
+                span.sum.absorb(b);
+                span.active_days += b.active_days();
+            }
+        }
+        span
+    }
+
+    /// The last day with activity before day `before` (a week's last day, capped at
+    /// `before − 1`, where only its week is known).
+    pub fn last_active_day_before(&self, before: u32) -> Option<u32> {
+        if let Some(b) = self.days.iter().rev().find(|b| b.day < before) {
+            return Some(b.day);
+        }
+        self.weeks
+            .iter()
+            .rev()
+            .find(|b| b.day < before)
+            .map(|b| (b.day + 6).min(before - 1))
+    }
+
+    /// Whether there was activity in days `[from, to)`.
+    pub fn active_between(&self, from: u32, to: u32) -> bool {
+        self.weeks
+            .iter()
+            .chain(&self.days)
+            .any(|b| (from..to).contains(&b.day))
+    }
+
+    /// The lifetime counters in the shape insights and exports have always had.
+    pub fn counters(&self) -> ActivityCounters {
+        ActivityCounters {
+            tracks_played: self.totals.plays,
+            tracks_skipped: self.totals.skips,
+            tracks_liked: self.totals.likes,
+            searches: self.totals.searches,
+            listening_ms: self.totals.listening_ms,
+            last_activity_at: self.last_active,
+        }
+    }
+}
+
+impl From<ActivityCounters> for ActivityHistory {
+    /// History from the counters of formats 2–4, which kept no days.
+    fn from(c: ActivityCounters) -> Self {
+        Self {
+            totals: Totals {
+                plays: c.tracks_played,
+                skips: c.tracks_skipped,
+                likes: c.tracks_liked,
+                searches: c.searches,
+                listening_ms: c.listening_ms,
+                ..Totals::default()
+            },
+            first_active: c.last_activity_at,
+            last_active: c.last_activity_at,
+            ..Self::default()
+        }
+    }
+}
+
+/// Counts `e` into the bucket starting on `day` in the sorted `buckets`.
+fn bucket_for(buckets: &mut Vec<Bucket>, day: u32, e: &ActivityEvent) {
+    let i = match buckets.binary_search_by_key(&day, |b| b.day) {
+        Ok(i) => i,
+        Err(i) => {
+            buckets.insert(i, Bucket::new(day));
+            i
+        }
+    };
+    buckets[i].count(e);
+}
+
+/// Lifetime counts of the four kinds the first formats knew, with the latest event
+/// (the `activity` of insights and exports; stored by formats 2–4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActivityCounters {
+    /// Tracks played.
+    pub tracks_played: u64,
+    /// Tracks skipped.
+    pub tracks_skipped: u64,
+    /// Tracks liked.
+    pub tracks_liked: u64,
+    /// Searches made.
+    pub searches: u64,
+    /// Total listening time, in milliseconds.
+    pub listening_ms: u64,
+    /// The latest event's time.
+    pub last_activity_at: Option<Timestamp>,
+}
+
+impl ActivityCounters {
+    /// Share of started tracks that were skipped (0 when nothing was played).
+    pub fn skip_rate(&self) -> f64 {
+        let total = self.tracks_played + self.tracks_skipped;
+        if total == 0 {
+            0.0
+        } else {
+            self.tracks_skipped as f64 / total as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

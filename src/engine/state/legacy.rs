@@ -1,0 +1,138 @@
+//! The shapes older formats stored a user's state in, each converted into the current
+//! [`UserState`] on load and written back in the current format at the next snapshot.
+//! Read-only: this build never writes one (tests of migrations build them with
+//! [`UserStateV3::of`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::UserState;
+use crate::domain::consent::ConsentState;
+use crate::domain::history::{ActivityCounters, ActivityHistory};
+use crate::domain::lockout::FailureState;
+use crate::domain::mfa::MfaState;
+use crate::domain::rate::TokenBucket;
+use crate::domain::risk::RiskProfile;
+use crate::domain::security_log::SecurityLog;
+use crate::domain::session::{Session, SessionV2};
+use crate::engine::shared_profile::SharedProfile;
+
+/// The user state as formats 3 (in clear) and 4 (sealed) stored it: activity counters
+/// where the history is now.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserStateV3 {
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: FailureState,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+    activity: ActivityCounters,
+    mfa: MfaState,
+    risk: RiskProfile,
+    security: SecurityLog,
+    consents: ConsentState,
+}
+
+impl UserStateV3 {
+    /// `s` as format 3 or 4 would have held it (its history reduced to the counters), for
+    /// tests and benches of older stores.
+    #[doc(hidden)]
+    pub fn of(s: &UserState) -> Self {
+        Self {
+            profile: s.profile.clone(),
+            password_hash: s.password_hash.clone(),
+            credential_version: s.credential_version,
+            sessions: s.sessions.clone(),
+            failures: s.failures.clone(),
+            known_devices: s.known_devices.clone(),
+            rate: s.rate.clone(),
+            activity: s.history.counters(),
+            mfa: s.mfa.clone(),
+            risk: s.risk.clone(),
+            security: s.security.clone(),
+            consents: s.consents.clone(),
+        }
+    }
+}
+
+impl From<UserStateV3> for UserState {
+    fn from(v: UserStateV3) -> Self {
+        Self {
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            history: ActivityHistory::from(v.activity),
+            mfa: v.mfa,
+            risk: v.risk,
+            security: v.security,
+            consents: v.consents,
+        }
+    }
+}
+
+/// The user state as format 2 stored it (before MFA, risk and security events).
+#[derive(Deserialize)]
+pub(crate) struct UserStateV2 {
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<SessionV2>,
+    failures: FailureState,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+    activity: ActivityCounters,
+}
+
+impl From<UserStateV2> for UserState {
+    fn from(v: UserStateV2) -> Self {
+        UserStateV3 {
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions.into_iter().map(Session::from).collect(),
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            activity: v.activity,
+            mfa: MfaState::default(),
+            risk: RiskProfile::default(),
+            security: SecurityLog::default(),
+            consents: ConsentState::default(),
+        }
+        .into()
+    }
+}
+
+/// The user state as format 1 stored it (before activity counters). Read-only: records
+/// of this shape are converted on load and written back in the current format.
+#[derive(Deserialize)]
+pub(crate) struct UserStateV1 {
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<SessionV2>,
+    failures: FailureState,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+}
+
+impl From<UserStateV1> for UserState {
+    fn from(v: UserStateV1) -> Self {
+        UserStateV2 {
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            activity: ActivityCounters::default(),
+        }
+        .into()
+    }
+}

@@ -1,0 +1,172 @@
+//! The analytics engine through the server: activity in over HTTP and the socket, into
+//! the same daily buckets, under the user's consent, with bad input refused whole.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, SYS, TestServer};
+use crate::ws::{next_json, send, subscribe};
+
+async fn consent(srv: &TestServer, id: &str, granted: bool) {
+    let uid: roster::domain::ids::UserId = id.parse().unwrap();
+    srv.manager
+        .privacy()
+        .update_consents(
+            &SYS,
+            uid,
+            vec![(roster::domain::consent::Purpose::Analytics, granted)],
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+async fn insights(srv: &TestServer, id: &str) -> Value {
+    let (s, body) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/insights"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body
+}
+
+async fn post(srv: &TestServer, id: &str, token: &str, events: Value) -> (u16, Value) {
+    srv.call(
+        Method::POST,
+        &format!("/users/{id}/activity"),
+        Some(token),
+        Some(json!({ "events": events })),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_and_socket_events_land_in_the_same_day() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("both@example.com", "premium").await;
+    consent(&srv, &id, true).await;
+    let now = srv.manager.now().to_string();
+    let (s, body) = post(
+        &srv,
+        &id,
+        &token,
+        json!([
+            {"kind": "track_played", "track_id": "t1", "at": now, "duration_ms": 120000},
+            {"kind": "app_opened", "at": now, "platform": "web"},
+            {"kind": "feature_used", "at": now, "feature": "ai_composer"},
+            {"kind": "playlist_created", "at": now},
+            {"kind": "recommendation_shown", "at": now, "recommendation_id": "r1", "track_id": "t7"},
+            {"kind": "recommendation_clicked", "at": now, "recommendation_id": "r1"}
+        ]),
+    )
+    .await;
+    assert_eq!((s, body["accepted"].as_u64()), (200, Some(6)), "{body}");
+    let (mut ws, _) = subscribe(&srv, &token).await;
+    send(
+        &mut ws,
+        json!({"type": "activity", "id": "w", "events": [
+            {"kind": "track_played", "track_id": "t2", "at": now, "duration_ms": 60000},
+            {"kind": "searched", "at": now}
+        ]}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await["type"], "activity_ack");
+
+    let i = insights(&srv, &id).await;
+    let days = i["recent_days"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{days:?}");
+    let d = &days[0];
+    assert_eq!(d["plays"], 2);
+    assert_eq!(d["listening_minutes"], 3);
+    assert_eq!(d["distinct_tracks"], 3, "t1, t2 and the recommended t7");
+    for (field, n) in [
+        ("app_opens", 1),
+        ("features_used", 1),
+        ("playlists", 1),
+        ("searches", 1),
+        ("recommendations_shown", 1),
+        ("recommendations_clicked", 1),
+    ] {
+        assert_eq!(d[field], n, "{field}: {d}");
+    }
+    assert_eq!(i["feature_usage"][0]["feature"], "ai_composer");
+    assert_eq!(i["feature_usage"][0]["count"], 1);
+    assert_eq!(i["activity"]["tracks_played"], 2);
+    let hour = srv.manager.now().as_millis().rem_euclid(86_400_000) / 3_600_000;
+    assert_eq!(i["listening_profile"]["hours"][hour as usize], 2);
+    assert_eq!(i["listening_profile"]["peak_hour"], hour);
+    let e = &i["engagement"];
+    assert_eq!(e["parts"]["recency"]["measure"], 0.0);
+    assert_eq!(e["parts"]["frequency"]["measure"], 1.0);
+    assert!(e["score"].as_u64().unwrap() > 30, "{e}");
+    // The export carries the history too.
+    let (s, export) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/export"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(export["activity_history"]["days"][0]["plays"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_without_consent_or_with_bad_events_counts_nothing() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("careful@example.com", "free").await;
+    let now = srv.manager.now();
+    let play = json!({"kind": "track_played", "track_id": "t1", "at": now.to_string(), "duration_ms": 1000});
+    // No consent to analytics yet.
+    let (s, body) = post(&srv, &id, &token, json!([play])).await;
+    assert_eq!(s, 403, "{body}");
+    assert_eq!(body["type"], "https://roster.dev/problems/consent-required");
+    consent(&srv, &id, true).await;
+    let future = now.plus(std::time::Duration::from_secs(3600)).to_string();
+    let old = roster::domain::time::Timestamp::from_millis(now.as_millis() - 40 * 86_400_000);
+    for (events, field) in [
+        (
+            json!([play, {"kind": "searched", "at": future}]),
+            Some("events[1].at"),
+        ),
+        (
+            json!([{"kind": "searched", "at": old.to_string()}]),
+            Some("events[0].at"),
+        ),
+        // ai_composer is not a Free feature.
+        (
+            json!([{"kind": "feature_used", "at": now.to_string(), "feature": "ai_composer"}]),
+            Some("events[0].feature"),
+        ),
+        (json!([]), Some("events")),
+        (
+            json!([{"kind": "hummed", "at": now.to_string()}]),
+            Some("events[0].kind"),
+        ),
+    ] {
+        let (s, body) = post(&srv, &id, &token, events.clone()).await;
+        assert_eq!(s, 400, "{events}: {body}");
+        assert_eq!(body["field"].as_str(), field, "{events}: {body}");
+    }
+    let too_many: Vec<Value> = (0..101).map(|_| play.clone()).collect();
+    let (s, _) = post(&srv, &id, &token, json!(too_many)).await;
+    assert_eq!(s, 400);
+    // Another user's id, and the operator (who imports instead).
+    let (other, _) = srv.user("other@example.com", "free").await;
+    assert_eq!(post(&srv, &other, &token, json!([play])).await.0, 403);
+    assert_eq!(post(&srv, &id, ADMIN_KEY, json!([play])).await.0, 403);
+    let i = insights(&srv, &id).await;
+    assert_eq!(i["recent_days"], json!([]), "nothing was counted");
+    assert_eq!(i["activity"]["tracks_played"], 0);
+    // Consent withdrawn: refused again at once.
+    consent(&srv, &id, false).await;
+    assert_eq!(post(&srv, &id, &token, json!([play])).await.0, 403);
+    consent(&srv, &id, true).await;
+    assert_eq!(post(&srv, &id, &token, json!([play])).await.0, 200);
+    assert_eq!(insights(&srv, &id).await["activity"]["tracks_played"], 1);
+}
