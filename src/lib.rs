@@ -11,7 +11,8 @@
 //! | `metrics` | the Prometheus registry | domain |
 //! | [`store`] | the storage traits split by concern, one atomic write door, the codec, the audit record format, the single writer (group commit); the sled backend | domain, security, config |
 //! | `notify` | emails and texts, sent from a thread of their own | domain, config, metrics |
-//! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify |
+//! | [`analytics`] | batch work over the stored population, one member at a time: cohorts, the overview, the churn model, segments, the population simulator | domain |
+//! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify, analytics |
 //! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
 //! | [`server`] | the engine behind the API: listeners, drain, shutdown snapshot | config, api, the engine's front door |
 //! | [`loadgen`] | `roster loadgen`, a client of the HTTP API | domain, security |
@@ -34,6 +35,7 @@
 //! # let _ = insights; Ok(()) }
 //! ```
 
+pub mod analytics;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -17,6 +17,7 @@ pub(crate) mod handle;
 pub mod keyring;
 pub mod manager;
 pub mod outcomes;
+pub(crate) mod population;
 pub(crate) mod runtime;
 pub(crate) mod shard;
 pub(crate) mod shared_profile;
@@ -40,6 +41,8 @@ use crate::store::{GroupCommit, Store, StoreError};
 // The front door and everything its callers see: the manager, its facades and their
 // outcome types. Layers above the engine (the API, the CLI, the consoles) use these
 // names only, never the engine's modules.
+pub use crate::analytics::cohorts::{Cohort, CohortQuery, CohortTable, Unit as CohortUnit};
+pub use crate::analytics::overview::{Overview, WindowEvents};
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
 pub use crate::domain::login::ChallengeReason;

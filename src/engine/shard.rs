@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::directory::LiveEntry;
 use super::state::UserState;
-use super::user::{Passivate, Tick, UserActor};
+use super::user::{Passivate, SnapshotSoft, Tick, UserActor};
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
@@ -159,6 +159,12 @@ pub(crate) struct Stopped {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct SweepNow;
+
+/// Has every live actor with unsaved soft state write its snapshot; replies when all
+/// have handed it to the writer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SnapshotAll;
 
 /// Passivates every live actor and replies when all have written their snapshots.
 #[derive(Message)]
@@ -420,6 +426,16 @@ impl Handler<SweepNow> for Shard {
     type Result = ();
     fn handle(&mut self, _: SweepNow, _: &mut Context<Self>) {
         self.sweep();
+    }
+}
+
+impl Handler<SnapshotAll> for Shard {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: SnapshotAll, _: &mut Context<Self>) -> Self::Result {
+        let sends: Vec<_> = self.users.values().map(|a| a.send(SnapshotSoft)).collect();
+        Box::pin(async move {
+            join_all(sends).await;
+        })
     }
 }
 

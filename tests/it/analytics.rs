@@ -170,3 +170,92 @@ async fn activity_without_consent_or_with_bad_events_counts_nothing() {
     assert_eq!(post(&srv, &id, &token, json!([play])).await.0, 200);
     assert_eq!(insights(&srv, &id).await["activity"]["tracks_played"], 1);
 }
+
+async fn login(srv: &TestServer, email: &str) -> String {
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": crate::support::PW})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn admin_get(srv: &TestServer, path: &str) -> (u16, Value) {
+    srv.call(Method::GET, path, Some(ADMIN_KEY), None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cohorts_and_the_overview_see_live_activity_and_follow_consent() {
+    let srv = TestServer::start("").await;
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let (id, _) = srv.user(&format!("{name}@example.com"), "free").await;
+        if name != "d" {
+            consent(&srv, &id, true).await;
+        }
+        ids.push(id);
+    }
+    let search =
+        |srv: &TestServer| json!([{"kind": "searched", "at": srv.manager.now().to_string()}]);
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        let token = login(&srv, &format!("{name}@example.com")).await;
+        assert_eq!(post(&srv, &ids[i], &token, search(&srv)).await.0, 200);
+    }
+    srv.clock.advance(week);
+    let token = login(&srv, "a@example.com").await;
+    assert_eq!(post(&srv, &ids[0], &token, search(&srv)).await.0, 200);
+    srv.clock.advance(week);
+
+    // Nothing was snapshotted yet: the report asks the live actors first.
+    let (s, t) = admin_get(&srv, "/admin/analytics/cohorts?unit=week&periods=3").await;
+    assert_eq!(s, 200, "{t}");
+    let rows = t["cohorts"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["size"], 3, "d did not consent: {t}");
+    assert_eq!(rows[0]["retention"], json!([1.0, 1.0 / 3.0, null]));
+    assert_eq!(rows[0]["active"], json!([3, 1, 0]));
+    assert_eq!(rows[1]["size"], 0);
+    let (s, o) = admin_get(&srv, "/admin/analytics/overview").await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(
+        (o["users"].as_u64(), o["consenting"].as_u64()),
+        (Some(4), Some(3))
+    );
+    assert_eq!(o["users_by_tier"]["free"], 4);
+    assert_eq!(o["users_by_tier"]["vip"], 0);
+    assert_eq!(
+        (o["dau"].as_u64(), o["wau"].as_u64(), o["mau"].as_u64()),
+        (Some(0), Some(0), Some(2))
+    );
+    assert_eq!(o["events"]["last_30_days"], 3);
+
+    // Withdrawing the consent takes b out of the next report at once.
+    consent(&srv, &ids[1], false).await;
+    let (_, t) = admin_get(&srv, "/admin/analytics/cohorts?periods=3&tier=free").await;
+    assert_eq!(t["cohorts"][0]["size"], 2);
+    assert_eq!(t["cohorts"][0]["retention"][1], 0.5);
+    let (_, t) = admin_get(&srv, "/admin/analytics/cohorts?periods=3&tier=vip").await;
+    assert_eq!(t["cohorts"][0]["size"], 0);
+
+    // Bad queries, and users, are refused.
+    for (q, status) in [
+        ("?periods=0", 400),
+        ("?periods=105", 400),
+        ("?unit=year", 400),
+        ("?tier=gold", 400),
+        ("?colour=red", 400),
+    ] {
+        let (s, body) = admin_get(&srv, &format!("/admin/analytics/cohorts{q}")).await;
+        assert_eq!(s, status, "{q}: {body}");
+    }
+    let token = login(&srv, "c@example.com").await;
+    let (s, _) = srv
+        .call(Method::GET, "/admin/analytics/overview", Some(&token), None)
+        .await;
+    assert_eq!(s, 403);
+}

@@ -3,6 +3,7 @@
 
 mod activity;
 pub(super) mod admin;
+mod analytics;
 mod auth;
 pub(super) mod meta;
 mod mfa;
@@ -55,6 +56,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(users::insights))
         .routes(routes!(activity::record_activity))
+        .routes(routes!(analytics::overview))
+        .routes(routes!(analytics::cohorts))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

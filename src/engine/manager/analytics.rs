@@ -4,10 +4,16 @@
 
 use super::UserManager;
 use super::principal::{Principal, UserSession};
+use crate::analytics::Member;
+use crate::analytics::cohorts::{CohortBuilder, CohortQuery, CohortTable, MAX_PERIODS};
+use crate::analytics::overview::{Overview, OverviewBuilder};
 use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
+use crate::domain::time::Timestamp;
+use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::outcomes::ActivityOutcome;
+use crate::engine::population;
 use crate::engine::user::RecordActivity;
 
 /// See [`UserManager::analytics`].
@@ -49,5 +55,52 @@ impl Analytics<'_> {
             Err(EngineError::NotFound) => Ok(ActivityOutcome::SessionInvalid),
             other => other,
         }
+    }
+
+    /// The population at a glance: users by tier, DAU/WAU/MAU, events (operators).
+    pub async fn overview(self, by: &Principal) -> Result<Overview, EngineError> {
+        by.privileged()?;
+        let now = self.m.now();
+        let b = self
+            .batch(OverviewBuilder::new(now), now, |b, m| b.add(m))
+            .await?;
+        Ok(b.finish())
+    }
+
+    /// The retention cohort table (operators); see `docs/analytics.md` for how to read it.
+    pub async fn cohorts(
+        self,
+        by: &Principal,
+        query: CohortQuery,
+    ) -> Result<CohortTable, EngineError> {
+        by.privileged()?;
+        if !(1..=MAX_PERIODS).contains(&query.periods) {
+            return Err(
+                ValidationError::new("periods", format!("must be 1 to {MAX_PERIODS}")).into(),
+            );
+        }
+        let now = self.m.now();
+        let b = self
+            .batch(CohortBuilder::new(query, now), now, |b, m| b.add(m))
+            .await?;
+        Ok(b.finish())
+    }
+
+    /// Runs a batch job over the stored population: live actors write their unsaved
+    /// activity first (so the job sees what clients sent until now), then the store is
+    /// scanned on the blocking pool, each member handed to `visit` with `acc`.
+    async fn batch<A: Send + 'static>(
+        self,
+        mut acc: A,
+        now: Timestamp,
+        visit: fn(&mut A, &Member<'_>),
+    ) -> Result<A, EngineError> {
+        self.m.snapshot_live().await?;
+        let engine = self.m.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            population::scan(&engine, now, |m| visit(&mut acc, m)).map(|_| acc)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("batch job failed: {e}")))?
     }
 }

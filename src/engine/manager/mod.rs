@@ -45,7 +45,7 @@ use super::directory::{Directory, ShardRef};
 use super::events::Realtime;
 use super::handle::UserHandle;
 use super::runtime::ActorRuntime;
-use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
+use super::shard::{PassivateAll, Shard, ShardCounters, SnapshotAll, SweepNow};
 use super::state::UserState;
 use super::user::Audited;
 use super::{Engine, EngineError};
@@ -402,6 +402,21 @@ impl UserManager {
                     .map_err(|_| EngineError::Unavailable)?;
             }
         }
+        Ok(())
+    }
+
+    /// Has every live actor write its unsaved soft state (activity, risk history) and
+    /// returns once it is durable: a batch job started afterwards reads it from the store.
+    pub(crate) async fn snapshot_live(&self) -> Result<(), EngineError> {
+        for list in self.engine.directory.shards() {
+            for s in list {
+                s.addr
+                    .send(SnapshotAll)
+                    .await
+                    .map_err(|_| EngineError::Unavailable)?;
+            }
+        }
+        self.engine.commit.commit().await?;
         Ok(())
     }
 

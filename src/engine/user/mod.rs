@@ -78,6 +78,12 @@ use crate::store::{Batch, Op, Revision, codec};
 #[rtype(result = "()")]
 pub(crate) struct Tick;
 
+/// Writes the snapshot now if soft state changed since the last one (before a batch job
+/// reads the store), without stopping.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct SnapshotSoft;
+
 /// Writes the snapshot and stops (shutdown, operator request).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
@@ -487,6 +493,16 @@ impl Handler<Poisoned> for UserActor {
     type Result = ();
     fn handle(&mut self, _: Poisoned, ctx: &mut Context<Self>) {
         self.leave(ctx);
+    }
+}
+
+impl Handler<SnapshotSoft> for UserActor {
+    type Result = ();
+    fn handle(&mut self, _: SnapshotSoft, _: &mut Context<Self>) {
+        if self.soft_dirty {
+            let now = self.engine.clock.now();
+            self.snapshot(now);
+        }
     }
 }
 

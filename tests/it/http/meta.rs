@@ -30,6 +30,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "PUT /api/v1/users/{id}",
         "DELETE /api/v1/users/{id}",
         "POST /api/v1/users/{id}/activity",
+        "GET /api/v1/admin/analytics/overview",
+        "GET /api/v1/admin/analytics/cohorts",
         "GET /api/v1/users/{id}/insights",
         "POST /api/v1/users/{id}/upgrade",
         "POST /api/v1/users/{id}/password",

@@ -1,0 +1,32 @@
+//! Batch analytics over the stored population: retention cohorts, the overview, the
+//! churn model (features, fit, evaluation), segments, and a seeded population
+//! simulator with a planted truth for tests, benches and demos.
+//!
+//! Pure computation over [`Member`]s: the engine scans the store off the actor threads,
+//! opens each record and hands the members in one at a time, so nothing here knows
+//! about actors, storage or keys, and a report over a million users holds accumulators,
+//! not a million histories.
+
+pub mod cohorts;
+pub mod overview;
+
+use crate::domain::history::ActivityHistory;
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+use crate::domain::time::Timestamp;
+
+/// One stored user, as a batch job sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Member<'a> {
+    /// The user.
+    pub id: UserId,
+    /// Its tier now.
+    pub tier: UserTier,
+    /// When it signed up.
+    pub created_at: Timestamp,
+    /// Whether its activity may be analysed now: the `analytics` consent given (and for
+    /// a minor, a parent's). Without it only the user's existence counts.
+    pub consented: bool,
+    /// Its activity history (empty without the consent).
+    pub history: &'a ActivityHistory,
+}
