@@ -7,8 +7,12 @@
 //! about actors, storage or keys, and a report over a million users holds accumulators,
 //! not a million histories.
 
+pub mod churn;
 pub mod cohorts;
+pub mod evaluate;
+pub mod logistic;
 pub mod overview;
+pub mod sim;
 
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
