@@ -102,6 +102,8 @@ pub struct Config {
     pub webauthn: WebauthnConfig,
     /// Consent, age and retention rules.
     pub privacy: PrivacyConfig,
+    /// The analytics engine (`[analytics]`).
+    pub analytics: AnalyticsConfig,
     /// Encryption at rest (`[encryption]`).
     pub encryption: EncryptionConfig,
 }
@@ -116,6 +118,15 @@ pub struct EncryptionConfig {
     pub master_key_env: String,
     /// Whether a first start without a key generates one.
     pub generate_master_key: bool,
+}
+
+/// The analytics engine (`[analytics]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalyticsConfig {
+    /// Churn means no activity in this many days (1–90).
+    pub churn_horizon_days: u32,
+    /// Trained models kept per kind (at least 1).
+    pub keep_models: usize,
 }
 
 /// Consent, age and retention rules (`[privacy]`).

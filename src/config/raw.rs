@@ -34,7 +34,15 @@ pub(crate) struct RawConfig {
     pub(super) notify: RawNotify,
     pub(super) webauthn: RawWebauthn,
     pub(super) privacy: RawPrivacy,
+    pub(super) analytics: RawAnalytics,
     pub(super) encryption: RawEncryption,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAnalytics {
+    pub(super) churn_horizon_days: u32,
+    pub(super) keep_models: usize,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,9 +14,9 @@ use super::raw::{
 };
 use super::tiers::{check_profiles_dir, tier_config};
 use super::{
-    Backend, Config, ConfigError, EmailTransport, EncryptionConfig, EngineConfig, LogConfig,
-    MfaConfig, NotifyConfig, PasswordConfig, PrivacyConfig, Secret, ServerConfig, SmsTransport,
-    StoreConfig, StreamLimits, WebSocketConfig, WebauthnConfig,
+    AnalyticsConfig, Backend, Config, ConfigError, EmailTransport, EncryptionConfig, EngineConfig,
+    LogConfig, MfaConfig, NotifyConfig, PasswordConfig, PrivacyConfig, Secret, ServerConfig,
+    SmsTransport, StoreConfig, StreamLimits, WebSocketConfig, WebauthnConfig,
 };
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::mfa::TotpConfig;
@@ -101,6 +101,18 @@ impl RawConfig {
                     .filter(|p| !p.as_os_str().is_empty()),
                 master_key_env: self.encryption.master_key_env,
                 generate_master_key: self.encryption.generate_master_key,
+            },
+            analytics: AnalyticsConfig {
+                churn_horizon_days: match self.analytics.churn_horizon_days {
+                    d @ 1..=90 => d,
+                    d => {
+                        return Err(ConfigError::new(
+                            "analytics.churn_horizon_days",
+                            format!("must be 1 to 90 days, got {d}"),
+                        ));
+                    }
+                },
+                keep_models: positive("analytics.keep_models", self.analytics.keep_models)?,
             },
             privacy: PrivacyConfig {
                 min_age: self.privacy.min_age,

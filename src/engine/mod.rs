@@ -16,6 +16,7 @@ pub(crate) mod handle;
 #[doc(hidden)]
 pub mod keyring;
 pub mod manager;
+pub(crate) mod models;
 pub mod outcomes;
 pub(crate) mod population;
 pub(crate) mod runtime;
@@ -41,7 +42,12 @@ use crate::store::{GroupCommit, Store, StoreError};
 // The front door and everything its callers see: the manager, its facades and their
 // outcome types. Layers above the engine (the API, the CLI, the consoles) use these
 // names only, never the engine's modules.
+pub use crate::analytics::churn::features::Group as FeatureGroup;
+pub use crate::analytics::churn::{
+    Band, ChurnModel, ChurnPrediction, FeatureCard, Reason, TrainProgress,
+};
 pub use crate::analytics::cohorts::{Cohort, CohortQuery, CohortTable, Unit as CohortUnit};
+pub use crate::analytics::evaluate::{Evaluation, ReliabilityBin};
 pub use crate::analytics::overview::{Overview, WindowEvents};
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
@@ -152,4 +158,6 @@ pub(crate) struct Engine {
     pub challenges: crate::security::token::ChallengeSeal,
     /// The decoy passwordless challenges handed out for emails without passkeys.
     pub(crate) decoys: decoys::Decoys,
+    /// Trained models in force.
+    pub(crate) models: models::Models,
 }

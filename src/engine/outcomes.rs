@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::analytics::churn::ChurnPrediction;
 use crate::domain::consent::{ConsentChange, ConsentState, ParentalConsent, Purpose};
 use crate::domain::engagement::Engagement;
 use crate::domain::history::{ActivityCounters, ActivityHistory, Bucket, FeatureUse, day_start};
@@ -148,6 +149,9 @@ pub struct Insights {
     pub activity: ActivityCounters,
     /// The engagement score of the last 28 days with its parts (see `docs/analytics.md`).
     pub engagement: Engagement,
+    /// The churn model's prediction with its reasons; `null` before a usable model
+    /// exists, or without the user's consent to analytics.
+    pub churn: Option<ChurnPrediction>,
     /// When the user listens: plays by hour of day (UTC), and the first and last
     /// activity.
     pub listening_profile: ListeningProfile,
@@ -551,4 +555,57 @@ impl ConsentView {
             parental_consent: c.parental.clone(),
         }
     }
+}
+
+/// A user the churn model flags, with its prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AtRisk {
+    /// The user.
+    pub user_id: UserId,
+    /// Its tier.
+    pub tier: UserTier,
+    /// The prediction with its reasons.
+    pub prediction: ChurnPrediction,
+}
+
+/// One stored version of the churn model, in brief.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ModelVersion {
+    /// The version.
+    pub version: u64,
+    /// When it was trained.
+    pub trained_at: Timestamp,
+    /// Its held-out AUC.
+    pub auc: f64,
+    /// Rows it was fitted on.
+    pub training_rows: u64,
+    /// Whether it was good enough to be used.
+    pub usable: bool,
+}
+
+impl ModelVersion {
+    /// The brief of a model.
+    pub fn of(m: &crate::analytics::churn::ChurnModel) -> Self {
+        Self {
+            version: m.version,
+            trained_at: m.trained_at,
+            auc: m.evaluation.auc,
+            training_rows: m.training_rows,
+            usable: m.usable,
+        }
+    }
+}
+
+/// `GET /admin/analytics/churn`: the model card and the users most at risk.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ChurnReport {
+    /// The model in force (its card: version, when, rows, metrics, coefficients);
+    /// `null` before a usable model exists.
+    pub model: Option<crate::analytics::churn::ChurnModel>,
+    /// Every stored version, oldest first.
+    pub versions: Vec<ModelVersion>,
+    /// Users scored (consenting ones).
+    pub scored: u64,
+    /// The page of users most likely to churn, highest probability first.
+    pub at_risk: Vec<AtRisk>,
 }

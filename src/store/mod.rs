@@ -6,7 +6,8 @@
 //!
 //! Reads are split by concern — [`UserStore`] (records, routes, the email index),
 //! [`KeyStore`] (wrapped data keys and the keyring record), [`AuditStore`],
-//! [`ArchiveStore`] (archived security events) — and every change goes through one door,
+//! [`ArchiveStore`] (archived security events), [`ModelStore`] (trained models) — and
+//! every change goes through one door,
 //! [`Store::apply`]: a [`Batch`] of [`Op`]s applied atomically, whose expected refusals
 //! (an email already taken, a record written meanwhile by someone else) are values of
 //! [`Applied`], as sled's `CompareAndSwapResult` makes a lost race a value rather than an
@@ -164,6 +165,41 @@ pub enum Op {
         /// Its stored bytes.
         record: Vec<u8>,
     },
+    /// Version `version` of a trained model.
+    PutModel {
+        /// Which model.
+        kind: ModelKind,
+        /// Its version.
+        version: u64,
+        /// Its record (the model, its metrics and feature list).
+        record: Vec<u8>,
+    },
+    /// Removes a version of a model (retention).
+    DropModel {
+        /// Which model.
+        kind: ModelKind,
+        /// Its version.
+        version: u64,
+    },
+}
+
+/// The kinds of trained models the store keeps, each versioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// The churn model.
+    Churn,
+    /// The behaviour segments (k-means centroids).
+    Segments,
+}
+
+impl ModelKind {
+    /// Its stable byte in keys.
+    pub fn byte(self) -> u8 {
+        match self {
+            ModelKind::Churn => 1,
+            ModelKind::Segments => 2,
+        }
+    }
 }
 
 /// Changes applied together or not at all: after a crash either all of a batch is there
@@ -283,11 +319,18 @@ pub trait ArchiveStore: Send + Sync {
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 }
 
+/// Trained models: the model, its metrics and feature list, versioned. Not personal
+/// data (coefficients and centroids), so stored in clear.
+pub trait ModelStore: Send + Sync {
+    /// Every stored version of a model, oldest first: version and record.
+    fn models(&self, kind: ModelKind) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+}
+
 /// A whole store: every concern, and the one way to change it.
 ///
 /// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
 /// that owe a client durability go through [`GroupCommit`].
-pub trait Store: UserStore + KeyStore + AuditStore + ArchiveStore + 'static {
+pub trait Store: UserStore + KeyStore + AuditStore + ArchiveStore + ModelStore + 'static {
     /// Applies `batch` atomically, or refuses it as a whole (see [`Applied`]).
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError>;
     /// Blocks until every write before the call is durable. Returns bytes flushed.

@@ -259,3 +259,54 @@ async fn cohorts_and_the_overview_see_live_activity_and_follow_consent() {
         .await;
     assert_eq!(s, 403);
 }
+
+/// The JSON lines of a streamed answer.
+async fn lines(srv: &TestServer, method: Method, path: &str, bearer: &str) -> (u16, Vec<Value>) {
+    let resp = srv
+        .http
+        .request(method, format!("{}{path}", srv.base))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let values = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.into())))
+        .collect();
+    (status, values)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_on_too_little_history_says_so_and_nothing_is_used() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("early@example.com", "free").await;
+    consent(&srv, &id, true).await;
+    let (s, _) = lines(&srv, Method::POST, "/admin/analytics/train", &token).await;
+    assert_eq!(s, 403, "users do not train models");
+    let (s, out) = lines(&srv, Method::POST, "/admin/analytics/train", ADMIN_KEY).await;
+    assert_eq!(s, 200);
+    assert_eq!(out[0]["phase"], "scanned", "{out:?}");
+    assert_eq!(out[0]["users"], 1);
+    let last = out.last().unwrap();
+    assert_eq!(
+        last["error"]["type"], "https://roster.dev/problems/conflict",
+        "{out:?}"
+    );
+    assert!(
+        last["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("too little history")
+    );
+    let (s, report) = admin_get(&srv, "/admin/analytics/churn").await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["model"], Value::Null);
+    assert_eq!(report["versions"], json!([]));
+    assert_eq!(insights(&srv, &id).await["churn"], Value::Null);
+    for q in ["?limit=0", "?limit=501", "?offset=-1", "?page=2"] {
+        let (s, _) = admin_get(&srv, &format!("/admin/analytics/churn{q}")).await;
+        assert_eq!(s, 400, "{q}");
+    }
+}

@@ -189,6 +189,11 @@ pub enum TrainError {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum TrainProgress {
+    /// Users read so far.
+    Reading {
+        /// How many.
+        users: u64,
+    },
     /// The population was read.
     Scanned {
         /// Users read.
@@ -263,6 +268,11 @@ impl Trainer {
         };
         xs.extend(x.iter().map(|v| *v as f32));
         ys.push(churned);
+    }
+
+    /// Users counted so far.
+    pub fn users(&self) -> u64 {
+        self.users
     }
 
     /// The rows collected so far: (training, held out).

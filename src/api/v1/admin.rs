@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -13,8 +12,7 @@ use crate::api::extract::{Caller, JsonBody, Query};
 use crate::api::problem::{ApiError, Problem};
 use crate::domain::ids::UserId;
 use crate::engine::{
-    AuditEntry, AuditVerdict, EngineError, ImportedUser, PurgeReport, RotationProgress,
-    RotationReport, ShardStats,
+    AuditEntry, AuditVerdict, ImportedUser, PurgeReport, RotationProgress, ShardStats,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -192,17 +190,6 @@ pub(crate) async fn master_key(
     }))
 }
 
-enum RotationMessage {
-    Progress(RotationProgress),
-    Done(Result<RotationReport, EngineError>),
-}
-
-fn ndjson_line(value: &serde_json::Value) -> bytes::Bytes {
-    let mut line = value.to_string().into_bytes();
-    line.push(b'\n');
-    line.into()
-}
-
 /// Rotates the master key while the server runs (operator only): every data key is
 /// rewrapped with a new key, generated next to the current key file; the old file is
 /// kept as `<file>.retired-<fingerprint>`. The answer streams as JSON lines:
@@ -218,42 +205,10 @@ pub(crate) async fn rotate_master_key(
     State(s): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Response> {
-    let by = caller.principal();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let m = s.manager.clone();
-    let progress = tx.clone();
-    tokio::spawn(async move {
-        let r = m
-            .ops()
-            .rotate_master_key(&by, move |p| {
-                let _ = progress.send(RotationMessage::Progress(p));
-            })
-            .await;
-        let _ = tx.send(RotationMessage::Done(r));
-    });
-    // The first progress line comes once the rotation has started: a refusal before it
-    // is an ordinary problem response.
-    let first = match rx.recv().await {
-        Some(RotationMessage::Progress(p)) => json!(p),
-        Some(RotationMessage::Done(Err(e))) => return Err(e.into()),
-        Some(RotationMessage::Done(Ok(r))) => json!({ "rotated": r }),
-        None => return Err(ApiError::Unavailable),
-    };
-    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-        let line = match rx.recv().await? {
-            RotationMessage::Progress(p) => json!(p),
-            RotationMessage::Done(Ok(r)) => json!({ "rotated": r }),
-            RotationMessage::Done(Err(e)) => {
-                let e = ApiError::from(e);
-                json!({ "error": { "type": e.type_uri(), "detail": e.to_string() } })
-            }
-        };
-        Some((Ok::<_, std::convert::Infallible>(ndjson_line(&line)), rx))
-    });
-    let body = futures_util::stream::once(async move { Ok(ndjson_line(&first)) }).chain(rest);
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
-        axum::body::Body::from_stream(body),
+    let (by, m) = (caller.principal(), s.manager.clone());
+    super::stream::job(
+        move |progress| async move { m.ops().rotate_master_key(&by, progress).await },
+        |r| json!({ "rotated": r }),
     )
-        .into_response())
+    .await
 }

@@ -3,13 +3,16 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::api::AppState;
 use crate::api::extract::{Caller, Query};
 use crate::api::problem::{ApiError, Problem};
 use crate::domain::tier::UserTier;
-use crate::engine::{CohortQuery, CohortTable, CohortUnit, Overview};
+use crate::domain::time::Timestamp;
+use crate::engine::{ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, Overview};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -57,4 +60,87 @@ pub(crate) async fn cohorts(
     };
     let analytics = s.manager.analytics();
     Ok(Json(analytics.cohorts(&caller.principal(), query).await?))
+}
+
+/// Trains a churn model on the stored population (operator only; one at a time, 409
+/// while one runs). The answer streams as JSON lines: `{"phase": "reading", "users"}`
+/// while the store is read, `{"phase": "scanned", "users", "training_rows",
+/// "holdout_rows"}`, `{"phase": "step", "step", "log_loss"}` per Newton step, then
+/// `{"model": {"version", "auc", "log_loss", "calibration_gap", "training_rows",
+/// "usable", "trained_at"}}` or `{"error": problem}` (too little history is a 409
+/// problem there). The full card is at `GET /admin/analytics/churn`.
+#[utoipa::path(post, path = "/api/v1/admin/analytics/train", tag = "analytics", security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = TrainSummary,
+        description = "progress lines, then the model's summary under `model`"),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "a training is running")))]
+pub(crate) async fn train(State(s): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let (by, m) = (caller.principal(), s.manager.clone());
+    super::stream::job(
+        move |progress| async move { m.analytics().train_churn(&by, progress).await },
+        |model: ChurnModel| json!({ "model": TrainSummary::of(&model) }),
+    )
+    .await
+}
+
+/// The last line of a training.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TrainSummary {
+    version: u64,
+    trained_at: Timestamp,
+    auc: f64,
+    log_loss: f64,
+    calibration_gap: f64,
+    training_rows: u64,
+    holdout_rows: u64,
+    usable: bool,
+}
+
+impl TrainSummary {
+    fn of(m: &ChurnModel) -> Self {
+        Self {
+            version: m.version,
+            trained_at: m.trained_at,
+            auc: m.evaluation.auc,
+            log_loss: m.evaluation.log_loss,
+            calibration_gap: m.evaluation.calibration_gap,
+            training_rows: m.training_rows,
+            holdout_rows: m.evaluation.rows,
+            usable: m.usable,
+        }
+    }
+}
+
+/// `GET /api/v1/admin/analytics/churn` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChurnParams {
+    /// At-risk users to skip (default 0).
+    offset: Option<usize>,
+    /// At-risk users to list, 1–500 (default 50).
+    limit: Option<usize>,
+}
+
+/// The churn model card (version, when trained, rows, held-out metrics with the
+/// reliability table, features with their coefficients), every stored version, and the
+/// users most likely to churn, highest probability first, with their reasons (operator
+/// only).
+#[utoipa::path(get, path = "/api/v1/admin/analytics/churn", tag = "analytics", params(ChurnParams), security(("bearer" = [])),
+    responses((status = 200, body = ChurnReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn churn(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ChurnParams>,
+) -> ApiResult<Json<ChurnReport>> {
+    let analytics = s.manager.analytics();
+    Ok(Json(
+        analytics
+            .churn_report(
+                &caller.principal(),
+                q.offset.unwrap_or(0),
+                q.limit.unwrap_or(50),
+            )
+            .await?,
+    ))
 }

@@ -9,6 +9,7 @@ pub(super) mod meta;
 mod mfa;
 mod privacy;
 mod sessions;
+mod stream;
 mod users;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -58,6 +59,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(activity::record_activity))
         .routes(routes!(analytics::overview))
         .routes(routes!(analytics::cohorts))
+        .routes(routes!(analytics::train))
+        .routes(routes!(analytics::churn))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

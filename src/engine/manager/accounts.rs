@@ -208,7 +208,7 @@ impl Accounts<'_> {
         let handle = self.m.user(id);
         let p = handle.profile().await?;
         let sessions = handle.sessions().await?.len();
-        let history = e.call(id, GetActivity).await?;
+        let (history, analysed) = e.call(id, GetActivity).await?;
         let policy = &e.config.tier(p.tier).policy;
         let now = e.clock.now();
         let insights = Insights {
@@ -231,6 +231,18 @@ impl Accounts<'_> {
             features: policy.features.clone(),
             activity: history.counters(),
             engagement: crate::domain::engagement::score(&history, now),
+            churn: analysed.then(|| e.models.churn()).flatten().map(|model| {
+                model.predict(
+                    &crate::analytics::Member {
+                        id,
+                        tier: p.tier,
+                        created_at: p.created_at,
+                        consented: true,
+                        history: &history,
+                    },
+                    now,
+                )
+            }),
             listening_profile: ListeningProfile::of(&history),
             feature_usage: history.features.clone(),
             recent_days: history.days.iter().map(DayActivity::from).collect(),

@@ -4,17 +4,24 @@
 
 use super::UserManager;
 use super::principal::{Principal, UserSession};
+use std::sync::Arc;
+
 use crate::analytics::Member;
+use crate::analytics::churn::{ChurnModel, ChurnPrediction, TrainProgress, Trainer};
 use crate::analytics::cohorts::{CohortBuilder, CohortQuery, CohortTable, MAX_PERIODS};
 use crate::analytics::overview::{Overview, OverviewBuilder};
 use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::outcomes::ActivityOutcome;
+use crate::engine::durable::settled;
+use crate::engine::models;
+use crate::engine::outcomes::{ActivityOutcome, AtRisk, ChurnReport, ModelVersion};
 use crate::engine::population;
 use crate::engine::user::RecordActivity;
+use crate::store::ModelKind;
 
 /// See [`UserManager::analytics`].
 #[derive(Clone, Copy)]
@@ -93,7 +100,7 @@ impl Analytics<'_> {
         self,
         mut acc: A,
         now: Timestamp,
-        visit: fn(&mut A, &Member<'_>),
+        mut visit: impl FnMut(&mut A, &Member<'_>) + Send + 'static,
     ) -> Result<A, EngineError> {
         self.m.snapshot_live().await?;
         let engine = self.m.engine.clone();
@@ -102,5 +109,162 @@ impl Analytics<'_> {
         })
         .await
         .map_err(|e| EngineError::Internal(format!("batch job failed: {e}")))?
+    }
+
+    /// Trains a churn model on the stored population (operators; one training at a
+    /// time): reads every consenting user, fits, evaluates on the held-out fifth, stores
+    /// the model as the next version (dropping versions beyond `analytics.keep_models`)
+    /// and puts it in force if it is usable. `progress` hears each phase.
+    pub async fn train_churn(
+        self,
+        by: &Principal,
+        progress: impl FnMut(TrainProgress) + Send + 'static,
+    ) -> Result<ChurnModel, EngineError> {
+        by.privileged()?;
+        let e = &self.m.engine;
+        let _running = e.models.training.try_lock().map_err(|_| {
+            EngineError::Conflict("a churn model training is running; wait for it to end".into())
+        })?;
+        let now = self.m.now();
+        let horizon = e.config.analytics.churn_horizon_days;
+        let (trainer, mut progress) = self
+            .batch((Trainer::new(now, horizon), progress), now, |(t, p), m| {
+                t.add(m);
+                if t.users().is_multiple_of(PROGRESS_EVERY) {
+                    p(TrainProgress::Reading { users: t.users() });
+                }
+            })
+            .await?;
+        let (engine, keep) = (self.m.engine.clone(), e.config.analytics.keep_models);
+        let (model, batch) = tokio::task::spawn_blocking(move || {
+            let existing: Vec<u64> = engine
+                .store
+                .models(ModelKind::Churn)?
+                .iter()
+                .map(|(v, _)| *v)
+                .collect();
+            let version = existing.last().map_or(1, |v| v + 1);
+            let model = trainer
+                .train(version, now, &mut progress)
+                .map_err(|err| EngineError::Conflict(err.to_string()))?;
+            let batch = models::store_batch(&model, &existing, keep)?;
+            Ok::<_, EngineError>((model, batch))
+        })
+        .await
+        .map_err(|err| EngineError::Internal(format!("training failed: {err}")))??;
+        let ticket = e.commit.submit(batch, Vec::new(), None);
+        settled(e.commit.wait(&ticket).await)?;
+        if model.usable {
+            e.models.install(model.clone());
+        }
+        tracing::info!(
+            version = model.version,
+            auc = model.evaluation.auc,
+            rows = model.training_rows,
+            usable = model.usable,
+            "churn model trained"
+        );
+        Ok(model)
+    }
+
+    /// The churn model card and the users most likely to churn, highest first
+    /// (operators): `offset` and `limit` page through them (at most [`MAX_PAGE`]).
+    pub async fn churn_report(
+        self,
+        by: &Principal,
+        offset: usize,
+        limit: usize,
+    ) -> Result<ChurnReport, EngineError> {
+        by.privileged()?;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ValidationError::new("limit", format!("must be 1 to {MAX_PAGE}")).into());
+        }
+        let e = &self.m.engine;
+        let store = e.store.clone();
+        let versions = tokio::task::spawn_blocking(move || models::stored_churn(store.as_ref()))
+            .await
+            .map_err(|err| EngineError::Internal(err.to_string()))??
+            .iter()
+            .map(ModelVersion::of)
+            .collect();
+        let Some(model) = e.models.churn() else {
+            return Ok(ChurnReport {
+                model: None,
+                versions,
+                scored: 0,
+                at_risk: Vec::new(),
+            });
+        };
+        let now = self.m.now();
+        let keep = offset.saturating_add(limit);
+        let scored = self
+            .batch(
+                (TopRisk::new(keep), Arc::clone(&model)),
+                now,
+                move |(top, model), m| {
+                    if m.consented {
+                        top.offer(m.id, m.tier, model.predict(m, now));
+                    }
+                },
+            )
+            .await?
+            .0;
+        Ok(ChurnReport {
+            model: Some((*model).clone()),
+            versions,
+            scored: scored.seen,
+            at_risk: scored.into_sorted().into_iter().skip(offset).collect(),
+        })
+    }
+}
+
+/// Users read between two progress reports of a training.
+const PROGRESS_EVERY: u64 = 50_000;
+
+/// Most at-risk users one page lists.
+pub const MAX_PAGE: usize = 500;
+
+/// The highest predictions seen, at most `keep` of them.
+struct TopRisk {
+    keep: usize,
+    seen: u64,
+    best: Vec<AtRisk>,
+}
+
+impl TopRisk {
+    fn new(keep: usize) -> Self {
+        Self {
+            keep,
+            seen: 0,
+            best: Vec::new(),
+        }
+    }
+
+    fn offer(&mut self, user_id: UserId, tier: UserTier, prediction: ChurnPrediction) {
+        self.seen += 1;
+        self.best.push(AtRisk {
+            user_id,
+            tier,
+            prediction,
+        });
+        // Amortised: sort and cut only when twice as many are held.
+        if self.best.len() >= 2 * self.keep.max(1) {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        self.best.sort_by(|a, b| {
+            b.prediction
+                .probability
+                .total_cmp(&a.prediction.probability)
+                .then(a.user_id.as_bytes().cmp(b.user_id.as_bytes()))
+        });
+        self.best.truncate(self.keep);
+    }
+
+    fn into_sorted(mut self) -> Vec<AtRisk> {
+        self.cut();
+        self.best
     }
 }

@@ -152,7 +152,9 @@ impl UserManager {
         let w = &config.webauthn;
         let webauthn = crate::security::passkey::relying_party(&w.rp_id, &w.rp_name, &w.origins)
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
+        let models = super::models::Models::load(store.as_ref())?;
         let engine = Arc::new(Engine {
+            models,
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
             decoys: Default::default(),

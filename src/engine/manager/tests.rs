@@ -11,8 +11,8 @@ use crate::domain::mfa::SecondFactor;
 use crate::domain::time::ManualClock;
 use crate::engine::StepUpOutcome;
 use crate::store::{
-    Applied, ArchiveStore, AuditStore, EmailIndex, KeyStore, Revision, Route, SecurityEventScan,
-    SledStore, StoreError, UserScan, UserStore,
+    Applied, ArchiveStore, AuditStore, EmailIndex, KeyStore, ModelKind, ModelStore, Revision,
+    Route, SecurityEventScan, SledStore, StoreError, UserScan, UserStore,
 };
 
 const PW: &str = "correct horse battery staple";
@@ -291,6 +291,12 @@ impl ArchiveStore for Watched {
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.sled.security_events_before(user, before, limit)
+    }
+}
+
+impl ModelStore for Watched {
+    fn models(&self, kind: ModelKind) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.sled.models(kind)
     }
 }
 

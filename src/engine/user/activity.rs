@@ -18,9 +18,9 @@ pub(crate) struct RecordActivity {
     pub take_request: bool,
 }
 
-/// Returns the activity history.
+/// Returns the activity history, and whether it may be analysed now (the consent).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<ActivityHistory, EngineError>")]
+#[rtype(result = "Result<(ActivityHistory, bool), EngineError>")]
 pub(crate) struct GetActivity;
 
 impl Handler<RecordActivity> for UserActor {
@@ -78,9 +78,10 @@ impl UserActor {
 }
 
 impl Handler<GetActivity> for UserActor {
-    type Result = Result<ActivityHistory, EngineError>;
+    type Result = Result<(ActivityHistory, bool), EngineError>;
     fn handle(&mut self, _: GetActivity, _: &mut Context<Self>) -> Self::Result {
-        self.touch();
-        Ok(self.state.history.clone())
+        let now = self.touch();
+        let allowed = self.analytics_refusal(now).is_none();
+        Ok((self.state.history.clone(), allowed))
     }
 }

@@ -16,7 +16,7 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     KEYRING, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key, id_key,
-    index_key, route_value, split_user_value, user_value,
+    index_key, model_key, route_value, split_user_value, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
@@ -74,6 +74,12 @@ impl SledStore {
                 Op::DropArchivedEvent { user, seq } => b.remove(&event_key(*user, *seq)),
                 Op::Audit { seq, record } => b.insert(&audit_key(*seq), record.as_slice()),
                 Op::KeyringMeta { meta } => b.insert(KEYRING, meta.as_slice()),
+                Op::PutModel {
+                    kind,
+                    version,
+                    record,
+                } => b.insert(&model_key(*kind, *version), record.as_slice()),
+                Op::DropModel { kind, version } => b.remove(&model_key(*kind, *version)),
                 Op::CreateUser { .. }
                 | Op::PutUser { tier: Some(_), .. }
                 | Op::DeleteUser { .. }
@@ -183,6 +189,16 @@ impl SledStore {
                     }
                     Op::KeyringMeta { meta } => {
                         tx.insert(KEYRING, meta.as_slice())?;
+                    }
+                    Op::PutModel {
+                        kind,
+                        version,
+                        record,
+                    } => {
+                        tx.insert(model_key(*kind, *version).as_slice(), record.as_slice())?;
+                    }
+                    Op::DropModel { kind, version } => {
+                        tx.remove(model_key(*kind, *version).as_slice())?;
                     }
                 }
             }

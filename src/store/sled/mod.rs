@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use sled::Tree;
 
 use super::{
-    ArchiveStore, AuditStore, EmailIndex, KeyStore, Revision, Route, StoreError, UserScan,
-    UserStore,
+    ArchiveStore, AuditStore, EmailIndex, KeyStore, ModelKind, ModelStore, Revision, Route,
+    StoreError, UserScan, UserStore,
 };
 use crate::config::StoreConfig;
 use crate::domain::ids::UserId;
@@ -39,6 +39,15 @@ const AUDIT: u8 = b'a';
 const SECURITY_EVENT: u8 = b's';
 const EMAIL_INDEX: u8 = b'h';
 const KEYRING: &[u8] = b"m";
+const MODEL: u8 = b'M';
+
+fn model_key(kind: ModelKind, version: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = MODEL;
+    k[1] = kind.byte();
+    k[2..].copy_from_slice(&version.to_be_bytes());
+    k
+}
 
 fn event_key(user: UserId, seq: u64) -> [u8; 25] {
     let mut k = [0u8; 25];
@@ -413,6 +422,23 @@ impl AuditStore for SledStore {
                 Ok(Some((seq, v.to_vec())))
             }
         }
+    }
+}
+
+impl ModelStore for SledStore {
+    fn models(&self, kind: ModelKind) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix([MODEL, kind.byte()])
+            .map(|kv| {
+                let (k, v) = kv?;
+                let version = k
+                    .get(2..10)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| StoreError::Io("bad model key".into()))?;
+                Ok((version, v.to_vec()))
+            })
+            .collect()
     }
 }
 
