@@ -138,6 +138,7 @@ async fn import_as(
                         password_hash: phc.clone(),
                         tier: Some(tier),
                         profile_data: Some(ProfilePatch::default()),
+                        created_at: None,
                     };
                     let p = m.accounts().import(&SYS, vec![user]).await.unwrap();
                     ids.push(p.into_iter().next().unwrap().unwrap().id);

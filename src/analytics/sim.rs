@@ -46,6 +46,9 @@ pub struct SimConfig {
     pub days: u32,
     /// The churn horizon the oracle answers for.
     pub horizon_days: u32,
+    /// Whether each user keeps its events (to import them into a server), besides the
+    /// history they make.
+    pub keep_events: bool,
 }
 
 /// A planted listening habit.
@@ -70,6 +73,8 @@ pub struct SimUser {
     pub created_at: Timestamp,
     /// Its history until yesterday.
     pub history: ActivityHistory,
+    /// The events of that history, oldest first (only with `keep_events`).
+    pub events: Vec<ActivityEvent>,
     /// The daily chance of activity before any lapse.
     pub p: f64,
     /// The day its lapse began or will begin, if it lapses.
@@ -166,21 +171,25 @@ pub fn simulate(cfg: SimConfig) -> impl Iterator<Item = SimUser> {
             skip_share: rng.random_range(0.05..0.4),
         };
         let mut history = ActivityHistory::default();
-        let mut events = Vec::new();
-        for day in created..end {
-            if rng.random::<f64>() >= chance(p, lapse, day) {
+        let (mut day, mut kept) = (Vec::new(), Vec::new());
+        for d in created..end {
+            if rng.random::<f64>() >= chance(p, lapse, d) {
                 continue;
             }
-            events.clear();
-            day_events(&mut rng, day, &habit, &mut events);
-            history.record(&events);
+            day.clear();
+            day_events(&mut rng, d, &habit, &mut day);
+            history.record(&day);
+            if cfg.keep_events {
+                kept.append(&mut day);
+            }
         }
         let churn_probability = (created < cutoff).then(|| oracle(p, lapse, created, cutoff, end));
         SimUser {
             id: UserId::from_bytes(id),
             tier,
-            created_at: Timestamp::from_millis(day_start(created).as_millis() + 3_600_000),
+            created_at: day_start(created),
             history,
+            events: kept,
             p,
             lapse_day: lapse,
             habit,
@@ -239,6 +248,7 @@ mod tests {
             now: Timestamp::from_millis(20_800 * 86_400_000 + 43_200_000),
             days: 150,
             horizon_days: 14,
+            keep_events: false,
         }
     }
 
@@ -249,6 +259,15 @@ mod tests {
         let c: Vec<_> = simulate(cfg(30, 2)).map(|u| u.id).collect();
         assert_eq!(a, b);
         assert_ne!(a[0].0, c[0]);
+        // The events kept are the history's.
+        for u in simulate(SimConfig {
+            keep_events: true,
+            ..cfg(5, 1)
+        }) {
+            let mut h = ActivityHistory::default();
+            h.record(&u.events);
+            assert_eq!(h, u.history);
+        }
     }
 
     #[test]

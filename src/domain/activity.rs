@@ -16,6 +16,9 @@ use super::validation::{ValidationError, text};
 /// Most events one `activity` frame (or request) may carry.
 pub(crate) const MAX_EVENTS_PER_FRAME: usize = 100;
 
+/// Most events one line of a history import may carry.
+pub const MAX_EVENTS_PER_IMPORT: usize = 1_000;
+
 /// How far in the future an event's time may be (client clock skew).
 const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
@@ -154,10 +157,14 @@ pub enum EventKind {
 pub struct EventRules<'a> {
     /// The check's time.
     pub now: Timestamp,
-    /// The oldest an event may be.
-    pub not_before: Timestamp,
+    /// The account's creation: no event precedes it.
+    pub created_at: Timestamp,
+    /// The oldest a live event may be (`None` for imported history).
+    pub oldest: Option<Timestamp>,
     /// The features the user's tier unlocks (a `feature_used` must name one).
     pub features: &'a [String],
+    /// Most events a batch may carry.
+    pub max_events: usize,
 }
 
 impl<'a> EventRules<'a> {
@@ -166,8 +173,10 @@ impl<'a> EventRules<'a> {
         let oldest = Timestamp::from_millis(now.as_millis() - MAX_AGE.as_millis() as i64);
         Self {
             now,
-            not_before: oldest.max(created_at),
+            created_at,
+            oldest: Some(oldest),
             features,
+            max_events: MAX_EVENTS_PER_FRAME,
         }
     }
 
@@ -175,8 +184,10 @@ impl<'a> EventRules<'a> {
     pub fn imported(now: Timestamp, created_at: Timestamp, features: &'a [String]) -> Self {
         Self {
             now,
-            not_before: created_at,
+            created_at,
+            oldest: None,
             features,
+            max_events: MAX_EVENTS_PER_IMPORT,
         }
     }
 }
@@ -224,6 +235,31 @@ impl ActivityEvent {
         }
     }
 
+    /// What makes an event the same event again in an import: its time, kind and track
+    /// (or recommendation, or feature), hashed (FNV-1a, fixed across processes).
+    pub fn fingerprint(&self) -> u64 {
+        let subject = match self {
+            ActivityEvent::FeatureUsed { feature, .. } => Some(feature.as_str()),
+            ActivityEvent::RecommendationShown {
+                recommendation_id, ..
+            }
+            | ActivityEvent::RecommendationClicked {
+                recommendation_id, ..
+            } => Some(recommendation_id.as_str()),
+            _ => self.track_id(),
+        };
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(&self.at().as_millis().to_be_bytes());
+        eat(&[self.kind() as u8]);
+        eat(subject.unwrap_or_default().as_bytes());
+        h
+    }
+
     /// Checks one event; `index` names it in the error.
     fn check(&self, index: usize, rules: &EventRules<'_>) -> Result<(), ValidationError> {
         let field = |f: &str| format!("events[{index}].{f}");
@@ -231,14 +267,17 @@ impl ActivityEvent {
         if at > rules.now.plus(MAX_SKEW) {
             return Err(ValidationError::new(field("at"), "is in the future"));
         }
-        if at < rules.not_before {
+        if at < rules.created_at {
             return Err(ValidationError::new(
                 field("at"),
-                format!(
-                    "is before {} (live events may be at most 30 days old, and no event \
-                     precedes the account)",
-                    rules.not_before
-                ),
+                format!("precedes the account (created {})", rules.created_at),
+            ));
+        }
+        if rules.oldest.is_some_and(|o| at < o) {
+            return Err(ValidationError::new(
+                field("at"),
+                "is more than 30 days old (an operator imports older history through \
+                 /api/v1/admin/activity/import)",
             ));
         }
         if let Some(t) = self.track_id() {
@@ -281,7 +320,7 @@ impl ActivityEvent {
     }
 }
 
-/// Checks a frame's events: 1 to [`MAX_EVENTS_PER_FRAME`], each valid. All or nothing.
+/// Checks a batch's events: 1 to `rules.max_events`, each valid. All or nothing.
 pub(crate) fn check_batch(
     events: &[ActivityEvent],
     rules: &EventRules<'_>,
@@ -289,10 +328,10 @@ pub(crate) fn check_batch(
     if events.is_empty() {
         return Err(ValidationError::new("events", "must not be empty"));
     }
-    if events.len() > MAX_EVENTS_PER_FRAME {
+    if events.len() > rules.max_events {
         return Err(ValidationError::new(
             "events",
-            format!("at most {MAX_EVENTS_PER_FRAME} events per frame"),
+            format!("at most {} events at once", rules.max_events),
         ));
     }
     events

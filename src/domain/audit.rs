@@ -60,6 +60,13 @@ pub enum AuditAction {
         /// The user.
         user: UserId,
     },
+    /// Activity history was imported for a user (a migration, an integration's sync).
+    HistoryImported {
+        /// The user.
+        user: UserId,
+        /// New events counted.
+        events: u64,
+    },
     /// A user's data was exported.
     DataExported {
         /// The user.
@@ -106,7 +113,8 @@ impl AuditAction {
             | AuditAction::MfaReset { user }
             | AuditAction::ConsentChanged { user, .. }
             | AuditAction::ParentalConsentRecorded { user }
-            | AuditAction::UserImported { user } => Some(*user),
+            | AuditAction::UserImported { user }
+            | AuditAction::HistoryImported { user, .. } => Some(*user),
             AuditAction::UsersImported { .. } | AuditAction::MasterKeyRotated { .. } => None,
         }
     }

@@ -14,6 +14,7 @@ pub mod email;
 pub mod engagement;
 pub mod history;
 pub mod ids;
+pub mod import_ledger;
 pub(crate) mod lockout;
 pub(crate) mod login;
 pub mod mfa;

@@ -387,6 +387,10 @@ pub struct ImportedUser {
     /// Profile fields.
     #[serde(default)]
     pub profile_data: Option<crate::domain::profile::ProfilePatch>,
+    /// When the user signed up in the system migrated from (default: now), so that a
+    /// migrated population keeps its sign-up dates (cohorts, tenure). Not in the future.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
 }
 
 /// Who a valid session belongs to.
@@ -423,6 +427,23 @@ pub struct AuthorizedRequest {
     /// The user's profile as of this check: a shared snapshot, so that a request about
     /// the caller's own profile needs no second message to the actor.
     pub profile: SharedProfile,
+}
+
+/// What became of one line of a history import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Counted: `accepted` new events, `duplicates` already imported before.
+    Imported {
+        /// New events counted.
+        accepted: usize,
+        /// Events already imported (or repeated in the line), not counted again.
+        duplicates: usize,
+    },
+    /// The user has not consented to analytics; nothing counted.
+    ConsentRequired {
+        /// Why, for the operator.
+        reason: &'static str,
+    },
 }
 
 /// The answer to [`Subscribe`].

@@ -117,8 +117,8 @@ pub enum Op {
         /// A new tier, for a tier change.
         tier: Option<UserTier>,
     },
-    /// Removes a user: record, route, email claim, archived events and data key
-    /// (crypto-shredding every copy of its sealed records), leaving a tombstone.
+    /// Removes a user: record, route, email claim, archived events, import ledger and
+    /// data key (crypto-shredding every copy of its sealed records), leaving a tombstone.
     DeleteUser {
         /// The user.
         id: UserId,
@@ -144,6 +144,14 @@ pub enum Op {
         /// The event's number.
         seq: u64,
         /// The sealed event.
+        blob: Vec<u8>,
+    },
+    /// A user's ledger of imported history (which events were imported, so that a
+    /// replayed import counts nothing twice), sealed under its data key.
+    PutImportLedger {
+        /// The user.
+        user: UserId,
+        /// The sealed ledger.
         blob: Vec<u8>,
     },
     /// Removes an archived security event (retention).
@@ -305,8 +313,11 @@ pub trait AuditStore: Send + Sync {
     fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }
 
-/// Security events older than what a user's record keeps.
+/// What a user's record does not carry: security events older than what it keeps, and
+/// the ledger of its imported history.
 pub trait ArchiveStore: Send + Sync {
+    /// A user's sealed ledger of imported history, if it has one.
+    fn import_ledger(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every archived security event: user, number, record.
     fn scan_security_events(&self) -> SecurityEventScan<'_>;
     /// A user's archived security events numbered below `before`, newest first, at most

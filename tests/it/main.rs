@@ -5,6 +5,7 @@
 
 mod analytics;
 mod bad_input;
+mod churn;
 mod concurrency;
 mod crash;
 mod encryption;

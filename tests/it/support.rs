@@ -59,6 +59,7 @@ pub async fn import(
         password_hash: password_hash.into(),
         tier: Some(tier),
         profile_data: None,
+        created_at: None,
     };
     m.accounts().import(&SYS, vec![user]).await?.remove(0)
 }

@@ -22,6 +22,7 @@ fn population(users: usize, seed: u64) -> Vec<SimUser> {
         now: NOW,
         days: 730,
         horizon_days: 14,
+        keep_events: false,
     })
     .collect()
 }

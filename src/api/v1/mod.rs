@@ -57,6 +57,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(users::insights))
         .routes(routes!(activity::record_activity))
+        .routes(routes!(activity::import_history))
         .routes(routes!(analytics::overview))
         .routes(routes!(analytics::cohorts))
         .routes(routes!(analytics::train))

@@ -92,7 +92,13 @@ impl Accounts<'_> {
             .map_err(|why| ValidationError::new("password_hash", why))?;
         let tier = u.tier.unwrap_or(UserTier::Free);
         let patch = u.profile_data.unwrap_or_default();
-        let (email, profile) = self.m.prepare_new(&u.email, tier, &patch)?;
+        let (email, mut profile) = self.m.prepare_new(&u.email, tier, &patch)?;
+        if let Some(at) = u.created_at {
+            if at > profile.created_at {
+                return Err(ValidationError::new("created_at", "is in the future").into());
+            }
+            profile.created_at = at;
+        }
         let audit = actor.map(|a| (a, AuditAction::UserImported { user: profile.id }));
         self.m
             .store_new(&email, profile, u.password_hash, audit)

@@ -6,6 +6,8 @@ use super::UserManager;
 use super::principal::{Principal, UserSession};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use crate::analytics::Member;
 use crate::analytics::churn::{ChurnModel, ChurnPrediction, TrainProgress, Trainer};
 use crate::analytics::cohorts::{CohortBuilder, CohortQuery, CohortTable, MAX_PERIODS};
@@ -18,9 +20,9 @@ use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::durable::settled;
 use crate::engine::models;
-use crate::engine::outcomes::{ActivityOutcome, AtRisk, ChurnReport, ModelVersion};
+use crate::engine::outcomes::{ActivityOutcome, AtRisk, ChurnReport, ImportOutcome, ModelVersion};
 use crate::engine::population;
-use crate::engine::user::RecordActivity;
+use crate::engine::user::{ImportHistory, RecordActivity};
 use crate::store::ModelKind;
 
 /// See [`UserManager::analytics`].
@@ -62,6 +64,36 @@ impl Analytics<'_> {
             Err(EngineError::NotFound) => Ok(ActivityOutcome::SessionInvalid),
             other => other,
         }
+    }
+
+    /// Whether `by` may import history, asked before a large body is read.
+    pub fn may_import(self, by: &Principal) -> Result<(), EngineError> {
+        by.privileged()
+    }
+
+    /// Imports activity history (operators): for each `(user, events)` line, the events
+    /// not imported before are counted into the user's history, durably, with an audit
+    /// record; each line's outcome is its own (a bad line refuses only itself). Lines run
+    /// a few at a time; two lines of one user run one after the other.
+    pub async fn import_history(
+        self,
+        by: &Principal,
+        lines: Vec<(UserId, Vec<ActivityEvent>)>,
+    ) -> Result<Vec<Result<ImportOutcome, EngineError>>, EngineError> {
+        by.privileged()?;
+        let actor = by.audit_actor();
+        let engine = &self.m.engine;
+        Ok(futures_util::stream::iter(lines)
+            .map(|(id, events)| {
+                let msg = ImportHistory {
+                    events,
+                    by: actor.clone(),
+                };
+                engine.call_durable(id, msg)
+            })
+            .buffered(IMPORT_CONCURRENCY)
+            .collect()
+            .await)
     }
 
     /// The population at a glance: users by tier, DAU/WAU/MAU, events (operators).
@@ -217,6 +249,9 @@ impl Analytics<'_> {
         })
     }
 }
+
+/// Import lines in flight at once.
+const IMPORT_CONCURRENCY: usize = 32;
 
 /// Users read between two progress reports of a training.
 const PROGRESS_EVERY: u64 = 50_000;

@@ -281,6 +281,9 @@ impl AuditStore for Watched {
 }
 
 impl ArchiveStore for Watched {
+    fn import_ledger(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.import_ledger(user)
+    }
     fn scan_security_events(&self) -> SecurityEventScan<'_> {
         self.sled.scan_security_events()
     }

@@ -7,6 +7,10 @@ use super::*;
 use crate::domain::activity::EventRules;
 use crate::domain::consent::ConsentRefusal;
 use crate::domain::history::ActivityHistory;
+use crate::domain::import_ledger::ImportLedger;
+use crate::engine::durable::Durable;
+use crate::engine::outcomes::ImportOutcome;
+use crate::store::codec;
 
 /// Counts activity events a client reported over its socket (taking one request from
 /// the tier's rate) or over HTTP (whose request the authorization counted already).
@@ -59,7 +63,115 @@ impl Handler<RecordActivity> for UserActor {
     }
 }
 
+/// Counts history an operator imports (a migration, an integration's sync), each event
+/// once however often it is imported; durable when it replies.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Durable<ImportOutcome>, EngineError>")]
+pub(crate) struct ImportHistory {
+    pub events: Vec<ActivityEvent>,
+    /// Who imports, for the audit record written with the events.
+    pub by: Option<crate::domain::audit::AuditActor>,
+}
+
+type ImportReply = Result<Durable<ImportOutcome>, EngineError>;
+
+impl Handler<ImportHistory> for UserActor {
+    type Result = AtomicResponse<Self, ImportReply>;
+    fn handle(&mut self, msg: ImportHistory, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let rules =
+            EventRules::imported(now, self.state.profile.created_at, &self.policy().features);
+        let refused = check_batch(&msg.events, &rules)
+            .map_err(EngineError::from)
+            .err()
+            .map(Err)
+            .or_else(|| {
+                self.analytics_refusal(now).map(|reason| {
+                    Ok(Durable::new(
+                        ImportOutcome::ConsentRequired { reason },
+                        Vec::new(),
+                    ))
+                })
+            });
+        if let Some(answer) = refused {
+            return AtomicResponse::new(Box::pin(fut::ready(answer)));
+        }
+        if self.ledger.is_some() {
+            let answer = self.durably(|a| a.import(&msg.events, msg.by, now));
+            return AtomicResponse::new(Box::pin(fut::ready(answer)));
+        }
+        // The ledger is read off the Arbiter; the mailbox waits meanwhile, so no other
+        // import of this user runs between the read and the write.
+        let (store, id) = (Arc::clone(&self.engine.store), self.id());
+        let read = async move {
+            tokio::task::spawn_blocking(move || store.import_ledger(id))
+                .await
+                .map_err(|e| EngineError::Internal(format!("ledger read: {e}")))?
+                .map_err(EngineError::from)
+        };
+        AtomicResponse::new(Box::pin(read.into_actor(self).map(
+            move |stored, act, _| {
+                let ledger = act.open_ledger(stored?)?;
+                act.ledger.get_or_insert(ledger);
+                act.durably(|a| a.import(&msg.events, msg.by, now))
+            },
+        )))
+    }
+}
+
 impl UserActor {
+    fn ledger_aad(&self) -> [u8; 17] {
+        let mut aad = [0u8; 17];
+        aad[0] = b'l';
+        aad[1..].copy_from_slice(self.id().as_bytes());
+        aad
+    }
+
+    fn open_ledger(&self, stored: Option<Vec<u8>>) -> Result<ImportLedger, EngineError> {
+        let Some(blob) = stored else {
+            return Ok(ImportLedger::default());
+        };
+        let corrupt = |reason: String| EngineError::Corrupt {
+            user: self.id(),
+            reason,
+        };
+        let raw = codec::open_blob(&self.key, &self.ledger_aad(), &blob)
+            .map_err(|e| corrupt(format!("import ledger: {e}")))?;
+        ImportLedger::from_bytes(&raw).ok_or_else(|| corrupt("import ledger: truncated".into()))
+    }
+
+    /// Counts the events the ledger has not seen and writes the history and the ledger
+    /// together.
+    fn import(
+        &mut self,
+        events: &[ActivityEvent],
+        by: Option<crate::domain::audit::AuditActor>,
+        now: Timestamp,
+    ) -> Result<ImportOutcome, EngineError> {
+        let mut ledger = self.ledger.clone().unwrap_or_default();
+        let fresh: Vec<ActivityEvent> = ledger.admit(events).into_iter().cloned().collect();
+        let duplicates = events.len() - fresh.len();
+        if !fresh.is_empty() {
+            let mut next = self.state.clone();
+            next.history.record(&fresh);
+            let blob = codec::seal_blob(&self.key, &self.ledger_aad(), &ledger.to_bytes());
+            self.archive.push(Op::PutImportLedger {
+                user: self.id(),
+                blob,
+            });
+            let action = AuditAction::HistoryImported {
+                user: self.id(),
+                events: fresh.len() as u64,
+            };
+            self.write(next, now, by.map(|a| (a, action)).into_iter().collect())?;
+            self.ledger = Some(ledger);
+        }
+        Ok(ImportOutcome::Imported {
+            accepted: fresh.len(),
+            duplicates,
+        })
+    }
+
     /// Why activity may not be collected now, if it may not.
     fn analytics_refusal(&self, now: Timestamp) -> Option<&'static str> {
         let min_age = self.engine.config.privacy.min_age;

@@ -172,6 +172,9 @@ pub(crate) struct UserActor {
     last_write: Option<Ticket>,
     /// Events the state no longer holds, to archive with its next write.
     archive: Vec<Op>,
+    /// The ledger of imported history, once an import loaded it (cold state: dropped
+    /// with the actor).
+    ledger: Option<crate::domain::import_ledger::ImportLedger>,
     /// The user's data key: seals its snapshots and archived events.
     key: DataKey,
     engine: Arc<Engine>,
@@ -230,6 +233,7 @@ impl UserActor {
             tickets: Vec::new(),
             last_write: None,
             archive: Vec::new(),
+            ledger: None,
             key,
             engine,
             shard,

@@ -15,8 +15,8 @@
 use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
-    KEYRING, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key, id_key,
-    index_key, model_key, route_value, split_user_value, user_value,
+    KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
+    id_key, index_key, model_key, route_value, split_user_value, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
@@ -72,6 +72,9 @@ impl SledStore {
                     b.insert(&event_key(*user, *seq), blob.as_slice());
                 }
                 Op::DropArchivedEvent { user, seq } => b.remove(&event_key(*user, *seq)),
+                Op::PutImportLedger { user, blob } => {
+                    b.insert(&id_key(LEDGER, *user), blob.as_slice());
+                }
                 Op::Audit { seq, record } => b.insert(&audit_key(*seq), record.as_slice()),
                 Op::KeyringMeta { meta } => b.insert(KEYRING, meta.as_slice()),
                 Op::PutModel {
@@ -152,6 +155,7 @@ impl SledStore {
                     Op::DeleteUser { id, email_indexes } => {
                         tx.remove(id_key(USER, *id).as_slice())?;
                         tx.remove(id_key(TIER, *id).as_slice())?;
+                        tx.remove(id_key(LEDGER, *id).as_slice())?;
                         for index in email_indexes {
                             let key = index_key(index);
                             // Only its own claim: a key derived from this user's email
@@ -183,6 +187,9 @@ impl SledStore {
                     }
                     Op::DropArchivedEvent { user, seq } => {
                         tx.remove(event_key(*user, *seq).as_slice())?;
+                    }
+                    Op::PutImportLedger { user, blob } => {
+                        tx.insert(id_key(LEDGER, *user).as_slice(), blob.as_slice())?;
                     }
                     Op::Audit { seq, record } => {
                         tx.insert(audit_key(*seq).as_slice(), record.as_slice())?;

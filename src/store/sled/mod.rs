@@ -40,6 +40,7 @@ const SECURITY_EVENT: u8 = b's';
 const EMAIL_INDEX: u8 = b'h';
 const KEYRING: &[u8] = b"m";
 const MODEL: u8 = b'M';
+const LEDGER: u8 = b'l';
 
 fn model_key(kind: ModelKind, version: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
@@ -443,6 +444,10 @@ impl ModelStore for SledStore {
 }
 
 impl ArchiveStore for SledStore {
+    fn import_ledger(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(id_key(LEDGER, user))?.map(|v| v.to_vec()))
+    }
+
     fn scan_security_events(&self) -> super::SecurityEventScan<'_> {
         Box::new(self.tree.scan_prefix([SECURITY_EVENT]).map(|kv| {
             let (k, v) = kv?;

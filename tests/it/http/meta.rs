@@ -30,6 +30,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "PUT /api/v1/users/{id}",
         "DELETE /api/v1/users/{id}",
         "POST /api/v1/users/{id}/activity",
+        "POST /api/v1/admin/activity/import",
         "GET /api/v1/admin/analytics/overview",
         "GET /api/v1/admin/analytics/cohorts",
         "POST /api/v1/admin/analytics/train",

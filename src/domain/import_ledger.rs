@@ -1,0 +1,97 @@
+//! Which imported events a user already has, so that an import replayed (a migration
+//! resumed, an integration synced twice) counts nothing twice. Each event is remembered
+//! by its [fingerprint](ActivityEvent::fingerprint): time, kind and track. Kept apart
+//! from the user's record (in the store, sealed under its data key) and loaded only
+//! when an import arrives, so live users carry none of it.
+
+use super::activity::ActivityEvent;
+
+/// The fingerprints of a user's imported events, sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportLedger {
+    marks: Vec<u64>,
+}
+
+impl ImportLedger {
+    /// Events remembered.
+    pub fn len(&self) -> usize {
+        self.marks.len()
+    }
+
+    /// Whether it remembers nothing.
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    /// The events of `events` not seen before (in this ledger or earlier in `events`),
+    /// now remembered.
+    pub fn admit<'a>(&mut self, events: &'a [ActivityEvent]) -> Vec<&'a ActivityEvent> {
+        events
+            .iter()
+            .filter(|e| match self.marks.binary_search(&e.fingerprint()) {
+                Ok(_) => false,
+                Err(i) => {
+                    self.marks.insert(i, e.fingerprint());
+                    true
+                }
+            })
+            .collect()
+    }
+
+    /// Its bytes: the fingerprints, 8 bytes each, big-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.marks.iter().flat_map(|m| m.to_be_bytes()).collect()
+    }
+
+    /// Reads what [`Self::to_bytes`] wrote; `None` if it is not a multiple of 8 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if !bytes.len().is_multiple_of(8) {
+            return None;
+        }
+        let mut marks: Vec<u64> = bytes
+            .chunks_exact(8)
+            .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes))
+            .collect();
+        marks.sort_unstable();
+        marks.dedup();
+        Some(Self { marks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::Timestamp;
+
+    fn play(ms: i64, track: &str) -> ActivityEvent {
+        ActivityEvent::TrackPlayed {
+            track_id: track.into(),
+            at: Timestamp::from_millis(ms),
+            duration_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_replay_admits_nothing_and_the_ledger_round_trips() {
+        let mut l = ImportLedger::default();
+        let events = [play(1, "a"), play(1, "b"), play(2, "a"), play(1, "a")];
+        assert_eq!(l.admit(&events).len(), 3, "the repeat within the batch too");
+        assert!(l.admit(&events).is_empty());
+        // The same time and track but another kind is another event; the duration
+        // does not make an event new.
+        let liked = ActivityEvent::TrackLiked {
+            track_id: "a".into(),
+            at: Timestamp::from_millis(1),
+        };
+        let longer = ActivityEvent::TrackPlayed {
+            track_id: "a".into(),
+            at: Timestamp::from_millis(1),
+            duration_ms: 99,
+        };
+        assert_eq!(l.admit(&[liked, longer]).len(), 1);
+        let back = ImportLedger::from_bytes(&l.to_bytes()).unwrap();
+        assert_eq!(back, l);
+        assert_eq!(back.len(), 4);
+        assert!(ImportLedger::from_bytes(&[1, 2, 3]).is_none());
+    }
+}

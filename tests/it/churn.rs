@@ -1,0 +1,270 @@
+//! The analytics engine end to end on a planted population: users imported with their
+//! sign-up dates and consents, their history imported over HTTP (once, however often
+//! sent), a churn model trained through the streamed endpoint, its card, the users most
+//! at risk, and a lapsing user's prediction in its insights.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use roster::analytics::sim::{SimConfig, SimUser, simulate};
+use roster::domain::consent::Purpose;
+use roster::domain::history::day_of;
+use roster::engine::ImportedUser;
+use roster::security::password::{Argon2Worker, params};
+
+use crate::support::{ADMIN_KEY, SYS, TestServer};
+
+async fn import_ndjson(srv: &TestServer, body: String) -> (u16, Value) {
+    let resp = srv
+        .http
+        .post(format!("{}/admin/activity/import", srv.base))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn lines_of(people: &[(String, &SimUser)]) -> String {
+    let mut body = String::new();
+    for (id, u) in people {
+        for chunk in u.events.chunks(1000) {
+            body.push_str(&json!({"user_id": id, "events": chunk}).to_string());
+            body.push('\n');
+        }
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_population_imported_trained_and_explained() {
+    let srv = TestServer::start("").await;
+    let m = &srv.manager;
+    let now = m.now();
+    let population: Vec<SimUser> = simulate(SimConfig {
+        users: 400,
+        seed: 11,
+        now,
+        days: 100,
+        horizon_days: 14,
+        keep_events: true,
+    })
+    .collect();
+    let phc = Argon2Worker::new(params(m.config().passwords.params).unwrap())
+        .unwrap()
+        .hash("correct horse battery staple")
+        .unwrap();
+    let mut people = Vec::new();
+    for (c, chunk) in population.chunks(200).enumerate() {
+        let users = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, u)| ImportedUser {
+                email: format!("listener{c}-{i}@example.com"),
+                password_hash: phc.clone(),
+                tier: Some(u.tier),
+                profile_data: None,
+                created_at: Some(u.created_at),
+            })
+            .collect();
+        let created = m.accounts().import(&SYS, users).await.unwrap();
+        for (p, u) in created.into_iter().zip(chunk) {
+            let p = p.unwrap();
+            assert_eq!(p.created_at, u.created_at, "the sign-up date is kept");
+            m.privacy()
+                .update_consents(&SYS, p.id, vec![(Purpose::Analytics, true)], None)
+                .await
+                .unwrap();
+            people.push((p.id.to_string(), u));
+        }
+    }
+
+    // The whole history, with a line of nonsense, an unknown user and a bad event.
+    let mut body = lines_of(&people);
+    body.push_str("{\"user_id\": \"not json\n");
+    body.push_str(&json!({"user_id": roster::domain::ids::UserId::generate(), "events": [{"kind": "searched", "at": now.to_string()}]}).to_string());
+    body.push('\n');
+    let future = now.plus(std::time::Duration::from_secs(86_400)).to_string();
+    body.push_str(
+        &json!({"user_id": people[0].0, "events": [{"kind": "searched", "at": future}]})
+            .to_string(),
+    );
+    body.push('\n');
+    let total: usize = population.iter().map(|u| u.events.len()).sum();
+    let (s, reply) = import_ndjson(&srv, body).await;
+    assert_eq!(s, 200, "{reply}");
+    assert_eq!(
+        reply["failed"],
+        3,
+        "{}",
+        reply["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("error").is_some())
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(reply["events"], total);
+    let results = reply["results"].as_array().unwrap();
+    let n = results.len();
+    assert_eq!(
+        results[n - 3]["error"]["type"],
+        "https://roster.dev/problems/invalid-input"
+    );
+    assert_eq!(
+        results[n - 2]["error"]["type"],
+        "https://roster.dev/problems/not-found"
+    );
+    assert_eq!(results[n - 1]["error"]["field"], "events[0].at");
+    assert_eq!(results[n - 1]["line"], n, "lines are numbered from 1");
+    // A replay counts nothing twice.
+    let (_, again) = import_ndjson(&srv, lines_of(&people[..20])).await;
+    assert_eq!(again["events"], 0, "{again}");
+    assert_eq!(
+        again["duplicates"],
+        people[..20]
+            .iter()
+            .map(|(_, u)| u.events.len())
+            .sum::<usize>()
+    );
+    let (s, wrong) = srv
+        .call(
+            Method::POST,
+            "/admin/activity/import",
+            Some(ADMIN_KEY),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 415, "{wrong}");
+
+    // Train through the streamed endpoint.
+    let resp = srv
+        .http
+        .post(format!("{}/admin/analytics/train", srv.base))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let out: Vec<Value> = resp
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(out[0]["phase"], "scanned", "{out:?}");
+    assert_eq!(out[0]["users"], 400);
+    assert!(out.iter().any(|l| l["phase"] == "step"));
+    let model = &out.last().unwrap()["model"];
+    assert_eq!(model["version"], 1, "{out:?}");
+    assert_eq!(model["usable"], true);
+    assert!(model["auc"].as_f64().unwrap() > 0.85, "{model}");
+
+    let (s, report) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/churn?limit=10",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["model"]["version"], 1);
+    assert_eq!(report["model"]["features"][0]["name"], "days_since_active");
+    assert_eq!(
+        report["model"]["evaluation"]["reliability"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(report["scored"], 400);
+    let risk: Vec<f64> = report["at_risk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["prediction"]["probability"].as_f64().unwrap())
+        .collect();
+    assert_eq!(risk.len(), 10);
+    assert!(risk.windows(2).all(|w| w[0] >= w[1]), "{risk:?}");
+
+    // A user planted as lapsing, once active most days.
+    let cutoff = day_of(now) - 14;
+    let (id, _) = people
+        .iter()
+        .find(|(_, u)| {
+            u.lapsing_at(cutoff) && u.p > 0.5 && u.lapse_day.is_some_and(|l| l + 30 > cutoff)
+        })
+        .unwrap();
+    let (_, insights) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/insights"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let churn = &insights["churn"];
+    assert_eq!(churn["band"], "high", "{churn}");
+    assert_eq!(churn["model_version"], 1);
+    assert!(churn["reasons"].as_array().unwrap().len() >= 3);
+    // Without the consent, no prediction.
+    m.privacy()
+        .update_consents(
+            &SYS,
+            id.parse().unwrap(),
+            vec![(Purpose::Analytics, false)],
+            None,
+        )
+        .await
+        .unwrap();
+    let (_, insights) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/insights"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(insights["churn"], Value::Null);
+    // ... and no import either.
+    let line = json!({"user_id": id, "events": [{"kind": "searched", "at": now.to_string()}]});
+    let (_, reply) = import_ndjson(&srv, format!("{line}\n")).await;
+    assert_eq!(
+        reply["results"][0]["error"]["type"], "https://roster.dev/problems/consent-required",
+        "{reply}"
+    );
+
+    // The ledger is in the store: after a restart a replay still counts nothing.
+    let dir = srv.stop().await;
+    let (m, clock) = crate::support::open_with_clock(dir.path(), "");
+    clock.advance(std::time::Duration::from_millis(
+        (now.as_millis() - m.now().as_millis()) as u64,
+    ));
+    let lines = people[1..4]
+        .iter()
+        .map(|(id, u)| {
+            (
+                id.parse().unwrap(),
+                u.events.iter().take(1000).cloned().collect(),
+            )
+        })
+        .collect();
+    let outcomes = m.analytics().import_history(&SYS, lines).await.unwrap();
+    for o in outcomes {
+        assert!(
+            matches!(
+                o,
+                Ok(roster::engine::ImportOutcome::Imported { accepted: 0, .. })
+            ),
+            "{o:?}"
+        );
+    }
+}
