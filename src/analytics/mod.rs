@@ -10,8 +10,10 @@
 pub mod churn;
 pub mod cohorts;
 pub mod evaluate;
+pub mod kmeans;
 pub mod logistic;
 pub mod overview;
+pub mod segments;
 pub mod sim;
 
 use crate::domain::history::ActivityHistory;

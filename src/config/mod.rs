@@ -127,6 +127,8 @@ pub struct AnalyticsConfig {
     pub churn_horizon_days: u32,
     /// Trained models kept per kind (at least 1).
     pub keep_models: usize,
+    /// Behaviour segments (k of k-means, 2–20).
+    pub segments: usize,
 }
 
 /// Consent, age and retention rules (`[privacy]`).

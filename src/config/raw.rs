@@ -43,6 +43,7 @@ pub(crate) struct RawConfig {
 pub(super) struct RawAnalytics {
     pub(super) churn_horizon_days: u32,
     pub(super) keep_models: usize,
+    pub(super) segments: usize,
 }
 
 #[derive(Debug, Deserialize)]

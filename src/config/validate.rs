@@ -113,6 +113,15 @@ impl RawConfig {
                     }
                 },
                 keep_models: positive("analytics.keep_models", self.analytics.keep_models)?,
+                segments: match self.analytics.segments {
+                    k @ 2..=20 => k,
+                    k => {
+                        return Err(ConfigError::new(
+                            "analytics.segments",
+                            format!("must be 2 to 20, got {k}"),
+                        ));
+                    }
+                },
             },
             privacy: PrivacyConfig {
                 min_age: self.privacy.min_age,

@@ -4,25 +4,34 @@
 use std::sync::{Arc, RwLock};
 
 use super::EngineError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::analytics::churn::ChurnModel;
+use crate::analytics::segments::SegmentModel;
 use crate::store::{Batch, ModelKind, Op, Store};
 
 /// The models in force, and the lock that keeps two trainings from running at once.
 #[derive(Default)]
 pub(crate) struct Models {
     churn: RwLock<Option<Arc<ChurnModel>>>,
+    segments: RwLock<Option<Arc<SegmentModel>>>,
     /// Held by a running training.
     pub training: tokio::sync::Mutex<()>,
 }
 
-/// Every stored churn model, oldest first; an unreadable version is logged and skipped.
-pub(crate) fn stored_churn(store: &dyn Store) -> Result<Vec<ChurnModel>, EngineError> {
+/// Every stored model of a kind, oldest first; an unreadable version is logged and
+/// skipped.
+pub(crate) fn stored<M: DeserializeOwned>(
+    store: &dyn Store,
+    kind: ModelKind,
+) -> Result<Vec<M>, EngineError> {
     Ok(store
-        .models(ModelKind::Churn)?
+        .models(kind)?
         .into_iter()
         .filter_map(|(version, record)| {
             serde_json::from_slice(&record)
-                .inspect_err(|e| tracing::error!(version, error = %e, "unreadable churn model"))
+                .inspect_err(|e| tracing::error!(version, ?kind, error = %e, "unreadable model"))
                 .ok()
         })
         .collect())
@@ -31,9 +40,14 @@ pub(crate) fn stored_churn(store: &dyn Store) -> Result<Vec<ChurnModel>, EngineE
 impl Models {
     /// The models of a store: the newest usable churn model.
     pub fn load(store: &dyn Store) -> Result<Self, EngineError> {
-        let newest = stored_churn(store)?.into_iter().rev().find(|m| m.usable);
+        let churn = stored::<ChurnModel>(store, ModelKind::Churn)?
+            .into_iter()
+            .rev()
+            .find(|m| m.usable);
+        let segments = stored::<SegmentModel>(store, ModelKind::Segments)?.pop();
         Ok(Self {
-            churn: RwLock::new(newest.map(Arc::new)),
+            churn: RwLock::new(churn.map(Arc::new)),
+            segments: RwLock::new(segments.map(Arc::new)),
             training: Default::default(),
         })
     }
@@ -43,33 +57,54 @@ impl Models {
         self.churn.read().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Puts a model in force (a usable one just stored).
+    /// The segmentation in force.
+    pub fn segments(&self) -> Option<Arc<SegmentModel>> {
+        self.segments.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Puts a churn model in force (a usable one just stored).
     pub fn install(&self, model: ChurnModel) {
         if let Ok(mut m) = self.churn.write() {
             *m = Some(Arc::new(model));
         }
     }
+
+    /// Puts a segmentation in force.
+    pub fn install_segments(&self, model: SegmentModel) {
+        if let Ok(mut m) = self.segments.write() {
+            *m = Some(Arc::new(model));
+        }
+    }
 }
 
-/// The batch that stores `model` and drops the versions beyond the newest `keep`.
-pub(crate) fn store_batch(
-    model: &ChurnModel,
-    existing: &[u64],
+/// The next version of a kind of model, and the versions stored now.
+pub(crate) fn versions(store: &dyn Store, kind: ModelKind) -> Result<(u64, Vec<u64>), EngineError> {
+    let existing: Vec<u64> = store.models(kind)?.iter().map(|(v, _)| *v).collect();
+    Ok((existing.last().map_or(1, |v| v + 1), existing))
+}
+
+/// Adds to `batch` the ops that store `model` as `version` of `kind` and drop the
+/// versions beyond the newest `keep`.
+pub(crate) fn store_into(
+    batch: &mut Batch,
+    kind: ModelKind,
+    model: &impl Serialize,
+    (version, existing): (u64, &[u64]),
     keep: usize,
-) -> Result<Batch, EngineError> {
+) -> Result<(), EngineError> {
     let record =
         serde_json::to_vec(model).map_err(|e| EngineError::Internal(format!("model: {e}")))?;
-    let mut batch = Batch::of(Op::PutModel {
-        kind: ModelKind::Churn,
-        version: model.version,
+    batch.push(Op::PutModel {
+        kind,
+        version,
         record,
     });
     let old = (existing.len() + 1).saturating_sub(keep);
     for version in existing.iter().take(old) {
         batch.push(Op::DropModel {
-            kind: ModelKind::Churn,
+            kind,
             version: *version,
         });
     }
-    Ok(batch)
+    Ok(())
 }

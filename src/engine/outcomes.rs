@@ -152,6 +152,9 @@ pub struct Insights {
     /// The churn model's prediction with its reasons; `null` before a usable model
     /// exists, or without the user's consent to analytics.
     pub churn: Option<ChurnPrediction>,
+    /// The behaviour segment the user is nearest to now; `null` before a segmentation
+    /// exists, or without the consent.
+    pub segment: Option<crate::analytics::segments::SegmentRef>,
     /// When the user listens: plays by hour of day (UTC), and the first and last
     /// activity.
     pub listening_profile: ListeningProfile,
@@ -629,4 +632,13 @@ pub struct ChurnReport {
     pub scored: u64,
     /// The page of users most likely to churn, highest probability first.
     pub at_risk: Vec<AtRisk>,
+}
+
+/// What a training made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trained {
+    /// The churn model (in force if usable).
+    pub churn: crate::analytics::churn::ChurnModel,
+    /// The segmentation, unless fewer members were active than segments wanted.
+    pub segments: Option<crate::analytics::segments::SegmentModel>,
 }

@@ -166,6 +166,26 @@ async fn a_planted_population_imported_trained_and_explained() {
     assert_eq!(model["version"], 1, "{out:?}");
     assert_eq!(model["usable"], true);
     assert!(model["auc"].as_f64().unwrap() > 0.85, "{model}");
+    // The segments come from the same read of the store.
+    let segments = &out.last().unwrap()["segments"];
+    assert_eq!(segments["version"], 1, "{segments}");
+    let (s, seg) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/segments",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{seg}");
+    let list = seg["model"]["segments"].as_array().unwrap();
+    assert_eq!(list.len(), 6, "analytics.segments");
+    let sized: u64 = list.iter().map(|s| s["size"].as_u64().unwrap()).sum();
+    assert!(
+        sized > 300 && sized <= 400,
+        "{sized} of 400 were ever active"
+    );
+    assert!(list.iter().any(|s| s["name"] == "lapsing"), "{seg}");
 
     let (s, report) = srv
         .call(
@@ -215,6 +235,12 @@ async fn a_planted_population_imported_trained_and_explained() {
     assert_eq!(churn["band"], "high", "{churn}");
     assert_eq!(churn["model_version"], 1);
     assert!(churn["reasons"].as_array().unwrap().len() >= 3);
+    let segment = &insights["segment"];
+    assert_eq!(segment["model_version"], 1, "{insights}");
+    assert!(
+        list.iter()
+            .any(|s| s["name"] == segment["name"] && s["id"] == segment["id"])
+    );
     // Without the consent, no prediction.
     m.privacy()
         .update_consents(
@@ -234,6 +260,7 @@ async fn a_planted_population_imported_trained_and_explained() {
         )
         .await;
     assert_eq!(insights["churn"], Value::Null);
+    assert_eq!(insights["segment"], Value::Null);
     // ... and no import either.
     let line = json!({"user_id": id, "events": [{"kind": "searched", "at": now.to_string()}]});
     let (_, reply) = import_ndjson(&srv, format!("{line}\n")).await;

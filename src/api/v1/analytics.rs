@@ -12,7 +12,9 @@ use crate::api::extract::{Caller, Query};
 use crate::api::problem::{ApiError, Problem};
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
-use crate::engine::{ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, Overview};
+use crate::engine::{
+    ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, Overview, SegmentModel, Trained,
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -62,13 +64,13 @@ pub(crate) async fn cohorts(
     Ok(Json(analytics.cohorts(&caller.principal(), query).await?))
 }
 
-/// Trains a churn model on the stored population (operator only; one at a time, 409
-/// while one runs). The answer streams as JSON lines: `{"phase": "reading", "users"}`
+/// Trains the churn model and the behaviour segments on the stored population, from one
+/// read of the store (operator only; one training at a time, 409 while one runs). The answer streams as JSON lines: `{"phase": "reading", "users"}`
 /// while the store is read, `{"phase": "scanned", "users", "training_rows",
 /// "holdout_rows"}`, `{"phase": "step", "step", "log_loss"}` per Newton step, then
 /// `{"model": {"version", "auc", "log_loss", "calibration_gap", "training_rows",
-/// "usable", "trained_at"}}` or `{"error": problem}` (too little history is a 409
-/// problem there). The full card is at `GET /admin/analytics/churn`.
+/// "usable", "trained_at"}, "segments": {"version", "segments"} | null}` or
+/// `{"error": problem}` (too little history is a 409 problem there). The full card is at `GET /admin/analytics/churn`.
 #[utoipa::path(post, path = "/api/v1/admin/analytics/train", tag = "analytics", security(("bearer" = [])),
     responses((status = 200, content_type = "application/x-ndjson", body = TrainSummary,
         description = "progress lines, then the model's summary under `model`"),
@@ -77,8 +79,13 @@ pub(crate) async fn cohorts(
 pub(crate) async fn train(State(s): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let (by, m) = (caller.principal(), s.manager.clone());
     super::stream::job(
-        move |progress| async move { m.analytics().train_churn(&by, progress).await },
-        |model: ChurnModel| json!({ "model": TrainSummary::of(&model) }),
+        move |progress| async move { m.analytics().train(&by, progress).await },
+        |t: Trained| {
+            json!({
+                "model": TrainSummary::of(&t.churn),
+                "segments": t.segments.map(|s| json!({"version": s.version, "segments": s.segments})),
+            })
+        },
     )
     .await
 }
@@ -143,4 +150,23 @@ pub(crate) async fn churn(
             )
             .await?,
     ))
+}
+
+/// The behaviour segments in force (operator only): each segment's size, centroid in
+/// the features' own units and generated name; `model` is `null` before a training.
+#[utoipa::path(get, path = "/api/v1/admin/analytics/segments", tag = "analytics", security(("bearer" = [])),
+    responses((status = 200, body = SegmentsReport), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn segments(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<SegmentsReport>> {
+    let model = s.manager.analytics().segments(&caller.principal())?;
+    Ok(Json(SegmentsReport { model }))
+}
+
+/// `GET /admin/analytics/segments`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SegmentsReport {
+    /// The segmentation in force, if any.
+    model: Option<SegmentModel>,
 }

@@ -62,6 +62,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::cohorts))
         .routes(routes!(analytics::train))
         .routes(routes!(analytics::churn))
+        .routes(routes!(analytics::segments))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

@@ -237,6 +237,10 @@ impl Accounts<'_> {
             features: policy.features.clone(),
             activity: history.counters(),
             engagement: crate::domain::engagement::score(&history, now),
+            segment: analysed
+                .then(|| e.models.segments())
+                .flatten()
+                .map(|s| s.assign(&history, now)),
             churn: analysed.then(|| e.models.churn()).flatten().map(|model| {
                 model.predict(
                     &crate::analytics::Member {

@@ -12,6 +12,7 @@ use crate::analytics::Member;
 use crate::analytics::churn::{ChurnModel, ChurnPrediction, TrainProgress, Trainer};
 use crate::analytics::cohorts::{CohortBuilder, CohortQuery, CohortTable, MAX_PERIODS};
 use crate::analytics::overview::{Overview, OverviewBuilder};
+use crate::analytics::segments::{SegmentModel, Segmenter};
 use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
@@ -20,10 +21,12 @@ use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::durable::settled;
 use crate::engine::models;
-use crate::engine::outcomes::{ActivityOutcome, AtRisk, ChurnReport, ImportOutcome, ModelVersion};
+use crate::engine::outcomes::{
+    ActivityOutcome, AtRisk, ChurnReport, ImportOutcome, ModelVersion, Trained,
+};
 use crate::engine::population;
 use crate::engine::user::{ImportHistory, RecordActivity};
-use crate::store::ModelKind;
+use crate::store::{Batch, ModelKind};
 
 /// See [`UserManager::analytics`].
 #[derive(Clone, Copy)]
@@ -143,60 +146,92 @@ impl Analytics<'_> {
         .map_err(|e| EngineError::Internal(format!("batch job failed: {e}")))?
     }
 
-    /// Trains a churn model on the stored population (operators; one training at a
-    /// time): reads every consenting user, fits, evaluates on the held-out fifth, stores
-    /// the model as the next version (dropping versions beyond `analytics.keep_models`)
-    /// and puts it in force if it is usable. `progress` hears each phase.
-    pub async fn train_churn(
+    /// Trains the analytics models on the stored population (operators; one training at
+    /// a time), from one read of the store: the churn model (fitted, evaluated on the
+    /// held-out fifth, put in force if usable) and the behaviour segments. Each is stored
+    /// as its next version (versions beyond `analytics.keep_models` are dropped).
+    /// `progress` hears each phase. Too little history for a churn model refuses the
+    /// whole training (nothing is stored).
+    pub async fn train(
         self,
         by: &Principal,
         progress: impl FnMut(TrainProgress) + Send + 'static,
-    ) -> Result<ChurnModel, EngineError> {
+    ) -> Result<Trained, EngineError> {
         by.privileged()?;
         let e = &self.m.engine;
         let _running = e.models.training.try_lock().map_err(|_| {
-            EngineError::Conflict("a churn model training is running; wait for it to end".into())
+            EngineError::Conflict("a training is running; wait for it to end".into())
         })?;
         let now = self.m.now();
-        let horizon = e.config.analytics.churn_horizon_days;
-        let (trainer, mut progress) = self
-            .batch((Trainer::new(now, horizon), progress), now, |(t, p), m| {
+        let cfg = e.config.analytics;
+        let start = (
+            Trainer::new(now, cfg.churn_horizon_days),
+            Segmenter::new(now),
+            progress,
+        );
+        let (trainer, segmenter, mut progress) = self
+            .batch(start, now, |(t, s, p), m| {
                 t.add(m);
+                s.add(m);
                 if t.users().is_multiple_of(PROGRESS_EVERY) {
                     p(TrainProgress::Reading { users: t.users() });
                 }
             })
             .await?;
-        let (engine, keep) = (self.m.engine.clone(), e.config.analytics.keep_models);
-        let (model, batch) = tokio::task::spawn_blocking(move || {
-            let existing: Vec<u64> = engine
-                .store
-                .models(ModelKind::Churn)?
-                .iter()
-                .map(|(v, _)| *v)
-                .collect();
-            let version = existing.last().map_or(1, |v| v + 1);
-            let model = trainer
-                .train(version, now, &mut progress)
+        let engine = self.m.engine.clone();
+        let (trained, batch) = tokio::task::spawn_blocking(move || {
+            let store = engine.store.as_ref();
+            let (churn_version, churn_versions) = models::versions(store, ModelKind::Churn)?;
+            let churn = trainer
+                .train(churn_version, now, &mut progress)
                 .map_err(|err| EngineError::Conflict(err.to_string()))?;
-            let batch = models::store_batch(&model, &existing, keep)?;
-            Ok::<_, EngineError>((model, batch))
+            let mut batch = Batch::default();
+            models::store_into(
+                &mut batch,
+                ModelKind::Churn,
+                &churn,
+                (churn_version, &churn_versions),
+                cfg.keep_models,
+            )?;
+            let (seg_version, seg_versions) = models::versions(store, ModelKind::Segments)?;
+            let segments = segmenter.train(cfg.segments, seg_version);
+            if let Some(s) = &segments {
+                models::store_into(
+                    &mut batch,
+                    ModelKind::Segments,
+                    s,
+                    (seg_version, &seg_versions),
+                    cfg.keep_models,
+                )?;
+            }
+            Ok::<_, EngineError>((Trained { churn, segments }, batch))
         })
         .await
         .map_err(|err| EngineError::Internal(format!("training failed: {err}")))??;
         let ticket = e.commit.submit(batch, Vec::new(), None);
         settled(e.commit.wait(&ticket).await)?;
-        if model.usable {
-            e.models.install(model.clone());
+        if trained.churn.usable {
+            e.models.install(trained.churn.clone());
+        }
+        if let Some(s) = &trained.segments {
+            e.models.install_segments(s.clone());
         }
         tracing::info!(
-            version = model.version,
-            auc = model.evaluation.auc,
-            rows = model.training_rows,
-            usable = model.usable,
-            "churn model trained"
+            version = trained.churn.version,
+            auc = trained.churn.evaluation.auc,
+            rows = trained.churn.training_rows,
+            usable = trained.churn.usable,
+            segments = trained.segments.as_ref().map(|s| s.segments.len()),
+            "analytics models trained"
         );
-        Ok(model)
+        Ok(trained)
+    }
+
+    /// The segmentation in force (operators): its segments with sizes, centroids and
+    /// names; `None` before one was trained.
+    pub fn segments(self, by: &Principal) -> Result<Option<SegmentModel>, EngineError> {
+        by.privileged()?;
+        Ok(self.m.engine.models.segments().map(|s| (*s).clone()))
     }
 
     /// The churn model card and the users most likely to churn, highest first
@@ -213,12 +248,14 @@ impl Analytics<'_> {
         }
         let e = &self.m.engine;
         let store = e.store.clone();
-        let versions = tokio::task::spawn_blocking(move || models::stored_churn(store.as_ref()))
-            .await
-            .map_err(|err| EngineError::Internal(err.to_string()))??
-            .iter()
-            .map(ModelVersion::of)
-            .collect();
+        let versions = tokio::task::spawn_blocking(move || {
+            models::stored::<ChurnModel>(store.as_ref(), ModelKind::Churn)
+        })
+        .await
+        .map_err(|err| EngineError::Internal(err.to_string()))??
+        .iter()
+        .map(ModelVersion::of)
+        .collect();
         let Some(model) = e.models.churn() else {
             return Ok(ChurnReport {
                 model: None,

@@ -35,6 +35,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/analytics/cohorts",
         "POST /api/v1/admin/analytics/train",
         "GET /api/v1/admin/analytics/churn",
+        "GET /api/v1/admin/analytics/segments",
         "GET /api/v1/users/{id}/insights",
         "POST /api/v1/users/{id}/upgrade",
         "POST /api/v1/users/{id}/password",
