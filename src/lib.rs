@@ -16,7 +16,7 @@
 //! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
 //! | [`server`] | the engine behind the API: listeners, drain, shutdown snapshot | config, api, the engine's front door |
 //! | [`loadgen`] | `roster loadgen`, a client of the HTTP API | domain, security |
-//! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, loadgen, the engine's front door |
+//! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, loadgen, the engine's front door; analytics (the simulator) and security (hashing the passwords `simulate` imports) |
 //!
 //! "The front door" is what `crate::engine` exports at its top ([`UserManager`], the
 //! facades, [`Principal`](engine::Principal), the outcome types); the layers above the

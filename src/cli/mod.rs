@@ -11,6 +11,7 @@ mod purge;
 mod remote;
 mod rotate;
 mod serve;
+pub mod simulate;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,10 @@ pub enum Command {
     /// users' records and the archive (retention): through a running server (--server),
     /// or on a data directory whose server is stopped.
     Purge(purge::PurgeArgs),
+    /// Build a seeded population with a planted truth (tiers, sign-up dates, listening
+    /// habits, a churn process) through the import endpoints, and write the truth to a
+    /// CSV file: for demos, benches and judging a model against the best achievable.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Where a command's configuration comes from (the settings of `roster serve`).
@@ -93,6 +98,7 @@ impl Cli {
             Command::VerifyAudit(a) => a.target.config(),
             Command::RotateMasterKey(a) => a.target.config(),
             Command::Purge(a) => a.target.config(),
+            Command::Simulate(a) => a.target.config(),
         }
     }
 }
@@ -153,6 +159,10 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
         Command::Purge(a) => match a.target.remote()? {
             Some(r) => purge::through_server(&r).await,
             None => purge::offline(local()?).await,
+        },
+        Command::Simulate(a) => match a.target.remote()? {
+            Some(r) => simulate::through_server(&r, &a).await,
+            None => simulate::offline(local()?, &a).await,
         },
     }
 }

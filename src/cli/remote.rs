@@ -27,14 +27,24 @@ impl Remote {
         method: reqwest::Method,
         path: &str,
     ) -> Result<reqwest::Response, CliError> {
+        self.send_built(method, path, |r| r).await
+    }
+
+    async fn send_built(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CliError> {
         let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .map_err(|e| CliError::Failed(format!("{method} {url}: {e}")))?;
+        let resp = build(
+            self.http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.key),
+        )
+        .send()
+        .await
+        .map_err(|e| CliError::Failed(format!("{method} {url}: {e}")))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -45,16 +55,45 @@ impl Remote {
         )))
     }
 
+    /// `METHOD /api/v1<path>` with a JSON body, reading the answer as JSON.
+    pub(super) async fn json_with<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, CliError> {
+        read(self.send_built(method, path, |r| r.json(body)).await?, path).await
+    }
+
+    /// `METHOD /api/v1<path>` with a body of `content_type`, reading the answer as JSON.
+    pub(super) async fn raw<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> Result<T, CliError> {
+        let resp = self
+            .send_built(method, path, |r| {
+                r.header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(body)
+            })
+            .await?;
+        read(resp, path).await
+    }
+
     /// [`Self::send`], reading the answer as JSON.
     pub(super) async fn json<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
     ) -> Result<T, CliError> {
-        self.send(method, path)
-            .await?
-            .json()
-            .await
-            .map_err(|e| CliError::Failed(format!("an unreadable answer from {path}: {e}")))
+        read(self.send(method, path).await?, path).await
     }
+}
+
+async fn read<T: DeserializeOwned>(resp: reqwest::Response, path: &str) -> Result<T, CliError> {
+    resp.json()
+        .await
+        .map_err(|e| CliError::Failed(format!("an unreadable answer from {path}: {e}")))
 }

@@ -15,6 +15,7 @@ pub(crate) mod events;
 pub(crate) mod handle;
 #[doc(hidden)]
 pub mod keyring;
+pub(crate) mod live;
 pub mod manager;
 pub(crate) mod models;
 pub mod outcomes;
@@ -61,6 +62,7 @@ pub use crate::security::totp::TotpEnrollment;
 pub use crate::store::audit::{AuditBody, AuditEntry};
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{RotationProgress, RotationReport};
+pub use live::LiveFigures;
 pub use manager::*;
 pub use shared_profile::SharedProfile;
 
@@ -161,4 +163,6 @@ pub(crate) struct Engine {
     pub(crate) decoys: decoys::Decoys,
     /// Trained models in force.
     pub(crate) models: models::Models,
+    /// The operators' live figures.
+    pub(crate) live: live::Live,
 }

@@ -377,7 +377,7 @@ pub enum AuditVerdict {
 
 /// A user for [`Accounts::import`](super::Accounts::import): an existing argon2 hash
 /// instead of a password.
-#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportedUser {
     /// The email.

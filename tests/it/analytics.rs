@@ -310,3 +310,48 @@ async fn training_on_too_little_history_says_so_and_nothing_is_used() {
         assert_eq!(s, 400, "{q}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_figures_count_what_happens_and_reach_the_operators_socket() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("live@example.com", "premium").await;
+    consent(&srv, &id, true).await;
+    let (s, first) = admin_get(&srv, "/admin/analytics/live").await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["active_users"]["premium"], 1, "{first}");
+    assert_eq!(first["active_users"]["free"], 0);
+    assert_eq!(first["signups_today"], 1);
+    assert!(first["live_actors"].as_u64().unwrap() >= 1);
+    // Two seconds later, ten events and a refused login.
+    srv.clock.advance(std::time::Duration::from_secs(2));
+    let now = srv.manager.now().to_string();
+    let events: Vec<Value> = (0..10)
+        .map(|_| json!({"kind": "searched", "at": now}))
+        .collect();
+    assert_eq!(post(&srv, &id, &token, json!(events)).await.0, 200);
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "live@example.com", "password": "wrong password entirely"})),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (_, next) = admin_get(&srv, "/admin/analytics/live").await;
+    assert_eq!(next["events_per_sec"], 5.0, "{next}");
+    assert_eq!(next["refused_logins_per_sec"], 0.5, "{next}");
+    // Six minutes later nobody was seen.
+    srv.clock.advance(std::time::Duration::from_secs(360));
+    let (_, later) = admin_get(&srv, "/admin/analytics/live").await;
+    assert_eq!(later["active_total"], 0, "{later}");
+
+    let mut ws = crate::ws::open(&srv, "/admin/live", Some(ADMIN_KEY)).await;
+    let frame = next_json(&mut ws).await;
+    assert_eq!(frame["type"], "live", "{frame}");
+    assert_eq!(frame["figures"]["active_users"]["premium"], 0);
+    let (s, _) = srv
+        .call(Method::GET, "/admin/analytics/live", Some(&token), None)
+        .await;
+    assert_eq!(s, 403);
+}

@@ -295,3 +295,74 @@ async fn a_planted_population_imported_trained_and_explained() {
         );
     }
 }
+
+fn simulate_args(
+    target: roster::cli::Target,
+    users: usize,
+    truth: &std::path::Path,
+) -> roster::cli::simulate::SimulateArgs {
+    roster::cli::simulate::SimulateArgs {
+        target,
+        users,
+        seed: 3,
+        days: 60,
+        horizon_days: 14,
+        truth: truth.to_owned(),
+        password: "simulated listener password".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_simulate_loads_a_population_through_a_server_or_a_data_directory() {
+    let srv = TestServer::start("").await;
+    let out = tempfile::tempdir().unwrap();
+    let truth = out.path().join("truth.csv");
+    let target = roster::cli::Target {
+        server: Some(srv.base.trim_end_matches("/api/v1").to_owned()),
+        admin_key: Some(ADMIN_KEY.into()),
+        ..Default::default()
+    };
+    let args = simulate_args(target, 120, &truth);
+    roster::cli::run(roster::cli::Command::Simulate(args), None)
+        .await
+        .unwrap();
+    let (_, o) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/overview",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (o["users"].as_u64(), o["consenting"].as_u64()),
+        (Some(120), Some(120)),
+        "{o}"
+    );
+    assert!(o["mau"].as_u64().unwrap() > 10, "{o}");
+    let csv = std::fs::read_to_string(&truth).unwrap();
+    assert_eq!(csv.lines().count(), 121);
+    assert!(csv.starts_with("user_id,tier,created_at,daily_chance,lapse_day,churn_probability\n"));
+    // A simulated user can log in with the password it was given.
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "sim-3-7@simulated.invalid", "password": "simulated listener password"})),
+        )
+        .await;
+    assert!(s == 200 || s == 202, "{s}");
+    drop(srv);
+
+    // The same on a data directory, through the front door.
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::config(dir.path(), &[]);
+    let args = simulate_args(roster::cli::Target::default(), 50, &truth);
+    roster::cli::run(roster::cli::Command::Simulate(args), Some(config))
+        .await
+        .unwrap();
+    let m = crate::support::open(dir.path());
+    assert_eq!(m.user_count(), 50);
+    assert_eq!(std::fs::read_to_string(&truth).unwrap().lines().count(), 51);
+}

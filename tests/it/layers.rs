@@ -29,7 +29,18 @@ const RULES: &[(&str, &[&str])] = &[
     ("api", &["domain", "config", "metrics", "engine"]),
     ("server", &["config", "engine", "api"]),
     ("loadgen", &["domain", "security"]),
-    ("cli", &["domain", "config", "engine", "server", "loadgen"]),
+    (
+        "cli",
+        &[
+            "domain",
+            "config",
+            "engine",
+            "server",
+            "loadgen",
+            "analytics",
+            "security",
+        ],
+    ),
 ];
 
 /// Layers that may use the engine only through the names it exports.

@@ -21,7 +21,7 @@ fn ws_url(srv: &TestServer, path: &str) -> String {
 }
 
 /// Opens `path` (e.g. `/ws?stream=..`), with the bearer in the header when given.
-async fn open(srv: &TestServer, path: &str, bearer: Option<&str>) -> Ws {
+pub(crate) async fn open(srv: &TestServer, path: &str, bearer: Option<&str>) -> Ws {
     let mut req = ws_url(srv, path).into_client_request().unwrap();
     if let Some(b) = bearer {
         req.headers_mut()

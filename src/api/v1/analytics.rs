@@ -13,7 +13,8 @@ use crate::api::problem::{ApiError, Problem};
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::engine::{
-    ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, Overview, SegmentModel, Trained,
+    ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, LiveFigures, Overview,
+    SegmentModel, Trained,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -30,6 +31,18 @@ pub(crate) async fn overview(
     Ok(Json(
         s.manager.analytics().overview(&caller.principal()).await?,
     ))
+}
+
+/// Live figures (operator only): users seen in the last five minutes by tier, events
+/// and logins per second (the last ten seconds), sign-ups today, live actors. Pushed once
+/// a second on the `GET /api/v1/admin/live` socket.
+#[utoipa::path(get, path = "/api/v1/admin/analytics/live", tag = "analytics", security(("bearer" = [])),
+    responses((status = 200, body = LiveFigures), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn live(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<LiveFigures>> {
+    Ok(Json(s.manager.analytics().live(&caller.principal())?))
 }
 
 /// `GET /api/v1/admin/analytics/cohorts` query.

@@ -59,6 +59,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(activity::record_activity))
         .routes(routes!(activity::import_history))
         .routes(routes!(analytics::overview))
+        .routes(routes!(analytics::live))
         .routes(routes!(analytics::cohorts))
         .routes(routes!(analytics::train))
         .routes(routes!(analytics::churn))
@@ -102,4 +103,5 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::openapi_json))
         .routes(routes!(super::ws::events_socket))
         .routes(routes!(super::ws::admin_events))
+        .routes(routes!(super::ws::admin_live))
 }

@@ -15,6 +15,7 @@
 
 mod admin;
 mod frames;
+mod live;
 mod user;
 
 #[cfg(test)]
@@ -159,6 +160,22 @@ pub(crate) async fn admin_events(
     let feed = s.manager.ops().security_feed(&caller.principal())?;
     let ws = configure(ws.map_err(upgrade_error)?, &s.manager.config().websocket);
     Ok(ws.on_upgrade(move |socket| admin::run_admin_socket(s, socket, feed)))
+}
+
+/// Live figures for operator consoles, one frame a second (`docs/websocket.md`).
+#[utoipa::path(get, path = "/api/v1/admin/live", tag = "admin", security(("bearer" = [])),
+    responses((status = 101, description = "switching to the live figures (docs/websocket.md)"),
+        (status = 400, body = crate::api::problem::Problem), (status = 401, body = crate::api::problem::Problem),
+        (status = 403, body = crate::api::problem::Problem)))]
+pub(crate) async fn admin_live(
+    State(s): State<AppState>,
+    caller: Caller,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let by = caller.principal();
+    s.manager.analytics().live(&by)?;
+    let ws = configure(ws.map_err(upgrade_error)?, &s.manager.config().websocket);
+    Ok(ws.on_upgrade(move |socket| live::run_live_socket(s, socket, by)))
 }
 
 #[derive(Clone, Copy)]

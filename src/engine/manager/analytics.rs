@@ -20,6 +20,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::durable::settled;
+use crate::engine::live::LiveFigures;
 use crate::engine::models;
 use crate::engine::outcomes::{
     ActivityOutcome, AtRisk, ChurnReport, ImportOutcome, ModelVersion, Trained,
@@ -97,6 +98,14 @@ impl Analytics<'_> {
             .buffered(IMPORT_CONCURRENCY)
             .collect()
             .await)
+    }
+
+    /// The live figures (operators): users seen in the last five minutes by tier,
+    /// events and logins per second, sign-ups today, live actors.
+    pub fn live(self, by: &Principal) -> Result<LiveFigures, EngineError> {
+        by.privileged()?;
+        let e = &self.m.engine;
+        Ok(e.live.figures(self.m.now(), e.directory.live_count()))
     }
 
     /// The population at a glance: users by tier, DAU/WAU/MAU, events (operators).

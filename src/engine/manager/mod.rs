@@ -155,6 +155,7 @@ impl UserManager {
         let models = super::models::Models::load(store.as_ref())?;
         let engine = Arc::new(Engine {
             models,
+            live: Default::default(),
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
             decoys: Default::default(),
@@ -470,6 +471,10 @@ impl UserManager {
             .logins
             .get_or_create(&LoginLabels { outcome })
             .inc();
+        // A challenge is neither: the login ends with its answer.
+        if outcome != LoginResult::MfaChallenged {
+            self.engine.live.login(outcome == LoginResult::Success);
+        }
     }
 
     /// Writes the audit record of `by` reading `what` of `user`, if such reads are
@@ -560,6 +565,7 @@ impl UserManager {
         })?;
         super::durable::settled(self.engine.commit.wait(&ticket).await)?;
         self.engine.metrics.users_created.inc();
+        self.engine.live.signup(now);
         Ok(state.profile.into_inner())
     }
 

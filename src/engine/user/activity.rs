@@ -57,6 +57,7 @@ impl Handler<RecordActivity> for UserActor {
             .metrics
             .activity_events
             .inc_by(msg.events.len() as u64);
+        self.engine.live.events(msg.events.len() as u64);
         Ok(ActivityOutcome::Recorded {
             accepted: msg.events.len(),
         })

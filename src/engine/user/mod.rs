@@ -175,6 +175,8 @@ pub(crate) struct UserActor {
     /// The ledger of imported history, once an import loaded it (cold state: dropped
     /// with the actor).
     ledger: Option<crate::domain::import_ledger::ImportLedger>,
+    /// The minute this actor last counted its user as seen (live figures).
+    seen_minute: Option<u32>,
     /// The user's data key: seals its snapshots and archived events.
     key: DataKey,
     engine: Arc<Engine>,
@@ -234,6 +236,7 @@ impl UserActor {
             last_write: None,
             archive: Vec::new(),
             ledger: None,
+            seen_minute: None,
             key,
             engine,
             shard,
@@ -354,6 +357,13 @@ impl UserActor {
     fn touch(&mut self) -> Timestamp {
         let now = self.engine.clock.now();
         self.last_active = now;
+        let minute = crate::engine::live::minute_of(now);
+        if self.seen_minute != Some(minute) {
+            self.engine
+                .live
+                .seen(self.state.profile.tier, self.seen_minute, minute);
+            self.seen_minute = Some(minute);
+        }
         now
     }
 

@@ -32,6 +32,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "POST /api/v1/users/{id}/activity",
         "POST /api/v1/admin/activity/import",
         "GET /api/v1/admin/analytics/overview",
+        "GET /api/v1/admin/analytics/live",
+        "GET /api/v1/admin/live",
         "GET /api/v1/admin/analytics/cohorts",
         "POST /api/v1/admin/analytics/train",
         "GET /api/v1/admin/analytics/churn",

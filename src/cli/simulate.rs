@@ -1,0 +1,254 @@
+//! `roster simulate`: a seeded population with a planted truth, loaded through the import
+//! endpoints (or, on a stopped data directory, the same front-door calls): users with
+//! their tiers and sign-up dates, their consent to analytics, and their listening
+//! history. The truth — each user's daily activity chance, lapse day and the oracle's
+//! churn probability — is written to a CSV file, so a trained model can be compared
+//! with the best achievable (`docs/analytics.md`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::remote::Remote;
+use super::{CliError, Target};
+use crate::analytics::sim::{SimConfig, SimUser, simulate};
+use crate::config::Config;
+use crate::domain::consent::Purpose;
+use crate::domain::time::Timestamp;
+use crate::engine::{ImportedUser, Principal, UserManager};
+
+/// Users per import request.
+const USERS_PER_REQUEST: usize = 200;
+
+/// Bytes of history per import request (under the server's 32 MiB limit).
+const HISTORY_BYTES_PER_REQUEST: usize = 8 << 20;
+
+/// `roster simulate` arguments.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SimulateArgs {
+    /// A server, or a data directory.
+    #[command(flatten)]
+    pub target: Target,
+    /// Users to create.
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    /// The seed: the same seed makes the same population.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Sign-ups spread over this many days before today.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// The churn horizon the truth is computed for (match `analytics.churn_horizon_days`).
+    #[arg(long, default_value_t = 14)]
+    pub horizon_days: u32,
+    /// Where to write the truth (CSV).
+    #[arg(long, default_value = "simulated-truth.csv")]
+    pub truth: PathBuf,
+    /// The password every simulated user gets (they can log in with it).
+    #[arg(long, default_value = "simulated listener password")]
+    pub password: String,
+}
+
+/// What a simulation loaded.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    /// Users created.
+    pub users: usize,
+    /// History events counted.
+    pub events: usize,
+}
+
+/// The population as of `now` (the engine's or the server's clock).
+fn population(args: &SimulateArgs, now: Timestamp) -> Vec<SimUser> {
+    simulate(SimConfig {
+        users: args.users,
+        seed: args.seed,
+        now,
+        days: args.days,
+        horizon_days: args.horizon_days,
+        keep_events: true,
+    })
+    .collect()
+}
+
+fn hash(password: &str, config: &Config) -> Result<String, CliError> {
+    let params = crate::security::password::params(config.passwords.params)
+        .map_err(|e| CliError::Failed(format!("argon2 parameters: {e}")))?;
+    crate::security::password::Argon2Worker::new(params)
+        .and_then(|mut w| w.hash(password))
+        .map_err(|e| CliError::Failed(format!("hashing the password: {e}")))
+}
+
+fn imported(u: &SimUser, i: usize, seed: u64, phc: &str) -> ImportedUser {
+    ImportedUser {
+        email: format!("sim-{seed}-{i}@simulated.invalid"),
+        password_hash: phc.to_owned(),
+        tier: Some(u.tier),
+        profile_data: None,
+        created_at: Some(u.created_at),
+    }
+}
+
+fn write_truth(path: &PathBuf, rows: &[(String, &SimUser)]) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| CliError::Failed(format!("{}: {e}", path.display()));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
+    writeln!(
+        f,
+        "user_id,tier,created_at,daily_chance,lapse_day,churn_probability"
+    )
+    .map_err(fail)?;
+    for (id, u) in rows {
+        let lapse = u.lapse_day.map(|d| d.to_string()).unwrap_or_default();
+        let p = u
+            .churn_probability
+            .map(|p| format!("{p:.6}"))
+            .unwrap_or_default();
+        writeln!(f, "{id},{},{},{:.6},{lapse},{p}", u.tier, u.created_at, u.p).map_err(fail)?;
+    }
+    f.flush().map_err(fail)
+}
+
+fn report(loaded: Loaded, args: &SimulateArgs) {
+    println!(
+        "simulated {} users (seed {}), {} history events; truth in {}",
+        loaded.users,
+        args.seed,
+        loaded.events,
+        args.truth.display()
+    );
+}
+
+/// Loads a simulated population through the engine's front door (a stopped server's
+/// data directory, or a bench's engine).
+pub async fn load(manager: &UserManager, args: &SimulateArgs) -> Result<Loaded, CliError> {
+    let by = Principal::System("simulate");
+    let people = population(args, manager.now());
+    let phc = hash(&args.password, manager.config())?;
+    let mut rows = Vec::with_capacity(people.len());
+    let mut loaded = Loaded::default();
+    for (c, chunk) in people.chunks(USERS_PER_REQUEST).enumerate() {
+        let users = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, u)| imported(u, c * USERS_PER_REQUEST + i, args.seed, &phc))
+            .collect();
+        let created = manager.accounts().import(&by, users).await?;
+        let mut lines = Vec::new();
+        for (p, u) in created.into_iter().zip(chunk) {
+            let p = p?;
+            manager
+                .privacy()
+                .update_consents(&by, p.id, vec![(Purpose::Analytics, true)], None)
+                .await?;
+            for events in u
+                .events
+                .chunks(crate::domain::activity::MAX_EVENTS_PER_IMPORT)
+            {
+                lines.push((p.id, events.to_vec()));
+            }
+            rows.push((p.id.to_string(), u));
+        }
+        for outcome in manager.analytics().import_history(&by, lines).await? {
+            if let crate::engine::ImportOutcome::Imported { accepted, .. } = outcome? {
+                loaded.events += accepted;
+            }
+        }
+        loaded.users += chunk.len();
+    }
+    write_truth(&args.truth, &rows)?;
+    Ok(loaded)
+}
+
+pub(super) async fn offline(config: Config, args: &SimulateArgs) -> Result<(), CliError> {
+    let manager = super::open_local(config).await?;
+    let loaded = load(&manager, args).await;
+    manager.shutdown().await?;
+    report(loaded?, args);
+    Ok(())
+}
+
+pub(super) async fn through_server(server: &Remote, args: &SimulateArgs) -> Result<(), CliError> {
+    // The server's clock decides what "today" is.
+    let live: serde_json::Value = server
+        .json(reqwest::Method::GET, "/admin/analytics/live")
+        .await?;
+    let now = serde_json::from_value(live["at"].clone())
+        .map_err(|e| CliError::Failed(format!("the server's time: {e}")))?;
+    let people = population(args, now);
+    // The server checks a hash against its own parameters; the shipped defaults pass.
+    let phc = hash(
+        &args.password,
+        &Config::load(None, &Default::default()).map_err(|e| CliError::Failed(e.to_string()))?,
+    )?;
+    let mut rows = Vec::with_capacity(people.len());
+    let mut loaded = Loaded::default();
+    for (c, chunk) in people.chunks(USERS_PER_REQUEST).enumerate() {
+        let users: Vec<ImportedUser> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, u)| imported(u, c * USERS_PER_REQUEST + i, args.seed, &phc))
+            .collect();
+        let reply: serde_json::Value = server
+            .json_with(
+                reqwest::Method::POST,
+                "/admin/users/import",
+                &json!({ "users": users }),
+            )
+            .await?;
+        if let Some(failed) = reply["failed"].as_array().filter(|f| !f.is_empty()) {
+            return Err(CliError::Failed(format!(
+                "the server refused users: {failed:?}"
+            )));
+        }
+        let mut body = String::new();
+        for (created, u) in reply["created"].as_array().into_iter().flatten().zip(chunk) {
+            let id = created["id"].as_str().unwrap_or_default().to_owned();
+            let path = format!("/users/{id}/consents");
+            server
+                .json_with::<serde_json::Value>(
+                    reqwest::Method::PUT,
+                    &path,
+                    &json!({"analytics": true}),
+                )
+                .await?;
+            for events in u
+                .events
+                .chunks(crate::domain::activity::MAX_EVENTS_PER_IMPORT)
+            {
+                body.push_str(&json!({"user_id": id, "events": events}).to_string());
+                body.push('\n');
+                if body.len() > HISTORY_BYTES_PER_REQUEST {
+                    loaded.events += send_history(server, std::mem::take(&mut body)).await?;
+                }
+            }
+            rows.push((id, u));
+        }
+        if !body.is_empty() {
+            loaded.events += send_history(server, body).await?;
+        }
+        loaded.users += chunk.len();
+        eprintln!("simulate: {} of {} users", loaded.users, people.len());
+    }
+    write_truth(&args.truth, &rows)?;
+    report(loaded, args);
+    Ok(())
+}
+
+async fn send_history(server: &Remote, body: String) -> Result<usize, CliError> {
+    let reply: serde_json::Value = server
+        .raw(
+            reqwest::Method::POST,
+            "/admin/activity/import",
+            "application/x-ndjson",
+            body,
+        )
+        .await?;
+    if reply["failed"].as_u64().unwrap_or(0) > 0 {
+        return Err(CliError::Failed(format!(
+            "history refused: {}",
+            reply["results"]
+        )));
+    }
+    Ok(reply["events"].as_u64().unwrap_or(0) as usize)
+}
