@@ -19,8 +19,11 @@ use crate::domain::history::{day_of, day_start, week_start};
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 
-/// Most periods a table may have.
+/// Most periods a table may have (weeks: the two years of history kept).
 pub const MAX_PERIODS: u32 = 104;
+
+/// Most periods of a month table.
+pub const MAX_MONTHS: u32 = 24;
 
 /// The length of a cohort and of its periods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

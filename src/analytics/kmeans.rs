@@ -99,18 +99,22 @@ pub fn kmeans(points: &[f32], d: usize, k: usize, seed: u64) -> Option<Clusterin
         }
         for c in 0..k {
             if sizes[c] == 0 {
-                // An empty cluster takes the point farthest from its centre.
-                let far = (0..n)
-                    .max_by(|a, b| {
-                        let da = dist2(&centroids[assignment[*a] * d..][..d], row(*a));
-                        let db = dist2(&centroids[assignment[*b] * d..][..d], row(*b));
-                        da.total_cmp(&db)
-                    })
-                    .unwrap_or(0);
-                for (j, v) in row(far).iter().enumerate() {
-                    centroids[c * d + j] = f64::from(*v);
+                // An empty cluster takes the point farthest from its centre, which then
+                // belongs to it (so a second empty cluster takes another point).
+                let far = (0..n).filter(|i| sizes[assignment[*i]] > 1).max_by(|a, b| {
+                    let da = dist2(&centroids[assignment[*a] * d..][..d], row(*a));
+                    let db = dist2(&centroids[assignment[*b] * d..][..d], row(*b));
+                    da.total_cmp(&db)
+                });
+                if let Some(far) = far {
+                    sizes[assignment[far]] -= 1;
+                    assignment[far] = c;
+                    sizes[c] = 1;
+                    for (j, v) in row(far).iter().enumerate() {
+                        centroids[c * d + j] = f64::from(*v);
+                    }
+                    moved = true;
                 }
-                moved = true;
                 continue;
             }
             for j in 0..d {

@@ -162,7 +162,7 @@ pub fn simulate(cfg: SimConfig) -> impl Iterator<Item = SimUser> {
             _ => (UserTier::Vip, 0.3),
         };
         let p = sigmoid(mean + 1.3 * normal(&mut rng)).clamp(0.01, 0.97);
-        let created = end - 1 - rng.random_range(0..cfg.days.max(1));
+        let created = end.saturating_sub(1 + rng.random_range(0..cfg.days.max(1)));
         let lapse = (rng.random::<f64>() < LAPSE_SHARE)
             .then(|| created + rng.random_range(0..end + LAPSE_TAIL_DAYS - created));
         let habit = Habit {

@@ -54,7 +54,7 @@ pub struct LoadgenArgs {
     /// Operation weights of `mixed`.
     #[arg(long, default_value = "reads=80,updates=10,usage=8,logins=2")]
     mix: crate::loadgen::Mix,
-    /// Sockets of ws-hold and ws-fanout.
+    /// Sockets of ws-hold and ws-fanout (ws-activity: at most one per session).
     #[arg(long, default_value_t = 1000)]
     sockets: usize,
     /// Local addresses to open sockets from (127.0.0.x spreads ephemeral ports).

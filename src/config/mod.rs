@@ -123,7 +123,7 @@ pub struct EncryptionConfig {
 /// The analytics engine (`[analytics]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyticsConfig {
-    /// Churn means no activity in this many days (1–90).
+    /// Churn means no activity in this many days (1–28).
     pub churn_horizon_days: u32,
     /// Trained models kept per kind (at least 1).
     pub keep_models: usize,

@@ -104,11 +104,13 @@ impl RawConfig {
             },
             analytics: AnalyticsConfig {
                 churn_horizon_days: match self.analytics.churn_horizon_days {
-                    d @ 1..=90 => d,
+                    // Within the history's five weeks at day resolution, so that the
+                    // features before the cutoff never see a week reaching past it.
+                    d @ 1..=28 => d,
                     d => {
                         return Err(ConfigError::new(
                             "analytics.churn_horizon_days",
-                            format!("must be 1 to 90 days, got {d}"),
+                            format!("must be 1 to 28 days, got {d}"),
                         ));
                     }
                 },

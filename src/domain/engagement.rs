@@ -26,8 +26,8 @@ pub const WINDOW_DAYS: u32 = 28;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Part {
     /// What was measured (days since, active days, minutes per day, kinds, or the trend
-    /// share).
-    pub measure: f64,
+    /// share); `null` for the recency of a user never active.
+    pub measure: Option<f64>,
     /// The share of the part's weight earned, in [0, 1].
     pub share: f64,
     /// The part's weight.
@@ -37,7 +37,7 @@ pub struct Part {
 }
 
 impl Part {
-    fn new(measure: f64, share: f64, weight: f64) -> Self {
+    fn new(measure: Option<f64>, share: f64, weight: f64) -> Self {
         let share = share.clamp(0.0, 1.0);
         Self {
             measure,
@@ -81,26 +81,26 @@ pub fn score(h: &ActivityHistory, now: Timestamp) -> Engagement {
     let recency = match h.last_active_day_before(end) {
         Some(d) => {
             let days = f64::from(end - 1 - d);
-            Part::new(days, (-days / 7.0).exp(), 30.0)
+            Part::new(Some(days), (-days / 7.0).exp(), 30.0)
         }
-        None => Part::new(f64::INFINITY, 0.0, 30.0),
+        None => Part::new(None, 0.0, 30.0),
     };
     let active = f64::from(w.active_days);
-    let frequency = Part::new(active, active / 20.0, 25.0);
+    let frequency = Part::new(Some(active), active / 20.0, 25.0);
     let minutes = if w.active_days == 0 {
         0.0
     } else {
         f64::from(w.sum.listening_secs) / 60.0 / active
     };
-    let depth = Part::new(minutes, minutes / 60.0, 20.0);
+    let depth = Part::new(Some(minutes), minutes / 60.0, 20.0);
     let kinds = f64::from(w.sum.kinds_used());
-    let breadth = Part::new(kinds, kinds / 6.0, 10.0);
+    let breadth = Part::new(Some(kinds), kinds / 6.0, 10.0);
     let (a, b) = (
         f64::from(h.window(mid, end).active_days),
         f64::from(h.window(from, mid).active_days),
     );
     let t = if a + b == 0.0 { 0.0 } else { a / (a + b) };
-    let trend = Part::new(t, t, 15.0);
+    let trend = Part::new(Some(t), t, 15.0);
     let parts = Parts {
         recency,
         frequency,
@@ -144,6 +144,7 @@ mod tests {
         let e = score(&ActivityHistory::default(), now());
         assert_eq!(e.score, 0);
         assert_eq!(e.parts.recency.points, 0.0);
+        assert_eq!(e.parts.recency.measure, None, "never active");
         assert_eq!(e.parts.trend.share, 0.0);
     }
 
@@ -173,11 +174,14 @@ mod tests {
         }
         let e = score(&h, now());
         let p = e.parts;
-        assert_eq!(p.recency.measure, 0.0);
+        assert_eq!(p.recency.measure, Some(0.0));
         assert_eq!(p.recency.points, 30.0);
-        assert_eq!((p.frequency.measure, p.frequency.points), (28.0, 25.0));
-        assert_eq!((p.depth.measure, p.depth.points), (60.0, 20.0));
-        assert_eq!((p.breadth.measure, p.breadth.points), (6.0, 10.0));
+        assert_eq!(
+            (p.frequency.measure, p.frequency.points),
+            (Some(28.0), 25.0)
+        );
+        assert_eq!((p.depth.measure, p.depth.points), (Some(60.0), 20.0));
+        assert_eq!((p.breadth.measure, p.breadth.points), (Some(6.0), 10.0));
         // Steady: 14 days against 14.
         assert_eq!((p.trend.share, p.trend.points), (0.5, 7.5));
         assert_eq!(e.score, 93);
@@ -192,13 +196,13 @@ mod tests {
         }
         let e = score(&h, now());
         let p = e.parts;
-        assert_eq!(p.recency.measure, 20.0);
+        assert_eq!(p.recency.measure, Some(20.0));
         let recency = 30.0 * (-20.0f64 / 7.0).exp();
         assert!((p.recency.points - recency).abs() < 1e-9);
         // Days TODAY-27..=TODAY-20 are in the window: 8 of them.
-        assert_eq!(p.frequency.measure, 8.0);
+        assert_eq!(p.frequency.measure, Some(8.0));
         assert!((p.frequency.points - 25.0 * 8.0 / 20.0).abs() < 1e-9);
-        assert_eq!(p.depth.measure, 30.0);
+        assert_eq!(p.depth.measure, Some(30.0));
         assert_eq!(p.depth.points, 10.0);
         assert!((p.breadth.points - 10.0 / 6.0).abs() < 1e-9);
         assert_eq!(p.trend.share, 0.0, "nothing in the last 14 days");

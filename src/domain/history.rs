@@ -318,23 +318,35 @@ impl ActivityHistory {
     }
 
     /// The sum of the buckets in days `[from, to)`: day buckets exactly, weekly buckets
-    /// by their Monday (so a window reaching past the day window has week resolution).
+    /// only if the whole week lies in the window (so a window reaching past the day
+    /// window has week resolution, and nothing from `to` on ever counts).
     pub fn window(&self, from: u32, to: u32) -> Span {
         let mut span = Span {
             sum: Bucket::new(from),
             active_days: 0,
         };
-        for b in self.weeks.iter().chain(&self.days) {
-            if (from..to).contains(&b.day) {
-                span.sum.absorb(b);
-                span.active_days += b.active_days();
-            }
+        for b in self.in_window(from, to) {
+            span.sum.absorb(b);
+            span.active_days += b.active_days();
         }
         span
     }
 
-    /// The last day with activity before day `before` (a week's last day, capped at
-    /// `before − 1`, where only its week is known).
+    /// The buckets wholly inside days `[from, to)`.
+    fn in_window(&self, from: u32, to: u32) -> impl Iterator<Item = &Bucket> {
+        let weeks = self
+            .weeks
+            .iter()
+            .filter(move |b| b.day >= from && b.day + 7 <= to);
+        let days = self
+            .days
+            .iter()
+            .filter(move |b| (from..to).contains(&b.day));
+        weeks.chain(days)
+    }
+
+    /// The last day with activity before day `before` (the last active weekday of a
+    /// week, where only its week is known; a week reaching `before` does not count).
     pub fn last_active_day_before(&self, before: u32) -> Option<u32> {
         if let Some(b) = self.days.iter().rev().find(|b| b.day < before) {
             return Some(b.day);
@@ -342,16 +354,13 @@ impl ActivityHistory {
         self.weeks
             .iter()
             .rev()
-            .find(|b| b.day < before)
-            .map(|b| (b.day + 6).min(before - 1))
+            .find(|b| b.day + 7 <= before && b.weekdays != 0)
+            .map(|b| b.day + (7 - b.weekdays.leading_zeros()))
     }
 
-    /// Whether there was activity in days `[from, to)`.
+    /// Whether there was activity in days `[from, to)` (weeks wholly inside only).
     pub fn active_between(&self, from: u32, to: u32) -> bool {
-        self.weeks
-            .iter()
-            .chain(&self.days)
-            .any(|b| (from..to).contains(&b.day))
+        self.in_window(from, to).next().is_some()
     }
 
     /// The lifetime counters in the shape insights and exports have always had.
@@ -379,7 +388,8 @@ impl From<ActivityCounters> for ActivityHistory {
                 listening_ms: c.listening_ms,
                 ..Totals::default()
             },
-            first_active: c.last_activity_at,
+            // Formats 2–4 kept only the latest event's time.
+            first_active: None,
             last_active: c.last_activity_at,
             ..Self::default()
         }

@@ -24,18 +24,49 @@ impl ImportLedger {
     }
 
     /// The events of `events` not seen before (in this ledger or earlier in `events`),
-    /// now remembered.
-    pub fn admit<'a>(&mut self, events: &'a [ActivityEvent]) -> Vec<&'a ActivityEvent> {
-        events
-            .iter()
-            .filter(|e| match self.marks.binary_search(&e.fingerprint()) {
-                Ok(_) => false,
-                Err(i) => {
-                    self.marks.insert(i, e.fingerprint());
-                    true
+    /// with their fingerprints sorted; the ledger is unchanged until
+    /// [`Self::remember`].
+    pub fn unseen(&self, events: &[ActivityEvent]) -> (Vec<ActivityEvent>, Vec<u64>) {
+        let mut marks = Vec::with_capacity(events.len());
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        let mut fresh = Vec::new();
+        for e in events {
+            let m = e.fingerprint();
+            if self.marks.binary_search(&m).is_err() && seen.insert(m) {
+                marks.push(m);
+                fresh.push(e.clone());
+            }
+        }
+        marks.sort_unstable();
+        (fresh, marks)
+    }
+
+    /// Remembers sorted fingerprints `marks` (from [`Self::unseen`]), in one merge.
+    pub fn remember(&mut self, marks: &[u64]) {
+        let mut merged = Vec::with_capacity(self.marks.len() + marks.len());
+        let (mut a, mut b) = (self.marks.iter().peekable(), marks.iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            if x <= y {
+                merged.push(**x);
+                if x == y {
+                    b.next();
                 }
-            })
-            .collect()
+                a.next();
+            } else {
+                merged.push(**y);
+                b.next();
+            }
+        }
+        merged.extend(a);
+        merged.extend(b);
+        self.marks = merged;
+    }
+
+    /// The events of `events` not seen before, now remembered.
+    pub fn admit(&mut self, events: &[ActivityEvent]) -> Vec<ActivityEvent> {
+        let (fresh, marks) = self.unseen(events);
+        self.remember(&marks);
+        fresh
     }
 
     /// Its bytes: the fingerprints, 8 bytes each, big-endian.
@@ -90,6 +121,10 @@ mod tests {
         };
         assert_eq!(l.admit(&[liked, longer]).len(), 1);
         let back = ImportLedger::from_bytes(&l.to_bytes()).unwrap();
+        assert!(
+            back.marks.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no repeats"
+        );
         assert_eq!(back, l);
         assert_eq!(back.len(), 4);
         assert!(ImportLedger::from_bytes(&[1, 2, 3]).is_none());

@@ -55,10 +55,17 @@ impl Wheel {
         });
     }
 
+    /// A user last seen in `minute` is no longer counted there.
+    fn unseen(&self, minute: u32) {
+        self.update(minute, |m, c| {
+            (m == minute && c > 0).then(|| pack(m, c - 1))
+        });
+    }
+
     /// A user last seen in `previous` (if known) is seen in `now`.
     fn seen(&self, previous: Option<u32>, now: u32) {
         if let Some(p) = previous.filter(|p| *p + SLOTS as u32 > now) {
-            self.update(p, |m, c| (m == p && c > 0).then(|| pack(m, c - 1)));
+            self.unseen(p);
         }
         self.update(now, |m, c| {
             Some(if m == now {
@@ -124,6 +131,11 @@ impl Live {
     /// A user of `tier`, last seen in minute `previous`, is seen at `now`.
     pub fn seen(&self, tier: UserTier, previous: Option<u32>, now: u32) {
         self.seen[tier.index()].seen(previous, now);
+    }
+
+    /// A user last seen in minute `minute` as a user of `tier` left the tier.
+    pub fn unseen(&self, tier: UserTier, minute: u32) {
+        self.seen[tier.index()].unseen(minute);
     }
 
     /// `n` activity events were counted.

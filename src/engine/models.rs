@@ -84,13 +84,14 @@ pub(crate) fn versions(store: &dyn Store, kind: ModelKind) -> Result<(u64, Vec<u
 }
 
 /// Adds to `batch` the ops that store `model` as `version` of `kind` and drop the
-/// versions beyond the newest `keep`.
+/// versions beyond the newest `keep`, never the one in force (`in_force`).
 pub(crate) fn store_into(
     batch: &mut Batch,
     kind: ModelKind,
     model: &impl Serialize,
     (version, existing): (u64, &[u64]),
     keep: usize,
+    in_force: Option<u64>,
 ) -> Result<(), EngineError> {
     let record =
         serde_json::to_vec(model).map_err(|e| EngineError::Internal(format!("model: {e}")))?;
@@ -100,7 +101,7 @@ pub(crate) fn store_into(
         record,
     });
     let old = (existing.len() + 1).saturating_sub(keep);
-    for version in existing.iter().take(old) {
+    for version in existing.iter().take(old).filter(|v| Some(**v) != in_force) {
         batch.push(Op::DropModel {
             kind,
             version: *version,

@@ -6,6 +6,7 @@
 //! logins and sign-ups carry the key so the per-address limit on anonymous endpoints
 //! does not throttle the generator (every request still goes through the real path).
 
+mod activity;
 mod client;
 mod driver;
 pub mod population;
@@ -52,6 +53,9 @@ pub enum Scenario {
     WsHold,
     /// Changes profiles over HTTP and times the events' arrival on the sockets.
     WsFanout,
+    /// Sends activity frames of 50 events over one socket per session, each after the
+    /// last one's ack (ingestion throughput).
+    WsActivity,
     /// VIP latency alone, then under a Free-tier flood.
     TierIsolation,
 }
@@ -259,6 +263,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadgenError> {
         }
         Scenario::WsHold => ws::hold(opts, &client).await,
         Scenario::WsFanout => ws::fanout(opts, &client).await,
+        Scenario::WsActivity => activity::run(opts, &client).await,
         Scenario::TierIsolation => tier_isolation(opts, &client).await,
     }
 }

@@ -37,7 +37,7 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn server_addr(url: &str) -> Result<(String, SocketAddr), LoadgenError> {
+pub(super) fn server_addr(url: &str) -> Result<(String, SocketAddr), LoadgenError> {
     let host = url
         .trim_end_matches('/')
         .strip_prefix("http://")
@@ -51,7 +51,7 @@ fn server_addr(url: &str) -> Result<(String, SocketAddr), LoadgenError> {
 }
 
 /// Opens one authenticated socket (from `source` if given) and reads its hello.
-async fn connect(
+pub(super) async fn connect(
     host: &str,
     addr: SocketAddr,
     source: Option<IpAddr>,
@@ -107,7 +107,7 @@ async fn connect(
 }
 
 /// Sessions enough for `sockets` sockets at 16 per user.
-async fn sessions_for(
+pub(super) async fn sessions_for(
     opts: &Options,
     client: &Client,
     pop: &population::Population,

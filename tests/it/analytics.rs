@@ -101,6 +101,7 @@ async fn http_and_socket_events_land_in_the_same_day() {
     assert_eq!(i["listening_profile"]["peak_hour"], hour);
     let e = &i["engagement"];
     assert_eq!(e["parts"]["recency"]["measure"], 0.0);
+    assert_eq!(e["parts"]["recency"]["weight"], 30.0);
     assert_eq!(e["parts"]["frequency"]["measure"], 1.0);
     assert!(e["score"].as_u64().unwrap() > 30, "{e}");
     // The export carries the history too.
@@ -246,6 +247,7 @@ async fn cohorts_and_the_overview_see_live_activity_and_follow_consent() {
     for (q, status) in [
         ("?periods=0", 400),
         ("?periods=105", 400),
+        ("?unit=month&periods=25", 400),
         ("?unit=year", 400),
         ("?tier=gold", 400),
         ("?colour=red", 400),
@@ -305,7 +307,13 @@ async fn training_on_too_little_history_says_so_and_nothing_is_used() {
     assert_eq!(report["model"], Value::Null);
     assert_eq!(report["versions"], json!([]));
     assert_eq!(insights(&srv, &id).await["churn"], Value::Null);
-    for q in ["?limit=0", "?limit=501", "?offset=-1", "?page=2"] {
+    for q in [
+        "?limit=0",
+        "?limit=501",
+        "?offset=-1",
+        "?page=2",
+        "?offset=9999&limit=2",
+    ] {
         let (s, _) = admin_get(&srv, &format!("/admin/analytics/churn{q}")).await;
         assert_eq!(s, 400, "{q}");
     }

@@ -261,6 +261,7 @@ async fn a_planted_population_imported_trained_and_explained() {
         .await;
     assert_eq!(insights["churn"], Value::Null);
     assert_eq!(insights["segment"], Value::Null);
+    assert_eq!(insights["engagement"], Value::Null);
     // ... and no import either.
     let line = json!({"user_id": id, "events": [{"kind": "searched", "at": now.to_string()}]});
     let (_, reply) = import_ndjson(&srv, format!("{line}\n")).await;

@@ -83,6 +83,19 @@ async fn socket_scenarios_report_consistent_counts() {
     // 12 sockets over 10 sessions: every change reaches 1 or 2 sockets, and all arrive.
     assert!(r.summary.sent >= 20, "{r}");
     assert_eq!(r.summary.error_count(), 0, "{r}");
+
+    // Activity frames of 50 events, each acknowledged, all counted by the server.
+    let mut o = small(&srv, Scenario::WsActivity);
+    o.warmup = Duration::ZERO;
+    o.max_requests = Some(40);
+    let r = loadgen::run(&o).await.unwrap();
+    consistent(&r);
+    assert_eq!((r.summary.sent, r.summary.ok), (40, 40), "{r}");
+    assert_eq!(r.extra["events_per_frame"], 50);
+    assert_eq!(
+        crate::ws::metric(&srv, "roster_activity_events_total"),
+        2000.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,7 +116,7 @@ async fn rename(srv: &TestServer, id: &str, token: &str, name: &str) {
     assert_eq!(s, 200, "{body}");
 }
 
-fn metric(srv: &TestServer, line_start: &str) -> f64 {
+pub(crate) fn metric(srv: &TestServer, line_start: &str) -> f64 {
     srv.manager
         .ops()
         .render_metrics(&SYS)

@@ -52,7 +52,7 @@ pub(crate) async fn live(
 pub(crate) struct CohortParams {
     /// `week` (default; calendar weeks from Monday, UTC) or `month`.
     unit: Option<CohortUnit>,
-    /// Periods per cohort and number of cohorts, 1–104 (default 12).
+    /// Periods per cohort and number of cohorts: 1–104 weeks or 1–24 months (default 12).
     periods: Option<u32>,
     /// Only users of this tier (their tier now).
     tier: Option<UserTier>,
@@ -136,7 +136,7 @@ impl TrainSummary {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChurnParams {
-    /// At-risk users to skip (default 0).
+    /// At-risk users to skip (default 0; `offset + limit` at most 10,000).
     offset: Option<usize>,
     /// At-risk users to list, 1–500 (default 50).
     limit: Option<usize>,

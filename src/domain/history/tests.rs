@@ -88,11 +88,16 @@ fn old_days_fold_into_weeks_and_nothing_is_lost() {
     assert_eq!(all.active_days, 70);
     assert_eq!(u64::from(all.sum.plays), h.totals.plays);
     assert_eq!(h.window(20_759, 20_759 + 7).active_days, 7);
-    assert!(h.active_between(20_759, 20_760));
+    assert!(h.active_between(20_759, 20_766));
+    // At week resolution a window counts only whole weeks: nothing of a week reaching
+    // past its end leaks in.
+    assert!(!h.active_between(20_759, 20_760));
+    assert_eq!(h.window(20_759, 20_765).active_days, 0);
     assert!(!h.active_between(0, 20_759));
     assert_eq!(h.last_active_day_before(20_759 + 70), Some(20_759 + 69));
-    // Only a week is known there: its last day.
-    assert_eq!(h.last_active_day_before(20_759 + 3), Some(20_759 + 2));
+    // Only weeks are known there: the last active weekday of the last whole week.
+    assert_eq!(h.last_active_day_before(20_759 + 10), Some(20_759 + 6));
+    assert_eq!(h.last_active_day_before(20_759 + 3), None);
 }
 
 #[test]
@@ -153,6 +158,7 @@ fn counters_of_older_formats_become_totals() {
     };
     let h = ActivityHistory::from(c.clone());
     assert_eq!(h.counters(), c);
+    assert_eq!(h.first_active, None, "unknown, not the latest");
     assert!(h.days.is_empty());
 }
 

@@ -236,7 +236,7 @@ impl Accounts<'_> {
             requests_per_hour: policy.requests_per_hour.value(),
             features: policy.features.clone(),
             activity: history.counters(),
-            engagement: crate::domain::engagement::score(&history, now),
+            engagement: analysed.then(|| crate::domain::engagement::score(&history, now)),
             segment: analysed
                 .then(|| e.models.segments())
                 .flatten()

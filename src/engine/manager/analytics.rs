@@ -10,7 +10,9 @@ use futures_util::StreamExt;
 
 use crate::analytics::Member;
 use crate::analytics::churn::{ChurnModel, ChurnPrediction, TrainProgress, Trainer};
-use crate::analytics::cohorts::{CohortBuilder, CohortQuery, CohortTable, MAX_PERIODS};
+use crate::analytics::cohorts::{
+    CohortBuilder, CohortQuery, CohortTable, MAX_MONTHS, MAX_PERIODS, Unit as CohortUnit,
+};
 use crate::analytics::overview::{Overview, OverviewBuilder};
 use crate::analytics::segments::{SegmentModel, Segmenter};
 use crate::domain::activity::ActivityEvent;
@@ -125,10 +127,17 @@ impl Analytics<'_> {
         query: CohortQuery,
     ) -> Result<CohortTable, EngineError> {
         by.privileged()?;
-        if !(1..=MAX_PERIODS).contains(&query.periods) {
-            return Err(
-                ValidationError::new("periods", format!("must be 1 to {MAX_PERIODS}")).into(),
-            );
+        // Activity is kept two years: month tables stop there.
+        let most = match query.unit {
+            CohortUnit::Week => MAX_PERIODS,
+            CohortUnit::Month => MAX_MONTHS,
+        };
+        if !(1..=most).contains(&query.periods) {
+            return Err(ValidationError::new(
+                "periods",
+                format!("must be 1 to {most} for this unit"),
+            )
+            .into());
         }
         let now = self.m.now();
         let b = self
@@ -201,6 +210,7 @@ impl Analytics<'_> {
                 &churn,
                 (churn_version, &churn_versions),
                 cfg.keep_models,
+                engine.models.churn().map(|m| m.version),
             )?;
             let (seg_version, seg_versions) = models::versions(store, ModelKind::Segments)?;
             let segments = segmenter.train(cfg.segments, seg_version);
@@ -211,6 +221,7 @@ impl Analytics<'_> {
                     s,
                     (seg_version, &seg_versions),
                     cfg.keep_models,
+                    None,
                 )?;
             }
             Ok::<_, EngineError>((Trained { churn, segments }, batch))
@@ -254,6 +265,13 @@ impl Analytics<'_> {
         by.privileged()?;
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(ValidationError::new("limit", format!("must be 1 to {MAX_PAGE}")).into());
+        }
+        if offset.saturating_add(limit) > MAX_RANKED {
+            return Err(ValidationError::new(
+                "offset",
+                format!("offset + limit must be at most {MAX_RANKED}"),
+            )
+            .into());
         }
         let e = &self.m.engine;
         let store = e.store.clone();
@@ -305,6 +323,9 @@ const PROGRESS_EVERY: u64 = 50_000;
 /// Most at-risk users one page lists.
 pub const MAX_PAGE: usize = 500;
 
+/// How deep the at-risk ranking may be paged (what a report holds in memory).
+pub const MAX_RANKED: usize = 10_000;
+
 /// The highest predictions seen, at most `keep` of them.
 struct TopRisk {
     keep: usize,
@@ -329,7 +350,7 @@ impl TopRisk {
             prediction,
         });
         // Amortised: sort and cut only when twice as many are held.
-        if self.best.len() >= 2 * self.keep.max(1) {
+        if self.best.len() >= self.keep.max(1).saturating_mul(2) {
             self.cut();
         }
     }

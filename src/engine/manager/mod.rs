@@ -541,7 +541,11 @@ impl UserManager {
         audit: Option<Audited>,
     ) -> Result<UserProfile, EngineError> {
         let state = UserState::new(profile, phc);
-        let (id, tier) = (state.profile.id, state.profile.tier);
+        let (id, tier, created_at) = (
+            state.profile.id,
+            state.profile.tier,
+            state.profile.created_at,
+        );
         let index = self.engine.keys.email_index(&email.normalized());
         let now = self.now();
         // Handed to the writer while the keyring is held, so that a rotation starting
@@ -565,7 +569,10 @@ impl UserManager {
         })?;
         super::durable::settled(self.engine.commit.wait(&ticket).await)?;
         self.engine.metrics.users_created.inc();
-        self.engine.live.signup(now);
+        // An imported user keeps its sign-up date: it is not today's sign-up.
+        if crate::domain::history::day_of(created_at) == crate::domain::history::day_of(now) {
+            self.engine.live.signup(now);
+        }
         Ok(state.profile.into_inner())
     }
 

@@ -102,9 +102,15 @@ impl Handler<ImportHistory> for UserActor {
             return AtomicResponse::new(Box::pin(fut::ready(answer)));
         }
         // The ledger is read off the Arbiter; the mailbox waits meanwhile, so no other
-        // import of this user runs between the read and the write.
+        // import of this user runs between the read and the write. The read waits for
+        // this actor's last write first: a ledger written by the previous line may still
+        // be in the writer's queue.
         let (store, id) = (Arc::clone(&self.engine.store), self.id());
+        let pending = self.last_write.clone();
         let read = async move {
+            if let Some(t) = pending {
+                t.wait().await;
+            }
             tokio::task::spawn_blocking(move || store.import_ledger(id))
                 .await
                 .map_err(|e| EngineError::Internal(format!("ledger read: {e}")))?
@@ -149,24 +155,40 @@ impl UserActor {
         by: Option<crate::domain::audit::AuditActor>,
         now: Timestamp,
     ) -> Result<ImportOutcome, EngineError> {
-        let mut ledger = self.ledger.clone().unwrap_or_default();
-        let fresh: Vec<ActivityEvent> = ledger.admit(events).into_iter().cloned().collect();
+        let ledger = self.ledger.get_or_insert_with(ImportLedger::default);
+        let (fresh, marks) = ledger.unseen(events);
         let duplicates = events.len() - fresh.len();
-        if !fresh.is_empty() {
-            let mut next = self.state.clone();
-            next.history.record(&fresh);
-            let blob = codec::seal_blob(&self.key, &self.ledger_aad(), &ledger.to_bytes());
-            self.archive.push(Op::PutImportLedger {
-                user: self.id(),
-                blob,
+        if fresh.is_empty() {
+            // Nothing new, but what made these duplicates may not be durable yet: the
+            // answer waits for it too.
+            if let Some(t) = self.last_write.clone() {
+                self.tickets.push(t);
+            }
+            return Ok(ImportOutcome::Imported {
+                accepted: 0,
+                duplicates,
             });
-            let action = AuditAction::HistoryImported {
-                user: self.id(),
-                events: fresh.len() as u64,
-            };
-            self.write(next, now, by.map(|a| (a, action)).into_iter().collect())?;
-            self.ledger = Some(ledger);
         }
+        let mut next_ledger = ledger.clone();
+        next_ledger.remember(&marks);
+        let mut next = self.state.clone();
+        next.history.record(&fresh);
+        let blob = codec::seal_blob(&self.key, &self.ledger_aad(), &next_ledger.to_bytes());
+        let action = AuditAction::HistoryImported {
+            user: self.id(),
+            events: fresh.len() as u64,
+        };
+        self.archive.push(Op::PutImportLedger {
+            user: self.id(),
+            blob,
+        });
+        if let Err(e) = self.write(next, now, by.map(|a| (a, action)).into_iter().collect()) {
+            // Not written: the ledger must not go out with a later snapshot alone.
+            self.archive
+                .retain(|op| !matches!(op, Op::PutImportLedger { .. }));
+            return Err(e);
+        }
+        self.ledger = Some(next_ledger);
         Ok(ImportOutcome::Imported {
             accepted: fresh.len(),
             duplicates,

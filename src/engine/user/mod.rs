@@ -175,8 +175,8 @@ pub(crate) struct UserActor {
     /// The ledger of imported history, once an import loaded it (cold state: dropped
     /// with the actor).
     ledger: Option<crate::domain::import_ledger::ImportLedger>,
-    /// The minute this actor last counted its user as seen (live figures).
-    seen_minute: Option<u32>,
+    /// The tier and minute this actor last counted its user as seen (live figures).
+    seen_minute: Option<(UserTier, u32)>,
     /// The user's data key: seals its snapshots and archived events.
     key: DataKey,
     engine: Arc<Engine>,
@@ -357,12 +357,16 @@ impl UserActor {
     fn touch(&mut self) -> Timestamp {
         let now = self.engine.clock.now();
         self.last_active = now;
-        let minute = crate::engine::live::minute_of(now);
-        if self.seen_minute != Some(minute) {
-            self.engine
-                .live
-                .seen(self.state.profile.tier, self.seen_minute, minute);
-            self.seen_minute = Some(minute);
+        let (tier, minute) = (self.state.profile.tier, crate::engine::live::minute_of(now));
+        if self.seen_minute != Some((tier, minute)) {
+            if let Some((was, m)) = self.seen_minute.filter(|(was, _)| *was != tier) {
+                // Moved tiers: leave the old tier's wheel.
+                self.engine.live.unseen(was, m);
+                self.seen_minute = None;
+            }
+            let previous = self.seen_minute.map(|(_, m)| m);
+            self.engine.live.seen(tier, previous, minute);
+            self.seen_minute = Some((tier, minute));
         }
         now
     }
@@ -492,6 +496,9 @@ impl Handler<Tick> for UserActor {
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
         let now = self.engine.clock.now();
         let cfg = &self.engine.config.engine;
+        // The import ledger is cold state: the next import reads it again (after this
+        // actor's last write is in the store).
+        self.ledger = None;
         // Sockets do not keep an idle actor: their stream outlives it (see `events`).
         if now.since(self.last_active) >= cfg.passivate_after {
             self.state.prune_sessions(now);

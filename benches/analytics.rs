@@ -1,0 +1,216 @@
+//! Analytics figures for `BENCHMARKS.md`, through the public API on a multi-thread tokio
+//! runtime: a simulated population loaded through the front door (users, consents and
+//! history), then the memory each resident user takes with its history, the overview, a
+//! 52-week cohort table, a training over the stored population (time and memory above
+//! the engine's), and insights with a prediction.
+//!
+//! ```sh
+//! cargo bench --bench analytics -- --users 100000 --days 60
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use roster::UserManager;
+use roster::config::{Config, DEFAULT_TOML, parse_toml};
+use roster::engine::{CohortQuery, CohortUnit, Principal};
+
+const SYS: Principal = Principal::System("bench");
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+/// The shipped configuration on `dir`, with sled's page cache at 16 MiB (as the engine
+/// benches measure resident memory; `ROSTER_BENCH_CACHE_MB` to change it) and no
+/// passivation during the run.
+fn config(dir: &std::path::Path) -> Config {
+    let cache: u64 = std::env::var("ROSTER_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let layers = vec![
+        parse_toml("default", DEFAULT_TOML).unwrap(),
+        parse_toml(
+            "bench",
+            &format!(
+                "[store]\ndata_dir = {:?}\nverify_on_start = false\ncache_mb = {cache}\n\
+                 [profiles]\ndir = \"\"\n[engine]\npassivate_after_secs = 86400\n",
+                dir.display().to_string()
+            ),
+        )
+        .unwrap(),
+    ];
+    Config::from_layers(layers).unwrap()
+}
+
+/// Peak RSS while `f` runs, sampled every 20 ms.
+async fn peak_during<T>(f: impl std::future::Future<Output = T>) -> (T, u64) {
+    let (stop, peak) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let sampler = {
+        let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let out = f.await;
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    (out, peak.load(Ordering::Relaxed))
+}
+
+fn main() {
+    let mut users = 100_000;
+    let mut days = 60;
+    let mut measure = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--users" => users = it.next().and_then(|v| v.parse().ok()).expect("--users N"),
+            "--days" => days = it.next().and_then(|v| v.parse().ok()).expect("--days D"),
+            "--measure" => measure = it.next().map(std::path::PathBuf::from),
+            _ => {}
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match measure {
+        Some(dir) => rt.block_on(measure_store(&dir)),
+        None => {
+            // Loading holds the whole simulated population in this process: the figures
+            // are measured by a fresh process on the store it leaves.
+            let dir = tempfile::tempdir().unwrap();
+            rt.block_on(load(dir.path(), users, days));
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .arg("--measure")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+}
+
+async fn load(dir: &std::path::Path, users: usize, days: u32) {
+    let m = UserManager::open(config(dir)).unwrap();
+    let args = roster::cli::simulate::SimulateArgs {
+        target: roster::cli::Target::default(),
+        users,
+        seed: 1,
+        days,
+        horizon_days: 14,
+        truth: dir.join("truth.csv"),
+        password: "simulated listener password".into(),
+    };
+    let t = Instant::now();
+    let loaded = roster::cli::simulate::load(&m, &args).await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "loaded {} users and {} events in {secs:.1} s ({:.0} users/s, {:.0} events/s, {:.0} events per user)",
+        loaded.users,
+        loaded.events,
+        loaded.users as f64 / secs,
+        loaded.events as f64 / secs,
+        loaded.events as f64 / loaded.users as f64
+    );
+    m.shutdown().await.unwrap();
+}
+
+async fn measure_store(dir: &std::path::Path) {
+    let m = UserManager::open(config(dir)).unwrap();
+    let ids: Vec<roster::domain::ids::UserId> = std::fs::read_to_string(dir.join("truth.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().and_then(|id| id.parse().ok()))
+        .collect();
+    let users = ids.len();
+    let before = rss_bytes();
+    let t = Instant::now();
+    futures_util::stream::iter(ids.iter().copied())
+        .for_each_concurrent(64, |id| {
+            let m = &m;
+            async move {
+                m.accounts().get(&SYS, id).await.unwrap();
+            }
+        })
+        .await;
+    let resident = rss_bytes();
+    println!(
+        "activated {users} users from the store in {:.1} s; RSS {} → {} MiB: {:.0} bytes per resident user with its history",
+        t.elapsed().as_secs_f64(),
+        before >> 20,
+        resident >> 20,
+        (resident - before) as f64 / users as f64
+    );
+    let t = Instant::now();
+    let o = m.analytics().overview(&SYS).await.unwrap();
+    println!(
+        "overview in {:.2} s: dau {} wau {} mau {}",
+        t.elapsed().as_secs_f64(),
+        o.dau,
+        o.wau,
+        o.mau
+    );
+    let q = CohortQuery {
+        unit: CohortUnit::Week,
+        periods: 52,
+        tier: None,
+    };
+    let t = Instant::now();
+    let c = m.analytics().cohorts(&SYS, q).await.unwrap();
+    println!(
+        "cohort table 52 weeks in {:.2} s ({} cohorts)",
+        t.elapsed().as_secs_f64(),
+        c.cohorts.len()
+    );
+    let base = rss_bytes();
+    let t = Instant::now();
+    let (trained, peak) = peak_during(m.analytics().train(&SYS, |_| ())).await;
+    let trained = trained.unwrap();
+    println!(
+        "training over {} users in {:.2} s, peak {} MiB above the engine's {} MiB: churn auc {:.4} (rows {}), {} segments",
+        trained.churn.users_scanned,
+        t.elapsed().as_secs_f64(),
+        peak.saturating_sub(base) >> 20,
+        base >> 20,
+        trained.churn.evaluation.auc,
+        trained.churn.training_rows,
+        trained.segments.map_or(0, |s| s.segments.len())
+    );
+    let mut lat = Vec::new();
+    for id in ids.iter().take(2000) {
+        let t = Instant::now();
+        let i = m.accounts().insights(&SYS, *id).await.unwrap();
+        lat.push(t.elapsed().as_micros() as u64);
+        assert!(i.churn.is_some());
+    }
+    lat.sort_unstable();
+    let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "insights with a prediction, in process, {} users: p50 {} µs, p99 {} µs",
+        lat.len(),
+        q(0.5),
+        q(0.99)
+    );
+    m.shutdown().await.unwrap();
+}
