@@ -135,12 +135,10 @@ pub async fn load(manager: &UserManager, args: &SimulateArgs) -> Result<Loaded, 
             .collect();
         let created = manager.accounts().import(&by, users).await?;
         let mut lines = Vec::new();
+        let mut ids = Vec::with_capacity(chunk.len());
         for (p, u) in created.into_iter().zip(chunk) {
             let p = p?;
-            manager
-                .privacy()
-                .update_consents(&by, p.id, vec![(Purpose::Analytics, true)], None)
-                .await?;
+            ids.push(p.id);
             for events in u
                 .events
                 .chunks(crate::domain::activity::MAX_EVENTS_PER_IMPORT)
@@ -148,6 +146,16 @@ pub async fn load(manager: &UserManager, args: &SimulateArgs) -> Result<Loaded, 
                 lines.push((p.id, events.to_vec()));
             }
             rows.push((p.id.to_string(), u));
+        }
+        // The consents together: each is a durable write, and the writer groups them.
+        let privacy = manager.privacy();
+        let granted =
+            futures_util::future::join_all(ids.iter().map(|id| {
+                privacy.update_consents(&by, *id, vec![(Purpose::Analytics, true)], None)
+            }))
+            .await;
+        for g in granted {
+            g?;
         }
         for outcome in manager.analytics().import_history(&by, lines).await? {
             if let crate::engine::ImportOutcome::Imported { accepted, .. } = outcome? {
