@@ -15,6 +15,7 @@ pub mod logistic;
 pub mod overview;
 pub mod segments;
 pub mod sim;
+pub mod tiers;
 
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;

@@ -36,6 +36,9 @@ pub enum AuditAction {
         user: UserId,
         /// The tier now.
         to: UserTier,
+        /// The tier before (absent in records of earlier builds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<UserTier>,
     },
     /// A user was deleted.
     UserDeleted {

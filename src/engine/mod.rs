@@ -51,6 +51,7 @@ pub use crate::analytics::cohorts::{Cohort, CohortQuery, CohortTable, Unit as Co
 pub use crate::analytics::evaluate::{Evaluation, ReliabilityBin};
 pub use crate::analytics::overview::{Overview, WindowEvents};
 pub use crate::analytics::segments::{Segment, SegmentModel, SegmentRef};
+pub use crate::analytics::tiers::{Migration, TierReport, TierWeek};
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
 pub use crate::domain::login::ChallengeReason;

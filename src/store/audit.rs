@@ -264,6 +264,7 @@ mod tests {
         let vip = AuditAction::TierChanged {
             user,
             to: UserTier::Vip,
+            from: None,
         };
         append(&store, &mut chain, AuditActor::Operator, vip);
         let gone = AuditAction::UserDeleted { user };
@@ -291,6 +292,7 @@ mod tests {
         forged.action = AuditAction::TierChanged {
             user,
             to: UserTier::Free,
+            from: None,
         };
         let (_, rec) = encode(&forged).unwrap();
         put_audit(&store, 2, rec);

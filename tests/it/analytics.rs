@@ -363,3 +363,53 @@ async fn live_figures_count_what_happens_and_reach_the_operators_socket() {
         .await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier_distribution_and_migrations_by_week() {
+    let srv = TestServer::start("").await;
+    let mut ids = Vec::new();
+    for name in ["t1", "t2", "t3"] {
+        ids.push(srv.user(&format!("{name}@example.com"), "free").await.0);
+    }
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            &format!("/users/{}/upgrade", ids[0]),
+            Some(ADMIN_KEY),
+            Some(json!({"new_tier": "premium"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, r) = admin_get(&srv, "/admin/analytics/tiers?weeks=2").await;
+    assert_eq!(s, 200, "{r}");
+    let weeks = r["weeks"].as_array().unwrap();
+    assert_eq!(weeks.len(), 2);
+    let now = &weeks[1];
+    assert_eq!(now["users_by_tier"]["free"], 2, "{r}");
+    assert_eq!(now["users_by_tier"]["premium"], 1);
+    assert_eq!(now["unknown"], 0);
+    assert_eq!(
+        now["migrations"],
+        json!([{"from": "free", "to": "premium", "count": 1}])
+    );
+    // Nobody had signed up by the end of the week before.
+    assert_eq!(weeks[0]["users_by_tier"]["free"], 0);
+    // The audit record says where the user came from.
+    let (_, log) = admin_get(&srv, "/admin/audit").await;
+    let change = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"]["type"] == "tier_changed")
+        .unwrap();
+    assert_eq!(change["action"]["from"], "free", "{change}");
+    for q in ["?weeks=0", "?weeks=105", "?unit=day"] {
+        assert_eq!(
+            admin_get(&srv, &format!("/admin/analytics/tiers{q}"))
+                .await
+                .0,
+            400,
+            "{q}"
+        );
+    }
+}

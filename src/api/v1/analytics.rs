@@ -14,7 +14,7 @@ use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::engine::{
     ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, LiveFigures, Overview,
-    SegmentModel, Trained,
+    SegmentModel, TierReport, Trained,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -43,6 +43,33 @@ pub(crate) async fn live(
     caller: Caller,
 ) -> ApiResult<Json<LiveFigures>> {
     Ok(Json(s.manager.analytics().live(&caller.principal())?))
+}
+
+/// `GET /api/v1/admin/analytics/tiers` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TierParams {
+    /// Weeks, 1–104 (default 12).
+    weeks: Option<u32>,
+}
+
+/// Users by tier at the end of each of the last weeks (the current one: now) and the
+/// migrations between tiers week by week (operator only), from the stored users and the
+/// audit log's tier changes.
+#[utoipa::path(get, path = "/api/v1/admin/analytics/tiers", tag = "analytics", params(TierParams), security(("bearer" = [])),
+    responses((status = 200, body = TierReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn tiers(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<TierParams>,
+) -> ApiResult<Json<TierReport>> {
+    let analytics = s.manager.analytics();
+    Ok(Json(
+        analytics
+            .tiers(&caller.principal(), q.weeks.unwrap_or(12))
+            .await?,
+    ))
 }
 
 /// `GET /api/v1/admin/analytics/cohorts` query.

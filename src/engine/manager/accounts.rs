@@ -138,9 +138,15 @@ impl Accounts<'_> {
                 "tier changes need the operator credential",
             ));
         }
-        let audit = by
-            .audit_actor()
-            .map(|a| (a, AuditAction::TierChanged { user: id, to: tier }));
+        let audit = by.audit_actor().map(|a| {
+            // The actor fills in the tier it moves from.
+            let action = AuditAction::TierChanged {
+                user: id,
+                to: tier,
+                from: None,
+            };
+            (a, action)
+        });
         self.m.user(id).change_tier(tier, audit).await
     }
 

@@ -15,7 +15,9 @@ use crate::analytics::cohorts::{
 };
 use crate::analytics::overview::{Overview, OverviewBuilder};
 use crate::analytics::segments::{SegmentModel, Segmenter};
+use crate::analytics::tiers::{TierBuilder, TierChange, TierReport};
 use crate::domain::activity::ActivityEvent;
+use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
@@ -118,6 +120,56 @@ impl Analytics<'_> {
             .batch(OverviewBuilder::new(now), now, |b, m| b.add(m))
             .await?;
         Ok(b.finish())
+    }
+
+    /// Users by tier at the end of each of the last `weeks` weeks and the migrations
+    /// between tiers week by week (operators), from the stored users and the audit log's
+    /// tier changes.
+    pub async fn tiers(self, by: &Principal, weeks: u32) -> Result<TierReport, EngineError> {
+        by.privileged()?;
+        if !(1..=MAX_PERIODS).contains(&weeks) {
+            return Err(
+                ValidationError::new("weeks", format!("must be 1 to {MAX_PERIODS}")).into(),
+            );
+        }
+        let now = self.m.now();
+        let engine = self.m.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = engine.store.as_ref();
+            let mut changes = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = crate::store::audit::entries(store, after, 1024)?;
+                let Some(last) = page.last() else { break };
+                after = last.body.seq;
+                for e in page {
+                    if let AuditAction::TierChanged { user, to, from } = e.body.action {
+                        changes.push(TierChange {
+                            at: e.body.at,
+                            user,
+                            from,
+                            to,
+                        });
+                    }
+                }
+            }
+            let mut b = TierBuilder::new(now, weeks, changes);
+            for item in store.scan_users() {
+                let (id, record) = item?;
+                let Some(Ok(state)) = engine
+                    .keys
+                    .data_key(store, id)?
+                    .map(|key| crate::engine::state::decode(&record, &key, id))
+                else {
+                    tracing::error!(user = %id, "unreadable record left out of the tier report");
+                    continue;
+                };
+                b.add(id, state.profile.tier, state.profile.created_at);
+            }
+            Ok(b.finish())
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("tier report failed: {e}")))?
     }
 
     /// The retention cohort table (operators); see `docs/analytics.md` for how to read it.

@@ -182,7 +182,8 @@ async fn a_free_user_cannot_upgrade_itself_or_sign_up_above_free() {
             &AuditActor::Operator,
             &AuditAction::TierChanged {
                 user: id,
-                to: UserTier::Premium
+                to: UserTier::Premium,
+                from: Some(UserTier::Free),
             }
         )
     );

@@ -202,7 +202,13 @@ impl UserActor {
             self.record_event(&mut next, e);
         }
         let from = self.state.profile.tier;
-        self.write(next, now, msg.audit.into_iter().collect())?;
+        let audit = msg.audit.map(|(actor, mut action)| {
+            if let AuditAction::TierChanged { from: was, .. } = &mut action {
+                *was = Some(from);
+            }
+            (actor, action)
+        });
+        self.write(next, now, audit.into_iter().collect())?;
         let ended: Vec<_> = ended.into_iter().map(|(id, _)| id).collect();
         self.sessions_ended(&ended, RevokeReason::TierChanged);
         let change = crate::metrics::TierChangeLabels {

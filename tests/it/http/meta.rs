@@ -35,6 +35,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/analytics/live",
         "GET /api/v1/admin/live",
         "GET /api/v1/admin/analytics/cohorts",
+        "GET /api/v1/admin/analytics/tiers",
         "POST /api/v1/admin/analytics/train",
         "GET /api/v1/admin/analytics/churn",
         "GET /api/v1/admin/analytics/segments",
