@@ -27,20 +27,22 @@ use crate::engine::{AuthorizedRequest, Principal, RequestOrigin, UserSession};
 /// A JSON body of type `T`, or a problem response saying what is wrong with it.
 pub(crate) struct JsonBody<T>(pub T);
 
+/// Whether the request's media type (lowercase, parameters stripped) passes `is`.
+pub(crate) fn media_type_is(headers: &axum::http::HeaderMap, is: impl Fn(&str) -> bool) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| is(&m.trim().to_ascii_lowercase()))
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim();
-                m.eq_ignore_ascii_case("application/json")
-                    || m.to_ascii_lowercase().ends_with("+json")
-            });
+        let is_json = media_type_is(req.headers(), |m| {
+            m == "application/json" || m.ends_with("+json")
+        });
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }

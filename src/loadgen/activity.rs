@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::stats::{Outcome, Stats};
-use super::ws::{connect, server_addr, sessions_for};
+use super::ws::{open_nth, server_addr, sessions_for};
 use super::{Client, LoadgenError, Options, population, report};
 use crate::domain::time::Timestamp;
 
@@ -67,12 +67,7 @@ pub(super) async fn run(opts: &Options, client: &Client) -> Result<super::Report
     let (host, addr) = server_addr(&opts.url)?;
     let mut sockets = Vec::with_capacity(sessions.len());
     for (k, s) in sessions.iter().enumerate() {
-        let source =
-            (!opts.source_ips.is_empty()).then(|| opts.source_ips[k % opts.source_ips.len()]);
-        let (ws, _) = connect(&host, addr, source, &s.token)
-            .await
-            .map_err(|e| LoadgenError(format!("opening socket {k}: {e}")))?;
-        sockets.push(ws);
+        sockets.push(open_nth(opts, (&host, addr), k, &s.token).await?);
     }
     let stats = Arc::new(Stats::default());
     let start = Instant::now();

@@ -106,6 +106,21 @@ pub(super) async fn connect(
     }
 }
 
+/// Opens socket number `k` of a run with `token`, from the run's source addresses in
+/// turn.
+pub(super) async fn open_nth(
+    opts: &Options,
+    (host, addr): (&str, SocketAddr),
+    k: usize,
+    token: &str,
+) -> Result<Socket, LoadgenError> {
+    let source = (!opts.source_ips.is_empty()).then(|| opts.source_ips[k % opts.source_ips.len()]);
+    let (ws, _) = connect(host, addr, source, token)
+        .await
+        .map_err(|e| LoadgenError(format!("opening socket {k}: {e}")))?;
+    Ok(ws)
+}
+
 /// Sessions enough for `sockets` sockets at 16 per user.
 pub(super) async fn sessions_for(
     opts: &Options,
@@ -273,13 +288,8 @@ pub(super) async fn fanout(opts: &Options, client: &Client) -> Result<super::Rep
     let mut streams = Vec::new();
     for k in 0..opts.sockets {
         let s = &sessions[k % sessions.len()];
-        let source =
-            (!opts.source_ips.is_empty()).then(|| opts.source_ips[k % opts.source_ips.len()]);
-        let (ws, _) = connect(&host, addr, source, &s.token)
-            .await
-            .map_err(|e| LoadgenError(format!("opening socket {k}: {e}")))?;
+        streams.push(open_nth(opts, (&host, addr), k, &s.token).await?);
         *sockets_of.entry(s.user).or_insert(0) += 1;
-        streams.push(ws);
     }
     let pending: Arc<Pending> = Arc::new(Mutex::new(HashMap::new()));
     let stats = Arc::new(Stats::default());

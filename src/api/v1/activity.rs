@@ -4,12 +4,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::AppState;
-use crate::api::extract::{Caller, JsonBody, user_id};
+use crate::api::extract::{Caller, JsonBody, media_type_is, user_id};
 use crate::api::problem::{ApiError, Problem};
 use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
@@ -139,16 +138,9 @@ pub(crate) async fn import_history(
 ) -> Result<Json<HistoryImportReply>, ApiError> {
     let by = caller.principal();
     s.manager.analytics().may_import(&by)?;
-    let ndjson = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            let m = m.trim().to_ascii_lowercase();
-            m == "application/x-ndjson" || m == "application/jsonl"
-        });
-    if !ndjson {
+    if !media_type_is(req.headers(), |m| {
+        m == "application/x-ndjson" || m == "application/jsonl"
+    }) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let body = axum::body::to_bytes(req.into_body(), MAX_IMPORT_BYTES)

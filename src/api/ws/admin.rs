@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Message;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::Socket;
 use super::frames::{error_frame, event_message, text};
-use super::user::close_socket;
+use super::user::{end_feed, send_feed};
 use crate::api::AppState;
 use crate::engine::CloseCode;
 
@@ -49,14 +49,9 @@ pub(super) async fn run_admin_socket<S: Socket>(
                 Message::Ping(Default::default())
             }
         };
-        match tokio::time::timeout(cfg.write_timeout, socket.send(msg)).await {
-            Ok(Ok(())) => rt.count_sent(),
-            Ok(Err(_)) => break None,
-            Err(_) => break Some(CloseCode::SlowConsumer),
+        if let Err(code) = send_feed(&mut socket, msg, &rt, cfg.write_timeout).await {
+            break code;
         }
     };
-    if let Some(code) = code {
-        close_socket(&mut socket, code).await;
-        rt.count_close(code);
-    }
+    end_feed(&mut socket, code, &rt).await;
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::Message;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
 
 use super::Socket;
 use super::frames::text;
-use super::user::close_socket;
+use super::user::{end_feed, send_feed};
 use crate::api::AppState;
 use crate::engine::{CloseCode, Principal};
 
@@ -36,14 +36,9 @@ pub(super) async fn run_live_socket<S: Socket>(s: AppState, mut socket: S, by: P
                 Err(_) => break Some(CloseCode::Normal),
             },
         };
-        match tokio::time::timeout(cfg.write_timeout, socket.send(msg)).await {
-            Ok(Ok(())) => rt.count_sent(),
-            Ok(Err(_)) => break None,
-            Err(_) => break Some(CloseCode::SlowConsumer),
+        if let Err(code) = send_feed(&mut socket, msg, &rt, cfg.write_timeout).await {
+            break code;
         }
     };
-    if let Some(code) = code {
-        close_socket(&mut socket, code).await;
-        rt.count_close(code);
-    }
+    end_feed(&mut socket, code, &rt).await;
 }

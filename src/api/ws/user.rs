@@ -94,6 +94,36 @@ async fn send_then<S: Socket>(socket: &mut S, (frame, code): (Message, CloseCode
     code
 }
 
+/// Sends `msg` within the write timeout; on failure, the close code to end with
+/// (`None`: the peer is gone, nothing to send).
+pub(super) async fn send_feed<S: Socket>(
+    socket: &mut S,
+    msg: Message,
+    rt: &crate::engine::Realtime,
+    timeout: std::time::Duration,
+) -> Result<(), Option<CloseCode>> {
+    match tokio::time::timeout(timeout, socket.send(msg)).await {
+        Ok(Ok(())) => {
+            rt.count_sent();
+            Ok(())
+        }
+        Ok(Err(_)) => Err(None),
+        Err(_) => Err(Some(CloseCode::SlowConsumer)),
+    }
+}
+
+/// Ends a read-only feed's socket: closes it with `code`, if any, and counts it.
+pub(super) async fn end_feed<S: Socket>(
+    socket: &mut S,
+    code: Option<CloseCode>,
+    rt: &crate::engine::Realtime,
+) {
+    if let Some(code) = code {
+        close_socket(socket, code).await;
+        rt.count_close(code);
+    }
+}
+
 pub(super) async fn close_socket<S: Socket>(socket: &mut S, code: CloseCode) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_message(code))).await;
 }
