@@ -59,17 +59,21 @@ pub struct Loaded {
     pub events: usize,
 }
 
-/// The population as of `now` (the engine's or the server's clock).
-fn population(args: &SimulateArgs, now: Timestamp) -> Vec<SimUser> {
-    simulate(SimConfig {
+/// The population as of `now` (the engine's or the server's clock), a request's worth
+/// of users at a time: a large population is never held whole.
+fn population(args: &SimulateArgs, now: Timestamp) -> impl Iterator<Item = Vec<SimUser>> {
+    let mut users = simulate(SimConfig {
         users: args.users,
         seed: args.seed,
         now,
         days: args.days,
         horizon_days: args.horizon_days,
         keep_events: true,
+    });
+    std::iter::from_fn(move || {
+        let chunk: Vec<SimUser> = users.by_ref().take(USERS_PER_REQUEST).collect();
+        (!chunk.is_empty()).then_some(chunk)
     })
-    .collect()
 }
 
 fn hash(password: &str, config: &Config) -> Result<String, CliError> {
@@ -90,23 +94,49 @@ fn imported(u: &SimUser, i: usize, seed: u64, phc: &str) -> ImportedUser {
     }
 }
 
-fn write_truth(path: &PathBuf, rows: &[(String, &SimUser)]) -> Result<(), CliError> {
-    let fail = |e: std::io::Error| CliError::Failed(format!("{}: {e}", path.display()));
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
-    writeln!(
-        f,
-        "user_id,tier,created_at,daily_chance,lapse_day,churn_probability"
-    )
-    .map_err(fail)?;
-    for (id, u) in rows {
+/// The truth file, written a row per user as they are loaded.
+struct Truth {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl Truth {
+    fn create(path: &std::path::Path) -> Result<Self, CliError> {
+        let mut t = Self {
+            path: path.to_owned(),
+            file: std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?,
+            ),
+        };
+        t.line(format_args!(
+            "user_id,tier,created_at,daily_chance,lapse_day,churn_probability"
+        ))?;
+        Ok(t)
+    }
+
+    fn line(&mut self, l: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+        writeln!(self.file, "{l}")
+            .map_err(|e| CliError::Failed(format!("{}: {e}", self.path.display())))
+    }
+
+    fn row(&mut self, id: &str, u: &SimUser) -> Result<(), CliError> {
         let lapse = u.lapse_day.map(|d| d.to_string()).unwrap_or_default();
         let p = u
             .churn_probability
             .map(|p| format!("{p:.6}"))
             .unwrap_or_default();
-        writeln!(f, "{id},{},{},{:.6},{lapse},{p}", u.tier, u.created_at, u.p).map_err(fail)?;
+        self.line(format_args!(
+            "{id},{},{},{:.6},{lapse},{p}",
+            u.tier, u.created_at, u.p
+        ))
     }
-    f.flush().map_err(fail)
+
+    fn finish(mut self) -> Result<(), CliError> {
+        self.file
+            .flush()
+            .map_err(|e| CliError::Failed(format!("{}: {e}", self.path.display())))
+    }
 }
 
 fn report(loaded: Loaded, args: &SimulateArgs) {
@@ -123,11 +153,10 @@ fn report(loaded: Loaded, args: &SimulateArgs) {
 /// data directory, or a bench's engine).
 pub async fn load(manager: &UserManager, args: &SimulateArgs) -> Result<Loaded, CliError> {
     let by = Principal::System("simulate");
-    let people = population(args, manager.now());
     let phc = hash(&args.password, manager.config())?;
-    let mut rows = Vec::with_capacity(people.len());
+    let mut truth = Truth::create(&args.truth)?;
     let mut loaded = Loaded::default();
-    for (c, chunk) in people.chunks(USERS_PER_REQUEST).enumerate() {
+    for (c, chunk) in population(args, manager.now()).enumerate() {
         let users = chunk
             .iter()
             .enumerate()
@@ -136,7 +165,7 @@ pub async fn load(manager: &UserManager, args: &SimulateArgs) -> Result<Loaded, 
         let created = manager.accounts().import(&by, users).await?;
         let mut lines = Vec::new();
         let mut ids = Vec::with_capacity(chunk.len());
-        for (p, u) in created.into_iter().zip(chunk) {
+        for (p, u) in created.into_iter().zip(&chunk) {
             let p = p?;
             ids.push(p.id);
             for events in u
@@ -145,7 +174,7 @@ pub async fn load(manager: &UserManager, args: &SimulateArgs) -> Result<Loaded, 
             {
                 lines.push((p.id, events.to_vec()));
             }
-            rows.push((p.id.to_string(), u));
+            truth.row(&p.id.to_string(), u)?;
         }
         // The consents together: each is a durable write, and the writer groups them.
         let privacy = manager.privacy();
@@ -164,7 +193,7 @@ pub async fn load(manager: &UserManager, args: &SimulateArgs) -> Result<Loaded, 
         }
         loaded.users += chunk.len();
     }
-    write_truth(&args.truth, &rows)?;
+    truth.finish()?;
     Ok(loaded)
 }
 
@@ -183,15 +212,14 @@ pub(super) async fn through_server(server: &Remote, args: &SimulateArgs) -> Resu
         .await?;
     let now = serde_json::from_value(live["at"].clone())
         .map_err(|e| CliError::Failed(format!("the server's time: {e}")))?;
-    let people = population(args, now);
     // The server checks a hash against its own parameters; the shipped defaults pass.
     let phc = hash(
         &args.password,
         &Config::load(None, &Default::default()).map_err(|e| CliError::Failed(e.to_string()))?,
     )?;
-    let mut rows = Vec::with_capacity(people.len());
+    let mut truth = Truth::create(&args.truth)?;
     let mut loaded = Loaded::default();
-    for (c, chunk) in people.chunks(USERS_PER_REQUEST).enumerate() {
+    for (c, chunk) in population(args, now).enumerate() {
         let users: Vec<ImportedUser> = chunk
             .iter()
             .enumerate()
@@ -210,7 +238,12 @@ pub(super) async fn through_server(server: &Remote, args: &SimulateArgs) -> Resu
             )));
         }
         let mut body = String::new();
-        for (created, u) in reply["created"].as_array().into_iter().flatten().zip(chunk) {
+        for (created, u) in reply["created"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(&chunk)
+        {
             let id = created["id"].as_str().unwrap_or_default().to_owned();
             let path = format!("/users/{id}/consents");
             server
@@ -230,15 +263,15 @@ pub(super) async fn through_server(server: &Remote, args: &SimulateArgs) -> Resu
                     loaded.events += send_history(server, std::mem::take(&mut body)).await?;
                 }
             }
-            rows.push((id, u));
+            truth.row(&id, u)?;
         }
         if !body.is_empty() {
             loaded.events += send_history(server, body).await?;
         }
         loaded.users += chunk.len();
-        eprintln!("simulate: {} of {} users", loaded.users, people.len());
+        eprintln!("simulate: {} of {} users", loaded.users, args.users);
     }
-    write_truth(&args.truth, &rows)?;
+    truth.finish()?;
     report(loaded, args);
     Ok(())
 }
