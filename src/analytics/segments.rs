@@ -107,6 +107,20 @@ pub struct SegmentRef {
 }
 
 impl SegmentModel {
+    /// Whether it was trained on this build's features.
+    pub fn fits(&self) -> bool {
+        self.features.len() == D
+            && self
+                .features
+                .iter()
+                .zip(FEATURES.iter())
+                .all(|(a, b)| a.0 == b.0)
+            && self.means.len() == D
+            && self.scales.len() == D
+            && !self.segments.is_empty()
+            && self.segments.iter().all(|s| s.centroid.len() == D)
+    }
+
     fn standardise(&self, x: &[f64; D]) -> Vec<f32> {
         (0..D)
             .map(|i| ((x[i] - self.means[i]) / self.scales[i]) as f32)

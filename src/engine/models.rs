@@ -40,11 +40,15 @@ pub(crate) fn stored<M: DeserializeOwned>(
 impl Models {
     /// The models of a store: the newest usable churn model.
     pub fn load(store: &dyn Store) -> Result<Self, EngineError> {
+        // A model of another build's features cannot score this build's: skipped.
         let churn = stored::<ChurnModel>(store, ModelKind::Churn)?
             .into_iter()
             .rev()
-            .find(|m| m.usable);
-        let segments = stored::<SegmentModel>(store, ModelKind::Segments)?.pop();
+            .find(|m| m.usable && m.fits());
+        let segments = stored::<SegmentModel>(store, ModelKind::Segments)?
+            .into_iter()
+            .rev()
+            .find(SegmentModel::fits);
         Ok(Self {
             churn: RwLock::new(churn.map(Arc::new)),
             segments: RwLock::new(segments.map(Arc::new)),

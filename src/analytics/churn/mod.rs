@@ -130,6 +130,17 @@ pub struct ChurnModel {
 }
 
 impl ChurnModel {
+    /// Whether it was trained on this build's features (a model of another feature set
+    /// is kept as a record but cannot score).
+    pub fn fits(&self) -> bool {
+        self.features.len() == N_FEATURES
+            && self
+                .features
+                .iter()
+                .zip(FEATURES.iter())
+                .all(|(card, f)| card.name == f.name)
+    }
+
     fn logistic(&self) -> Logistic {
         Logistic {
             means: self.features.iter().map(|f| f.mean).collect(),

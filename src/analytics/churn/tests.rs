@@ -43,6 +43,13 @@ fn the_model_nearly_matches_the_oracle_on_a_planted_population() {
         })
         .unwrap();
     assert!(model.usable);
+    assert!(model.fits());
+    let mut other = model.clone();
+    other.features.pop();
+    assert!(
+        !other.fits(),
+        "a model of another feature set does not score"
+    );
     assert!(
         steps.len() >= 2 && steps.last() < steps.first(),
         "{steps:?}"

@@ -55,6 +55,7 @@ fn planted_segments_are_found_and_named() {
         });
     }
     let model = s.train(3, 1).unwrap();
+    assert!(model.fits());
     let found: Vec<usize> = people.iter().map(|h| model.assign(h, now()).id).collect();
     let ari = adjusted_rand_index(&found, &truth);
     assert!(
