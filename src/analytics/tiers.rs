@@ -5,7 +5,9 @@
 //! A user's tier at a moment is the `to` of its last change before it; before its first
 //! change, that change's `from`; a user who never changed has always had its tier now.
 //! Tier changes audited by earlier builds did not record `from`: a user whose first
-//! change is one of them counts as `unknown` until that change.
+//! change is one of them counts as `unknown` until that change. Users deleted since are
+//! not in the store any more: they count in no week's figures, while their changes stay
+//! among the migrations.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -80,8 +82,10 @@ impl TierBuilder {
             .map(|k| first + 7 * k)
             .filter(|s| *s <= current)
             .map(|s| {
-                let end = day_start(s + 7);
-                (s, if end > now { now } else { end })
+                // The last instant of the week (a change at next Monday 00:00 is the
+                // next week's, as its migration is).
+                let end = Timestamp::from_millis(day_start(s + 7).as_millis() - 1);
+                (s, end.min(now))
             })
             .collect();
         changes.sort_by_key(|c| c.at);

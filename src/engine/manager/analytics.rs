@@ -141,6 +141,15 @@ impl Analytics<'_> {
             loop {
                 let page = crate::store::audit::entries(store, after, 1024)?;
                 let Some(last) = page.last() else { break };
+                if last.body.seq <= after {
+                    // A record numbered out of place (a damaged log; verify-audit says
+                    // where): stop rather than read the same page again.
+                    tracing::error!(
+                        after,
+                        "the audit log's numbering is broken; tier report cut short"
+                    );
+                    break;
+                }
                 after = last.body.seq;
                 for e in page {
                     if let AuditAction::TierChanged { user, to, from } = e.body.action {
