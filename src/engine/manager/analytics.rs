@@ -137,31 +137,16 @@ impl Analytics<'_> {
         tokio::task::spawn_blocking(move || {
             let store = engine.store.as_ref();
             let mut changes = Vec::new();
-            let mut after = 0;
-            loop {
-                let page = crate::store::audit::entries(store, after, 1024)?;
-                let Some(last) = page.last() else { break };
-                if last.body.seq <= after {
-                    // A record numbered out of place (a damaged log; verify-audit says
-                    // where): stop rather than read the same page again.
-                    tracing::error!(
-                        after,
-                        "the audit log's numbering is broken; tier report cut short"
-                    );
-                    break;
+            crate::store::audit::scan(store, |e| {
+                if let AuditAction::TierChanged { user, to, from } = e.body.action {
+                    changes.push(TierChange {
+                        at: e.body.at,
+                        user,
+                        from,
+                        to,
+                    });
                 }
-                after = last.body.seq;
-                for e in page {
-                    if let AuditAction::TierChanged { user, to, from } = e.body.action {
-                        changes.push(TierChange {
-                            at: e.body.at,
-                            user,
-                            from,
-                            to,
-                        });
-                    }
-                }
-            }
+            })?;
             let mut b = TierBuilder::new(now, weeks, changes);
             for item in store.scan_users() {
                 let (id, record) = item?;
