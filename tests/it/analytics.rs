@@ -4,24 +4,14 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_KEY, SYS, TestServer};
+use crate::support::{ADMIN_KEY, TestServer};
 use crate::ws::{next_json, send, subscribe};
 
 async fn consent(srv: &TestServer, id: &str, granted: bool) {
-    let uid: roster::domain::ids::UserId = id.parse().unwrap();
-    srv.manager
-        .privacy()
-        .update_consents(
-            &SYS,
-            uid,
-            vec![(roster::domain::consent::Purpose::Analytics, granted)],
-            None,
-        )
-        .await
-        .unwrap();
+    crate::support::set_analytics(&srv.manager, id, granted).await;
 }
 
-async fn insights(srv: &TestServer, id: &str) -> Value {
+pub(crate) async fn insights(srv: &TestServer, id: &str) -> Value {
     let (s, body) = srv
         .call(
             Method::GET,

@@ -7,7 +7,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use roster::analytics::sim::{SimConfig, SimUser, simulate};
-use roster::domain::consent::Purpose;
 use roster::domain::history::day_of;
 use roster::engine::ImportedUser;
 use roster::security::password::{Argon2Worker, params};
@@ -74,10 +73,7 @@ async fn a_planted_population_imported_trained_and_explained() {
         for (p, u) in created.into_iter().zip(chunk) {
             let p = p.unwrap();
             assert_eq!(p.created_at, u.created_at, "the sign-up date is kept");
-            m.privacy()
-                .update_consents(&SYS, p.id, vec![(Purpose::Analytics, true)], None)
-                .await
-                .unwrap();
+            crate::support::set_analytics(m, &p.id.to_string(), true).await;
             people.push((p.id.to_string(), u));
         }
     }
@@ -223,14 +219,7 @@ async fn a_planted_population_imported_trained_and_explained() {
             u.lapsing_at(cutoff) && u.p > 0.5 && u.lapse_day.is_some_and(|l| l + 30 > cutoff)
         })
         .unwrap();
-    let (_, insights) = srv
-        .call(
-            Method::GET,
-            &format!("/users/{id}/insights"),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let insights = crate::analytics::insights(&srv, id).await;
     let churn = &insights["churn"];
     assert_eq!(churn["band"], "high", "{churn}");
     assert_eq!(churn["model_version"], 1);
@@ -242,23 +231,8 @@ async fn a_planted_population_imported_trained_and_explained() {
             .any(|s| s["name"] == segment["name"] && s["id"] == segment["id"])
     );
     // Without the consent, no prediction.
-    m.privacy()
-        .update_consents(
-            &SYS,
-            id.parse().unwrap(),
-            vec![(Purpose::Analytics, false)],
-            None,
-        )
-        .await
-        .unwrap();
-    let (_, insights) = srv
-        .call(
-            Method::GET,
-            &format!("/users/{id}/insights"),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    crate::support::set_analytics(m, id, false).await;
+    let insights = crate::analytics::insights(&srv, id).await;
     assert_eq!(insights["churn"], Value::Null);
     assert_eq!(insights["segment"], Value::Null);
     assert_eq!(insights["engagement"], Value::Null);

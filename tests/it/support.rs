@@ -304,3 +304,18 @@ impl TestServer {
         self._dir.path()
     }
 }
+
+/// Gives or withdraws `id`'s consent to analytics, as trusted code (no request of a
+/// tier's allowance is spent on it).
+pub async fn set_analytics(m: &UserManager, id: &str, granted: bool) {
+    let uid: roster::domain::ids::UserId = id.parse().unwrap();
+    m.privacy()
+        .update_consents(
+            &SYS,
+            uid,
+            vec![(roster::domain::consent::Purpose::Analytics, granted)],
+            None,
+        )
+        .await
+        .unwrap();
+}

@@ -489,17 +489,7 @@ async fn activity_is_counted_and_flooding_is_rate_limited() {
     let (id, token) = srv.user("listener@example.com", "free").await;
     // Activity is counted only with the user's consent to analytics (given through the
     // engine here, so that no request of the small allowance is spent on it).
-    let uid: roster::domain::ids::UserId = id.parse().unwrap();
-    srv.manager
-        .privacy()
-        .update_consents(
-            &SYS,
-            uid,
-            vec![(roster::domain::consent::Purpose::Analytics, true)],
-            None,
-        )
-        .await
-        .unwrap();
+    crate::support::set_analytics(&srv.manager, &id, true).await;
     // The upgrade itself counted one request.
     let (mut ws, _) = subscribe(&srv, &token).await;
     let now = srv.manager.now().to_string();

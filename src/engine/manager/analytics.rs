@@ -148,18 +148,7 @@ impl Analytics<'_> {
                 }
             })?;
             let mut b = TierBuilder::new(now, weeks, changes);
-            for item in store.scan_users() {
-                let (id, record) = item?;
-                let Some(Ok(state)) = engine
-                    .keys
-                    .data_key(store, id)?
-                    .map(|key| crate::engine::state::decode(&record, &key, id))
-                else {
-                    tracing::error!(user = %id, "unreadable record left out of the tier report");
-                    continue;
-                };
-                b.add(id, state.profile.tier, state.profile.created_at);
-            }
+            population::scan(&engine, now, |m| b.add(m.id, m.tier, m.created_at))?;
             Ok(b.finish())
         })
         .await
