@@ -7,6 +7,9 @@
 //! ```sh
 //! cargo bench --bench analytics -- --users 100000 --days 60
 //! ```
+//!
+//! `--store DIR` loads into `DIR` (once: a later run with the same `DIR` measures the store
+//! it finds there).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,6 +22,12 @@ use futures_util::StreamExt;
 use roster::UserManager;
 use roster::config::{Config, DEFAULT_TOML, parse_toml};
 use roster::engine::{CohortQuery, CohortUnit, Principal};
+
+/// The server's allocator (see `src/main.rs`), so the figures are the binary's: glibc's
+/// malloc behaves differently on a heap of a million users' states.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SYS: Principal = Principal::System("bench");
 
@@ -80,12 +89,14 @@ fn main() {
     let mut users = 100_000;
     let mut days = 60;
     let mut measure = None;
+    let mut store = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--users" => users = it.next().and_then(|v| v.parse().ok()).expect("--users N"),
             "--days" => days = it.next().and_then(|v| v.parse().ok()).expect("--days D"),
             "--measure" => measure = it.next().map(std::path::PathBuf::from),
+            "--store" => store = it.next().map(std::path::PathBuf::from),
             _ => {}
         }
     }
@@ -97,12 +108,16 @@ fn main() {
         Some(dir) => rt.block_on(measure_store(&dir)),
         None => {
             // Loading holds the whole simulated population in this process: the figures
-            // are measured by a fresh process on the store it leaves.
-            let dir = tempfile::tempdir().unwrap();
-            rt.block_on(load(dir.path(), users, days));
+            // are measured by a fresh process on the store it leaves. `--store DIR` keeps
+            // the store (loaded once, measured again by later runs).
+            let temp = tempfile::tempdir().unwrap();
+            let dir = store.unwrap_or_else(|| temp.path().to_owned());
+            if !dir.join("truth.csv").exists() {
+                rt.block_on(load(&dir, users, days));
+            }
             let status = std::process::Command::new(std::env::current_exe().unwrap())
                 .arg("--measure")
-                .arg(dir.path())
+                .arg(&dir)
                 .status()
                 .unwrap();
             assert!(status.success());
@@ -133,6 +148,34 @@ async fn load(dir: &std::path::Path, users: usize, days: u32) {
         loaded.events as f64 / loaded.users as f64
     );
     m.shutdown().await.unwrap();
+    drop(m);
+    if std::env::var("ROSTER_BENCH_SCAN").is_ok() {
+        use roster::store::{KeyStore, UserStore};
+        let st = roster::store::SledStore::open(dir, 16 << 20).unwrap();
+        for _ in 0..2 {
+            let t = Instant::now();
+            let (mut n, mut bytes) = (0u64, 0u64);
+            for item in st.scan_users() {
+                let (_, r) = item.unwrap();
+                n += 1;
+                bytes += r.len() as u64;
+            }
+            println!(
+                "raw scan of {n} records, {bytes} bytes in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+            let t = Instant::now();
+            let mut k = 0u64;
+            for item in st.scan_keys() {
+                let (id, _) = item.unwrap();
+                k += st.load_key(id).unwrap().map_or(0, |v| v.len() as u64);
+            }
+            println!(
+                "keys scan + get, {k} bytes, in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 async fn measure_store(dir: &std::path::Path) {
@@ -146,7 +189,8 @@ async fn measure_store(dir: &std::path::Path) {
     let users = ids.len();
     let before = rss_bytes();
     let t = Instant::now();
-    futures_util::stream::iter(ids.iter().copied())
+    let cold = std::env::var("ROSTER_BENCH_COLD").is_ok();
+    futures_util::stream::iter(ids.iter().copied().filter(|_| !cold))
         .for_each_concurrent(64, |id| {
             let m = &m;
             async move {
@@ -162,8 +206,10 @@ async fn measure_store(dir: &std::path::Path) {
         resident >> 20,
         (resident - before) as f64 / users as f64
     );
+    eprintln!("commits after activation {:?}", m.commit_stats());
     let t = Instant::now();
     let o = m.analytics().overview(&SYS).await.unwrap();
+    eprintln!("commits after overview {:?}", m.commit_stats());
     println!(
         "overview in {:.2} s: dau {} wau {} mau {}",
         t.elapsed().as_secs_f64(),
@@ -183,6 +229,7 @@ async fn measure_store(dir: &std::path::Path) {
         t.elapsed().as_secs_f64(),
         c.cohorts.len()
     );
+    eprintln!("commits after cohorts {:?}", m.commit_stats());
     let base = rss_bytes();
     let t = Instant::now();
     let (trained, peak) = peak_during(m.analytics().train(&SYS, |_| ())).await;
@@ -213,4 +260,32 @@ async fn measure_store(dir: &std::path::Path) {
         q(0.99)
     );
     m.shutdown().await.unwrap();
+    drop(m);
+    if std::env::var("ROSTER_BENCH_SCAN").is_ok() {
+        use roster::store::{KeyStore, UserStore};
+        let st = roster::store::SledStore::open(dir, 16 << 20).unwrap();
+        for _ in 0..2 {
+            let t = Instant::now();
+            let (mut n, mut bytes) = (0u64, 0u64);
+            for item in st.scan_users() {
+                let (_, r) = item.unwrap();
+                n += 1;
+                bytes += r.len() as u64;
+            }
+            println!(
+                "raw scan of {n} records, {bytes} bytes in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+            let t = Instant::now();
+            let mut k = 0u64;
+            for item in st.scan_keys() {
+                let (id, _) = item.unwrap();
+                k += st.load_key(id).unwrap().map_or(0, |v| v.len() as u64);
+            }
+            println!(
+                "keys scan + get, {k} bytes, in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
 }

@@ -43,6 +43,8 @@ pub(crate) struct LiveEntry {
     pub addr: Addr<UserActor>,
     pub tier: UserTier,
     pub shard: usize,
+    /// Whether the actor holds soft state not yet in the store.
+    pub unsaved: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One registry shard, as the router sees it.
@@ -122,6 +124,15 @@ impl Directory {
             .get(tier.index())
             .and_then(|l| l.get(shard))
             .map(|s| s.counters.as_ref())
+    }
+
+    /// The live actors holding soft state not yet in the store.
+    pub(crate) fn unsaved(&self) -> Vec<Addr<UserActor>> {
+        self.live
+            .iter()
+            .filter(|e| e.unsaved.load(Ordering::Relaxed))
+            .map(|e| e.addr.clone())
+            .collect()
     }
 
     pub(crate) fn live_count(&self) -> usize {

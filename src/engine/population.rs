@@ -2,12 +2,25 @@
 //! key and handed to a batch job as a [`Member`], one at a time, so a report over a
 //! million users holds its accumulators, not a million states. Blocking: callers run it
 //! on the blocking pool.
+//!
+//! The work is spread over the machine's cores: the population is split into ranges of
+//! ids, and each thread reads a range from the store (records and their wrapped keys side
+//! by side, in id order), opens and decodes it in chunks; the caller's thread puts the
+//! chunks back in id order and hands the members to the job, so a job's result does not
+//! depend on which thread was faster.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use super::state::{ReportView, report_view};
 use super::{Engine, EngineError};
 use crate::analytics::Member;
 use crate::domain::consent::Purpose;
 use crate::domain::history::ActivityHistory;
+use crate::domain::ids::UserId;
 use crate::domain::time::Timestamp;
+use crate::store::StoreError;
 
 /// What a scan read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,46 +31,205 @@ pub(crate) struct ScanCounts {
     pub unreadable: u64,
 }
 
-/// Hands every stored user to `visit` as of `now`. A member's history is empty unless
-/// it consents to analytics at `now` (and, under the minimum age, has a parent's
-/// consent): withdrawing the consent takes a user out of the next report at once.
+/// Records read and decoded as one piece of work.
+const CHUNK: usize = 512;
+
+/// Ranges a scan splits the ids into: more than threads, so that a range denser than
+/// another does not leave a thread idle, and few enough that the caller holds little of a
+/// range read ahead of its turn.
+const RANGES: u128 = 64;
+
+/// A chunk of range `.0`, its number `.1` in the range, whether it is the range's last,
+/// and its users (or the store's failure at that point).
+type Chunk = ((usize, u64), bool, Result<Vec<Decoded>, StoreError>);
+
+/// A decoded user, or why its record could not be read.
+type Decoded = (UserId, Result<Opened, String>);
+
+/// What a job sees of one user.
+struct Opened {
+    view: ReportView,
+    consented: bool,
+}
+
+/// How many threads read and decode: one per core, at most eight.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
+}
+
+/// Hands every stored user to `visit` as of `now`, in id order. A member's history is
+/// empty unless it consents to analytics at `now` (and, under the minimum age, has a
+/// parent's consent): withdrawing the consent takes a user out of the next report at
+/// once.
 pub(crate) fn scan(
     e: &Engine,
     now: Timestamp,
     mut visit: impl FnMut(&Member<'_>),
 ) -> Result<ScanCounts, EngineError> {
-    let store = e.store.as_ref();
+    let ranges = ranges(e.store.user_id_bounds()?);
+    let threads = threads().min(ranges.len());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<Chunk>(threads * 2);
+        for _ in 0..threads {
+            let (tx, ranges, next) = (tx.clone(), &ranges, &next);
+            std::thread::Builder::new()
+                .name("roster-scan".to_owned())
+                .spawn_scoped(s, move || {
+                    // A range at a time until none is left, or the job stopped reading.
+                    loop {
+                        let r = next.fetch_add(1, Ordering::Relaxed);
+                        match ranges.get(r) {
+                            Some(&range) if read(e, now, r, range, &tx) => {}
+                            _ => return,
+                        }
+                    }
+                })
+                .map_err(|err| EngineError::Internal(format!("cannot start a scan: {err}")))?;
+        }
+        drop(tx);
+        deliver(&rx, &mut visit)
+    })
+}
+
+/// The id ranges between the lowest and the highest stored id, cut evenly (ids are
+/// time-ordered UUIDs, so a range is a stretch of sign-up or import time).
+fn ranges(bounds: Option<(UserId, UserId)>) -> Vec<(Option<UserId>, Option<UserId>)> {
+    let Some((lo, hi)) = bounds else {
+        return Vec::new();
+    };
+    let (lo, hi) = (
+        u128::from_be_bytes(*lo.as_bytes()),
+        u128::from_be_bytes(*hi.as_bytes()),
+    );
+    let step = hi.saturating_sub(lo) / RANGES;
+    if step == 0 {
+        return vec![(None, None)];
+    }
+    let cuts: Vec<Option<UserId>> = (1..RANGES)
+        .map(|i| Some(UserId::from_bytes((lo + step * i).to_be_bytes())))
+        .collect();
+    let starts = std::iter::once(None).chain(cuts.iter().copied());
+    let ends = cuts.iter().copied().chain(std::iter::once(None));
+    starts.zip(ends).collect()
+}
+
+/// Reads, opens and decodes range `r` in chunks, handing each to `tx`; `false` once the
+/// job stopped reading (or the store failed: the failure is the range's last chunk).
+fn read(
+    e: &Engine,
+    now: Timestamp,
+    r: usize,
+    (from, to): (Option<UserId>, Option<UserId>),
+    tx: &SyncSender<Chunk>,
+) -> bool {
     let min_age = e.config.privacy.min_age;
+    let mut scan = e.store.scan_users_with_keys(from, to);
+    for seq in 0.. {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut failed = None;
+        for item in scan.by_ref().take(CHUNK) {
+            let (id, wrapped, record) = match item {
+                Ok(raw) => raw,
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            };
+            let opened = open(e, id, wrapped.as_deref(), &record).map(|view| Opened {
+                consented: view
+                    .consents
+                    .allows(Purpose::Analytics, min_age, now)
+                    .is_ok(),
+                view,
+            });
+            chunk.push((id, opened));
+        }
+        let (last, sent) = match failed {
+            Some(err) => (true, Err(err)),
+            None => (chunk.len() < CHUNK, Ok(chunk)),
+        };
+        if tx.send(((r, seq), last, sent)).is_err() {
+            return false;
+        }
+        if last {
+            return true;
+        }
+    }
+    true
+}
+
+/// One user's record opened with its data key, read as a report reads it.
+fn open(
+    e: &Engine,
+    id: UserId,
+    wrapped: Option<&[u8]>,
+    record: &[u8],
+) -> Result<ReportView, String> {
+    let wrapped = wrapped.ok_or("no data key")?;
+    let key = e.keys.unwrap(id, wrapped).map_err(|err| err.to_string())?;
+    report_view(record, &key, id).map_err(|err| err.to_string())
+}
+
+/// The job's side: chunks put back in order (range by range, each range's in turn),
+/// each user handed to `visit`.
+fn deliver(
+    rx: &Receiver<Chunk>,
+    visit: &mut impl FnMut(&Member<'_>),
+) -> Result<ScanCounts, EngineError> {
     let none = ActivityHistory::default();
     let mut counts = ScanCounts::default();
-    for item in store.scan_users() {
-        let (id, record) = item?;
-        counts.users += 1;
-        let state = e
-            .keys
-            .data_key(store, id)
-            .map_err(|err| err.to_string())
-            .and_then(|k| k.ok_or_else(|| "no data key".to_owned()))
-            .and_then(|k| super::state::decode(&record, &k, id).map_err(|err| err.to_string()));
-        let state = match state {
-            Ok(s) => s,
-            Err(reason) => {
-                tracing::error!(user = %id, %reason, "unreadable record left out of a batch job");
-                counts.unreadable += 1;
-                continue;
+    let mut early = BTreeMap::new();
+    let mut turn = (0, 0);
+    for (at, last, chunk) in rx {
+        early.insert(at, (last, chunk));
+        while let Some((last, chunk)) = early.remove(&turn) {
+            turn = if last {
+                (turn.0 + 1, 0)
+            } else {
+                (turn.0, turn.1 + 1)
+            };
+            for (id, opened) in chunk? {
+                counts.users += 1;
+                let o = match opened {
+                    Ok(o) => o,
+                    Err(reason) => {
+                        tracing::error!(user = %id, %reason, "unreadable record left out of a batch job");
+                        counts.unreadable += 1;
+                        continue;
+                    }
+                };
+                visit(&Member {
+                    id,
+                    tier: o.view.tier,
+                    created_at: o.view.created_at,
+                    consented: o.consented,
+                    history: if o.consented { &o.view.history } else { &none },
+                });
             }
-        };
-        let consented = state
-            .consents
-            .allows(Purpose::Analytics, min_age, now)
-            .is_ok();
-        visit(&Member {
-            id,
-            tier: state.profile.tier,
-            created_at: state.profile.created_at,
-            consented,
-            history: if consented { &state.history } else { &none },
-        });
+        }
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> UserId {
+        UserId::from_bytes(n.to_be_bytes())
+    }
+
+    #[test]
+    fn the_ranges_cover_every_id_once() {
+        assert!(ranges(None).is_empty());
+        assert_eq!(ranges(Some((id(5), id(5)))), vec![(None, None)]);
+        let r = ranges(Some((id(1000), id(1000 + 64 * 10))));
+        assert_eq!(r.len(), 64);
+        assert_eq!(r[0], (None, Some(id(1010))));
+        assert_eq!(r[63], (Some(id(1000 + 63 * 10)), None));
+        for w in r.windows(2) {
+            assert_eq!(w[0].1, w[1].0, "each range starts where the last ended");
+        }
+    }
 }

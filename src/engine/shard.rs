@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::directory::LiveEntry;
 use super::state::UserState;
-use super::user::{Passivate, SnapshotSoft, Tick, UserActor};
+use super::user::{Passivate, Tick, UserActor};
 use super::{Engine, EngineError};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
@@ -160,12 +160,6 @@ pub(crate) struct Stopped {
 #[rtype(result = "()")]
 pub(crate) struct SweepNow;
 
-/// Has every live actor with unsaved soft state write its snapshot; replies when all
-/// have handed it to the writer.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct SnapshotAll;
-
 /// Passivates every live actor and replies when all have written their snapshots.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -243,8 +237,11 @@ impl Shard {
             }
             let engine = Arc::clone(&self.engine);
             let shard = ctx.address();
-            let addr =
-                UserActor::create(move |_| UserActor::new((state, revision), key, engine, shard));
+            let unsaved = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&unsaved);
+            let addr = UserActor::create(move |_| {
+                UserActor::new((state, revision), key, engine, (shard, flag))
+            });
             self.users.insert(id, addr.clone());
             self.engine.directory.insert(
                 id,
@@ -252,6 +249,7 @@ impl Shard {
                     addr: addr.clone(),
                     tier: self.tier,
                     shard: self.index,
+                    unsaved,
                 },
             );
             self.counters.activations.fetch_add(1, Ordering::Relaxed);
@@ -426,16 +424,6 @@ impl Handler<SweepNow> for Shard {
     type Result = ();
     fn handle(&mut self, _: SweepNow, _: &mut Context<Self>) {
         self.sweep();
-    }
-}
-
-impl Handler<SnapshotAll> for Shard {
-    type Result = ResponseFuture<()>;
-    fn handle(&mut self, _: SnapshotAll, _: &mut Context<Self>) -> Self::Result {
-        let sends: Vec<_> = self.users.values().map(|a| a.send(SnapshotSoft)).collect();
-        Box::pin(async move {
-            join_all(sends).await;
-        })
     }
 }
 

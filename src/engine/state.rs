@@ -25,16 +25,27 @@ use crate::security::token::SessionToken;
 use crate::store::codec::{self, CodecError};
 
 mod legacy;
+mod report;
 pub use legacy::UserStateV3;
-use legacy::{UserStateV1, UserStateV2};
+use legacy::{UserStateV1, UserStateV2, UserStateV5};
+pub(crate) use report::{ReportView, report_view};
 
 /// Devices remembered per user (for new-device checks), most recent last.
 pub(crate) const MAX_KNOWN_DEVICES: usize = 32;
 
 /// Everything Roster keeps about one user. This is the snapshot payload: change it only
 /// together with a new codec format version.
+///
+/// Since format 6 the fields a report over the population reads — consents, history,
+/// then the profile, whose head holds the tier and sign-up time — come first, so that a
+/// report decodes a prefix of the payload ([`report_view`]) instead of the whole state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
+    /// Consents per purpose, birth date, parental consent. New in format 3.
+    pub consents: ConsentState,
+    /// Listening activity reported by clients (soft state): counters since format 2,
+    /// the history since format 5.
+    pub history: ActivityHistory,
     /// The profile clients see. Shared so that the actor can hand a read-only snapshot
     /// (with its JSON rendering) to a request without copying; changes copy on write
     /// ([`SharedProfile::make_mut`]).
@@ -52,17 +63,12 @@ pub struct UserState {
     pub known_devices: Vec<String>,
     /// The per-tier request-rate bucket (soft state).
     pub rate: TokenBucket,
-    /// Listening activity reported by clients (soft state): counters since format 2,
-    /// the history since format 5.
-    pub history: ActivityHistory,
     /// Second factors. New in format 3.
     pub mfa: MfaState,
     /// What logins taught the risk engine. New in format 3.
     pub risk: RiskProfile,
     /// The newest security events (older ones are in the store). New in format 3.
     pub security: SecurityLog,
-    /// Consents per purpose, birth date, parental consent. New in format 3.
-    pub consents: ConsentState,
 }
 
 /// Where a new session's client is, beyond what it said in its login context.
@@ -76,7 +82,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: formats 4 and 5 are sealed under
+/// Reads a stored user record of any supported format: formats 4 to 6 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -87,6 +93,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
             1 => Some(payload.decode::<UserStateV1>().map(Into::into)),
             2 => Some(payload.decode::<UserStateV2>().map(Into::into)),
             3 | 4 => Some(payload.decode::<UserStateV3>().map(Into::into)),
+            5 => Some(payload.decode::<UserStateV5>().map(Into::into)),
             _ => None,
         },
     )
@@ -439,6 +446,9 @@ pub(crate) mod tests {
         assert_eq!(decode(&v3, &key, id).unwrap(), as_counters);
         let v4 = codec::seal_as_version(4, &UserStateV3::of(&s), &key, id.as_bytes()).unwrap();
         assert_eq!(decode(&v4, &key, id).unwrap(), as_counters);
+        // Format 5 kept the history, with the fields in their earlier order.
+        let v5 = codec::seal_as_version(5, &UserStateV5::of(&s), &key, id.as_bytes()).unwrap();
+        assert_eq!(decode(&v5, &key, id).unwrap(), s);
         // The current format round-trips everything.
         let sealed = encode(&s, &key, id).unwrap();
         assert_eq!(sealed[0], codec::FORMAT_VERSION);

@@ -4,7 +4,7 @@
 //! lets a later format read older records; the checksum turns a torn or bit-flipped
 //! record into a clear error instead of a wrong user.
 //!
-//! Formats 4 and later (5 is current) seal the body: `nonce ‖ AES-256-GCM(bincode payload) ‖ tag` under
+//! Formats 4 and later (6 is current) seal the body: `nonce ‖ AES-256-GCM(bincode payload) ‖ tag` under
 //! the owner's data key, with the version byte and the owner's id as associated data,
 //! so a record moved onto another user does not open. Formats 1–3 carried the bincode
 //! payload in clear; they are still read and are rewritten sealed.
@@ -17,9 +17,9 @@ use crate::security::keys::{DataKey, KeyError};
 /// The format this build writes. Version 2 added the activity counters to the user
 /// state; version 3 second factors, the risk profile, security events and session
 /// step-up/binding; version 4 sealed the payload; version 5 replaced the activity
-/// counters with the activity history. Older records are still read (see
-/// [`decode_versioned`]).
-pub const FORMAT_VERSION: u8 = 5;
+/// counters with the activity history; version 6 put the fields reports read first.
+/// Older records are still read (see [`decode_versioned`]).
+pub const FORMAT_VERSION: u8 = 6;
 
 /// The first format whose payload is sealed.
 const SEALED_SINCE: u8 = 4;
@@ -139,6 +139,30 @@ where
         return decode_payload(&payload);
     }
     older(version, Payload(&payload)).unwrap_or(Err(CodecError::UnknownVersion(version)))
+}
+
+/// Decodes `T` from the front of a sealed record of the current format, for a reader
+/// that needs only the leading fields (the rest of the payload is authenticated and
+/// left undecoded); `Ok(None)` for a record of an older format, which the caller reads
+/// whole.
+pub(crate) fn decode_head<T: DeserializeOwned>(
+    record: &[u8],
+    key: &DataKey,
+    owner: &[u8],
+) -> Result<Option<T>, CodecError> {
+    let (version, body) = open(record)?;
+    match version.cmp(&FORMAT_VERSION) {
+        std::cmp::Ordering::Less => return Ok(None),
+        std::cmp::Ordering::Greater => return Err(CodecError::UnknownVersion(version)),
+        std::cmp::Ordering::Equal => {}
+    }
+    let payload = zeroize::Zeroizing::new(
+        key.open(&aad(version, owner), body)
+            .map_err(|_: KeyError| CodecError::Unauthentic)?,
+    );
+    let (value, _) = bincode::serde::decode_from_slice(&payload, config())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    Ok(Some(value))
 }
 
 /// The first byte of a sealed blob (archived security events): `[1][nonce][ciphertext]

@@ -78,6 +78,11 @@ pub type EmailIndex = [u8; 32];
 /// Every stored user with its snapshot record, in id order.
 pub type UserScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Vec<u8>), StoreError>> + 'a>;
 
+/// Every stored user with its wrapped data key and record, as
+/// [`UserStore::scan_users_with_keys`] yields them.
+pub type KeyedScan<'a> =
+    Box<dyn Iterator<Item = Result<(UserId, Option<Vec<u8>>, Vec<u8>), StoreError>> + 'a>;
+
 /// Archived security events, as [`ArchiveStore::scan_security_events`] yields them.
 pub type SecurityEventScan<'a> =
     Box<dyn Iterator<Item = Result<(UserId, u64, Vec<u8>), StoreError>> + 'a>;
@@ -273,6 +278,32 @@ pub trait UserStore: Send + Sync {
     fn lookup_email(&self, email_index: &EmailIndex) -> Result<Option<UserId>, StoreError>;
     /// Every stored user id with its record.
     fn scan_users(&self) -> UserScan<'_>;
+    /// The stored users with ids in `from..to` (an open end when `None`), each with its
+    /// wrapped data key (`None` if it has none) and record, in id order: what a batch
+    /// job over the population reads, a range at a time. A backend that keeps routes and
+    /// records in id order reads them side by side instead of looking each key up.
+    fn scan_users_with_keys(&self, from: Option<UserId>, to: Option<UserId>) -> KeyedScan<'_> {
+        let within = move |id: &UserId| from.is_none_or(|f| *id >= f) && to.is_none_or(|t| *id < t);
+        Box::new(
+            self.scan_users()
+                .filter(move |item| item.as_ref().map_or(true, |(id, _)| within(id)))
+                .map(|item| {
+                    let (id, record) = item?;
+                    let key = self.route_of(id)?.and_then(|(_, key)| key);
+                    Ok((id, key, record))
+                }),
+        )
+    }
+    /// The lowest and the highest stored user id (`None` for an empty store): where a
+    /// batch job splits the population into ranges.
+    fn user_id_bounds(&self) -> Result<Option<(UserId, UserId)>, StoreError> {
+        let mut ids = self.scan_users().map(|item| item.map(|(id, _)| id));
+        let Some(first) = ids.next().transpose()? else {
+            return Ok(None);
+        };
+        let last = ids.last().transpose()?.unwrap_or(first);
+        Ok(Some((first, last)))
+    }
     /// Number of stored users.
     fn user_count(&self) -> usize;
 }

@@ -45,9 +45,9 @@ use super::directory::{Directory, ShardRef};
 use super::events::Realtime;
 use super::handle::UserHandle;
 use super::runtime::ActorRuntime;
-use super::shard::{PassivateAll, Shard, ShardCounters, SnapshotAll, SweepNow};
+use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
 use super::state::UserState;
-use super::user::Audited;
+use super::user::{Audited, SnapshotSoft};
 use super::{Engine, EngineError};
 use crate::config::Config;
 use crate::domain::email::Email;
@@ -60,6 +60,7 @@ use crate::domain::validation::ValidationError;
 use crate::metrics::{LoginLabels, LoginResult, Metrics};
 use crate::security::password::PasswordHasher;
 use crate::store::{Batch, GroupCommit, Op, Store};
+use futures_util::StreamExt as _;
 
 pub use super::outcomes::*;
 pub use accounts::Accounts;
@@ -75,6 +76,9 @@ pub use privacy::Privacy;
 pub use sessions::Sessions;
 
 /// The principal of the seed-named methods: trusted code embedding the library.
+/// Snapshot requests a report has in flight at once.
+const SNAPSHOTS_IN_FLIGHT: usize = 256;
+
 const LIBRARY: Principal = Principal::System("library");
 
 /// What [`UserManager::open`] opens: a configuration, and for tests and tools the clock
@@ -408,17 +412,18 @@ impl UserManager {
         Ok(())
     }
 
-    /// Has every live actor write its unsaved soft state (activity, risk history) and
-    /// returns once it is durable: a batch job started afterwards reads it from the store.
+    /// Has every live actor with unsaved soft state (activity, risk history) write it,
+    /// and returns once it is durable: a batch job started afterwards reads it from the
+    /// store. Actors with nothing unsaved are not asked, so the cost follows recent
+    /// activity, not the number of live users.
     pub(crate) async fn snapshot_live(&self) -> Result<(), EngineError> {
-        for list in self.engine.directory.shards() {
-            for s in list {
-                s.addr
-                    .send(SnapshotAll)
-                    .await
-                    .map_err(|_| EngineError::Unavailable)?;
-            }
-        }
+        let asked = self.engine.directory.unsaved();
+        // An actor that stopped meanwhile wrote its snapshot as it left.
+        futures_util::stream::iter(asked)
+            .for_each_concurrent(SNAPSHOTS_IN_FLIGHT, |a| async move {
+                let _ = a.send(SnapshotSoft).await;
+            })
+            .await;
         self.engine.commit.commit().await?;
         Ok(())
     }

@@ -16,6 +16,64 @@ use crate::domain::security_log::SecurityLog;
 use crate::domain::session::{Session, SessionV2};
 use crate::engine::shared_profile::SharedProfile;
 
+/// The user state as format 5 stored it: the fields in their order before format 6 put
+/// what reports read first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct UserStateV5 {
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: FailureState,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+    history: ActivityHistory,
+    mfa: MfaState,
+    risk: RiskProfile,
+    security: SecurityLog,
+    consents: ConsentState,
+}
+
+impl UserStateV5 {
+    /// `s` as format 5 held it (tests of older stores).
+    #[cfg(test)]
+    pub(crate) fn of(s: &UserState) -> Self {
+        Self {
+            profile: s.profile.clone(),
+            password_hash: s.password_hash.clone(),
+            credential_version: s.credential_version,
+            sessions: s.sessions.clone(),
+            failures: s.failures.clone(),
+            known_devices: s.known_devices.clone(),
+            rate: s.rate.clone(),
+            history: s.history.clone(),
+            mfa: s.mfa.clone(),
+            risk: s.risk.clone(),
+            security: s.security.clone(),
+            consents: s.consents.clone(),
+        }
+    }
+}
+
+impl From<UserStateV5> for UserState {
+    fn from(v: UserStateV5) -> Self {
+        Self {
+            consents: v.consents,
+            history: v.history,
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            mfa: v.mfa,
+            risk: v.risk,
+            security: v.security,
+        }
+    }
+}
+
 /// The user state as formats 3 (in clear) and 4 (sealed) stored it: activity counters
 /// where the history is now.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ impl Handler<RecordActivity> for UserActor {
         if self.state.touch_session(msg.session, now).is_none() {
             return Ok(ActivityOutcome::SessionInvalid);
         }
-        self.soft_dirty = true;
+        self.soften();
         let limit = self.policy().requests_per_hour;
         if msg.take_request
             && let RateDecision::Limited {

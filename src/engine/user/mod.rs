@@ -31,6 +31,7 @@ pub(crate) use sessions::*;
 pub(crate) use step_up::*;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::WeakAddr;
 use actix::prelude::*;
@@ -184,6 +185,9 @@ pub(crate) struct UserActor {
     last_active: Timestamp,
     last_snapshot: Timestamp,
     soft_dirty: bool,
+    /// `soft_dirty` as the directory sees it, so that a report asks only the actors with
+    /// unsaved soft state to write it.
+    unsaved: Arc<AtomicBool>,
     /// The user's event stream, once there is one (a socket subscribed, now or before
     /// this actor started).
     stream: Option<Arc<UserStream>>,
@@ -224,7 +228,7 @@ impl UserActor {
         (state, revision): (UserState, Revision),
         key: DataKey,
         engine: Arc<Engine>,
-        shard: Addr<Shard>,
+        (shard, unsaved): (Addr<Shard>, Arc<AtomicBool>),
     ) -> Self {
         let now = engine.clock.now();
         let stream = engine.realtime.existing(state.profile.id);
@@ -243,6 +247,7 @@ impl UserActor {
             last_active: now,
             last_snapshot: now,
             soft_dirty: false,
+            unsaved,
             stream,
             challenges: PendingLogins::new(challenge::MAX_PENDING_LOGINS),
             pending_registration: None,
@@ -284,7 +289,16 @@ impl UserActor {
             event,
             &mut self.archive,
         );
-        self.soft_dirty = true;
+        self.soften();
+    }
+
+    /// Notes soft state changed since the last snapshot: written at the snapshot
+    /// interval, at passivation, or when a report asks the live actors for it.
+    fn soften(&mut self) {
+        if !self.soft_dirty {
+            self.soft_dirty = true;
+            self.unsaved.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Publishes an event to the user's sockets (and security events to operators) once
@@ -412,6 +426,7 @@ impl UserActor {
         self.state = next;
         self.last_snapshot = now;
         self.soft_dirty = false;
+        self.unsaved.store(false, Ordering::Relaxed);
         Ok(())
     }
 

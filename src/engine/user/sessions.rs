@@ -81,7 +81,9 @@ impl Handler<ValidateSession> for UserActor {
             .state
             .check_session(&token, now)
             .map(|s| SessionInfo::of(user_id, tier, s));
-        self.soft_dirty |= info.is_some();
+        if info.is_some() {
+            self.soften();
+        }
         Ok(info)
     }
 }
@@ -106,7 +108,7 @@ impl Handler<AuthorizeRequest> for UserActor {
         };
         self.check_origin(session.session_id, &origin, now)?;
         let rate = self.state.rate.take(limit, RATE_PERIOD, now);
-        self.soft_dirty = true;
+        self.soften();
         Ok(Some(AuthorizedRequest {
             session,
             rate,
@@ -129,7 +131,7 @@ impl Handler<RecordFailure> for UserActor {
         let lockout = self.engine.config.lockout;
         let was_locked = self.state.failures.is_locked(now);
         self.state.failures.record_failure(&lockout, now);
-        self.soft_dirty = true;
+        self.soften();
         self.lockout_alert(was_locked, now);
         Ok(())
     }
@@ -170,7 +172,7 @@ impl Handler<Subscribe> for UserActor {
         if self.state.touch_session(msg.session, now).is_none() {
             return Ok(SubscribeOutcome::SessionInvalid);
         }
-        self.soft_dirty = true;
+        self.soften();
         let rt = &self.engine.realtime;
         let stream = self
             .stream
@@ -197,7 +199,9 @@ impl Handler<TouchSession> for UserActor {
                 .map(info));
         }
         let found = self.state.touch_session(msg.session, now).map(info);
-        self.soft_dirty |= found.is_some();
+        if found.is_some() {
+            self.soften();
+        }
         Ok(found)
     }
 }
@@ -234,7 +238,7 @@ impl UserActor {
                 if let Some(s) = self.state.sessions.iter_mut().find(|s| s.id == session) {
                     s.network = Some(network);
                 }
-                self.soft_dirty = true;
+                self.soften();
                 return Ok(());
             }
             OriginCheck::Moved(network) => Some(network),

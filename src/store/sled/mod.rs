@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use sled::Tree;
 
 use super::{
-    ArchiveStore, AuditStore, EmailIndex, KeyStore, ModelKind, ModelStore, Revision, Route,
-    StoreError, UserScan, UserStore,
+    ArchiveStore, AuditStore, EmailIndex, KeyStore, KeyedScan, ModelKind, ModelStore, Revision,
+    Route, StoreError, UserScan, UserStore,
 };
 use crate::config::StoreConfig;
 use crate::domain::ids::UserId;
@@ -309,6 +309,53 @@ impl UserStore for SledStore {
         Box::new(self.tree.scan_prefix([USER]).filter_map(|kv| match kv {
             Ok((k, v)) => id_from(&k).map(|id| Ok((id, split_user_value(&v).1.to_vec()))),
             Err(e) => Some(Err(e.into())),
+        }))
+    }
+
+    fn scan_users_with_keys(&self, from: Option<UserId>, to: Option<UserId>) -> KeyedScan<'_> {
+        let range = |prefix: u8| {
+            let lo = from.map_or_else(|| vec![prefix], |id| id_key(prefix, id).to_vec());
+            let hi = to.map_or_else(|| vec![prefix + 1], |id| id_key(prefix, id).to_vec());
+            self.tree.range(lo..hi)
+        };
+        let mut routes = range(TIER).peekable();
+        Box::new(range(USER).filter_map(move |kv| {
+            let (k, v) = match kv {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let id = id_from(&k)?;
+            // Routes and records are both in id order: step the routes up to this user.
+            let key = loop {
+                let step = match routes.peek() {
+                    Some(Ok((rk, rv))) => match rk[1..].cmp(&k[1..]) {
+                        std::cmp::Ordering::Less => None,
+                        std::cmp::Ordering::Equal => Some((rv.len() > 1).then(|| rv[1..].to_vec())),
+                        std::cmp::Ordering::Greater => Some(None),
+                    },
+                    Some(Err(_)) => {
+                        return routes.next().and_then(Result::err).map(|e| Err(e.into()));
+                    }
+                    None => Some(None),
+                };
+                match step {
+                    Some(key) => break key,
+                    None => {
+                        routes.next();
+                    }
+                }
+            };
+            Some(Ok((id, key, split_user_value(&v).1.to_vec())))
+        }))
+    }
+
+    fn user_id_bounds(&self) -> Result<Option<(UserId, UserId)>, StoreError> {
+        let mut users = self.tree.scan_prefix([USER]).keys();
+        let first = users.next().transpose()?;
+        let last = users.next_back().transpose()?;
+        Ok(first.and_then(|f| {
+            let first = id_from(&f)?;
+            Some((first, last.as_deref().and_then(id_from).unwrap_or(first)))
         }))
     }
 

@@ -289,3 +289,57 @@ fn a_directory_held_by_an_open_store_is_refused_after_the_retries() {
         "it retried first"
     );
 }
+
+#[test]
+fn the_keyed_scan_pairs_every_record_with_its_own_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+    let mut ids: Vec<UserId> = (0..60).map(|_| UserId::generate()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let mut index = [0u8; 32];
+        index[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        let key = format!("key-{n}");
+        let rec = format!("record-{n}");
+        create(
+            &s,
+            *id,
+            index,
+            UserTier::Free,
+            key.as_bytes(),
+            rec.as_bytes(),
+        );
+    }
+    // A record written before encryption (a route without a key), and a record whose
+    // route is missing: both scanned, without a key.
+    let legacy = UserId::generate();
+    s.tree.insert(id_key(TIER, legacy), &[0u8][..]).unwrap();
+    s.tree.insert(id_key(USER, legacy), &b"legacy"[..]).unwrap();
+    let orphan = UserId::generate();
+    s.tree.insert(id_key(USER, orphan), &b"orphan"[..]).unwrap();
+    // A route without a record is not a user.
+    s.tree
+        .insert(id_key(TIER, UserId::generate()), &b"\0k"[..])
+        .unwrap();
+    ids.extend([legacy, orphan]);
+    let keyed: Vec<_> = s
+        .scan_users_with_keys(None, None)
+        .map(Result::unwrap)
+        .collect();
+    let looked_up: Vec<_> = s
+        .scan_users()
+        .map(|item| {
+            let (id, rec) = item.unwrap();
+            (id, s.load_key(id).unwrap(), rec)
+        })
+        .collect();
+    assert_eq!(keyed.len(), ids.len());
+    assert_eq!(keyed, looked_up);
+    let find = |id: UserId| keyed.iter().find(|(i, _, _)| *i == id).unwrap();
+    assert_eq!(find(legacy).1, None);
+    assert_eq!(find(orphan).1, None);
+    let n = find(ids[7]);
+    assert_eq!(
+        (n.1.as_deref(), n.2.as_slice()),
+        (Some(&b"key-7"[..]), &b"record-7"[..])
+    );
+}

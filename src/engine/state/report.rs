@@ -1,0 +1,142 @@
+//! What a report over the stored population reads of a user, decoded from the front of
+//! its record: since format 6 the consents, the history and the profile's head (id,
+//! names, tier, sign-up time) lead the payload, so a report skips the credentials,
+//! sessions, second factors, risk profile and security events it never looks at.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::UserState;
+use crate::domain::consent::ConsentState;
+use crate::domain::history::ActivityHistory;
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+use crate::domain::time::Timestamp;
+use crate::security::keys::DataKey;
+use crate::store::codec::{self, CodecError};
+
+/// A user as a report sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ReportView {
+    /// Its consents (a report counts only what they allow).
+    pub consents: ConsentState,
+    /// Its activity.
+    pub history: ActivityHistory,
+    /// Its tier.
+    pub tier: UserTier,
+    /// When it signed up.
+    pub created_at: Timestamp,
+}
+
+impl From<UserState> for ReportView {
+    fn from(s: UserState) -> Self {
+        Self {
+            tier: s.profile.tier,
+            created_at: s.profile.created_at,
+            consents: s.consents,
+            history: s.history,
+        }
+    }
+}
+
+/// The leading fields of a format-6 payload ([`UserState`]'s first three).
+#[derive(Deserialize)]
+struct Head {
+    consents: ConsentState,
+    history: ActivityHistory,
+    profile: ProfileHead,
+}
+
+/// The leading fields of a stored [`crate::domain::profile::UserProfile`], up to its
+/// sign-up time; the strings before it are stepped over without a copy. Kept in step
+/// with the profile by the test below, which reads a real record through it.
+#[derive(Deserialize)]
+struct ProfileHead {
+    #[serde(rename = "id")]
+    _id: UserId,
+    #[serde(rename = "email")]
+    _email: Unread,
+    #[serde(rename = "display_name")]
+    _display_name: Unread,
+    #[serde(rename = "language")]
+    _language: Unread,
+    #[serde(rename = "timezone")]
+    _timezone: Unread,
+    tier: UserTier,
+    created_at: Timestamp,
+}
+
+/// A string field read past (borrowed from the payload, never allocated).
+struct Unread;
+
+impl<'de> Deserialize<'de> for Unread {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Unread;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Unread, E> {
+                Ok(Unread)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Reads the report's view of a stored record: the leading fields of the current format,
+/// or an older record decoded whole.
+pub(crate) fn report_view(
+    record: &[u8],
+    key: &DataKey,
+    id: UserId,
+) -> Result<ReportView, CodecError> {
+    match codec::decode_head::<Head>(record, key, id.as_bytes())? {
+        Some(h) => Ok(ReportView {
+            consents: h.consents,
+            history: h.history,
+            tier: h.profile.tier,
+            created_at: h.profile.created_at,
+        }),
+        None => super::decode(record, key, id).map(ReportView::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::activity::ActivityEvent;
+    use crate::domain::consent::Purpose;
+    use crate::engine::state::{UserStateV5, encode, tests::state};
+
+    #[test]
+    fn the_view_of_a_record_is_what_the_whole_state_holds() {
+        let t = Timestamp::from_millis(1_700_000_000_000);
+        let mut s = state(t);
+        s.profile.make_mut().tier = UserTier::Enterprise;
+        s.profile.make_mut().display_name = "Ünïcode név, long enough to matter".into();
+        s.history.record(&[ActivityEvent::Searched { at: t }]);
+        s.consents.set(Purpose::Analytics, true, t);
+        let key = DataKey::generate();
+        let id = s.profile.id;
+        let whole = ReportView::from(s.clone());
+        assert_eq!(whole.tier, UserTier::Enterprise);
+        let current = encode(&s, &key, id).unwrap();
+        assert_eq!(report_view(&current, &key, id).unwrap(), whole);
+        // A record of format 5 is read whole, to the same view.
+        let v5 = codec::seal_as_version(5, &UserStateV5::of(&s), &key, id.as_bytes()).unwrap();
+        assert_eq!(report_view(&v5, &key, id).unwrap(), whole);
+        // Damage is still caught.
+        let mut bad = current.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(report_view(&bad, &key, id).is_err());
+        assert_eq!(
+            report_view(&current, &DataKey::generate(), id),
+            Err(CodecError::Unauthentic)
+        );
+    }
+}
