@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `--store DIR` loads into `DIR` (once: a later run with the same `DIR` measures the store
-//! it finds there).
+//! it finds there). With `ROSTER_BENCH_COLD=1` the measuring process activates nobody, so
+//! the reports run on a server with no user live (the memory figure is then zero).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -148,34 +149,6 @@ async fn load(dir: &std::path::Path, users: usize, days: u32) {
         loaded.events as f64 / loaded.users as f64
     );
     m.shutdown().await.unwrap();
-    drop(m);
-    if std::env::var("ROSTER_BENCH_SCAN").is_ok() {
-        use roster::store::{KeyStore, UserStore};
-        let st = roster::store::SledStore::open(dir, 16 << 20).unwrap();
-        for _ in 0..2 {
-            let t = Instant::now();
-            let (mut n, mut bytes) = (0u64, 0u64);
-            for item in st.scan_users() {
-                let (_, r) = item.unwrap();
-                n += 1;
-                bytes += r.len() as u64;
-            }
-            println!(
-                "raw scan of {n} records, {bytes} bytes in {:.2} s",
-                t.elapsed().as_secs_f64()
-            );
-            let t = Instant::now();
-            let mut k = 0u64;
-            for item in st.scan_keys() {
-                let (id, _) = item.unwrap();
-                k += st.load_key(id).unwrap().map_or(0, |v| v.len() as u64);
-            }
-            println!(
-                "keys scan + get, {k} bytes, in {:.2} s",
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
 }
 
 async fn measure_store(dir: &std::path::Path) {
@@ -206,10 +179,8 @@ async fn measure_store(dir: &std::path::Path) {
         resident >> 20,
         (resident - before) as f64 / users as f64
     );
-    eprintln!("commits after activation {:?}", m.commit_stats());
     let t = Instant::now();
     let o = m.analytics().overview(&SYS).await.unwrap();
-    eprintln!("commits after overview {:?}", m.commit_stats());
     println!(
         "overview in {:.2} s: dau {} wau {} mau {}",
         t.elapsed().as_secs_f64(),
@@ -229,7 +200,6 @@ async fn measure_store(dir: &std::path::Path) {
         t.elapsed().as_secs_f64(),
         c.cohorts.len()
     );
-    eprintln!("commits after cohorts {:?}", m.commit_stats());
     let base = rss_bytes();
     let t = Instant::now();
     let (trained, peak) = peak_during(m.analytics().train(&SYS, |_| ())).await;
@@ -260,32 +230,4 @@ async fn measure_store(dir: &std::path::Path) {
         q(0.99)
     );
     m.shutdown().await.unwrap();
-    drop(m);
-    if std::env::var("ROSTER_BENCH_SCAN").is_ok() {
-        use roster::store::{KeyStore, UserStore};
-        let st = roster::store::SledStore::open(dir, 16 << 20).unwrap();
-        for _ in 0..2 {
-            let t = Instant::now();
-            let (mut n, mut bytes) = (0u64, 0u64);
-            for item in st.scan_users() {
-                let (_, r) = item.unwrap();
-                n += 1;
-                bytes += r.len() as u64;
-            }
-            println!(
-                "raw scan of {n} records, {bytes} bytes in {:.2} s",
-                t.elapsed().as_secs_f64()
-            );
-            let t = Instant::now();
-            let mut k = 0u64;
-            for item in st.scan_keys() {
-                let (id, _) = item.unwrap();
-                k += st.load_key(id).unwrap().map_or(0, |v| v.len() as u64);
-            }
-            println!(
-                "keys scan + get, {k} bytes, in {:.2} s",
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
 }

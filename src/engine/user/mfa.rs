@@ -209,7 +209,7 @@ impl Handler<BeginPasskeyRegistration> for UserActor {
                 Some(exclude),
             )
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
-        self.pending_registration = Some((state, now));
+        self.pending_registration = Some(Box::new((state, now)));
         Ok(options)
     }
 }
@@ -253,12 +253,12 @@ impl Handler<BeginSms> for UserActor {
         let (code, sent) = self.new_code(SecondFactor::Sms, now);
         let expires_at = sent.expires_at;
         self.deliver_code(SecondFactor::Sms, Some(number.clone()), &code, now);
-        self.pending_phone = Some(PendingPhone {
+        self.pending_phone = Some(Box::new(PendingPhone {
             number,
             code: sent,
             attempts: 0,
             sent_at: now,
-        });
+        }));
         Ok(CodeSend::Sent { expires_at })
     }
 }
@@ -454,10 +454,11 @@ impl UserActor {
     ) -> Result<Vec<String>, EngineError> {
         let now = self.touch();
         let ttl = self.engine.config.mfa.challenge_ttl;
-        let Some((state, _)) = self
+        let Some(state) = self
             .pending_registration
             .take()
-            .filter(|(_, at)| now.since(*at) < ttl)
+            .filter(|p| now.since(p.1) < ttl)
+            .map(|p| p.0)
         else {
             return Err(EngineError::Conflict(
                 "no passkey registration is pending (or it expired): start again".into(),

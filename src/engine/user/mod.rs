@@ -194,16 +194,20 @@ pub(crate) struct UserActor {
     /// Logins waiting for their second factor (memory only: a restart voids them and
     /// the user logs in again).
     challenges: PendingLogins,
-    /// A passkey registration waiting for the authenticator's answer.
-    pending_registration: Option<(crate::security::passkey::PasskeyRegistration, Timestamp)>,
+    /// A passkey registration waiting for the authenticator's answer. The pending
+    /// ceremonies are boxed: rare, and a million live actors would otherwise each carry
+    /// their room inline.
+    pending_registration: Option<Box<(crate::security::passkey::PasskeyRegistration, Timestamp)>>,
     /// A phone number waiting for its texted code.
-    pending_phone: Option<PendingPhone>,
+    pending_phone: Option<Box<PendingPhone>>,
     /// WebAuthn options handed out for a step-up, per session.
-    step_up_auth: Option<(
-        SessionId,
-        crate::security::passkey::PasskeyAuthentication,
-        Timestamp,
-    )>,
+    step_up_auth: Option<
+        Box<(
+            SessionId,
+            crate::security::passkey::PasskeyAuthentication,
+            Timestamp,
+        )>,
+    >,
 }
 
 impl Drop for UserActor {

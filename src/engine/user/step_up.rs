@@ -54,7 +54,7 @@ impl Handler<StartStepUpAssertion> for UserActor {
     fn handle(&mut self, msg: StartStepUpAssertion, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let (options, state) = self.start_assertion()?;
-        self.step_up_auth = Some((msg.session, state, now));
+        self.step_up_auth = Some(Box::new((msg.session, state, now)));
         Ok(options)
     }
 }
@@ -80,10 +80,8 @@ impl UserActor {
             let pending = self
                 .step_up_auth
                 .take()
-                .filter(|(sid, _, at)| {
-                    *sid == msg.session && now.since(*at) < cfg.mfa.challenge_ttl
-                })
-                .map(|(_, state, _)| state);
+                .filter(|p| p.0 == msg.session && now.since(p.2) < cfg.mfa.challenge_ttl)
+                .map(|p| p.1);
             let ok = factor != SecondFactor::Email
                 && self
                     .verify_factor(&mut mfa, factor, &proof, None, pending.as_ref(), now)
