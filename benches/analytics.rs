@@ -32,6 +32,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SYS: Principal = Principal::System("bench");
 
+/// The operator key of the HTTP phase (logins carry it, as the load generator's do).
+const ADMIN_KEY: &str = "analytics-bench-operator-key";
+
+/// Sessions of the HTTP phase, and the `GET /users/me` rate offered while a training runs.
+const HTTP_SESSIONS: usize = 200;
+const HTTP_RATE: u64 = 5_000;
+
+/// How long `GET /users/me` is measured before the training starts.
+const BASELINE: Duration = Duration::from_secs(12);
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     statm
@@ -56,7 +66,8 @@ fn config(dir: &std::path::Path) -> Config {
             "bench",
             &format!(
                 "[store]\ndata_dir = {:?}\nverify_on_start = false\ncache_mb = {cache}\n\
-                 [profiles]\ndir = \"\"\n[engine]\npassivate_after_secs = 86400\n",
+                 [profiles]\ndir = \"\"\n[engine]\npassivate_after_secs = 86400\n\
+                 [server]\nadmin_key = \"{ADMIN_KEY}\"\n",
                 dir.display().to_string()
             ),
         )
@@ -229,5 +240,159 @@ async fn measure_store(dir: &std::path::Path) {
         q(0.5),
         q(0.99)
     );
-    m.shutdown().await.unwrap();
+    // The server's shutdown snapshots the live users and stops the engine.
+    over_http(&m, dir).await;
+}
+
+/// Percentiles of latencies in µs: (p50, p99, max).
+fn percentiles(mut lat: Vec<u64>) -> (u64, u64, u64) {
+    if lat.is_empty() {
+        return (0, 0, 0);
+    }
+    lat.sort_unstable();
+    let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    (q(0.5), q(0.99), lat[lat.len() - 1])
+}
+
+/// The server over the same engine on loopback: insights over HTTP with the users' own
+/// sessions, then `GET /users/me` offered at [`HTTP_RATE`] (open loop: a request every
+/// 200 µs whatever the answers) for [`BASELINE`] after a second of warm-up, and while a
+/// training reads the population.
+/// Sessions are Premium users' (5,000 requests an hour each: the run stays below it; the
+/// tiers above ask every login for a second factor).
+async fn over_http(m: &UserManager, dir: &std::path::Path) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = roster::server::Server::new(m.clone(), listener)
+        .await
+        .unwrap();
+    let base = format!("http://{}/api/v1", server.addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let vip: Vec<roster::domain::ids::UserId> = std::fs::read_to_string(dir.join("truth.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some("premium"))
+        .filter_map(|l| l.split(',').next().and_then(|id| id.parse().ok()))
+        .take(HTTP_SESSIONS)
+        .collect();
+    let http = reqwest::Client::new();
+    let mut sessions = Vec::new();
+    for id in &vip {
+        let email = m.accounts().get(&SYS, *id).await.unwrap().email;
+        let r: serde_json::Value = http
+            .post(format!("{base}/auth/login"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&serde_json::json!({"email": email.as_str(), "password": "simulated listener password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = r["token"].as_str().expect("a session").to_owned();
+        sessions.push((*id, token));
+    }
+    let sessions = Arc::new(sessions);
+    // Insights, ten per user, one at a time and eight at a time.
+    for in_flight in [1, 8] {
+        let lat: Vec<u64> = futures_util::stream::iter(0..sessions.len() * 10)
+            .map(|i| {
+                let (http, base, sessions) = (http.clone(), base.clone(), Arc::clone(&sessions));
+                async move {
+                    let (id, token) = &sessions[i % sessions.len()];
+                    let t = Instant::now();
+                    let r = http
+                        .get(format!("{base}/users/{id}/insights"))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "insights: {}", r.status());
+                    let body: serde_json::Value = r.json().await.unwrap();
+                    assert!(!body["churn"].is_null(), "a prediction");
+                    t.elapsed().as_micros() as u64
+                }
+            })
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+        let (p50, p99, max) = percentiles(lat);
+        println!(
+            "insights with a prediction over HTTP, {} requests, {in_flight} in flight: p50 {p50} µs, p99 {p99} µs, max {max} µs",
+            sessions.len() * 10
+        );
+    }
+    // GET /users/me at a fixed rate; a training starts after three seconds.
+    let (done_tx, mut done) = tokio::sync::watch::channel(false);
+    let load = {
+        let (http, base, sessions) = (http.clone(), base.clone(), Arc::clone(&sessions));
+        tokio::spawn(async move {
+            let epoch = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            let per_tick = HTTP_RATE / 1000;
+            let mut sent = Vec::new();
+            let mut n = 0usize;
+            while !*done.borrow_and_update() {
+                tick.tick().await;
+                for _ in 0..per_tick {
+                    let (http, base, sessions) =
+                        (http.clone(), base.clone(), Arc::clone(&sessions));
+                    n += 1;
+                    let i = n;
+                    sent.push(tokio::spawn(async move {
+                        let token = &sessions[i % sessions.len()].1;
+                        let t = Instant::now();
+                        let ok = http
+                            .get(format!("{base}/users/me"))
+                            .bearer_auth(token)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status().is_success());
+                        (t.duration_since(epoch), t.elapsed().as_micros() as u64, ok)
+                    }));
+                }
+            }
+            let mut out = Vec::with_capacity(sent.len());
+            for h in sent {
+                out.push(h.await.unwrap());
+            }
+            (epoch, out)
+        })
+    };
+    tokio::time::sleep(BASELINE + Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    let trained = m.analytics().train(&SYS, |_| ()).await.unwrap();
+    let t1 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    done_tx.send(true).unwrap();
+    let (epoch, answers) = load.await.unwrap();
+    let (from, to) = (t0.duration_since(epoch), t1.duration_since(epoch));
+    let failed = answers.iter().filter(|a| !a.2).count();
+    let during: Vec<u64> = answers
+        .iter()
+        .filter(|a| a.0 >= from && a.0 < to)
+        .map(|a| a.1)
+        .collect();
+    // The first second opens the connections: the baseline is the time after it.
+    let warm = Duration::from_secs(1);
+    let before: Vec<u64> = answers
+        .iter()
+        .filter(|a| a.0 >= warm && a.0 < from)
+        .map(|a| a.1)
+        .collect();
+    let secs = (to - from).as_secs_f64();
+    let (n_during, n_before) = (during.len(), before.len());
+    let (b50, b99, bmax) = percentiles(before);
+    let (d50, d99, dmax) = percentiles(during);
+    println!(
+        "GET /users/me offered at {HTTP_RATE}/s: before the training {n_before} requests, p50 {b50} µs, p99 {b99} µs, max {bmax} µs; \
+         during the training ({secs:.1} s over {} users) {n_during} requests ({:.0}/s), p50 {d50} µs, p99 {d99} µs, max {dmax} µs; {failed} failed",
+        trained.churn.users_scanned,
+        n_during as f64 / secs
+    );
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
 }

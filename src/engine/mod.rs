@@ -8,6 +8,7 @@
 //!               shard[tier][hash(id) % n] ── activates from the store ──▶ UserActor
 //! ```
 
+pub(crate) mod background;
 pub(crate) mod decoys;
 pub(crate) mod directory;
 pub(crate) mod durable;

@@ -182,10 +182,22 @@ pub(crate) struct Shard {
     /// Whether a load batch is running on the blocking pool.
     batch_running: bool,
     counters: Arc<ShardCounters>,
+    /// The live actors the current periodic sweep has not ticked yet.
+    untickled: Vec<Addr<UserActor>>,
+    /// How many of them each slice ticks.
+    per_slice: usize,
+    /// The periodic sweep's next slice (0 starts a sweep).
+    slice: u32,
 }
 
 /// Most snapshots one blocking-pool job loads.
 const MAX_LOAD_BATCH: usize = 256;
+
+/// Slices a periodic sweep's ticks are spread over, one slice every
+/// `sweep_interval / SWEEP_SLICES`: a shard with a million live actors does not queue a
+/// million ticks at once ahead of the requests (each actor is still ticked once per
+/// interval).
+const SWEEP_SLICES: u32 = 50;
 
 impl Shard {
     pub(crate) fn new(
@@ -205,6 +217,9 @@ impl Shard {
             crashed: HashSet::new(),
             batch_running: false,
             counters,
+            untickled: Vec::new(),
+            per_slice: 0,
+            slice: 0,
         }
     }
 
@@ -309,7 +324,36 @@ impl Shard {
         );
     }
 
+    /// A whole sweep at once (on request): every live actor ticked now.
     fn sweep(&mut self) {
+        self.begin_sweep();
+        self.untickled.clear();
+        for addr in self.users.values() {
+            addr.do_send(Tick);
+        }
+    }
+
+    /// One slice of the periodic sweep: the first starts a sweep, the last ticks what
+    /// is left of it.
+    fn sweep_slice(&mut self) {
+        if self.slice == 0 {
+            self.begin_sweep();
+            self.untickled = self.users.values().cloned().collect();
+            self.per_slice = self.untickled.len().div_ceil(SWEEP_SLICES as usize);
+        }
+        self.slice = (self.slice + 1) % SWEEP_SLICES;
+        let from = match self.slice {
+            0 => 0,
+            _ => self.untickled.len().saturating_sub(self.per_slice),
+        };
+        for addr in self.untickled.drain(from..) {
+            addr.do_send(Tick);
+        }
+    }
+
+    /// What a sweep does before the ticks: the latency window turns, crashed actors are
+    /// forgotten.
+    fn begin_sweep(&mut self) {
         self.counters.rotate();
         let crashed: Vec<(UserId, Addr<UserActor>)> = self
             .users
@@ -324,9 +368,6 @@ impl Shard {
             tracing::debug!(user = %id, tier = %self.tier, shard = self.index, "a user actor is gone");
             self.crashed.insert(id);
             self.forget(id, &addr);
-        }
-        for addr in self.users.values() {
-            addr.do_send(Tick);
         }
     }
 }
@@ -369,8 +410,9 @@ impl Actor for Shard {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.engine.config.engine.sweep_interval, |act, _| {
-            act.sweep()
+        let slice = self.engine.config.engine.sweep_interval / SWEEP_SLICES;
+        ctx.run_interval(slice.max(std::time::Duration::from_millis(1)), |act, _| {
+            act.sweep_slice()
         });
     }
 }

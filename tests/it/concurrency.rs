@@ -219,3 +219,48 @@ fn spawn_storage_updates(
         })
         .collect()
 }
+
+/// The periodic sweep ticks its actors a slice at a time (so a million live actors are
+/// not all ticked at once ahead of the requests), and still reaches every one within an
+/// interval: with more live users than slices, all idle ones passivate on the timer alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_paced_sweep_reaches_every_live_actor() {
+    use roster::security::password::{Argon2Worker, params};
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = crate::support::open_with_clock(
+        dir.path(),
+        "[engine]\npassivate_after_secs = 1\nsweep_interval_secs = 1\n",
+    );
+    let phc = Argon2Worker::new(params(m.config().passwords.params).unwrap())
+        .unwrap()
+        .hash(PW)
+        .unwrap();
+    for batch in 0..2 {
+        let users = (0..150)
+            .map(|i| roster::engine::ImportedUser {
+                email: format!("idle{batch}-{i}@example.com"),
+                password_hash: phc.clone(),
+                tier: Some(UserTier::Free),
+                profile_data: None,
+                created_at: None,
+            })
+            .collect();
+        for made in m.accounts().import(&SYS, users).await.unwrap() {
+            m.get_user(made.unwrap().id).await.unwrap();
+        }
+    }
+    assert_eq!(m.live_users(), 300);
+    clock.advance(std::time::Duration::from_secs(5));
+    // Two intervals of real time are enough; allow many more on a slow machine.
+    let mut waited = 0;
+    while m.live_users() > 0 && waited < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        m.live_users(),
+        0,
+        "every idle actor was ticked and passivated"
+    );
+    m.shutdown().await.unwrap();
+}

@@ -22,7 +22,6 @@ use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
-use crate::engine::EngineError;
 use crate::engine::durable::settled;
 use crate::engine::live::LiveFigures;
 use crate::engine::models;
@@ -31,6 +30,7 @@ use crate::engine::outcomes::{
 };
 use crate::engine::population;
 use crate::engine::user::{ImportHistory, RecordActivity};
+use crate::engine::{EngineError, background};
 use crate::store::{Batch, ModelKind};
 
 /// See [`UserManager::analytics`].
@@ -134,7 +134,7 @@ impl Analytics<'_> {
         }
         let now = self.m.now();
         let engine = self.m.engine.clone();
-        tokio::task::spawn_blocking(move || {
+        background::run("roster-report", move || {
             let store = engine.store.as_ref();
             let mut changes = Vec::new();
             crate::store::audit::scan(store, |e| {
@@ -151,8 +151,7 @@ impl Analytics<'_> {
             population::scan(&engine, now, |m| b.add(m.id, m.tier, m.created_at))?;
             Ok(b.finish())
         })
-        .await
-        .map_err(|e| EngineError::Internal(format!("tier report failed: {e}")))?
+        .await?
     }
 
     /// The retention cohort table (operators); see `docs/analytics.md` for how to read it.
@@ -183,7 +182,8 @@ impl Analytics<'_> {
 
     /// Runs a batch job over the stored population: live actors write their unsaved
     /// activity first (so the job sees what clients sent until now), then the store is
-    /// scanned on the blocking pool, each member handed to `visit` with `acc`.
+    /// scanned at batch priority ([`background`]), each member handed to `visit` with
+    /// `acc`.
     async fn batch<A: Send + 'static>(
         self,
         mut acc: A,
@@ -192,11 +192,10 @@ impl Analytics<'_> {
     ) -> Result<A, EngineError> {
         self.m.snapshot_live().await?;
         let engine = self.m.engine.clone();
-        tokio::task::spawn_blocking(move || {
+        background::run("roster-report", move || {
             population::scan(&engine, now, |m| visit(&mut acc, m)).map(|_| acc)
         })
-        .await
-        .map_err(|e| EngineError::Internal(format!("batch job failed: {e}")))?
+        .await?
     }
 
     /// Trains the analytics models on the stored population (operators; one training at
@@ -232,7 +231,7 @@ impl Analytics<'_> {
             })
             .await?;
         let engine = self.m.engine.clone();
-        let (trained, batch) = tokio::task::spawn_blocking(move || {
+        let (trained, batch) = background::run("roster-training", move || {
             let store = engine.store.as_ref();
             let (churn_version, churn_versions) = models::versions(store, ModelKind::Churn)?;
             let churn = trainer
@@ -261,8 +260,7 @@ impl Analytics<'_> {
             }
             Ok::<_, EngineError>((Trained { churn, segments }, batch))
         })
-        .await
-        .map_err(|err| EngineError::Internal(format!("training failed: {err}")))??;
+        .await??;
         let ticket = e.commit.submit(batch, Vec::new(), None);
         settled(e.commit.wait(&ticket).await)?;
         if trained.churn.usable {
