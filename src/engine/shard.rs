@@ -186,18 +186,20 @@ pub(crate) struct Shard {
     untickled: Vec<Addr<UserActor>>,
     /// How many of them each slice ticks.
     per_slice: usize,
-    /// The periodic sweep's next slice (0 starts a sweep).
+    /// The periodic sweep's next slice (0 starts a sweep) and how many make one.
     slice: u32,
+    slices: u32,
 }
 
 /// Most snapshots one blocking-pool job loads.
 const MAX_LOAD_BATCH: usize = 256;
 
-/// Slices a periodic sweep's ticks are spread over, one slice every
-/// `sweep_interval / SWEEP_SLICES`: a shard with a million live actors does not queue a
-/// million ticks at once ahead of the requests (each actor is still ticked once per
-/// interval).
-const SWEEP_SLICES: u32 = 50;
+/// How often a periodic sweep ticks its next slice of actors: the sweep interval is cut
+/// into slices this long, so a shard with a million live actors does not queue a million
+/// ticks at once ahead of the requests (each actor is still ticked once per interval; at
+/// the default 15 s and 1M live actors a slice is about 1,300 ticks, a millisecond of
+/// work).
+const SWEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Shard {
     pub(crate) fn new(
@@ -220,6 +222,7 @@ impl Shard {
             untickled: Vec::new(),
             per_slice: 0,
             slice: 0,
+            slices: 1,
         }
     }
 
@@ -339,9 +342,13 @@ impl Shard {
         if self.slice == 0 {
             self.begin_sweep();
             self.untickled = self.users.values().cloned().collect();
-            self.per_slice = self.untickled.len().div_ceil(SWEEP_SLICES as usize);
+            let interval = self.engine.config.engine.sweep_interval;
+            self.slices = u32::try_from(interval.as_millis() / SWEEP_SLICE.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1);
+            self.per_slice = self.untickled.len().div_ceil(self.slices as usize);
         }
-        self.slice = (self.slice + 1) % SWEEP_SLICES;
+        self.slice = (self.slice + 1) % self.slices;
         let from = match self.slice {
             0 => 0,
             _ => self.untickled.len().saturating_sub(self.per_slice),
@@ -410,10 +417,7 @@ impl Actor for Shard {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let slice = self.engine.config.engine.sweep_interval / SWEEP_SLICES;
-        ctx.run_interval(slice.max(std::time::Duration::from_millis(1)), |act, _| {
-            act.sweep_slice()
-        });
+        ctx.run_interval(SWEEP_SLICE, |act, _| act.sweep_slice());
     }
 }
 
