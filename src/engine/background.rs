@@ -28,8 +28,11 @@ pub(crate) async fn run<T: Send + 'static>(
         .map_err(|_| EngineError::Internal(format!("{name} failed")))
 }
 
-/// Lowers the calling thread's priority by [`BATCH_NICENESS`] (on Linux the nice value
-/// is a thread's own; `setpriority` of "this process" sets the calling thread's).
+/// Lowers the calling thread's priority by [`BATCH_NICENESS`]. Linux only: there the
+/// nice value is a thread's own (`setpriority` of "this process" sets the calling
+/// thread's); elsewhere it is the whole process's, so batch work keeps the server's
+/// priority.
+#[cfg(target_os = "linux")]
 fn lower_priority() {
     let lowered = rustix::process::getpriority_process(None)
         .and_then(|now| rustix::process::setpriority_process(None, now + BATCH_NICENESS));
@@ -38,7 +41,10 @@ fn lower_priority() {
     }
 }
 
-#[cfg(test)]
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

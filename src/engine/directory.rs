@@ -130,7 +130,7 @@ impl Directory {
     pub(crate) fn unsaved(&self) -> Vec<Addr<UserActor>> {
         self.live
             .iter()
-            .filter(|e| e.unsaved.load(Ordering::Relaxed))
+            .filter(|e| e.unsaved.load(Ordering::Acquire))
             .map(|e| e.addr.clone())
             .collect()
     }

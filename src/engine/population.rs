@@ -1,7 +1,7 @@
 //! The stored population, read off the actor threads: every record opened with its data
 //! key and handed to a batch job as a [`Member`], one at a time, so a report over a
 //! million users holds its accumulators, not a million states. Blocking: callers run it
-//! on the blocking pool.
+//! on a batch thread ([`super::background`]).
 //!
 //! The work is spread over the machine's cores: the population is split into ranges of
 //! ids, and each thread reads a range from the store (records and their wrapped keys side
@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use super::state::{ReportView, report_view};
 use super::{Engine, EngineError};
@@ -35,8 +36,7 @@ pub(crate) struct ScanCounts {
 const CHUNK: usize = 512;
 
 /// Ranges a scan splits the ids into: more than threads, so that a range denser than
-/// another does not leave a thread idle, and few enough that the caller holds little of a
-/// range read ahead of its turn.
+/// another does not leave a thread idle (and see [`Gate`] for how far ahead they read).
 const RANGES: u128 = 64;
 
 /// A chunk of range `.0`, its number `.1` in the range, whether it is the range's last,
@@ -69,10 +69,13 @@ pub(crate) fn scan(
     let ranges = ranges(e.store.user_id_bounds()?);
     let threads = threads().min(ranges.len());
     let next = AtomicUsize::new(0);
+    let gate = Gate::new(threads * 2);
     std::thread::scope(|s| {
+        // However the job ends (done, failed or panicking), waiting threads are let go.
+        let _release = Release(&gate);
         let (tx, rx) = sync_channel::<Chunk>(threads * 2);
         for _ in 0..threads {
-            let (tx, ranges, next) = (tx.clone(), &ranges, &next);
+            let (tx, ranges, next, gate) = (tx.clone(), &ranges, &next, &gate);
             std::thread::Builder::new()
                 .name("roster-scan".to_owned())
                 .spawn_scoped(s, move || {
@@ -80,7 +83,7 @@ pub(crate) fn scan(
                     loop {
                         let r = next.fetch_add(1, Ordering::Relaxed);
                         match ranges.get(r) {
-                            Some(&range) if read(e, now, r, range, &tx) => {}
+                            Some(&range) if gate.admit(r) && read(e, now, r, range, &tx) => {}
                             _ => return,
                         }
                     }
@@ -88,8 +91,51 @@ pub(crate) fn scan(
                 .map_err(|err| EngineError::Internal(format!("cannot start a scan: {err}")))?;
         }
         drop(tx);
-        deliver(&rx, &mut visit)
+        deliver(&rx, &gate, &mut visit)
     })
+}
+
+/// Keeps the threads at most `ahead` ranges past the one the job is being handed, so that
+/// what the job's thread holds read ahead of its turn stays bounded however unevenly the
+/// users fall into ranges.
+struct Gate {
+    ahead: usize,
+    /// Ranges handed to the job so far, and whether it stopped.
+    state: Mutex<(usize, bool)>,
+    moved: Condvar,
+}
+
+impl Gate {
+    fn new(ahead: usize) -> Self {
+        Self {
+            ahead: ahead.max(1),
+            state: Mutex::new((0, false)),
+            moved: Condvar::new(),
+        }
+    }
+
+    /// Waits until range `r` may be read; `false` once the job stopped.
+    fn admit(&self, r: usize) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !s.1 && r >= s.0 + self.ahead {
+            s = self.moved.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        !s.1
+    }
+
+    fn update(&self, f: impl FnOnce(&mut (usize, bool))) {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        self.moved.notify_all();
+    }
+}
+
+/// Stops the gate when dropped.
+struct Release<'a>(&'a Gate);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.update(|s| s.1 = true);
+    }
 }
 
 /// The id ranges between the lowest and the highest stored id, cut evenly (ids are
@@ -175,6 +221,7 @@ fn open(
 /// each user handed to `visit`.
 fn deliver(
     rx: &Receiver<Chunk>,
+    gate: &Gate,
     visit: &mut impl FnMut(&Member<'_>),
 ) -> Result<ScanCounts, EngineError> {
     let none = ActivityHistory::default();
@@ -185,6 +232,7 @@ fn deliver(
         early.insert(at, (last, chunk));
         while let Some((last, chunk)) = early.remove(&turn) {
             turn = if last {
+                gate.update(|s| s.0 = turn.0 + 1);
                 (turn.0 + 1, 0)
             } else {
                 (turn.0, turn.1 + 1)
@@ -218,6 +266,29 @@ mod tests {
 
     fn id(n: u128) -> UserId {
         UserId::from_bytes(n.to_be_bytes())
+    }
+
+    #[test]
+    fn the_gate_lets_threads_read_only_so_far_ahead_and_lets_them_go_when_the_job_stops() {
+        let gate = Gate::new(2);
+        assert!(gate.admit(0) && gate.admit(1), "within reach at once");
+        std::thread::scope(|s| {
+            let third = s.spawn(|| gate.admit(2));
+            let far = s.spawn(|| gate.admit(9));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                !third.is_finished(),
+                "range 2 waits for range 0 to be handed over"
+            );
+            gate.update(|st| st.0 = 1);
+            assert!(third.join().unwrap());
+            assert!(!far.is_finished());
+            drop(Release(&gate));
+            assert!(
+                !far.join().unwrap(),
+                "a stopped job lets waiting threads go, unread"
+            );
+        });
     }
 
     #[test]

@@ -271,6 +271,10 @@ impl Shard {
                 },
             );
             self.counters.activations.fetch_add(1, Ordering::Relaxed);
+            if after_crash {
+                // Counted here, whoever noticed the crash first (a request or a sweep).
+                self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            }
             self.set_resident();
             Ok(Activation {
                 addr,
@@ -437,7 +441,6 @@ impl Handler<Activate> for Shard {
             // Its mailbox closed without a goodbye: the actor panicked.
             let addr = addr.clone();
             tracing::warn!(user = %msg.id, tier = %self.tier, shard = self.index, "restarting crashed user actor");
-            self.counters.restarts.fetch_add(1, Ordering::Relaxed);
             self.crashed.insert(msg.id);
             self.forget(msg.id, &addr);
         }

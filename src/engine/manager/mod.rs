@@ -75,10 +75,10 @@ pub use principal::{Principal, UserSession};
 pub use privacy::Privacy;
 pub use sessions::Sessions;
 
-/// The principal of the seed-named methods: trusted code embedding the library.
 /// Snapshot requests a report has in flight at once.
 const SNAPSHOTS_IN_FLIGHT: usize = 256;
 
+/// The principal of the seed-named methods: trusted code embedding the library.
 const LIBRARY: Principal = Principal::System("library");
 
 /// What [`UserManager::open`] opens: a configuration, and for tests and tools the clock

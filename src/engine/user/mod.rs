@@ -301,7 +301,7 @@ impl UserActor {
     fn soften(&mut self) {
         if !self.soft_dirty {
             self.soft_dirty = true;
-            self.unsaved.store(true, Ordering::Relaxed);
+            self.unsaved.store(true, Ordering::Release);
         }
     }
 
@@ -430,7 +430,7 @@ impl UserActor {
         self.state = next;
         self.last_snapshot = now;
         self.soft_dirty = false;
-        self.unsaved.store(false, Ordering::Relaxed);
+        self.unsaved.store(false, Ordering::Release);
         Ok(())
     }
 
