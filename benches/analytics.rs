@@ -44,14 +44,9 @@ const HTTP_RATE: u64 = 5_000;
 /// How long `GET /users/me` is measured before the training starts.
 const BASELINE: Duration = Duration::from_secs(12);
 
+/// This process's resident memory.
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
+    roster::loadgen::rss_bytes(std::process::id()).unwrap_or(0)
 }
 
 /// The shipped configuration on `dir`, with sled's page cache at 16 MiB (as the engine
@@ -234,14 +229,9 @@ async fn measure_store(dir: &std::path::Path) {
         lat.push(t.elapsed().as_micros() as u64);
         assert!(i.churn.is_some());
     }
-    lat.sort_unstable();
-    let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    println!(
-        "insights with a prediction, in process, {} users: p50 {} µs, p99 {} µs",
-        lat.len(),
-        q(0.5),
-        q(0.99)
-    );
+    let n = lat.len();
+    let (p50, p99, _) = percentiles(lat);
+    println!("insights with a prediction, in process, {n} users: p50 {p50} µs, p99 {p99} µs");
     // The server's shutdown snapshots the live users and stops the engine.
     over_http(&m, dir).await;
 }

@@ -66,14 +66,9 @@ fn args() -> Args {
     a
 }
 
+/// This process's resident memory.
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
+    roster::loadgen::rss_bytes(std::process::id()).unwrap_or(0)
 }
 
 fn config(dir: &std::path::Path, cheap_hash: bool) -> Config {

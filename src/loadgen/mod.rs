@@ -29,6 +29,7 @@ pub(crate) use driver::drive;
 pub use driver::{Load, Plan};
 pub use population::{HashCost, Population, Session};
 pub use stats::{Latency, Outcome, Stats, Summary};
+pub use ws::rss_bytes;
 
 use crate::domain::tier::UserTier;
 

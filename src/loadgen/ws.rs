@@ -29,8 +29,9 @@ const SOCKETS_PER_USER: usize = 16;
 
 type Socket = WebSocketStream<TcpStream>;
 
-/// Resident memory of a process, from `/proc/<pid>/status` (Linux).
-fn rss_bytes(pid: u32) -> Option<u64> {
+/// Resident memory of a process, from `/proc/<pid>/status` (Linux; `None` elsewhere or
+/// for a process that is gone). The benches read their own with it too.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
