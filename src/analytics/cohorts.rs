@@ -160,7 +160,7 @@ impl CohortBuilder {
         active[0] += 1;
         let mut seen = vec![false; active.len()];
         seen[0] = true;
-        for b in m.history.weeks.iter().chain(&m.history.days) {
+        for b in m.history.weeks.iter().chain(m.history.days.iter()) {
             if b.day < cohort {
                 continue;
             }

@@ -100,11 +100,11 @@ impl OverviewBuilder {
         o.consenting += 1;
         let end = self.today + 1;
         let h = m.history;
-        let (day, week, month) = (
-            h.window(self.today, end),
-            h.window(end.saturating_sub(7), end),
-            h.window(end.saturating_sub(30), end),
-        );
+        let [day, week, month] = h.windows([
+            (self.today, end),
+            (end.saturating_sub(7), end),
+            (end.saturating_sub(30), end),
+        ]);
         o.dau += u64::from(day.active_days > 0);
         o.wau += u64::from(week.active_days > 0);
         o.mau += u64::from(month.active_days > 0);

@@ -77,7 +77,7 @@ pub fn score(h: &ActivityHistory, now: Timestamp) -> Engagement {
     let end = day_of(now) + 1;
     let from = end.saturating_sub(WINDOW_DAYS);
     let mid = end.saturating_sub(WINDOW_DAYS / 2);
-    let w = h.window(from, end);
+    let [w, recent, earlier] = h.windows([(from, end), (mid, end), (from, mid)]);
     let recency = match h.last_active_day_before(end) {
         Some(d) => {
             let days = f64::from(end - 1 - d);
@@ -96,8 +96,8 @@ pub fn score(h: &ActivityHistory, now: Timestamp) -> Engagement {
     let kinds = f64::from(w.sum.kinds_used());
     let breadth = Part::new(Some(kinds), kinds / 6.0, 10.0);
     let (a, b) = (
-        f64::from(h.window(mid, end).active_days),
-        f64::from(h.window(from, mid).active_days),
+        f64::from(recent.active_days),
+        f64::from(earlier.active_days),
     );
     let t = if a + b == 0.0 { 0.0 } else { a / (a + b) };
     let trend = Part::new(Some(t), t, 15.0);

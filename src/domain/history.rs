@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::activity::ActivityEvent;
 use super::time::Timestamp;
 
+mod packed;
+pub use packed::Buckets;
+
 /// Days kept one bucket each (five weeks, so that a whole month is at day resolution).
 pub const DAYS_KEPT: u32 = 35;
 
@@ -218,9 +221,11 @@ pub struct FeatureUse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActivityHistory {
     /// One bucket per active day, oldest first, within [`DAYS_KEPT`] of the newest.
-    pub days: Vec<Bucket>,
+    #[schema(value_type = Vec<Bucket>)]
+    pub days: Buckets,
     /// One bucket per active week before the day window, oldest first.
-    pub weeks: Vec<Bucket>,
+    #[schema(value_type = Vec<Bucket>)]
+    pub weeks: Buckets,
     /// Plays by hour of day (UTC), halved together whenever one would overflow, so the
     /// shape stays and old habits weigh less.
     #[schema(value_type = Vec<u16>)]
@@ -238,20 +243,39 @@ pub struct ActivityHistory {
 impl ActivityHistory {
     /// Counts checked events.
     pub fn record(&mut self, events: &[ActivityEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        // The buckets are unpacked once for the batch; the weeks only if it reaches
+        // them.
+        let mut open = Open {
+            days: self.days.to_vec(),
+            weeks: None,
+        };
         for e in events {
-            self.record_one(e);
+            self.record_one(&mut open, e);
+        }
+        self.days = Buckets::pack(&open.days);
+        if let Some(weeks) = open.weeks {
+            self.weeks = Buckets::pack(&weeks);
         }
     }
 
-    fn record_one(&mut self, e: &ActivityEvent) {
+    fn record_one(&mut self, open: &mut Open, e: &ActivityEvent) {
         let at = e.at();
         let day = day_of(at);
-        let newest = self.days.last().map_or(day, |b| b.day.max(day));
+        let last = open.days.last().map(|b| b.day);
+        let newest = last.map_or(day, |l| l.max(day));
         if day + DAYS_KEPT > newest {
-            bucket_for(&mut self.days, day, e);
-            self.fold(newest);
+            bucket_for(&mut open.days, day, e);
+            // Only a new newest day moves the windows.
+            if last.is_some_and(|l| day > l) {
+                let weeks = open.weeks.get_or_insert_with(|| self.weeks.to_vec());
+                fold(&mut open.days, weeks, newest);
+            }
         } else if week_start(day) + 7 * WEEKS_KEPT > week_start(newest) {
-            bucket_for(&mut self.weeks, week_start(day), e);
+            let weeks = open.weeks.get_or_insert_with(|| self.weeks.to_vec());
+            bucket_for(weeks, week_start(day), e);
         }
         self.total(e);
         if self.first_active.is_none_or(|f| at < f) {
@@ -300,67 +324,51 @@ impl ActivityHistory {
         }
     }
 
-    /// Moves the days that fell out of the day window into their weeks, and drops weeks
-    /// that fell out of the week window.
-    fn fold(&mut self, newest: u32) {
-        let keep_from = (newest + 1).saturating_sub(DAYS_KEPT);
-        let old = self.days.partition_point(|b| b.day < keep_from);
-        for d in self.days.drain(..old).collect::<Vec<_>>() {
-            let w = week_start(d.day);
-            match self.weeks.binary_search_by_key(&w, |b| b.day) {
-                Ok(i) => self.weeks[i].absorb(&d),
-                Err(i) => self.weeks.insert(i, Bucket { day: w, ..d }),
-            }
-        }
-        let weeks_from = week_start(newest).saturating_sub(7 * (WEEKS_KEPT - 1));
-        let gone = self.weeks.partition_point(|b| b.day < weeks_from);
-        self.weeks.drain(..gone);
-    }
-
     /// The sum of the buckets in days `[from, to)`: day buckets exactly, weekly buckets
     /// only if the whole week lies in the window (so a window reaching past the day
     /// window has week resolution, and nothing from `to` on ever counts).
     pub fn window(&self, from: u32, to: u32) -> Span {
-        let mut span = Span {
-            sum: Bucket::new(from),
-            active_days: 0,
-        };
-        for b in self.in_window(from, to) {
-            span.sum.absorb(b);
-            span.active_days += b.active_days();
-        }
+        let [span] = self.windows([(from, to)]);
         span
     }
 
-    /// The buckets wholly inside days `[from, to)`.
-    fn in_window(&self, from: u32, to: u32) -> impl Iterator<Item = &Bucket> {
-        let weeks = self
-            .weeks
-            .iter()
-            .filter(move |b| b.day >= from && b.day + 7 <= to);
-        let days = self
-            .days
-            .iter()
-            .filter(move |b| (from..to).contains(&b.day));
-        weeks.chain(days)
+    /// [`window`](Self::window) for several windows, in one pass over the buckets.
+    pub fn windows<const N: usize>(&self, ranges: [(u32, u32); N]) -> [Span; N] {
+        let mut spans = ranges.map(|(from, _)| Span {
+            sum: Bucket::new(from),
+            active_days: 0,
+        });
+        let mut add = |b: &Bucket, len: u32| {
+            for (span, (from, to)) in spans.iter_mut().zip(ranges) {
+                if b.day >= from && b.day + len <= to {
+                    span.sum.absorb(b);
+                    span.active_days += b.active_days();
+                }
+            }
+        };
+        self.weeks.iter().for_each(|b| add(&b, 7));
+        self.days.iter().for_each(|b| add(&b, 1));
+        spans
     }
 
     /// The last day with activity before day `before` (the last active weekday of a
     /// week, where only its week is known; a week reaching `before` does not count).
     pub fn last_active_day_before(&self, before: u32) -> Option<u32> {
-        if let Some(b) = self.days.iter().rev().find(|b| b.day < before) {
+        if let Some(b) = self.days.iter().take_while(|b| b.day < before).last() {
             return Some(b.day);
         }
         self.weeks
             .iter()
-            .rev()
-            .find(|b| b.day + 7 <= before && b.weekdays != 0)
+            .take_while(|b| b.day + 7 <= before)
+            .filter(|b| b.weekdays != 0)
+            .last()
             .map(|b| b.day + (7 - b.weekdays.leading_zeros()))
     }
 
     /// Whether there was activity in days `[from, to)` (weeks wholly inside only).
     pub fn active_between(&self, from: u32, to: u32) -> bool {
-        self.in_window(from, to).next().is_some()
+        self.weeks.iter().any(|b| b.day >= from && b.day + 7 <= to)
+            || self.days.iter().any(|b| (from..to).contains(&b.day))
     }
 
     /// The lifetime counters in the shape insights and exports have always had.
@@ -394,6 +402,29 @@ impl From<ActivityCounters> for ActivityHistory {
             ..Self::default()
         }
     }
+}
+
+/// The buckets of [`ActivityHistory::record`] while it counts a batch.
+struct Open {
+    days: Vec<Bucket>,
+    weeks: Option<Vec<Bucket>>,
+}
+
+/// Moves the days that fell out of the day window into their weeks, and drops weeks
+/// that fell out of the week window.
+fn fold(days: &mut Vec<Bucket>, weeks: &mut Vec<Bucket>, newest: u32) {
+    let keep_from = (newest + 1).saturating_sub(DAYS_KEPT);
+    let old = days.partition_point(|b| b.day < keep_from);
+    for d in days.drain(..old) {
+        let w = week_start(d.day);
+        match weeks.binary_search_by_key(&w, |b| b.day) {
+            Ok(i) => weeks[i].absorb(&d),
+            Err(i) => weeks.insert(i, Bucket { day: w, ..d }),
+        }
+    }
+    let weeks_from = week_start(newest).saturating_sub(7 * (WEEKS_KEPT - 1));
+    let gone = weeks.partition_point(|b| b.day < weeks_from);
+    weeks.drain(..gone);
 }
 
 /// Counts `e` into the bucket starting on `day` in the sorted `buckets`.

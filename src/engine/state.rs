@@ -23,9 +23,11 @@ use crate::domain::time::Timestamp;
 use crate::security::keys::DataKey;
 use crate::security::token::SessionToken;
 use crate::store::codec::{self, CodecError};
+use sparse::Sparse;
 
 mod legacy;
 mod report;
+pub(crate) mod sparse;
 pub use legacy::UserStateV3;
 use legacy::{UserStateV1, UserStateV2, UserStateV5};
 pub(crate) use report::{ReportView, report_view};
@@ -64,9 +66,9 @@ pub struct UserState {
     /// The per-tier request-rate bucket (soft state).
     pub rate: TokenBucket,
     /// Second factors. New in format 3.
-    pub mfa: MfaState,
+    pub mfa: Sparse<MfaState>,
     /// What logins taught the risk engine. New in format 3.
-    pub risk: RiskProfile,
+    pub risk: Sparse<RiskProfile>,
     /// The newest security events (older ones are in the store). New in format 3.
     pub security: SecurityLog,
 }
@@ -125,8 +127,8 @@ impl UserState {
             known_devices: Vec::new(),
             rate: TokenBucket::default(),
             history: ActivityHistory::default(),
-            mfa: MfaState::default(),
-            risk: RiskProfile::default(),
+            mfa: Sparse::default(),
+            risk: Sparse::default(),
             security: SecurityLog::default(),
             consents: ConsentState::default(),
         }
@@ -302,6 +304,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn packed_buckets_store_exactly_as_the_vec_they_replaced() {
+        use crate::domain::history::{Bucket, Buckets};
+        let v: Vec<_> = (0..12u16)
+            .map(|d| Bucket {
+                day: 19_000 + 3 * u32::from(d),
+                plays: d,
+                tracks: u64::from(d) << d,
+                ..Bucket::default()
+            })
+            .collect();
+        let packed = Buckets::pack(&v);
+        let as_vec = codec::encode_as_version(1, &v).unwrap();
+        assert_eq!(codec::encode_as_version(1, &packed).unwrap(), as_vec);
+        let back: Buckets = codec::decode_plain(&as_vec).unwrap();
+        assert_eq!(back, packed);
+    }
+
+    #[test]
     fn sessions_start_check_and_revoke() {
         let t = Timestamp::from_millis(1_000_000_000);
         let mut s = state(t);
@@ -401,7 +421,7 @@ pub(crate) mod tests {
         let v1 = codec::encode_as_version(1, &old).unwrap();
         // Learning and events are new in format 3; a login of format 2 had none.
         let mut expected = s.clone();
-        expected.risk = RiskProfile::default();
+        expected.risk = Sparse::default();
         expected.security = SecurityLog::default();
         let key = DataKey::generate();
         let id = s.profile.id;

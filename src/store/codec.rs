@@ -244,6 +244,12 @@ pub fn encode_as_version<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>
     ))
 }
 
+/// Decodes a record written by [`encode_as_version`] (tests of layouts).
+#[cfg(test)]
+pub(crate) fn decode_plain<T: DeserializeOwned>(record: &[u8]) -> Result<T, CodecError> {
+    decode_payload(open(record)?.1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -189,12 +189,14 @@ pub fn features(
         _ => observed,
     }
     .min(MAX_QUIET_DAYS);
-    let w7 = h.window(back(7), cutoff);
-    let w14 = h.window(back(14), cutoff);
-    let w28 = h.window(back(28), cutoff);
-    let prior14 = h.window(back(28), back(14));
-    let w56 = h.window(back(56), cutoff);
-    let w112 = h.window(back(112), cutoff);
+    let [w7, w14, w28, prior14, w56, w112] = h.windows([
+        (back(7), cutoff),
+        (back(14), cutoff),
+        (back(28), cutoff),
+        (back(28), back(14)),
+        (back(56), cutoff),
+        (back(112), cutoff),
+    ]);
     // The rate while active: the current quiet spell is what is being judged, so it is
     // not counted against the rate.
     let seen = observed.min(112).saturating_sub(quiet);

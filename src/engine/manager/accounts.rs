@@ -261,7 +261,7 @@ impl Accounts<'_> {
             }),
             listening_profile: ListeningProfile::of(&history),
             feature_usage: history.features.clone(),
-            recent_days: history.days.iter().map(DayActivity::from).collect(),
+            recent_days: history.days.iter().map(|b| DayActivity::from(&b)).collect(),
         };
         self.m.audit_read(by, id, "insights").await?;
         Ok(insights)

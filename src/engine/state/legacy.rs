@@ -47,8 +47,8 @@ impl UserStateV5 {
             known_devices: s.known_devices.clone(),
             rate: s.rate.clone(),
             history: s.history.clone(),
-            mfa: s.mfa.clone(),
-            risk: s.risk.clone(),
+            mfa: (*s.mfa).clone(),
+            risk: (*s.risk).clone(),
             security: s.security.clone(),
             consents: s.consents.clone(),
         }
@@ -67,8 +67,8 @@ impl From<UserStateV5> for UserState {
             failures: v.failures,
             known_devices: v.known_devices,
             rate: v.rate,
-            mfa: v.mfa,
-            risk: v.risk,
+            mfa: v.mfa.into(),
+            risk: v.risk.into(),
             security: v.security,
         }
     }
@@ -106,8 +106,8 @@ impl UserStateV3 {
             known_devices: s.known_devices.clone(),
             rate: s.rate.clone(),
             activity: s.history.counters(),
-            mfa: s.mfa.clone(),
-            risk: s.risk.clone(),
+            mfa: (*s.mfa).clone(),
+            risk: (*s.risk).clone(),
             security: s.security.clone(),
             consents: s.consents.clone(),
         }
@@ -125,8 +125,8 @@ impl From<UserStateV3> for UserState {
             known_devices: v.known_devices,
             rate: v.rate,
             history: ActivityHistory::from(v.activity),
-            mfa: v.mfa,
-            risk: v.risk,
+            mfa: v.mfa.into(),
+            risk: v.risk.into(),
             security: v.security,
             consents: v.consents,
         }
