@@ -243,19 +243,25 @@ impl Shard {
     fn finish_load(
         &mut self,
         id: UserId,
-        loaded: Result<(UserState, Revision, DataKey), EngineError>,
+        loaded: Result<Loaded, EngineError>,
         ctx: &mut Context<Self>,
     ) {
         let waiters = self.loading.remove(&id).unwrap_or_default();
         let after_crash = self.crashed.remove(&id);
-        let result = loaded.and_then(|(state, revision, key)| {
+        let result = loaded.and_then(|loaded| {
+            let Loaded {
+                state,
+                revision,
+                key,
+                outdated,
+            } = loaded;
             if state.profile.tier != self.tier {
                 // The user changed tier since the route was read; the caller retries there.
                 return Err(EngineError::WrongShard(state.profile.tier));
             }
             let engine = Arc::clone(&self.engine);
             let shard = ctx.address();
-            let unsaved = Arc::new(AtomicBool::new(false));
+            let unsaved = Arc::new(AtomicBool::new(outdated));
             let flag = Arc::clone(&unsaved);
             let addr = UserActor::create(move |_| {
                 UserActor::new((state, revision), key, engine, (shard, flag))
@@ -383,14 +389,19 @@ impl Shard {
     }
 }
 
+/// A user's state as read from the store.
+struct Loaded {
+    state: UserState,
+    revision: Revision,
+    key: DataKey,
+    /// Whether the record is of an older format (to be rewritten in the current one).
+    outdated: bool,
+}
+
 /// Reads a user's snapshot and opens it with its data key; blocking, so it runs on the
 /// blocking pool. `wrapped` is the key as the route read found it; a key rewrapped since
 /// by a master key rotation is read again.
-fn load(
-    engine: &Engine,
-    id: UserId,
-    wrapped: Option<Vec<u8>>,
-) -> Result<(UserState, Revision, DataKey), EngineError> {
+fn load(engine: &Engine, id: UserId, wrapped: Option<Vec<u8>>) -> Result<Loaded, EngineError> {
     let (revision, record) = engine
         .store
         .load_user_at(id)?
@@ -414,7 +425,13 @@ fn load(
             reason: e.to_string(),
         }
     })?;
-    Ok((state, revision, key))
+    Ok(Loaded {
+        outdated: crate::store::codec::version_of(&record)
+            != Some(crate::store::codec::FORMAT_VERSION),
+        state,
+        revision,
+        key,
+    })
 }
 
 impl Actor for Shard {

@@ -131,7 +131,30 @@ async fn idle_actors_passivate_and_reactivate_with_identical_state() {
         .map(|s| s.activations)
         .sum();
     assert_eq!(activations, 2);
+
+    // An actor that changed nothing since its activation leaves without a write; one
+    // with unsaved soft state (the validation above slid the session) writes it.
+    let passivate = async |dirty: bool| {
+        let before = m.metrics().snapshot_bytes.get();
+        clock.advance(Duration::from_secs(61));
+        m.sweep_now().await.unwrap();
+        for _ in 0..200 {
+            if m.live_users() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(m.live_users(), 0, "passivated");
+        assert_eq!(m.metrics().snapshot_bytes.get() > before, dirty);
+    };
+    passivate(true).await;
+    assert_eq!(m.get_user(u.id).await.unwrap(), live, "read, not changed");
+    passivate(false).await;
+    // Nor does a shutdown write a live user with nothing unsaved.
+    m.get_user(u.id).await.unwrap();
+    let before = m.metrics().snapshot_bytes.get();
     m.shutdown().await.unwrap();
+    assert_eq!(m.metrics().snapshot_bytes.get(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

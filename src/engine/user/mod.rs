@@ -250,7 +250,8 @@ impl UserActor {
             shard,
             last_active: now,
             last_snapshot: now,
-            soft_dirty: false,
+            // A record of an older format is rewritten as soon as soft state would be.
+            soft_dirty: unsaved.load(Ordering::Acquire),
             unsaved,
             stream,
             challenges: PendingLogins::new(challenge::MAX_PENDING_LOGINS),
@@ -520,8 +521,10 @@ impl Handler<Tick> for UserActor {
         self.ledger = None;
         // Sockets do not keep an idle actor: their stream outlives it (see `events`).
         if now.since(self.last_active) >= cfg.passivate_after {
-            self.state.prune_sessions(now);
-            self.snapshot(now);
+            // The record already holds everything but unsaved soft state.
+            if self.state.prune_sessions(now) || self.soft_dirty {
+                self.snapshot(now);
+            }
             self.leave(ctx);
         } else if self.soft_dirty && now.since(self.last_snapshot) >= cfg.snapshot_interval {
             self.snapshot(now);
@@ -549,8 +552,10 @@ impl Handler<SnapshotSoft> for UserActor {
 impl Handler<Passivate> for UserActor {
     type Result = ();
     fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) {
-        let now = self.engine.clock.now();
-        self.snapshot(now);
+        if self.soft_dirty {
+            let now = self.engine.clock.now();
+            self.snapshot(now);
+        }
         self.leave(ctx);
     }
 }
