@@ -340,7 +340,7 @@ impl ActivityHistory {
         });
         let mut add = |b: &Bucket, len: u32| {
             for (span, (from, to)) in spans.iter_mut().zip(ranges) {
-                if b.day >= from && b.day + len <= to {
+                if b.day >= from && u64::from(b.day) + u64::from(len) <= u64::from(to) {
                     span.sum.absorb(b);
                     span.active_days += b.active_days();
                 }

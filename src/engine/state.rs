@@ -29,7 +29,8 @@ mod legacy;
 mod report;
 pub(crate) mod sparse;
 pub use legacy::UserStateV3;
-use legacy::{UserStateV1, UserStateV2, UserStateV5};
+pub(crate) use legacy::UserStateV5;
+use legacy::{UserStateV1, UserStateV2};
 pub(crate) use report::{ReportView, report_view};
 
 /// Devices remembered per user (for new-device checks), most recent last.

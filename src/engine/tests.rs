@@ -214,3 +214,42 @@ async fn a_stale_actor_cannot_count_its_way_back_into_the_store() {
     }
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_an_older_format_is_rewritten_when_its_actor_leaves() {
+    use crate::store::codec;
+    let dir = tempfile::tempdir().unwrap();
+    let m = UserManager::open(config(dir.path())).unwrap();
+    // A user whose record is then put back in format 5 behind its (clean) actor, which
+    // leaves at shutdown without writing.
+    let id = written_behind_its_back(&m, "old@x.io", |_| {}).await;
+    let e = m.engine();
+    let (revision, record) = e.store.load_user_at(id).unwrap().unwrap();
+    let key = e.keys.data_key(e.store.as_ref(), id).unwrap().unwrap();
+    let state = super::state::decode(&record, &key, id).unwrap();
+    let v5 = super::state::UserStateV5::of(&state);
+    let op = crate::store::Op::PutUser {
+        id,
+        record: codec::seal_as_version(5, &v5, &key, id.as_bytes()).unwrap(),
+        expect: revision,
+        revision: crate::store::next_revision(revision),
+        tier: None,
+    };
+    e.store.apply(&crate::store::Batch::of(op)).unwrap();
+    m.shutdown().await.unwrap();
+    drop(m);
+    let version = |m: &UserManager| {
+        let (_, record) = m.engine().store.load_user_at(id).unwrap().unwrap();
+        codec::version_of(&record)
+    };
+
+    // Read, not changed: the actor still writes it in the current format as it leaves.
+    let m = UserManager::open(config(dir.path())).unwrap();
+    assert_eq!(version(&m), Some(5));
+    assert_eq!(m.get_user(id).await.unwrap().id, id);
+    m.shutdown().await.unwrap();
+    drop(m);
+    let m = UserManager::open(config(dir.path())).unwrap();
+    assert_eq!(version(&m), Some(codec::FORMAT_VERSION));
+    m.shutdown().await.unwrap();
+}

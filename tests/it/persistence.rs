@@ -76,6 +76,25 @@ async fn users_credentials_tiers_and_sessions_survive_a_restart() {
     m.shutdown().await.unwrap();
 }
 
+/// Lets the live users idle past `passivate_after` (60 s) and waits until they are gone;
+/// says whether they wrote anything on their way out.
+async fn passivate_idle(
+    m: &roster::UserManager,
+    clock: &roster::domain::time::ManualClock,
+) -> bool {
+    let before = m.metrics().snapshot_bytes.get();
+    clock.advance(Duration::from_secs(61));
+    m.sweep_now().await.unwrap();
+    for _ in 0..200 {
+        if m.live_users() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(m.live_users(), 0, "passivated");
+    m.metrics().snapshot_bytes.get() > before
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_actors_passivate_and_reactivate_with_identical_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -99,15 +118,7 @@ async fn idle_actors_passivate_and_reactivate_with_identical_state() {
     m.get_user(u.id).await.unwrap(); // the tick is handled before this request
     assert_eq!(m.live_users(), 1, "not idle long enough");
 
-    clock.advance(Duration::from_secs(61));
-    m.sweep_now().await.unwrap();
-    for _ in 0..200 {
-        if m.live_users() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(m.live_users(), 0, "passivated");
+    passivate_idle(&m, &clock).await;
     let passivations: u64 = m
         .ops()
         .shard_stats(&SYS)
@@ -134,22 +145,12 @@ async fn idle_actors_passivate_and_reactivate_with_identical_state() {
 
     // An actor that changed nothing since its activation leaves without a write; one
     // with unsaved soft state (the validation above slid the session) writes it.
-    let passivate = async |dirty: bool| {
-        let before = m.metrics().snapshot_bytes.get();
-        clock.advance(Duration::from_secs(61));
-        m.sweep_now().await.unwrap();
-        for _ in 0..200 {
-            if m.live_users() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(m.live_users(), 0, "passivated");
-        assert_eq!(m.metrics().snapshot_bytes.get() > before, dirty);
-    };
-    passivate(true).await;
+    assert!(
+        passivate_idle(&m, &clock).await,
+        "the slid session is written"
+    );
     assert_eq!(m.get_user(u.id).await.unwrap(), live, "read, not changed");
-    passivate(false).await;
+    assert!(!passivate_idle(&m, &clock).await, "nothing to write");
     // Nor does a shutdown write a live user with nothing unsaved.
     m.get_user(u.id).await.unwrap();
     let before = m.metrics().snapshot_bytes.get();

@@ -26,13 +26,15 @@ const SPARSE_SKETCH: u32 = 7;
 pub struct Buckets(Box<[u8]>);
 
 impl Buckets {
-    /// Packs `buckets`, which must be in ascending order of day (as the history keeps
-    /// them).
+    /// Packs `buckets`, kept in ascending order of day by the history (anything else is
+    /// sorted, and buckets of the same day merged, first).
     pub fn pack(buckets: &[Bucket]) -> Self {
+        if !buckets.is_sorted_by(|a, b| a.day < b.day) {
+            return Self::from(buckets.to_vec());
+        }
         let mut out = Vec::with_capacity(buckets.len() * 12);
         let mut prev = 0;
         for b in buckets {
-            debug_assert!(b.day >= prev, "buckets out of order");
             put_bucket(&mut out, b, prev);
             prev = b.day;
         }
@@ -76,16 +78,14 @@ impl Buckets {
 impl From<Vec<Bucket>> for Buckets {
     /// Packs buckets in any order; two of the same day become one.
     fn from(mut v: Vec<Bucket>) -> Self {
-        if !v.is_sorted_by(|a, b| a.day < b.day) {
-            v.sort_by_key(|b| b.day);
-            v.dedup_by(|later, kept| {
-                let same = later.day == kept.day;
-                if same {
-                    kept.absorb(later);
-                }
-                same
-            });
-        }
+        v.sort_by_key(|b| b.day);
+        v.dedup_by(|later, kept| {
+            let same = later.day == kept.day;
+            if same {
+                kept.absorb(later);
+            }
+            same
+        });
         Self::pack(&v)
     }
 }

@@ -90,7 +90,9 @@ impl Handler<GetState> for UserActor {
     fn handle(&mut self, msg: GetState, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         self.require_recent(msg.recent, now)?;
-        self.state.prune_sessions(now);
+        if self.state.prune_sessions(now) {
+            self.soften();
+        }
         Ok(self.state.clone())
     }
 }
