@@ -64,11 +64,6 @@ impl Buckets {
         self.0.is_empty()
     }
 
-    /// The newest bucket.
-    pub fn last(&self) -> Option<Bucket> {
-        self.iter().last()
-    }
-
     /// Bytes the packed buckets take.
     pub fn packed_len(&self) -> usize {
         self.0.len()
@@ -284,9 +279,9 @@ impl<'de> Deserialize<'de> for Buckets {
                 // Packed as they come while in order (as stored); anything else is
                 // sorted first.
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(256) * 12);
-                let mut prev: Option<Bucket> = None;
+                let mut prev: Option<u32> = None;
                 while let Some(b) = seq.next_element::<Bucket>()? {
-                    if prev.is_some_and(|p| p.day >= b.day) {
+                    if prev.is_some_and(|day| day >= b.day) {
                         let mut all = Buckets(out.into_boxed_slice()).to_vec();
                         all.push(b);
                         while let Some(b) = seq.next_element::<Bucket>()? {
@@ -294,8 +289,8 @@ impl<'de> Deserialize<'de> for Buckets {
                         }
                         return Ok(Buckets::from(all));
                     }
-                    put_bucket(&mut out, &b, prev.map_or(0, |p| p.day));
-                    prev = Some(b);
+                    put_bucket(&mut out, &b, prev.unwrap_or(0));
+                    prev = Some(b.day);
                 }
                 Ok(Buckets(out.into_boxed_slice()))
             }
@@ -346,7 +341,7 @@ mod tests {
         let p = Buckets::pack(&v);
         assert_eq!(p.to_vec(), v);
         assert_eq!(p.len(), 5);
-        assert_eq!(p.last(), Some(full));
+        assert_eq!(p.iter().last(), Some(full));
         assert!(Buckets::default().is_empty());
     }
 
