@@ -144,7 +144,6 @@ impl<T> Challenges<T> {
     }
 
     /// Whether none is open.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }

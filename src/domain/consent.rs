@@ -158,7 +158,8 @@ pub struct ConsentState {
     /// The user's birth date, if given.
     pub birth_date: Option<Date>,
     /// A verified parental consent, for a minor.
-    pub parental: Option<ParentalConsent>,
+    /// Boxed: most users have none, and every live actor would carry its room.
+    pub parental: Option<Box<ParentalConsent>>,
 }
 
 /// Why a feature may not process data.
@@ -292,10 +293,10 @@ mod tests {
             c.allows(Purpose::Analytics, 13, t(20_001)),
             Err(ConsentRefusal::ParentalConsentRequired)
         );
-        c.parental = Some(ParentalConsent {
+        c.parental = Some(Box::new(ParentalConsent {
             at: t(20_001),
             reference: "ticket-1".into(),
-        });
+        }));
         assert_eq!(c.allows(Purpose::Analytics, 13, t(20_001)), Ok(()));
         assert!(c.set(Purpose::Analytics, false, t(20_002)));
         assert!(c.allows(Purpose::Analytics, 13, t(20_002)).is_err());

@@ -236,8 +236,10 @@ pub struct ActivityHistory {
     pub first_active: Option<Timestamp>,
     /// The latest event's time.
     pub last_active: Option<Timestamp>,
-    /// Tier features used, by feature.
-    pub features: Vec<FeatureUse>,
+    /// Tier features used, by feature (a slice of its exact length: a few entries at
+    /// most, one added at a user's first use of a feature).
+    #[schema(value_type = Vec<FeatureUse>)]
+    pub features: Box<[FeatureUse]>,
 }
 
 impl ActivityHistory {
@@ -312,11 +314,15 @@ impl ActivityHistory {
                         f.count += 1;
                         f.last_used_at = f.last_used_at.max(*at);
                     }
-                    None => self.features.push(FeatureUse {
-                        feature: feature.clone(),
-                        count: 1,
-                        last_used_at: *at,
-                    }),
+                    None => {
+                        let mut all = std::mem::take(&mut self.features).into_vec();
+                        all.push(FeatureUse {
+                            feature: feature.clone(),
+                            count: 1,
+                            last_used_at: *at,
+                        });
+                        self.features = all.into_boxed_slice();
+                    }
                 }
             }
             ActivityEvent::RecommendationShown { .. } => t.recs_shown += 1,

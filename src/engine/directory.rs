@@ -118,12 +118,14 @@ impl Directory {
         self.live.remove_if(&id, |_, e| !e.addr.connected());
     }
 
+    /// Shard `index` of `tier`.
+    pub(crate) fn shard_at(&self, tier: UserTier, index: usize) -> Option<&ShardRef> {
+        self.shards().get(tier.index()).and_then(|l| l.get(index))
+    }
+
     /// The counters of one shard.
     pub(crate) fn counters(&self, tier: UserTier, shard: usize) -> Option<&ShardCounters> {
-        self.shards()
-            .get(tier.index())
-            .and_then(|l| l.get(shard))
-            .map(|s| s.counters.as_ref())
+        self.shard_at(tier, shard).map(|s| s.counters.as_ref())
     }
 
     /// The live actors holding soft state not yet in the store.

@@ -486,7 +486,7 @@ impl ConsentView {
             history: c.history.clone(),
             birth_date: c.birth_date.map(|d| d.to_string()),
             minor: c.is_minor(min_age, now),
-            parental_consent: c.parental.clone(),
+            parental_consent: c.parental.as_deref().cloned(),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use actix::WeakAddr;
 use actix::prelude::*;
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
@@ -170,7 +171,10 @@ pub(crate) struct Shard {
     tier: UserTier,
     index: usize,
     engine: Arc<Engine>,
-    users: HashMap<UserId, Addr<UserActor>>,
+    /// Live actors, held weakly: the directory's entry is the address that keeps an
+    /// actor running, so the shard's costs no allocation of its own (a strong address
+    /// is two, for each of a million live users).
+    users: HashMap<UserId, WeakAddr<UserActor>>,
     /// Users being loaded (queued or in a batch), with the requests waiting for them.
     loading: HashMap<UserId, Vec<Reply>>,
     /// Users not yet handed to a load batch.
@@ -183,7 +187,7 @@ pub(crate) struct Shard {
     batch_running: bool,
     counters: Arc<ShardCounters>,
     /// The live actors the current periodic sweep has not ticked yet.
-    untickled: Vec<Addr<UserActor>>,
+    untickled: Vec<(UserId, WeakAddr<UserActor>)>,
     /// How many of them each slice ticks.
     per_slice: usize,
     /// The periodic sweep's next slice (0 starts a sweep) and how many make one.
@@ -233,19 +237,20 @@ impl Shard {
     }
 
     fn forget(&mut self, id: UserId, addr: &Addr<UserActor>) {
-        if self.users.get(&id) == Some(addr) {
+        // A weak address that no longer upgrades is of an actor gone: this one, or
+        // one before it whose goodbye was lost to a crash.
+        if self
+            .users
+            .get(&id)
+            .is_some_and(|w| w.upgrade().is_none_or(|a| a == *addr))
+        {
             self.users.remove(&id);
         }
         self.engine.directory.remove_if_same(id, addr);
         self.set_resident();
     }
 
-    fn finish_load(
-        &mut self,
-        id: UserId,
-        loaded: Result<Loaded, EngineError>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn finish_load(&mut self, id: UserId, loaded: Result<Loaded, EngineError>) {
         let waiters = self.loading.remove(&id).unwrap_or_default();
         let after_crash = self.crashed.remove(&id);
         let result = loaded.and_then(|loaded| {
@@ -260,13 +265,13 @@ impl Shard {
                 return Err(EngineError::WrongShard(state.profile.tier));
             }
             let engine = Arc::clone(&self.engine);
-            let shard = ctx.address();
+            let home = (self.tier, u32::try_from(self.index).unwrap_or(u32::MAX));
             let unsaved = Arc::new(AtomicBool::new(outdated));
             let flag = Arc::clone(&unsaved);
             let addr = UserActor::create(move |_| {
-                UserActor::new((state, revision), key, engine, (shard, flag))
+                UserActor::new((state, revision), key, engine, (home, flag))
             });
-            self.users.insert(id, addr.clone());
+            self.users.insert(id, addr.downgrade());
             self.engine.directory.insert(
                 id,
                 LiveEntry {
@@ -329,7 +334,7 @@ impl Shard {
         ctx.spawn(
             actix::fut::wrap_future::<_, Self>(task).map(|loaded, act, ctx| {
                 for (id, state) in loaded {
-                    act.finish_load(id, state, ctx);
+                    act.finish_load(id, state);
                 }
                 act.batch_running = false;
                 act.start_load_batch(ctx);
@@ -339,10 +344,11 @@ impl Shard {
 
     /// A whole sweep at once (on request): every live actor ticked now.
     fn sweep(&mut self) {
-        self.begin_sweep();
+        self.counters.rotate();
         self.untickled.clear();
-        for addr in self.users.values() {
-            addr.do_send(Tick);
+        let all: Vec<_> = self.users.iter().map(|(id, w)| (*id, w.clone())).collect();
+        for (id, w) in all {
+            self.tick(id, &w);
         }
     }
 
@@ -350,8 +356,8 @@ impl Shard {
     /// is left of it.
     fn sweep_slice(&mut self) {
         if self.slice == 0 {
-            self.begin_sweep();
-            self.untickled = self.users.values().cloned().collect();
+            self.counters.rotate();
+            self.untickled = self.users.iter().map(|(id, w)| (*id, w.clone())).collect();
             let interval = self.engine.config.engine.sweep_interval;
             self.slices = u32::try_from(interval.as_millis() / SWEEP_SLICE.as_millis())
                 .unwrap_or(u32::MAX)
@@ -363,28 +369,31 @@ impl Shard {
             0 => 0,
             _ => self.untickled.len().saturating_sub(self.per_slice),
         };
-        for addr in self.untickled.drain(from..) {
-            addr.do_send(Tick);
+        let slice: Vec<_> = self.untickled.drain(from..).collect();
+        for (id, w) in slice {
+            self.tick(id, &w);
         }
     }
 
-    /// What a sweep does before the ticks: the latency window turns, crashed actors are
-    /// forgotten.
-    fn begin_sweep(&mut self) {
-        self.counters.rotate();
-        let crashed: Vec<(UserId, Addr<UserActor>)> = self
-            .users
-            .iter()
-            .filter(|(_, a)| !a.connected())
-            .map(|(id, a)| (*id, a.clone()))
-            .collect();
-        for (id, addr) in crashed {
-            // Crashed, or stopped with its goodbye still queued behind this sweep: either
-            // way its successor, whenever it comes, reads after the writes it left queued
-            // (the goodbye, when it arrives, clears the mark).
+    /// Ticks a live actor; forgets one found gone without a goodbye.
+    fn tick(&mut self, id: UserId, actor: &WeakAddr<UserActor>) {
+        match actor.upgrade() {
+            Some(addr) => addr.do_send(Tick),
+            None => self.bury(id),
+        }
+    }
+
+    /// Forgets `id` if its actor (the current one: it may have been reactivated since
+    /// the sweep began) is gone: crashed, or stopped with its goodbye still queued
+    /// behind this sweep. Either way its successor, whenever it comes, reads after the
+    /// writes it left queued (the goodbye, when it arrives, clears the mark).
+    fn bury(&mut self, id: UserId) {
+        if self.users.get(&id).is_some_and(|w| w.upgrade().is_none()) {
             tracing::debug!(user = %id, tier = %self.tier, shard = self.index, "a user actor is gone");
             self.crashed.insert(id);
-            self.forget(id, &addr);
+            self.users.remove(&id);
+            self.engine.directory.remove_if_dead(id);
+            self.set_resident();
         }
     }
 }
@@ -445,10 +454,10 @@ impl Actor for Shard {
 impl Handler<Activate> for Shard {
     type Result = ();
     fn handle(&mut self, msg: Activate, ctx: &mut Context<Self>) {
-        if let Some(addr) = self.users.get(&msg.id) {
-            if addr.connected() {
+        if let Some(actor) = self.users.get(&msg.id) {
+            if let Some(addr) = actor.upgrade() {
                 let live = Activation {
-                    addr: addr.clone(),
+                    addr,
                     after_crash: false,
                     shard: self.index,
                 };
@@ -456,10 +465,8 @@ impl Handler<Activate> for Shard {
                 return;
             }
             // Its mailbox closed without a goodbye: the actor panicked.
-            let addr = addr.clone();
             tracing::warn!(user = %msg.id, tier = %self.tier, shard = self.index, "restarting crashed user actor");
-            self.crashed.insert(msg.id);
-            self.forget(msg.id, &addr);
+            self.bury(msg.id);
         }
         if let Some(waiters) = self.loading.get_mut(&msg.id) {
             waiters.push(msg.reply);
@@ -496,7 +503,12 @@ impl Handler<SweepNow> for Shard {
 impl Handler<PassivateAll> for Shard {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: PassivateAll, _: &mut Context<Self>) -> Self::Result {
-        let sends: Vec<_> = self.users.values().map(|a| a.send(Passivate)).collect();
+        let sends: Vec<_> = self
+            .users
+            .values()
+            .filter_map(WeakAddr::upgrade)
+            .map(|a| a.send(Passivate))
+            .collect();
         Box::pin(async move {
             join_all(sends).await;
         })

@@ -61,7 +61,7 @@ pub struct UserState {
     /// Live sessions.
     pub sessions: Vec<Session>,
     /// Failed-login record (soft state).
-    pub failures: FailureState,
+    pub failures: Sparse<FailureState>,
     /// Device ids seen at successful logins (soft state).
     pub known_devices: Vec<String>,
     /// The per-tier request-rate bucket (soft state).
@@ -124,7 +124,7 @@ impl UserState {
             password_hash,
             credential_version: 1,
             sessions: Vec::new(),
-            failures: FailureState::default(),
+            failures: Sparse::default(),
             known_devices: Vec::new(),
             rate: TokenBucket::default(),
             history: ActivityHistory::default(),
@@ -192,7 +192,7 @@ impl UserState {
         self.sessions.push(session.clone());
         let excess = self.sessions.len().saturating_sub(max_sessions);
         self.sessions.drain(..excess);
-        self.failures.reset();
+        self.failures = Sparse::default();
         let profile = self.profile.make_mut();
         profile.usage.logins += 1;
         profile.usage.last_login_at = Some(now);
@@ -261,7 +261,7 @@ impl UserState {
     ) -> usize {
         self.password_hash = password_hash;
         self.credential_version += 1;
-        self.failures.reset();
+        self.failures = Sparse::default();
         self.profile.make_mut().updated_at = now;
         self.revoke_all_except(keep)
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::UserState;
-use super::user::Crash;
+use super::user::{Crash, UserActor};
 use super::{EngineError, UserManager};
 use crate::config::{Config, DEFAULT_TOML, parse_toml};
 use crate::domain::ids::UserId;
@@ -252,4 +252,20 @@ async fn a_record_of_an_older_format_is_rewritten_when_its_actor_leaves() {
     let m = UserManager::open(config(dir.path())).unwrap();
     assert_eq!(version(&m), Some(codec::FORMAT_VERSION));
     m.shutdown().await.unwrap();
+}
+
+/// A live user actor runs as one tokio task: a 128-byte-aligned cell holding a header,
+/// actix's context future (the actor inside it) and a trailer. With the future at most
+/// 920 bytes the cell takes 1,024; one byte more and it takes 1,152 (mimalloc: 1,280),
+/// a quarter of a gigabyte more with a million users live. A part that grows it belongs
+/// behind a pointer (`user::rare`, `state::sparse`), or the goal in `BENCHMARKS.md`
+/// must be measured again.
+#[test]
+fn a_live_user_actor_fits_a_one_kilobyte_task() {
+    let future = size_of::<actix::dev::ContextFut<UserActor, actix::Context<UserActor>>>();
+    assert!(
+        future <= 920,
+        "actix's future of a user actor is {future} bytes (actor {}), more than 920",
+        size_of::<UserActor>()
+    );
 }

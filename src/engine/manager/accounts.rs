@@ -260,7 +260,7 @@ impl Accounts<'_> {
                 )
             }),
             listening_profile: ListeningProfile::of(&history),
-            feature_usage: history.features.clone(),
+            feature_usage: history.features.to_vec(),
             recent_days: history.days.iter().map(|b| DayActivity::from(&b)).collect(),
         };
         self.m.audit_read(by, id, "insights").await?;

@@ -9,8 +9,10 @@ use std::ops::{Deref, DerefMut};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
 use crate::domain::risk::RiskProfile;
+use crate::domain::time::Timestamp;
 
 /// A part with an empty value to read while nothing is held.
 pub trait Empty: Clone + PartialEq + 'static {
@@ -25,6 +27,14 @@ impl Empty for MfaState {
         recovery: Vec::new(),
         passkeys: Vec::new(),
         phone: None,
+    };
+}
+
+impl Empty for FailureState {
+    const EMPTY: &'static Self = &FailureState {
+        failures: 0,
+        window_start: Timestamp::from_millis(0),
+        locked_until: Timestamp::from_millis(0),
     };
 }
 
@@ -104,6 +114,7 @@ mod tests {
     fn the_empty_values_are_the_defaults() {
         assert_eq!(MfaState::EMPTY, &MfaState::default());
         assert_eq!(RiskProfile::EMPTY, &RiskProfile::default());
+        assert_eq!(FailureState::EMPTY, &FailureState::default());
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Handler<ImportHistory> for UserActor {
         if let Some(answer) = refused {
             return AtomicResponse::new(Box::pin(fut::ready(answer)));
         }
-        if self.ledger.is_some() {
+        if self.rare.get().is_some_and(|r| r.ledger.is_some()) {
             let answer = self.durably(|a| a.import(&msg.events, msg.by, now));
             return AtomicResponse::new(Box::pin(fut::ready(answer)));
         }
@@ -119,7 +119,7 @@ impl Handler<ImportHistory> for UserActor {
         AtomicResponse::new(Box::pin(read.into_actor(self).map(
             move |stored, act, _| {
                 let ledger = act.open_ledger(stored?)?;
-                act.ledger.get_or_insert(ledger);
+                act.rare.make_mut().ledger.get_or_insert(ledger);
                 act.durably(|a| a.import(&msg.events, msg.by, now))
             },
         )))
@@ -155,7 +155,11 @@ impl UserActor {
         by: Option<crate::domain::audit::AuditActor>,
         now: Timestamp,
     ) -> Result<ImportOutcome, EngineError> {
-        let ledger = self.ledger.get_or_insert_with(ImportLedger::default);
+        let ledger = self
+            .rare
+            .make_mut()
+            .ledger
+            .get_or_insert_with(ImportLedger::default);
         let (fresh, marks) = ledger.unseen(events);
         let duplicates = events.len() - fresh.len();
         if fresh.is_empty() {
@@ -178,17 +182,20 @@ impl UserActor {
             user: self.id(),
             events: fresh.len() as u64,
         };
-        self.archive.push(Op::PutImportLedger {
-            user: self.id(),
-            blob,
-        });
+        let user = self.id();
+        self.rare
+            .make_mut()
+            .archive
+            .push(Op::PutImportLedger { user, blob });
         if let Err(e) = self.write(next, now, by.map(|a| (a, action)).into_iter().collect()) {
             // Not written: the ledger must not go out with a later snapshot alone.
-            self.archive
-                .retain(|op| !matches!(op, Op::PutImportLedger { .. }));
+            if let Some(r) = self.rare.held_mut() {
+                r.archive
+                    .retain(|op| !matches!(op, Op::PutImportLedger { .. }));
+            }
             return Err(e);
         }
-        self.ledger = Some(next_ledger);
+        self.rare.make_mut().ledger = Some(next_ledger);
         Ok(ImportOutcome::Imported {
             accepted: fresh.len(),
             duplicates,

@@ -120,7 +120,7 @@ impl UserActor {
             code: None,
             passkey_auth: None,
         };
-        self.challenges.open(clock, pending, now);
+        self.rare.make_mut().challenges.open(clock, pending, now);
         LoginDecision::Challenge(Box::new(ChallengeIssued {
             token,
             factors,
@@ -192,7 +192,7 @@ impl UserActor {
 
     /// The live challenge `token` names, if any.
     pub(super) fn pending(&mut self, token: &SessionToken, now: Timestamp) -> Option<usize> {
-        self.challenges.find(now, |c| {
+        self.rare.challenges()?.find(now, |c| {
             c.id == token.session_id() && token.matches(&c.secret_hash)
         })
     }
@@ -283,7 +283,7 @@ impl Handler<SendLoginCode> for UserActor {
         let channel = msg.channel;
         let cfg = &self.engine.config.mfa;
         let (resend, code_ttl) = (cfg.code_resend, cfg.code_ttl);
-        let Some((clock, c)) = self.challenges.get_mut(i) else {
+        let Some((clock, c)) = self.rare.challenges().and_then(|c| c.get_mut(i)) else {
             return Ok(CodeSend::Gone);
         };
         if !matches!(channel, SecondFactor::Email | SecondFactor::Sms)
@@ -325,11 +325,16 @@ impl Handler<StartLoginAssertion> for UserActor {
             return Ok(None);
         };
         let offers = |c: &PendingLogin| c.factors.contains(&SecondFactor::Webauthn);
-        if !self.challenges.get_mut(i).is_some_and(|(_, c)| offers(c)) {
+        if !self
+            .rare
+            .challenges()
+            .and_then(|c| c.get_mut(i))
+            .is_some_and(|(_, c)| offers(c))
+        {
             return Ok(None);
         }
         let (options, state) = self.start_assertion()?;
-        if let Some((_, c)) = self.challenges.get_mut(i) {
+        if let Some((_, c)) = self.rare.challenges().and_then(|c| c.get_mut(i)) {
             c.passkey_auth = Some(state);
         }
         Ok(Some(options))
@@ -364,7 +369,7 @@ impl Handler<BeginPasswordless> for UserActor {
         ) else {
             return Err(EngineError::Internal("challenge not issued".into()));
         };
-        if let Some((_, p)) = self.challenges.last_mut() {
+        if let Some((_, p)) = self.rare.challenges().and_then(|c| c.last_mut()) {
             p.factors = vec![SecondFactor::Webauthn];
             p.passkey_auth = Some(state);
         }
@@ -383,12 +388,12 @@ impl UserActor {
             return Ok(LoginDecision::ChallengeGone);
         };
         let credential_version = self.state.credential_version;
-        let Some((_, c)) = self.challenges.get_mut(i) else {
+        let Some((_, c)) = self.rare.challenges().and_then(|c| c.get_mut(i)) else {
             return Ok(LoginDecision::ChallengeGone);
         };
         if c.credential_version != credential_version {
             // The password changed since: this login's password is no longer right.
-            self.challenges.take(i);
+            self.rare.challenges().and_then(|c| c.take(i));
             return Ok(LoginDecision::ChallengeGone);
         }
         if !c.factors.contains(&msg.factor) {
@@ -410,7 +415,7 @@ impl UserActor {
             now,
         );
         let Err(kind) = verdict else {
-            let Some((_, c)) = self.challenges.take(i) else {
+            let Some((_, c)) = self.rare.challenges().and_then(|c| c.take(i)) else {
                 return Ok(LoginDecision::ChallengeGone);
             };
             let decision = self.grant_with(
@@ -431,7 +436,7 @@ impl UserActor {
         };
         self.factor_failed(kind, Some(msg.factor), now);
         let max = self.engine.config.mfa.code_max_attempts;
-        let Some((clock, c)) = self.challenges.get_mut(i) else {
+        let Some((clock, c)) = self.rare.challenges().and_then(|c| c.get_mut(i)) else {
             return Ok(LoginDecision::ChallengeGone);
         };
         // The question stays asked for the next try.
@@ -442,7 +447,7 @@ impl UserActor {
                 Ok(LoginDecision::FactorRejected { attempts_left })
             }
             AfterWrongAnswer::WornOut => {
-                self.challenges.take(i);
+                self.rare.challenges().and_then(|c| c.take(i));
                 Ok(LoginDecision::ChallengeGone)
             }
         }

@@ -22,6 +22,13 @@ pub(crate) struct PendingPhone {
     sent_at: Timestamp,
 }
 
+impl PendingPhone {
+    /// Whether its code expired (it can no longer be confirmed).
+    pub(super) fn expired(&self, now: Timestamp) -> bool {
+        self.code.expires_at <= now
+    }
+}
+
 /// Texts a code to `phone` to verify it for SMS sign-in (needs a recent
 /// authentication).
 #[derive(Message, Clone)]
@@ -209,7 +216,7 @@ impl Handler<BeginPasskeyRegistration> for UserActor {
                 Some(exclude),
             )
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
-        self.pending_registration = Some(Box::new((state, now)));
+        self.rare.make_mut().pending_registration = Some(Box::new((state, now)));
         Ok(options)
     }
 }
@@ -245,7 +252,11 @@ impl Handler<BeginSms> for UserActor {
                 "this number is already verified".into(),
             ));
         }
-        let last = self.pending_phone.as_ref().map(|p| p.sent_at);
+        let last = self
+            .rare
+            .get()
+            .and_then(|r| r.pending_phone.as_ref())
+            .map(|p| p.sent_at);
         let resend = self.engine.config.mfa.code_resend;
         if let Some(retry_after_secs) = crate::domain::challenge::resend_wait(last, resend, now) {
             return Ok(CodeSend::TooSoon { retry_after_secs });
@@ -253,7 +264,7 @@ impl Handler<BeginSms> for UserActor {
         let (code, sent) = self.new_code(SecondFactor::Sms, now);
         let expires_at = sent.expires_at;
         self.deliver_code(SecondFactor::Sms, Some(number.clone()), &code, now);
-        self.pending_phone = Some(Box::new(PendingPhone {
+        self.rare.make_mut().pending_phone = Some(Box::new(PendingPhone {
             number,
             code: sent,
             attempts: 0,
@@ -405,23 +416,28 @@ impl UserActor {
         let now = self.touch();
         let max = self.engine.config.mfa.code_max_attempts;
         let Some(p) = self
-            .pending_phone
-            .as_mut()
-            .filter(|p| p.code.expires_at > now)
+            .rare
+            .held_mut()
+            .and_then(|r| r.pending_phone.as_mut())
+            .filter(|p| !p.expired(now))
         else {
-            self.pending_phone = None;
+            if let Some(r) = self.rare.held_mut() {
+                r.pending_phone = None;
+            }
             return Err(EngineError::Conflict(
                 "no phone number is waiting for its code (or the code expired): start again".into(),
             ));
         };
         if !otp::same(&p.code.digest, &otp::digest(&msg.code)) {
             p.attempts += 1;
-            if p.attempts >= max {
-                self.pending_phone = None;
+            if p.attempts >= max
+                && let Some(r) = self.rare.held_mut()
+            {
+                r.pending_phone = None;
             }
             return Err(ValidationError::new("code", "does not match the texted code").into());
         }
-        let Some(p) = self.pending_phone.take() else {
+        let Some(p) = self.rare.held_mut().and_then(|r| r.pending_phone.take()) else {
             return Err(EngineError::Internal("pending phone vanished".into()));
         };
         let mut next = self.state.clone();
@@ -455,8 +471,9 @@ impl UserActor {
         let now = self.touch();
         let ttl = self.engine.config.mfa.challenge_ttl;
         let Some(state) = self
-            .pending_registration
-            .take()
+            .rare
+            .held_mut()
+            .and_then(|r| r.pending_registration.take())
             .filter(|p| now.since(p.1) < ttl)
             .map(|p| p.0)
         else {

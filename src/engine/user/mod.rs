@@ -18,6 +18,7 @@ mod login;
 mod mfa;
 mod privacy;
 mod profile;
+mod rare;
 mod sessions;
 mod step_up;
 
@@ -43,7 +44,7 @@ use super::outcomes::{
     ActivityOutcome, AuthorizedRequest, CodeSend, ConsentView, FactorProof, SessionInfo,
     StepUpOutcome, SubscribeOutcome,
 };
-use super::shard::{Shard, Stopped};
+use super::shard::Stopped;
 use super::shared_profile::SharedProfile;
 use super::state::{SessionOrigin, UserState};
 use super::{Engine, EngineError};
@@ -121,7 +122,7 @@ fn record_into(
     user: UserId,
     state: &mut UserState,
     event: SecurityEvent,
-    archive: &mut Vec<Op>,
+    archive: &mut rare::Rare,
 ) {
     let m = &engine.metrics;
     m.security_events
@@ -147,7 +148,7 @@ fn record_into(
         match serde_json::to_vec(&old) {
             Ok(b) => {
                 let aad = super::state::event_aad(user, old.seq);
-                archive.push(Op::ArchiveEvent {
+                archive.make_mut().archive.push(Op::ArchiveEvent {
                     user,
                     seq: old.seq,
                     blob: codec::seal_blob(key, &aad, &b),
@@ -171,17 +172,17 @@ pub(crate) struct UserActor {
     /// The latest write handed over: events wait for it, and the actor leaves only
     /// after it.
     last_write: Option<Ticket>,
-    /// Events the state no longer holds, to archive with its next write.
-    archive: Vec<Op>,
-    /// The ledger of imported history, once an import loaded it (cold state: dropped
-    /// with the actor).
-    ledger: Option<crate::domain::import_ledger::ImportLedger>,
+    /// Events to archive, the import ledger, pending logins and ceremonies: empty
+    /// nearly always, so held behind one pointer (see [`rare`]).
+    rare: rare::Rare,
     /// The tier and minute this actor last counted its user as seen (live figures).
     seen_minute: Option<(UserTier, u32)>,
     /// The user's data key: seals its snapshots and archived events.
     key: DataKey,
     engine: Arc<Engine>,
-    shard: Addr<Shard>,
+    /// The tier and index of the shard that started it, to say goodbye to (looked up
+    /// in the directory: an address of its own would be two allocations per actor).
+    home: (UserTier, u32),
     last_active: Timestamp,
     last_snapshot: Timestamp,
     soft_dirty: bool,
@@ -191,23 +192,6 @@ pub(crate) struct UserActor {
     /// The user's event stream, once there is one (a socket subscribed, now or before
     /// this actor started).
     stream: Option<Arc<UserStream>>,
-    /// Logins waiting for their second factor (memory only: a restart voids them and
-    /// the user logs in again).
-    challenges: PendingLogins,
-    /// A passkey registration waiting for the authenticator's answer. The pending
-    /// ceremonies are boxed: rare, and a million live actors would otherwise each carry
-    /// their room inline.
-    pending_registration: Option<Box<(crate::security::passkey::PasskeyRegistration, Timestamp)>>,
-    /// A phone number waiting for its texted code.
-    pending_phone: Option<Box<PendingPhone>>,
-    /// WebAuthn options handed out for a step-up, per session.
-    step_up_auth: Option<
-        Box<(
-            SessionId,
-            crate::security::passkey::PasskeyAuthentication,
-            Timestamp,
-        )>,
-    >,
 }
 
 impl Drop for UserActor {
@@ -232,7 +216,7 @@ impl UserActor {
         (state, revision): (UserState, Revision),
         key: DataKey,
         engine: Arc<Engine>,
-        (shard, unsaved): (Addr<Shard>, Arc<AtomicBool>),
+        (home, unsaved): ((UserTier, u32), Arc<AtomicBool>),
     ) -> Self {
         let now = engine.clock.now();
         let stream = engine.realtime.existing(state.profile.id);
@@ -242,22 +226,17 @@ impl UserActor {
             me: None,
             tickets: Vec::new(),
             last_write: None,
-            archive: Vec::new(),
-            ledger: None,
+            rare: rare::Rare::default(),
             seen_minute: None,
             key,
             engine,
-            shard,
+            home,
             last_active: now,
             last_snapshot: now,
             // A record of an older format is rewritten as soon as soft state would be.
             soft_dirty: unsaved.load(Ordering::Acquire),
             unsaved,
             stream,
-            challenges: PendingLogins::new(challenge::MAX_PENDING_LOGINS),
-            pending_registration: None,
-            pending_phone: None,
-            step_up_auth: None,
         }
     }
 
@@ -265,7 +244,7 @@ impl UserActor {
     /// change); see [`record_into`].
     fn record_event(&mut self, state: &mut UserState, event: SecurityEvent) {
         let id = self.id();
-        record_into(&self.engine, &self.key, id, state, event, &mut self.archive);
+        record_into(&self.engine, &self.key, id, state, event, &mut self.rare);
     }
 
     /// A security event about the client of `context`.
@@ -292,7 +271,7 @@ impl UserActor {
             id,
             &mut self.state,
             event,
-            &mut self.archive,
+            &mut self.rare,
         );
         self.soften();
     }
@@ -422,7 +401,7 @@ impl UserActor {
             revision,
             tier,
         });
-        for op in self.archive.drain(..) {
+        for op in self.rare.take_archive() {
             batch.push(op);
         }
         let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
@@ -484,6 +463,15 @@ impl UserActor {
         self.tickets.clear();
     }
 
+    /// Tells the shard that started this actor that it leaves.
+    fn goodbye(&self, notice: Stopped) {
+        let (tier, index) = self.home;
+        match self.engine.directory.shard_at(tier, index as usize) {
+            Some(s) => s.addr.do_send(notice),
+            None => tracing::error!(user = %notice.id, %tier, index, "an actor's shard is unknown"),
+        }
+    }
+
     /// Leaves the shard once its last write is in the store (so that the next
     /// activation reads it): tells the shard first (so a new activation queues behind
     /// this notice), then stops. Messages arriving meanwhile wait, then find the actor
@@ -495,14 +483,14 @@ impl UserActor {
         };
         match self.last_write.take().filter(|t| t.outcome().is_none()) {
             None => {
-                self.shard.do_send(notice);
+                self.goodbye(notice);
                 ctx.stop();
             }
             Some(pending) => {
                 let written = async move { pending.wait().await };
                 ctx.wait(
                     actix::fut::wrap_future::<_, Self>(written).map(move |_, act, ctx| {
-                        act.shard.do_send(notice);
+                        act.goodbye(notice);
                         ctx.stop();
                     }),
                 );
@@ -517,8 +505,8 @@ impl Handler<Tick> for UserActor {
         let now = self.engine.clock.now();
         let cfg = &self.engine.config.engine;
         // The import ledger is cold state: the next import reads it again (after this
-        // actor's last write is in the store).
-        self.ledger = None;
+        // actor's last write is in the store); expired logins and ceremonies go too.
+        self.rare.tidy(now, self.engine.config.mfa.challenge_ttl);
         // Sockets do not keep an idle actor: their stream outlives it (see `events`).
         if now.since(self.last_active) >= cfg.passivate_after {
             // The record already holds everything but unsaved soft state.

@@ -138,9 +138,10 @@ impl Handler<GetSecurityEvents> for UserActor {
         self.touch();
         // Events the state let go of wait for its next write; a reader of the archive
         // must find them there.
-        if !self.archive.is_empty() {
+        let archive = self.rare.take_archive();
+        if !archive.is_empty() {
             let mut batch = Batch::default();
-            self.archive.drain(..).for_each(|op| batch.push(op));
+            archive.into_iter().for_each(|op| batch.push(op));
             self.submit(batch, Vec::new());
         }
         let log = &self.state.security;
@@ -236,7 +237,7 @@ impl UserActor {
             );
         }
         let mut next = self.state.clone();
-        next.consents.parental = Some(ParentalConsent { at: now, reference });
+        next.consents.parental = Some(Box::new(ParentalConsent { at: now, reference }));
         self.write(next, now, msg.audit.into_iter().collect())?;
         let min_age = self.engine.config.privacy.min_age;
         Ok(ConsentView::of(&self.state.consents, min_age, now))

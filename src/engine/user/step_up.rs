@@ -54,7 +54,7 @@ impl Handler<StartStepUpAssertion> for UserActor {
     fn handle(&mut self, msg: StartStepUpAssertion, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let (options, state) = self.start_assertion()?;
-        self.step_up_auth = Some(Box::new((msg.session, state, now)));
+        self.rare.make_mut().step_up_auth = Some(Box::new((msg.session, state, now)));
         Ok(options)
     }
 }
@@ -78,8 +78,9 @@ impl UserActor {
                 return Ok(StepUpOutcome::FactorRequired);
             };
             let pending = self
-                .step_up_auth
-                .take()
+                .rare
+                .held_mut()
+                .and_then(|r| r.step_up_auth.take())
                 .filter(|p| p.0 == msg.session && now.since(p.2) < cfg.mfa.challenge_ttl)
                 .map(|p| p.1);
             let ok = factor != SecondFactor::Email
