@@ -94,20 +94,34 @@ fn imported(u: &SimUser, i: usize, seed: u64, phc: &str) -> ImportedUser {
     }
 }
 
-/// The truth file, written a row per user as they are loaded.
+/// The truth file, written a row per user as they are loaded: into `FILE.partial`,
+/// renamed to `FILE` once every user is in, so that a run that fails half-way leaves no
+/// truth that looks whole (and none of an earlier run, which this store no longer
+/// matches).
 struct Truth {
     path: PathBuf,
+    partial: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
 }
 
 impl Truth {
     fn create(path: &std::path::Path) -> Result<Self, CliError> {
+        let failed = |p: &std::path::Path, e: std::io::Error| {
+            CliError::Failed(format!("{}: {e}", p.display()))
+        };
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(path, e)),
+            _ => {}
+        }
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
         let mut t = Self {
             path: path.to_owned(),
             file: std::io::BufWriter::new(
-                std::fs::File::create(path)
-                    .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?,
+                std::fs::File::create(&partial).map_err(|e| failed(&partial, e))?,
             ),
+            partial,
         };
         t.line(format_args!(
             "user_id,tier,created_at,daily_chance,lapse_day,churn_probability"
@@ -117,7 +131,7 @@ impl Truth {
 
     fn line(&mut self, l: std::fmt::Arguments<'_>) -> Result<(), CliError> {
         writeln!(self.file, "{l}")
-            .map_err(|e| CliError::Failed(format!("{}: {e}", self.path.display())))
+            .map_err(|e| CliError::Failed(format!("{}: {e}", self.partial.display())))
     }
 
     fn row(&mut self, id: &str, u: &SimUser) -> Result<(), CliError> {
@@ -133,9 +147,9 @@ impl Truth {
     }
 
     fn finish(mut self) -> Result<(), CliError> {
-        self.file
-            .flush()
-            .map_err(|e| CliError::Failed(format!("{}: {e}", self.path.display())))
+        let failed = |e: std::io::Error| CliError::Failed(format!("{}: {e}", self.path.display()));
+        self.file.flush().map_err(failed)?;
+        std::fs::rename(&self.partial, &self.path).map_err(failed)
     }
 }
 
@@ -292,4 +306,37 @@ async fn send_history(server: &Remote, body: String) -> Result<usize, CliError> 
         )));
     }
     Ok(reply["events"].as_u64().unwrap_or(0) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_truth_file_appears_only_once_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("truth.csv");
+        let partial = dir.path().join("truth.csv.partial");
+        std::fs::write(&path, "an earlier run's truth").unwrap();
+        let unfinished = Truth::create(&path).unwrap();
+        assert!(
+            !path.exists(),
+            "an earlier truth no longer matches the store"
+        );
+        drop(unfinished);
+        assert!(
+            !path.exists() && partial.exists(),
+            "a run that stops leaves only the partial file"
+        );
+
+        let mut t = Truth::create(&path).unwrap();
+        t.line(format_args!("a,row")).unwrap();
+        t.finish().unwrap();
+        assert!(!partial.exists());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("user_id,") && text.ends_with("a,row\n"),
+            "{text}"
+        );
+    }
 }

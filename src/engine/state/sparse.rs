@@ -1,6 +1,7 @@
 //! Parts of a user's state that most users leave empty, held behind a pointer that stays
-//! null while they are: second factors (most users have none) and the risk engine's
-//! profile (empty until a first login). Inline they took 360 bytes of every live actor.
+//! null while they are: second factors (most users have none), the risk engine's
+//! profile (empty until a first login) and failed logins. Inline they took 384 bytes of
+//! every live actor.
 //!
 //! Serde sees the part itself, so a stored record reads and writes exactly as before.
 
@@ -57,6 +58,14 @@ impl<T: Empty> Sparse<T> {
     /// Whether the part is held (something was written since it was last empty).
     pub fn is_held(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Lets the allocation go if what it holds is empty again (the last factor
+    /// removed, failures reset by hand).
+    pub fn release_if_empty(&mut self) {
+        if self.0.as_deref().is_some_and(|t| t == T::EMPTY) {
+            self.0 = None;
+        }
     }
 }
 
@@ -121,6 +130,7 @@ mod tests {
     fn a_part_not_held_costs_one_pointer() {
         assert_eq!(size_of::<Sparse<MfaState>>(), size_of::<usize>());
         assert_eq!(size_of::<Sparse<RiskProfile>>(), size_of::<usize>());
+        assert_eq!(size_of::<Sparse<FailureState>>(), size_of::<usize>());
     }
 
     #[test]
@@ -138,6 +148,11 @@ mod tests {
         let empty = codec::encode_as_version(1, &RiskProfile::default()).unwrap();
         let back: Sparse<RiskProfile> = codec::decode_plain(&empty).unwrap();
         assert!(!back.is_held(), "an empty part read back holds nothing");
+        r.logins = 0;
+        assert!(r.is_held());
+        r.release_if_empty();
+        assert!(!r.is_held(), "emptied, it lets its allocation go");
+        assert_eq!(*r, RiskProfile::default());
         assert_eq!(back, Sparse::default());
     }
 }

@@ -408,6 +408,9 @@ impl UserActor {
         self.submit(batch, audit);
         self.revision = revision;
         self.state = next;
+        // What a change emptied (the last second factor removed, say) holds nothing.
+        self.state.mfa.release_if_empty();
+        self.state.failures.release_if_empty();
         self.last_snapshot = now;
         self.soft_dirty = false;
         self.unsaved.store(false, Ordering::Release);
