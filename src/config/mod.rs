@@ -104,6 +104,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// The analytics engine (`[analytics]`).
     pub analytics: AnalyticsConfig,
+    /// Recommendations and the catalog (`[personalization]`).
+    pub personalization: PersonalizationConfig,
     /// Encryption at rest (`[encryption]`).
     pub encryption: EncryptionConfig,
 }
@@ -129,6 +131,13 @@ pub struct AnalyticsConfig {
     pub keep_models: usize,
     /// Behaviour segments (k of k-means, 2–20).
     pub segments: usize,
+}
+
+/// Recommendations and the track catalog (`[personalization]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonalizationConfig {
+    /// The dimension of a catalog track's content embedding (0: tracks carry none).
+    pub embedding_dim: usize,
 }
 
 /// Consent, age and retention rules (`[privacy]`).

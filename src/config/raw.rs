@@ -35,6 +35,7 @@ pub(crate) struct RawConfig {
     pub(super) webauthn: RawWebauthn,
     pub(super) privacy: RawPrivacy,
     pub(super) analytics: RawAnalytics,
+    pub(super) personalization: RawPersonalization,
     pub(super) encryption: RawEncryption,
 }
 
@@ -44,6 +45,12 @@ pub(super) struct RawAnalytics {
     pub(super) churn_horizon_days: u32,
     pub(super) keep_models: usize,
     pub(super) segments: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPersonalization {
+    pub(super) embedding_dim: usize,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,8 +15,8 @@ use super::raw::{
 use super::tiers::{check_profiles_dir, tier_config};
 use super::{
     AnalyticsConfig, Backend, Config, ConfigError, EmailTransport, EncryptionConfig, EngineConfig,
-    LogConfig, MfaConfig, NotifyConfig, PasswordConfig, PrivacyConfig, Secret, ServerConfig,
-    SmsTransport, StoreConfig, StreamLimits, WebSocketConfig, WebauthnConfig,
+    LogConfig, MfaConfig, NotifyConfig, PasswordConfig, PersonalizationConfig, PrivacyConfig,
+    Secret, ServerConfig, SmsTransport, StoreConfig, StreamLimits, WebSocketConfig, WebauthnConfig,
 };
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::mfa::TotpConfig;
@@ -121,6 +121,20 @@ impl RawConfig {
                         return Err(ConfigError::new(
                             "analytics.segments",
                             format!("must be 2 to 20, got {k}"),
+                        ));
+                    }
+                },
+            },
+            personalization: PersonalizationConfig {
+                embedding_dim: match self.personalization.embedding_dim {
+                    d @ 0..=crate::domain::catalog::MAX_EMBEDDING_DIM => d,
+                    d => {
+                        return Err(ConfigError::new(
+                            "personalization.embedding_dim",
+                            format!(
+                                "must be 0 to {}, got {d}",
+                                crate::domain::catalog::MAX_EMBEDDING_DIM
+                            ),
                         ));
                     }
                 },

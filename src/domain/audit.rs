@@ -70,6 +70,16 @@ pub enum AuditAction {
         /// New events counted.
         events: u64,
     },
+    /// Catalog tracks were uploaded (new or replacing those of their ids).
+    CatalogTracksPut {
+        /// Tracks in the upload.
+        tracks: u64,
+    },
+    /// A catalog track was removed.
+    CatalogTrackDeleted {
+        /// Its id.
+        track: String,
+    },
     /// A user's data was exported.
     DataExported {
         /// The user.
@@ -118,7 +128,10 @@ impl AuditAction {
             | AuditAction::ParentalConsentRecorded { user }
             | AuditAction::UserImported { user }
             | AuditAction::HistoryImported { user, .. } => Some(*user),
-            AuditAction::UsersImported { .. } | AuditAction::MasterKeyRotated { .. } => None,
+            AuditAction::UsersImported { .. }
+            | AuditAction::MasterKeyRotated { .. }
+            | AuditAction::CatalogTracksPut { .. }
+            | AuditAction::CatalogTrackDeleted { .. } => None,
         }
     }
 }

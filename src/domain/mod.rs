@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod audit;
 pub(crate) mod binding;
+pub mod catalog;
 pub(crate) mod challenge;
 pub mod consent;
 pub mod email;

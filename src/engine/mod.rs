@@ -9,6 +9,7 @@
 //! ```
 
 pub(crate) mod background;
+pub(crate) mod catalog;
 pub(crate) mod decoys;
 pub(crate) mod directory;
 pub(crate) mod durable;
@@ -62,6 +63,7 @@ pub use crate::security::passkey::{
 };
 pub use crate::security::totp::TotpEnrollment;
 pub use crate::store::audit::{AuditBody, AuditEntry};
+pub use catalog::CatalogSummary;
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{RotationProgress, RotationReport};
 pub use live::LiveFigures;
@@ -165,6 +167,8 @@ pub(crate) struct Engine {
     pub(crate) decoys: decoys::Decoys,
     /// Trained models in force.
     pub(crate) models: models::Models,
+    /// The track catalog.
+    pub(crate) catalog: catalog::Catalog,
     /// The operators' live figures.
     pub(crate) live: live::Live,
 }

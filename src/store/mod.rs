@@ -194,6 +194,18 @@ pub enum Op {
         /// Its version.
         version: u64,
     },
+    /// A catalog track (new or replacing the one of its id).
+    PutTrack {
+        /// The track's id.
+        id: String,
+        /// Its record (the track as JSON).
+        record: Vec<u8>,
+    },
+    /// Removes a catalog track.
+    DropTrack {
+        /// The track's id.
+        id: String,
+    },
 }
 
 /// The kinds of trained models the store keeps, each versioned.
@@ -368,11 +380,24 @@ pub trait ModelStore: Send + Sync {
     fn models(&self, kind: ModelKind) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 }
 
+/// Every track's id and record, in id order (see [`CatalogStore::tracks`]).
+pub type TrackScan<'a> = Box<dyn Iterator<Item = Result<(String, Vec<u8>), StoreError>> + 'a>;
+
+/// The track catalog: the platform's, not personal data, so stored in clear.
+pub trait CatalogStore: Send + Sync {
+    /// One track's record.
+    fn track(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every track's id and record, in id order.
+    fn tracks(&self) -> TrackScan<'_>;
+}
+
 /// A whole store: every concern, and the one way to change it.
 ///
 /// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
 /// that owe a client durability go through [`GroupCommit`].
-pub trait Store: UserStore + KeyStore + AuditStore + ArchiveStore + ModelStore + 'static {
+pub trait Store:
+    UserStore + KeyStore + AuditStore + ArchiveStore + ModelStore + CatalogStore + 'static
+{
     /// Applies `batch` atomically, or refuses it as a whole (see [`Applied`]).
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError>;
     /// Blocks until every write before the call is durable. Returns bytes flushed.

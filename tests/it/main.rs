@@ -5,6 +5,7 @@
 
 mod analytics;
 mod bad_input;
+mod catalog;
 mod churn;
 mod concurrency;
 mod crash;

@@ -5,6 +5,7 @@ mod activity;
 pub(super) mod admin;
 mod analytics;
 mod auth;
+mod catalog;
 pub(super) mod meta;
 mod mfa;
 mod privacy;
@@ -65,6 +66,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::train))
         .routes(routes!(analytics::churn))
         .routes(routes!(analytics::segments))
+        .routes(routes!(catalog::put_tracks))
+        .routes(routes!(catalog::track, catalog::delete_track))
+        .routes(routes!(catalog::summary))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

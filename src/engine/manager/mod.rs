@@ -70,7 +70,7 @@ pub use jobs::Jobs;
 pub use login::{FactorAnswer, Login};
 pub use mfa::Mfa;
 pub use ops::Ops;
-pub use personalization::Personalization;
+pub use personalization::{Personalization, TracksPut};
 pub use principal::{Principal, UserSession};
 pub use privacy::Privacy;
 pub use sessions::Sessions;
@@ -157,8 +157,10 @@ impl UserManager {
         let webauthn = crate::security::passkey::relying_party(&w.rp_id, &w.rp_name, &w.origins)
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
         let models = super::models::Models::load(store.as_ref())?;
+        let catalog = super::catalog::Catalog::load(store.as_ref())?;
         let engine = Arc::new(Engine {
             models,
+            catalog,
             live: Default::default(),
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
@@ -243,7 +245,7 @@ impl UserManager {
 
     /// AI personalization (its own issue).
     pub fn personalization(&self) -> Personalization<'_> {
-        Personalization { _m: self }
+        Personalization { m: self }
     }
 
     /// Scheduled jobs (its own issue).

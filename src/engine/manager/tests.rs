@@ -304,6 +304,16 @@ impl ModelStore for Watched {
     }
 }
 
+impl crate::store::CatalogStore for Watched {
+    fn track(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.track(id)
+    }
+
+    fn tracks(&self) -> crate::store::TrackScan<'_> {
+        self.sled.tracks()
+    }
+}
+
 impl Store for Watched {
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
         let thread = std::thread::current()

@@ -16,7 +16,7 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
-    id_key, index_key, model_key, route_value, split_user_value, user_value,
+    id_key, index_key, model_key, route_value, split_user_value, track_key, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
@@ -83,6 +83,8 @@ impl SledStore {
                     record,
                 } => b.insert(&model_key(*kind, *version), record.as_slice()),
                 Op::DropModel { kind, version } => b.remove(&model_key(*kind, *version)),
+                Op::PutTrack { id, record } => b.insert(track_key(id), record.as_slice()),
+                Op::DropTrack { id } => b.remove(track_key(id)),
                 Op::CreateUser { .. }
                 | Op::PutUser { tier: Some(_), .. }
                 | Op::DeleteUser { .. }
@@ -206,6 +208,12 @@ impl SledStore {
                     }
                     Op::DropModel { kind, version } => {
                         tx.remove(model_key(*kind, *version).as_slice())?;
+                    }
+                    Op::PutTrack { id, record } => {
+                        tx.insert(track_key(id), record.as_slice())?;
+                    }
+                    Op::DropTrack { id } => {
+                        tx.remove(track_key(id))?;
                     }
                 }
             }

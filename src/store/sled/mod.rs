@@ -5,7 +5,7 @@
 //! registry) followed by the user's wrapped data key, so the one read that routes an
 //! activation also brings its key, `h<HMAC of email>` → id (the
 //! blind email index), `x<id>` → tombstone (deletion time), `s<id><seq>` → archived
-//! security event, `a<seq>` → audit record, `m` → the keyring record. `e<email>` → id is
+//! security event, `a<seq>` → audit record, `m` → the keyring record, `c<track id>` → a catalog track. `e<email>` → id is
 //! the email claim of format 3 and older, moved to `h` by the keyring's migration.
 //! Keeping them in one tree lets a user's record, key and routes change in one atomic
 //! batch.
@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use sled::Tree;
 
 use super::{
-    ArchiveStore, AuditStore, EmailIndex, KeyStore, KeyedScan, ModelKind, ModelStore, Revision,
-    Route, StoreError, UserScan, UserStore,
+    ArchiveStore, AuditStore, CatalogStore, EmailIndex, KeyStore, KeyedScan, ModelKind, ModelStore,
+    Revision, Route, StoreError, UserScan, UserStore,
 };
 use crate::config::StoreConfig;
 use crate::domain::ids::UserId;
@@ -41,6 +41,14 @@ const EMAIL_INDEX: u8 = b'h';
 const KEYRING: &[u8] = b"m";
 const MODEL: u8 = b'M';
 const LEDGER: u8 = b'l';
+const TRACK: u8 = b'c';
+
+fn track_key(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(TRACK);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
 
 fn model_key(kind: ModelKind, version: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
@@ -532,3 +540,18 @@ impl ArchiveStore for SledStore {
 
 #[cfg(test)]
 mod tests;
+
+impl CatalogStore for SledStore {
+    fn track(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(track_key(id))?.map(|v| v.to_vec()))
+    }
+
+    fn tracks(&self) -> super::TrackScan<'_> {
+        Box::new(self.tree.scan_prefix([TRACK]).map(|kv| {
+            let (k, v) = kv?;
+            let id = std::str::from_utf8(&k[1..])
+                .map_err(|_| StoreError::Io("a catalog key that is not UTF-8".into()))?;
+            Ok((id.to_owned(), v.to_vec()))
+        }))
+    }
+}
