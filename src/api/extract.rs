@@ -63,8 +63,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::MalformedBody(e.body_text())
             }
         })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_data() {
@@ -76,6 +76,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::MalformedBody(format!("body is not valid JSON: {inner}"))
             }
         })?;
+        // Nothing may follow the value (a second object would be dropped unread).
+        de.end()
+            .map_err(|e| ApiError::MalformedBody(format!("body is not valid JSON: {e}")))?;
         Ok(JsonBody(value))
     }
 }

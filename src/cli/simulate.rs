@@ -149,6 +149,8 @@ impl Truth {
     fn finish(mut self) -> Result<(), CliError> {
         let failed = |e: std::io::Error| CliError::Failed(format!("{}: {e}", self.path.display()));
         self.file.flush().map_err(failed)?;
+        // On disk before it gets the name that says it is whole.
+        self.file.get_ref().sync_all().map_err(failed)?;
         std::fs::rename(&self.partial, &self.path).map_err(failed)
     }
 }

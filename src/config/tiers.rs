@@ -122,14 +122,16 @@ pub(super) fn load_template(dir: &Path, name: &str) -> Result<ProfileTemplate, C
         })?;
         (path.display().to_string(), text)
     };
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    let template: ProfileTemplate = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let template: ProfileTemplate = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         ConfigError::new(
             format!("{source}: field {field}"),
             e.into_inner().to_string(),
         )
     })?;
+    de.end()
+        .map_err(|e| ConfigError::new(source.clone(), e.to_string()))?;
     template
         .validate()
         .map_err(|e| ConfigError::new(format!("{source}: field {}", e.field), e.reason))?;

@@ -72,7 +72,12 @@ impl Entry {
         }
         let e = t.embedding.as_deref().unwrap_or(&[]);
         let largest = e.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
+        // A largest component too small to divide by (zero, subnormal) makes all zeros.
+        let scale = if largest.is_normal() {
+            largest / 127.0
+        } else {
+            1.0
+        };
         Self {
             id: Arc::from(t.id.as_str()),
             title: t.title.as_str().into(),
@@ -232,6 +237,30 @@ impl Catalog {
             }
         }
         created
+    }
+
+    /// Sets the tracks `ids` to what the store holds of them now (after a write whose
+    /// outcome is unknown).
+    pub(crate) fn reread(&self, store: &dyn crate::store::Store, ids: &[String]) {
+        for id in ids {
+            match store.track(id) {
+                Ok(Some(record)) => match serde_json::from_slice::<Track>(&record) {
+                    Ok(t) => {
+                        self.put(std::slice::from_ref(&t));
+                    }
+                    Err(e) => {
+                        self.remove(id);
+                        tracing::error!(track = %id, error = %e, "an unreadable catalog record; not served");
+                    }
+                },
+                Ok(None) => {
+                    self.remove(id);
+                }
+                Err(e) => {
+                    tracing::error!(track = %id, error = %e, "a catalog track could not be read back")
+                }
+            }
+        }
     }
 
     /// Removes a track; whether it was there.

@@ -171,6 +171,34 @@ async fn a_broken_rule_refuses_the_whole_upload_and_says_where() {
     .await;
     assert_eq!(s, 400, "{problem}");
     assert_eq!(problem["field"], "line 2: title", "{problem}");
+    // What follows a value would be dropped unread: refused.
+    let (s, problem) = upload(
+        &srv,
+        "application/x-ndjson",
+        format!("{}{}\n", track(6), track(7)),
+    )
+    .await;
+    assert_eq!(
+        (s, problem["field"].as_str()),
+        (400, Some("line 1")),
+        "{problem}"
+    );
+    let (s, problem) = upload(&srv, "application/json", format!("[{}] []", track(6))).await;
+    assert_eq!(s, 400, "{problem}");
+    let resp = srv
+        .http
+        .post(format!("{}/users", srv.base))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"email": "one@example.com", "password": "correct horse battery staple"} {"email": "two@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        400,
+        "any JSON body with something after its value"
+    );
     // 10,001 tracks, and none.
     let many = Value::from(
         (0..10_001)

@@ -411,6 +411,13 @@ async fn bad_frames_get_errors_and_bad_sockets_get_documented_closes() {
 
     ws.send(Message::text("{not json")).await.unwrap();
     assert_eq!(next_json(&mut ws).await["code"], "malformed_json");
+    // A second value in one frame would be dropped unread.
+    ws.send(Message::text(
+        r#"{"type": "heartbeat"} {"type": "heartbeat"}"#,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut ws).await["code"], "malformed_json");
     send(&mut ws, json!({"type": "dance"})).await;
     assert_eq!(next_json(&mut ws).await["code"], "invalid_frame");
     ws.send(Message::Binary(Bytes::from_static(b"\x00\x01")))

@@ -152,8 +152,12 @@ pub(crate) async fn import_history(
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let de = &mut serde_json::Deserializer::from_slice(raw);
-        match serde_path_to_error::deserialize::<_, ImportLine>(de) {
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let parsed = serde_path_to_error::deserialize::<_, ImportLine>(&mut de)
+            .map_err(|e| (e.path().to_string(), e.into_inner()))
+            // Nothing may follow a line's value (a second object would be dropped unread).
+            .and_then(|line| de.end().map(|()| line).map_err(|e| (".".to_owned(), e)));
+        match parsed {
             Ok(line) => {
                 work.push((line.user_id, line.events));
                 results.push(LineResult {
@@ -164,8 +168,7 @@ pub(crate) async fn import_history(
                     error: None,
                 });
             }
-            Err(e) => {
-                let path = e.path().to_string();
+            Err((path, e)) => {
                 results.push(LineResult {
                     line: i + 1,
                     user_id: None,
@@ -173,7 +176,7 @@ pub(crate) async fn import_history(
                     duplicates: None,
                     error: Some(problem(ApiError::InvalidInput {
                         field: (path != ".").then_some(path),
-                        detail: e.into_inner().to_string(),
+                        detail: e.to_string(),
                     })),
                 });
             }

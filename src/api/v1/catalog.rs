@@ -25,8 +25,8 @@ fn tracks(json: bool, body: &[u8]) -> ApiResult<Vec<Track>> {
         detail: e.to_string(),
     };
     if json {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        return serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let all = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_data() {
@@ -34,15 +34,19 @@ fn tracks(json: bool, body: &[u8]) -> ApiResult<Vec<Track>> {
             } else {
                 ApiError::MalformedBody(inner.to_string())
             }
-        });
+        })?;
+        // Nothing may follow the array (what did would be dropped unread).
+        de.end()
+            .map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+        return Ok(all);
     }
     let mut out = Vec::new();
     for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let de = &mut serde_json::Deserializer::from_slice(raw);
-        let t = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let t = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let field = match path.as_str() {
                 "." => format!("line {}", i + 1),
@@ -50,6 +54,9 @@ fn tracks(json: bool, body: &[u8]) -> ApiResult<Vec<Track>> {
             };
             invalid(Some(field), e.into_inner())
         })?;
+        // One track per line: a second value on it would be dropped unread.
+        de.end()
+            .map_err(|e| invalid(Some(format!("line {}", i + 1)), e))?;
         out.push(t);
     }
     Ok(out)

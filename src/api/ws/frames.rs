@@ -71,8 +71,8 @@ pub(super) fn close_message(code: CloseCode) -> Message {
 
 /// Parses a client frame, with the path of a bad field.
 pub(super) fn parse_frame(raw: &str) -> Result<ClientFrame, ErrorFrame<'static>> {
-    let de = &mut serde_json::Deserializer::from_str(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let frame = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let mut f = error_frame(
@@ -85,7 +85,11 @@ pub(super) fn parse_frame(raw: &str) -> Result<ClientFrame, ErrorFrame<'static>>
         );
         f.field = (path != ".").then_some(path);
         f
-    })
+    })?;
+    // Nothing may follow the frame's value.
+    de.end()
+        .map_err(|e| error_frame("malformed_json", e.to_string()))?;
+    Ok(frame)
 }
 
 pub(super) fn event_message(frame: bytes::Bytes) -> Message {

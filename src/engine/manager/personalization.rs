@@ -84,13 +84,11 @@ impl Personalization<'_> {
             })
             .into_iter()
             .collect();
-        let _one_at_a_time = e.catalog.writer.lock().await;
-        let ticket = e.commit.submit(batch, audit, None);
-        settled(e.commit.wait(&ticket).await)?;
-        let created = e.catalog.put(&checked);
+        let count = checked.len();
+        let created = write_change(e, batch, audit, move |catalog| catalog.put(&checked)).await?;
         Ok(TracksPut {
             created,
-            replaced: checked.len() - created,
+            replaced: count - created,
         })
     }
 
@@ -112,7 +110,6 @@ impl Personalization<'_> {
         by.privileged()?;
         track_id("id", id)?;
         let e = &self.m.engine;
-        let _one_at_a_time = e.catalog.writer.lock().await;
         // One that did not read at start is not in memory but still in the store.
         if !e.catalog.contains(id) && self.stored(id).await?.is_none() {
             return Ok(false);
@@ -130,11 +127,9 @@ impl Personalization<'_> {
             })
             .into_iter()
             .collect();
-        let ticket = e
-            .commit
-            .submit(Batch::of(Op::DropTrack { id: id.to_owned() }), audit, None);
-        settled(e.commit.wait(&ticket).await)?;
-        e.catalog.remove(id);
+        let batch = Batch::of(Op::DropTrack { id: id.to_owned() });
+        let id = id.to_owned();
+        write_change(e, batch, audit, move |catalog| catalog.remove(&id)).await?;
         Ok(true)
     }
 
@@ -158,4 +153,42 @@ impl Personalization<'_> {
         let e = &self.m.engine;
         Ok(e.catalog.summary(e.config.personalization.embedding_dim))
     }
+}
+
+/// Writes a catalog change and, once it is durable, applies it to memory with `apply`;
+/// one change at a time. It runs as a task of its own, so that a caller going away
+/// (a client disconnecting) cannot leave memory behind the store; if the write fails,
+/// the tracks it named are read back from the store, whatever it kept of them.
+async fn write_change<R: Send + 'static>(
+    e: &std::sync::Arc<crate::engine::Engine>,
+    batch: Batch,
+    audit: Vec<crate::store::audit::Draft>,
+    apply: impl FnOnce(&crate::engine::catalog::Catalog) -> R + Send + 'static,
+) -> Result<R, EngineError> {
+    let e = std::sync::Arc::clone(e);
+    tokio::spawn(async move {
+        let _one_at_a_time = e.catalog.writer.lock().await;
+        let ids: Vec<String> = batch
+            .ops()
+            .iter()
+            .filter_map(|op| match op {
+                Op::PutTrack { id, .. } | Op::DropTrack { id } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let ticket = e.commit.submit(batch, audit, None);
+        match settled(e.commit.wait(&ticket).await) {
+            Ok(()) => Ok(apply(&e.catalog)),
+            Err(err) => {
+                let engine = std::sync::Arc::clone(&e);
+                let _ = tokio::task::spawn_blocking(move || {
+                    engine.catalog.reread(engine.store.as_ref(), &ids)
+                })
+                .await;
+                Err(err)
+            }
+        }
+    })
+    .await
+    .map_err(|err| EngineError::Internal(format!("catalog write: {err}")))?
 }

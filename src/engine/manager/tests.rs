@@ -204,6 +204,8 @@ struct Watched {
     slow_creates: Duration,
     /// A batch creating a user is being applied now.
     creating: std::sync::atomic::AtomicBool,
+    /// Flushes fail (what was applied stays visible, durable or not).
+    failing_flush: std::sync::atomic::AtomicBool,
 }
 
 impl Watched {
@@ -214,6 +216,7 @@ impl Watched {
             writers: Default::default(),
             slow_creates: Duration::ZERO,
             creating: Default::default(),
+            failing_flush: Default::default(),
         }
     }
 }
@@ -339,6 +342,9 @@ impl Store for Watched {
         self.sled.apply(batch)
     }
     fn flush(&self) -> Result<usize, StoreError> {
+        if self.failing_flush.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Io("the disk went away".into()));
+        }
         self.sled.flush()
     }
     fn size_on_disk(&self) -> Option<u64> {
@@ -575,4 +581,39 @@ async fn claims_made_before_emails_were_normalised_move_once_and_look_alikes_sta
     assert_eq!(m.get_user(carl_now).await.unwrap().id, carl_now);
     assert_eq!(m.get_user(ann).await.unwrap().id, ann);
     m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_write_that_fails_leaves_memory_as_the_store_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = Arc::new(Watched::new(dir.path(), false));
+    let store: Arc<dyn Store> = Arc::clone(&watched) as Arc<dyn Store>;
+    let m = UserManager::open(Setup::new(config(dir.path())).store(store)).unwrap();
+    let track = |id: &str| crate::domain::catalog::Track {
+        id: id.into(),
+        title: format!("Title {id}"),
+        artists: vec![],
+        genres: vec![],
+        tags: vec![],
+        duration_ms: None,
+        release_year: None,
+        isrc: None,
+        audio: None,
+        embedding: None,
+    };
+    let p = m.personalization();
+    let op = Principal::Operator;
+    p.put_tracks(&op, vec![track("a")]).await.unwrap();
+    watched
+        .failing_flush
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Applied but not made durable: the caller hears of the failure, and memory holds
+    // what the store shows (both tracks), not what it held before.
+    assert!(p.put_tracks(&op, vec![track("b")]).await.is_err());
+    assert_eq!(p.catalog(&op).unwrap().tracks, 2);
+    assert!(p.delete_track(&op, "a").await.is_err());
+    assert_eq!(p.catalog(&op).unwrap().tracks, 1);
+    watched
+        .failing_flush
+        .store(false, std::sync::atomic::Ordering::SeqCst);
 }

@@ -404,6 +404,7 @@ impl UserActor {
         for op in self.rare.take_archive() {
             batch.push(op);
         }
+        self.rare.release_if_empty();
         let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);
         self.revision = revision;

@@ -92,6 +92,14 @@ impl Rare {
             .unwrap_or_default()
     }
 
+    /// Lets the allocation go if nothing is held any more (after a write took the
+    /// archive, say).
+    pub fn release_if_empty(&mut self) {
+        if self.get().is_some_and(RareParts::is_empty) {
+            self.0 = None;
+        }
+    }
+
     /// Drops the import ledger (the next import reads it again), expired logins and
     /// ceremonies older than `ttl` (or whose code expired), then the allocation if
     /// nothing is left. What is dropped was refused anyway once expired.
@@ -147,7 +155,10 @@ mod tests {
             "the ledger is dropped"
         );
         assert_eq!(r.take_archive().len(), 1, "an unwritten archive is kept");
-        r.tidy(now, Duration::from_secs(300));
+        r.release_if_empty();
         assert!(r.get().is_none(), "nothing left: nothing allocated");
+        r.make_mut().ledger = Some(ImportLedger::default());
+        r.release_if_empty();
+        assert!(r.get().is_some(), "a part still held keeps the allocation");
     }
 }
