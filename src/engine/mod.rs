@@ -169,6 +169,8 @@ pub(crate) struct Engine {
     pub(crate) models: models::Models,
     /// The track catalog.
     pub(crate) catalog: catalog::Catalog,
+    /// Where the next population scan cuts its ranges (learned by the last one).
+    pub(crate) scan_cuts: population::Cuts,
     /// The operators' live figures.
     pub(crate) live: live::Live,
 }

@@ -8,6 +8,12 @@
 //! by side, in id order), opens and decodes it in chunks; the caller's thread puts the
 //! chunks back in id order and hands the members to the job, so a job's result does not
 //! depend on which thread was faster.
+//!
+//! The first scan cuts the id space evenly; ids are time-ordered, so a population that
+//! came in bursts (a migration imported in an hour, then years of sign-ups) would put
+//! most users in a few ranges and leave the other threads idle. Each scan therefore
+//! samples the ids it hands over and leaves the next scan cut points that split the
+//! population evenly ([`Cuts`]); users added since fall into the last range until then.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,7 +72,10 @@ pub(crate) fn scan(
     now: Timestamp,
     mut visit: impl FnMut(&Member<'_>),
 ) -> Result<ScanCounts, EngineError> {
-    let ranges = ranges(e.store.user_id_bounds()?);
+    let ranges = match e.scan_cuts.get() {
+        Some(cuts) => ranges_at(&cuts),
+        None => ranges(e.store.user_id_bounds()?),
+    };
     let threads = threads().min(ranges.len());
     let next = AtomicUsize::new(0);
     let gate = Gate::new(threads * 2);
@@ -91,8 +100,90 @@ pub(crate) fn scan(
                 .map_err(|err| EngineError::Internal(format!("cannot start a scan: {err}")))?;
         }
         drop(tx);
-        deliver(&rx, &gate, &mut visit)
+        let mut sample = Sample::default();
+        let counts = deliver(&rx, &gate, &mut |m: &Member<'_>| {
+            sample.add(m.id);
+            visit(m)
+        })?;
+        e.scan_cuts.set(sample.cuts());
+        Ok(counts)
     })
+}
+
+/// Cut points learned from the last scan (see the module documentation).
+#[derive(Default)]
+pub(crate) struct Cuts(Mutex<Option<Vec<UserId>>>);
+
+impl Cuts {
+    fn get(&self) -> Option<Vec<UserId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, cuts: Vec<UserId>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = (!cuts.is_empty()).then_some(cuts);
+    }
+}
+
+/// Every `stride`-th id handed over, the stride doubling whenever the sample fills, so
+/// that a sample of a million ids stays a few thousand, evenly spread by rank.
+struct Sample {
+    ids: Vec<UserId>,
+    stride: u64,
+    seen: u64,
+}
+
+/// Ids a sample holds at most before it halves.
+const SAMPLE_MAX: usize = 64 * RANGES as usize;
+
+impl Default for Sample {
+    fn default() -> Self {
+        Self {
+            ids: Vec::new(),
+            stride: 1,
+            seen: 0,
+        }
+    }
+}
+
+impl Sample {
+    fn add(&mut self, id: UserId) {
+        if self.seen.is_multiple_of(self.stride) {
+            if self.ids.len() == SAMPLE_MAX {
+                // Keep every other one: those at multiples of the doubled stride.
+                let kept: Vec<UserId> = self.ids.iter().step_by(2).copied().collect();
+                self.ids = kept;
+                self.stride *= 2;
+            }
+            if self.seen.is_multiple_of(self.stride) {
+                self.ids.push(id);
+            }
+        }
+        self.seen += 1;
+    }
+
+    /// `RANGES - 1` cut points splitting the sampled ids evenly (none for a population
+    /// too small to be worth splitting by rank).
+    fn cuts(&self) -> Vec<UserId> {
+        let n = self.ids.len();
+        if n < RANGES as usize * 4 {
+            return Vec::new();
+        }
+        let mut cuts: Vec<UserId> = (1..RANGES as usize)
+            .map(|i| self.ids[i * n / RANGES as usize])
+            .collect();
+        cuts.dedup();
+        cuts
+    }
+}
+
+/// The ranges between cut points: before the first, between each two, after the last.
+fn ranges_at(cuts: &[UserId]) -> Vec<(Option<UserId>, Option<UserId>)> {
+    let starts = std::iter::once(None).chain(cuts.iter().copied().map(Some));
+    let ends = cuts.iter().copied().map(Some).chain(std::iter::once(None));
+    starts.zip(ends).collect()
 }
 
 /// Keeps the threads at most `ahead` ranges past the one the job is being handed, so that
@@ -152,12 +243,10 @@ fn ranges(bounds: Option<(UserId, UserId)>) -> Vec<(Option<UserId>, Option<UserI
     if step == 0 {
         return vec![(None, None)];
     }
-    let cuts: Vec<Option<UserId>> = (1..RANGES)
-        .map(|i| Some(UserId::from_bytes((lo + step * i).to_be_bytes())))
+    let cuts: Vec<UserId> = (1..RANGES)
+        .map(|i| UserId::from_bytes((lo + step * i).to_be_bytes()))
         .collect();
-    let starts = std::iter::once(None).chain(cuts.iter().copied());
-    let ends = cuts.iter().copied().chain(std::iter::once(None));
-    starts.zip(ends).collect()
+    ranges_at(&cuts)
 }
 
 /// Reads, opens and decodes range `r` in chunks, handing each to `tx`; `false` once the
@@ -289,6 +378,56 @@ mod tests {
                 "a stopped job lets waiting threads go, unread"
             );
         });
+    }
+
+    #[test]
+    fn a_bursty_population_is_cut_into_even_ranges_by_what_the_last_scan_saw() {
+        // 100,000 ids: 90% in a burst one-thousandth of the id span wide.
+        let ids: Vec<UserId> = (0..100_000u128)
+            .map(|i| match i % 10 {
+                0 => id(i * 1_000_000),
+                _ => id(50_000_000_000 + i),
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let per_range = |r: &[(Option<UserId>, Option<UserId>)]| -> Vec<usize> {
+            r.iter()
+                .map(|(from, to)| {
+                    ids.iter()
+                        .filter(|i| from.is_none_or(|f| **i >= f) && to.is_none_or(|t| **i < t))
+                        .count()
+                })
+                .collect()
+        };
+        let even = per_range(&ranges(Some((ids[0], ids[ids.len() - 1]))));
+        assert!(
+            *even.iter().max().unwrap() > 80_000,
+            "even cuts: one range holds the burst"
+        );
+        let mut sample = Sample::default();
+        ids.iter().for_each(|i| sample.add(*i));
+        assert!(sample.ids.len() <= SAMPLE_MAX);
+        let learned = per_range(&ranges_at(&sample.cuts()));
+        assert_eq!(
+            learned.iter().sum::<usize>(),
+            ids.len(),
+            "every id in one range"
+        );
+        assert_eq!(learned.len(), RANGES as usize);
+        let fair = ids.len() / RANGES as usize;
+        assert!(
+            learned
+                .iter()
+                .all(|n| *n <= fair * 11 / 10 && *n >= fair * 9 / 10),
+            "{learned:?}"
+        );
+        let mut few = Sample::default();
+        (0..100).for_each(|i| few.add(id(i)));
+        assert!(
+            few.cuts().is_empty(),
+            "a small population keeps the even cuts"
+        );
     }
 
     #[test]

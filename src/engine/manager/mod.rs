@@ -161,6 +161,7 @@ impl UserManager {
         let engine = Arc::new(Engine {
             models,
             catalog,
+            scan_cuts: Default::default(),
             live: Default::default(),
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
