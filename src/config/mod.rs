@@ -10,6 +10,7 @@
 //! The embedded defaults start anywhere: no file beside the binary is needed. The config
 //! depends on the domain's plain types only.
 
+mod personalization;
 mod raw;
 mod tiers;
 mod validate;
@@ -28,6 +29,7 @@ use crate::domain::profile::ProfileTemplate;
 use crate::domain::risk::RiskConfig;
 use crate::domain::tier::{Limit, TierPolicy, UserTier};
 
+pub use personalization::PersonalizationConfig;
 pub(crate) use raw::env_layer;
 pub use raw::{Flags, parse_toml};
 
@@ -131,13 +133,6 @@ pub struct AnalyticsConfig {
     pub keep_models: usize,
     /// Behaviour segments (k of k-means, 2–20).
     pub segments: usize,
-}
-
-/// Recommendations and the track catalog (`[personalization]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PersonalizationConfig {
-    /// The dimension of a catalog track's content embedding (0: tracks carry none).
-    pub embedding_dim: usize,
 }
 
 /// Consent, age and retention rules (`[privacy]`).
