@@ -103,6 +103,21 @@ impl AudioFeatures {
             ("loudness", self.loudness, -60.0, 10.0),
         ]
     }
+
+    /// The features from values in the order of [`Self::fields`].
+    pub fn from_values(v: [Option<f32>; 8]) -> Self {
+        let [t, e, v, d, a, i, s, l] = v;
+        Self {
+            tempo: t,
+            energy: e,
+            valence: v,
+            danceability: d,
+            acousticness: a,
+            instrumentalness: i,
+            speechiness: s,
+            loudness: l,
+        }
+    }
 }
 
 /// Checks a track id (see [`Track::id`]).

@@ -102,26 +102,7 @@ impl Entry {
                 out[i] = Some(lo + f32::from(self.audio[i]) / 65_535.0 * (hi - lo));
             }
         }
-        let [
-            tempo,
-            energy,
-            valence,
-            danceability,
-            acousticness,
-            instrumentalness,
-            speechiness,
-            loudness,
-        ] = out;
-        AudioFeatures {
-            tempo,
-            energy,
-            valence,
-            danceability,
-            acousticness,
-            instrumentalness,
-            speechiness,
-            loudness,
-        }
+        AudioFeatures::from_values(out)
     }
 
     /// The embedding, as far as quantization keeps it (empty: none).

@@ -24,23 +24,17 @@ fn track(i: usize) -> Value {
 }
 
 async fn upload(srv: &TestServer, media: &str, body: String) -> (u16, Value) {
-    let resp = srv
-        .http
-        .post(format!("{}/admin/catalog/tracks", srv.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", media)
-        .body(body)
-        .send()
+    srv.post_raw("/admin/catalog/tracks", ADMIN_KEY, media, body)
         .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// `METHOD path` as the operator.
+async fn admin(srv: &TestServer, method: Method, path: &str) -> (u16, Value) {
+    srv.call(method, path, Some(ADMIN_KEY), None).await
 }
 
 async fn summary(srv: &TestServer) -> Value {
-    let (s, body) = srv
-        .call(Method::GET, "/admin/catalog", Some(ADMIN_KEY), None)
-        .await;
+    let (s, body) = admin(srv, Method::GET, "/admin/catalog").await;
     assert_eq!(s, 200, "{body}");
     body
 }
@@ -59,14 +53,7 @@ async fn tracks_are_uploaded_replaced_read_and_removed() {
     let (s, body) = upload(&srv, "application/x-ndjson", lines).await;
     assert_eq!((s, &body), (200, &json!({"created": 1, "replaced": 1})));
 
-    let (s, got) = srv
-        .call(
-            Method::GET,
-            "/admin/catalog/tracks/t:2",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (s, got) = admin(&srv, Method::GET, "/admin/catalog/tracks/t:2").await;
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["title"], "Track two, remastered", "stored trimmed");
     assert_eq!(got["genres"], json!(["jazz", "soul"]), "lower-cased");
@@ -78,32 +65,11 @@ async fn tracks_are_uploaded_replaced_read_and_removed() {
     );
     assert_eq!(s["names"], 3, "one artist and two genres, kept once each");
 
-    let (s, _) = srv
-        .call(
-            Method::DELETE,
-            "/admin/catalog/tracks/t:0",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (s, _) = admin(&srv, Method::DELETE, "/admin/catalog/tracks/t:0").await;
     assert_eq!(s, 204);
-    let (s, body) = srv
-        .call(
-            Method::DELETE,
-            "/admin/catalog/tracks/t:0",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (s, body) = admin(&srv, Method::DELETE, "/admin/catalog/tracks/t:0").await;
     assert_eq!(s, 404, "{body}");
-    let (s, _) = srv
-        .call(
-            Method::GET,
-            "/admin/catalog/tracks/t:0",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (s, _) = admin(&srv, Method::GET, "/admin/catalog/tracks/t:0").await;
     assert_eq!(s, 404);
     assert_eq!(summary(&srv).await["tracks"], 3);
 
@@ -113,16 +79,11 @@ async fn tracks_are_uploaded_replaced_read_and_removed() {
         .call(Method::GET, "/admin/catalog/tracks/t:1", Some(&token), None)
         .await;
     assert_eq!(s, 403);
-    let resp = srv
-        .http
-        .post(format!("{}/admin/catalog/tracks", srv.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body(Value::from(vec![track(9)]).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
+    let body = Value::from(vec![track(9)]).to_string();
+    let (s, _) = srv
+        .post_raw("/admin/catalog/tracks", &token, "application/json", body)
+        .await;
+    assert_eq!(s, 403);
     assert_eq!(summary(&srv).await["tracks"], 3);
     srv.stop().await;
 }
@@ -185,20 +146,11 @@ async fn a_broken_rule_refuses_the_whole_upload_and_says_where() {
     );
     let (s, problem) = upload(&srv, "application/json", format!("[{}] []", track(6))).await;
     assert_eq!(s, 400, "{problem}");
-    let resp = srv
-        .http
-        .post(format!("{}/users", srv.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "application/json")
-        .body(r#"{"email": "one@example.com", "password": "correct horse battery staple"} {"email": "two@example.com"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        400,
-        "any JSON body with something after its value"
-    );
+    let two = r#"{"email": "one@example.com", "password": "correct horse battery staple"} {"email": "two@example.com"}"#;
+    let (s, _) = srv
+        .post_raw("/users", ADMIN_KEY, "application/json", two.into())
+        .await;
+    assert_eq!(s, 400, "any JSON body with something after its value");
     // 10,001 tracks, and none.
     let many = Value::from(
         (0..10_001)
@@ -212,26 +164,12 @@ async fn a_broken_rule_refuses_the_whole_upload_and_says_where() {
     assert_eq!(s, 400);
     let (s, _) = upload(&srv, "text/csv", "id,title\n".into()).await;
     assert_eq!(s, 415);
-    let (s, _) = srv
-        .call(
-            Method::GET,
-            "/admin/catalog/tracks/bad%20id",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (s, _) = admin(&srv, Method::GET, "/admin/catalog/tracks/bad%20id").await;
     assert_eq!(s, 400);
 
     // Nothing of any refused upload is stored.
     assert_eq!(summary(&srv).await["tracks"], 1);
-    let (_, got) = srv
-        .call(
-            Method::GET,
-            "/admin/catalog/tracks/t:0",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (_, got) = admin(&srv, Method::GET, "/admin/catalog/tracks/t:0").await;
     assert_eq!(got["title"], "Track 0");
     srv.stop().await;
 }

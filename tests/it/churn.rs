@@ -14,17 +14,13 @@ use roster::security::password::{Argon2Worker, params};
 use crate::support::{ADMIN_KEY, SYS, TestServer};
 
 async fn import_ndjson(srv: &TestServer, body: String) -> (u16, Value) {
-    let resp = srv
-        .http
-        .post(format!("{}/admin/activity/import", srv.base))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    srv.post_raw(
+        "/admin/activity/import",
+        ADMIN_KEY,
+        "application/x-ndjson",
+        body,
+    )
+    .await
 }
 
 fn lines_of(people: &[(String, &SimUser)]) -> String {

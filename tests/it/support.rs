@@ -230,6 +230,27 @@ impl TestServer {
         )
     }
 
+    /// `POST base+path` with a body of `media` type as `bearer`; returns status and body.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        bearer: &str,
+        media: &str,
+        body: String,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .header("content-type", media)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// Creates a user as the operator and logs it in; returns (id, token).
     pub async fn user(&self, email: &str, tier: &str) -> (String, String) {
         let (s, body) = self
