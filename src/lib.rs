@@ -5,18 +5,19 @@
 //!
 //! | module | what it is | uses |
 //! |---|---|---|
-//! | [`domain`] | plain data and pure rules taking `now`: ids, tiers, profiles, sessions and their binding, lockout, the login decision, challenges, risk, consent, audit vocabulary | — |
+//! | [`domain`] | plain data and pure rules taking `now`: ids, tiers, profiles, sessions and their binding, lockout, the login decision, challenges, risk, consent, audit vocabulary, activity history and taste | — |
 //! | [`security`] | crypto only: argon2id on a bounded pool, tokens, TOTP and one-time codes, keys, passkeys | domain |
 //! | [`config`] | raw layers (file, environment, flags) → validated, typed sections → tiers | domain |
 //! | `metrics` | the Prometheus registry | domain |
 //! | [`store`] | the storage traits split by concern, one atomic write door, the codec, the audit record format, the single writer (group commit); the sled backend | domain, security, config |
 //! | `notify` | emails and texts, sent from a thread of their own | domain, config, metrics |
 //! | [`analytics`] | batch work over the stored population, one member at a time: cohorts, the overview, the churn model, segments, the population simulator | domain |
-//! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify, analytics |
+//! | [`personalization`] | the recommender as pure computation: the serving index, the collaborative model and its training, the blend with its reasons, bias mitigation, quality measures, the planted-taste simulator | domain |
+//! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify, analytics, personalization |
 //! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
 //! | [`server`] | the engine behind the API: listeners, drain, shutdown snapshot | config, api, the engine's front door |
 //! | [`loadgen`] | `roster loadgen`, a client of the HTTP API | domain, security |
-//! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, loadgen, the engine's front door; analytics (the simulator) and security (hashing the passwords `simulate` imports) |
+//! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, loadgen, the engine's front door; analytics and personalization (the simulators) and security (hashing the passwords `simulate` imports) |
 //!
 //! "The front door" is what `crate::engine` exports at its top ([`UserManager`], the
 //! facades, [`Principal`](engine::Principal), the outcome types); the layers above the
@@ -44,6 +45,7 @@ pub mod engine;
 pub mod loadgen;
 pub(crate) mod metrics;
 pub(crate) mod notify;
+pub mod personalization;
 pub mod security;
 pub mod server;
 pub mod store;

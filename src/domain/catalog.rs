@@ -118,6 +118,45 @@ impl AudioFeatures {
             loudness: l,
         }
     }
+
+    /// The features scaled to 0–65,535 over their ranges, and which are known (bit i:
+    /// the i-th of [`fields`](Self::fields)): how memory holds them (at most half a step
+    /// off).
+    pub fn quantized(&self) -> ([u16; 8], u8) {
+        let mut audio = [0u16; 8];
+        let mut known = 0u8;
+        for (i, (_, v, lo, hi)) in self.fields().into_iter().enumerate() {
+            if let Some(v) = v {
+                known |= 1 << i;
+                audio[i] = (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 65_535.0).round() as u16;
+            }
+        }
+        (audio, known)
+    }
+
+    /// The features [`quantized`](Self::quantized) gave, as far as it kept them.
+    pub fn from_quantized(audio: [u16; 8], known: u8) -> Self {
+        let mut out = [None; 8];
+        for (i, (_, _, lo, hi)) in Self::default().fields().into_iter().enumerate() {
+            if known & (1 << i) != 0 {
+                out[i] = Some(lo + f32::from(audio[i]) / 65_535.0 * (hi - lo));
+            }
+        }
+        Self::from_values(out)
+    }
+}
+
+/// An embedding at 8 bits with one scale, `q[i] as f32 * scale` (at most half a step
+/// off: 1/254 of the largest component). A largest component too small to divide by
+/// (zero, subnormal) makes all zeros.
+pub fn quantize_embedding(e: &[f32]) -> (Box<[i8]>, f32) {
+    let largest = e.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = if largest.is_normal() {
+        largest / 127.0
+    } else {
+        1.0
+    };
+    (e.iter().map(|v| (v / scale).round() as i8).collect(), scale)
 }
 
 /// Checks a track id (see [`Track::id`]).

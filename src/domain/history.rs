@@ -166,7 +166,7 @@ impl Bucket {
 
 /// FNV-1a: a fixed, seedless hash, so a track lands on the same sketch bit in every
 /// process (the sketch is stored).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })

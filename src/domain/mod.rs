@@ -26,6 +26,7 @@ pub mod risk;
 pub mod security_log;
 pub mod session;
 pub mod settings;
+pub mod taste;
 pub mod tier;
 pub mod time;
 pub mod validation;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::catalog::{AudioFeatures, Track};
+use crate::domain::catalog::{AudioFeatures, Track, quantize_embedding};
 
 /// One name table for artists, genres and tags.
 #[derive(Default)]
@@ -60,24 +60,8 @@ pub(crate) struct Entry {
 
 impl Entry {
     fn of(t: &Track, names: &mut Names) -> Self {
-        let mut audio = [0u16; 8];
-        let mut audio_known = 0u8;
-        if let Some(a) = &t.audio {
-            for (i, (_, v, lo, hi)) in a.fields().into_iter().enumerate() {
-                if let Some(v) = v {
-                    audio_known |= 1 << i;
-                    audio[i] = (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 65_535.0).round() as u16;
-                }
-            }
-        }
-        let e = t.embedding.as_deref().unwrap_or(&[]);
-        let largest = e.iter().fold(0f32, |m, v| m.max(v.abs()));
-        // A largest component too small to divide by (zero, subnormal) makes all zeros.
-        let scale = if largest.is_normal() {
-            largest / 127.0
-        } else {
-            1.0
-        };
+        let (audio, audio_known) = t.audio.unwrap_or_default().quantized();
+        let (embedding, scale) = quantize_embedding(t.embedding.as_deref().unwrap_or(&[]));
         Self {
             id: Arc::from(t.id.as_str()),
             title: t.title.as_str().into(),
@@ -88,7 +72,7 @@ impl Entry {
             release_year: t.release_year.unwrap_or(0),
             audio_known,
             audio,
-            embedding: e.iter().map(|v| (v / scale).round() as i8).collect(),
+            embedding,
             scale,
         }
     }
@@ -96,13 +80,7 @@ impl Entry {
     /// The audio features, as far as quantization keeps them.
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn audio(&self) -> AudioFeatures {
-        let mut out = [None; 8];
-        for (i, (_, _, lo, hi)) in AudioFeatures::default().fields().into_iter().enumerate() {
-            if self.audio_known & (1 << i) != 0 {
-                out[i] = Some(lo + f32::from(self.audio[i]) / 65_535.0 * (hi - lo));
-            }
-        }
-        AudioFeatures::from_values(out)
+        AudioFeatures::from_quantized(self.audio, self.audio_known)
     }
 
     /// The embedding, as far as quantization keeps it (empty: none).
@@ -274,6 +252,31 @@ impl Catalog {
                 .unwrap_or_else(|| Arc::from(""))
         };
         Some(f(entry, &name))
+    }
+
+    /// Every track as the recommender's index reads it.
+    pub(crate) fn rows(&self) -> Vec<crate::personalization::ItemRow> {
+        let g = self.read();
+        let name = |i: &u32| {
+            g.names
+                .names
+                .get(*i as usize)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(""))
+        };
+        g.slots
+            .iter()
+            .flatten()
+            .map(|e| crate::personalization::ItemRow {
+                id: Arc::clone(&e.id),
+                artists: e.artists.iter().map(name).collect(),
+                genres: e.genres.iter().map(name).collect(),
+                audio: e.audio,
+                known: e.audio_known,
+                embedding: e.embedding.clone(),
+                scale: e.scale,
+            })
+            .collect()
     }
 
     /// What it holds.

@@ -22,6 +22,7 @@ pub mod manager;
 pub(crate) mod models;
 pub mod outcomes;
 pub(crate) mod population;
+pub(crate) mod recommender;
 pub(crate) mod runtime;
 pub(crate) mod shard;
 pub(crate) mod shared_profile;
@@ -169,6 +170,8 @@ pub(crate) struct Engine {
     pub(crate) models: models::Models,
     /// The track catalog.
     pub(crate) catalog: catalog::Catalog,
+    /// The recommender's index and model in force.
+    pub(crate) recommender: recommender::Recommender,
     /// Where the next population scan cuts its ranges (learned by the last one).
     pub(crate) scan_cuts: population::Cuts,
     /// The operators' live figures.

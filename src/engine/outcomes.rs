@@ -25,7 +25,9 @@ use crate::security::passkey::{PublicKeyCredential, RequestChallengeResponse};
 use crate::store::audit::AuditEntry;
 
 mod analytics;
+mod taste;
 pub use analytics::*;
+pub use taste::*;
 
 /// The result of a login attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +192,9 @@ pub struct UserExport {
     /// The activity history: daily and weekly buckets, plays by hour, totals, features
     /// used.
     pub activity_history: ActivityHistory,
+    /// What personalization learned of the user's taste (none without the consent to
+    /// personalisation or before any play).
+    pub taste: Option<TasteExport>,
     /// Consents per purpose with their history, birth date, parental consent.
     pub consents: ConsentView,
     /// Second factors enrolled (never their secrets).

@@ -18,6 +18,7 @@ use crate::domain::rate::TokenBucket;
 use crate::domain::risk::{Location, RiskProfile};
 use crate::domain::security_log::{SecurityEvent, SecurityLog};
 use crate::domain::session::{LoginContext, Session, SessionBinding};
+use crate::domain::taste::Taste;
 use crate::domain::tier::TierPolicy;
 use crate::domain::time::Timestamp;
 use crate::security::keys::DataKey;
@@ -29,8 +30,8 @@ mod legacy;
 mod report;
 pub(crate) mod sparse;
 pub use legacy::UserStateV3;
-pub(crate) use legacy::UserStateV5;
 use legacy::{UserStateV1, UserStateV2};
+pub(crate) use legacy::{UserStateV5, UserStateV6};
 pub(crate) use report::{ReportView, report_view};
 
 /// Devices remembered per user (for new-device checks), most recent last.
@@ -49,6 +50,9 @@ pub struct UserState {
     /// Listening activity reported by clients (soft state): counters since format 2,
     /// the history since format 5.
     pub history: ActivityHistory,
+    /// What personalization learned of the user's taste (soft state; held only under
+    /// the consent to personalisation). New in format 7.
+    pub taste: Option<Box<Taste>>,
     /// The profile clients see. Shared so that the actor can hand a read-only snapshot
     /// (with its JSON rendering) to a request without copying; changes copy on write
     /// ([`SharedProfile::make_mut`]).
@@ -85,7 +89,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: formats 4 to 6 are sealed under
+/// Reads a stored user record of any supported format: formats 4 to 7 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -97,6 +101,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
             2 => Some(payload.decode::<UserStateV2>().map(Into::into)),
             3 | 4 => Some(payload.decode::<UserStateV3>().map(Into::into)),
             5 => Some(payload.decode::<UserStateV5>().map(Into::into)),
+            6 => Some(payload.decode::<UserStateV6>().map(Into::into)),
             _ => None,
         },
     )
@@ -128,6 +133,7 @@ impl UserState {
             known_devices: Vec::new(),
             rate: TokenBucket::default(),
             history: ActivityHistory::default(),
+            taste: None,
             mfa: Sparse::default(),
             risk: Sparse::default(),
             security: SecurityLog::default(),

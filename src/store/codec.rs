@@ -4,7 +4,7 @@
 //! lets a later format read older records; the checksum turns a torn or bit-flipped
 //! record into a clear error instead of a wrong user.
 //!
-//! Formats 4 and later (6 is current) seal the body: `nonce ‖ AES-256-GCM(bincode payload) ‖ tag` under
+//! Formats 4 and later (7 is current) seal the body: `nonce ‖ AES-256-GCM(bincode payload) ‖ tag` under
 //! the owner's data key, with the version byte and the owner's id as associated data,
 //! so a record moved onto another user does not open. Formats 1–3 carried the bincode
 //! payload in clear; they are still read and are rewritten sealed.
@@ -17,9 +17,9 @@ use crate::security::keys::{DataKey, KeyError};
 /// The format this build writes. Version 2 added the activity counters to the user
 /// state; version 3 second factors, the risk profile, security events and session
 /// step-up/binding; version 4 sealed the payload; version 5 replaced the activity
-/// counters with the activity history; version 6 put the fields reports read first.
-/// Older records are still read (see [`decode_versioned`]).
-pub const FORMAT_VERSION: u8 = 6;
+/// counters with the activity history; version 6 put the fields reports read first;
+/// version 7 added the taste personalization learns. Older records are still read (see [`decode_versioned`]).
+pub const FORMAT_VERSION: u8 = 7;
 
 /// The first format whose payload is sealed.
 const SEALED_SINCE: u8 = 4;

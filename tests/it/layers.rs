@@ -14,6 +14,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("store", &["domain", "security", "config"]),
     ("notify", &["domain", "config", "metrics"]),
     ("analytics", &["domain"]),
+    ("personalization", &["domain"]),
     (
         "engine",
         &[
@@ -24,6 +25,7 @@ const RULES: &[(&str, &[&str])] = &[
             "metrics",
             "notify",
             "analytics",
+            "personalization",
         ],
     ),
     ("api", &["domain", "config", "metrics", "engine"]),
@@ -38,6 +40,7 @@ const RULES: &[(&str, &[&str])] = &[
             "server",
             "loadgen",
             "analytics",
+            "personalization",
             "security",
         ],
     ),

@@ -17,6 +17,7 @@ mod loadgen;
 mod logs;
 mod mfa;
 mod persistence;
+mod personalization;
 mod privacy;
 mod server;
 mod support;

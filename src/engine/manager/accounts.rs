@@ -7,7 +7,7 @@ use super::{
     DayActivity, ImportedUser, Insights, ListeningProfile, PasswordChange, QuotaUse, UserExport,
     UserManager,
 };
-use super::{LoginFailures, RiskProfileExport};
+use super::{LoginFailures, RiskProfileExport, TasteExport};
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
@@ -22,7 +22,7 @@ use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, 
 pub const MAX_IMPORT_BATCH: usize = 200;
 
 /// The format version of [`UserExport`].
-const EXPORT_FORMAT: u32 = 2;
+const EXPORT_FORMAT: u32 = 3;
 
 /// See [`UserManager::accounts`].
 #[derive(Clone, Copy)]
@@ -302,6 +302,10 @@ impl Accounts<'_> {
             },
             activity: state.history.counters(),
             activity_history: state.history.clone(),
+            taste: state
+                .taste
+                .as_deref()
+                .map(|t| TasteExport::of(t, &e.recommender.index(), now)),
             consents: ConsentView::of(&state.consents, e.config.privacy.min_age, now),
             mfa: state.mfa.status(&state.profile.security_settings),
             risk_profile: RiskProfileExport {

@@ -158,9 +158,12 @@ impl UserManager {
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
         let models = super::models::Models::load(store.as_ref())?;
         let catalog = super::catalog::Catalog::load(store.as_ref())?;
+        let recommender = super::recommender::Recommender::default();
+        recommender.rebuild(&catalog);
         let engine = Arc::new(Engine {
             models,
             catalog,
+            recommender,
             scan_cuts: Default::default(),
             live: Default::default(),
             keys,

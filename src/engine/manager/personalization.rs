@@ -188,7 +188,7 @@ async fn write_change<R: Send + 'static>(
             })
             .collect();
         let ticket = e.commit.submit(batch, audit, None);
-        match settled(e.commit.wait(&ticket).await) {
+        let outcome = match settled(e.commit.wait(&ticket).await) {
             Ok(()) => Ok(apply(&e.catalog)),
             Err(err) => {
                 let engine = std::sync::Arc::clone(&e);
@@ -198,7 +198,13 @@ async fn write_change<R: Send + 'static>(
                 .await;
                 Err(err)
             }
-        }
+        };
+        // The recommender's index follows the catalog (while the writer lock is held,
+        // so indexes are built in the order of the changes).
+        let engine = std::sync::Arc::clone(&e);
+        let _ =
+            tokio::task::spawn_blocking(move || engine.recommender.rebuild(&engine.catalog)).await;
+        outcome
     })
     .await
     .map_err(|err| EngineError::Internal(format!("catalog write: {err}")))?

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::UserState;
+use super::sparse::Sparse;
 use crate::domain::consent::ConsentState;
 use crate::domain::history::{ActivityCounters, ActivityHistory};
 use crate::domain::lockout::FailureState;
@@ -15,6 +16,65 @@ use crate::domain::risk::RiskProfile;
 use crate::domain::security_log::SecurityLog;
 use crate::domain::session::{Session, SessionV2};
 use crate::engine::shared_profile::SharedProfile;
+
+/// The user state as format 6 stored it: before the taste (format 7).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct UserStateV6 {
+    consents: ConsentState,
+    history: ActivityHistory,
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: Sparse<FailureState>,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+    mfa: Sparse<MfaState>,
+    risk: Sparse<RiskProfile>,
+    security: SecurityLog,
+}
+
+impl UserStateV6 {
+    /// `s` as format 6 held it (tests of older stores).
+    #[cfg(test)]
+    pub(crate) fn of(s: &UserState) -> Self {
+        let s = s.clone();
+        Self {
+            consents: s.consents,
+            history: s.history,
+            profile: s.profile,
+            password_hash: s.password_hash,
+            credential_version: s.credential_version,
+            sessions: s.sessions,
+            failures: s.failures,
+            known_devices: s.known_devices,
+            rate: s.rate,
+            mfa: s.mfa,
+            risk: s.risk,
+            security: s.security,
+        }
+    }
+}
+
+impl From<UserStateV6> for UserState {
+    fn from(v: UserStateV6) -> Self {
+        Self {
+            consents: v.consents,
+            history: v.history,
+            taste: None,
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            mfa: v.mfa,
+            risk: v.risk,
+            security: v.security,
+        }
+    }
+}
 
 /// The user state as format 5 stored it: the fields in their order before format 6 put
 /// what reports read first.
@@ -60,6 +120,7 @@ impl From<UserStateV5> for UserState {
         Self {
             consents: v.consents,
             history: v.history,
+            taste: None,
             profile: v.profile,
             password_hash: v.password_hash,
             credential_version: v.credential_version,
@@ -125,6 +186,7 @@ impl From<UserStateV3> for UserState {
             known_devices: v.known_devices,
             rate: v.rate,
             history: ActivityHistory::from(v.activity),
+            taste: None,
             mfa: v.mfa.into(),
             risk: v.risk.into(),
             security: v.security,

@@ -1,5 +1,5 @@
 //! What a report over the stored population reads of a user, decoded from the front of
-//! its record: since format 6 the consents, the history and the profile's head (id,
+//! its record: since format 6 the consents, the history (since format 7 the taste) and the profile's head (id,
 //! names, tier, sign-up time) lead the payload, so a report skips the credentials,
 //! sessions, second factors, risk profile and security events it never looks at.
 
@@ -12,6 +12,7 @@ use super::UserState;
 use crate::domain::consent::ConsentState;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
+use crate::domain::taste::Taste;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::security::keys::DataKey;
@@ -24,6 +25,8 @@ pub(crate) struct ReportView {
     pub consents: ConsentState,
     /// Its activity.
     pub history: ActivityHistory,
+    /// Its taste (what the recommender trains on, under the personalisation consent).
+    pub taste: Option<Box<Taste>>,
     /// Its tier.
     pub tier: UserTier,
     /// When it signed up.
@@ -37,15 +40,17 @@ impl From<UserState> for ReportView {
             created_at: s.profile.created_at,
             consents: s.consents,
             history: s.history,
+            taste: s.taste,
         }
     }
 }
 
-/// The leading fields of a format-6 payload ([`UserState`]'s first three).
+/// The leading fields of a format-7 payload ([`UserState`]'s first four).
 #[derive(Deserialize)]
 struct Head {
     consents: ConsentState,
     history: ActivityHistory,
+    taste: Option<Box<Taste>>,
     profile: ProfileHead,
 }
 
@@ -98,6 +103,7 @@ pub(crate) fn report_view(
         Some(h) => Ok(ReportView {
             consents: h.consents,
             history: h.history,
+            taste: h.taste,
             tier: h.profile.tier,
             created_at: h.profile.created_at,
         }),
@@ -110,7 +116,7 @@ mod tests {
     use super::*;
     use crate::domain::activity::ActivityEvent;
     use crate::domain::consent::Purpose;
-    use crate::engine::state::{UserStateV5, encode, tests::state};
+    use crate::engine::state::{UserStateV5, UserStateV6, encode, tests::state};
 
     #[test]
     fn the_view_of_a_record_is_what_the_whole_state_holds() {
@@ -126,9 +132,26 @@ mod tests {
         assert_eq!(whole.tier, UserTier::Enterprise);
         let current = encode(&s, &key, id).unwrap();
         assert_eq!(report_view(&current, &key, id).unwrap(), whole);
-        // A record of format 5 is read whole, to the same view.
+        // Records of formats 5 and 6 are read whole, to the same view (with no taste).
         let v5 = codec::seal_as_version(5, &UserStateV5::of(&s), &key, id.as_bytes()).unwrap();
         assert_eq!(report_view(&v5, &key, id).unwrap(), whole);
+        let v6 = codec::seal_as_version(6, &UserStateV6::of(&s), &key, id.as_bytes()).unwrap();
+        assert_eq!(report_view(&v6, &key, id).unwrap(), whole);
+        // The taste is read from the head of the current format.
+        let mut tasted = s.clone();
+        let play = ActivityEvent::TrackPlayed {
+            track_id: "x".into(),
+            at: t,
+            duration_ms: 1_000,
+        };
+        let mut taste = crate::domain::taste::Taste::default();
+        taste.learn(&play, None, 0.1);
+        tasted.taste = Some(Box::new(taste));
+        let record = encode(&tasted, &key, id).unwrap();
+        assert_eq!(
+            report_view(&record, &key, id).unwrap(),
+            ReportView::from(tasted)
+        );
         // Damage is still caught.
         let mut bad = current.clone();
         let last = bad.len() - 1;

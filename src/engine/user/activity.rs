@@ -53,6 +53,7 @@ impl Handler<RecordActivity> for UserActor {
             return Ok(ActivityOutcome::ConsentRequired { reason });
         }
         self.state.history.record(&msg.events);
+        self.learn_taste(&msg.events, now);
         self.engine
             .metrics
             .activity_events
@@ -177,6 +178,16 @@ impl UserActor {
         next_ledger.remember(&marks);
         let mut next = self.state.clone();
         next.history.record(&fresh);
+        if let Some(taste) = self.taste_allowed(now) {
+            // An import teaches the taste in the order the events happened.
+            let mut ordered: Vec<&ActivityEvent> = fresh.iter().collect();
+            ordered.sort_by_key(|e| e.at());
+            let index = self.engine.recommender.index();
+            let t = next.taste.get_or_insert_with(Box::default);
+            for e in ordered {
+                t.learn(e, e.track_id().and_then(|id| index.traits_of(id)), taste);
+            }
+        }
         let blob = codec::seal_blob(&self.key, &self.ledger_aad(), &next_ledger.to_bytes());
         let action = AuditAction::HistoryImported {
             user: self.id(),
@@ -200,6 +211,43 @@ impl UserActor {
             accepted: fresh.len(),
             duplicates,
         })
+    }
+
+    /// The learning rate the taste learns at, if it may learn now: with the consent to
+    /// personalisation (and for a minor, a parent's) and a level other than `off`.
+    fn taste_allowed(&self, now: Timestamp) -> Option<f64> {
+        let min_age = self.engine.config.privacy.min_age;
+        let prefs = &self.state.profile.ai_preferences;
+        (prefs.personalization_level != PersonalizationLevel::Off
+            && self
+                .state
+                .consents
+                .allows(Purpose::Personalisation, min_age, now)
+                .is_ok())
+        .then_some(prefs.learning_rate)
+    }
+
+    /// Teaches the taste the plays, likes and skips among `events` (already counted).
+    fn learn_taste(&mut self, events: &[ActivityEvent], now: Timestamp) {
+        let teaches = |e: &ActivityEvent| {
+            matches!(
+                e,
+                ActivityEvent::TrackPlayed { .. }
+                    | ActivityEvent::TrackLiked { .. }
+                    | ActivityEvent::TrackSkipped { .. }
+            )
+        };
+        if !events.iter().any(teaches) {
+            return;
+        }
+        let Some(rate) = self.taste_allowed(now) else {
+            return;
+        };
+        let index = self.engine.recommender.index();
+        let taste = self.state.taste.get_or_insert_with(Box::default);
+        for e in events.iter().filter(|e| teaches(e)) {
+            taste.learn(e, e.track_id().and_then(|id| index.traits_of(id)), rate);
+        }
     }
 
     /// Why activity may not be collected now, if it may not.

@@ -188,6 +188,13 @@ impl UserActor {
                 }
             }
         }
+        // What personalization learned goes with the consent to it (in the same write).
+        if made
+            .iter()
+            .any(|c| c.purpose == Purpose::Personalisation && !c.granted)
+        {
+            next.taste = None;
+        }
         let prefs_changed = prefs != next.profile.ai_preferences;
         if prefs_changed {
             let p = next.profile.make_mut();

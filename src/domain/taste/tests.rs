@@ -1,0 +1,145 @@
+use super::*;
+
+fn at(minute: i64) -> Timestamp {
+    Timestamp::from_millis(1_700_000_000_000 + minute * 60_000)
+}
+
+fn play(id: &str, minute: i64) -> ActivityEvent {
+    ActivityEvent::TrackPlayed {
+        track_id: id.into(),
+        at: at(minute),
+        duration_ms: 200_000,
+    }
+}
+
+fn traits(genres: &[u32], energy: f64, valence: f64) -> Traits<'_> {
+    let mut audio = [0u16; 8];
+    audio[ENERGY] = (energy * 65_535.0) as u16;
+    audio[VALENCE] = (valence * 65_535.0) as u16;
+    Traits {
+        audio,
+        known: (1 << ENERGY) | (1 << VALENCE),
+        genres,
+    }
+}
+
+/// Forty plays of genre `a`, then plays of genre `b` until `b` outweighs `a`: how many
+/// it took.
+fn plays_to_switch(rate: f64) -> u32 {
+    let (a, b) = ([name_key("jazz")], [name_key("metal")]);
+    let mut t = Taste::default();
+    for i in 0..40 {
+        t.learn(&play(&format!("a{i}"), i), Some(traits(&a, 0.2, 0.8)), rate);
+    }
+    (1..=200)
+        .find(|k| {
+            t.learn(
+                &play(&format!("b{k}"), 100),
+                Some(traits(&b, 0.9, 0.2)),
+                rate,
+            );
+            t.genre_weight(b[0]) > t.genre_weight(a[0])
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_higher_learning_rate_follows_a_change_of_taste_faster() {
+    // The documented rule: after forty plays `a` weighs 1 − (1 − η)^40, and `k` plays of
+    // `b` later `b` weighs 1 − (1 − η)^k and `a` (1 − η)^k as much as before. At 0.5 one
+    // play ties (not a pass), two pass; at 0.05 (`a` at 0.87) it takes thirteen.
+    assert_eq!(plays_to_switch(0.5), 2);
+    assert_eq!(plays_to_switch(0.05), 13);
+}
+
+#[test]
+fn a_skip_weakens_only_the_skipped_genres_and_likes_count_double() {
+    let (jazz, soul) = (name_key("jazz"), name_key("soul"));
+    let mut t = Taste::default();
+    t.learn(&play("a", 0), Some(traits(&[jazz], 0.5, 0.5)), 0.2);
+    t.learn(&play("b", 1), Some(traits(&[soul], 0.5, 0.5)), 0.2);
+    let (j, s) = (t.genre_weight(jazz), t.genre_weight(soul));
+    let skip = ActivityEvent::TrackSkipped {
+        track_id: "c".into(),
+        at: at(2),
+        position_ms: 1_000,
+    };
+    t.learn(&skip, Some(traits(&[jazz], 0.5, 0.5)), 0.2);
+    assert!(t.genre_weight(jazz) < j);
+    assert_eq!(t.genre_weight(soul), s);
+    let like = ActivityEvent::TrackLiked {
+        track_id: "d".into(),
+        at: at(3),
+    };
+    let before = t.genre_weight(jazz);
+    t.learn(&like, Some(traits(&[jazz], 0.5, 0.5)), 0.2);
+    // A like moves the mix with rate 2η = 0.4.
+    let want = before * 0.6 + 0.4;
+    assert!((t.genre_weight(jazz) - want).abs() < 1e-4);
+}
+
+#[test]
+fn heard_tracks_keep_the_liked_ones_and_the_most_recent() {
+    let mut t = Taste::default();
+    let like = ActivityEvent::TrackLiked {
+        track_id: "loved".into(),
+        at: at(0),
+    };
+    t.learn(&like, None, 0.1);
+    for i in 0..(HEARD_KEPT as i64 + 10) {
+        t.learn(&play(&format!("t{i}"), i), None, 0.1);
+    }
+    assert_eq!(t.heard.len(), HEARD_KEPT);
+    assert!(t.has_heard(TrackKey::of("loved")), "a liked track is kept");
+    assert!(t.has_heard(TrackKey::of(&format!("t{}", HEARD_KEPT + 9))));
+    assert!(!t.has_heard(TrackKey::of("t0")), "the oldest went");
+    // Playing a track again moves it to the end and counts.
+    t.learn(&play("loved", 99), None, 0.1);
+    let last = t.heard.last().unwrap();
+    assert_eq!(
+        (last.track, last.plays, last.liked()),
+        (TrackKey::of("loved"), 1, true)
+    );
+    assert_eq!(last.weight(), 4.0);
+    // An unknown track teaches no genre.
+    assert!(t.genres.is_empty());
+}
+
+#[test]
+fn the_mood_follows_the_session_and_is_forgotten_after_quiet_hours() {
+    let mut t = Taste::default();
+    let calm = traits(&[], 0.1, 0.9);
+    t.learn(&play("a", 0), Some(calm), 0.1);
+    t.learn(&play("b", 3), Some(calm), 0.1);
+    assert_eq!(t.mood_at(at(4)), None, "two plays say too little");
+    t.learn(&play("c", 6), Some(calm), 0.1);
+    let (mood, e, v) = t.mood_at(at(7)).unwrap();
+    assert_eq!(mood, Mood::Calm);
+    assert!(e < 0.2 && v > 0.8);
+    assert_eq!(t.mood_at(at(6 + i64::from(MOOD_TTL_MINUTES) + 1)), None);
+    // A session after a quiet gap starts afresh.
+    let intense = traits(&[], 0.95, 0.1);
+    for m in 300..303 {
+        t.learn(&play(&format!("i{m}"), m), Some(intense), 0.1);
+    }
+    assert_eq!(t.mood_at(at(303)).unwrap().0, Mood::Intense);
+    assert_eq!(t.mood.plays, 3);
+}
+
+#[test]
+fn a_taste_stays_a_few_hundred_bytes() {
+    let mut t = Taste::default();
+    let genres: Vec<u32> = (0..20).map(|g| name_key(&format!("g{g}"))).collect();
+    for i in 0..200 {
+        let g = &genres[i % 20..i % 20 + 1];
+        t.learn(
+            &play(&format!("t{i}"), i as i64),
+            Some(traits(g, 0.5, 0.5)),
+            0.3,
+        );
+    }
+    assert_eq!(t.genres.len(), GENRES_KEPT);
+    assert!(t.bytes() <= 360, "{} bytes", t.bytes());
+    assert_ne!(TrackKey::of("a"), TrackKey::of("b"));
+    assert_eq!(TrackKey::of("a").as_u64() >> 48, 0);
+}

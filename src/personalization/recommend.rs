@@ -1,0 +1,555 @@
+//! Scoring one list: candidates from the signals the level allows, each scored by a
+//! blend of terms in 0–1, then ranked (or re-ranked by [`super::mitigate`]), with the
+//! largest terms of an item's score as its reasons.
+//!
+//! The terms and their weights in the blend:
+//!
+//! | term | weight | what it is | level |
+//! |---|---|---|---|
+//! | popularity | 0.15 | the track's users over the most any track had (the tier's at `off`) | all |
+//! | genre | 0.35 | the taste's weight of the track's genres | `basic` |
+//! | artist | 0.5 | the share of the tracks the user is for by the track's main artist | `standard` |
+//! | collaborative | 1.0 | `Σ_h r_h·sim(h, c)` over the tracks `h` the user is for, scaled to the list's best | `standard` |
+//! | sound | 0.25 | closeness of the track's audio features to the taste's average | `advanced` |
+//! | embedding | 0.25 | cosine of the track's content embedding to the heard tracks' mean | `advanced` |
+//! | context | 0.3 | closeness to what the asked context calls for | `advanced` |
+//! | mood | 0.3 | closeness of energy and valence to the session's mood | `advanced` + `mood_detection_enabled` |
+//!
+//! `r_h` weighs a heard track by how much the user is for it (its weight, at most 5,
+//! over 5) and by how recent it is: `(1 − η)^a` for the `a`-th newest (from 0), `η` the
+//! user's learning rate, at least 0.02 — a high rate follows the last few tracks, a low
+//! one the whole remembered history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::index::{Index, POPULAR_CANDIDATES, tier_slot};
+use super::model::liked_items;
+use crate::domain::settings::PersonalizationLevel;
+use crate::domain::taste::{ENERGY, Mood, Taste, VALENCE};
+use crate::domain::tier::UserTier;
+use crate::domain::time::Timestamp;
+
+/// The blend's weights (see the module documentation).
+pub(crate) const W_POPULARITY: f32 = 0.15;
+pub(crate) const W_GENRE: f32 = 0.35;
+pub(crate) const W_ARTIST: f32 = 0.5;
+pub(crate) const W_COLLABORATIVE: f32 = 1.0;
+pub(crate) const W_SOUND: f32 = 0.25;
+pub(crate) const W_EMBEDDING: f32 = 0.25;
+pub(crate) const W_CONTEXT: f32 = 0.3;
+pub(crate) const W_MOOD: f32 = 0.3;
+
+/// The least a heard track counts for, however old.
+const RECENCY_FLOOR: f32 = 0.02;
+
+/// Genres of the taste that bring candidates.
+const CANDIDATE_GENRES: usize = 3;
+
+/// Most reasons given per item.
+const MAX_REASONS: usize = 3;
+
+/// What the listener is doing, as the client says (`context=`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// Exercise: high energy, danceable.
+    Workout,
+    /// Concentration: instrumental, little speech, moderate energy.
+    Focus,
+    /// Winding down: low energy, acoustic.
+    Relax,
+    /// A party: danceable, upbeat.
+    Party,
+    /// On the way: the listener's own average, a little livelier.
+    Commute,
+}
+
+impl Activity {
+    /// Every activity, for messages.
+    pub const ALL: [Activity; 5] = [
+        Self::Workout,
+        Self::Focus,
+        Self::Relax,
+        Self::Party,
+        Self::Commute,
+    ];
+
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Workout => "workout",
+            Self::Focus => "focus",
+            Self::Relax => "relax",
+            Self::Party => "party",
+            Self::Commute => "commute",
+        }
+    }
+
+    /// The audio features it calls for: (feature index, target 0–1).
+    fn targets(self) -> &'static [(usize, f32)] {
+        // Indexes: 0 tempo, 1 energy, 2 valence, 3 danceability, 4 acousticness,
+        // 5 instrumentalness, 6 speechiness, 7 loudness.
+        match self {
+            Self::Workout => &[(1, 0.9), (3, 0.8), (0, 0.5)],
+            Self::Focus => &[(5, 0.8), (6, 0.05), (1, 0.4)],
+            Self::Relax => &[(1, 0.2), (4, 0.7), (2, 0.6)],
+            Self::Party => &[(3, 0.9), (2, 0.8), (1, 0.8)],
+            Self::Commute => &[(1, 0.6), (2, 0.6)],
+        }
+    }
+}
+
+/// The request's context.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// What the listener is doing.
+    pub activity: Option<Activity>,
+}
+
+/// The signals a list may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signals {
+    /// The taste's genres.
+    pub genres: bool,
+    /// The user's heard tracks and the model's neighbours.
+    pub collaborative: bool,
+    /// The online taste (sound, embedding) and the context.
+    pub taste: bool,
+    /// The session's mood.
+    pub mood: bool,
+}
+
+impl Signals {
+    /// What a level allows.
+    pub fn of(level: PersonalizationLevel, mood_detection: bool) -> Self {
+        use PersonalizationLevel::*;
+        Self {
+            genres: level != Off,
+            collaborative: matches!(level, Standard | Advanced),
+            taste: level == Advanced,
+            mood: level == Advanced && mood_detection,
+        }
+    }
+}
+
+/// One list to make.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// What is known of the user (`None`: nothing may be used; a non-personal list).
+    pub taste: Option<&'a Taste>,
+    /// Its tier (the popularity an `off` list follows).
+    pub tier: UserTier,
+    /// The signals allowed.
+    pub signals: Signals,
+    /// Items wanted.
+    pub limit: usize,
+    /// Whether tracks the user played or liked may come back.
+    pub include_played: bool,
+    /// The context.
+    pub context: Context,
+    /// Bias mitigation, if on.
+    pub mitigation: Option<super::mitigate::Mitigation>,
+    /// The user's learning rate: how much more a recent heard track counts than an
+    /// older one.
+    pub learning_rate: f64,
+    /// The time (for the mood).
+    pub now: Timestamp,
+}
+
+/// Why an item is on the list: one term of its score.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Reason {
+    /// Which term: `collaborative`, `artist`, `genre`, `sound`, `embedding`, `context`, `mood`,
+    /// `popularity`.
+    pub signal: &'static str,
+    /// Its share of the score (before any re-ranking).
+    pub weight: f32,
+    /// The reason in words.
+    pub text: String,
+    /// The track it is because of (for `collaborative`: one the user played or liked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub because_of: Option<Arc<str>>,
+    /// The genre it is because of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub genre: Option<Arc<str>>,
+    /// The mood it matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mood: Option<Mood>,
+}
+
+/// A ranked item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    /// The index's item number.
+    pub item: u32,
+    /// Its blended score.
+    pub score: f32,
+    /// The terms of that score, largest first (all of them; the caller keeps what the
+    /// user's preferences show).
+    pub reasons: Vec<Reason>,
+}
+
+/// The terms of one candidate's score.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Terms {
+    pub popularity: f32,
+    pub genre: f32,
+    pub artist: f32,
+    pub collaborative: f32,
+    pub sound: f32,
+    pub embedding: f32,
+    pub context: f32,
+    pub mood: f32,
+    /// The heard item that gave the most collaborative score, and its genre that gave
+    /// the most genre score.
+    because: Option<u32>,
+    genre_of: Option<u32>,
+    artist_of: Option<u32>,
+}
+
+impl Terms {
+    pub fn total(&self) -> f32 {
+        W_POPULARITY * self.popularity
+            + W_GENRE * self.genre
+            + W_ARTIST * self.artist
+            + W_COLLABORATIVE * self.collaborative
+            + W_SOUND * self.sound
+            + W_EMBEDDING * self.embedding
+            + W_CONTEXT * self.context
+            + W_MOOD * self.mood
+    }
+}
+
+/// What is worked out once per list.
+struct Profile<'a> {
+    taste: Option<&'a Taste>,
+    /// Collaborative score and its best source, per candidate.
+    cf: HashMap<u32, (f32, u32, f32)>,
+    /// Share of the tracks the user is for, per main artist, and a track of each.
+    artists: HashMap<u32, (f32, u32)>,
+    /// The mean unit embedding of the heard tracks the user is for.
+    centroid: Vec<f32>,
+    mood: Option<(Mood, f32, f32)>,
+}
+
+fn closeness(a: u16, b: u16) -> f32 {
+    1.0 - (f32::from(a) - f32::from(b)).abs() / 65_535.0
+}
+
+/// Makes a list (see the module documentation).
+pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
+    if index.is_empty() || ask.limit == 0 {
+        return Vec::new();
+    }
+    let taste = ask.taste;
+    let s = ask.signals;
+    let mut profile = Profile {
+        taste,
+        cf: HashMap::new(),
+        artists: HashMap::new(),
+        centroid: Vec::new(),
+        mood: None,
+    };
+    let mut candidates: Vec<u32> = Vec::with_capacity(1024);
+    let popular = match taste {
+        // Non-personal: what the tier plays.
+        None => &index.tier_popular[tier_slot(ask.tier)],
+        Some(_) => &index.popular,
+    };
+    candidates.extend(popular.iter().take(POPULAR_CANDIDATES));
+    if let Some(t) = taste {
+        if s.genres {
+            for g in t.genres.iter().take(CANDIDATE_GENRES) {
+                if let Some(list) = index.by_genre.get(&g.genre) {
+                    candidates.extend(list);
+                }
+            }
+        }
+        if s.collaborative {
+            let n = t.heard.len().max(1);
+            for (at, heard) in t.heard.iter().enumerate() {
+                let Some(h) = index.item_of(heard.track).filter(|_| heard.weight() > 0.0) else {
+                    continue;
+                };
+                let age = (n as i32 - 1 - at as i32).max(0);
+                let recency = ((1.0 - ask.learning_rate as f32).powi(age)).max(RECENCY_FLOOR);
+                let r = heard.weight().min(5.0) / 5.0 * recency;
+                for &(c, sim) in index.neighbours[h as usize].iter() {
+                    let e = profile.cf.entry(c).or_insert((0.0, h, 0.0));
+                    e.0 += r * sim;
+                    if r * sim > e.2 {
+                        e.1 = h;
+                        e.2 = r * sim;
+                    }
+                }
+            }
+            candidates.extend(profile.cf.keys());
+            let liked: Vec<u32> = liked_items(index, &t.heard).map(|(i, _)| i).collect();
+            for &i in &liked {
+                if let Some(a) = index.items[i as usize].artists.first() {
+                    let e = profile.artists.entry(*a).or_insert((0.0, i));
+                    e.0 += 1.0 / liked.len() as f32;
+                }
+            }
+            for a in profile.artists.keys() {
+                if let Some(list) = index.by_artist.get(a) {
+                    candidates.extend(list);
+                }
+            }
+        }
+        if s.taste {
+            let mut sum: Vec<f32> = Vec::new();
+            for (h, _) in liked_items(index, &t.heard) {
+                let e = &index.items[h as usize].embedding;
+                if e.is_empty() {
+                    continue;
+                }
+                if sum.is_empty() {
+                    sum = vec![0.0; e.len()];
+                }
+                if sum.len() == e.len() {
+                    sum.iter_mut().zip(e.iter()).for_each(|(a, b)| *a += b);
+                }
+            }
+            let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm.is_normal() {
+                profile.centroid = sum.iter().map(|x| x / norm).collect();
+            }
+        }
+        if s.mood {
+            profile.mood = t.mood_at(ask.now).map(|(m, e, v)| (m, e as f32, v as f32));
+        }
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+    let best_cf = profile
+        .cf
+        .values()
+        .map(|v| v.0)
+        .fold(0f32, f32::max)
+        .max(f32::MIN_POSITIVE);
+    let excluded = |i: u32| -> bool {
+        let Some(t) = taste else { return false };
+        let key = index.items[i as usize].key;
+        t.heard
+            .iter()
+            .find(|h| h.track == key)
+            .is_some_and(|h| !ask.include_played || h.weight() <= 0.0)
+    };
+    let mut scored: Vec<(u32, Terms)> = candidates
+        .into_iter()
+        .filter(|i| !excluded(*i))
+        .map(|i| (i, terms(index, ask, &profile, best_cf, i)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total().total_cmp(&a.1.total()).then(a.0.cmp(&b.0)));
+    let picked: Vec<(u32, Terms)> = match (&ask.mitigation, taste) {
+        (Some(m), _) => super::mitigate::rerank(index, taste, &scored, ask.limit, m),
+        // A non-personal list is diversified by artist even without mitigation.
+        (None, None) => super::mitigate::spread_artists(index, &scored, ask.limit),
+        (None, Some(_)) => scored.into_iter().take(ask.limit).collect(),
+    };
+    picked
+        .into_iter()
+        .map(|(item, t)| Scored {
+            item,
+            score: t.total(),
+            reasons: reasons(index, ask, &profile, &t),
+        })
+        .collect()
+}
+
+fn terms(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, best_cf: f32, i: u32) -> Terms {
+    let item = &index.items[i as usize];
+    let mut t = Terms {
+        popularity: match p.taste {
+            None => {
+                let top = index.tier_plays[index.tier_popular[tier_slot(ask.tier)][0] as usize]
+                    [tier_slot(ask.tier)];
+                if top == 0 {
+                    0.0
+                } else {
+                    index.tier_plays[i as usize][tier_slot(ask.tier)] as f32 / top as f32
+                }
+            }
+            Some(_) => index.popularity(i),
+        },
+        ..Terms::default()
+    };
+    let Some(taste) = p.taste else {
+        return t;
+    };
+    let s = ask.signals;
+    if s.genres {
+        let mut best = 0.0;
+        for g in item.genres.iter() {
+            let w = taste.genre_weight(*g) as f32;
+            t.genre += w;
+            if w > best {
+                best = w;
+                t.genre_of = Some(*g);
+            }
+        }
+        t.genre = t.genre.min(1.0);
+    }
+    if s.collaborative
+        && let Some((score, from, _)) = p.cf.get(&i)
+    {
+        t.collaborative = score / best_cf;
+        t.because = Some(*from);
+    }
+    if s.collaborative
+        && let Some((share, _)) = item.artists.first().and_then(|a| p.artists.get(a))
+    {
+        t.artist = *share;
+        t.artist_of = item.artists.first().copied();
+    }
+    if s.taste {
+        let both = item.known & taste.audio_known;
+        if both != 0 {
+            let (mut sum, mut n) = (0.0, 0.0);
+            for f in 0..8 {
+                if both & (1 << f) != 0 {
+                    sum += closeness(item.audio[f], taste.audio[f]);
+                    n += 1.0;
+                }
+            }
+            t.sound = sum / n;
+        }
+        if !p.centroid.is_empty() && item.embedding.len() == p.centroid.len() {
+            let cos: f32 = item
+                .embedding
+                .iter()
+                .zip(&p.centroid)
+                .map(|(a, b)| a * b)
+                .sum();
+            t.embedding = cos.max(0.0);
+        }
+        if let Some(a) = ask.context.activity {
+            let (mut sum, mut n) = (0.0, 0.0);
+            for &(f, target) in a.targets() {
+                if item.known & (1 << f) != 0 {
+                    sum += 1.0 - (f32::from(item.audio[f]) / 65_535.0 - target).abs();
+                    n += 1.0;
+                }
+            }
+            if n > 0.0 {
+                t.context = sum / n;
+            }
+        }
+    }
+    if let Some((_, e, v)) = p.mood {
+        let both = (1 << ENERGY) | (1 << VALENCE);
+        if item.known & both == both {
+            let de = f32::from(item.audio[ENERGY]) / 65_535.0 - e;
+            let dv = f32::from(item.audio[VALENCE]) / 65_535.0 - v;
+            t.mood = (1.0 - (de * de + dv * dv).sqrt() / std::f32::consts::SQRT_2).max(0.0);
+        }
+    }
+    t
+}
+
+fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<Reason> {
+    let total = t.total().max(f32::MIN_POSITIVE);
+    let reason = |signal, value: f32, text: String| Reason {
+        signal,
+        weight: value / total,
+        text,
+        because_of: None,
+        genre: None,
+        mood: None,
+    };
+    let mut out = Vec::new();
+    if t.collaborative > 0.0
+        && let Some(h) = t.because
+    {
+        let id = Arc::clone(index.id(h));
+        let liked_only = p.taste.is_some_and(|taste| {
+            taste
+                .heard
+                .iter()
+                .any(|x| x.track == index.items[h as usize].key && x.plays == 0)
+        });
+        let verb = if liked_only { "liked" } else { "played" };
+        out.push(Reason {
+            because_of: Some(Arc::clone(&id)),
+            ..reason(
+                "collaborative",
+                W_COLLABORATIVE * t.collaborative,
+                format!("because you {verb} {id}"),
+            )
+        });
+    }
+    if t.artist > 0.0
+        && let Some(a) = t.artist_of
+    {
+        let name = index.name(a);
+        out.push(reason(
+            "artist",
+            W_ARTIST * t.artist,
+            format!("more from {name}, whom you listen to"),
+        ));
+    }
+    if t.genre > 0.0
+        && let Some(g) = t.genre_of
+    {
+        let name = index.name(g);
+        out.push(Reason {
+            genre: Some(Arc::clone(&name)),
+            ..reason(
+                "genre",
+                W_GENRE * t.genre,
+                format!("you often listen to {name}"),
+            )
+        });
+    }
+    if t.sound > 0.0 {
+        out.push(reason(
+            "sound",
+            W_SOUND * t.sound,
+            "close to the sound of what you play".into(),
+        ));
+    }
+    if t.embedding > 0.0 {
+        out.push(reason(
+            "embedding",
+            W_EMBEDDING * t.embedding,
+            "similar in content to tracks you like".into(),
+        ));
+    }
+    if t.context > 0.0
+        && let Some(a) = ask.context.activity
+    {
+        out.push(reason(
+            "context",
+            W_CONTEXT * t.context,
+            format!("suits {}", a.name()),
+        ));
+    }
+    if t.mood > 0.0
+        && let Some((m, _, _)) = p.mood
+    {
+        out.push(Reason {
+            mood: Some(m),
+            ..reason(
+                "mood",
+                W_MOOD * t.mood,
+                format!("matches the {} mood you are in", m.word()),
+            )
+        });
+    }
+    if t.popularity > 0.0 {
+        let text = match p.taste {
+            None => format!("popular with {} listeners", ask.tier.as_str()),
+            Some(_) => "new to you, popular on the platform".into(),
+        };
+        out.push(reason("popularity", W_POPULARITY * t.popularity, text));
+    }
+    out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    out.truncate(MAX_REASONS);
+    out
+}
