@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use super::index::Index;
-use super::recommend::{Terms, W_POPULARITY};
+use super::recommend::{NumberMap, Terms, W_POPULARITY};
 use crate::domain::taste::Taste;
 
 /// The strengths (config `personalization.mitigation_*`).
@@ -28,9 +28,6 @@ pub struct Mitigation {
     /// δ: calibration to the user's genre mix.
     pub calibration: f32,
 }
-
-/// Candidates considered per slot.
-const POOL_PER_SLOT: usize = 20;
 
 /// Most items per main artist in a non-personal list.
 const ARTIST_CAP: usize = 2;
@@ -50,7 +47,7 @@ pub(crate) fn rerank(
     limit: usize,
     m: &Mitigation,
 ) -> Vec<(u32, Terms)> {
-    let pool = &scored[..scored.len().min(POOL_PER_SLOT * limit)];
+    let pool = scored;
     let base: Vec<f32> = pool
         .iter()
         .map(|(i, t)| {
@@ -71,9 +68,9 @@ pub(crate) fn rerank(
                 .collect()
         })
         .unwrap_or_default();
-    let mut artists: HashMap<u32, u32> = HashMap::new();
-    let mut genres: HashMap<u32, f32> = HashMap::new();
-    let mut main_genres: HashMap<u32, u32> = HashMap::new();
+    let mut artists: NumberMap<u32> = NumberMap::default();
+    let mut genres: NumberMap<f32> = NumberMap::default();
+    let mut main_genres: NumberMap<u32> = NumberMap::default();
     let mut out = Vec::with_capacity(limit);
     let mut taken = vec![false; pool.len()];
     while out.len() < limit {

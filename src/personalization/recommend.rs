@@ -21,6 +21,7 @@
 //! one the whole remembered history.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::index::{Index, POPULAR_CANDIDATES, tier_slot};
@@ -39,6 +40,31 @@ pub(crate) const W_SOUND: f32 = 0.25;
 pub(crate) const W_EMBEDDING: f32 = 0.25;
 pub(crate) const W_CONTEXT: f32 = 0.3;
 pub(crate) const W_MOOD: f32 = 0.3;
+
+/// A hasher for item and name numbers: one multiplication (the map's control bits come
+/// from the high bits, which the golden-ratio product fills).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct NumberHasher(u64);
+
+impl Hasher for NumberHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by numbers.
+pub(crate) type NumberMap<V> = HashMap<u32, V, BuildHasherDefault<NumberHasher>>;
+
+/// Candidates kept for ranking per slot asked (the rest cannot make the list).
+const POOL_PER_SLOT: usize = 20;
 
 /// The least a heard track counts for, however old.
 const RECENCY_FLOOR: f32 = 0.02;
@@ -229,9 +255,9 @@ impl Terms {
 struct Profile<'a> {
     taste: Option<&'a Taste>,
     /// Collaborative score and its best source, per candidate.
-    cf: HashMap<u32, (f32, u32, f32)>,
+    cf: NumberMap<(f32, u32, f32)>,
     /// Share of the tracks the user is for, per main artist, and a track of each.
-    artists: HashMap<u32, (f32, u32)>,
+    artists: NumberMap<(f32, u32)>,
     /// The mean unit embedding of the heard tracks the user is for.
     centroid: Vec<f32>,
     mood: Option<(Mood, f32, f32)>,
@@ -250,8 +276,8 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
     let s = ask.signals;
     let mut profile = Profile {
         taste,
-        cf: HashMap::new(),
-        artists: HashMap::new(),
+        cf: NumberMap::default(),
+        artists: NumberMap::default(),
         centroid: Vec::new(),
         mood: None,
     };
@@ -341,12 +367,23 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
             .find(|h| h.track == key)
             .is_some_and(|h| !ask.include_played || h.weight() <= 0.0)
     };
-    let mut scored: Vec<(u32, Terms)> = candidates
+    let mut ranked: Vec<(f32, u32, Terms)> = candidates
         .into_iter()
         .filter(|i| !excluded(*i))
-        .map(|i| (i, terms(index, ask, &profile, best_cf, i)))
+        .map(|i| {
+            let t = terms(index, ask, &profile, best_cf, i);
+            (t.total(), i, t)
+        })
         .collect();
-    scored.sort_by(|a, b| b.1.total().total_cmp(&a.1.total()).then(a.0.cmp(&b.0)));
+    let order =
+        |a: &(f32, u32, Terms), b: &(f32, u32, Terms)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let pool = (POOL_PER_SLOT * ask.limit).max(1);
+    if ranked.len() > pool {
+        ranked.select_nth_unstable_by(pool - 1, order);
+        ranked.truncate(pool);
+    }
+    ranked.sort_unstable_by(order);
+    let scored: Vec<(u32, Terms)> = ranked.into_iter().map(|(_, i, t)| (i, t)).collect();
     let picked: Vec<(u32, Terms)> = match (&ask.mitigation, taste) {
         (Some(m), _) => super::mitigate::rerank(index, taste, &scored, ask.limit, m),
         // A non-personal list is diversified by artist even without mitigation.
