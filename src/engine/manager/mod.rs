@@ -32,6 +32,7 @@ mod personalization;
 mod principal;
 mod privacy;
 mod sessions;
+mod signup;
 
 #[cfg(test)]
 mod tests;
@@ -46,20 +47,17 @@ use super::events::Realtime;
 use super::handle::UserHandle;
 use super::runtime::ActorRuntime;
 use super::shard::{PassivateAll, Shard, ShardCounters, SweepNow};
-use super::state::UserState;
-use super::user::{Audited, SnapshotSoft};
+use super::user::SnapshotSoft;
 use super::{Engine, EngineError};
 use crate::config::Config;
-use crate::domain::email::Email;
 use crate::domain::ids::UserId;
-use crate::domain::profile::{ProfilePatch, UserProfile, new_profile};
+use crate::domain::profile::{ProfilePatch, UserProfile};
 use crate::domain::session::LoginContext;
 use crate::domain::tier::UserTier;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
-use crate::domain::validation::ValidationError;
 use crate::metrics::{LoginLabels, LoginResult, Metrics};
 use crate::security::password::PasswordHasher;
-use crate::store::{Batch, GroupCommit, Op, Store};
+use crate::store::{Batch, GroupCommit, Store};
 use futures_util::StreamExt as _;
 
 pub use super::outcomes::*;
@@ -519,85 +517,5 @@ impl UserManager {
         let draft = vec![(actor, action, self.now())];
         let ticket = self.engine.commit.submit(Batch::default(), draft, None);
         super::durable::settled(self.engine.commit.wait(&ticket).await)
-    }
-
-    fn prepare_new(
-        &self,
-        email: &str,
-        tier: UserTier,
-        profile_data: &ProfilePatch,
-    ) -> Result<(Email, UserProfile), EngineError> {
-        let email =
-            Email::parse(email).map_err(|e| ValidationError::new("email", e.to_string()))?;
-        let tc = self.engine.config.tier(tier);
-        let now = self.engine.clock.now();
-        let profile = new_profile(
-            UserId::generate(),
-            email.clone(),
-            &tc.policy,
-            &tc.template,
-            profile_data,
-            now,
-        )?;
-        Ok((email, profile))
-    }
-
-    /// Writes a new user (and its audit record, if any) in one batch; durable when it
-    /// returns.
-    async fn store_new(
-        &self,
-        email: &Email,
-        profile: UserProfile,
-        phc: String,
-        audit: Option<Audited>,
-    ) -> Result<UserProfile, EngineError> {
-        let state = UserState::new(profile, phc);
-        let (id, tier, created_at) = (
-            state.profile.id,
-            state.profile.tier,
-            state.profile.created_at,
-        );
-        let index = self.engine.keys.email_index(&email.normalized());
-        let now = self.now();
-        // Handed to the writer while the keyring is held, so that a rotation starting
-        // later finds the new key among those it rewraps.
-        let ticket = self.engine.keys.with_new_key(id, |key, wrapped| {
-            let record = super::state::encode(&state, key, id)?;
-            self.engine
-                .metrics
-                .snapshot_bytes
-                .inc_by(record.len() as u64);
-            let op = Op::CreateUser {
-                id,
-                revision: crate::store::next_revision(0),
-                email_index: index,
-                tier,
-                wrapped_key: wrapped.to_vec(),
-                record,
-            };
-            let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
-            Ok::<_, EngineError>(self.engine.commit.submit(Batch::of(op), audit, None))
-        })?;
-        super::durable::settled(self.engine.commit.wait(&ticket).await)?;
-        self.engine.metrics.users_created.inc();
-        // An imported user keeps its sign-up date: it is not today's sign-up.
-        if crate::domain::history::day_of(created_at) == crate::domain::history::day_of(now) {
-            self.engine.live.signup(now);
-        }
-        Ok(state.profile.into_inner())
-    }
-
-    /// Checks a new password against the policy and hashes it, both on the worker pool
-    /// (zxcvbn's check costs CPU too).
-    async fn hash_new_password(&self, password: &str, email: Email) -> Result<String, EngineError> {
-        let policy = self.engine.config.passwords.policy;
-        let pw = password.to_owned();
-        self.engine
-            .hasher
-            .run(move |worker| -> Result<String, EngineError> {
-                policy.check(&pw, &email)?;
-                Ok(worker.hash(&pw)?)
-            })
-            .await?
     }
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 use super::*;
 use crate::config::{DEFAULT_TOML, parse_toml};
 use crate::domain::audit::{AuditAction, AuditActor};
+use crate::domain::email::Email;
 use crate::domain::mfa::SecondFactor;
 use crate::domain::time::ManualClock;
 use crate::engine::StepUpOutcome;
 use crate::store::{
-    Applied, ArchiveStore, AuditStore, EmailIndex, KeyStore, ModelKind, ModelStore, Revision,
+    Applied, ArchiveStore, AuditStore, EmailIndex, KeyStore, ModelKind, ModelStore, Op, Revision,
     Route, SecurityEventScan, SledStore, StoreError, UserScan, UserStore,
 };
 

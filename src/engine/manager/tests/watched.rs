@@ -1,6 +1,7 @@
 //! A store for tests: sled, watched, and failing when told.
 
 use super::*;
+use crate::store::Op;
 
 /// sled, watched: which threads write to it, and (when told) refusing every batch that
 /// holds an audit record, or taking its time over new users.
