@@ -51,6 +51,11 @@ pub(super) struct RawAnalytics {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPersonalization {
     pub(super) embedding_dim: usize,
+    pub(super) max_items: usize,
+    pub(super) basic_max_items: usize,
+    pub(super) mitigation_popularity: f64,
+    pub(super) mitigation_diversity: f64,
+    pub(super) mitigation_calibration: f64,
 }
 
 #[derive(Debug, Deserialize)]

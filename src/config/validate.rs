@@ -15,8 +15,8 @@ use super::raw::{
 use super::tiers::{check_profiles_dir, tier_config};
 use super::{
     AnalyticsConfig, Backend, Config, ConfigError, EmailTransport, EncryptionConfig, EngineConfig,
-    LogConfig, MfaConfig, NotifyConfig, PasswordConfig, PersonalizationConfig, PrivacyConfig,
-    Secret, ServerConfig, SmsTransport, StoreConfig, StreamLimits, WebSocketConfig, WebauthnConfig,
+    LogConfig, MfaConfig, NotifyConfig, PasswordConfig, PrivacyConfig, Secret, ServerConfig,
+    SmsTransport, StoreConfig, StreamLimits, WebSocketConfig, WebauthnConfig,
 };
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::mfa::TotpConfig;
@@ -125,20 +125,7 @@ impl RawConfig {
                     }
                 },
             },
-            personalization: PersonalizationConfig {
-                embedding_dim: match self.personalization.embedding_dim {
-                    d @ 0..=crate::domain::catalog::MAX_EMBEDDING_DIM => d,
-                    d => {
-                        return Err(ConfigError::new(
-                            "personalization.embedding_dim",
-                            format!(
-                                "must be 0 to {}, got {d}",
-                                crate::domain::catalog::MAX_EMBEDDING_DIM
-                            ),
-                        ));
-                    }
-                },
-            },
+            personalization: self.personalization.validate()?,
             privacy: PrivacyConfig {
                 min_age: self.privacy.min_age,
                 security_event_retention: Duration::from_secs(

@@ -116,7 +116,9 @@ impl SecuritySettingsPatch {
 }
 
 /// How much the AI adapts to the user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PersonalizationLevel {
     /// No personalization.

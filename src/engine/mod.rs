@@ -58,6 +58,7 @@ pub use crate::analytics::tiers::{Migration, TierReport, TierWeek};
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
 pub use crate::domain::login::ChallengeReason;
+pub use crate::personalization::{Activity, ItemReason};
 pub use crate::security::passkey::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,

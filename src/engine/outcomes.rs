@@ -25,8 +25,10 @@ use crate::security::passkey::{PublicKeyCredential, RequestChallengeResponse};
 use crate::store::audit::AuditEntry;
 
 mod analytics;
+mod recommendations;
 mod taste;
 pub use analytics::*;
+pub use recommendations::*;
 pub use taste::*;
 
 /// The result of a login attempt.

@@ -19,7 +19,7 @@ pub use index::{Index, ItemRow};
 pub use mitigate::Mitigation;
 pub use model::{ItemModel, Trainer};
 pub use quality::{Exposure, Quality};
-pub use recommend::{Activity, Ask, Context, Reason, Scored, Signals, recommend};
+pub use recommend::{Activity, Ask, Context, ItemReason, Scored, Signals, recommend};
 
 #[cfg(test)]
 mod tests;

@@ -94,15 +94,6 @@ pub enum Activity {
 }
 
 impl Activity {
-    /// Every activity, for messages.
-    pub const ALL: [Activity; 5] = [
-        Self::Workout,
-        Self::Focus,
-        Self::Relax,
-        Self::Party,
-        Self::Commute,
-    ];
-
     /// Its name on the wire.
     pub fn name(self) -> &'static str {
         match self {
@@ -187,7 +178,7 @@ pub struct Ask<'a> {
 
 /// Why an item is on the list: one term of its score.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct Reason {
+pub struct ItemReason {
     /// Which term: `collaborative`, `artist`, `genre`, `sound`, `embedding`, `context`, `mood`,
     /// `popularity`.
     pub signal: &'static str,
@@ -217,7 +208,7 @@ pub struct Scored {
     pub score: f32,
     /// The terms of that score, largest first (all of them; the caller keeps what the
     /// user's preferences show).
-    pub reasons: Vec<Reason>,
+    pub reasons: Vec<ItemReason>,
 }
 
 /// The terms of one candidate's score.
@@ -490,9 +481,9 @@ fn terms(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, best_cf: f32, i: u32) ->
     t
 }
 
-fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<Reason> {
+fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<ItemReason> {
     let total = t.total().max(f32::MIN_POSITIVE);
-    let reason = |signal, value: f32, text: String| Reason {
+    let reason = |signal, value: f32, text: String| ItemReason {
         signal,
         weight: value / total,
         text,
@@ -512,7 +503,7 @@ fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<Reas
                 .any(|x| x.track == index.items[h as usize].key && x.plays == 0)
         });
         let verb = if liked_only { "liked" } else { "played" };
-        out.push(Reason {
+        out.push(ItemReason {
             because_of: Some(Arc::clone(&id)),
             ..reason(
                 "collaborative",
@@ -535,7 +526,7 @@ fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<Reas
         && let Some(g) = t.genre_of
     {
         let name = index.name(g);
-        out.push(Reason {
+        out.push(ItemReason {
             genre: Some(Arc::clone(&name)),
             ..reason(
                 "genre",
@@ -570,7 +561,7 @@ fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<Reas
     if t.mood > 0.0
         && let Some((m, _, _)) = p.mood
     {
-        out.push(Reason {
+        out.push(ItemReason {
             mood: Some(m),
             ..reason(
                 "mood",

@@ -19,6 +19,7 @@ mod mfa;
 mod persistence;
 mod personalization;
 mod privacy;
+mod recommendations;
 mod server;
 mod support;
 mod webauthn;

@@ -9,6 +9,7 @@ mod catalog;
 pub(super) mod meta;
 mod mfa;
 mod privacy;
+mod recommendations;
 mod sessions;
 mod stream;
 mod users;
@@ -69,6 +70,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::put_tracks))
         .routes(routes!(catalog::track, catalog::delete_track))
         .routes(routes!(catalog::summary))
+        .routes(routes!(recommendations::recommendations))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

@@ -31,6 +31,7 @@ pub(crate) mod ops;
 mod personalization;
 mod principal;
 mod privacy;
+mod recommendations;
 mod sessions;
 mod signup;
 
@@ -71,6 +72,7 @@ pub use ops::Ops;
 pub use personalization::{Personalization, TracksPut};
 pub use principal::{Principal, UserSession};
 pub use privacy::Privacy;
+pub use recommendations::RecommendationQuery;
 pub use sessions::Sessions;
 
 /// Snapshot requests a report has in flight at once.

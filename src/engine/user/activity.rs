@@ -22,6 +22,40 @@ pub(crate) struct RecordActivity {
     pub take_request: bool,
 }
 
+/// Hands out what one recommendations list needs of the user: its taste (a copy, for
+/// scoring off the actor thread), whether personalisation is consented to now, its
+/// preferences and tier.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<TasteView, EngineError>")]
+pub(crate) struct GetTaste;
+
+/// See [`GetTaste`].
+pub(crate) struct TasteView {
+    pub taste: Option<Box<crate::domain::taste::Taste>>,
+    pub consented: bool,
+    pub prefs: AIPreferences,
+    pub tier: UserTier,
+}
+
+impl Handler<GetTaste> for UserActor {
+    type Result = Result<TasteView, EngineError>;
+    fn handle(&mut self, _: GetTaste, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        let min_age = self.engine.config.privacy.min_age;
+        let p = &self.state.profile;
+        Ok(TasteView {
+            taste: self.state.taste.clone(),
+            consented: self
+                .state
+                .consents
+                .allows(Purpose::Personalisation, min_age, now)
+                .is_ok(),
+            prefs: p.ai_preferences.clone(),
+            tier: p.tier,
+        })
+    }
+}
+
 /// Returns the activity history, and whether it may be analysed now (the consent).
 #[derive(Message, Clone)]
 #[rtype(result = "Result<(ActivityHistory, bool), EngineError>")]

@@ -1,0 +1,55 @@
+//! `/api/v1/users/{id}/recommendations`: ranked catalog tracks for a user, made as its
+//! preferences, consents and tier allow (`docs/personalization.md`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+
+use crate::api::AppState;
+use crate::api::extract::{Caller, Query, user_id};
+use crate::api::problem::{ApiError, Problem};
+use crate::engine::{Activity, RecommendationQuery, Recommendations};
+
+/// `GET /api/v1/users/{id}/recommendations` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecommendationParams {
+    /// Items wanted: 1 to the tier's maximum (`personalization.max_items` on tiers with
+    /// `advanced_recommendations`, `basic_max_items` on others); default 20 or that
+    /// maximum if lower.
+    limit: Option<usize>,
+    /// What the listener is doing: `workout`, `focus`, `relax`, `party` or `commute`
+    /// (used at the `advanced` level).
+    context: Option<Activity>,
+    /// Whether tracks the user played or liked may come back (default `false`; skipped
+    /// tracks never do).
+    include_played: Option<bool>,
+}
+
+/// Ranked catalog tracks for the user (the user itself or an operator; one request of
+/// the tier's rate), each with a recommendation id for the `recommendation_shown` and
+/// `recommendation_clicked` events and — with `explanations_enabled` — its reasons.
+/// `model` says the level used (the user's `personalization_level` capped by the tier,
+/// `off` without the consent to personalisation), the signals and whether bias
+/// mitigation re-ranked the list.
+#[utoipa::path(get, path = "/api/v1/users/{id}/recommendations", tag = "personalization",
+    params(("id" = String, Path, description = "user id (UUID)"), RecommendationParams), security(("bearer" = [])),
+    responses((status = 200, body = Recommendations), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub(crate) async fn recommendations(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<RecommendationParams>,
+) -> Result<Json<Recommendations>, ApiError> {
+    let id = user_id(&caller, &id)?;
+    let query = RecommendationQuery {
+        limit: q.limit,
+        context: q.context,
+        include_played: q.include_played.unwrap_or(false),
+    };
+    let p = s.manager.personalization();
+    Ok(Json(
+        p.recommendations(&caller.principal(), id, query).await?,
+    ))
+}

@@ -1,0 +1,69 @@
+//! A recommendations list, as the engine answers it.
+
+use serde::Serialize;
+
+use super::MoodExport;
+use crate::domain::settings::PersonalizationLevel;
+use crate::personalization::ItemReason;
+
+/// A list of recommendations (`GET /users/{id}/recommendations`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Recommendations {
+    /// Ranked catalog tracks.
+    pub items: Vec<RecommendedItem>,
+    /// How the list was made.
+    pub model: ListCard,
+}
+
+/// One recommended track.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RecommendedItem {
+    /// The catalog track.
+    pub track_id: String,
+    /// Its blended score (comparable within a list only).
+    pub score: f32,
+    /// The id to send back with `recommendation_shown` and `recommendation_clicked`
+    /// events; it names the level and whether mitigation was on (`r1.<level><0|1>.<n>`),
+    /// so click-through is counted without keeping the lists.
+    pub recommendation_id: String,
+    /// Its score's largest terms, in words and as data (empty unless the user's
+    /// `explanations_enabled`).
+    pub reasons: Vec<ItemReason>,
+}
+
+/// How a list was made.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ListCard {
+    /// The level the list was made at: the user's, capped by its tier's features, and
+    /// `off` without the consent to personalisation.
+    pub level: PersonalizationLevel,
+    /// The level the user asked for in its preferences.
+    pub preferred_level: PersonalizationLevel,
+    /// The most the tier allows.
+    pub tier_level: PersonalizationLevel,
+    /// The signals used.
+    pub signals: SignalsUsed,
+    /// Whether bias mitigation re-ranked the list.
+    pub bias_mitigation: bool,
+    /// The collaborative model's version (none before a training).
+    pub model_version: Option<u64>,
+    /// Tracks in the catalog.
+    pub catalog_tracks: usize,
+    /// The session's mood, when the mood signal was used and one is known.
+    pub mood: Option<MoodExport>,
+}
+
+/// The signals a list used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SignalsUsed {
+    /// Popularity (always).
+    pub popularity: bool,
+    /// The taste's genres.
+    pub genres: bool,
+    /// The heard tracks: their artists and the model's neighbours.
+    pub history: bool,
+    /// The online taste's sound and embedding, and the asked context.
+    pub taste_and_context: bool,
+    /// The session's mood.
+    pub mood: bool,
+}
