@@ -68,7 +68,7 @@ fn main() {
     let t = Instant::now();
     let catalog = sim.catalog();
     let rows: Vec<ItemRow> = catalog.tracks.iter().map(ItemRow::of_track).collect();
-    let bare = Index::build(rows.clone(), None);
+    let bare = std::sync::Arc::new(Index::build(rows.clone(), None));
     println!(
         "catalog: {tracks} tracks, {} genres, index {:.1} MiB by its count, {:.1} s",
         sim.genres,
@@ -94,11 +94,11 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let mut trainer = Trainer::new(&bare);
+    let mut trainer = Trainer::new(std::sync::Arc::clone(&bare));
     for (taste, tier, _) in &tastes {
         trainer.add(taste, *tier);
     }
-    let model = trainer.train(sim.now, 2, &|_| {});
+    let model = trainer.train(1, sim.now, 2, &|_| {});
     let (after, peak) = rss();
     println!(
         "training: {} users, {} interactions, {:.1} s, RSS {before:.0} → {after:.0} MiB, peak {peak:.0} MiB",

@@ -19,6 +19,7 @@ pub mod tiers;
 
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
+use crate::domain::taste::Taste;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 
@@ -36,4 +37,7 @@ pub struct Member<'a> {
     pub consented: bool,
     /// Its activity history (empty without the consent).
     pub history: &'a ActivityHistory,
+    /// What personalization learned of its taste, if it consents to personalisation
+    /// now (the recommender's training reads it; the analytics reports do not).
+    pub taste: Option<&'a Taste>,
 }

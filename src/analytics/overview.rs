@@ -162,6 +162,7 @@ mod tests {
                 created_at: Timestamp::EPOCH,
                 consented: *consented,
                 history,
+                taste: None,
             });
         }
         let o = b.finish();

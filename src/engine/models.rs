@@ -99,6 +99,19 @@ pub(crate) fn store_into(
 ) -> Result<(), EngineError> {
     let record =
         serde_json::to_vec(model).map_err(|e| EngineError::Internal(format!("model: {e}")))?;
+    store_record_into(batch, kind, record, (version, existing), keep, in_force);
+    Ok(())
+}
+
+/// [`store_into`] for a model already encoded.
+pub(crate) fn store_record_into(
+    batch: &mut Batch,
+    kind: ModelKind,
+    record: Vec<u8>,
+    (version, existing): (u64, &[u64]),
+    keep: usize,
+    in_force: Option<u64>,
+) {
     batch.push(Op::PutModel {
         kind,
         version,
@@ -111,5 +124,4 @@ pub(crate) fn store_into(
             version: *version,
         });
     }
-    Ok(())
 }

@@ -56,6 +56,7 @@ type Decoded = (UserId, Result<Opened, String>);
 struct Opened {
     view: ReportView,
     consented: bool,
+    personalised: bool,
 }
 
 /// How many threads read and decode: one per core, at most eight.
@@ -276,6 +277,10 @@ fn read(
                     .consents
                     .allows(Purpose::Analytics, min_age, now)
                     .is_ok(),
+                personalised: view
+                    .consents
+                    .allows(Purpose::Personalisation, min_age, now)
+                    .is_ok(),
                 view,
             });
             chunk.push((id, opened));
@@ -342,6 +347,7 @@ fn deliver(
                     created_at: o.view.created_at,
                     consented: o.consented,
                     history: if o.consented { &o.view.history } else { &none },
+                    taste: o.view.taste.as_deref().filter(|_| o.personalised),
                 });
             }
         }

@@ -5,8 +5,10 @@
 
 use std::sync::{Arc, RwLock};
 
+use super::EngineError;
 use super::catalog::Catalog;
 use crate::personalization::{Index, ItemModel};
+use crate::store::{ModelKind, Store, codec};
 
 /// See the module documentation.
 #[derive(Default)]
@@ -16,6 +18,27 @@ pub(crate) struct Recommender {
 }
 
 impl Recommender {
+    /// The recommender of a store: its catalog with the newest stored model that reads
+    /// and holds together (one that does not is logged and passed over).
+    pub fn open(store: &dyn Store, catalog: &Catalog) -> Result<Self, EngineError> {
+        let stored = store.models(ModelKind::Recommender)?;
+        let model = stored.into_iter().rev().find_map(|(version, record)| {
+            codec::decode_plain::<ItemModel>(&record)
+                .map_err(|err| err.to_string())
+                .and_then(|m| m.check().map(|()| m))
+                .inspect_err(
+                    |error| tracing::error!(version, %error, "unreadable recommender model"),
+                )
+                .ok()
+        });
+        let r = Self::default();
+        match model {
+            Some(m) => r.install(m, catalog),
+            None => r.rebuild(catalog),
+        }
+        Ok(r)
+    }
+
     /// The index in force.
     pub fn index(&self) -> Arc<Index> {
         self.index
@@ -37,5 +60,13 @@ impl Recommender {
         if let Ok(mut i) = self.index.write() {
             *i = Arc::new(index);
         }
+    }
+
+    /// Puts a model in force and rebuilds the index with it (blocking work).
+    pub fn install(&self, model: ItemModel, catalog: &Catalog) {
+        if let Ok(mut m) = self.model.write() {
+            *m = Some(Arc::new(model));
+        }
+        self.rebuild(catalog);
     }
 }

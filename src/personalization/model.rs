@@ -15,6 +15,8 @@
 //! user against every track at request time, where neighbours give a candidate set of
 //! a few hundred tracks in microseconds (`docs/personalization.md` has the comparison).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::index::{Index, tier_slot};
@@ -31,7 +33,7 @@ pub const SHRINK: f32 = 5.0;
 /// A trained model (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ItemModel {
-    /// Its version (the training's time in milliseconds, unique per store).
+    /// Its version (the next of the store's).
     pub version: u64,
     /// When it was trained.
     pub trained_at: Timestamp,
@@ -49,9 +51,36 @@ pub struct ItemModel {
     pub neighbours: Vec<Vec<(u32, f32)>>,
 }
 
+impl ItemModel {
+    /// Why a stored model cannot be served, if it cannot: its lists of different
+    /// lengths, a neighbour naming no track, a similarity that is no number.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.tracks.len();
+        if [
+            self.plays.len(),
+            self.tier_plays.len(),
+            self.neighbours.len(),
+        ] != [n; 3]
+        {
+            return Err(format!(
+                "per-track lists of different lengths for {n} tracks"
+            ));
+        }
+        for (i, list) in self.neighbours.iter().enumerate() {
+            if let Some((j, s)) = list
+                .iter()
+                .find(|(j, s)| *j as usize >= n || !s.is_finite())
+            {
+                return Err(format!("track {i} has a bad neighbour ({j}, {s})"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Collects the tastes to learn from, then trains (see the module documentation).
-pub struct Trainer<'a> {
-    index: &'a Index,
+pub struct Trainer {
+    index: Arc<Index>,
     /// The sets, one after another; `starts[u]..starts[u + 1]` is user `u`'s.
     sets: Vec<u32>,
     starts: Vec<u32>,
@@ -70,9 +99,9 @@ pub(crate) fn liked_items<'t>(
         .filter_map(|h| index.item_of(h.track).map(|i| (i, h)))
 }
 
-impl<'a> Trainer<'a> {
+impl Trainer {
     /// A trainer over the tracks of `index`.
-    pub fn new(index: &'a Index) -> Self {
+    pub fn new(index: Arc<Index>) -> Self {
         Self {
             index,
             sets: Vec::new(),
@@ -85,7 +114,7 @@ impl<'a> Trainer<'a> {
     pub fn add(&mut self, taste: &Taste, tier: UserTier) {
         let before = self.sets.len();
         self.sets
-            .extend(liked_items(self.index, &taste.heard).map(|(i, _)| i));
+            .extend(liked_items(&self.index, &taste.heard).map(|(i, _)| i));
         let set = &mut self.sets[before..];
         set.sort_unstable();
         let unique = {
@@ -115,10 +144,11 @@ impl<'a> Trainer<'a> {
         &self.sets[self.starts[u] as usize..self.starts[u + 1] as usize]
     }
 
-    /// Trains on `threads` threads; `progress` is told the share of tracks done (0–1)
-    /// now and then.
+    /// Trains on `threads` threads as model `version`; `progress` is told the share of
+    /// tracks done (0–1) now and then.
     pub fn train(
         self,
+        version: u64,
         now: Timestamp,
         threads: usize,
         progress: &(dyn Fn(f64) + Sync),
@@ -206,7 +236,7 @@ impl<'a> Trainer<'a> {
         });
         progress(1.0);
         ItemModel {
-            version: now.as_millis().max(0) as u64,
+            version,
             trained_at: now,
             users: users as u64,
             interactions: self.sets.len() as u64,

@@ -39,7 +39,7 @@ pub(crate) fn world(users: usize, rate: f64) -> World {
             .map(ItemRow::of_track)
             .collect::<Vec<_>>()
     };
-    let bare = Index::build(rows(), None);
+    let bare = std::sync::Arc::new(Index::build(rows(), None));
     let listeners: Vec<(SimListener, Taste)> = (0..users)
         .map(|n| {
             let l = SIM.listener(&catalog, n);
@@ -51,11 +51,11 @@ pub(crate) fn world(users: usize, rate: f64) -> World {
             (l, t)
         })
         .collect();
-    let mut trainer = Trainer::new(&bare);
+    let mut trainer = Trainer::new(std::sync::Arc::clone(&bare));
     for (l, t) in &listeners {
         trainer.add(t, l.tier);
     }
-    let model = trainer.train(SIM.now, 2, &|_| {});
+    let model = trainer.train(1, SIM.now, 2, &|_| {});
     let index = Index::build(rows(), Some(&model));
     World { index, listeners }
 }
@@ -201,4 +201,31 @@ fn a_higher_learning_rate_brings_a_new_genre_into_the_list_sooner() {
     eprintln!("new genre in the top 10 after {fast} plays at 0.5, {slow} at 0.05");
     assert!(fast <= 2, "{fast}");
     assert!((4..usize::MAX).contains(&slow), "{slow}");
+}
+
+#[test]
+fn a_model_that_does_not_hold_together_is_refused() {
+    let w = world(50, 0.1);
+    let catalog = SIM.catalog();
+    let bare = std::sync::Arc::new(Index::build(
+        catalog.tracks.iter().map(ItemRow::of_track).collect(),
+        None,
+    ));
+    let mut trainer = Trainer::new(std::sync::Arc::clone(&bare));
+    for (l, t) in &w.listeners {
+        trainer.add(t, l.tier);
+    }
+    let model = trainer.train(7, SIM.now, 1, &|_| {});
+    assert_eq!(model.version, 7);
+    assert_eq!(model.users, 50);
+    assert_eq!(model.check(), Ok(()));
+    let mut short = model.clone();
+    short.plays.pop();
+    assert!(short.check().is_err());
+    let mut stray = model.clone();
+    stray.neighbours[0] = vec![(u32::MAX, 0.5)];
+    assert!(stray.check().unwrap_err().contains("bad neighbour"));
+    let mut nan = model;
+    nan.neighbours[1] = vec![(0, f32::NAN)];
+    assert!(nan.check().is_err());
 }

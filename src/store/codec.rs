@@ -244,10 +244,21 @@ pub fn encode_as_version<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>
     ))
 }
 
-/// Decodes a record written by [`encode_as_version`] (tests of layouts).
-#[cfg(test)]
+/// The layout of a plain record of the platform's own data (a trained model): the
+/// frame of format 1, unsealed (it is nobody's personal data).
+const PLAIN_FORMAT: u8 = 1;
+
+/// Encodes the platform's own data (a trained model) as a checked, unsealed record.
+pub(crate) fn encode_plain<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    encode_as_version(PLAIN_FORMAT, value)
+}
+
+/// Decodes a record of [`encode_plain`] (or of [`encode_as_version`] 1, in tests).
 pub(crate) fn decode_plain<T: DeserializeOwned>(record: &[u8]) -> Result<T, CodecError> {
-    decode_payload(open(record)?.1)
+    match open(record)? {
+        (PLAIN_FORMAT, payload) => decode_payload(payload),
+        (v, _) => Err(CodecError::UnknownVersion(v)),
+    }
 }
 
 #[cfg(test)]

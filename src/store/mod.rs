@@ -215,6 +215,8 @@ pub enum ModelKind {
     Churn,
     /// The behaviour segments (k-means centroids).
     Segments,
+    /// The recommender's collaborative model (item-to-item neighbours).
+    Recommender,
 }
 
 impl ModelKind {
@@ -223,6 +225,7 @@ impl ModelKind {
         match self {
             ModelKind::Churn => 1,
             ModelKind::Segments => 2,
+            ModelKind::Recommender => 3,
         }
     }
 }

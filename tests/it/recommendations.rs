@@ -266,3 +266,112 @@ async fn consents_preferences_and_tiers_are_honoured() {
         .await;
     assert_eq!(s, 200, "an operator may ask");
 }
+
+/// Trains over HTTP; the streamed lines.
+async fn train(srv: &TestServer) -> Vec<Value> {
+    let resp = srv
+        .http
+        .post(format!("{}/admin/recommendations/train", srv.base))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn play(srv: &TestServer, id: &str, token: &str, tracks: &[&str]) {
+    let now = srv.manager.now().to_string();
+    let events: Vec<Value> = tracks
+        .iter()
+        .map(|t| json!({"kind": "track_played", "track_id": t, "at": now, "duration_ms": 200000}))
+        .collect();
+    let path = format!("/users/{id}/activity");
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            &path,
+            Some(token),
+            Some(json!({ "events": events })),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+}
+
+/// The tracks `body`'s reasons say it is because of.
+fn because(body: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for item in body["items"].as_array().unwrap() {
+        for r in item["reasons"].as_array().unwrap() {
+            if let Some(b) = r["because_of"].as_str() {
+                out.push((item["track_id"].as_str().unwrap().to_owned(), b.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trained_model_explains_by_played_tracks_and_forgets_those_who_leave() {
+    let srv = server().await;
+    // Two users heard the jazz tracks and a pop track with a metal one; a third only
+    // the jazz tracks and the pop track.
+    let (a, a_token) = listener(&srv, "a@example.com", "premium", "standard").await;
+    play(&srv, &a, &a_token, &["pop-0", "metal-3"]).await;
+    let (b, b_token) = listener(&srv, "b@example.com", "premium", "standard").await;
+    play(&srv, &b, &b_token, &["pop-0", "metal-3"]).await;
+    let (c, c_token) = listener(&srv, "c@example.com", "premium", "standard").await;
+    play(&srv, &c, &c_token, &["pop-0"]).await;
+
+    let lines = train(&srv).await;
+    let model = &lines.last().unwrap()["model"];
+    assert_eq!(model["users"], 3, "{lines:?}");
+    assert_eq!(model["version"], 1);
+    let body = ok(&srv, &c, &c_token, "?limit=12").await;
+    assert_eq!(body["model"]["model_version"], 1);
+    let reasons = because(&body);
+    assert!(
+        reasons.iter().any(|(t, _)| t == "metal-3"),
+        "metal-3 because of a track they share: {reasons:?}"
+    );
+    let played = ["jazz-0", "jazz-1", "pop-0"];
+    for (_, from) in &reasons {
+        assert!(
+            played.contains(&from.as_str()),
+            "{from} was not played by c"
+        );
+    }
+
+    // One erased, one withdrawn: the next model learns from c alone, and the
+    // co-listening of pop-0 and metal-3 is gone with them.
+    srv.manager
+        .accounts()
+        .delete(&SYS, a.parse().unwrap())
+        .await
+        .unwrap();
+    consent(&srv, &b, vec![(Purpose::Personalisation, false)]).await;
+    let model = train(&srv).await.pop().unwrap();
+    assert_eq!(model["model"]["users"], 1, "{model}");
+    assert_eq!(model["model"]["version"], 2);
+    let body = ok(&srv, &c, &c_token, "?limit=12").await;
+    assert!(
+        !because(&body).iter().any(|(t, _)| t == "metal-3"),
+        "{:?}",
+        because(&body)
+    );
+
+    // The model survives a restart.
+    let dir = srv.stop().await;
+    let m = crate::support::open(dir.path());
+    let query = roster::engine::RecommendationQuery::default();
+    let list = m
+        .personalization()
+        .recommendations(&SYS, c.parse().unwrap(), query)
+        .await
+        .unwrap();
+    assert_eq!(list.model.model_version, Some(2));
+    assert!(!list.items.is_empty());
+}

@@ -12,6 +12,7 @@ fn member(u: &SimUser) -> Member<'_> {
         created_at: u.created_at,
         consented: true,
         history: &u.history,
+        taste: None,
     }
 }
 

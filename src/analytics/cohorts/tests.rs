@@ -39,6 +39,7 @@ fn table(people: &[Person], query: CohortQuery, now: Timestamp) -> CohortTable {
             created_at: at(p.signed_up),
             consented: p.consented,
             history: &p.history,
+            taste: None,
         });
     }
     b.finish()

@@ -52,6 +52,7 @@ fn planted_segments_are_found_and_named() {
             created_at: Timestamp::EPOCH,
             consented: true,
             history: h,
+            taste: None,
         });
     }
     let model = s.train(3, 1).unwrap();

@@ -71,6 +71,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::track, catalog::delete_track))
         .routes(routes!(catalog::summary))
         .routes(routes!(recommendations::recommendations))
+        .routes(routes!(recommendations::train))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

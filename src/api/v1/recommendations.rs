@@ -3,12 +3,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::api::AppState;
 use crate::api::extract::{Caller, Query, user_id};
 use crate::api::problem::{ApiError, Problem};
-use crate::engine::{Activity, RecommendationQuery, Recommendations};
+use crate::engine::{Activity, RecommendationQuery, Recommendations, RecommenderTrained};
 
 /// `GET /api/v1/users/{id}/recommendations` query.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -52,4 +54,25 @@ pub(crate) async fn recommendations(
     Ok(Json(
         p.recommendations(&caller.principal(), id, query).await?,
     ))
+}
+
+/// Trains the recommender's collaborative model on the tastes of the users who consent
+/// to personalisation (operator only; one training of any kind at a time, 409 while one
+/// runs), stores it as the next version and puts it in force. The answer streams as JSON
+/// lines: `{"phase": "reading", "users", "learning_from"}` while the store is read,
+/// `{"phase": "training", "share"}` while neighbours are found, then `{"model":
+/// {"version", "trained_at", "users", "interactions", "tracks",
+/// "tracks_with_neighbours"}}` or `{"error": problem}`.
+#[utoipa::path(post, path = "/api/v1/admin/recommendations/train", tag = "personalization", security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = RecommenderTrained,
+        description = "progress lines, then the model's summary under `model`"),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "a training is running")))]
+pub(crate) async fn train(State(s): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let (by, m) = (caller.principal(), s.manager.clone());
+    super::stream::job(
+        move |progress| async move { m.personalization().train(&by, progress).await },
+        |t: RecommenderTrained| json!({ "model": t }),
+    )
+    .await
 }

@@ -255,6 +255,7 @@ impl Accounts<'_> {
                         created_at: p.created_at,
                         consented: true,
                         history: &history,
+                        taste: None,
                     },
                     now,
                 )

@@ -184,7 +184,7 @@ impl Analytics<'_> {
     /// activity first (so the job sees what clients sent until now), then the store is
     /// scanned at batch priority ([`background`]), each member handed to `visit` with
     /// `acc`.
-    async fn batch<A: Send + 'static>(
+    pub(super) async fn batch<A: Send + 'static>(
         self,
         mut acc: A,
         now: Timestamp,

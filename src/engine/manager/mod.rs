@@ -32,6 +32,7 @@ mod personalization;
 mod principal;
 mod privacy;
 mod recommendations;
+mod recommender;
 mod sessions;
 mod signup;
 
@@ -158,8 +159,7 @@ impl UserManager {
             .map_err(|e| EngineError::Internal(format!("webauthn: {e}")))?;
         let models = super::models::Models::load(store.as_ref())?;
         let catalog = super::catalog::Catalog::load(store.as_ref())?;
-        let recommender = super::recommender::Recommender::default();
-        recommender.rebuild(&catalog);
+        let recommender = super::recommender::Recommender::open(store.as_ref(), &catalog)?;
         let engine = Arc::new(Engine {
             models,
             catalog,

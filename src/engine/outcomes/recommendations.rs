@@ -67,3 +67,39 @@ pub struct SignalsUsed {
     /// The session's mood.
     pub mood: bool,
 }
+
+/// What a training of the recommender reports as it goes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum RecommenderProgress {
+    /// Users read so far, and how many of them it learns from (consenting, with a
+    /// taste).
+    Reading {
+        /// Users read.
+        users: u64,
+        /// Of which learned from.
+        learning_from: u64,
+    },
+    /// The share of tracks whose neighbours are found (0–1).
+    Training {
+        /// The share.
+        share: f64,
+    },
+}
+
+/// What a training of the recommender made (the model is in force once this returns).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RecommenderTrained {
+    /// The model's version.
+    pub version: u64,
+    /// When it was trained.
+    pub trained_at: crate::domain::time::Timestamp,
+    /// Users it learned from.
+    pub users: u64,
+    /// The (user, track) pairs it learned from.
+    pub interactions: u64,
+    /// Catalog tracks it covers.
+    pub tracks: usize,
+    /// Tracks with at least one neighbour.
+    pub tracks_with_neighbours: usize,
+}

@@ -42,6 +42,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/catalog",
         "GET /api/v1/admin/catalog/tracks/{id}",
         "GET /api/v1/users/{id}/recommendations",
+        "POST /api/v1/admin/recommendations/train",
         "GET /api/v1/admin/analytics/churn",
         "GET /api/v1/admin/analytics/segments",
         "GET /api/v1/users/{id}/insights",
