@@ -56,6 +56,14 @@ impl Models {
         })
     }
 
+    /// Claims the right to train (one training of any kind at a time): a conflict while
+    /// another runs.
+    pub fn start_training(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, EngineError> {
+        self.training
+            .try_lock()
+            .map_err(|_| EngineError::Conflict("a training is running; wait for it to end".into()))
+    }
+
     /// The churn model in force.
     pub fn churn(&self) -> Option<Arc<ChurnModel>> {
         self.churn.read().map(|m| m.clone()).unwrap_or_default()

@@ -40,15 +40,7 @@ async fn listen(srv: &TestServer, id: &str, token: &str) {
         play("not-in-the-catalog"),
         {"kind": "searched", "at": now}
     ]);
-    let path = format!("/users/{id}/activity");
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            &path,
-            Some(token),
-            Some(json!({ "events": events })),
-        )
-        .await;
+    let (s, body) = srv.post_activity(id, token, events).await;
     assert_eq!(s, 200, "{body}");
 }
 

@@ -73,14 +73,7 @@ async fn listener(srv: &TestServer, email: &str, tier: &str, level: &str) -> (St
     let play =
         |t: &str| json!({"kind": "track_played", "track_id": t, "at": now, "duration_ms": 200000});
     let events = json!([play("jazz-0"), play("jazz-1"), {"kind": "track_liked", "track_id": "jazz-1", "at": now}]);
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            &format!("/users/{id}/activity"),
-            Some(&token),
-            Some(json!({ "events": events })),
-        )
-        .await;
+    let (s, body) = srv.post_activity(&id, &token, events).await;
     assert_eq!(s, 200, "{body}");
     (id, token)
 }
@@ -197,19 +190,7 @@ async fn consents_preferences_and_tiers_are_honoured() {
         json!({"explanations_enabled": true, "mood_detection_enabled": true}),
     )
     .await;
-    let now = srv.manager.now().to_string();
-    let events =
-        json!([{"kind": "track_played", "track_id": "jazz-2", "at": now, "duration_ms": 200000}]);
-    let path = format!("/users/{id}/activity");
-    let (s, _) = srv
-        .call(
-            Method::POST,
-            &path,
-            Some(&token),
-            Some(json!({ "events": events })),
-        )
-        .await;
-    assert_eq!(s, 200);
+    play(&srv, &id, &token, &["jazz-2"]).await;
     let body = ok(&srv, &id, &token, "").await;
     assert_eq!(body["model"]["mood"]["mood"], "calm", "{}", body["model"]);
     // Mitigation is reported in the card and in the ids.
@@ -289,15 +270,7 @@ async fn play(srv: &TestServer, id: &str, token: &str, tracks: &[&str]) {
         .iter()
         .map(|t| json!({"kind": "track_played", "track_id": t, "at": now, "duration_ms": 200000}))
         .collect();
-    let path = format!("/users/{id}/activity");
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            &path,
-            Some(token),
-            Some(json!({ "events": events })),
-        )
-        .await;
+    let (s, body) = srv.post_activity(id, token, Value::from(events)).await;
     assert_eq!(s, 200, "{body}");
 }
 

@@ -251,6 +251,19 @@ impl TestServer {
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// `POST /users/{id}/activity` with `events` as `token`; status and body.
+    pub async fn post_activity(
+        &self,
+        id: &str,
+        token: &str,
+        events: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let path = format!("/users/{id}/activity");
+        let body = serde_json::json!({ "events": events });
+        self.call(reqwest::Method::POST, &path, Some(token), Some(body))
+            .await
+    }
+
     /// Creates a user as the operator and logs it in; returns (id, token).
     pub async fn user(&self, email: &str, tier: &str) -> (String, String) {
         let (s, body) = self

@@ -211,9 +211,7 @@ impl Analytics<'_> {
     ) -> Result<Trained, EngineError> {
         by.privileged()?;
         let e = &self.m.engine;
-        let _running = e.models.training.try_lock().map_err(|_| {
-            EngineError::Conflict("a training is running; wait for it to end".into())
-        })?;
+        let _running = e.models.start_training()?;
         let now = self.m.now();
         let cfg = e.config.analytics;
         let start = (

@@ -26,9 +26,7 @@ impl super::Personalization<'_> {
     ) -> Result<RecommenderTrained, EngineError> {
         by.privileged()?;
         let e = &self.m.engine;
-        let _running = e.models.training.try_lock().map_err(|_| {
-            EngineError::Conflict("a training is running; wait for it to end".into())
-        })?;
+        let _running = e.models.start_training()?;
         let now = self.m.now();
         let index = e.recommender.index();
         let start = (Trainer::new(index), 0u64, progress);
