@@ -119,7 +119,11 @@ fn main() {
                 signals: Signals::of(PersonalizationLevel::Advanced, true),
                 limit: 20,
                 include_played: false,
-                context: Context::default(),
+                // As the server asks: the part of the day of the call.
+                context: Context {
+                    daypart: Some(roster::domain::taste::Daypart::of(now)),
+                    ..Context::default()
+                },
                 mitigation,
                 learning_rate: 0.1,
                 now,

@@ -17,6 +17,7 @@ pub mod segments;
 pub mod sim;
 pub mod tiers;
 
+use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
 use crate::domain::taste::Taste;
@@ -40,4 +41,7 @@ pub struct Member<'a> {
     /// What personalization learned of its taste, if it consents to personalisation
     /// now (the recommender's training reads it; the analytics reports do not).
     pub taste: Option<&'a Taste>,
+    /// What became of the recommendations it was shown (only with the `analytics`
+    /// consent).
+    pub feedback: Option<&'a ListFeedback>,
 }

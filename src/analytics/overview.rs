@@ -163,6 +163,7 @@ mod tests {
                 consented: *consented,
                 history,
                 taste: None,
+                feedback: None,
             });
         }
         let o = b.finish();

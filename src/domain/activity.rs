@@ -54,6 +54,22 @@ pub enum Platform {
     Other,
 }
 
+impl Platform {
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ios => "ios",
+            Self::Android => "android",
+            Self::Web => "web",
+            Self::Desktop => "desktop",
+            Self::Tv => "tv",
+            Self::Car => "car",
+            Self::Speaker => "speaker",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// One thing the user did, as the client reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -13,6 +13,7 @@ pub(crate) mod challenge;
 pub mod consent;
 pub mod email;
 pub mod engagement;
+pub mod feedback;
 pub mod history;
 pub mod ids;
 pub mod import_ledger;

@@ -15,10 +15,16 @@
 //! After `k` plays of a new genre its weight is `1 − (1 − η)^k`: at `η = 0.5` two plays
 //! give it 0.75, at `η = 0.05` it takes fourteen to pass one half. The mood follows the
 //! session's plays with a fixed rate of its own, and is forgotten after two quiet hours.
+//!
+//! **Moments.** The energy and valence of what the user plays are also kept per
+//! situation: each part of the day (by the play's UTC hour, so it matches a request's
+//! hour whatever the user's zone) and the platform its app was last opened on (while the
+//! session lasts). A moment's average is the running mean of its plays until that moves
+//! slower than `η`, then follows at `η`. The six moments with the most plays are kept.
 
 use serde::{Deserialize, Serialize};
 
-use super::activity::ActivityEvent;
+use super::activity::{ActivityEvent, Platform};
 use super::history::fnv1a;
 use super::time::Timestamp;
 
@@ -33,6 +39,9 @@ const MOOD_RATE: f64 = 0.35;
 
 /// How long the mood outlives the session's last play or skip.
 pub const MOOD_TTL_MINUTES: u32 = 120;
+
+/// Situations whose sound is kept (those with the most plays).
+pub const MOMENTS_KEPT: usize = 6;
 
 /// Most skips counted per track.
 const MAX_SKIPS: u8 = 0x3f;
@@ -185,6 +194,76 @@ pub struct Taste {
     pub mood: MoodState,
     /// Events learned from.
     pub events: u32,
+    /// The sound of what the user plays in each situation (at most [`MOMENTS_KEPT`],
+    /// most plays first). New in format 8.
+    pub moments: Box<[Moment]>,
+    /// The platform the app was last opened on, and the session's last event on it
+    /// (minutes since 1970); it ends with the mood's quiet time.
+    pub platform: Option<(Platform, u32)>,
+}
+
+/// A part of the day, by UTC hour: night 0–5, morning 6–11, afternoon 12–17, evening
+/// 18–23.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Daypart {
+    /// 0–5.
+    Night,
+    /// 6–11.
+    Morning,
+    /// 12–17.
+    Afternoon,
+    /// 18–23.
+    Evening,
+}
+
+impl Daypart {
+    /// The part an hour (0–23) falls in.
+    pub fn of_hour(hour: u8) -> Self {
+        match hour % 24 {
+            0..=5 => Self::Night,
+            6..=11 => Self::Morning,
+            12..=17 => Self::Afternoon,
+            _ => Self::Evening,
+        }
+    }
+
+    /// The part a time falls in.
+    pub fn of(t: Timestamp) -> Self {
+        Self::of_hour((t.as_millis().rem_euclid(86_400_000) / 3_600_000) as u8)
+    }
+
+    /// Its words in explanations.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Night => "at night",
+            Self::Morning => "in the morning",
+            Self::Afternoon => "in the afternoon",
+            Self::Evening => "in the evening",
+        }
+    }
+}
+
+/// A situation the user listens in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum Situation {
+    /// A part of the day.
+    Daypart(Daypart),
+    /// A platform.
+    Platform(Platform),
+}
+
+/// The sound of what the user plays in one situation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moment {
+    /// The situation.
+    pub situation: Situation,
+    /// Energy, 0–65,535.
+    pub energy: u16,
+    /// Valence, 0–65,535.
+    pub valence: u16,
+    /// Plays it rests on (saturating).
+    pub plays: u16,
 }
 
 fn minute_of(t: Timestamp) -> u32 {
@@ -204,6 +283,10 @@ impl Taste {
     /// than plays, likes and skips are ignored.
     pub fn learn(&mut self, event: &ActivityEvent, traits: Option<Traits<'_>>, rate: f64) {
         let (track, signal) = match event {
+            ActivityEvent::AppOpened { platform, at } => {
+                self.platform = Some((*platform, minute_of(*at)));
+                return;
+            }
             ActivityEvent::TrackPlayed { track_id, .. } => (track_id, 1.0),
             ActivityEvent::TrackLiked { track_id, .. } => (track_id, 2.0),
             ActivityEvent::TrackSkipped { track_id, .. } => (track_id, -0.5),
@@ -227,6 +310,7 @@ impl Taste {
             }
             self.audio_known |= t.known;
             self.mix_genres(t.genres, r);
+            self.sense_moments(event.at(), &t, rate);
         } else {
             self.weaken_genres(t.genres, r);
         }
@@ -336,6 +420,67 @@ impl Taste {
         }
     }
 
+    fn sense_moments(&mut self, at: Timestamp, t: &Traits<'_>, rate: f64) {
+        let both = (1 << ENERGY) | (1 << VALENCE);
+        if t.known & both != both {
+            return;
+        }
+        let minute = minute_of(at);
+        let platform = match self.platform {
+            Some((p, last)) if minute >= last && minute - last <= MOOD_TTL_MINUTES => {
+                self.platform = Some((p, minute));
+                Some(p)
+            }
+            // A late event from a backlog: the platform is not known for it.
+            Some((_, last)) if minute < last => None,
+            _ => {
+                self.platform = None;
+                None
+            }
+        };
+        let mut moments = std::mem::take(&mut self.moments).into_vec();
+        let situations = [
+            Some(Situation::Daypart(Daypart::of(at))),
+            platform.map(Situation::Platform),
+        ];
+        for s in situations.into_iter().flatten() {
+            let i = match moments.iter().position(|m| m.situation == s) {
+                Some(i) => i,
+                None => {
+                    if moments.len() >= MOMENTS_KEPT {
+                        moments.pop();
+                    }
+                    moments.push(Moment {
+                        situation: s,
+                        energy: t.audio[ENERGY],
+                        valence: t.audio[VALENCE],
+                        plays: 0,
+                    });
+                    moments.len() - 1
+                }
+            };
+            let m = &mut moments[i];
+            m.plays = m.plays.saturating_add(1);
+            let r = (1.0 / f64::from(m.plays)).max(rate).min(1.0);
+            m.energy = toward(m.energy, t.audio[ENERGY], r);
+            m.valence = toward(m.valence, t.audio[VALENCE], r);
+        }
+        moments.sort_by_key(|m| std::cmp::Reverse(m.plays));
+        self.moments = moments.into_boxed_slice();
+    }
+
+    /// The user's sound in a situation: energy and valence (0–1) and the plays they rest
+    /// on.
+    pub fn moment(&self, s: Situation) -> Option<(f64, f64, u16)> {
+        self.moments.iter().find(|m| m.situation == s).map(|m| {
+            (
+                f64::from(m.energy) / 65_535.0,
+                f64::from(m.valence) / 65_535.0,
+                m.plays,
+            )
+        })
+    }
+
     /// The mood at `now`, if the session's plays (at least three, not all skips) are
     /// recent enough to say: the label, and energy and valence (0–1).
     pub fn mood_at(&self, now: Timestamp) -> Option<(Mood, f64, f64)> {
@@ -375,6 +520,7 @@ impl Taste {
         std::mem::size_of::<Self>()
             + std::mem::size_of_val(&*self.heard)
             + std::mem::size_of_val(&*self.genres)
+            + std::mem::size_of_val(&*self.moments)
     }
 }
 

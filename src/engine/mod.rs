@@ -55,10 +55,15 @@ pub use crate::analytics::evaluate::{Evaluation, ReliabilityBin};
 pub use crate::analytics::overview::{Overview, WindowEvents};
 pub use crate::analytics::segments::{Segment, SegmentModel, SegmentRef};
 pub use crate::analytics::tiers::{Migration, TierReport, TierWeek};
+pub use crate::domain::activity::Platform;
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
 pub use crate::domain::login::ChallengeReason;
-pub use crate::personalization::{Activity, ItemReason};
+pub use crate::domain::taste::Daypart;
+pub use crate::personalization::quality::ListFigures;
+pub use crate::personalization::{
+    Activity, ClickThrough, ExposureComparison, ItemReason, RecommenderReport,
+};
 pub use crate::security::passkey::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,

@@ -197,6 +197,8 @@ pub struct UserExport {
     /// What personalization learned of the user's taste (none without the consent to
     /// personalisation or before any play).
     pub taste: Option<TasteExport>,
+    /// Recommendations shown and followed, per kind of list (level and mitigation).
+    pub recommendation_feedback: Vec<FeedbackExport>,
     /// Consents per purpose with their history, birth date, parental consent.
     pub consents: ConsentView,
     /// Second factors enrolled (never their secrets).

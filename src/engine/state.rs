@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::EngineError;
 use super::shared_profile::SharedProfile;
 use crate::domain::consent::ConsentState;
+use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::{SessionId, UserId};
 use crate::domain::lockout::FailureState;
@@ -31,7 +32,7 @@ mod report;
 pub(crate) mod sparse;
 pub use legacy::UserStateV3;
 use legacy::{UserStateV1, UserStateV2};
-pub(crate) use legacy::{UserStateV5, UserStateV6};
+pub(crate) use legacy::{UserStateV5, UserStateV6, UserStateV7};
 pub(crate) use report::{ReportView, report_view};
 
 /// Devices remembered per user (for new-device checks), most recent last.
@@ -53,6 +54,9 @@ pub struct UserState {
     /// What personalization learned of the user's taste (soft state; held only under
     /// the consent to personalisation). New in format 7.
     pub taste: Option<Box<Taste>>,
+    /// Recommendations shown and followed, by how the lists were made (soft state;
+    /// counted under the consent to analytics, like the history). New in format 8.
+    pub feedback: ListFeedback,
     /// The profile clients see. Shared so that the actor can hand a read-only snapshot
     /// (with its JSON rendering) to a request without copying; changes copy on write
     /// ([`SharedProfile::make_mut`]).
@@ -67,7 +71,7 @@ pub struct UserState {
     /// Failed-login record (soft state).
     pub failures: Sparse<FailureState>,
     /// Device ids seen at successful logins (soft state).
-    pub known_devices: Vec<String>,
+    pub known_devices: Box<[String]>,
     /// The per-tier request-rate bucket (soft state).
     pub rate: TokenBucket,
     /// Second factors. New in format 3.
@@ -89,7 +93,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: formats 4 to 7 are sealed under
+/// Reads a stored user record of any supported format: formats 4 to 8 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -102,6 +106,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
             3 | 4 => Some(payload.decode::<UserStateV3>().map(Into::into)),
             5 => Some(payload.decode::<UserStateV5>().map(Into::into)),
             6 => Some(payload.decode::<UserStateV6>().map(Into::into)),
+            7 => Some(payload.decode::<UserStateV7>().map(Into::into)),
             _ => None,
         },
     )
@@ -130,10 +135,11 @@ impl UserState {
             credential_version: 1,
             sessions: Vec::new(),
             failures: Sparse::default(),
-            known_devices: Vec::new(),
+            known_devices: Box::default(),
             rate: TokenBucket::default(),
             history: ActivityHistory::default(),
             taste: None,
+            feedback: ListFeedback::default(),
             mfa: Sparse::default(),
             risk: Sparse::default(),
             security: SecurityLog::default(),
@@ -190,10 +196,12 @@ impl UserState {
             binding,
         };
         if let Some(device) = &session.context.device_id {
-            self.known_devices.retain(|d| d != device);
-            self.known_devices.push(device.clone());
-            let excess = self.known_devices.len().saturating_sub(MAX_KNOWN_DEVICES);
-            self.known_devices.drain(..excess);
+            let mut known = std::mem::take(&mut self.known_devices).into_vec();
+            known.retain(|d| d != device);
+            known.push(device.clone());
+            let excess = known.len().saturating_sub(MAX_KNOWN_DEVICES);
+            known.drain(..excess);
+            self.known_devices = known.into_boxed_slice();
         }
         self.sessions.push(session.clone());
         let excess = self.sessions.len().saturating_sub(max_sessions);
@@ -340,7 +348,7 @@ pub(crate) mod tests {
         };
         s.start_session(&tok, ctx, SessionOrigin::default(), &pol, 8, t);
         assert_eq!(s.profile.usage.logins, 1);
-        assert_eq!(s.known_devices, vec!["phone".to_string()]);
+        assert_eq!(*s.known_devices, ["phone".to_string()]);
         let later = t.plus(Duration::from_secs(60));
         assert_eq!(
             s.check_session(&tok, later).map(|x| x.last_seen_at),
@@ -476,6 +484,40 @@ pub(crate) mod tests {
         // Format 5 kept the history, with the fields in their earlier order.
         let v5 = codec::seal_as_version(5, &UserStateV5::of(&s), &key, id.as_bytes()).unwrap();
         assert_eq!(decode(&v5, &key, id).unwrap(), s);
+        // Format 7 kept the taste without its moments, and no recommendation feedback.
+        let mut tasted = s.clone();
+        let mut taste = crate::domain::taste::Taste::default();
+        let play = crate::domain::activity::ActivityEvent::TrackPlayed {
+            track_id: "t".into(),
+            at: t,
+            duration_ms: 1_000,
+        };
+        let traits = crate::domain::taste::Traits {
+            audio: [30_000; 8],
+            known: 0xff,
+            genres: &[],
+        };
+        taste.learn(&play, Some(traits), 0.2);
+        assert_eq!(taste.moments.len(), 1);
+        tasted.taste = Some(Box::new(taste.clone()));
+        let tag = crate::domain::feedback::ListTag::new(
+            crate::domain::settings::PersonalizationLevel::Standard,
+            false,
+        );
+        tasted.feedback.record(&[
+            crate::domain::activity::ActivityEvent::RecommendationClicked {
+                at: t,
+                recommendation_id: tag.recommendation_id(1),
+                track_id: None,
+            },
+        ]);
+        let v7 = codec::seal_as_version(7, &UserStateV7::of(&tasted), &key, id.as_bytes()).unwrap();
+        let mut expected = s.clone();
+        taste.moments = Box::default();
+        expected.taste = Some(Box::new(taste));
+        assert_eq!(decode(&v7, &key, id).unwrap(), expected);
+        let current = encode(&tasted, &key, id).unwrap();
+        assert_eq!(decode(&current, &key, id).unwrap(), tasted);
         // The current format round-trips everything.
         let sealed = encode(&s, &key, id).unwrap();
         assert_eq!(sealed[0], codec::FORMAT_VERSION);

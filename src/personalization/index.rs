@@ -95,6 +95,9 @@ pub struct Index {
     /// Items by popularity, most first (all of them), overall and by tier.
     pub(crate) popular: Vec<u32>,
     pub(crate) tier_popular: [Vec<u32>; 4],
+    /// Per item, whether it is among the most popular fifth (the head that exposure
+    /// figures speak of).
+    pub(crate) head: Vec<bool>,
     /// Per genre, its most popular items.
     pub(crate) by_genre: HashMap<u32, Vec<u32>>,
     /// Per main artist, its items (most popular first).
@@ -181,6 +184,10 @@ impl Index {
         };
         let popular = ranked(&|i| plays[i]);
         let tier_popular = [0, 1, 2, 3].map(|t| ranked(&|i| tier_plays[i][t]));
+        let mut head = vec![false; n];
+        for &i in popular.iter().take(n.div_ceil(5)) {
+            head[i as usize] = true;
+        }
         let mut by_genre: HashMap<u32, Vec<u32>> = HashMap::new();
         let mut by_artist: HashMap<u32, Vec<u32>> = HashMap::new();
         for &i in &popular {
@@ -206,6 +213,7 @@ impl Index {
             tier_plays,
             popular,
             tier_popular,
+            head,
             by_genre,
             by_artist,
             neighbours,
@@ -285,6 +293,6 @@ impl Index {
             + genres
             + self.by_key.capacity() * 13
             + self.names.capacity() * 21
-            + self.items.len() * (4 + 16 + 4 * 5)
+            + self.items.len() * (4 + 16 + 4 * 5 + 1)
     }
 }

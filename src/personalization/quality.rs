@@ -30,6 +30,70 @@ pub struct Quality {
     pub intra_list_diversity: f64,
 }
 
+/// The figures of one list (`?debug=true` on a recommendations call).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ListFigures {
+    /// Items in it.
+    pub items: usize,
+    /// Share of them among the most popular 20% of the catalog.
+    pub head_share: f64,
+    /// Mean dissimilarity of two of its items (as in [`Quality`]).
+    pub intra_list_diversity: f64,
+    /// Distinct main artists.
+    pub artists: usize,
+    /// Distinct genres.
+    pub genres: usize,
+    /// Mean popularity of its items, 0–1 (users over the most any track had, in the
+    /// model's training).
+    pub mean_popularity: f64,
+}
+
+impl ListFigures {
+    /// The figures of `list`.
+    pub fn of(index: &Index, list: &[u32]) -> Self {
+        let n = list.len().max(1) as f64;
+        let mut artists: Vec<u32> = list
+            .iter()
+            .filter_map(|i| index.items[*i as usize].artists.first().copied())
+            .collect();
+        artists.sort_unstable();
+        artists.dedup();
+        let mut genres: Vec<u32> = list
+            .iter()
+            .flat_map(|i| index.items[*i as usize].genres.iter().copied())
+            .collect();
+        genres.sort_unstable();
+        genres.dedup();
+        Self {
+            items: list.len(),
+            head_share: list.iter().filter(|i| index.head[**i as usize]).count() as f64 / n,
+            intra_list_diversity: diversity(index, list).unwrap_or(0.0),
+            artists: artists.len(),
+            genres: genres.len(),
+            mean_popularity: list
+                .iter()
+                .map(|i| f64::from(index.popularity(*i)))
+                .sum::<f64>()
+                / n,
+        }
+    }
+}
+
+/// The mean dissimilarity of the pairs of `list` (none for fewer than two items).
+fn diversity(index: &Index, list: &[u32]) -> Option<f64> {
+    let (mut sum, mut pairs) = (0.0, 0u32);
+    for (a, &x) in list.iter().enumerate() {
+        for &y in &list[a + 1..] {
+            let (x, y) = (&index.items[x as usize], &index.items[y as usize]);
+            let artist = x.artists.first() != y.artists.first() || x.artists.is_empty();
+            let genre = !x.genres.iter().any(|g| y.genres.contains(g));
+            sum += (f64::from(u8::from(artist)) + f64::from(u8::from(genre))) / 2.0;
+            pairs += 1;
+        }
+    }
+    (pairs > 0).then(|| sum / f64::from(pairs))
+}
+
 /// Accumulates lists and held-out cases.
 #[derive(Clone, Debug)]
 pub struct Exposure {
@@ -47,14 +111,9 @@ pub struct Exposure {
 impl Exposure {
     /// Measures at `k` over the catalog of `index` (its popularity decides the head).
     pub fn new(index: &Index, k: usize) -> Self {
-        let n = index.len();
-        let mut head = vec![false; n];
-        for &i in index.popular.iter().take(n.div_ceil(5)) {
-            head[i as usize] = true;
-        }
         Self {
-            counts: vec![0; n],
-            head,
+            counts: vec![0; index.len()],
+            head: index.head.clone(),
             slots: 0,
             lists: 0,
             cases: 0,
@@ -73,18 +132,8 @@ impl Exposure {
             self.counts[i as usize] += 1;
             self.slots += 1;
         }
-        let (mut sum, mut pairs) = (0.0, 0u32);
-        for (a, &x) in list.iter().enumerate() {
-            for &y in &list[a + 1..] {
-                let (x, y) = (&index.items[x as usize], &index.items[y as usize]);
-                let artist = x.artists.first() != y.artists.first() || x.artists.is_empty();
-                let genre = !x.genres.iter().any(|g| y.genres.contains(g));
-                sum += (f64::from(u8::from(artist)) + f64::from(u8::from(genre))) / 2.0;
-                pairs += 1;
-            }
-        }
-        if pairs > 0 {
-            self.diversity += sum / f64::from(pairs);
+        if let Some(d) = diversity(index, list) {
+            self.diversity += d;
         }
     }
 

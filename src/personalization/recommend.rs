@@ -13,21 +13,26 @@
 //! | sound | 0.25 | closeness of the track's audio features to the taste's average | `advanced` |
 //! | embedding | 0.25 | cosine of the track's content embedding to the heard tracks' mean | `advanced` |
 //! | context | 0.3 | closeness to what the asked context calls for | `advanced` |
+//! | moment | 0.5 | closeness of energy and valence to what the user plays at this part of the day and on this platform | `advanced` |
 //! | mood | 0.3 | closeness of energy and valence to the session's mood | `advanced` + `mood_detection_enabled` |
 //!
 //! `r_h` weighs a heard track by how much the user is for it (its weight, at most 5,
 //! over 5) and by how recent it is: `(1 − η)^a` for the `a`-th newest (from 0), `η` the
 //! user's learning rate, at least 0.02 — a high rate follows the last few tracks, a low
 //! one the whole remembered history.
+//!
+//! A moment counts once the taste holds at least five plays of it (see
+//! [`crate::domain::taste`]); the part of the day is the request's (UTC) hour.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
 
+use super::explain::ItemReason;
 use super::index::{Index, POPULAR_CANDIDATES, tier_slot};
 use super::model::liked_items;
+use crate::domain::activity::Platform;
 use crate::domain::settings::PersonalizationLevel;
-use crate::domain::taste::{ENERGY, Mood, Taste, VALENCE};
+use crate::domain::taste::{Daypart, ENERGY, Mood, Situation, Taste, VALENCE};
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 
@@ -40,6 +45,10 @@ pub(crate) const W_SOUND: f32 = 0.25;
 pub(crate) const W_EMBEDDING: f32 = 0.25;
 pub(crate) const W_CONTEXT: f32 = 0.3;
 pub(crate) const W_MOOD: f32 = 0.3;
+pub(crate) const W_MOMENT: f32 = 0.5;
+
+/// Plays of a situation before its sound counts.
+pub const MIN_MOMENT_PLAYS: u16 = 5;
 
 /// A hasher for item and name numbers: one multiplication (the map's control bits come
 /// from the high bits, which the golden-ratio product fills).
@@ -71,9 +80,6 @@ const RECENCY_FLOOR: f32 = 0.02;
 
 /// Genres of the taste that bring candidates.
 const CANDIDATE_GENRES: usize = 3;
-
-/// Most reasons given per item.
-const MAX_REASONS: usize = 3;
 
 /// What the listener is doing, as the client says (`context=`).
 #[derive(
@@ -124,6 +130,10 @@ impl Activity {
 pub struct Context {
     /// What the listener is doing.
     pub activity: Option<Activity>,
+    /// The part of the day the list is for.
+    pub daypart: Option<Daypart>,
+    /// The platform the list is for.
+    pub platform: Option<Platform>,
 }
 
 /// The signals a list may use.
@@ -176,29 +186,6 @@ pub struct Ask<'a> {
     pub now: Timestamp,
 }
 
-/// Why an item is on the list: one term of its score.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct ItemReason {
-    /// Which term: `collaborative`, `artist`, `genre`, `sound`, `embedding`, `context`, `mood`,
-    /// `popularity`.
-    pub signal: &'static str,
-    /// Its share of the score (before any re-ranking).
-    pub weight: f32,
-    /// The reason in words.
-    pub text: String,
-    /// The track it is because of (for `collaborative`: one the user played or liked).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub because_of: Option<Arc<str>>,
-    /// The genre it is because of.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub genre: Option<Arc<str>>,
-    /// The mood it matches.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mood: Option<Mood>,
-}
-
 /// A ranked item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scored {
@@ -222,11 +209,14 @@ pub(crate) struct Terms {
     pub embedding: f32,
     pub context: f32,
     pub mood: f32,
+    pub moment: f32,
+    /// The situation whose sound the item is closest to.
+    pub(super) moment_of: Option<Situation>,
     /// The heard item that gave the most collaborative score, and its genre that gave
     /// the most genre score.
-    because: Option<u32>,
-    genre_of: Option<u32>,
-    artist_of: Option<u32>,
+    pub(super) because: Option<u32>,
+    pub(super) genre_of: Option<u32>,
+    pub(super) artist_of: Option<u32>,
 }
 
 impl Terms {
@@ -239,19 +229,22 @@ impl Terms {
             + W_EMBEDDING * self.embedding
             + W_CONTEXT * self.context
             + W_MOOD * self.mood
+            + W_MOMENT * self.moment
     }
 }
 
 /// What is worked out once per list.
-struct Profile<'a> {
-    taste: Option<&'a Taste>,
+pub(super) struct Profile<'a> {
+    pub(super) taste: Option<&'a Taste>,
     /// Collaborative score and its best source, per candidate.
-    cf: NumberMap<(f32, u32, f32)>,
+    pub(super) cf: NumberMap<(f32, u32, f32)>,
     /// Share of the tracks the user is for, per main artist, and a track of each.
-    artists: NumberMap<(f32, u32)>,
+    pub(super) artists: NumberMap<(f32, u32)>,
     /// The mean unit embedding of the heard tracks the user is for.
-    centroid: Vec<f32>,
-    mood: Option<(Mood, f32, f32)>,
+    pub(super) centroid: Vec<f32>,
+    pub(super) mood: Option<(Mood, f32, f32)>,
+    /// The user's sound in the asked situations it played enough in: energy, valence.
+    pub(super) moments: Vec<(Situation, f32, f32)>,
 }
 
 fn closeness(a: u16, b: u16) -> f32 {
@@ -271,6 +264,7 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
         artists: NumberMap::default(),
         centroid: Vec::new(),
         mood: None,
+        moments: Vec::new(),
     };
     let mut candidates: Vec<u32> = Vec::with_capacity(1024);
     let popular = match taste {
@@ -338,6 +332,19 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
                 profile.centroid = sum.iter().map(|x| x / norm).collect();
             }
         }
+        if s.taste {
+            let asked = [
+                ask.context.daypart.map(Situation::Daypart),
+                ask.context.platform.map(Situation::Platform),
+            ];
+            for situation in asked.into_iter().flatten() {
+                if let Some((e, v, plays)) = t.moment(situation)
+                    && plays >= MIN_MOMENT_PLAYS
+                {
+                    profile.moments.push((situation, e as f32, v as f32));
+                }
+            }
+        }
         if s.mood {
             profile.mood = t.mood_at(ask.now).map(|(m, e, v)| (m, e as f32, v as f32));
         }
@@ -386,7 +393,7 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
         .map(|(item, t)| Scored {
             item,
             score: t.total(),
-            reasons: reasons(index, ask, &profile, &t),
+            reasons: super::explain::reasons(index, ask, &profile, &t),
         })
         .collect()
 }
@@ -470,114 +477,28 @@ fn terms(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, best_cf: f32, i: u32) ->
             }
         }
     }
-    if let Some((_, e, v)) = p.mood {
-        let both = (1 << ENERGY) | (1 << VALENCE);
-        if item.known & both == both {
-            let de = f32::from(item.audio[ENERGY]) / 65_535.0 - e;
-            let dv = f32::from(item.audio[VALENCE]) / 65_535.0 - v;
-            t.mood = (1.0 - (de * de + dv * dv).sqrt() / std::f32::consts::SQRT_2).max(0.0);
+    let both = (1 << ENERGY) | (1 << VALENCE);
+    if item.known & both == both {
+        let (ie, iv) = (
+            f32::from(item.audio[ENERGY]) / 65_535.0,
+            f32::from(item.audio[VALENCE]) / 65_535.0,
+        );
+        let near = |e: f32, v: f32| {
+            let (de, dv) = (ie - e, iv - v);
+            (1.0 - (de * de + dv * dv).sqrt() / std::f32::consts::SQRT_2).max(0.0)
+        };
+        if let Some((_, e, v)) = p.mood {
+            t.mood = near(e, v);
+        }
+        let mut best = -1.0;
+        for &(situation, e, v) in &p.moments {
+            let c = near(e, v);
+            t.moment += c / p.moments.len() as f32;
+            if c > best {
+                best = c;
+                t.moment_of = Some(situation);
+            }
         }
     }
     t
-}
-
-fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<ItemReason> {
-    let total = t.total().max(f32::MIN_POSITIVE);
-    let reason = |signal, value: f32, text: String| ItemReason {
-        signal,
-        weight: value / total,
-        text,
-        because_of: None,
-        genre: None,
-        mood: None,
-    };
-    let mut out = Vec::new();
-    if t.collaborative > 0.0
-        && let Some(h) = t.because
-    {
-        let id = Arc::clone(index.id(h));
-        let liked_only = p.taste.is_some_and(|taste| {
-            taste
-                .heard
-                .iter()
-                .any(|x| x.track == index.items[h as usize].key && x.plays == 0)
-        });
-        let verb = if liked_only { "liked" } else { "played" };
-        out.push(ItemReason {
-            because_of: Some(Arc::clone(&id)),
-            ..reason(
-                "collaborative",
-                W_COLLABORATIVE * t.collaborative,
-                format!("because you {verb} {id}"),
-            )
-        });
-    }
-    if t.artist > 0.0
-        && let Some(a) = t.artist_of
-    {
-        let name = index.name(a);
-        out.push(reason(
-            "artist",
-            W_ARTIST * t.artist,
-            format!("more from {name}, whom you listen to"),
-        ));
-    }
-    if t.genre > 0.0
-        && let Some(g) = t.genre_of
-    {
-        let name = index.name(g);
-        out.push(ItemReason {
-            genre: Some(Arc::clone(&name)),
-            ..reason(
-                "genre",
-                W_GENRE * t.genre,
-                format!("you often listen to {name}"),
-            )
-        });
-    }
-    if t.sound > 0.0 {
-        out.push(reason(
-            "sound",
-            W_SOUND * t.sound,
-            "close to the sound of what you play".into(),
-        ));
-    }
-    if t.embedding > 0.0 {
-        out.push(reason(
-            "embedding",
-            W_EMBEDDING * t.embedding,
-            "similar in content to tracks you like".into(),
-        ));
-    }
-    if t.context > 0.0
-        && let Some(a) = ask.context.activity
-    {
-        out.push(reason(
-            "context",
-            W_CONTEXT * t.context,
-            format!("suits {}", a.name()),
-        ));
-    }
-    if t.mood > 0.0
-        && let Some((m, _, _)) = p.mood
-    {
-        out.push(ItemReason {
-            mood: Some(m),
-            ..reason(
-                "mood",
-                W_MOOD * t.mood,
-                format!("matches the {} mood you are in", m.word()),
-            )
-        });
-    }
-    if t.popularity > 0.0 {
-        let text = match p.taste {
-            None => format!("popular with {} listeners", ask.tier.as_str()),
-            Some(_) => "new to you, popular on the platform".into(),
-        };
-        out.push(reason("popularity", W_POPULARITY * t.popularity, text));
-    }
-    out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-    out.truncate(MAX_REASONS);
-    out
 }

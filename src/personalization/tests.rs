@@ -229,3 +229,163 @@ fn a_model_that_does_not_hold_together_is_refused() {
     nan.neighbours[1] = vec![(0, f32::NAN)];
     assert!(nan.check().is_err());
 }
+
+#[test]
+fn the_report_compares_mitigation_on_a_sample_and_counts_click_through_by_kind() {
+    use crate::domain::activity::ActivityEvent;
+    use crate::domain::feedback::{ListFeedback, ListTag};
+    use crate::domain::tier::UserTier;
+    let w = world(1_500, 0.1);
+    let mut b = ReportBuilder::new(600, 7);
+    let (plain, fair) = (
+        ListTag::new(PersonalizationLevel::Standard, false),
+        ListTag::new(PersonalizationLevel::Standard, true),
+    );
+    let event = |tag: ListTag, n: u64, clicked: bool| {
+        let (at, recommendation_id) = (SIM.now, tag.recommendation_id(n));
+        match clicked {
+            false => ActivityEvent::RecommendationShown {
+                at,
+                recommendation_id,
+                track_id: None,
+            },
+            true => ActivityEvent::RecommendationClicked {
+                at,
+                recommendation_id,
+                track_id: None,
+            },
+        }
+    };
+    for (n, (l, t)) in w.listeners.iter().enumerate() {
+        // Every user saw ten items of each kind; mitigated lists were followed twice as
+        // often.
+        let mut f = ListFeedback::default();
+        let mut events: Vec<ActivityEvent> = (0..10)
+            .flat_map(|i| [event(plain, i, false), event(fair, i, false)])
+            .collect();
+        events.push(event(fair, 0, true));
+        if n % 2 == 0 {
+            events.push(event(fair, 1, true));
+            events.push(event(plain, 1, true));
+        }
+        f.record(&events);
+        b.add(Some(t), l.tier, Some(&f));
+    }
+    // A user without a taste counts for feedback only, one without consents for nothing.
+    b.add(None, UserTier::Free, Some(&ListFeedback::default()));
+    b.add(None, UserTier::Free, None);
+    let r = b.finish(
+        &w.index,
+        PersonalizationLevel::Standard,
+        |_| PersonalizationLevel::Advanced,
+        10,
+        MITIGATION,
+        SIM.now,
+    );
+    eprintln!("{r:#?}");
+    assert_eq!(
+        (r.eligible_users, r.sampled, r.feedback_users),
+        (1_500, 600, 1_501)
+    );
+    let (off, on) = (r.exposure.without_mitigation, r.exposure.with_mitigation);
+    assert_eq!((off.lists, off.cases, on.cases), (600, 600, 600));
+    assert!(
+        off.hit_rate > 0.1,
+        "the sample's lists find held-out plays: {off:?}"
+    );
+    assert!(on.head_share < off.head_share - 0.2, "{off:?} → {on:?}");
+    assert!(on.coverage > off.coverage && on.gini < off.gini);
+    let shown = 1_500 * 10;
+    let kinds: Vec<_> = r
+        .click_through
+        .iter()
+        .map(|c| (c.level, c.bias_mitigation, c.shown, c.clicked))
+        .collect();
+    let standard = Some(PersonalizationLevel::Standard);
+    assert_eq!(
+        kinds,
+        [
+            (standard, Some(false), shown, 750),
+            (standard, Some(true), shown, 2_250)
+        ]
+    );
+    let by_level = &r.click_through_by_level;
+    assert_eq!(by_level.len(), 4);
+    assert_eq!((by_level[2].shown, by_level[2].clicked), (2 * shown, 3_000));
+    assert_eq!(by_level[0].click_through, None, "nothing shown at off");
+    let by_m = &r.click_through_by_mitigation;
+    assert_eq!(by_m[0].click_through, Some(0.05));
+    assert_eq!(by_m[1].click_through, Some(0.15));
+}
+
+#[test]
+fn an_advanced_list_follows_the_users_sound_at_the_hour_and_platform_asked() {
+    use crate::domain::activity::Platform;
+    use crate::domain::taste::{Daypart, ENERGY, Moment, Situation};
+    let w = world(400, 0.1);
+    let mut t = w.listeners[0].1.clone();
+    let moment = |situation, energy: f64| Moment {
+        situation,
+        energy: (energy * 65_535.0) as u16,
+        valence: 30_000,
+        plays: 20,
+    };
+    t.moments = vec![
+        moment(Situation::Daypart(Daypart::Morning), 0.95),
+        moment(Situation::Daypart(Daypart::Evening), 0.05),
+        moment(Situation::Platform(Platform::Car), 0.95),
+    ]
+    .into_boxed_slice();
+    let list = |level, daypart, platform| {
+        let a = Ask {
+            context: Context {
+                activity: None,
+                daypart: Some(daypart),
+                platform,
+            },
+            limit: 20,
+            ..ask(&t, level, None)
+        };
+        recommend(&w.index, &a)
+    };
+    let energy = |l: &[Scored]| {
+        l.iter()
+            .map(|s| f64::from(w.index.items[s.item as usize].audio[ENERGY]) / 65_535.0)
+            .sum::<f64>()
+            / l.len() as f64
+    };
+    let advanced = PersonalizationLevel::Advanced;
+    let morning = list(advanced, Daypart::Morning, None);
+    let evening = list(advanced, Daypart::Evening, None);
+    eprintln!(
+        "energy: morning {} evening {}",
+        energy(&morning),
+        energy(&evening)
+    );
+    // (The simulated catalog ties energy to genre, so only so much can move.)
+    assert!(energy(&morning) > energy(&evening) + 0.03);
+    let moment_reason = |l: &[Scored], text: &str| {
+        l.iter()
+            .flat_map(|s| &s.reasons)
+            .any(|r| r.signal == "moment" && r.text == text)
+    };
+    assert!(moment_reason(&evening, "like what you play in the evening"));
+    // A situation with too few plays, or none learned, leaves the list alone.
+    let night = list(advanced, Daypart::Night, None);
+    assert!(
+        night
+            .iter()
+            .flat_map(|s| &s.reasons)
+            .all(|r| r.signal != "moment")
+    );
+    // The platform counts beside the hour.
+    let evening_in_car = list(advanced, Daypart::Evening, Some(Platform::Car));
+    assert!(energy(&evening_in_car) > energy(&evening));
+    assert!(moment_reason(&evening_in_car, "like what you play on car"));
+    // Below `advanced` the context is not a signal.
+    let standard = PersonalizationLevel::Standard;
+    assert_eq!(
+        list(standard, Daypart::Morning, Some(Platform::Car)),
+        list(standard, Daypart::Evening, None)
+    );
+}

@@ -18,8 +18,10 @@ use crate::security::keys::{DataKey, KeyError};
 /// state; version 3 second factors, the risk profile, security events and session
 /// step-up/binding; version 4 sealed the payload; version 5 replaced the activity
 /// counters with the activity history; version 6 put the fields reports read first;
-/// version 7 added the taste personalization learns. Older records are still read (see [`decode_versioned`]).
-pub const FORMAT_VERSION: u8 = 7;
+/// version 7 added the taste personalization learns; version 8 the taste's moments and
+/// the recommendation feedback. Older records are still read (see
+/// [`decode_versioned`]).
+pub const FORMAT_VERSION: u8 = 8;
 
 /// The first format whose payload is sealed.
 const SEALED_SINCE: u8 = 4;

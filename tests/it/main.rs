@@ -20,6 +20,7 @@ mod persistence;
 mod personalization;
 mod privacy;
 mod recommendations;
+mod recommender_report;
 mod server;
 mod support;
 mod webauthn;

@@ -31,7 +31,7 @@ fn catalog() -> String {
     Value::from(tracks).to_string()
 }
 
-async fn server() -> TestServer {
+pub(crate) async fn server() -> TestServer {
     let srv = TestServer::start("").await;
     let (s, body) = srv
         .post_raw(
@@ -45,7 +45,7 @@ async fn server() -> TestServer {
     srv
 }
 
-async fn consent(srv: &TestServer, id: &str, changes: Vec<(Purpose, bool)>) {
+pub(crate) async fn consent(srv: &TestServer, id: &str, changes: Vec<(Purpose, bool)>) {
     srv.manager
         .privacy()
         .update_consents(&SYS, id.parse().unwrap(), changes, None)
@@ -53,7 +53,7 @@ async fn consent(srv: &TestServer, id: &str, changes: Vec<(Purpose, bool)>) {
         .unwrap();
 }
 
-async fn prefs(srv: &TestServer, id: &str, ai: Value) {
+pub(crate) async fn prefs(srv: &TestServer, id: &str, ai: Value) {
     let patch = ProfilePatch::from_json(json!({ "ai_preferences": ai })).unwrap();
     srv.manager
         .update_user_profile(id.parse().unwrap(), patch)
@@ -62,7 +62,12 @@ async fn prefs(srv: &TestServer, id: &str, ai: Value) {
 }
 
 /// A user who consented, at `level`, who played two jazz tracks and liked one.
-async fn listener(srv: &TestServer, email: &str, tier: &str, level: &str) -> (String, String) {
+pub(crate) async fn listener(
+    srv: &TestServer,
+    email: &str,
+    tier: &str,
+    level: &str,
+) -> (String, String) {
     let (id, token) = srv.user(email, tier).await;
     let all = vec![(Purpose::Analytics, true), (Purpose::Personalisation, true)];
     consent(srv, &id, all).await;
@@ -78,18 +83,18 @@ async fn listener(srv: &TestServer, email: &str, tier: &str, level: &str) -> (St
     (id, token)
 }
 
-async fn list(srv: &TestServer, id: &str, token: &str, query: &str) -> (u16, Value) {
+pub(crate) async fn list(srv: &TestServer, id: &str, token: &str, query: &str) -> (u16, Value) {
     let path = format!("/users/{id}/recommendations{query}");
     srv.call(Method::GET, &path, Some(token), None).await
 }
 
-async fn ok(srv: &TestServer, id: &str, token: &str, query: &str) -> Value {
+pub(crate) async fn ok(srv: &TestServer, id: &str, token: &str, query: &str) -> Value {
     let (s, body) = list(srv, id, token, query).await;
     assert_eq!(s, 200, "{body}");
     body
 }
 
-fn tracks(body: &Value) -> Vec<String> {
+pub(crate) fn tracks(body: &Value) -> Vec<String> {
     body["items"]
         .as_array()
         .unwrap()
@@ -249,7 +254,7 @@ async fn consents_preferences_and_tiers_are_honoured() {
 }
 
 /// Trains over HTTP; the streamed lines.
-async fn train(srv: &TestServer) -> Vec<Value> {
+pub(crate) async fn train(srv: &TestServer) -> Vec<Value> {
     let resp = srv
         .http
         .post(format!("{}/admin/recommendations/train", srv.base))
@@ -264,7 +269,7 @@ async fn train(srv: &TestServer) -> Vec<Value> {
         .collect()
 }
 
-async fn play(srv: &TestServer, id: &str, token: &str, tracks: &[&str]) {
+pub(crate) async fn play(srv: &TestServer, id: &str, token: &str, tracks: &[&str]) {
     let now = srv.manager.now().to_string();
     let events: Vec<Value> = tracks
         .iter()

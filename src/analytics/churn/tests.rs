@@ -13,6 +13,7 @@ fn member(u: &SimUser) -> Member<'_> {
         consented: true,
         history: &u.history,
         taste: None,
+        feedback: None,
     }
 }
 

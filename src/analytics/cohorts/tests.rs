@@ -40,6 +40,7 @@ fn table(people: &[Person], query: CohortQuery, now: Timestamp) -> CohortTable {
             consented: p.consented,
             history: &p.history,
             taste: None,
+            feedback: None,
         });
     }
     b.finish()

@@ -53,6 +53,7 @@ fn planted_segments_are_found_and_named() {
             consented: true,
             history: h,
             taste: None,
+            feedback: None,
         });
     }
     let model = s.train(3, 1).unwrap();

@@ -72,6 +72,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::summary))
         .routes(routes!(recommendations::recommendations))
         .routes(routes!(recommendations::train))
+        .routes(routes!(recommendations::report))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

@@ -10,7 +10,11 @@ use serde_json::json;
 use crate::api::AppState;
 use crate::api::extract::{Caller, Query, user_id};
 use crate::api::problem::{ApiError, Problem};
-use crate::engine::{Activity, RecommendationQuery, Recommendations, RecommenderTrained};
+use crate::domain::settings::PersonalizationLevel;
+use crate::engine::{
+    Activity, Platform, RecommendationQuery, Recommendations, RecommenderReport,
+    RecommenderTrained, ReportQuery,
+};
 
 /// `GET /api/v1/users/{id}/recommendations` query.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -27,6 +31,16 @@ pub(crate) struct RecommendationParams {
     /// Whether tracks the user played or liked may come back (default `false`; skipped
     /// tracks never do).
     include_played: Option<bool>,
+    /// The UTC hour (0–23) the list is for, default the time of the call: at the
+    /// `advanced` level, tracks close to what the user plays at that part of the day.
+    hour: Option<u8>,
+    /// The platform the list is for (`ios`, `android`, `web`, `desktop`, `tv`, `car`,
+    /// `speaker`, `other`): at the `advanced` level, tracks close to what the user plays
+    /// there.
+    platform: Option<Platform>,
+    /// Operators only: add the list's exposure figures (`debug`), and those of the same
+    /// list with mitigation the other way.
+    debug: Option<bool>,
 }
 
 /// Ranked catalog tracks for the user (the user itself or an operator; one request of
@@ -49,6 +63,9 @@ pub(crate) async fn recommendations(
         limit: q.limit,
         context: q.context,
         include_played: q.include_played.unwrap_or(false),
+        hour: q.hour,
+        platform: q.platform,
+        debug: q.debug.unwrap_or(false),
     };
     let p = s.manager.personalization();
     Ok(Json(
@@ -75,4 +92,42 @@ pub(crate) async fn train(State(s): State<AppState>, caller: Caller) -> Result<R
         |t: RecommenderTrained| json!({ "model": t }),
     )
     .await
+}
+
+/// `GET /api/v1/admin/recommendations/report` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportParams {
+    /// Users measured, a uniform sample of those who consent to personalisation
+    /// (1–100,000, default 2,000).
+    sample: Option<usize>,
+    /// Items per list measured (1 to `personalization.max_items`, default 10).
+    k: Option<usize>,
+    /// The level the sample's lists are made at: `off`, `basic`, `standard` (default) or
+    /// `advanced`, capped by each user's tier.
+    level: Option<PersonalizationLevel>,
+}
+
+/// The recommender's report (operator only): on a sample of the consenting users, each
+/// list made without and with bias mitigation — catalog coverage, exposure Gini, the
+/// share of slots given to the most popular 20% of tracks, intra-list diversity, and
+/// leave-newest-out hit rate and NDCG at `k`; and the click-through of the lists served,
+/// by level and by mitigation, from the `recommendation_shown` and
+/// `recommendation_clicked` events (`docs/personalization.md`, "Reading the report").
+#[utoipa::path(get, path = "/api/v1/admin/recommendations/report", tag = "personalization",
+    params(ReportParams), security(("bearer" = [])),
+    responses((status = 200, body = RecommenderReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn report(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ReportParams>,
+) -> Result<Json<RecommenderReport>, ApiError> {
+    let query = ReportQuery {
+        sample: q.sample,
+        k: q.k,
+        level: q.level,
+    };
+    let p = s.manager.personalization();
+    Ok(Json(p.report(&caller.principal(), query).await?))
 }

@@ -139,7 +139,89 @@ fn a_taste_stays_a_few_hundred_bytes() {
         );
     }
     assert_eq!(t.genres.len(), GENRES_KEPT);
-    assert!(t.bytes() <= 360, "{} bytes", t.bytes());
+    // Every part of the day, and platforms, leave a moment each.
+    for (i, p) in [Platform::Ios, Platform::Car, Platform::Web]
+        .iter()
+        .enumerate()
+    {
+        let at = Timestamp::from_millis(i as i64 * 6 * 3_600_000);
+        t.learn(&ActivityEvent::AppOpened { at, platform: *p }, None, 0.3);
+        for h in 0..4 {
+            let at = at.plus(std::time::Duration::from_secs(h * 1_800));
+            let e = ActivityEvent::TrackPlayed {
+                track_id: format!("m{i}{h}"),
+                at,
+                duration_ms: 1_000,
+            };
+            t.learn(&e, Some(traits(&genres[..1], 0.5, 0.5)), 0.3);
+        }
+    }
+    assert_eq!(t.moments.len(), MOMENTS_KEPT);
+    assert!(t.bytes() <= 400, "{} bytes", t.bytes());
     assert_ne!(TrackKey::of("a"), TrackKey::of("b"));
     assert_eq!(TrackKey::of("a").as_u64() >> 48, 0);
+}
+
+#[test]
+fn moments_keep_the_sound_of_each_part_of_the_day_and_platform() {
+    let day = 1_700_006_400_000; // a midnight, UTC
+    let at_hour = |d: i64, h: i64, m: i64| {
+        Timestamp::from_millis(day + d * 86_400_000 + h * 3_600_000 + m * 60_000)
+    };
+    let mut t = Taste::default();
+    // The app opened on `platform` at `hour`, and a track of `energy` played.
+    let mut session = |d: i64, hour: i64, platform: Platform, energy: f64, valence: f64| {
+        let opened = ActivityEvent::AppOpened {
+            at: at_hour(d, hour, 0),
+            platform,
+        };
+        t.learn(&opened, None, 0.1);
+        let e = ActivityEvent::TrackPlayed {
+            track_id: format!("{d}-{hour}"),
+            at: at_hour(d, hour, 5),
+            duration_ms: 1,
+        };
+        t.learn(&e, Some(traits(&[], energy, valence)), 0.1);
+    };
+    for d in 0..5 {
+        // Energetic mornings in the car, calm evenings on the phone.
+        session(d, 8, Platform::Car, 0.9, 0.7);
+        session(d, 20, Platform::Ios, 0.1, 0.6);
+    }
+    let (me, mv, mp) = t.moment(Situation::Daypart(Daypart::Morning)).unwrap();
+    assert!(
+        (me - 0.9).abs() < 0.01 && (mv - 0.7).abs() < 0.01 && mp == 5,
+        "{me} {mv} {mp}"
+    );
+    let (ee, _, ep) = t.moment(Situation::Daypart(Daypart::Evening)).unwrap();
+    assert!((ee - 0.1).abs() < 0.01 && ep == 5);
+    let (ce, _, cp) = t.moment(Situation::Platform(Platform::Car)).unwrap();
+    assert!((ce - 0.9).abs() < 0.01 && cp == 5);
+    assert!(t.moment(Situation::Daypart(Daypart::Night)).is_none());
+    // A play three quiet hours after the app was opened is not the platform's.
+    t.learn(
+        &ActivityEvent::AppOpened {
+            at: at_hour(9, 8, 0),
+            platform: Platform::Car,
+        },
+        None,
+        0.1,
+    );
+    let late = ActivityEvent::TrackPlayed {
+        track_id: "late".into(),
+        at: at_hour(9, 11, 0),
+        duration_ms: 1,
+    };
+    t.learn(&late, Some(traits(&[], 0.0, 0.0)), 0.1);
+    assert_eq!(t.moment(Situation::Platform(Platform::Car)).unwrap().2, 5);
+    assert_eq!(t.platform, None);
+    // Past the running mean, a moment moves at the learning rate.
+    let (before, _, _) = t.moment(Situation::Daypart(Daypart::Morning)).unwrap();
+    assert!(
+        before < 0.9,
+        "the late morning play counted for the morning"
+    );
+    assert_eq!(Daypart::of_hour(0), Daypart::Night);
+    assert_eq!(Daypart::of_hour(23), Daypart::Evening);
+    assert_eq!(Daypart::of(at_hour(0, 12, 0)), Daypart::Afternoon);
 }

@@ -7,7 +7,7 @@ use super::{
     DayActivity, ImportedUser, Insights, ListeningProfile, PasswordChange, QuotaUse, UserExport,
     UserManager,
 };
-use super::{LoginFailures, RiskProfileExport, TasteExport};
+use super::{FeedbackExport, LoginFailures, RiskProfileExport, TasteExport};
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
@@ -22,7 +22,7 @@ use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, 
 pub const MAX_IMPORT_BATCH: usize = 200;
 
 /// The format version of [`UserExport`].
-const EXPORT_FORMAT: u32 = 3;
+const EXPORT_FORMAT: u32 = 4;
 
 /// See [`UserManager::accounts`].
 #[derive(Clone, Copy)]
@@ -256,6 +256,7 @@ impl Accounts<'_> {
                         consented: true,
                         history: &history,
                         taste: None,
+                        feedback: None,
                     },
                     now,
                 )
@@ -292,7 +293,7 @@ impl Accounts<'_> {
             export_format: EXPORT_FORMAT,
             exported_at: now,
             sessions: state.sessions.iter().map(SessionView::from).collect(),
-            known_devices: state.known_devices.clone(),
+            known_devices: state.known_devices.to_vec(),
             login_failures: LoginFailures {
                 failures: state.failures.failures,
                 window_start: state.failures.window_start,
@@ -307,6 +308,7 @@ impl Accounts<'_> {
                 .taste
                 .as_deref()
                 .map(|t| TasteExport::of(t, &e.recommender.index(), now)),
+            recommendation_feedback: FeedbackExport::of(&state.feedback),
             consents: ConsentView::of(&state.consents, e.config.privacy.min_age, now),
             mfa: state.mfa.status(&state.profile.security_settings),
             risk_profile: RiskProfileExport {

@@ -74,6 +74,7 @@ pub use personalization::{Personalization, TracksPut};
 pub use principal::{Principal, UserSession};
 pub use privacy::Privacy;
 pub use recommendations::RecommendationQuery;
+pub use recommender::ReportQuery;
 pub use sessions::Sessions;
 
 /// Snapshot requests a report has in flight at once.

@@ -3,14 +3,20 @@
 //! (`docs/personalization.md`).
 
 use super::principal::Principal;
-use super::{ListCard, MoodExport, Recommendations, RecommendedItem, SignalsUsed};
+use super::{
+    ListCard, ListContext, ListDebug, MoodExport, Recommendations, RecommendedItem, SignalsUsed,
+};
+use crate::domain::activity::Platform;
+use crate::domain::feedback::ListTag;
 use crate::domain::ids::UserId;
 use crate::domain::settings::PersonalizationLevel;
+use crate::domain::taste::Daypart;
 use crate::domain::tier::TierPolicy;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::user::GetTaste;
-use crate::personalization::{Activity, Ask, Context, Mitigation, Signals, recommend};
+use crate::personalization::quality::ListFigures;
+use crate::personalization::{Activity, Ask, Context, Index, Mitigation, Signals, recommend};
 
 /// The tier features that unlock recommendation levels.
 const ADVANCED_FEATURE: &str = "advanced_recommendations";
@@ -28,11 +34,17 @@ pub struct RecommendationQuery {
     pub context: Option<Activity>,
     /// Whether tracks the user played or liked may come back.
     pub include_played: bool,
+    /// The UTC hour the list is for (default: now).
+    pub hour: Option<u8>,
+    /// The platform the list is for.
+    pub platform: Option<Platform>,
+    /// Add the list's exposure figures with and without mitigation (operators only).
+    pub debug: bool,
 }
 
 /// The most a tier allows: its level and its items per list (config
 /// `personalization.max_items`, `basic_max_items`).
-fn tier_allows(
+pub(super) fn tier_allows(
     policy: &TierPolicy,
     c: &crate::config::PersonalizationConfig,
 ) -> (PersonalizationLevel, usize) {
@@ -45,13 +57,19 @@ fn tier_allows(
     }
 }
 
-fn level_letter(l: PersonalizationLevel) -> char {
-    match l {
-        PersonalizationLevel::Off => 'o',
-        PersonalizationLevel::Basic => 'b',
-        PersonalizationLevel::Standard => 's',
-        PersonalizationLevel::Advanced => 'a',
+/// The bias mitigation the config sets (`personalization.mitigation_*`).
+pub(super) fn configured_mitigation(c: &crate::config::PersonalizationConfig) -> Mitigation {
+    Mitigation {
+        popularity: c.mitigation_popularity,
+        diversity: c.mitigation_diversity,
+        calibration: c.mitigation_calibration,
     }
+}
+
+/// The figures of the list `ask` makes.
+fn figures(index: &Index, ask: &Ask<'_>) -> ListFigures {
+    let list: Vec<u32> = recommend(index, ask).into_iter().map(|s| s.item).collect();
+    ListFigures::of(index, &list)
 }
 
 impl super::Personalization<'_> {
@@ -65,6 +83,12 @@ impl super::Personalization<'_> {
         q: RecommendationQuery,
     ) -> Result<Recommendations, EngineError> {
         by.on(id)?;
+        if q.debug {
+            by.privileged()?;
+        }
+        if let Some(h) = q.hour.filter(|h| *h > 23) {
+            return Err(ValidationError::new("hour", format!("must be 0 to 23, got {h}")).into());
+        }
         let e = &self.m.engine;
         let view = e.call(id, GetTaste).await?;
         let c = &e.config.personalization;
@@ -87,16 +111,22 @@ impl super::Personalization<'_> {
             PersonalizationLevel::Off
         };
         let signals = Signals::of(level, prefs.mood_detection_enabled);
-        let mitigation = prefs.bias_mitigation_enabled.then_some(Mitigation {
-            popularity: c.mitigation_popularity,
-            diversity: c.mitigation_diversity,
-            calibration: c.mitigation_calibration,
-        });
+        let configured = configured_mitigation(c);
+        let mitigation = prefs.bias_mitigation_enabled.then_some(configured);
         let now = e.clock.now();
         let taste = (level != PersonalizationLevel::Off)
             .then_some(view.taste.as_deref())
             .flatten();
         let index = e.recommender.index();
+        let hour = q
+            .hour
+            .unwrap_or(((now.as_millis().rem_euclid(86_400_000)) / 3_600_000) as u8);
+        let context = ListContext {
+            activity: q.context,
+            hour,
+            daypart: Daypart::of_hour(hour),
+            platform: q.platform,
+        };
         let ask = Ask {
             taste,
             tier: view.tier,
@@ -105,23 +135,38 @@ impl super::Personalization<'_> {
             include_played: q.include_played,
             context: Context {
                 activity: q.context,
+                daypart: Some(context.daypart),
+                platform: q.platform,
             },
             mitigation,
             learning_rate: prefs.learning_rate,
             now,
         };
         let list = recommend(&index, &ask);
-        let tag = format!(
-            "r1.{}{}",
-            level_letter(level),
-            u8::from(mitigation.is_some())
-        );
+        let tag = ListTag::new(level, mitigation.is_some());
+        let debug = q.debug.then(|| {
+            let served = ListFigures::of(&index, &list.iter().map(|s| s.item).collect::<Vec<_>>());
+            let other = |m: Option<Mitigation>| {
+                figures(
+                    &index,
+                    &Ask {
+                        mitigation: m,
+                        ..ask
+                    },
+                )
+            };
+            ListDebug {
+                served,
+                without_mitigation: mitigation.map(|_| other(None)),
+                with_mitigation: mitigation.is_none().then(|| other(Some(configured))),
+            }
+        });
         let items = list
             .into_iter()
             .map(|s| RecommendedItem {
                 track_id: index.id(s.item).to_string(),
                 score: s.score,
-                recommendation_id: format!("{tag}.{:016x}", rand::random::<u64>()),
+                recommendation_id: tag.recommendation_id(rand::random()),
                 reasons: if prefs.explanations_enabled {
                     s.reasons
                 } else {
@@ -154,7 +199,9 @@ impl super::Personalization<'_> {
                 model_version: index.model_version,
                 catalog_tracks: index.len(),
                 mood,
+                context,
             },
+            debug,
         })
     }
 }

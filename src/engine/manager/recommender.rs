@@ -1,14 +1,35 @@
 //! Training the recommender's collaborative model over the stored population, storing
-//! it (versioned, beside the churn model) and putting it in force.
+//! it (versioned, beside the churn model) and putting it in force; and the operators'
+//! report on what the lists expose and how they are followed.
 
 use std::sync::Mutex;
 
 use super::principal::Principal;
 use super::{RecommenderProgress, RecommenderTrained};
+use crate::domain::settings::PersonalizationLevel;
+use crate::domain::validation::ValidationError;
 use crate::engine::durable::settled;
 use crate::engine::{EngineError, background, models};
-use crate::personalization::Trainer;
+use crate::personalization::{RecommenderReport, ReportBuilder, Trainer};
 use crate::store::{Batch, ModelKind, codec};
+
+/// Users a report measures when the call does not say, and the most it may ask.
+const DEFAULT_SAMPLE: usize = 2_000;
+const MAX_SAMPLE: usize = 100_000;
+
+/// Items per list a report measures when the call does not say.
+const DEFAULT_K: usize = 10;
+
+/// What a report on the recommender asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportQuery {
+    /// Users measured (default 2,000, at most 100,000).
+    pub sample: Option<usize>,
+    /// Items per list (default 10, at most `personalization.max_items`).
+    pub k: Option<usize>,
+    /// The level the lists are made at (default `standard`; capped by each tier).
+    pub level: Option<PersonalizationLevel>,
+}
 
 /// Users read between progress reports.
 const PROGRESS_EVERY: u64 = 50_000;
@@ -95,5 +116,56 @@ impl super::Personalization<'_> {
             "recommender model trained"
         );
         Ok(trained)
+    }
+
+    /// The report on the recommender (operators): a uniform sample of the users who
+    /// consent to personalisation, each list made without and with the configured bias
+    /// mitigation, measured for exposure (coverage, Gini, head share, diversity) and
+    /// leave-newest-out accuracy; and the click-through of the lists served, by level
+    /// and mitigation, from every analytics-consenting user's feedback.
+    pub async fn report(
+        self,
+        by: &Principal,
+        q: ReportQuery,
+    ) -> Result<RecommenderReport, EngineError> {
+        by.privileged()?;
+        let e = &self.m.engine;
+        let c = &e.config.personalization;
+        let sample = q.sample.unwrap_or(DEFAULT_SAMPLE);
+        if !(1..=MAX_SAMPLE).contains(&sample) {
+            return Err(ValidationError::new(
+                "sample",
+                format!("must be 1 to {MAX_SAMPLE}, got {sample}"),
+            )
+            .into());
+        }
+        let k = q.k.unwrap_or(DEFAULT_K.min(c.max_items));
+        if !(1..=c.max_items).contains(&k) {
+            return Err(ValidationError::new(
+                "k",
+                format!("must be 1 to {}, got {k}", c.max_items),
+            )
+            .into());
+        }
+        let level = q.level.unwrap_or(PersonalizationLevel::Standard);
+        let mitigation = super::recommendations::configured_mitigation(c);
+        let now = self.m.now();
+        let seed = now.as_millis() as u64;
+        let builder = self
+            .m
+            .analytics()
+            .batch(ReportBuilder::new(sample, seed), now, |b, m| {
+                b.add(m.taste, m.tier, m.feedback)
+            })
+            .await?;
+        let engine = self.m.engine.clone();
+        background::run("roster-report", move || {
+            let c = &engine.config;
+            let cap = |tier| {
+                super::recommendations::tier_allows(&c.tier(tier).policy, &c.personalization).0
+            };
+            builder.finish(&engine.recommender.index(), level, cap, k, mitigation, now)
+        })
+        .await
     }
 }

@@ -3,8 +3,11 @@
 use serde::Serialize;
 
 use super::MoodExport;
+use crate::domain::activity::Platform;
 use crate::domain::settings::PersonalizationLevel;
-use crate::personalization::ItemReason;
+use crate::domain::taste::Daypart;
+use crate::personalization::quality::ListFigures;
+use crate::personalization::{Activity, ItemReason};
 
 /// A list of recommendations (`GET /users/{id}/recommendations`).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -13,6 +16,34 @@ pub struct Recommendations {
     pub items: Vec<RecommendedItem>,
     /// How the list was made.
     pub model: ListCard,
+    /// The list's exposure figures, with and without mitigation (operators, with
+    /// `debug=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debug: Option<ListDebug>,
+}
+
+/// What an operator sees of how a list exposes the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ListDebug {
+    /// The figures of the list served.
+    pub served: ListFigures,
+    /// The figures of the same list made without bias mitigation (when it was on).
+    pub without_mitigation: Option<ListFigures>,
+    /// The figures of the same list made with mitigation (when it was off).
+    pub with_mitigation: Option<ListFigures>,
+}
+
+/// The context a list was made for (used at the `advanced` level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ListContext {
+    /// What the listener is doing, if the call said.
+    pub activity: Option<Activity>,
+    /// The UTC hour the list is for: the call's `hour`, or the time of the call.
+    pub hour: u8,
+    /// Its part of the day.
+    pub daypart: Daypart,
+    /// The platform, if the call said.
+    pub platform: Option<Platform>,
 }
 
 /// One recommended track.
@@ -51,6 +82,8 @@ pub struct ListCard {
     pub catalog_tracks: usize,
     /// The session's mood, when the mood signal was used and one is known.
     pub mood: Option<MoodExport>,
+    /// The context it was made for.
+    pub context: ListContext,
 }
 
 /// The signals a list used.
@@ -62,7 +95,8 @@ pub struct SignalsUsed {
     pub genres: bool,
     /// The heard tracks: their artists and the model's neighbours.
     pub history: bool,
-    /// The online taste's sound and embedding, and the asked context.
+    /// The online taste's sound and embedding, and the context (activity, the user's
+    /// sound at this part of the day and on this platform).
     pub taste_and_context: bool,
     /// The session's mood.
     pub mood: bool,

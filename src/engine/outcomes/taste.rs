@@ -2,8 +2,11 @@
 
 use serde::Serialize;
 
+use crate::domain::activity::Platform;
 use crate::domain::catalog::AudioFeatures;
-use crate::domain::taste::{Mood, Taste};
+use crate::domain::feedback::ListFeedback;
+use crate::domain::settings::PersonalizationLevel;
+use crate::domain::taste::{Daypart, Mood, Situation, Taste};
 use crate::personalization::Index;
 
 /// The taste in an export (`docs/export.md`).
@@ -19,6 +22,51 @@ pub struct TasteExport {
     pub mood: Option<MoodExport>,
     /// Plays, likes and skips learned from.
     pub events: u32,
+    /// The sound of what the user plays at each part of the day and on each platform.
+    pub moments: Vec<MomentExport>,
+}
+
+/// The user's sound in one situation.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MomentExport {
+    /// The part of the day (UTC), if the moment is one.
+    pub daypart: Option<Daypart>,
+    /// The platform, if the moment is one.
+    pub platform: Option<Platform>,
+    /// Energy, 0–1.
+    pub energy: f64,
+    /// Valence, 0–1.
+    pub valence: f64,
+    /// Plays it rests on.
+    pub plays: u16,
+}
+
+/// Recommendations shown to the user and followed, for one kind of list.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FeedbackExport {
+    /// The level the lists were made at.
+    pub level: PersonalizationLevel,
+    /// Whether bias mitigation re-ranked them.
+    pub bias_mitigation: bool,
+    /// Items shown.
+    pub shown: u32,
+    /// Items followed.
+    pub clicked: u32,
+}
+
+impl FeedbackExport {
+    /// The export of a user's feedback.
+    pub(crate) fn of(f: &ListFeedback) -> Vec<Self> {
+        f.counts()
+            .into_iter()
+            .map(|c| Self {
+                level: c.tag.level(),
+                bias_mitigation: c.tag.mitigated(),
+                shown: c.shown,
+                clicked: c.clicked,
+            })
+            .collect()
+    }
 }
 
 /// One heard track.
@@ -88,6 +136,23 @@ impl TasteExport {
                 valence,
             }),
             events: t.events,
+            moments: t
+                .moments
+                .iter()
+                .map(|m| {
+                    let (daypart, platform) = match m.situation {
+                        Situation::Daypart(d) => (Some(d), None),
+                        Situation::Platform(p) => (None, Some(p)),
+                    };
+                    MomentExport {
+                        daypart,
+                        platform,
+                        energy: f64::from(m.energy) / 65_535.0,
+                        valence: f64::from(m.valence) / 65_535.0,
+                        plays: m.plays,
+                    }
+                })
+                .collect(),
         }
     }
 }

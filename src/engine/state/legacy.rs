@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::UserState;
 use super::sparse::Sparse;
 use crate::domain::consent::ConsentState;
+use crate::domain::feedback::ListFeedback;
 use crate::domain::history::{ActivityCounters, ActivityHistory};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
@@ -15,7 +16,105 @@ use crate::domain::rate::TokenBucket;
 use crate::domain::risk::RiskProfile;
 use crate::domain::security_log::SecurityLog;
 use crate::domain::session::{Session, SessionV2};
+use crate::domain::taste::{GenreWeight, Heard, MoodState, Taste};
 use crate::engine::shared_profile::SharedProfile;
+
+/// The taste as format 7 stored it: before its moments and platform (format 8).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TasteV7 {
+    heard: Box<[Heard]>,
+    audio: [u16; 8],
+    audio_known: u8,
+    genres: Box<[GenreWeight]>,
+    mood: MoodState,
+    events: u32,
+}
+
+impl From<TasteV7> for Taste {
+    fn from(v: TasteV7) -> Self {
+        Self {
+            heard: v.heard,
+            audio: v.audio,
+            audio_known: v.audio_known,
+            genres: v.genres,
+            mood: v.mood,
+            events: v.events,
+            ..Self::default()
+        }
+    }
+}
+
+/// The user state as format 7 stored it: before the recommendation feedback and the
+/// taste's moments (format 8).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct UserStateV7 {
+    consents: ConsentState,
+    history: ActivityHistory,
+    taste: Option<Box<TasteV7>>,
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: Sparse<FailureState>,
+    known_devices: Vec<String>,
+    rate: TokenBucket,
+    mfa: Sparse<MfaState>,
+    risk: Sparse<RiskProfile>,
+    security: SecurityLog,
+}
+
+impl UserStateV7 {
+    /// `s` as format 7 held it (tests of older stores; the taste's moments are lost).
+    #[cfg(test)]
+    pub(crate) fn of(s: &UserState) -> Self {
+        let s = s.clone();
+        Self {
+            consents: s.consents,
+            history: s.history,
+            taste: s.taste.map(|t| {
+                Box::new(TasteV7 {
+                    heard: t.heard,
+                    audio: t.audio,
+                    audio_known: t.audio_known,
+                    genres: t.genres,
+                    mood: t.mood,
+                    events: t.events,
+                })
+            }),
+            profile: s.profile,
+            password_hash: s.password_hash,
+            credential_version: s.credential_version,
+            sessions: s.sessions,
+            failures: s.failures,
+            known_devices: s.known_devices.into(),
+            rate: s.rate,
+            mfa: s.mfa,
+            risk: s.risk,
+            security: s.security,
+        }
+    }
+}
+
+impl From<UserStateV7> for UserState {
+    fn from(v: UserStateV7) -> Self {
+        Self {
+            consents: v.consents,
+            history: v.history,
+            taste: v.taste.map(|t| Box::new(Taste::from(*t))),
+            feedback: ListFeedback::default(),
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices.into(),
+            rate: v.rate,
+            mfa: v.mfa,
+            risk: v.risk,
+            security: v.security,
+        }
+    }
+}
 
 /// The user state as format 6 stored it: before the taste (format 7).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,7 +146,7 @@ impl UserStateV6 {
             credential_version: s.credential_version,
             sessions: s.sessions,
             failures: s.failures,
-            known_devices: s.known_devices,
+            known_devices: s.known_devices.into(),
             rate: s.rate,
             mfa: s.mfa,
             risk: s.risk,
@@ -62,12 +161,13 @@ impl From<UserStateV6> for UserState {
             consents: v.consents,
             history: v.history,
             taste: None,
+            feedback: ListFeedback::default(),
             profile: v.profile,
             password_hash: v.password_hash,
             credential_version: v.credential_version,
             sessions: v.sessions,
             failures: v.failures,
-            known_devices: v.known_devices,
+            known_devices: v.known_devices.into(),
             rate: v.rate,
             mfa: v.mfa,
             risk: v.risk,
@@ -104,7 +204,7 @@ impl UserStateV5 {
             credential_version: s.credential_version,
             sessions: s.sessions.clone(),
             failures: (*s.failures).clone(),
-            known_devices: s.known_devices.clone(),
+            known_devices: s.known_devices.to_vec(),
             rate: s.rate.clone(),
             history: s.history.clone(),
             mfa: (*s.mfa).clone(),
@@ -121,12 +221,13 @@ impl From<UserStateV5> for UserState {
             consents: v.consents,
             history: v.history,
             taste: None,
+            feedback: ListFeedback::default(),
             profile: v.profile,
             password_hash: v.password_hash,
             credential_version: v.credential_version,
             sessions: v.sessions,
             failures: v.failures.into(),
-            known_devices: v.known_devices,
+            known_devices: v.known_devices.into(),
             rate: v.rate,
             mfa: v.mfa.into(),
             risk: v.risk.into(),
@@ -164,7 +265,7 @@ impl UserStateV3 {
             credential_version: s.credential_version,
             sessions: s.sessions.clone(),
             failures: (*s.failures).clone(),
-            known_devices: s.known_devices.clone(),
+            known_devices: s.known_devices.to_vec(),
             rate: s.rate.clone(),
             activity: s.history.counters(),
             mfa: (*s.mfa).clone(),
@@ -183,10 +284,11 @@ impl From<UserStateV3> for UserState {
             credential_version: v.credential_version,
             sessions: v.sessions,
             failures: v.failures.into(),
-            known_devices: v.known_devices,
+            known_devices: v.known_devices.into(),
             rate: v.rate,
             history: ActivityHistory::from(v.activity),
             taste: None,
+            feedback: ListFeedback::default(),
             mfa: v.mfa.into(),
             risk: v.risk.into(),
             security: v.security,

@@ -1,6 +1,7 @@
 //! What a report over the stored population reads of a user, decoded from the front of
-//! its record: since format 6 the consents, the history (since format 7 the taste) and the profile's head (id,
-//! names, tier, sign-up time) lead the payload, so a report skips the credentials,
+//! its record: since format 6 the consents, the history (since format 7 the taste, since
+//! format 8 the recommendation feedback) and the profile's head (id, names, tier,
+//! sign-up time) lead the payload, so a report skips the credentials,
 //! sessions, second factors, risk profile and security events it never looks at.
 
 use std::fmt;
@@ -10,6 +11,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::UserState;
 use crate::domain::consent::ConsentState;
+use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
 use crate::domain::taste::Taste;
@@ -27,6 +29,8 @@ pub(crate) struct ReportView {
     pub history: ActivityHistory,
     /// Its taste (what the recommender trains on, under the personalisation consent).
     pub taste: Option<Box<Taste>>,
+    /// What became of the recommendations it was shown.
+    pub feedback: ListFeedback,
     /// Its tier.
     pub tier: UserTier,
     /// When it signed up.
@@ -41,16 +45,18 @@ impl From<UserState> for ReportView {
             consents: s.consents,
             history: s.history,
             taste: s.taste,
+            feedback: s.feedback,
         }
     }
 }
 
-/// The leading fields of a format-7 payload ([`UserState`]'s first four).
+/// The leading fields of a format-8 payload ([`UserState`]'s first five).
 #[derive(Deserialize)]
 struct Head {
     consents: ConsentState,
     history: ActivityHistory,
     taste: Option<Box<Taste>>,
+    feedback: ListFeedback,
     profile: ProfileHead,
 }
 
@@ -104,6 +110,7 @@ pub(crate) fn report_view(
             consents: h.consents,
             history: h.history,
             taste: h.taste,
+            feedback: h.feedback,
             tier: h.profile.tier,
             created_at: h.profile.created_at,
         }),
@@ -116,7 +123,7 @@ mod tests {
     use super::*;
     use crate::domain::activity::ActivityEvent;
     use crate::domain::consent::Purpose;
-    use crate::engine::state::{UserStateV5, UserStateV6, encode, tests::state};
+    use crate::engine::state::{UserStateV5, UserStateV6, UserStateV7, encode, tests::state};
 
     #[test]
     fn the_view_of_a_record_is_what_the_whole_state_holds() {
@@ -137,7 +144,9 @@ mod tests {
         assert_eq!(report_view(&v5, &key, id).unwrap(), whole);
         let v6 = codec::seal_as_version(6, &UserStateV6::of(&s), &key, id.as_bytes()).unwrap();
         assert_eq!(report_view(&v6, &key, id).unwrap(), whole);
-        // The taste is read from the head of the current format.
+        let v7 = codec::seal_as_version(7, &UserStateV7::of(&s), &key, id.as_bytes()).unwrap();
+        assert_eq!(report_view(&v7, &key, id).unwrap(), whole);
+        // The taste and the feedback are read from the head of the current format.
         let mut tasted = s.clone();
         let play = ActivityEvent::TrackPlayed {
             track_id: "x".into(),
@@ -147,6 +156,18 @@ mod tests {
         let mut taste = crate::domain::taste::Taste::default();
         taste.learn(&play, None, 0.1);
         tasted.taste = Some(Box::new(taste));
+        let tag = crate::domain::feedback::ListTag::new(
+            crate::domain::settings::PersonalizationLevel::Basic,
+            true,
+        );
+        tasted
+            .feedback
+            .record(&[ActivityEvent::RecommendationShown {
+                at: t,
+                recommendation_id: tag.recommendation_id(7),
+                track_id: None,
+            }]);
+        assert_eq!(tasted.feedback.counts().len(), 1);
         let record = encode(&tasted, &key, id).unwrap();
         assert_eq!(
             report_view(&record, &key, id).unwrap(),

@@ -87,6 +87,7 @@ impl Handler<RecordActivity> for UserActor {
             return Ok(ActivityOutcome::ConsentRequired { reason });
         }
         self.state.history.record(&msg.events);
+        self.state.feedback.record(&msg.events);
         self.learn_taste(&msg.events, now);
         self.engine
             .metrics
@@ -212,6 +213,7 @@ impl UserActor {
         next_ledger.remember(&marks);
         let mut next = self.state.clone();
         next.history.record(&fresh);
+        next.feedback.record(&fresh);
         if let Some(taste) = self.taste_allowed(now) {
             // An import teaches the taste in the order the events happened.
             let mut ordered: Vec<&ActivityEvent> = fresh.iter().collect();
@@ -261,7 +263,8 @@ impl UserActor {
         .then_some(prefs.learning_rate)
     }
 
-    /// Teaches the taste the plays, likes and skips among `events` (already counted).
+    /// Teaches the taste the plays, likes, skips and app opens among `events` (already
+    /// counted).
     fn learn_taste(&mut self, events: &[ActivityEvent], now: Timestamp) {
         let teaches = |e: &ActivityEvent| {
             matches!(
@@ -269,6 +272,7 @@ impl UserActor {
                 ActivityEvent::TrackPlayed { .. }
                     | ActivityEvent::TrackLiked { .. }
                     | ActivityEvent::TrackSkipped { .. }
+                    | ActivityEvent::AppOpened { .. }
             )
         };
         if !events.iter().any(teaches) {

@@ -43,6 +43,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/catalog/tracks/{id}",
         "GET /api/v1/users/{id}/recommendations",
         "POST /api/v1/admin/recommendations/train",
+        "GET /api/v1/admin/recommendations/report",
         "GET /api/v1/admin/analytics/churn",
         "GET /api/v1/admin/analytics/segments",
         "GET /api/v1/users/{id}/insights",
