@@ -16,7 +16,7 @@
 //! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify, analytics, personalization |
 //! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
 //! | [`server`] | the engine behind the API: listeners, drain, shutdown snapshot | config, api, the engine's front door |
-//! | [`loadgen`] | `roster loadgen`, a client of the HTTP API | domain, security |
+//! | [`loadgen`] | `roster loadgen`, a client of the HTTP API | domain, security, personalization (the planted catalog and listeners of `recommend`) |
 //! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, loadgen, the engine's front door; analytics and personalization (the simulators) and security (hashing the passwords `simulate` imports) |
 //!
 //! "The front door" is what `crate::engine` exports at its top ([`UserManager`], the

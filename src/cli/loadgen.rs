@@ -76,6 +76,9 @@ pub struct LoadgenArgs {
     /// the generator's own cost would take the machine.
     #[arg(long, default_value_t = 256)]
     connections: usize,
+    /// Tracks of the planted catalog `recommend` uploads.
+    #[arg(long, default_value_t = 100_000)]
+    tracks: usize,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -110,6 +113,7 @@ impl LoadgenArgs {
         o.flood_concurrency = self.flood_concurrency;
         o.flood_rate = self.flood_rate;
         o.connections = self.connections.max(1);
+        o.tracks = self.tracks;
         o.progress = !self.quiet;
         o
     }

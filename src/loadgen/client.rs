@@ -69,6 +69,11 @@ impl Client {
         bearer: Option<&str>,
     ) -> reqwest::RequestBuilder {
         let mut url = (*self.base).clone();
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        url.set_query(query);
         let prefix = url.path().trim_end_matches('/');
         if !prefix.is_empty() {
             // A server behind a path prefix.

@@ -11,6 +11,7 @@ mod client;
 mod driver;
 pub mod population;
 mod raw;
+mod recommend;
 mod stats;
 mod ws;
 
@@ -59,6 +60,9 @@ pub enum Scenario {
     WsActivity,
     /// VIP latency alone, then under a Free-tier flood.
     TierIsolation,
+    /// `GET /users/{id}/recommendations?limit=20` over a planted catalog of `--tracks`
+    /// and the sessions' simulated histories, after a training.
+    Recommend,
 }
 
 /// Weights of the `mixed` scenario's operations.
@@ -164,6 +168,8 @@ pub struct Options {
     pub connections: usize,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Tracks of the planted catalog `recommend` uploads.
+    pub tracks: usize,
     /// Print a progress line.
     pub progress: bool,
 }
@@ -194,6 +200,7 @@ impl Options {
             max_in_flight: 8192,
             connections: 256,
             timeout: Duration::from_secs(30),
+            tracks: 100_000,
             progress: false,
         }
     }
@@ -266,6 +273,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadgenError> {
         Scenario::WsFanout => ws::fanout(opts, &client).await,
         Scenario::WsActivity => activity::run(opts, &client).await,
         Scenario::TierIsolation => tier_isolation(opts, &client).await,
+        Scenario::Recommend => recommend::run(opts, &client).await,
     }
 }
 

@@ -78,6 +78,15 @@ const POOL_PER_SLOT: usize = 20;
 /// The least a heard track counts for, however old.
 const RECENCY_FLOOR: f32 = 0.02;
 
+/// The most popular tracks that are candidates for a personal list without mitigation
+/// (the user's genres, artists and neighbours bring the rest; a mitigated list
+/// re-ranks from [`POPULAR_CANDIDATES`]).
+const PERSONAL_POPULAR_CANDIDATES: usize = 80;
+
+/// The most popular tracks of a genre that are candidates for a list without
+/// mitigation (with it, all the index ranks).
+const GENRE_CANDIDATES: usize = 80;
+
 /// Genres of the taste that bring candidates.
 const CANDIDATE_GENRES: usize = 3;
 
@@ -247,6 +256,22 @@ pub(super) struct Profile<'a> {
     pub(super) moments: Vec<(Situation, f32, f32)>,
 }
 
+/// The most the embedding term adds to a score (a cosine of unit vectors, with room for
+/// rounding).
+const EMBEDDING_BOUND: f32 = W_EMBEDDING * 1.001;
+
+/// The dot product of two vectors of one length, in eight lanes (so it vectorizes).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let ((ca, ra), (cb, rb)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    let mut lanes = [0f32; 8];
+    for (x, y) in ca.iter().zip(cb) {
+        for ((l, x), y) in lanes.iter_mut().zip(x).zip(y) {
+            *l += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+}
+
 fn closeness(a: u16, b: u16) -> f32 {
     1.0 - (f32::from(a) - f32::from(b)).abs() / 65_535.0
 }
@@ -272,12 +297,21 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
         None => &index.tier_popular[tier_slot(ask.tier)],
         Some(_) => &index.popular,
     };
-    candidates.extend(popular.iter().take(POPULAR_CANDIDATES));
+    let popular_n = match (taste, ask.mitigation) {
+        (Some(_), None) => PERSONAL_POPULAR_CANDIDATES,
+        _ => POPULAR_CANDIDATES,
+    };
+    candidates.extend(popular.iter().take(popular_n));
     if let Some(t) = taste {
         if s.genres {
             for g in t.genres.iter().take(CANDIDATE_GENRES) {
                 if let Some(list) = index.by_genre.get(&g.genre) {
-                    candidates.extend(list);
+                    // Mitigation needs the genre's less popular tracks to choose from.
+                    let n = match ask.mitigation {
+                        Some(_) => list.len(),
+                        None => GENRE_CANDIDATES,
+                    };
+                    candidates.extend(list.iter().take(n));
                 }
             }
         }
@@ -376,6 +410,22 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
     let order =
         |a: &(f32, u32, Terms), b: &(f32, u32, Terms)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     let pool = (POOL_PER_SLOT * ask.limit).max(1);
+    if !profile.centroid.is_empty() {
+        // The embedding term, the costliest, adds at most its weight: a candidate further
+        // below the pool's edge than that cannot reach the pool, and is not worked out.
+        if ranked.len() > pool {
+            ranked.select_nth_unstable_by(pool - 1, order);
+            let edge = ranked[pool - 1].0;
+            ranked.retain(|r| r.0 + EMBEDDING_BOUND >= edge);
+        }
+        for (total, i, t) in &mut ranked {
+            let e = &index.items[*i as usize].embedding;
+            if e.len() == profile.centroid.len() {
+                t.embedding = dot(e, &profile.centroid).max(0.0);
+                *total = t.total();
+            }
+        }
+    }
     if ranked.len() > pool {
         ranked.select_nth_unstable_by(pool - 1, order);
         ranked.truncate(pool);
@@ -454,15 +504,6 @@ fn terms(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, best_cf: f32, i: u32) ->
                 }
             }
             t.sound = sum / n;
-        }
-        if !p.centroid.is_empty() && item.embedding.len() == p.centroid.len() {
-            let cos: f32 = item
-                .embedding
-                .iter()
-                .zip(&p.centroid)
-                .map(|(a, b)| a * b)
-                .sum();
-            t.embedding = cos.max(0.0);
         }
         if let Some(a) = ask.context.activity {
             let (mut sum, mut n) = (0.0, 0.0);

@@ -30,7 +30,7 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     ("api", &["domain", "config", "metrics", "engine"]),
     ("server", &["config", "engine", "api"]),
-    ("loadgen", &["domain", "security"]),
+    ("loadgen", &["domain", "security", "personalization"]),
     (
         "cli",
         &[

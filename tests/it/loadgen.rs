@@ -189,3 +189,18 @@ async fn the_open_model_reports_queueing_a_closed_loop_hides() {
     assert!(o.p99 > 500_000, "open model: {open}");
     assert!(o.p99 > 4 * c.p99, "open {} vs closed {}", o.p99, c.p99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommend_uploads_a_catalog_teaches_the_sessions_and_asks_for_lists() {
+    let srv = TestServer::start("").await;
+    let mut o = small(&srv, Scenario::Recommend);
+    o.tracks = 600;
+    o.max_requests = Some(30);
+    let r = loadgen::run(&o).await.unwrap();
+    consistent(&r);
+    assert_eq!((r.summary.sent, r.summary.ok), (30, 30), "{r}");
+    assert_eq!(r.extra["tracks"], 600);
+    // The model learned from the ten sessions' histories.
+    assert_eq!(r.extra["model"]["users"], 10, "{r}");
+    assert!(r.extra["model"]["tracks_with_neighbours"].as_u64().unwrap() > 0);
+}
