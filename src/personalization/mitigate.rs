@@ -39,6 +39,36 @@ pub(crate) fn log_popularity(index: &Index, i: u32) -> f32 {
     (1.0 + index.plays[i as usize] as f32).ln() / (1.0 + index.top_plays as f32).ln()
 }
 
+/// A candidate as the greedy loop reads it: its score before the list's terms, and its
+/// main artist, main genre and genres as dense numbers (`NONE` if it has none).
+struct Candidate {
+    base: f32,
+    artist: u32,
+    main_genre: u32,
+    /// Its genres in [`Dense::genres`] order: `genres[from..to]`.
+    from: u32,
+    to: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Numbers the artists and genres of the pool densely, so the loop counts in arrays.
+#[derive(Default)]
+struct Dense {
+    numbers: NumberMap<u32>,
+    next: u32,
+}
+
+impl Dense {
+    fn of(&mut self, key: u32) -> u32 {
+        let next = &mut self.next;
+        *self.numbers.entry(key).or_insert_with(|| {
+            *next += 1;
+            *next - 1
+        })
+    }
+}
+
 /// The mitigated list (see the module documentation).
 pub(crate) fn rerank(
     index: &Index,
@@ -48,56 +78,71 @@ pub(crate) fn rerank(
     m: &Mitigation,
 ) -> Vec<(u32, Terms)> {
     let pool = scored;
-    let base: Vec<f32> = pool
+    let (mut artist_numbers, mut genre_numbers) = (Dense::default(), Dense::default());
+    let mut genres_of: Vec<u32> = Vec::with_capacity(pool.len() * 2);
+    let candidates: Vec<Candidate> = pool
         .iter()
         .map(|(i, t)| {
+            let item = &index.items[*i as usize];
             // What the user's own history says for the item is not corrected.
             let own = t.artist.max(t.collaborative).clamp(0.0, 1.0);
-            t.total()
-                - W_POPULARITY * t.popularity
-                - m.popularity * log_popularity(index, *i) * (1.0 - own)
+            let from = genres_of.len() as u32;
+            genres_of.extend(item.genres.iter().map(|g| genre_numbers.of(*g)));
+            Candidate {
+                base: t.total()
+                    - W_POPULARITY * t.popularity
+                    - m.popularity * log_popularity(index, *i) * (1.0 - own),
+                artist: item.artists.first().map_or(NONE, |a| artist_numbers.of(*a)),
+                main_genre: item
+                    .genres
+                    .first()
+                    .map_or(NONE, |_| genres_of[from as usize]),
+                from,
+                to: genres_of.len() as u32,
+            }
         })
         .collect();
-    // The user's genre mix, normalised (empty: no calibration).
-    let target: HashMap<u32, f32> = taste
-        .map(|t| {
+    // The user's genre mix, normalised, per dense genre (none: no calibration).
+    let mut target = vec![0f32; genre_numbers.next as usize];
+    let calibrate = match taste {
+        Some(t) if !t.genres.is_empty() => {
             let sum: f32 = t.genres.iter().map(|g| f32::from(g.weight)).sum();
-            t.genres
-                .iter()
-                .map(|g| (g.genre, f32::from(g.weight) / sum.max(1.0)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut artists: NumberMap<u32> = NumberMap::default();
-    let mut genres: NumberMap<f32> = NumberMap::default();
-    let mut main_genres: NumberMap<u32> = NumberMap::default();
+            for g in t.genres.iter() {
+                if let Some(n) = genre_numbers.numbers.get(&g.genre) {
+                    target[*n as usize] = f32::from(g.weight) / sum.max(1.0);
+                }
+            }
+            true
+        }
+        _ => false,
+    };
+    let mut artists = vec![0u32; artist_numbers.next as usize];
+    let mut main_genres = vec![0u32; genre_numbers.next as usize];
+    let mut genres = vec![0f32; genre_numbers.next as usize];
     let mut out = Vec::with_capacity(limit);
     let mut taken = vec![false; pool.len()];
     while out.len() < limit {
         let k = out.len() as f32;
         let mut best: Option<(usize, f32)> = None;
-        for (p, (i, _)) in pool.iter().enumerate() {
+        for (p, c) in candidates.iter().enumerate() {
             if taken[p] {
                 continue;
             }
-            let item = &index.items[*i as usize];
-            let mut v = base[p];
-            if let Some(a) = item.artists.first() {
-                v -= m.diversity * artists.get(a).copied().unwrap_or(0) as f32;
+            let mut v = c.base;
+            if c.artist != NONE {
+                v -= m.diversity * artists[c.artist as usize] as f32;
             }
-            if let Some(g) = item.genres.first()
-                && k > 0.0
-            {
-                v -= m.diversity * 0.5 * main_genres.get(g).copied().unwrap_or(0) as f32 / k;
+            if c.main_genre != NONE && k > 0.0 {
+                v -= m.diversity * 0.5 * main_genres[c.main_genre as usize] as f32 / k;
             }
-            if !target.is_empty() && !item.genres.is_empty() {
-                let share = 1.0 / item.genres.len() as f32;
-                let excess: f32 = item
-                    .genres
+            if calibrate && c.to > c.from {
+                let own = &genres_of[c.from as usize..c.to as usize];
+                let share = 1.0 / own.len() as f32;
+                let excess: f32 = own
                     .iter()
                     .map(|g| {
-                        let after = (genres.get(g).copied().unwrap_or(0.0) + share) / (k + 1.0);
-                        (after - target.get(g).copied().unwrap_or(0.0)).max(0.0)
+                        let after = (genres[*g as usize] + share) / (k + 1.0);
+                        (after - target[*g as usize]).max(0.0)
                     })
                     .sum();
                 v -= m.calibration * excess;
@@ -108,18 +153,18 @@ pub(crate) fn rerank(
         }
         let Some((p, _)) = best else { break };
         taken[p] = true;
-        let (i, t) = pool[p];
-        let item = &index.items[i as usize];
-        if let Some(a) = item.artists.first() {
-            *artists.entry(*a).or_default() += 1;
+        let c = &candidates[p];
+        if c.artist != NONE {
+            artists[c.artist as usize] += 1;
         }
-        if let Some(g) = item.genres.first() {
-            *main_genres.entry(*g).or_default() += 1;
+        if c.main_genre != NONE {
+            main_genres[c.main_genre as usize] += 1;
         }
-        for g in item.genres.iter() {
-            *genres.entry(*g).or_default() += 1.0 / item.genres.len() as f32;
+        let own = &genres_of[c.from as usize..c.to as usize];
+        for g in own {
+            genres[*g as usize] += 1.0 / own.len() as f32;
         }
-        out.push((i, t));
+        out.push(pool[p]);
     }
     out
 }
