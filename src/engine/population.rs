@@ -26,6 +26,7 @@ use crate::analytics::Member;
 use crate::domain::consent::Purpose;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
+use crate::domain::settings::PersonalizationLevel;
 use crate::domain::time::Timestamp;
 use crate::store::StoreError;
 
@@ -277,10 +278,13 @@ fn read(
                     .consents
                     .allows(Purpose::Analytics, min_age, now)
                     .is_ok(),
-                personalised: view
-                    .consents
-                    .allows(Purpose::Personalisation, min_age, now)
-                    .is_ok(),
+                // A user at level `off` asked for nothing personal: its taste (learned
+                // before) is not read.
+                personalised: view.personalization_level != PersonalizationLevel::Off
+                    && view
+                        .consents
+                        .allows(Purpose::Personalisation, min_age, now)
+                        .is_ok(),
                 view,
             });
             chunk.push((id, opened));

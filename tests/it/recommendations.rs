@@ -340,6 +340,15 @@ async fn a_trained_model_explains_by_played_tracks_and_forgets_those_who_leave()
         "{:?}",
         because(&body)
     );
+    // A user who turns personalization off is not trained on (its taste stays, for when
+    // it turns it back on).
+    prefs(&srv, &c, json!({"personalization_level": "off"})).await;
+    let model = train(&srv).await.pop().unwrap();
+    assert_eq!(model["model"]["users"], 0, "{model}");
+    prefs(&srv, &c, json!({"personalization_level": "standard"})).await;
+    let model = train(&srv).await.pop().unwrap();
+    assert_eq!(model["model"]["users"], 1, "{model}");
+    assert_eq!(model["model"]["version"], 4);
 
     // The model survives a restart.
     let dir = srv.stop().await;
@@ -350,6 +359,6 @@ async fn a_trained_model_explains_by_played_tracks_and_forgets_those_who_leave()
         .recommendations(&SYS, c.parse().unwrap(), query)
         .await
         .unwrap();
-    assert_eq!(list.model.model_version, Some(2));
+    assert_eq!(list.model.model_version, Some(4));
     assert!(!list.items.is_empty());
 }

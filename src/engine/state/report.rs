@@ -1,7 +1,7 @@
 //! What a report over the stored population reads of a user, decoded from the front of
 //! its record: since format 6 the consents, the history (since format 7 the taste, since
 //! format 8 the recommendation feedback) and the profile's head (id, names, tier,
-//! sign-up time) lead the payload, so a report skips the credentials,
+//! sign-up time, AI preferences) lead the payload, so a report skips the credentials,
 //! sessions, second factors, risk profile and security events it never looks at.
 
 use std::fmt;
@@ -14,6 +14,7 @@ use crate::domain::consent::ConsentState;
 use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
+use crate::domain::settings::{AIPreferences, PersonalizationLevel, SecuritySettings};
 use crate::domain::taste::Taste;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
@@ -35,6 +36,8 @@ pub(crate) struct ReportView {
     pub tier: UserTier,
     /// When it signed up.
     pub created_at: Timestamp,
+    /// Its `personalization_level` (at `off` its taste is not trained on).
+    pub personalization_level: PersonalizationLevel,
 }
 
 impl From<UserState> for ReportView {
@@ -42,6 +45,7 @@ impl From<UserState> for ReportView {
         Self {
             tier: s.profile.tier,
             created_at: s.profile.created_at,
+            personalization_level: s.profile.ai_preferences.personalization_level,
             consents: s.consents,
             history: s.history,
             taste: s.taste,
@@ -60,8 +64,8 @@ struct Head {
     profile: ProfileHead,
 }
 
-/// The leading fields of a stored [`crate::domain::profile::UserProfile`], up to its
-/// sign-up time; the strings before it are stepped over without a copy. Kept in step
+/// The leading fields of a stored [`crate::domain::profile::UserProfile`], up to its AI
+/// preferences; the strings before them are stepped over without a copy. Kept in step
 /// with the profile by the test below, which reads a real record through it.
 #[derive(Deserialize)]
 struct ProfileHead {
@@ -77,6 +81,11 @@ struct ProfileHead {
     _timezone: Unread,
     tier: UserTier,
     created_at: Timestamp,
+    #[serde(rename = "updated_at")]
+    _updated_at: Timestamp,
+    #[serde(rename = "security_settings")]
+    _security_settings: SecuritySettings,
+    ai_preferences: AIPreferences,
 }
 
 /// A string field read past (borrowed from the payload, never allocated).
@@ -113,6 +122,7 @@ pub(crate) fn report_view(
             feedback: h.feedback,
             tier: h.profile.tier,
             created_at: h.profile.created_at,
+            personalization_level: h.profile.ai_preferences.personalization_level,
         }),
         None => super::decode(record, key, id).map(ReportView::from),
     }
