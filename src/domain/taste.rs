@@ -20,7 +20,8 @@
 //! situation: each part of the day (by the play's UTC hour, so it matches a request's
 //! hour whatever the user's zone) and the platform its app was last opened on (while the
 //! session lasts). A moment's average is the running mean of its plays until that moves
-//! slower than `η`, then follows at `η`. The six moments with the most plays are kept.
+//! slower than `η`, then follows at `η`. Every situation the user played in is kept
+//! (at most twelve: four parts of the day, eight platforms), most plays first.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +41,9 @@ const MOOD_RATE: f64 = 0.35;
 /// How long the mood outlives the session's last play or skip.
 pub const MOOD_TTL_MINUTES: u32 = 120;
 
-/// Situations whose sound is kept (those with the most plays).
-pub const MOMENTS_KEPT: usize = 6;
+/// Situations whose sound can be kept: every part of the day and every platform (the
+/// slice holds only those the user played in).
+pub const MOMENTS_KEPT: usize = 4 + 8;
 
 /// Most skips counted per track.
 const MAX_SKIPS: u8 = 0x3f;
@@ -194,8 +196,8 @@ pub struct Taste {
     pub mood: MoodState,
     /// Events learned from.
     pub events: u32,
-    /// The sound of what the user plays in each situation (at most [`MOMENTS_KEPT`],
-    /// most plays first). New in format 8.
+    /// The sound of what the user plays in each situation it played in (at most
+    /// [`MOMENTS_KEPT`], most plays first). New in format 8.
     pub moments: Box<[Moment]>,
     /// The platform the app was last opened on, and the session's last event on it
     /// (minutes since 1970); it ends with the mood's quiet time.
@@ -284,7 +286,11 @@ impl Taste {
     pub fn learn(&mut self, event: &ActivityEvent, traits: Option<Traits<'_>>, rate: f64) {
         let (track, signal) = match event {
             ActivityEvent::AppOpened { platform, at } => {
-                self.platform = Some((*platform, minute_of(*at)));
+                let minute = minute_of(*at);
+                // A late one from a backlog does not replace the live session's.
+                if self.platform.is_none_or(|(_, last)| minute >= last) {
+                    self.platform = Some((*platform, minute));
+                }
                 return;
             }
             ActivityEvent::TrackPlayed { track_id, .. } => (track_id, 1.0),
@@ -294,6 +300,7 @@ impl Taste {
         };
         self.events = self.events.saturating_add(1);
         self.hear(TrackKey::of(track), event);
+        let platform = self.platform_at(minute_of(event.at()));
         let Some(t) = traits else {
             return;
         };
@@ -310,7 +317,7 @@ impl Taste {
             }
             self.audio_known |= t.known;
             self.mix_genres(t.genres, r);
-            self.sense_moments(event.at(), &t, rate);
+            self.sense_moments(event.at(), platform, &t, rate);
         } else {
             self.weaken_genres(t.genres, r);
         }
@@ -420,24 +427,34 @@ impl Taste {
         }
     }
 
-    fn sense_moments(&mut self, at: Timestamp, t: &Traits<'_>, rate: f64) {
-        let both = (1 << ENERGY) | (1 << VALENCE);
-        if t.known & both != both {
-            return;
-        }
-        let minute = minute_of(at);
-        let platform = match self.platform {
+    /// The session's platform for an event at `minute` (every play, like or skip keeps
+    /// the session alive; two quiet hours end it; a late event from a backlog is not
+    /// the session's).
+    fn platform_at(&mut self, minute: u32) -> Option<Platform> {
+        match self.platform {
             Some((p, last)) if minute >= last && minute - last <= MOOD_TTL_MINUTES => {
                 self.platform = Some((p, minute));
                 Some(p)
             }
-            // A late event from a backlog: the platform is not known for it.
             Some((_, last)) if minute < last => None,
             _ => {
                 self.platform = None;
                 None
             }
-        };
+        }
+    }
+
+    fn sense_moments(
+        &mut self,
+        at: Timestamp,
+        platform: Option<Platform>,
+        t: &Traits<'_>,
+        rate: f64,
+    ) {
+        let both = (1 << ENERGY) | (1 << VALENCE);
+        if t.known & both != both {
+            return;
+        }
         let mut moments = std::mem::take(&mut self.moments).into_vec();
         let situations = [
             Some(Situation::Daypart(Daypart::of(at))),
@@ -447,9 +464,6 @@ impl Taste {
             let i = match moments.iter().position(|m| m.situation == s) {
                 Some(i) => i,
                 None => {
-                    if moments.len() >= MOMENTS_KEPT {
-                        moments.pop();
-                    }
                     moments.push(Moment {
                         situation: s,
                         energy: t.audio[ENERGY],

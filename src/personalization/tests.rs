@@ -271,8 +271,14 @@ fn the_report_compares_mitigation_on_a_sample_and_counts_click_through_by_kind()
         f.record(&events);
         b.add(Some(t), l.tier, Some(&f));
     }
-    // A user without a taste counts for feedback only, one without consents for nothing.
-    b.add(None, UserTier::Free, Some(&ListFeedback::default()));
+    // A user without a taste counts for feedback only, one without consents for nothing;
+    // clicks beyond what was shown of a kind do not count.
+    let forged = ListTag::new(PersonalizationLevel::Advanced, false);
+    let mut f = ListFeedback::default();
+    let mut events = vec![event(forged, 0, false), event(forged, 1, false)];
+    events.extend((0..5).map(|i| event(forged, i, true)));
+    f.record(&events);
+    b.add(None, UserTier::Free, Some(&f));
     b.add(None, UserTier::Free, None);
     let r = b.finish(
         &w.index,
@@ -306,7 +312,8 @@ fn the_report_compares_mitigation_on_a_sample_and_counts_click_through_by_kind()
         kinds,
         [
             (standard, Some(false), shown, 750),
-            (standard, Some(true), shown, 2_250)
+            (standard, Some(true), shown, 2_250),
+            (Some(PersonalizationLevel::Advanced), Some(false), 2, 2),
         ]
     );
     let by_level = &r.click_through_by_level;
@@ -314,7 +321,7 @@ fn the_report_compares_mitigation_on_a_sample_and_counts_click_through_by_kind()
     assert_eq!((by_level[2].shown, by_level[2].clicked), (2 * shown, 3_000));
     assert_eq!(by_level[0].click_through, None, "nothing shown at off");
     let by_m = &r.click_through_by_mitigation;
-    assert_eq!(by_m[0].click_through, Some(0.05));
+    assert_eq!((by_m[0].shown, by_m[0].clicked), (shown + 2, 752));
     assert_eq!(by_m[1].click_through, Some(0.15));
 }
 

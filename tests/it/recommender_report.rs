@@ -288,3 +288,32 @@ async fn an_advanced_list_follows_what_the_user_plays_at_that_hour() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_only_opened_the_app_gets_the_non_personal_list() {
+    let srv = server().await;
+    let (id, token) = srv.user("opened@example.com", "premium").await;
+    let all = vec![
+        (roster::domain::consent::Purpose::Analytics, true),
+        (roster::domain::consent::Purpose::Personalisation, true),
+    ];
+    crate::recommendations::consent(&srv, &id, all).await;
+    prefs(
+        &srv,
+        &id,
+        json!({"personalization_level": "advanced", "explanations_enabled": true}),
+    )
+    .await;
+    let now = srv.manager.now().to_string();
+    let opened = json!([{"kind": "app_opened", "at": now, "platform": "car"}]);
+    assert_eq!(srv.post_activity(&id, &token, opened).await.0, 200);
+    let body = ok(&srv, &id, &token, "?limit=6&platform=car").await;
+    assert_eq!(body["model"]["signals"]["genres"], false, "{body}");
+    // The same list as a user the server knows nothing of.
+    let (other, other_token) = srv.user("nothing@example.com", "premium").await;
+    prefs(&srv, &other, json!({"personalization_level": "off"})).await;
+    assert_eq!(
+        tracks(&ok(&srv, &other, &other_token, "?limit=6").await),
+        tracks(&body)
+    );
+}

@@ -114,9 +114,11 @@ impl super::Personalization<'_> {
         let configured = configured_mitigation(c);
         let mitigation = prefs.bias_mitigation_enabled.then_some(configured);
         let now = e.clock.now();
+        // A taste that heard nothing yet (an app opened, no play) says nothing personal.
         let taste = (level != PersonalizationLevel::Off)
             .then_some(view.taste.as_deref())
-            .flatten();
+            .flatten()
+            .filter(|t| !t.heard.is_empty());
         let index = e.recommender.index();
         let hour = q
             .hour
