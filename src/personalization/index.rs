@@ -15,6 +15,11 @@ use crate::domain::tier::UserTier;
 /// genre brings).
 const PER_GENRE_RANKED: usize = 200;
 
+/// How many tracks per genre the index keeps that the model in force does not know
+/// (uploaded after its training, or never played): their only way into a list, as no
+/// popularity or neighbour brings them.
+const FRESH_PER_GENRE: usize = 50;
+
 /// How many tracks per main artist the index keeps ranked by popularity.
 const PER_ARTIST_RANKED: usize = 100;
 
@@ -100,6 +105,9 @@ pub struct Index {
     pub(crate) head: Vec<bool>,
     /// Per genre, its most popular items.
     pub(crate) by_genre: HashMap<u32, Vec<u32>>,
+    /// Per genre, items the model in force does not know (at most [`FRESH_PER_GENRE`];
+    /// none without a model, when `by_genre` is all there is).
+    pub(crate) fresh_by_genre: HashMap<u32, Vec<u32>>,
     /// Per main artist, its items (most popular first).
     pub(crate) by_artist: HashMap<u32, Vec<u32>>,
     /// Per item, its neighbours by similarity, strongest first.
@@ -163,12 +171,14 @@ impl Index {
         let n = items.len();
         let (mut plays, mut tier_plays) = (vec![0u32; n], vec![[0u32; 4]; n]);
         let mut neighbours: Vec<Box<[(u32, f32)]>> = vec![Box::default(); n];
+        let mut known = vec![false; n];
         if let Some(m) = model {
             // The model's item numbers, mapped onto the index's.
             let here: Vec<Option<u32>> = m.tracks.iter().map(|k| by_key.get(k).copied()).collect();
             for (j, slot) in here.iter().enumerate() {
                 let Some(i) = slot else { continue };
                 let i = *i as usize;
+                known[i] = m.plays[j] > 0;
                 plays[i] = m.plays[j];
                 tier_plays[i] = m.tier_plays[j];
                 neighbours[i] = m.neighbours[j]
@@ -204,6 +214,17 @@ impl Index {
                 }
             }
         }
+        let mut fresh_by_genre: HashMap<u32, Vec<u32>> = HashMap::new();
+        if model.is_some() {
+            for (i, item) in items.iter().enumerate().filter(|(i, _)| !known[*i]) {
+                for g in item.genres.iter() {
+                    let list = fresh_by_genre.entry(*g).or_default();
+                    if list.len() < FRESH_PER_GENRE {
+                        list.push(i as u32);
+                    }
+                }
+            }
+        }
         Self {
             top_plays: plays.iter().copied().max().unwrap_or(0),
             items,
@@ -215,6 +236,7 @@ impl Index {
             tier_popular,
             head,
             by_genre,
+            fresh_by_genre,
             by_artist,
             neighbours,
             model_version: model.map(|m| m.version),
@@ -285,6 +307,7 @@ impl Index {
         let genres: usize = self
             .by_genre
             .values()
+            .chain(self.fresh_by_genre.values())
             .chain(self.by_artist.values())
             .map(|v| 48 + 4 * v.len())
             .sum();

@@ -313,6 +313,9 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
                     };
                     candidates.extend(list.iter().take(n));
                 }
+                if let Some(fresh) = index.fresh_by_genre.get(&g.genre) {
+                    candidates.extend(fresh);
+                }
             }
         }
         if s.collaborative {

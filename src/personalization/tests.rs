@@ -396,3 +396,41 @@ fn an_advanced_list_follows_the_users_sound_at_the_hour_and_platform_asked() {
         list(standard, Daypart::Evening, None)
     );
 }
+
+#[test]
+fn a_track_uploaded_after_the_training_is_a_candidate_in_its_genre() {
+    let w = world(600, 0.1);
+    let (l, t) = &w.listeners[0];
+    let main = super::sim::TasteSim::genre_name(l.genres[0].0);
+    // Five new tracks of the listener's main genre, unknown to the model.
+    let mut catalog = SIM.catalog();
+    for k in 0..5 {
+        let mut track = catalog.tracks[0].clone();
+        track.id = format!("new-{k}");
+        track.genres = vec![main.clone()];
+        catalog.tracks.push(track);
+    }
+    let rows: Vec<ItemRow> = catalog.tracks.iter().map(ItemRow::of_track).collect();
+    let model = {
+        let bare = std::sync::Arc::new(Index::build(rows.clone(), None));
+        let mut trainer = Trainer::new(bare);
+        for (l, t) in &w.listeners {
+            trainer.add(t, l.tier);
+        }
+        trainer.train(1, SIM.now, 2, &|_| {})
+    };
+    let index = Index::build(rows, Some(&model));
+    let new: Vec<u32> = (0..5)
+        .map(|k| index.item_of_id(&format!("new-{k}")).unwrap())
+        .collect();
+    let all = Ask {
+        limit: 200,
+        ..ask(t, PersonalizationLevel::Basic, None)
+    };
+    let list: Vec<u32> = recommend(&index, &all).iter().map(|s| s.item).collect();
+    assert!(
+        new.iter().all(|i| list.contains(i)),
+        "the new tracks of the listener's genre are candidates"
+    );
+    assert!(index.fresh_by_genre.values().all(|v| v.len() <= 50));
+}
