@@ -16,8 +16,8 @@ use crate::domain::tier::UserTier;
 const PER_GENRE_RANKED: usize = 200;
 
 /// How many tracks per genre the index keeps that the model in force does not know
-/// (uploaded after its training, or never played): their only way into a list, as no
-/// popularity or neighbour brings them.
+/// (uploaded after its training first, then those it saw never played): their only way
+/// into a list, as no popularity or neighbour brings them.
 const FRESH_PER_GENRE: usize = 50;
 
 /// How many tracks per main artist the index keeps ranked by popularity.
@@ -171,14 +171,15 @@ impl Index {
         let n = items.len();
         let (mut plays, mut tier_plays) = (vec![0u32; n], vec![[0u32; 4]; n]);
         let mut neighbours: Vec<Box<[(u32, f32)]>> = vec![Box::default(); n];
-        let mut known = vec![false; n];
+        // Per item: 0 not in the model's training, 1 in it but never played, 2 played.
+        let mut known = vec![0u8; n];
         if let Some(m) = model {
             // The model's item numbers, mapped onto the index's.
             let here: Vec<Option<u32>> = m.tracks.iter().map(|k| by_key.get(k).copied()).collect();
             for (j, slot) in here.iter().enumerate() {
                 let Some(i) = slot else { continue };
                 let i = *i as usize;
-                known[i] = m.plays[j] > 0;
+                known[i] = 1 + u8::from(m.plays[j] > 0);
                 plays[i] = m.plays[j];
                 tier_plays[i] = m.tier_plays[j];
                 neighbours[i] = m.neighbours[j]
@@ -216,11 +217,14 @@ impl Index {
         }
         let mut fresh_by_genre: HashMap<u32, Vec<u32>> = HashMap::new();
         if model.is_some() {
-            for (i, item) in items.iter().enumerate().filter(|(i, _)| !known[*i]) {
-                for g in item.genres.iter() {
-                    let list = fresh_by_genre.entry(*g).or_default();
-                    if list.len() < FRESH_PER_GENRE {
-                        list.push(i as u32);
+            // Tracks uploaded after the training first, then those it saw never played.
+            for pass in [0, 1] {
+                for (i, item) in items.iter().enumerate().filter(|(i, _)| known[*i] == pass) {
+                    for g in item.genres.iter() {
+                        let list = fresh_by_genre.entry(*g).or_default();
+                        if list.len() < FRESH_PER_GENRE {
+                            list.push(i as u32);
+                        }
                     }
                 }
             }
