@@ -296,7 +296,7 @@ impl ActivityHistory {
             } => {
                 t.plays += 1;
                 t.listening_ms = t.listening_ms.saturating_add(*duration_ms);
-                let hour = (at.as_millis().rem_euclid(DAY_MS) / 3_600_000) as usize;
+                let hour = usize::from(at.utc_hour());
                 if self.hours[hour] == u16::MAX {
                     self.hours.iter_mut().for_each(|h| *h /= 2);
                 }

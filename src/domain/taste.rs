@@ -232,7 +232,7 @@ impl Daypart {
 
     /// The part a time falls in.
     pub fn of(t: Timestamp) -> Self {
-        Self::of_hour((t.as_millis().rem_euclid(86_400_000) / 3_600_000) as u8)
+        Self::of_hour(t.utc_hour())
     }
 
     /// Its words in explanations.

@@ -31,6 +31,11 @@ impl Timestamp {
         self.0
     }
 
+    /// The hour of the day in UTC, 0–23.
+    pub fn utc_hour(self) -> u8 {
+        (self.0.rem_euclid(86_400_000) / 3_600_000) as u8
+    }
+
     /// Whole seconds since the epoch (0 before it).
     pub fn unix_secs(self) -> u64 {
         u64::try_from(self.0.max(0) / 1000).unwrap_or(0)

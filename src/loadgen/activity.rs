@@ -59,11 +59,7 @@ pub(super) async fn run(opts: &Options, client: &Client) -> Result<super::Report
         }
     }
     // Events are dated by the server's clock (it refuses events from its future).
-    let (status, live) = client
-        .get_json("/api/v1/admin/analytics/live", client.admin())
-        .await?;
-    let clock: Timestamp = serde_json::from_value(live["at"].clone())
-        .map_err(|e| LoadgenError(format!("the server's time ({status}): {e}")))?;
+    let clock = client.server_time().await?;
     let (host, addr) = server_addr(&opts.url)?;
     let mut sockets = Vec::with_capacity(sessions.len());
     for (k, s) in sessions.iter().enumerate() {

@@ -105,6 +105,16 @@ impl Client {
         ))
     }
 
+    /// The server's clock (events are dated by it: it refuses events from its future,
+    /// and live ones older than their account).
+    pub(crate) async fn server_time(&self) -> Result<crate::domain::time::Timestamp, LoadgenError> {
+        let (status, live) = self
+            .get_json("/api/v1/admin/analytics/live", self.admin())
+            .await?;
+        serde_json::from_value(live["at"].clone())
+            .map_err(|e| LoadgenError(format!("the server's time ({status}): {e}")))
+    }
+
     /// `GET path` → status and JSON body.
     pub(crate) async fn get_json(
         &self,

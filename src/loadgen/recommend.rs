@@ -13,7 +13,6 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use super::{Client, LoadgenError, Options, measured, population, report};
-use crate::domain::time::Timestamp;
 use crate::personalization::sim::TasteSim;
 
 /// Tracks per catalog upload (the server takes at most 10,000).
@@ -34,11 +33,11 @@ pub(super) async fn run(opts: &Options, client: &Client) -> Result<super::Report
         return Err(failed("reading the catalog", status, &catalog));
     }
     let dim = catalog["embedding_dim"].as_u64().unwrap_or(0) as usize;
-    let (status, live) = client
-        .get_json("/api/v1/admin/analytics/live", client.admin())
-        .await?;
-    let now: Timestamp = serde_json::from_value(live["at"].clone())
-        .map_err(|e| LoadgenError(format!("the server's time ({status}): {e}")))?;
+    let pop = population::prepare(opts, client).await?;
+    let sessions = population::log_in(client, &pop, opts.sessions.max(1), None, opts.seed).await?;
+    // A live event may not be older than its account: every history is dated now.
+    let now = client.server_time().await?;
+    let at = Value::String(now.to_string());
     let sim = TasteSim {
         tracks: opts.tracks.max(1),
         genres: (opts.tracks / 330).max(3),
@@ -59,16 +58,6 @@ pub(super) async fn run(opts: &Options, client: &Client) -> Result<super::Report
         if status != 200 {
             return Err(failed("uploading the catalog", status, &answer));
         }
-    }
-    let pop = population::prepare(opts, client).await?;
-    let sessions = population::log_in(client, &pop, opts.sessions.max(1), None, opts.seed).await?;
-    // A live event may not be older than its account: every history is dated now.
-    let (status, live) = client
-        .get_json("/api/v1/admin/analytics/live", client.admin())
-        .await?;
-    let at = live["at"].clone();
-    if status != 200 || !at.is_string() {
-        return Err(failed("reading the server's time", status, &live));
     }
     // Each session's user: consents, then its listening, as its own client would send.
     let planted = Arc::new(planted);

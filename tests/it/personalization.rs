@@ -21,7 +21,7 @@ async fn consents(srv: &TestServer, id: &str, changes: Vec<(Purpose, bool)>) {
         .unwrap();
 }
 
-async fn export(srv: &TestServer, id: &str) -> Value {
+pub(crate) async fn export(srv: &TestServer, id: &str) -> Value {
     let path = format!("/users/{id}/export");
     let (s, body) = srv.call(Method::GET, &path, Some(ADMIN_KEY), None).await;
     assert_eq!(s, 200, "{body}");

@@ -230,15 +230,7 @@ async fn an_advanced_list_follows_what_the_user_plays_at_that_hour() {
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    let (s, doc) = srv
-        .call(
-            Method::GET,
-            &format!("/users/{id}/export"),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{doc}");
+    let doc = crate::personalization::export(&srv, &id).await;
     let moment = |part: &str| {
         doc["taste"]["moments"]
             .as_array()

@@ -334,7 +334,7 @@ fn remember(list: &mut Vec<String>, item: &str, cap: usize) {
 }
 
 fn hour_of(t: Timestamp) -> usize {
-    usize::try_from(t.as_millis().rem_euclid(86_400_000) / 3_600_000).unwrap_or(0)
+    usize::from(t.utc_hour())
 }
 
 impl RiskProfile {

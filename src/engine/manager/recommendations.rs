@@ -120,9 +120,7 @@ impl super::Personalization<'_> {
             .flatten()
             .filter(|t| !t.heard.is_empty());
         let index = e.recommender.index();
-        let hour = q
-            .hour
-            .unwrap_or(((now.as_millis().rem_euclid(86_400_000)) / 3_600_000) as u8);
+        let hour = q.hour.unwrap_or(now.utc_hour());
         let context = ListContext {
             activity: q.context,
             hour,
