@@ -14,10 +14,11 @@
 //! | [`analytics`] | batch work over the stored population, one member at a time: cohorts, the overview, the churn model, segments, the population simulator | domain |
 //! | [`personalization`] | the recommender as pure computation: the serving index, the collaborative model and its training, the blend with its reasons, bias mitigation, quality measures, the planted-taste simulator | domain |
 //! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify, analytics, personalization |
+//! | [`jobs`] | the scheduler inside `roster serve` and one file per job, each a client of the front door acting as its own system principal | domain, config, the engine's front door |
 //! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
-//! | [`server`] | the engine behind the API: listeners, drain, shutdown snapshot | config, api, the engine's front door |
+//! | [`server`] | the engine behind the API and the scheduler: listeners, drain, shutdown snapshot | config, api, jobs, the engine's front door |
 //! | [`loadgen`] | `roster loadgen`, a client of the HTTP API | domain, security, personalization (the planted catalog and listeners of `recommend`) |
-//! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, loadgen, the engine's front door; analytics and personalization (the simulators) and security (hashing the passwords `simulate` imports) |
+//! | [`cli`] | the `roster` commands, each a client of the front door (or of a server) | domain, config, server, jobs, loadgen, the engine's front door; analytics and personalization (the simulators) and security (hashing the passwords `simulate` imports) |
 //!
 //! "The front door" is what `crate::engine` exports at its top ([`UserManager`], the
 //! facades, [`Principal`](engine::Principal), the outcome types); the layers above the
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod jobs;
 pub mod loadgen;
 pub(crate) mod metrics;
 pub(crate) mod notify;

@@ -150,6 +150,27 @@ pub struct EmailLabels {
     pub outcome: &'static str,
 }
 
+/// Labels: a scheduled job.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// The job's name.
+    pub job: &'static str,
+}
+
+/// Labels: a scheduled job's run and how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobOutcomeLabels {
+    /// The job's name.
+    pub job: &'static str,
+    /// `succeeded`, `failed` or `interrupted`.
+    pub outcome: &'static str,
+}
+
+fn job_histogram() -> Histogram {
+    // 10 ms to ~46 min.
+    Histogram::new(exponential_buckets(0.01, 2.0, 19))
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to ~3.3 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
@@ -229,6 +250,14 @@ pub struct Metrics {
     pub risk_decisions: Family<RiskLabels, Counter>,
     /// Risk signals raised, by signal.
     pub risk_signals: Family<SignalLabels, Counter>,
+    /// Scheduled job runs by job and outcome.
+    pub job_runs: Family<JobOutcomeLabels, Counter>,
+    /// How long job runs took.
+    pub job_duration: Family<JobLabels, Histogram, fn() -> Histogram>,
+    /// When a job last succeeded (Unix seconds).
+    pub job_last_success: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    /// 1 while a job runs.
+    pub job_running: Family<JobLabels, Gauge>,
     /// Emails by kind and outcome.
     pub emails: Family<EmailLabels, Counter>,
 }
@@ -280,6 +309,10 @@ impl Metrics {
             risk_decisions: Family::default(),
             risk_signals: Family::default(),
             emails: Family::default(),
+            job_runs: Family::default(),
+            job_duration: Family::new_with_constructor(job_histogram),
+            job_last_success: Family::default(),
+            job_running: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -443,6 +476,22 @@ impl Metrics {
             m.risk_signals.clone(),
         );
         r.register("emails", "Emails by kind and outcome", m.emails.clone());
+        r.register(
+            "job_runs",
+            "Scheduled job runs by job and outcome",
+            m.job_runs.clone(),
+        );
+        r.register(
+            "job_duration_seconds",
+            "Scheduled job run durations",
+            m.job_duration.clone(),
+        );
+        r.register(
+            "job_last_success_timestamp_seconds",
+            "When each job last succeeded (Unix time)",
+            m.job_last_success.clone(),
+        );
+        r.register("job_running", "1 while a job runs", m.job_running.clone());
         Self { registry, ..m }
     }
 

@@ -1,5 +1,5 @@
-//! The server: the engine behind the HTTP facade, with the optional metrics listener, a
-//! graceful drain and the shutdown snapshot. `roster serve` and the integration tests
+//! The server: the engine behind the HTTP facade, with the optional metrics listener, the
+//! scheduler (`[automation]`), a graceful drain and the shutdown snapshot. `roster serve` and the integration tests
 //! both run it, so what the tests start is what operators start (mini-redis's
 //! `server::run` is the shape).
 //!
@@ -148,6 +148,15 @@ impl Server {
             }
             None => None,
         };
+        // The scheduler stops when the shutdown signal comes, before the drain: a run in
+        // progress is cut short and recorded as interrupted.
+        let (scheduler_stop, mut scheduler_stopped) = tokio::sync::watch::channel(false);
+        let scheduler = manager.config().automation.enabled.then(|| {
+            let scheduler = crate::jobs::Scheduler::new(manager.clone());
+            tokio::spawn(scheduler.run(async move {
+                let _ = scheduler_stopped.changed().await;
+            }))
+        });
         let app = axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(
             crate::api::app(manager.clone()),
         );
@@ -156,6 +165,7 @@ impl Server {
         let realtime = std::sync::Arc::clone(manager.realtime());
         let served = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
+            let _ = scheduler_stop.send(true);
             // Sockets are not requests: tell them (1001) instead of waiting for them.
             realtime.close_everything(CloseCode::ServerShutdown);
             tracing::info!(
@@ -179,6 +189,9 @@ impl Server {
         }
         let _ = stopping.send(true);
         if let Some(task) = metrics {
+            let _ = task.await;
+        }
+        if let Some(task) = scheduler {
             let _ = task.await;
         }
         tracing::info!("writing snapshots");

@@ -10,6 +10,7 @@
 //! The embedded defaults start anywhere: no file beside the binary is needed. The config
 //! depends on the domain's plain types only.
 
+mod automation;
 mod personalization;
 mod raw;
 mod tiers;
@@ -29,6 +30,7 @@ use crate::domain::profile::ProfileTemplate;
 use crate::domain::risk::RiskConfig;
 use crate::domain::tier::{Limit, TierPolicy, UserTier};
 
+pub use automation::{AutomationConfig, JobConfig};
 pub use personalization::PersonalizationConfig;
 pub(crate) use raw::env_layer;
 pub use raw::{Flags, parse_toml};
@@ -110,6 +112,8 @@ pub struct Config {
     pub personalization: PersonalizationConfig,
     /// Encryption at rest (`[encryption]`).
     pub encryption: EncryptionConfig,
+    /// The scheduler and its jobs (`[automation]`).
+    pub automation: AutomationConfig,
 }
 
 /// Where the master key of encryption at rest comes from (`[encryption]`).

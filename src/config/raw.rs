@@ -37,6 +37,7 @@ pub(crate) struct RawConfig {
     pub(super) analytics: RawAnalytics,
     pub(super) personalization: RawPersonalization,
     pub(super) encryption: RawEncryption,
+    pub(super) automation: super::automation::RawAutomation,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::consent::Purpose;
 use super::ids::UserId;
+use super::job::{Outcome, Trigger};
 use super::tier::UserTier;
 
 /// Who did it.
@@ -113,6 +114,22 @@ pub enum AuditAction {
         /// Data keys rewrapped.
         data_keys: u64,
     },
+    /// A scheduled job ran (its actor is the job's system principal).
+    JobRan {
+        /// The job.
+        job: String,
+        /// Its run's number.
+        run: u64,
+        /// Why it started.
+        trigger: Trigger,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// An operator asked for a run of a job.
+    JobRequested {
+        /// The job.
+        job: String,
+    },
 }
 
 impl AuditAction {
@@ -131,7 +148,9 @@ impl AuditAction {
             AuditAction::UsersImported { .. }
             | AuditAction::MasterKeyRotated { .. }
             | AuditAction::CatalogTracksPut { .. }
-            | AuditAction::CatalogTrackDeleted { .. } => None,
+            | AuditAction::CatalogTrackDeleted { .. }
+            | AuditAction::JobRan { .. }
+            | AuditAction::JobRequested { .. } => None,
         }
     }
 }

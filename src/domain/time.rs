@@ -158,6 +158,11 @@ impl ManualClock {
     pub fn advance(&self, d: Duration) {
         self.0.fetch_add(duration_ms(d), Ordering::SeqCst);
     }
+
+    /// Sets the clock to `t` (forward or back).
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

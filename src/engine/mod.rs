@@ -15,6 +15,7 @@ pub(crate) mod directory;
 pub(crate) mod durable;
 pub(crate) mod events;
 pub(crate) mod handle;
+pub(crate) mod jobs;
 #[doc(hidden)]
 pub mod keyring;
 pub(crate) mod live;
@@ -58,6 +59,9 @@ pub use crate::analytics::tiers::{Migration, TierReport, TierWeek};
 pub use crate::domain::activity::Platform;
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
+pub use crate::domain::job::{
+    JobKind, JobReport, JobRun, Outcome as JobOutcome, Trigger as JobTrigger,
+};
 pub use crate::domain::login::ChallengeReason;
 pub use crate::domain::taste::Daypart;
 pub use crate::personalization::quality::ListFigures;
@@ -75,6 +79,7 @@ pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{RotationProgress, RotationReport};
 pub use live::LiveFigures;
 pub use manager::*;
+pub use models::TRAINING_RUNNING;
 pub use shared_profile::SharedProfile;
 
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
@@ -182,4 +187,6 @@ pub(crate) struct Engine {
     pub(crate) scan_cuts: population::Cuts,
     /// The operators' live figures.
     pub(crate) live: live::Live,
+    /// The scheduler's board: its jobs' state and the operators' requests.
+    pub(crate) jobs: jobs::Board,
 }

@@ -11,6 +11,10 @@ use crate::analytics::churn::ChurnModel;
 use crate::analytics::segments::SegmentModel;
 use crate::store::{Batch, ModelKind, Op, Store};
 
+/// The conflict a training meets while another runs (one training of any kind at a
+/// time).
+pub const TRAINING_RUNNING: &str = "a training is running; wait for it to end";
+
 /// The models in force, and the lock that keeps two trainings from running at once.
 #[derive(Default)]
 pub(crate) struct Models {
@@ -61,7 +65,7 @@ impl Models {
     pub fn start_training(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, EngineError> {
         self.training
             .try_lock()
-            .map_err(|_| EngineError::Conflict("a training is running; wait for it to end".into()))
+            .map_err(|_| EngineError::Conflict(TRAINING_RUNNING.into()))
     }
 
     /// The churn model in force.

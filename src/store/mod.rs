@@ -6,7 +6,8 @@
 //!
 //! Reads are split by concern — [`UserStore`] (records, routes, the email index),
 //! [`KeyStore`] (wrapped data keys and the keyring record), [`AuditStore`],
-//! [`ArchiveStore`] (archived security events), [`ModelStore`] (trained models) — and
+//! [`ArchiveStore`] (archived security events), [`ModelStore`] (trained models),
+//! [`CatalogStore`] (the track catalog), [`JobStore`] (the scheduler's jobs) — and
 //! every change goes through one door,
 //! [`Store::apply`]: a [`Batch`] of [`Op`]s applied atomically, whose expected refusals
 //! (an email already taken, a record written meanwhile by someone else) are values of
@@ -206,6 +207,29 @@ pub enum Op {
         /// The track's id.
         id: String,
     },
+    /// A scheduled job's state (its next due time, the run in progress).
+    PutJob {
+        /// The job's name.
+        name: &'static str,
+        /// Its state (JSON).
+        record: Vec<u8>,
+    },
+    /// One run in a job's history.
+    PutJobRun {
+        /// The job's name.
+        name: &'static str,
+        /// The run's number.
+        run: u64,
+        /// The run (JSON).
+        record: Vec<u8>,
+    },
+    /// Removes a run from a job's history (retention).
+    DropJobRun {
+        /// The job's name.
+        name: &'static str,
+        /// The run's number.
+        run: u64,
+    },
 }
 
 /// The kinds of trained models the store keeps, each versioned.
@@ -394,12 +418,21 @@ pub trait CatalogStore: Send + Sync {
     fn tracks(&self) -> TrackScan<'_>;
 }
 
+/// The scheduler's jobs: each one's state and its history of runs. Job names and
+/// counts, not personal data, so stored in clear.
+pub trait JobStore: Send + Sync {
+    /// A job's state.
+    fn job(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A job's runs, oldest first: number and record.
+    fn job_runs(&self, name: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+}
+
 /// A whole store: every concern, and the one way to change it.
 ///
 /// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
 /// that owe a client durability go through [`GroupCommit`].
 pub trait Store:
-    UserStore + KeyStore + AuditStore + ArchiveStore + ModelStore + CatalogStore + 'static
+    UserStore + KeyStore + AuditStore + ArchiveStore + ModelStore + CatalogStore + JobStore + 'static
 {
     /// Applies `batch` atomically, or refuses it as a whole (see [`Applied`]).
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError>;

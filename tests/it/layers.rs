@@ -28,8 +28,9 @@ const RULES: &[(&str, &[&str])] = &[
             "personalization",
         ],
     ),
+    ("jobs", &["domain", "config", "engine"]),
     ("api", &["domain", "config", "metrics", "engine"]),
-    ("server", &["config", "engine", "api"]),
+    ("server", &["config", "engine", "api", "jobs"]),
     ("loadgen", &["domain", "security", "personalization"]),
     (
         "cli",
@@ -38,6 +39,7 @@ const RULES: &[(&str, &[&str])] = &[
             "config",
             "engine",
             "server",
+            "jobs",
             "loadgen",
             "analytics",
             "personalization",
@@ -47,7 +49,7 @@ const RULES: &[(&str, &[&str])] = &[
 ];
 
 /// Layers that may use the engine only through the names it exports.
-const FRONT_DOOR_ONLY: &[&str] = &["api", "server", "cli"];
+const FRONT_DOOR_ONLY: &[&str] = &["jobs", "api", "server", "cli"];
 
 /// Every `crate::<name>` in `text`, with what follows the name.
 fn crate_paths(text: &str) -> Vec<(String, String)> {

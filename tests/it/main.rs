@@ -11,6 +11,7 @@ mod concurrency;
 mod crash;
 mod encryption;
 mod http;
+mod jobs;
 mod layers;
 mod lifecycle;
 mod loadgen;

@@ -32,7 +32,12 @@ fn catalog() -> String {
 }
 
 pub(crate) async fn server() -> TestServer {
-    let srv = TestServer::start("").await;
+    server_with("").await
+}
+
+/// [`server`] with `extra` TOML.
+pub(crate) async fn server_with(extra: &str) -> TestServer {
+    let srv = TestServer::start(extra).await;
     let (s, body) = srv
         .post_raw(
             "/admin/catalog/tracks",

@@ -6,6 +6,7 @@ pub(super) mod admin;
 mod analytics;
 mod auth;
 mod catalog;
+mod jobs;
 pub(super) mod meta;
 mod mfa;
 mod privacy;
@@ -109,6 +110,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::purge_security_events))
         .routes(routes!(admin::master_key))
         .routes(routes!(admin::rotate_master_key))
+        .routes(routes!(jobs::jobs))
+        .routes(routes!(jobs::runs))
+        .routes(routes!(jobs::run))
         .routes(routes!(meta::openapi_json))
         .routes(routes!(super::ws::events_socket))
         .routes(routes!(super::ws::admin_events))

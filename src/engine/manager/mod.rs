@@ -66,7 +66,7 @@ pub use super::outcomes::*;
 pub use accounts::Accounts;
 pub use analytics::Analytics;
 pub use integrations::Integrations;
-pub use jobs::Jobs;
+pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
 pub use login::{FactorAnswer, Login};
 pub use mfa::Mfa;
 pub use ops::Ops;
@@ -167,6 +167,7 @@ impl UserManager {
             recommender,
             scan_cuts: Default::default(),
             live: Default::default(),
+            jobs: Default::default(),
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
             decoys: Default::default(),
@@ -253,9 +254,9 @@ impl UserManager {
         Personalization { m: self }
     }
 
-    /// Scheduled jobs (its own issue).
+    /// Scheduled jobs: their state, history and the operators' requests for a run.
     pub fn jobs(&self) -> Jobs<'_> {
-        Jobs { _m: self }
+        Jobs { m: self }
     }
 
     /// The integration hub (its own issue).

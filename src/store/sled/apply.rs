@@ -16,7 +16,8 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
-    id_key, index_key, model_key, route_value, split_user_value, track_key, user_value,
+    id_key, index_key, job_key, job_run_key, model_key, route_value, split_user_value, track_key,
+    user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
@@ -85,6 +86,11 @@ impl SledStore {
                 Op::DropModel { kind, version } => b.remove(&model_key(*kind, *version)),
                 Op::PutTrack { id, record } => b.insert(track_key(id), record.as_slice()),
                 Op::DropTrack { id } => b.remove(track_key(id)),
+                Op::PutJob { name, record } => b.insert(job_key(name), record.as_slice()),
+                Op::PutJobRun { name, run, record } => {
+                    b.insert(job_run_key(name, *run), record.as_slice());
+                }
+                Op::DropJobRun { name, run } => b.remove(job_run_key(name, *run)),
                 Op::CreateUser { .. }
                 | Op::PutUser { tier: Some(_), .. }
                 | Op::DeleteUser { .. }
@@ -214,6 +220,15 @@ impl SledStore {
                     }
                     Op::DropTrack { id } => {
                         tx.remove(track_key(id))?;
+                    }
+                    Op::PutJob { name, record } => {
+                        tx.insert(job_key(name), record.as_slice())?;
+                    }
+                    Op::PutJobRun { name, run, record } => {
+                        tx.insert(job_run_key(name, *run), record.as_slice())?;
+                    }
+                    Op::DropJobRun { name, run } => {
+                        tx.remove(job_run_key(name, *run))?;
                     }
                 }
             }

@@ -126,6 +126,16 @@ impl crate::store::CatalogStore for Watched {
     }
 }
 
+impl crate::store::JobStore for Watched {
+    fn job(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.job(name)
+    }
+
+    fn job_runs(&self, name: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.sled.job_runs(name)
+    }
+}
+
 impl Store for Watched {
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
         let thread = std::thread::current()

@@ -1,0 +1,134 @@
+//! The `[automation]` section: the scheduler inside `roster serve` and its jobs (issue 20).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::domain::job::JobKind;
+use crate::domain::schedule::Schedule;
+
+/// The scheduler (`[automation]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutomationConfig {
+    /// Whether `roster serve` runs the scheduler at all.
+    pub enabled: bool,
+    /// The time zone the schedules are read in (an IANA name).
+    pub timezone: String,
+    /// A run due while the server was down starts once at start-up if it was due at
+    /// most this long ago; an older one is skipped (and logged).
+    pub catch_up: Duration,
+    /// Runs kept in each job's history.
+    pub keep_runs: usize,
+    /// How often the scheduler looks at the clock when nothing wakes it (it also wakes
+    /// at the next due time and when an operator asks for a run).
+    pub poll: Duration,
+    /// Every job with its schedule, in [`JobKind::ALL`] order.
+    pub jobs: Vec<JobConfig>,
+}
+
+/// One job's settings (`[automation.jobs.<name>]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobConfig {
+    /// The job.
+    pub kind: JobKind,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// Whether the schedule starts it (an operator may run a disabled job by hand).
+    pub enabled: bool,
+}
+
+impl AutomationConfig {
+    /// The settings of `kind`.
+    pub fn job(&self, kind: JobKind) -> Option<&JobConfig> {
+        self.jobs.iter().find(|j| j.kind == kind)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAutomation {
+    enabled: bool,
+    timezone: String,
+    catch_up: String,
+    keep_runs: usize,
+    poll: String,
+    jobs: BTreeMap<String, RawJob>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    schedule: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(v).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!("{v:?} is not a duration (\"6h\", \"30s\"): {e}"),
+        )
+    })
+}
+
+impl RawAutomation {
+    /// The section, checked: every job named is one the server has, every schedule and
+    /// the zone parse.
+    pub(super) fn validate(&self) -> Result<AutomationConfig, ConfigError> {
+        if let Some(unknown) = self.jobs.keys().find(|n| JobKind::from_name(n).is_none()) {
+            return Err(ConfigError::new(
+                format!("automation.jobs.{unknown}"),
+                format!("no such job; the jobs are {}", JobKind::names()),
+            ));
+        }
+        let mut jobs = Vec::new();
+        for kind in JobKind::ALL {
+            let key = format!("automation.jobs.{}", kind.name());
+            let raw = self
+                .jobs
+                .get(kind.name())
+                .ok_or_else(|| ConfigError::new(&key, "missing: every job needs a schedule"))?;
+            let schedule = Schedule::parse(&raw.schedule, &self.timezone).map_err(|reason| {
+                let at = if reason.starts_with("unknown time zone") {
+                    "automation.timezone".to_owned()
+                } else {
+                    format!("{key}.schedule")
+                };
+                ConfigError::new(at, reason)
+            })?;
+            jobs.push(JobConfig {
+                kind,
+                schedule,
+                enabled: raw.enabled,
+            });
+        }
+        let poll = duration("automation.poll", &self.poll)?;
+        if poll.is_zero() || poll > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "automation.poll",
+                format!("must be more than 0 and at most 1h, got {}", self.poll),
+            ));
+        }
+        if self.keep_runs == 0 {
+            return Err(ConfigError::new(
+                "automation.keep_runs",
+                "must be at least 1",
+            ));
+        }
+        Ok(AutomationConfig {
+            enabled: self.enabled,
+            timezone: self.timezone.clone(),
+            catch_up: duration("automation.catch_up", &self.catch_up)?,
+            keep_runs: self.keep_runs,
+            poll,
+            jobs,
+        })
+    }
+}
