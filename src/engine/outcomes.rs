@@ -318,7 +318,9 @@ pub enum AuditVerdict {
 pub struct ImportedUser {
     /// The email.
     pub email: String,
-    /// An argon2 PHC string (`$argon2id$v=19$m=...`), e.g. from the system migrated from.
+    /// The system migrated from's hash of the password: an argon2 PHC string
+    /// (`$argon2id$v=19$m=...`) or bcrypt (`$2b$12$...`, cost at most 14). Either is
+    /// replaced by argon2id at the configured cost at the user's first login.
     pub password_hash: String,
     /// The tier (default Free).
     #[serde(default)]

@@ -1,6 +1,12 @@
 //! argon2id hashing on a bounded pool of worker threads (the policy a new password
 //! must meet is a domain rule: [`crate::domain::password`]).
 //!
+//! Stored hashes may also be bcrypt (`$2a$`, `$2b$`, `$2y$`, from a system migrated
+//! from) or argon2 at another cost than the configured one: both verify, and a login
+//! that proves the password gets a new argon2id hash at the configured cost
+//! ([`PasswordHasher::verify_upgrading`]), so an imported population moves to argon2id
+//! one login at a time.
+//!
 //! Hashing costs tens of milliseconds of CPU by design, so it never runs on an actor
 //! thread or a tokio worker. The pool has a fixed number of threads and a bounded queue;
 //! when the queue is full the caller gets [`PoolError::Overloaded`] at once, which the
@@ -56,9 +62,34 @@ pub fn params(p: HashParams) -> Result<Params, PoolError> {
         .map_err(|e| PoolError::Hash(e.to_string()))
 }
 
-/// Whether `phc` is a stored argon2 hash this build can verify: well formed, and within
-/// what a verification may cost (see [`verify_ceiling`] for `configured`).
+/// The highest bcrypt cost a stored hash may have: each step doubles the work, and 14
+/// takes about a second on one core (a higher one would let one row stall a worker).
+pub const BCRYPT_MAX_COST: u32 = 14;
+
+/// Whether `phc` is a bcrypt hash (`$2a$`, `$2b$`, `$2y$`).
+fn is_bcrypt(phc: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| phc.starts_with(p))
+}
+
+/// A bcrypt hash's cost, checked against [`BCRYPT_MAX_COST`].
+fn bcrypt_cost(phc: &str) -> Result<u32, String> {
+    let parts: bcrypt::HashParts = phc.parse().map_err(|e| format!("not a bcrypt hash: {e}"))?;
+    let cost = parts.get_cost();
+    if cost > BCRYPT_MAX_COST {
+        return Err(format!(
+            "its bcrypt cost ({cost}) is above what a login may spend ({BCRYPT_MAX_COST})"
+        ));
+    }
+    Ok(cost)
+}
+
+/// Whether `phc` is a stored hash this build can verify: an argon2 PHC string or a
+/// bcrypt hash, well formed, and within what a verification may cost (see
+/// [`verify_ceiling`] for `configured`, [`BCRYPT_MAX_COST`]).
 pub fn check_stored(phc: &str, configured: HashParams) -> Result<(), String> {
+    if is_bcrypt(phc) {
+        return bcrypt_cost(phc).map(|_| ());
+    }
     let decoded =
         argon2_rust::decode_phc(phc).map_err(|e| format!("not an argon2 PHC string: {e}"))?;
     let ceiling = verify_ceiling(&params(configured).map_err(|e| e.to_string())?)
@@ -86,6 +117,7 @@ pub fn check_stored(phc: &str, configured: HashParams) -> Result<(), String> {
 /// argon2-rust picks the widest SIMD the CPU has (AVX-512, AVX2, SSE, NEON) at run time.
 pub struct Argon2Worker {
     hasher: argon2_rust::Hasher,
+    params: Params,
     ceiling: Params,
 }
 
@@ -97,7 +129,11 @@ impl Argon2Worker {
         hasher
             .reserve()
             .map_err(|e| PoolError::Hash(e.to_string()))?;
-        Ok(Self { hasher, ceiling })
+        Ok(Self {
+            hasher,
+            params,
+            ceiling,
+        })
     }
 
     /// Hashes `password` into a PHC string with a fresh random salt.
@@ -107,9 +143,14 @@ impl Argon2Worker {
             .map_err(|e| PoolError::Hash(e.to_string()))
     }
 
-    /// Whether `password` matches the stored PHC string `phc` (any argon2 variant, at
-    /// any cost up to the ceiling; the cost comes from the string).
+    /// Whether `password` matches the stored hash `phc`: any argon2 variant at any cost
+    /// up to the ceiling (the cost comes from the string), or bcrypt up to
+    /// [`BCRYPT_MAX_COST`].
     pub fn verify(&mut self, password: &str, phc: &str) -> Result<bool, PoolError> {
+        if is_bcrypt(phc) {
+            bcrypt_cost(phc).map_err(PoolError::Hash)?;
+            return bcrypt::verify(password, phc).map_err(|e| PoolError::Hash(e.to_string()));
+        }
         let algorithm = argon2_rust::decode_phc(phc)
             .map_err(|e| PoolError::Hash(e.to_string()))?
             .algorithm;
@@ -121,6 +162,25 @@ impl Argon2Worker {
             Err(argon2_rust::Error::VerifyMismatch) => Ok(false),
             Err(e) => Err(PoolError::Hash(e.to_string())),
         }
+    }
+}
+
+impl Argon2Worker {
+    /// Whether `phc` is not what this worker would write now: bcrypt, another argon2
+    /// variant or version, or another cost than the configured one.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        if is_bcrypt(phc) {
+            return true;
+        }
+        let Ok(d) = argon2_rust::decode_phc(phc) else {
+            return false;
+        };
+        let (p, want) = (&d.params, &self.params);
+        d.algorithm != Algorithm::Argon2id
+            || d.version != Version::V0x13
+            || p.memory_kib() != want.memory_kib()
+            || p.passes() != want.passes()
+            || p.lanes() != want.lanes()
     }
 }
 
@@ -242,6 +302,28 @@ impl PasswordHasher {
                 None => (inner.dummy_hash.as_str(), false),
             };
             Ok(w.verify(&password, phc)? && real)
+        })
+        .await?
+    }
+
+    /// [`verify`](Self::verify) of a stored hash that, when the password matches and
+    /// the hash is not what the pool writes now (bcrypt, another argon2 variant or
+    /// cost), also hashes the password anew, on the same worker: `(matches, new hash)`.
+    pub async fn verify_upgrading(
+        &self,
+        password: String,
+        stored: String,
+    ) -> Result<(bool, Option<String>), PoolError> {
+        self.run(move |w| {
+            if !w.verify(&password, &stored)? {
+                return Ok((false, None));
+            }
+            let upgraded = if w.needs_rehash(&stored) {
+                Some(w.hash(&password)?)
+            } else {
+                None
+            };
+            Ok((true, upgraded))
         })
         .await?
     }

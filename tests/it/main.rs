@@ -20,6 +20,7 @@ mod mfa;
 mod persistence;
 mod personalization;
 mod privacy;
+mod provisioning;
 mod recommendations;
 mod recommender_report;
 mod server;

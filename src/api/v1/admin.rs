@@ -79,7 +79,7 @@ pub(crate) struct ImportReply {
     failed: Vec<ImportFailure>,
 }
 
-/// Bulk provisioning and migrations (operator only): creates users from existing argon2
+/// Bulk provisioning and migrations (operator only): creates users from existing argon2 or bcrypt
 /// hashes, with no hashing cost. Each user succeeds or fails on its own.
 #[utoipa::path(post, path = "/api/v1/admin/users/import", tag = "admin", request_body = ImportUsers, security(("bearer" = [])),
     responses((status = 200, body = ImportReply), (status = 400, body = Problem), (status = 401, body = Problem),

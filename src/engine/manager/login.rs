@@ -174,15 +174,16 @@ impl Login<'_> {
             self.m.count_login(LoginResult::WrongCredentials);
             return Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials));
         };
-        let ok = e
+        let (ok, rehashed) = e
             .hasher
-            .verify(password.to_owned(), Some(ticket.password_hash))
+            .verify_upgrading(password.to_owned(), ticket.password_hash)
             .await?;
         let finish = FinishLogin {
             password_ok: ok,
             credential_version: ticket.credential_version,
             context,
             location: origin.location,
+            rehashed,
         };
         match e.call_durable(id, finish).await? {
             LoginDecision::Granted {

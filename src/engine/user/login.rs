@@ -39,6 +39,9 @@ pub(crate) struct FinishLogin {
     pub context: LoginContext,
     /// Where the client is, if a trusted proxy said so.
     pub location: Option<Location>,
+    /// The password hashed anew at the configured cost, when it was right and its stored
+    /// hash is bcrypt or another argon2 cost: replaces the stored one.
+    pub rehashed: Option<String>,
 }
 
 /// What the actor decided about a login.
@@ -351,6 +354,13 @@ impl UserActor {
                 return Ok(LoginDecision::Rejected);
             }
             login::FirstFactor::Passed => {}
+        }
+        if let Some(hash) = msg.rehashed {
+            // The password proved itself against the old hash, whose credential version
+            // is still this one: the new hash changes no session and no version.
+            let mut next = self.state.clone();
+            next.password_hash = hash;
+            self.persist(next, now)?;
         }
         let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
         let require_mfa = self.state.profile.security_settings.require_mfa;
