@@ -80,6 +80,11 @@ fn bcrypt_cost(phc: &str) -> Result<u32, String> {
             "its bcrypt cost ({cost}) is above what a login may spend ({BCRYPT_MAX_COST})"
         ));
     }
+    if cost < 4 {
+        return Err(format!(
+            "its bcrypt cost ({cost}) is below bcrypt's least (4): it could never be verified"
+        ));
+    }
     Ok(cost)
 }
 

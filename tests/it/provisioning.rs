@@ -103,6 +103,12 @@ async fn an_import_refuses_a_bcrypt_hash_too_costly_to_verify() {
         }
         other => panic!("{other:?}"),
     }
+    // Cost 3: below what bcrypt verifies, so the user could never log in.
+    let too_cheap = costly.replacen("$15$", "$03$", 1);
+    let err = import(&m, "cheap@example.com", &too_cheap, UserTier::Free)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bcrypt cost (3)"), "{err}");
     let err = import(&m, "broken@example.com", "$2b$04$short", UserTier::Free)
         .await
         .unwrap_err();

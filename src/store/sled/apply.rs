@@ -16,8 +16,8 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
-    id_key, index_key, job_key, job_run_key, model_key, route_value, split_user_value, track_key,
-    user_value,
+    id_key, index_key, jobs::job_key, jobs::job_run_key, model_key, route_value, split_user_value,
+    track_key, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};

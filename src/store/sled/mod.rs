@@ -18,14 +18,15 @@
 //! is followed by an `fdatasync` of sled's data file.
 
 mod apply;
+mod jobs;
 
 use std::path::{Path, PathBuf};
 
 use sled::Tree;
 
 use super::{
-    ArchiveStore, AuditStore, CatalogStore, EmailIndex, JobStore, KeyStore, KeyedScan, ModelKind,
-    ModelStore, Revision, Route, StoreError, UserScan, UserStore,
+    ArchiveStore, AuditStore, CatalogStore, EmailIndex, KeyStore, KeyedScan, ModelKind, ModelStore,
+    Revision, Route, StoreError, UserScan, UserStore,
 };
 use crate::config::StoreConfig;
 use crate::domain::ids::UserId;
@@ -42,31 +43,6 @@ const KEYRING: &[u8] = b"m";
 const MODEL: u8 = b'M';
 const LEDGER: u8 = b'l';
 const TRACK: u8 = b'c';
-const JOB: u8 = b'j';
-const JOB_RUN: u8 = b'r';
-
-fn job_key(name: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + name.len());
-    k.push(JOB);
-    k.extend_from_slice(name.as_bytes());
-    k
-}
-
-/// `r<job>\0`: the prefix of a job's runs (job names hold no NUL).
-fn job_runs_prefix(name: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + name.len() + 8);
-    k.push(JOB_RUN);
-    k.extend_from_slice(name.as_bytes());
-    k.push(0);
-    k
-}
-
-fn job_run_key(name: &str, run: u64) -> Vec<u8> {
-    let mut k = job_runs_prefix(name);
-    k.extend_from_slice(&run.to_be_bytes());
-    k
-}
-
 fn track_key(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
     k.push(TRACK);
@@ -502,28 +478,6 @@ impl AuditStore for SledStore {
                 Ok(Some((seq, v.to_vec())))
             }
         }
-    }
-}
-
-impl JobStore for SledStore {
-    fn job(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(job_key(name))?.map(|v| v.to_vec()))
-    }
-
-    fn job_runs(&self, name: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let prefix = job_runs_prefix(name);
-        self.tree
-            .scan_prefix(&prefix)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let run = k
-                    .get(prefix.len()..)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                    .ok_or_else(|| StoreError::Io("bad job run key".into()))?;
-                Ok((run, v.to_vec()))
-            })
-            .collect()
     }
 }
 
