@@ -38,11 +38,19 @@ struct Inner {
 pub(crate) struct Board {
     inner: Mutex<Inner>,
     wake: Arc<Notify>,
+    /// Held from reading a job's state to writing it back, so two changes (a plan and
+    /// the end of a run) never write over each other.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Board {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the turn to change a job's stored state.
+    pub async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn.lock().await
     }
 
     /// A scheduler starts with these jobs.

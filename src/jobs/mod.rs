@@ -57,6 +57,8 @@ pub fn principal(kind: JobKind) -> Principal {
 
 struct Running {
     run: JobRun,
+    /// Cuts the run short: it ends as interrupted, recorded by its own task.
+    cancel: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -104,12 +106,17 @@ impl Scheduler {
         for job in self.config.jobs.clone() {
             let kind = job.kind;
             if job.enabled
-                && let Some(Some(due)) = waiting.get(&kind)
-                && *due <= now
+                && let Some(Some(first)) = waiting.get(&kind)
+                && *first <= now
             {
-                if now.since(*due) <= self.config.catch_up {
+                // However many times it fell due, the last of them is the one to run.
+                let due = job
+                    .schedule
+                    .last_at_or_before(now)
+                    .map_or(*first, |t| t.max(*first));
+                if now.since(due) <= self.config.catch_up {
                     tracing::info!(job = kind.name(), due = %due, "due while the server was down: running it now");
-                    if self.launch(kind, Trigger::CatchUp, Some(*due)).await {
+                    if self.launch(kind, Trigger::CatchUp, Some(due)).await {
                         started.push(kind);
                     }
                 } else {
@@ -179,20 +186,24 @@ impl Scheduler {
         };
         let m = self.m.clone();
         let claimed = run.clone();
+        let (cancel, mut cancelled) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
-            let ran = std::panic::AssertUnwindSafe(job.run(&m, &by))
-                .catch_unwind()
-                .await;
-            let (outcome, report) = match ran {
-                Ok(Ok(report)) => (Outcome::Succeeded, report),
-                Ok(Err(why)) => (Outcome::Failed, JobReport::new(why)),
-                Err(_) => (Outcome::Failed, JobReport::new("the job panicked")),
+            let work = std::panic::AssertUnwindSafe(job.run(&m, &by)).catch_unwind();
+            let (outcome, report) = tokio::select! {
+                ran = work => match ran {
+                    Ok(Ok(report)) => (Outcome::Succeeded, report),
+                    Ok(Err(why)) => (Outcome::Failed, JobReport::new(why)),
+                    Err(_) => (Outcome::Failed, JobReport::new("the job panicked")),
+                },
+                Ok(()) = &mut cancelled => {
+                    (Outcome::Interrupted, JobReport::new("the server stopped while it ran"))
+                }
             };
             if let Err(err) = m.jobs().finish(&by, claimed, outcome, report).await {
                 tracing::error!(job = kind.name(), %err, "a job run's end could not be recorded");
             }
         });
-        self.running.insert(kind, Running { run, task });
+        self.running.insert(kind, Running { run, cancel, task });
         true
     }
 
@@ -208,24 +219,13 @@ impl Scheduler {
         }
     }
 
-    /// Stops: runs in progress are cut short and recorded as interrupted, and the board
+    /// Stops: runs in progress are cut short and recorded as interrupted (each by its own
+    /// task, so a run that was just ending is recorded once, as it ended), and the board
     /// closes.
     pub async fn stop(mut self) {
-        for (kind, r) in std::mem::take(&mut self.running) {
-            if r.task.is_finished() {
-                continue;
-            }
-            r.task.abort();
+        for (_, r) in std::mem::take(&mut self.running) {
+            let _ = r.cancel.send(());
             let _ = r.task.await;
-            let report = JobReport::new("the server stopped while it ran");
-            let by = principal(kind);
-            let ended = self
-                .m
-                .jobs()
-                .finish(&by, r.run, Outcome::Interrupted, report);
-            if let Err(err) = ended.await {
-                tracing::error!(job = kind.name(), %err, "an interrupted run could not be recorded");
-            }
         }
         self.m.jobs().close_board();
     }

@@ -3,9 +3,9 @@
 //!
 //! Stored hashes may also be bcrypt (`$2a$`, `$2b$`, `$2y$`, from a system migrated
 //! from) or argon2 at another cost than the configured one: both verify, and a login
-//! that proves the password gets a new argon2id hash at the configured cost
-//! ([`PasswordHasher::verify_upgrading`]), so an imported population moves to argon2id
-//! one login at a time.
+//! that proves the password, once the account let it through, gets a new argon2id hash
+//! at the configured cost ([`PasswordHasher::needs_rehash`]), so an imported population
+//! moves to argon2id one login at a time.
 //!
 //! Hashing costs tens of milliseconds of CPU by design, so it never runs on an actor
 //! thread or a tokio worker. The pool has a fixed number of threads and a bounded queue;
@@ -122,7 +122,6 @@ pub fn check_stored(phc: &str, configured: HashParams) -> Result<(), String> {
 /// argon2-rust picks the widest SIMD the CPU has (AVX-512, AVX2, SSE, NEON) at run time.
 pub struct Argon2Worker {
     hasher: argon2_rust::Hasher,
-    params: Params,
     ceiling: Params,
 }
 
@@ -134,11 +133,7 @@ impl Argon2Worker {
         hasher
             .reserve()
             .map_err(|e| PoolError::Hash(e.to_string()))?;
-        Ok(Self {
-            hasher,
-            params,
-            ceiling,
-        })
+        Ok(Self { hasher, ceiling })
     }
 
     /// Hashes `password` into a PHC string with a fresh random salt.
@@ -170,23 +165,21 @@ impl Argon2Worker {
     }
 }
 
-impl Argon2Worker {
-    /// Whether `phc` is not what this worker would write now: bcrypt, another argon2
-    /// variant or version, or another cost than the configured one.
-    pub fn needs_rehash(&self, phc: &str) -> bool {
-        if is_bcrypt(phc) {
-            return true;
-        }
-        let Ok(d) = argon2_rust::decode_phc(phc) else {
-            return false;
-        };
-        let (p, want) = (&d.params, &self.params);
-        d.algorithm != Algorithm::Argon2id
-            || d.version != Version::V0x13
-            || p.memory_kib() != want.memory_kib()
-            || p.passes() != want.passes()
-            || p.lanes() != want.lanes()
+/// Whether `phc` is not what a pool hashing with `want` writes: bcrypt, another argon2
+/// variant or version, or another cost.
+fn needs_rehash(phc: &str, want: &Params) -> bool {
+    if is_bcrypt(phc) {
+        return true;
     }
+    let Ok(d) = argon2_rust::decode_phc(phc) else {
+        return false;
+    };
+    let p = &d.params;
+    d.algorithm != Algorithm::Argon2id
+        || d.version != Version::V0x13
+        || p.memory_kib() != want.memory_kib()
+        || p.passes() != want.passes()
+        || p.lanes() != want.lanes()
 }
 
 type Job = Box<dyn FnOnce(&mut Argon2Worker) + Send>;
@@ -200,6 +193,8 @@ pub struct PasswordHasher {
 
 struct Inner {
     dummy_hash: String,
+    /// What the workers hash with.
+    params: Params,
     /// Jobs started, and their total time waiting for a worker (µs).
     started: AtomicU64,
     waited_micros: AtomicU64,
@@ -232,6 +227,7 @@ impl PasswordHasher {
             jobs: tx,
             inner: Arc::new(Inner {
                 dummy_hash,
+                params: p,
                 started: AtomicU64::new(0),
                 waited_micros: AtomicU64::new(0),
                 busy_micros: AtomicU64::new(0),
@@ -311,26 +307,10 @@ impl PasswordHasher {
         .await?
     }
 
-    /// [`verify`](Self::verify) of a stored hash that, when the password matches and
-    /// the hash is not what the pool writes now (bcrypt, another argon2 variant or
-    /// cost), also hashes the password anew, on the same worker: `(matches, new hash)`.
-    pub async fn verify_upgrading(
-        &self,
-        password: String,
-        stored: String,
-    ) -> Result<(bool, Option<String>), PoolError> {
-        self.run(move |w| {
-            if !w.verify(&password, &stored)? {
-                return Ok((false, None));
-            }
-            let upgraded = if w.needs_rehash(&stored) {
-                Some(w.hash(&password)?)
-            } else {
-                None
-            };
-            Ok((true, upgraded))
-        })
-        .await?
+    /// Whether the stored hash `phc` is not what this pool writes now (bcrypt, another
+    /// argon2 variant or cost): a login that proves the password replaces it.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        needs_rehash(phc, &self.inner.params)
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use roster::config::{DEFAULT_TOML, parse_toml};
 use roster::domain::job::{JobKind, JobReport, Outcome, Trigger};
-use roster::domain::time::Timestamp;
-use roster::engine::{EngineError, JobRun, Principal};
+use roster::domain::time::{ManualClock, Timestamp};
+use roster::engine::{EngineError, JobRun, Principal, Setup};
 use roster::jobs::{Job, Scheduler};
 use roster::{Config, UserManager};
 
@@ -220,7 +220,7 @@ async fn a_time_missed_while_down_runs_once_within_catch_up_and_a_crash_is_recor
             .scheduler_running
     );
 
-    // Down from 08:00 to 10:55: 17 due times passed; one run, for the first of them.
+    // Down from 08:00 to 10:55: 17 due times passed; one run, for the last of them.
     clock.set(at(175));
     let mut s = Scheduler::new(m.clone()).with_job(JobKind::Analytics, job.clone());
     assert_eq!(s.start().await.unwrap(), [JobKind::Analytics]);
@@ -229,7 +229,7 @@ async fn a_time_missed_while_down_runs_once_within_catch_up_and_a_crash_is_recor
     let runs = history(&m);
     assert_eq!(
         (runs.len(), runs[0].trigger, runs[0].scheduled_for),
-        (1, Trigger::CatchUp, Some(at(10)))
+        (1, Trigger::CatchUp, Some(at(170)))
     );
     assert_eq!(s.next_due(), Some(at(180)));
     assert_eq!(
@@ -239,12 +239,12 @@ async fn a_time_missed_while_down_runs_once_within_catch_up_and_a_crash_is_recor
     );
     s.stop().await;
 
-    // Down longer than catch_up: skipped.
-    clock.set(at(175 + 7 * 60));
+    // A restart after a run that ended well runs nothing again and interrupts nothing.
     let mut s = Scheduler::new(m.clone()).with_job(JobKind::Analytics, job.clone());
     assert_eq!(s.start().await.unwrap(), []);
     s.stop().await;
     assert_eq!(job.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(history(&m).len(), 1);
 
     // A run the process died in (begun, never finished) is found at the next start.
     let by = Principal::System("analytics");
@@ -279,6 +279,82 @@ async fn a_time_missed_while_down_runs_once_within_catch_up_and_a_crash_is_recor
         matches!(refused, Err(EngineError::Conflict(ref why)) if why.contains("no scheduler")),
         "{refused:?}"
     );
+}
+
+/// The analytics job daily at 08:30, where the clock starts at 08:00.
+const DAILY: &str = r#"
+[automation]
+enabled = true
+catch_up = "6h"
+[automation.jobs.analytics]
+schedule = "30 8 * * *"
+[automation.jobs.recommendations]
+enabled = false
+[automation.jobs.cleanup]
+enabled = false
+"#;
+
+const DAY: i64 = 24 * 60;
+
+#[tokio::test]
+async fn catching_up_judges_the_last_missed_time_and_the_store_keeps_each_jobs_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::config(dir.path(), &[DAILY]);
+    let store = roster::store::open(&config.store).unwrap();
+    let clock = ManualClock::new(at(0));
+    let setup = Setup::new(config)
+        .clock(Arc::new(clock.clone()))
+        .store(Arc::clone(&store));
+    let m = UserManager::open(setup).unwrap();
+    let stored_state = || -> serde_json::Value {
+        let bytes = store.job("analytics").unwrap().unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let job = Arc::new(Planted::default());
+    let restart =
+        |m: &UserManager| Scheduler::new(m.clone()).with_job(JobKind::Analytics, job.clone());
+    let mut s = restart(&m);
+    s.start().await.unwrap();
+    s.stop().await;
+
+    // Down two days: the first missed 08:30 is 48 h old, the last half an hour.
+    clock.set(at(2 * DAY + 60));
+    let mut s = restart(&m);
+    assert_eq!(s.start().await.unwrap(), [JobKind::Analytics]);
+    s.settle().await;
+    assert_eq!(history(&m)[0].scheduled_for, Some(at(2 * DAY + 30)));
+    s.stop().await;
+    let state = stored_state();
+    assert_eq!(state["running"], serde_json::Value::Null, "{state}");
+    assert_eq!(state["last_run"], 1, "{state}");
+    assert_eq!(
+        state["next_due"], "2027-01-18T08:30:00.000Z",
+        "the next time, planned and stored: {state}"
+    );
+
+    // Down until 6.5 h after the last due time: beyond catch_up, skipped.
+    clock.set(at(3 * DAY + 7 * 60));
+    let mut s = restart(&m);
+    assert_eq!(s.start().await.unwrap(), []);
+    s.stop().await;
+    assert_eq!(job.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(stored_state()["next_due"], "2027-01-19T08:30:00.000Z");
+
+    // The end of a run that is not in progress is refused, not recorded twice.
+    let by = Principal::System("analytics");
+    let mut s = restart(&m);
+    s.start().await.unwrap();
+    let ended = history(&m)[0].clone();
+    let again = m
+        .jobs()
+        .finish(&by, ended, Outcome::Failed, JobReport::new("late"))
+        .await;
+    assert!(
+        matches!(again, Err(EngineError::Conflict(ref why)) if why.contains("not in progress")),
+        "{again:?}"
+    );
+    assert_eq!(history(&m)[0].outcome, Outcome::Succeeded);
+    s.stop().await;
 }
 
 fn config_error(extra: &str) -> String {

@@ -115,3 +115,40 @@ async fn an_import_refuses_a_bcrypt_hash_too_costly_to_verify() {
     assert!(matches!(err, EngineError::Validation(_)), "{err:?}");
     m.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bcrypt_prefix_logs_in_and_a_locked_account_keeps_its_old_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    for (email, version) in [
+        ("twoa@example.com", bcrypt::Version::TwoA),
+        ("twoy@example.com", bcrypt::Version::TwoY),
+    ] {
+        let hash = bcrypt::hash_with_salt(PW, 4, [3u8; 16])
+            .unwrap()
+            .format_for_version(version);
+        import(&m, email, &hash, UserTier::Free).await.unwrap();
+        assert!(logs_in(&m, email, PW).await, "{hash}");
+    }
+
+    // Locked by failures, the right password is refused like a wrong one, and the
+    // migrated hash is not replaced: the answer must not tell the password was right.
+    let bcrypted = bcrypt::hash(PW, 4).unwrap();
+    let locked = import(&m, "locked@example.com", &bcrypted, UserTier::Free)
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        assert!(!logs_in(&m, "locked@example.com", "not the password at all").await);
+    }
+    let outcome = m
+        .authenticate_user("locked@example.com", PW, LoginContext::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, LoginOutcome::Denied(ref why) if format!("{why:?}").contains("Locked")),
+        "{outcome:?}"
+    );
+    m.shutdown().await.unwrap();
+    drop(m);
+    assert_eq!(stored_hash(dir.path(), locked.id), bcrypted);
+}

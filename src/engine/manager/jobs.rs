@@ -132,6 +132,7 @@ impl Jobs<'_> {
         by: &Principal,
     ) -> Result<BTreeMap<JobKind, Option<Timestamp>>, EngineError> {
         job_only(by)?;
+        let _turn = self.m.engine.jobs.turn().await;
         let mut entries = BTreeMap::new();
         let mut waiting = BTreeMap::new();
         for kind in JobKind::ALL {
@@ -145,6 +146,7 @@ impl Jobs<'_> {
                     "a job run was interrupted"
                 );
                 self.record(kind, &run, &state).await?;
+                self.count(kind, Outcome::Interrupted);
                 runs.push(run);
             }
             waiting.insert(kind, state.next_due);
@@ -167,6 +169,7 @@ impl Jobs<'_> {
         next_due: Option<Timestamp>,
     ) -> Result<(), EngineError> {
         job_only(by)?;
+        let _turn = self.m.engine.jobs.turn().await;
         let mut entry = self.entry(kind)?;
         if entry.next_due == next_due {
             return Ok(());
@@ -196,6 +199,7 @@ impl Jobs<'_> {
         scheduled_for: Option<Timestamp>,
     ) -> Result<JobRun, EngineError> {
         job_only(by)?;
+        let _turn = self.m.engine.jobs.turn().await;
         let mut entry = self.entry(kind)?;
         if let Some(r) = &entry.running {
             return Err(running_refusal(r));
@@ -238,7 +242,9 @@ impl Jobs<'_> {
 
     /// Ends `run` with `outcome` and the job's `report` (the scheduler, as the job): the
     /// run joins the history (beyond `automation.keep_runs` the oldest leave it), the
-    /// audit log and the metrics.
+    /// audit log and the metrics. A conflict when `run` is not the one in progress (it
+    /// ended already). Should the write fail, the run still ends here — the job is not
+    /// held up — and the next start records it as interrupted.
     pub async fn finish(
         self,
         by: &Principal,
@@ -248,14 +254,21 @@ impl Jobs<'_> {
     ) -> Result<JobRun, EngineError> {
         job_only(by)?;
         let kind = kind_of(&run.job)?;
+        let _turn = self.m.engine.jobs.turn().await;
+        let mut entry = self.entry(kind)?;
+        if entry.running.as_ref().map(|r| r.run) != Some(run.run) {
+            return Err(EngineError::Conflict(format!(
+                "run {} of job {} is not in progress",
+                run.run, run.job
+            )));
+        }
         let now = self.m.now();
         run.ended_at = Some(now);
         run.outcome = outcome;
         run.message = report.summary;
         run.counts = report.counts;
-        let mut entry = self.entry(kind)?;
         entry.running = None;
-        self.record(kind, &run, &state_of(&entry)).await?;
+        let written = self.record(kind, &run, &state_of(&entry)).await;
         let succeeded = outcome == Outcome::Succeeded;
         self.m.engine.jobs.update(kind, |e| {
             e.running = None;
@@ -264,14 +277,10 @@ impl Jobs<'_> {
             }
             e.last = Some(run.clone());
         });
+        self.gauge(kind).set(0);
+        self.count(kind, outcome);
         let m = &self.m.engine.metrics;
         let job = kind.name();
-        m.job_runs
-            .get_or_create(&JobOutcomeLabels {
-                job,
-                outcome: outcome.name(),
-            })
-            .inc();
         m.job_duration
             .get_or_create(&JobLabels { job })
             .observe(now.since(run.started_at).as_secs_f64());
@@ -280,9 +289,17 @@ impl Jobs<'_> {
                 .get_or_create(&JobLabels { job })
                 .set(now.as_millis() as f64 / 1000.0);
         }
-        self.gauge(kind).set(0);
+        written?;
         tracing::info!(job, run = run.run, outcome = outcome.name(), message = %run.message, "job run ended");
         Ok(run)
+    }
+
+    fn count(self, kind: JobKind, outcome: Outcome) {
+        let labels = JobOutcomeLabels {
+            job: kind.name(),
+            outcome: outcome.name(),
+        };
+        self.m.engine.metrics.job_runs.get_or_create(&labels).inc();
     }
 
     fn gauge(self, kind: JobKind) -> prometheus_client::metrics::gauge::Gauge {
@@ -388,20 +405,29 @@ impl Jobs<'_> {
     pub async fn request(self, by: &Principal, name: &str) -> Result<(), EngineError> {
         by.privileged()?;
         let kind = kind_of(name)?;
-        match self.m.engine.jobs.request(kind) {
-            Err(r) => return Err(running_refusal(&r)),
-            Ok(false) => {
-                return Err(EngineError::Conflict(
-                    "no scheduler runs in this server (automation.enabled = false); run the job's command instead".into(),
-                ));
-            }
-            Ok(true) => {}
+        let board = &self.m.engine.jobs;
+        let no_scheduler = || {
+            EngineError::Conflict(
+                "no scheduler runs in this server (automation.enabled = false); run the job's command instead".into(),
+            )
+        };
+        // Refused before it is audited; audited before the scheduler hears of it.
+        match board.entry(kind) {
+            None => return Err(no_scheduler()),
+            Some(Entry {
+                running: Some(r), ..
+            }) => return Err(running_refusal(&r)),
+            Some(_) => {}
         }
         if let Some(actor) = by.audit_actor() {
             let action = AuditAction::JobRequested { job: name.into() };
             self.write(Batch::default(), vec![(actor, action)]).await?;
         }
-        Ok(())
+        match board.request(kind) {
+            Err(r) => Err(running_refusal(&r)),
+            Ok(false) => Err(no_scheduler()),
+            Ok(true) => Ok(()),
+        }
     }
 
     /// The runs operators asked for since the last call (the scheduler).

@@ -25,8 +25,8 @@ use crate::engine::outcomes::{
 use crate::engine::shared_profile::SharedProfile;
 use crate::engine::user::{
     AuthorizeRequest, BeginLogin, BeginPasswordless, CompleteLogin, FinishLogin, LoginDecision,
-    PasswordlessStart, SendLoginCode, StartLoginAssertion, StartStepUpAssertion, StepUp, UserActor,
-    ValidateSession,
+    PasswordlessStart, Rehash, SendLoginCode, StartLoginAssertion, StartStepUpAssertion, StepUp,
+    UserActor, ValidateSession,
 };
 use crate::metrics::LoginResult;
 use crate::security::otp;
@@ -174,18 +174,27 @@ impl Login<'_> {
             self.m.count_login(LoginResult::WrongCredentials);
             return Ok(LoginOutcome::Denied(DenyReason::InvalidCredentials));
         };
-        let (ok, rehashed) = e
+        let stored = ticket.password_hash;
+        let ok = e
             .hasher
-            .verify_upgrading(password.to_owned(), ticket.password_hash)
+            .verify(password.to_owned(), Some(stored.clone()))
             .await?;
         let finish = FinishLogin {
             password_ok: ok,
             credential_version: ticket.credential_version,
             context,
             location: origin.location,
-            rehashed,
         };
-        match e.call_durable(id, finish).await? {
+        let decision = e.call_durable(id, finish).await?;
+        if matches!(
+            decision,
+            LoginDecision::Granted { .. } | LoginDecision::Challenge(_)
+        ) && e.hasher.needs_rehash(&stored)
+        {
+            self.rehash(id, password, stored, ticket.credential_version)
+                .await;
+        }
+        match decision {
             LoginDecision::Granted {
                 token,
                 expires_at,
@@ -217,6 +226,28 @@ impl Login<'_> {
                 self.m.count_login(LoginResult::RiskDenied);
                 Ok(LoginOutcome::Denied(DenyReason::RiskDenied))
             }
+        }
+    }
+
+    /// Replaces the stored hash `old` of a password a login just proved with one at the
+    /// configured cost. Only after the account let the login through, so a locked
+    /// account's answer takes the same time whether the password was right; a failure
+    /// is logged and the login goes on (the old hash still verifies).
+    async fn rehash(self, id: UserId, password: &str, old: String, credential_version: u64) {
+        let e = &self.m.engine;
+        let written = match e.hasher.hash(password.to_owned()).await {
+            Ok(hash) => {
+                let msg = Rehash {
+                    old,
+                    hash,
+                    credential_version,
+                };
+                e.call_durable(id, msg).await
+            }
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = written {
+            tracing::warn!(user = %id, %err, "a migrated password hash was not replaced");
         }
     }
 

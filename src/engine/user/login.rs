@@ -39,9 +39,18 @@ pub(crate) struct FinishLogin {
     pub context: LoginContext,
     /// Where the client is, if a trusted proxy said so.
     pub location: Option<Location>,
-    /// The password hashed anew at the configured cost, when it was right and its stored
-    /// hash is bcrypt or another argon2 cost: replaces the stored one.
-    pub rehashed: Option<String>,
+}
+
+/// A login proved the password against `old` (bcrypt, or argon2 at another cost) and
+/// the account let it through: `hash`, the same password at the configured cost,
+/// replaces it — unless the credential changed meanwhile. The new hash changes no
+/// session and no credential version.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Durable<()>, EngineError>")]
+pub(crate) struct Rehash {
+    pub old: String,
+    pub hash: String,
+    pub credential_version: u64,
 }
 
 /// What the actor decided about a login.
@@ -97,6 +106,23 @@ impl Handler<FinishLogin> for UserActor {
     type Result = Result<Durable<LoginDecision>, EngineError>;
     fn handle(&mut self, msg: FinishLogin, ctx: &mut Context<Self>) -> Self::Result {
         self.durably(|a| a.on_finish_login(msg, ctx))
+    }
+}
+
+impl Handler<Rehash> for UserActor {
+    type Result = Result<Durable<()>, EngineError>;
+    fn handle(&mut self, msg: Rehash, _: &mut Context<Self>) -> Self::Result {
+        self.durably(|a| {
+            let now = a.touch();
+            if a.state.credential_version == msg.credential_version
+                && a.state.password_hash == msg.old
+            {
+                let mut next = a.state.clone();
+                next.password_hash = msg.hash;
+                a.persist(next, now)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -354,13 +380,6 @@ impl UserActor {
                 return Ok(LoginDecision::Rejected);
             }
             login::FirstFactor::Passed => {}
-        }
-        if let Some(hash) = msg.rehashed {
-            // The password proved itself against the old hash, whose credential version
-            // is still this one: the new hash changes no session and no version.
-            let mut next = self.state.clone();
-            next.password_hash = hash;
-            self.persist(next, now)?;
         }
         let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
         let require_mfa = self.state.profile.security_settings.require_mfa;
