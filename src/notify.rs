@@ -25,6 +25,8 @@ pub enum EmailKind {
     UnusualSignIn,
     /// A one-time code by SMS (sign-in, or confirming a phone number).
     SmsCode,
+    /// An invitation to set a password (a provisioned user created without one).
+    Invitation,
 }
 
 impl EmailKind {
@@ -36,6 +38,7 @@ impl EmailKind {
             Self::LoginBlocked => "login_blocked",
             Self::UnusualSignIn => "unusual_sign_in",
             Self::SmsCode => "sms_code",
+            Self::Invitation => "invitation",
         }
     }
 }

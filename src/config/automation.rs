@@ -26,6 +26,17 @@ pub struct AutomationConfig {
     pub poll: Duration,
     /// Every job with its schedule, in [`JobKind::ALL`] order.
     pub jobs: Vec<JobConfig>,
+    /// Provisioning users from files and identity providers.
+    pub provisioning: ProvisioningConfig,
+}
+
+/// Provisioning (`[automation.provisioning]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvisioningConfig {
+    /// How long an invitation to set a password is good for.
+    pub invitation_ttl: Duration,
+    /// The link an invitation email carries, the token appended.
+    pub invitation_link: String,
 }
 
 /// One job's settings (`[automation.jobs.<name>]`).
@@ -55,6 +66,14 @@ pub(super) struct RawAutomation {
     keep_runs: usize,
     poll: String,
     jobs: BTreeMap<String, RawJob>,
+    provisioning: RawProvisioning,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvisioning {
+    invitation_ttl: String,
+    invitation_link: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,7 +141,29 @@ impl RawAutomation {
                 "must be at least 1",
             ));
         }
+        let p = &self.provisioning;
+        let invitation_ttl = duration("automation.provisioning.invitation_ttl", &p.invitation_ttl)?;
+        if invitation_ttl < Duration::from_secs(60)
+            || invitation_ttl > Duration::from_secs(90 * 86_400)
+        {
+            return Err(ConfigError::new(
+                "automation.provisioning.invitation_ttl",
+                format!("must be from 1m to 90d, got {}", p.invitation_ttl),
+            ));
+        }
+        if !(p.invitation_link.starts_with("https://") || p.invitation_link.starts_with("http://"))
+        {
+            return Err(ConfigError::new(
+                "automation.provisioning.invitation_link",
+                format!("must be an http(s) URL, got {:?}", p.invitation_link),
+            ));
+        }
+        let provisioning = ProvisioningConfig {
+            invitation_ttl,
+            invitation_link: p.invitation_link.clone(),
+        };
         Ok(AutomationConfig {
+            provisioning,
             enabled: self.enabled,
             timezone: self.timezone.clone(),
             catch_up: duration("automation.catch_up", &self.catch_up)?,

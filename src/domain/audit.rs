@@ -130,6 +130,19 @@ pub enum AuditAction {
         /// The job.
         job: String,
     },
+    /// Provisioning changed an existing user to match its identity source.
+    UserProvisioned {
+        /// The user.
+        user: UserId,
+        /// The fields changed (`tier`, `display_name`, `language`, `timezone`,
+        /// `external_id`).
+        changed: Vec<String>,
+    },
+    /// An invited user set its password through the invitation.
+    InvitationAccepted {
+        /// The user.
+        user: UserId,
+    },
 }
 
 impl AuditAction {
@@ -144,6 +157,8 @@ impl AuditAction {
             | AuditAction::ConsentChanged { user, .. }
             | AuditAction::ParentalConsentRecorded { user }
             | AuditAction::UserImported { user }
+            | AuditAction::UserProvisioned { user, .. }
+            | AuditAction::InvitationAccepted { user }
             | AuditAction::HistoryImported { user, .. } => Some(*user),
             AuditAction::UsersImported { .. }
             | AuditAction::MasterKeyRotated { .. }

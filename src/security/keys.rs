@@ -298,6 +298,11 @@ impl IndexKey {
         self.mac(b"email\0", normalized.as_bytes(), &[])
     }
 
+    /// The blind index of an id an identity source gives a user (its `external_id`).
+    pub fn external(&self, id: &str) -> [u8; 32] {
+        self.mac(b"external-id\0", id.as_bytes(), &[])
+    }
+
     /// The `n`th decoy passkey id of a normalised email: what a passwordless start for
     /// an account without passkeys lists, the same on every call and after restarts.
     pub fn passkey_decoy(&self, normalized: &str, n: u8) -> [u8; 32] {

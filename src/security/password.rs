@@ -23,6 +23,10 @@ use tokio::sync::oneshot;
 
 pub use crate::domain::password::{HashParams, PasswordPolicy};
 
+/// What a user created without a password (invited to set one) stores as its hash: no
+/// PHC string, so no password matches it, and an import cannot give it.
+pub const NO_PASSWORD: &str = "!invited";
+
 /// Why the pool could not take a job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
@@ -290,7 +294,8 @@ impl PasswordHasher {
     }
 
     /// Checks `password` against a stored PHC string, or against the dummy hash when there
-    /// is none, so a login for an unknown account costs the same as a wrong password.
+    /// is none (or it is [`NO_PASSWORD`]), so a login for an unknown account, or for one
+    /// invited and without a password yet, costs the same as a wrong password.
     pub async fn verify(
         &self,
         password: String,
@@ -299,8 +304,8 @@ impl PasswordHasher {
         let inner = Arc::clone(&self.inner);
         self.run(move |w| {
             let (phc, real) = match &stored {
-                Some(s) => (s.as_str(), true),
-                None => (inner.dummy_hash.as_str(), false),
+                Some(s) if s != NO_PASSWORD => (s.as_str(), true),
+                _ => (inner.dummy_hash.as_str(), false),
             };
             Ok(w.verify(&password, phc)? && real)
         })

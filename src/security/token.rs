@@ -99,6 +99,63 @@ impl fmt::Debug for SessionToken {
     }
 }
 
+/// An invitation to set a password, sent by email to a user created without one:
+/// `<user id>.<secret>`. The user id routes the acceptance; the server keeps SHA-256 of
+/// the 256-bit secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InvitationToken {
+    user: UserId,
+    secret: [u8; SECRET_LEN],
+}
+
+impl InvitationToken {
+    /// A new invitation for `user`.
+    pub fn issue(user: UserId) -> Self {
+        let mut secret = [0u8; SECRET_LEN];
+        rand::fill(&mut secret);
+        Self { user, secret }
+    }
+
+    /// Parses an invitation string; checks shape only.
+    pub fn parse(s: &str) -> Result<Self, MalformedToken> {
+        let (u, sec) = s.trim().split_once('.').ok_or(MalformedToken)?;
+        let user = UserId::from_bytes(hex16(u)?);
+        let raw = URL_SAFE_NO_PAD.decode(sec).map_err(|_| MalformedToken)?;
+        let secret: [u8; SECRET_LEN] = raw.try_into().map_err(|_| MalformedToken)?;
+        Ok(Self { user, secret })
+    }
+
+    /// The invited user.
+    pub fn user_id(&self) -> UserId {
+        self.user
+    }
+
+    /// SHA-256 of the secret: what the server stores.
+    pub fn secret_hash(&self) -> [u8; 32] {
+        Sha256::digest(self.secret).into()
+    }
+
+    /// Whether this token's secret hashes to `stored`, compared in constant time.
+    pub fn matches(&self, stored: &[u8; 32]) -> bool {
+        self.secret_hash().ct_eq(stored).into()
+    }
+
+    /// The string the invitation email carries (not `Display`, as for sessions).
+    pub(crate) fn expose(&self) -> String {
+        format!(
+            "{}.{}",
+            hex(self.user.as_bytes()),
+            URL_SAFE_NO_PAD.encode(self.secret)
+        )
+    }
+}
+
+impl fmt::Debug for InvitationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InvitationToken({}, <secret>)", self.user)
+    }
+}
+
 /// Seals the challenge tokens handed to callers who are not signed in (a login's second
 /// step, a passwordless start), so that nothing in them names an account.
 ///

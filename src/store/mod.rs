@@ -7,7 +7,7 @@
 //! Reads are split by concern — [`UserStore`] (records, routes, the email index),
 //! [`KeyStore`] (wrapped data keys and the keyring record), [`AuditStore`],
 //! [`ArchiveStore`] (archived security events), [`ModelStore`] (trained models),
-//! [`CatalogStore`] (the track catalog), [`JobStore`] (the scheduler's jobs) — and
+//! [`CatalogStore`] (the track catalog), [`JobStore`] (the scheduler's jobs), [`ProvisionStore`] (external ids, invitations) — and
 //! every change goes through one door,
 //! [`Store::apply`]: a [`Batch`] of [`Op`]s applied atomically, whose expected refusals
 //! (an email already taken, a record written meanwhile by someone else) are values of
@@ -75,6 +75,9 @@ pub type Route = (UserTier, Option<Vec<u8>>);
 
 /// A blind email index entry: HMAC-SHA256 of the normalised email.
 pub type EmailIndex = [u8; 32];
+
+/// The blind index of an external id (HMAC under the index key, like the email's).
+pub type ExternalIndex = [u8; 32];
 
 /// Every stored user with its snapshot record, in id order.
 pub type UserScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Vec<u8>), StoreError>> + 'a>;
@@ -229,6 +232,26 @@ pub enum Op {
         name: &'static str,
         /// The run's number.
         run: u64,
+    },
+    /// Records that an identity source knows `user` by the external id whose blind
+    /// index is `index` (provisioning; replaces an earlier entry).
+    PutExternalId {
+        /// The external id's blind index.
+        index: ExternalIndex,
+        /// The user.
+        user: UserId,
+    },
+    /// A user's pending invitation to set a password (JSON: the secret's hash, expiry).
+    PutInvitation {
+        /// The user.
+        user: UserId,
+        /// The invitation.
+        record: Vec<u8>,
+    },
+    /// Removes a user's invitation (used, expired, or the user deleted).
+    DropInvitation {
+        /// The user.
+        user: UserId,
     },
 }
 
@@ -427,12 +450,31 @@ pub trait JobStore: Send + Sync {
     fn job_runs(&self, name: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 }
 
+/// Provisioning from identity sources: which user an external id names, and the
+/// invitations to set a password of users created without one.
+pub trait ProvisionStore: Send + Sync {
+    /// The user an external id's blind index names (it may since have been deleted).
+    fn external_user(&self, index: &ExternalIndex) -> Result<Option<UserId>, StoreError>;
+    /// A user's pending invitation.
+    fn invitation(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every pending invitation (cleanup).
+    fn invitations(&self) -> Result<Vec<(UserId, Vec<u8>)>, StoreError>;
+}
+
 /// A whole store: every concern, and the one way to change it.
 ///
 /// Writes are visible to reads at once but durable only after [`Store::flush`]; callers
 /// that owe a client durability go through [`GroupCommit`].
 pub trait Store:
-    UserStore + KeyStore + AuditStore + ArchiveStore + ModelStore + CatalogStore + JobStore + 'static
+    UserStore
+    + KeyStore
+    + AuditStore
+    + ArchiveStore
+    + ModelStore
+    + CatalogStore
+    + JobStore
+    + ProvisionStore
+    + 'static
 {
     /// Applies `batch` atomically, or refuses it as a whole (see [`Applied`]).
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError>;

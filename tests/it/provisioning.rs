@@ -7,11 +7,11 @@ use std::path::Path;
 use roster::domain::ids::UserId;
 use roster::domain::password::HashParams;
 use roster::domain::session::LoginContext;
-use roster::engine::EngineError;
+use roster::engine::{EngineError, ProvisionAction, ProvisionRow, Provisioned};
 use roster::security::password::{Argon2Worker, params};
 use roster::{LoginOutcome, UserManager, UserTier};
 
-use crate::support::{PW, config, import, open};
+use crate::support::{ADMIN_KEY, PW, SYS, TestServer, config, import, open};
 
 /// The password hash stored for `id` in the stopped store at `dir`.
 fn stored_hash(dir: &Path, id: UserId) -> String {
@@ -151,4 +151,251 @@ async fn every_bcrypt_prefix_logs_in_and_a_locked_account_keeps_its_old_hash() {
     m.shutdown().await.unwrap();
     drop(m);
     assert_eq!(stored_hash(dir.path(), locked.id), bcrypted);
+}
+
+fn row(email: &str) -> ProvisionRow {
+    ProvisionRow {
+        email: email.into(),
+        ..ProvisionRow::default()
+    }
+}
+
+fn action(r: &Result<Provisioned, EngineError>) -> ProvisionAction {
+    r.as_ref()
+        .map(|p| p.action)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_creates_once_updates_what_changed_and_dry_runs_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let p = m.provisioning();
+    let rows = vec![
+        ProvisionRow {
+            external_id: Some("okta-1".into()),
+            display_name: Some("Ada".into()),
+            tier: Some(UserTier::Premium),
+            password_hash: Some(bcrypt::hash(PW, 4).unwrap()),
+            ..row("ada@example.com")
+        },
+        ProvisionRow {
+            password: Some(PW.into()),
+            ..row("bob@example.com")
+        },
+        row("cy@example.com"),
+    ];
+    // A dry run checks and writes nothing: the real run still creates all three.
+    let dry = p.provision(&SYS, rows.clone(), true).await.unwrap();
+    assert!(dry.iter().all(|r| action(r) == ProvisionAction::Created));
+    assert!(dry[2].as_ref().unwrap().invited);
+    assert!(
+        !logs_in(&m, "bob@example.com", PW).await,
+        "a dry run wrote nothing"
+    );
+
+    let first = p.provision(&SYS, rows.clone(), false).await.unwrap();
+    assert!(first.iter().all(|r| action(r) == ProvisionAction::Created));
+    assert!(logs_in(&m, "ada@example.com", PW).await);
+    assert!(logs_in(&m, "bob@example.com", PW).await);
+    assert!(
+        !logs_in(&m, "cy@example.com", "").await
+            && !logs_in(&m, "cy@example.com", "!invited").await,
+        "an invited user has no password yet"
+    );
+    let again = p.provision(&SYS, rows.clone(), false).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|r| action(r) == ProvisionAction::Unchanged),
+        "{again:?}"
+    );
+
+    // The source changed Ada's tier and name: only those change; her id stays.
+    let ada = first[0].as_ref().unwrap().user_id.unwrap();
+    let changed = ProvisionRow {
+        tier: Some(UserTier::Enterprise),
+        display_name: Some("Ada L.".into()),
+        ..rows[0].clone()
+    };
+    let out = p.provision(&SYS, vec![changed], false).await.unwrap();
+    let got = out[0].as_ref().unwrap();
+    assert_eq!(
+        (got.action, got.user_id, got.changed.clone()),
+        (
+            ProvisionAction::Updated,
+            Some(ada),
+            vec!["display_name".to_owned(), "tier".to_owned()]
+        )
+    );
+    let profile = m.accounts().get(&SYS, ada).await.unwrap();
+    assert_eq!(
+        (profile.tier, profile.display_name.as_str()),
+        (UserTier::Enterprise, "Ada L.")
+    );
+    // Her external id names her whatever the row's email says: an email change is refused.
+    let moved = ProvisionRow {
+        email: "ada@elsewhere.example".into(),
+        ..rows[0].clone()
+    };
+    let out = p.provision(&SYS, vec![moved], false).await.unwrap();
+    assert!(
+        matches!(&out[0], Err(EngineError::Validation(v)) if v.to_string().contains("another email")),
+        "{out:?}"
+    );
+
+    // Bad rows fail alone, with their reason; a batch's second row for a user is refused.
+    let out = p
+        .provision(
+            &SYS,
+            vec![
+                row("not an email"),
+                ProvisionRow {
+                    password: Some("x".into()),
+                    ..row("weak@example.com")
+                },
+                ProvisionRow {
+                    password: Some(PW.into()),
+                    password_hash: Some("$2b$04$x".into()),
+                    ..row("both@example.com")
+                },
+                row("dee@example.com"),
+                ProvisionRow {
+                    display_name: Some("Dee".into()),
+                    ..row("DEE@example.com")
+                },
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    let fields: Vec<String> = out
+        .iter()
+        .map(|r| match r {
+            Ok(p) => format!("{:?}", p.action),
+            Err(EngineError::Validation(v)) => v.field.to_string(),
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        ["email", "password", "password", "Created", "email"]
+    );
+    m.shutdown().await.unwrap();
+}
+
+/// The invitation link's token in the outbox for `email`, waiting for the sender.
+async fn invitation_token(dir: &Path, email: &str) -> String {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(dir.join("outbox.jsonl")).unwrap_or_default();
+        let found = text
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["to"] == email && m["kind"] == "invitation")
+            .filter_map(|m| {
+                Some(
+                    m["body"]
+                        .as_str()?
+                        .rsplit("#token=")
+                        .next()?
+                        .trim()
+                        .to_owned(),
+                )
+            })
+            .next();
+        if let Some(t) = found {
+            return t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no invitation for {email}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_user_sets_its_password_once_and_an_expired_link_is_refused() {
+    use reqwest::Method;
+    let s = TestServer::start("").await;
+    let body = serde_json::json!({"rows": [
+        {"email": "inv@example.com", "external_id": "e-1"},
+        {"email": "late@example.com"},
+        {"email": "bad", "tier": "premium"},
+    ]});
+    let (status, reply) = s
+        .call(
+            Method::POST,
+            "/admin/users/provision",
+            Some(ADMIN_KEY),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["rows"][0]["result"]["action"], "created", "{reply}");
+    assert_eq!(reply["rows"][0]["result"]["invited"], true, "{reply}");
+    assert_eq!(reply["rows"][2]["error"], "invalid-input", "{reply}");
+
+    let token = invitation_token(s.dir(), "inv@example.com").await;
+    let accept =
+        |token: &str, password: &str| serde_json::json!({"token": token, "password": password});
+    let (status, reply) = s
+        .call(
+            Method::POST,
+            "/auth/invitations/accept",
+            None,
+            Some(accept(&token, "short")),
+        )
+        .await;
+    assert_eq!(status, 400, "the password policy applies: {reply}");
+    let (status, reply) = s
+        .call(
+            Method::POST,
+            "/auth/invitations/accept",
+            None,
+            Some(accept(&token, PW)),
+        )
+        .await;
+    assert_eq!(status, 204, "{reply}");
+    let login = serde_json::json!({"email": "inv@example.com", "password": PW});
+    let (status, reply) = s.call(Method::POST, "/auth/login", None, Some(login)).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = s
+        .call(
+            Method::POST,
+            "/auth/invitations/accept",
+            None,
+            Some(accept(&token, "another fine passphrase")),
+        )
+        .await;
+    assert_eq!(status, 400, "used once: {reply}");
+
+    // Eight days on, the week-long invitation has expired.
+    let late = invitation_token(s.dir(), "late@example.com").await;
+    s.clock.advance(std::time::Duration::from_secs(8 * 86_400));
+    let (status, reply) = s
+        .call(
+            Method::POST,
+            "/auth/invitations/accept",
+            None,
+            Some(accept(&late, PW)),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{reply}"
+    );
+    let forged = format!("{}x", &late[..late.len() - 1]);
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/auth/invitations/accept",
+            None,
+            Some(accept(&forged, PW)),
+        )
+        .await;
+    assert_eq!(status, 400);
+    s.stop().await;
 }

@@ -10,6 +10,7 @@ mod jobs;
 pub(super) mod meta;
 mod mfa;
 mod privacy;
+mod provisioning;
 mod recommendations;
 mod sessions;
 mod stream;
@@ -105,6 +106,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::security_events))
         .routes(routes!(admin::admin_shards))
         .routes(routes!(admin::import_users))
+        .routes(routes!(provisioning::provision))
+        .routes(routes!(provisioning::accept_invitation))
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::verify_audit))
         .routes(routes!(admin::purge_security_events))

@@ -411,6 +411,11 @@ impl Keyring {
         self.ring().current.fingerprint()
     }
 
+    /// The blind index entry of an identity source's id for a user.
+    pub(crate) fn external_index(&self, id: &str) -> crate::store::ExternalIndex {
+        self.ring().index.external(id)
+    }
+
     /// The blind index entry of a normalised email.
     pub fn email_index(&self, normalized: &str) -> EmailIndex {
         self.ring().index.email(normalized)

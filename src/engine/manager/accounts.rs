@@ -54,7 +54,9 @@ impl Accounts<'_> {
         }
         let (email, profile) = self.m.prepare_new(email, tier, &profile_data)?;
         let phc = self.m.hash_new_password(password, email.clone()).await?;
-        self.m.store_new(&email, profile, phc, None).await
+        self.m
+            .store_new(&email, profile, phc, None, Vec::new())
+            .await
     }
 
     /// Bulk provisioning and migrations (operator or system): creates users from existing
@@ -101,7 +103,7 @@ impl Accounts<'_> {
         }
         let audit = actor.map(|a| (a, AuditAction::UserImported { user: profile.id }));
         self.m
-            .store_new(&email, profile, u.password_hash, audit)
+            .store_new(&email, profile, u.password_hash, audit, Vec::new())
             .await
     }
 

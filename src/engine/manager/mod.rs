@@ -31,6 +31,7 @@ pub(crate) mod ops;
 mod personalization;
 mod principal;
 mod privacy;
+mod provisioning;
 mod recommendations;
 mod recommender;
 mod sessions;
@@ -73,6 +74,9 @@ pub use ops::Ops;
 pub use personalization::{Personalization, TracksPut};
 pub use principal::{Principal, UserSession};
 pub use privacy::Privacy;
+pub use provisioning::{
+    MAX_PROVISION_BATCH, ProvisionAction, ProvisionRow, Provisioned, Provisioning,
+};
 pub use recommendations::RecommendationQuery;
 pub use recommender::ReportQuery;
 pub use sessions::Sessions;
@@ -257,6 +261,11 @@ impl UserManager {
     /// Scheduled jobs: their state, history and the operators' requests for a run.
     pub fn jobs(&self) -> Jobs<'_> {
         Jobs { m: self }
+    }
+
+    /// Provisioning users from files and identity providers, and invitations.
+    pub fn provisioning(&self) -> Provisioning<'_> {
+        Provisioning { m: self }
     }
 
     /// The integration hub (its own issue).

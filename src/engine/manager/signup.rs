@@ -35,14 +35,15 @@ impl UserManager {
         Ok((email, profile))
     }
 
-    /// Writes a new user (and its audit record, if any) in one batch; durable when it
-    /// returns.
+    /// Writes a new user (and its audit record, if any, and `extra` ops) in one batch;
+    /// durable when it returns.
     pub(super) async fn store_new(
         &self,
         email: &Email,
         profile: UserProfile,
         phc: String,
         audit: Option<Audited>,
+        extra: Vec<Op>,
     ) -> Result<UserProfile, EngineError> {
         let state = UserState::new(profile, phc);
         let (id, tier, created_at) = (
@@ -69,7 +70,11 @@ impl UserManager {
                 record,
             };
             let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
-            Ok::<_, EngineError>(self.engine.commit.submit(Batch::of(op), audit, None))
+            let mut batch = Batch::of(op);
+            for op in extra {
+                batch.push(op);
+            }
+            Ok::<_, EngineError>(self.engine.commit.submit(batch, audit, None))
         })?;
         crate::engine::durable::settled(self.engine.commit.wait(&ticket).await)?;
         self.engine.metrics.users_created.inc();

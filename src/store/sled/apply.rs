@@ -16,8 +16,8 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
-    id_key, index_key, jobs::job_key, jobs::job_run_key, model_key, route_value, split_user_value,
-    track_key, user_value,
+    id_key, index_key, jobs::job_key, jobs::job_run_key, model_key, provision::external_key,
+    provision::invitation_key, route_value, split_user_value, track_key, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
@@ -91,6 +91,13 @@ impl SledStore {
                     b.insert(job_run_key(name, *run), record.as_slice());
                 }
                 Op::DropJobRun { name, run } => b.remove(job_run_key(name, *run)),
+                Op::PutExternalId { index, user } => {
+                    b.insert(external_key(index).as_slice(), user.as_bytes().as_slice());
+                }
+                Op::PutInvitation { user, record } => {
+                    b.insert(&invitation_key(*user), record.as_slice());
+                }
+                Op::DropInvitation { user } => b.remove(&invitation_key(*user)),
                 Op::CreateUser { .. }
                 | Op::PutUser { tier: Some(_), .. }
                 | Op::DeleteUser { .. }
@@ -164,6 +171,7 @@ impl SledStore {
                         tx.remove(id_key(USER, *id).as_slice())?;
                         tx.remove(id_key(TIER, *id).as_slice())?;
                         tx.remove(id_key(LEDGER, *id).as_slice())?;
+                        tx.remove(invitation_key(*id).as_slice())?;
                         for index in email_indexes {
                             let key = index_key(index);
                             // Only its own claim: a key derived from this user's email
@@ -229,6 +237,15 @@ impl SledStore {
                     }
                     Op::DropJobRun { name, run } => {
                         tx.remove(job_run_key(name, *run))?;
+                    }
+                    Op::PutExternalId { index, user } => {
+                        tx.insert(external_key(index).as_slice(), user.as_bytes().as_slice())?;
+                    }
+                    Op::PutInvitation { user, record } => {
+                        tx.insert(invitation_key(*user).as_slice(), record.as_slice())?;
+                    }
+                    Op::DropInvitation { user } => {
+                        tx.remove(invitation_key(*user).as_slice())?;
                     }
                 }
             }

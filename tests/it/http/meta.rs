@@ -63,6 +63,8 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/ws",
         "GET /api/v1/admin/events",
         "POST /api/v1/admin/users/import",
+        "POST /api/v1/admin/users/provision",
+        "POST /api/v1/auth/invitations/accept",
         "GET /api/v1/admin/audit",
         "GET /api/v1/users/{id}/export",
         "POST /api/v1/auth/login/mfa",

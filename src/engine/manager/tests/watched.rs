@@ -136,6 +136,23 @@ impl crate::store::JobStore for Watched {
     }
 }
 
+impl crate::store::ProvisionStore for Watched {
+    fn external_user(
+        &self,
+        index: &crate::store::ExternalIndex,
+    ) -> Result<Option<crate::domain::ids::UserId>, StoreError> {
+        self.sled.external_user(index)
+    }
+
+    fn invitation(&self, user: crate::domain::ids::UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.invitation(user)
+    }
+
+    fn invitations(&self) -> Result<Vec<(crate::domain::ids::UserId, Vec<u8>)>, StoreError> {
+        self.sled.invitations()
+    }
+}
+
 impl Store for Watched {
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
         let thread = std::thread::current()
