@@ -7,6 +7,7 @@
 
 mod audit;
 mod loadgen;
+mod provision;
 mod purge;
 mod remote;
 mod rotate;
@@ -51,6 +52,11 @@ pub enum Command {
     /// habits, a churn process) through the import endpoints, and write the truth to a
     /// CSV file: for demos, benches and judging a model against the best achievable.
     Simulate(simulate::SimulateArgs),
+    /// Create or update users from CSV or JSONL files (docs/automation.md): each row
+    /// once however often it is run, refused rows in `<file>.errors.csv`, a run that
+    /// stopped resumes from `<file>.checkpoint`; through a running server (--server)
+    /// or on a data directory whose server is stopped.
+    ProvisionUsers(provision::ProvisionArgs),
 }
 
 /// Where a command's configuration comes from (the settings of `roster serve`).
@@ -99,6 +105,7 @@ impl Cli {
             Command::RotateMasterKey(a) => a.target.config(),
             Command::Purge(a) => a.target.config(),
             Command::Simulate(a) => a.target.config(),
+            Command::ProvisionUsers(a) => a.target.config(),
         }
     }
 }
@@ -163,6 +170,10 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
         Command::Simulate(a) => match a.target.remote()? {
             Some(r) => simulate::through_server(&r, &a).await,
             None => simulate::offline(local()?, &a).await,
+        },
+        Command::ProvisionUsers(a) => match a.target.remote()? {
+            Some(r) => provision::through_server(&r, &a).await,
+            None => provision::offline(local()?, &a).await,
         },
     }
 }

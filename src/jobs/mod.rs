@@ -15,6 +15,7 @@
 
 mod analytics;
 mod cleanup;
+pub mod provision;
 mod recommendations;
 
 use std::collections::BTreeMap;

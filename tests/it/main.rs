@@ -20,6 +20,7 @@ mod mfa;
 mod persistence;
 mod personalization;
 mod privacy;
+mod provision_files;
 mod provisioning;
 mod recommendations;
 mod recommender_report;

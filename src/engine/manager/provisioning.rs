@@ -68,7 +68,7 @@ pub struct ProvisionRow {
 }
 
 /// What provisioning did with a row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProvisionAction {
     /// A new user (in a dry run: would be).
@@ -80,7 +80,7 @@ pub enum ProvisionAction {
 }
 
 /// One row's result.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Provisioned {
     /// The user (none for a user a dry run would create).
     pub user_id: Option<UserId>,

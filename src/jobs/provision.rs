@@ -1,0 +1,391 @@
+//! Provisioning files: CSV or JSONL rows of users, fed in batches to the front door's
+//! provisioning (or a server's, through `roster provision-users --server`), with a
+//! checkpoint of the rows committed, so a run killed midway resumes where it stopped,
+//! and an error file naming each refused row. The rows' meaning is the engine's
+//! ([`Provisioning`](crate::engine::Provisioning)); docs/automation.md has the formats.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{
+    EngineError, MAX_PROVISION_BATCH, Principal, ProvisionAction, ProvisionRow, Provisioned,
+    UserManager,
+};
+
+/// The columns a CSV file may have (a header row names them, in any order; `email` is
+/// required).
+pub const CSV_COLUMNS: [&str; 8] = [
+    "email",
+    "tier",
+    "display_name",
+    "language",
+    "timezone",
+    "external_id",
+    "password_hash",
+    "password",
+];
+
+/// One row's fate, as the provisioning answered it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RowOutcome {
+    /// Created, updated or unchanged.
+    Done(Provisioned),
+    /// Refused, and why.
+    Refused(String),
+}
+
+/// Where batches go: the front door here, or a server.
+pub trait Sink: Send + Sync {
+    /// Provisions one batch; one outcome per row, in order. `Err` when the batch as a
+    /// whole failed (the server is gone, the store failed): the run stops there.
+    fn provision<'a>(
+        &'a self,
+        rows: Vec<ProvisionRow>,
+        dry_run: bool,
+    ) -> BoxFuture<'a, Result<Vec<RowOutcome>, String>>;
+}
+
+/// The front door of an engine opened here, acting as `by`.
+pub struct Local<'a> {
+    /// The engine.
+    pub manager: &'a UserManager,
+    /// Who provisions.
+    pub by: Principal,
+}
+
+impl Sink for Local<'_> {
+    fn provision<'a>(
+        &'a self,
+        rows: Vec<ProvisionRow>,
+        dry_run: bool,
+    ) -> BoxFuture<'a, Result<Vec<RowOutcome>, String>> {
+        Box::pin(async move {
+            let results = self
+                .manager
+                .provisioning()
+                .provision(&self.by, rows, dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(p) => Ok(RowOutcome::Done(p)),
+                    Err(e) if row_fault(&e) => Ok(RowOutcome::Refused(e.to_string())),
+                    Err(e) => Err(e.to_string()),
+                })
+                .collect()
+        })
+    }
+}
+
+/// Whether an error is the row's own (it is refused and the run goes on) rather than
+/// the engine's (the run stops, to be resumed).
+fn row_fault(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Validation(_) | EngineError::EmailTaken | EngineError::Conflict(_)
+    )
+}
+
+/// How a run goes.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Check every row; write and send nothing (no checkpoint either).
+    pub dry_run: bool,
+    /// Rows per call (1 to [`MAX_PROVISION_BATCH`]).
+    pub batch: usize,
+    /// The checkpoint file: read at the start (rows it counts as committed are
+    /// skipped), written after every batch, removed when the file is done.
+    pub checkpoint: Option<PathBuf>,
+    /// The error file (CSV: `row,email,reason`); appended to when resuming.
+    pub errors: Option<PathBuf>,
+}
+
+/// What a run did with one file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The file.
+    pub file: String,
+    /// Data rows read (a header excluded), skipped ones included.
+    pub rows: u64,
+    /// Rows a checkpoint counted as committed by an earlier run, not sent again.
+    pub resumed: u64,
+    /// Users created (or that a dry run would create).
+    pub created: u64,
+    /// Users brought up to date.
+    pub updated: u64,
+    /// Users already as their row says.
+    pub unchanged: u64,
+    /// Invitations sent (or that a dry run would send).
+    pub invited: u64,
+    /// Rows refused (in the error file).
+    pub refused: u64,
+}
+
+/// The checkpoint: how many rows of which file are committed.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    file: String,
+    rows_done: u64,
+}
+
+/// A row read from a file: its number (from 1, the header not counted) and the row, or
+/// why it cannot be read.
+type ReadRow = (u64, Option<String>, Result<ProvisionRow, String>);
+
+/// The rows of `path`: CSV when it ends in `.csv`, JSONL (one JSON object a line) when
+/// it ends in `.jsonl` or `.ndjson`. A CSV header with an unknown column is an error
+/// of the whole file.
+pub fn read_rows(path: &Path) -> Result<Box<dyn Iterator<Item = ReadRow> + Send>, String> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match ext.as_deref() {
+        Some("csv") => csv_rows(file, path),
+        Some("jsonl" | "ndjson") => Ok(Box::new(jsonl_rows(file))),
+        _ => Err(format!(
+            "{}: the file must end in .csv, .jsonl or .ndjson",
+            path.display()
+        )),
+    }
+}
+
+fn csv_rows(file: File, path: &Path) -> Result<Box<dyn Iterator<Item = ReadRow> + Send>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(BufReader::new(file));
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("{}: the header row: {e}", path.display()))?
+        .clone();
+    if let Some(bad) = headers.iter().find(|h| !CSV_COLUMNS.contains(h)) {
+        return Err(format!(
+            "{}: unknown column {bad:?}; the columns are {}",
+            path.display(),
+            CSV_COLUMNS.join(", ")
+        ));
+    }
+    if !headers.iter().any(|h| h == "email") {
+        return Err(format!("{}: no email column", path.display()));
+    }
+    let rows = reader.into_records().enumerate().map(move |(i, rec)| {
+        let n = i as u64 + 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => return (n, None, Err(format!("unreadable CSV: {e}"))),
+        };
+        let mut fields = serde_json::Map::new();
+        for (h, v) in headers.iter().zip(rec.iter()) {
+            if !v.is_empty() {
+                fields.insert(h.to_owned(), serde_json::Value::String(v.to_owned()));
+            }
+        }
+        let email = fields
+            .get("email")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let row = serde_json::from_value::<ProvisionRow>(serde_json::Value::Object(fields))
+            .map_err(|e| e.to_string());
+        (n, email, row)
+    });
+    Ok(Box::new(rows))
+}
+
+fn jsonl_rows(file: File) -> impl Iterator<Item = ReadRow> + Send {
+    BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .enumerate()
+        .map(|(i, (_, line))| {
+            let n = i as u64 + 1;
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => return (n, None, Err(format!("unreadable line: {e}"))),
+            };
+            let value: serde_json::Value = match serde_json::from_str(&line) {
+                Ok(v) => v,
+                Err(e) => return (n, None, Err(format!("not JSON: {e}"))),
+            };
+            let email = value["email"].as_str().map(str::to_owned);
+            let row = serde_json::from_value::<ProvisionRow>(value).map_err(|e| e.to_string());
+            (n, email, row)
+        })
+}
+
+/// Provisions the rows of `path` through `sink`, `progress` told of each batch's end
+/// (rows done so far). See [`Options`] for the checkpoint and the error file.
+pub async fn provision_file(
+    sink: &dyn Sink,
+    path: &Path,
+    opts: &Options,
+    mut progress: impl FnMut(&Summary),
+) -> Result<Summary, String> {
+    let batch = opts.batch.clamp(1, MAX_PROVISION_BATCH);
+    let name = path.display().to_string();
+    let resume_from = match (&opts.checkpoint, opts.dry_run) {
+        (Some(cp), false) => read_checkpoint(cp, &name)?,
+        _ => 0,
+    };
+    let mut errors = match &opts.errors {
+        Some(p) => Some(open_errors(p, resume_from > 0)?),
+        None => None,
+    };
+    let mut summary = Summary {
+        file: name.clone(),
+        ..Summary::default()
+    };
+    let mut pending: Vec<(u64, Option<String>, ProvisionRow)> = Vec::with_capacity(batch);
+    let mut refused_here: Vec<(u64, Option<String>, String)> = Vec::new();
+    for (n, email, row) in read_rows(path)? {
+        summary.rows = n;
+        if n <= resume_from {
+            summary.resumed += 1;
+            continue;
+        }
+        match row {
+            Ok(r) => pending.push((n, email, r)),
+            Err(why) => refused_here.push((n, email, why)),
+        }
+        if pending.len() + refused_here.len() >= batch {
+            send(
+                sink,
+                opts,
+                &mut pending,
+                &mut refused_here,
+                &mut summary,
+                errors.as_mut(),
+            )
+            .await?;
+            if let Some(cp) = opts.checkpoint.as_ref().filter(|_| !opts.dry_run) {
+                write_checkpoint(cp, &name, n)?;
+            }
+            progress(&summary);
+        }
+    }
+    send(
+        sink,
+        opts,
+        &mut pending,
+        &mut refused_here,
+        &mut summary,
+        errors.as_mut(),
+    )
+    .await?;
+    if let Some(cp) = opts.checkpoint.as_ref().filter(|_| !opts.dry_run) {
+        match std::fs::remove_file(cp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", cp.display())),
+        }
+    }
+    progress(&summary);
+    Ok(summary)
+}
+
+/// Sends the pending rows, counts what came back, and writes the refused rows (read
+/// errors and the sink's refusals, in row order) to the error file.
+async fn send(
+    sink: &dyn Sink,
+    opts: &Options,
+    pending: &mut Vec<(u64, Option<String>, ProvisionRow)>,
+    refused_here: &mut Vec<(u64, Option<String>, String)>,
+    summary: &mut Summary,
+    errors: Option<&mut csv::Writer<File>>,
+) -> Result<(), String> {
+    let mut refused = std::mem::take(refused_here);
+    if !pending.is_empty() {
+        let batch = std::mem::take(pending);
+        let rows = batch.iter().map(|(_, _, r)| r.clone()).collect();
+        let outcomes = sink.provision(rows, opts.dry_run).await?;
+        if outcomes.len() != batch.len() {
+            return Err(format!(
+                "{} results for {} rows",
+                outcomes.len(),
+                batch.len()
+            ));
+        }
+        for ((n, email, _), outcome) in batch.into_iter().zip(outcomes) {
+            match outcome {
+                RowOutcome::Done(p) => {
+                    match p.action {
+                        ProvisionAction::Created => summary.created += 1,
+                        ProvisionAction::Updated => summary.updated += 1,
+                        ProvisionAction::Unchanged => summary.unchanged += 1,
+                    }
+                    summary.invited += u64::from(p.invited);
+                }
+                RowOutcome::Refused(why) => refused.push((n, email, why)),
+            }
+        }
+    }
+    refused.sort_by_key(|(n, _, _)| *n);
+    summary.refused += refused.len() as u64;
+    if let Some(w) = errors {
+        for (n, email, why) in &refused {
+            w.write_record([n.to_string().as_str(), email.as_deref().unwrap_or(""), why])
+                .map_err(|e| format!("the error file: {e}"))?;
+        }
+        w.flush().map_err(|e| format!("the error file: {e}"))?;
+    }
+    Ok(())
+}
+
+fn open_errors(path: &Path, append: bool) -> Result<csv::Writer<File>, String> {
+    let exists = path.exists();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = csv::Writer::from_writer(file);
+    if !(append && exists) {
+        w.write_record(["row", "email", "reason"])
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(w)
+}
+
+fn read_checkpoint(path: &Path, file: &str) -> Result<u64, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let cp: Checkpoint = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a checkpoint: {e}", path.display()))?;
+    if cp.file != file {
+        return Err(format!(
+            "{}: the checkpoint is of {}, not {file}; remove it to start over",
+            path.display(),
+            cp.file
+        ));
+    }
+    Ok(cp.rows_done)
+}
+
+/// Writes the checkpoint through a temporary file renamed over it, so a kill leaves the
+/// old one or the new one, never half of one.
+fn write_checkpoint(path: &Path, file: &str, rows_done: u64) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    let cp = Checkpoint {
+        file: file.to_owned(),
+        rows_done,
+    };
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(&cp).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| format!("{}: {e}", path.display()))
+}
