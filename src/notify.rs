@@ -83,6 +83,8 @@ enum Outgoing {
 pub struct Notifier {
     tx: mpsc::Sender<Outgoing>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Messages queued and not yet handed to their transport.
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Notifier {
@@ -94,6 +96,8 @@ impl Notifier {
         let (tx, rx) = mpsc::channel(cfg.queue);
         let transport = (cfg.email.clone(), cfg.sms.clone());
         let m = std::sync::Arc::clone(&metrics);
+        let pending = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let left = std::sync::Arc::clone(&pending);
         std::thread::Builder::new()
             .name("roster-notify".into())
             .spawn(move || {
@@ -107,9 +111,13 @@ impl Notifier {
                         return;
                     }
                 };
-                rt.block_on(run(transport, rx, m));
+                rt.block_on(run(transport, rx, m, left));
             })?;
-        Ok(Self { tx, metrics })
+        Ok(Self {
+            tx,
+            metrics,
+            pending,
+        })
     }
 
     /// Queues `email`; never waits. Returns whether it was queued.
@@ -124,8 +132,50 @@ impl Notifier {
         self.queue(kind, Outgoing::Sms(sms))
     }
 
+    /// Queues `email`, waiting up to `limit` for room in the queue (an invitation is the
+    /// only way its user gets in: it is worth the wait). Returns whether it was queued.
+    pub async fn send_waiting(&self, email: Email, limit: std::time::Duration) -> bool {
+        let kind = email.kind.as_str();
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let queued = matches!(
+            tokio::time::timeout(limit, self.tx.send(Outgoing::Email(email))).await,
+            Ok(Ok(()))
+        );
+        if !queued {
+            self.pending
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.count(kind, queued);
+        queued
+    }
+
+    /// Waits, up to `limit`, until every queued message was handed to its transport;
+    /// whether they all were.
+    pub async fn drained(&self, limit: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if start.elapsed() >= limit {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     fn queue(&self, kind: &'static str, message: Outgoing) -> bool {
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let queued = self.tx.try_send(message).is_ok();
+        if !queued {
+            self.pending
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.count(kind, queued);
+        queued
+    }
+
+    fn count(&self, kind: &'static str, queued: bool) {
         let outcome = if queued { "queued" } else { "dropped" };
         self.metrics
             .emails
@@ -134,7 +184,6 @@ impl Notifier {
         if !queued {
             tracing::warn!(kind, "notification queue full; email dropped");
         }
-        queued
     }
 }
 
@@ -142,6 +191,7 @@ async fn run(
     (email_transport, sms_transport): (EmailTransport, SmsTransport),
     mut rx: mpsc::Receiver<Outgoing>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let sender = Sender::new(email_transport);
     let texter = Texter::new(sms_transport);
@@ -162,6 +212,7 @@ async fn run(
             .emails
             .get_or_create(&crate::metrics::EmailLabels { kind, outcome })
             .inc();
+        pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

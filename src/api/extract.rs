@@ -63,24 +63,50 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::MalformedBody(e.body_text())
             }
         })?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_data() {
-                ApiError::InvalidInput {
-                    field: (path != ".").then_some(path),
-                    detail: inner.to_string(),
-                }
-            } else {
-                ApiError::MalformedBody(format!("body is not valid JSON: {inner}"))
-            }
-        })?;
-        // Nothing may follow the value (a second object would be dropped unread).
-        de.end()
-            .map_err(|e| ApiError::MalformedBody(format!("body is not valid JSON: {e}")))?;
-        Ok(JsonBody(value))
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A JSON body of a bulk endpoint (provisioning batches): as [`JsonBody`], up to
+/// [`MAX_BULK_BODY_BYTES`](super::MAX_BULK_BODY_BYTES).
+pub(crate) struct BulkJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for BulkJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        if !media_type_is(req.headers(), |m| {
+            m == "application/json" || m.ends_with("+json")
+        }) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = super::MAX_BULK_BODY_BYTES;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge(limit))?;
+        parse_json(&bytes).map(BulkJsonBody)
+    }
+}
+
+/// A JSON value of `T`, naming the path of the first bad field.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            ApiError::InvalidInput {
+                field: (path != ".").then_some(path),
+                detail: inner.to_string(),
+            }
+        } else {
+            ApiError::MalformedBody(format!("body is not valid JSON: {inner}"))
+        }
+    })?;
+    // Nothing may follow the value (a second object would be dropped unread).
+    de.end()
+        .map_err(|e| ApiError::MalformedBody(format!("body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 /// Who is calling.

@@ -37,6 +37,9 @@ pub use problem::ApiError;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest body of a bulk endpoint (a provisioning batch of 1,000 rows).
+pub const MAX_BULK_BODY_BYTES: usize = 4 << 20;
+
 /// What handlers share: one `Arc`, because axum clones the state for every layer of
 /// every request, and one reference count costs less than one per field.
 #[derive(Clone)]

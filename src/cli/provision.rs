@@ -28,8 +28,9 @@ pub struct ProvisionArgs {
     /// Rows per call.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=MAX_PROVISION_BATCH as u64))]
     pub batch: u64,
-    /// Where each file's error file (`<file>.errors.csv`) and checkpoint
-    /// (`<file>.checkpoint`) go (default: beside the file).
+    /// Where each file's error file (`<file>.errors.csv`, `<file>.dry-run.errors.csv`
+    /// for a dry run) and checkpoint (`<file>.checkpoint`) go (default: beside the
+    /// file; give files of one name different directories).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
     /// Also write the summaries as JSON to this file.
@@ -97,7 +98,16 @@ async fn run_all(sink: &dyn Sink, a: &ProvisionArgs) -> Result<Vec<Summary>, Cli
             dry_run: a.dry_run,
             batch: a.batch as usize,
             checkpoint: Some(beside(file, a.report_dir.as_deref(), ".checkpoint")),
-            errors: Some(beside(file, a.report_dir.as_deref(), ".errors.csv")),
+            // A dry run's refusals apart, so that it leaves a real run's file alone.
+            errors: Some(beside(
+                file,
+                a.report_dir.as_deref(),
+                if a.dry_run {
+                    ".dry-run.errors.csv"
+                } else {
+                    ".errors.csv"
+                },
+            )),
         };
         let quiet = a.quiet;
         let summary = provision_file(sink, file, &opts, |s| {

@@ -33,6 +33,9 @@ pub struct AutomationConfig {
 /// Provisioning (`[automation.provisioning]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProvisioningConfig {
+    /// The folder the `provisioning` job takes files from (relative to the data
+    /// directory unless absolute); none: the job has nothing to do.
+    pub inbox: Option<std::path::PathBuf>,
     /// How long an invitation to set a password is good for.
     pub invitation_ttl: Duration,
     /// The link an invitation email carries, the token appended.
@@ -72,6 +75,7 @@ pub(super) struct RawAutomation {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProvisioning {
+    inbox: String,
     invitation_ttl: String,
     invitation_link: String,
 }
@@ -159,6 +163,7 @@ impl RawAutomation {
             ));
         }
         let provisioning = ProvisioningConfig {
+            inbox: (!p.inbox.trim().is_empty()).then(|| p.inbox.trim().into()),
             invitation_ttl,
             invitation_link: p.invitation_link.clone(),
         };

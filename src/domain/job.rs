@@ -13,6 +13,8 @@ use super::time::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
+    /// Provisions the files dropped in the inbox folder.
+    Provisioning,
     /// Trains the analytics models (churn and segments) on the stored population.
     Analytics,
     /// Retrains the recommender's collaborative model.
@@ -23,7 +25,8 @@ pub enum JobKind {
 
 impl JobKind {
     /// Every job, in the order `run-all` and listings use.
-    pub const ALL: [JobKind; 3] = [
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Provisioning,
         JobKind::Analytics,
         JobKind::Recommendations,
         JobKind::Cleanup,
@@ -32,6 +35,7 @@ impl JobKind {
     /// Its name in configuration, URLs, metrics and the audit log.
     pub const fn name(self) -> &'static str {
         match self {
+            JobKind::Provisioning => "provisioning",
             JobKind::Analytics => "analytics",
             JobKind::Recommendations => "recommendations",
             JobKind::Cleanup => "cleanup",
@@ -162,6 +166,9 @@ mod tests {
             assert_eq!(JobKind::from_name(k.name()), Some(k));
         }
         assert_eq!(JobKind::from_name("backup"), None);
-        assert_eq!(JobKind::names(), "analytics, recommendations, cleanup");
+        assert_eq!(
+            JobKind::names(),
+            "provisioning, analytics, recommendations, cleanup"
+        );
     }
 }

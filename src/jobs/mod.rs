@@ -16,6 +16,7 @@
 mod analytics;
 mod cleanup;
 pub mod provision;
+mod provisioning;
 mod recommendations;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ pub trait Job: Send + Sync + 'static {
 /// The job that does `kind`'s work.
 pub fn builtin(kind: JobKind) -> Arc<dyn Job> {
     match kind {
+        JobKind::Provisioning => Arc::new(provisioning::Inbox),
         JobKind::Analytics => Arc::new(analytics::Analytics),
         JobKind::Recommendations => Arc::new(recommendations::Recommendations),
         JobKind::Cleanup => Arc::new(cleanup::Cleanup),

@@ -83,11 +83,18 @@ impl Sink for Local<'_> {
 }
 
 /// Whether an error is the row's own (it is refused and the run goes on) rather than
-/// the engine's (the run stops, to be resumed).
+/// the engine's (the run stops, to be resumed) — the line a server draws between 4xx
+/// and 5xx.
 fn row_fault(e: &EngineError) -> bool {
-    matches!(
+    !matches!(
         e,
-        EngineError::Validation(_) | EngineError::EmailTaken | EngineError::Conflict(_)
+        EngineError::Overloaded
+            | EngineError::Unavailable
+            | EngineError::Corrupt { .. }
+            | EngineError::Store(_)
+            | EngineError::MasterKey(_)
+            | EngineError::WrongShard(_)
+            | EngineError::Internal(_)
     )
 }
 
@@ -126,11 +133,31 @@ pub struct Summary {
     pub refused: u64,
 }
 
-/// The checkpoint: how many rows of which file are committed.
-#[derive(Serialize, Deserialize)]
+/// The checkpoint: how many rows of which file are committed. The file's size and
+/// modification time tell a file changed since (re-exported, reordered) from the one
+/// the rows were counted in.
+#[derive(Serialize, Deserialize, PartialEq)]
 struct Checkpoint {
     file: String,
+    size: u64,
+    modified_ms: u128,
     rows_done: u64,
+}
+
+/// The checkpoint of `path` at `rows_done` rows.
+fn checkpoint_of(path: &Path, rows_done: u64) -> Result<Checkpoint, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let modified_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis());
+    Ok(Checkpoint {
+        file: path.display().to_string(),
+        size: meta.len(),
+        modified_ms,
+        rows_done,
+    })
 }
 
 /// A row read from a file: its number (from 1, the header not counted) and the row, or
@@ -157,8 +184,9 @@ pub fn read_rows(path: &Path) -> Result<Box<dyn Iterator<Item = ReadRow> + Send>
 }
 
 fn csv_rows(file: File, path: &Path) -> Result<Box<dyn Iterator<Item = ReadRow> + Send>, String> {
+    // Headers trimmed; values below, but for the passwords, whose spaces are theirs.
     let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
         .flexible(false)
         .from_reader(BufReader::new(file));
     let headers = reader
@@ -183,6 +211,11 @@ fn csv_rows(file: File, path: &Path) -> Result<Box<dyn Iterator<Item = ReadRow> 
         };
         let mut fields = serde_json::Map::new();
         for (h, v) in headers.iter().zip(rec.iter()) {
+            let v = if h == "password" || h == "password_hash" {
+                v
+            } else {
+                v.trim()
+            };
             if !v.is_empty() {
                 fields.insert(h.to_owned(), serde_json::Value::String(v.to_owned()));
             }
@@ -231,7 +264,7 @@ pub async fn provision_file(
     let batch = opts.batch.clamp(1, MAX_PROVISION_BATCH);
     let name = path.display().to_string();
     let resume_from = match (&opts.checkpoint, opts.dry_run) {
-        (Some(cp), false) => read_checkpoint(cp, &name)?,
+        (Some(cp), false) => read_checkpoint(cp, path)?,
         _ => 0,
     };
     let mut errors = match &opts.errors {
@@ -265,7 +298,7 @@ pub async fn provision_file(
             )
             .await?;
             if let Some(cp) = opts.checkpoint.as_ref().filter(|_| !opts.dry_run) {
-                write_checkpoint(cp, &name, n)?;
+                write_checkpoint(cp, path, n)?;
             }
             progress(&summary);
         }
@@ -355,19 +388,21 @@ fn open_errors(path: &Path, append: bool) -> Result<csv::Writer<File>, String> {
     Ok(w)
 }
 
-fn read_checkpoint(path: &Path, file: &str) -> Result<u64, String> {
-    let bytes = match std::fs::read(path) {
+fn read_checkpoint(cp_path: &Path, file: &Path) -> Result<u64, String> {
+    let bytes = match std::fs::read(cp_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(format!("{}: {e}", cp_path.display())),
     };
     let cp: Checkpoint = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: not a checkpoint: {e}", path.display()))?;
-    if cp.file != file {
+        .map_err(|e| format!("{}: not a checkpoint: {e}", cp_path.display()))?;
+    let now = checkpoint_of(file, cp.rows_done)?;
+    if cp != now {
         return Err(format!(
-            "{}: the checkpoint is of {}, not {file}; remove it to start over",
-            path.display(),
-            cp.file
+            "{}: the checkpoint is of {} as it was ({} bytes), not of this file; remove the checkpoint to start over",
+            cp_path.display(),
+            cp.file,
+            cp.size
         ));
     }
     Ok(cp.rows_done)
@@ -375,12 +410,9 @@ fn read_checkpoint(path: &Path, file: &str) -> Result<u64, String> {
 
 /// Writes the checkpoint through a temporary file renamed over it, so a kill leaves the
 /// old one or the new one, never half of one.
-fn write_checkpoint(path: &Path, file: &str, rows_done: u64) -> Result<(), String> {
+fn write_checkpoint(path: &Path, file: &Path, rows_done: u64) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
-    let cp = Checkpoint {
-        file: file.to_owned(),
-        rows_done,
-    };
+    let cp = checkpoint_of(file, rows_done)?;
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(&serde_json::to_vec(&cp).map_err(std::io::Error::other)?)?;

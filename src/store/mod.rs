@@ -234,7 +234,8 @@ pub enum Op {
         run: u64,
     },
     /// Records that an identity source knows `user` by the external id whose blind
-    /// index is `index` (provisioning; replaces an earlier entry).
+    /// index is `index` (provisioning; replaces the user's earlier one, which stops
+    /// naming it). A deletion of the user removes both directions.
     PutExternalId {
         /// The external id's blind index.
         index: ExternalIndex,
@@ -455,6 +456,8 @@ pub trait JobStore: Send + Sync {
 pub trait ProvisionStore: Send + Sync {
     /// The user an external id's blind index names (it may since have been deleted).
     fn external_user(&self, index: &ExternalIndex) -> Result<Option<UserId>, StoreError>;
+    /// The blind index of the external id a user is known by.
+    fn external_of(&self, user: UserId) -> Result<Option<ExternalIndex>, StoreError>;
     /// A user's pending invitation.
     fn invitation(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every pending invitation (cleanup).

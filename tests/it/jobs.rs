@@ -31,6 +31,8 @@ schedule = "*/10 * * * *"
 enabled = false
 [automation.jobs.cleanup]
 enabled = false
+[automation.jobs.provisioning]
+enabled = false
 "#;
 
 /// A job that counts its runs, fails when told, and can be held until released.
@@ -178,7 +180,7 @@ async fn jobs_run_at_their_cron_times_never_overlap_and_retry_after_a_failure() 
 
     let status = m.jobs().list(&Principal::Operator).unwrap();
     assert!(status.scheduler_running);
-    let analytics = &status.jobs[0];
+    let analytics = &status.jobs[1];
     assert_eq!(
         (analytics.name.as_str(), analytics.next_run),
         ("analytics", Some(at(90)))
@@ -186,8 +188,10 @@ async fn jobs_run_at_their_cron_times_never_overlap_and_retry_after_a_failure() 
     assert_eq!(analytics.last_run.as_ref().map(|r| r.run), Some(6));
     assert_eq!(analytics.last_success, Some(at(80)));
     assert!(
-        status.jobs[1..]
+        status
+            .jobs
             .iter()
+            .filter(|j| j.name != "analytics")
             .all(|j| !j.enabled && j.next_run.is_none()),
         "disabled jobs have no next run"
     );
@@ -292,6 +296,8 @@ schedule = "30 8 * * *"
 enabled = false
 [automation.jobs.cleanup]
 enabled = false
+[automation.jobs.provisioning]
+enabled = false
 "#;
 
 const DAY: i64 = 24 * 60;
@@ -395,7 +401,7 @@ async fn operators_see_the_jobs_and_run_one_through_the_api() {
         let (status, v) = server.call(get.clone(), "/admin/jobs", key, None).await;
         assert_eq!(status, 200, "{v}");
         view = v;
-        if view["jobs"][2]["next_run"].is_string() {
+        if view["jobs"][3]["next_run"].is_string() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -407,11 +413,15 @@ async fn operators_see_the_jobs_and_run_one_through_the_api() {
         .iter()
         .map(|j| j["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["analytics", "recommendations", "cleanup"]);
-    assert_eq!(view["jobs"][2]["schedule"], "0 3 * * 0");
-    assert_eq!(view["jobs"][2]["timezone"], "UTC");
+    assert_eq!(
+        names,
+        ["provisioning", "analytics", "recommendations", "cleanup"]
+    );
+    assert_eq!(view["jobs"][3]["schedule"], "0 3 * * 0");
+    assert_eq!(view["jobs"][3]["timezone"], "UTC");
     // 2027-01-15 is a Friday: the next Sunday 03:00.
-    assert_eq!(view["jobs"][2]["next_run"], "2027-01-17T03:00:00.000Z");
+    assert_eq!(view["jobs"][3]["next_run"], "2027-01-17T03:00:00.000Z");
+    assert_eq!(view["jobs"][0]["next_run"], "2027-01-15T12:00:00.000Z");
 
     let (status, body) = server
         .call(post.clone(), "/admin/jobs/cleanup/run", key, None)

@@ -278,6 +278,33 @@ async fn the_command_provisions_a_jsonl_file_through_a_running_server() {
         "{stdout}"
     );
 
+    // A batch of 1,000 rows is far over the 64 KiB of an ordinary body.
+    let big = files.path().join("big.jsonl");
+    let phc = bcrypt::hash(PW, 4).unwrap();
+    let lines: String = (0..1000)
+        .map(|i| {
+            format!(
+                "{{\"email\": \"bulk{i}@example.com\", \"display_name\": \"Bulk user number {i}\", \"language\": \"en\", \"timezone\": \"Europe/Berlin\", \"external_id\": \"hr-{i:06}\", \"password_hash\": \"{phc}\"}}\n"
+            )
+        })
+        .collect();
+    assert!(lines.len() > 64 * 1024, "{}", lines.len());
+    std::fs::write(&big, lines).unwrap();
+    let (ok, stdout, stderr) = roster(vec![
+        "--server".into(),
+        server.clone(),
+        "--batch".into(),
+        "1000".into(),
+        "--quiet".into(),
+        big.display().to_string(),
+    ])
+    .await;
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1000 rows (0 resumed): 1000 created"),
+        "{stdout}"
+    );
+
     // A file the command cannot read fails it, saying why.
     let bad = files.path().join("bad.csv");
     std::fs::write(&bad, "email,shoe_size\na@example.com,9\n").unwrap();
@@ -289,5 +316,91 @@ async fn the_command_provisions_a_jsonl_file_through_a_running_server() {
     .await;
     assert!(!ok);
     assert!(stderr.contains("unknown column \"shoe_size\""), "{stderr}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_provisions_the_inbox_every_six_hours() {
+    use roster::domain::job::JobKind;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = crate::support::open_with_clock(
+        dir.path(),
+        "[automation]\nenabled = true\n\
+         [automation.provisioning]\ninbox = \"inbox\"\n\
+         [automation.jobs.analytics]\nenabled = false\n\
+         [automation.jobs.recommendations]\nenabled = false\n\
+         [automation.jobs.cleanup]\nenabled = false\n",
+    );
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(
+        inbox.join("hires.csv"),
+        format!("email,password,tier\nnew1@example.com,{PW},premium\nnew2@example.com,{PW},\nnope,{PW},\n"),
+    )
+    .unwrap();
+    std::fs::write(inbox.join("broken.csv"), "mail,password\na@example.com,x\n").unwrap();
+    std::fs::write(inbox.join("notes.txt"), "not for provisioning").unwrap();
+
+    let mut s = roster::jobs::Scheduler::new(m.clone());
+    s.start().await.unwrap();
+    // 2027-01-15T08:00Z: the job's next time is 12:00.
+    clock.set(roster::domain::time::Timestamp::from_millis(
+        1_800_000_000_000 + 4 * 3_600_000,
+    ));
+    assert_eq!(s.tick().await.unwrap(), [JobKind::Provisioning]);
+    s.settle().await;
+    let run = m
+        .jobs()
+        .runs(&Principal::Operator, "provisioning", 1)
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        run.outcome,
+        roster::domain::job::Outcome::Succeeded,
+        "{}",
+        run.message
+    );
+    assert_eq!(
+        [
+            run.counts["files"],
+            run.counts["files_failed"],
+            run.counts["created"],
+            run.counts["refused"]
+        ],
+        [1, 1, 2, 1],
+        "{}",
+        run.message
+    );
+    let done = inbox.join("done");
+    assert!(done.join("hires.csv").exists() && !inbox.join("hires.csv").exists());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(done.join("hires.csv.report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["refused"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let errors = std::fs::read_to_string(done.join("hires.csv.errors.csv")).unwrap();
+    assert!(errors.contains("3,nope,"), "{errors}");
+    let failed: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(inbox.join("failed").join("broken.csv.report.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown column \"mail\""),
+        "{failed}"
+    );
+    assert!(
+        inbox.join("notes.txt").exists(),
+        "other files are left alone"
+    );
+    let outcome = m
+        .authenticate_user("new1@example.com", PW, Default::default())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, roster::LoginOutcome::Success(_)));
     s.stop().await;
 }

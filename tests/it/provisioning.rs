@@ -244,6 +244,28 @@ async fn provisioning_creates_once_updates_what_changed_and_dry_runs_write_nothi
         "{out:?}"
     );
 
+    // Ada's email with another source id: two people, or a recycled address — refused.
+    // Bob, provisioned by email, gets his source id once.
+    let other = ProvisionRow {
+        external_id: Some("okta-9".into()),
+        ..row("ada@example.com")
+    };
+    let bob = ProvisionRow {
+        external_id: Some("okta-2".into()),
+        ..row("bob@example.com")
+    };
+    let out = p
+        .provision(&SYS, vec![other, bob.clone()], false)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], Err(EngineError::Validation(v)) if v.field == "external_id"),
+        "{out:?}"
+    );
+    assert_eq!(out[1].as_ref().unwrap().changed, ["external_id"]);
+    let out = p.provision(&SYS, vec![bob], false).await.unwrap();
+    assert_eq!(action(&out[0]), ProvisionAction::Unchanged);
+
     // Bad rows fail alone, with their reason; a batch's second row for a user is refused.
     let out = p
         .provision(
@@ -387,6 +409,37 @@ async fn an_invited_user_sets_its_password_once_and_an_expired_link_is_refused()
             .contains("expired"),
         "{reply}"
     );
+    // Provisioned again, the user whose invitation expired is invited anew.
+    let again = serde_json::json!({"rows": [{"email": "late@example.com"}]});
+    let (status, reply) = s
+        .call(
+            Method::POST,
+            "/admin/users/provision",
+            Some(ADMIN_KEY),
+            Some(again.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["rows"][0]["result"]["action"], "updated", "{reply}");
+    assert_eq!(
+        reply["rows"][0]["result"]["changed"],
+        serde_json::json!(["invitation"])
+    );
+    assert_eq!(reply["rows"][0]["result"]["invited"], true);
+    let renewed = invitation_token(s.dir(), "late@example.com").await;
+    assert_ne!(renewed, late);
+    let (_, reply) = s
+        .call(
+            Method::POST,
+            "/admin/users/provision",
+            Some(ADMIN_KEY),
+            Some(again),
+        )
+        .await;
+    assert_eq!(
+        reply["rows"][0]["result"]["action"], "unchanged",
+        "one invitation in force: {reply}"
+    );
     let forged = format!("{}x", &late[..late.len() - 1]);
     let (status, _) = s
         .call(
@@ -397,5 +450,14 @@ async fn an_invited_user_sets_its_password_once_and_an_expired_link_is_refused()
         )
         .await;
     assert_eq!(status, 400);
+    let (status, reply) = s
+        .call(
+            Method::POST,
+            "/auth/invitations/accept",
+            None,
+            Some(accept(&renewed, PW)),
+        )
+        .await;
+    assert_eq!(status, 204, "{reply}");
     s.stop().await;
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::api::AppState;
-use crate::api::extract::{Caller, ClientIp, JsonBody};
+use crate::api::extract::{BulkJsonBody, Caller, ClientIp, JsonBody};
 use crate::api::problem::{ApiError, Problem};
 use crate::engine::{ProvisionRow, Provisioned};
 
@@ -55,11 +55,11 @@ pub(crate) struct ProvisionReply {
 /// rule is refused with its reason while the others go in. A user created with
 /// neither `password` nor `password_hash` is emailed an invitation to set one.
 #[utoipa::path(post, path = "/api/v1/admin/users/provision", tag = "admin", request_body = ProvisionBody, security(("bearer" = [])),
-    responses((status = 200, body = ProvisionReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = ProvisionReply), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem)))]
 pub(crate) async fn provision(
     State(s): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<ProvisionBody>,
+    BulkJsonBody(body): BulkJsonBody<ProvisionBody>,
 ) -> ApiResult<Json<ProvisionReply>> {
     let results = s
         .manager

@@ -465,6 +465,9 @@ impl UserManager {
             );
         }
         self.engine.commit.commit().await?;
+        if !self.engine.notifier.drained(timeout).await {
+            tracing::warn!(?timeout, "stopping with emails still queued");
+        }
         let runtime = self.runtime.lock().map(|mut r| r.take()).unwrap_or(None);
         if let Some(mut rt) = runtime {
             // Joining the actor thread blocks; do it off the async worker.

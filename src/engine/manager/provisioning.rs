@@ -21,13 +21,19 @@ use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::user::SetPassword;
+use crate::engine::user::{BeginLogin, SetPassword};
 use crate::security::password::NO_PASSWORD;
 use crate::security::token::InvitationToken;
 use crate::store::{Batch, Op};
 
 /// Most rows one provisioning call takes.
 pub const MAX_PROVISION_BATCH: usize = 1000;
+
+/// Rows of a batch provisioned at once.
+const IN_FLIGHT: usize = 32;
+
+/// How long a new user's invitation waits for room in the email queue.
+const INVITE_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Longest external id.
 const MAX_EXTERNAL_ID: usize = 256;
@@ -45,25 +51,25 @@ pub struct ProvisionRow {
     /// The email (names the user when there is no `external_id`).
     pub email: String,
     /// The tier (default Free for a new user; unchanged for one that exists).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<UserTier>,
     /// Display name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// Language (BCP 47).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// Time zone (IANA).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// The source's id of the user: names it across runs, whatever its email.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// A PHC hash from the source (argon2, or bcrypt `$2a$`/`$2b$`/`$2y$`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     /// A password in clear (checked by the password policy, hashed here).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 
@@ -109,6 +115,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    let bytes: Vec<u8> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    bytes.try_into().ok()
+}
+
 impl Provisioning<'_> {
     /// Provisions `rows` (operator or system; at most [`MAX_PROVISION_BATCH`]): each row
     /// succeeds or fails on its own, results in the order of `rows`. With `dry_run`
@@ -132,11 +146,12 @@ impl Provisioning<'_> {
             .iter()
             .enumerate()
             .map(|(i, r)| {
+                // An email that does not parse is refused for that, not as a duplicate.
                 let email = Email::parse_for_lookup(&r.email)
-                    .map(|e| e.normalized())
-                    .unwrap_or_default();
+                    .ok()
+                    .map(|e| e.normalized());
                 let keys = [
-                    Some(format!("e{email}")),
+                    email.map(|e| format!("e{e}")),
                     r.external_id.as_ref().map(|x| format!("x{x}")),
                 ];
                 let mut first = None;
@@ -163,17 +178,26 @@ impl Provisioning<'_> {
                 self.one(row, actor, dry_run).await
             }
         });
-        Ok(futures_util::future::join_all(jobs).await)
+        // A bounded number at once: rows with a password each take a hashing worker,
+        // and logins share the pool.
+        use futures_util::StreamExt as _;
+        Ok(futures_util::stream::iter(jobs)
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await)
     }
 
-    /// The user `row` names, if one exists.
-    async fn existing(self, row: &ProvisionRow) -> Result<Option<UserProfile>, EngineError> {
+    /// The user `row` names, if one exists, and whether its external id named it.
+    async fn existing(
+        self,
+        row: &ProvisionRow,
+    ) -> Result<Option<(UserProfile, bool)>, EngineError> {
         let e = &self.m.engine;
         if let Some(x) = &row.external_id
             && let Some(id) = e.store.external_user(&e.keys.external_index(x))?
         {
             match self.m.user(id).profile().await {
-                Ok(p) => return Ok(Some(p)),
+                Ok(p) => return Ok(Some((p, true))),
                 // Deleted since: the index entry is stale, the row a new user.
                 Err(EngineError::NotFound) => {}
                 Err(err) => return Err(err),
@@ -187,7 +211,7 @@ impl Provisioning<'_> {
             return Ok(None);
         };
         match self.m.user(id).profile().await {
-            Ok(p) => Ok(Some(p)),
+            Ok(p) => Ok(Some((p, false))),
             Err(EngineError::NotFound) => Ok(None),
             Err(err) => Err(err),
         }
@@ -214,7 +238,7 @@ impl Provisioning<'_> {
             ));
         }
         match self.existing(&row).await? {
-            Some(profile) => self.update(row, profile, actor, dry_run).await,
+            Some((profile, _)) => self.update(row, profile, actor, dry_run).await,
             None => self.create(row, actor, dry_run).await,
         }
     }
@@ -270,12 +294,31 @@ impl Provisioning<'_> {
         let external = match &row.external_id {
             Some(x) => {
                 let index = e.keys.external_index(x);
-                (e.store.external_user(&index)? != Some(id)).then_some(index)
+                match e.store.external_of(id)? {
+                    Some(known) if known == index => None,
+                    // Found by its email while its source knows it by another id: a
+                    // recycled address, or two people; never merged silently.
+                    Some(_) => {
+                        return Err(invalid(
+                            "external_id",
+                            format!(
+                                "the user with this email (user {id}) is known by another external_id"
+                            ),
+                        ));
+                    }
+                    None => Some(index),
+                }
             }
             None => None,
         };
         if external.is_some() {
             changed.push("external_id".into());
+        }
+        // Created without a password and its invitation gone (expired, or never
+        // queued): it is invited again, or it could never get in.
+        let reinvite = self.needs_invitation(id).await?;
+        if reinvite {
+            changed.push("invitation".into());
         }
         // A patch the profile refuses is refused in a dry run too.
         let policy = &e.config.tier(profile.tier).policy;
@@ -307,6 +350,13 @@ impl Provisioning<'_> {
             if let Some(index) = external {
                 batch.push(Op::PutExternalId { index, user: id });
             }
+            let invitation = match reinvite {
+                true => Some(self.invitation(id)?),
+                false => None,
+            };
+            if let Some((_, op, _)) = &invitation {
+                batch.push(op.clone());
+            }
             let audit = actor
                 .map(|a| {
                     let action = AuditAction::UserProvisioned {
@@ -318,12 +368,21 @@ impl Provisioning<'_> {
                 .unwrap_or_default();
             let ticket = e.commit.submit(batch, audit, None);
             crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
+            if let Some((token, _, expires_at)) = invitation {
+                let invited = self.invite(&profile, &token, expires_at).await?;
+                return Ok(Provisioned {
+                    user_id: Some(id),
+                    action,
+                    changed,
+                    invited,
+                });
+            }
         }
         Ok(Provisioned {
             user_id: Some(id),
             action,
             changed,
-            invited: false,
+            invited: reinvite,
         })
     }
 
@@ -372,26 +431,19 @@ impl Provisioning<'_> {
                 user: id,
             });
         }
-        let token = invited.then(|| InvitationToken::issue(id));
-        let expires_at = self
-            .m
-            .now()
-            .plus(e.config.automation.provisioning.invitation_ttl);
-        if let Some(t) = &token {
-            let stored = StoredInvitation {
-                secret_hash: hex(&t.secret_hash()),
-                expires_at,
-                credential_version: 1,
-            };
-            let record = serde_json::to_vec(&stored)
-                .map_err(|err| EngineError::Internal(format!("invitation: {err}")))?;
-            extra.push(Op::PutInvitation { user: id, record });
+        let invitation = match invited {
+            true => Some(self.invitation(id)?),
+            false => None,
+        };
+        if let Some((_, op, _)) = &invitation {
+            extra.push(op.clone());
         }
         let audit = actor.map(|a| (a, AuditAction::UserImported { user: id }));
         let profile = self.m.store_new(&email, profile, phc, audit, extra).await?;
-        if let Some(t) = token {
-            self.invite(&profile, &t, expires_at);
-        }
+        let invited = match invitation {
+            Some((token, _, expires_at)) => self.invite(&profile, &token, expires_at).await?,
+            None => false,
+        };
         Ok(Provisioned {
             user_id: Some(id),
             action: ProvisionAction::Created,
@@ -400,14 +452,67 @@ impl Provisioning<'_> {
         })
     }
 
-    fn invite(self, profile: &UserProfile, token: &InvitationToken, expires_at: Timestamp) {
+    /// Whether `id` was created without a password, has none yet and no invitation in
+    /// force.
+    async fn needs_invitation(self, id: UserId) -> Result<bool, EngineError> {
+        let e = &self.m.engine;
+        let ticket = e.call(id, BeginLogin).await?;
+        if ticket.password_hash != NO_PASSWORD {
+            return Ok(false);
+        }
+        Ok(match self.stored_invitation(id)? {
+            Some(inv) => {
+                inv.expires_at <= self.m.now()
+                    || inv.credential_version != ticket.credential_version
+            }
+            None => true,
+        })
+    }
+
+    /// A new invitation for `id`: its token, the op storing it, its end. A user
+    /// created without a password is at credential version 1 until it sets one.
+    fn invitation(self, id: UserId) -> Result<(InvitationToken, Op, Timestamp), EngineError> {
+        let e = &self.m.engine;
+        let token = InvitationToken::issue(id);
+        let expires_at = self
+            .m
+            .now()
+            .plus(e.config.automation.provisioning.invitation_ttl);
+        let stored = StoredInvitation {
+            secret_hash: hex(&token.secret_hash()),
+            expires_at,
+            credential_version: 1,
+        };
+        let record = serde_json::to_vec(&stored)
+            .map_err(|err| EngineError::Internal(format!("invitation: {err}")))?;
+        Ok((token, Op::PutInvitation { user: id, record }, expires_at))
+    }
+
+    fn stored_invitation(self, id: UserId) -> Result<Option<StoredInvitation>, EngineError> {
+        let Some(bytes) = self.m.engine.store.invitation(id)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|err| EngineError::Internal(format!("invitation of {id}: {err}")))
+    }
+
+    /// Emails the invitation, waiting for room in the queue. `false` if it could not
+    /// be queued: the stored invitation is then dropped, so that the next provisioning
+    /// of the user invites it again.
+    async fn invite(
+        self,
+        profile: &UserProfile,
+        token: &InvitationToken,
+        expires_at: Timestamp,
+    ) -> Result<bool, EngineError> {
         let e = &self.m.engine;
         let link = format!(
             "{}{}",
             e.config.automation.provisioning.invitation_link,
             token.expose()
         );
-        e.notifier.send(crate::notify::Email {
+        let email = crate::notify::Email {
             kind: crate::notify::EmailKind::Invitation,
             at: self.m.now(),
             to: profile.email.as_str().to_owned(),
@@ -416,7 +521,18 @@ impl Provisioning<'_> {
                 "An account was created for you. Set your password with this link, \
                  good once and until {expires_at}:\n{link}"
             ),
-        });
+        };
+        if e.notifier.send_waiting(email, INVITE_QUEUE_WAIT).await {
+            return Ok(true);
+        }
+        tracing::warn!(user = %profile.id, "an invitation could not be queued; the next provisioning of the user sends one");
+        let ticket = e.commit.submit(
+            Batch::of(Op::DropInvitation { user: profile.id }),
+            Vec::new(),
+            None,
+        );
+        crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
+        Ok(false)
     }
 
     /// An invited user sets its password with the invitation's token (anyone holding
@@ -432,18 +548,11 @@ impl Provisioning<'_> {
         let token = InvitationToken::parse(token).map_err(|_| refused())?;
         let id = token.user_id();
         let e = &self.m.engine;
-        let Some(bytes) = e.store.invitation(id)? else {
+        let Some(stored) = self.stored_invitation(id)? else {
             return Err(refused());
         };
-        let stored: StoredInvitation = serde_json::from_slice(&bytes)
-            .map_err(|err| EngineError::Internal(format!("invitation of {id}: {err}")))?;
-        let hash = <[u8; 32]>::try_from(
-            (0..stored.secret_hash.len())
-                .step_by(2)
-                .filter_map(|i| u8::from_str_radix(stored.secret_hash.get(i..i + 2)?, 16).ok())
-                .collect::<Vec<u8>>(),
-        )
-        .map_err(|_| EngineError::Internal(format!("invitation of {id}: bad hash")))?;
+        let hash = decode_hex(&stored.secret_hash)
+            .ok_or_else(|| EngineError::Internal(format!("invitation of {id}: bad hash")))?;
         if !token.matches(&hash) {
             return Err(refused());
         }
@@ -452,6 +561,10 @@ impl Provisioning<'_> {
                 "token",
                 "the invitation has expired; ask for a new one",
             ));
+        }
+        // Spent already (a password set since): refused before any hashing.
+        if e.call(id, BeginLogin).await?.credential_version != stored.credential_version {
+            return Err(refused());
         }
         let profile = self.m.user(id).profile().await?;
         let phc = self

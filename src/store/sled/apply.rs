@@ -17,7 +17,8 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::{
     KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
     id_key, index_key, jobs::job_key, jobs::job_run_key, model_key, provision::external_key,
-    provision::invitation_key, route_value, split_user_value, track_key, user_value,
+    provision::external_of_key, provision::invitation_key, route_value, split_user_value,
+    track_key, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
@@ -92,7 +93,14 @@ impl SledStore {
                 }
                 Op::DropJobRun { name, run } => b.remove(job_run_key(name, *run)),
                 Op::PutExternalId { index, user } => {
+                    if let Some(old) = self.tree.get(external_of_key(*user))?
+                        && old.as_ref() != index.as_slice()
+                        && let Ok(old) = <[u8; 32]>::try_from(old.as_ref())
+                    {
+                        b.remove(external_key(&old).as_slice());
+                    }
                     b.insert(external_key(index).as_slice(), user.as_bytes().as_slice());
+                    b.insert(external_of_key(*user).as_slice(), index.as_slice());
                 }
                 Op::PutInvitation { user, record } => {
                     b.insert(&invitation_key(*user), record.as_slice());
@@ -172,6 +180,13 @@ impl SledStore {
                         tx.remove(id_key(TIER, *id).as_slice())?;
                         tx.remove(id_key(LEDGER, *id).as_slice())?;
                         tx.remove(invitation_key(*id).as_slice())?;
+                        if let Some(x) = tx.remove(external_of_key(*id).as_slice())?
+                            && let Ok(x) = <[u8; 32]>::try_from(x.as_ref())
+                            && tx.get(external_key(&x))?.as_deref()
+                                == Some(id.as_bytes().as_slice())
+                        {
+                            tx.remove(external_key(&x).as_slice())?;
+                        }
                         for index in email_indexes {
                             let key = index_key(index);
                             // Only its own claim: a key derived from this user's email
@@ -239,7 +254,14 @@ impl SledStore {
                         tx.remove(job_run_key(name, *run))?;
                     }
                     Op::PutExternalId { index, user } => {
+                        if let Some(old) = tx.get(external_of_key(*user))?
+                            && old.as_ref() != index.as_slice()
+                            && let Ok(old) = <[u8; 32]>::try_from(old.as_ref())
+                        {
+                            tx.remove(external_key(&old).as_slice())?;
+                        }
                         tx.insert(external_key(index).as_slice(), user.as_bytes().as_slice())?;
+                        tx.insert(external_of_key(*user).as_slice(), index.as_slice())?;
                     }
                     Op::PutInvitation { user, record } => {
                         tx.insert(invitation_key(*user).as_slice(), record.as_slice())?;

@@ -144,6 +144,13 @@ impl crate::store::ProvisionStore for Watched {
         self.sled.external_user(index)
     }
 
+    fn external_of(
+        &self,
+        user: crate::domain::ids::UserId,
+    ) -> Result<Option<crate::store::ExternalIndex>, StoreError> {
+        self.sled.external_of(user)
+    }
+
     fn invitation(&self, user: crate::domain::ids::UserId) -> Result<Option<Vec<u8>>, StoreError> {
         self.sled.invitation(user)
     }
