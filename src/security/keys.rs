@@ -65,6 +65,11 @@ impl Fingerprint {
     }
 }
 
+/// Lowercase hex digits of `bytes`.
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Decodes lowercase or uppercase hex digits.
 pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {

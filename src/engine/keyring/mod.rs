@@ -28,7 +28,9 @@ use super::EngineError;
 use crate::config::Config;
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
-use crate::security::keys::{DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, wrapped_by};
+use crate::security::keys::{
+    DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, hex_encode, wrapped_by,
+};
 use crate::store::commit::Outcome;
 use crate::store::{Batch, EmailIndex, Op, Store};
 
@@ -71,7 +73,7 @@ impl Meta {
         Self {
             format: 1,
             master: master.fingerprint().to_string(),
-            index_key: hex(&master.wrap(index.bytes(), INDEX_AAD)),
+            index_key: hex_encode(&master.wrap(index.bytes(), INDEX_AAD)),
             rotating_to: None,
             migrated: false,
             rewrite_pending: false,
@@ -175,10 +177,6 @@ pub struct Keyring {
 
 fn key_error(msg: impl Into<String>) -> EngineError {
     EngineError::MasterKey(msg.into())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn read_key_file(path: &Path) -> Result<Option<MasterKey>, EngineError> {

@@ -22,6 +22,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::user::{BeginLogin, SetPassword};
+use crate::security::keys::{hex_decode, hex_encode};
 use crate::security::password::NO_PASSWORD;
 use crate::security::token::InvitationToken;
 use crate::store::{Batch, Op};
@@ -29,8 +30,12 @@ use crate::store::{Batch, Op};
 /// Most rows one provisioning call takes.
 pub const MAX_PROVISION_BATCH: usize = 1000;
 
-/// Rows of a batch provisioned at once.
-const IN_FLIGHT: usize = 32;
+/// Rows of a batch provisioned at once (most wait on the group commit).
+const IN_FLIGHT: usize = 256;
+
+/// Rows of a batch hashing a clear-text password at once: the hash pool is shared
+/// with logins, and its queue refuses work beyond its length.
+const HASHING_AT_ONCE: usize = 16;
 
 /// How long a new user's invitation waits for room in the email queue.
 const INVITE_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -111,18 +116,6 @@ fn invalid(field: &'static str, why: impl Into<String>) -> EngineError {
     ValidationError::new(field, why.into()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<[u8; 32]> {
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect::<Option<_>>()?;
-    bytes.try_into().ok()
-}
-
 impl Provisioning<'_> {
     /// Provisions `rows` (operator or system; at most [`MAX_PROVISION_BATCH`]): each row
     /// succeeds or fails on its own, results in the order of `rows`. With `dry_run`
@@ -166,6 +159,8 @@ impl Provisioning<'_> {
             })
             .collect();
         let actor = by.audit_actor();
+        let hashing = tokio::sync::Semaphore::new(HASHING_AT_ONCE);
+        let hashing = &hashing;
         let jobs = rows.into_iter().zip(duplicates).map(|(row, dup)| {
             let actor = actor.clone();
             async move {
@@ -175,11 +170,10 @@ impl Provisioning<'_> {
                         format!("names the same user as row {} of this batch", j + 1),
                     ));
                 }
-                self.one(row, actor, dry_run).await
+                self.one(row, actor, dry_run, hashing).await
             }
         });
-        // A bounded number at once: rows with a password each take a hashing worker,
-        // and logins share the pool.
+        // A bounded number at once, fewer of them hashing.
         use futures_util::StreamExt as _;
         Ok(futures_util::stream::iter(jobs)
             .buffered(IN_FLIGHT)
@@ -222,6 +216,7 @@ impl Provisioning<'_> {
         row: ProvisionRow,
         actor: Option<AuditActor>,
         dry_run: bool,
+        hashing: &tokio::sync::Semaphore,
     ) -> Result<Provisioned, EngineError> {
         if let Some(x) = &row.external_id
             && (x.trim().is_empty() || x.len() > MAX_EXTERNAL_ID || x.chars().any(char::is_control))
@@ -239,7 +234,7 @@ impl Provisioning<'_> {
         }
         match self.existing(&row).await? {
             Some((profile, _)) => self.update(row, profile, actor, dry_run).await,
-            None => self.create(row, actor, dry_run).await,
+            None => self.create(row, actor, dry_run, hashing).await,
         }
     }
 
@@ -391,6 +386,7 @@ impl Provisioning<'_> {
         row: ProvisionRow,
         actor: Option<AuditActor>,
         dry_run: bool,
+        hashing: &tokio::sync::Semaphore,
     ) -> Result<Provisioned, EngineError> {
         let tier = row.tier.unwrap_or(UserTier::Free);
         let patch = ProfilePatch {
@@ -412,7 +408,13 @@ impl Provisioning<'_> {
                 e.config.passwords.policy.check(p, &email)?;
                 String::new()
             }
-            (None, Some(p)) => self.m.hash_new_password(p, email.clone()).await?,
+            (None, Some(p)) => {
+                let _turn = hashing
+                    .acquire()
+                    .await
+                    .map_err(|_| EngineError::Unavailable)?;
+                self.m.hash_new_password(p, email.clone()).await?
+            }
             (None, None) => NO_PASSWORD.to_owned(),
         };
         if dry_run {
@@ -479,7 +481,7 @@ impl Provisioning<'_> {
             .now()
             .plus(e.config.automation.provisioning.invitation_ttl);
         let stored = StoredInvitation {
-            secret_hash: hex(&token.secret_hash()),
+            secret_hash: hex_encode(&token.secret_hash()),
             expires_at,
             credential_version: 1,
         };
@@ -551,7 +553,8 @@ impl Provisioning<'_> {
         let Some(stored) = self.stored_invitation(id)? else {
             return Err(refused());
         };
-        let hash = decode_hex(&stored.secret_hash)
+        let hash: [u8; 32] = hex_decode(&stored.secret_hash)
+            .and_then(|h| h.try_into().ok())
             .ok_or_else(|| EngineError::Internal(format!("invitation of {id}: bad hash")))?;
         if !token.matches(&hash) {
             return Err(refused());
