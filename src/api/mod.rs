@@ -3,12 +3,14 @@
 //! access, step-up, tier gates and audit records are the engine's decisions.
 //!
 //! `v1/` holds the routes of `/api/v1`, a file per area; `extract` the authentication
-//! middleware and the extractors; `problem` the RFC 9457 errors; `ws` the event sockets.
+//! middleware and the extractors; `problem` the RFC 9457 errors; `ws` the event sockets;
+//! `scim` the SCIM 2.0 service at `/scim/v2`, with its own credentials and errors.
 
 mod extract;
 mod iplimit;
 mod openapi;
 pub mod problem;
+mod scim;
 mod v1;
 mod ws;
 
@@ -175,7 +177,8 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
     let router = router
         .fallback(v1::meta::not_found)
         .layer(gate)
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(scim::routes(state));
     (router, doc)
 }
 

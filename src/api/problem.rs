@@ -112,6 +112,11 @@ impl ApiError {
         self.parts().0.is_server_error()
     }
 
+    /// The HTTP status it answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {

@@ -21,6 +21,8 @@ pub struct AutomationConfig {
     pub catch_up: Duration,
     /// Runs kept in each job's history.
     pub keep_runs: usize,
+    /// SCIM provisioning.
+    pub scim: ScimConfig,
     /// How often the scheduler looks at the clock when nothing wakes it (it also wakes
     /// at the next due time and when an operator asks for a run).
     pub poll: Duration,
@@ -40,6 +42,19 @@ pub struct ProvisioningConfig {
     pub invitation_ttl: Duration,
     /// The link an invitation email carries, the token appended.
     pub invitation_link: String,
+}
+
+/// SCIM 2.0 provisioning (`[automation.scim]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimConfig {
+    /// The identity providers that may push users, by name, each with its bearer
+    /// token (`[automation.scim.clients.<name>] token`). With none, only the operator
+    /// key reaches `/scim/v2`.
+    pub clients: Vec<(String, super::Secret)>,
+    /// Most operations one `/Bulk` request may hold.
+    pub max_bulk_operations: usize,
+    /// Largest `/Bulk` body, in bytes.
+    pub max_bulk_payload: usize,
 }
 
 /// One job's settings (`[automation.jobs.<name>]`).
@@ -70,6 +85,76 @@ pub(super) struct RawAutomation {
     poll: String,
     jobs: BTreeMap<String, RawJob>,
     provisioning: RawProvisioning,
+    scim: RawScim,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScim {
+    #[serde(default)]
+    clients: BTreeMap<String, RawScimClient>,
+    max_bulk_operations: usize,
+    max_bulk_payload: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScimClient {
+    token: String,
+}
+
+impl RawScim {
+    fn validate(&self) -> Result<ScimConfig, ConfigError> {
+        let mut clients = Vec::new();
+        for (name, c) in &self.clients {
+            let key = format!("automation.scim.clients.{name}");
+            if name.is_empty()
+                || name.len() > 32
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
+                return Err(ConfigError::new(
+                    key,
+                    "a client's name is 1 to 32 of a-z, 0-9, _ and -",
+                ));
+            }
+            let token = c.token.trim();
+            if token.len() < 32 {
+                return Err(ConfigError::new(
+                    format!("{key}.token"),
+                    "must be at least 32 characters (set it through the environment: ROSTER_AUTOMATION__SCIM__CLIENTS__<NAME>__TOKEN)",
+                ));
+            }
+            if clients
+                .iter()
+                .any(|(_, t): &(String, super::Secret)| t.expose() == token)
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.token"),
+                    "two clients have the same token",
+                ));
+            }
+            clients.push((name.clone(), super::Secret(token.to_owned())));
+        }
+        if !(1..=1000).contains(&self.max_bulk_operations) {
+            return Err(ConfigError::new(
+                "automation.scim.max_bulk_operations",
+                "must be from 1 to 1000",
+            ));
+        }
+        if !(1024..=(16 << 20)).contains(&self.max_bulk_payload) {
+            return Err(ConfigError::new(
+                "automation.scim.max_bulk_payload",
+                "must be from 1024 to 16777216 bytes",
+            ));
+        }
+        Ok(ScimConfig {
+            clients,
+            max_bulk_operations: self.max_bulk_operations,
+            max_bulk_payload: self.max_bulk_payload,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +254,7 @@ impl RawAutomation {
         };
         Ok(AutomationConfig {
             provisioning,
+            scim: self.scim.validate()?,
             enabled: self.enabled,
             timezone: self.timezone.clone(),
             catch_up: duration("automation.catch_up", &self.catch_up)?,

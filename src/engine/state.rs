@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::EngineError;
 use super::shared_profile::SharedProfile;
 use crate::domain::consent::ConsentState;
+use crate::domain::directory::DirectoryEntry;
 use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::{SessionId, UserId};
@@ -32,7 +33,7 @@ mod report;
 pub(crate) mod sparse;
 pub use legacy::UserStateV3;
 use legacy::{UserStateV1, UserStateV2};
-pub(crate) use legacy::{UserStateV5, UserStateV6, UserStateV7};
+pub(crate) use legacy::{UserStateV5, UserStateV6, UserStateV7, UserStateV8};
 pub(crate) use report::{ReportView, report_view};
 
 /// Devices remembered per user (for new-device checks), most recent last.
@@ -61,8 +62,8 @@ pub struct UserState {
     /// (with its JSON rendering) to a request without copying; changes copy on write
     /// ([`SharedProfile::make_mut`]).
     pub profile: SharedProfile,
-    /// argon2id PHC string.
-    pub password_hash: String,
+    /// argon2id PHC string (boxed: 8 bytes less in every live actor than a `String`).
+    pub password_hash: Box<str>,
     /// Bumped whenever the password changes, so a login verified against an older hash
     /// cannot complete.
     pub credential_version: u64,
@@ -80,6 +81,9 @@ pub struct UserState {
     pub risk: Sparse<RiskProfile>,
     /// The newest security events (older ones are in the store). New in format 3.
     pub security: SecurityLog,
+    /// What an identity provider says of the user (SCIM), once one wrote it. New in
+    /// format 9.
+    pub directory: Option<Box<DirectoryEntry>>,
 }
 
 /// Where a new session's client is, beyond what it said in its login context.
@@ -93,7 +97,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: formats 4 to 8 are sealed under
+/// Reads a stored user record of any supported format: formats 4 to 9 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -107,6 +111,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
             5 => Some(payload.decode::<UserStateV5>().map(Into::into)),
             6 => Some(payload.decode::<UserStateV6>().map(Into::into)),
             7 => Some(payload.decode::<UserStateV7>().map(Into::into)),
+            8 => Some(payload.decode::<UserStateV8>().map(Into::into)),
             _ => None,
         },
     )
@@ -131,7 +136,7 @@ impl UserState {
     pub fn new(profile: UserProfile, password_hash: String) -> Self {
         Self {
             profile: SharedProfile::new(profile),
-            password_hash,
+            password_hash: password_hash.into(),
             credential_version: 1,
             sessions: Vec::new(),
             failures: Sparse::default(),
@@ -144,6 +149,7 @@ impl UserState {
             risk: Sparse::default(),
             security: SecurityLog::default(),
             consents: ConsentState::default(),
+            directory: None,
         }
     }
 
@@ -273,7 +279,7 @@ impl UserState {
         keep: Option<SessionId>,
         now: Timestamp,
     ) -> usize {
-        self.password_hash = password_hash;
+        self.password_hash = password_hash.into();
         self.credential_version += 1;
         self.failures = Sparse::default();
         self.profile.make_mut().updated_at = now;
@@ -518,6 +524,17 @@ pub(crate) mod tests {
         assert_eq!(decode(&v7, &key, id).unwrap(), expected);
         let current = encode(&tasted, &key, id).unwrap();
         assert_eq!(decode(&current, &key, id).unwrap(), tasted);
+        // Format 8 is format 9 without the identity provider's entry.
+        let v8 = codec::seal_as_version(8, &UserStateV8::of(&tasted), &key, id.as_bytes()).unwrap();
+        assert_eq!(decode(&v8, &key, id).unwrap(), tasted);
+        let mut provisioned = tasted.clone();
+        provisioned.directory = Some(Box::new(crate::domain::directory::DirectoryEntry {
+            external_id: Some("00u1".into()),
+            deactivated_at: Some(t),
+            ..Default::default()
+        }));
+        let current = encode(&provisioned, &key, id).unwrap();
+        assert_eq!(decode(&current, &key, id).unwrap(), provisioned);
         // The current format round-trips everything.
         let sealed = encode(&s, &key, id).unwrap();
         assert_eq!(sealed[0], codec::FORMAT_VERSION);

@@ -19,9 +19,9 @@ use crate::security::keys::{DataKey, KeyError};
 /// step-up/binding; version 4 sealed the payload; version 5 replaced the activity
 /// counters with the activity history; version 6 put the fields reports read first;
 /// version 7 added the taste personalization learns; version 8 the taste's moments and
-/// the recommendation feedback. Older records are still read (see
-/// [`decode_versioned`]).
-pub const FORMAT_VERSION: u8 = 8;
+/// the recommendation feedback; version 9 what an identity provider says of the user
+/// (SCIM). Older records are still read (see [`decode_versioned`]).
+pub const FORMAT_VERSION: u8 = 9;
 
 /// The first format whose payload is sealed.
 const SEALED_SINCE: u8 = 4;
@@ -143,20 +143,22 @@ where
     older(version, Payload(&payload)).unwrap_or(Err(CodecError::UnknownVersion(version)))
 }
 
-/// Decodes `T` from the front of a sealed record of the current format, for a reader
-/// that needs only the leading fields (the rest of the payload is authenticated and
-/// left undecoded); `Ok(None)` for a record of an older format, which the caller reads
-/// whole.
+/// Decodes `T` from the front of a sealed record of format `since` or later (formats
+/// whose payloads begin alike), for a reader that needs only the leading fields (the
+/// rest of the payload is authenticated and left undecoded); `Ok(None)` for a record
+/// of an older format, which the caller reads whole.
 pub(crate) fn decode_head<T: DeserializeOwned>(
     record: &[u8],
     key: &DataKey,
     owner: &[u8],
+    since: u8,
 ) -> Result<Option<T>, CodecError> {
     let (version, body) = open(record)?;
-    match version.cmp(&FORMAT_VERSION) {
-        std::cmp::Ordering::Less => return Ok(None),
-        std::cmp::Ordering::Greater => return Err(CodecError::UnknownVersion(version)),
-        std::cmp::Ordering::Equal => {}
+    if version > FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    if version < since.max(SEALED_SINCE) {
+        return Ok(None);
     }
     let payload = zeroize::Zeroizing::new(
         key.open(&aad(version, owner), body)

@@ -21,6 +21,7 @@ fn stored_hash(dir: &Path, id: UserId) -> String {
     roster::engine::state::decode(&rec, &key, id)
         .unwrap()
         .password_hash
+        .into()
 }
 
 async fn logs_in(m: &UserManager, email: &str, password: &str) -> bool {

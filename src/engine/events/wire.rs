@@ -104,6 +104,8 @@ pub(crate) enum RevokeReason {
     /// Ended because the user moved to a tier whose policy it cannot meet (a zero-trust
     /// tier, for a session opened without a second factor).
     TierChanged,
+    /// Ended because the user's identity provider deactivated the account (SCIM).
+    Deactivated,
 }
 
 /// An event about a user, as pushed to that user's sockets. On the wire:

@@ -55,7 +55,7 @@ impl Accounts<'_> {
         let (email, profile) = self.m.prepare_new(email, tier, &profile_data)?;
         let phc = self.m.hash_new_password(password, email.clone()).await?;
         self.m
-            .store_new(&email, profile, phc, None, Vec::new())
+            .store_new(&email, profile, phc, None, Vec::new(), None)
             .await
     }
 
@@ -103,7 +103,7 @@ impl Accounts<'_> {
         }
         let audit = actor.map(|a| (a, AuditAction::UserImported { user: profile.id }));
         self.m
-            .store_new(&email, profile, u.password_hash, audit, Vec::new())
+            .store_new(&email, profile, u.password_hash, audit, Vec::new(), None)
             .await
     }
 

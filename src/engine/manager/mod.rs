@@ -75,7 +75,8 @@ pub use personalization::{Personalization, TracksPut};
 pub use principal::{Principal, UserSession};
 pub use privacy::Privacy;
 pub use provisioning::{
-    MAX_PROVISION_BATCH, ProvisionAction, ProvisionRow, Provisioned, Provisioning,
+    DirectoryPage, MAX_DIRECTORY_PAGE, MAX_PROVISION_BATCH, ProvisionAction, ProvisionRow,
+    Provisioned, Provisioning,
 };
 pub use recommendations::RecommendationQuery;
 pub use recommender::ReportQuery;

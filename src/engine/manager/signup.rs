@@ -44,8 +44,10 @@ impl UserManager {
         phc: String,
         audit: Option<Audited>,
         extra: Vec<Op>,
+        directory: Option<crate::domain::directory::DirectoryEntry>,
     ) -> Result<UserProfile, EngineError> {
-        let state = UserState::new(profile, phc);
+        let mut state = UserState::new(profile, phc);
+        state.directory = directory.map(Box::new);
         let (id, tier, created_at) = (
             state.profile.id,
             state.profile.tier,

@@ -44,6 +44,72 @@ impl From<TasteV7> for Taste {
     }
 }
 
+/// The user state as format 8 stored it: before the identity provider's entry (format
+/// 9), which it lacks at the end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct UserStateV8 {
+    consents: ConsentState,
+    history: ActivityHistory,
+    taste: Option<Box<Taste>>,
+    feedback: ListFeedback,
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: Sparse<FailureState>,
+    known_devices: Box<[String]>,
+    rate: TokenBucket,
+    mfa: Sparse<MfaState>,
+    risk: Sparse<RiskProfile>,
+    security: SecurityLog,
+}
+
+impl UserStateV8 {
+    /// `s` as format 8 held it (tests of older stores; the entry is lost).
+    #[cfg(test)]
+    pub(crate) fn of(s: &UserState) -> Self {
+        let s = s.clone();
+        Self {
+            consents: s.consents,
+            history: s.history,
+            taste: s.taste,
+            feedback: s.feedback,
+            profile: s.profile,
+            password_hash: s.password_hash.into(),
+            credential_version: s.credential_version,
+            sessions: s.sessions,
+            failures: s.failures,
+            known_devices: s.known_devices,
+            rate: s.rate,
+            mfa: s.mfa,
+            risk: s.risk,
+            security: s.security,
+        }
+    }
+}
+
+impl From<UserStateV8> for UserState {
+    fn from(v: UserStateV8) -> Self {
+        Self {
+            consents: v.consents,
+            history: v.history,
+            taste: v.taste,
+            feedback: v.feedback,
+            profile: v.profile,
+            password_hash: v.password_hash.into(),
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            mfa: v.mfa,
+            risk: v.risk,
+            security: v.security,
+            directory: None,
+        }
+    }
+}
+
 /// The user state as format 7 stored it: before the recommendation feedback and the
 /// taste's moments (format 8).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,7 +148,7 @@ impl UserStateV7 {
                 })
             }),
             profile: s.profile,
-            password_hash: s.password_hash,
+            password_hash: s.password_hash.into(),
             credential_version: s.credential_version,
             sessions: s.sessions,
             failures: s.failures,
@@ -103,7 +169,7 @@ impl From<UserStateV7> for UserState {
             taste: v.taste.map(|t| Box::new(Taste::from(*t))),
             feedback: ListFeedback::default(),
             profile: v.profile,
-            password_hash: v.password_hash,
+            password_hash: v.password_hash.into(),
             credential_version: v.credential_version,
             sessions: v.sessions,
             failures: v.failures,
@@ -112,6 +178,7 @@ impl From<UserStateV7> for UserState {
             mfa: v.mfa,
             risk: v.risk,
             security: v.security,
+            directory: None,
         }
     }
 }
@@ -142,7 +209,7 @@ impl UserStateV6 {
             consents: s.consents,
             history: s.history,
             profile: s.profile,
-            password_hash: s.password_hash,
+            password_hash: s.password_hash.into(),
             credential_version: s.credential_version,
             sessions: s.sessions,
             failures: s.failures,
@@ -163,7 +230,7 @@ impl From<UserStateV6> for UserState {
             taste: None,
             feedback: ListFeedback::default(),
             profile: v.profile,
-            password_hash: v.password_hash,
+            password_hash: v.password_hash.into(),
             credential_version: v.credential_version,
             sessions: v.sessions,
             failures: v.failures,
@@ -172,6 +239,7 @@ impl From<UserStateV6> for UserState {
             mfa: v.mfa,
             risk: v.risk,
             security: v.security,
+            directory: None,
         }
     }
 }
@@ -200,7 +268,7 @@ impl UserStateV5 {
     pub(crate) fn of(s: &UserState) -> Self {
         Self {
             profile: s.profile.clone(),
-            password_hash: s.password_hash.clone(),
+            password_hash: s.password_hash.to_string(),
             credential_version: s.credential_version,
             sessions: s.sessions.clone(),
             failures: (*s.failures).clone(),
@@ -223,7 +291,7 @@ impl From<UserStateV5> for UserState {
             taste: None,
             feedback: ListFeedback::default(),
             profile: v.profile,
-            password_hash: v.password_hash,
+            password_hash: v.password_hash.into(),
             credential_version: v.credential_version,
             sessions: v.sessions,
             failures: v.failures.into(),
@@ -232,6 +300,7 @@ impl From<UserStateV5> for UserState {
             mfa: v.mfa.into(),
             risk: v.risk.into(),
             security: v.security,
+            directory: None,
         }
     }
 }
@@ -261,7 +330,7 @@ impl UserStateV3 {
     pub fn of(s: &UserState) -> Self {
         Self {
             profile: s.profile.clone(),
-            password_hash: s.password_hash.clone(),
+            password_hash: s.password_hash.to_string(),
             credential_version: s.credential_version,
             sessions: s.sessions.clone(),
             failures: (*s.failures).clone(),
@@ -280,7 +349,7 @@ impl From<UserStateV3> for UserState {
     fn from(v: UserStateV3) -> Self {
         Self {
             profile: v.profile,
-            password_hash: v.password_hash,
+            password_hash: v.password_hash.into(),
             credential_version: v.credential_version,
             sessions: v.sessions,
             failures: v.failures.into(),
@@ -292,6 +361,7 @@ impl From<UserStateV3> for UserState {
             mfa: v.mfa.into(),
             risk: v.risk.into(),
             security: v.security,
+            directory: None,
             consents: v.consents,
         }
     }

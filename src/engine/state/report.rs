@@ -54,7 +54,7 @@ impl From<UserState> for ReportView {
     }
 }
 
-/// The leading fields of a format-8 payload ([`UserState`]'s first five).
+/// The leading fields of a format-8 or -9 payload ([`UserState`]'s first five).
 #[derive(Deserialize)]
 struct Head {
     consents: ConsentState,
@@ -114,7 +114,8 @@ pub(crate) fn report_view(
     key: &DataKey,
     id: UserId,
 ) -> Result<ReportView, CodecError> {
-    match codec::decode_head::<Head>(record, key, id.as_bytes())? {
+    // Format 9 appended to format 8's payload: both begin with the same head.
+    match codec::decode_head::<Head>(record, key, id.as_bytes(), 8)? {
         Some(h) => Ok(ReportView {
             consents: h.consents,
             history: h.history,
@@ -133,7 +134,9 @@ mod tests {
     use super::*;
     use crate::domain::activity::ActivityEvent;
     use crate::domain::consent::Purpose;
-    use crate::engine::state::{UserStateV5, UserStateV6, UserStateV7, encode, tests::state};
+    use crate::engine::state::{
+        UserStateV5, UserStateV6, UserStateV7, UserStateV8, encode, tests::state,
+    };
 
     #[test]
     fn the_view_of_a_record_is_what_the_whole_state_holds() {
@@ -156,6 +159,9 @@ mod tests {
         assert_eq!(report_view(&v6, &key, id).unwrap(), whole);
         let v7 = codec::seal_as_version(7, &UserStateV7::of(&s), &key, id.as_bytes()).unwrap();
         assert_eq!(report_view(&v7, &key, id).unwrap(), whole);
+        // Format 8's head is read as format 9's.
+        let v8 = codec::seal_as_version(8, &UserStateV8::of(&s), &key, id.as_bytes()).unwrap();
+        assert_eq!(report_view(&v8, &key, id).unwrap(), whole);
         // The taste and the feedback are read from the head of the current format.
         let mut tasted = s.clone();
         let play = ActivityEvent::TrackPlayed {

@@ -80,7 +80,7 @@ impl Handler<BeginLogin> for UserActor {
     fn handle(&mut self, _: BeginLogin, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         Ok(LoginTicket {
-            password_hash: self.state.password_hash.clone(),
+            password_hash: self.state.password_hash.to_string(),
             credential_version: self.state.credential_version,
             locked: self.state.failures.is_locked(now),
         })
@@ -95,7 +95,7 @@ impl Handler<PasswordTicket> for UserActor {
             self.require_recent(Some(msg.session), now)?;
         }
         Ok(LoginTicket {
-            password_hash: self.state.password_hash.clone(),
+            password_hash: self.state.password_hash.to_string(),
             credential_version: self.state.credential_version,
             locked: self.state.failures.is_locked(now),
         })
@@ -115,10 +115,10 @@ impl Handler<Rehash> for UserActor {
         self.durably(|a| {
             let now = a.touch();
             if a.state.credential_version == msg.credential_version
-                && a.state.password_hash == msg.old
+                && *a.state.password_hash == *msg.old
             {
                 let mut next = a.state.clone();
-                next.password_hash = msg.hash;
+                next.password_hash = msg.hash.into();
                 a.persist(next, now)?;
             }
             Ok(())
@@ -181,6 +181,7 @@ impl UserActor {
         now: Timestamp,
         also: impl FnOnce(&mut UserState),
     ) -> Result<LoginDecision, EngineError> {
+        self.refuse_if_deactivated()?;
         let token = SessionToken::issue(self.id());
         let mut next = self.state.clone();
         also(&mut next);
@@ -381,6 +382,7 @@ impl UserActor {
             }
             login::FirstFactor::Passed => {}
         }
+        self.refuse_if_deactivated()?;
         let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
         let require_mfa = self.state.profile.security_settings.require_mfa;
         match login::after_password(self.policy().zero_trust, require_mfa, assessment.decision) {

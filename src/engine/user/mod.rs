@@ -14,6 +14,7 @@
 
 mod activity;
 mod challenge;
+mod directory;
 mod login;
 mod mfa;
 mod privacy;
@@ -24,6 +25,7 @@ mod step_up;
 
 pub(crate) use activity::*;
 pub(crate) use challenge::*;
+pub(crate) use directory::*;
 pub(crate) use login::*;
 pub(crate) use mfa::*;
 pub(crate) use privacy::*;

@@ -9,22 +9,24 @@
 //! password (checked by the policy and hashed here), or neither: then an email invites
 //! it to set one, good once and for `automation.provisioning.invitation_ttl`.
 
+mod directory;
+mod invitations;
+
+pub use directory::{DirectoryPage, MAX_DIRECTORY_PAGE};
+
 use serde::{Deserialize, Serialize};
 
 use super::UserManager;
 use super::principal::Principal;
 use crate::domain::audit::{AuditAction, AuditActor};
+use crate::domain::directory::DirectoryEntry;
 use crate::domain::email::Email;
 use crate::domain::ids::UserId;
 use crate::domain::profile::{ProfilePatch, UserProfile};
 use crate::domain::tier::UserTier;
-use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::user::{BeginLogin, SetPassword};
-use crate::security::keys::{hex_decode, hex_encode};
 use crate::security::password::NO_PASSWORD;
-use crate::security::token::InvitationToken;
 use crate::store::{Batch, Op};
 
 /// Most rows one provisioning call takes.
@@ -103,17 +105,24 @@ pub struct Provisioned {
     pub invited: bool,
 }
 
-/// An invitation as stored (JSON): the secret's hash, its end, and the credential
-/// version it was made for (a password set meanwhile ends it).
-#[derive(Serialize, Deserialize)]
-struct StoredInvitation {
-    secret_hash: String,
-    expires_at: Timestamp,
-    credential_version: u64,
-}
-
 fn invalid(field: &'static str, why: impl Into<String>) -> EngineError {
     ValidationError::new(field, why.into()).into()
+}
+
+fn check_external_id(x: Option<&str>) -> Result<(), EngineError> {
+    match x {
+        Some(x)
+            if x.trim().is_empty()
+                || x.len() > MAX_EXTERNAL_ID
+                || x.chars().any(char::is_control) =>
+        {
+            Err(invalid(
+                "external_id",
+                format!("must be 1 to {MAX_EXTERNAL_ID} bytes of printable text"),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Provisioning<'_> {
@@ -218,14 +227,7 @@ impl Provisioning<'_> {
         dry_run: bool,
         hashing: &tokio::sync::Semaphore,
     ) -> Result<Provisioned, EngineError> {
-        if let Some(x) = &row.external_id
-            && (x.trim().is_empty() || x.len() > MAX_EXTERNAL_ID || x.chars().any(char::is_control))
-        {
-            return Err(invalid(
-                "external_id",
-                format!("must be 1 to {MAX_EXTERNAL_ID} bytes of printable text"),
-            ));
-        }
+        check_external_id(row.external_id.as_deref())?;
         if row.password.is_some() && row.password_hash.is_some() {
             return Err(invalid(
                 "password",
@@ -234,7 +236,7 @@ impl Provisioning<'_> {
         }
         match self.existing(&row).await? {
             Some((profile, _)) => self.update(row, profile, actor, dry_run).await,
-            None => self.create(row, actor, dry_run, hashing).await,
+            None => self.create(row, actor, dry_run, hashing, None).await,
         }
     }
 
@@ -387,6 +389,7 @@ impl Provisioning<'_> {
         actor: Option<AuditActor>,
         dry_run: bool,
         hashing: &tokio::sync::Semaphore,
+        directory: Option<DirectoryEntry>,
     ) -> Result<Provisioned, EngineError> {
         let tier = row.tier.unwrap_or(UserTier::Free);
         let patch = ProfilePatch {
@@ -441,7 +444,10 @@ impl Provisioning<'_> {
             extra.push(op.clone());
         }
         let audit = actor.map(|a| (a, AuditAction::UserImported { user: id }));
-        let profile = self.m.store_new(&email, profile, phc, audit, extra).await?;
+        let profile = self
+            .m
+            .store_new(&email, profile, phc, audit, extra, directory)
+            .await?;
         let invited = match invitation {
             Some((token, _, expires_at)) => self.invite(&profile, &token, expires_at).await?,
             None => false,
@@ -452,149 +458,5 @@ impl Provisioning<'_> {
             changed: Vec::new(),
             invited,
         })
-    }
-
-    /// Whether `id` was created without a password, has none yet and no invitation in
-    /// force.
-    async fn needs_invitation(self, id: UserId) -> Result<bool, EngineError> {
-        let e = &self.m.engine;
-        let ticket = e.call(id, BeginLogin).await?;
-        if ticket.password_hash != NO_PASSWORD {
-            return Ok(false);
-        }
-        Ok(match self.stored_invitation(id)? {
-            Some(inv) => {
-                inv.expires_at <= self.m.now()
-                    || inv.credential_version != ticket.credential_version
-            }
-            None => true,
-        })
-    }
-
-    /// A new invitation for `id`: its token, the op storing it, its end. A user
-    /// created without a password is at credential version 1 until it sets one.
-    fn invitation(self, id: UserId) -> Result<(InvitationToken, Op, Timestamp), EngineError> {
-        let e = &self.m.engine;
-        let token = InvitationToken::issue(id);
-        let expires_at = self
-            .m
-            .now()
-            .plus(e.config.automation.provisioning.invitation_ttl);
-        let stored = StoredInvitation {
-            secret_hash: hex_encode(&token.secret_hash()),
-            expires_at,
-            credential_version: 1,
-        };
-        let record = serde_json::to_vec(&stored)
-            .map_err(|err| EngineError::Internal(format!("invitation: {err}")))?;
-        Ok((token, Op::PutInvitation { user: id, record }, expires_at))
-    }
-
-    fn stored_invitation(self, id: UserId) -> Result<Option<StoredInvitation>, EngineError> {
-        let Some(bytes) = self.m.engine.store.invitation(id)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|err| EngineError::Internal(format!("invitation of {id}: {err}")))
-    }
-
-    /// Emails the invitation, waiting for room in the queue. `false` if it could not
-    /// be queued: the stored invitation is then dropped, so that the next provisioning
-    /// of the user invites it again.
-    async fn invite(
-        self,
-        profile: &UserProfile,
-        token: &InvitationToken,
-        expires_at: Timestamp,
-    ) -> Result<bool, EngineError> {
-        let e = &self.m.engine;
-        let link = format!(
-            "{}{}",
-            e.config.automation.provisioning.invitation_link,
-            token.expose()
-        );
-        let email = crate::notify::Email {
-            kind: crate::notify::EmailKind::Invitation,
-            at: self.m.now(),
-            to: profile.email.as_str().to_owned(),
-            subject: "You are invited: set your password".into(),
-            body: format!(
-                "An account was created for you. Set your password with this link, \
-                 good once and until {expires_at}:\n{link}"
-            ),
-        };
-        if e.notifier.send_waiting(email, INVITE_QUEUE_WAIT).await {
-            return Ok(true);
-        }
-        tracing::warn!(user = %profile.id, "an invitation could not be queued; the next provisioning of the user sends one");
-        let ticket = e.commit.submit(
-            Batch::of(Op::DropInvitation { user: profile.id }),
-            Vec::new(),
-            None,
-        );
-        crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
-        Ok(false)
-    }
-
-    /// An invited user sets its password with the invitation's token (anyone holding
-    /// the token): checked by the password policy, good once and until the invitation
-    /// expires. The user's other credentials and sessions end, as at any password set.
-    pub async fn accept_invitation(self, token: &str, password: &str) -> Result<(), EngineError> {
-        let refused = || {
-            invalid(
-                "token",
-                "is not a valid invitation (used, expired or unknown)",
-            )
-        };
-        let token = InvitationToken::parse(token).map_err(|_| refused())?;
-        let id = token.user_id();
-        let e = &self.m.engine;
-        let Some(stored) = self.stored_invitation(id)? else {
-            return Err(refused());
-        };
-        let hash: [u8; 32] = hex_decode(&stored.secret_hash)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| EngineError::Internal(format!("invitation of {id}: bad hash")))?;
-        if !token.matches(&hash) {
-            return Err(refused());
-        }
-        if stored.expires_at <= self.m.now() {
-            return Err(invalid(
-                "token",
-                "the invitation has expired; ask for a new one",
-            ));
-        }
-        // Spent already (a password set since): refused before any hashing.
-        if e.call(id, BeginLogin).await?.credential_version != stored.credential_version {
-            return Err(refused());
-        }
-        let profile = self.m.user(id).profile().await?;
-        let phc = self
-            .m
-            .hash_new_password(password, profile.email.clone())
-            .await?;
-        let set = SetPassword {
-            expected_version: stored.credential_version,
-            password_hash: phc,
-            keep: None,
-        };
-        let ended = e.call_durable(id, set).await?;
-        let batch = Batch::of(Op::DropInvitation { user: id });
-        let audit = match ended {
-            Some(_) => vec![(
-                AuditActor::User { id },
-                AuditAction::InvitationAccepted { user: id },
-                self.m.now(),
-            )],
-            None => Vec::new(),
-        };
-        let ticket = e.commit.submit(batch, audit, None);
-        crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
-        match ended {
-            Some(_) => Ok(()),
-            // A password was set another way since: the invitation is spent.
-            None => Err(refused()),
-        }
     }
 }
