@@ -6,6 +6,8 @@
 //! tracing and hands both to [`run`].
 
 mod audit;
+mod jobs;
+pub use jobs::JobsArgs;
 mod loadgen;
 mod provision;
 mod purge;
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, Flags};
+use crate::domain::job::JobKind;
 
 /// The command line.
 #[derive(Parser)]
@@ -57,6 +60,15 @@ pub enum Command {
     /// stopped resumes from `<file>.checkpoint`; through a running server (--server)
     /// or on a data directory whose server is stopped.
     ProvisionUsers(provision::ProvisionArgs),
+    /// Run the `cleanup` job now (retention of security events, expired invitations):
+    /// through a running server's scheduler (--server), recorded in its job history, or
+    /// on a data directory whose server is stopped.
+    Cleanup(jobs::JobsArgs),
+    /// Run every job now, in order — provisioning (the inbox), analytics,
+    /// recommendations, cleanup — each reported, a failed one not stopping the next;
+    /// exits non-zero if any failed. Through a running server (--server) or on a
+    /// stopped data directory.
+    RunAll(jobs::JobsArgs),
 }
 
 /// Where a command's configuration comes from (the settings of `roster serve`).
@@ -106,6 +118,7 @@ impl Cli {
             Command::Purge(a) => a.target.config(),
             Command::Simulate(a) => a.target.config(),
             Command::ProvisionUsers(a) => a.target.config(),
+            Command::Cleanup(a) | Command::RunAll(a) => a.target.config(),
         }
     }
 }
@@ -175,6 +188,19 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
             Some(r) => provision::through_server(&r, &a).await,
             None => provision::offline(local()?, &a).await,
         },
+        Command::Cleanup(a) => run_jobs(&[JobKind::Cleanup], &a, local).await,
+        Command::RunAll(a) => run_jobs(&JobKind::ALL, &a, local).await,
+    }
+}
+
+async fn run_jobs(
+    kinds: &[JobKind],
+    a: &jobs::JobsArgs,
+    local: impl FnOnce() -> Result<Config, CliError>,
+) -> Result<(), CliError> {
+    match a.target.remote()? {
+        Some(r) => jobs::through_server(&r, kinds, a).await,
+        None => jobs::offline(local()?, kinds, a).await,
     }
 }
 

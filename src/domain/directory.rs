@@ -59,8 +59,9 @@ pub struct DirectoryUser {
     pub timezone: Option<String>,
     /// Tier (Free for a new user, kept when absent).
     pub tier: Option<UserTier>,
-    /// Whether the account may log in.
-    pub active: bool,
+    /// Whether the account may log in (a new user is active, an existing one keeps
+    /// what it was when `None`).
+    pub active: Option<bool>,
     /// A password in clear, write-only (checked by the policy and hashed). A new user
     /// without one is invited to set it.
     pub password: Option<String>,

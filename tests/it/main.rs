@@ -24,6 +24,7 @@ mod provision_files;
 mod provisioning;
 mod recommendations;
 mod recommender_report;
+mod run_all;
 mod scim;
 mod server;
 mod support;

@@ -243,7 +243,7 @@ async fn an_identity_providers_provisioning_flow_creates_finds_deactivates_renam
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["actor"] == json!({"kind": "system", "job": "scim"}))
+        .filter(|e| e["actor"] == json!({"kind": "system", "job": "scim:okta"}))
         .map(|e| e["action"].clone())
         .collect();
     assert!(
@@ -523,5 +523,133 @@ async fn filters_beyond_the_indexes_read_every_user_and_page_in_order() {
     .await;
     assert_eq!(s, 200, "{l}");
     assert_eq!(names(&l), ["Bob"]);
+    // A user provisioned from a file is found by its external id, and shows it.
+    let row =
+        json!({"rows": [{"email": "file@example.com", "external_id": "file-1", "password": PW}]});
+    let (s, r) = srv
+        .call(
+            Method::POST,
+            "/admin/users/provision",
+            Some(ADMIN_KEY),
+            Some(row),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (_, l, _) = scim(
+        &srv,
+        Method::GET,
+        &q(r#"externalId eq "file-1""#),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(l["totalResults"], 1, "{l}");
+    assert_eq!(l["Resources"][0]["externalId"], "file-1", "{l}");
+    srv.stop().await;
+}
+
+/// Invitation emails written for `email` so far (the outbox's sender is asynchronous:
+/// waits up to 5 s for `at_least`).
+async fn invitations(srv: &TestServer, email: &str, at_least: usize) -> usize {
+    let mut n = 0;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(srv.dir().join("outbox.jsonl")).unwrap_or_default();
+        n = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["to"] == email && m["kind"] == "invitation")
+            .count();
+        if n >= at_least {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_change_changes_nothing_and_ids_and_invitations_follow_the_account() {
+    let srv = TestServer::start(CONFIG).await;
+    let (s, a, _) = scim(
+        &srv,
+        Method::POST,
+        "/Users",
+        Some(TOKEN),
+        Some(okta_user("a@example.com", "ext-a")),
+    )
+    .await;
+    assert_eq!(s, 201, "{a}");
+    let mut b = okta_user("b@example.com", "x");
+    b.as_object_mut().unwrap().remove("externalId");
+    let (s, b, _) = scim(&srv, Method::POST, "/Users", Some(TOKEN), Some(b)).await;
+    assert_eq!(s, 201, "{b}");
+    let b_id = b["id"].as_str().unwrap().to_owned();
+    let b_path = format!("/Users/{b_id}");
+
+    // Another user's externalId is refused: the provider would act on the wrong account.
+    let steal = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "externalId", "value": "ext-a"}]});
+    let (s, e, _) = scim(&srv, Method::PATCH, &b_path, Some(TOKEN), Some(steal)).await;
+    assert_eq!(s, 409, "{e}");
+    assert_scim_error(&e, "409", Some("uniqueness"));
+    let by_a = "/Users?filter=externalId%20eq%20%22ext-a%22";
+    let (_, list, _) = scim(&srv, Method::GET, by_a, Some(TOKEN), None).await;
+    assert_eq!(list["Resources"][0]["id"], a["id"], "{list}");
+
+    // A value-less replace, or a null, is refused rather than read as "active".
+    let off = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let (s, _, _) = scim(&srv, Method::PATCH, &b_path, Some(TOKEN), Some(off)).await;
+    assert_eq!(s, 200);
+    for op in [
+        json!({"op": "replace", "path": "active"}),
+        json!({"op": "replace", "value": {"active": null}}),
+    ] {
+        let body = json!({"schemas": [PATCH], "Operations": [op]});
+        let (s, e, _) = scim(&srv, Method::PATCH, &b_path, Some(TOKEN), Some(body)).await;
+        assert_eq!(
+            (s, e["scimType"].as_str()),
+            (400, Some("invalidValue")),
+            "{e}"
+        );
+    }
+    // A patch whose password the policy refuses changes nothing else either.
+    let mixed = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "active", "value": true},
+        {"op": "replace", "path": "displayName", "value": "Changed"},
+        {"op": "replace", "path": "password", "value": "abc"},
+    ]});
+    let (s, e, _) = scim(&srv, Method::PATCH, &b_path, Some(TOKEN), Some(mixed)).await;
+    assert_eq!(s, 400, "{e}");
+    let (_, got, _) = scim(&srv, Method::GET, &b_path, Some(TOKEN), None).await;
+    assert_eq!(
+        (got["active"].clone(), got["displayName"].clone()),
+        (json!(false), b["displayName"].clone()),
+        "{got}"
+    );
+    // A PUT that leaves active out keeps it.
+    let mut put = okta_user("b@example.com", "x");
+    for k in ["externalId", "active", "password"] {
+        put.as_object_mut().unwrap().remove(k);
+    }
+    let (s, got, _) = scim(&srv, Method::PUT, &b_path, Some(TOKEN), Some(put)).await;
+    assert_eq!((s, got["active"].clone()), (200, json!(false)), "{got}");
+
+    // Created deactivated without a password: no invitation until it is activated.
+    let mut c = okta_user("c@example.com", "ext-c");
+    c.as_object_mut().unwrap().remove("password");
+    c["active"] = json!(false);
+    let (s, c, _) = scim(&srv, Method::POST, "/Users", Some(TOKEN), Some(c)).await;
+    assert_eq!((s, c["active"].clone()), (201, json!(false)), "{c}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(invitations(&srv, "c@example.com", 0).await, 0);
+    let on =
+        json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": true}}]});
+    let c_path = format!("/Users/{}", c["id"].as_str().unwrap());
+    let (s, _, _) = scim(&srv, Method::PATCH, &c_path, Some(TOKEN), Some(on)).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        invitations(&srv, "c@example.com", 1).await,
+        1,
+        "invited once active"
+    );
     srv.stop().await;
 }

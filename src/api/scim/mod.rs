@@ -41,12 +41,29 @@ const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest
 /// Largest body of a request other than `/Bulk`.
 const MAX_SCIM_BODY: usize = 64 * 1024;
 
-/// Who a provisioning client acts as.
-const SCIM: Principal = Principal::System("scim");
+/// The provisioning clients: each one's principal (`scim:<name>`, named so in the
+/// audit log) and token.
+type Clients = std::sync::Arc<Vec<(Principal, String)>>;
 
 /// The `/scim/v2` routes, authenticated by their own middleware.
 pub(crate) fn routes(state: AppState) -> Router {
-    let auth = middleware::from_fn_with_state(state.clone(), authenticate);
+    // A principal names its system actor with a `&'static str`: one short name per
+    // configured client, made once per router.
+    let clients: Clients = std::sync::Arc::new(
+        state
+            .manager
+            .config()
+            .automation
+            .scim
+            .clients
+            .iter()
+            .map(|(name, token)| {
+                let name: &'static str = Box::leak(format!("scim:{name}").into_boxed_str());
+                (Principal::System(name), token.expose().to_owned())
+            })
+            .collect(),
+    );
+    let auth = middleware::from_fn_with_state((state.clone(), clients), authenticate);
     Router::new()
         .route(
             "/scim/v2/ServiceProviderConfig",
@@ -163,7 +180,11 @@ type ScimResult = Result<Response, ScimError>;
 #[derive(Clone)]
 struct Caller(Principal);
 
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn authenticate(
+    State((state, clients)): State<(AppState, Clients)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -177,18 +198,21 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         return ScimError::new(StatusCode::UNAUTHORIZED, None, "a bearer token is required")
             .into_response();
     };
-    let cfg = &state.manager.config().automation.scim;
-    let client = cfg.clients.iter().fold(false, |hit, (_, t)| {
-        hit | bool::from(t.expose().as_bytes().ct_eq(token.as_bytes()))
-    });
+    // Every token is compared, in constant time, whichever matches.
+    let mut client = None;
+    for (principal, t) in clients.iter() {
+        if bool::from(t.as_bytes().ct_eq(token.as_bytes())) {
+            client = Some(principal.clone());
+        }
+    }
     let operator = state
         .admin_key
         .as_ref()
         .is_some_and(|k| bool::from(k.as_bytes().ct_eq(token.as_bytes())));
     let principal = match (client, operator) {
-        (true, _) => SCIM,
-        (false, true) => Principal::Operator,
-        (false, false) => {
+        (Some(p), _) => p,
+        (None, true) => Principal::Operator,
+        (None, false) => {
             return ScimError::new(
                 StatusCode::UNAUTHORIZED,
                 None,

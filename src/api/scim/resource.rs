@@ -115,10 +115,7 @@ pub(super) fn parse(body: &Value) -> Result<DirectoryUser, ScimError> {
     if !schemas_ok {
         return Err(syntax(format!("schemas must hold {USER_SCHEMA}")));
     }
-    let mut u = DirectoryUser {
-        active: true,
-        ..DirectoryUser::default()
-    };
+    let mut u = DirectoryUser::default();
     let mut user_name = None;
     let mut emails = Vec::new();
     let mut language = (None, None);
@@ -132,7 +129,12 @@ pub(super) fn parse(body: &Value) -> Result<DirectoryUser, ScimError> {
             "preferredlanguage" => language.1 = string("preferredLanguage", v)?,
             "timezone" => u.timezone = string("timezone", v)?,
             "password" => u.password = string("password", v)?,
-            "active" => u.active = v.is_null() || boolean("active", v)?,
+            "active" => {
+                if v.is_null() {
+                    return Err(value_error("active must be true or false"));
+                }
+                u.active = Some(boolean("active", v)?);
+            }
             "name" => parse_name(&mut u, v)?,
             "emails" => emails = parse_emails(v)?,
             "groups" => {
@@ -357,6 +359,9 @@ fn apply(resource: &mut Value, op: &Value, current: &DirectoryRecord) -> Result<
         _ => return Err(syntax("each operation's op is add, replace or remove")),
     };
     let value = field("value").cloned().unwrap_or(Value::Null);
+    if kind != PatchOp::Remove && value.is_null() {
+        return Err(value_error("add and replace need a value"));
+    }
     let path = match field("path") {
         None | Some(Value::Null) => None,
         Some(Value::String(p)) if !p.trim().is_empty() => Some(p.trim().to_owned()),

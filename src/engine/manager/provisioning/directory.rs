@@ -101,7 +101,7 @@ impl Provisioning<'_> {
             external_id: user.external_id.clone(),
             given_name: user.given_name.clone(),
             family_name: user.family_name.clone(),
-            deactivated_at: (!user.active).then(|| self.m.now()),
+            deactivated_at: (!user.active.unwrap_or(true)).then(|| self.m.now()),
         };
         let hashing = tokio::sync::Semaphore::new(1);
         let made = self
@@ -142,13 +142,17 @@ impl Provisioning<'_> {
         {
             return Err(invalid("externalId", "externalId cannot change once set"));
         }
+        let active = user.active.unwrap_or(before.is_active());
         let mut row = row_of(&user);
         row.password = None;
-        self.update(row, profile.into_inner(), by.audit_actor(), false)
-            .await?;
-        if let Some(password) = &user.password {
-            self.set_password(by, id, password).await?;
+        let profile = profile.into_inner();
+        // Everything checked before anything is written: a refused request changes
+        // nothing (the writes that follow are separate, each durable).
+        if let Some(p) = &user.password {
+            e.config.passwords.policy.check(p, &profile.email)?;
         }
+        self.update(row.clone(), profile.clone(), None, true, false)
+            .await?;
         let entry = DirectoryEntry {
             external_id: user.external_id.or(before.external_id.clone()),
             given_name: user.given_name,
@@ -156,7 +160,7 @@ impl Provisioning<'_> {
             deactivated_at: None,
         };
         let mut changed = Vec::new();
-        if before.is_active() != user.active {
+        if before.is_active() != active {
             changed.push("active".to_owned());
         }
         if (&before.given_name, &before.family_name) != (&entry.given_name, &entry.family_name) {
@@ -166,12 +170,20 @@ impl Provisioning<'_> {
             .audit_actor()
             .filter(|_| !changed.is_empty())
             .map(|a| (a, AuditAction::UserProvisioned { user: id, changed }));
+        // The entry first: a deactivation takes effect before anything else.
         let msg = SetDirectory {
             entry,
-            active: user.active,
+            active,
             audit,
         };
         e.call_durable(id, msg).await?;
+        // A user without a password is invited once active, unless one is given here.
+        let invite = active && user.password.is_none();
+        self.update(row, profile, by.audit_actor(), false, invite)
+            .await?;
+        if let Some(password) = &user.password {
+            self.set_password(by, id, password).await?;
+        }
         self.directory_user(by, id).await
     }
 
@@ -230,6 +242,10 @@ impl Provisioning<'_> {
         let e = &self.m.engine;
         let lookup = filter.as_ref().and_then(Filter::lookup);
         if let Some(lookup) = lookup {
+            let external = match &lookup {
+                Lookup::ExternalId(x) => Some(x.clone()),
+                _ => None,
+            };
             let id = match lookup {
                 Lookup::Id(text) => text.parse::<UserId>().ok(),
                 Lookup::Email(text) => match Email::parse_for_lookup(&text) {
@@ -240,7 +256,14 @@ impl Provisioning<'_> {
             };
             let found = match id {
                 Some(id) => match self.directory_user(by, id).await {
-                    Ok(r) => Some(r),
+                    // Found by the HMAC of the external id it was provisioned with from
+                    // a file (which keeps no clear copy): that is its external id.
+                    Ok(mut r) => {
+                        if let (None, Some(x)) = (&r.entry.external_id, &external) {
+                            r.entry.external_id = Some(x.clone());
+                        }
+                        Some(r)
+                    }
                     Err(EngineError::NotFound) => None,
                     Err(err) => return Err(err),
                 },
@@ -254,6 +277,13 @@ impl Provisioning<'_> {
             let users = hits.into_iter().skip(start).take(count).collect();
             return Ok(DirectoryPage { total, users });
         }
+        // One scan at a time: each reads every record, and a provider paging through
+        // the users would otherwise start a scan a page.
+        static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let _turn = SCANS
+            .acquire()
+            .await
+            .map_err(|_| EngineError::Unavailable)?;
         let engine = std::sync::Arc::clone(&self.m.engine);
         crate::engine::background::run("roster-directory", move || {
             engine.directory_scan(filter.as_ref(), start, count)

@@ -10,6 +10,7 @@ use crate::domain::ids::UserId;
 use crate::domain::profile::UserProfile;
 use crate::domain::time::Timestamp;
 use crate::engine::EngineError;
+use crate::engine::manager::principal::Principal;
 use crate::engine::user::{BeginLogin, SetPassword};
 use crate::security::keys::{hex_decode, hex_encode};
 use crate::security::password::NO_PASSWORD;
@@ -26,6 +27,33 @@ struct StoredInvitation {
 }
 
 impl Provisioning<'_> {
+    /// Drops every invitation past its end, and any whose user is gone (operator or
+    /// system; cleanup): returns how many. A user still without a password is invited
+    /// again at its next provisioning, as when the invitation merely expired.
+    pub async fn purge_invitations(self, by: &Principal) -> Result<usize, EngineError> {
+        by.privileged()?;
+        let e = &self.m.engine;
+        let now = self.m.now();
+        let mut batch = Batch::default();
+        let mut dropped = 0;
+        for (user, record) in e.store.invitations()? {
+            let expired = match serde_json::from_slice::<StoredInvitation>(&record) {
+                Ok(inv) => inv.expires_at <= now,
+                // Unreadable: of no use to anyone.
+                Err(_) => true,
+            };
+            if expired || e.store.route_of(user)?.is_none() {
+                batch.push(Op::DropInvitation { user });
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            let ticket = e.commit.submit(batch, Vec::new(), None);
+            crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
+        }
+        Ok(dropped)
+    }
+
     /// Whether `id` was created without a password, has none yet and no invitation in
     /// force.
     pub(super) async fn needs_invitation(self, id: UserId) -> Result<bool, EngineError> {

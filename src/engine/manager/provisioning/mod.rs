@@ -235,7 +235,7 @@ impl Provisioning<'_> {
             ));
         }
         match self.existing(&row).await? {
-            Some((profile, _)) => self.update(row, profile, actor, dry_run).await,
+            Some((profile, _)) => self.update(row, profile, actor, dry_run, true).await,
             None => self.create(row, actor, dry_run, hashing, None).await,
         }
     }
@@ -246,6 +246,7 @@ impl Provisioning<'_> {
         profile: UserProfile,
         actor: Option<AuditActor>,
         dry_run: bool,
+        invite: bool,
     ) -> Result<Provisioned, EngineError> {
         let id = profile.id;
         let row_email = Email::parse_for_lookup(&row.email).map(|e| e.normalized());
@@ -303,7 +304,16 @@ impl Provisioning<'_> {
                             ),
                         ));
                     }
-                    None => Some(index),
+                    None => match e.store.external_user(&index)? {
+                        // Another user's: an identity provider naming one user by
+                        // another's id would act on the wrong account later.
+                        Some(other) if other != id && e.store.route_of(other)?.is_some() => {
+                            return Err(EngineError::Conflict(format!(
+                                "this external_id names another user ({other})"
+                            )));
+                        }
+                        _ => Some(index),
+                    },
                 }
             }
             None => None,
@@ -313,7 +323,7 @@ impl Provisioning<'_> {
         }
         // Created without a password and its invitation gone (expired, or never
         // queued): it is invited again, or it could never get in.
-        let reinvite = self.needs_invitation(id).await?;
+        let reinvite = invite && self.needs_invitation(id).await?;
         if reinvite {
             changed.push("invitation".into());
         }
@@ -400,7 +410,10 @@ impl Provisioning<'_> {
         };
         let (email, profile) = self.m.prepare_new(&row.email, tier, &patch)?;
         let e = &self.m.engine;
-        let invited = row.password.is_none() && row.password_hash.is_none();
+        // A user created deactivated is invited once it is activated.
+        let invited = row.password.is_none()
+            && row.password_hash.is_none()
+            && directory.as_ref().is_none_or(DirectoryEntry::is_active);
         let phc = match (&row.password_hash, &row.password) {
             (Some(h), _) => {
                 crate::security::password::check_stored(h, e.config.passwords.params)

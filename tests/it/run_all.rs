@@ -1,0 +1,158 @@
+//! `roster cleanup` and `roster run-all` (issue 20): the jobs run now, through a
+//! server's scheduler or on a stopped data directory, each reported; cleanup drops
+//! invitations past their end.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, TestServer};
+
+/// Every job enabled for operators but none started by its schedule, so that only the
+/// command's runs happen.
+const BY_HAND: &str = r#"
+[automation]
+enabled = true
+[automation.jobs.provisioning]
+enabled = false
+[automation.jobs.analytics]
+enabled = false
+[automation.jobs.recommendations]
+enabled = false
+[automation.jobs.cleanup]
+enabled = false
+"#;
+
+fn args(target: roster::cli::Target, json: &std::path::Path) -> roster::cli::JobsArgs {
+    roster::cli::JobsArgs {
+        target,
+        json: Some(json.to_owned()),
+        quiet: true,
+    }
+}
+
+fn report(path: &std::path::Path) -> Vec<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn invite(srv: &TestServer, email: &str) {
+    let body = json!({"rows": [{"email": email}]});
+    let (s, r) = srv
+        .call(
+            Method::POST,
+            "/admin/users/provision",
+            Some(ADMIN_KEY),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["rows"][0]["result"]["invited"], true, "{r}");
+}
+
+async fn wait_for_scheduler(srv: &TestServer) {
+    for _ in 0..200 {
+        let (_, v) = srv
+            .call(Method::GET, "/admin/jobs", Some(ADMIN_KEY), None)
+            .await;
+        if v["scheduler_running"] == true && v["jobs"][3]["name"] == "cleanup" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the scheduler did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_and_run_all_run_the_jobs_through_the_servers_scheduler() {
+    let srv = TestServer::start(BY_HAND).await;
+    wait_for_scheduler(&srv).await;
+    invite(&srv, "old@example.com").await;
+    srv.clock.advance(Duration::from_secs(8 * 86_400));
+    invite(&srv, "new@example.com").await;
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("cleanup.json");
+    let target = roster::cli::Target {
+        server: Some(srv.base.trim_end_matches("/api/v1").to_owned()),
+        admin_key: Some(ADMIN_KEY.into()),
+        ..Default::default()
+    };
+    roster::cli::run(
+        roster::cli::Command::Cleanup(args(target.clone(), &json_path)),
+        None,
+    )
+    .await
+    .unwrap();
+    let ran = report(&json_path);
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(ran[0]["job"], "cleanup");
+    assert_eq!(ran[0]["outcome"], "succeeded", "{ran:?}");
+    assert_eq!(
+        ran[0]["counts"]["invitations_purged"], 1,
+        "only the expired one: {ran:?}"
+    );
+    // Recorded in the job's history like any run.
+    let (_, runs) = srv
+        .call(
+            Method::GET,
+            "/admin/jobs/cleanup/runs",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    // The next provisioning of the expired user invites it again.
+    invite(&srv, "old@example.com").await;
+
+    let json_path = out.path().join("run-all.json");
+    let result =
+        roster::cli::run(roster::cli::Command::RunAll(args(target, &json_path)), None).await;
+    let ran = report(&json_path);
+    let jobs: Vec<&str> = ran.iter().map(|r| r["job"].as_str().unwrap()).collect();
+    assert_eq!(
+        jobs,
+        ["provisioning", "analytics", "recommendations", "cleanup"]
+    );
+    assert_eq!(ran[3]["outcome"], "succeeded", "{ran:?}");
+    assert_eq!(ran[3]["counts"]["invitations_purged"], 0, "{ran:?}");
+    let all_ok = ran.iter().all(|r| r["outcome"] == "succeeded");
+    assert_eq!(
+        result.is_ok(),
+        all_ok,
+        "exit status follows the jobs: {ran:?} {result:?}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_a_stopped_data_directory_runs_every_job_and_reports_a_failed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::config(dir.path(), &[]);
+    let out = tempfile::tempdir().unwrap();
+    let json_path = out.path().join("run-all.json");
+    let result = roster::cli::run(
+        roster::cli::Command::RunAll(args(roster::cli::Target::default(), &json_path)),
+        Some(config),
+    )
+    .await;
+    let ran = report(&json_path);
+    let jobs: Vec<&str> = ran.iter().map(|r| r["job"].as_str().unwrap()).collect();
+    assert_eq!(
+        jobs,
+        ["provisioning", "analytics", "recommendations", "cleanup"]
+    );
+    assert_eq!(
+        ran[0]["outcome"], "succeeded",
+        "no inbox: nothing to do: {ran:?}"
+    );
+    assert_eq!(ran[3]["outcome"], "succeeded", "{ran:?}");
+    let failed: Vec<&Value> = ran.iter().filter(|r| r["outcome"] != "succeeded").collect();
+    match result {
+        Ok(()) => assert!(failed.is_empty(), "{ran:?}"),
+        // A job that cannot work on an empty store fails alone; the later ones still ran.
+        Err(e) => {
+            assert!(!failed.is_empty(), "{ran:?}");
+            assert!(e.to_string().contains("did not succeed"), "{e}");
+        }
+    }
+}
