@@ -109,17 +109,27 @@ async fn run_all(sink: &dyn Sink, a: &ProvisionArgs) -> Result<Vec<Summary>, Cli
                 },
             )),
         };
-        let quiet = a.quiet;
-        let summary = provision_file(sink, file, &opts, |s| {
-            if !quiet {
-                eprintln!(
-                    "{}: {} rows: {} created, {} updated, {} unchanged, {} refused",
-                    s.file, s.rows, s.created, s.updated, s.unchanged, s.refused
-                );
+        let bar = progress_bar(file, a.quiet);
+        let summary = provision_file(sink, file, &opts, |s| match &bar {
+            Some(bar) => {
+                bar.set_length(bar.length().unwrap_or(0).max(s.rows));
+                bar.set_position(s.rows);
+                bar.set_message(format!(
+                    "{} created, {} updated, {} unchanged, {} refused",
+                    s.created, s.updated, s.unchanged, s.refused
+                ));
             }
+            None if !a.quiet => eprintln!(
+                "{}: {} rows: {} created, {} updated, {} unchanged, {} refused",
+                s.file, s.rows, s.created, s.updated, s.unchanged, s.refused
+            ),
+            None => {}
         })
-        .await
-        .map_err(|why| {
+        .await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let summary = summary.map_err(|why| {
             CliError::Failed(format!("{}: {why} (run again to resume)", file.display()))
         })?;
         println!(
@@ -155,6 +165,38 @@ async fn run_all(sink: &dyn Sink, a: &ProvisionArgs) -> Result<Vec<Summary>, Cli
     Ok(summaries)
 }
 
+/// A progress bar over `file`'s rows when stderr is a terminal and not `quiet` (else
+/// plain lines, or nothing). Its length is the file's line count, less a CSV header:
+/// an estimate (blank lines count), raised if the rows outrun it.
+fn progress_bar(file: &Path, quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let lines = std::fs::read(file)
+        .map(|b| bytecount_lines(&b))
+        .unwrap_or(0);
+    let csv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let bar = indicatif::ProgressBar::new(lines.saturating_sub(u64::from(csv)));
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} rows, {per_sec}, eta {eta} — {msg}",
+    )
+    .map(|s| s.progress_chars("=> "));
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar.set_prefix(file.display().to_string());
+    Some(bar)
+}
+
+/// Lines in `bytes` (a last line without its newline counts).
+fn bytecount_lines(bytes: &[u8]) -> u64 {
+    let newlines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    newlines + u64::from(bytes.last().is_some_and(|&b| b != b'\n'))
+}
+
 pub(super) async fn offline(config: Config, a: &ProvisionArgs) -> Result<(), CliError> {
     let manager = super::open_local(config).await?;
     let sink = Local {
@@ -168,4 +210,14 @@ pub(super) async fn offline(config: Config, a: &ProvisionArgs) -> Result<(), Cli
 
 pub(super) async fn through_server(server: &Remote, a: &ProvisionArgs) -> Result<(), CliError> {
     run_all(&Server(server), a).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_files_lines_count_a_last_one_without_its_newline() {
+        assert_eq!(super::bytecount_lines(b""), 0);
+        assert_eq!(super::bytecount_lines(b"a\nb\n"), 2);
+        assert_eq!(super::bytecount_lines(b"a\nb"), 2);
+    }
 }
