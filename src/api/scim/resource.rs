@@ -14,7 +14,6 @@ use super::{ScimError, not_found_user, user_id};
 use crate::api::AppState;
 use crate::domain::directory::filter::{Filter, ROSTER_SCHEMA, USER_SCHEMA};
 use crate::domain::directory::{DirectoryRecord, DirectoryUser};
-use crate::domain::tier::UserTier;
 use crate::engine::Principal;
 
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -34,7 +33,7 @@ pub(super) fn render(r: &DirectoryRecord, base: &str) -> Value {
         "preferredLanguage": r.language,
         "timezone": r.timezone,
         "active": r.entry.is_active(),
-        ROSTER_SCHEMA: {"tier": tier_name(r.tier)},
+        ROSTER_SCHEMA: {"tier": r.tier.as_str()},
         "meta": {
             "resourceType": "User",
             "created": r.created_at.to_string(),
@@ -60,15 +59,6 @@ pub(super) fn render(r: &DirectoryRecord, base: &str) -> Value {
         v["name"] = Value::Object(name);
     }
     v
-}
-
-fn tier_name(t: UserTier) -> &'static str {
-    match t {
-        UserTier::Free => "free",
-        UserTier::Premium => "premium",
-        UserTier::Enterprise => "enterprise",
-        UserTier::Vip => "vip",
-    }
 }
 
 fn syntax(detail: impl Into<String>) -> ScimError {

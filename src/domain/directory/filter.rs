@@ -7,7 +7,7 @@
 //! ignore case except on `id` and `externalId` (case-exact in RFC 7643). Precedence:
 //! `not`, then `and`, then `or`.
 
-use super::{DirectoryRecord, UserTier};
+use super::DirectoryRecord;
 use crate::domain::time::Timestamp;
 
 /// The core User schema.
@@ -116,20 +116,11 @@ impl Attr {
             Attr::Language => r.language.clone(),
             Attr::Timezone => r.timezone.clone(),
             Attr::ResourceType => "User".to_owned(),
-            Attr::Tier => tier_name(r.tier).to_owned(),
+            Attr::Tier => r.tier.as_str().to_owned(),
             Attr::Active | Attr::EmailPrimary | Attr::Created | Attr::LastModified => {
                 return None;
             }
         })
-    }
-}
-
-fn tier_name(t: UserTier) -> &'static str {
-    match t {
-        UserTier::Free => "free",
-        UserTier::Premium => "premium",
-        UserTier::Enterprise => "enterprise",
-        UserTier::Vip => "vip",
     }
 }
 

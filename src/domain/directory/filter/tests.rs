@@ -3,6 +3,7 @@
 use super::*;
 use crate::domain::directory::DirectoryEntry;
 use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
 
 fn record() -> DirectoryRecord {
     DirectoryRecord {
