@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::ids::{SessionId, UserId};
-use crate::security::keys::DataKey;
+use crate::security::keys::{DataKey, hex_encode};
 
 /// Bytes of token secret.
 pub(crate) const SECRET_LEN: usize = 32;
@@ -86,8 +86,8 @@ impl SessionToken {
     pub(crate) fn expose(&self) -> String {
         format!(
             "{}.{}.{}",
-            hex(self.user.as_bytes()),
-            hex(self.session.as_bytes()),
+            hex_encode(self.user.as_bytes()),
+            hex_encode(self.session.as_bytes()),
             URL_SAFE_NO_PAD.encode(self.secret)
         )
     }
@@ -144,7 +144,7 @@ impl InvitationToken {
     pub(crate) fn expose(&self) -> String {
         format!(
             "{}.{}",
-            hex(self.user.as_bytes()),
+            hex_encode(self.user.as_bytes()),
             URL_SAFE_NO_PAD.encode(self.secret)
         )
     }
@@ -217,10 +217,6 @@ impl ChallengeSeal {
     }
 }
 
-fn hex(bytes: &[u8; 16]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn hex16(s: &str) -> Result<[u8; 16], MalformedToken> {
     // Every request parses a token: decode nibbles directly rather than via str parsing.
     fn nibble(c: u8) -> Result<u8, MalformedToken> {
@@ -267,7 +263,7 @@ mod tests {
         assert_ne!(a, b, "a fresh nonce every time");
         assert_eq!(a.len(), 123);
         assert_eq!(seal.open(&a).unwrap(), t);
-        let user_hex = hex(t.user_id().as_bytes());
+        let user_hex = hex_encode(t.user_id().as_bytes());
         assert!(!a.contains(&user_hex) && !a.contains(&t.user_id().to_string()));
         assert!(ChallengeSeal::generate().open(&a).is_err(), "another key");
         assert!(

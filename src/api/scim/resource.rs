@@ -212,11 +212,8 @@ fn parse_extension(u: &mut DirectoryUser, v: &Value) -> Result<(), ScimError> {
         u.tier = match string("tier", v)? {
             None => None,
             Some(t) => Some(
-                serde_json::from_value(Value::String(t.to_ascii_lowercase())).map_err(|_| {
-                    value_error(format!(
-                        "tier {t:?} is not free, premium, enterprise or vip"
-                    ))
-                })?,
+                t.parse()
+                    .map_err(|e: crate::domain::tier::UnknownTier| value_error(e.to_string()))?,
             ),
         };
     }
