@@ -12,6 +12,7 @@ pub mod cohorts;
 pub mod evaluate;
 pub mod kmeans;
 pub mod logistic;
+pub mod opportunities;
 pub mod overview;
 pub mod segments;
 pub mod sim;
@@ -20,6 +21,7 @@ pub mod tiers;
 use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
+use crate::domain::profile::UsageCounters;
 use crate::domain::taste::Taste;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
@@ -44,4 +46,6 @@ pub struct Member<'a> {
     /// What became of the recommendations it was shown (only with the `analytics`
     /// consent).
     pub feedback: Option<&'a ListFeedback>,
+    /// Its quota counters (playlists, storage, logins).
+    pub usage: &'a UsageCounters,
 }

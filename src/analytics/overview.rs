@@ -164,6 +164,7 @@ mod tests {
                 history,
                 taste: None,
                 feedback: None,
+                usage: &crate::domain::profile::UsageCounters::ZERO,
             });
         }
         let o = b.finish();

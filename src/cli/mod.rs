@@ -8,6 +8,7 @@
 mod audit;
 mod jobs;
 pub use jobs::JobsArgs;
+pub use tiers::AnalyzeTiersArgs;
 mod loadgen;
 mod provision;
 mod purge;
@@ -15,6 +16,7 @@ mod remote;
 mod rotate;
 mod serve;
 pub mod simulate;
+mod tiers;
 
 use std::path::PathBuf;
 
@@ -60,11 +62,17 @@ pub enum Command {
     /// stopped resumes from `<file>.checkpoint`; through a running server (--server)
     /// or on a data directory whose server is stopped.
     ProvisionUsers(provision::ProvisionArgs),
+    /// Tier analysis: users who are candidates for an upgrade (Free near its quotas or
+    /// listening most days), a downgrade (paid, using little), an Enterprise plan
+    /// (Premium using features as Enterprise users do) or a retention offer (paid, at
+    /// high churn risk), each with its reasons; a summary table, --json and --csv.
+    /// Through a running server (--server) or on a stopped data directory.
+    AnalyzeTiers(tiers::AnalyzeTiersArgs),
     /// Run the `cleanup` job now (retention of security events, expired invitations):
     /// through a running server's scheduler (--server), recorded in its job history, or
     /// on a data directory whose server is stopped.
     Cleanup(jobs::JobsArgs),
-    /// Run every job now, in order — provisioning (the inbox), analytics,
+    /// Run every job now, in order — provisioning (the inbox), analytics, tier analysis,
     /// recommendations, cleanup — each reported, a failed one not stopping the next;
     /// exits non-zero if any failed. Through a running server (--server) or on a
     /// stopped data directory.
@@ -118,6 +126,7 @@ impl Cli {
             Command::Purge(a) => a.target.config(),
             Command::Simulate(a) => a.target.config(),
             Command::ProvisionUsers(a) => a.target.config(),
+            Command::AnalyzeTiers(a) => a.target.config(),
             Command::Cleanup(a) | Command::RunAll(a) => a.target.config(),
         }
     }
@@ -188,6 +197,10 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
             Some(r) => provision::through_server(&r, &a).await,
             None => provision::offline(local()?, &a).await,
         },
+        Command::AnalyzeTiers(a) => match a.target.remote()? {
+            Some(r) => tiers::through_server(&r, &a).await,
+            None => tiers::offline(local()?, &a).await,
+        },
         Command::Cleanup(a) => run_jobs(&[JobKind::Cleanup], &a, local).await,
         Command::RunAll(a) => run_jobs(&JobKind::ALL, &a, local).await,
     }
@@ -206,6 +219,22 @@ async fn run_jobs(
 
 /// Opens the engine on a stopped server's data directory (blocking work, off the
 /// runtime); the error says so if a server holds it.
+/// A spinner with `msg` on a terminal, a plain line on standard error otherwise, nothing
+/// with `quiet`: for a command that waits on one long call.
+fn spinner(msg: &str, quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if quiet {
+        return None;
+    }
+    if !std::io::stderr().is_terminal() {
+        eprintln!("{msg}…");
+        return None;
+    }
+    let s = indicatif::ProgressBar::new_spinner().with_message(msg.to_owned());
+    s.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(s)
+}
+
 async fn open_local(config: Config) -> Result<crate::engine::UserManager, CliError> {
     let dir = config.store.data_dir.clone();
     tokio::task::spawn_blocking(move || crate::engine::UserManager::open(config))

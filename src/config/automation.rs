@@ -30,6 +30,9 @@ pub struct AutomationConfig {
     pub jobs: Vec<JobConfig>,
     /// Provisioning users from files and identity providers.
     pub provisioning: ProvisioningConfig,
+    /// The folder jobs write their reports to (relative to the data directory unless
+    /// absolute).
+    pub reports: std::path::PathBuf,
 }
 
 /// Provisioning (`[automation.provisioning]`).
@@ -83,6 +86,7 @@ pub(super) struct RawAutomation {
     catch_up: String,
     keep_runs: usize,
     poll: String,
+    reports: String,
     jobs: BTreeMap<String, RawJob>,
     provisioning: RawProvisioning,
     scim: RawScim,
@@ -252,8 +256,15 @@ impl RawAutomation {
             invitation_ttl,
             invitation_link: p.invitation_link.clone(),
         };
+        if self.reports.trim().is_empty() {
+            return Err(ConfigError::new(
+                "automation.reports",
+                "must name a folder (relative to the data directory, or absolute)",
+            ));
+        }
         Ok(AutomationConfig {
             provisioning,
+            reports: self.reports.trim().into(),
             scim: self.scim.validate()?,
             enabled: self.enabled,
             timezone: self.timezone.clone(),

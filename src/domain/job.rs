@@ -21,13 +21,16 @@ pub enum JobKind {
     Recommendations,
     /// Retention: security events past their time are purged.
     Cleanup,
+    /// Tier analysis: candidates for a move between tiers, written as a report.
+    TierAnalysis,
 }
 
 impl JobKind {
     /// Every job, in the order `run-all` and listings use.
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Provisioning,
         JobKind::Analytics,
+        JobKind::TierAnalysis,
         JobKind::Recommendations,
         JobKind::Cleanup,
     ];
@@ -39,6 +42,7 @@ impl JobKind {
             JobKind::Analytics => "analytics",
             JobKind::Recommendations => "recommendations",
             JobKind::Cleanup => "cleanup",
+            JobKind::TierAnalysis => "tier_analysis",
         }
     }
 
@@ -168,7 +172,7 @@ mod tests {
         assert_eq!(JobKind::from_name("backup"), None);
         assert_eq!(
             JobKind::names(),
-            "provisioning, analytics, recommendations, cleanup"
+            "provisioning, analytics, tier_analysis, recommendations, cleanup"
         );
     }
 }

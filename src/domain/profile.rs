@@ -29,6 +29,16 @@ pub struct UsageCounters {
     pub last_login_at: Option<Timestamp>,
 }
 
+impl UsageCounters {
+    /// Nothing used, no login.
+    pub const ZERO: Self = Self {
+        playlists: 0,
+        storage_bytes: 0,
+        logins: 0,
+        last_login_at: None,
+    };
+}
+
 /// A counted resource with a per-tier quota.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

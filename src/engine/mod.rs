@@ -53,6 +53,9 @@ pub use crate::analytics::churn::{
 };
 pub use crate::analytics::cohorts::{Cohort, CohortQuery, CohortTable, Unit as CohortUnit};
 pub use crate::analytics::evaluate::{Evaluation, ReliabilityBin};
+pub use crate::analytics::opportunities::{
+    Candidate, FeatureBaseline, Kind as OpportunityKind, KindCount, Signal, TierAnalysis,
+};
 pub use crate::analytics::overview::{Overview, WindowEvents};
 pub use crate::analytics::segments::{Segment, SegmentModel, SegmentRef};
 pub use crate::analytics::tiers::{Migration, TierReport, TierWeek};

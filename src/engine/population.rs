@@ -353,6 +353,7 @@ fn deliver(
                     history: if o.consented { &o.view.history } else { &none },
                     taste: o.view.taste.as_deref().filter(|_| o.personalised),
                     feedback: Some(&o.view.feedback).filter(|_| o.consented),
+                    usage: &o.view.usage,
                 });
             }
         }

@@ -18,6 +18,7 @@ mod cleanup;
 pub mod provision;
 mod provisioning;
 mod recommendations;
+pub mod tier_analysis;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -50,6 +51,7 @@ pub fn builtin(kind: JobKind) -> Arc<dyn Job> {
         JobKind::Analytics => Arc::new(analytics::Analytics),
         JobKind::Recommendations => Arc::new(recommendations::Recommendations),
         JobKind::Cleanup => Arc::new(cleanup::Cleanup),
+        JobKind::TierAnalysis => Arc::new(tier_analysis::TierAnalysisJob),
     }
 }
 

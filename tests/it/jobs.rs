@@ -33,6 +33,8 @@ enabled = false
 enabled = false
 [automation.jobs.provisioning]
 enabled = false
+[automation.jobs.tier_analysis]
+enabled = false
 "#;
 
 /// A job that counts its runs, fails when told, and can be held until released.
@@ -298,6 +300,8 @@ enabled = false
 enabled = false
 [automation.jobs.provisioning]
 enabled = false
+[automation.jobs.tier_analysis]
+enabled = false
 "#;
 
 const DAY: i64 = 24 * 60;
@@ -382,7 +386,8 @@ fn bad_schedules_zones_and_jobs_are_refused_at_start_up() {
     assert!(e.contains("automation.timezone"), "{e}");
     let e = config_error("[automation.jobs.backup]\nschedule = \"0 2 * * *\"\n");
     assert!(
-        e.contains("automation.jobs.backup") && e.contains("analytics, recommendations, cleanup"),
+        e.contains("automation.jobs.backup")
+            && e.contains("analytics, tier_analysis, recommendations, cleanup"),
         "{e}"
     );
     let e = config_error("[automation]\ncatch_up = \"soon\"\n");
@@ -401,7 +406,7 @@ async fn operators_see_the_jobs_and_run_one_through_the_api() {
         let (status, v) = server.call(get.clone(), "/admin/jobs", key, None).await;
         assert_eq!(status, 200, "{v}");
         view = v;
-        if view["jobs"][3]["next_run"].is_string() {
+        if view["jobs"][4]["next_run"].is_string() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -415,12 +420,18 @@ async fn operators_see_the_jobs_and_run_one_through_the_api() {
         .collect();
     assert_eq!(
         names,
-        ["provisioning", "analytics", "recommendations", "cleanup"]
+        [
+            "provisioning",
+            "analytics",
+            "tier_analysis",
+            "recommendations",
+            "cleanup"
+        ]
     );
-    assert_eq!(view["jobs"][3]["schedule"], "0 3 * * 0");
-    assert_eq!(view["jobs"][3]["timezone"], "UTC");
+    assert_eq!(view["jobs"][4]["schedule"], "0 3 * * 0");
+    assert_eq!(view["jobs"][4]["timezone"], "UTC");
     // 2027-01-15 is a Friday: the next Sunday 03:00.
-    assert_eq!(view["jobs"][3]["next_run"], "2027-01-17T03:00:00.000Z");
+    assert_eq!(view["jobs"][4]["next_run"], "2027-01-17T03:00:00.000Z");
     assert_eq!(view["jobs"][0]["next_run"], "2027-01-15T12:00:00.000Z");
 
     let (status, body) = server

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod analytics;
+mod analyze_tiers;
 mod bad_input;
 mod catalog;
 mod churn;

@@ -22,6 +22,8 @@ enabled = false
 enabled = false
 [automation.jobs.cleanup]
 enabled = false
+[automation.jobs.tier_analysis]
+enabled = false
 "#;
 
 fn args(target: roster::cli::Target, json: &std::path::Path) -> roster::cli::JobsArgs {
@@ -55,7 +57,7 @@ async fn wait_for_scheduler(srv: &TestServer) {
         let (_, v) = srv
             .call(Method::GET, "/admin/jobs", Some(ADMIN_KEY), None)
             .await;
-        if v["scheduler_running"] == true && v["jobs"][3]["name"] == "cleanup" {
+        if v["scheduler_running"] == true && v["jobs"][4]["name"] == "cleanup" {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -111,10 +113,16 @@ async fn cleanup_and_run_all_run_the_jobs_through_the_servers_scheduler() {
     let jobs: Vec<&str> = ran.iter().map(|r| r["job"].as_str().unwrap()).collect();
     assert_eq!(
         jobs,
-        ["provisioning", "analytics", "recommendations", "cleanup"]
+        [
+            "provisioning",
+            "analytics",
+            "tier_analysis",
+            "recommendations",
+            "cleanup"
+        ]
     );
-    assert_eq!(ran[3]["outcome"], "succeeded", "{ran:?}");
-    assert_eq!(ran[3]["counts"]["invitations_purged"], 0, "{ran:?}");
+    assert_eq!(ran[4]["outcome"], "succeeded", "{ran:?}");
+    assert_eq!(ran[4]["counts"]["invitations_purged"], 0, "{ran:?}");
     let all_ok = ran.iter().all(|r| r["outcome"] == "succeeded");
     assert_eq!(
         result.is_ok(),
@@ -139,13 +147,33 @@ async fn run_all_on_a_stopped_data_directory_runs_every_job_and_reports_a_failed
     let jobs: Vec<&str> = ran.iter().map(|r| r["job"].as_str().unwrap()).collect();
     assert_eq!(
         jobs,
-        ["provisioning", "analytics", "recommendations", "cleanup"]
+        [
+            "provisioning",
+            "analytics",
+            "tier_analysis",
+            "recommendations",
+            "cleanup"
+        ]
     );
     assert_eq!(
         ran[0]["outcome"], "succeeded",
         "no inbox: nothing to do: {ran:?}"
     );
-    assert_eq!(ran[3]["outcome"], "succeeded", "{ran:?}");
+    // The tier analysis wrote its report into the data directory's reports/.
+    assert_eq!(ran[2]["outcome"], "succeeded", "{ran:?}");
+    assert_eq!(ran[2]["counts"]["users_read"], 0, "{ran:?}");
+    let mut written: Vec<String> = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(
+        written[0].starts_with("tier-analysis-") && written[0].ends_with(".csv"),
+        "{written:?}"
+    );
+    assert!(written[1].ends_with(".json"), "{written:?}");
+    assert_eq!(ran[4]["outcome"], "succeeded", "{ran:?}");
     let failed: Vec<&Value> = ran.iter().filter(|r| r["outcome"] != "succeeded").collect();
     match result {
         Ok(()) => assert!(failed.is_empty(), "{ran:?}"),

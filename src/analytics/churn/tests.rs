@@ -14,6 +14,7 @@ fn member(u: &SimUser) -> Member<'_> {
         history: &u.history,
         taste: None,
         feedback: None,
+        usage: &crate::domain::profile::UsageCounters::ZERO,
     }
 }
 

@@ -41,6 +41,7 @@ fn table(people: &[Person], query: CohortQuery, now: Timestamp) -> CohortTable {
             history: &p.history,
             taste: None,
             feedback: None,
+            usage: &crate::domain::profile::UsageCounters::ZERO,
         });
     }
     b.finish()

@@ -54,6 +54,7 @@ fn planted_segments_are_found_and_named() {
             history: h,
             taste: None,
             feedback: None,
+            usage: &crate::domain::profile::UsageCounters::ZERO,
         });
     }
     let model = s.train(3, 1).unwrap();

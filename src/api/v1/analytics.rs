@@ -14,7 +14,7 @@ use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::engine::{
     ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, LiveFigures, Overview,
-    SegmentModel, TierReport, Trained,
+    SegmentModel, TierAnalysis, TierReport, Trained,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -68,6 +68,35 @@ pub(crate) async fn tiers(
     Ok(Json(
         analytics
             .tiers(&caller.principal(), q.weeks.unwrap_or(12))
+            .await?,
+    ))
+}
+
+/// `GET /api/v1/admin/analytics/opportunities` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OpportunityParams {
+    /// Candidates listed of each kind, strongest first: 1–100,000 (default 1,000).
+    limit: Option<usize>,
+}
+
+/// Tier analysis (operator only): users who are candidates for a move between tiers —
+/// Free users near their quotas or listening most days (`upgrade`), paid users using
+/// little of their tier (`downgrade`), Premium users using features as Enterprise users
+/// do (`enterprise_fit`), paid users at high churn risk (`retention`) — each with its
+/// reasons; only users consenting to analytics are analysed (`docs/automation.md`).
+#[utoipa::path(get, path = "/api/v1/admin/analytics/opportunities", tag = "analytics", params(OpportunityParams), security(("bearer" = [])),
+    responses((status = 200, body = TierAnalysis), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn opportunities(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<OpportunityParams>,
+) -> ApiResult<Json<TierAnalysis>> {
+    let analytics = s.manager.analytics();
+    Ok(Json(
+        analytics
+            .tier_analysis(&caller.principal(), q.limit.unwrap_or(1_000))
             .await?,
     ))
 }

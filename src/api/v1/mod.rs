@@ -66,6 +66,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::live))
         .routes(routes!(analytics::cohorts))
         .routes(routes!(analytics::tiers))
+        .routes(routes!(analytics::opportunities))
         .routes(routes!(analytics::train))
         .routes(routes!(analytics::churn))
         .routes(routes!(analytics::segments))

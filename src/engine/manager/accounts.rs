@@ -259,6 +259,7 @@ impl Accounts<'_> {
                         history: &history,
                         taste: None,
                         feedback: None,
+                        usage: &p.usage,
                     },
                     now,
                 )

@@ -13,6 +13,7 @@ use crate::analytics::churn::{ChurnModel, ChurnPrediction, TrainProgress, Traine
 use crate::analytics::cohorts::{
     CohortBuilder, CohortQuery, CohortTable, MAX_MONTHS, MAX_PERIODS, Unit as CohortUnit,
 };
+use crate::analytics::opportunities::{Analyzer, TierAnalysis};
 use crate::analytics::overview::{Overview, OverviewBuilder};
 use crate::analytics::segments::{SegmentModel, Segmenter};
 use crate::analytics::tiers::{TierBuilder, TierChange, TierReport};
@@ -152,6 +153,28 @@ impl Analytics<'_> {
             Ok(b.finish())
         })
         .await?
+    }
+
+    /// Tier analysis (operators): the users who are candidates for a move between tiers
+    /// (upgrade, downgrade, Enterprise fit, retention offer) with their reasons, at most
+    /// `limit` of each kind, strongest first ([`crate::analytics::opportunities`]).
+    pub async fn tier_analysis(
+        self,
+        by: &Principal,
+        limit: usize,
+    ) -> Result<TierAnalysis, EngineError> {
+        by.privileged()?;
+        if !(1..=MAX_CANDIDATES).contains(&limit) {
+            return Err(
+                ValidationError::new("limit", format!("must be 1 to {MAX_CANDIDATES}")).into(),
+            );
+        }
+        let now = self.m.now();
+        let e = &self.m.engine;
+        let policies = UserTier::ALL.map(|t| e.config.tier(t).policy.clone());
+        let analyzer = Analyzer::new(now, policies, e.models.churn(), limit);
+        let a = self.batch(analyzer, now, |a, m| a.add(m)).await?;
+        Ok(a.finish())
     }
 
     /// The retention cohort table (operators); see `docs/analytics.md` for how to read it.
@@ -350,6 +373,9 @@ const IMPORT_CONCURRENCY: usize = 32;
 
 /// Users read between two progress reports of a training.
 const PROGRESS_EVERY: u64 = 50_000;
+
+/// Most candidates of a kind a tier analysis lists.
+pub const MAX_CANDIDATES: usize = 100_000;
 
 /// Most at-risk users one page lists.
 pub const MAX_PAGE: usize = 500;

@@ -1,7 +1,7 @@
 //! What a report over the stored population reads of a user, decoded from the front of
 //! its record: since format 6 the consents, the history (since format 7 the taste, since
 //! format 8 the recommendation feedback) and the profile's head (id, names, tier,
-//! sign-up time, AI preferences) lead the payload, so a report skips the credentials,
+//! sign-up time, AI preferences, quota counters) lead the payload, so a report skips the credentials,
 //! sessions, second factors, risk profile and security events it never looks at.
 
 use std::fmt;
@@ -14,6 +14,7 @@ use crate::domain::consent::ConsentState;
 use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
+use crate::domain::profile::UsageCounters;
 use crate::domain::settings::{AIPreferences, PersonalizationLevel, SecuritySettings};
 use crate::domain::taste::Taste;
 use crate::domain::tier::UserTier;
@@ -38,6 +39,8 @@ pub(crate) struct ReportView {
     pub created_at: Timestamp,
     /// Its `personalization_level` (at `off` its taste is not trained on).
     pub personalization_level: PersonalizationLevel,
+    /// Its quota counters.
+    pub usage: UsageCounters,
 }
 
 impl From<UserState> for ReportView {
@@ -46,6 +49,7 @@ impl From<UserState> for ReportView {
             tier: s.profile.tier,
             created_at: s.profile.created_at,
             personalization_level: s.profile.ai_preferences.personalization_level,
+            usage: s.profile.usage.clone(),
             consents: s.consents,
             history: s.history,
             taste: s.taste,
@@ -64,8 +68,8 @@ struct Head {
     profile: ProfileHead,
 }
 
-/// The leading fields of a stored [`crate::domain::profile::UserProfile`], up to its AI
-/// preferences; the strings before them are stepped over without a copy. Kept in step
+/// The leading fields of a stored [`crate::domain::profile::UserProfile`], up to its
+/// usage counters; the strings before them are stepped over without a copy. Kept in step
 /// with the profile by the test below, which reads a real record through it.
 #[derive(Deserialize)]
 struct ProfileHead {
@@ -86,6 +90,7 @@ struct ProfileHead {
     #[serde(rename = "security_settings")]
     _security_settings: SecuritySettings,
     ai_preferences: AIPreferences,
+    usage: UsageCounters,
 }
 
 /// A string field read past (borrowed from the payload, never allocated).
@@ -124,6 +129,7 @@ pub(crate) fn report_view(
             tier: h.profile.tier,
             created_at: h.profile.created_at,
             personalization_level: h.profile.ai_preferences.personalization_level,
+            usage: h.profile.usage,
         }),
         None => super::decode(record, key, id).map(ReportView::from),
     }
@@ -143,6 +149,7 @@ mod tests {
         let t = Timestamp::from_millis(1_700_000_000_000);
         let mut s = state(t);
         s.profile.make_mut().tier = UserTier::Enterprise;
+        s.profile.make_mut().usage.playlists = 7;
         s.profile.make_mut().display_name = "Ünïcode név, long enough to matter".into();
         s.history.record(&[ActivityEvent::Searched { at: t }]);
         s.consents.set(Purpose::Analytics, true, t);
@@ -150,6 +157,7 @@ mod tests {
         let id = s.profile.id;
         let whole = ReportView::from(s.clone());
         assert_eq!(whole.tier, UserTier::Enterprise);
+        assert_eq!(whole.usage.playlists, 7);
         let current = encode(&s, &key, id).unwrap();
         assert_eq!(report_view(&current, &key, id).unwrap(), whole);
         // Records of formats 5 and 6 are read whole, to the same view (with no taste).
