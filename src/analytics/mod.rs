@@ -17,6 +17,7 @@ pub mod overview;
 pub mod segments;
 pub mod sim;
 pub mod tiers;
+pub mod usage;
 
 use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;

@@ -8,11 +8,13 @@
 mod audit;
 mod jobs;
 pub use jobs::JobsArgs;
+pub use report::GenerateAnalyticsArgs;
 pub use tiers::AnalyzeTiersArgs;
 mod loadgen;
 mod provision;
 mod purge;
 mod remote;
+mod report;
 mod rotate;
 mod serve;
 pub mod simulate;
@@ -68,6 +70,12 @@ pub enum Command {
     /// high churn risk), each with its reasons; a summary table, --json and --csv.
     /// Through a running server (--server) or on a stopped data directory.
     AnalyzeTiers(tiers::AnalyzeTiersArgs),
+    /// The usage report of a period (--from, --to): tier distribution and migrations,
+    /// sign-ups, logins and active users per day, DAU/WAU/MAU, engagement, retention
+    /// cohorts, segments, the churn model card, security events and risk decisions,
+    /// feature usage — as report.json, CSV tables and a self-contained report.html in
+    /// --out. Through a running server (--server) or on a stopped data directory.
+    GenerateAnalytics(report::GenerateAnalyticsArgs),
     /// Run the `cleanup` job now (retention of security events, expired invitations):
     /// through a running server's scheduler (--server), recorded in its job history, or
     /// on a data directory whose server is stopped.
@@ -127,6 +135,7 @@ impl Cli {
             Command::Simulate(a) => a.target.config(),
             Command::ProvisionUsers(a) => a.target.config(),
             Command::AnalyzeTiers(a) => a.target.config(),
+            Command::GenerateAnalytics(a) => a.target.config(),
             Command::Cleanup(a) | Command::RunAll(a) => a.target.config(),
         }
     }
@@ -200,6 +209,10 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
         Command::AnalyzeTiers(a) => match a.target.remote()? {
             Some(r) => tiers::through_server(&r, &a).await,
             None => tiers::offline(local()?, &a).await,
+        },
+        Command::GenerateAnalytics(a) => match a.target.remote()? {
+            Some(r) => report::through_server(&r, &a).await,
+            None => report::offline(local()?, &a).await,
         },
         Command::Cleanup(a) => run_jobs(&[JobKind::Cleanup], &a, local).await,
         Command::RunAll(a) => run_jobs(&JobKind::ALL, &a, local).await,

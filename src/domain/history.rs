@@ -46,6 +46,19 @@ pub fn day_start(day: u32) -> Timestamp {
     Timestamp::from_millis(i64::from(day) * DAY_MS)
 }
 
+/// The day of a `YYYY-MM-DD` date (UTC), if it is one, from 1970-01-01.
+pub fn parse_day(text: &str) -> Option<u32> {
+    let date: jiff::civil::Date = text.trim().parse().ok()?;
+    let at = date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    u32::try_from(at.as_second().div_euclid(86_400)).ok()
+}
+
+/// The `YYYY-MM-DD` date of day `day` (UTC).
+pub fn format_day(day: u32) -> String {
+    let t = day_start(day).to_string();
+    t.get(..10).unwrap_or(&t).to_owned()
+}
+
 /// What happened on one day, or in one week. Counts saturate (at 65,535 a day).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Bucket {

@@ -25,6 +25,7 @@ pub mod outcomes;
 pub(crate) mod population;
 pub(crate) mod recommender;
 pub(crate) mod runtime;
+pub(crate) mod security_scan;
 pub(crate) mod shard;
 pub(crate) mod shared_profile;
 #[doc(hidden)]
@@ -59,6 +60,9 @@ pub use crate::analytics::opportunities::{
 pub use crate::analytics::overview::{Overview, WindowEvents};
 pub use crate::analytics::segments::{Segment, SegmentModel, SegmentRef};
 pub use crate::analytics::tiers::{Migration, TierReport, TierWeek};
+pub use crate::analytics::usage::{
+    EngagementBin, EngagementDistribution, FeatureUsage, UsageDay, UsageReport,
+};
 pub use crate::domain::activity::Platform;
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;

@@ -11,6 +11,7 @@ mod churn;
 mod concurrency;
 mod crash;
 mod encryption;
+mod generate_analytics;
 mod http;
 mod jobs;
 mod layers;

@@ -14,7 +14,7 @@ use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::engine::{
     ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, LiveFigures, Overview,
-    SegmentModel, TierAnalysis, TierReport, Trained,
+    SegmentModel, TierAnalysis, TierReport, Trained, UsageReport,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -99,6 +99,45 @@ pub(crate) async fn opportunities(
             .tier_analysis(&caller.principal(), q.limit.unwrap_or(1_000))
             .await?,
     ))
+}
+
+/// `GET /api/v1/admin/analytics/usage` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageParams {
+    /// The period's first day, `YYYY-MM-DD` (UTC; default: 29 days before `to`).
+    from: Option<String>,
+    /// The period's last day, included, `YYYY-MM-DD` (UTC; default: today).
+    to: Option<String>,
+}
+
+/// `YYYY-MM-DD` as days since 1970-01-01.
+fn day(field: &'static str, text: Option<&str>) -> ApiResult<Option<u32>> {
+    let Some(text) = text else { return Ok(None) };
+    crate::domain::history::parse_day(text)
+        .map(Some)
+        .ok_or_else(|| ApiError::InvalidInput {
+            field: Some(field.into()),
+            detail: "must be a date as YYYY-MM-DD, from 1970-01-01".into(),
+        })
+}
+
+/// The usage report of a period (operator only): day by day the sign-ups by tier, the
+/// active users (`null` for days older than five weeks), the security events by kind
+/// (`login_succeeded` are the logins) and the risk decisions; the tier features' use in
+/// the period; the engagement distribution now. At most 366 days, ending today at the
+/// latest (`docs/analytics.md`).
+#[utoipa::path(get, path = "/api/v1/admin/analytics/usage", tag = "analytics", params(UsageParams), security(("bearer" = [])),
+    responses((status = 200, body = UsageReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn usage(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<UsageParams>,
+) -> ApiResult<Json<UsageReport>> {
+    let (from, to) = (day("from", q.from.as_deref())?, day("to", q.to.as_deref())?);
+    let analytics = s.manager.analytics();
+    Ok(Json(analytics.usage(&caller.principal(), from, to).await?))
 }
 
 /// `GET /api/v1/admin/analytics/cohorts` query.

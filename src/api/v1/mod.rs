@@ -67,6 +67,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::cohorts))
         .routes(routes!(analytics::tiers))
         .routes(routes!(analytics::opportunities))
+        .routes(routes!(analytics::usage))
         .routes(routes!(analytics::train))
         .routes(routes!(analytics::churn))
         .routes(routes!(analytics::segments))

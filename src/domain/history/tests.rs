@@ -185,3 +185,13 @@ fn the_sketch_estimates_distinct_tracks() {
     b.count(&play(0, 0, "same", 1));
     assert_eq!(b.distinct_tracks(), 1);
 }
+
+#[test]
+fn dates_and_days_round_trip() {
+    assert_eq!(parse_day("1970-01-01"), Some(0));
+    assert_eq!(parse_day("2026-11-02"), Some(20_759));
+    assert_eq!(format_day(20_759), "2026-11-02");
+    for bad in ["1969-12-31", "2026-02-30", "2026-1-2x", "", "tomorrow"] {
+        assert_eq!(parse_day(bad), None, "{bad}");
+    }
+}

@@ -17,8 +17,10 @@ use crate::analytics::opportunities::{Analyzer, TierAnalysis};
 use crate::analytics::overview::{Overview, OverviewBuilder};
 use crate::analytics::segments::{SegmentModel, Segmenter};
 use crate::analytics::tiers::{TierBuilder, TierChange, TierReport};
+use crate::analytics::usage::{MAX_DAYS, UsageBuilder, UsageReport};
 use crate::domain::activity::ActivityEvent;
 use crate::domain::audit::AuditAction;
+use crate::domain::history::day_of;
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
@@ -175,6 +177,47 @@ impl Analytics<'_> {
         let analyzer = Analyzer::new(now, policies, e.models.churn(), limit);
         let a = self.batch(analyzer, now, |a, m| a.add(m)).await?;
         Ok(a.finish())
+    }
+
+    /// The usage report of days `from..=to` (operators): sign-ups, active users,
+    /// security events and risk decisions day by day, feature usage over the period,
+    /// the engagement distribution now ([`crate::analytics::usage`]). Days count from
+    /// 1970-01-01 (UTC); `to` is today unless given, `from` the 30th day before `to`
+    /// unless given. The period ends today at the latest and covers at most
+    /// [`MAX_DAYS`] days.
+    pub async fn usage(
+        self,
+        by: &Principal,
+        from: Option<u32>,
+        to: Option<u32>,
+    ) -> Result<UsageReport, EngineError> {
+        by.privileged()?;
+        let now = self.m.now();
+        let today = day_of(now);
+        let to = to.unwrap_or(today);
+        let from = from.unwrap_or(to.saturating_sub(29));
+        if to > today {
+            return Err(ValidationError::new("to", "must not be after today").into());
+        }
+        if from > to {
+            return Err(ValidationError::new("from", "must not be after `to`").into());
+        }
+        if to - from + 1 > MAX_DAYS {
+            return Err(ValidationError::new(
+                "from",
+                format!("a period covers at most {MAX_DAYS} days"),
+            )
+            .into());
+        }
+        let mut b = self
+            .batch(UsageBuilder::new(now, from, to), now, |b, m| b.add(m))
+            .await?;
+        let engine = self.m.engine.clone();
+        background::run("roster-report", move || {
+            crate::engine::security_scan::scan(&engine, |ev| b.add_security(ev))?;
+            Ok(b.finish())
+        })
+        .await?
     }
 
     /// The retention cohort table (operators); see `docs/analytics.md` for how to read it.

@@ -38,6 +38,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/analytics/cohorts",
         "GET /api/v1/admin/analytics/tiers",
         "GET /api/v1/admin/analytics/opportunities",
+        "GET /api/v1/admin/analytics/usage",
         "POST /api/v1/admin/analytics/train",
         "POST /api/v1/admin/catalog/tracks",
         "GET /api/v1/admin/catalog",
