@@ -147,10 +147,10 @@ impl Chain {
 
     /// The records of `drafts`, numbered and chained after this end, as ops to add to
     /// their batch, and the end they lead to (to adopt once the batch applied).
-    pub fn extend(&self, drafts: Vec<Draft>) -> Result<(Vec<Op>, Chain), StoreError> {
+    pub fn extend(&self, drafts: &[Draft]) -> Result<(Vec<Op>, Chain), StoreError> {
         let mut next = self.clone();
         let mut ops = Vec::with_capacity(drafts.len());
-        for (actor, action, at) in drafts {
+        for (actor, action, at) in drafts.iter().cloned() {
             next.seq += 1;
             let body = AuditBody {
                 seq: next.seq,
@@ -254,11 +254,7 @@ mod tests {
     /// Appends one record after `chain`, as the writer does.
     fn append(store: &dyn Store, chain: &mut Chain, actor: AuditActor, action: AuditAction) {
         let (ops, next) = chain
-            .extend(vec![(
-                actor,
-                action,
-                Timestamp::from_millis(1_800_000_000_000),
-            )])
+            .extend(&[(actor, action, Timestamp::from_millis(1_800_000_000_000))])
             .unwrap();
         let mut batch = Batch::default();
         ops.into_iter().for_each(|op| batch.push(op));

@@ -250,26 +250,6 @@ impl GroupCommit {
     }
 }
 
-/// How one applied batch went, before the flush.
-fn applied(store: &dyn Store, chain: &mut Chain, batch: Batch, audit: Vec<Draft>) -> Outcome {
-    let (ops, next) = match chain.extend(audit) {
-        Ok(x) => x,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let mut batch = batch;
-    for op in ops {
-        batch.push(op);
-    }
-    match store.apply(&batch) {
-        Ok(Applied::Done) => {
-            *chain = next;
-            Outcome::Durable
-        }
-        Ok(refused) => Outcome::Refused(refused),
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
-}
-
 /// A round of jobs the writer applied, on its way to the flusher.
 struct Round {
     jobs: Vec<Job>,
@@ -277,20 +257,129 @@ struct Round {
     outcomes: Vec<Outcome>,
 }
 
-/// The writer: applies each batch in order (each atomic on its own) and passes the round
-/// on; it goes on applying while the flusher syncs the round before.
+/// Batches the writer hands the store at once, at most.
+const GROUP: usize = 256;
+
+/// A round's writes on their way into the store: each batch with the audit records
+/// chained into it, and the end of the chain once it applied.
+struct Writes {
+    batches: Vec<Batch>,
+    drafts: Vec<Vec<Draft>>,
+    /// Each batch's own ops, before its audit records.
+    own: Vec<usize>,
+    /// The chain's end after each batch, if it applies and every one before it does (or
+    /// why its records could not be chained).
+    ends: Vec<Result<Chain, String>>,
+}
+
+impl Writes {
+    fn new(round: &mut [Job]) -> Self {
+        let mut writes = Self {
+            batches: Vec::new(),
+            drafts: Vec::new(),
+            own: Vec::new(),
+            ends: Vec::new(),
+        };
+        for job in round {
+            if let Job::Write { batch, audit, .. } = job {
+                writes.own.push(batch.len());
+                writes.batches.push(std::mem::take(batch));
+                writes.drafts.push(std::mem::take(audit));
+            }
+        }
+        writes
+    }
+
+    /// Numbers and chains the audit records of the batches from `from` on after `chain`,
+    /// as if each of them applied.
+    fn chain_from(&mut self, from: usize, chain: &Chain) {
+        self.ends.truncate(from);
+        let mut end = chain.clone();
+        for i in from..self.batches.len() {
+            self.batches[i].truncate(self.own[i]);
+            match end.extend(&self.drafts[i]) {
+                Ok((ops, next)) => {
+                    for op in ops {
+                        self.batches[i].push(op);
+                    }
+                    self.ends.push(Ok(next.clone()));
+                    end = next;
+                }
+                Err(e) => self.ends.push(Err(e.to_string())),
+            }
+        }
+    }
+
+    /// Applies every batch, in order, a group at a time; how each went, before the
+    /// flush. `chain` ends where the applied ones left it.
+    fn apply(mut self, store: &dyn Store, chain: &mut Chain) -> Vec<Outcome> {
+        let n = self.batches.len();
+        let mut outcomes = Vec::with_capacity(n);
+        self.chain_from(0, chain);
+        let mut at = 0;
+        while at < n {
+            if let Err(e) = &self.ends[at] {
+                // Nothing of it reaches the store; the chain goes on from the one before.
+                outcomes.push(Outcome::Failed(e.clone()));
+                at += 1;
+                continue;
+            }
+            let stop = self.ends[at..]
+                .iter()
+                .take(GROUP)
+                .position(Result::is_err)
+                .map_or((at + GROUP).min(n), |p| at + p);
+            let applied = match store.apply_group(&self.batches[at..stop]) {
+                Ok(applied) if !applied.is_empty() => applied,
+                result => {
+                    let e = match result {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "the store applied none of a group".into(),
+                    };
+                    tracing::error!(error = %e, batches = stop - at, "store write failed");
+                    outcomes.extend((at..stop).map(|_| Outcome::Failed(e.clone())));
+                    at = stop;
+                    // Some of the group may have been written: the chain goes on from
+                    // what the store holds.
+                    match Chain::open(store) {
+                        Ok(found) => *chain = found,
+                        Err(e) => tracing::error!(error = %e, "cannot read the audit chain's end"),
+                    }
+                    self.chain_from(at, chain);
+                    continue;
+                }
+            };
+            let mut refused = false;
+            for (i, one) in applied.into_iter().take(stop - at).enumerate() {
+                if one == Applied::Done {
+                    if let Ok(end) = &self.ends[at + i] {
+                        *chain = end.clone();
+                    }
+                    outcomes.push(Outcome::Durable);
+                } else {
+                    outcomes.push(Outcome::Refused(one));
+                    refused = true;
+                    break;
+                }
+            }
+            at = outcomes.len();
+            if refused {
+                // Its records were not written: those behind it are numbered again.
+                self.chain_from(at, chain);
+            }
+        }
+        outcomes
+    }
+}
+
+/// The writer: applies each batch in order (each atomic on its own, groups of them
+/// together where the store can) and passes the round on; it goes on applying while the
+/// flusher syncs the round before.
 fn writer(store: Arc<dyn Store>, mut chain: Chain, rx: Receiver<Job>, rounds: Sender<Round>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in &mut jobs {
-            if let Job::Write { batch, audit, .. } = job {
-                let batch = std::mem::take(batch);
-                let audit = std::mem::take(audit);
-                outcomes.push(applied(store.as_ref(), &mut chain, batch, audit));
-            }
-        }
+        let outcomes = Writes::new(&mut jobs).apply(store.as_ref(), &mut chain);
         if rounds.send(Round { jobs, outcomes }).is_err() {
             return;
         }
@@ -368,118 +457,4 @@ fn guarded(what: &str, f: impl FnOnce()) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::audit::{AuditAction, AuditActor};
-    use crate::domain::ids::UserId;
-    use crate::domain::tier::UserTier;
-    use crate::domain::time::Timestamp;
-    use crate::store::{Op, SledStore, UserStore};
-
-    fn create(id: UserId) -> Batch {
-        let mut email_index = [0u8; 32];
-        email_index[..16].copy_from_slice(id.as_bytes());
-        Batch::of(Op::CreateUser {
-            id,
-            revision: 1,
-            email_index,
-            tier: UserTier::Free,
-            wrapped_key: Vec::new(),
-            record: b"record".to_vec(),
-        })
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writes_share_flushes_and_each_learns_its_own_outcome() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
-        let gc = GroupCommit::start(Arc::clone(&store)).unwrap();
-        let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                let gc = gc.clone();
-                tokio::spawn(async move {
-                    let id = UserId::generate();
-                    let ticket = gc.submit(create(id), Vec::new(), None);
-                    assert_eq!(gc.wait(&ticket).await, Outcome::Durable);
-                    id
-                })
-            })
-            .collect();
-        let mut ids = Vec::new();
-        for t in tasks {
-            ids.push(t.await.unwrap());
-        }
-        let flushes = gc.stats().flushes.load(Ordering::Relaxed);
-        assert_eq!(gc.stats().commits.load(Ordering::Relaxed), 200);
-        assert!((1..=200).contains(&flushes));
-        // A refusal is its batch's alone; the ones around it go through.
-        let (a, b) = (UserId::generate(), UserId::generate());
-        let taken = gc.submit(create(ids[0]), Vec::new(), None);
-        let fine = gc.submit(create(a), Vec::new(), None);
-        let failures = Arc::new(AtomicU64::new(0));
-        let f = Arc::clone(&failures);
-        let stale = gc.submit(
-            Batch::of(Op::PutUser {
-                id: b,
-                record: b"r".to_vec(),
-                expect: 1,
-                revision: 2,
-                tier: None,
-            }),
-            vec![(
-                AuditActor::Operator,
-                AuditAction::UserDeleted { user: b },
-                Timestamp::EPOCH,
-            )],
-            Some(Box::new(move || {
-                f.fetch_add(1, Ordering::Relaxed);
-            })),
-        );
-        assert_eq!(taken.wait().await, Outcome::Refused(Applied::EmailTaken));
-        assert_eq!(fine.wait().await, Outcome::Durable);
-        assert!(matches!(
-            stale.wait().await,
-            Outcome::Refused(Applied::Stale { .. })
-        ));
-        assert_eq!(failures.load(Ordering::Relaxed), 1, "told of its refusal");
-        assert!(
-            store.audit_after(0, 10).unwrap().is_empty(),
-            "its record went nowhere"
-        );
-        // Audit records chain in the order their batches were applied.
-        let audited = gc.submit(
-            create(b),
-            vec![(
-                AuditActor::Operator,
-                AuditAction::UserImported { user: b },
-                Timestamp::EPOCH,
-            )],
-            None,
-        );
-        assert_eq!(audited.wait().await, Outcome::Durable);
-        assert_eq!(crate::store::audit::verify(store.as_ref()), Ok(1));
-        // Callbacks run after the flush, in registration order, knowing their batch.
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        for i in 0..50 {
-            let seen = Arc::clone(&seen);
-            let after = (i == 7).then(|| taken.clone());
-            gc.then(after, move |r| seen.lock().unwrap().push((i, r.is_ok())));
-        }
-        gc.commit().await.unwrap();
-        let seen = seen.lock().unwrap().clone();
-        let expected: Vec<_> = (0..50).map(|i| (i, i != 7)).collect();
-        assert_eq!(seen, expected);
-        // A callback that panics takes nothing down with it: the writes behind it are
-        // still answered.
-        gc.then(None, |_| panic!("a careless callback"));
-        let after = gc.submit(create(UserId::generate()), Vec::new(), None);
-        assert_eq!(after.wait().await, Outcome::Durable);
-        gc.commit().await.unwrap();
-        drop(gc);
-        drop(store); // the writer released its handle when `gc` was dropped
-        let reopened = SledStore::open(dir.path(), 1 << 20).unwrap();
-        for id in ids.into_iter().chain([a, b]) {
-            assert!(reopened.load_user(id).unwrap().is_some());
-        }
-    }
-}
+mod tests;

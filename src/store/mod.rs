@@ -305,6 +305,17 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// How many changes it holds.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Keeps the first `len` changes (the writer takes back the audit records it chained
+    /// into a batch when it must number them again).
+    pub fn truncate(&mut self, len: usize) {
+        self.ops.truncate(len);
+    }
 }
 
 /// What became of a batch. Anything but [`Applied::Done`] wrote nothing.
@@ -481,6 +492,23 @@ pub trait Store:
 {
     /// Applies `batch` atomically, or refuses it as a whole (see [`Applied`]).
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError>;
+    /// Applies `batches` in order, each atomically and refused alone as [`Store::apply`]
+    /// would, and stops after the first refused one; a store may stop earlier. Returns
+    /// how each it reached applied: at least one when `batches` is not empty. A store
+    /// that can write several batches for the price of one (one sled transaction, one
+    /// SQL transaction) does; this one applies them one by one. On an error, which of
+    /// them were written is unknown.
+    fn apply_group(&self, batches: &[Batch]) -> Result<Vec<Applied>, StoreError> {
+        let mut applied = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let one = self.apply(batch)?;
+            applied.push(one);
+            if one != Applied::Done {
+                break;
+            }
+        }
+        Ok(applied)
+    }
     /// Blocks until every write before the call is durable. Returns bytes flushed.
     fn flush(&self) -> Result<usize, StoreError>;
     /// Bytes the store occupies on disk, if it can tell.

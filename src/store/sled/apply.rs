@@ -12,7 +12,13 @@
 //! per user), so a plain read suffices outside transactions; the check is what catches a
 //! writer that should not be writing at all.
 
-use ::sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::convert::Infallible;
+
+use ::sled::IVec;
+use ::sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+    TransactionalTree, UnabortableTransactionError,
+};
 
 use super::{
     KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
@@ -121,156 +127,10 @@ impl SledStore {
     /// A batch that must read what it changes, as one transaction.
     fn apply_transaction(&self, batch: &Batch) -> Result<Applied, StoreError> {
         // Scans first: a transaction cannot iterate.
-        let mut archived = Vec::new();
-        for op in batch.ops() {
-            if let Op::DeleteUser { id, .. } = op {
-                archived.push(self.archived_keys(*id)?);
-            }
-        }
+        let archived = self.archived_of(batch)?;
         let tombstone = Self::tombstone();
         let result = self.tree.transaction(|tx| {
-            let refuse = ConflictableTransactionError::Abort;
-            let mut deletions = archived.iter();
-            for op in batch.ops() {
-                match op {
-                    Op::CreateUser {
-                        id,
-                        revision,
-                        email_index,
-                        tier,
-                        wrapped_key,
-                        record,
-                    } => {
-                        let ekey = index_key(email_index);
-                        if tx.get(ekey)?.is_some() {
-                            return Err(refuse(Applied::EmailTaken));
-                        }
-                        tx.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
-                        tx.insert(id_key(USER, *id).as_slice(), user_value(*revision, record))?;
-                        tx.insert(
-                            id_key(TIER, *id).as_slice(),
-                            route_value(*tier, wrapped_key),
-                        )?;
-                    }
-                    Op::PutUser {
-                        id,
-                        record,
-                        expect,
-                        revision,
-                        tier,
-                    } => {
-                        let ukey = id_key(USER, *id);
-                        let stored = tx.get(ukey)?;
-                        check_revision(*id, *expect, stored.as_deref()).map_err(refuse)?;
-                        tx.insert(ukey.as_slice(), user_value(*revision, record))?;
-                        if let Some(tier) = tier {
-                            // The route keeps its data key.
-                            let tkey = id_key(TIER, *id);
-                            let key = tx
-                                .get(tkey)?
-                                .map(|v| v.get(1..).unwrap_or_default().to_vec());
-                            tx.insert(
-                                tkey.as_slice(),
-                                route_value(*tier, key.as_deref().unwrap_or_default()),
-                            )?;
-                        }
-                    }
-                    Op::DeleteUser { id, email_indexes } => {
-                        tx.remove(id_key(USER, *id).as_slice())?;
-                        tx.remove(id_key(TIER, *id).as_slice())?;
-                        tx.remove(id_key(LEDGER, *id).as_slice())?;
-                        tx.remove(invitation_key(*id).as_slice())?;
-                        if let Some(x) = tx.remove(external_of_key(*id).as_slice())?
-                            && let Ok(x) = <[u8; 32]>::try_from(x.as_ref())
-                            && tx.get(external_key(&x))?.as_deref()
-                                == Some(id.as_bytes().as_slice())
-                        {
-                            tx.remove(external_key(&x).as_slice())?;
-                        }
-                        for index in email_indexes {
-                            let key = index_key(index);
-                            // Only its own claim: a key derived from this user's email
-                            // may name a look-alike account.
-                            if tx.get(key)?.as_deref() == Some(id.as_bytes().as_slice()) {
-                                tx.remove(key.as_slice())?;
-                            }
-                        }
-                        for k in deletions.next().into_iter().flatten() {
-                            tx.remove(k.clone())?;
-                        }
-                        tx.insert(id_key(TOMBSTONE, *id).as_slice(), tombstone.as_slice())?;
-                    }
-                    Op::MoveEmailIndex { id, from, to } => {
-                        let (from, to) = (index_key(from), index_key(to));
-                        match tx.get(to)? {
-                            Some(owner) if owner.as_ref() != id.as_bytes().as_slice() => {
-                                return Err(refuse(Applied::EmailTaken));
-                            }
-                            _ => {}
-                        }
-                        if tx.get(from)?.as_deref() == Some(id.as_bytes().as_slice()) {
-                            tx.remove(from.as_slice())?;
-                        }
-                        tx.insert(to.as_slice(), id.as_bytes().as_slice())?;
-                    }
-                    Op::ArchiveEvent { user, seq, blob } => {
-                        tx.insert(event_key(*user, *seq).as_slice(), blob.as_slice())?;
-                    }
-                    Op::DropArchivedEvent { user, seq } => {
-                        tx.remove(event_key(*user, *seq).as_slice())?;
-                    }
-                    Op::PutImportLedger { user, blob } => {
-                        tx.insert(id_key(LEDGER, *user).as_slice(), blob.as_slice())?;
-                    }
-                    Op::Audit { seq, record } => {
-                        tx.insert(audit_key(*seq).as_slice(), record.as_slice())?;
-                    }
-                    Op::KeyringMeta { meta } => {
-                        tx.insert(KEYRING, meta.as_slice())?;
-                    }
-                    Op::PutModel {
-                        kind,
-                        version,
-                        record,
-                    } => {
-                        tx.insert(model_key(*kind, *version).as_slice(), record.as_slice())?;
-                    }
-                    Op::DropModel { kind, version } => {
-                        tx.remove(model_key(*kind, *version).as_slice())?;
-                    }
-                    Op::PutTrack { id, record } => {
-                        tx.insert(track_key(id), record.as_slice())?;
-                    }
-                    Op::DropTrack { id } => {
-                        tx.remove(track_key(id))?;
-                    }
-                    Op::PutJob { name, record } => {
-                        tx.insert(job_key(name), record.as_slice())?;
-                    }
-                    Op::PutJobRun { name, run, record } => {
-                        tx.insert(job_run_key(name, *run), record.as_slice())?;
-                    }
-                    Op::DropJobRun { name, run } => {
-                        tx.remove(job_run_key(name, *run))?;
-                    }
-                    Op::PutExternalId { index, user } => {
-                        if let Some(old) = tx.get(external_of_key(*user))?
-                            && old.as_ref() != index.as_slice()
-                            && let Ok(old) = <[u8; 32]>::try_from(old.as_ref())
-                        {
-                            tx.remove(external_key(&old).as_slice())?;
-                        }
-                        tx.insert(external_key(index).as_slice(), user.as_bytes().as_slice())?;
-                        tx.insert(external_of_key(*user).as_slice(), index.as_slice())?;
-                    }
-                    Op::PutInvitation { user, record } => {
-                        tx.insert(invitation_key(*user).as_slice(), record.as_slice())?;
-                    }
-                    Op::DropInvitation { user } => {
-                        tx.remove(invitation_key(*user).as_slice())?;
-                    }
-                }
-            }
+            write_batch(&mut Writes::new(tx), batch, &archived, &tombstone)?;
             Ok(Applied::Done)
         });
         match result {
@@ -279,6 +139,261 @@ impl SledStore {
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
+
+    /// Several batches as one transaction, each refused alone: a refused batch's writes
+    /// are taken back within the transaction and the group ends with it. Only the first
+    /// batch may delete a user (see [`Store::apply_group`]).
+    fn apply_together(&self, batches: &[Batch]) -> Result<Vec<Applied>, StoreError> {
+        let archived = match batches.first() {
+            Some(first) => self.archived_of(first)?,
+            None => return Ok(Vec::new()),
+        };
+        let tombstone = Self::tombstone();
+        let result = self.tree.transaction(|tx| {
+            let mut applied = Vec::with_capacity(batches.len());
+            for (i, batch) in batches.iter().enumerate() {
+                let scans = if i == 0 { archived.as_slice() } else { &[] };
+                let mut w = Writes::new(tx);
+                match write_batch(&mut w, batch, scans, &tombstone) {
+                    Ok(()) => applied.push(Applied::Done),
+                    Err(ConflictableTransactionError::Abort(refused)) => {
+                        w.take_back()?;
+                        applied.push(refused);
+                        break;
+                    }
+                    Err(ConflictableTransactionError::Conflict) => {
+                        return Err(ConflictableTransactionError::Conflict);
+                    }
+                    Err(ConflictableTransactionError::Storage(e)) => {
+                        return Err(ConflictableTransactionError::Storage(e));
+                    }
+                }
+            }
+            Ok::<_, ConflictableTransactionError<Infallible>>(applied)
+        });
+        match result {
+            Ok(applied) => Ok(applied),
+            Err(TransactionError::Abort(never)) => match never {},
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// For each deletion in `batch`, the keys of its user's archived events (read before
+    /// the transaction: a transaction cannot scan).
+    fn archived_of(&self, batch: &Batch) -> Result<Vec<Vec<IVec>>, StoreError> {
+        let mut archived = Vec::new();
+        for op in batch.ops() {
+            if let Op::DeleteUser { id, .. } = op {
+                archived.push(self.archived_keys(*id)?);
+            }
+        }
+        Ok(archived)
+    }
+}
+
+/// A batch's writes in a transaction, with what each replaced, so that a batch refused
+/// halfway through a group can be taken back.
+struct Writes<'a> {
+    tx: &'a TransactionalTree,
+    replaced: Vec<(IVec, Option<IVec>)>,
+}
+
+impl<'a> Writes<'a> {
+    fn new(tx: &'a TransactionalTree) -> Self {
+        Self {
+            tx,
+            replaced: Vec::new(),
+        }
+    }
+
+    fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<IVec>, UnabortableTransactionError> {
+        self.tx.get(key)
+    }
+
+    fn insert(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<IVec>,
+    ) -> Result<(), UnabortableTransactionError> {
+        let key = IVec::from(key.as_ref());
+        let old = self.tx.insert(key.clone(), value.into())?;
+        self.replaced.push((key, old));
+        Ok(())
+    }
+
+    fn remove(
+        &mut self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<IVec>, UnabortableTransactionError> {
+        let key = IVec::from(key.as_ref());
+        let old = self.tx.remove(key.clone())?;
+        self.replaced.push((key, old.clone()));
+        Ok(old)
+    }
+
+    /// Puts back what every write replaced, the last write first.
+    fn take_back(self) -> Result<(), UnabortableTransactionError> {
+        for (key, old) in self.replaced.into_iter().rev() {
+            match old {
+                Some(value) => self.tx.insert(key, value)?,
+                None => self.tx.remove(key)?,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Writes `batch` through `w`; a refusal aborts with its [`Applied`], leaving what the
+/// batch already wrote to be taken back or dropped with the transaction. `archived` holds
+/// the archived keys of each of the batch's deletions, in order.
+fn write_batch(
+    w: &mut Writes<'_>,
+    batch: &Batch,
+    archived: &[Vec<IVec>],
+    tombstone: &[u8; 8],
+) -> ConflictableTransactionResult<(), Applied> {
+    let refuse = ConflictableTransactionError::Abort;
+    let mut deletions = archived.iter();
+    for op in batch.ops() {
+        match op {
+            Op::CreateUser {
+                id,
+                revision,
+                email_index,
+                tier,
+                wrapped_key,
+                record,
+            } => {
+                let ekey = index_key(email_index);
+                if w.get(ekey)?.is_some() {
+                    return Err(refuse(Applied::EmailTaken));
+                }
+                w.insert(ekey.as_slice(), id.as_bytes().as_slice())?;
+                w.insert(id_key(USER, *id).as_slice(), user_value(*revision, record))?;
+                w.insert(
+                    id_key(TIER, *id).as_slice(),
+                    route_value(*tier, wrapped_key),
+                )?;
+            }
+            Op::PutUser {
+                id,
+                record,
+                expect,
+                revision,
+                tier,
+            } => {
+                let ukey = id_key(USER, *id);
+                let stored = w.get(ukey)?;
+                check_revision(*id, *expect, stored.as_deref()).map_err(refuse)?;
+                w.insert(ukey.as_slice(), user_value(*revision, record))?;
+                if let Some(tier) = tier {
+                    // The route keeps its data key.
+                    let tkey = id_key(TIER, *id);
+                    let key = w
+                        .get(tkey)?
+                        .map(|v| v.get(1..).unwrap_or_default().to_vec());
+                    w.insert(
+                        tkey.as_slice(),
+                        route_value(*tier, key.as_deref().unwrap_or_default()),
+                    )?;
+                }
+            }
+            Op::DeleteUser { id, email_indexes } => {
+                w.remove(id_key(USER, *id).as_slice())?;
+                w.remove(id_key(TIER, *id).as_slice())?;
+                w.remove(id_key(LEDGER, *id).as_slice())?;
+                w.remove(invitation_key(*id).as_slice())?;
+                if let Some(x) = w.remove(external_of_key(*id).as_slice())?
+                    && let Ok(x) = <[u8; 32]>::try_from(x.as_ref())
+                    && w.get(external_key(&x))?.as_deref() == Some(id.as_bytes().as_slice())
+                {
+                    w.remove(external_key(&x).as_slice())?;
+                }
+                for index in email_indexes {
+                    let key = index_key(index);
+                    // Only its own claim: a key derived from this user's email
+                    // may name a look-alike account.
+                    if w.get(key)?.as_deref() == Some(id.as_bytes().as_slice()) {
+                        w.remove(key.as_slice())?;
+                    }
+                }
+                for k in deletions.next().into_iter().flatten() {
+                    w.remove(k.clone())?;
+                }
+                w.insert(id_key(TOMBSTONE, *id).as_slice(), tombstone.as_slice())?;
+            }
+            Op::MoveEmailIndex { id, from, to } => {
+                let (from, to) = (index_key(from), index_key(to));
+                match w.get(to)? {
+                    Some(owner) if owner.as_ref() != id.as_bytes().as_slice() => {
+                        return Err(refuse(Applied::EmailTaken));
+                    }
+                    _ => {}
+                }
+                if w.get(from)?.as_deref() == Some(id.as_bytes().as_slice()) {
+                    w.remove(from.as_slice())?;
+                }
+                w.insert(to.as_slice(), id.as_bytes().as_slice())?;
+            }
+            Op::ArchiveEvent { user, seq, blob } => {
+                w.insert(event_key(*user, *seq).as_slice(), blob.as_slice())?;
+            }
+            Op::DropArchivedEvent { user, seq } => {
+                w.remove(event_key(*user, *seq).as_slice())?;
+            }
+            Op::PutImportLedger { user, blob } => {
+                w.insert(id_key(LEDGER, *user).as_slice(), blob.as_slice())?;
+            }
+            Op::Audit { seq, record } => {
+                w.insert(audit_key(*seq).as_slice(), record.as_slice())?;
+            }
+            Op::KeyringMeta { meta } => {
+                w.insert(KEYRING, meta.as_slice())?;
+            }
+            Op::PutModel {
+                kind,
+                version,
+                record,
+            } => {
+                w.insert(model_key(*kind, *version).as_slice(), record.as_slice())?;
+            }
+            Op::DropModel { kind, version } => {
+                w.remove(model_key(*kind, *version).as_slice())?;
+            }
+            Op::PutTrack { id, record } => {
+                w.insert(track_key(id), record.as_slice())?;
+            }
+            Op::DropTrack { id } => {
+                w.remove(track_key(id))?;
+            }
+            Op::PutJob { name, record } => {
+                w.insert(job_key(name), record.as_slice())?;
+            }
+            Op::PutJobRun { name, run, record } => {
+                w.insert(job_run_key(name, *run), record.as_slice())?;
+            }
+            Op::DropJobRun { name, run } => {
+                w.remove(job_run_key(name, *run))?;
+            }
+            Op::PutExternalId { index, user } => {
+                if let Some(old) = w.get(external_of_key(*user))?
+                    && old.as_ref() != index.as_slice()
+                    && let Ok(old) = <[u8; 32]>::try_from(old.as_ref())
+                {
+                    w.remove(external_key(&old).as_slice())?;
+                }
+                w.insert(external_key(index).as_slice(), user.as_bytes().as_slice())?;
+                w.insert(external_of_key(*user).as_slice(), index.as_slice())?;
+            }
+            Op::PutInvitation { user, record } => {
+                w.insert(invitation_key(*user).as_slice(), record.as_slice())?;
+            }
+            Op::DropInvitation { user } => {
+                w.remove(invitation_key(*user).as_slice())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Store for SledStore {
@@ -315,6 +430,24 @@ impl Store for SledStore {
             self.apply_transaction(batch)
         } else {
             self.apply_plain(batch)
+        }
+    }
+
+    /// One transaction for the group: its cost (sled's log reservation and the wake-up
+    /// of its I/O) is paid once instead of once a batch. A deletion's archived events
+    /// are read before the transaction, so an earlier batch of the group must not archive
+    /// more of them: a group ends before a batch that deletes a user.
+    fn apply_group(&self, batches: &[Batch]) -> Result<Vec<Applied>, StoreError> {
+        let deletes = |b: &Batch| b.ops().iter().any(|op| matches!(op, Op::DeleteUser { .. }));
+        let end = batches
+            .iter()
+            .skip(1)
+            .position(deletes)
+            .map_or(batches.len(), |p| p + 1);
+        match &batches[..end] {
+            [] => Ok(Vec::new()),
+            [one] => Ok(vec![self.apply(one)?]),
+            group => self.apply_together(group),
         }
     }
 
