@@ -4,7 +4,8 @@
 # hash's form, never verifies it at provisioning), into a fresh server, while a probe
 # Premium user (5,000 requests an hour) asks GET /api/v1/users/me once a second. Usage:
 #   benches/provision.sh [rows] [batch] [work dir]
-# Prints the command's summary, its peak memory, and the probe's latencies.
+# Prints the command's summary, its peak memory, the server's flush counters, and the
+# probe's latencies.
 set -euo pipefail
 ROWS=${1:-200000}
 BATCH=${2:-1000}
@@ -42,6 +43,8 @@ PROBE=$!
 /usr/bin/time -v "$R" provision-users --server "$URL" --batch "$BATCH" --quiet \
   --json "$WORK/summary.json" "$WORK/rows.jsonl" 2> "$WORK/time.txt"
 kill $PROBE
+curl -sf "$URL/metrics" -H "authorization: Bearer $ROSTER_ADMIN_KEY" |
+  grep -E '^roster_store_(flushes|commits|flush_seconds)' || true
 cat "$WORK/summary.json"; echo
 grep -E 'Elapsed|Maximum resident' "$WORK/time.txt"
 sort -k2 -n "$WORK/probe.txt" | awk '{ s[NR] = $2; if ($1 != 200) bad++ }

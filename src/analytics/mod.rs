@@ -23,6 +23,7 @@ use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
 use crate::domain::profile::UsageCounters;
+use crate::domain::rate::RateRefusals;
 use crate::domain::taste::Taste;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
@@ -49,4 +50,7 @@ pub struct Member<'a> {
     pub feedback: Option<&'a ListFeedback>,
     /// Its quota counters (playlists, storage, logins).
     pub usage: &'a UsageCounters,
+    /// The days its requests were refused for its tier's rate (only with the
+    /// `analytics` consent).
+    pub refusals: Option<&'a RateRefusals>,
 }

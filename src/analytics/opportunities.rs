@@ -7,7 +7,7 @@
 //!
 //! | kind | who | signals (any one) |
 //! |---|---|---|
-//! | `upgrade` | Free | playlists or storage at ≥ 80% of the tier's quota; active on ≥ 16 of the days |
+//! | `upgrade` | Free | playlists or storage at ≥ 80% of the tier's quota; requests refused for the tier's rate on ≥ 3 of the days; active on ≥ 16 of the days |
 //! | `downgrade` | paid, signed up ≥ 28 days ago | active on ≤ 2 of the days; for Enterprise and VIP also none of the tier's own features (those the tier below lacks) used |
 //! | `enterprise_fit` | Premium | a feature Enterprise users use markedly more (see below) used at least as often as the Enterprise median |
 //! | `retention` | paid | the churn model's probability in its high band (≥ 0.6), with its top reasons |
@@ -42,6 +42,10 @@ pub const QUOTA_NEAR: f64 = 0.8;
 
 /// Active days in the window that make a Free user an upgrade candidate.
 pub const ENGAGED_DAYS: u32 = 16;
+
+/// Days in the window with a request refused for the tier's rate that make a Free user
+/// an upgrade candidate.
+pub const LIMITED_DAYS: u32 = 3;
 
 /// Active days in the window at or below which a paid user uses little of its tier.
 pub const QUIET_DAYS: u32 = 2;
@@ -105,8 +109,8 @@ impl Kind {
 /// One signal behind a candidate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Signal {
-    /// What was measured: `playlists`, `storage`, `active_days`, `own_features_used`,
-    /// `feature:<name>`, or a churn feature `churn:<name>`.
+    /// What was measured: `playlists`, `storage`, `rate_limited_days`, `active_days`,
+    /// `own_features_used`, `feature:<name>`, or a churn feature `churn:<name>`.
     pub signal: String,
     /// Its value for the user, in its own units.
     pub value: f64,
@@ -298,6 +302,21 @@ impl Analyzer {
             Limit::Unlimited => Limit::Unlimited,
         };
         reasons.extend(quota("storage", usage.storage_bytes / mib, storage, " MiB"));
+        let (limited, refused) = m.refusals.map_or((0, 0), |r| r.within(self.from, self.end));
+        if limited >= LIMITED_DAYS {
+            reasons.push((
+                f64::from(limited) / f64::from(LIMITED_DAYS),
+                Signal {
+                    signal: "rate_limited_days".into(),
+                    value: f64::from(limited),
+                    threshold: f64::from(LIMITED_DAYS),
+                    detail: format!(
+                        "refused for the tier's request rate on {limited} of the last \
+                         {WINDOW_DAYS} days ({refused} requests)"
+                    ),
+                },
+            ));
+        }
         if active >= ENGAGED_DAYS {
             reasons.push((
                 f64::from(active) / f64::from(ENGAGED_DAYS),

@@ -165,6 +165,7 @@ mod tests {
                 taste: None,
                 feedback: None,
                 usage: &crate::domain::profile::UsageCounters::ZERO,
+                refusals: None,
             });
         }
         let o = b.finish();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::history::day_of;
 use super::tier::Limit;
 use super::time::Timestamp;
 
@@ -77,6 +78,56 @@ impl TokenBucket {
     }
 }
 
+/// The days on which a user's requests were refused for its tier's rate, and how often
+/// each: what a tier analysis reads as "at its rate limit" over weeks, where the bucket
+/// tells only of now. Soft state, like the bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateRefusals {
+    /// (day since the epoch, refusals that day), oldest first, within
+    /// [`RateRefusals::DAYS_KEPT`] of the newest.
+    pub(crate) days: Vec<(u32, u32)>,
+}
+
+impl RateRefusals {
+    /// Days kept.
+    pub const DAYS_KEPT: u32 = 56;
+
+    /// Counts a refusal at `now`. A day's count grows in place: a client hammering
+    /// the limit costs no allocation.
+    pub fn record(&mut self, now: Timestamp) {
+        let day = day_of(now);
+        if let Some(last) = self.days.last_mut()
+            && last.0 >= day
+        {
+            // The same day (or a clock that stepped back): that day's count.
+            last.1 = last.1.saturating_add(1);
+            return;
+        }
+        let from = day.saturating_sub(Self::DAYS_KEPT - 1);
+        self.days.retain(|d| d.0 >= from);
+        self.days.push((day, 1));
+    }
+
+    /// Days with a refusal among days `from..end` (days since the epoch), and the
+    /// refusals on them.
+    pub fn within(&self, from: u32, end: u32) -> (u32, u64) {
+        self.days
+            .iter()
+            .filter(|d| (from..end).contains(&d.0))
+            .fold((0, 0), |(n, sum), d| (n + 1, sum + u64::from(d.1)))
+    }
+
+    /// Each day with a refusal, oldest first: (day since the epoch, refusals).
+    pub fn days(&self) -> &[(u32, u32)] {
+        &self.days
+    }
+
+    /// Whether none is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +175,22 @@ mod tests {
                 RateDecision::Allowed { limit: None, .. }
             ));
         }
+    }
+
+    #[test]
+    fn refusals_are_counted_per_day_and_forgotten_after_the_days_kept() {
+        let day = |d: i64| Timestamp::from_millis(d * 86_400_000 + 3_600_000);
+        let mut r = RateRefusals::default();
+        assert!(r.is_empty());
+        for _ in 0..3 {
+            r.record(day(20_000));
+        }
+        r.record(day(20_002));
+        assert_eq!(r.within(20_000, 20_003), (2, 4));
+        assert_eq!(r.within(20_001, 20_003), (1, 1));
+        assert_eq!(r.within(19_000, 20_000), (0, 0));
+        // A day past the days kept drops the oldest.
+        r.record(day(20_000 + i64::from(RateRefusals::DAYS_KEPT)));
+        assert_eq!(r.within(0, u32::MAX), (2, 2));
     }
 }

@@ -189,6 +189,9 @@ pub struct UserExport {
     pub known_devices: Vec<String>,
     /// Failed logins in the current window and the lock they caused.
     pub login_failures: LoginFailures,
+    /// The days the tier's request rate refused some of the user's requests, oldest
+    /// first (the last 56 days).
+    pub rate_refusals: Vec<RefusalDay>,
     /// Listening activity counted from the user's clients: lifetime counters.
     pub activity: ActivityCounters,
     /// The activity history: daily and weekly buckets, plays by hour, totals, features
@@ -226,6 +229,15 @@ pub struct RiskProfileExport {
     pub last_location_at: Option<Timestamp>,
     /// Successful logins per UTC hour of day (index 0 = 00:00-00:59).
     pub login_hours: Vec<u32>,
+}
+
+/// A day on which the tier's request rate refused requests, in an export.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RefusalDay {
+    /// The day (UTC), `YYYY-MM-DD`.
+    pub day: String,
+    /// Requests refused that day.
+    pub refused: u32,
 }
 
 /// Failed-login state in an export.

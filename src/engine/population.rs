@@ -354,6 +354,7 @@ fn deliver(
                     taste: o.view.taste.as_deref().filter(|_| o.personalised),
                     feedback: Some(&o.view.feedback).filter(|_| o.consented),
                     usage: &o.view.usage,
+                    refusals: Some(&o.view.refusals).filter(|_| o.consented),
                 });
             }
         }

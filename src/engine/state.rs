@@ -16,7 +16,7 @@ use crate::domain::ids::{SessionId, UserId};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
 use crate::domain::profile::UserProfile;
-use crate::domain::rate::TokenBucket;
+use crate::domain::rate::{RateRefusals, TokenBucket};
 use crate::domain::risk::{Location, RiskProfile};
 use crate::domain::security_log::{SecurityEvent, SecurityLog};
 use crate::domain::session::{LoginContext, Session, SessionBinding};
@@ -33,7 +33,7 @@ mod report;
 pub(crate) mod sparse;
 pub use legacy::UserStateV3;
 use legacy::{UserStateV1, UserStateV2};
-pub(crate) use legacy::{UserStateV5, UserStateV6, UserStateV7, UserStateV8};
+pub(crate) use legacy::{UserStateV5, UserStateV6, UserStateV7, UserStateV8, UserStateV9};
 pub(crate) use report::{ReportView, report_view};
 
 /// Devices remembered per user (for new-device checks), most recent last.
@@ -58,6 +58,10 @@ pub struct UserState {
     /// Recommendations shown and followed, by how the lists were made (soft state;
     /// counted under the consent to analytics, like the history). New in format 8.
     pub feedback: ListFeedback,
+    /// The days its requests were refused for its tier's rate (soft state, like the
+    /// bucket; the tier analysis reads it under the consent to analytics). New in
+    /// format 10, before the profile so that a report reads it with the head.
+    pub refusals: Sparse<RateRefusals>,
     /// The profile clients see. Shared so that the actor can hand a read-only snapshot
     /// (with its JSON rendering) to a request without copying; changes copy on write
     /// ([`SharedProfile::make_mut`]).
@@ -97,7 +101,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: formats 4 to 9 are sealed under
+/// Reads a stored user record of any supported format: formats 4 to 10 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -112,6 +116,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
             6 => Some(payload.decode::<UserStateV6>().map(Into::into)),
             7 => Some(payload.decode::<UserStateV7>().map(Into::into)),
             8 => Some(payload.decode::<UserStateV8>().map(Into::into)),
+            9 => Some(payload.decode::<UserStateV9>().map(Into::into)),
             _ => None,
         },
     )
@@ -150,6 +155,7 @@ impl UserState {
             security: SecurityLog::default(),
             consents: ConsentState::default(),
             directory: None,
+            refusals: Sparse::default(),
         }
     }
 
@@ -533,6 +539,12 @@ pub(crate) mod tests {
             deactivated_at: Some(t),
             ..Default::default()
         }));
+        let current = encode(&provisioned, &key, id).unwrap();
+        assert_eq!(decode(&current, &key, id).unwrap(), provisioned);
+        // Format 9 is format 10 without the days of rate refusals.
+        let v9 = codec::seal_as_version(9, &UserStateV9::of(&provisioned), &key, id.as_bytes());
+        assert_eq!(decode(&v9.unwrap(), &key, id).unwrap(), provisioned);
+        provisioned.refusals.record(t);
         let current = encode(&provisioned, &key, id).unwrap();
         assert_eq!(decode(&current, &key, id).unwrap(), provisioned);
         // The current format round-trips everything.

@@ -219,3 +219,68 @@ async fn the_command_analyses_a_stopped_data_directory() {
         "playlists: 10 of 10 (100%)"
     );
 }
+
+/// Five requests against three an hour: how many were refused (the last two).
+async fn burst(srv: &TestServer, token: &str) -> u32 {
+    let mut refused = 0;
+    for _ in 0..5 {
+        let (s, _) = srv.call(Method::GET, "/users/me", Some(token), None).await;
+        refused += u32::from(s == 429);
+    }
+    refused
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_user_at_its_rate_on_three_days_is_an_upgrade_candidate() {
+    let srv = TestServer::start("[tiers.free]\nrequests_per_hour = 3\n").await;
+    let (often, often_token) = srv.user("often@example.com", "free").await;
+    let (once, once_token) = srv.user("once@example.com", "free").await;
+    for id in [&often, &once] {
+        set_analytics(&srv.manager, id, true).await;
+    }
+    assert_eq!(burst(&srv, &once_token).await, 2);
+    for day in 0..3 {
+        assert_eq!(burst(&srv, &often_token).await, 2, "day {day}");
+        // The next day (within the session's idle limit; the bucket refills in an hour).
+        srv.clock.advance(Duration::from_secs(20 * 3_600));
+    }
+    let (s, a) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/opportunities",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{a}");
+    // The refusals were soft state of live actors: the analysis had them written.
+    assert_eq!(ids_of(&a, "upgrade"), [often.as_str()]);
+    let reason = &a["candidates"][0]["reasons"][0];
+    assert_eq!(reason["signal"], "rate_limited_days");
+    assert_eq!(reason["value"], 3.0);
+    assert_eq!(
+        reason["detail"],
+        "refused for the tier's request rate on 3 of the last 28 days (6 requests)"
+    );
+    // The user's export holds them too.
+    let (s, doc) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{often}/export"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{doc}");
+    let days: Vec<(&str, u64)> = doc["rate_refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["day"].as_str().unwrap(), d["refused"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        days,
+        [("2027-01-15", 2), ("2027-01-16", 2), ("2027-01-17", 2)]
+    );
+    srv.stop().await;
+}

@@ -15,6 +15,7 @@ fn member(u: &SimUser) -> Member<'_> {
         taste: None,
         feedback: None,
         usage: &crate::domain::profile::UsageCounters::ZERO,
+        refusals: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn table(people: &[Person], query: CohortQuery, now: Timestamp) -> CohortTable {
             taste: None,
             feedback: None,
             usage: &crate::domain::profile::UsageCounters::ZERO,
+            refusals: None,
         });
     }
     b.finish()

@@ -6,6 +6,7 @@ use crate::analytics::churn::Trainer;
 use crate::analytics::sim::{SimConfig, SimUser, simulate};
 use crate::domain::activity::ActivityEvent;
 use crate::domain::history::{ActivityHistory, day_start};
+use crate::domain::rate::RateRefusals;
 use crate::domain::tier::Limit;
 
 const NOW: Timestamp = Timestamp::from_millis(20_800 * 86_400_000 + 43_200_000);
@@ -78,6 +79,7 @@ fn member<'a>(
         taste: None,
         feedback: None,
         usage,
+        refusals: None,
     }
 }
 
@@ -421,4 +423,59 @@ fn quotas_engagement_and_quiet_paid_users_give_their_reasons() {
     assert_eq!(down[0].reasons[0].detail, "active on 0 of the last 28 days");
     assert!(r.churn_model_version.is_none());
     assert_eq!(r.kinds[3].found, 0);
+}
+
+#[test]
+fn a_free_user_refused_for_its_rate_on_several_days_is_an_upgrade_candidate() {
+    let old = day_start(TODAY - 100);
+    let idle = ActivityHistory::default();
+    let usage = UsageCounters::ZERO;
+    let refused_on = |days: &[u32]| {
+        let mut r = RateRefusals::default();
+        for d in days {
+            // Twice a day, at noon.
+            let noon = Timestamp::from_millis(i64::from(*d) * 86_400_000 + 43_200_000);
+            r.record(noon);
+            r.record(noon);
+        }
+        r
+    };
+    // Four days in the window (and one long before it, which does not count).
+    let often = refused_on(&[TODAY - 50, TODAY - 20, TODAY - 9, TODAY - 2, TODAY]);
+    let twice = refused_on(&[TODAY - 3, TODAY - 1]);
+    let ids: Vec<UserId> = (0..3u8).map(|i| UserId::from_bytes([i; 16])).collect();
+    let mut a = Analyzer::new(NOW, policies(), None, 10);
+    let with = |id, r| Member {
+        refusals: Some(r),
+        ..member(id, UserTier::Free, old, &idle, &usage)
+    };
+    a.add(&with(ids[0], &often));
+    a.add(&with(ids[1], &twice));
+    // A paid user at its rate is not offered an upgrade for it.
+    a.add(&Member {
+        refusals: Some(&often),
+        ..member(
+            ids[2],
+            UserTier::Premium,
+            day_start(TODAY - 3),
+            &idle,
+            &usage,
+        )
+    });
+    let r = a.finish();
+    let up: Vec<_> = r
+        .candidates
+        .iter()
+        .filter(|c| c.kind == Kind::Upgrade)
+        .collect();
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0].user_id, ids[0]);
+    let reason = &up[0].reasons[0];
+    assert_eq!(reason.signal, "rate_limited_days");
+    assert_eq!((reason.value, reason.threshold), (4.0, 3.0));
+    assert_eq!(
+        reason.detail,
+        "refused for the tier's request rate on 4 of the last 28 days (8 requests)"
+    );
+    assert!((up[0].score - 4.0 / 3.0).abs() < 1e-9);
 }

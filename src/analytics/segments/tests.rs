@@ -55,6 +55,7 @@ fn planted_segments_are_found_and_named() {
             taste: None,
             feedback: None,
             usage: &crate::domain::profile::UsageCounters::ZERO,
+            refusals: None,
         });
     }
     let model = s.train(3, 1).unwrap();

@@ -42,6 +42,7 @@ fn member<'a>(
         taste: None,
         feedback: None,
         usage: &UsageCounters::ZERO,
+        refusals: None,
     }
 }
 

@@ -7,7 +7,7 @@ use super::{
     DayActivity, ImportedUser, Insights, ListeningProfile, PasswordChange, QuotaUse, UserExport,
     UserManager,
 };
-use super::{FeedbackExport, LoginFailures, RiskProfileExport, TasteExport};
+use super::{FeedbackExport, LoginFailures, RefusalDay, RiskProfileExport, TasteExport};
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
@@ -22,7 +22,7 @@ use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, 
 pub const MAX_IMPORT_BATCH: usize = 200;
 
 /// The format version of [`UserExport`].
-const EXPORT_FORMAT: u32 = 4;
+const EXPORT_FORMAT: u32 = 5;
 
 /// See [`UserManager::accounts`].
 #[derive(Clone, Copy)]
@@ -260,6 +260,7 @@ impl Accounts<'_> {
                         taste: None,
                         feedback: None,
                         usage: &p.usage,
+                        refusals: None,
                     },
                     now,
                 )
@@ -305,6 +306,15 @@ impl Accounts<'_> {
                     .is_locked(now)
                     .then_some(state.failures.locked_until),
             },
+            rate_refusals: state
+                .refusals
+                .days()
+                .iter()
+                .map(|&(day, refused)| RefusalDay {
+                    day: crate::domain::history::format_day(day),
+                    refused,
+                })
+                .collect(),
             activity: state.history.counters(),
             activity_history: state.history.clone(),
             taste: state

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::UserState;
 use super::sparse::Sparse;
 use crate::domain::consent::ConsentState;
+use crate::domain::directory::DirectoryEntry;
 use crate::domain::feedback::ListFeedback;
 use crate::domain::history::{ActivityCounters, ActivityHistory};
 use crate::domain::lockout::FailureState;
@@ -18,6 +19,75 @@ use crate::domain::security_log::SecurityLog;
 use crate::domain::session::{Session, SessionV2};
 use crate::domain::taste::{GenreWeight, Heard, MoodState, Taste};
 use crate::engine::shared_profile::SharedProfile;
+
+/// The user state as format 9 stored it: before the days of rate refusals (format 10),
+/// which it lacks between the feedback and the profile.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct UserStateV9 {
+    consents: ConsentState,
+    history: ActivityHistory,
+    taste: Option<Box<Taste>>,
+    feedback: ListFeedback,
+    profile: SharedProfile,
+    password_hash: String,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: Sparse<FailureState>,
+    known_devices: Box<[String]>,
+    rate: TokenBucket,
+    mfa: Sparse<MfaState>,
+    risk: Sparse<RiskProfile>,
+    security: SecurityLog,
+    directory: Option<Box<DirectoryEntry>>,
+}
+
+impl UserStateV9 {
+    /// `s` as format 9 held it (tests of older stores; the refusals are lost).
+    #[cfg(test)]
+    pub(crate) fn of(s: &UserState) -> Self {
+        let s = s.clone();
+        Self {
+            consents: s.consents,
+            history: s.history,
+            taste: s.taste,
+            feedback: s.feedback,
+            profile: s.profile,
+            password_hash: s.password_hash.into(),
+            credential_version: s.credential_version,
+            sessions: s.sessions,
+            failures: s.failures,
+            known_devices: s.known_devices,
+            rate: s.rate,
+            mfa: s.mfa,
+            risk: s.risk,
+            security: s.security,
+            directory: s.directory,
+        }
+    }
+}
+
+impl From<UserStateV9> for UserState {
+    fn from(v: UserStateV9) -> Self {
+        Self {
+            consents: v.consents,
+            history: v.history,
+            taste: v.taste,
+            feedback: v.feedback,
+            refusals: Sparse::default(),
+            profile: v.profile,
+            password_hash: v.password_hash.into(),
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            mfa: v.mfa,
+            risk: v.risk,
+            security: v.security,
+            directory: v.directory,
+        }
+    }
+}
 
 /// The taste as format 7 stored it: before its moments and platform (format 8).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -106,6 +176,7 @@ impl From<UserStateV8> for UserState {
             risk: v.risk,
             security: v.security,
             directory: None,
+            refusals: Sparse::default(),
         }
     }
 }
@@ -179,6 +250,7 @@ impl From<UserStateV7> for UserState {
             risk: v.risk,
             security: v.security,
             directory: None,
+            refusals: Sparse::default(),
         }
     }
 }
@@ -240,6 +312,7 @@ impl From<UserStateV6> for UserState {
             risk: v.risk,
             security: v.security,
             directory: None,
+            refusals: Sparse::default(),
         }
     }
 }
@@ -301,6 +374,7 @@ impl From<UserStateV5> for UserState {
             risk: v.risk.into(),
             security: v.security,
             directory: None,
+            refusals: Sparse::default(),
         }
     }
 }
@@ -362,6 +436,7 @@ impl From<UserStateV3> for UserState {
             risk: v.risk.into(),
             security: v.security,
             directory: None,
+            refusals: Sparse::default(),
             consents: v.consents,
         }
     }

@@ -1,8 +1,9 @@
 //! What a report over the stored population reads of a user, decoded from the front of
 //! its record: since format 6 the consents, the history (since format 7 the taste, since
-//! format 8 the recommendation feedback) and the profile's head (id, names, tier,
-//! sign-up time, AI preferences, quota counters) lead the payload, so a report skips the credentials,
-//! sessions, second factors, risk profile and security events it never looks at.
+//! format 8 the recommendation feedback, since format 10 the days of rate refusals) and
+//! the profile's head (id, names, tier, sign-up time, AI preferences, quota counters)
+//! lead the payload, so a report skips the credentials, sessions, second factors, risk
+//! profile and security events it never looks at.
 
 use std::fmt;
 
@@ -15,6 +16,7 @@ use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::ids::UserId;
 use crate::domain::profile::UsageCounters;
+use crate::domain::rate::RateRefusals;
 use crate::domain::settings::{AIPreferences, PersonalizationLevel, SecuritySettings};
 use crate::domain::taste::Taste;
 use crate::domain::tier::UserTier;
@@ -41,6 +43,8 @@ pub(crate) struct ReportView {
     pub personalization_level: PersonalizationLevel,
     /// Its quota counters.
     pub usage: UsageCounters,
+    /// The days its requests were refused for its tier's rate.
+    pub refusals: RateRefusals,
 }
 
 impl From<UserState> for ReportView {
@@ -50,6 +54,7 @@ impl From<UserState> for ReportView {
             created_at: s.profile.created_at,
             personalization_level: s.profile.ai_preferences.personalization_level,
             usage: s.profile.usage.clone(),
+            refusals: (*s.refusals).clone(),
             consents: s.consents,
             history: s.history,
             taste: s.taste,
@@ -58,14 +63,38 @@ impl From<UserState> for ReportView {
     }
 }
 
-/// The leading fields of a format-8 or -9 payload ([`UserState`]'s first five).
+/// The leading fields of a format-10 payload ([`UserState`]'s first six).
 #[derive(Deserialize)]
 struct Head {
     consents: ConsentState,
     history: ActivityHistory,
     taste: Option<Box<Taste>>,
     feedback: ListFeedback,
+    refusals: RateRefusals,
     profile: ProfileHead,
+}
+
+/// The leading fields of a format-8 or -9 payload: format 10's without the refusals.
+#[derive(Deserialize)]
+struct HeadV8 {
+    consents: ConsentState,
+    history: ActivityHistory,
+    taste: Option<Box<Taste>>,
+    feedback: ListFeedback,
+    profile: ProfileHead,
+}
+
+impl From<HeadV8> for Head {
+    fn from(h: HeadV8) -> Self {
+        Self {
+            consents: h.consents,
+            history: h.history,
+            taste: h.taste,
+            feedback: h.feedback,
+            refusals: RateRefusals::default(),
+            profile: h.profile,
+        }
+    }
 }
 
 /// The leading fields of a stored [`crate::domain::profile::UserProfile`], up to its
@@ -119,8 +148,15 @@ pub(crate) fn report_view(
     key: &DataKey,
     id: UserId,
 ) -> Result<ReportView, CodecError> {
-    // Format 9 appended to format 8's payload: both begin with the same head.
-    match codec::decode_head::<Head>(record, key, id.as_bytes(), 8)? {
+    // Format 9 appended to format 8's payload: both begin with the same head, which
+    // format 10 extended. An older record is refused by the first read before it is
+    // opened, so no record is decrypted twice.
+    let aad = id.as_bytes();
+    let head = match codec::decode_head::<Head>(record, key, aad, 10)? {
+        Some(h) => Some(h),
+        None => codec::decode_head::<HeadV8>(record, key, aad, 8)?.map(Head::from),
+    };
+    match head {
         Some(h) => Ok(ReportView {
             consents: h.consents,
             history: h.history,
@@ -130,6 +166,7 @@ pub(crate) fn report_view(
             created_at: h.profile.created_at,
             personalization_level: h.profile.ai_preferences.personalization_level,
             usage: h.profile.usage,
+            refusals: h.refusals,
         }),
         None => super::decode(record, key, id).map(ReportView::from),
     }
@@ -141,7 +178,7 @@ mod tests {
     use crate::domain::activity::ActivityEvent;
     use crate::domain::consent::Purpose;
     use crate::engine::state::{
-        UserStateV5, UserStateV6, UserStateV7, UserStateV8, encode, tests::state,
+        UserStateV5, UserStateV6, UserStateV7, UserStateV8, UserStateV9, encode, tests::state,
     };
 
     #[test]
@@ -170,6 +207,15 @@ mod tests {
         // Format 8's head is read as format 9's.
         let v8 = codec::seal_as_version(8, &UserStateV8::of(&s), &key, id.as_bytes()).unwrap();
         assert_eq!(report_view(&v8, &key, id).unwrap(), whole);
+        let v9 = codec::seal_as_version(9, &UserStateV9::of(&s), &key, id.as_bytes()).unwrap();
+        assert_eq!(report_view(&v9, &key, id).unwrap(), whole);
+        // Format 10's head carries the refusals.
+        let mut refused = s.clone();
+        refused.refusals.record(t);
+        let record = encode(&refused, &key, id).unwrap();
+        let view = report_view(&record, &key, id).unwrap();
+        assert_eq!(view.refusals.within(0, u32::MAX), (1, 1));
+        assert_eq!(view, ReportView::from(refused));
         // The taste and the feedback are read from the head of the current format.
         let mut tasted = s.clone();
         let play = ActivityEvent::TrackPlayed {

@@ -1,7 +1,7 @@
 //! Parts of a user's state that most users leave empty, held behind a pointer that stays
 //! null while they are: second factors (most users have none), the risk engine's
-//! profile (empty until a first login) and failed logins. Inline they took 384 bytes of
-//! every live actor.
+//! profile (empty until a first login), failed logins and requests refused for the
+//! tier's rate. Inline the first three took 384 bytes of every live actor.
 //!
 //! Serde sees the part itself, so a stored record reads and writes exactly as before.
 
@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
+use crate::domain::rate::RateRefusals;
 use crate::domain::risk::RiskProfile;
 use crate::domain::time::Timestamp;
 
@@ -37,6 +38,10 @@ impl Empty for FailureState {
         window_start: Timestamp::from_millis(0),
         locked_until: Timestamp::from_millis(0),
     };
+}
+
+impl Empty for RateRefusals {
+    const EMPTY: &'static Self = &RateRefusals { days: Vec::new() };
 }
 
 impl Empty for RiskProfile {
@@ -124,6 +129,7 @@ mod tests {
         assert_eq!(MfaState::EMPTY, &MfaState::default());
         assert_eq!(RiskProfile::EMPTY, &RiskProfile::default());
         assert_eq!(FailureState::EMPTY, &FailureState::default());
+        assert_eq!(RateRefusals::EMPTY, &RateRefusals::default());
     }
 
     #[test]
@@ -131,6 +137,7 @@ mod tests {
         assert_eq!(size_of::<Sparse<MfaState>>(), size_of::<usize>());
         assert_eq!(size_of::<Sparse<RiskProfile>>(), size_of::<usize>());
         assert_eq!(size_of::<Sparse<FailureState>>(), size_of::<usize>());
+        assert_eq!(size_of::<Sparse<RateRefusals>>(), size_of::<usize>());
     }
 
     #[test]

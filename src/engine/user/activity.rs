@@ -75,6 +75,7 @@ impl Handler<RecordActivity> for UserActor {
                 retry_after_secs, ..
             } = self.state.rate.take(limit, RATE_PERIOD, now)
         {
+            self.state.refusals.record(now);
             let tier = crate::metrics::TierLabels {
                 tier: self.state.profile.tier.into(),
             };

@@ -108,6 +108,9 @@ impl Handler<AuthorizeRequest> for UserActor {
         };
         self.check_origin(session.session_id, &origin, now)?;
         let rate = self.state.rate.take(limit, RATE_PERIOD, now);
+        if matches!(rate, RateDecision::Limited { .. }) {
+            self.state.refusals.record(now);
+        }
         self.soften();
         Ok(Some(AuthorizedRequest {
             session,

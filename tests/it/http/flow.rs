@@ -229,7 +229,8 @@ async fn an_export_holds_everything_about_the_user_and_no_credentials() {
         .call(GET, &format!("/users/{id}/export"), Some(&token), None)
         .await;
     assert_eq!(s, 200, "{doc}");
-    assert_eq!(doc["export_format"], 4);
+    assert_eq!(doc["export_format"], 5);
+    assert_eq!(doc["rate_refusals"], serde_json::json!([]));
     assert_eq!(doc["profile"]["id"], id.as_str());
     assert_eq!(doc["profile"]["email"], "portable@example.com");
     assert_eq!(doc["profile"]["display_name"], "Porta Ble");
