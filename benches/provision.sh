@@ -14,8 +14,15 @@ R=${ROSTER_BIN:-target/release/roster}
 rm -rf "$WORK" && mkdir -p "$WORK"
 export ROSTER_ADMIN_KEY=bench-admin-key-0123456789abcdef
 HASH='$argon2id$v=19$m=19456,t=2,p=1$2WICqAgHq/d5NGU7lSepwg$ByoAz35kNcOlGEJYQGLRmdFRGMP3algTkfCd0RFiKf0'
-awk -v n="$ROWS" -v h="$HASH" 'BEGIN { split("free premium enterprise vip", t, " ");
-  for (i = 0; i < n; i++) printf "{\"email\":\"bench%d@example.com\",\"tier\":\"%s\",\"display_name\":\"Bench %d\",\"external_id\":\"b-%07d\",\"password_hash\":\"%s\"}\n", i, t[i % 4 + 1], i, i, h }' \
+# ROSTER_BENCH_PASSWORDS=clear: each row carries a clear-text password instead, which
+# the server checks against the policy and hashes with the configured argon2id cost.
+if [ "${ROSTER_BENCH_PASSWORDS:-hash}" = clear ]; then
+  SECRET='"password":"Quiet-harbour-%d-lantern"'
+else
+  SECRET='"password_hash":"'"$HASH"'"'
+fi
+awk -v n="$ROWS" -v secret="$SECRET" 'BEGIN { split("free premium enterprise vip", t, " ");
+  for (i = 0; i < n; i++) printf "{\"email\":\"bench%d@example.com\",\"tier\":\"%s\",\"display_name\":\"Bench %d\",\"external_id\":\"b-%07d\"," secret "}\n", i, t[i % 4 + 1], i, i, i }' \
   > "$WORK/rows.jsonl"
 "$R" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" > "$WORK/server.log" 2>&1 &
 SERVER=$!
