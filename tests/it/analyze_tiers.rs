@@ -21,6 +21,20 @@ async fn playlists(srv: &TestServer, id: &str, n: i64) {
     assert_eq!(s, 200, "{r}");
 }
 
+/// The analysis as of now, asked as the operator.
+async fn analysis(srv: &TestServer) -> Value {
+    let (s, a) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/opportunities",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{a}");
+    a
+}
+
 fn ids_of(analysis: &Value, kind: &str) -> Vec<String> {
     analysis["candidates"]
         .as_array()
@@ -68,15 +82,7 @@ async fn the_analysis_names_candidates_with_reasons_over_http_and_from_the_comma
     // Forty days on, nobody has been active.
     srv.clock.advance(Duration::from_secs(40 * 86_400));
 
-    let (s, a) = srv
-        .call(
-            Method::GET,
-            "/admin/analytics/opportunities",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{a}");
+    let a = analysis(&srv).await;
     assert_eq!(
         (a["users"].as_u64(), a["analysed"].as_u64()),
         (Some(4), Some(3))
@@ -244,15 +250,7 @@ async fn a_free_user_at_its_rate_on_three_days_is_an_upgrade_candidate() {
         // The next day (within the session's idle limit; the bucket refills in an hour).
         srv.clock.advance(Duration::from_secs(20 * 3_600));
     }
-    let (s, a) = srv
-        .call(
-            Method::GET,
-            "/admin/analytics/opportunities",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{a}");
+    let a = analysis(&srv).await;
     // The refusals were soft state of live actors: the analysis had them written.
     assert_eq!(ids_of(&a, "upgrade"), [often.as_str()]);
     let reason = &a["candidates"][0]["reasons"][0];
