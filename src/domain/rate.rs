@@ -117,9 +117,12 @@ impl RateRefusals {
             .fold((0, 0), |(n, sum), d| (n + 1, sum + u64::from(d.1)))
     }
 
-    /// Each day with a refusal, oldest first: (day since the epoch, refusals).
-    pub fn days(&self) -> &[(u32, u32)] {
-        &self.days
+    /// Each day with a refusal among the [`RateRefusals::DAYS_KEPT`] ending at `now`,
+    /// oldest first: (day since the epoch, refusals). Older ones are dropped only at the
+    /// next refusal, so they are left out here.
+    pub fn recent(&self, now: Timestamp) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let from = day_of(now).saturating_sub(Self::DAYS_KEPT - 1);
+        self.days.iter().copied().filter(move |d| d.0 >= from)
     }
 
     /// Whether none is recorded.
@@ -192,5 +195,9 @@ mod tests {
         // A day past the days kept drops the oldest.
         r.record(day(20_000 + i64::from(RateRefusals::DAYS_KEPT)));
         assert_eq!(r.within(0, u32::MAX), (2, 2));
+        // Days older than the days kept are not shown, even before the next refusal.
+        let later = day(20_001 + 2 * i64::from(RateRefusals::DAYS_KEPT));
+        assert_eq!(r.recent(later).count(), 0);
+        assert_eq!(r.recent(day(20_056)).count(), 2);
     }
 }

@@ -268,8 +268,10 @@ struct Writes {
     /// Each batch's own ops, before its audit records.
     own: Vec<usize>,
     /// The chain's end after each batch, if it applies and every one before it does (or
-    /// why its records could not be chained).
+    /// why its records could not be chained); valid up to `chained`.
     ends: Vec<Result<Chain, String>>,
+    /// The batches before this have their records chained (from the batch being applied).
+    chained: usize,
 }
 
 impl Writes {
@@ -279,93 +281,100 @@ impl Writes {
             drafts: Vec::new(),
             own: Vec::new(),
             ends: Vec::new(),
+            chained: 0,
         };
         for job in round {
             if let Job::Write { batch, audit, .. } = job {
                 writes.own.push(batch.len());
                 writes.batches.push(std::mem::take(batch));
                 writes.drafts.push(std::mem::take(audit));
+                writes.ends.push(Err(String::new()));
             }
         }
         writes
     }
 
-    /// Numbers and chains the audit records of the batches from `from` on after `chain`,
-    /// as if each of them applied.
+    /// Numbers and chains the audit records of a group's worth of batches from `from`
+    /// on after `chain`, as if each of them applied.
     fn chain_from(&mut self, from: usize, chain: &Chain) {
-        self.ends.truncate(from);
+        let to = (from + GROUP).min(self.batches.len());
         let mut end = chain.clone();
-        for i in from..self.batches.len() {
+        for i in from..to {
             self.batches[i].truncate(self.own[i]);
-            match end.extend(&self.drafts[i]) {
+            self.ends[i] = match end.extend(&self.drafts[i]) {
                 Ok((ops, next)) => {
                     for op in ops {
                         self.batches[i].push(op);
                     }
-                    self.ends.push(Ok(next.clone()));
-                    end = next;
+                    end = next.clone();
+                    Ok(next)
                 }
-                Err(e) => self.ends.push(Err(e.to_string())),
-            }
+                Err(e) => Err(e.to_string()),
+            };
         }
+        self.chained = to;
     }
 
     /// Applies every batch, in order, a group at a time; how each went, before the
-    /// flush. `chain` ends where the applied ones left it.
-    fn apply(mut self, store: &dyn Store, chain: &mut Chain) -> Vec<Outcome> {
+    /// flush. `chain` ends where the applied ones left it (`None`: unknown after a
+    /// failed write, read again from the store before the next).
+    fn apply(mut self, store: &dyn Store, chain: &mut Option<Chain>) -> Vec<Outcome> {
         let n = self.batches.len();
         let mut outcomes = Vec::with_capacity(n);
-        self.chain_from(0, chain);
-        let mut at = 0;
-        while at < n {
+        while outcomes.len() < n {
+            let at = outcomes.len();
+            let end = match chain.clone().map_or_else(|| Chain::open(store), Ok) {
+                Ok(end) => end,
+                Err(e) => {
+                    // Numbers could collide with records already written: nothing more
+                    // is written until the chain's end can be read.
+                    let e = format!("cannot read the audit chain's end: {e}");
+                    tracing::error!(error = %e, batches = n - at, "writes refused");
+                    outcomes.extend((at..n).map(|_| Outcome::Failed(e.clone())));
+                    break;
+                }
+            };
+            if chain.is_none() || at >= self.chained {
+                self.chain_from(at, &end);
+                *chain = Some(end);
+            }
             if let Err(e) = &self.ends[at] {
                 // Nothing of it reaches the store; the chain goes on from the one before.
                 outcomes.push(Outcome::Failed(e.clone()));
-                at += 1;
                 continue;
             }
-            let stop = self.ends[at..]
+            let stop = self.ends[at..self.chained]
                 .iter()
-                .take(GROUP)
                 .position(Result::is_err)
-                .map_or((at + GROUP).min(n), |p| at + p);
-            let applied = match store.apply_group(&self.batches[at..stop]) {
-                Ok(applied) if !applied.is_empty() => applied,
-                result => {
-                    let e = match result {
-                        Err(e) => e.to_string(),
-                        Ok(_) => "the store applied none of a group".into(),
-                    };
-                    tracing::error!(error = %e, batches = stop - at, "store write failed");
-                    outcomes.extend((at..stop).map(|_| Outcome::Failed(e.clone())));
-                    at = stop;
-                    // Some of the group may have been written: the chain goes on from
-                    // what the store holds.
-                    match Chain::open(store) {
-                        Ok(found) => *chain = found,
-                        Err(e) => tracing::error!(error = %e, "cannot read the audit chain's end"),
+                .map_or(self.chained, |p| at + p);
+            let mut went = store.apply_group(&self.batches[at..stop]).into_iter();
+            for i in at..stop {
+                match went.next() {
+                    Some(Ok(Applied::Done)) => {
+                        *chain = self.ends[i].clone().ok();
+                        outcomes.push(Outcome::Durable);
                     }
-                    self.chain_from(at, chain);
-                    continue;
-                }
-            };
-            let mut refused = false;
-            for (i, one) in applied.into_iter().take(stop - at).enumerate() {
-                if one == Applied::Done {
-                    if let Ok(end) = &self.ends[at + i] {
-                        *chain = end.clone();
+                    Some(Ok(refused)) => {
+                        outcomes.push(Outcome::Refused(refused));
+                        // Its records were not written: those behind it are numbered
+                        // again.
+                        self.chained = i + 1;
+                        break;
                     }
-                    outcomes.push(Outcome::Durable);
-                } else {
-                    outcomes.push(Outcome::Refused(one));
-                    refused = true;
-                    break;
+                    // The store stopped early, as it may: the rest in the next group.
+                    None if i > at => break,
+                    other => {
+                        let e = match other {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "the store applied none of a group".into(),
+                        };
+                        tracing::error!(error = %e, "store write failed");
+                        outcomes.push(Outcome::Failed(e));
+                        // Whether its records were written is unknown.
+                        *chain = None;
+                        break;
+                    }
                 }
-            }
-            at = outcomes.len();
-            if refused {
-                // Its records were not written: those behind it are numbered again.
-                self.chain_from(at, chain);
             }
         }
         outcomes
@@ -375,7 +384,8 @@ impl Writes {
 /// The writer: applies each batch in order (each atomic on its own, groups of them
 /// together where the store can) and passes the round on; it goes on applying while the
 /// flusher syncs the round before.
-fn writer(store: Arc<dyn Store>, mut chain: Chain, rx: Receiver<Job>, rounds: Sender<Round>) {
+fn writer(store: Arc<dyn Store>, chain: Chain, rx: Receiver<Job>, rounds: Sender<Round>) {
+    let mut chain = Some(chain);
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());

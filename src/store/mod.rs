@@ -493,26 +493,36 @@ pub trait Store:
     /// Applies `batch` atomically, or refuses it as a whole (see [`Applied`]).
     fn apply(&self, batch: &Batch) -> Result<Applied, StoreError>;
     /// Applies `batches` in order, each atomically and refused alone as [`Store::apply`]
-    /// would, and stops after the first refused one; a store may stop earlier. Returns
-    /// how each it reached applied: at least one when `batches` is not empty. A store
-    /// that can write several batches for the price of one (one sled transaction, one
-    /// SQL transaction) does; this one applies them one by one. On an error, which of
-    /// them were written is unknown.
-    fn apply_group(&self, batches: &[Batch]) -> Result<Vec<Applied>, StoreError> {
-        let mut applied = Vec::with_capacity(batches.len());
-        for batch in batches {
-            let one = self.apply(batch)?;
-            applied.push(one);
-            if one != Applied::Done {
-                break;
-            }
-        }
-        Ok(applied)
+    /// would, and stops after the first one refused or failed; a store may stop
+    /// earlier. Returns how each it reached went: at least one when `batches` is not
+    /// empty, every one before the last [`Applied::Done`]. A store that can write
+    /// several batches for the price of one (one sled transaction, one SQL transaction)
+    /// does; this one applies them one by one ([`apply_each`]).
+    fn apply_group(&self, batches: &[Batch]) -> Vec<Result<Applied, StoreError>> {
+        apply_each(batches, |b| self.apply(b))
     }
     /// Blocks until every write before the call is durable. Returns bytes flushed.
     fn flush(&self) -> Result<usize, StoreError>;
     /// Bytes the store occupies on disk, if it can tell.
     fn size_on_disk(&self) -> Option<u64>;
+}
+
+/// Applies `batches` one by one with `apply`, stopping after the first one refused or
+/// failed (see [`Store::apply_group`]).
+pub(crate) fn apply_each(
+    batches: &[Batch],
+    apply: impl Fn(&Batch) -> Result<Applied, StoreError>,
+) -> Vec<Result<Applied, StoreError>> {
+    let mut went = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let one = apply(batch);
+        let go_on = matches!(one, Ok(Applied::Done));
+        went.push(one);
+        if !go_on {
+            break;
+        }
+    }
+    went
 }
 
 /// Opens the store `store.backend` names (sled in `store.data_dir`).

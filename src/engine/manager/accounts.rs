@@ -308,9 +308,8 @@ impl Accounts<'_> {
             },
             rate_refusals: state
                 .refusals
-                .days()
-                .iter()
-                .map(|&(day, refused)| RefusalDay {
+                .recent(now)
+                .map(|(day, refused)| RefusalDay {
                     day: crate::domain::history::format_day(day),
                     refused,
                 })

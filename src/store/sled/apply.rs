@@ -27,7 +27,7 @@ use super::{
     track_key, user_value,
 };
 use crate::domain::ids::UserId;
-use crate::store::{Applied, Batch, Op, Revision, Store, StoreError};
+use crate::store::{Applied, Batch, Op, Revision, Store, StoreError, apply_each};
 
 /// Refuses a [`Op::PutUser`] unless the stored record is the revision it was made from.
 fn check_revision(id: UserId, expect: Revision, stored: Option<&[u8]>) -> Result<(), Applied> {
@@ -437,7 +437,7 @@ impl Store for SledStore {
     /// of its I/O) is paid once instead of once a batch. A deletion's archived events
     /// are read before the transaction, so an earlier batch of the group must not archive
     /// more of them: a group ends before a batch that deletes a user.
-    fn apply_group(&self, batches: &[Batch]) -> Result<Vec<Applied>, StoreError> {
+    fn apply_group(&self, batches: &[Batch]) -> Vec<Result<Applied, StoreError>> {
         let deletes = |b: &Batch| b.ops().iter().any(|op| matches!(op, Op::DeleteUser { .. }));
         let end = batches
             .iter()
@@ -445,9 +445,17 @@ impl Store for SledStore {
             .position(deletes)
             .map_or(batches.len(), |p| p + 1);
         match &batches[..end] {
-            [] => Ok(Vec::new()),
-            [one] => Ok(vec![self.apply(one)?]),
-            group => self.apply_together(group),
+            [] => Vec::new(),
+            [one] => vec![self.apply(one)],
+            group => match self.apply_together(group) {
+                Ok(applied) => applied.into_iter().map(Ok).collect(),
+                // Nothing of the group was written: each on its own, so that only the
+                // batch that fails is failed.
+                Err(e) => {
+                    tracing::warn!(error = %e, batches = group.len(), "a group write failed; applying its batches one by one");
+                    apply_each(group, |b| self.apply(b))
+                }
+            },
         }
     }
 
