@@ -253,14 +253,46 @@ fn jsonl_rows(file: File) -> impl Iterator<Item = ReadRow> + Send {
         })
 }
 
+/// Batches sent at once: the provisioning overlaps their rows' work, where one batch's
+/// rows take turns with the store's writer (BENCHMARKS.md, provisioning).
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// A batch sent and not yet counted.
+struct Sent {
+    /// Each sent row's number and email.
+    rows: Vec<(u64, Option<String>)>,
+    /// Rows refused before sending (unreadable, not a row).
+    refused: Vec<(u64, Option<String>, String)>,
+    /// The file's last row in the batch: the checkpoint once it and every batch before
+    /// it are counted.
+    last: u64,
+    /// The users its rows name (normalized email, external id): a later batch naming
+    /// one of them waits for it, so that it updates the user instead of racing it.
+    names: std::collections::HashSet<String>,
+}
+
+type InFlight<'a> =
+    futures_util::stream::FuturesOrdered<BoxFuture<'a, (Sent, Result<Vec<RowOutcome>, String>)>>;
+
+/// The users a row names, as the provisioning matches them.
+fn names_of(row: &ProvisionRow) -> impl Iterator<Item = String> {
+    let email = crate::domain::email::Email::parse(&row.email)
+        .map(|e| e.normalized())
+        .unwrap_or_else(|_| row.email.trim().to_lowercase());
+    std::iter::once(format!("e:{email}")).chain(row.external_id.iter().map(|x| format!("x:{x}")))
+}
+
 /// Provisions the rows of `path` through `sink`, `progress` told of each batch's end
-/// (rows done so far). See [`Options`] for the checkpoint and the error file.
+/// (rows done so far). See [`Options`] for the checkpoint and the error file. Up to
+/// [`BATCHES_IN_FLIGHT`] batches are sent at once; they are counted, and the checkpoint
+/// moves, in file order.
 pub async fn provision_file(
     sink: &dyn Sink,
     path: &Path,
     opts: &Options,
     mut progress: impl FnMut(&Summary),
 ) -> Result<Summary, String> {
+    use futures_util::StreamExt as _;
     let batch = opts.batch.clamp(1, MAX_PROVISION_BATCH);
     let name = path.display().to_string();
     let resume_from = match (&opts.checkpoint, opts.dry_run) {
@@ -275,9 +307,22 @@ pub async fn provision_file(
         file: name.clone(),
         ..Summary::default()
     };
+    let mut count = |summary: &mut Summary, (sent, outcomes): (Sent, _)| -> Result<(), String> {
+        let last = sent.last;
+        tally(sent, outcomes, summary, errors.as_mut())?;
+        if let Some(cp) = opts.checkpoint.as_ref().filter(|_| !opts.dry_run) {
+            write_checkpoint(cp, path, last)?;
+        }
+        progress(summary);
+        Ok(())
+    };
+    let mut flight: InFlight<'_> = futures_util::stream::FuturesOrdered::new();
+    let mut names_in_flight: std::collections::VecDeque<std::collections::HashSet<String>> =
+        std::collections::VecDeque::new();
     let mut pending: Vec<(u64, Option<String>, ProvisionRow)> = Vec::with_capacity(batch);
     let mut refused_here: Vec<(u64, Option<String>, String)> = Vec::new();
-    for (n, email, row) in read_rows(path)? {
+    let mut rows = read_rows(path)?.peekable();
+    while let Some((n, email, row)) = rows.next() {
         summary.rows = n;
         if n <= resume_from {
             summary.resumed += 1;
@@ -287,31 +332,43 @@ pub async fn provision_file(
             Ok(r) => pending.push((n, email, r)),
             Err(why) => refused_here.push((n, email, why)),
         }
-        if pending.len() + refused_here.len() >= batch {
-            send(
-                sink,
-                opts,
-                &mut pending,
-                &mut refused_here,
-                &mut summary,
-                errors.as_mut(),
-            )
-            .await?;
-            if let Some(cp) = opts.checkpoint.as_ref().filter(|_| !opts.dry_run) {
-                write_checkpoint(cp, path, n)?;
-            }
-            progress(&summary);
+        let last_row = rows.peek().is_none();
+        if pending.len() + refused_here.len() < batch && !last_row {
+            continue;
         }
+        let sent = Sent {
+            names: pending.iter().flat_map(|(_, _, r)| names_of(r)).collect(),
+            rows: pending.iter().map(|(n, e, _)| (*n, e.clone())).collect(),
+            refused: std::mem::take(&mut refused_here),
+            last: n,
+        };
+        // Room in flight, and no batch in flight naming a user this one names.
+        while flight.len() >= BATCHES_IN_FLIGHT
+            || names_in_flight
+                .iter()
+                .any(|names| !names.is_disjoint(&sent.names))
+        {
+            let Some(done) = flight.next().await else {
+                break;
+            };
+            names_in_flight.pop_front();
+            count(&mut summary, done)?;
+        }
+        let batch_rows: Vec<ProvisionRow> = pending.drain(..).map(|(_, _, r)| r).collect();
+        names_in_flight.push_back(sent.names.clone());
+        // Handed to the sink now, in file order; it runs while the next batch is read.
+        let call = (!batch_rows.is_empty()).then(|| sink.provision(batch_rows, opts.dry_run));
+        flight.push_back(Box::pin(async move {
+            let outcomes = match call {
+                Some(call) => call.await,
+                None => Ok(Vec::new()),
+            };
+            (sent, outcomes)
+        }));
     }
-    send(
-        sink,
-        opts,
-        &mut pending,
-        &mut refused_here,
-        &mut summary,
-        errors.as_mut(),
-    )
-    .await?;
+    while let Some(done) = flight.next().await {
+        count(&mut summary, done)?;
+    }
     if let Some(cp) = opts.checkpoint.as_ref().filter(|_| !opts.dry_run) {
         match std::fs::remove_file(cp) {
             Ok(()) => {}
@@ -323,40 +380,34 @@ pub async fn provision_file(
     Ok(summary)
 }
 
-/// Sends the pending rows, counts what came back, and writes the refused rows (read
-/// errors and the sink's refusals, in row order) to the error file.
-async fn send(
-    sink: &dyn Sink,
-    opts: &Options,
-    pending: &mut Vec<(u64, Option<String>, ProvisionRow)>,
-    refused_here: &mut Vec<(u64, Option<String>, String)>,
+/// Counts what came back for a batch and writes its refused rows (read errors and the
+/// sink's refusals, in row order) to the error file.
+fn tally(
+    sent: Sent,
+    outcomes: Result<Vec<RowOutcome>, String>,
     summary: &mut Summary,
     errors: Option<&mut csv::Writer<File>>,
 ) -> Result<(), String> {
-    let mut refused = std::mem::take(refused_here);
-    if !pending.is_empty() {
-        let batch = std::mem::take(pending);
-        let rows = batch.iter().map(|(_, _, r)| r.clone()).collect();
-        let outcomes = sink.provision(rows, opts.dry_run).await?;
-        if outcomes.len() != batch.len() {
-            return Err(format!(
-                "{} results for {} rows",
-                outcomes.len(),
-                batch.len()
-            ));
-        }
-        for ((n, email, _), outcome) in batch.into_iter().zip(outcomes) {
-            match outcome {
-                RowOutcome::Done(p) => {
-                    match p.action {
-                        ProvisionAction::Created => summary.created += 1,
-                        ProvisionAction::Updated => summary.updated += 1,
-                        ProvisionAction::Unchanged => summary.unchanged += 1,
-                    }
-                    summary.invited += u64::from(p.invited);
+    let mut refused = sent.refused;
+    let outcomes = outcomes?;
+    if outcomes.len() != sent.rows.len() {
+        return Err(format!(
+            "{} results for {} rows",
+            outcomes.len(),
+            sent.rows.len()
+        ));
+    }
+    for ((n, email), outcome) in sent.rows.into_iter().zip(outcomes) {
+        match outcome {
+            RowOutcome::Done(p) => {
+                match p.action {
+                    ProvisionAction::Created => summary.created += 1,
+                    ProvisionAction::Updated => summary.updated += 1,
+                    ProvisionAction::Unchanged => summary.unchanged += 1,
                 }
-                RowOutcome::Refused(why) => refused.push((n, email, why)),
+                summary.invited += u64::from(p.invited);
             }
+            RowOutcome::Refused(why) => refused.push((n, email, why)),
         }
     }
     refused.sort_by_key(|(n, _, _)| *n);

@@ -95,9 +95,11 @@ impl Sink for KilledAfter<'_> {
         rows: Vec<ProvisionRow>,
         dry_run: bool,
     ) -> BoxFuture<'a, Result<Vec<RowOutcome>, String>> {
+        // Batches are handed over in file order (and may run at once).
+        let nth = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
         Box::pin(async move {
             let out = self.inner.provision(rows, dry_run).await?;
-            if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+            if nth == self.after {
                 return Err("killed".into());
             }
             Ok(out)
@@ -191,10 +193,18 @@ async fn a_file_goes_in_once_its_bad_rows_are_named_and_a_killed_run_resumes() {
     };
     let resumed = provision_file(&local, &file, &o, |_| {}).await.unwrap();
     assert_eq!(resumed.resumed, 6 * 500, "six batches were checkpointed");
+    let good = |rows: std::ops::RangeInclusive<u64>| rows.filter(|i| i % 33 != 0).count() as u64;
+    // The seventh batch was written before the kill, and the batches in flight with it
+    // may have been (all, some or none of their rows): each is found unchanged.
+    let seventh = good(6 * 500 + 1..=7 * 500);
+    assert!(
+        (seventh..=seventh + 2 * 500).contains(&resumed.unchanged),
+        "{resumed:?}"
+    );
     assert_eq!(
-        resumed.unchanged,
-        500 - (6 * 500 + 1..=7 * 500).filter(|i| i % 33 == 0).count() as u64,
-        "the seventh batch, written before the kill, is found unchanged"
+        resumed.created + resumed.unchanged,
+        good(6 * 500 + 1..=ROWS),
+        "every good row after the checkpoint found or made its user"
     );
     // The same users as the uninterrupted run: every good row finds its user as it says.
     let check = provision_file(&local, &file, &opts(files.path(), true), |_| {})
@@ -404,4 +414,37 @@ async fn the_schedule_provisions_the_inbox_every_six_hours() {
         .unwrap();
     assert!(matches!(outcome, roster::LoginOutcome::Success(_)));
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_in_flight_never_race_for_one_user() {
+    // Twenty one-row batches naming one user: sent at once they would race to create
+    // it; each waits for the one before, so the user is created once and renamed in
+    // file order.
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("same.jsonl");
+    let rows: String = (0..20)
+        .map(|i| format!("{{\"email\":\"Same@Example.com\",\"display_name\":\"Name {i}\"}}\n"))
+        .collect();
+    std::fs::write(&file, rows).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = open(dir.path());
+    let local = Local {
+        manager: &m,
+        by: BY,
+    };
+    let o = Options {
+        batch: 1,
+        ..opts(files.path(), false)
+    };
+    let s = provision_file(&local, &file, &o, |_| {}).await.unwrap();
+    assert_eq!((s.created, s.updated, s.refused), (1, 19, 0), "{s:?}");
+    // The last name stuck: a dry run finds only the last row unchanged.
+    let dry = Options {
+        batch: 1,
+        ..opts(files.path(), true)
+    };
+    let d = provision_file(&local, &file, &dry, |_| {}).await.unwrap();
+    assert_eq!((d.updated, d.unchanged), (19, 1), "{d:?}");
+    m.shutdown().await.unwrap();
 }
