@@ -266,9 +266,6 @@ struct Sent {
     /// The file's last row in the batch: the checkpoint once it and every batch before
     /// it are counted.
     last: u64,
-    /// The users its rows name (normalized email, external id): a later batch naming
-    /// one of them waits for it, so that it updates the user instead of racing it.
-    names: std::collections::HashSet<String>,
 }
 
 type InFlight<'a> =
@@ -336,8 +333,11 @@ pub async fn provision_file(
         if pending.len() + refused_here.len() < batch && !last_row {
             continue;
         }
+        // The users its rows name: a later batch naming one of them waits for it, so
+        // that it updates the user instead of racing it for the email.
+        let names: std::collections::HashSet<String> =
+            pending.iter().flat_map(|(_, _, r)| names_of(r)).collect();
         let sent = Sent {
-            names: pending.iter().flat_map(|(_, _, r)| names_of(r)).collect(),
             rows: pending.iter().map(|(n, e, _)| (*n, e.clone())).collect(),
             refused: std::mem::take(&mut refused_here),
             last: n,
@@ -346,7 +346,7 @@ pub async fn provision_file(
         while flight.len() >= BATCHES_IN_FLIGHT
             || names_in_flight
                 .iter()
-                .any(|names| !names.is_disjoint(&sent.names))
+                .any(|other| !other.is_disjoint(&names))
         {
             let Some(done) = flight.next().await else {
                 break;
@@ -355,7 +355,7 @@ pub async fn provision_file(
             count(&mut summary, done)?;
         }
         let batch_rows: Vec<ProvisionRow> = pending.drain(..).map(|(_, _, r)| r).collect();
-        names_in_flight.push_back(sent.names.clone());
+        names_in_flight.push_back(names);
         // Handed to the sink now, in file order; it runs while the next batch is read.
         let call = (!batch_rows.is_empty()).then(|| sink.provision(batch_rows, opts.dry_run));
         flight.push_back(Box::pin(async move {
