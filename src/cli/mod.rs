@@ -6,6 +6,7 @@
 //! tracing and hands both to [`run`].
 
 mod audit;
+mod backup;
 mod jobs;
 pub use jobs::JobsArgs;
 pub use report::GenerateAnalyticsArgs;
@@ -85,6 +86,14 @@ pub enum Command {
     /// exits non-zero if any failed. Through a running server (--server) or on a
     /// stopped data directory.
     RunAll(jobs::JobsArgs),
+    /// Write a point-in-time backup of the store to one file (--out), checked after it
+    /// is written: through a running server (--server), which goes on serving, or from
+    /// a data directory whose server is stopped. The master key is never in it.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new, empty data directory (--data-dir), checking its
+    /// checksum, the audit chain and its counts first; users erased in newer backups
+    /// (--erasures-from) are erased again. The server is then started on it.
+    Restore(backup::RestoreArgs),
 }
 
 /// Where a command's configuration comes from (the settings of `roster serve`).
@@ -137,6 +146,8 @@ impl Cli {
             Command::AnalyzeTiers(a) => a.target.config(),
             Command::GenerateAnalytics(a) => a.target.config(),
             Command::Cleanup(a) | Command::RunAll(a) => a.target.config(),
+            Command::Backup(a) => a.target.config(),
+            Command::Restore(a) => a.local.load(None).map(Some),
         }
     }
 }
@@ -216,6 +227,11 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
         },
         Command::Cleanup(a) => run_jobs(&[JobKind::Cleanup], &a, local).await,
         Command::RunAll(a) => run_jobs(&JobKind::ALL, &a, local).await,
+        Command::Backup(a) => match a.target.remote()? {
+            Some(r) => backup::through_server(&r, &a).await,
+            None => backup::offline(local()?, &a).await,
+        },
+        Command::Restore(a) => backup::restore(local()?, &a).await,
     }
 }
 
@@ -230,8 +246,6 @@ async fn run_jobs(
     }
 }
 
-/// Opens the engine on a stopped server's data directory (blocking work, off the
-/// runtime); the error says so if a server holds it.
 /// A spinner with `msg` on a terminal, a plain line on standard error otherwise, nothing
 /// with `quiet`: for a command that waits on one long call.
 fn spinner(msg: &str, quiet: bool) -> Option<indicatif::ProgressBar> {
@@ -248,6 +262,8 @@ fn spinner(msg: &str, quiet: bool) -> Option<indicatif::ProgressBar> {
     Some(s)
 }
 
+/// Opens the engine on a stopped server's data directory (blocking work, off the
+/// runtime); the error says so if a server holds it.
 async fn open_local(config: Config) -> Result<crate::engine::UserManager, CliError> {
     let dir = config.store.data_dir.clone();
     tokio::task::spawn_blocking(move || crate::engine::UserManager::open(config))

@@ -143,6 +143,18 @@ pub enum AuditAction {
         /// The user.
         user: UserId,
     },
+    /// A backup of the store was written (the record is after the backup's point in
+    /// time, so the backup it names does not hold it).
+    BackupTaken {
+        /// Rows of its scan.
+        rows: u64,
+        /// Writes made during the scan, replayed by a restore.
+        changes: u64,
+        /// The file's size.
+        bytes: u64,
+        /// The audit log's length at its point in time.
+        audit_records: u64,
+    },
 }
 
 impl AuditAction {
@@ -165,7 +177,8 @@ impl AuditAction {
             | AuditAction::CatalogTracksPut { .. }
             | AuditAction::CatalogTrackDeleted { .. }
             | AuditAction::JobRan { .. }
-            | AuditAction::JobRequested { .. } => None,
+            | AuditAction::JobRequested { .. }
+            | AuditAction::BackupTaken { .. } => None,
         }
     }
 }

@@ -81,6 +81,9 @@ pub use crate::security::passkey::{
 };
 pub use crate::security::totp::TotpEnrollment;
 pub use crate::store::audit::{AuditBody, AuditEntry};
+pub use crate::store::backup::{
+    BackupError, Header as BackupHeader, Restored, Trailer as BackupTrailer,
+};
 pub use catalog::CatalogSummary;
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{RotationProgress, RotationReport};

@@ -8,6 +8,7 @@
 //! [`KeyStore`] (wrapped data keys and the keyring record), [`AuditStore`],
 //! [`ArchiveStore`] (archived security events), [`ModelStore`] (trained models),
 //! [`CatalogStore`] (the track catalog), [`JobStore`] (the scheduler's jobs), [`ProvisionStore`] (external ids, invitations) — and
+//! a point-in-time copy of it all ([`Store::backup`], the file format in [`backup`]) —
 //! every change goes through one door,
 //! [`Store::apply`]: a [`Batch`] of [`Op`]s applied atomically, whose expected refusals
 //! (an email already taken, a record written meanwhile by someone else) are values of
@@ -20,6 +21,7 @@
 //! the traits are what a second backend implements.
 
 pub(crate) mod audit;
+pub mod backup;
 pub mod codec;
 pub(crate) mod commit;
 pub(crate) mod sled;
@@ -501,6 +503,17 @@ pub trait Store:
     fn apply_group(&self, batches: &[Batch]) -> Vec<Result<Applied, StoreError>> {
         apply_each(batches, |b| self.apply(b))
     }
+    /// A point-in-time copy made while reads and writes go on: every row of a scan, then
+    /// every write made while the scan ran, in order, each handed to `emit` (see
+    /// [`backup`]). Replayed in that order over an empty store, they give the store as
+    /// it was at the scan's end.
+    fn backup(
+        &self,
+        emit: &mut dyn FnMut(backup::Copied<'_>) -> Result<(), StoreError>,
+    ) -> Result<backup::Cut, StoreError>;
+    /// Writes rows of a backup as they are (`None` removes the key): a restore into an
+    /// empty store, nothing else.
+    fn restore_rows(&self, rows: &[crate::store::backup::Row]) -> Result<(), StoreError>;
     /// Blocks until every write before the call is durable. Returns bytes flushed.
     fn flush(&self) -> Result<usize, StoreError>;
     /// Bytes the store occupies on disk, if it can tell.

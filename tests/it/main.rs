@@ -5,6 +5,7 @@
 
 mod analytics;
 mod analyze_tiers;
+mod backup;
 mod bad_input;
 mod catalog;
 mod churn;

@@ -147,7 +147,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with `extra` TOML over the test config.
     pub async fn start(extra: &str) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra).await
+    }
+
+    /// Starts a server on the data directory `dir` (which may hold a store already).
+    pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
         let key = format!("[server]\nadmin_key = {ADMIN_KEY:?}\n");
         let (manager, clock) = open_with_clock_layers(dir.path(), &[&key, extra]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

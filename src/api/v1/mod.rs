@@ -5,6 +5,7 @@ mod activity;
 pub(super) mod admin;
 mod analytics;
 mod auth;
+mod backup;
 mod catalog;
 mod jobs;
 pub(super) mod meta;
@@ -115,6 +116,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::purge_security_events))
         .routes(routes!(admin::master_key))
         .routes(routes!(admin::rotate_master_key))
+        .routes(routes!(backup::backup))
         .routes(routes!(jobs::jobs))
         .routes(routes!(jobs::runs))
         .routes(routes!(jobs::run))

@@ -23,6 +23,7 @@
 
 mod accounts;
 mod analytics;
+mod backup;
 mod integrations;
 mod jobs;
 mod login;
@@ -66,6 +67,7 @@ use futures_util::StreamExt as _;
 pub use super::outcomes::*;
 pub use accounts::Accounts;
 pub use analytics::Analytics;
+pub use backup::{BackupReport, RestoreError, check_backup, restore_backup};
 pub use integrations::Integrations;
 pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
 pub use login::{FactorAnswer, Login};

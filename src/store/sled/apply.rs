@@ -27,6 +27,7 @@ use super::{
     track_key, user_value,
 };
 use crate::domain::ids::UserId;
+use crate::store::backup::{Copied, Cut};
 use crate::store::{Applied, Batch, Op, Revision, Store, StoreError, apply_each};
 
 /// Refuses a [`Op::PutUser`] unless the stored record is the revision it was made from.
@@ -396,8 +397,9 @@ fn write_batch(
     Ok(())
 }
 
-impl Store for SledStore {
-    fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
+impl SledStore {
+    /// [`Store::apply`] inside the gate.
+    fn apply_one(&self, batch: &Batch) -> Result<Applied, StoreError> {
         // The common write, a user's record alone, skips the batch machinery.
         if let [
             Op::PutUser {
@@ -432,12 +434,20 @@ impl Store for SledStore {
             self.apply_plain(batch)
         }
     }
+}
+
+impl Store for SledStore {
+    fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        let _w = self.gate.write();
+        self.apply_one(batch)
+    }
 
     /// One transaction for the group: its cost (sled's log reservation and the wake-up
     /// of its I/O) is paid once instead of once a batch. A deletion's archived events
     /// are read before the transaction, so an earlier batch of the group must not archive
     /// more of them: a group ends before a batch that deletes a user.
     fn apply_group(&self, batches: &[Batch]) -> Vec<Result<Applied, StoreError>> {
+        let _w = self.gate.write();
         let deletes = |b: &Batch| b.ops().iter().any(|op| matches!(op, Op::DeleteUser { .. }));
         let end = batches
             .iter()
@@ -446,17 +456,28 @@ impl Store for SledStore {
             .map_or(batches.len(), |p| p + 1);
         match &batches[..end] {
             [] => Vec::new(),
-            [one] => vec![self.apply(one)],
+            [one] => vec![self.apply_one(one)],
             group => match self.apply_together(group) {
                 Ok(applied) => applied.into_iter().map(Ok).collect(),
                 // Nothing of the group was written: each on its own, so that only the
                 // batch that fails is failed.
                 Err(e) => {
                     tracing::warn!(error = %e, batches = group.len(), "a group write failed; applying its batches one by one");
-                    apply_each(group, |b| self.apply(b))
+                    apply_each(group, |b| self.apply_one(b))
                 }
             },
         }
+    }
+
+    fn backup(
+        &self,
+        emit: &mut dyn FnMut(Copied<'_>) -> Result<(), StoreError>,
+    ) -> Result<Cut, StoreError> {
+        self.backup_to(emit)
+    }
+
+    fn restore_rows(&self, rows: &[crate::store::backup::Row]) -> Result<(), StoreError> {
+        self.put_rows(rows)
     }
 
     fn flush(&self) -> Result<usize, StoreError> {

@@ -18,7 +18,10 @@
 //! is followed by an `fdatasync` of sled's data file.
 
 mod apply;
+mod backup;
 mod jobs;
+
+pub(crate) use backup::{email_index_entry, erased_user};
 mod provision;
 
 use std::path::{Path, PathBuf};
@@ -114,6 +117,8 @@ pub struct SledStore {
     dir: PathBuf,
     /// `fdatasync` sled's data file after each flush (`store.fsync_data_file`).
     sync_data_file: bool,
+    /// Held by writes, closed by a backup for the moments it starts and ends.
+    gate: backup::Gate,
 }
 
 /// First byte of a user value that carries its revision: no record format uses it (they
@@ -194,6 +199,7 @@ impl SledStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("create {}: {e}", dir.display())))?;
         finish_interrupted_rewrite(dir)?;
+        backup::remove_stale_spills(dir);
         let config = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(cache_bytes)
@@ -221,6 +227,7 @@ impl SledStore {
             tree,
             dir: dir.to_owned(),
             sync_data_file: false,
+            gate: backup::Gate::default(),
         })
     }
 
@@ -387,6 +394,7 @@ impl KeyStore for SledStore {
     }
 
     fn replace_key(&self, id: UserId, old: &[u8], new: &[u8]) -> Result<bool, StoreError> {
+        let _w = self.gate.write();
         let key = id_key(TIER, id);
         let Some(current) = self.tree.get(key)? else {
             return Ok(false);
@@ -409,6 +417,7 @@ impl KeyStore for SledStore {
     }
 
     fn put_keyring_meta(&self, meta: &[u8]) -> Result<(), StoreError> {
+        let _w = self.gate.write();
         self.tree.insert(KEYRING, meta)?;
         Ok(())
     }
@@ -425,6 +434,7 @@ impl KeyStore for SledStore {
     }
 
     fn migrate_email(&self, email: &str, index: &EmailIndex, id: UserId) -> Result<(), StoreError> {
+        let _w = self.gate.write();
         let mut b = sled::Batch::default();
         b.remove(legacy_email_key(email));
         b.insert(&index_key(index)[..], id.as_bytes());
@@ -439,6 +449,7 @@ impl KeyStore for SledStore {
         wrapped_key: &[u8],
         record: &[u8],
     ) -> Result<(), StoreError> {
+        let _w = self.gate.write();
         let rev = match self.tree.get(id_key(USER, id))? {
             Some(v) => split_user_value(&v).0,
             None => 0,

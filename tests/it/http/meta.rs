@@ -94,6 +94,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "POST /api/v1/users/{id}/parental-consent",
         "GET /api/v1/admin/master-key",
         "POST /api/v1/admin/master-key/rotate",
+        "GET /api/v1/admin/backup",
         "GET /api/v1/admin/jobs",
         "GET /api/v1/admin/jobs/{name}/runs",
         "POST /api/v1/admin/jobs/{name}/run",

@@ -184,6 +184,15 @@ impl Store for Watched {
         }
         self.sled.apply(batch)
     }
+    fn backup(
+        &self,
+        emit: &mut dyn FnMut(crate::store::backup::Copied<'_>) -> Result<(), StoreError>,
+    ) -> Result<crate::store::backup::Cut, StoreError> {
+        self.sled.backup(emit)
+    }
+    fn restore_rows(&self, rows: &[crate::store::backup::Row]) -> Result<(), StoreError> {
+        self.sled.restore_rows(rows)
+    }
     fn flush(&self) -> Result<usize, StoreError> {
         if self.failing_flush.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Io("the disk went away".into()));

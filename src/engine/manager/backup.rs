@@ -1,0 +1,214 @@
+//! Backups and restores: a point-in-time copy of the store written while the engine
+//! serves (operators and the system), and its restore into an empty data directory
+//! (the command line, with no engine running).
+
+use std::collections::HashSet;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Ops;
+use super::principal::Principal;
+use crate::config::{Backend, Config};
+use crate::domain::audit::AuditAction;
+use crate::domain::time::Timestamp;
+use crate::engine::EngineError;
+use crate::engine::durable::settled;
+use crate::store::Batch;
+use crate::store::backup::{self, BackupError, Header, Restored};
+
+/// What a backup wrote.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct BackupReport {
+    /// The file's size.
+    pub bytes: u64,
+    /// Rows of the store's scan.
+    pub rows: u64,
+    /// Writes made during the scan (a restore replays them).
+    pub changes: u64,
+    /// The audit log's length at the backup's point in time.
+    pub audit_records: u64,
+    /// The master key that opens it (never in the file).
+    pub master_key_fingerprint: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Its point in time: everything acknowledged before is in it.
+    pub point_in_time: Timestamp,
+}
+
+impl Ops<'_> {
+    /// Writes a backup of the store to `out` while the engine serves (see
+    /// [`crate::store::backup`]): reads and writes go on, actors are not held. Audited
+    /// after the backup's point in time.
+    pub async fn backup<W: Write + Send + 'static>(
+        self,
+        by: &Principal,
+        out: W,
+    ) -> Result<(W, BackupReport), EngineError> {
+        by.privileged()?;
+        let e = Arc::clone(&self.m.engine);
+        let started_at = self.m.now();
+        let header = Header {
+            format: backup::format::VERSION,
+            created_at_ms: started_at.as_millis(),
+            master_key_fingerprint: e.keys.fingerprint().to_string(),
+            backend: match e.config.store.backend {
+                Backend::Sled => "sled".into(),
+            },
+            roster_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let fingerprint = header.master_key_fingerprint.clone();
+        let (out, trailer, bytes) = tokio::task::spawn_blocking(move || {
+            backup::write(e.store.as_ref(), out, &header, || e.clock.now().as_millis())
+        })
+        .await
+        .map_err(|err| EngineError::Internal(format!("backup task: {err}")))?
+        .map_err(|err| EngineError::Store(err.to_string()))?;
+        let report = BackupReport {
+            bytes,
+            rows: trailer.rows,
+            changes: trailer.changes,
+            audit_records: trailer.audit_records,
+            master_key_fingerprint: fingerprint,
+            started_at,
+            point_in_time: Timestamp::from_millis(trailer.cut_at_ms),
+        };
+        if let Some(actor) = by.audit_actor() {
+            let action = AuditAction::BackupTaken {
+                rows: report.rows,
+                changes: report.changes,
+                bytes: report.bytes,
+                audit_records: report.audit_records,
+            };
+            let e = &self.m.engine;
+            let ticket =
+                e.commit
+                    .submit(Batch::default(), vec![(actor, action, self.m.now())], None);
+            settled(e.commit.wait(&ticket).await)?;
+        }
+        tracing::info!(
+            bytes = report.bytes,
+            rows = report.rows,
+            changes = report.changes,
+            "backup written; it does not hold the master key ({}): back the key up apart",
+            report.master_key_fingerprint
+        );
+        Ok((out, report))
+    }
+}
+
+/// Why a restore did not happen, or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The data directory to restore into holds something.
+    #[error(
+        "{0} is not empty: a backup is restored into a new, empty data directory only \
+         (it may hold the master key file)"
+    )]
+    NotEmpty(PathBuf),
+    /// A backup file (the one restored, or one read for its erasures) is bad.
+    #[error("{file}: {error}")]
+    Backup {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        error: BackupError,
+    },
+    /// The new store could not be written.
+    #[error("restore: {0}")]
+    Io(String),
+}
+
+/// Checks a whole backup file; returns its header and trailer.
+pub fn check_backup(file: &Path) -> Result<(Header, backup::Trailer), RestoreError> {
+    let bad = |error| RestoreError::Backup {
+        file: file.to_owned(),
+        error,
+    };
+    let f = std::fs::File::open(file).map_err(|e| bad(BackupError::Io(e.to_string())))?;
+    backup::check(BufReader::new(f)).map_err(bad)
+}
+
+/// Restores `file` into the data directory of `config`, which must not exist or hold
+/// nothing but the master key file; users erased in any of `erasures_from` (newer backups) are erased again. The
+/// new store is checked before this reports success; on a failure the directory is
+/// removed again. No engine runs: start a server on the directory afterwards, with the
+/// master key the header names.
+pub fn restore_backup(
+    config: &Config,
+    file: &Path,
+    erasures_from: &[PathBuf],
+) -> Result<Restored, RestoreError> {
+    let dir = &config.store.data_dir;
+    // The master key may already be in place (its default file is in the directory).
+    let key_file = config.master_key_file();
+    let foreign = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => Ok(entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| *p != key_file)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    };
+    let existed = dir.exists();
+    if !foreign(dir)
+        .map_err(|e| RestoreError::Io(e.to_string()))?
+        .is_empty()
+    {
+        return Err(RestoreError::NotEmpty(dir.clone()));
+    }
+    let open = |f: &Path| {
+        std::fs::File::open(f)
+            .map(BufReader::new)
+            .map_err(|e| RestoreError::Backup {
+                file: f.to_owned(),
+                error: BackupError::Io(e.to_string()),
+            })
+    };
+    let mut erased = HashSet::new();
+    for newer in erasures_from {
+        erased.extend(
+            backup::erasures(open(newer)?).map_err(|error| RestoreError::Backup {
+                file: newer.clone(),
+                error,
+            })?,
+        );
+    }
+    let input = open(file)?;
+    let restored = crate::store::open(&config.store)
+        .map_err(|e| RestoreError::Io(e.to_string()))
+        .and_then(|store| {
+            backup::restore(input, store.as_ref(), &erased).map_err(|error| RestoreError::Backup {
+                file: file.to_owned(),
+                error,
+            })
+        });
+    if restored.is_err() {
+        // Nothing half-restored is left to be started by mistake.
+        let cleanup = foreign(dir).and_then(|paths| {
+            paths.into_iter().try_for_each(|p| {
+                if p.is_dir() {
+                    std::fs::remove_dir_all(p)
+                } else {
+                    std::fs::remove_file(p)
+                }
+            })
+        });
+        let cleanup = cleanup.and_then(|()| match existed {
+            // An empty directory this restore made goes too.
+            false if foreign(dir).is_ok_and(|rest| rest.is_empty()) && !key_file.exists() => {
+                std::fs::remove_dir(dir)
+            }
+            _ => Ok(()),
+        });
+        if let Err(e) = cleanup {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a failed restore");
+        }
+    }
+    restored
+}

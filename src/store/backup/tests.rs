@@ -1,0 +1,189 @@
+//! Backups of a store that is being written, restored: a point in time, whole batches,
+//! erasures applied again.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::*;
+use crate::domain::ids::UserId;
+use crate::domain::tier::UserTier;
+use crate::store::{Applied, CatalogStore, SledStore, UserStore};
+
+const PAIRS: u64 = 400;
+
+/// A batch that writes generation `g` to both tracks of pair `i`: a restore must never
+/// hold one without the other.
+fn pair(i: u64, g: u64) -> Batch {
+    let mut b = Batch::default();
+    for side in ["a", "b"] {
+        b.push(Op::PutTrack {
+            id: format!("{side}{i:04}"),
+            record: g.to_be_bytes().to_vec(),
+        });
+    }
+    b
+}
+
+fn generation(s: &SledStore, side: &str, i: u64) -> Option<u64> {
+    let v = s.track(&format!("{side}{i:04}")).unwrap()?;
+    Some(u64::from_be_bytes(v.try_into().unwrap()))
+}
+
+/// An output slow enough that the scan overlaps many writes.
+struct Slow(Vec<u8>, u64);
+
+impl Write for Slow {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.1 += 1;
+        if self.1 % 64 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn header() -> Header {
+    Header {
+        format: format::VERSION,
+        created_at_ms: 0,
+        master_key_fingerprint: "test".into(),
+        backend: "sled".into(),
+        roster_version: "test".into(),
+    }
+}
+
+fn user(s: &SledStore, n: u8) -> UserId {
+    let id = UserId::generate();
+    let created = s.apply(&Batch::of(Op::CreateUser {
+        id,
+        revision: 1,
+        email_index: [n; 32],
+        tier: UserTier::Free,
+        wrapped_key: vec![n; 8],
+        record: vec![n; 16],
+    }));
+    assert_eq!(created.unwrap(), Applied::Done);
+    id
+}
+
+#[test]
+fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Arc::new(SledStore::open(dir.path(), 8 << 20).unwrap());
+    for i in 0..PAIRS {
+        live.apply(&pair(i, 1)).unwrap();
+    }
+    let kept = user(&live, 1);
+    let gone = user(&live, 2);
+    live.apply(&Batch::of(Op::DeleteUser {
+        id: gone,
+        email_indexes: vec![[2; 32]],
+    }))
+    .unwrap();
+    // Writers bump pairs and drop some while the backup runs; every generation written
+    // before the backup starts is the floor of what it must hold.
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU64::new(2));
+    let writer = {
+        let (live, stop, next) = (Arc::clone(&live), Arc::clone(&stop), Arc::clone(&next));
+        std::thread::spawn(move || {
+            let mut writes = 0u64;
+            while !stop.load(Ordering::Relaxed) || writes < 200 {
+                let g = next.fetch_add(1, Ordering::SeqCst);
+                let i = (g * 7919) % PAIRS;
+                if g % 13 == 0 {
+                    let mut b = Batch::default();
+                    b.push(Op::DropTrack {
+                        id: format!("a{i:04}"),
+                    });
+                    b.push(Op::DropTrack {
+                        id: format!("b{i:04}"),
+                    });
+                    live.apply(&b).unwrap();
+                } else {
+                    live.apply(&pair(i, g)).unwrap();
+                }
+                writes += 1;
+            }
+            writes
+        })
+    };
+    while next.load(Ordering::SeqCst) < 50 {
+        std::thread::yield_now();
+    }
+    let floor: Vec<Option<u64>> = (0..PAIRS).map(|i| generation(&live, "a", i)).collect();
+    let (out, trailer, size) = write(live.as_ref(), Slow(Vec::new(), 0), &header(), || 7).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    let bytes = out.0;
+    assert_eq!(size, bytes.len() as u64);
+    assert!(
+        trailer.changes > 0,
+        "the writes ran during the scan ({writes} writes, none seen)"
+    );
+
+    let restored_dir = tempfile::tempdir().unwrap();
+    let restored = SledStore::open(restored_dir.path(), 8 << 20).unwrap();
+    let r = restore(&bytes[..], &restored, &HashSet::new()).unwrap();
+    assert_eq!((r.users, r.erased_again, r.trailer.cut_at_ms), (1, 0, 7));
+    for i in 0..PAIRS {
+        let (a, b) = (generation(&restored, "a", i), generation(&restored, "b", i));
+        assert_eq!(a, b, "pair {i} is torn: a batch is half in the backup");
+        // A pair dropped after the floor was read may be absent; one present is never
+        // older than before the backup started.
+        if let (Some(now), Some(Some(before))) = (a, floor.get(i as usize)) {
+            assert!(now >= *before, "pair {i} went back from {before} to {now}");
+        }
+    }
+    assert_eq!(restored.load_user(kept).unwrap(), Some(vec![1; 16]));
+    assert_eq!(restored.lookup_email(&[1; 32]).unwrap(), Some(kept));
+    assert_eq!(restored.route_of(gone).unwrap(), None);
+    assert_eq!(
+        erasures(&bytes[..]).unwrap(),
+        HashSet::from([gone]),
+        "the tombstone is in the backup"
+    );
+    // No spill file is left in the live data directory.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".changes"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_user_erased_since_the_backup_is_erased_again_and_the_rest_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = SledStore::open(dir.path(), 8 << 20).unwrap();
+    let (stays, erased) = (user(&live, 3), user(&live, 4));
+    let (old, _, _) = write(&live, Vec::new(), &header(), || 1).unwrap();
+    live.apply(&Batch::of(Op::DeleteUser {
+        id: erased,
+        email_indexes: vec![[4; 32]],
+    }))
+    .unwrap();
+    let (newer, _, _) = write(&live, Vec::new(), &header(), || 2).unwrap();
+
+    let into = tempfile::tempdir().unwrap();
+    let restored = SledStore::open(into.path(), 8 << 20).unwrap();
+    let r = restore(&old[..], &restored, &erasures(&newer[..]).unwrap()).unwrap();
+    assert_eq!((r.users, r.erased_again), (1, 1));
+    assert_eq!(
+        restored.route_of(erased).unwrap(),
+        None,
+        "its data key is gone"
+    );
+    assert_eq!(restored.load_user(erased).unwrap(), None);
+    assert_eq!(restored.lookup_email(&[4; 32]).unwrap(), None);
+    assert_eq!(restored.load_user(stays).unwrap(), Some(vec![3; 16]));
+    // Into a store that holds something: refused, nothing written.
+    let again = restore(&old[..], &restored, &HashSet::new()).unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+    assert_eq!(restored.user_count(), 1);
+}
