@@ -37,7 +37,7 @@ struct Slow(Vec<u8>, u64);
 impl Write for Slow {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.1 += 1;
-        if self.1 % 64 == 0 {
+        if self.1.is_multiple_of(64) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         self.0.write(b)
@@ -96,7 +96,7 @@ fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
             while !stop.load(Ordering::Relaxed) || writes < 200 {
                 let g = next.fetch_add(1, Ordering::SeqCst);
                 let i = (g * 7919) % PAIRS;
-                if g % 13 == 0 {
+                if g.is_multiple_of(13) {
                     let mut b = Batch::default();
                     b.push(Op::DropTrack {
                         id: format!("a{i:04}"),
