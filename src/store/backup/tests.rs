@@ -2,7 +2,6 @@
 //! erasures applied again.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -29,22 +28,6 @@ fn pair(i: u64, g: u64) -> Batch {
 fn generation(s: &SledStore, side: &str, i: u64) -> Option<u64> {
     let v = s.track(&format!("{side}{i:04}")).unwrap()?;
     Some(u64::from_be_bytes(v.try_into().unwrap()))
-}
-
-/// An output slow enough that the scan overlaps many writes.
-struct Slow(Vec<u8>, u64);
-
-impl Write for Slow {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.1 += 1;
-        if self.1.is_multiple_of(64) {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        self.0.write(b)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn header() -> Header {
@@ -89,8 +72,14 @@ fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
     // before the backup starts is the floor of what it must hold.
     let stop = Arc::new(AtomicBool::new(false));
     let next = Arc::new(AtomicU64::new(2));
+    let done = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (live, stop, next) = (Arc::clone(&live), Arc::clone(&stop), Arc::clone(&next));
+        let (live, stop, next, done) = (
+            Arc::clone(&live),
+            Arc::clone(&stop),
+            Arc::clone(&next),
+            Arc::clone(&done),
+        );
         std::thread::spawn(move || {
             let mut writes = 0u64;
             while !stop.load(Ordering::Relaxed) || writes < 200 {
@@ -109,6 +98,7 @@ fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
                     live.apply(&pair(i, g)).unwrap();
                 }
                 writes += 1;
+                done.fetch_add(1, Ordering::SeqCst);
             }
             writes
         })
@@ -117,20 +107,42 @@ fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
         std::thread::yield_now();
     }
     let floor: Vec<Option<u64>> = (0..PAIRS).map(|i| generation(&live, "a", i)).collect();
-    let (out, trailer, size) = write(live.as_ref(), Slow(Vec::new(), 0), &header(), || 7).unwrap();
+    // The scan waits, a few rows in, for a hundred more writes: they happen during it.
+    let mut w = BackupWriter::new(Vec::new(), &header()).unwrap();
+    let mut emitted = 0;
+    let cut = live
+        .backup(&mut |c| {
+            emitted += 1;
+            if emitted == 10 {
+                let (target, deadline) = (
+                    done.load(Ordering::SeqCst) + 100,
+                    std::time::Instant::now() + std::time::Duration::from_secs(20),
+                );
+                while done.load(Ordering::SeqCst) < target && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            match c {
+                Copied::Row(k, v) => w.row(k, v),
+                Copied::Change(k, v) => w.change(k, v),
+            }
+            .map_err(|e| StoreError::Io(e.to_string()))
+        })
+        .unwrap();
+    let (bytes, size) = w.finish(cut.audit_records, 7).unwrap();
     stop.store(true, Ordering::Relaxed);
-    let writes = writer.join().unwrap();
-    let bytes = out.0;
+    writer.join().unwrap();
     assert_eq!(size, bytes.len() as u64);
-    assert!(
-        trailer.changes > 0,
-        "the writes ran during the scan ({writes} writes, none seen)"
-    );
 
     let restored_dir = tempfile::tempdir().unwrap();
     let restored = SledStore::open(restored_dir.path(), 8 << 20).unwrap();
     let r = restore(&bytes[..], &restored, &HashSet::new()).unwrap();
     assert_eq!((r.users, r.erased_again, r.trailer.cut_at_ms), (1, 0, 7));
+    assert!(
+        r.trailer.changes >= 100,
+        "the writes during the scan are in it: {:?}",
+        r.trailer
+    );
     for i in 0..PAIRS {
         let (a, b) = (generation(&restored, "a", i), generation(&restored, "b", i));
         assert_eq!(a, b, "pair {i} is torn: a batch is half in the backup");
