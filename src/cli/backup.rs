@@ -9,7 +9,7 @@ use super::remote::Remote;
 use super::{CliError, ConfigArgs, Target};
 use crate::config::Config;
 use crate::domain::time::Timestamp;
-use crate::engine::{BackupHeader, BackupTrailer, Principal, Restored};
+use crate::engine::{BackupFile, BackupHeader, BackupTrailer, Principal, Restored};
 
 /// `roster backup` arguments.
 #[derive(clap::Args, Clone, Debug)]
@@ -68,7 +68,7 @@ fn create(out: &Path) -> Result<(PathBuf, std::fs::File), CliError> {
 async fn seal(partial: PathBuf, out: &Path) -> Result<(BackupHeader, BackupTrailer), CliError> {
     let checked = {
         let partial = partial.clone();
-        tokio::task::spawn_blocking(move || crate::engine::check_backup(&partial))
+        tokio::task::spawn_blocking(move || BackupFile::check(&partial))
             .await
             .map_err(|e| failed("checking the backup", e))?
     };
@@ -168,12 +168,11 @@ pub(super) async fn restore(config: Config, a: &RestoreArgs) -> Result<(), CliEr
     let (file, erasures) = (a.file.clone(), a.erasures_from.clone());
     let key_file = config.master_key_file();
     let dir = config.store.data_dir.clone();
-    let restored: Restored = tokio::task::spawn_blocking(move || {
-        crate::engine::restore_backup(&config, &file, &erasures)
-    })
-    .await
-    .map_err(|e| failed("the restore", e))?
-    .map_err(|e| CliError::Failed(e.to_string()))?;
+    let restored: Restored =
+        tokio::task::spawn_blocking(move || BackupFile::restore(&config, &file, &erasures))
+            .await
+            .map_err(|e| failed("the restore", e))?
+            .map_err(|e| CliError::Failed(e.to_string()))?;
     println!(
         "restored {} into {}: {} users, audit chain of {} records verified, {} users erased \
          since the backup erased again\n\

@@ -82,7 +82,7 @@ pub enum Command {
     /// on a data directory whose server is stopped.
     Cleanup(jobs::JobsArgs),
     /// Run every job now, in order — provisioning (the inbox), analytics, tier analysis,
-    /// recommendations, cleanup — each reported, a failed one not stopping the next;
+    /// recommendations, cleanup, backup — each reported, a failed one not stopping the next;
     /// exits non-zero if any failed. Through a running server (--server) or on a
     /// stopped data directory.
     RunAll(jobs::JobsArgs),

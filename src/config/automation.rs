@@ -33,6 +33,17 @@ pub struct AutomationConfig {
     /// The folder jobs write their reports to (relative to the data directory unless
     /// absolute).
     pub reports: std::path::PathBuf,
+    /// The scheduled backups.
+    pub backup: BackupConfig,
+}
+
+/// The `backup` job's files (`[automation.backup]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupConfig {
+    /// Where they go (relative to the data directory unless absolute).
+    pub folder: std::path::PathBuf,
+    /// How many of the newest are kept.
+    pub keep: usize,
 }
 
 /// Provisioning (`[automation.provisioning]`).
@@ -90,6 +101,14 @@ pub(super) struct RawAutomation {
     jobs: BTreeMap<String, RawJob>,
     provisioning: RawProvisioning,
     scim: RawScim,
+    backup: RawBackup,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    folder: String,
+    keep: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,7 +281,23 @@ impl RawAutomation {
                 "must name a folder (relative to the data directory, or absolute)",
             ));
         }
+        if self.backup.folder.trim().is_empty() {
+            return Err(ConfigError::new(
+                "automation.backup.folder",
+                "must name a folder (relative to the data directory, or absolute)",
+            ));
+        }
+        if !(1..=1000).contains(&self.backup.keep) {
+            return Err(ConfigError::new(
+                "automation.backup.keep",
+                format!("must be from 1 to 1000, got {}", self.backup.keep),
+            ));
+        }
         Ok(AutomationConfig {
+            backup: BackupConfig {
+                folder: self.backup.folder.trim().into(),
+                keep: self.backup.keep,
+            },
             provisioning,
             reports: self.reports.trim().into(),
             scim: self.scim.validate()?,

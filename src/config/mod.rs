@@ -30,7 +30,7 @@ use crate::domain::profile::ProfileTemplate;
 use crate::domain::risk::RiskConfig;
 use crate::domain::tier::{Limit, TierPolicy, UserTier};
 
-pub use automation::{AutomationConfig, JobConfig, ProvisioningConfig, ScimConfig};
+pub use automation::{AutomationConfig, BackupConfig, JobConfig, ProvisioningConfig, ScimConfig};
 pub use personalization::PersonalizationConfig;
 pub(crate) use raw::env_layer;
 pub use raw::{Flags, parse_toml};

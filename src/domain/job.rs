@@ -23,16 +23,19 @@ pub enum JobKind {
     Cleanup,
     /// Tier analysis: candidates for a move between tiers, written as a report.
     TierAnalysis,
+    /// A point-in-time backup of the store, the newest few kept.
+    Backup,
 }
 
 impl JobKind {
     /// Every job, in the order `run-all` and listings use.
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::Provisioning,
         JobKind::Analytics,
         JobKind::TierAnalysis,
         JobKind::Recommendations,
         JobKind::Cleanup,
+        JobKind::Backup,
     ];
 
     /// Its name in configuration, URLs, metrics and the audit log.
@@ -43,6 +46,7 @@ impl JobKind {
             JobKind::Recommendations => "recommendations",
             JobKind::Cleanup => "cleanup",
             JobKind::TierAnalysis => "tier_analysis",
+            JobKind::Backup => "backup",
         }
     }
 
@@ -169,10 +173,10 @@ mod tests {
         for k in JobKind::ALL {
             assert_eq!(JobKind::from_name(k.name()), Some(k));
         }
-        assert_eq!(JobKind::from_name("backup"), None);
+        assert_eq!(JobKind::from_name("vacuum"), None);
         assert_eq!(
             JobKind::names(),
-            "provisioning, analytics, tier_analysis, recommendations, cleanup"
+            "provisioning, analytics, tier_analysis, recommendations, cleanup, backup"
         );
     }
 }

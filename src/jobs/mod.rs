@@ -14,6 +14,7 @@
 //! - a run still in progress when the server stops is recorded as interrupted.
 
 mod analytics;
+mod backup;
 mod cleanup;
 pub mod provision;
 mod provisioning;
@@ -52,6 +53,7 @@ pub fn builtin(kind: JobKind) -> Arc<dyn Job> {
         JobKind::Recommendations => Arc::new(recommendations::Recommendations),
         JobKind::Cleanup => Arc::new(cleanup::Cleanup),
         JobKind::TierAnalysis => Arc::new(tier_analysis::TierAnalysisJob),
+        JobKind::Backup => Arc::new(backup::Backup),
     }
 }
 

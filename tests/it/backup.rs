@@ -326,3 +326,36 @@ async fn a_backup_from_before_an_erasure_restores_without_the_erased_user() {
     assert_eq!(s, 200, "{body}");
     restored.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_backup_keeps_the_newest_and_each_one_restores() {
+    use roster::domain::job::JobKind;
+    let srv = TestServer::start("[automation.backup]\nfolder = \"bk\"\nkeep = 2\n").await;
+    let job = roster::jobs::builtin(JobKind::Backup);
+    let by = roster::jobs::principal(JobKind::Backup);
+    let mut names = Vec::new();
+    for i in 0..3 {
+        srv.user(&format!("s{i}@example.com"), "free").await;
+        let report = job.run(&srv.manager, &by).await.unwrap();
+        assert_eq!(report.counts["removed"], u64::from(i == 2), "{report:?}");
+        assert!(report.summary.contains("master key"), "{report:?}");
+        srv.clock.advance(std::time::Duration::from_secs(86_400));
+        let mut now: Vec<String> = std::fs::read_dir(srv.dir().join("bk"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        now.sort();
+        names = now;
+    }
+    assert_eq!(names.len(), 2, "the newest two are kept: {names:?}");
+    assert!(
+        names[0] < names[1] && names[0].starts_with("roster-"),
+        "{names:?}"
+    );
+    // The newest holds the three users.
+    let into = tempfile::tempdir().unwrap();
+    let newest = srv.dir().join("bk").join(&names[1]);
+    let done = restore(&newest, into.path(), srv.dir(), &[]);
+    assert!(text(&done).contains(": 3 users"), "{}", text(&done));
+    srv.stop().await;
+}

@@ -35,6 +35,8 @@ enabled = false
 enabled = false
 [automation.jobs.tier_analysis]
 enabled = false
+[automation.jobs.backup]
+enabled = false
 "#;
 
 /// A job that counts its runs, fails when told, and can be held until released.
@@ -302,6 +304,8 @@ enabled = false
 enabled = false
 [automation.jobs.tier_analysis]
 enabled = false
+[automation.jobs.backup]
+enabled = false
 "#;
 
 const DAY: i64 = 24 * 60;
@@ -384,9 +388,11 @@ fn bad_schedules_zones_and_jobs_are_refused_at_start_up() {
     );
     let e = config_error("[automation]\ntimezone = \"Europe/Atlantis\"\n");
     assert!(e.contains("automation.timezone"), "{e}");
-    let e = config_error("[automation.jobs.backup]\nschedule = \"0 2 * * *\"\n");
+    let e = config_error("[automation.backup]\nkeep = 0\n");
+    assert!(e.contains("automation.backup.keep"), "{e}");
+    let e = config_error("[automation.jobs.vacuum]\nschedule = \"0 2 * * *\"\n");
     assert!(
-        e.contains("automation.jobs.backup")
+        e.contains("automation.jobs.vacuum")
             && e.contains("analytics, tier_analysis, recommendations, cleanup"),
         "{e}"
     );
@@ -425,7 +431,8 @@ async fn operators_see_the_jobs_and_run_one_through_the_api() {
             "analytics",
             "tier_analysis",
             "recommendations",
-            "cleanup"
+            "cleanup",
+            "backup"
         ]
     );
     assert_eq!(view["jobs"][4]["schedule"], "0 3 * * 0");
@@ -456,7 +463,7 @@ async fn operators_see_the_jobs_and_run_one_through_the_api() {
     assert_eq!(runs[0]["counts"]["events_purged"], 0);
 
     let (status, body) = server
-        .call(post.clone(), "/admin/jobs/backup/run", key, None)
+        .call(post.clone(), "/admin/jobs/vacuum/run", key, None)
         .await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = server

@@ -118,7 +118,8 @@ async fn cleanup_and_run_all_run_the_jobs_through_the_servers_scheduler() {
             "analytics",
             "tier_analysis",
             "recommendations",
-            "cleanup"
+            "cleanup",
+            "backup"
         ]
     );
     assert_eq!(ran[4]["outcome"], "succeeded", "{ran:?}");
@@ -152,7 +153,8 @@ async fn run_all_on_a_stopped_data_directory_runs_every_job_and_reports_a_failed
             "analytics",
             "tier_analysis",
             "recommendations",
-            "cleanup"
+            "cleanup",
+            "backup"
         ]
     );
     assert_eq!(
@@ -174,6 +176,14 @@ async fn run_all_on_a_stopped_data_directory_runs_every_job_and_reports_a_failed
     );
     assert!(written[1].ends_with(".json"), "{written:?}");
     assert_eq!(ran[4]["outcome"], "succeeded", "{ran:?}");
+    // The backup went to the data directory's backups/, and reads back whole.
+    assert_eq!(ran[5]["outcome"], "succeeded", "{ran:?}");
+    let backups: Vec<_> = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    roster::engine::BackupFile::check(&backups[0]).unwrap();
     let failed: Vec<&Value> = ran.iter().filter(|r| r["outcome"] != "succeeded").collect();
     match result {
         Ok(()) => assert!(failed.is_empty(), "{ran:?}"),

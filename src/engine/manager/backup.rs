@@ -121,94 +121,101 @@ pub enum RestoreError {
     Io(String),
 }
 
-/// Checks a whole backup file; returns its header and trailer.
-pub fn check_backup(file: &Path) -> Result<(Header, backup::Trailer), RestoreError> {
-    let bad = |error| RestoreError::Backup {
-        file: file.to_owned(),
-        error,
-    };
-    let f = std::fs::File::open(file).map_err(|e| bad(BackupError::Io(e.to_string())))?;
-    backup::check(BufReader::new(f)).map_err(bad)
-}
+/// Backup files, as the commands and jobs handle them (no engine needed).
+pub struct BackupFile;
 
-/// Restores `file` into the data directory of `config`, which must not exist or hold
-/// nothing but the master key file; users erased in any of `erasures_from` (newer backups) are erased again. The
-/// new store is checked before this reports success; on a failure the directory is
-/// removed again. No engine runs: start a server on the directory afterwards, with the
-/// master key the header names.
-pub fn restore_backup(
-    config: &Config,
-    file: &Path,
-    erasures_from: &[PathBuf],
-) -> Result<Restored, RestoreError> {
-    let dir = &config.store.data_dir;
-    // The master key may already be in place (its default file is in the directory).
-    let key_file = config.master_key_file();
-    let foreign = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
-        match std::fs::read_dir(dir) {
-            Ok(entries) => Ok(entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| *p != key_file)
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    };
-    let existed = dir.exists();
-    if !foreign(dir)
-        .map_err(|e| RestoreError::Io(e.to_string()))?
-        .is_empty()
-    {
-        return Err(RestoreError::NotEmpty(dir.clone()));
+impl BackupFile {
+    /// Checks a whole backup file; returns its header and trailer.
+    pub fn check(file: &Path) -> Result<(Header, backup::Trailer), RestoreError> {
+        let bad = |error| RestoreError::Backup {
+            file: file.to_owned(),
+            error,
+        };
+        let f = std::fs::File::open(file).map_err(|e| bad(BackupError::Io(e.to_string())))?;
+        backup::check(BufReader::new(f)).map_err(bad)
     }
-    let open = |f: &Path| {
-        std::fs::File::open(f)
-            .map(BufReader::new)
-            .map_err(|e| RestoreError::Backup {
-                file: f.to_owned(),
-                error: BackupError::Io(e.to_string()),
-            })
-    };
-    let mut erased = HashSet::new();
-    for newer in erasures_from {
-        erased.extend(
-            backup::erasures(open(newer)?).map_err(|error| RestoreError::Backup {
-                file: newer.clone(),
-                error,
-            })?,
-        );
-    }
-    let input = open(file)?;
-    let restored = crate::store::open(&config.store)
-        .map_err(|e| RestoreError::Io(e.to_string()))
-        .and_then(|store| {
-            backup::restore(input, store.as_ref(), &erased).map_err(|error| RestoreError::Backup {
-                file: file.to_owned(),
-                error,
-            })
-        });
-    if restored.is_err() {
-        // Nothing half-restored is left to be started by mistake.
-        let cleanup = foreign(dir).and_then(|paths| {
-            paths.into_iter().try_for_each(|p| {
-                if p.is_dir() {
-                    std::fs::remove_dir_all(p)
-                } else {
-                    std::fs::remove_file(p)
-                }
-            })
-        });
-        let cleanup = cleanup.and_then(|()| match existed {
-            // An empty directory this restore made goes too.
-            false if foreign(dir).is_ok_and(|rest| rest.is_empty()) && !key_file.exists() => {
-                std::fs::remove_dir(dir)
+
+    /// Restores `file` into the data directory of `config`, which must not exist or hold
+    /// nothing but the master key file; users erased in any of `erasures_from` (newer backups) are erased again. The
+    /// new store is checked before this reports success; on a failure the directory is
+    /// removed again. No engine runs: start a server on the directory afterwards, with the
+    /// master key the header names.
+    pub fn restore(
+        config: &Config,
+        file: &Path,
+        erasures_from: &[PathBuf],
+    ) -> Result<Restored, RestoreError> {
+        let dir = &config.store.data_dir;
+        // The master key may already be in place (its default file is in the directory).
+        let key_file = config.master_key_file();
+        let foreign = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
+            match std::fs::read_dir(dir) {
+                Ok(entries) => Ok(entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| *p != key_file)
+                    .collect()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(e),
             }
-            _ => Ok(()),
-        });
-        if let Err(e) = cleanup {
-            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a failed restore");
+        };
+        let existed = dir.exists();
+        if !foreign(dir)
+            .map_err(|e| RestoreError::Io(e.to_string()))?
+            .is_empty()
+        {
+            return Err(RestoreError::NotEmpty(dir.clone()));
         }
+        let open = |f: &Path| {
+            std::fs::File::open(f)
+                .map(BufReader::new)
+                .map_err(|e| RestoreError::Backup {
+                    file: f.to_owned(),
+                    error: BackupError::Io(e.to_string()),
+                })
+        };
+        let mut erased = HashSet::new();
+        for newer in erasures_from {
+            erased.extend(backup::erasures(open(newer)?).map_err(|error| {
+                RestoreError::Backup {
+                    file: newer.clone(),
+                    error,
+                }
+            })?);
+        }
+        let input = open(file)?;
+        let restored = crate::store::open(&config.store)
+            .map_err(|e| RestoreError::Io(e.to_string()))
+            .and_then(|store| {
+                backup::restore(input, store.as_ref(), &erased).map_err(|error| {
+                    RestoreError::Backup {
+                        file: file.to_owned(),
+                        error,
+                    }
+                })
+            });
+        if restored.is_err() {
+            // Nothing half-restored is left to be started by mistake.
+            let cleanup = foreign(dir).and_then(|paths| {
+                paths.into_iter().try_for_each(|p| {
+                    if p.is_dir() {
+                        std::fs::remove_dir_all(p)
+                    } else {
+                        std::fs::remove_file(p)
+                    }
+                })
+            });
+            let cleanup = cleanup.and_then(|()| match existed {
+                // An empty directory this restore made goes too.
+                false if foreign(dir).is_ok_and(|rest| rest.is_empty()) && !key_file.exists() => {
+                    std::fs::remove_dir(dir)
+                }
+                _ => Ok(()),
+            });
+            if let Err(e) = cleanup {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a failed restore");
+            }
+        }
+        restored
     }
-    restored
 }

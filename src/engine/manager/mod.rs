@@ -67,7 +67,7 @@ use futures_util::StreamExt as _;
 pub use super::outcomes::*;
 pub use accounts::Accounts;
 pub use analytics::Analytics;
-pub use backup::{BackupReport, RestoreError, check_backup, restore_backup};
+pub use backup::{BackupFile, BackupReport, RestoreError};
 pub use integrations::Integrations;
 pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
 pub use login::{FactorAnswer, Login};
