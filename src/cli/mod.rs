@@ -16,6 +16,7 @@ mod provision;
 mod purge;
 mod remote;
 mod report;
+mod revoke;
 mod rotate;
 mod serve;
 pub mod simulate;
@@ -94,6 +95,11 @@ pub enum Command {
     /// checksum, the audit chain and its counts first; users erased in newer backups
     /// (--erasures-from) are erased again. The server is then started on it.
     Restore(backup::RestoreArgs),
+    /// End, across every user, the live sessions a selector names (--all, --tier,
+    /// --cidr, --created-after/--created-before, --event-kind with --since; combined
+    /// with "and"), or count them (--dry-run): through a running server (--server) or on
+    /// a stopped data directory. Audited; passivated users are included.
+    RevokeSessions(Box<revoke::RevokeArgs>),
 }
 
 /// Where a command's configuration comes from (the settings of `roster serve`).
@@ -148,6 +154,7 @@ impl Cli {
             Command::Cleanup(a) | Command::RunAll(a) => a.target.config(),
             Command::Backup(a) => a.target.config(),
             Command::Restore(a) => a.local.load(None).map(Some),
+            Command::RevokeSessions(a) => a.target.config(),
         }
     }
 }
@@ -232,6 +239,10 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
             None => backup::offline(local()?, &a).await,
         },
         Command::Restore(a) => backup::restore(local()?, &a).await,
+        Command::RevokeSessions(a) => match a.target.remote()? {
+            Some(r) => revoke::through_server(&r, &a).await,
+            None => revoke::offline(local()?, &a).await,
+        },
     }
 }
 

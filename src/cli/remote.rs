@@ -55,6 +55,16 @@ impl Remote {
         )))
     }
 
+    /// `METHOD /api/v1<path>` with a JSON body.
+    pub(super) async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, CliError> {
+        self.send_built(method, path, |r| r.json(body)).await
+    }
+
     /// `METHOD /api/v1<path>` with a JSON body, reading the answer as JSON.
     pub(super) async fn json_with<T: DeserializeOwned>(
         &self,
@@ -96,4 +106,35 @@ async fn read<T: DeserializeOwned>(resp: reqwest::Response, path: &str) -> Resul
     resp.json()
         .await
         .map_err(|e| CliError::Failed(format!("an unreadable answer from {path}: {e}")))
+}
+
+/// Follows a long job's answer of JSON lines (progress lines, then one line with its
+/// result under `result`, or `{"error": problem}`): hands each progress line to
+/// `progress` and returns the result. `what` names the job in messages.
+pub(super) async fn follow<P: DeserializeOwned, R: DeserializeOwned>(
+    mut resp: reqwest::Response,
+    result: &str,
+    what: &str,
+    mut progress: impl FnMut(P),
+) -> Result<R, CliError> {
+    let failed = |e: &dyn std::fmt::Display| CliError::Failed(format!("{what}: {e}"));
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| failed(&e))? {
+        buf.extend_from_slice(&chunk);
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=end).collect();
+            let v: serde_json::Value = serde_json::from_slice(&line).map_err(|e| failed(&e))?;
+            if let Some(r) = v.get(result) {
+                return serde_json::from_value(r.clone()).map_err(|e| failed(&e));
+            }
+            if let Some(e) = v.get("error") {
+                return Err(CliError::Failed(format!("{what} failed: {}", e["detail"])));
+            }
+            progress(serde_json::from_value(v).map_err(|e| failed(&e))?);
+        }
+    }
+    Err(CliError::Failed(format!(
+        "the server closed the connection before {what} finished; it goes on there: check \
+         its log"
+    )))
 }

@@ -54,41 +54,10 @@ pub(super) async fn offline(config: Config) -> Result<(), CliError> {
 
 /// Asks a running server to rotate, printing the progress it streams.
 pub(super) async fn through_server(server: &Remote) -> Result<(), CliError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| CliError::Failed(format!("{what}: {e}"));
-    let mut resp = server
+    let resp = server
         .send(reqwest::Method::POST, "/admin/master-key/rotate")
         .await?;
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| failed("reading the rotation's progress", &e))?
-    {
-        buf.extend_from_slice(&chunk);
-        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            let v: serde_json::Value = serde_json::from_slice(&line)
-                .map_err(|e| failed("a malformed progress line", &e))?;
-            if let Some(r) = v.get("rotated") {
-                let report = serde_json::from_value(r.clone())
-                    .map_err(|e| failed("a malformed report", &e))?;
-                print_report(&report);
-                return Ok(());
-            }
-            if let Some(e) = v.get("error") {
-                return Err(CliError::Failed(format!(
-                    "the rotation failed: {}",
-                    e["detail"]
-                )));
-            }
-            let p =
-                serde_json::from_value(v).map_err(|e| failed("a malformed progress line", &e))?;
-            print_progress(p);
-        }
-    }
-    Err(CliError::Failed(
-        "the server closed the connection before the rotation finished; it goes on there: \
-         check its log"
-            .into(),
-    ))
+    let report = super::remote::follow(resp, "rotated", "the rotation", print_progress).await?;
+    print_report(&report);
+    Ok(())
 }

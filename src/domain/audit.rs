@@ -143,6 +143,11 @@ pub enum AuditAction {
         /// The user.
         user: UserId,
     },
+    /// An operator ended the sessions a selector names (recorded before any ends).
+    SessionsRevokedInBulk {
+        /// The selector.
+        selector: crate::domain::revocation::SessionSelector,
+    },
     /// A backup of the store was written (the record is after the backup's point in
     /// time, so the backup it names does not hold it).
     BackupTaken {
@@ -178,7 +183,8 @@ impl AuditAction {
             | AuditAction::CatalogTrackDeleted { .. }
             | AuditAction::JobRan { .. }
             | AuditAction::JobRequested { .. }
-            | AuditAction::BackupTaken { .. } => None,
+            | AuditAction::BackupTaken { .. }
+            | AuditAction::SessionsRevokedInBulk { .. } => None,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod mfa;
 pub mod password;
 pub mod profile;
 pub(crate) mod rate;
+pub mod revocation;
 pub mod risk;
 pub mod schedule;
 pub mod security_log;

@@ -27,6 +27,7 @@ mod provision_files;
 mod provisioning;
 mod recommendations;
 mod recommender_report;
+mod revocation;
 mod run_all;
 mod scim;
 mod server;

@@ -6,10 +6,12 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::api::AppState;
-use crate::api::extract::{Caller, user_id};
+use crate::api::extract::{Caller, JsonBody, user_id};
 use crate::api::problem::{ApiError, Problem};
 use crate::domain::ids::SessionId;
+use crate::domain::revocation::SessionSelector;
 use crate::domain::session::SessionView;
+use crate::engine::{BulkRevocation, RevocationProgress};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -63,4 +65,29 @@ pub(crate) async fn revoke_other_sessions(
     let sessions = s.manager.sessions();
     let revoked = sessions.revoke_others(&caller.principal(), id).await?;
     Ok(Json(RevokedReply { revoked }))
+}
+
+/// Ends, across every user, the live sessions a selector names (operator only): `all`,
+/// `tier`, `cidr` (login or last-used address in the network), `created_after`,
+/// `created_before`, `event_kind` with `since` (users with such a security event), all
+/// combined; `dry_run` counts without ending. Only sessions live when it starts end;
+/// passivated users are included. Audited before anything ends. The answer streams as
+/// JSON lines: `{done, users, matched, revoked}` progress (a revocation counted there is
+/// durable), then `{"revocation": {dry_run, started_at, scanned, users, matched,
+/// revoked}}` or `{"error": problem}`; it finishes even if the client goes away.
+#[utoipa::path(post, path = "/api/v1/admin/sessions/revoke", tag = "sessions", request_body = SessionSelector, security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = RevocationProgress,
+        description = "progress lines, then the result (BulkRevocation) under `revocation`"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn revoke_matching(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(selector): JsonBody<SessionSelector>,
+) -> ApiResult<axum::response::Response> {
+    let (by, m) = (caller.principal(), s.manager.clone());
+    super::stream::job(
+        move |progress| async move { m.sessions().revoke_matching(&by, selector, progress).await },
+        |r: BulkRevocation| serde_json::json!({ "revocation": r }),
+    )
+    .await
 }

@@ -60,11 +60,11 @@ impl Ops<'_> {
             roster_version: env!("CARGO_PKG_VERSION").into(),
         };
         let fingerprint = header.master_key_fingerprint.clone();
-        let (out, trailer, bytes) = tokio::task::spawn_blocking(move || {
+        // At batch priority: the requests served meanwhile go first.
+        let (out, trailer, bytes) = crate::engine::background::run("backup", move || {
             backup::write(e.store.as_ref(), out, &header, || e.clock.now().as_millis())
         })
-        .await
-        .map_err(|err| EngineError::Internal(format!("backup task: {err}")))?
+        .await?
         .map_err(|err| EngineError::Store(err.to_string()))?;
         let report = BackupReport {
             bytes,

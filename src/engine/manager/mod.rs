@@ -35,6 +35,7 @@ mod privacy;
 mod provisioning;
 mod recommendations;
 mod recommender;
+mod revocation;
 mod sessions;
 mod signup;
 
@@ -82,6 +83,7 @@ pub use provisioning::{
 };
 pub use recommendations::RecommendationQuery;
 pub use recommender::ReportQuery;
+pub use revocation::{BulkRevocation, RevocationProgress};
 pub use sessions::Sessions;
 
 /// Snapshot requests a report has in flight at once.

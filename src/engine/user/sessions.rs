@@ -50,6 +50,16 @@ pub(crate) struct RevokeSession(pub SessionId);
 #[rtype(result = "Result<Durable<usize>, EngineError>")]
 pub(crate) struct RevokeOtherSessions(pub Option<SessionId>);
 
+/// Ends the user's live sessions that `selection` matches and that existed at `started`
+/// (durable; an operator's bulk revocation); with a dry run only counts them. Replies
+/// how many.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Durable<usize>, EngineError>")]
+pub(crate) struct RevokeMatching {
+    pub selection: std::sync::Arc<crate::domain::revocation::Selection>,
+    pub started: Timestamp,
+}
+
 /// Subscribes a socket of a live session to the user's events.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<SubscribeOutcome, EngineError>")]
@@ -165,6 +175,13 @@ impl Handler<RevokeOtherSessions> for UserActor {
     type Result = Result<Durable<usize>, EngineError>;
     fn handle(&mut self, msg: RevokeOtherSessions, ctx: &mut Context<Self>) -> Self::Result {
         self.durably(|a| a.on_revoke_other_sessions(msg, ctx))
+    }
+}
+
+impl Handler<RevokeMatching> for UserActor {
+    type Result = Result<Durable<usize>, EngineError>;
+    fn handle(&mut self, msg: RevokeMatching, _: &mut Context<Self>) -> Self::Result {
+        self.durably(|a| a.on_revoke_matching(&msg))
     }
 }
 
@@ -365,5 +382,38 @@ impl UserActor {
             self.sessions_ended(&ids, RevokeReason::Revoked);
         }
         Ok(n)
+    }
+
+    fn on_revoke_matching(&mut self, msg: &RevokeMatching) -> Result<usize, EngineError> {
+        let now = self.touch();
+        if !msg
+            .selection
+            .user_in_scope(self.state.profile.tier, &self.state.security.recent)
+        {
+            return Ok(0);
+        }
+        let ids: Vec<SessionId> = self
+            .state
+            .sessions
+            .iter()
+            .filter(|s| msg.selection.matches(s, msg.started, now))
+            .map(|s| s.id)
+            .collect();
+        if ids.is_empty() || msg.selection.dry_run {
+            return Ok(ids.len());
+        }
+        let mut next = self.state.clone();
+        for id in &ids {
+            next.revoke(*id);
+        }
+        let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+        e.detail = Some(format!(
+            "{} sessions ended by an operator's bulk revocation",
+            ids.len()
+        ));
+        self.record_event(&mut next, e);
+        self.persist(next, now)?;
+        self.sessions_ended(&ids, RevokeReason::Revoked);
+        Ok(ids.len())
     }
 }

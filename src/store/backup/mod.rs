@@ -37,8 +37,9 @@ pub struct Cut {
     pub audit_records: u64,
 }
 
-/// Rows written per batch by a restore.
+/// Rows written per batch by a restore, and batches between two flushes.
 const RESTORE_BATCH: usize = 4096;
+const FLUSH_EVERY: u64 = 64;
 
 impl From<StoreError> for BackupError {
     fn from(e: StoreError) -> Self {
@@ -133,6 +134,7 @@ pub fn restore(
     // The email index entries of users to erase again (the index is keyed by a hash of
     // the email, which only the entries themselves tell).
     let mut indexes: HashMap<UserId, Vec<EmailIndex>> = HashMap::new();
+    let mut written = 0u64;
     while let Some(entry) = r.next()? {
         let (key, value) = match entry {
             Entry::Row(k, v) => (k, Some(v)),
@@ -147,6 +149,11 @@ pub fn restore(
         if rows.len() == RESTORE_BATCH {
             store.restore_rows(&rows)?;
             rows.clear();
+            written += 1;
+            // sled holds what is not flushed in memory: flushing as it goes bounds it.
+            if written.is_multiple_of(FLUSH_EVERY) {
+                store.flush()?;
+            }
         }
     }
     store.restore_rows(&rows)?;

@@ -1,0 +1,116 @@
+//! `roster revoke-sessions`: ends, across every user, the sessions a selector names —
+//! through a running server (it goes on serving) or on a stopped one's data directory.
+
+use super::remote::Remote;
+use super::{CliError, Target};
+use crate::config::Config;
+use crate::domain::revocation::SessionSelector;
+use crate::engine::{BulkRevocation, Principal, RevocationProgress};
+
+/// `roster revoke-sessions` arguments: the selector as flags, combined with "and".
+#[derive(clap::Args, Clone, Debug)]
+pub struct RevokeArgs {
+    /// A server, or a data directory.
+    #[command(flatten)]
+    pub target: Target,
+    /// Every session (needed when no other criterion is given).
+    #[arg(long)]
+    pub all: bool,
+    /// Sessions of users of this tier (free, premium, enterprise, vip).
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Sessions that logged in from, or were last used from, this network.
+    #[arg(long)]
+    pub cidr: Option<String>,
+    /// Sessions created at or after this time (RFC 3339).
+    #[arg(long)]
+    pub created_after: Option<String>,
+    /// Sessions created before this time (RFC 3339).
+    #[arg(long)]
+    pub created_before: Option<String>,
+    /// Sessions of users with a security event of this kind (e.g. login_failed) since
+    /// --since.
+    #[arg(long)]
+    pub event_kind: Option<String>,
+    /// See --event-kind (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Count what would end; end nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl RevokeArgs {
+    /// The selector, in the JSON the API takes (checked there, with the API's messages).
+    fn selector(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "all": self.all, "dry_run": self.dry_run });
+        for (name, value) in [
+            ("tier", &self.tier),
+            ("cidr", &self.cidr),
+            ("created_after", &self.created_after),
+            ("created_before", &self.created_before),
+            ("event_kind", &self.event_kind),
+            ("since", &self.since),
+        ] {
+            if let Some(value) = value {
+                v[name] = serde_json::Value::String(value.clone());
+            }
+        }
+        v
+    }
+}
+
+fn print_progress(p: RevocationProgress) {
+    eprintln!(
+        "users {}/{}: {} sessions matched, {} ended",
+        p.done, p.users, p.matched, p.revoked
+    );
+}
+
+fn print_report(r: &BulkRevocation) {
+    if r.dry_run {
+        println!(
+            "dry run: {} live sessions of {} users would end ({} users read); nothing ended",
+            r.matched, r.users, r.scanned
+        );
+    } else {
+        println!(
+            "{} sessions ended of {} matched, for {} users ({} users read); sessions \
+             created after {} were left alone",
+            r.revoked, r.matched, r.users, r.scanned, r.started_at
+        );
+    }
+}
+
+/// On a stopped server's data directory.
+pub(super) async fn offline(config: Config, a: &RevokeArgs) -> Result<(), CliError> {
+    let selector: SessionSelector = serde_json::from_value(a.selector())
+        .map_err(|e| CliError::Usage(format!("the selector: {e}")))?;
+    let manager = super::open_local(config).await?;
+    let report = manager
+        .sessions()
+        .revoke_matching(
+            &Principal::System("revoke-sessions"),
+            selector,
+            print_progress,
+        )
+        .await;
+    manager.shutdown().await?;
+    print_report(&report?);
+    Ok(())
+}
+
+/// Through a running server, printing the progress it streams.
+pub(super) async fn through_server(server: &Remote, a: &RevokeArgs) -> Result<(), CliError> {
+    let resp = server
+        .send_json(
+            reqwest::Method::POST,
+            "/admin/sessions/revoke",
+            &a.selector(),
+        )
+        .await?;
+    let report =
+        super::remote::follow(resp, "revocation", "the revocation", print_progress).await?;
+    print_report(&report);
+    Ok(())
+}
