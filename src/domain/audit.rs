@@ -148,6 +148,15 @@ pub enum AuditAction {
         /// The selector.
         selector: crate::domain::revocation::SessionSelector,
     },
+    /// An operator exported the security events of a window (for a SIEM).
+    SecurityEventsExported {
+        /// From.
+        from: super::time::Timestamp,
+        /// To.
+        to: super::time::Timestamp,
+        /// Events written.
+        events: u64,
+    },
     /// A backup of the store was written (the record is after the backup's point in
     /// time, so the backup it names does not hold it).
     BackupTaken {
@@ -184,7 +193,8 @@ impl AuditAction {
             | AuditAction::JobRan { .. }
             | AuditAction::JobRequested { .. }
             | AuditAction::BackupTaken { .. }
-            | AuditAction::SessionsRevokedInBulk { .. } => None,
+            | AuditAction::SessionsRevokedInBulk { .. }
+            | AuditAction::SecurityEventsExported { .. } => None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod schedule;
 pub mod security_log;
 pub mod session;
 pub mod settings;
+pub mod siem;
 pub mod taste;
 pub mod tier;
 pub mod time;

@@ -5,11 +5,16 @@
 //! opened is logged and left out, as the population scan does.
 
 use super::{Engine, EngineError};
+use crate::domain::ids::UserId;
 use crate::domain::security_log::SecurityEvent;
 use crate::store::codec;
 
-/// Hands every recorded security event to `visit`; returns how many could not be read.
-pub(crate) fn scan(e: &Engine, mut visit: impl FnMut(&SecurityEvent)) -> Result<u64, EngineError> {
+/// Hands every recorded security event to `visit` with its user, until `visit` answers
+/// `false`; returns how many could not be read.
+pub(crate) fn scan(
+    e: &Engine,
+    mut visit: impl FnMut(UserId, &SecurityEvent) -> bool,
+) -> Result<u64, EngineError> {
     let store = e.store.as_ref();
     let mut unreadable = 0u64;
     for item in store.scan_users() {
@@ -20,7 +25,11 @@ pub(crate) fn scan(e: &Engine, mut visit: impl FnMut(&SecurityEvent)) -> Result<
             .ok_or_else(|| "no data key".to_owned())
             .and_then(|key| super::state::decode(&record, &key, id).map_err(|err| err.to_string()));
         match opened {
-            Ok(s) => s.security.recent.iter().for_each(&mut visit),
+            Ok(s) => {
+                if !s.security.recent.iter().all(|ev| visit(id, ev)) {
+                    return Ok(unreadable);
+                }
+            }
             Err(reason) => {
                 tracing::error!(user = %id, %reason, "unreadable record left out of a security report");
                 unreadable += 1;
@@ -39,7 +48,11 @@ pub(crate) fn scan(e: &Engine, mut visit: impl FnMut(&SecurityEvent)) -> Result<
             .and_then(|k| codec::open_blob(k, &super::state::event_aad(user, seq), &blob).ok())
             .and_then(|raw| serde_json::from_slice::<SecurityEvent>(&raw).ok());
         match event {
-            Some(ev) => visit(&ev),
+            Some(ev) => {
+                if !visit(user, &ev) {
+                    return Ok(unreadable);
+                }
+            }
             // An erased user's archive, or damage: nothing to count by.
             None => unreadable += 1,
         }

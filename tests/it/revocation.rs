@@ -1,6 +1,6 @@
-//! Bulk session revocation by selector: exactly the selected sessions end, passivated
-//! users too, dry runs count the same, bad selectors are refused, and a kill -9 midway
-//! never brings back a session reported ended.
+//! Incident levers: bulk session revocation by selector — exactly the selected sessions
+//! end, passivated users too, dry runs count the same, bad selectors are refused, a kill -9
+//! midway never brings back a session reported ended — and the SIEM export of security events.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -317,4 +317,109 @@ async fn a_kill_midway_never_revives_a_session_reported_ended() {
         "{reported} reported ended, only {ended} are after the restart"
     );
     m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_events_export_for_a_siem_with_the_archive_and_a_window() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("siem@example.com", "free").await;
+    let start = srv.manager.now();
+    // Enough refused logins that the oldest events leave the record for the archive.
+    for _ in 0..60 {
+        let (s, _) = srv
+            .call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"email": "siem@example.com", "password": "not the password at all"})),
+            )
+            .await;
+        assert_eq!(s, 401);
+    }
+    srv.clock.advance(std::time::Duration::from_secs(60));
+    let export = |query: String| {
+        let (http, url) = (
+            srv.http.clone(),
+            format!("{}/admin/security-events/export?{query}", srv.base),
+        );
+        async move {
+            let r = http.get(url).bearer_auth(ADMIN_KEY).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let from = roster::domain::time::Timestamp::from_millis(start.as_millis() - 3_600_000);
+    let (s, body) = export(format!("from={from}")).await;
+    assert_eq!(s, 200, "{body}");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut seqs: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["user"]["uid"] == id.as_str())
+        .map(|l| l["roster"]["seq"].as_u64().unwrap())
+        .collect();
+    seqs.sort();
+    assert!(
+        seqs.len() > 50,
+        "the archive is exported too: {}",
+        seqs.len()
+    );
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "each event once"
+    );
+    let failed = lines
+        .iter()
+        .find(|l| l["activity_name"] == "login_failed")
+        .unwrap();
+    assert_eq!(failed["schema"], "roster.security_event/1");
+    assert_eq!(
+        (failed["class_uid"].as_u64(), failed["status"].as_str()),
+        (Some(3002), Some("Failure"))
+    );
+    assert!(
+        failed["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .starts_with(id.as_str())
+    );
+    // A kind, and a window that ends before anything happened.
+    let (_, only) = export(format!("from={from}&kind=login_failed")).await;
+    assert!(
+        only.lines()
+            .all(|l| l.contains("\"activity_name\":\"login_failed\""))
+    );
+    assert!(only.lines().count() >= 5);
+    let (_, none) = export(format!("from={from}&to={start}")).await;
+    assert_eq!(none.lines().count(), 0, "{none}");
+    // Bad windows and callers.
+    let (s, body) = export(format!("from={start}&to={from}")).await;
+    assert_eq!(s, 400, "{body}");
+    let (s, _) = export("from=yesterday".into()).await;
+    assert_eq!(s, 400);
+    let (s, _) = srv
+        .call(
+            Method::GET,
+            &format!("/admin/security-events/export?from={from}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (_, log) = srv
+        .call(
+            Method::GET,
+            "/admin/audit?limit=1000",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert!(
+        log.to_string().contains("security_events_exported"),
+        "{log}"
+    );
+    srv.stop().await;
 }

@@ -1,60 +1,16 @@
-//! `GET /api/v1/admin/backup`: a point-in-time backup of the store, streamed as it is
-//! written (operator only). `roster backup --server` is its client.
+//! Downloads for operators, streamed as they are written: `GET /api/v1/admin/backup`, a
+//! point-in-time backup of the store (`roster backup --server` is its client), and `GET
+//! /api/v1/admin/security-events/export`, the security events of a window for a SIEM.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
 
 use crate::api::AppState;
-use crate::api::extract::Caller;
+use crate::api::extract::{Caller, Query};
 use crate::api::problem::{ApiError, Problem};
-use crate::engine::EngineError;
-
-/// Bytes gathered before a chunk goes to the client.
-const CHUNK: usize = 256 * 1024;
-/// Chunks waiting for the client before the backup waits for it.
-const CHUNKS_IN_FLIGHT: usize = 8;
-
-/// What the backup's thread sends the response.
-enum Piece {
-    Chunk(Bytes),
-    Failed(EngineError),
-}
-
-/// The backup's output: chunks over a bounded channel to the response body. A client
-/// that goes away makes the next write fail, which ends the backup.
-struct ToClient {
-    buf: Vec<u8>,
-    tx: tokio::sync::mpsc::Sender<Piece>,
-}
-
-impl ToClient {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        // A thread of the blocking pool: it may wait for the client.
-        self.tx
-            .blocking_send(Piece::Chunk(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
-    }
-}
-
-impl std::io::Write for ToClient {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
-    }
-}
+use crate::domain::security_log::SecurityEventKind;
+use crate::domain::time::Timestamp;
+use crate::engine::SiemWindow;
 
 /// A backup of the whole store at one point in time, taken while the server serves
 /// (reads and writes go on; actors are not held): users, routes, the email index, the
@@ -70,43 +26,60 @@ pub(crate) async fn backup(
     State(s): State<AppState>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
     let (by, m) = (caller.principal(), s.manager.clone());
-    let out = ToClient {
-        buf: Vec::with_capacity(CHUNK),
-        tx: tx.clone(),
-    };
-    tokio::spawn(async move {
-        if let Err(e) = m.ops().backup(&by, out).await {
-            tracing::warn!(error = %e, "a backup over HTTP failed");
-            let _ = tx.send(Piece::Failed(e)).await;
-        }
-    });
-    let first = match rx.recv().await {
-        Some(Piece::Chunk(c)) => c,
-        Some(Piece::Failed(e)) => return Err(e.into()),
-        None => return Err(ApiError::Unavailable),
-    };
-    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-        match rx.recv().await? {
-            Piece::Chunk(c) => Some((Ok(c), rx)),
-            // The body ends in an error, not cleanly: the client sees a broken transfer.
-            Piece::Failed(e) => Some((Err(std::io::Error::other(e.to_string())), rx)),
-        }
-    });
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }),
-        rest,
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"roster.backup\"",
-            ),
-        ],
-        axum::body::Body::from_stream(body),
+    super::stream::bytes(
+        "application/octet-stream",
+        "attachment; filename=\"roster.backup\"",
+        move |out| async move { m.ops().backup(&by, out).await.map(drop) },
     )
-        .into_response())
+    .await
+}
+
+/// `GET /api/v1/admin/security-events/export` query.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportQuery {
+    /// From this time (RFC 3339, included).
+    #[param(value_type = String)]
+    from: Timestamp,
+    /// To this time (RFC 3339, excluded; default now).
+    #[param(value_type = Option<String>)]
+    to: Option<Timestamp>,
+    /// Only events of this kind (`login_failed`, `session_revoked`, …).
+    #[param(value_type = Option<String>)]
+    kind: Option<SecurityEventKind>,
+}
+
+/// The security events of a window for a SIEM (operator only), streamed as JSON lines
+/// of schema `roster.security_event/1` with OCSF field names (`time`, `class_uid`,
+/// `activity_name`, `status`, `severity_id`, `user.uid`, `src_endpoint.ip`,
+/// `metadata.uid`, …; `docs/security.md`), from every user's record and the archive, in
+/// store order. Audited (`security_events_exported`).
+#[utoipa::path(get, path = "/api/v1/admin/security-events/export", tag = "admin", params(ExportQuery), security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = String,
+        description = "one event per line"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn export_security_events(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let (by, m) = (caller.principal(), s.manager.clone());
+    let window = SiemWindow {
+        from: q.from,
+        to: q.to.unwrap_or_else(|| m.now()),
+        kind: q.kind,
+    };
+    super::stream::bytes(
+        "application/x-ndjson",
+        "attachment; filename=\"security-events.jsonl\"",
+        move |out| async move {
+            m.ops()
+                .export_security_events(&by, window, out)
+                .await
+                .map(drop)
+        },
+    )
+    .await
 }

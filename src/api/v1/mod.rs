@@ -117,6 +117,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::master_key))
         .routes(routes!(admin::rotate_master_key))
         .routes(routes!(backup::backup))
+        .routes(routes!(backup::export_security_events))
         .routes(routes!(sessions::revoke_matching))
         .routes(routes!(jobs::jobs))
         .routes(routes!(jobs::runs))

@@ -1,11 +1,13 @@
-//! Long operator jobs answered as JSON lines (`application/x-ndjson`): progress lines as
-//! the job goes, then one line with its result or `{"error": problem}`. A refusal before
-//! the first progress line is an ordinary problem response; the job finishes even if the
-//! client goes away.
+//! Long operator jobs over one response: as JSON lines (`application/x-ndjson`, [`job`]):
+//! progress lines as the job goes, then one line with its result or `{"error": problem}`;
+//! or as bytes a job writes ([`bytes`]: a backup, an export). A refusal before the first
+//! line or bytes is an ordinary problem response; a job of lines finishes even if the
+//! client goes away, a job of bytes ends when it cannot write.
 
 use std::future::Future;
 
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -64,6 +66,99 @@ where
     let body = futures_util::stream::once(async move { Ok(ndjson_line(&first)) }).chain(rest);
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// Bytes gathered before a chunk goes to the client.
+const CHUNK: usize = 256 * 1024;
+/// Chunks waiting for the client before the backup waits for it.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// What the backup's thread sends the response.
+enum Piece {
+    Chunk(Bytes),
+    Failed(EngineError),
+}
+
+/// The backup's output: chunks over a bounded channel to the response body. A client
+/// that goes away makes the next write fail, which ends the backup.
+pub(crate) struct ToClient {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Piece>,
+}
+
+impl ToClient {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        // A thread of the blocking pool: it may wait for the client.
+        self.tx
+            .blocking_send(Piece::Chunk(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+impl std::io::Write for ToClient {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// Runs `write` on a task of its own with a writer whose bytes become the response's
+/// body, of `content_type` with `disposition`. A refusal before the first bytes is an
+/// ordinary problem response; a failure after them ends the body broken (no clean end),
+/// so a client cannot take a cut stream for a whole one.
+pub(crate) async fn bytes<F>(
+    content_type: &'static str,
+    disposition: &'static str,
+    write: impl FnOnce(ToClient) -> F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<(), EngineError>> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+    let out = ToClient {
+        buf: Vec::with_capacity(CHUNK),
+        tx: tx.clone(),
+    };
+    let running = write(out);
+    tokio::spawn(async move {
+        if let Err(e) = running.await {
+            tracing::warn!(error = %e, "a streamed download failed");
+            let _ = tx.send(Piece::Failed(e)).await;
+        }
+    });
+    let first = match rx.recv().await {
+        Some(Piece::Chunk(c)) => c,
+        Some(Piece::Failed(e)) => return Err(e.into()),
+        // The job ended well without writing a byte (an export of nothing).
+        None => Bytes::new(),
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await? {
+            Piece::Chunk(c) => Some((Ok(c), rx)),
+            Piece::Failed(e) => Some((Err(std::io::Error::other(e.to_string())), rx)),
+        }
+    });
+    let body =
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
         axum::body::Body::from_stream(body),
     )
         .into_response())

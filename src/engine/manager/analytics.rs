@@ -214,7 +214,10 @@ impl Analytics<'_> {
             .await?;
         let engine = self.m.engine.clone();
         background::run("roster-report", move || {
-            crate::engine::security_scan::scan(&engine, |ev| b.add_security(ev))?;
+            crate::engine::security_scan::scan(&engine, |_, ev| {
+                b.add_security(ev);
+                true
+            })?;
             Ok(b.finish())
         })
         .await?

@@ -48,6 +48,9 @@ impl Ops<'_> {
         out: W,
     ) -> Result<(W, BackupReport), EngineError> {
         by.privileged()?;
+        // Soft state only live actors hold (activity, risk history) is written first, so
+        // the backup has it as of now.
+        self.m.snapshot_live().await?;
         let e = Arc::clone(&self.m.engine);
         let started_at = self.m.now();
         let header = Header {

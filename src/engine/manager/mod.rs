@@ -37,6 +37,7 @@ mod recommendations;
 mod recommender;
 mod revocation;
 mod sessions;
+mod siem;
 mod signup;
 
 #[cfg(test)]
@@ -85,6 +86,7 @@ pub use recommendations::RecommendationQuery;
 pub use recommender::ReportQuery;
 pub use revocation::{BulkRevocation, RevocationProgress};
 pub use sessions::Sessions;
+pub use siem::{SiemExport, SiemWindow};
 
 /// Snapshot requests a report has in flight at once.
 const SNAPSHOTS_IN_FLIGHT: usize = 256;

@@ -95,6 +95,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/master-key",
         "POST /api/v1/admin/master-key/rotate",
         "GET /api/v1/admin/backup",
+        "GET /api/v1/admin/security-events/export",
         "POST /api/v1/admin/sessions/revoke",
         "GET /api/v1/admin/jobs",
         "GET /api/v1/admin/jobs/{name}/runs",

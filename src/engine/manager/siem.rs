@@ -1,0 +1,107 @@
+//! The security events of a window for a SIEM: JSON lines of [`SiemEvent`], from every
+//! user's record and the archive, read off the actor threads (operators and the system;
+//! audited, since the events carry addresses and devices).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Ops;
+use super::principal::Principal;
+use crate::domain::audit::AuditAction;
+use crate::domain::security_log::SecurityEventKind;
+use crate::domain::siem::SiemEvent;
+use crate::domain::time::Timestamp;
+use crate::domain::validation::ValidationError;
+use crate::engine::EngineError;
+use crate::engine::durable::settled;
+use crate::store::Batch;
+
+/// Which events to export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiemWindow {
+    /// From this time (included).
+    pub from: Timestamp,
+    /// To this time (excluded).
+    pub to: Timestamp,
+    /// Only events of this kind.
+    pub kind: Option<SecurityEventKind>,
+}
+
+/// What an export wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiemExport {
+    /// Events written.
+    pub events: u64,
+    /// Records or archived events that could not be read (logged, left out).
+    pub unreadable: u64,
+}
+
+impl Ops<'_> {
+    /// Writes every recorded security event in `window` to `out` as JSON lines
+    /// (`roster.security_event/1`, OCSF names; see [`crate::domain::siem`]), in store
+    /// order, not time order. Audited after it is written.
+    pub async fn export_security_events<W: Write + Send + 'static>(
+        self,
+        by: &Principal,
+        window: SiemWindow,
+        out: W,
+    ) -> Result<(W, SiemExport), EngineError> {
+        by.privileged()?;
+        if window.from >= window.to {
+            return Err(ValidationError::new("to", "must be later than from").into());
+        }
+        // Events still only in live actors (soft state) are written first.
+        self.m.snapshot_live().await?;
+        let e = Arc::clone(&self.m.engine);
+        let (out, export) = crate::engine::background::run("siem-export", move || {
+            let mut out = std::io::BufWriter::new(out);
+            let (mut events, mut failed) = (0u64, None);
+            let unreadable = crate::engine::security_scan::scan(&e, |user, ev| {
+                if ev.at < window.from
+                    || ev.at >= window.to
+                    || window.kind.is_some_and(|k| k != ev.kind)
+                {
+                    return true;
+                }
+                let line = serde_json::to_writer(&mut out, &SiemEvent::of(user, ev))
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"));
+                match line {
+                    Ok(()) => {
+                        events += 1;
+                        true
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        false
+                    }
+                }
+            })?;
+            if let Some(err) = failed {
+                return Err(EngineError::Internal(format!("writing the export: {err}")));
+            }
+            let out = out
+                .flush()
+                .map_err(|err| EngineError::Internal(format!("writing the export: {err}")))
+                .and_then(|()| {
+                    out.into_inner()
+                        .map_err(|err| EngineError::Internal(format!("writing the export: {err}")))
+                })?;
+            Ok((out, SiemExport { events, unreadable }))
+        })
+        .await??;
+        if let Some(actor) = by.audit_actor() {
+            let action = AuditAction::SecurityEventsExported {
+                from: window.from,
+                to: window.to,
+                events: export.events,
+            };
+            let c = &self.m.engine.commit;
+            let ticket = c.submit(Batch::default(), vec![(actor, action, self.m.now())], None);
+            settled(c.wait(&ticket).await)?;
+        }
+        Ok((out, export))
+    }
+}
