@@ -400,6 +400,9 @@ async fn security_events_export_for_a_siem_with_the_archive_and_a_window() {
     assert_eq!(s, 400, "{body}");
     let (s, _) = export("from=yesterday".into()).await;
     assert_eq!(s, 400);
+    // Without a window: the last day.
+    let (s, day) = export(String::new()).await;
+    assert_eq!((s, day.lines().count()), (200, lines.len()));
     let (s, _) = srv
         .call(
             Method::GET,

@@ -35,14 +35,17 @@ pub(crate) async fn backup(
     .await
 }
 
+/// A day, the default window of an export.
+const DAY_MS: i64 = 86_400_000;
+
 /// `GET /api/v1/admin/security-events/export` query.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportQuery {
-    /// From this time (RFC 3339, included).
-    #[param(value_type = String)]
-    from: Timestamp,
+    /// From this time (RFC 3339, included; default 24 hours before `to`).
+    #[param(value_type = Option<String>)]
+    from: Option<Timestamp>,
     /// To this time (RFC 3339, excluded; default now).
     #[param(value_type = Option<String>)]
     to: Option<Timestamp>,
@@ -66,9 +69,12 @@ pub(crate) async fn export_security_events(
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let (by, m) = (caller.principal(), s.manager.clone());
+    let to = q.to.unwrap_or_else(|| m.now());
     let window = SiemWindow {
-        from: q.from,
-        to: q.to.unwrap_or_else(|| m.now()),
+        from: q
+            .from
+            .unwrap_or_else(|| Timestamp::from_millis(to.as_millis().saturating_sub(DAY_MS))),
+        to,
         kind: q.kind,
     };
     super::stream::bytes(
