@@ -66,23 +66,11 @@ fn create(out: &Path) -> Result<(PathBuf, std::fs::File), CliError> {
 
 /// Checks the whole written file, then gives it its name.
 async fn seal(partial: PathBuf, out: &Path) -> Result<(BackupHeader, BackupTrailer), CliError> {
-    let checked = {
-        let partial = partial.clone();
-        tokio::task::spawn_blocking(move || BackupFile::check(&partial))
-            .await
-            .map_err(|e| failed("checking the backup", e))?
-    };
-    match checked {
-        Ok(found) => {
-            std::fs::rename(&partial, out)
-                .map_err(|e| failed(&format!("naming {}", out.display()), e))?;
-            Ok(found)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(failed("the written backup does not read back", e))
-        }
-    }
+    let out = out.to_owned();
+    tokio::task::spawn_blocking(move || BackupFile::seal(&partial, &out))
+        .await
+        .map_err(|e| failed("checking the backup", e))?
+        .map_err(|e| failed("the written backup", e))
 }
 
 fn print_backup(out: &Path, bytes: u64, header: &BackupHeader, trailer: &BackupTrailer) {

@@ -38,6 +38,10 @@ pub struct RevokeArgs {
     /// Count what would end; end nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Cancel the bulk revocation running on the server (with --server; the selector
+    /// flags are not used).
+    #[arg(long, requires = "server")]
+    pub cancel: bool,
 }
 
 impl RevokeArgs {
@@ -68,6 +72,16 @@ fn print_progress(p: RevocationProgress) {
 }
 
 fn print_report(r: &BulkRevocation) {
+    if r.cancelled {
+        println!("cancelled by an operator: the users not yet asked were left alone");
+    }
+    if r.failed > 0 {
+        println!(
+            "{} users could not be read or did not answer and were left as they were (the \
+             server's log names them): run it again to retry them",
+            r.failed
+        );
+    }
     if r.dry_run {
         println!(
             "dry run: {} live sessions of {} users would end ({} users read); nothing ended",
@@ -102,6 +116,13 @@ pub(super) async fn offline(config: Config, a: &RevokeArgs) -> Result<(), CliErr
 
 /// Through a running server, printing the progress it streams.
 pub(super) async fn through_server(server: &Remote, a: &RevokeArgs) -> Result<(), CliError> {
+    if a.cancel {
+        server
+            .send(reqwest::Method::POST, "/admin/sessions/revoke/cancel")
+            .await?;
+        println!("cancelled: the revocation asks no more users and reports what it did");
+        return Ok(());
+    }
     let resp = server
         .send_json(
             reqwest::Method::POST,

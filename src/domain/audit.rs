@@ -148,15 +148,17 @@ pub enum AuditAction {
         /// The selector.
         selector: crate::domain::revocation::SessionSelector,
     },
-    /// An operator exported the security events of a window (for a SIEM).
+    /// An operator began an export of the security events of a window (for a SIEM);
+    /// recorded before anything is read.
     SecurityEventsExported {
         /// From.
         from: super::time::Timestamp,
         /// To.
         to: super::time::Timestamp,
-        /// Events written.
-        events: u64,
     },
+    /// A backup of the store began (recorded before anything is read, so a download cut
+    /// short is on record too).
+    BackupStarted,
     /// A backup of the store was written (the record is after the backup's point in
     /// time, so the backup it names does not hold it).
     BackupTaken {
@@ -194,7 +196,8 @@ impl AuditAction {
             | AuditAction::JobRequested { .. }
             | AuditAction::BackupTaken { .. }
             | AuditAction::SessionsRevokedInBulk { .. }
-            | AuditAction::SecurityEventsExported { .. } => None,
+            | AuditAction::SecurityEventsExported { .. }
+            | AuditAction::BackupStarted => None,
         }
     }
 }

@@ -199,4 +199,6 @@ pub(crate) struct Engine {
     pub(crate) live: live::Live,
     /// The scheduler's board: its jobs' state and the operators' requests.
     pub(crate) jobs: jobs::Board,
+    /// The bulk session revocation running, if one: its cancel flag.
+    pub(crate) bulk_revocation: std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
 }

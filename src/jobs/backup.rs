@@ -85,9 +85,7 @@ impl Job for Backup {
                 Ok((_, report)) => {
                     let (partial, out) = (partial.clone(), out.clone());
                     blocking(move || {
-                        BackupFile::check(&partial).map_err(|e| e.to_string())?;
-                        std::fs::rename(&partial, &out)
-                            .map_err(|e| format!("{}: {e}", out.display()))?;
+                        BackupFile::seal(&partial, &out).map_err(|e| e.to_string())?;
                         Ok(report)
                     })
                     .await

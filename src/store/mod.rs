@@ -506,10 +506,12 @@ pub trait Store:
     /// A point-in-time copy made while reads and writes go on: every row of a scan, then
     /// every write made while the scan ran, in order, each handed to `emit` (see
     /// [`backup`]). Replayed in that order over an empty store, they give the store as
-    /// it was at the scan's end.
+    /// it was at the scan's end, the point in time, when `at_cut` is called (with the
+    /// store's writes held).
     fn backup(
         &self,
         emit: &mut dyn FnMut(backup::Copied<'_>) -> Result<(), StoreError>,
+        at_cut: &mut dyn FnMut(),
     ) -> Result<backup::Cut, StoreError>;
     /// Writes rows of a backup as they are (`None` removes the key): a restore into an
     /// empty store, nothing else.
@@ -538,8 +540,19 @@ pub(crate) fn apply_each(
     went
 }
 
-/// Opens the store `store.backend` names (sled in `store.data_dir`).
+/// The file `roster restore` keeps in a data directory until the restore checked out.
+pub const RESTORE_MARKER: &str = "restore.incomplete";
+
+/// Opens the store `store.backend` names (sled in `store.data_dir`); refuses a data
+/// directory whose restore did not finish.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    if config.data_dir.join(RESTORE_MARKER).exists() {
+        return Err(StoreError::Io(format!(
+            "a restore into {} did not finish ({RESTORE_MARKER} is there): delete the \
+             directory and restore again",
+            config.data_dir.display()
+        )));
+    }
     match config.backend {
         Backend::Sled => Ok(Arc::new(SledStore::open_with(config)?)),
     }

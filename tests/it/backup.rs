@@ -294,6 +294,12 @@ async fn a_backup_from_before_an_erasure_restores_without_the_erased_user() {
         "{}",
         text(&back)
     );
+    // A restore that did not finish (killed midway) leaves its marker: nothing opens it.
+    assert!(!careless.path().join(roster::store::RESTORE_MARKER).exists());
+    std::fs::write(careless.path().join(roster::store::RESTORE_MARKER), b"").unwrap();
+    let config = crate::support::config(careless.path(), &[]);
+    let refused = roster::store::open(&config.store).err().unwrap();
+    assert!(refused.to_string().contains("did not finish"), "{refused}");
     srv.stop().await;
 
     let restored = TestServer::start_in(into, "").await;

@@ -426,3 +426,89 @@ async fn security_events_export_for_a_siem_with_the_archive_and_a_window() {
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_revocation_stops_asking_and_reports_exactly_what_it_ended() {
+    let srv = TestServer::start("").await;
+    let mut tokens = Vec::new();
+    for i in 0..1500 {
+        let email = format!("c{i}@example.com");
+        srv.manager
+            .create_user(&email, PW, roster::UserTier::Free, Default::default())
+            .await
+            .unwrap();
+        if let roster::LoginOutcome::Success(s) = srv
+            .manager
+            .authenticate_user(&email, PW, Default::default())
+            .await
+            .unwrap()
+        {
+            tokens.push(s.token);
+        }
+    }
+    let mut resp = srv
+        .http
+        .post(format!("{}/admin/sessions/revoke", srv.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (mut buf, mut last) = (String::new(), Value::Null);
+    let mut cancelled = false;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find('\n') {
+            let line: String = buf.drain(..=end).collect();
+            last = serde_json::from_str(&line).unwrap();
+            // The first line comes as the asking begins.
+            if !cancelled && last.get("done").is_some() {
+                // While it runs, a second one is refused; then it is cancelled.
+                let (s, _) = revoke(&srv, json!({"all": true})).await;
+                assert_eq!(s, 409);
+                let (s, _) = srv
+                    .call(
+                        Method::POST,
+                        "/admin/sessions/revoke/cancel",
+                        Some(ADMIN_KEY),
+                        None,
+                    )
+                    .await;
+                assert_eq!(s, 204);
+                cancelled = true;
+            }
+        }
+    }
+    let r = &last["revocation"];
+    assert_eq!(r["cancelled"], true, "{last}");
+    let revoked = r["revoked"].as_u64().unwrap();
+    assert!(revoked < 1500, "it stopped early: {r}");
+    let mut ended = 0u64;
+    for t in &tokens {
+        if srv.manager.login().validate(t).await.unwrap().is_none() {
+            ended += 1;
+        }
+    }
+    assert_eq!(
+        ended, revoked,
+        "every session it ended is counted, and no other"
+    );
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/admin/sessions/revoke/cancel",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "none runs any more");
+    // Run again, it finishes the rest.
+    let (_, done) = revoke(&srv, json!({"all": true})).await;
+    assert_eq!(
+        done["revoked"].as_u64().unwrap() + revoked,
+        tokens.len() as u64,
+        "{done}"
+    );
+    srv.stop().await;
+}

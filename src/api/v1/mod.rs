@@ -119,6 +119,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backup::backup))
         .routes(routes!(backup::export_security_events))
         .routes(routes!(sessions::revoke_matching))
+        .routes(routes!(sessions::cancel_revocation))
         .routes(routes!(jobs::jobs))
         .routes(routes!(jobs::runs))
         .routes(routes!(jobs::run))

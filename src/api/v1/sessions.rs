@@ -74,11 +74,13 @@ pub(crate) async fn revoke_other_sessions(
 /// passivated users are included. Audited before anything ends. The answer streams as
 /// JSON lines: `{done, users, matched, revoked}` progress (a revocation counted there is
 /// durable), then `{"revocation": {dry_run, started_at, scanned, users, matched,
-/// revoked}}` or `{"error": problem}`; it finishes even if the client goes away.
+/// revoked, cancelled}}` or `{"error": problem}`; it finishes even if the client goes
+/// away, unless cancelled. One runs at a time (409 for a second).
 #[utoipa::path(post, path = "/api/v1/admin/sessions/revoke", tag = "sessions", request_body = SessionSelector, security(("bearer" = [])),
     responses((status = 200, content_type = "application/x-ndjson", body = RevocationProgress,
         description = "progress lines, then the result (BulkRevocation) under `revocation`"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "a bulk revocation is running")))]
 pub(crate) async fn revoke_matching(
     State(s): State<AppState>,
     caller: Caller,
@@ -90,4 +92,23 @@ pub(crate) async fn revoke_matching(
         |r: BulkRevocation| serde_json::json!({ "revocation": r }),
     )
     .await
+}
+
+/// Cancels the bulk revocation running (operator only): it asks no more users and ends
+/// its answer with what it did (`cancelled: true`). 404 if none runs.
+#[utoipa::path(post, path = "/api/v1/admin/sessions/revoke/cancel", tag = "sessions", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "no bulk revocation is running")))]
+pub(crate) async fn cancel_revocation(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<StatusCode> {
+    if s.manager
+        .sessions()
+        .cancel_revocation(&caller.principal())?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(crate::engine::EngineError::NoSuch("running bulk revocation").into())
+    }
 }

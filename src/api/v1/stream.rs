@@ -73,6 +73,8 @@ where
 
 /// Bytes gathered before a chunk goes to the client.
 const CHUNK: usize = 256 * 1024;
+/// How long a download waits for a client that reads nothing before it gives up.
+const CLIENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Chunks waiting for the client before the backup waits for it.
 const CHUNKS_IN_FLIGHT: usize = 8;
 
@@ -95,10 +97,32 @@ impl ToClient {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        // A thread of the blocking pool: it may wait for the client.
-        self.tx
-            .blocking_send(Piece::Chunk(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+        // A thread of the blocking pool: it may wait for the client, but not forever (a
+        // backup held up by a client that stopped reading keeps spilling the store's
+        // writes).
+        let mut piece = Piece::Chunk(chunk);
+        let deadline = std::time::Instant::now() + CLIENT_PATIENCE;
+        loop {
+            match self.tx.try_send(piece) {
+                Ok(()) => return Ok(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the client left",
+                    ));
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the client stopped reading",
+                        ));
+                    }
+                    piece = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
     }
 }
 

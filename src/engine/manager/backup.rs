@@ -41,13 +41,22 @@ pub struct BackupReport {
 impl Ops<'_> {
     /// Writes a backup of the store to `out` while the engine serves (see
     /// [`crate::store::backup`]): reads and writes go on, actors are not held. Audited
-    /// after the backup's point in time.
+    /// when it starts (`backup_started`) and when it is written (`backup_taken`).
     pub async fn backup<W: Write + Send + 'static>(
         self,
         by: &Principal,
         out: W,
     ) -> Result<(W, BackupReport), EngineError> {
         by.privileged()?;
+        if let Some(actor) = by.audit_actor() {
+            let e = &self.m.engine;
+            let ticket = e.commit.submit(
+                Batch::default(),
+                vec![(actor, AuditAction::BackupStarted, self.m.now())],
+                None,
+            );
+            settled(e.commit.wait(&ticket).await)?;
+        }
         // Soft state only live actors hold (activity, risk history) is written first, so
         // the backup has it as of now.
         self.m.snapshot_live().await?;
@@ -63,11 +72,13 @@ impl Ops<'_> {
             roster_version: env!("CARGO_PKG_VERSION").into(),
         };
         let fingerprint = header.master_key_fingerprint.clone();
-        // At batch priority: the requests served meanwhile go first.
-        let (out, trailer, bytes) = crate::engine::background::run("backup", move || {
+        // Not at batch priority: the thread reading the writes made meanwhile, which it
+        // starts, must keep up with the store's writers (sled blocks them when it lags).
+        let (out, trailer, bytes) = tokio::task::spawn_blocking(move || {
             backup::write(e.store.as_ref(), out, &header, || e.clock.now().as_millis())
         })
-        .await?
+        .await
+        .map_err(|err| EngineError::Internal(format!("backup task: {err}")))?
         .map_err(|err| EngineError::Store(err.to_string()))?;
         let report = BackupReport {
             bytes,
@@ -138,6 +149,29 @@ impl BackupFile {
         backup::check(BufReader::new(f)).map_err(bad)
     }
 
+    /// Checks the whole written backup `partial`, makes it durable and gives it its name
+    /// `out` (a file synced, renamed, its folder synced), so that a crash never leaves a
+    /// backup that was reported good but is not on disk. On a failed check `partial` is
+    /// removed.
+    pub fn seal(partial: &Path, out: &Path) -> Result<(Header, backup::Trailer), RestoreError> {
+        let checked = BackupFile::check(partial);
+        if checked.is_err() {
+            let _ = std::fs::remove_file(partial);
+            return checked;
+        }
+        let io = |what: &str, e: std::io::Error| RestoreError::Io(format!("{what}: {e}"));
+        std::fs::File::open(partial)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io(&format!("syncing {}", partial.display()), e))?;
+        std::fs::rename(partial, out).map_err(|e| io(&format!("naming {}", out.display()), e))?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(&format!("syncing {}", dir.display()), e))?;
+        }
+        checked
+    }
+
     /// Restores `file` into the data directory of `config`, which must not exist or hold
     /// nothing but the master key file; users erased in any of `erasures_from` (newer backups) are erased again. The
     /// new store is checked before this reports success; on a failure the directory is
@@ -187,15 +221,23 @@ impl BackupFile {
             })?);
         }
         let input = open(file)?;
+        let marker = dir.join(crate::store::RESTORE_MARKER);
         let restored = crate::store::open(&config.store)
             .map_err(|e| RestoreError::Io(e.to_string()))
             .and_then(|store| {
-                backup::restore(input, store.as_ref(), &erased).map_err(|error| {
+                // Until the restore has checked out, no store opens here (a crash midway
+                // leaves the marker, and the half-restored store is refused).
+                std::fs::write(&marker, b"a restore into this directory has not finished\n")
+                    .map_err(|e| RestoreError::Io(format!("{}: {e}", marker.display())))?;
+                let done = backup::restore(input, store.as_ref(), &erased).map_err(|error| {
                     RestoreError::Backup {
                         file: file.to_owned(),
                         error,
                     }
-                })
+                })?;
+                std::fs::remove_file(&marker)
+                    .map_err(|e| RestoreError::Io(format!("{}: {e}", marker.display())))?;
+                Ok(done)
             });
         if restored.is_err() {
             // Nothing half-restored is left to be started by mistake.

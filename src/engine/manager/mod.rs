@@ -179,6 +179,7 @@ impl UserManager {
             scan_cuts: Default::default(),
             live: Default::default(),
             jobs: Default::default(),
+            bulk_revocation: Default::default(),
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
             decoys: Default::default(),

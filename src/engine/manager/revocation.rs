@@ -4,6 +4,7 @@
 //! durable before it is counted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,11 @@ pub struct BulkRevocation {
     pub matched: u64,
     /// Sessions ended (durably); 0 in a dry run.
     pub revoked: u64,
+    /// Users whose stored record could not be read, or whose actor failed to answer:
+    /// left as they were (logged with their ids); run again to retry them.
+    pub failed: u64,
+    /// An operator cancelled it: the users not yet asked were left alone.
+    pub cancelled: bool,
 }
 
 /// How far a bulk revocation is.
@@ -54,25 +60,62 @@ pub struct RevocationProgress {
     pub revoked: u64,
 }
 
+/// Holds the engine's one bulk revocation slot while a revocation runs.
+struct Running<'a>(&'a Engine);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .bulk_revocation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// Takes the slot, or says who has it.
+fn claim(e: &Engine) -> Result<(Running<'_>, Arc<AtomicBool>), EngineError> {
+    let mut slot = e.bulk_revocation.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_some() {
+        return Err(EngineError::Conflict(
+            "a bulk revocation is running: wait for it, or cancel it \
+             (POST /api/v1/admin/sessions/revoke/cancel)"
+                .into(),
+        ));
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    *slot = Some(Arc::clone(&flag));
+    Ok((Running(e), flag))
+}
+
 /// The users whose stored sessions may match (a full read of the stored records, off
-/// the actor threads), and how many were read.
+/// the actor threads), how many were read, and how many could not be (deleted
+/// meanwhile, or damaged: logged).
 fn candidates(
     e: &Engine,
     selection: &Selection,
     started: Timestamp,
-) -> Result<(u64, Vec<UserId>), EngineError> {
+) -> Result<(u64, Vec<UserId>, u64), EngineError> {
     let store = e.store.as_ref();
-    let (mut scanned, mut found) = (0, Vec::new());
+    let (mut scanned, mut found, mut unreadable) = (0, Vec::new(), 0);
     for item in store.scan_users() {
         let (id, record) = item?;
         scanned += 1;
-        let corrupt = |reason: String| EngineError::Corrupt { user: id, reason };
-        let key = e
+        let opened = e
             .keys
             .data_key(store, id)?
-            .ok_or_else(|| corrupt("no data key".into()))?;
-        let s = crate::engine::state::decode(&record, &key, id)
-            .map_err(|err| corrupt(err.to_string()))?;
+            .ok_or_else(|| "no data key (deleted meanwhile?)".to_owned())
+            .and_then(|key| {
+                crate::engine::state::decode(&record, &key, id).map_err(|err| err.to_string())
+            });
+        let s = match opened {
+            Ok(s) => s,
+            Err(reason) => {
+                tracing::warn!(user = %id, %reason, "a record a bulk revocation could not read");
+                unreadable += 1;
+                continue;
+            }
+        };
         // Security events are judged by the actor: the stored ones may lag behind it.
         if selection.tier_in_scope(s.profile.tier)
             && s.sessions.iter().any(|x| selection.may_match(x, started))
@@ -80,7 +123,7 @@ fn candidates(
             found.push(id);
         }
     }
-    Ok((scanned, found))
+    Ok((scanned, found, unreadable))
 }
 
 impl Sessions<'_> {
@@ -98,6 +141,8 @@ impl Sessions<'_> {
         let selection = Arc::new(selector.validate()?);
         let started = self.m.now();
         let e = Arc::clone(&self.m.engine);
+        // One at a time: two would ask the same actors twice, and a cancel names one.
+        let (_running, cancel) = claim(&self.m.engine)?;
         if !selection.dry_run
             && let Some(actor) = by.audit_actor()
         {
@@ -109,7 +154,10 @@ impl Sessions<'_> {
                 .submit(Batch::default(), vec![(actor, action, started)], None);
             settled(e.commit.wait(&ticket).await)?;
         }
-        let (scanned, users) = {
+        // The network a session was last used from is soft state: the live actors write
+        // theirs first, so the scan judges it as of now.
+        self.m.snapshot_live().await?;
+        let (scanned, users, mut failed) = {
             let (e, selection) = (Arc::clone(&e), Arc::clone(&selection));
             tokio::task::spawn_blocking(move || candidates(&e, &selection, started))
                 .await
@@ -123,17 +171,20 @@ impl Sessions<'_> {
             revoked: 0,
         };
         progress(p);
+        // A cancel stops the asking; the users already asked are answered and counted.
+        let not_cancelled = |_: &UserId| std::future::ready(!cancel.load(Ordering::Relaxed));
         let mut asked = futures_util::stream::iter(users)
+            .take_while(not_cancelled)
             .map(|id| {
                 let msg = RevokeMatching {
                     selection: Arc::clone(&selection),
                     started,
                 };
                 let e = Arc::clone(&e);
-                async move { e.call_durable(id, msg).await }
+                async move { (id, e.call_durable(id, msg).await) }
             })
             .buffer_unordered(IN_FLIGHT);
-        while let Some(answer) = asked.next().await {
+        while let Some((id, answer)) = asked.next().await {
             match answer {
                 Ok(n) => {
                     p.matched += n as u64;
@@ -142,17 +193,26 @@ impl Sessions<'_> {
                     }
                 }
                 Err(EngineError::NotFound) => {}
-                Err(err) => return Err(err),
+                // One user's failure does not leave the others' sessions alive.
+                Err(err) => {
+                    tracing::warn!(user = %id, error = %err, "a user's bulk revocation failed");
+                    failed += 1;
+                }
             }
             p.done += 1;
             if p.done.is_multiple_of(PROGRESS_EVERY) || p.done == total {
                 progress(p);
             }
         }
+        let cancelled = cancel.load(Ordering::Relaxed);
+        if cancelled || p.done < total {
+            progress(p);
+        }
         if !selection.dry_run {
             tracing::warn!(
                 matched = p.matched,
                 revoked = p.revoked,
+                cancelled,
                 "bulk session revocation done"
             );
         }
@@ -163,6 +223,27 @@ impl Sessions<'_> {
             users: total,
             matched: p.matched,
             revoked: p.revoked,
+            failed,
+            cancelled,
         })
+    }
+
+    /// Cancels the bulk revocation running (operators and the system): it asks no more
+    /// users, and reports what it did. `false` if none runs.
+    pub fn cancel_revocation(self, by: &Principal) -> Result<bool, EngineError> {
+        by.privileged()?;
+        let slot = self
+            .m
+            .engine
+            .bulk_revocation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some(flag) => {
+                flag.store(true, Ordering::Relaxed);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

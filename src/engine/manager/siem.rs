@@ -41,7 +41,7 @@ pub struct SiemExport {
 impl Ops<'_> {
     /// Writes every recorded security event in `window` to `out` as JSON lines
     /// (`roster.security_event/1`, OCSF names; see [`crate::domain::siem`]), in store
-    /// order, not time order. Audited after it is written.
+    /// order, not time order. Audited before anything is read.
     pub async fn export_security_events<W: Write + Send + 'static>(
         self,
         by: &Principal,
@@ -51,6 +51,15 @@ impl Ops<'_> {
         by.privileged()?;
         if window.from >= window.to {
             return Err(ValidationError::new("to", "must be later than from").into());
+        }
+        if let Some(actor) = by.audit_actor() {
+            let action = AuditAction::SecurityEventsExported {
+                from: window.from,
+                to: window.to,
+            };
+            let c = &self.m.engine.commit;
+            let ticket = c.submit(Batch::default(), vec![(actor, action, self.m.now())], None);
+            settled(c.wait(&ticket).await)?;
         }
         // Events still only in live actors (soft state) are written first.
         self.m.snapshot_live().await?;
@@ -92,16 +101,6 @@ impl Ops<'_> {
             Ok((out, SiemExport { events, unreadable }))
         })
         .await??;
-        if let Some(actor) = by.audit_actor() {
-            let action = AuditAction::SecurityEventsExported {
-                from: window.from,
-                to: window.to,
-                events: export.events,
-            };
-            let c = &self.m.engine.commit;
-            let ticket = c.submit(Batch::default(), vec![(actor, action, self.m.now())], None);
-            settled(c.wait(&ticket).await)?;
-        }
         Ok((out, export))
     }
 }

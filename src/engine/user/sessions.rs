@@ -385,7 +385,8 @@ impl UserActor {
     }
 
     fn on_revoke_matching(&mut self, msg: &RevokeMatching) -> Result<usize, EngineError> {
-        let now = self.touch();
+        // Not a use of the account: its idle time and the live figures stay as they were.
+        let now = self.engine.clock.now();
         if !msg
             .selection
             .user_in_scope(self.state.profile.tier, &self.state.security.recent)

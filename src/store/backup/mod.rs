@@ -39,6 +39,7 @@ pub struct Cut {
 
 /// Rows written per batch by a restore, and batches between two flushes.
 const RESTORE_BATCH: usize = 4096;
+const RESTORE_BATCH_BYTES: usize = 16 << 20;
 const FLUSH_EVERY: u64 = 64;
 
 impl From<StoreError> for BackupError {
@@ -47,8 +48,8 @@ impl From<StoreError> for BackupError {
     }
 }
 
-/// Writes a backup of `store` to `out`; `cut_at_ms` tells the time when the copy's
-/// point in time was taken. Returns the output, the trailer and the file's size.
+/// Writes a backup of `store` to `out`; `cut_at_ms`, called at the copy's point in
+/// time, tells the time then. Returns the output, the trailer and the file's size.
 pub fn write<W: Write>(
     store: &dyn Store,
     out: W,
@@ -57,19 +58,24 @@ pub fn write<W: Write>(
 ) -> Result<(W, Trailer, u64), BackupError> {
     let io = |e: std::io::Error| StoreError::Io(format!("writing the backup: {e}"));
     let mut w = BackupWriter::new(out, header).map_err(io)?;
-    let cut = store.backup(&mut |c| {
-        match c {
-            Copied::Row(k, v) => w.row(k, v),
-            Copied::Change(k, v) => w.change(k, v),
-        }
-        .map_err(io)
-    })?;
+    let mut clock = Some(cut_at_ms);
+    let mut cut_at = 0;
+    let cut = store.backup(
+        &mut |c| {
+            match c {
+                Copied::Row(k, v) => w.row(k, v),
+                Copied::Change(k, v) => w.change(k, v),
+            }
+            .map_err(io)
+        },
+        &mut || cut_at = clock.take().map_or(cut_at, |now| now()),
+    )?;
     let (rows, changes) = w.counts();
     let trailer = Trailer {
         rows,
         changes,
         audit_records: cut.audit_records,
-        cut_at_ms: cut_at_ms(),
+        cut_at_ms: cut_at,
     };
     let (out, size) = w
         .finish(trailer.audit_records, trailer.cut_at_ms)
@@ -134,7 +140,7 @@ pub fn restore(
     // The email index entries of users to erase again (the index is keyed by a hash of
     // the email, which only the entries themselves tell).
     let mut indexes: HashMap<UserId, Vec<EmailIndex>> = HashMap::new();
-    let mut written = 0u64;
+    let (mut written, mut bytes) = (0u64, 0usize);
     while let Some(entry) = r.next()? {
         let (key, value) = match entry {
             Entry::Row(k, v) => (k, Some(v)),
@@ -145,10 +151,12 @@ pub fn restore(
         {
             indexes.entry(user).or_default().push(index);
         }
+        bytes += key.len() + value.as_ref().map_or(0, Vec::len);
         rows.push((key, value));
-        if rows.len() == RESTORE_BATCH {
+        if rows.len() == RESTORE_BATCH || bytes >= RESTORE_BATCH_BYTES {
             store.restore_rows(&rows)?;
             rows.clear();
+            bytes = 0;
             written += 1;
             // sled holds what is not flushed in memory: flushing as it goes bounds it.
             if written.is_multiple_of(FLUSH_EVERY) {
@@ -178,11 +186,21 @@ pub fn restore(
             trailer.audit_records
         )));
     }
+    // Every user record has its route, and there are as many routes: one each.
     let users = store.user_count() as u64;
-    let records = store.scan_users().count() as u64;
+    let mut records = 0u64;
+    for item in store.scan_users() {
+        let (id, _) = item?;
+        if store.route_of(id)?.is_none() {
+            return Err(BackupError::Damaged(format!(
+                "user {id} has a record and no route"
+            )));
+        }
+        records += 1;
+    }
     if records != users {
         return Err(BackupError::Damaged(format!(
-            "it holds {records} user records for {users} users"
+            "it holds {records} user records for {users} routes"
         )));
     }
     Ok(Restored {

@@ -472,8 +472,9 @@ impl Store for SledStore {
     fn backup(
         &self,
         emit: &mut dyn FnMut(Copied<'_>) -> Result<(), StoreError>,
+        at_cut: &mut dyn FnMut(),
     ) -> Result<Cut, StoreError> {
-        self.backup_to(emit)
+        self.backup_to(emit, at_cut)
     }
 
     fn restore_rows(&self, rows: &[crate::store::backup::Row]) -> Result<(), StoreError> {

@@ -6,18 +6,17 @@
 //! the value it had at the scan's end: a key written during the scan ends with its last
 //! write, a key not written has the value the scan read, which it still had. The writes
 //! come from a sled subscriber on the whole tree, which sees every write to a key in the
-//! order it was applied; it is registered, and later read to its end, while the store's
-//! writes are held (the gate), so no write is half in and the end is one moment: the
+//! order it was applied; it is registered while the store's writes are held (the gate),
+//! and at the end, with the writes held again, a sentinel key is written whose event
+//! follows every other: read up to it, the changes are whole, and that moment is the
 //! backup's point in time. The subscriber must be read as fast as the store writes
 //! (sled blocks writers once 1,024 events wait), so a thread spills them to a file in
-//! the data directory until the scan ends.
+//! the data directory until the sentinel.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use sled::Event;
 
@@ -106,32 +105,34 @@ fn unspill(input: &mut impl Read) -> std::io::Result<Option<crate::store::backup
     Ok(Some((key, value)))
 }
 
-/// The subscriber's reader: spills events until told to stop, then reads what is left.
-fn drain(
-    mut events: sled::Subscriber,
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<u64> {
-    let mut out = BufWriter::new(File::create(&path)?);
+/// The subscriber's reader: spills every event until the one of `sentinel`, which the
+/// backup writes with the store's writes held, so every event before it is the whole of
+/// the changes. sled's blocking iterator passes over reservations that wrote nothing (a
+/// write of the value already there, a removal of an absent key); its `next_timeout`
+/// does not, and would stall on the first one. A failure to spill is kept, and the
+/// events are still read to the sentinel: a subscriber left unread blocks the store's
+/// writers once 1,024 events wait.
+fn drain(events: sled::Subscriber, path: PathBuf, sentinel: Vec<u8>) -> std::io::Result<u64> {
+    let mut out = File::create(&path).map(BufWriter::new);
     let mut n = 0u64;
-    loop {
-        let stopping = stop.load(Ordering::Acquire);
-        let wait = if stopping {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(50)
-        };
-        match events.next_timeout(wait) {
-            Ok(event) => {
-                spill(&mut out, &event)?;
-                n += 1;
-            }
-            // Told to stop while the gate is closed: no write is running, so every
-            // event there will be is already waiting, and an empty queue is the end.
-            Err(_) if stopping => break,
-            // Nothing yet, or a write still under way (sled reports both as errors).
-            Err(_) => {}
+    let mut failed = None;
+    for event in events {
+        if event.key().as_ref() == sentinel.as_slice() {
+            break;
         }
+        if failed.is_some() {
+            continue;
+        }
+        if let Ok(w) = &mut out {
+            match spill(w, &event) {
+                Ok(()) => n += 1,
+                Err(e) => failed = Some(e),
+            }
+        }
+    }
+    let mut out = out?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     out.flush()?;
     Ok(n)
@@ -142,34 +143,41 @@ impl SledStore {
     pub(super) fn backup_to(
         &self,
         emit: &mut dyn FnMut(Copied<'_>) -> Result<(), StoreError>,
+        at_cut: &mut dyn FnMut(),
     ) -> Result<Cut, StoreError> {
-        let path = self.dir.join(format!(
-            "{SPILL_PREFIX}{:016x}{SPILL_SUFFIX}",
-            rand::random::<u64>()
-        ));
-        let stop = Arc::new(AtomicBool::new(false));
+        let tag = rand::random::<u64>();
+        let path = self
+            .dir
+            .join(format!("{SPILL_PREFIX}{tag:016x}{SPILL_SUFFIX}"));
+        // No stored key starts with `~`.
+        let sentinel = format!("~backup-{tag:016x}").into_bytes();
         let events = self.gate.closed(|| self.tree.watch_prefix(vec![]));
         let drainer = {
-            let (path, stop) = (path.clone(), Arc::clone(&stop));
+            let (path, sentinel) = (path.clone(), sentinel.clone());
             std::thread::Builder::new()
                 .name("backup-changes".into())
-                .spawn(move || drain(events, path, stop))
+                .spawn(move || drain(events, path, sentinel))
                 .map_err(|e| StoreError::Io(format!("starting the backup's reader: {e}")))?
         };
         let scanned = self.scan_into(emit);
         let cut = self.gate.closed(|| {
-            stop.store(true, Ordering::Release);
+            // The sentinel's event comes after every write made so far, and no other
+            // can start: the reader stops at it with all of them.
+            self.tree.insert(&sentinel, &[][..])?;
+            at_cut();
             let drained = drainer
                 .join()
                 .map_err(|_| StoreError::Io("the backup's change reader panicked".into()))
                 .and_then(|r| {
                     r.map_err(|e| StoreError::Io(format!("spilling the backup's changes: {e}")))
                 });
-            let audit_records = self.last_audit().map(|a| a.map_or(0, |(seq, _)| seq));
-            (drained, audit_records)
+            // The reader is gone with its subscriber: this removal is seen by nobody.
+            self.tree.remove(&sentinel)?;
+            let audit_records = self.last_audit()?.map_or(0, |(seq, _)| seq);
+            Ok::<_, StoreError>((drained?, audit_records))
         });
         let result = scanned.and_then(|()| {
-            let (changes, audit_records) = (cut.0?, cut.1?);
+            let (changes, audit_records) = cut?;
             let mut input = BufReader::new(
                 File::open(&path).map_err(|e| StoreError::Io(format!("the spill: {e}")))?,
             );

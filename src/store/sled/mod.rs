@@ -199,7 +199,6 @@ impl SledStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("create {}: {e}", dir.display())))?;
         finish_interrupted_rewrite(dir)?;
-        backup::remove_stale_spills(dir);
         let config = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(cache_bytes)
@@ -222,6 +221,8 @@ impl SledStore {
             }
         };
         let tree = db.open_tree("roster")?;
+        // Only now that the lock is ours: a spill of another process's backup is its own.
+        backup::remove_stale_spills(dir);
         Ok(Self {
             db,
             tree,

@@ -97,6 +97,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/admin/backup",
         "GET /api/v1/admin/security-events/export",
         "POST /api/v1/admin/sessions/revoke",
+        "POST /api/v1/admin/sessions/revoke/cancel",
         "GET /api/v1/admin/jobs",
         "GET /api/v1/admin/jobs/{name}/runs",
         "POST /api/v1/admin/jobs/{name}/run",

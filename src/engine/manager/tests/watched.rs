@@ -187,8 +187,9 @@ impl Store for Watched {
     fn backup(
         &self,
         emit: &mut dyn FnMut(crate::store::backup::Copied<'_>) -> Result<(), StoreError>,
+        at_cut: &mut dyn FnMut(),
     ) -> Result<crate::store::backup::Cut, StoreError> {
-        self.sled.backup(emit)
+        self.sled.backup(emit, at_cut)
     }
     fn restore_rows(&self, rows: &[crate::store::backup::Row]) -> Result<(), StoreError> {
         self.sled.restore_rows(rows)
