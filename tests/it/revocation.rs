@@ -45,6 +45,19 @@ async fn revoke(srv: &TestServer, selector: Value) -> (u16, Value) {
     (status, v["revocation"].clone())
 }
 
+/// A login of `email` with a wrong password (refused: 401).
+async fn wrong_password(srv: &TestServer, email: &str) {
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": "not the password at all"})),
+        )
+        .await;
+    assert_eq!(s, 401, "{body}");
+}
+
 async fn alive(srv: &TestServer, token: &str) -> bool {
     srv.call(Method::GET, "/users/me", Some(token), None)
         .await
@@ -135,15 +148,7 @@ async fn bulk_revocation_by_tier_network_and_event_ends_exactly_the_selected_ses
 
     // By security event: p1 had a wrong password; its sessions end, p0's does not.
     let since = srv.manager.now().to_string();
-    let (s, _) = srv
-        .call(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"email": "p1@example.com", "password": "not the password at all"})),
-        )
-        .await;
-    assert_eq!(s, 401);
+    wrong_password(&srv, "p1@example.com").await;
     let (_, done) = revoke(&srv, json!({"event_kind": "login_failed", "since": since})).await;
     assert_eq!(done["revoked"], 2, "{done}");
     assert!(!alive(&srv, &tokens["p1"].0).await && !alive(&srv, &tokens["p1"].1).await);
@@ -172,23 +177,14 @@ async fn bulk_revocation_by_tier_network_and_event_ends_exactly_the_selected_ses
         .await;
     assert_eq!(s, 403);
     assert!(alive(&srv, &tokens["p0"].0).await);
-    let (_, log) = srv
-        .call(
-            Method::GET,
-            "/admin/audit?limit=1000",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    let bulk = log
-        .as_array()
-        .unwrap()
+    let actions = srv.audit_actions().await;
+    let bulk = actions
         .iter()
-        .filter(|r| r["action"]["type"] == "sessions_revoked_in_bulk")
+        .filter(|a| *a == "sessions_revoked_in_bulk")
         .count();
     assert_eq!(
         bulk, 4,
-        "each real revocation is audited, dry runs not: {log}"
+        "each real revocation is audited, dry runs not: {actions:?}"
     );
     // The command: the same selector as flags.
     let server = format!("http://{}", srv.host());
@@ -326,15 +322,7 @@ async fn security_events_export_for_a_siem_with_the_archive_and_a_window() {
     let start = srv.manager.now();
     // Enough refused logins that the oldest events leave the record for the archive.
     for _ in 0..60 {
-        let (s, _) = srv
-            .call(
-                Method::POST,
-                "/auth/login",
-                None,
-                Some(json!({"email": "siem@example.com", "password": "not the password at all"})),
-            )
-            .await;
-        assert_eq!(s, 401);
+        wrong_password(&srv, "siem@example.com").await;
     }
     srv.clock.advance(std::time::Duration::from_secs(60));
     let export = |query: String| {
@@ -412,17 +400,10 @@ async fn security_events_export_for_a_siem_with_the_archive_and_a_window() {
         )
         .await;
     assert_eq!(s, 403);
-    let (_, log) = srv
-        .call(
-            Method::GET,
-            "/admin/audit?limit=1000",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let actions = srv.audit_actions().await;
     assert!(
-        log.to_string().contains("security_events_exported"),
-        "{log}"
+        actions.iter().any(|a| a == "security_events_exported"),
+        "{actions:?}"
     );
     srv.stop().await;
 }

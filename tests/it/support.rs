@@ -341,6 +341,24 @@ impl TestServer {
     pub fn dir(&self) -> &Path {
         self._dir.path()
     }
+
+    /// The `type` of every action in the audit log (its first 1,000 records).
+    pub async fn audit_actions(&self) -> Vec<String> {
+        let (s, log) = self
+            .call(
+                reqwest::Method::GET,
+                "/admin/audit?limit=1000",
+                Some(ADMIN_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{log}");
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["action"]["type"].as_str().map(str::to_owned))
+            .collect()
+    }
 }
 
 /// Gives or withdraws `id`'s consent to analytics, as trusted code (no request of a
