@@ -173,10 +173,11 @@ impl BackupFile {
     }
 
     /// Restores `file` into the data directory of `config`, which must not exist or hold
-    /// nothing but the master key file; users erased in any of `erasures_from` (newer backups) are erased again. The
-    /// new store is checked before this reports success; on a failure the directory is
-    /// removed again. No engine runs: start a server on the directory afterwards, with the
-    /// master key the header names.
+    /// nothing but the master key file; users erased in any of `erasures_from` (newer
+    /// backups) are erased again. The new store is checked before this reports success;
+    /// on a failure what it wrote is removed, and until it succeeds the directory holds
+    /// [`crate::store::RESTORE_MARKER`]. No engine runs: start a server on the directory
+    /// afterwards, with the master key the header names.
     pub fn restore(
         config: &Config,
         file: &Path,
