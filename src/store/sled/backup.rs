@@ -205,16 +205,18 @@ impl SledStore {
     }
 
     /// See [`crate::store::Store::restore_rows`].
+    ///
+    /// Row by row, not as one sled batch: nothing needs the rows of a restore to be
+    /// atomic (the restore marker guards the whole), and sled 0.34's batches grow its
+    /// memory past its cache on a large bulk load (spacejam/sled#1303).
     pub(super) fn put_rows(&self, rows: &[crate::store::backup::Row]) -> Result<(), StoreError> {
         let _w = self.gate.write();
-        let mut b = sled::Batch::default();
         for (k, v) in rows {
             match v {
-                Some(v) => b.insert(k.as_slice(), v.as_slice()),
-                None => b.remove(k.as_slice()),
-            }
+                Some(v) => self.tree.insert(k.as_slice(), v.as_slice())?,
+                None => self.tree.remove(k.as_slice())?,
+            };
         }
-        self.tree.apply_batch(b)?;
         Ok(())
     }
 }
