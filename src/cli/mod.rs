@@ -19,6 +19,7 @@ mod report;
 mod revoke;
 mod rotate;
 mod serve;
+mod siem;
 pub mod simulate;
 mod tiers;
 
@@ -100,6 +101,10 @@ pub enum Command {
     /// with "and"), or count them (--dry-run): through a running server (--server) or on
     /// a stopped data directory. Audited; passivated users are included.
     RevokeSessions(Box<revoke::RevokeArgs>),
+    /// Write the security events of a window (--from, --to; default the last day) as
+    /// JSON lines for a SIEM (schema roster.security_event/1, OCSF field names) to
+    /// --out: through a running server (--server) or from a stopped data directory.
+    ExportSecurityEvents(siem::SiemArgs),
 }
 
 /// Where a command's configuration comes from (the settings of `roster serve`).
@@ -155,6 +160,7 @@ impl Cli {
             Command::Backup(a) => a.target.config(),
             Command::Restore(a) => a.local.load(None).map(Some),
             Command::RevokeSessions(a) => a.target.config(),
+            Command::ExportSecurityEvents(a) => a.target.config(),
         }
     }
 }
@@ -242,6 +248,10 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
         Command::RevokeSessions(a) => match a.target.remote()? {
             Some(r) => revoke::through_server(&r, &a).await,
             None => revoke::offline(local()?, &a).await,
+        },
+        Command::ExportSecurityEvents(a) => match a.target.remote()? {
+            Some(r) => siem::through_server(&r, &a).await,
+            None => siem::offline(local()?, &a).await,
         },
     }
 }

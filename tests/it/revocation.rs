@@ -391,6 +391,34 @@ async fn security_events_export_for_a_siem_with_the_archive_and_a_window() {
     // Without a window: the last day.
     let (s, day) = export(String::new()).await;
     assert_eq!((s, day.lines().count()), (200, lines.len()));
+    // The command writes the same lines to a file.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("events.jsonl");
+    let args = vec![
+        "export-security-events".to_owned(),
+        "--server".into(),
+        format!("http://{}", srv.host()),
+        "--from".into(),
+        from.to_string(),
+        "--out".into(),
+        file.display().to_string(),
+    ];
+    let ran = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .env("ROSTER_ADMIN_KEY", ADMIN_KEY)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written.lines().count(), lines.len());
     let (s, _) = srv
         .call(
             Method::GET,
