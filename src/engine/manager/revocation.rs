@@ -21,7 +21,7 @@ use crate::engine::{Engine, EngineError};
 use crate::store::Batch;
 
 /// Users asked at once.
-const IN_FLIGHT: usize = 32;
+const IN_FLIGHT: usize = 128;
 /// A progress report every this many users.
 const PROGRESS_EVERY: u64 = 100;
 
