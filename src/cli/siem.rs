@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use super::remote::Remote;
 use super::{CliError, Target};
 use crate::config::Config;
-use crate::domain::security_log::SecurityEventKind;
-use crate::domain::time::{Clock as _, SystemClock, Timestamp};
 use crate::engine::{Principal, SiemWindow};
 
 /// `roster export-security-events` arguments.
@@ -44,21 +42,10 @@ fn create(a: &SiemArgs) -> Result<std::fs::File, CliError> {
 
 /// From a stopped server's data directory.
 pub(super) async fn offline(config: Config, a: &SiemArgs) -> Result<(), CliError> {
-    let to: Timestamp = match &a.to {
-        Some(t) => parse("to", t)?,
-        None => SystemClock.now(),
-    };
     let window = SiemWindow {
-        from: match &a.from {
-            Some(f) => parse("from", f)?,
-            None => Timestamp::from_millis(to.as_millis().saturating_sub(86_400_000)),
-        },
-        to,
-        kind: a
-            .kind
-            .as_deref()
-            .map(|k| parse::<SecurityEventKind>("kind", k))
-            .transpose()?,
+        from: a.from.as_deref().map(|f| parse("from", f)).transpose()?,
+        to: a.to.as_deref().map(|t| parse("to", t)).transpose()?,
+        kind: a.kind.as_deref().map(|k| parse("kind", k)).transpose()?,
     };
     let file = create(a)?;
     let manager = super::open_local(config).await?;

@@ -35,9 +35,6 @@ pub(crate) async fn backup(
     .await
 }
 
-/// A day, the default window of an export.
-const DAY_MS: i64 = 86_400_000;
-
 /// `GET /api/v1/admin/security-events/export` query.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -69,12 +66,9 @@ pub(crate) async fn export_security_events(
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let (by, m) = (caller.principal(), s.manager.clone());
-    let to = q.to.unwrap_or_else(|| m.now());
     let window = SiemWindow {
-        from: q
-            .from
-            .unwrap_or_else(|| Timestamp::from_millis(to.as_millis().saturating_sub(DAY_MS))),
-        to,
+        from: q.from,
+        to: q.to,
         kind: q.kind,
     };
     super::stream::bytes(

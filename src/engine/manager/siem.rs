@@ -19,15 +19,18 @@ use crate::engine::durable::settled;
 use crate::store::Batch;
 
 /// Which events to export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiemWindow {
-    /// From this time (included).
-    pub from: Timestamp,
-    /// To this time (excluded).
-    pub to: Timestamp,
+    /// From this time (included; default a day before `to`).
+    pub from: Option<Timestamp>,
+    /// To this time (excluded; default now).
+    pub to: Option<Timestamp>,
     /// Only events of this kind.
     pub kind: Option<SecurityEventKind>,
 }
+
+/// The default window: a day.
+const DAY_MS: i64 = 86_400_000;
 
 /// What an export wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -49,14 +52,15 @@ impl Ops<'_> {
         out: W,
     ) -> Result<(W, SiemExport), EngineError> {
         by.privileged()?;
-        if window.from >= window.to {
+        let to = window.to.unwrap_or_else(|| self.m.now());
+        let from = window
+            .from
+            .unwrap_or_else(|| Timestamp::from_millis(to.as_millis().saturating_sub(DAY_MS)));
+        if from >= to {
             return Err(ValidationError::new("to", "must be later than from").into());
         }
         if let Some(actor) = by.audit_actor() {
-            let action = AuditAction::SecurityEventsExported {
-                from: window.from,
-                to: window.to,
-            };
+            let action = AuditAction::SecurityEventsExported { from, to };
             let c = &self.m.engine.commit;
             let ticket = c.submit(Batch::default(), vec![(actor, action, self.m.now())], None);
             settled(c.wait(&ticket).await)?;
@@ -68,10 +72,7 @@ impl Ops<'_> {
             let mut out = std::io::BufWriter::new(out);
             let (mut events, mut failed) = (0u64, None);
             let unreadable = crate::engine::security_scan::scan(&e, |user, ev| {
-                if ev.at < window.from
-                    || ev.at >= window.to
-                    || window.kind.is_some_and(|k| k != ev.kind)
-                {
+                if ev.at < from || ev.at >= to || window.kind.is_some_and(|k| k != ev.kind) {
                     return true;
                 }
                 let line = serde_json::to_writer(&mut out, &SiemEvent::of(user, ev))
