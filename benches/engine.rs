@@ -110,6 +110,7 @@ fn risk(c: &mut Criterion) {
             ip: Some(ip),
             location: Some(&loc),
             recent_failures: 0,
+            denied: None,
         };
         profile.learn(
             &a,
@@ -131,6 +132,7 @@ fn risk(c: &mut Criterion) {
         ip: Some("203.0.113.5".parse().unwrap()),
         location: Some(&ny),
         recent_failures: 4,
+        denied: None,
     };
     let now = t0.plus(std::time::Duration::from_secs(65 * 3600));
     c.bench_function("risk_assess_login", |b| {

@@ -27,6 +27,8 @@ pub enum EmailKind {
     SmsCode,
     /// An invitation to set a password (a provisioned user created without one).
     Invitation,
+    /// A link to set a new password, which an operator required.
+    PasswordReset,
 }
 
 impl EmailKind {
@@ -39,6 +41,7 @@ impl EmailKind {
             Self::UnusualSignIn => "unusual_sign_in",
             Self::SmsCode => "sms_code",
             Self::Invitation => "invitation",
+            Self::PasswordReset => "password_reset",
         }
     }
 }

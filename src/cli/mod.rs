@@ -7,6 +7,8 @@
 
 mod audit;
 mod backup;
+mod deny;
+mod hold;
 mod jobs;
 pub use jobs::JobsArgs;
 pub use report::GenerateAnalyticsArgs;
@@ -28,6 +30,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, Flags};
+use crate::domain::hold::AccountAction;
 use crate::domain::job::JobKind;
 
 /// The command line.
@@ -101,6 +104,20 @@ pub enum Command {
     /// with "and"), or count them (--dry-run): through a running server (--server) or on
     /// a stopped data directory. Audited; passivated users are included.
     RevokeSessions(Box<revoke::RevokeArgs>),
+    /// Lock the accounts a selector names (the flags of revoke-sessions, and --user-id):
+    /// their sessions end and no login completes until they are unlocked; or count them
+    /// (--dry-run). Through a running server (--server) or on a stopped data directory.
+    LockAccounts(Box<hold::HoldArgs>),
+    /// Unlock the locked accounts a selector names (a required new password stays
+    /// required).
+    UnlockAccounts(Box<hold::HoldArgs>),
+    /// Require a new password of the accounts a selector names: their sessions end, the
+    /// old password no longer logs in, and each is emailed a single-use link to set one.
+    ResetPasswords(Box<hold::HoldArgs>),
+    /// The runtime deny-list of networks: `add NETWORK --reason R` (its logins are
+    /// refused and its sessions end at once), `remove NETWORK`, `list`. Through a
+    /// running server (--server) or on a stopped data directory.
+    DenyNetwork(Box<deny::DenyArgs>),
     /// Write the security events of a window (--from, --to; default the last day) as
     /// JSON lines for a SIEM (schema roster.security_event/1, OCSF field names) to
     /// --out: through a running server (--server) or from a stopped data directory.
@@ -160,7 +177,11 @@ impl Cli {
             Command::Backup(a) => a.target.config(),
             Command::Restore(a) => a.local.load(None).map(Some),
             Command::RevokeSessions(a) => a.target.config(),
+            Command::LockAccounts(a) | Command::UnlockAccounts(a) | Command::ResetPasswords(a) => {
+                a.target.config()
+            }
             Command::ExportSecurityEvents(a) => a.target.config(),
+            Command::DenyNetwork(a) => a.action.target().config(),
         }
     }
 }
@@ -249,10 +270,28 @@ pub async fn run(command: Command, config: Option<Config>) -> Result<(), CliErro
             Some(r) => revoke::through_server(&r, &a).await,
             None => revoke::offline(local()?, &a).await,
         },
+        Command::LockAccounts(a) => hold_accounts(AccountAction::Lock, &a, local).await,
+        Command::UnlockAccounts(a) => hold_accounts(AccountAction::Unlock, &a, local).await,
+        Command::ResetPasswords(a) => hold_accounts(AccountAction::ResetPassword, &a, local).await,
+        Command::DenyNetwork(a) => match a.action.target().remote()? {
+            Some(r) => deny::through_server(&r, &a.action).await,
+            None => deny::offline(local()?, &a.action).await,
+        },
         Command::ExportSecurityEvents(a) => match a.target.remote()? {
             Some(r) => siem::through_server(&r, &a).await,
             None => siem::offline(local()?, &a).await,
         },
+    }
+}
+
+async fn hold_accounts(
+    action: AccountAction,
+    a: &hold::HoldArgs,
+    local: impl FnOnce() -> Result<Config, CliError>,
+) -> Result<(), CliError> {
+    match a.target.remote()? {
+        Some(r) => hold::through_server(&r, action, a).await,
+        None => hold::offline(local()?, action, a).await,
     }
 }
 

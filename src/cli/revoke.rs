@@ -7,18 +7,19 @@ use crate::config::Config;
 use crate::domain::revocation::SessionSelector;
 use crate::engine::{BulkRevocation, Principal, RevocationProgress};
 
-/// `roster revoke-sessions` arguments: the selector as flags, combined with "and".
+/// A selector as flags, combined with "and" (the bulk revocation's and the bulk
+/// account actions').
 #[derive(clap::Args, Clone, Debug)]
-pub struct RevokeArgs {
-    /// A server, or a data directory.
-    #[command(flatten)]
-    pub target: Target,
-    /// Every session (needed when no other criterion is given).
+pub struct SelectorArgs {
+    /// Every session or account (needed when no other criterion is given).
     #[arg(long)]
     pub all: bool,
-    /// Sessions of users of this tier (free, premium, enterprise, vip).
+    /// Users of this tier (free, premium, enterprise, vip).
     #[arg(long)]
     pub tier: Option<String>,
+    /// Only this user (repeat for more, at most 10,000).
+    #[arg(long = "user-id")]
+    pub user_ids: Vec<String>,
     /// Sessions that logged in from, or were last used from, this network.
     #[arg(long)]
     pub cidr: Option<String>,
@@ -28,25 +29,20 @@ pub struct RevokeArgs {
     /// Sessions created before this time (RFC 3339).
     #[arg(long)]
     pub created_before: Option<String>,
-    /// Sessions of users with a security event of this kind (e.g. login_failed) since
-    /// --since.
+    /// Users with a security event of this kind (e.g. login_failed) since --since.
     #[arg(long)]
     pub event_kind: Option<String>,
     /// See --event-kind (RFC 3339).
     #[arg(long)]
     pub since: Option<String>,
-    /// Count what would end; end nothing.
+    /// Count what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Cancel the bulk revocation running on the server (with --server; the selector
-    /// flags are not used).
-    #[arg(long, requires = "server")]
-    pub cancel: bool,
 }
 
-impl RevokeArgs {
+impl SelectorArgs {
     /// The selector, in the JSON the API takes (checked there, with the API's messages).
-    fn selector(&self) -> serde_json::Value {
+    pub(super) fn json(&self) -> serde_json::Value {
         let mut v = serde_json::json!({ "all": self.all, "dry_run": self.dry_run });
         for (name, value) in [
             ("tier", &self.tier),
@@ -60,8 +56,32 @@ impl RevokeArgs {
                 v[name] = serde_json::Value::String(value.clone());
             }
         }
+        if !self.user_ids.is_empty() {
+            v["user_ids"] = serde_json::json!(self.user_ids);
+        }
         v
     }
+
+    /// The selector, checked as the API checks it.
+    pub(super) fn selector(&self) -> Result<SessionSelector, CliError> {
+        serde_json::from_value(self.json())
+            .map_err(|e| CliError::Usage(format!("the selector: {e}")))
+    }
+}
+
+/// `roster revoke-sessions` arguments: the selector as flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RevokeArgs {
+    /// A server, or a data directory.
+    #[command(flatten)]
+    pub target: Target,
+    /// Which sessions.
+    #[command(flatten)]
+    pub select: SelectorArgs,
+    /// Cancel the bulk revocation or account action running on the server (with
+    /// --server; the selector flags are not used).
+    #[arg(long, requires = "server")]
+    pub cancel: bool,
 }
 
 fn print_progress(p: RevocationProgress) {
@@ -98,8 +118,7 @@ fn print_report(r: &BulkRevocation) {
 
 /// On a stopped server's data directory.
 pub(super) async fn offline(config: Config, a: &RevokeArgs) -> Result<(), CliError> {
-    let selector: SessionSelector = serde_json::from_value(a.selector())
-        .map_err(|e| CliError::Usage(format!("the selector: {e}")))?;
+    let selector = a.select.selector()?;
     let manager = super::open_local(config).await?;
     let report = manager
         .sessions()
@@ -127,7 +146,7 @@ pub(super) async fn through_server(server: &Remote, a: &RevokeArgs) -> Result<()
         .send_json(
             reqwest::Method::POST,
             "/admin/sessions/revoke",
-            &a.selector(),
+            &a.select.json(),
         )
         .await?;
     let report =

@@ -171,6 +171,28 @@ pub enum AuditAction {
         /// The audit log's length at its point in time.
         audit_records: u64,
     },
+    /// An operator locked, unlocked or required a new password of the accounts a
+    /// selector names (recorded before any changes).
+    AccountsHeldInBulk {
+        /// What was done.
+        action: super::hold::AccountAction,
+        /// The selector.
+        selector: crate::domain::revocation::SessionSelector,
+    },
+    /// An operator added a network to the runtime deny-list (or replaced its entry).
+    NetworkDenied {
+        /// The network.
+        network: String,
+        /// Why.
+        reason: String,
+        /// When it ends by itself.
+        expires_at: Option<super::time::Timestamp>,
+    },
+    /// An operator removed a network from the runtime deny-list.
+    NetworkAllowed {
+        /// The network.
+        network: String,
+    },
 }
 
 impl AuditAction {
@@ -196,6 +218,9 @@ impl AuditAction {
             | AuditAction::JobRequested { .. }
             | AuditAction::BackupTaken { .. }
             | AuditAction::SessionsRevokedInBulk { .. }
+            | AuditAction::AccountsHeldInBulk { .. }
+            | AuditAction::NetworkDenied { .. }
+            | AuditAction::NetworkAllowed { .. }
             | AuditAction::SecurityEventsExported { .. }
             | AuditAction::BackupStarted => None,
         }

@@ -3,16 +3,21 @@
 //! scope and whether one of its sessions matches. Criteria are combined with "and"; a
 //! revocation only ends sessions that were live when it started.
 
-use std::net::IpAddr;
+use std::collections::HashSet;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::denylist::parse_network;
+use super::ids::UserId;
 use super::security_log::{SecurityEvent, SecurityEventKind};
 use super::session::Session;
 use super::tier::UserTier;
 use super::time::Timestamp;
 use super::validation::ValidationError;
+
+/// The most users a selector lists by id.
+pub const MAX_USER_IDS: usize = 10_000;
 
 /// The sessions to end, as an operator names them. At least one criterion, or `all`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -34,6 +39,8 @@ pub struct SessionSelector {
     pub event_kind: Option<SecurityEventKind>,
     /// See `event_kind` (required with it).
     pub since: Option<Timestamp>,
+    /// Only these users (at most 10,000 ids).
+    pub user_ids: Option<Vec<UserId>>,
     /// Count what would end, end nothing.
     #[serde(default)]
     pub dry_run: bool,
@@ -47,20 +54,9 @@ pub struct Selection {
     created_after: Option<Timestamp>,
     created_before: Option<Timestamp>,
     event: Option<(SecurityEventKind, Timestamp)>,
+    users: Option<HashSet<UserId>>,
     /// Whether nothing is to be ended, only counted.
     pub dry_run: bool,
-}
-
-fn network(text: &str) -> Result<IpNet, ValidationError> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            ValidationError::new(
-                "cidr",
-                format!("{text:?} is not a network in CIDR form (203.0.113.0/24) or an address"),
-            )
-        })
 }
 
 impl SessionSelector {
@@ -72,12 +68,13 @@ impl SessionSelector {
             || self.created_after.is_some()
             || self.created_before.is_some()
             || self.event_kind.is_some()
-            || self.since.is_some();
+            || self.since.is_some()
+            || self.user_ids.is_some();
         if !criteria && !self.all {
             return Err(ValidationError::new(
                 "selector",
                 "names no session: give all: true, or one of tier, cidr, created_after, \
-                 created_before, event_kind with since",
+                 created_before, event_kind with since, user_ids",
             ));
         }
         if let (Some(after), Some(before)) = (self.created_after, self.created_before)
@@ -98,9 +95,30 @@ impl SessionSelector {
                 return Err(ValidationError::new("event_kind", "is required with since"));
             }
         };
+        let users = match &self.user_ids {
+            Some(ids) if ids.is_empty() => {
+                return Err(ValidationError::new(
+                    "user_ids",
+                    "is empty: name a user, or leave it out",
+                ));
+            }
+            Some(ids) if ids.len() > MAX_USER_IDS => {
+                return Err(ValidationError::new(
+                    "user_ids",
+                    format!("names {} users, more than {MAX_USER_IDS}", ids.len()),
+                ));
+            }
+            Some(ids) => Some(ids.iter().copied().collect()),
+            None => None,
+        };
         Ok(Selection {
+            users,
             tier: self.tier,
-            network: self.cidr.as_deref().map(network).transpose()?,
+            network: self
+                .cidr
+                .as_deref()
+                .map(|text| parse_network("cidr", text))
+                .transpose()?,
             created_after: self.created_after,
             created_before: self.created_before,
             event,
@@ -110,18 +128,47 @@ impl SessionSelector {
 }
 
 impl Selection {
-    /// Whether a user of `tier` may be in scope (its security events aside).
-    pub fn tier_in_scope(&self, tier: UserTier) -> bool {
-        self.tier.is_none_or(|t| t == tier)
+    /// Whether user `id` of `tier` may be in scope (its security events aside).
+    pub fn tier_in_scope(&self, id: UserId, tier: UserTier) -> bool {
+        self.tier.is_none_or(|t| t == tier) && self.users.as_ref().is_none_or(|u| u.contains(&id))
     }
 
-    /// Whether a user of `tier` whose recent security events are `events` is in scope.
+    /// Whether it names sessions by their own criteria (network, creation time): then
+    /// an account is selected only through a session that matches.
+    pub fn names_sessions(&self) -> bool {
+        self.network.is_some() || self.created_after.is_some() || self.created_before.is_some()
+    }
+
+    /// Whether an action on accounts (lock, reset) selects user `id`, of `tier`, with
+    /// recent security `events` and `sessions`: in scope, and, when the selector names
+    /// sessions, with one that matches (as a stored record holds them when `now` is
+    /// `None`, see [`Self::may_match`]).
+    pub fn selects_account<'a>(
+        &self,
+        id: UserId,
+        tier: UserTier,
+        events: impl IntoIterator<Item = &'a SecurityEvent>,
+        sessions: &[Session],
+        started: Timestamp,
+        now: Option<Timestamp>,
+    ) -> bool {
+        let session_matches = |s: &Session| match now {
+            Some(now) => self.matches(s, started, now),
+            None => self.may_match(s, started),
+        };
+        self.user_in_scope(id, tier, events)
+            && (!self.names_sessions() || sessions.iter().any(session_matches))
+    }
+
+    /// Whether user `id` of `tier` whose recent security events are `events` is in
+    /// scope.
     pub fn user_in_scope<'a>(
         &self,
+        id: UserId,
         tier: UserTier,
         events: impl IntoIterator<Item = &'a SecurityEvent>,
     ) -> bool {
-        self.tier_in_scope(tier)
+        self.tier_in_scope(id, tier)
             && self.event.is_none_or(|(kind, since)| {
                 events.into_iter().any(|e| e.kind == kind && e.at >= since)
             })
@@ -254,16 +301,43 @@ mod tests {
             "tier": "premium", "event_kind": "login_failed", "since": at(10).to_string()
         }))
         .unwrap();
+        let id = UserId::generate();
         let failed = |min| SecurityEvent::new(SecurityEventKind::LoginFailed, at(min));
-        assert!(s.user_in_scope(UserTier::Premium, &[failed(12)]));
+        assert!(s.user_in_scope(id, UserTier::Premium, &[failed(12)]));
         assert!(
-            !s.user_in_scope(UserTier::Premium, &[failed(8)]),
+            !s.user_in_scope(id, UserTier::Premium, &[failed(8)]),
             "too early"
         );
         assert!(
-            !s.user_in_scope(UserTier::Free, &[failed(12)]),
+            !s.user_in_scope(id, UserTier::Free, &[failed(12)]),
             "another tier"
         );
-        assert!(!s.user_in_scope(UserTier::Premium, &[]));
+        assert!(!s.user_in_scope(id, UserTier::Premium, &[]));
+    }
+
+    #[test]
+    fn accounts_are_selected_by_list_and_through_a_matching_session() {
+        let (listed, other) = (UserId::generate(), UserId::generate());
+        let by_id = select(serde_json::json!({"user_ids": [listed.to_string()]})).unwrap();
+        assert!(by_id.selects_account(listed, UserTier::Free, &[], &[], at(10), None));
+        assert!(!by_id.selects_account(other, UserTier::Free, &[], &[], at(10), None));
+        // A tier selects its accounts with or without a session...
+        let tier = select(serde_json::json!({"tier": "free"})).unwrap();
+        assert!(!tier.names_sessions());
+        assert!(tier.selects_account(other, UserTier::Free, &[], &[], at(10), Some(at(10))));
+        // ...a network only those with a session from there.
+        let net = select(serde_json::json!({"cidr": "203.0.113.0/24"})).unwrap();
+        assert!(net.names_sessions());
+        let inside = [session(0, "203.0.113.9")];
+        assert!(net.selects_account(other, UserTier::Free, &[], &inside, at(10), Some(at(10))));
+        assert!(!net.selects_account(other, UserTier::Free, &[], &[], at(10), Some(at(10))));
+        let outside = [session(0, "198.51.100.1")];
+        assert!(!net.selects_account(other, UserTier::Free, &[], &outside, at(10), None));
+        let field = |j| select(j).unwrap_err().field;
+        assert_eq!(field(serde_json::json!({"user_ids": []})), "user_ids");
+        let many: Vec<String> = (0..=MAX_USER_IDS)
+            .map(|_| UserId::generate().to_string())
+            .collect();
+        assert_eq!(field(serde_json::json!({ "user_ids": many })), "user_ids");
     }
 }

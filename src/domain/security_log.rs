@@ -51,6 +51,12 @@ pub enum SecurityEventKind {
     SessionContextChanged,
     /// The password changed.
     PasswordChanged,
+    /// An operator locked the account.
+    AccountLocked,
+    /// An operator unlocked the account.
+    AccountUnlocked,
+    /// An operator required a new password: the old one no longer logs in.
+    PasswordResetRequired,
 }
 
 impl SecurityEventKind {
@@ -73,6 +79,9 @@ impl SecurityEventKind {
             Self::SessionBindingViolated => "session_binding_violated",
             Self::SessionContextChanged => "session_context_changed",
             Self::PasswordChanged => "password_changed",
+            Self::AccountLocked => "account_locked",
+            Self::AccountUnlocked => "account_unlocked",
+            Self::PasswordResetRequired => "password_reset_required",
         }
     }
 }

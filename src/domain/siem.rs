@@ -138,7 +138,8 @@ fn classify(kind: SecurityEventKind) -> (u32, &'static str, &'static str, u8) {
         K::MfaEnrolled | K::RecoveryCodesRegenerated | K::PasswordChanged => {
             (ACCOUNT, "Success", 1)
         }
-        K::MfaRemoved => (ACCOUNT, "Success", 2),
+        K::MfaRemoved | K::AccountUnlocked => (ACCOUNT, "Success", 2),
+        K::AccountLocked | K::PasswordResetRequired => (ACCOUNT, "Success", 3),
         K::SessionRevoked => (SESSION, "Other", 1),
         K::SessionContextChanged => (SESSION, "Other", 2),
         K::SessionBindingViolated => (SESSION, "Failure", 4),

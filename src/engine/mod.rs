@@ -11,6 +11,7 @@
 pub(crate) mod background;
 pub(crate) mod catalog;
 pub(crate) mod decoys;
+pub(crate) mod denylist;
 pub(crate) mod directory;
 pub(crate) mod durable;
 pub(crate) mod events;
@@ -199,6 +200,8 @@ pub(crate) struct Engine {
     pub(crate) live: live::Live,
     /// The scheduler's board: its jobs' state and the operators' requests.
     pub(crate) jobs: jobs::Board,
+    /// The operators' runtime deny-list of networks.
+    pub(crate) deny: denylist::Deny,
     /// The bulk session revocation running, if one: its cancel flag.
     pub(crate) bulk_revocation: std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
 }

@@ -13,6 +13,7 @@ mod concurrency;
 mod crash;
 mod encryption;
 mod generate_analytics;
+mod holds;
 mod http;
 mod jobs;
 mod layers;

@@ -11,7 +11,7 @@ use roster::engine::{EngineError, ProvisionAction, ProvisionRow, Provisioned};
 use roster::security::password::{Argon2Worker, params};
 use roster::{LoginOutcome, UserManager, UserTier};
 
-use crate::support::{ADMIN_KEY, PW, SYS, TestServer, config, import, open};
+use crate::support::{ADMIN_KEY, PW, SYS, TestServer, config, emailed_token, import, open};
 
 /// The password hash stored for `id` in the stopped store at `dir`.
 fn stored_hash(dir: &Path, id: UserId) -> String {
@@ -307,36 +307,6 @@ async fn provisioning_creates_once_updates_what_changed_and_dry_runs_write_nothi
     m.shutdown().await.unwrap();
 }
 
-/// The newest invitation link's token in the outbox for `email` that is not one of `seen`,
-/// waiting for the sender (it writes the outbox after the call that queued the mail returns).
-async fn invitation_token(dir: &Path, email: &str, seen: &[&str]) -> String {
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(dir.join("outbox.jsonl")).unwrap_or_default();
-        let found = text
-            .lines()
-            .rev()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["to"] == email && m["kind"] == "invitation")
-            .filter_map(|m| {
-                Some(
-                    m["body"]
-                        .as_str()?
-                        .rsplit("#token=")
-                        .next()?
-                        .trim()
-                        .to_owned(),
-                )
-            })
-            .next()
-            .filter(|t| !seen.contains(&t.as_str()));
-        if let Some(t) = found {
-            return t;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no invitation for {email} beyond {seen:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invited_user_sets_its_password_once_and_an_expired_link_is_refused() {
     use reqwest::Method;
@@ -359,7 +329,7 @@ async fn an_invited_user_sets_its_password_once_and_an_expired_link_is_refused()
     assert_eq!(reply["rows"][0]["result"]["invited"], true, "{reply}");
     assert_eq!(reply["rows"][2]["error"], "invalid-input", "{reply}");
 
-    let token = invitation_token(s.dir(), "inv@example.com", &[]).await;
+    let token = emailed_token("invitation", s.dir(), "inv@example.com", &[]).await;
     let accept =
         |token: &str, password: &str| serde_json::json!({"token": token, "password": password});
     let (status, reply) = s
@@ -394,7 +364,7 @@ async fn an_invited_user_sets_its_password_once_and_an_expired_link_is_refused()
     assert_eq!(status, 400, "used once: {reply}");
 
     // Eight days on, the week-long invitation has expired.
-    let late = invitation_token(s.dir(), "late@example.com", &[]).await;
+    let late = emailed_token("invitation", s.dir(), "late@example.com", &[]).await;
     s.clock.advance(std::time::Duration::from_secs(8 * 86_400));
     let (status, reply) = s
         .call(
@@ -429,7 +399,7 @@ async fn an_invited_user_sets_its_password_once_and_an_expired_link_is_refused()
         serde_json::json!(["invitation"])
     );
     assert_eq!(reply["rows"][0]["result"]["invited"], true);
-    let renewed = invitation_token(s.dir(), "late@example.com", &[&late]).await;
+    let renewed = emailed_token("invitation", s.dir(), "late@example.com", &[&late]).await;
     let (_, reply) = s
         .call(
             Method::POST,

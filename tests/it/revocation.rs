@@ -12,7 +12,7 @@ use crate::support::{ADMIN_KEY, PW, SYS, TestServer, open};
 
 /// Logs `email` in from `ip` (the operator key makes the server take the context's
 /// address, as behind a trusted front end).
-async fn login_from(srv: &TestServer, email: &str, ip: &str) -> String {
+pub(crate) async fn login_from(srv: &TestServer, email: &str, ip: &str) -> String {
     let (s, body) = srv
         .call(
             Method::POST,
@@ -58,7 +58,7 @@ async fn wrong_password(srv: &TestServer, email: &str) {
     assert_eq!(s, 401, "{body}");
 }
 
-async fn alive(srv: &TestServer, token: &str) -> bool {
+pub(crate) async fn alive(srv: &TestServer, token: &str) -> bool {
     srv.call(Method::GET, "/users/me", Some(token), None)
         .await
         .0

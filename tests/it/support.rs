@@ -92,6 +92,37 @@ pub async fn outbox_code_n(dir: &Path, email: &str, n: usize) -> String {
     );
 }
 
+/// The newest link's token of `kind` (an email kind: `invitation`, `password_reset`) in
+/// the outbox for `email` that is not one of `seen`,
+/// waiting for the sender (it writes the outbox after the call that queued the mail returns).
+pub async fn emailed_token(kind: &str, dir: &Path, email: &str, seen: &[&str]) -> String {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(dir.join("outbox.jsonl")).unwrap_or_default();
+        let found = text
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["to"] == email && m["kind"] == kind)
+            .filter_map(|m| {
+                Some(
+                    m["body"]
+                        .as_str()?
+                        .rsplit("#token=")
+                        .next()?
+                        .trim()
+                        .to_owned(),
+                )
+            })
+            .next()
+            .filter(|t| !seen.contains(&t.as_str()));
+        if let Some(t) = found {
+            return t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no {kind} link for {email} beyond {seen:?}");
+}
+
 /// Logs in through the engine, answering a second-factor challenge with a code by
 /// email read from the outbox; returns the session token.
 pub async fn login_via_email(m: &UserManager, dir: &Path, email: &str) -> String {

@@ -7,6 +7,8 @@ mod analytics;
 mod auth;
 mod backup;
 mod catalog;
+mod denylist;
+mod holds;
 mod jobs;
 pub(super) mod meta;
 mod mfa;
@@ -120,6 +122,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backup::export_security_events))
         .routes(routes!(sessions::revoke_matching))
         .routes(routes!(sessions::cancel_revocation))
+        .routes(routes!(holds::lock))
+        .routes(routes!(denylist::list, denylist::deny, denylist::allow))
+        .routes(routes!(holds::unlock))
+        .routes(routes!(holds::reset_password))
         .routes(routes!(jobs::jobs))
         .routes(routes!(jobs::runs))
         .routes(routes!(jobs::run))

@@ -324,6 +324,8 @@ pub struct Attempt<'a> {
     pub location: Option<&'a Location>,
     /// Failed attempts in the current lockout window.
     pub recent_failures: u32,
+    /// The entry of the operators' runtime deny-list whose network holds the address.
+    pub denied: Option<&'a super::denylist::DeniedNetwork>,
 }
 
 fn remember(list: &mut Vec<String>, item: &str, cap: usize) {
@@ -384,6 +386,16 @@ pub fn assess(
             SignalKind::DeniedNetwork,
             1.0,
             format!("address in the denied network {net}"),
+        );
+    }
+    if let Some(entry) = attempt.denied {
+        add(
+            SignalKind::DeniedNetwork,
+            1.0,
+            format!(
+                "address in the network {} an operator denied: {}",
+                entry.network, entry.reason
+            ),
         );
     }
     // Anomalies are judged against a history; a first login has none.
@@ -467,7 +479,7 @@ pub fn assess(
     }
     let score = 1.0 - signals.iter().map(|s| 1.0 - s.weight).product::<f64>();
     let threshold = settings.risk_score_threshold;
-    let decision = if denied.is_some() || score >= cfg.deny_score {
+    let decision = if denied.is_some() || attempt.denied.is_some() || score >= cfg.deny_score {
         RiskDecision::Deny
     } else if score > 0.0 && score >= threshold {
         RiskDecision::RequireMfa

@@ -43,6 +43,7 @@ fn learned(cfg: &RiskConfig) -> (RiskProfile, Vec<String>) {
         ip: ip("198.51.100.7"),
         location: Some(&loc),
         recent_failures: 0,
+        denied: None,
     };
     p.learn(&a, cfg, t0());
     (p, vec!["laptop".into()])
@@ -54,6 +55,7 @@ fn known(loc: &Location) -> Attempt<'_> {
         ip: ip("198.51.100.99"),
         location: Some(loc),
         recent_failures: 0,
+        denied: None,
     }
 }
 
@@ -83,6 +85,7 @@ fn first_login_has_no_history_to_be_anomalous_against() {
         ip: ip("203.0.113.1"),
         location: Some(&loc),
         recent_failures: 0,
+        denied: None,
     };
     let r = assess(&RiskProfile::default(), &[], &a, &settings(0.5), &cfg, t0());
     assert_eq!(r.decision, RiskDecision::Allow);
@@ -157,6 +160,7 @@ fn impossible_travel_an_hour_after_another_continent() {
         ip: ip("203.0.113.5"),
         location: Some(&loc),
         recent_failures: 0,
+        denied: None,
     };
     let r = assess(&p, &devices, &a, &settings(0.5), &cfg, t0().plus(HOUR));
     assert!(r.has(SignalKind::ImpossibleTravel), "{r:?}");
@@ -192,11 +196,13 @@ fn failure_velocity_signal() {
     let loc = paris();
     let a = Attempt {
         recent_failures: 2,
+        denied: None,
         ..known(&loc)
     };
     assert!(!assess(&p, &devices, &a, &settings(0.5), &cfg, t0()).has(SignalKind::FailureVelocity));
     let a = Attempt {
         recent_failures: 3,
+        denied: None,
         ..known(&loc)
     };
     assert!(assess(&p, &devices, &a, &settings(0.5), &cfg, t0()).has(SignalKind::FailureVelocity));
@@ -241,6 +247,31 @@ fn denied_networks_are_denied_even_without_anomaly_detection() {
     let r = assess(&RiskProfile::default(), &[], &a, &s, &cfg, t0());
     assert_eq!(r.decision, RiskDecision::Deny);
     assert!(r.has(SignalKind::DeniedNetwork));
+    // An operator's runtime entry denies the same way, naming its reason.
+    let entry = crate::domain::denylist::DeniedNetwork {
+        network: "198.51.100.0/24".parse().unwrap(),
+        reason: "botnet".into(),
+        added_by: "operator".into(),
+        added_at: t0(),
+        expires_at: None,
+    };
+    let runtime = Attempt {
+        denied: Some(&entry),
+        ..known(&loc)
+    };
+    let r = assess(
+        &RiskProfile::default(),
+        &[],
+        &runtime,
+        &s,
+        &RiskConfig::default(),
+        t0(),
+    );
+    assert_eq!(r.decision, RiskDecision::Deny);
+    assert!(
+        r.signals.iter().any(|x| x.reason.contains("botnet")),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -106,6 +106,8 @@ pub(crate) enum RevokeReason {
     TierChanged,
     /// Ended because the user's identity provider deactivated the account (SCIM).
     Deactivated,
+    /// Ended because an operator locked the account or required a new password.
+    Held,
 }
 
 /// An event about a user, as pushed to that user's sockets. On the wire:

@@ -24,6 +24,8 @@
 mod accounts;
 mod analytics;
 mod backup;
+mod denylist;
+mod holds;
 mod integrations;
 mod jobs;
 mod login;
@@ -70,6 +72,7 @@ pub use super::outcomes::*;
 pub use accounts::Accounts;
 pub use analytics::Analytics;
 pub use backup::{BackupFile, BackupReport, RestoreError};
+pub use holds::{BulkHold, HoldProgress};
 pub use integrations::Integrations;
 pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
 pub use login::{FactorAnswer, Login};
@@ -172,6 +175,7 @@ impl UserManager {
         let models = super::models::Models::load(store.as_ref())?;
         let catalog = super::catalog::Catalog::load(store.as_ref())?;
         let recommender = super::recommender::Recommender::open(store.as_ref(), &catalog)?;
+        let deny = super::denylist::Deny::load(store.as_ref())?;
         let engine = Arc::new(Engine {
             models,
             catalog,
@@ -180,6 +184,7 @@ impl UserManager {
             live: Default::default(),
             jobs: Default::default(),
             bulk_revocation: Default::default(),
+            deny,
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
             decoys: Default::default(),

@@ -13,9 +13,10 @@ use super::Sessions;
 use super::principal::Principal;
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
-use crate::domain::revocation::{Selection, SessionSelector};
+use crate::domain::revocation::SessionSelector;
 use crate::domain::time::Timestamp;
 use crate::engine::durable::settled;
+use crate::engine::state::UserState;
 use crate::engine::user::RevokeMatching;
 use crate::engine::{Engine, EngineError};
 use crate::store::Batch;
@@ -61,7 +62,7 @@ pub struct RevocationProgress {
 }
 
 /// Holds the engine's one bulk revocation slot while a revocation runs.
-struct Running<'a>(&'a Engine);
+pub(super) struct Running<'a>(&'a Engine);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
@@ -73,12 +74,13 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Takes the slot, or says who has it.
-fn claim(e: &Engine) -> Result<(Running<'_>, Arc<AtomicBool>), EngineError> {
+/// Takes the slot (one bulk revocation or account action at a time: two would ask the
+/// same actors twice, and a cancel names one), or says who has it.
+pub(super) fn claim(e: &Engine) -> Result<(Running<'_>, Arc<AtomicBool>), EngineError> {
     let mut slot = e.bulk_revocation.lock().unwrap_or_else(|p| p.into_inner());
     if slot.is_some() {
         return Err(EngineError::Conflict(
-            "a bulk revocation is running: wait for it, or cancel it \
+            "a bulk revocation or account action is running: wait for it, or cancel it \
              (POST /api/v1/admin/sessions/revoke/cancel)"
                 .into(),
         ));
@@ -88,13 +90,22 @@ fn claim(e: &Engine) -> Result<(Running<'_>, Arc<AtomicBool>), EngineError> {
     Ok((Running(e), flag))
 }
 
-/// The users whose stored sessions may match (a full read of the stored records, off
+/// The users whose stored record `keep` takes (a full read of the stored records, off
 /// the actor threads), how many were read, and how many could not be (deleted
 /// meanwhile, or damaged: logged).
-fn candidates(
+pub(super) async fn candidates(
+    e: &Arc<Engine>,
+    keep: impl Fn(UserId, &UserState) -> bool + Send + 'static,
+) -> Result<(u64, Vec<UserId>, u64), EngineError> {
+    let e = Arc::clone(e);
+    tokio::task::spawn_blocking(move || scan(&e, keep))
+        .await
+        .map_err(|err| EngineError::Internal(format!("bulk scan: {err}")))?
+}
+
+fn scan(
     e: &Engine,
-    selection: &Selection,
-    started: Timestamp,
+    keep: impl Fn(UserId, &UserState) -> bool,
 ) -> Result<(u64, Vec<UserId>, u64), EngineError> {
     let store = e.store.as_ref();
     let (mut scanned, mut found, mut unreadable) = (0, Vec::new(), 0);
@@ -111,15 +122,12 @@ fn candidates(
         let s = match opened {
             Ok(s) => s,
             Err(reason) => {
-                tracing::warn!(user = %id, %reason, "a record a bulk revocation could not read");
+                tracing::warn!(user = %id, %reason, "a record a bulk operation could not read");
                 unreadable += 1;
                 continue;
             }
         };
-        // Security events are judged by the actor: the stored ones may lag behind it.
-        if selection.tier_in_scope(s.profile.tier)
-            && s.sessions.iter().any(|x| selection.may_match(x, started))
-        {
+        if keep(id, &s) {
             found.push(id);
         }
     }
@@ -141,7 +149,6 @@ impl Sessions<'_> {
         let selection = Arc::new(selector.validate()?);
         let started = self.m.now();
         let e = Arc::clone(&self.m.engine);
-        // One at a time: two would ask the same actors twice, and a cancel names one.
         let (_running, cancel) = claim(&self.m.engine)?;
         if !selection.dry_run
             && let Some(actor) = by.audit_actor()
@@ -158,10 +165,13 @@ impl Sessions<'_> {
         // theirs first, so the scan judges it as of now.
         self.m.snapshot_live().await?;
         let (scanned, users, mut failed) = {
-            let (e, selection) = (Arc::clone(&e), Arc::clone(&selection));
-            tokio::task::spawn_blocking(move || candidates(&e, &selection, started))
-                .await
-                .map_err(|err| EngineError::Internal(format!("revocation scan: {err}")))??
+            let selection = Arc::clone(&selection);
+            // Security events are judged by the actor: the stored ones may lag behind it.
+            candidates(&e, move |id, s| {
+                selection.tier_in_scope(id, s.profile.tier)
+                    && s.sessions.iter().any(|x| selection.may_match(x, started))
+            })
+            .await?
         };
         let total = users.len() as u64;
         let mut p = RevocationProgress {
@@ -228,8 +238,8 @@ impl Sessions<'_> {
         })
     }
 
-    /// Cancels the bulk revocation running (operators and the system): it asks no more
-    /// users, and reports what it did. `false` if none runs.
+    /// Cancels the bulk revocation or account action running (operators and the
+    /// system): it asks no more users, and reports what it did. `false` if none runs.
     pub fn cancel_revocation(self, by: &Principal) -> Result<bool, EngineError> {
         by.privileged()?;
         let slot = self

@@ -13,12 +13,84 @@ use crate::domain::feedback::ListFeedback;
 use crate::domain::history::{ActivityCounters, ActivityHistory};
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
-use crate::domain::rate::TokenBucket;
+use crate::domain::rate::{RateRefusals, TokenBucket};
 use crate::domain::risk::RiskProfile;
 use crate::domain::security_log::SecurityLog;
 use crate::domain::session::{Session, SessionV2};
 use crate::domain::taste::{GenreWeight, Heard, MoodState, Taste};
 use crate::engine::shared_profile::SharedProfile;
+
+/// The user state as format 10 stored it: before an operator's hold (format 11), which
+/// it lacks at the end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct UserStateV10 {
+    consents: ConsentState,
+    history: ActivityHistory,
+    taste: Option<Box<Taste>>,
+    feedback: ListFeedback,
+    refusals: Sparse<RateRefusals>,
+    profile: SharedProfile,
+    password_hash: Box<str>,
+    credential_version: u64,
+    sessions: Vec<Session>,
+    failures: Sparse<FailureState>,
+    known_devices: Box<[String]>,
+    rate: TokenBucket,
+    mfa: Sparse<MfaState>,
+    risk: Sparse<RiskProfile>,
+    security: SecurityLog,
+    directory: Option<Box<DirectoryEntry>>,
+}
+
+impl UserStateV10 {
+    /// `s` as format 10 held it (tests of older stores; the hold is lost).
+    #[cfg(test)]
+    pub(crate) fn of(s: &UserState) -> Self {
+        let s = s.clone();
+        Self {
+            consents: s.consents,
+            history: s.history,
+            taste: s.taste,
+            feedback: s.feedback,
+            refusals: s.refusals,
+            profile: s.profile,
+            password_hash: s.password_hash,
+            credential_version: s.credential_version,
+            sessions: s.sessions,
+            failures: s.failures,
+            known_devices: s.known_devices,
+            rate: s.rate,
+            mfa: s.mfa,
+            risk: s.risk,
+            security: s.security,
+            directory: s.directory,
+        }
+    }
+}
+
+impl From<UserStateV10> for UserState {
+    fn from(v: UserStateV10) -> Self {
+        Self {
+            consents: v.consents,
+            history: v.history,
+            taste: v.taste,
+            feedback: v.feedback,
+            refusals: v.refusals,
+            profile: v.profile,
+            password_hash: v.password_hash,
+            credential_version: v.credential_version,
+            sessions: v.sessions,
+            failures: v.failures,
+            known_devices: v.known_devices,
+            rate: v.rate,
+            mfa: v.mfa,
+            risk: v.risk,
+            security: v.security,
+            directory: v.directory,
+            hold: None,
+        }
+    }
+}
 
 /// The user state as format 9 stored it: before the days of rate refusals (format 10),
 /// which it lacks between the feedback and the profile.
@@ -85,6 +157,7 @@ impl From<UserStateV9> for UserState {
             risk: v.risk,
             security: v.security,
             directory: v.directory,
+            hold: None,
         }
     }
 }
@@ -177,6 +250,7 @@ impl From<UserStateV8> for UserState {
             security: v.security,
             directory: None,
             refusals: Sparse::default(),
+            hold: None,
         }
     }
 }
@@ -251,6 +325,7 @@ impl From<UserStateV7> for UserState {
             security: v.security,
             directory: None,
             refusals: Sparse::default(),
+            hold: None,
         }
     }
 }
@@ -313,6 +388,7 @@ impl From<UserStateV6> for UserState {
             security: v.security,
             directory: None,
             refusals: Sparse::default(),
+            hold: None,
         }
     }
 }
@@ -375,6 +451,7 @@ impl From<UserStateV5> for UserState {
             security: v.security,
             directory: None,
             refusals: Sparse::default(),
+            hold: None,
         }
     }
 }
@@ -437,6 +514,7 @@ impl From<UserStateV3> for UserState {
             security: v.security,
             directory: None,
             refusals: Sparse::default(),
+            hold: None,
             consents: v.consents,
         }
     }

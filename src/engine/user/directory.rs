@@ -1,6 +1,6 @@
 //! What an identity provider says of the user (SCIM): read with the profile, written
 //! whole. A deactivation ends every session at once; until the provider activates the
-//! account again, no login completes ([`UserActor::refuse_if_deactivated`]).
+//! account again, no login completes ([`UserActor::refuse_if_held`]).
 
 use actix::prelude::*;
 
@@ -75,11 +75,17 @@ impl UserActor {
     }
 
     /// Refuses to open a session (or a login challenge) for an account its identity
-    /// provider deactivated.
-    pub(super) fn refuse_if_deactivated(&self) -> Result<(), EngineError> {
-        match self.state.directory.as_deref() {
-            Some(d) if !d.is_active() => Err(EngineError::Forbidden(DEACTIVATED)),
-            _ => Ok(()),
+    /// provider deactivated, or that an operator holds (locked, or a new password
+    /// required).
+    pub(super) fn refuse_if_held(&self) -> Result<(), EngineError> {
+        if let Some(d) = self.state.directory.as_deref()
+            && !d.is_active()
+        {
+            return Err(EngineError::Forbidden(DEACTIVATED));
+        }
+        match self.state.hold.as_deref().and_then(|h| h.refusal()) {
+            Some(why) => Err(EngineError::Forbidden(why)),
+            None => Ok(()),
         }
     }
 }

@@ -126,6 +126,9 @@ impl Handler<Rehash> for UserActor {
     }
 }
 
+/// The refusal of a login, or of a session's use, from a network operators denied.
+pub(crate) const DENIED_NETWORK: &str = "requests from this network are refused";
+
 impl UserActor {
     /// Scores a login from `context` against what this user's logins taught.
     pub(super) fn assess(
@@ -141,11 +144,13 @@ impl UserActor {
         } else {
             0
         };
+        let deny = self.engine.deny.current();
         let attempt = Attempt {
             device_id: context.device_id.as_deref(),
             ip: context.ip_address,
             location,
             recent_failures,
+            denied: context.ip_address.and_then(|ip| deny.find(ip, now)),
         };
         risk::assess(
             &self.state.risk,
@@ -181,7 +186,14 @@ impl UserActor {
         now: Timestamp,
         also: impl FnOnce(&mut UserState),
     ) -> Result<LoginDecision, EngineError> {
-        self.refuse_if_deactivated()?;
+        self.refuse_if_held()?;
+        // A network denied after the login began (a challenge answered since).
+        if context
+            .ip_address
+            .is_some_and(|ip| self.engine.deny.current().find(ip, now).is_some())
+        {
+            return Err(EngineError::Forbidden(DENIED_NETWORK));
+        }
         let token = SessionToken::issue(self.id());
         let mut next = self.state.clone();
         also(&mut next);
@@ -196,6 +208,7 @@ impl UserActor {
             ip: context.ip_address,
             location: location.as_ref(),
             recent_failures: 0,
+            denied: None,
         };
         next.risk.learn(&attempt, &cfg.risk, now);
         let origin = SessionOrigin {
@@ -382,7 +395,7 @@ impl UserActor {
             }
             login::FirstFactor::Passed => {}
         }
-        self.refuse_if_deactivated()?;
+        self.refuse_if_held()?;
         let assessment = self.assess(&msg.context, msg.location.as_ref(), now);
         let require_mfa = self.state.profile.security_settings.require_mfa;
         match login::after_password(self.policy().zero_trust, require_mfa, assessment.decision) {

@@ -8,13 +8,16 @@
 //!
 //! One file per capability, each with its messages at the top: [`profile`], [`login`]
 //! (password logins), [`challenge`] (second factors of a login, passwordless starts),
-//! [`sessions`], [`mfa`], [`step_up`], [`activity`], [`privacy`]. This file holds the
-//! actor, its lifecycle (sweep ticks, passivation, poisoning) and the helpers they share:
-//! writing a change ([`UserActor::write`]), recording and publishing events.
+//! [`sessions`], [`mfa`], [`step_up`], [`activity`], [`privacy`], [`directory`] (what an
+//! identity provider says), [`hold`] (an operator's lock or required new password).
+//! This file holds the actor, its lifecycle (sweep ticks, passivation, poisoning) and
+//! the helpers they share: writing a change ([`UserActor::write`]), recording and
+//! publishing events.
 
 mod activity;
 mod challenge;
 mod directory;
+mod hold;
 mod login;
 mod mfa;
 mod privacy;
@@ -26,6 +29,7 @@ mod step_up;
 pub(crate) use activity::*;
 pub(crate) use challenge::*;
 pub(crate) use directory::*;
+pub(crate) use hold::*;
 pub(crate) use login::*;
 pub(crate) use mfa::*;
 pub(crate) use privacy::*;
@@ -187,9 +191,9 @@ pub(crate) struct UserActor {
     home: (UserTier, u32),
     last_active: Timestamp,
     last_snapshot: Timestamp,
-    soft_dirty: bool,
-    /// `soft_dirty` as the directory sees it, so that a report asks only the actors with
-    /// unsaved soft state to write it.
+    /// Whether soft state changed since the last write, shared with the directory so
+    /// that a report asks only the actors with unsaved soft state to write it (only the
+    /// actor sets or clears it; a flag of its own beside it would cost a word).
     unsaved: Arc<AtomicBool>,
     /// The user's event stream, once there is one (a socket subscribed, now or before
     /// this actor started).
@@ -258,7 +262,6 @@ impl UserActor {
             last_active: now,
             last_snapshot: now,
             // A record of an older format is rewritten as soon as soft state would be.
-            soft_dirty: unsaved.load(Ordering::Acquire),
             unsaved,
             stream,
         }
@@ -303,8 +306,7 @@ impl UserActor {
     /// Notes soft state changed since the last snapshot: written at the snapshot
     /// interval, at passivation, or when a report asks the live actors for it.
     fn soften(&mut self) {
-        if !self.soft_dirty {
-            self.soft_dirty = true;
+        if !self.soft_dirty() {
             self.unsaved.store(true, Ordering::Release);
         }
     }
@@ -366,6 +368,11 @@ impl UserActor {
             let until = self.state.failures.locked_until;
             self.publish(Event::Lockout { until });
         }
+    }
+
+    /// Whether soft state changed since the last write.
+    fn soft_dirty(&self) -> bool {
+        self.unsaved.load(Ordering::Acquire)
     }
 
     fn id(&self) -> UserId {
@@ -437,7 +444,6 @@ impl UserActor {
         self.state.mfa.release_if_empty();
         self.state.failures.release_if_empty();
         self.last_snapshot = now;
-        self.soft_dirty = false;
         self.unsaved.store(false, Ordering::Release);
         Ok(())
     }
@@ -538,11 +544,11 @@ impl Handler<Tick> for UserActor {
         // Sockets do not keep an idle actor: their stream outlives it (see `events`).
         if now.since(self.last_active) >= cfg.passivate_after {
             // The record already holds everything but unsaved soft state.
-            if self.state.prune_sessions(now) || self.soft_dirty {
+            if self.state.prune_sessions(now) || self.soft_dirty() {
                 self.snapshot(now);
             }
             self.leave(ctx);
-        } else if self.soft_dirty && now.since(self.last_snapshot) >= cfg.snapshot_interval {
+        } else if self.soft_dirty() && now.since(self.last_snapshot) >= cfg.snapshot_interval {
             self.snapshot(now);
         }
     }
@@ -558,7 +564,7 @@ impl Handler<Poisoned> for UserActor {
 impl Handler<SnapshotSoft> for UserActor {
     type Result = ();
     fn handle(&mut self, _: SnapshotSoft, _: &mut Context<Self>) {
-        if self.soft_dirty {
+        if self.soft_dirty() {
             let now = self.engine.clock.now();
             self.snapshot(now);
         }
@@ -568,7 +574,7 @@ impl Handler<SnapshotSoft> for UserActor {
 impl Handler<Passivate> for UserActor {
     type Result = ();
     fn handle(&mut self, _: Passivate, ctx: &mut Context<Self>) {
-        if self.soft_dirty {
+        if self.soft_dirty() {
             let now = self.engine.clock.now();
             self.snapshot(now);
         }

@@ -227,8 +227,9 @@ impl Handler<TouchSession> for UserActor {
 }
 
 impl UserActor {
-    /// Checks a request's origin against its session ([`binding::check`]): a zero-trust
-    /// session must come from its device and network (else it ends); another session
+    /// Checks a request's origin against its session: one from a network operators
+    /// denied ends it; then ([`binding::check`]) a zero-trust session must come from its
+    /// device and network (else it ends); another session
     /// seen on a new network is scored, ended if the risk engine denies, and otherwise
     /// asked for a step-up before anything sensitive.
     pub(super) fn check_origin(
@@ -240,6 +241,22 @@ impl UserActor {
         let Some(s) = self.state.sessions.iter().find(|s| s.id == session) else {
             return Ok(());
         };
+        if let Some(entry) = origin
+            .ip
+            .and_then(|ip| self.engine.deny.current().find(ip, now).cloned())
+        {
+            let mut e = SecurityEvent::new(SecurityEventKind::SessionRevoked, now);
+            e.session_id = Some(session);
+            e.ip_address = origin.ip;
+            e.detail = Some(format!(
+                "used from {}, a network an operator denied ({}); session ended",
+                entry.network, entry.reason
+            ));
+            self.end_session(session, e, now)?;
+            return Err(EngineError::SessionRefused(
+                "the session was ended: it was used from a network operators denied",
+            ));
+        }
         let network = match binding::check(s, origin, &self.engine.config.risk) {
             OriginCheck::Fine => return Ok(()),
             OriginCheck::Violated { what } => {
@@ -387,10 +404,11 @@ impl UserActor {
     fn on_revoke_matching(&mut self, msg: &RevokeMatching) -> Result<usize, EngineError> {
         // Not a use of the account: its idle time and the live figures stay as they were.
         let now = self.engine.clock.now();
-        if !msg
-            .selection
-            .user_in_scope(self.state.profile.tier, &self.state.security.recent)
-        {
+        if !msg.selection.user_in_scope(
+            self.id(),
+            self.state.profile.tier,
+            &self.state.security.recent,
+        ) {
             return Ok(0);
         }
         let ids: Vec<SessionId> = self

@@ -94,6 +94,7 @@ impl SledStore {
                 Op::DropModel { kind, version } => b.remove(&model_key(*kind, *version)),
                 Op::PutTrack { id, record } => b.insert(track_key(id), record.as_slice()),
                 Op::DropTrack { id } => b.remove(track_key(id)),
+                Op::PutDenyList { record } => b.insert(super::DENY_LIST, record.as_slice()),
                 Op::PutJob { name, record } => b.insert(job_key(name), record.as_slice()),
                 Op::PutJobRun { name, run, record } => {
                     b.insert(job_run_key(name, *run), record.as_slice());
@@ -366,6 +367,9 @@ fn write_batch(
             }
             Op::DropTrack { id } => {
                 w.remove(track_key(id))?;
+            }
+            Op::PutDenyList { record } => {
+                w.insert(super::DENY_LIST, record.as_slice())?;
             }
             Op::PutJob { name, record } => {
                 w.insert(job_key(name), record.as_slice())?;

@@ -1,8 +1,9 @@
 //! The scheduler's jobs in the sled tree: `j<job>` → the job's state, `r<job>\0<run>` →
-//! one run of its history (see the layout in the parent module).
+//! one run of its history; and `n` → the runtime deny-list (see the layout in the parent
+//! module).
 
 use super::SledStore;
-use crate::store::{JobStore, StoreError};
+use crate::store::{JobStore, PolicyStore, StoreError};
 
 const JOB: u8 = b'j';
 const JOB_RUN: u8 = b'r';
@@ -48,5 +49,11 @@ impl JobStore for SledStore {
                 Ok((run, v.to_vec()))
             })
             .collect()
+    }
+}
+
+impl PolicyStore for SledStore {
+    fn deny_list(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(super::DENY_LIST)?.map(|v| v.to_vec()))
     }
 }

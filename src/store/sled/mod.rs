@@ -5,7 +5,7 @@
 //! registry) followed by the user's wrapped data key, so the one read that routes an
 //! activation also brings its key, `h<HMAC of email>` → id (the
 //! blind email index), `x<id>` → tombstone (deletion time), `s<id><seq>` → archived
-//! security event, `a<seq>` → audit record, `m` → the keyring record, `c<track id>` → a catalog track, `j<job>` → a scheduled job's state, `r<job>\0<run>` → a run in its history, `X<HMAC of external id>` → id and `Y<id>` → that HMAC (provisioning), `i<id>` → a pending invitation. `e<email>` → id is
+//! security event, `a<seq>` → audit record, `m` → the keyring record, `n` → the runtime deny-list of networks, `c<track id>` → a catalog track, `j<job>` → a scheduled job's state, `r<job>\0<run>` → a run in its history, `X<HMAC of external id>` → id and `Y<id>` → that HMAC (provisioning), `i<id>` → a pending invitation. `e<email>` → id is
 //! the email claim of format 3 and older, moved to `h` by the keyring's migration.
 //! Keeping them in one tree lets a user's record, key and routes change in one atomic
 //! batch.
@@ -44,6 +44,7 @@ const AUDIT: u8 = b'a';
 const SECURITY_EVENT: u8 = b's';
 const EMAIL_INDEX: u8 = b'h';
 const KEYRING: &[u8] = b"m";
+const DENY_LIST: &[u8] = b"n";
 const MODEL: u8 = b'M';
 const LEDGER: u8 = b'l';
 const TRACK: u8 = b'c';

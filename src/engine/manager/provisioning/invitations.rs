@@ -77,6 +77,16 @@ impl Provisioning<'_> {
         self,
         id: UserId,
     ) -> Result<(InvitationToken, Op, Timestamp), EngineError> {
+        self.link_for(id, 1)
+    }
+
+    /// A link to set a password, good once while `id`'s credential is at
+    /// `credential_version`: its token, the op storing it, its end.
+    fn link_for(
+        self,
+        id: UserId,
+        credential_version: u64,
+    ) -> Result<(InvitationToken, Op, Timestamp), EngineError> {
         let e = &self.m.engine;
         let token = InvitationToken::issue(id);
         let expires_at = self
@@ -86,7 +96,7 @@ impl Provisioning<'_> {
         let stored = StoredInvitation {
             secret_hash: hex_encode(&token.secret_hash()),
             expires_at,
-            credential_version: 1,
+            credential_version,
         };
         let record = serde_json::to_vec(&stored)
             .map_err(|err| EngineError::Internal(format!("invitation: {err}")))?;
@@ -138,6 +148,43 @@ impl Provisioning<'_> {
         );
         crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
         Ok(false)
+    }
+
+    /// Stores a link for `id` to set the new password an operator required (good once,
+    /// for the credential at `credential_version`, replacing any earlier link), then
+    /// emails it to `to`. `false` if the email could not be queued: the account then
+    /// waits for the reset to be asked again.
+    pub(in crate::engine::manager) async fn send_reset(
+        self,
+        id: UserId,
+        credential_version: u64,
+        to: String,
+    ) -> Result<bool, EngineError> {
+        let e = &self.m.engine;
+        let (token, op, expires_at) = self.link_for(id, credential_version)?;
+        let ticket = e.commit.submit(Batch::of(op), Vec::new(), None);
+        crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
+        let link = format!(
+            "{}{}",
+            e.config.automation.provisioning.invitation_link,
+            token.expose()
+        );
+        let email = crate::notify::Email {
+            kind: crate::notify::EmailKind::PasswordReset,
+            at: self.m.now(),
+            to,
+            subject: "Set a new password for your account".into(),
+            body: format!(
+                "To protect your account, its sessions were ended and its old password no \
+                 longer signs in. Set a new password with this link, good once and until \
+                 {expires_at}:\n{link}"
+            ),
+        };
+        let queued = e.notifier.send_waiting(email, INVITE_QUEUE_WAIT).await;
+        if !queued {
+            tracing::warn!(user = %id, "a password reset link could not be queued; ask the reset again");
+        }
+        Ok(queued)
     }
 
     /// An invited user sets its password with the invitation's token (anyone holding

@@ -136,6 +136,12 @@ impl crate::store::JobStore for Watched {
     }
 }
 
+impl crate::store::PolicyStore for Watched {
+    fn deny_list(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.deny_list()
+    }
+}
+
 impl crate::store::ProvisionStore for Watched {
     fn external_user(
         &self,
