@@ -362,6 +362,73 @@ fn deliver(
     Ok(counts)
 }
 
+/// The stored users whose whole state `keep` takes, over every core (as [`scan`], but
+/// each record decoded whole and nothing handed over in order): their ids in id order,
+/// how many records were read and how many could not be opened (logged with the id).
+/// For the operators' bulk actions, which must see sessions and holds.
+pub(crate) fn select(
+    e: &Engine,
+    keep: impl Fn(UserId, &super::state::UserState) -> bool + Sync,
+) -> Result<(u64, Vec<UserId>, u64), EngineError> {
+    let ranges = match e.scan_cuts.get() {
+        Some(cuts) => ranges_at(&cuts),
+        None => ranges(e.store.user_id_bounds()?),
+    };
+    let threads = threads().min(ranges.len());
+    let next = AtomicUsize::new(0);
+    let (keep, ranges, next) = (&keep, &ranges, &next);
+    let per_thread = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                std::thread::Builder::new()
+                    .name("roster-select".to_owned())
+                    .spawn_scoped(s, move || {
+                        let (mut read, mut found, mut unreadable) = (0u64, Vec::new(), 0u64);
+                        while let Some(&(from, to)) = ranges.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            for item in e.store.scan_users_with_keys(from, to) {
+                                let (id, wrapped, record) = item?;
+                                read += 1;
+                                let opened = wrapped
+                                    .ok_or_else(|| "no data key".to_owned())
+                                    .and_then(|w| e.keys.unwrap(id, &w).map_err(|err| err.to_string()))
+                                    .and_then(|key| {
+                                        super::state::decode(&record, &key, id)
+                                            .map_err(|err| err.to_string())
+                                    });
+                                match opened {
+                                    Ok(state) if keep(id, &state) => found.push(id),
+                                    Ok(_) => {}
+                                    Err(reason) => {
+                                        tracing::warn!(user = %id, %reason, "a record a bulk operation could not read");
+                                        unreadable += 1;
+                                    }
+                                }
+                            }
+                        }
+                        Ok::<_, StoreError>((read, found, unreadable))
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|err| EngineError::Internal(format!("cannot start a scan: {err}")))?;
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| EngineError::Internal("a scan thread panicked".into()))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()
+    })?;
+    let (mut read, mut found, mut unreadable) = (0, Vec::new(), 0);
+    for part in per_thread {
+        let (r, f, u) = part?;
+        read += r;
+        found.extend(f);
+        unreadable += u;
+    }
+    found.sort_unstable();
+    Ok((read, found, unreadable))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

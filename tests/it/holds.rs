@@ -14,23 +14,10 @@ use crate::support::{ADMIN_KEY, PW, TestServer, emailed_token};
 
 const NEW_PW: &str = "a brand new passphrase, long enough";
 
-/// The last line of a bulk account action's answer (its result), or the problem.
+/// A bulk account action's result, or the problem.
 async fn act(srv: &TestServer, action: &str, selector: Value) -> (u16, Value) {
-    let resp = srv
-        .http
-        .post(format!("{}/admin/users/{action}", srv.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&selector)
-        .send()
+    srv.job(&format!("/admin/users/{action}"), selector, "accounts")
         .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    if status != 200 {
-        return (status, serde_json::from_str(&text).unwrap_or(Value::Null));
-    }
-    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    (status, last["accounts"].clone())
 }
 
 async fn login(srv: &TestServer, email: &str, password: &str) -> (u16, Value) {

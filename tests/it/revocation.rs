@@ -25,24 +25,10 @@ pub(crate) async fn login_from(srv: &TestServer, email: &str, ip: &str) -> Strin
     body["token"].as_str().unwrap().to_owned()
 }
 
-/// The last line of a revocation's answer (its result), after checking the progress.
+/// A revocation's result, or the problem.
 async fn revoke(srv: &TestServer, selector: Value) -> (u16, Value) {
-    let resp = srv
-        .http
-        .post(format!("{}/admin/sessions/revoke", srv.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&selector)
-        .send()
+    srv.job("/admin/sessions/revoke", selector, "revocation")
         .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    if status != 200 {
-        return (status, serde_json::from_str(&text).unwrap_or(Value::Null));
-    }
-    let last = text.lines().last().unwrap();
-    let v: Value = serde_json::from_str(last).unwrap();
-    (status, v["revocation"].clone())
 }
 
 /// A login of `email` with a wrong password (refused: 401).

@@ -373,6 +373,31 @@ impl TestServer {
         self._dir.path()
     }
 
+    /// `POST /api/v1<path>` with `body` as the operator, for a long job that streams JSON
+    /// lines: its last line's `field` (the result), or the problem document of a refusal.
+    pub async fn job(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        field: &str,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        if status != 200 {
+            return (status, serde_json::from_str(&text).unwrap_or_default());
+        }
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        (status, last[field].clone())
+    }
+
     /// The `type` of every action in the audit log (its first 1,000 records).
     pub async fn audit_actions(&self) -> Vec<String> {
         let (s, log) = self

@@ -5,13 +5,11 @@
 //! single-use link to set the new password.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::principal::Principal;
-use super::revocation::{candidates, claim};
+use super::revocation::{ask_each, candidates, claim};
 use super::{Accounts, UserManager};
 use crate::domain::audit::AuditAction;
 use crate::domain::hold::AccountAction;
@@ -22,11 +20,6 @@ use crate::engine::EngineError;
 use crate::engine::durable::settled;
 use crate::engine::user::{Held, HoldAccount};
 use crate::store::Batch;
-
-/// Users asked at once.
-const IN_FLIGHT: usize = 128;
-/// A progress report every this many users.
-const PROGRESS_EVERY: u64 = 100;
 
 /// What a bulk account action did (or, in a dry run, would do).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -144,22 +137,21 @@ impl Accounts<'_> {
         };
         let (mut sessions_ended, mut links_sent, mut links_unsent) = (0, 0, 0);
         progress(p);
-        let not_cancelled = |_: &UserId| std::future::ready(!cancel.load(Ordering::Relaxed));
-        let mut asked = futures_util::stream::iter(users)
-            .take_while(not_cancelled)
-            .map(|id| {
-                let msg = HoldAccount {
-                    action,
-                    selection: Arc::clone(&selection),
-                    started,
-                };
-                let m = self.m.clone();
-                async move { (id, hold_one(m, id, msg).await) }
-            })
-            .buffer_unordered(IN_FLIGHT);
-        while let Some((id, answer)) = asked.next().await {
-            match answer {
-                Ok((held, sent)) => {
+        let ask = |id| {
+            let msg = HoldAccount {
+                action,
+                selection: Arc::clone(&selection),
+                started,
+            };
+            hold_one(self.m.clone(), id, msg)
+        };
+        let asked = ask_each(
+            users,
+            &cancel,
+            action.as_str(),
+            ask,
+            |answer, done, report| {
+                if let Some((held, sent)) = answer {
                     p.matched += u64::from(held.selected);
                     p.changed += u64::from(held.changed);
                     sessions_ended += held.sessions_ended as u64;
@@ -169,22 +161,15 @@ impl Accounts<'_> {
                         None => {}
                     }
                 }
-                Err(EngineError::NotFound) => {}
-                // One user's failure does not leave the others as they were.
-                Err(err) => {
-                    tracing::warn!(user = %id, error = %err, action = action.as_str(), "a user's bulk account action failed");
-                    failed += 1;
+                p.done = done;
+                if report {
+                    progress(p);
                 }
-            }
-            p.done += 1;
-            if p.done.is_multiple_of(PROGRESS_EVERY) || p.done == total {
-                progress(p);
-            }
-        }
-        let cancelled = cancel.load(Ordering::Relaxed);
-        if cancelled || p.done < total {
-            progress(p);
-        }
+            },
+        )
+        .await;
+        failed += asked.failed;
+        let cancelled = asked.cancelled;
         if !selection.dry_run {
             tracing::warn!(
                 action = action.as_str(),

@@ -90,48 +90,71 @@ pub(super) fn claim(e: &Engine) -> Result<(Running<'_>, Arc<AtomicBool>), Engine
     Ok((Running(e), flag))
 }
 
-/// The users whose stored record `keep` takes (a full read of the stored records, off
-/// the actor threads), how many were read, and how many could not be (deleted
-/// meanwhile, or damaged: logged).
+/// The users whose stored record `keep` takes (a full read of the stored records over
+/// every core, off the actor threads), how many were read, and how many could not be
+/// (deleted meanwhile, or damaged: logged).
 pub(super) async fn candidates(
     e: &Arc<Engine>,
-    keep: impl Fn(UserId, &UserState) -> bool + Send + 'static,
+    keep: impl Fn(UserId, &UserState) -> bool + Send + Sync + 'static,
 ) -> Result<(u64, Vec<UserId>, u64), EngineError> {
     let e = Arc::clone(e);
-    tokio::task::spawn_blocking(move || scan(&e, keep))
+    tokio::task::spawn_blocking(move || crate::engine::population::select(&e, keep))
         .await
         .map_err(|err| EngineError::Internal(format!("bulk scan: {err}")))?
 }
 
-fn scan(
-    e: &Engine,
-    keep: impl Fn(UserId, &UserState) -> bool,
-) -> Result<(u64, Vec<UserId>, u64), EngineError> {
-    let store = e.store.as_ref();
-    let (mut scanned, mut found, mut unreadable) = (0, Vec::new(), 0);
-    for item in store.scan_users() {
-        let (id, record) = item?;
-        scanned += 1;
-        let opened = e
-            .keys
-            .data_key(store, id)?
-            .ok_or_else(|| "no data key (deleted meanwhile?)".to_owned())
-            .and_then(|key| {
-                crate::engine::state::decode(&record, &key, id).map_err(|err| err.to_string())
-            });
-        let s = match opened {
-            Ok(s) => s,
-            Err(reason) => {
-                tracing::warn!(user = %id, %reason, "a record a bulk operation could not read");
-                unreadable += 1;
-                continue;
+/// How [`ask_each`] went.
+pub(super) struct Asked {
+    /// Users whose actor failed to answer (logged with their ids).
+    pub failed: u64,
+    /// An operator cancelled it.
+    pub cancelled: bool,
+}
+
+/// Asks each of `users` with `ask`, [`IN_FLIGHT`] at a time, until all are answered or
+/// `cancel` is raised (the users already asked are answered and counted). Each answer
+/// goes to `step` with the users done so far and whether to report progress now (every
+/// [`PROGRESS_EVERY`] users, at the last, and once more after a cancel); a user deleted
+/// meanwhile or whose actor failed gives `None` (a failure is logged and counted: one
+/// user's failure does not stop the others).
+pub(super) async fn ask_each<R, F>(
+    users: Vec<UserId>,
+    cancel: &AtomicBool,
+    what: &str,
+    ask: impl Fn(UserId) -> F,
+    mut step: impl FnMut(Option<R>, u64, bool),
+) -> Asked
+where
+    F: std::future::Future<Output = Result<R, EngineError>>,
+{
+    let total = users.len() as u64;
+    let not_cancelled = |_: &UserId| std::future::ready(!cancel.load(Ordering::Relaxed));
+    let mut asked = futures_util::stream::iter(users)
+        .take_while(not_cancelled)
+        .map(|id| {
+            let answer = ask(id);
+            async move { (id, answer.await) }
+        })
+        .buffer_unordered(IN_FLIGHT);
+    let (mut done, mut failed) = (0u64, 0u64);
+    while let Some((id, answer)) = asked.next().await {
+        done += 1;
+        let report = done.is_multiple_of(PROGRESS_EVERY) || done == total;
+        match answer {
+            Ok(r) => step(Some(r), done, report),
+            Err(EngineError::NotFound) => step(None, done, report),
+            Err(err) => {
+                tracing::warn!(user = %id, error = %err, "a user's bulk {what} failed");
+                failed += 1;
+                step(None, done, report);
             }
-        };
-        if keep(id, &s) {
-            found.push(id);
         }
     }
-    Ok((scanned, found, unreadable))
+    let cancelled = cancel.load(Ordering::Relaxed);
+    if cancelled || done < total {
+        step(None, done, true);
+    }
+    Asked { failed, cancelled }
 }
 
 impl Sessions<'_> {
@@ -181,43 +204,28 @@ impl Sessions<'_> {
             revoked: 0,
         };
         progress(p);
-        // A cancel stops the asking; the users already asked are answered and counted.
-        let not_cancelled = |_: &UserId| std::future::ready(!cancel.load(Ordering::Relaxed));
-        let mut asked = futures_util::stream::iter(users)
-            .take_while(not_cancelled)
-            .map(|id| {
-                let msg = RevokeMatching {
-                    selection: Arc::clone(&selection),
-                    started,
-                };
-                let e = Arc::clone(&e);
-                async move { (id, e.call_durable(id, msg).await) }
-            })
-            .buffer_unordered(IN_FLIGHT);
-        while let Some((id, answer)) = asked.next().await {
-            match answer {
-                Ok(n) => {
-                    p.matched += n as u64;
-                    if !selection.dry_run {
-                        p.revoked += n as u64;
-                    }
-                }
-                Err(EngineError::NotFound) => {}
-                // One user's failure does not leave the others' sessions alive.
-                Err(err) => {
-                    tracing::warn!(user = %id, error = %err, "a user's bulk revocation failed");
-                    failed += 1;
-                }
+        let ask = |id| {
+            let msg = RevokeMatching {
+                selection: Arc::clone(&selection),
+                started,
+            };
+            let e = Arc::clone(&e);
+            async move { e.call_durable(id, msg).await }
+        };
+        let asked = ask_each(users, &cancel, "revocation", ask, |n, done, report| {
+            let n = n.unwrap_or(0) as u64;
+            p.matched += n;
+            if !selection.dry_run {
+                p.revoked += n;
             }
-            p.done += 1;
-            if p.done.is_multiple_of(PROGRESS_EVERY) || p.done == total {
+            p.done = done;
+            if report {
                 progress(p);
             }
-        }
-        let cancelled = cancel.load(Ordering::Relaxed);
-        if cancelled || p.done < total {
-            progress(p);
-        }
+        })
+        .await;
+        failed += asked.failed;
+        let cancelled = asked.cancelled;
         if !selection.dry_run {
             tracing::warn!(
                 matched = p.matched,

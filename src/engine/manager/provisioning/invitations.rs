@@ -122,21 +122,14 @@ impl Provisioning<'_> {
         expires_at: Timestamp,
     ) -> Result<bool, EngineError> {
         let e = &self.m.engine;
-        let link = format!(
-            "{}{}",
-            e.config.automation.provisioning.invitation_link,
-            token.expose()
+        let email = self.link_email(
+            crate::notify::EmailKind::Invitation,
+            profile.email.as_str().to_owned(),
+            "You are invited: set your password",
+            "An account was created for you. Set your password",
+            token,
+            expires_at,
         );
-        let email = crate::notify::Email {
-            kind: crate::notify::EmailKind::Invitation,
-            at: self.m.now(),
-            to: profile.email.as_str().to_owned(),
-            subject: "You are invited: set your password".into(),
-            body: format!(
-                "An account was created for you. Set your password with this link, \
-                 good once and until {expires_at}:\n{link}"
-            ),
-        };
         if e.notifier.send_waiting(email, INVITE_QUEUE_WAIT).await {
             return Ok(true);
         }
@@ -148,6 +141,30 @@ impl Provisioning<'_> {
         );
         crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
         Ok(false)
+    }
+
+    /// An email carrying `token`'s link (`automation.provisioning.invitation_link`):
+    /// `intro`, then when the link is good until, then the link.
+    fn link_email(
+        self,
+        kind: crate::notify::EmailKind,
+        to: String,
+        subject: &str,
+        intro: &str,
+        token: &InvitationToken,
+        expires_at: Timestamp,
+    ) -> crate::notify::Email {
+        let link = &self.m.engine.config.automation.provisioning.invitation_link;
+        crate::notify::Email {
+            kind,
+            at: self.m.now(),
+            to,
+            subject: subject.into(),
+            body: format!(
+                "{intro} with this link, good once and until {expires_at}:\n{link}{}",
+                token.expose()
+            ),
+        }
     }
 
     /// Stores a link for `id` to set the new password an operator required (good once,
@@ -164,22 +181,15 @@ impl Provisioning<'_> {
         let (token, op, expires_at) = self.link_for(id, credential_version)?;
         let ticket = e.commit.submit(Batch::of(op), Vec::new(), None);
         crate::engine::durable::settled(e.commit.wait(&ticket).await)?;
-        let link = format!(
-            "{}{}",
-            e.config.automation.provisioning.invitation_link,
-            token.expose()
-        );
-        let email = crate::notify::Email {
-            kind: crate::notify::EmailKind::PasswordReset,
-            at: self.m.now(),
+        let email = self.link_email(
+            crate::notify::EmailKind::PasswordReset,
             to,
-            subject: "Set a new password for your account".into(),
-            body: format!(
-                "To protect your account, its sessions were ended and its old password no \
-                 longer signs in. Set a new password with this link, good once and until \
-                 {expires_at}:\n{link}"
-            ),
-        };
+            "Set a new password for your account",
+            "To protect your account, its sessions were ended and its old password no \
+             longer signs in. Set a new password",
+            &token,
+            expires_at,
+        );
         let queued = e.notifier.send_waiting(email, INVITE_QUEUE_WAIT).await;
         if !queued {
             tracing::warn!(user = %id, "a password reset link could not be queued; ask the reset again");
