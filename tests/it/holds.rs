@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::revocation::{alive, login_from};
 use crate::support::{ADMIN_KEY, PW, TestServer, emailed_token};
+use crate::ws::{Ws, next_json, open};
 
 const NEW_PW: &str = "a brand new passphrase, long enough";
 
@@ -31,6 +32,17 @@ async fn accept(srv: &TestServer, token: &str, password: &str) -> u16 {
     srv.call(Method::POST, "/auth/invitations/accept", None, Some(body))
         .await
         .0
+}
+
+/// The next frame of the operators' feed of `kind`, passing over users' events.
+async fn operator_frame(feed: &mut Ws, kind: &str) -> Value {
+    for _ in 0..20 {
+        let frame = next_json(feed).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+    panic!("no {kind} frame on the operators' feed");
 }
 
 /// `(matched, changed, sessions_ended)` of a result.
@@ -123,11 +135,15 @@ async fn a_lock_of_a_selection_holds_across_a_restart_until_an_unlock() {
     let (a_id, a_local) = srv.user("a@example.com", "free").await;
     let a_remote = login_from(&srv, "a@example.com", "203.0.113.5").await;
     let (b_id, b) = srv.user("b@example.com", "free").await;
+    let mut feed = open(&srv, "/admin/events", Some(ADMIN_KEY)).await;
 
     // By network: the account with a session from there, all of whose sessions end.
     let (s, done) = act(&srv, "lock", json!({"cidr": "203.0.113.0/24"})).await;
     assert_eq!(s, 200, "{done}");
     assert_eq!(counts(&done), (1, 1, 2), "{done}");
+    let told = operator_frame(&mut feed, "operator.accounts_held").await;
+    assert_eq!(told["data"]["result"]["action"], "lock", "{told}");
+    assert_eq!(told["data"]["selector"]["cidr"], "203.0.113.0/24", "{told}");
     assert!(!alive(&srv, &a_local).await && !alive(&srv, &a_remote).await);
     assert!(alive(&srv, &b).await);
     let (s, refused) = login(&srv, "a@example.com", PW).await;
@@ -241,6 +257,7 @@ async fn a_denied_network_refuses_logins_and_ends_sessions_used_from_it_and_is_k
     let (_, a) = srv.user("a@example.com", "free").await;
     let (_, b) = srv.user("b@example.com", "free").await;
     assert_eq!(me_from(&srv, &a, "203.0.113.9").await, 200);
+    let mut feed = open(&srv, "/admin/events", Some(ADMIN_KEY)).await;
 
     let (s, denied) = deny(
         &srv,
@@ -250,6 +267,11 @@ async fn a_denied_network_refuses_logins_and_ends_sessions_used_from_it_and_is_k
     assert_eq!(s, 201, "{denied}");
     assert_eq!(denied["entry"]["network"], "203.0.113.0/24", "{denied}");
     assert_eq!(denied["replaced"], false);
+    let told = operator_frame(&mut feed, "operator.network_denied").await;
+    assert_eq!(
+        told["data"]["entry"]["reason"], "credential stuffing",
+        "{told}"
+    );
     // At once: a session used from there ends at that request, and stays ended.
     assert_eq!(me_from(&srv, &a, "203.0.113.9").await, 401);
     assert_eq!(me_from(&srv, &a, "198.51.100.1").await, 401, "ended");

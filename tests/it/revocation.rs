@@ -100,7 +100,11 @@ async fn bulk_revocation_by_tier_network_and_event_ends_exactly_the_selected_ses
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(resident(), 0, "passivated before the revocation");
+    let mut feed = crate::ws::open(&srv, "/admin/events", Some(ADMIN_KEY)).await;
     let (_, done) = revoke(&srv, json!({"tier": "free"})).await;
+    let told = crate::ws::next_json(&mut feed).await;
+    assert_eq!(told["type"], "operator.sessions_revoked", "{told}");
+    assert_eq!(told["data"]["result"]["revoked"], 4, "{told}");
     assert_eq!(
         (done["matched"].as_u64(), done["revoked"].as_u64()),
         (Some(4), Some(4)),

@@ -211,6 +211,22 @@ impl Realtime {
         }
     }
 
+    /// Sends an operator's incident action to the operators' feed (lossy for lagging
+    /// readers), once it is durable: `{"type": "operator.<kind>", "at", "data"}`.
+    pub(crate) fn publish_operator(&self, kind: &str, now: Timestamp, data: serde_json::Value) {
+        if self.security.receiver_count() == 0 {
+            return;
+        }
+        let frame = serde_json::json!({
+            "type": format!("operator.{kind}"),
+            "at": now,
+            "data": data,
+        });
+        if let Ok(v) = serde_json::to_vec(&frame) {
+            let _ = self.security.send(Bytes::from(v));
+        }
+    }
+
     /// A receiver of the operators' security feed.
     pub(crate) fn security_feed(&self) -> broadcast::Receiver<Bytes> {
         self.security.subscribe()

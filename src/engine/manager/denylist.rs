@@ -60,6 +60,8 @@ impl Ops<'_> {
         self.store_list(&list, actor.map(|a| (a, audit))).await?;
         e.deny.replace(list);
         tracing::warn!(network = %entry.network, reason = %entry.reason, "network denied");
+        let data = serde_json::json!({ "entry": entry, "replaced": replaced });
+        e.realtime.publish_operator("network_denied", now, data);
         Ok((entry, replaced))
     }
 
@@ -81,6 +83,9 @@ impl Ops<'_> {
             .await?;
         e.deny.replace(list);
         tracing::warn!(%network, "network allowed again");
+        let data = serde_json::json!({ "network": network.to_string() });
+        e.realtime
+            .publish_operator("network_allowed", self.m.now(), data);
         Ok(true)
     }
 

@@ -180,7 +180,7 @@ impl Accounts<'_> {
                 "bulk account action done"
             );
         }
-        Ok(BulkHold {
+        let done = BulkHold {
             action,
             dry_run: selection.dry_run,
             started_at: started,
@@ -193,6 +193,12 @@ impl Accounts<'_> {
             links_unsent,
             failed,
             cancelled,
-        })
+        };
+        if !done.dry_run {
+            let data = serde_json::json!({ "selector": selector, "result": done });
+            e.realtime
+                .publish_operator("accounts_held", self.m.now(), data);
+        }
+        Ok(done)
     }
 }

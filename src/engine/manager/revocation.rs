@@ -234,7 +234,7 @@ impl Sessions<'_> {
                 "bulk session revocation done"
             );
         }
-        Ok(BulkRevocation {
+        let done = BulkRevocation {
             dry_run: selection.dry_run,
             started_at: started,
             scanned,
@@ -243,7 +243,13 @@ impl Sessions<'_> {
             revoked: p.revoked,
             failed,
             cancelled,
-        })
+        };
+        if !done.dry_run {
+            let data = serde_json::json!({ "selector": selector, "result": done });
+            e.realtime
+                .publish_operator("sessions_revoked", self.m.now(), data);
+        }
+        Ok(done)
     }
 
     /// Cancels the bulk revocation or account action running (operators and the
