@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::principal::Principal;
-use super::revocation::{ask_each, candidates, claim};
+use super::revocation::{ask_each, begin, candidates};
 use super::{Accounts, UserManager};
 use crate::domain::audit::AuditAction;
 use crate::domain::hold::AccountAction;
@@ -17,9 +17,7 @@ use crate::domain::ids::UserId;
 use crate::domain::revocation::SessionSelector;
 use crate::domain::time::Timestamp;
 use crate::engine::EngineError;
-use crate::engine::durable::settled;
 use crate::engine::user::{Held, HoldAccount};
-use crate::store::Batch;
 
 /// What a bulk account action did (or, in a dry run, would do).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -100,22 +98,11 @@ impl Accounts<'_> {
         let selection = Arc::new(selector.validate()?);
         let started = self.m.now();
         let e = Arc::clone(&self.m.engine);
-        let (_running, cancel) = claim(&self.m.engine)?;
-        if !selection.dry_run
-            && let Some(actor) = by.audit_actor()
-        {
-            let record = AuditAction::AccountsHeldInBulk {
-                action,
-                selector: selector.clone(),
-            };
-            let ticket = e
-                .commit
-                .submit(Batch::default(), vec![(actor, record, started)], None);
-            settled(e.commit.wait(&ticket).await)?;
-        }
-        // The network a session was last used from is soft state: the live actors write
-        // theirs first, so the scan judges it as of now.
-        self.m.snapshot_live().await?;
+        let record = AuditAction::AccountsHeldInBulk {
+            action,
+            selector: selector.clone(),
+        };
+        let (_running, cancel) = begin(self.m, by, selection.dry_run, record, started).await?;
         let (scanned, users, mut failed) = {
             let selection = Arc::clone(&selection);
             candidates(&e, move |id, s| {

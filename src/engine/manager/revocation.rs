@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use super::Sessions;
 use super::principal::Principal;
+use super::{Sessions, UserManager};
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::revocation::SessionSelector;
@@ -74,9 +74,31 @@ impl Drop for Running<'_> {
     }
 }
 
+/// How every bulk operation starts: it takes the slot, makes `record` durable in the
+/// audit log before anything changes (not for a dry run), and has the live actors write
+/// their soft state, so the scan judges a session's last network as of now.
+pub(super) async fn begin<'a>(
+    m: &'a UserManager,
+    by: &Principal,
+    dry_run: bool,
+    record: AuditAction,
+    started: Timestamp,
+) -> Result<(Running<'a>, Arc<AtomicBool>), EngineError> {
+    let e = &m.engine;
+    let (running, cancel) = claim(e)?;
+    if !dry_run && let Some(actor) = by.audit_actor() {
+        let ticket = e
+            .commit
+            .submit(Batch::default(), vec![(actor, record, started)], None);
+        settled(e.commit.wait(&ticket).await)?;
+    }
+    m.snapshot_live().await?;
+    Ok((running, cancel))
+}
+
 /// Takes the slot (one bulk revocation or account action at a time: two would ask the
 /// same actors twice, and a cancel names one), or says who has it.
-pub(super) fn claim(e: &Engine) -> Result<(Running<'_>, Arc<AtomicBool>), EngineError> {
+fn claim(e: &Engine) -> Result<(Running<'_>, Arc<AtomicBool>), EngineError> {
     let mut slot = e.bulk_revocation.lock().unwrap_or_else(|p| p.into_inner());
     if slot.is_some() {
         return Err(EngineError::Conflict(
@@ -172,21 +194,10 @@ impl Sessions<'_> {
         let selection = Arc::new(selector.validate()?);
         let started = self.m.now();
         let e = Arc::clone(&self.m.engine);
-        let (_running, cancel) = claim(&self.m.engine)?;
-        if !selection.dry_run
-            && let Some(actor) = by.audit_actor()
-        {
-            let action = AuditAction::SessionsRevokedInBulk {
-                selector: selector.clone(),
-            };
-            let ticket = e
-                .commit
-                .submit(Batch::default(), vec![(actor, action, started)], None);
-            settled(e.commit.wait(&ticket).await)?;
-        }
-        // The network a session was last used from is soft state: the live actors write
-        // theirs first, so the scan judges it as of now.
-        self.m.snapshot_live().await?;
+        let record = AuditAction::SessionsRevokedInBulk {
+            selector: selector.clone(),
+        };
+        let (_running, cancel) = begin(self.m, by, selection.dry_run, record, started).await?;
         let (scanned, users, mut failed) = {
             let selection = Arc::clone(&selection);
             // Security events are judged by the actor: the stored ones may lag behind it.
