@@ -336,9 +336,16 @@ async fn the_scheduled_backup_keeps_the_newest_and_each_one_restores() {
     let job = roster::jobs::builtin(JobKind::Backup);
     let by = roster::jobs::principal(JobKind::Backup);
     let mut names = Vec::new();
+    let mut feed = crate::ws::open(&srv, "/admin/events", Some(crate::support::ADMIN_KEY)).await;
     for i in 0..3 {
         srv.user(&format!("s{i}@example.com"), "free").await;
         let report = job.run(&srv.manager, &by).await.unwrap();
+        // Operators see each backup taken on their feed, with what it holds.
+        let told = crate::ws::operator_frame(&mut feed, "operator.backup_taken").await;
+        assert_eq!(
+            told["data"]["rows"], report.counts["rows"],
+            "{told} {report:?}"
+        );
         assert_eq!(report.counts["removed"], u64::from(i == 2), "{report:?}");
         assert!(report.summary.contains("master key"), "{report:?}");
         srv.clock.advance(std::time::Duration::from_secs(86_400));

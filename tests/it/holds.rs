@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::revocation::{alive, login_from};
 use crate::support::{ADMIN_KEY, PW, TestServer, emailed_token};
-use crate::ws::{Ws, next_json, open};
+use crate::ws::{open, operator_frame};
 
 const NEW_PW: &str = "a brand new passphrase, long enough";
 
@@ -32,17 +32,6 @@ async fn accept(srv: &TestServer, token: &str, password: &str) -> u16 {
     srv.call(Method::POST, "/auth/invitations/accept", None, Some(body))
         .await
         .0
-}
-
-/// The next frame of the operators' feed of `kind`, passing over users' events.
-async fn operator_frame(feed: &mut Ws, kind: &str) -> Value {
-    for _ in 0..20 {
-        let frame = next_json(feed).await;
-        if frame["type"] == kind {
-            return frame;
-        }
-    }
-    panic!("no {kind} frame on the operators' feed");
 }
 
 /// `(matched, changed, sessions_ended)` of a result.

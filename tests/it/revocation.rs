@@ -102,8 +102,7 @@ async fn bulk_revocation_by_tier_network_and_event_ends_exactly_the_selected_ses
     assert_eq!(resident(), 0, "passivated before the revocation");
     let mut feed = crate::ws::open(&srv, "/admin/events", Some(ADMIN_KEY)).await;
     let (_, done) = revoke(&srv, json!({"tier": "free"})).await;
-    let told = crate::ws::next_json(&mut feed).await;
-    assert_eq!(told["type"], "operator.sessions_revoked", "{told}");
+    let told = crate::ws::operator_frame(&mut feed, "operator.sessions_revoked").await;
     assert_eq!(told["data"]["result"]["revoked"], 4, "{told}");
     assert_eq!(
         (done["matched"].as_u64(), done["revoked"].as_u64()),
@@ -327,8 +326,11 @@ async fn security_events_export_for_a_siem_with_the_archive_and_a_window() {
         }
     };
     let from = roster::domain::time::Timestamp::from_millis(start.as_millis() - 3_600_000);
+    let mut feed = crate::ws::open(&srv, "/admin/events", Some(ADMIN_KEY)).await;
     let (s, body) = export(format!("from={from}")).await;
     assert_eq!(s, 200, "{body}");
+    let told = crate::ws::operator_frame(&mut feed, "operator.security_events_exported").await;
+    assert_eq!(told["data"]["events"], body.lines().count(), "{told}");
     let lines: Vec<Value> = body
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

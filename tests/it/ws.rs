@@ -67,6 +67,17 @@ pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     }
 }
 
+/// The next frame of the operators' feed of `kind`, passing over users' events.
+pub(crate) async fn operator_frame(feed: &mut Ws, kind: &str) -> Value {
+    for _ in 0..20 {
+        let frame = next_json(feed).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+    panic!("no {kind} frame on the operators' feed");
+}
+
 /// Reads until the close frame; returns its code (skipping events queued before it).
 async fn close_code(ws: &mut Ws) -> Option<u16> {
     loop {

@@ -15,8 +15,6 @@ use crate::config::{Backend, Config};
 use crate::domain::audit::AuditAction;
 use crate::domain::time::Timestamp;
 use crate::engine::EngineError;
-use crate::engine::durable::settled;
-use crate::store::Batch;
 use crate::store::backup::{self, BackupError, Header, Restored};
 
 /// What a backup wrote.
@@ -49,13 +47,7 @@ impl Ops<'_> {
     ) -> Result<(W, BackupReport), EngineError> {
         by.privileged()?;
         if let Some(actor) = by.audit_actor() {
-            let e = &self.m.engine;
-            let ticket = e.commit.submit(
-                Batch::default(),
-                vec![(actor, AuditAction::BackupStarted, self.m.now())],
-                None,
-            );
-            settled(e.commit.wait(&ticket).await)?;
+            self.m.audit(actor, AuditAction::BackupStarted).await?;
         }
         // Soft state only live actors hold (activity, risk history) is written first, so
         // the backup has it as of now.
@@ -96,12 +88,12 @@ impl Ops<'_> {
                 bytes: report.bytes,
                 audit_records: report.audit_records,
             };
-            let e = &self.m.engine;
-            let ticket =
-                e.commit
-                    .submit(Batch::default(), vec![(actor, action, self.m.now())], None);
-            settled(e.commit.wait(&ticket).await)?;
+            self.m.audit(actor, action).await?;
         }
+        let data = serde_json::to_value(&report).unwrap_or_default();
+        let e = &self.m.engine;
+        e.realtime
+            .publish_operator("backup_taken", self.m.now(), data);
         tracing::info!(
             bytes = report.bytes,
             rows = report.rows,

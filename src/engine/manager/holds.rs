@@ -102,7 +102,7 @@ impl Accounts<'_> {
             action,
             selector: selector.clone(),
         };
-        let (_running, cancel) = begin(self.m, by, selection.dry_run, record, started).await?;
+        let (_running, cancel) = begin(self.m, by, selection.dry_run, record).await?;
         let (scanned, users, mut failed) = {
             let selection = Arc::clone(&selection);
             candidates(&e, move |id, s| {

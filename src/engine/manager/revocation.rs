@@ -15,11 +15,9 @@ use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::revocation::SessionSelector;
 use crate::domain::time::Timestamp;
-use crate::engine::durable::settled;
 use crate::engine::state::UserState;
 use crate::engine::user::RevokeMatching;
 use crate::engine::{Engine, EngineError};
-use crate::store::Batch;
 
 /// Users asked at once.
 const IN_FLIGHT: usize = 128;
@@ -82,15 +80,10 @@ pub(super) async fn begin<'a>(
     by: &Principal,
     dry_run: bool,
     record: AuditAction,
-    started: Timestamp,
 ) -> Result<(Running<'a>, Arc<AtomicBool>), EngineError> {
-    let e = &m.engine;
-    let (running, cancel) = claim(e)?;
+    let (running, cancel) = claim(&m.engine)?;
     if !dry_run && let Some(actor) = by.audit_actor() {
-        let ticket = e
-            .commit
-            .submit(Batch::default(), vec![(actor, record, started)], None);
-        settled(e.commit.wait(&ticket).await)?;
+        m.audit(actor, record).await?;
     }
     m.snapshot_live().await?;
     Ok((running, cancel))
@@ -197,7 +190,7 @@ impl Sessions<'_> {
         let record = AuditAction::SessionsRevokedInBulk {
             selector: selector.clone(),
         };
-        let (_running, cancel) = begin(self.m, by, selection.dry_run, record, started).await?;
+        let (_running, cancel) = begin(self.m, by, selection.dry_run, record).await?;
         let (scanned, users, mut failed) = {
             let selection = Arc::clone(&selection);
             // Security events are judged by the actor: the stored ones may lag behind it.

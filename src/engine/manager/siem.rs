@@ -15,8 +15,6 @@ use crate::domain::siem::SiemEvent;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::durable::settled;
-use crate::store::Batch;
 
 /// Which events to export.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -61,9 +59,7 @@ impl Ops<'_> {
         }
         if let Some(actor) = by.audit_actor() {
             let action = AuditAction::SecurityEventsExported { from, to };
-            let c = &self.m.engine.commit;
-            let ticket = c.submit(Batch::default(), vec![(actor, action, self.m.now())], None);
-            settled(c.wait(&ticket).await)?;
+            self.m.audit(actor, action).await?;
         }
         // Events still only in live actors (soft state) are written first.
         self.m.snapshot_live().await?;
@@ -102,6 +98,12 @@ impl Ops<'_> {
             Ok((out, SiemExport { events, unreadable }))
         })
         .await??;
+        let data = serde_json::json!({
+            "from": from, "to": to, "kind": window.kind, "events": export.events,
+        });
+        let e = &self.m.engine;
+        e.realtime
+            .publish_operator("security_events_exported", self.m.now(), data);
         Ok((out, export))
     }
 }
