@@ -351,7 +351,11 @@ async fn authenticate(state: &AppState, mut req: Request, next: Next) -> (Respon
     let origin = origin_of(state, &req);
     req.extensions_mut().insert(origin.clone());
     let caller = match req.headers().get(header::AUTHORIZATION) {
-        None => Caller::Anonymous,
+        // A browser signed in to the console carries its session as a cookie.
+        None => match super::console::caller(state, req.headers(), req.method()) {
+            Ok(c) => c,
+            Err(e) => return (e.into_response(), "refused"),
+        },
         Some(value) => {
             let Some(token) = value
                 .to_str()

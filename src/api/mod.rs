@@ -4,8 +4,10 @@
 //!
 //! `v1/` holds the routes of `/api/v1`, a file per area; `extract` the authentication
 //! middleware and the extractors; `problem` the RFC 9457 errors; `ws` the event sockets;
-//! `scim` the SCIM 2.0 service at `/scim/v2`, with its own credentials and errors.
+//! `scim` the SCIM 2.0 service at `/scim/v2`, with its own credentials and errors;
+//! `console` the web console's pages at `/admin` and its cookie sessions.
 
+mod console;
 mod extract;
 mod iplimit;
 mod openapi;
@@ -66,6 +68,8 @@ pub struct Shared {
     pub(crate) openapi: OnceLock<utoipa::openapi::OpenApi>,
     /// Per tier, the admission budget (`tiers.<tier>.max_concurrent_requests`).
     pub(crate) tier_gates: [Option<Arc<tokio::sync::Semaphore>>; 4],
+    /// The browsers signed in to the operator console.
+    pub(crate) console: console::session::ConsoleSessions,
 }
 
 impl AppState {
@@ -92,6 +96,7 @@ impl AppState {
             ip_limiter,
             openapi: OnceLock::new(),
             tier_gates,
+            console: console::session::ConsoleSessions::default(),
         }))
     }
 }
@@ -178,6 +183,7 @@ pub fn router(manager: UserManager) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(v1::meta::not_found)
         .layer(gate)
         .with_state(state.clone())
+        .merge(console::pages())
         .merge(scim::routes(state));
     (router, doc)
 }

@@ -10,6 +10,7 @@ mod bad_input;
 mod catalog;
 mod churn;
 mod concurrency;
+mod console;
 mod crash;
 mod encryption;
 mod generate_analytics;

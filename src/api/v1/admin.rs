@@ -27,6 +27,32 @@ pub(crate) async fn admin_shards(
     Ok(Json(s.manager.ops().shard_stats(&caller.principal())?))
 }
 
+/// Which user to find.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LookupQuery {
+    /// The user's email (any case; found through the blind index).
+    email: String,
+}
+
+/// The user an email names (operators; the read is audited). 404 when none does.
+#[utoipa::path(get, path = "/api/v1/admin/users/lookup", tag = "admin", params(LookupQuery), security(("bearer" = [])),
+    responses((status = 200, body = crate::domain::profile::UserProfile), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn lookup_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<LookupQuery>,
+) -> ApiResult<Json<crate::domain::profile::UserProfile>> {
+    let accounts = s.manager.accounts();
+    Ok(Json(
+        accounts
+            .find_by_email(&caller.principal(), &q.email)
+            .await?,
+    ))
+}
+
 /// Prometheus metrics (operator only).
 #[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),

@@ -110,6 +110,12 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::record_parental_consent))
         .routes(routes!(privacy::security_events))
         .routes(routes!(admin::admin_shards))
+        .routes(routes!(admin::lookup_user))
+        .routes(routes!(
+            super::console::sign_in,
+            super::console::session,
+            super::console::sign_out
+        ))
         .routes(routes!(admin::import_users))
         .routes(routes!(provisioning::provision))
         .routes(routes!(provisioning::accept_invitation))

@@ -115,6 +115,24 @@ impl Accounts<'_> {
         Ok(profile)
     }
 
+    /// The profile of the user an email names, found through the blind index (operators
+    /// and the system; the read is audited like [`Self::get`]).
+    pub async fn find_by_email(
+        self,
+        by: &Principal,
+        email: &str,
+    ) -> Result<UserProfile, EngineError> {
+        by.privileged()?;
+        let email = crate::domain::email::Email::parse_for_lookup(email)
+            .map_err(|err| ValidationError::new("email", err.to_string()))?;
+        let e = &self.m.engine;
+        let id = e
+            .store
+            .lookup_email(&e.keys.email_index(&email.normalized()))?
+            .ok_or(EngineError::NotFound)?;
+        self.get(by, id).await
+    }
+
     /// A partial update: profile fields, `ai_preferences`, `security_settings`.
     pub async fn update(
         self,

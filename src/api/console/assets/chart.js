@@ -1,0 +1,64 @@
+// A line chart on a canvas: the last hour of one figure, one point a second. Written
+// for the console (no library): it keeps at most `span` points and redraws on push.
+
+export class LineChart {
+  constructor(canvas, { span = 3600, color = '#2757c9' } = {}) {
+    this.canvas = canvas;
+    this.span = span;
+    this.color = color;
+    this.points = [];
+  }
+
+  push(t, v) {
+    this.points.push([t, v]);
+    if (this.points.length > this.span) this.points.splice(0, this.points.length - this.span);
+    this.draw();
+  }
+
+  draw() {
+    const c = this.canvas;
+    const ratio = window.devicePixelRatio || 1;
+    const w = c.clientWidth || c.width;
+    const h = c.clientHeight || c.height;
+    if (c.width !== Math.round(w * ratio)) { c.width = Math.round(w * ratio); c.height = Math.round(h * ratio); }
+    const g = c.getContext('2d');
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, w, h);
+    const pad = { l: 44, r: 8, t: 8, b: 18 };
+    const pts = this.points;
+    const now = pts.length ? pts[pts.length - 1][0] : 0;
+    const t0 = now - this.span * 1000;
+    let max = 0;
+    for (const [, v] of pts) max = Math.max(max, v);
+    max = max > 0 ? niceCeil(max) : 1;
+    g.strokeStyle = '#d6dbe0';
+    g.fillStyle = '#5b6570';
+    g.font = '11px system-ui, sans-serif';
+    g.lineWidth = 1;
+    for (let i = 0; i <= 2; i++) {
+      const y = pad.t + (h - pad.t - pad.b) * (1 - i / 2);
+      g.beginPath(); g.moveTo(pad.l, y); g.lineTo(w - pad.r, y); g.stroke();
+      g.fillText(format(max * i / 2), 4, y + 4);
+    }
+    g.fillText('-60 min', pad.l, h - 4);
+    g.fillText('now', w - pad.r - 22, h - 4);
+    if (pts.length < 2) return;
+    const x = (t) => pad.l + (w - pad.l - pad.r) * (t - t0) / (now - t0);
+    const y = (v) => pad.t + (h - pad.t - pad.b) * (1 - v / max);
+    g.strokeStyle = this.color;
+    g.lineWidth = 1.5;
+    g.beginPath();
+    pts.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
+    g.stroke();
+  }
+}
+
+function niceCeil(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+function format(v) {
+  return v >= 1000 ? `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)}k` : `${Math.round(v * 10) / 10}`;
+}

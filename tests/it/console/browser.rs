@@ -1,0 +1,415 @@
+//! The operator console in a real browser: headless Chromium driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`, which `.ci/run` installs). Screenshots of
+//! each view go to `target/console-screenshots/`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, TestServer};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A chromedriver of its own and a browser session on it; the driver is stopped on drop.
+pub(crate) struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver on a free loopback port and a headless Chromium through it.
+    pub(crate) async fn start() -> Browser {
+        for tool in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(tool).exists(),
+                "{tool} is missing: the browser tests need Debian's chromium and chromium-driver \
+                 (apt-get install -y --no-install-recommends chromium chromium-driver; .ci/run does)"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let status = format!("{url}/status");
+        let http = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..200 {
+            if let Ok(r) = http.get(&status).send().await
+                && r.status().is_success()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "chromedriver did not answer within 10 s");
+        // Chromium as root needs --no-sandbox; the rest keeps it from calling out (the
+        // machine has no network beyond loopback) and from prompting.
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.path().display())])
+        .collect::<Vec<_>>();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .unwrap();
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    /// The text of the element `css` names, once it is there.
+    pub(crate) async fn text(&self, css: &str) -> String {
+        let el = self.client.wait().at_most(Duration::from_secs(10));
+        el.for_element(Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (at most `within`) until `ready` holds of the page's state that `script`
+    /// returns; the last value seen.
+    pub(crate) async fn until(
+        &self,
+        within: Duration,
+        script: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let v = self.client.execute(script, vec![]).await.unwrap();
+            if ready(&v) || started.elapsed() > within {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a screenshot as `target/console-screenshots/NAME.png`, and checks that it
+    /// is not blank (its pixels take more than a handful of values).
+    pub(crate) async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        let distinct = distinct_bytes(&png);
+        assert!(
+            distinct > 16,
+            "{name}.png looks blank: {distinct} distinct byte values"
+        );
+    }
+
+    /// Every URL the page loaded (documents, scripts, styles, fetches).
+    pub(crate) async fn loaded_urls(&self) -> Vec<String> {
+        let script = "return [location.href].concat(performance.getEntriesByType('resource').map(e => e.name));";
+        let v = self.client.execute(script, vec![]).await.unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// How many distinct byte values a PNG's pixel rows hold, filter bytes and all (a blank
+/// page's rows are one colour: a few values).
+fn distinct_bytes(png: &[u8]) -> usize {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let (mut at, mut idat) = (8, Vec::new());
+    while at + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &png[at + 4..at + 8];
+        if kind == b"IDAT" {
+            idat.extend_from_slice(&png[at + 8..at + 8 + len]);
+        }
+        at += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut seen = [false; 256];
+    for b in raw {
+        seen[b as usize] = true;
+    }
+    seen.iter().filter(|s| **s).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session() {
+    let srv = TestServer::start("").await;
+    let root = format!("http://{}", srv.host());
+    let b = Browser::start().await;
+    b.client.goto(&format!("{root}/admin")).await.unwrap();
+
+    // Signed out, the page asks for the key; the console's own API calls were refused.
+    let key = b
+        .client
+        .wait()
+        .for_element(Locator::Id("key"))
+        .await
+        .unwrap();
+    assert!(key.is_displayed().await.unwrap());
+    assert!(
+        !b.client
+            .find(Locator::Id("nav"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    b.screenshot("sign-in").await;
+    key.send_keys("not the key").await.unwrap();
+    b.client
+        .find(Locator::Id("sign-in-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let wrong = b
+        .until(
+            Duration::from_secs(5),
+            "return document.getElementById('sign-in-error').textContent",
+            |v| v.as_str().is_some_and(|t| !t.is_empty()),
+        )
+        .await;
+    assert_eq!(wrong, "the operator key is wrong");
+    key.clear().await.unwrap();
+    key.send_keys(ADMIN_KEY).await.unwrap();
+    b.client
+        .find(Locator::Id("sign-in-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Live: the first frame arrives, then a login shows within 3 seconds.
+    let figure = "return document.getElementById('active-total').textContent";
+    let first = b
+        .until(Duration::from_secs(10), figure, |v| {
+            v.as_str().is_some_and(|t| t.parse::<u64>().is_ok())
+        })
+        .await;
+    let before: u64 = first.as_str().unwrap().parse().expect("a live figure");
+    let (id, token) = srv.user("watched@example.com", "premium").await;
+    let after = b
+        .until(Duration::from_secs(3), figure, |v| {
+            v.as_str()
+                .and_then(|t| t.parse::<u64>().ok())
+                .is_some_and(|n| n > before)
+        })
+        .await;
+    let after: u64 = after.as_str().unwrap().parse().unwrap();
+    assert!(
+        after > before,
+        "the active figure went from {before} to {after} within 3 s"
+    );
+    assert_eq!(
+        b.text("#active-premium").await,
+        after.to_string(),
+        "the user is Premium"
+    );
+    b.until(
+        Duration::from_secs(7),
+        "return document.getElementById('round-trip').textContent",
+        |v| v.as_str().is_some_and(|t| t.ends_with(" ms")),
+    )
+    .await;
+    b.screenshot("live").await;
+
+    // Users: found by email; its session revoked from the page; the token then fails.
+    b.client
+        .find(Locator::Id("nav-users"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let find = b
+        .client
+        .wait()
+        .for_element(Locator::Id("find-email"))
+        .await
+        .unwrap();
+    find.send_keys("Watched@Example.com").await.unwrap();
+    b.client
+        .find(Locator::Id("find-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rows = "return document.querySelectorAll('#user-sessions tr[data-session]').length";
+    let n = b
+        .until(Duration::from_secs(5), rows, |v| v.as_u64() == Some(1))
+        .await;
+    assert_eq!(n, 1, "the user's one session is listed");
+    assert_eq!(b.text("#user-profile dd[data-field='id']").await, id);
+    assert_eq!(
+        srv.call(Method::GET, "/users/me", Some(&token), None)
+            .await
+            .0,
+        200
+    );
+    b.screenshot("users").await;
+    b.client
+        .find(Locator::Css("#user-sessions button.revoke"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let n = b
+        .until(Duration::from_secs(5), rows, |v| v.as_u64() == Some(0))
+        .await;
+    assert_eq!(n, 0, "the row is gone");
+    assert_eq!(
+        srv.call(Method::GET, "/users/me", Some(&token), None)
+            .await
+            .0,
+        401
+    );
+    let kinds = "return [...document.querySelectorAll('#user-events tbody tr td:nth-child(2)')].map(t => t.textContent)";
+    let kinds = b
+        .until(Duration::from_secs(5), kinds, |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|k| k == "session_revoked"))
+        })
+        .await;
+    assert!(
+        kinds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "session_revoked"),
+        "{kinds}"
+    );
+
+    // The tier changed from the page is the user's tier.
+    let select = b.client.find(Locator::Id("new-tier")).await.unwrap();
+    select.select_by_value("vip").await.unwrap();
+    b.client
+        .find(Locator::Id("change-tier-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let tier = "return document.querySelector(\"#user-profile dd[data-field='tier']\").textContent";
+    assert_eq!(
+        b.until(Duration::from_secs(5), tier, |v| v == "vip").await,
+        "vip"
+    );
+    let (_, profile) = srv
+        .call(Method::GET, &format!("/users/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(profile["tier"], "vip", "{profile}");
+
+    // Jobs: listed from the scheduler's API.
+    b.client
+        .find(Locator::Id("nav-jobs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let jobs = "return document.querySelectorAll('#jobs tbody tr').length";
+    let n = b
+        .until(Duration::from_secs(5), jobs, |v| {
+            v.as_u64().is_some_and(|n| n > 0)
+        })
+        .await;
+    assert!(n.as_u64().unwrap() > 0, "jobs listed");
+    b.screenshot("jobs").await;
+
+    // Everything came from the server; no inline script runs under the page's policy.
+    for url in b.loaded_urls().await {
+        assert!(
+            url.starts_with(&format!("{root}/")),
+            "a request to another place: {url}"
+        );
+    }
+    let inline = "const s = document.createElement('script'); s.textContent = 'window.inlineRan = true'; \
+                  document.head.appendChild(s); return window.inlineRan === true;";
+    assert_eq!(
+        b.client.execute(inline, vec![]).await.unwrap(),
+        json!(false)
+    );
+
+    // Signed out, the API no longer answers the browser as the operator.
+    b.client
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Id("sign-in-view"))
+        .await
+        .unwrap();
+    let status = b
+        .client
+        .execute_async(
+            "const done = arguments[0]; fetch('/api/v1/admin/jobs').then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(401));
+    b.client.clone().close().await.unwrap();
+    srv.stop().await;
+}

@@ -1,0 +1,231 @@
+//! The operator console: its pages under a strict CSP, its cookie sessions (sign-in with
+//! the operator key, CSRF on every change, cross-site use refused), and — in a real
+//! browser — what an operator does with it (`browser`).
+
+mod browser;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, TestServer};
+
+/// The console's cookie (`roster_console=…`) from a sign-in's `Set-Cookie`, and the
+/// answer's CSRF token.
+async fn sign_in(srv: &TestServer) -> (String, String, String) {
+    let resp = srv
+        .http
+        .post(format!("{}/admin/console/session", srv.base))
+        .json(&json!({"key": ADMIN_KEY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    (cookie, body["csrf_token"].as_str().unwrap().to_owned(), set)
+}
+
+/// `METHOD /api/v1{path}` with `headers`; the status.
+async fn status(
+    srv: &TestServer,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> u16 {
+    srv.call_with(method, path, None, body, headers).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_are_served_under_a_strict_policy_and_name_no_other_host() {
+    let srv = TestServer::start("").await;
+    let root = format!("http://{}", srv.host());
+    for path in [
+        "/admin",
+        "/admin/",
+        "/admin/console.js",
+        "/admin/console.css",
+    ] {
+        let resp = srv.http.get(format!("{root}{path}")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let h = resp.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let body = resp.text().await.unwrap();
+        assert!(
+            !body.contains("https://") && !body.contains("http://"),
+            "{path}"
+        );
+    }
+    let page = srv.http.get(format!("{root}/admin")).send().await.unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let js = srv
+        .http
+        .get(format!("{root}/admin/console.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let missing = srv
+        .http
+        .get(format!("{root}/admin/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_session_stands_for_the_key_only_from_this_site_and_with_its_csrf_token() {
+    let srv = TestServer::start("").await;
+    // The wrong key opens nothing; a malformed body is a 400.
+    let (s, p) = srv
+        .call(
+            Method::POST,
+            "/admin/console/session",
+            None,
+            Some(json!({"key": "guess"})),
+        )
+        .await;
+    assert_eq!(
+        (s, p["detail"].as_str()),
+        (401, Some("the operator key is wrong")),
+        "{p}"
+    );
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/admin/console/session",
+            None,
+            Some(json!({"kee": ADMIN_KEY})),
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    let (cookie, csrf, set) = sign_in(&srv).await;
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP on loopback: {set}");
+    assert!(!cookie.contains(ADMIN_KEY) && !set.contains(ADMIN_KEY));
+    let with = |extra: &[(&'static str, String)]| {
+        let mut h: Vec<(&'static str, String)> = vec![("cookie", cookie.clone())];
+        h.extend_from_slice(extra);
+        h
+    };
+    let as_refs = |h: &Vec<(&'static str, String)>| -> Vec<(&'static str, String)> { h.clone() };
+    let send =
+        |m: Method, path: &'static str, h: Vec<(&'static str, String)>, body: Option<Value>| {
+            let srv = &srv;
+            async move {
+                let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                status(srv, m, path, &refs, body).await
+            }
+        };
+
+    // No page's data without the cookie; with it, reads work and the page can recover
+    // its CSRF token.
+    assert_eq!(send(Method::GET, "/admin/jobs", vec![], None).await, 401);
+    assert_eq!(
+        send(Method::GET, "/admin/jobs", as_refs(&with(&[])), None).await,
+        200
+    );
+    let (s, again) = srv
+        .call_with(
+            Method::GET,
+            "/admin/console/session",
+            None,
+            None,
+            &[("cookie", &cookie)],
+        )
+        .await;
+    assert_eq!(
+        (s, again["csrf_token"].as_str()),
+        (200, Some(csrf.as_str()))
+    );
+    let (s, _) = srv
+        .call(Method::GET, "/admin/console/session", None, None)
+        .await;
+    assert_eq!(s, 401);
+
+    // A change: without the token it is nobody's (401), a wrong token is refused (403),
+    // from another site refused (403) even with the token; with it, done.
+    let deny = json!({"network": "198.51.100.0/24", "reason": "console test"});
+    let post = |h| send(Method::POST, "/admin/deny-networks", h, Some(deny.clone()));
+    assert_eq!(post(with(&[])).await, 401);
+    assert_eq!(post(with(&[("x-csrf-token", "0".repeat(64))])).await, 403);
+    let cross = with(&[
+        ("x-csrf-token", csrf.clone()),
+        ("origin", "https://evil.example".into()),
+    ]);
+    assert_eq!(post(cross).await, 403);
+    let (listed_status, listed) = srv
+        .call(Method::GET, "/admin/deny-networks", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(listed_status, 200);
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(0),
+        "nothing changed: {listed}"
+    );
+    let same = with(&[
+        ("x-csrf-token", csrf.clone()),
+        ("origin", format!("http://{}", srv.host())),
+    ]);
+    let s = post(same).await;
+    assert!((200..300).contains(&s), "{s}");
+
+    // Signing out needs the token too, and ends the cookie's use.
+    assert_eq!(
+        send(Method::DELETE, "/admin/console/session", with(&[]), None).await,
+        401
+    );
+    let out = with(&[("x-csrf-token", csrf.clone())]);
+    assert_eq!(
+        send(Method::DELETE, "/admin/console/session", out, None).await,
+        204
+    );
+    assert_eq!(send(Method::GET, "/admin/jobs", with(&[]), None).await, 401);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_finds_a_user_by_email() {
+    let srv = TestServer::start("").await;
+    let (id, token) = srv.user("Findable@Example.com", "premium").await;
+    let find = |q: &str, bearer: &'static str| {
+        let path = format!("/admin/users/lookup?email={q}");
+        let srv = &srv;
+        async move { srv.call(Method::GET, &path, Some(bearer), None).await }
+    };
+    let (s, p) = find("findable%40example.com", ADMIN_KEY).await;
+    assert_eq!((s, p["id"].as_str()), (200, Some(id.as_str())), "{p}");
+    assert_eq!(find("nobody%40example.com", ADMIN_KEY).await.0, 404);
+    let (s, p) = find("not-an-email", ADMIN_KEY).await;
+    assert_eq!((s, p["field"].as_str()), (400, Some("email")), "{p}");
+    let user: &'static str = Box::leak(token.into_boxed_str());
+    assert_eq!(find("findable%40example.com", user).await.0, 403);
+    let (s, _) = srv
+        .call(Method::GET, "/admin/users/lookup", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 400, "the email is required");
+    srv.stop().await;
+}
