@@ -193,6 +193,21 @@ pub enum AuditAction {
         /// The network.
         network: String,
     },
+    /// An operator created an account (recorded with it).
+    UserCreated {
+        /// The user.
+        user: UserId,
+        /// Its tier.
+        tier: super::tier::UserTier,
+    },
+    /// An operator ended a user's session, or (`session` none) every one of them
+    /// (recorded before it ends).
+    SessionRevoked {
+        /// The user.
+        user: UserId,
+        /// The session.
+        session: Option<super::ids::SessionId>,
+    },
 }
 
 impl AuditAction {
@@ -209,6 +224,8 @@ impl AuditAction {
             | AuditAction::UserImported { user }
             | AuditAction::UserProvisioned { user, .. }
             | AuditAction::InvitationAccepted { user }
+            | AuditAction::UserCreated { user, .. }
+            | AuditAction::SessionRevoked { user, .. }
             | AuditAction::HistoryImported { user, .. } => Some(*user),
             AuditAction::UsersImported { .. }
             | AuditAction::MasterKeyRotated { .. }

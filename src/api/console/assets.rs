@@ -22,9 +22,17 @@ assets! {
     "console.js" => "text/javascript; charset=utf-8",
     "chart.js" => "text/javascript; charset=utf-8",
     "api.js" => "text/javascript; charset=utf-8",
+    "ui.js" => "text/javascript; charset=utf-8",
+    "live.js" => "text/javascript; charset=utf-8",
+    "users.js" => "text/javascript; charset=utf-8",
+    "security.js" => "text/javascript; charset=utf-8",
+    "analytics.js" => "text/javascript; charset=utf-8",
+    "jobs.js" => "text/javascript; charset=utf-8",
+    "account.html" => "text/html; charset=utf-8",
+    "account.js" => "text/javascript; charset=utf-8",
 }
 
-/// The file served as `/admin/<name>`.
+/// The file served as `/admin/<name>` (and `/account/<name>`).
 pub(super) fn find(name: &str) -> Option<&'static Asset> {
     ALL.iter().find(|(n, _)| *n == name).map(|(_, a)| a)
 }
@@ -58,7 +66,8 @@ mod tests {
                 // Every script element loads a file of ours.
                 for (i, _) in text.match_indices("<script") {
                     let tag = &text[i..text[i..].find('>').map_or(text.len(), |j| i + j)];
-                    assert!(tag.contains("src=\"/admin/"), "{name}: inline script {tag}");
+                    let ours = tag.contains("src=\"/admin/") || tag.contains("src=\"/account/");
+                    assert!(ours, "{name}: inline script {tag}");
                 }
             }
         }

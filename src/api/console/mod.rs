@@ -1,8 +1,10 @@
-//! The web consoles served by the binary: the operator console at `/admin`. Its pages
-//! are static files embedded at build time (`assets/`, plain modules, no build step)
-//! served under a strict Content-Security-Policy; everything they show and do goes
-//! through the public API, authenticated by a console session (see [`session`]) that
-//! the operator opens with the operator key at `POST /api/v1/admin/console/session`.
+//! The web consoles served by the binary: the operator console at `/admin` and the
+//! self-service account page at `/account`. Their pages are static files embedded at
+//! build time (`assets/`, plain modules, no build step) served under a strict
+//! Content-Security-Policy; everything they show and do goes through the public API —
+//! the console's calls authenticated by a console session (see [`session`]) that the
+//! operator opens with the operator key at `POST /api/v1/admin/console/session`, the
+//! account page's by the user's own session token.
 
 mod assets;
 pub(crate) mod session;
@@ -28,16 +30,23 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
-/// The pages: `/admin` and its files.
+/// The pages: `/admin`, `/account` and their files.
 pub(super) fn pages() -> Router {
     Router::new()
         .route("/admin", get(index))
         .route("/admin/", get(index))
         .route("/admin/{file}", get(file))
+        .route("/account", get(account))
+        .route("/account/", get(account))
+        .route("/account/{file}", get(file))
 }
 
 async fn index() -> Response {
     file(Path("index.html".to_owned())).await
+}
+
+async fn account() -> Response {
+    file(Path("account.html".to_owned())).await
 }
 
 async fn file(Path(name): Path<String>) -> Response {

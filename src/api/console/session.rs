@@ -16,7 +16,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::api::problem::ApiError;
-use crate::security::keys::hex_encode;
 
 /// The cookie's name.
 pub(crate) const COOKIE: &str = "roster_console";
@@ -48,7 +47,7 @@ pub(crate) struct Issued {
 fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
-    hex_encode(&bytes)
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hash(id: &str) -> [u8; 32] {

@@ -32,8 +32,8 @@ pub(crate) async fn admin_shards(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LookupQuery {
-    /// The user's email (any case; found through the blind index).
-    email: String,
+    /// The user's email (any case; found through the blind index). Required.
+    email: Option<String>,
 }
 
 /// The user an email names (operators; the read is audited). 404 when none does.
@@ -45,11 +45,15 @@ pub(crate) async fn lookup_user(
     caller: Caller,
     Query(q): Query<LookupQuery>,
 ) -> ApiResult<Json<crate::domain::profile::UserProfile>> {
+    let Some(email) = q.email else {
+        return Err(ApiError::InvalidInput {
+            field: Some("email".into()),
+            detail: "give the email of the user to find".into(),
+        });
+    };
     let accounts = s.manager.accounts();
     Ok(Json(
-        accounts
-            .find_by_email(&caller.principal(), &q.email)
-            .await?,
+        accounts.find_by_email(&caller.principal(), &email).await?,
     ))
 }
 

@@ -8,7 +8,7 @@ use super::{
     UserManager,
 };
 use super::{FeedbackExport, LoginFailures, RefusalDay, RiskProfileExport, TasteExport};
-use crate::domain::audit::AuditAction;
+use crate::domain::audit::{AuditAction, AuditActor};
 use crate::domain::ids::UserId;
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, UserProfile};
 use crate::domain::session::SessionView;
@@ -54,8 +54,16 @@ impl Accounts<'_> {
         }
         let (email, profile) = self.m.prepare_new(email, tier, &profile_data)?;
         let phc = self.m.hash_new_password(password, email.clone()).await?;
+        // An operator's account is on record; a sign-up is the user's own.
+        let audit = matches!(by, Principal::Operator).then(|| {
+            let user = profile.id;
+            (
+                AuditActor::Operator,
+                AuditAction::UserCreated { user, tier },
+            )
+        });
         self.m
-            .store_new(&email, profile, phc, None, Vec::new(), None)
+            .store_new(&email, profile, phc, audit, Vec::new(), None)
             .await
     }
 

@@ -34,13 +34,31 @@ impl Sessions<'_> {
         session: SessionId,
     ) -> Result<bool, EngineError> {
         by.on(id)?;
+        self.audit_revocation(by, id, Some(session)).await?;
         self.m.user(id).revoke_session(session).await
+    }
+
+    /// An operator's revocation is on record before it happens (a user's own is in its
+    /// security events).
+    async fn audit_revocation(
+        self,
+        by: &Principal,
+        user: UserId,
+        session: Option<SessionId>,
+    ) -> Result<(), EngineError> {
+        if matches!(by, Principal::Operator) {
+            let action = crate::domain::audit::AuditAction::SessionRevoked { user, session };
+            let actor = crate::domain::audit::AuditActor::Operator;
+            self.m.audit(actor, action).await?;
+        }
+        Ok(())
     }
 
     /// "Log out everywhere else": every session of the user but the calling one (all of
     /// them, for the operator). Durable when it returns; how many ended.
     pub async fn revoke_others(self, by: &Principal, id: UserId) -> Result<usize, EngineError> {
         let keep = by.on(id)?.session();
+        self.audit_revocation(by, id, None).await?;
         self.m.user(id).revoke_other_sessions(keep).await
     }
 

@@ -321,6 +321,23 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
             .0,
         401
     );
+    // The page's calls are the operator's, on record like the same calls with the key.
+    let (_, log) = srv
+        .call(
+            Method::GET,
+            "/admin/audit?limit=1000",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let of = |kind: &str| {
+        log.as_array().unwrap().iter().any(|e| {
+            e["action"]["type"] == kind
+                && e["action"]["user"] == id.as_str()
+                && e["actor"]["kind"] == "operator"
+        })
+    };
+    assert!(of("user_created") && of("session_revoked"), "{log}");
     let kinds = "return [...document.querySelectorAll('#user-events tbody tr td:nth-child(2)')].map(t => t.textContent)";
     let kinds = b
         .until(Duration::from_secs(5), kinds, |v| {
@@ -356,6 +373,121 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         .call(Method::GET, &format!("/users/{id}"), Some(ADMIN_KEY), None)
         .await;
     assert_eq!(profile["tier"], "vip", "{profile}");
+
+    // Security: the chain verified; a network denied from the page is denied, and the
+    // live feed shows the operators' action.
+    b.client
+        .find(Locator::Id("nav-security"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let audit = "return document.getElementById('audit-status').dataset.status || ''";
+    assert_eq!(
+        b.until(Duration::from_secs(5), audit, |v| v == "intact")
+            .await,
+        "intact"
+    );
+    let feed = "return document.getElementById('feed-status').textContent";
+    b.until(Duration::from_secs(5), feed, |v| {
+        v.as_str().is_some_and(|t| t.starts_with("connected"))
+    })
+    .await;
+    b.client
+        .find(Locator::Id("deny-network"))
+        .await
+        .unwrap()
+        .send_keys("198.51.100.0/24")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("deny-reason"))
+        .await
+        .unwrap()
+        .send_keys("from the console")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("deny-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let denied = "return [...document.querySelectorAll('#denied tbody tr td:first-child')].map(t => t.textContent)";
+    let listed = b
+        .until(Duration::from_secs(5), denied, |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|n| n == "198.51.100.0/24"))
+        })
+        .await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "198.51.100.0/24"),
+        "{listed}"
+    );
+    let (_, api_list) = srv
+        .call(Method::GET, "/admin/deny-networks", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(api_list[0]["reason"], "from the console", "{api_list}");
+    assert_eq!(api_list[0]["added_by"], "operator", "{api_list}");
+    let kinds = "return [...document.querySelectorAll('#feed tbody tr td:nth-child(2)')].map(t => t.textContent)";
+    let kinds = b
+        .until(Duration::from_secs(5), kinds, |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|k| k == "operator.network_denied"))
+        })
+        .await;
+    assert!(
+        kinds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "operator.network_denied"),
+        "{kinds}"
+    );
+    b.screenshot("security").await;
+
+    // Tiers and analytics: the page's figures are the API's.
+    b.client
+        .find(Locator::Id("nav-analytics"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let users =
+        "return document.querySelector(\"#overview dd[data-field='users']\")?.textContent ?? ''";
+    let shown = b
+        .until(Duration::from_secs(10), users, |v| {
+            v.as_str().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    let (_, overview) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/overview",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(shown, overview["users"].to_string(), "{overview}");
+    let premium = "return document.querySelector('#tier-now tbody tr:nth-child(2) td:nth-child(2)')?.textContent ?? ''";
+    let premium = b
+        .until(Duration::from_secs(5), premium, |v| {
+            v.as_str().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    assert_eq!(
+        premium,
+        overview["users_by_tier"]["premium"].to_string(),
+        "{overview}"
+    );
+    b.screenshot("analytics").await;
 
     // Jobs: listed from the scheduler's API.
     b.client

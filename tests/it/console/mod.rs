@@ -2,7 +2,8 @@
 //! the operator key, CSRF on every change, cross-site use refused), and — in a real
 //! browser — what an operator does with it (`browser`).
 
-mod browser;
+mod account;
+pub(crate) mod browser;
 
 use reqwest::Method;
 use serde_json::{Value, json};

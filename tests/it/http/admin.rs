@@ -110,14 +110,16 @@ async fn operator_and_security_actions_land_in_a_verifiable_audit_log() {
     assert_eq!(
         kinds,
         [
+            ("operator", "user_created"),
             ("operator", "user_read"),
             ("operator", "tier_changed"),
             ("operator", "user_read"),
             ("user", "user_deleted"),
+            ("operator", "user_created"),
         ]
     );
-    assert_eq!(log[1]["action"]["to"], "premium");
-    assert_eq!(log[3]["action"]["user"], id.as_str());
+    assert_eq!(log[2]["action"]["to"], "premium");
+    assert_eq!(log[4]["action"]["user"], id.as_str());
     for (i, e) in log.iter().enumerate() {
         assert_eq!(e["seq"], i as u64 + 1);
         if i > 0 {
@@ -135,6 +137,6 @@ async fn operator_and_security_actions_land_in_a_verifiable_audit_log() {
     assert_eq!(page[0]["seq"], 3);
     assert_eq!(
         srv.manager.ops().verify_audit(&SYS),
-        Ok(roster::engine::AuditVerdict::Intact { records: 4 })
+        Ok(roster::engine::AuditVerdict::Intact { records: 6 })
     );
 }

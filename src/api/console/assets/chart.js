@@ -62,3 +62,44 @@ function niceCeil(v) {
 function format(v) {
   return v >= 1000 ? `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)}k` : `${Math.round(v * 10) / 10}`;
 }
+
+/** A static chart of several series over the same labels (e.g. users by tier by week),
+ * with a legend in the top left. */
+export function lines(canvas, labels, series) {
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || canvas.width;
+  const h = canvas.clientHeight || canvas.height;
+  canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio);
+  const g = canvas.getContext('2d');
+  g.setTransform(ratio, 0, 0, ratio, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const pad = { l: 44, r: 8, t: 22, b: 18 };
+  let max = 0;
+  for (const s of series) for (const v of s.values) max = Math.max(max, v);
+  max = max > 0 ? niceCeil(max) : 1;
+  g.font = '11px system-ui, sans-serif';
+  g.strokeStyle = '#d6dbe0';
+  g.fillStyle = '#5b6570';
+  g.lineWidth = 1;
+  for (let i = 0; i <= 2; i++) {
+    const y = pad.t + (h - pad.t - pad.b) * (1 - i / 2);
+    g.beginPath(); g.moveTo(pad.l, y); g.lineTo(w - pad.r, y); g.stroke();
+    g.fillText(format(max * i / 2), 4, y + 4);
+  }
+  if (labels.length) { g.fillText(labels[0], pad.l, h - 4); g.fillText(labels[labels.length - 1], w - pad.r - 64, h - 4); }
+  const n = Math.max(labels.length - 1, 1);
+  const x = (i) => pad.l + (w - pad.l - pad.r) * i / n;
+  const y = (v) => pad.t + (h - pad.t - pad.b) * (1 - v / max);
+  let lx = pad.l;
+  for (const s of series) {
+    g.strokeStyle = s.color;
+    g.fillStyle = s.color;
+    g.lineWidth = 1.5;
+    g.beginPath();
+    s.values.forEach((v, i) => (i ? g.lineTo(x(i), y(v)) : g.moveTo(x(i), y(v))));
+    g.stroke();
+    g.fillRect(lx, 8, 10, 3);
+    g.fillText(s.name, lx + 14, 13);
+    lx += 22 + g.measureText(s.name).width + 12;
+  }
+}

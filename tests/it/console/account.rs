@@ -1,0 +1,304 @@
+//! The self-service account page in a real browser: a user with an authenticator signs
+//! in with its password and a code, edits its profile and AI preferences, ends another
+//! session, sets its consents, downloads its export, signs out, and deletes its
+//! account with a step-up.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::browser::Browser;
+use crate::support::{ADMIN_KEY, PW, TestServer};
+
+/// The authenticator's code now, on the server's clock.
+fn code(srv: &TestServer, secret_b32: &str) -> String {
+    let secret = totp_rs::Secret::Encoded(secret_b32.to_owned())
+        .to_bytes()
+        .unwrap();
+    let cfg = roster::security::totp::TotpConfig::default();
+    roster::security::totp::code_at(&secret, &cfg, srv.manager.now().unix_secs())
+}
+
+/// A new authenticator step, so a code is not refused as a replay.
+fn next_step(srv: &TestServer) {
+    srv.clock.advance(Duration::from_secs(30));
+}
+
+/// Logs in over the API with the password and the authenticator; the token and the
+/// session's id.
+async fn api_login(srv: &TestServer, email: &str, secret: &str) -> (String, String) {
+    let body = json!({"email": email, "password": PW});
+    let (s, c) = srv
+        .call(Method::POST, "/auth/login", None, Some(body))
+        .await;
+    assert_eq!(s, 202, "{c}");
+    let answer =
+        json!({"challenge": c["challenge"], "method": "authenticator", "code": code(srv, secret)});
+    let (s, ok) = srv
+        .call(Method::POST, "/auth/login/mfa", None, Some(answer))
+        .await;
+    assert_eq!(s, 200, "{ok}");
+    // A token is `<user>.<session>.<secret>`, the ids without their dashes.
+    let token = ok["token"].as_str().unwrap().to_owned();
+    let s = token.split('.').nth(1).unwrap();
+    let session = format!(
+        "{}-{}-{}-{}-{}",
+        &s[..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..]
+    );
+    (token, session)
+}
+
+async fn click(b: &Browser, id: &str) {
+    b.client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_in(b: &Browser, id: &str, text: &str) {
+    let el = b.client.find(Locator::Id(id)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+/// Signs in on the page with the password and the authenticator's code.
+async fn sign_in(b: &Browser, srv: &TestServer, email: &str, secret: &str) {
+    b.client
+        .wait()
+        .for_element(Locator::Css("#sign-in-view:not([hidden])"))
+        .await
+        .unwrap();
+    // Cleared first: a reload may bring back what was typed.
+    type_in(b, "email", email).await;
+    type_in(b, "password", PW).await;
+    click(b, "sign-in-button").await;
+    let asked = "return document.getElementById('second-factor').hidden ? \
+                 document.getElementById('sign-in-error').textContent || 'waiting' : 'asked'";
+    let asked = b
+        .until(Duration::from_secs(5), asked, |v| v == "asked")
+        .await;
+    assert_eq!(asked, "asked", "the page asks for the second factor");
+    next_step(srv);
+    type_in(b, "factor-code", &code(srv, secret)).await;
+    click(b, "factor-button").await;
+    let me = "return document.querySelector(\"#me dd[data-field='email']\")?.textContent ?? ''";
+    let shown = b.until(Duration::from_secs(5), me, |v| v == email).await;
+    assert_eq!(shown, email, "signed in, the profile shows the account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_manages_its_own_account_on_the_account_page() {
+    let srv = TestServer::start("").await;
+    let email = "listener@example.com";
+    let (id, token) = srv.user(email, "premium").await;
+    // An authenticator, set up over the API.
+    let (s, t) = srv
+        .call(
+            Method::POST,
+            &format!("/users/{id}/mfa/totp"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let secret = t["secret"].as_str().unwrap().to_owned();
+    let confirm = json!({"code": code(&srv, &secret)});
+    let path = format!("/users/{id}/mfa/totp/confirm");
+    let (s, _) = srv
+        .call(Method::POST, &path, Some(&token), Some(confirm))
+        .await;
+    assert_eq!(s, 200);
+    let always = json!({"security_settings": {"require_mfa": true}});
+    let (s, p) = srv
+        .call(
+            Method::PUT,
+            &format!("/users/{id}"),
+            Some(ADMIN_KEY),
+            Some(always),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    next_step(&srv);
+    let (other, other_session) = api_login(&srv, email, &secret).await;
+
+    let root = format!("http://{}", srv.host());
+    let b = Browser::start().await;
+    b.client.goto(&format!("{root}/account")).await.unwrap();
+    // A wrong password is refused on the page.
+    let email_box = b
+        .client
+        .wait()
+        .for_element(Locator::Id("email"))
+        .await
+        .unwrap();
+    email_box.send_keys(email).await.unwrap();
+    type_in(&b, "password", "not the password at all").await;
+    click(&b, "sign-in-button").await;
+    let error = "return document.getElementById('sign-in-error').textContent";
+    let said = b
+        .until(Duration::from_secs(5), error, |v| {
+            v.as_str().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    assert!(!said.as_str().unwrap().is_empty());
+    b.client.refresh().await.unwrap();
+    sign_in(&b, &srv, email, &secret).await;
+    b.screenshot("account-profile").await;
+
+    // Profile and AI preferences, saved through the API.
+    type_in(&b, "display-name", "Night Owl").await;
+    let level = b
+        .client
+        .find(Locator::Id("personalization-level"))
+        .await
+        .unwrap();
+    level.select_by_value("advanced").await.unwrap();
+    click(&b, "explanations").await;
+    click(&b, "save-profile").await;
+    let notice = "return document.getElementById('notice').textContent";
+    b.until(Duration::from_secs(5), notice, |v| v == "saved")
+        .await;
+    let (_, p) = srv
+        .call(Method::GET, &format!("/users/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(p["display_name"], "Night Owl", "{p}");
+    assert_eq!(
+        p["ai_preferences"]["personalization_level"], "advanced",
+        "{p}"
+    );
+    assert_eq!(p["ai_preferences"]["explanations_enabled"], false, "{p}");
+
+    // Sessions: the first one, the other and this browser's (which has no button); the
+    // other is ended from the page.
+    click(&b, "nav-sessions").await;
+    let rows = "return document.querySelectorAll('#sessions tr[data-session]').length";
+    assert_eq!(b.until(Duration::from_secs(5), rows, |v| v == 3).await, 3);
+    let buttons = "return document.querySelectorAll('#sessions tbody button').length";
+    assert_eq!(b.client.execute(buttons, vec![]).await.unwrap(), 2);
+    b.screenshot("account-sessions").await;
+    let me = |t: String| {
+        let srv = &srv;
+        async move { srv.call(Method::GET, "/users/me", Some(&t), None).await.0 }
+    };
+    assert_eq!(me(other.clone()).await, 200);
+    let end = format!("#sessions tr[data-session='{other_session}'] button");
+    b.client
+        .find(Locator::Css(&end))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(b.until(Duration::from_secs(5), rows, |v| v == 2).await, 2);
+    assert_eq!(me(other.clone()).await, 401);
+    assert_eq!(me(token.clone()).await, 200);
+
+    // Security: the authenticator is listed, and the events.
+    click(&b, "nav-security").await;
+    let factor = "return document.querySelector(\"#factors dd[data-field='authenticator']\")?.textContent ?? ''";
+    let f = b
+        .until(Duration::from_secs(5), factor, |v| {
+            v.as_str().is_some_and(|t| t.starts_with("since"))
+        })
+        .await;
+    assert!(f.as_str().unwrap().starts_with("since"), "{f}");
+    b.screenshot("account-security").await;
+
+    // Privacy: a consent given on the page; the export downloaded.
+    click(&b, "nav-privacy").await;
+    b.client
+        .wait()
+        .for_element(Locator::Id("consent-analytics"))
+        .await
+        .unwrap();
+    click(&b, "consent-analytics").await;
+    click(&b, "save-consents").await;
+    b.until(Duration::from_secs(5), notice, |v| v == "consents saved")
+        .await;
+    let (_, c) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/consents"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let granted = |purpose: &str| {
+        c["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["purpose"] == purpose && p["granted"] == true)
+    };
+    assert!(granted("analytics"), "{c}");
+    click(&b, "export").await;
+    let bytes = "return Number(document.getElementById('export-status').dataset.bytes || 0)";
+    let n = b
+        .until(Duration::from_secs(5), bytes, |v| {
+            v.as_u64().is_some_and(|n| n > 0)
+        })
+        .await;
+    let (_, export) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/export"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert!(n.as_u64().unwrap() > 200, "{n} bytes of {export}");
+    b.screenshot("account-privacy").await;
+
+    // Signed out, the browser's session is gone.
+    click(&b, "sign-out").await;
+    b.client
+        .wait()
+        .for_element(Locator::Css("#sign-in-view:not([hidden])"))
+        .await
+        .unwrap();
+    let (_, live) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/sessions"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        live.as_array().map(Vec::len),
+        Some(1),
+        "only the first is left: {live}"
+    );
+
+    // Deleted with a step-up: the password and a code.
+    sign_in(&b, &srv, email, &secret).await;
+    click(&b, "nav-privacy").await;
+    b.client
+        .wait()
+        .for_element(Locator::Id("delete-password"))
+        .await
+        .unwrap();
+    type_in(&b, "delete-password", PW).await;
+    next_step(&srv);
+    type_in(&b, "delete-code", &code(&srv, &secret)).await;
+    click(&b, "delete-button").await;
+    b.until(Duration::from_secs(5), notice, |v| {
+        v == "your account is deleted"
+    })
+    .await;
+    let (s, gone): (u16, Value) = srv
+        .call(Method::GET, &format!("/users/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 404, "{gone}");
+    b.client.clone().close().await.unwrap();
+    srv.stop().await;
+}
