@@ -193,6 +193,16 @@ pub enum AuditAction {
         /// The network.
         network: String,
     },
+    /// An operator saved a custom dashboard (new, or replacing the one of its name).
+    DashboardSaved {
+        /// Its name.
+        name: String,
+    },
+    /// An operator deleted a custom dashboard.
+    DashboardDeleted {
+        /// Its name.
+        name: String,
+    },
     /// An operator created an account (recorded with it).
     UserCreated {
         /// The user.
@@ -238,6 +248,8 @@ impl AuditAction {
             | AuditAction::AccountsHeldInBulk { .. }
             | AuditAction::NetworkDenied { .. }
             | AuditAction::NetworkAllowed { .. }
+            | AuditAction::DashboardSaved { .. }
+            | AuditAction::DashboardDeleted { .. }
             | AuditAction::SecurityEventsExported { .. }
             | AuditAction::BackupStarted => None,
         }

@@ -11,6 +11,7 @@ pub(crate) mod binding;
 pub mod catalog;
 pub(crate) mod challenge;
 pub mod consent;
+pub mod dashboard;
 pub mod denylist;
 pub mod directory;
 pub mod email;

@@ -220,6 +220,18 @@ pub enum Op {
         /// Its record.
         record: Vec<u8>,
     },
+    /// An operator's custom dashboard (JSON), new or replacing the one of its name.
+    PutDashboard {
+        /// Its name.
+        name: String,
+        /// Its record.
+        record: Vec<u8>,
+    },
+    /// Removes a custom dashboard.
+    DropDashboard {
+        /// Its name.
+        name: String,
+    },
     /// A scheduled job's state (its next due time, the run in progress).
     PutJob {
         /// The job's name.

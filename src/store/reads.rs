@@ -148,9 +148,14 @@ pub trait ProvisionStore: Send + Sync {
     fn invitations(&self) -> Result<Vec<(UserId, Vec<u8>)>, StoreError>;
 }
 
-/// Policy operators change at run time: the deny-list of networks (JSON; networks and
-/// reasons, not personal data, so stored in clear).
+/// What operators keep at run time: the deny-list of networks and the custom
+/// dashboards (JSON; networks, reasons and panel choices, not personal data, so stored
+/// in clear).
 pub trait PolicyStore: Send + Sync {
     /// The deny-list's record, once one was written.
     fn deny_list(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every dashboard's record, by name.
+    fn dashboards(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The record of the dashboard `name`.
+    fn dashboard(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }

@@ -28,6 +28,7 @@ assets! {
     "security.js" => "text/javascript; charset=utf-8",
     "analytics.js" => "text/javascript; charset=utf-8",
     "jobs.js" => "text/javascript; charset=utf-8",
+    "dashboards.js" => "text/javascript; charset=utf-8",
     "account.html" => "text/html; charset=utf-8",
     "account.js" => "text/javascript; charset=utf-8",
 }

@@ -7,6 +7,7 @@ mod analytics;
 mod auth;
 mod backup;
 mod catalog;
+mod dashboards;
 mod denylist;
 mod holds;
 mod jobs;
@@ -111,6 +112,12 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::security_events))
         .routes(routes!(admin::admin_shards))
         .routes(routes!(admin::lookup_user))
+        .routes(routes!(dashboards::list))
+        .routes(routes!(
+            dashboards::get,
+            dashboards::put,
+            dashboards::delete
+        ))
         .routes(routes!(
             super::console::sign_in,
             super::console::session,

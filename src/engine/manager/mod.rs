@@ -24,6 +24,7 @@
 mod accounts;
 mod analytics;
 mod backup;
+mod dashboards;
 mod denylist;
 mod holds;
 mod integrations;

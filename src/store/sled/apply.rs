@@ -95,6 +95,10 @@ impl SledStore {
                 Op::PutTrack { id, record } => b.insert(track_key(id), record.as_slice()),
                 Op::DropTrack { id } => b.remove(track_key(id)),
                 Op::PutDenyList { record } => b.insert(super::DENY_LIST, record.as_slice()),
+                Op::PutDashboard { name, record } => {
+                    b.insert(super::dashboard_key(name), record.as_slice());
+                }
+                Op::DropDashboard { name } => b.remove(super::dashboard_key(name)),
                 Op::PutJob { name, record } => b.insert(job_key(name), record.as_slice()),
                 Op::PutJobRun { name, run, record } => {
                     b.insert(job_run_key(name, *run), record.as_slice());
@@ -370,6 +374,12 @@ fn write_batch(
             }
             Op::PutDenyList { record } => {
                 w.insert(super::DENY_LIST, record.as_slice())?;
+            }
+            Op::PutDashboard { name, record } => {
+                w.insert(super::dashboard_key(name), record.as_slice())?;
+            }
+            Op::DropDashboard { name } => {
+                w.remove(super::dashboard_key(name))?;
             }
             Op::PutJob { name, record } => {
                 w.insert(job_key(name), record.as_slice())?;

@@ -56,4 +56,23 @@ impl PolicyStore for SledStore {
     fn deny_list(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree.get(super::DENY_LIST)?.map(|v| v.to_vec()))
     }
+
+    fn dashboards(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix([super::DASHBOARD])
+            .map(|kv| {
+                let (k, v) = kv?;
+                let name = std::str::from_utf8(&k[1..])
+                    .map_err(|_| StoreError::Io("bad dashboard key".into()))?;
+                Ok((name.to_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn dashboard(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tree
+            .get(super::dashboard_key(name))?
+            .map(|v| v.to_vec()))
+    }
 }

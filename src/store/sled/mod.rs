@@ -48,6 +48,13 @@ const DENY_LIST: &[u8] = b"n";
 const MODEL: u8 = b'M';
 const LEDGER: u8 = b'l';
 const TRACK: u8 = b'c';
+const DASHBOARD: u8 = b'D';
+fn dashboard_key(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(DASHBOARD);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
 fn track_key(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
     k.push(TRACK);

@@ -545,3 +545,139 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     b.client.clone().close().await.unwrap();
     srv.stop().await;
 }
+
+/// Opens the console at `root` and signs in with the operator key.
+async fn console_sign_in(b: &Browser, root: &str) {
+    b.client.goto(&format!("{root}/admin")).await.unwrap();
+    let key = b
+        .client
+        .wait()
+        .for_element(Locator::Id("key"))
+        .await
+        .unwrap();
+    key.send_keys(ADMIN_KEY).await.unwrap();
+    b.client
+        .find(Locator::Id("sign-in-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("#nav:not([hidden])"))
+        .await
+        .unwrap();
+}
+
+async fn click(b: &Browser, id: &str) {
+    b.client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_composes_a_dashboard_that_is_there_after_a_restart() {
+    let srv = TestServer::start("").await;
+    srv.user("member@example.com", "premium").await;
+    let b = Browser::start().await;
+    console_sign_in(&b, &format!("http://{}", srv.host())).await;
+    click(&b, "nav-dashboards").await;
+    let name = b
+        .client
+        .wait()
+        .for_element(Locator::Id("dash-name"))
+        .await
+        .unwrap();
+    name.send_keys("weekly-review").await.unwrap();
+    b.client
+        .find(Locator::Id("dash-title"))
+        .await
+        .unwrap()
+        .send_keys("Weekly review")
+        .await
+        .unwrap();
+    let kind = b.client.find(Locator::Id("panel-kind")).await.unwrap();
+    kind.select_by_value("overview").await.unwrap();
+    click(&b, "add-panel").await;
+    kind.select_by_value("cohorts").await.unwrap();
+    b.client
+        .find(Locator::Id("panel-tier"))
+        .await
+        .unwrap()
+        .select_by_value("premium")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("panel-days"))
+        .await
+        .unwrap()
+        .send_keys("28")
+        .await
+        .unwrap();
+    click(&b, "add-panel").await;
+    click(&b, "save-dashboard").await;
+    let panels = "return document.querySelectorAll('#dashboard-render section.panel table').length";
+    assert_eq!(b.until(Duration::from_secs(5), panels, |v| v == 2).await, 2);
+    let (_, saved) = srv
+        .call(
+            Method::GET,
+            "/admin/dashboards/weekly-review",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(
+        saved["panels"][1],
+        json!({"kind": "cohorts", "title": null, "tier": "premium", "days": 28})
+    );
+
+    // The server restarts: the operator signs in again and opens the dashboard.
+    let dir = srv.stop().await;
+    let srv = TestServer::start_in(dir, "").await;
+    console_sign_in(&b, &format!("http://{}", srv.host())).await;
+    click(&b, "nav-dashboards").await;
+    let open = b
+        .client
+        .wait()
+        .for_element(Locator::Css(
+            "#dashboard-list tr[data-dashboard='weekly-review'] button.open",
+        ))
+        .await
+        .unwrap();
+    open.click().await.unwrap();
+    assert_eq!(b.until(Duration::from_secs(5), panels, |v| v == 2).await, 2);
+    assert_eq!(b.text("#dashboard-title").await, "Weekly review");
+    let users = "return document.querySelector('#dashboard-render section.panel[data-kind=overview] tbody td:nth-child(2)')?.textContent ?? ''";
+    assert_eq!(
+        b.until(Duration::from_secs(5), users, |v| v == "1").await,
+        "1"
+    );
+    b.screenshot("dashboards").await;
+
+    // Exported as CSV: each panel's heading, columns and rows.
+    click(&b, "export-csv").await;
+    let csv = "return document.getElementById('csv-status').dataset.csv || ''";
+    let csv = b
+        .until(Duration::from_secs(5), csv, |v| {
+            v.as_str().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    let csv = csv.as_str().unwrap();
+    assert!(
+        csv.starts_with("Overview\nfigure,value\nusers,1\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(
+            "\"Retention cohorts (premium, 28 days)\"\nweek of sign-up,users,+0,+1,+2,+3\n"
+        ),
+        "{csv}"
+    );
+    b.client.clone().close().await.unwrap();
+    srv.stop().await;
+}

@@ -230,3 +230,134 @@ async fn an_operator_finds_a_user_by_email() {
     assert_eq!(s, 400, "the email is required");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_are_checked_saved_audited_and_kept_across_a_restart() {
+    let srv = TestServer::start("").await;
+    let put = |name: &str, body: Value| {
+        let path = format!("/admin/dashboards/{name}");
+        let srv = &srv;
+        async move {
+            srv.call(Method::PUT, &path, Some(ADMIN_KEY), Some(body))
+                .await
+        }
+    };
+    let good = json!({"title": "Weekly review", "panels": [
+        {"kind": "overview"},
+        {"kind": "cohorts", "tier": "premium", "days": 84, "title": "Premium cohorts"},
+    ]});
+    // Bad input: each a 400 naming the field, nothing saved.
+    for (name, body, field) in [
+        ("Weekly", good.clone(), "name"),
+        (
+            "w",
+            json!({"title": "", "panels": [{"kind": "overview"}]}),
+            "title",
+        ),
+        ("w", json!({"title": "t", "panels": []}), "panels"),
+        (
+            "w",
+            json!({"title": "t", "panels": [{"kind": "overview", "tier": "vip"}]}),
+            "panels[0].tier",
+        ),
+        (
+            "w",
+            json!({"title": "t", "panels": [{"kind": "segments", "days": 7}]}),
+            "panels[0].days",
+        ),
+        (
+            "w",
+            json!({"title": "t", "panels": [{"kind": "cohorts", "days": 0}]}),
+            "panels[0].days",
+        ),
+        (
+            "w",
+            json!({"title": "t", "panels": [{"kind": "weather"}]}),
+            "panels[0].kind",
+        ),
+    ] {
+        let (s, p) = put(name, body).await;
+        assert_eq!((s, p["field"].as_str()), (400, Some(field)), "{p}");
+    }
+    let (s, all) = srv
+        .call(Method::GET, "/admin/dashboards", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!((s, all), (200, json!([])));
+    // Saved (201), replaced (200, created_at kept), read, and on record.
+    let (s, first) = put("weekly-review", good.clone()).await;
+    assert_eq!(s, 201, "{first}");
+    let mut changed = good.clone();
+    changed["title"] = json!("Weekly review, v2");
+    let (s, second) = put("weekly-review", changed).await;
+    assert_eq!(s, 200, "{second}");
+    assert_eq!(second["created_at"], first["created_at"]);
+    assert_eq!(second["panels"][1]["tier"], "premium");
+    let (s, _) = put("scratch", good.clone()).await;
+    assert_eq!(s, 201);
+    let (s, p) = srv
+        .call(
+            Method::DELETE,
+            "/admin/dashboards/scratch",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{p}");
+    let (s, _) = srv
+        .call(
+            Method::DELETE,
+            "/admin/dashboards/scratch",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (_, token) = srv.user("curious@example.com", "vip").await;
+    let (s, _) = srv
+        .call(Method::GET, "/admin/dashboards", Some(&token), None)
+        .await;
+    assert_eq!(s, 403, "operators only");
+    let (_, log) = srv
+        .call(
+            Method::GET,
+            "/admin/audit?limit=1000",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"]["type"].as_str())
+        .filter(|k| k.starts_with("dashboard"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dashboard_saved",
+            "dashboard_saved",
+            "dashboard_saved",
+            "dashboard_deleted"
+        ]
+    );
+
+    // After a restart: the same dashboard.
+    let dir = srv.stop().await;
+    let srv = TestServer::start_in(dir, "").await;
+    let (s, all) = srv
+        .call(Method::GET, "/admin/dashboards", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(all, json!([second]), "kept as saved");
+    let (s, one) = srv
+        .call(
+            Method::GET,
+            "/admin/dashboards/weekly-review",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!((s, &one["title"]), (200, &json!("Weekly review, v2")));
+    srv.stop().await;
+}

@@ -1,5 +1,5 @@
 // The operator console: one page, a view per hash (#live, #users, #security,
-// #analytics, #jobs), every figure and action through the public API with the console
+// #analytics, #dashboards, #jobs), every figure and action through the public API with the console
 // session. This module signs in and out and switches views; each view is a module.
 
 import * as api from '/admin/api.js';
@@ -8,9 +8,10 @@ import * as live from '/admin/live.js';
 import * as users from '/admin/users.js';
 import * as security from '/admin/security.js';
 import * as analytics from '/admin/analytics.js';
+import * as dashboards from '/admin/dashboards.js';
 import * as jobs from '/admin/jobs.js';
 
-const views = { live, users, security, analytics, jobs };
+const views = { live, users, security, analytics, dashboards, jobs };
 let current = null;
 
 function show(name) {

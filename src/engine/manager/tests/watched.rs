@@ -140,6 +140,14 @@ impl crate::store::PolicyStore for Watched {
     fn deny_list(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.sled.deny_list()
     }
+
+    fn dashboards(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.sled.dashboards()
+    }
+
+    fn dashboard(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.dashboard(name)
+    }
 }
 
 impl crate::store::ProvisionStore for Watched {

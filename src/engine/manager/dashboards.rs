@@ -1,0 +1,103 @@
+//! Custom dashboards: operators save, list, open and delete them by name (audited,
+//! durable when the call returns). Each is one record in the store, so a dashboard saved
+//! is there after a restart and in every backup.
+
+use super::Ops;
+use super::principal::Principal;
+use crate::domain::audit::AuditAction;
+use crate::domain::dashboard::{Dashboard, DashboardDraft, MAX_DASHBOARDS, check_name};
+use crate::domain::validation::ValidationError;
+use crate::engine::EngineError;
+use crate::engine::durable::settled;
+use crate::store::{Batch, Op};
+
+fn decode(name: &str, record: &[u8]) -> Result<Dashboard, EngineError> {
+    serde_json::from_slice(record)
+        .map_err(|err| EngineError::Internal(format!("dashboard {name:?} does not read: {err}")))
+}
+
+impl Ops<'_> {
+    /// Every saved dashboard, by name (operators and the system).
+    pub fn dashboards(self, by: &Principal) -> Result<Vec<Dashboard>, EngineError> {
+        by.privileged()?;
+        let rows = self.m.engine.store.dashboards()?;
+        rows.iter().map(|(name, r)| decode(name, r)).collect()
+    }
+
+    /// The dashboard saved as `name` (operators and the system).
+    pub fn dashboard(self, by: &Principal, name: &str) -> Result<Dashboard, EngineError> {
+        by.privileged()?;
+        check_name(name)?;
+        let record = self.m.engine.store.dashboard(name)?;
+        let record = record.ok_or(EngineError::NotFound)?;
+        decode(name, &record)
+    }
+
+    /// Saves `draft` as `name`, replacing the dashboard of that name (operators and the
+    /// system; audited): the dashboard, and whether it is new. At most
+    /// [`MAX_DASHBOARDS`] are kept.
+    pub async fn save_dashboard(
+        self,
+        by: &Principal,
+        name: &str,
+        draft: DashboardDraft,
+    ) -> Result<(Dashboard, bool), EngineError> {
+        by.privileged()?;
+        check_name(name)?;
+        draft.check()?;
+        let e = &self.m.engine;
+        let previous = match e.store.dashboard(name)? {
+            Some(r) => Some(decode(name, &r)?),
+            None => None,
+        };
+        if previous.is_none() && e.store.dashboards()?.len() >= MAX_DASHBOARDS {
+            return Err(ValidationError::new(
+                "name",
+                format!("{MAX_DASHBOARDS} dashboards are saved already: delete one first"),
+            )
+            .into());
+        }
+        let dashboard = draft.into_dashboard(name.to_owned(), self.m.now(), previous.as_ref());
+        let record = serde_json::to_vec(&dashboard)
+            .map_err(|err| EngineError::Internal(format!("dashboard: {err}")))?;
+        let audit = by.audit_actor().map(|a| {
+            let action = AuditAction::DashboardSaved {
+                name: name.to_owned(),
+            };
+            (a, action, self.m.now())
+        });
+        let op = Op::PutDashboard {
+            name: name.to_owned(),
+            record,
+        };
+        let ticket = e
+            .commit
+            .submit(Batch::of(op), audit.into_iter().collect(), None);
+        settled(e.commit.wait(&ticket).await)?;
+        Ok((dashboard, previous.is_none()))
+    }
+
+    /// Deletes the dashboard `name` (operators and the system; audited); `NotFound` if
+    /// there is none.
+    pub async fn delete_dashboard(self, by: &Principal, name: &str) -> Result<(), EngineError> {
+        by.privileged()?;
+        check_name(name)?;
+        let e = &self.m.engine;
+        if e.store.dashboard(name)?.is_none() {
+            return Err(EngineError::NotFound);
+        }
+        let audit = by.audit_actor().map(|a| {
+            let action = AuditAction::DashboardDeleted {
+                name: name.to_owned(),
+            };
+            (a, action, self.m.now())
+        });
+        let op = Op::DropDashboard {
+            name: name.to_owned(),
+        };
+        let ticket = e
+            .commit
+            .submit(Batch::of(op), audit.into_iter().collect(), None);
+        settled(e.commit.wait(&ticket).await)
+    }
+}
