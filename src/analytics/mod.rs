@@ -10,6 +10,7 @@
 pub mod churn;
 pub mod cohorts;
 pub mod evaluate;
+pub mod forecast;
 pub mod kmeans;
 pub mod logistic;
 pub mod opportunities;

@@ -55,6 +55,7 @@ pub use crate::analytics::churn::{
 };
 pub use crate::analytics::cohorts::{Cohort, CohortQuery, CohortTable, Unit as CohortUnit};
 pub use crate::analytics::evaluate::{Evaluation, ReliabilityBin};
+pub use crate::analytics::forecast::{Backtest, ForecastReport, Predicted, SeriesForecast};
 pub use crate::analytics::opportunities::{
     Candidate, FeatureBaseline, Kind as OpportunityKind, KindCount, Signal, TierAnalysis,
 };

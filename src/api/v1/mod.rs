@@ -9,6 +9,7 @@ mod backup;
 mod catalog;
 mod dashboards;
 mod denylist;
+mod forecast;
 mod holds;
 mod jobs;
 pub(super) mod meta;
@@ -70,6 +71,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::live))
         .routes(routes!(analytics::cohorts))
         .routes(routes!(analytics::tiers))
+        .routes(routes!(forecast::forecast))
         .routes(routes!(analytics::opportunities))
         .routes(routes!(analytics::usage))
         .routes(routes!(analytics::train))

@@ -26,6 +26,7 @@ mod analytics;
 mod backup;
 mod dashboards;
 mod denylist;
+mod forecast;
 mod holds;
 mod integrations;
 mod jobs;

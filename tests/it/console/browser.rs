@@ -487,6 +487,9 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         overview["users_by_tier"]["premium"].to_string(),
         "{overview}"
     );
+    let forecast = "return document.querySelectorAll('#forecast tbody tr').length";
+    let rows = b.until(Duration::from_secs(5), forecast, |v| v == 6).await;
+    assert_eq!(rows, 6, "users, monthly actives and the four tiers");
     b.screenshot("analytics").await;
 
     // Jobs: listed from the scheduler's API.

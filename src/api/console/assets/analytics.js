@@ -11,7 +11,7 @@ const COLORS = { free: '#5b6570', premium: '#2757c9', enterprise: '#1f8a4c', vip
 
 export async function enter() {
   const err = $('analytics-error');
-  const [overview, tiers, cohorts, segments, churn, usage, recs] = await Promise.all([
+  const [overview, tiers, cohorts, segments, churn, usage, recs, forecast] = await Promise.all([
     guarded(() => api.get('/admin/analytics/overview'), err),
     guarded(() => api.get('/admin/analytics/tiers'), err),
     guarded(() => api.get('/admin/analytics/cohorts'), err),
@@ -19,6 +19,7 @@ export async function enter() {
     guarded(() => api.get('/admin/analytics/churn'), err),
     guarded(() => api.get('/admin/analytics/usage'), err),
     guarded(() => api.get('/admin/recommendations/report'), err),
+    guarded(() => api.get('/admin/analytics/forecast?weeks=52&ahead=13'), err),
   ]);
   if (overview) showOverview(overview);
   if (tiers) showTiers(tiers);
@@ -28,6 +29,40 @@ export async function enter() {
   showChurn(churn);
   if (usage) showUsage(usage);
   if (recs) showRecommendations(recs);
+  if (forecast) showForecast(forecast);
+}
+
+function showForecast(f) {
+  const by = Object.fromEntries(f.series.map((s) => [s.name, s]));
+  const plot = (canvas, s, color) => {
+    const labels = [...s.history.map((p) => p.at.slice(0, 10)), ...s.forecast.map((p) => p.at.slice(0, 10))];
+    // The forecast lines start at the last point of the history.
+    const gap = Array(Math.max(s.history.length - 1, 0)).fill(null);
+    const last = s.history.length ? [s.history[s.history.length - 1].value] : [];
+    const ahead = (f) => [...gap, ...last, ...s.forecast.map(f)];
+    lines(canvas, labels, [
+      { name: 'history', color, values: [...s.history.map((p) => p.value), ...s.forecast.map(() => null)] },
+      { name: 'forecast', color: '#b5651d', values: ahead((p) => p.value) },
+      { name: '95% interval', color: '#d6a77a', values: ahead((p) => p.low) },
+      { name: '', color: '#d6a77a', values: ahead((p) => p.high) },
+    ]);
+  };
+  if (by.users) plot($('chart-forecast-users'), by.users, '#2757c9');
+  if (by.mau) plot($('chart-forecast-mau'), by.mau, '#1f8a4c');
+  const ahead = (s) => (s && s.forecast.length ? s.forecast[s.forecast.length - 1] : null);
+  const total = ahead(by.users);
+  const rows = ['users', 'mau', ...TIERS].filter((n) => by[n]).map((n) => {
+    const s = by[n];
+    const a = ahead(s);
+    const now = s.history.length ? s.history[s.history.length - 1].value : null;
+    const share = TIERS.includes(n) && a && total && total.value ? pct(a.value / total.value) : '';
+    const bt = s.backtest;
+    return [n, num(now), a ? num(a.value) : 'too little history', a ? `${num(a.low)}–${num(a.high)}` : '', share,
+      bt ? `${bt.mape == null ? '–' : pct(bt.mape)} over ${bt.weeks} weeks (${pct(bt.coverage)} inside)` : '–'];
+  });
+  fill($('forecast'), rows, (r) => r);
+  const weeks = f.horizon_weeks;
+  $('forecast-note').textContent = `${weeks} weeks ahead; ${f.method}. The back-test fits without the last weeks and forecasts them.`;
 }
 
 export function leave() {}

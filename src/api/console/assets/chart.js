@@ -75,7 +75,7 @@ export function lines(canvas, labels, series) {
   g.clearRect(0, 0, w, h);
   const pad = { l: 44, r: 8, t: 22, b: 18 };
   let max = 0;
-  for (const s of series) for (const v of s.values) max = Math.max(max, v);
+  for (const s of series) for (const v of s.values) if (v != null) max = Math.max(max, v);
   max = max > 0 ? niceCeil(max) : 1;
   g.font = '11px system-ui, sans-serif';
   g.strokeStyle = '#d6dbe0';
@@ -96,8 +96,14 @@ export function lines(canvas, labels, series) {
     g.fillStyle = s.color;
     g.lineWidth = 1.5;
     g.beginPath();
-    s.values.forEach((v, i) => (i ? g.lineTo(x(i), y(v)) : g.moveTo(x(i), y(v))));
+    let drawing = false;
+    s.values.forEach((v, i) => {
+      if (v == null) { drawing = false; return; }
+      if (drawing) g.lineTo(x(i), y(v)); else g.moveTo(x(i), y(v));
+      drawing = true;
+    });
     g.stroke();
+    if (!s.name) continue;
     g.fillRect(lx, 8, 10, 3);
     g.fillText(s.name, lx + 14, 13);
     lx += 22 + g.measureText(s.name).width + 12;
