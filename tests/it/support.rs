@@ -183,9 +183,18 @@ impl TestServer {
 
     /// Starts a server on the data directory `dir` (which may hold a store already).
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_bound(dir, listener, extra).await
+    }
+
+    /// Starts a server on `listener` (for a config that names its port).
+    pub async fn start_bound(
+        dir: tempfile::TempDir,
+        listener: tokio::net::TcpListener,
+        extra: &str,
+    ) -> TestServer {
         let key = format!("[server]\nadmin_key = {ADMIN_KEY:?}\n");
         let (manager, clock) = open_with_clock_layers(dir.path(), &[&key, extra]);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = roster::server::Server::new(manager.clone(), listener)
             .await
             .unwrap();

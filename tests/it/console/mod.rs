@@ -4,6 +4,7 @@
 
 mod account;
 pub(crate) mod browser;
+mod passkeys;
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -69,16 +69,38 @@ function askFactor(c) {
   challenge = c;
   const select = $('factor');
   select.replaceChildren();
-  for (const m of c.methods.filter((m) => m !== 'webauthn')) {
+  for (const m of c.methods) {
     const o = document.createElement('option');
     o.value = m;
-    o.textContent = { authenticator: 'authenticator app', recovery_code: 'recovery code', email: 'code by email', sms: 'code by SMS' }[m] || m;
+    o.textContent = { authenticator: 'authenticator app', recovery_code: 'recovery code', email: 'code by email', sms: 'code by SMS', webauthn: 'passkey or security key' }[m] || m;
     select.appendChild(o);
   }
   $('sign-in').hidden = true;
   $('second-factor').hidden = false;
   $('factor-code').focus();
 }
+
+// --- passkeys (the browser's WebAuthn API; the options and answers are JSON) --------
+
+async function signWith(options) {
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey);
+  const credential = await navigator.credentials.get({ publicKey });
+  return credential.toJSON();
+}
+
+$('passkey-sign-in').addEventListener('click', async () => {
+  text($('sign-in-error'), '');
+  try {
+    const email = $('email').value.trim();
+    if (!email) { $('sign-in-error').textContent = 'type your email first'; return; }
+    const start = await api.post('/auth/passkey/start', { email });
+    const credential = await signWith(start.options);
+    const r = await api.post('/auth/passkey/finish', { challenge: start.challenge, credential });
+    await signedIn(r);
+  } catch (e) {
+    $('sign-in-error').textContent = e.message;
+  }
+});
 
 $('send-code').addEventListener('click', async () => {
   const m = $('factor').value;
@@ -91,7 +113,14 @@ $('second-factor').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   text($('sign-in-error'), '');
   try {
-    const body = { challenge: challenge.challenge, method: $('factor').value, code: $('factor-code').value.trim() };
+    const method = $('factor').value;
+    const body = { challenge: challenge.challenge, method };
+    if (method === 'webauthn') {
+      const o = await api.post('/auth/login/mfa/webauthn', { challenge: challenge.challenge });
+      body.credential = await signWith(o.options);
+    } else {
+      body.code = $('factor-code').value.trim();
+    }
     const r = await api.post('/auth/login/mfa', body);
     $('factor-code').value = '';
     await signedIn(r);
@@ -174,6 +203,13 @@ async function security() {
     pairs($('factors'), [['Authenticator', m.authenticator ? `since ${when(m.authenticator_enrolled_at)}` : 'none'],
       ['Passkeys', (m.passkeys || []).length], ['Recovery codes left', m.recovery_codes_left]]);
     $('totp-begin').hidden = m.authenticator;
+    fill($('passkeys'), m.passkeys || [], (p, row) => {
+      row.dataset.passkey = p.id;
+      return [p.name, when(p.created_at), button('Remove', async () => {
+        const done = await guarded(() => api.del(`/users/${me.id}/webauthn/${encodeURIComponent(p.id)}`), $('security-error'));
+        if (done !== undefined) { notice('passkey removed'); await security(); }
+      })];
+    }, 'no passkey yet');
   }
   const events = await guarded(() => api.get(`/users/${me.id}/security-events?limit=20`), $('security-error'));
   fill($('events'), events || [], (e) => [when(e.at), e.kind, e.ip_address]);
@@ -193,12 +229,36 @@ $('totp-confirm').addEventListener('submit', async (ev) => {
   const r = await guarded(() => api.post(`/users/${me.id}/mfa/totp/confirm`, { code: $('totp-code').value.trim() }), $('security-error'));
   if (!r) return;
   $('totp-setup').hidden = true;
-  const list = $('recovery-codes');
-  list.replaceChildren();
-  for (const c of r.recovery_codes) { const li = document.createElement('li'); li.textContent = c; list.appendChild(li); }
-  $('recovery').hidden = false;
+  showRecoveryCodes(r.recovery_codes);
   notice('the authenticator is set up');
   await security();
+});
+
+// Recovery codes come with a first second factor, once: shown until the page moves on.
+function showRecoveryCodes(codes) {
+  if (!codes || codes.length === 0) return;
+  const list = $('recovery-codes');
+  list.replaceChildren();
+  for (const c of codes) { const li = document.createElement('li'); li.textContent = c; list.appendChild(li); }
+  $('recovery').hidden = false;
+}
+
+$('passkey-add').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  text($('security-error'), '');
+  try {
+    const begun = await api.post(`/users/${me.id}/webauthn/register`);
+    const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(begun.options.publicKey);
+    const created = await navigator.credentials.create({ publicKey });
+    const body = { name: $('passkey-name').value.trim(), credential: created.toJSON() };
+    const done = await api.post(`/users/${me.id}/webauthn/register/finish`, body);
+    showRecoveryCodes(done && done.recovery_codes);
+    $('passkey-name').value = '';
+    notice('passkey added');
+    await security();
+  } catch (e) {
+    $('security-error').textContent = e.message;
+  }
 });
 
 $('password-change').addEventListener('submit', async (ev) => {
