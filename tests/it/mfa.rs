@@ -14,7 +14,7 @@ const PUT: Method = Method::PUT;
 const DELETE: Method = Method::DELETE;
 
 /// The authenticator's code now, on the server's clock.
-fn code(srv: &TestServer, secret_b32: &str) -> String {
+pub(crate) fn code(srv: &TestServer, secret_b32: &str) -> String {
     let secret = totp_rs::Secret::Encoded(secret_b32.to_owned())
         .to_bytes()
         .unwrap();

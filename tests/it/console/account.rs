@@ -10,16 +10,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::browser::Browser;
+use crate::mfa::code;
 use crate::support::{ADMIN_KEY, PW, TestServer};
-
-/// The authenticator's code now, on the server's clock.
-fn code(srv: &TestServer, secret_b32: &str) -> String {
-    let secret = totp_rs::Secret::Encoded(secret_b32.to_owned())
-        .to_bytes()
-        .unwrap();
-    let cfg = roster::security::totp::TotpConfig::default();
-    roster::security::totp::code_at(&secret, &cfg, srv.manager.now().unix_secs())
-}
 
 /// A new authenticator step, so a code is not refused as a replay.
 fn next_step(srv: &TestServer) {
@@ -54,22 +46,6 @@ async fn api_login(srv: &TestServer, email: &str, secret: &str) -> (String, Stri
     (token, session)
 }
 
-async fn click(b: &Browser, id: &str) {
-    b.client
-        .find(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn type_in(b: &Browser, id: &str, text: &str) {
-    let el = b.client.find(Locator::Id(id)).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
 /// Signs in on the page with the password and the authenticator's code.
 async fn sign_in(b: &Browser, srv: &TestServer, email: &str, secret: &str) {
     b.client
@@ -78,9 +54,9 @@ async fn sign_in(b: &Browser, srv: &TestServer, email: &str, secret: &str) {
         .await
         .unwrap();
     // Cleared first: a reload may bring back what was typed.
-    type_in(b, "email", email).await;
-    type_in(b, "password", PW).await;
-    click(b, "sign-in-button").await;
+    b.type_in("email", email).await;
+    b.type_in("password", PW).await;
+    b.click("sign-in-button").await;
     let asked = "return document.getElementById('second-factor').hidden ? \
                  document.getElementById('sign-in-error').textContent || 'waiting' : 'asked'";
     let asked = b
@@ -88,8 +64,8 @@ async fn sign_in(b: &Browser, srv: &TestServer, email: &str, secret: &str) {
         .await;
     assert_eq!(asked, "asked", "the page asks for the second factor");
     next_step(srv);
-    type_in(b, "factor-code", &code(srv, secret)).await;
-    click(b, "factor-button").await;
+    b.type_in("factor-code", &code(srv, secret)).await;
+    b.click("factor-button").await;
     let me = "return document.querySelector(\"#me dd[data-field='email']\")?.textContent ?? ''";
     let shown = b.until(Duration::from_secs(5), me, |v| v == email).await;
     assert_eq!(shown, email, "signed in, the profile shows the account");
@@ -141,8 +117,8 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
         .await
         .unwrap();
     email_box.send_keys(email).await.unwrap();
-    type_in(&b, "password", "not the password at all").await;
-    click(&b, "sign-in-button").await;
+    b.type_in("password", "not the password at all").await;
+    b.click("sign-in-button").await;
     let error = "return document.getElementById('sign-in-error').textContent";
     let said = b
         .until(Duration::from_secs(5), error, |v| {
@@ -155,15 +131,15 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
     b.screenshot("account-profile").await;
 
     // Profile and AI preferences, saved through the API.
-    type_in(&b, "display-name", "Night Owl").await;
+    b.type_in("display-name", "Night Owl").await;
     let level = b
         .client
         .find(Locator::Id("personalization-level"))
         .await
         .unwrap();
     level.select_by_value("advanced").await.unwrap();
-    click(&b, "explanations").await;
-    click(&b, "save-profile").await;
+    b.click("explanations").await;
+    b.click("save-profile").await;
     let notice = "return document.getElementById('notice').textContent";
     b.until(Duration::from_secs(5), notice, |v| v == "saved")
         .await;
@@ -179,7 +155,7 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
 
     // Sessions: the first one, the other and this browser's (which has no button); the
     // other is ended from the page.
-    click(&b, "nav-sessions").await;
+    b.click("nav-sessions").await;
     let rows = "return document.querySelectorAll('#sessions tr[data-session]').length";
     assert_eq!(b.until(Duration::from_secs(5), rows, |v| v == 3).await, 3);
     let buttons = "return document.querySelectorAll('#sessions tbody button').length";
@@ -203,7 +179,7 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
     assert_eq!(me(token.clone()).await, 200);
 
     // Security: the authenticator is listed, and the events.
-    click(&b, "nav-security").await;
+    b.click("nav-security").await;
     let factor = "return document.querySelector(\"#factors dd[data-field='authenticator']\")?.textContent ?? ''";
     let f = b
         .until(Duration::from_secs(5), factor, |v| {
@@ -214,14 +190,14 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
     b.screenshot("account-security").await;
 
     // Privacy: a consent given on the page; the export downloaded.
-    click(&b, "nav-privacy").await;
+    b.click("nav-privacy").await;
     b.client
         .wait()
         .for_element(Locator::Id("consent-analytics"))
         .await
         .unwrap();
-    click(&b, "consent-analytics").await;
-    click(&b, "save-consents").await;
+    b.click("consent-analytics").await;
+    b.click("save-consents").await;
     b.until(Duration::from_secs(5), notice, |v| v == "consents saved")
         .await;
     let (_, c) = srv
@@ -240,7 +216,7 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
             .any(|p| p["purpose"] == purpose && p["granted"] == true)
     };
     assert!(granted("analytics"), "{c}");
-    click(&b, "export").await;
+    b.click("export").await;
     let bytes = "return Number(document.getElementById('export-status').dataset.bytes || 0)";
     let n = b
         .until(Duration::from_secs(5), bytes, |v| {
@@ -259,7 +235,7 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
     b.screenshot("account-privacy").await;
 
     // Signed out, the browser's session is gone.
-    click(&b, "sign-out").await;
+    b.click("sign-out").await;
     b.client
         .wait()
         .for_element(Locator::Css("#sign-in-view:not([hidden])"))
@@ -281,16 +257,16 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
 
     // Deleted with a step-up: the password and a code.
     sign_in(&b, &srv, email, &secret).await;
-    click(&b, "nav-privacy").await;
+    b.click("nav-privacy").await;
     b.client
         .wait()
         .for_element(Locator::Id("delete-password"))
         .await
         .unwrap();
-    type_in(&b, "delete-password", PW).await;
+    b.type_in("delete-password", PW).await;
     next_step(&srv);
-    type_in(&b, "delete-code", &code(&srv, &secret)).await;
-    click(&b, "delete-button").await;
+    b.type_in("delete-code", &code(&srv, &secret)).await;
+    b.click("delete-button").await;
     b.until(Duration::from_secs(5), notice, |v| {
         v == "your account is deleted"
     })

@@ -105,6 +105,19 @@ impl Browser {
         }
     }
 
+    /// Clicks the element of id `id`.
+    pub(crate) async fn click(&self, id: &str) {
+        let el = self.client.find(Locator::Id(id)).await.unwrap();
+        el.click().await.unwrap();
+    }
+
+    /// Replaces the text of the input of id `id` with `text`.
+    pub(crate) async fn type_in(&self, id: &str, text: &str) {
+        let el = self.client.find(Locator::Id(id)).await.unwrap();
+        el.clear().await.unwrap();
+        el.send_keys(text).await.unwrap();
+    }
+
     /// The text of the element `css` names, once it is there.
     pub(crate) async fn text(&self, css: &str) -> String {
         let el = self.client.wait().at_most(Duration::from_secs(10));
@@ -210,13 +223,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     );
     b.screenshot("sign-in").await;
     key.send_keys("not the key").await.unwrap();
-    b.client
-        .find(Locator::Id("sign-in-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("sign-in-button").await;
     let wrong = b
         .until(
             Duration::from_secs(5),
@@ -227,13 +234,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     assert_eq!(wrong, "the operator key is wrong");
     key.clear().await.unwrap();
     key.send_keys(ADMIN_KEY).await.unwrap();
-    b.client
-        .find(Locator::Id("sign-in-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("sign-in-button").await;
 
     // Live: the first frame arrives, then a login shows within 3 seconds.
     let figure = "return document.getElementById('active-total').textContent";
@@ -270,13 +271,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     b.screenshot("live").await;
 
     // Users: found by email; its session revoked from the page; the token then fails.
-    b.client
-        .find(Locator::Id("nav-users"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("nav-users").await;
     let find = b
         .client
         .wait()
@@ -284,13 +279,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         .await
         .unwrap();
     find.send_keys("Watched@Example.com").await.unwrap();
-    b.client
-        .find(Locator::Id("find-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("find-button").await;
     let rows = "return document.querySelectorAll('#user-sessions tr[data-session]').length";
     let n = b
         .until(Duration::from_secs(5), rows, |v| v.as_u64() == Some(1))
@@ -357,13 +346,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     // The tier changed from the page is the user's tier.
     let select = b.client.find(Locator::Id("new-tier")).await.unwrap();
     select.select_by_value("vip").await.unwrap();
-    b.client
-        .find(Locator::Id("change-tier-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("change-tier-button").await;
     let tier = "return document.querySelector(\"#user-profile dd[data-field='tier']\").textContent";
     assert_eq!(
         b.until(Duration::from_secs(5), tier, |v| v == "vip").await,
@@ -376,13 +359,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
 
     // Security: the chain verified; a network denied from the page is denied, and the
     // live feed shows the operators' action.
-    b.client
-        .find(Locator::Id("nav-security"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("nav-security").await;
     let audit = "return document.getElementById('audit-status').dataset.status || ''";
     assert_eq!(
         b.until(Duration::from_secs(5), audit, |v| v == "intact")
@@ -408,13 +385,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         .send_keys("from the console")
         .await
         .unwrap();
-    b.client
-        .find(Locator::Id("deny-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("deny-button").await;
     let denied = "return [...document.querySelectorAll('#denied tbody tr td:first-child')].map(t => t.textContent)";
     let listed = b
         .until(Duration::from_secs(5), denied, |v| {
@@ -453,13 +424,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     b.screenshot("security").await;
 
     // Tiers and analytics: the page's figures are the API's.
-    b.client
-        .find(Locator::Id("nav-analytics"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("nav-analytics").await;
     let users =
         "return document.querySelector(\"#overview dd[data-field='users']\")?.textContent ?? ''";
     let shown = b
@@ -493,13 +458,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     b.screenshot("analytics").await;
 
     // Jobs: listed from the scheduler's API.
-    b.client
-        .find(Locator::Id("nav-jobs"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("nav-jobs").await;
     let jobs = "return document.querySelectorAll('#jobs tbody tr').length";
     let n = b
         .until(Duration::from_secs(5), jobs, |v| {
@@ -524,13 +483,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
     );
 
     // Signed out, the API no longer answers the browser as the operator.
-    b.client
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("sign-out").await;
     b.client
         .wait()
         .for_element(Locator::Id("sign-in-view"))
@@ -559,26 +512,10 @@ async fn console_sign_in(b: &Browser, root: &str) {
         .await
         .unwrap();
     key.send_keys(ADMIN_KEY).await.unwrap();
-    b.client
-        .find(Locator::Id("sign-in-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("sign-in-button").await;
     b.client
         .wait()
         .for_element(Locator::Css("#nav:not([hidden])"))
-        .await
-        .unwrap();
-}
-
-async fn click(b: &Browser, id: &str) {
-    b.client
-        .find(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
         .await
         .unwrap();
 }
@@ -589,7 +526,7 @@ async fn an_operator_composes_a_dashboard_that_is_there_after_a_restart() {
     srv.user("member@example.com", "premium").await;
     let b = Browser::start().await;
     console_sign_in(&b, &format!("http://{}", srv.host())).await;
-    click(&b, "nav-dashboards").await;
+    b.click("nav-dashboards").await;
     let name = b
         .client
         .wait()
@@ -606,7 +543,7 @@ async fn an_operator_composes_a_dashboard_that_is_there_after_a_restart() {
         .unwrap();
     let kind = b.client.find(Locator::Id("panel-kind")).await.unwrap();
     kind.select_by_value("overview").await.unwrap();
-    click(&b, "add-panel").await;
+    b.click("add-panel").await;
     kind.select_by_value("cohorts").await.unwrap();
     b.client
         .find(Locator::Id("panel-tier"))
@@ -622,8 +559,8 @@ async fn an_operator_composes_a_dashboard_that_is_there_after_a_restart() {
         .send_keys("28")
         .await
         .unwrap();
-    click(&b, "add-panel").await;
-    click(&b, "save-dashboard").await;
+    b.click("add-panel").await;
+    b.click("save-dashboard").await;
     let panels = "return document.querySelectorAll('#dashboard-render section.panel table').length";
     assert_eq!(b.until(Duration::from_secs(5), panels, |v| v == 2).await, 2);
     let (_, saved) = srv
@@ -643,7 +580,7 @@ async fn an_operator_composes_a_dashboard_that_is_there_after_a_restart() {
     let dir = srv.stop().await;
     let srv = TestServer::start_in(dir, "").await;
     console_sign_in(&b, &format!("http://{}", srv.host())).await;
-    click(&b, "nav-dashboards").await;
+    b.click("nav-dashboards").await;
     let open = b
         .client
         .wait()
@@ -663,7 +600,7 @@ async fn an_operator_composes_a_dashboard_that_is_there_after_a_restart() {
     b.screenshot("dashboards").await;
 
     // Exported as CSV: each panel's heading, columns and rows.
-    click(&b, "export-csv").await;
+    b.click("export-csv").await;
     let csv = "return document.getElementById('csv-status').dataset.csv || ''";
     let csv = b
         .until(Duration::from_secs(5), csv, |v| {

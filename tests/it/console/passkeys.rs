@@ -38,17 +38,6 @@ impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
     }
 }
 
-async fn click(b: &Browser, id: &str) {
-    let el = b.client.find(Locator::Id(id)).await.unwrap();
-    el.click().await.unwrap();
-}
-
-async fn type_in(b: &Browser, id: &str, text: &str) {
-    let el = b.client.find(Locator::Id(id)).await.unwrap();
-    el.clear().await.unwrap();
-    el.send_keys(text).await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_enrolls_a_passkey_on_the_page_and_signs_in_with_it() {
     // WebAuthn binds a passkey to a domain (not an address) and checks the page's
@@ -72,9 +61,9 @@ async fn a_user_enrolls_a_passkey_on_the_page_and_signs_in_with_it() {
         .for_element(Locator::Css("#sign-in-view:not([hidden])"))
         .await
         .unwrap();
-    type_in(&b, "email", email).await;
-    type_in(&b, "password", PW).await;
-    click(&b, "sign-in-button").await;
+    b.type_in("email", email).await;
+    b.type_in("password", PW).await;
+    b.click("sign-in-button").await;
     let me = "return document.querySelector(\"#me dd[data-field='email']\")?.textContent ?? ''";
     assert_eq!(
         b.until(Duration::from_secs(5), me, |v| v == email).await,
@@ -82,14 +71,14 @@ async fn a_user_enrolls_a_passkey_on_the_page_and_signs_in_with_it() {
     );
 
     // Enrolled through the browser's WebAuthn API.
-    click(&b, "nav-security").await;
+    b.click("nav-security").await;
     b.client
         .wait()
         .for_element(Locator::Id("passkey-name"))
         .await
         .unwrap();
-    type_in(&b, "passkey-name", "test laptop").await;
-    click(&b, "passkey-add-button").await;
+    b.type_in("passkey-name", "test laptop").await;
+    b.click("passkey-add-button").await;
     let rows = "return document.querySelectorAll('#passkeys tr[data-passkey]').length";
     let n = b.until(Duration::from_secs(10), rows, |v| v == 1).await;
     let error = b.text("#security-error").await;
@@ -110,15 +99,15 @@ async fn a_user_enrolls_a_passkey_on_the_page_and_signs_in_with_it() {
     b.screenshot("account-passkey").await;
 
     // Signed out, then in again with the passkey alone.
-    click(&b, "sign-out").await;
+    b.click("sign-out").await;
     b.client
         .wait()
         .for_element(Locator::Css("#sign-in-view:not([hidden])"))
         .await
         .unwrap();
-    type_in(&b, "email", email).await;
-    type_in(&b, "password", "").await;
-    click(&b, "passkey-sign-in").await;
+    b.type_in("email", email).await;
+    b.type_in("password", "").await;
+    b.click("passkey-sign-in").await;
     let shown = b.until(Duration::from_secs(10), me, |v| v == email).await;
     let error = b.text("#sign-in-error").await;
     assert_eq!(shown, email, "signed in with the passkey ({error})");

@@ -17,29 +17,10 @@ export class LineChart {
 
   draw() {
     const c = this.canvas;
-    const ratio = window.devicePixelRatio || 1;
-    const w = c.clientWidth || c.width;
-    const h = c.clientHeight || c.height;
-    if (c.width !== Math.round(w * ratio)) { c.width = Math.round(w * ratio); c.height = Math.round(h * ratio); }
-    const g = c.getContext('2d');
-    g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, w, h);
-    const pad = { l: 44, r: 8, t: 8, b: 18 };
     const pts = this.points;
     const now = pts.length ? pts[pts.length - 1][0] : 0;
     const t0 = now - this.span * 1000;
-    let max = 0;
-    for (const [, v] of pts) max = Math.max(max, v);
-    max = max > 0 ? niceCeil(max) : 1;
-    g.strokeStyle = '#d6dbe0';
-    g.fillStyle = '#5b6570';
-    g.font = '11px system-ui, sans-serif';
-    g.lineWidth = 1;
-    for (let i = 0; i <= 2; i++) {
-      const y = pad.t + (h - pad.t - pad.b) * (1 - i / 2);
-      g.beginPath(); g.moveTo(pad.l, y); g.lineTo(w - pad.r, y); g.stroke();
-      g.fillText(format(max * i / 2), 4, y + 4);
-    }
+    const { g, w, h, pad, max } = frame(c, { l: 44, r: 8, t: 8, b: 18 }, pts.map(([, v]) => v));
     g.fillText('-60 min', pad.l, h - 4);
     g.fillText('now', w - pad.r - 22, h - 4);
     if (pts.length < 2) return;
@@ -51,6 +32,31 @@ export class LineChart {
     pts.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
     g.stroke();
   }
+}
+
+/** Sizes `canvas` for the screen, clears it and draws the value grid for `values`
+ * (nulls skipped): the context, the size, the padding and the top of the scale. */
+function frame(canvas, pad, values) {
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || canvas.width;
+  const h = canvas.clientHeight || canvas.height;
+  if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
+  const g = canvas.getContext('2d');
+  g.setTransform(ratio, 0, 0, ratio, 0, 0);
+  g.clearRect(0, 0, w, h);
+  let max = 0;
+  for (const v of values) if (v != null) max = Math.max(max, v);
+  max = max > 0 ? niceCeil(max) : 1;
+  g.font = '11px system-ui, sans-serif';
+  g.strokeStyle = '#d6dbe0';
+  g.fillStyle = '#5b6570';
+  g.lineWidth = 1;
+  for (let i = 0; i <= 2; i++) {
+    const y = pad.t + (h - pad.t - pad.b) * (1 - i / 2);
+    g.beginPath(); g.moveTo(pad.l, y); g.lineTo(w - pad.r, y); g.stroke();
+    g.fillText(format(max * i / 2), 4, y + 4);
+  }
+  return { g, w, h, pad, max };
 }
 
 function niceCeil(v) {
@@ -66,26 +72,8 @@ function format(v) {
 /** A static chart of several series over the same labels (e.g. users by tier by week),
  * with a legend in the top left. */
 export function lines(canvas, labels, series) {
-  const ratio = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || canvas.width;
-  const h = canvas.clientHeight || canvas.height;
-  canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio);
-  const g = canvas.getContext('2d');
-  g.setTransform(ratio, 0, 0, ratio, 0, 0);
-  g.clearRect(0, 0, w, h);
-  const pad = { l: 44, r: 8, t: 22, b: 18 };
-  let max = 0;
-  for (const s of series) for (const v of s.values) if (v != null) max = Math.max(max, v);
-  max = max > 0 ? niceCeil(max) : 1;
-  g.font = '11px system-ui, sans-serif';
-  g.strokeStyle = '#d6dbe0';
-  g.fillStyle = '#5b6570';
-  g.lineWidth = 1;
-  for (let i = 0; i <= 2; i++) {
-    const y = pad.t + (h - pad.t - pad.b) * (1 - i / 2);
-    g.beginPath(); g.moveTo(pad.l, y); g.lineTo(w - pad.r, y); g.stroke();
-    g.fillText(format(max * i / 2), 4, y + 4);
-  }
+  const values = series.flatMap((s) => s.values);
+  const { g, w, h, pad, max } = frame(canvas, { l: 44, r: 8, t: 22, b: 18 }, values);
   if (labels.length) { g.fillText(labels[0], pad.l, h - 4); g.fillText(labels[labels.length - 1], w - pad.r - 64, h - 4); }
   const n = Math.max(labels.length - 1, 1);
   const x = (i) => pad.l + (w - pad.l - pad.r) * i / n;
