@@ -118,6 +118,12 @@ impl Browser {
         el.send_keys(text).await.unwrap();
     }
 
+    /// Chooses `value` in the select of id `id`.
+    pub(crate) async fn select(&self, id: &str, value: &str) {
+        let el = self.client.find(Locator::Id(id)).await.unwrap();
+        el.select_by_value(value).await.unwrap();
+    }
+
     /// The text of the element `css` names, once it is there.
     pub(crate) async fn text(&self, css: &str) -> String {
         let el = self.client.wait().at_most(Duration::from_secs(10));
@@ -371,20 +377,8 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         v.as_str().is_some_and(|t| t.starts_with("connected"))
     })
     .await;
-    b.client
-        .find(Locator::Id("deny-network"))
-        .await
-        .unwrap()
-        .send_keys("198.51.100.0/24")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Id("deny-reason"))
-        .await
-        .unwrap()
-        .send_keys("from the console")
-        .await
-        .unwrap();
+    b.type_in("deny-network", "198.51.100.0/24").await;
+    b.type_in("deny-reason", "from the console").await;
     b.click("deny-button").await;
     let denied = "return [...document.querySelectorAll('#denied tbody tr td:first-child')].map(t => t.textContent)";
     let listed = b
@@ -534,31 +528,13 @@ async fn an_operator_composes_a_dashboard_that_is_there_after_a_restart() {
         .await
         .unwrap();
     name.send_keys("weekly-review").await.unwrap();
-    b.client
-        .find(Locator::Id("dash-title"))
-        .await
-        .unwrap()
-        .send_keys("Weekly review")
-        .await
-        .unwrap();
+    b.type_in("dash-title", "Weekly review").await;
     let kind = b.client.find(Locator::Id("panel-kind")).await.unwrap();
     kind.select_by_value("overview").await.unwrap();
     b.click("add-panel").await;
     kind.select_by_value("cohorts").await.unwrap();
-    b.client
-        .find(Locator::Id("panel-tier"))
-        .await
-        .unwrap()
-        .select_by_value("premium")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Id("panel-days"))
-        .await
-        .unwrap()
-        .send_keys("28")
-        .await
-        .unwrap();
+    b.select("panel-tier", "premium").await;
+    b.type_in("panel-days", "28").await;
     b.click("add-panel").await;
     b.click("save-dashboard").await;
     let panels = "return document.querySelectorAll('#dashboard-render section.panel table').length";
