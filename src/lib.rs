@@ -13,7 +13,8 @@
 //! | `notify` | emails and texts, sent from a thread of their own | domain, config, metrics |
 //! | [`analytics`] | batch work over the stored population, one member at a time: cohorts, the overview, the churn model, segments, the population simulator | domain |
 //! | [`personalization`] | the recommender as pure computation: the serving index, the collaborative model and its training, the blend with its reasons, bias mitigation, quality measures, the planted-taste simulator | domain |
-//! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify, analytics, personalization |
+//! | [`integrations`] | the integration hub's provider side: the provider registry with its credentials, OAuth 2.0 authorization with PKCE, Last.fm's signatures | domain, config |
+//! | [`engine`] | one actix actor per live user, tier-sharded registries, the directory, event streams, the keyring; and [`UserManager`], the one front door, a facade per capability, every call taking a [`Principal`](engine::Principal) | domain, security, store, config, metrics, notify, analytics, personalization, integrations |
 //! | [`jobs`] | the scheduler inside `roster serve` and one file per job, each a client of the front door acting as its own system principal | domain, config, the engine's front door |
 //! | [`api`] | the axum facade: `/api/v1` routes a file per area, extractors, problem+json, OpenAPI, sockets | domain, config, metrics, the engine's front door |
 //! | [`server`] | the engine behind the API and the scheduler: listeners, drain, shutdown snapshot | config, api, jobs, the engine's front door |
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod integrations;
 pub mod jobs;
 pub mod loadgen;
 pub(crate) mod metrics;

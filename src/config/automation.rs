@@ -200,7 +200,7 @@ fn yes() -> bool {
     true
 }
 
-fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
+pub(super) fn duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(v).map_err(|e| {
         ConfigError::new(
             key,

@@ -11,8 +11,10 @@
 //! depends on the domain's plain types only.
 
 mod automation;
+mod integrations;
 mod personalization;
 mod raw;
+mod sections;
 mod tiers;
 mod validate;
 
@@ -31,9 +33,11 @@ use crate::domain::risk::RiskConfig;
 use crate::domain::tier::{Limit, TierPolicy, UserTier};
 
 pub use automation::{AutomationConfig, BackupConfig, JobConfig, ProvisioningConfig, ScimConfig};
+pub use integrations::{IntegrationsConfig, ProviderConfig, TierLinks};
 pub use personalization::PersonalizationConfig;
 pub(crate) use raw::env_layer;
 pub use raw::{Flags, parse_toml};
+pub use sections::{AnalyticsConfig, EncryptionConfig};
 
 /// The embedded default configuration.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -65,6 +69,11 @@ impl ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    /// `value`, kept secret.
+    pub(crate) fn new(value: String) -> Self {
+        Self(value)
+    }
+
     /// The secret itself.
     pub(crate) fn expose(&self) -> &str {
         &self.0
@@ -114,29 +123,8 @@ pub struct Config {
     pub encryption: EncryptionConfig,
     /// The scheduler and its jobs (`[automation]`).
     pub automation: AutomationConfig,
-}
-
-/// Where the master key of encryption at rest comes from (`[encryption]`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EncryptionConfig {
-    /// The key file (a relative path from the working directory); `None`: `master.key`
-    /// in the data directory (see [`Config::master_key_file`]).
-    pub master_key_file: Option<PathBuf>,
-    /// An environment variable that, when set, holds the key instead (empty: none).
-    pub master_key_env: String,
-    /// Whether a first start without a key generates one.
-    pub generate_master_key: bool,
-}
-
-/// The analytics engine (`[analytics]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AnalyticsConfig {
-    /// Churn means no activity in this many days (1–28).
-    pub churn_horizon_days: u32,
-    /// Trained models kept per kind (at least 1).
-    pub keep_models: usize,
-    /// Behaviour segments (k of k-means, 2–20).
-    pub segments: usize,
+    /// The integration hub (`[integrations]`).
+    pub integrations: IntegrationsConfig,
 }
 
 /// Consent, age and retention rules (`[privacy]`).

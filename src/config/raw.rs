@@ -38,6 +38,7 @@ pub(crate) struct RawConfig {
     pub(super) personalization: RawPersonalization,
     pub(super) encryption: RawEncryption,
     pub(super) automation: super::automation::RawAutomation,
+    pub(super) integrations: super::integrations::RawIntegrations,
 }
 
 #[derive(Debug, Deserialize)]

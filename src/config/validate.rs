@@ -127,6 +127,7 @@ impl RawConfig {
             },
             personalization: self.personalization.validate()?,
             automation: self.automation.validate()?,
+            integrations: self.integrations.validate()?,
             privacy: PrivacyConfig {
                 min_age: self.privacy.min_age,
                 security_event_retention: Duration::from_secs(

@@ -21,6 +21,7 @@ pub mod history;
 pub mod hold;
 pub mod ids;
 pub mod import_ledger;
+pub mod integration;
 pub mod job;
 pub(crate) mod lockout;
 pub(crate) mod login;

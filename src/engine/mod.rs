@@ -73,6 +73,7 @@ pub use crate::domain::job::{
 };
 pub use crate::domain::login::ChallengeReason;
 pub use crate::domain::taste::Daypart;
+pub use crate::integrations::{Availability as ProviderAvailability, ProviderInfo};
 pub use crate::personalization::quality::ListFigures;
 pub use crate::personalization::{
     Activity, ClickThrough, ExposureComparison, ItemReason, RecommenderReport,
@@ -203,6 +204,8 @@ pub(crate) struct Engine {
     pub(crate) jobs: jobs::Board,
     /// The operators' runtime deny-list of networks.
     pub(crate) deny: denylist::Deny,
+    /// The integration hub's providers with their credentials.
+    pub(crate) integrations: crate::integrations::Registry,
     /// The bulk session revocation running, if one: its cancel flag.
     pub(crate) bulk_revocation: std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
 }

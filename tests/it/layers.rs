@@ -15,6 +15,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("notify", &["domain", "config", "metrics"]),
     ("analytics", &["domain"]),
     ("personalization", &["domain"]),
+    ("integrations", &["domain", "config"]),
     (
         "engine",
         &[
@@ -26,6 +27,7 @@ const RULES: &[(&str, &[&str])] = &[
             "notify",
             "analytics",
             "personalization",
+            "integrations",
         ],
     ),
     ("jobs", &["domain", "config", "engine"]),

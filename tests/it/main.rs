@@ -17,6 +17,7 @@ mod forecast;
 mod generate_analytics;
 mod holds;
 mod http;
+mod integrations;
 mod jobs;
 mod layers;
 mod lifecycle;

@@ -11,6 +11,7 @@ mod dashboards;
 mod denylist;
 mod forecast;
 mod holds;
+mod integrations;
 mod jobs;
 pub(super) mod meta;
 mod mfa;
@@ -80,6 +81,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::put_tracks))
         .routes(routes!(catalog::track, catalog::delete_track))
         .routes(routes!(catalog::summary))
+        .routes(routes!(integrations::providers))
         .routes(routes!(recommendations::recommendations))
         .routes(routes!(recommendations::train))
         .routes(routes!(recommendations::report))

@@ -187,6 +187,9 @@ impl UserManager {
             jobs: Default::default(),
             bulk_revocation: Default::default(),
             deny,
+            integrations: crate::integrations::Registry::new(&config.integrations, |name| {
+                std::env::var(name).ok()
+            }),
             keys,
             challenges: crate::security::token::ChallengeSeal::generate(),
             decoys: Default::default(),
@@ -285,7 +288,7 @@ impl UserManager {
 
     /// The integration hub (its own issue).
     pub fn integrations(&self) -> Integrations<'_> {
-        Integrations { _m: self }
+        Integrations { m: self }
     }
 
     // ---- the seed's methods: trusted code embedding the library ---------------------

@@ -51,6 +51,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "POST /api/v1/admin/analytics/train",
         "POST /api/v1/admin/catalog/tracks",
         "GET /api/v1/admin/catalog",
+        "GET /api/v1/integrations",
         "GET /api/v1/admin/catalog/tracks/{id}",
         "GET /api/v1/users/{id}/recommendations",
         "POST /api/v1/admin/recommendations/train",

@@ -1,0 +1,273 @@
+//! The providers an operator configured, each with the client credentials it was
+//! given (in config, or in the environment variables config names), and whether it can
+//! be linked at all: a provider without credentials is listed as unavailable, not an
+//! error.
+
+use serde::Serialize;
+
+use crate::config::{IntegrationsConfig, ProviderConfig, Secret};
+use crate::domain::integration::{AuthMode, Category};
+
+/// Whether a provider can be linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    /// Ready to link.
+    Available,
+    /// Its client id (or API key) is not configured.
+    MissingClientId,
+    /// Its client secret (or signing key) is not configured, and its mechanism needs one.
+    MissingClientSecret,
+}
+
+/// A provider with its credentials.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// What config says of it.
+    pub config: ProviderConfig,
+    /// Its client id (OAuth 2.0), API key (Last.fm) or key id (Apple Music).
+    pub client_id: Option<String>,
+    /// Its client secret, shared secret (Last.fm) or signing key (Apple Music).
+    pub client_secret: Option<Secret>,
+}
+
+impl Provider {
+    /// Whether it can be linked, and if not, what is missing.
+    pub fn availability(&self) -> Availability {
+        let secret_needed = match self.config.auth {
+            // A public client (PKCE) may have no secret.
+            AuthMode::Oauth2 => !self.config.pkce,
+            AuthMode::Lastfm | AuthMode::AppleMusic => true,
+            // The companion's key is made per link: nothing to configure.
+            AuthMode::ApiKey => return Availability::Available,
+        };
+        if self.client_id.is_none() {
+            Availability::MissingClientId
+        } else if secret_needed && self.client_secret.is_none() {
+            Availability::MissingClientSecret
+        } else {
+            Availability::Available
+        }
+    }
+
+    /// What a client may know of it.
+    pub fn info(&self) -> ProviderInfo {
+        let c = &self.config;
+        ProviderInfo {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            category: c.category,
+            auth: c.auth,
+            pkce: c.pkce,
+            scopes: c.scopes.clone(),
+            availability: self.availability(),
+            tier_allows: None,
+        }
+    }
+}
+
+/// A provider as the API lists it (never its credentials).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ProviderInfo {
+    /// Its stable id (`spotify`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What kind of service it is.
+    pub category: Category,
+    /// How it is linked.
+    pub auth: AuthMode,
+    /// Whether its authorization request carries a PKCE challenge.
+    pub pkce: bool,
+    /// The scopes a link asks for.
+    pub scopes: Vec<String>,
+    /// Whether it can be linked.
+    pub availability: Availability,
+    /// Whether the asking user's tier may link it (absent for an operator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_allows: Option<bool>,
+}
+
+/// Every configured provider, in id order.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    providers: Vec<Provider>,
+}
+
+impl Registry {
+    /// The registry of `config`, reading credentials not given there through `env`
+    /// (`std::env::var` in the server; empty values count as missing).
+    pub fn new(config: &IntegrationsConfig, env: impl Fn(&str) -> Option<String>) -> Self {
+        let read = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let providers = config
+            .providers
+            .iter()
+            .map(|c| Provider {
+                client_id: c.client_id.clone().or_else(|| read(&c.client_id_env)),
+                client_secret: c
+                    .client_secret
+                    .clone()
+                    .or_else(|| read(&c.client_secret_env).map(Secret::new)),
+                config: c.clone(),
+            })
+            .collect();
+        Self { providers }
+    }
+
+    /// The provider `id`.
+    pub fn get(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.config.id == id)
+    }
+
+    /// Every provider as the API lists it.
+    pub fn list(&self) -> Vec<ProviderInfo> {
+        self.providers.iter().map(Provider::info).collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The defaults under `extra` (and the embedded profile templates).
+    fn layers(extra: toml::Table) -> Vec<toml::Table> {
+        use crate::config::{DEFAULT_TOML, parse_toml};
+        vec![
+            parse_toml("default", DEFAULT_TOML).unwrap(),
+            extra,
+            parse_toml("templates", "[profiles]\ndir = \"\"").unwrap(),
+        ]
+    }
+
+    /// The configuration of the defaults under `extra` (tests of the hub).
+    pub(crate) fn config(extra: &str) -> Config {
+        let extra = crate::config::parse_toml("extra", extra).unwrap();
+        Config::from_layers(layers(extra)).unwrap()
+    }
+
+    #[test]
+    fn every_provider_of_the_seed_is_shipped_and_unavailable_without_credentials() {
+        let c = config("");
+        let r = Registry::new(&c.integrations, |_| None);
+        let ids: Vec<String> = r.list().into_iter().map(|p| p.id).collect();
+        for id in [
+            "spotify",
+            "apple_music",
+            "youtube_music",
+            "amazon_music",
+            "lastfm",
+            "discord",
+            "twitter",
+            "instagram",
+            "google_calendar",
+            "slack",
+            "notion",
+            "salesforce",
+            "microsoft365",
+            "jira",
+            "ableton_live",
+            "logic_pro",
+            "fl_studio",
+        ] {
+            assert!(ids.iter().any(|x| x == id), "{id} is not shipped");
+        }
+        let spotify = r.get("spotify").unwrap();
+        assert_eq!(spotify.availability(), Availability::MissingClientId);
+        assert!(spotify.config.pkce);
+        assert!(!r.get("slack").unwrap().config.pkce);
+        // Nothing to configure for a desktop companion.
+        assert_eq!(
+            r.get("fl_studio").unwrap().availability(),
+            Availability::Available
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_config_or_the_named_variables() {
+        let c = config("[integrations.providers.slack]\nclient_id = \"from-config\"\n");
+        let env = |name: &str| match name {
+            "ROSTER_INTEGRATION_SPOTIFY_CLIENT_ID" => Some("spotify-id".to_owned()),
+            "ROSTER_INTEGRATION_SLACK_CLIENT_ID" => Some("ignored".to_owned()),
+            "ROSTER_INTEGRATION_LASTFM_CLIENT_ID" => Some("key".to_owned()),
+            "ROSTER_INTEGRATION_LASTFM_CLIENT_SECRET" => Some("  ".to_owned()),
+            _ => None,
+        };
+        let r = Registry::new(&c.integrations, env);
+        // PKCE: a public client needs no secret.
+        assert_eq!(
+            r.get("spotify").unwrap().availability(),
+            Availability::Available
+        );
+        let slack = r.get("slack").unwrap();
+        assert_eq!(slack.client_id.as_deref(), Some("from-config"));
+        assert_eq!(slack.availability(), Availability::MissingClientSecret);
+        // A blank secret is no secret.
+        assert_eq!(
+            r.get("lastfm").unwrap().availability(),
+            Availability::MissingClientSecret
+        );
+        let listed = serde_json::to_string(&r.list()).unwrap();
+        assert!(
+            !listed.contains("spotify-id"),
+            "credentials are never listed"
+        );
+    }
+
+    #[test]
+    fn urls_are_overridden_from_the_environment_and_checked() {
+        let vars = [(
+            "ROSTER_INTEGRATIONS__PROVIDERS__SPOTIFY__TOKEN_URL".to_owned(),
+            "http://127.0.0.1:9/token".to_owned(),
+        )];
+        let env = crate::config::env_layer(vars.into_iter()).unwrap();
+        let c = Config::from_layers(layers(env)).unwrap();
+        let spotify = c.integrations.provider("spotify").unwrap();
+        assert_eq!(
+            spotify.token_url.as_ref().unwrap().as_str(),
+            "http://127.0.0.1:9/token"
+        );
+        // Plain http only to loopback; a misspelt mechanism or tier provider names its key.
+        for (extra, key) in [
+            (
+                "[integrations.providers.spotify]\ntoken_url = \"http://evil.example/token\"",
+                "integrations.providers.spotify.token_url",
+            ),
+            (
+                "[integrations.providers.spotify]\nauth = \"oauth3\"",
+                "integrations.providers.spotify.auth",
+            ),
+            (
+                "[integrations.tiers.free]\nproviders = [\"myspace\"]",
+                "integrations.tiers.free.providers",
+            ),
+            (
+                "[integrations]\nredirect_base_url = \"https://x.example/?next=y\"",
+                "integrations.redirect_base_url",
+            ),
+            (
+                "[integrations.providers.Bad]\nname = \"b\"\ncategory = \"custom\"\nauth = \"api_key\"",
+                "integrations.providers.Bad",
+            ),
+        ] {
+            let table = crate::config::parse_toml("extra", extra).unwrap();
+            let e = Config::from_layers(layers(table)).unwrap_err();
+            assert_eq!(e.key, key, "{extra}");
+        }
+    }
+
+    #[test]
+    fn tier_limits_follow_the_seed() {
+        use crate::domain::tier::UserTier;
+        let c = config("");
+        let free = c.integrations.tier(UserTier::Free);
+        assert_eq!(free.max_links, 1);
+        assert!(free.allows("spotify") && !free.allows("lastfm"));
+        let vip = c.integrations.tier(UserTier::Vip);
+        assert!(vip.allows("jira") && vip.allows("an_operators_own"));
+        assert_eq!(
+            c.integrations.redirect_uri("spotify").as_str(),
+            "http://127.0.0.1:8080/api/v1/integrations/spotify/callback"
+        );
+    }
+}
