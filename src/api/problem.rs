@@ -37,6 +37,12 @@ pub enum ApiError {
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The tier does not allow this.
+    #[error("{0}")]
+    TierLimit(String),
+    /// An integration provider failed or could not be reached.
+    #[error("{0}")]
+    ProviderFailed(String),
     /// The user has not given the consent the operation needs.
     #[error("{0}")]
     ConsentRequired(&'static str),
@@ -147,6 +153,12 @@ impl ApiError {
                 "Invalid credentials",
             ),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            TierLimit(_) => (StatusCode::FORBIDDEN, "tier-limit", "Not in this tier"),
+            ProviderFailed(_) => (
+                StatusCode::BAD_GATEWAY,
+                "provider-failed",
+                "Integration provider failed",
+            ),
             ConsentRequired(_) => (
                 StatusCode::FORBIDDEN,
                 "consent-required",
@@ -259,6 +271,11 @@ impl From<EngineError> for ApiError {
             EngineError::Unauthenticated(m) => ApiError::Unauthorized(m),
             EngineError::Forbidden(m) => ApiError::Forbidden(m),
             EngineError::NoSuch(what) => ApiError::NotFound(what),
+            EngineError::TierLimit(m) => ApiError::TierLimit(m),
+            EngineError::Provider(m) => {
+                tracing::warn!(error = %m, "an integration provider failed");
+                ApiError::ProviderFailed(m)
+            }
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::Internal

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod import_ledger;
 pub mod integration;
 pub mod job;
+pub mod link;
 pub(crate) mod lockout;
 pub(crate) mod login;
 pub mod mfa;

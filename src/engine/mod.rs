@@ -71,6 +71,7 @@ pub use crate::domain::binding::RequestOrigin;
 pub use crate::domain::job::{
     JobKind, JobReport, JobRun, Outcome as JobOutcome, Trigger as JobTrigger,
 };
+pub use crate::domain::link::{LinkStatus, LinkView};
 pub use crate::domain::login::ChallengeReason;
 pub use crate::domain::taste::Daypart;
 pub use crate::integrations::{Availability as ProviderAvailability, ProviderInfo};
@@ -151,6 +152,12 @@ pub enum EngineError {
     /// The user exists, but not the thing named (a passkey, a phone number).
     #[error("{0} not found")]
     NoSuch(&'static str),
+    /// The user's tier does not allow this (which tier, which limit, in the words).
+    #[error("{0}")]
+    TierLimit(String),
+    /// An integration provider failed or could not be reached.
+    #[error("{0}")]
+    Provider(String),
     /// A bug or an unexpected failure; details are in the log.
     #[error("internal error: {0}")]
     Internal(String),

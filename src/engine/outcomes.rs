@@ -206,6 +206,9 @@ pub struct UserExport {
     pub consents: ConsentView,
     /// Second factors enrolled (never their secrets).
     pub mfa: MfaStatus,
+    /// Accounts linked at integration providers: provider, scopes, status, times
+    /// (never their tokens). New in export format 6.
+    pub linked_accounts: Vec<crate::domain::link::LinkView>,
     /// What the risk engine learned from the user's logins.
     pub risk_profile: RiskProfileExport,
     /// Every security event kept about the user, newest first.

@@ -14,6 +14,7 @@ use crate::domain::feedback::ListFeedback;
 use crate::domain::history::ActivityHistory;
 use crate::domain::hold::AccountHold;
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::link::Links;
 use crate::domain::lockout::FailureState;
 use crate::domain::mfa::MfaState;
 use crate::domain::profile::UserProfile;
@@ -32,12 +33,14 @@ use sparse::Sparse;
 mod legacy;
 mod report;
 pub(crate) mod sparse;
+mod v11;
 pub use legacy::UserStateV3;
 use legacy::{UserStateV1, UserStateV2};
 pub(crate) use legacy::{
     UserStateV5, UserStateV6, UserStateV7, UserStateV8, UserStateV9, UserStateV10,
 };
 pub(crate) use report::{ReportView, report_view};
+pub(crate) use v11::UserStateV11;
 
 /// Devices remembered per user (for new-device checks), most recent last.
 pub(crate) const MAX_KNOWN_DEVICES: usize = 32;
@@ -74,8 +77,9 @@ pub struct UserState {
     /// Bumped whenever the password changes, so a login verified against an older hash
     /// cannot complete.
     pub credential_version: u64,
-    /// Live sessions.
-    pub sessions: Vec<Session>,
+    /// Live sessions (a slice of its exact length: 8 bytes less than a `Vec` in every
+    /// live actor; a change reallocates, which a login's own cost dwarfs).
+    pub sessions: Box<[Session]>,
     /// Failed-login record (soft state).
     pub failures: Sparse<FailureState>,
     /// Device ids seen at successful logins (soft state).
@@ -93,6 +97,9 @@ pub struct UserState {
     pub directory: Option<Box<DirectoryEntry>>,
     /// An operator's lock or required new password, while one holds. New in format 11.
     pub hold: Option<Box<AccountHold>>,
+    /// Linked accounts at integration providers, with their tokens, and links begun.
+    /// New in format 12.
+    pub links: Option<Box<Links>>,
 }
 
 /// Where a new session's client is, beyond what it said in its login context.
@@ -106,7 +113,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: formats 4 to 10 are sealed under
+/// Reads a stored user record of any supported format: formats 4 to 12 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -123,6 +130,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
             8 => Some(payload.decode::<UserStateV8>().map(Into::into)),
             9 => Some(payload.decode::<UserStateV9>().map(Into::into)),
             10 => Some(payload.decode::<UserStateV10>().map(Into::into)),
+            11 => Some(payload.decode::<UserStateV11>().map(Into::into)),
             _ => None,
         },
     )
@@ -149,7 +157,7 @@ impl UserState {
             profile: SharedProfile::new(profile),
             password_hash: password_hash.into(),
             credential_version: 1,
-            sessions: Vec::new(),
+            sessions: Box::default(),
             failures: Sparse::default(),
             known_devices: Box::default(),
             rate: TokenBucket::default(),
@@ -163,6 +171,7 @@ impl UserState {
             directory: None,
             refusals: Sparse::default(),
             hold: None,
+            links: None,
         }
     }
 
@@ -176,9 +185,16 @@ impl UserState {
 
     /// Drops expired sessions; reports whether any were dropped.
     pub(crate) fn prune_sessions(&mut self, now: Timestamp) -> bool {
+        self.retain_sessions(|s| s.is_active(now)) > 0
+    }
+
+    /// Keeps the sessions `keep` says to; returns how many went.
+    fn retain_sessions(&mut self, keep: impl FnMut(&Session) -> bool) -> usize {
         let before = self.sessions.len();
-        self.sessions.retain(|s| s.is_active(now));
-        self.sessions.len() != before
+        let mut all = std::mem::take(&mut self.sessions).into_vec();
+        all.retain(keep);
+        self.sessions = all.into_boxed_slice();
+        before - self.sessions.len()
     }
 
     /// Records a successful login: a new session for `token`, the oldest sessions
@@ -222,9 +238,11 @@ impl UserState {
             known.drain(..excess);
             self.known_devices = known.into_boxed_slice();
         }
-        self.sessions.push(session.clone());
-        let excess = self.sessions.len().saturating_sub(max_sessions);
-        self.sessions.drain(..excess);
+        let mut all = std::mem::take(&mut self.sessions).into_vec();
+        all.push(session.clone());
+        let excess = all.len().saturating_sub(max_sessions);
+        all.drain(..excess);
+        self.sessions = all.into_boxed_slice();
         self.failures = Sparse::default();
         let profile = self.profile.make_mut();
         profile.usage.logins += 1;
@@ -278,9 +296,7 @@ impl UserState {
 
     /// Removes one session; reports whether it existed.
     pub fn revoke(&mut self, id: SessionId) -> bool {
-        let before = self.sessions.len();
-        self.sessions.retain(|s| s.id != id);
-        self.sessions.len() != before
+        self.retain_sessions(|s| s.id != id) > 0
     }
 
     /// Replaces the password hash (bumping the credential version, so logins verified
@@ -314,9 +330,7 @@ impl UserState {
 
     /// Removes every session but `keep`; returns how many went.
     pub(crate) fn revoke_all_except(&mut self, keep: Option<SessionId>) -> usize {
-        let before = self.sessions.len();
-        self.sessions.retain(|s| Some(s.id) == keep);
-        before - self.sessions.len()
+        self.retain_sessions(|s| Some(s.id) == keep)
     }
 }
 

@@ -6,5 +6,6 @@
 pub mod lastfm;
 pub mod oauth;
 pub mod registry;
+pub mod tokens;
 
 pub use registry::{Availability, Provider, ProviderInfo, Registry};

@@ -88,10 +88,14 @@ pub struct ProviderInfo {
     pub tier_allows: Option<bool>,
 }
 
-/// Every configured provider, in id order.
+/// Every configured provider, in id order, and the HTTP client that talks to them.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     providers: Vec<Provider>,
+    /// The client for providers' token, revocation and API endpoints: the configured
+    /// timeout, no redirects followed (a token endpoint that redirects is misconfigured,
+    /// and following one would send credentials elsewhere).
+    pub http: reqwest::Client,
 }
 
 impl Registry {
@@ -111,7 +115,16 @@ impl Registry {
                 config: c.clone(),
             })
             .collect();
-        Self { providers }
+        let http = reqwest::Client::builder()
+            .timeout(config.http_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the providers' HTTP client has no TLS: using the default client");
+                reqwest::Client::new()
+            });
+        Self { providers, http }
     }
 
     /// The provider `id`.

@@ -1,7 +1,9 @@
-//! The integration hub (issue 21): the provider registry as the API lists it.
+//! The integration hub (issue 21): the provider registry as the API lists it; links
+//! made against a fake provider on loopback.
 
 use reqwest::Method;
 
+use crate::fake_provider::FakeProvider;
 use crate::support::{ADMIN_KEY, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,4 +60,207 @@ async fn providers_are_listed_with_availability_and_the_tiers_limits_never_with_
     for secret in ["spotify-client-id", "slack-id", "slack-secret-value"] {
         assert!(!text.contains(secret), "{secret} listed");
     }
+}
+
+/// `GET /integrations/{provider}/callback` with `query`; status and body.
+async fn callback(srv: &TestServer, provider: &str, query: &str) -> (u16, serde_json::Value) {
+    let path = format!("/integrations/{provider}/callback?{query}");
+    srv.call(Method::GET, &path, None, None).await
+}
+
+/// Begins a link of `id` at `provider` as `token`; status and body.
+async fn begin(
+    srv: &TestServer,
+    id: &str,
+    token: &str,
+    provider: &str,
+) -> (u16, serde_json::Value) {
+    let path = format!("/users/{id}/integrations/{provider}/link");
+    srv.call(Method::POST, &path, Some(token), None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_link_is_made_with_pkce_listed_without_tokens_exported_and_unlinked_with_revocation()
+ {
+    let fake = FakeProvider::start().await;
+    let srv = TestServer::start(&fake.config("spotify")).await;
+    let (id, token) = srv.user("linker@example.com", "free").await;
+
+    let (s, start) = begin(&srv, &id, &token, "spotify").await;
+    assert_eq!(s, 201, "{start}");
+    let url = start["authorization_url"].as_str().unwrap();
+    assert!(url.contains("scope=user-read-recently-played"), "{url}");
+    let (code, state, redirect) = fake.authorize(url);
+    assert_eq!(state, start["state"]);
+    assert_eq!(
+        redirect,
+        "http://127.0.0.1:8080/api/v1/integrations/spotify/callback"
+    );
+
+    // A foreign state (another secret for the same user) is refused and leaves the
+    // link begun in place; so is one for another provider.
+    let mut forged = state.clone();
+    let last = if forged.ends_with('A') { 'B' } else { 'A' };
+    forged.pop();
+    forged.push(last);
+    let (s, body) = callback(&srv, "spotify", &format!("code={code}&state={forged}")).await;
+    assert_eq!((s, body["field"].as_str()), (400, Some("state")), "{body}");
+    let (s, body) = callback(&srv, "spotify", "code=x&state=not-base64!").await;
+    assert_eq!(s, 400, "{body}");
+
+    let (s, link) = callback(
+        &srv,
+        "spotify",
+        &format!("code={code}&state={state}&scope=x"),
+    )
+    .await;
+    assert_eq!(s, 200, "{link}");
+    assert_eq!(link["provider"], "spotify");
+    assert_eq!(link["status"], "active");
+    assert_eq!(link["refreshable"], true);
+    assert_eq!(
+        link["scopes"],
+        serde_json::json!(["user-read-recently-played", "user-read-email"])
+    );
+    // The fake checked the verifier against the challenge; the exchange sent one.
+    let exchange = &fake.token_requests()[0];
+    assert_eq!(exchange["grant_type"], "authorization_code");
+    assert!(exchange["code_verifier"].len() >= 43, "{exchange:?}");
+
+    // The state is good once.
+    let (s, body) = callback(&srv, "spotify", &format!("code={code}&state={state}")).await;
+    assert_eq!((s, body["field"].as_str()), (400, Some("state")), "{body}");
+
+    let (s, list) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/integrations"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert!(list[0]["expires_at"].is_string(), "{list}");
+    let (s, export) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/export"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{export}");
+    assert_eq!(
+        export["linked_accounts"][0]["provider"], "spotify",
+        "{export}"
+    );
+    for text in [list.to_string(), export.to_string()] {
+        assert!(!text.contains("fake-access-token"), "{text}");
+        assert!(!text.contains("fake-refresh-token"), "{text}");
+    }
+
+    // Another user cannot see or remove the link.
+    let (_, other) = srv.user("other@example.com", "free").await;
+    let path = format!("/users/{id}/integrations/spotify");
+    let (s, _) = srv.call(Method::DELETE, &path, Some(&other), None).await;
+    assert_eq!(s, 403);
+
+    let (s, gone) = srv.call(Method::DELETE, &path, Some(&token), None).await;
+    assert_eq!(s, 200, "{gone}");
+    assert_eq!(gone["revoked"], true);
+    assert_eq!(fake.revoked(), ["fake-refresh-token-2-d41f07c2"]);
+    let (s, _) = srv.call(Method::DELETE, &path, Some(&token), None).await;
+    assert_eq!(s, 404);
+    let (_, list) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/integrations"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(list, serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tier_limits_links_by_provider_and_count_and_the_raw_store_holds_no_token() {
+    let fake = FakeProvider::start().await;
+    let extra = format!(
+        "{}{}[integrations.tiers.premium]\nmax_links = 1\n",
+        fake.config("spotify"),
+        fake.config("discord")
+    );
+    let srv = TestServer::start(&extra).await;
+    let (free, free_token) = srv.user("free@example.com", "free").await;
+    let (s, body) = begin(&srv, &free, &free_token, "discord").await;
+    assert_eq!(
+        (s, body["type"].as_str()),
+        (403, Some("https://roster.dev/problems/tier-limit"))
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("free tier"),
+        "{body}"
+    );
+
+    let (id, token) = srv.user("premium@example.com", "premium").await;
+    let (_, start) = begin(&srv, &id, &token, "spotify").await;
+    let (code, state, _) = fake.authorize(start["authorization_url"].as_str().unwrap());
+    let (s, body) = callback(&srv, "spotify", &format!("code={code}&state={state}")).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = begin(&srv, &id, &token, "discord").await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("allows 1 linked account"),
+        "{body}"
+    );
+    // Linking the same provider again replaces the link: allowed.
+    let (s, body) = begin(&srv, &id, &token, "spotify").await;
+    assert_eq!(s, 201, "{body}");
+
+    // A link begun by a session that has since ended cannot be finished.
+    let (code, state, _) = fake.authorize(body["authorization_url"].as_str().unwrap());
+    let (s, _) = srv
+        .call(Method::POST, "/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, body) = callback(&srv, "spotify", &format!("code={code}&state={state}")).await;
+    assert_eq!(s, 403, "{body}");
+    // A provider's refusal of the link is a 400 that says so.
+    let (s, body) = callback(
+        &srv,
+        "spotify",
+        &format!("error=access_denied&state={state}"),
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+
+    let dir = srv.stop().await;
+    let hits = found(dir.path(), &["fake-access-token", "fake-refresh-token"]);
+    assert!(hits.is_empty(), "tokens in clear: {hits:?}");
+}
+
+/// The needles found in any file under `dir`.
+fn found(dir: &std::path::Path, needles: &[&str]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            for n in needles {
+                if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
+                    hits.push(format!("{n} in {}", p.display()));
+                }
+            }
+        }
+    }
+    hits
 }

@@ -42,7 +42,8 @@ fn captured() -> &'static Capture {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_logs_and_request_ids_are_echoed() {
     let capture = captured();
-    let srv = TestServer::start("").await;
+    let fake = crate::fake_provider::FakeProvider::start().await;
+    let srv = TestServer::start(&fake.config("spotify")).await;
     let email = "Secret.Person@example.com";
     let password = "first secret passphrase 42";
     let new_password = "second secret passphrase 43";
@@ -164,14 +165,25 @@ async fn no_secret_reaches_the_logs_and_request_ids_are_echoed() {
     assert_eq!(s, 200, "{ok}");
     let mfa_token = ok["token"].as_str().unwrap().to_owned();
 
+    // A linked account: its state, code, PKCE verifier and tokens.
+    let path = format!("/users/{id}/integrations/spotify/link");
+    let (s, start) = srv.call(Method::POST, &path, Some(&mfa_token), None).await;
+    assert_eq!(s, 201, "{start}");
+    let (code, state, _) = fake.authorize(start["authorization_url"].as_str().unwrap());
+    let path = format!("/integrations/spotify/callback?code={code}&state={state}");
+    let (s, link) = srv.call(Method::GET, &path, None, None).await;
+    assert_eq!(s, 200, "{link}");
+    let verifier = fake.token_requests()[0]["code_verifier"].clone();
+
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
     // (Six-digit codes are left out: such digit runs occur in timestamps by chance.)
-    let mut mfa_secrets = vec![secret_b32, challenge, mfa_token];
+    let mut mfa_secrets = vec![secret_b32, challenge, mfa_token, state, code, verifier];
+    mfa_secrets.extend(["fake-access-token".into(), "fake-refresh-token".into()]);
     mfa_secrets.extend(recovery);
     for s in &mfa_secrets {
         assert!(
             !logs.contains(s.as_str()),
-            "an MFA secret reached the logs: {s}"
+            "an MFA or link secret reached the logs: {s}"
         );
     }
     assert!(

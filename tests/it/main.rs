@@ -13,6 +13,7 @@ mod concurrency;
 mod console;
 mod crash;
 mod encryption;
+mod fake_provider;
 mod forecast;
 mod generate_analytics;
 mod holds;

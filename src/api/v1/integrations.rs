@@ -1,13 +1,17 @@
-//! The integration hub: `GET /api/v1/integrations`, the providers an account can be
-//! linked to.
+//! The integration hub: the providers an account can be linked to
+//! (`GET /api/v1/integrations`), a user's links (`/api/v1/users/{id}/integrations`),
+//! and the callback providers send the user back to.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use crate::api::AppState;
-use crate::api::extract::Caller;
+use crate::api::extract::{Caller, user_id};
 use crate::api::problem::{ApiError, Problem};
-use crate::engine::ProviderInfo;
+use crate::engine::{Callback, LinkStart, LinkView, ProviderInfo, Unlinked};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -23,4 +27,93 @@ pub(crate) async fn providers(
     Ok(Json(
         s.manager.integrations().providers(&caller.principal())?,
     ))
+}
+
+/// Begins linking the account at `provider` (the user's own session): the address to
+/// send the user to, with a single-use `state` bound to this session. 403
+/// `tier-limit` when the tier does not include the provider or its links are used up;
+/// 409 when the provider is not configured on this server.
+#[utoipa::path(post, path = "/api/v1/users/{id}/integrations/{provider}/link", tag = "integrations",
+    params(("id" = String, Path, description = "user id (UUID)"), ("provider" = String, Path, description = "provider id, e.g. spotify")),
+    security(("bearer" = [])),
+    responses((status = 201, body = LinkStart), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(crate) async fn link(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, provider)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = user_id(&caller, &id)?;
+    let hub = s.manager.integrations();
+    let start = hub.link(&caller.principal(), id, &provider).await?;
+    Ok((StatusCode::CREATED, Json(start)).into_response())
+}
+
+/// What a provider sends the user back with (other parameters it adds are ignored).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CallbackQuery {
+    /// The `state` of the link begun.
+    state: Option<String>,
+    /// The authorization code.
+    code: Option<String>,
+    /// The provider's error (`access_denied` when the user declined).
+    error: Option<String>,
+    /// Its description.
+    error_description: Option<String>,
+}
+
+/// Where the provider sends the user back: the `state` is checked (single use, this
+/// provider's, unexpired, its session still live), the code exchanged for tokens, kept
+/// encrypted under the user's data key. No bearer token: the `state` is the
+/// credential. 400 names what is wrong (`state`, `code`, `error`); 502
+/// `provider-failed` when the provider cannot be reached.
+#[utoipa::path(get, path = "/api/v1/integrations/{provider}/callback", tag = "integrations",
+    params(("provider" = String, Path, description = "provider id"), CallbackQuery),
+    responses((status = 200, body = LinkView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 502, body = Problem)))]
+pub(crate) async fn callback(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    Query(q): Query<CallbackQuery>,
+) -> ApiResult<Json<LinkView>> {
+    let back = Callback {
+        state: q.state,
+        code: q.code,
+        error: q.error,
+        error_description: q.error_description,
+    };
+    Ok(Json(
+        s.manager.integrations().callback(&provider, back).await?,
+    ))
+}
+
+/// The user's linked accounts (the user, an operator): provider, scopes, status,
+/// expiry, last refresh and sync; never a token.
+#[utoipa::path(get, path = "/api/v1/users/{id}/integrations", tag = "integrations",
+    params(("id" = String, Path, description = "user id (UUID)")), security(("bearer" = [])),
+    responses((status = 200, body = [LinkView]), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn links(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<LinkView>>> {
+    let id = user_id(&caller, &id)?;
+    let hub = s.manager.integrations();
+    Ok(Json(hub.links(&caller.principal(), id).await?))
+}
+
+/// Unlinks `provider` (the user, an operator): deleted here, and its tokens revoked at
+/// the provider where it has a revocation endpoint (`revoked` says whether it
+/// confirmed).
+#[utoipa::path(delete, path = "/api/v1/users/{id}/integrations/{provider}", tag = "integrations",
+    params(("id" = String, Path, description = "user id (UUID)"), ("provider" = String, Path, description = "provider id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Unlinked), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn unlink(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, provider)): Path<(String, String)>,
+) -> ApiResult<Json<Unlinked>> {
+    let id = user_id(&caller, &id)?;
+    let hub = s.manager.integrations();
+    Ok(Json(hub.unlink(&caller.principal(), id, &provider).await?))
 }

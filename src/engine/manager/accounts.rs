@@ -22,7 +22,7 @@ use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, 
 pub const MAX_IMPORT_BATCH: usize = 200;
 
 /// The format version of [`UserExport`].
-const EXPORT_FORMAT: u32 = 5;
+const EXPORT_FORMAT: u32 = 6;
 
 /// See [`UserManager::accounts`].
 #[derive(Clone, Copy)]
@@ -349,6 +349,11 @@ impl Accounts<'_> {
             recommendation_feedback: FeedbackExport::of(&state.feedback),
             consents: ConsentView::of(&state.consents, e.config.privacy.min_age, now),
             mfa: state.mfa.status(&state.profile.security_settings),
+            linked_accounts: state
+                .links
+                .as_deref()
+                .map(|l| l.accounts.iter().map(|a| a.view()).collect())
+                .unwrap_or_default(),
             risk_profile: RiskProfileExport {
                 networks: state.risk.networks.clone(),
                 countries: state.risk.countries.clone(),
@@ -363,6 +368,8 @@ impl Accounts<'_> {
                 "mfa.recovery digests: SHA-256 of each recovery code (credentials)".into(),
                 "password_hash: the argon2 hash of the password (a credential, useless outside this service)".into(),
                 "sessions[].secret_hash: SHA-256 of each session token's secret (a credential)".into(),
+                "linked_accounts[] tokens: the access and refresh tokens of each linked account (credentials at the provider)".into(),
+                "links begun and not finished: their state secrets and PKCE verifiers (credentials, expiring within minutes)".into(),
                 "rate: the request-rate counter of the tier's hourly allowance (internal)".into(),
             ],
             profile: state.profile.into_inner(),

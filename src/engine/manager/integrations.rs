@@ -1,18 +1,92 @@
-//! The integration hub: linked accounts, their tokens encrypted per user and refreshed in the user's actor, listening history flowing in (issue 21).
+//! The integration hub: linked accounts, their tokens encrypted per user and kept in
+//! the user's actor (issue 21).
 //!
-//! So far the provider registry: which providers the operator configured, how each is
-//! linked, whether it can be (credentials present), and whether the caller's tier may
-//! use it.
+//! A link is begun by the user's own session ([`Integrations::link`]): the actor keeps
+//! the `state`'s secret and the PKCE verifier, and the user is sent to the provider.
+//! The provider sends the user back to the fixed callback address with the `state`,
+//! which names the user and proves the link begun ([`Integrations::callback`]); the code
+//! is exchanged on this task (never on an actor thread) and the tokens go to the actor.
+
+use base64::Engine as _;
+use serde::Serialize;
 
 use super::UserManager;
 use super::principal::Principal;
+use crate::domain::ids::UserId;
+use crate::domain::integration::AuthMode;
+use crate::domain::link::{
+    self, LinkStatus, LinkTokens, LinkView, LinkedAccount, PendingLink, STATE_SECRET_LEN,
+};
+use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::integrations::ProviderInfo;
+use crate::engine::user::{BeginLink, GetLinks, PutLink, RemoveLink, TakeLink};
+use crate::integrations::tokens::{self, TokenError};
+use crate::integrations::{Availability, Provider, ProviderInfo, oauth};
 
 /// See [`UserManager::integrations`].
 #[derive(Clone, Copy)]
 pub struct Integrations<'a> {
     pub(super) m: &'a UserManager,
+}
+
+/// A link begun: where to send the user.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkStart {
+    /// The provider's authorization address, with the `state` and PKCE challenge.
+    pub authorization_url: String,
+    /// The `state` the provider will bring back (single use).
+    pub state: String,
+    /// When the `state` stops being good.
+    pub expires_at: crate::domain::time::Timestamp,
+}
+
+/// What the provider sent the user back with.
+#[derive(Clone, Debug, Default)]
+pub struct Callback {
+    /// The `state` of the link begun.
+    pub state: Option<String>,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The provider's error (the user declined: `access_denied`).
+    pub error: Option<String>,
+    /// Its description.
+    pub error_description: Option<String>,
+}
+
+/// What an unlink did.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Unlinked {
+    /// The provider's id.
+    pub provider: String,
+    /// Whether the provider confirmed the revocation of the tokens (false when it has
+    /// no revocation endpoint, or failed: the link is deleted here either way).
+    pub revoked: bool,
+}
+
+/// `state` = base64url(user id ‖ secret): the callback finds the user from it, and the
+/// user's actor checks the secret.
+fn encode_state(user: UserId, secret: &[u8; STATE_SECRET_LEN]) -> String {
+    let mut raw = Vec::with_capacity(16 + STATE_SECRET_LEN);
+    raw.extend_from_slice(user.as_bytes());
+    raw.extend_from_slice(secret);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_state(state: &str) -> Result<(UserId, Vec<u8>), EngineError> {
+    let bad = || EngineError::Validation(ValidationError::new("state", "the state is malformed"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(state.trim())
+        .map_err(|_| bad())?;
+    if raw.len() != 16 + STATE_SECRET_LEN {
+        return Err(bad());
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&raw[..16]);
+    Ok((UserId::from_bytes(id), raw[16..].to_vec()))
+}
+
+fn refused(field: &str, reason: String) -> EngineError {
+    EngineError::Validation(ValidationError::new(field, reason))
 }
 
 impl Integrations<'_> {
@@ -38,5 +112,172 @@ impl Integrations<'_> {
             }
         }
         Ok(all)
+    }
+
+    /// The provider `id`, ready to link.
+    fn available(self, id: &str) -> Result<Provider, EngineError> {
+        let p = self
+            .m
+            .engine
+            .integrations
+            .get(id)
+            .ok_or(EngineError::NoSuch("provider"))?;
+        match p.availability() {
+            Availability::Available => Ok(p.clone()),
+            Availability::MissingClientId => Err(EngineError::Conflict(format!(
+                "the {id} integration is not configured on this server (no client id)"
+            ))),
+            Availability::MissingClientSecret => Err(EngineError::Conflict(format!(
+                "the {id} integration is not configured on this server (no client secret)"
+            ))),
+        }
+    }
+
+    /// Begins a link of the user's account at `provider`, from the user's own session:
+    /// the address to send the user to. The tier's limits are checked now and again
+    /// when the link is made.
+    pub async fn link(
+        self,
+        by: &Principal,
+        id: UserId,
+        provider: &str,
+    ) -> Result<LinkStart, EngineError> {
+        let session = by.own(id)?;
+        let p = self.available(provider)?;
+        if p.config.auth != AuthMode::Oauth2 {
+            return Err(EngineError::Conflict(format!(
+                "linking through {} is not built yet; OAuth 2.0 providers link today",
+                p.config.auth.as_str()
+            )));
+        }
+        let cfg = &self.m.engine.config.integrations;
+        let mut secret = [0u8; STATE_SECRET_LEN];
+        rand::fill(&mut secret);
+        let state = encode_state(id, &secret);
+        let redirect = cfg.redirect_uri(provider);
+        let auth = oauth::authorization(&p, &redirect, &state)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let expires_at = self.m.engine.clock.now().plus(cfg.state_ttl);
+        let pending = PendingLink {
+            provider: provider.to_owned(),
+            secret,
+            verifier: auth.verifier,
+            session,
+            expires_at,
+        };
+        self.m
+            .engine
+            .call_durable(id, BeginLink { pending })
+            .await?;
+        Ok(LinkStart {
+            authorization_url: auth.url.to_string(),
+            state,
+            expires_at,
+        })
+    }
+
+    /// Finishes a link when the provider sends the user back: the `state` is taken
+    /// (once), the code exchanged for tokens, and the tokens kept in the user's state.
+    pub async fn callback(self, provider: &str, back: Callback) -> Result<LinkView, EngineError> {
+        let p = self.available(provider)?;
+        let state = back
+            .state
+            .as_deref()
+            .ok_or_else(|| refused("state", "the callback has no state".into()))?;
+        let (user, secret) = decode_state(state)?;
+        let e = &self.m.engine;
+        let take = TakeLink {
+            provider: provider.to_owned(),
+            secret,
+        };
+        // An unknown user reads as an unknown state: the state names nothing.
+        let pending = match e.call_durable(user, take).await {
+            Err(EngineError::NotFound) => {
+                return Err(refused(
+                    "state",
+                    "the state is unknown or was used already; start the link again".into(),
+                ));
+            }
+            other => other?,
+        };
+        if let Some(error) = back.error {
+            let more = back
+                .error_description
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            return Err(refused(
+                "error",
+                format!("the provider did not grant the link: {error}{more}"),
+            ));
+        }
+        let code = back
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| refused("code", "the callback has no code".into()))?;
+        let redirect = e.config.integrations.redirect_uri(provider);
+        let http = &e.integrations.http;
+        let grant = tokens::exchange_code(http, &p, &redirect, &code, pending.verifier.as_deref())
+            .await
+            .map_err(|err| match err {
+                TokenError::Refused { .. } => refused("code", err.to_string()),
+                other => EngineError::Provider(format!("{provider}: {other}")),
+            })?;
+        let now = e.clock.now();
+        let account = LinkedAccount {
+            provider: provider.to_owned(),
+            scopes: grant.scopes.unwrap_or_else(|| p.config.scopes.clone()),
+            status: LinkStatus::Active,
+            linked_at: now,
+            refreshed_at: None,
+            synced_at: None,
+            instance_url: grant.instance_url,
+            tokens: LinkTokens {
+                access: grant.access_token,
+                refresh: grant.refresh_token,
+                expires_at: link::expiry(now, grant.expires_in),
+            },
+        };
+        e.call_durable(user, PutLink { account }).await
+    }
+
+    /// The user's links (never their tokens).
+    pub async fn links(self, by: &Principal, id: UserId) -> Result<Vec<LinkView>, EngineError> {
+        by.on(id)?;
+        self.m.engine.call(id, GetLinks).await
+    }
+
+    /// Removes the link to `provider` (the user, or an operator) and revokes its tokens
+    /// at the provider where it has a revocation endpoint.
+    pub async fn unlink(
+        self,
+        by: &Principal,
+        id: UserId,
+        provider: &str,
+    ) -> Result<Unlinked, EngineError> {
+        by.on(id)?;
+        let e = &self.m.engine;
+        let msg = RemoveLink {
+            provider: provider.to_owned(),
+        };
+        let removed = e.call_durable(id, msg).await?;
+        let mut revoked = false;
+        if let Some(p) = e.integrations.get(provider).cloned() {
+            // The refresh token first: revoking it ends the grant, access tokens too.
+            let t = &removed.tokens;
+            let (token, is_refresh) = match &t.refresh {
+                Some(r) => (r.as_str(), true),
+                None => (t.access.as_str(), false),
+            };
+            match tokens::revoke(&e.integrations.http, &p, token, is_refresh).await {
+                Ok(done) => revoked = done,
+                Err(err) => {
+                    tracing::warn!(user = %id, provider, error = %err, "revocation at the provider failed; the link is deleted here");
+                }
+            }
+        }
+        Ok(Unlinked {
+            provider: provider.to_owned(),
+            revoked,
+        })
     }
 }

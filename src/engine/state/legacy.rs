@@ -32,7 +32,7 @@ pub(crate) struct UserStateV10 {
     profile: SharedProfile,
     password_hash: Box<str>,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Box<[Session]>,
     failures: Sparse<FailureState>,
     known_devices: Box<[String]>,
     rate: TokenBucket,
@@ -88,6 +88,7 @@ impl From<UserStateV10> for UserState {
             security: v.security,
             directory: v.directory,
             hold: None,
+            links: None,
         }
     }
 }
@@ -103,7 +104,7 @@ pub(crate) struct UserStateV9 {
     profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Box<[Session]>,
     failures: Sparse<FailureState>,
     known_devices: Box<[String]>,
     rate: TokenBucket,
@@ -158,6 +159,7 @@ impl From<UserStateV9> for UserState {
             security: v.security,
             directory: v.directory,
             hold: None,
+            links: None,
         }
     }
 }
@@ -198,7 +200,7 @@ pub(crate) struct UserStateV8 {
     profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Box<[Session]>,
     failures: Sparse<FailureState>,
     known_devices: Box<[String]>,
     rate: TokenBucket,
@@ -251,6 +253,7 @@ impl From<UserStateV8> for UserState {
             directory: None,
             refusals: Sparse::default(),
             hold: None,
+            links: None,
         }
     }
 }
@@ -265,7 +268,7 @@ pub(crate) struct UserStateV7 {
     profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Box<[Session]>,
     failures: Sparse<FailureState>,
     known_devices: Vec<String>,
     rate: TokenBucket,
@@ -326,6 +329,7 @@ impl From<UserStateV7> for UserState {
             directory: None,
             refusals: Sparse::default(),
             hold: None,
+            links: None,
         }
     }
 }
@@ -338,7 +342,7 @@ pub(crate) struct UserStateV6 {
     profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Box<[Session]>,
     failures: Sparse<FailureState>,
     known_devices: Vec<String>,
     rate: TokenBucket,
@@ -389,6 +393,7 @@ impl From<UserStateV6> for UserState {
             directory: None,
             refusals: Sparse::default(),
             hold: None,
+            links: None,
         }
     }
 }
@@ -400,7 +405,7 @@ pub(crate) struct UserStateV5 {
     profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Box<[Session]>,
     failures: FailureState,
     known_devices: Vec<String>,
     rate: TokenBucket,
@@ -452,6 +457,7 @@ impl From<UserStateV5> for UserState {
             directory: None,
             refusals: Sparse::default(),
             hold: None,
+            links: None,
         }
     }
 }
@@ -463,7 +469,7 @@ pub struct UserStateV3 {
     profile: SharedProfile,
     password_hash: String,
     credential_version: u64,
-    sessions: Vec<Session>,
+    sessions: Box<[Session]>,
     failures: FailureState,
     known_devices: Vec<String>,
     rate: TokenBucket,
@@ -515,6 +521,7 @@ impl From<UserStateV3> for UserState {
             directory: None,
             refusals: Sparse::default(),
             hold: None,
+            links: None,
             consents: v.consents,
         }
     }

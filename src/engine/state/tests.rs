@@ -248,6 +248,20 @@ fn records_of_every_older_format_load_into_the_current_one() {
     }));
     let current = encode(&provisioned, &key, id).unwrap();
     assert_eq!(decode(&current, &key, id).unwrap(), provisioned);
+    // Format 11 is format 12 without linked accounts.
+    let v11 = codec::seal_as_version(11, &UserStateV11::of(&provisioned), &key, id.as_bytes());
+    assert_eq!(decode(&v11.unwrap(), &key, id).unwrap(), provisioned);
+    let mut links = crate::domain::link::Links::default();
+    links.pending.push(crate::domain::link::PendingLink {
+        provider: "spotify".into(),
+        secret: [9; crate::domain::link::STATE_SECRET_LEN],
+        verifier: Some("verifier".into()),
+        session: crate::domain::ids::SessionId::from_bytes([3; 16]),
+        expires_at: t,
+    });
+    provisioned.links = Some(Box::new(links));
+    let current = encode(&provisioned, &key, id).unwrap();
+    assert_eq!(decode(&current, &key, id).unwrap(), provisioned);
     // The current format round-trips everything.
     let sealed = encode(&s, &key, id).unwrap();
     assert_eq!(sealed[0], codec::FORMAT_VERSION);

@@ -9,7 +9,8 @@
 //! One file per capability, each with its messages at the top: [`profile`], [`login`]
 //! (password logins), [`challenge`] (second factors of a login, passwordless starts),
 //! [`sessions`], [`mfa`], [`step_up`], [`activity`], [`privacy`], [`directory`] (what an
-//! identity provider says), [`hold`] (an operator's lock or required new password).
+//! identity provider says), [`hold`] (an operator's lock or required new password),
+//! [`link`] (linked accounts at integration providers).
 //! This file holds the actor, its lifecycle (sweep ticks, passivation, poisoning) and
 //! the helpers they share: writing a change ([`UserActor::write`]), recording and
 //! publishing events.
@@ -18,6 +19,7 @@ mod activity;
 mod challenge;
 mod directory;
 mod hold;
+mod link;
 mod login;
 mod mfa;
 mod privacy;
@@ -30,6 +32,7 @@ pub(crate) use activity::*;
 pub(crate) use challenge::*;
 pub(crate) use directory::*;
 pub(crate) use hold::*;
+pub(crate) use link::*;
 pub(crate) use login::*;
 pub(crate) use mfa::*;
 pub(crate) use privacy::*;

@@ -248,7 +248,7 @@ impl UserActor {
         });
         let audit = msg.audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);
-        self.state.sessions.clear();
+        self.state.sessions = Box::default();
         self.publish(Event::UserDeleted {});
         if let Some(s) = &self.stream {
             self.engine.realtime.close_all(s, CloseCode::UserDeleted);

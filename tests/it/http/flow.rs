@@ -229,7 +229,8 @@ async fn an_export_holds_everything_about_the_user_and_no_credentials() {
         .call(GET, &format!("/users/{id}/export"), Some(&token), None)
         .await;
     assert_eq!(s, 200, "{doc}");
-    assert_eq!(doc["export_format"], 5);
+    assert_eq!(doc["export_format"], 6);
+    assert_eq!(doc["linked_accounts"], serde_json::json!([]));
     assert_eq!(doc["rate_refusals"], serde_json::json!([]));
     assert_eq!(doc["profile"]["id"], id.as_str());
     assert_eq!(doc["profile"]["email"], "portable@example.com");
@@ -261,7 +262,7 @@ async fn an_export_holds_everything_about_the_user_and_no_credentials() {
         ],
         "the operator's creation and export: {doc}"
     );
-    assert_eq!(doc["withheld"].as_array().unwrap().len(), 5);
+    assert_eq!(doc["withheld"].as_array().unwrap().len(), 7);
     // The security history: two logins and the failure, each with its client.
     let kinds: Vec<&str> = doc["security_events"]
         .as_array()
