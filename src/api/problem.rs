@@ -43,6 +43,17 @@ pub enum ApiError {
     /// An integration provider failed or could not be reached.
     #[error("{0}")]
     ProviderFailed(String),
+    /// An integration provider is rate limiting or failing.
+    #[error("{message}")]
+    ProviderBusy {
+        /// What the provider said.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The linked account must be linked again.
+    #[error("{0}")]
+    ReauthRequired(String),
     /// The user has not given the consent the operation needs.
     #[error("{0}")]
     ConsentRequired(&'static str),
@@ -158,6 +169,16 @@ impl ApiError {
                 StatusCode::BAD_GATEWAY,
                 "provider-failed",
                 "Integration provider failed",
+            ),
+            ProviderBusy { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider-busy",
+                "Integration provider busy",
+            ),
+            ReauthRequired(_) => (
+                StatusCode::CONFLICT,
+                "reauth-required",
+                "Link the account again",
             ),
             ConsentRequired(_) => (
                 StatusCode::FORBIDDEN,
@@ -276,6 +297,15 @@ impl From<EngineError> for ApiError {
                 tracing::warn!(error = %m, "an integration provider failed");
                 ApiError::ProviderFailed(m)
             }
+            EngineError::ProviderBusy {
+                message,
+                retry_after,
+            } => ApiError::ProviderBusy {
+                message,
+                retry_after,
+            },
+            EngineError::ReauthRequired(m) => ApiError::ReauthRequired(m),
+            EngineError::ConsentRequired(m) => ApiError::ConsentRequired(m),
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::Internal
@@ -318,6 +348,9 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::TooSoon(secs) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            ApiError::ProviderBusy { retry_after, .. } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             ApiError::RateLimited { retry_after, limit } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

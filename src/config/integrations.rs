@@ -9,7 +9,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{ConfigError, Secret};
-use crate::domain::integration::{AuthMode, Category, is_provider_id};
+use crate::domain::integration::{AuthMode, Category, HistoryApi, is_provider_id};
 use crate::domain::tier::UserTier;
 
 /// The integration hub (`[integrations]`).
@@ -39,6 +39,14 @@ impl IntegrationsConfig {
     /// What `tier` may link.
     pub fn tier(&self, tier: UserTier) -> &TierLinks {
         &self.tiers[tier.index()]
+    }
+
+    /// How long before expiry provider `id`'s tokens are refreshed: its own margin, or
+    /// the section's.
+    pub fn refresh_margin_of(&self, id: &str) -> Duration {
+        self.provider(id)
+            .and_then(|p| p.refresh_margin)
+            .unwrap_or(self.refresh_margin)
     }
 
     /// The callback address of provider `id`.
@@ -97,6 +105,10 @@ pub struct ProviderConfig {
     pub client_id: Option<String>,
     /// The client secret given in config, if any.
     pub client_secret: Option<Secret>,
+    /// How long before expiry its tokens are refreshed, if not the section's margin.
+    pub refresh_margin: Option<Duration>,
+    /// Where it serves recent listening for the sync, if it does.
+    pub history: Option<HistoryApi>,
     /// The variable holding the client id (`ROSTER_INTEGRATION_SPOTIFY_CLIENT_ID`).
     pub client_id_env: String,
     /// The variable holding the client secret.
@@ -150,6 +162,10 @@ struct RawProvider {
     client_id_env: String,
     #[serde(default)]
     client_secret_env: String,
+    #[serde(default)]
+    refresh_margin: String,
+    #[serde(default)]
+    history: String,
 }
 
 /// `v` as an endpoint: empty is none; otherwise https, or http to a loopback host (a
@@ -231,8 +247,21 @@ impl RawProvider {
             "" => format!("ROSTER_INTEGRATION_{upper}_{suffix}"),
             v => v.to_owned(),
         };
+        let refresh_margin = match self.refresh_margin.as_str() {
+            "" => None,
+            v => Some(super::automation::duration(&key("refresh_margin"), v)?),
+        };
+        let history = match self.history.as_str() {
+            "" => None,
+            v => Some(HistoryApi::parse(v).ok_or_else(|| {
+                let all: Vec<_> = HistoryApi::ALL.iter().map(|h| h.as_str()).collect();
+                ConfigError::new(key("history"), format!("must be one of {}", all.join(", ")))
+            })?),
+        };
         Ok(ProviderConfig {
             id: id.to_owned(),
+            refresh_margin,
+            history,
             name,
             category,
             auth,

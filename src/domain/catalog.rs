@@ -193,6 +193,24 @@ fn names(field: &str, values: &[String], lower: bool) -> Result<Vec<String>, Val
     Ok(out)
 }
 
+/// A title or artist name as matching compares it: lower case, letters and digits
+/// only, without what follows a " - " or an opening bracket ("Song - Remastered 2011",
+/// "Song (feat. Someone)" and "song" are one title).
+pub fn match_name(name: &str) -> String {
+    let cut = name
+        .find(" - ")
+        .into_iter()
+        .chain(name.find(['(', '[']))
+        .min()
+        .filter(|&at| at > 0)
+        .unwrap_or(name.len());
+    name[..cut]
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 impl Track {
     /// The track as stored: checked against every rule (`embedding_dim` is the
     /// configured dimension), text trimmed, genres and tags lower-cased, duplicates
@@ -360,5 +378,17 @@ mod tests {
             err.field, "embedding",
             "no dimension configured: no embeddings"
         );
+    }
+
+    #[test]
+    fn names_match_without_case_punctuation_or_version_suffixes() {
+        assert_eq!(
+            match_name("Don't Stop Me Now - Remastered 2011"),
+            "dontstopmenow"
+        );
+        assert_eq!(match_name("Don’t stop me now (Live)"), "dontstopmenow");
+        assert_eq!(match_name("Beyoncé"), "beyoncé");
+        assert_eq!(match_name("(Intro)"), "intro");
+        assert_ne!(match_name("Song Two"), match_name("Song"));
     }
 }

@@ -40,6 +40,32 @@ impl AuthMode {
     }
 }
 
+/// Where a provider serves the user's recent listening, for the sync into history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryApi {
+    /// Spotify's `GET /me/player/recently-played` (the last 50 plays, paged by an
+    /// `after` cursor in milliseconds).
+    SpotifyRecentlyPlayed,
+}
+
+impl HistoryApi {
+    /// Its name in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SpotifyRecentlyPlayed => "spotify_recently_played",
+        }
+    }
+
+    /// Every one, for error messages.
+    pub const ALL: [HistoryApi; 1] = [Self::SpotifyRecentlyPlayed];
+
+    /// The one named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
 /// What kind of service a provider is (the seed's groups).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -57,6 +57,17 @@ pub enum LinkStatus {
     Suspended,
 }
 
+/// Why a link's status changed (in the `integration.link_changed` event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkReason {
+    /// The user's tier changed: links over the new limit are suspended, those the new
+    /// tier admits again are active.
+    TierChanged,
+    /// The provider refused the refresh token (`invalid_grant`): link again.
+    GrantRefused,
+}
+
 /// The secrets of a link.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkTokens {
@@ -95,6 +106,37 @@ pub struct LinkedAccount {
     pub instance_url: Option<String>,
     /// Its secrets.
     pub tokens: LinkTokens,
+}
+
+impl LinkedAccount {
+    /// Whether its access token is good for `margin` more at `now` (a token the
+    /// provider gave no lifetime for is good until the provider refuses it).
+    pub fn is_fresh(&self, now: Timestamp, margin: Duration) -> bool {
+        self.tokens.expires_at.is_none_or(|t| t > now.plus(margin))
+    }
+
+    /// Takes the tokens a refresh at `now` granted: a new access token, a new refresh
+    /// token when the answer carried one (a rotating provider) or else the old one
+    /// kept, and the scopes when the answer named them.
+    pub fn refreshed(
+        &mut self,
+        access: String,
+        refresh: Option<String>,
+        lifetime: Option<Duration>,
+        scopes: Option<Vec<String>>,
+        now: Timestamp,
+    ) {
+        self.tokens.access = access;
+        if let Some(r) = refresh {
+            self.tokens.refresh = Some(r);
+        }
+        self.tokens.expires_at = expiry(now, lifetime);
+        if let Some(s) = scopes {
+            self.scopes = s;
+        }
+        self.refreshed_at = Some(now);
+        self.status = LinkStatus::Active;
+    }
 }
 
 /// What a client sees of a link: never its tokens.
@@ -253,6 +295,34 @@ impl Links {
         let at = self.accounts.iter().position(|a| a.provider == provider)?;
         Some(self.accounts.remove(at))
     }
+
+    /// Fits the links to a tier allowing `max` of the providers `allows` (after a tier
+    /// change): the oldest links the tier admits stay or become active again, the rest
+    /// are suspended, never deleted. Answers the links whose status changed.
+    pub fn fit_tier(
+        &mut self,
+        max: usize,
+        allows: impl Fn(&str) -> bool,
+    ) -> Vec<(String, LinkStatus)> {
+        let mut kept = 0;
+        let mut changed = Vec::new();
+        for a in &mut self.accounts {
+            let admitted = allows(&a.provider) && kept < max;
+            let next = match (admitted, a.status) {
+                (true, LinkStatus::Suspended) => LinkStatus::Active,
+                (true, s) => s,
+                (false, _) => LinkStatus::Suspended,
+            };
+            if admitted {
+                kept += 1;
+            }
+            if next != a.status {
+                a.status = next;
+                changed.push((a.provider.clone(), next));
+            }
+        }
+        changed
+    }
 }
 
 /// When a token granted at `now` for `lifetime` expires.
@@ -354,5 +424,50 @@ mod tests {
         assert_eq!(l.check_tier("lastfm", 1, any), Ok(()));
         assert!(l.remove("spotify").is_some());
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_refresh_without_a_refresh_token_keeps_the_old_one() {
+        let mut a = account("spotify", LinkStatus::Active);
+        a.tokens.refresh = Some("r1".into());
+        let now = Timestamp::from_millis(10_000);
+        a.refreshed("a2".into(), None, Some(Duration::from_secs(60)), None, now);
+        assert_eq!(a.tokens.refresh.as_deref(), Some("r1"));
+        assert_eq!(a.tokens.access, "a2");
+        a.refreshed(
+            "a3".into(),
+            Some("r2".into()),
+            None,
+            Some(vec!["x".into()]),
+            now,
+        );
+        assert_eq!(a.tokens.refresh.as_deref(), Some("r2"));
+        assert_eq!((a.scopes.len(), a.tokens.expires_at), (1, None));
+        // Fresh while the margin fits before the expiry, stale from then on.
+        a.tokens.expires_at = Some(Timestamp::from_millis(70_000));
+        let margin = Duration::from_secs(30);
+        assert!(a.is_fresh(Timestamp::from_millis(39_999), margin));
+        assert!(!a.is_fresh(Timestamp::from_millis(40_000), margin));
+    }
+
+    #[test]
+    fn a_downgrade_suspends_the_newest_links_and_an_upgrade_brings_them_back() {
+        let mut l = Links::default();
+        for p in ["spotify", "lastfm", "discord"] {
+            l.put(account(p, LinkStatus::Active));
+        }
+        let changed = l.fit_tier(1, |p| p == "spotify" || p == "lastfm");
+        assert_eq!(
+            changed,
+            [
+                ("lastfm".to_owned(), LinkStatus::Suspended),
+                ("discord".to_owned(), LinkStatus::Suspended)
+            ]
+        );
+        assert_eq!(l.accounts.len(), 3, "suspended, not deleted");
+        let changed = l.fit_tier(5, |_| true);
+        assert_eq!(changed.len(), 2);
+        assert!(l.accounts.iter().all(|a| a.status == LinkStatus::Active));
+        assert!(l.fit_tier(5, |_| true).is_empty());
     }
 }

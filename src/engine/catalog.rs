@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::catalog::{AudioFeatures, Track, quantize_embedding};
+use crate::domain::catalog::{AudioFeatures, Track, match_name, quantize_embedding};
 
 /// One name table for artists, genres and tags.
 #[derive(Default)]
@@ -56,6 +56,8 @@ pub(crate) struct Entry {
     /// The embedding, `embedding[i] as f32 * scale`.
     embedding: Box<[i8]>,
     scale: f32,
+    /// Its ISRC, for matching plays synced from a provider.
+    isrc: Option<[u8; 12]>,
 }
 
 impl Entry {
@@ -74,6 +76,7 @@ impl Entry {
             audio,
             embedding,
             scale,
+            isrc: t.isrc.as_deref().and_then(isrc_key),
         }
     }
 
@@ -106,6 +109,62 @@ struct Inner {
     by_id: HashMap<Arc<str>, u32>,
     free: Vec<u32>,
     names: Names,
+    /// Slots by ISRC, and by a hash of the first artist's and the title's
+    /// [`match_name`] (checked against the entry on lookup): for matching synced plays.
+    by_isrc: HashMap<[u8; 12], u32>,
+    by_name: HashMap<u64, u32>,
+    hasher: std::hash::RandomState,
+}
+
+/// An ISRC as the index keys it (already checked on upload: 12 ASCII characters).
+fn isrc_key(isrc: &str) -> Option<[u8; 12]> {
+    let c = isrc.trim().to_ascii_uppercase().replace('-', "");
+    c.as_bytes().try_into().ok()
+}
+
+impl Inner {
+    fn name_key(&self, artist: &str, title: &str) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher
+            .hash_one((match_name(artist), match_name(title)))
+    }
+
+    fn first_artist(&self, e: &Entry) -> Option<Arc<str>> {
+        let i = *e.artists.first()?;
+        self.names.names.get(i as usize).cloned()
+    }
+
+    /// Indexes the entry in `slot` for matching.
+    fn index(&mut self, slot: u32) {
+        let Some(e) = self.slots[slot as usize].as_ref() else {
+            return;
+        };
+        if let Some(isrc) = e.isrc {
+            self.by_isrc.entry(isrc).or_insert(slot);
+        }
+        if let Some(artist) = self.first_artist(e) {
+            let key = self.name_key(&artist, &e.title);
+            self.by_name.entry(key).or_insert(slot);
+        }
+    }
+
+    /// Takes the entry in `slot` out of the matching indexes.
+    fn unindex(&mut self, slot: u32) {
+        let Some(e) = self.slots[slot as usize].as_ref() else {
+            return;
+        };
+        if let Some(isrc) = e.isrc
+            && self.by_isrc.get(&isrc) == Some(&slot)
+        {
+            self.by_isrc.remove(&isrc);
+        }
+        if let Some(artist) = self.first_artist(e) {
+            let key = self.name_key(&artist, &e.title);
+            if self.by_name.get(&key) == Some(&slot) {
+                self.by_name.remove(&key);
+            }
+        }
+    }
 }
 
 /// What the catalog holds, for operators.
@@ -176,8 +235,12 @@ impl Catalog {
         let mut created = 0;
         for t in tracks {
             let entry = Entry::of(t, &mut inner.names);
-            match inner.by_id.get(t.id.as_str()) {
-                Some(&slot) => inner.slots[slot as usize] = Some(entry),
+            match inner.by_id.get(t.id.as_str()).copied() {
+                Some(slot) => {
+                    inner.unindex(slot);
+                    inner.slots[slot as usize] = Some(entry);
+                    inner.index(slot);
+                }
                 None => {
                     created += 1;
                     let id = Arc::clone(&entry.id);
@@ -192,6 +255,7 @@ impl Catalog {
                         }
                     };
                     inner.by_id.insert(id, slot);
+                    inner.index(slot);
                 }
             }
         }
@@ -228,6 +292,7 @@ impl Catalog {
         let Some(slot) = g.by_id.remove(id) else {
             return false;
         };
+        g.unindex(slot);
         g.slots[slot as usize] = None;
         g.free.push(slot);
         true
@@ -236,6 +301,35 @@ impl Catalog {
     /// Whether a track of this id is in the catalog.
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.read().by_id.contains_key(id)
+    }
+
+    /// The catalog track a play synced from a provider is of: by ISRC, else by one of
+    /// `artists` and the `title` as [`match_name`] compares them.
+    pub(crate) fn match_track(
+        &self,
+        isrc: Option<&str>,
+        artists: &[String],
+        title: &str,
+    ) -> Option<Arc<str>> {
+        let g = self.read();
+        let id = |slot: &u32| {
+            g.slots
+                .get(*slot as usize)?
+                .as_ref()
+                .map(|e| Arc::clone(&e.id))
+        };
+        if let Some(slot) = isrc.and_then(isrc_key).and_then(|k| g.by_isrc.get(&k)) {
+            return id(slot);
+        }
+        let wanted = match_name(title);
+        artists.iter().find_map(|artist| {
+            let slot = g.by_name.get(&g.name_key(artist, title))?;
+            let e = g.slots.get(*slot as usize)?.as_ref()?;
+            let same = match_name(&e.title) == wanted
+                && g.first_artist(e)
+                    .is_some_and(|a| match_name(&a) == match_name(artist));
+            same.then(|| Arc::clone(&e.id))
+        })
     }
 
     /// Runs `f` on the track of `id`, if there is one.
@@ -285,7 +379,9 @@ impl Catalog {
         let tracks: usize = g.slots.iter().flatten().map(Entry::bytes).sum();
         let empty = (g.slots.len() - g.by_id.len()) * std::mem::size_of::<Option<Entry>>();
         // A hash map entry: key, value and a control byte, at the map's capacity.
-        let index = g.by_id.capacity() * (16 + 4 + 1);
+        let index = g.by_id.capacity() * (16 + 4 + 1)
+            + g.by_isrc.capacity() * (12 + 4 + 1)
+            + g.by_name.capacity() * (8 + 4 + 1);
         let names = g
             .names
             .names
@@ -369,5 +465,46 @@ mod tests {
         for (got, want) in embedding.iter().zip(t.embedding.unwrap()) {
             assert!((got - want).abs() <= step / 2.0 + 1e-6, "{got} vs {want}");
         }
+    }
+
+    #[test]
+    fn synced_plays_match_by_isrc_then_by_artist_and_title_and_stop_on_removal() {
+        let c = Catalog::default();
+        let mut song = track("song", &[]);
+        song.title = "Don't Stop Me Now".into();
+        song.artists = vec!["Queen".into()];
+        song.isrc = Some("GBUM71029604".into());
+        let mut other = track("other", &[]);
+        other.title = "Another One".into();
+        c.put(&[song.clone(), other]);
+        let queen = ["Queen".to_owned()];
+        assert_eq!(
+            c.match_track(Some("GBUM71029604"), &[], "x").as_deref(),
+            Some("song")
+        );
+        let by_name = c.match_track(
+            None,
+            &["Someone".into(), "QUEEN".into()],
+            "Don't Stop Me Now - 2011 Mix",
+        );
+        assert_eq!(by_name.as_deref(), Some("song"));
+        assert_eq!(c.match_track(None, &queen, "Don't Stop"), None);
+        assert_eq!(
+            c.match_track(Some("USRC17607839"), &queen, "Bohemian"),
+            None
+        );
+        // A re-upload under a new title moves the index with it; a removal empties it.
+        song.title = "Now I'm Here".into();
+        c.put(std::slice::from_ref(&song));
+        assert_eq!(c.match_track(None, &queen, "Don't Stop Me Now"), None);
+        assert_eq!(
+            c.match_track(None, &queen, "now i'm here").as_deref(),
+            Some("song")
+        );
+        c.remove("song");
+        assert_eq!(
+            c.match_track(Some("GBUM71029604"), &queen, "Now I'm Here"),
+            None
+        );
     }
 }

@@ -158,6 +158,21 @@ pub enum EngineError {
     /// An integration provider failed or could not be reached.
     #[error("{0}")]
     Provider(String),
+    /// An integration provider is rate limiting or failing: retry after the wait.
+    #[error("{message}")]
+    ProviderBusy {
+        /// Which provider, what it said.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The user has not given the consent this needs (why, in the words).
+    #[error("{0}")]
+    ConsentRequired(&'static str),
+    /// A linked account cannot be used until the user links it again (its grant was
+    /// refused, or it expired with no way to refresh it).
+    #[error("{0}")]
+    ReauthRequired(String),
     /// A bug or an unexpected failure; details are in the log.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,8 +1,9 @@
 //! The integration hub's provider side (issue 21): the registry of providers from
 //! config with their credentials, the OAuth 2.0 authorization request with PKCE, and
-//! Last.fm's signed calls. Plain computation and provider protocol: the links
+//! Last.fm's signed calls, the token endpoint and the providers' listening history. Plain computation and provider protocol: the links
 //! themselves live in each user's actor.
 
+pub mod history;
 pub mod lastfm;
 pub mod oauth;
 pub mod registry;

@@ -2,7 +2,11 @@
 //! "authorizes" an authorization address the way a provider's consent page would
 //! (remembering the PKCE challenge and redirect address with the code it issues), and
 //! serves a token endpoint (code exchange with PKCE S256 checked, refresh with rotating
-//! tokens) and a revocation endpoint (RFC 7009). It records every request it answered.
+//! tokens), a revocation endpoint (RFC 7009) and Spotify's recently-played list. The
+//! next refreshes can be scripted: an answer without a refresh token, `invalid_grant`,
+//! 429 with `Retry-After`, slowness. A rotating refresh token presented twice is
+//! recorded as reuse and, as real providers do, ends the whole token family. It records
+//! every request it answered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::json;
 use sha2::Digest as _;
@@ -25,11 +29,38 @@ struct Issued {
     redirect_uri: String,
 }
 
+/// How the fake answers the next refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Script {
+    /// A new access and refresh token (rotation).
+    Rotate,
+    /// A new access token and no refresh token (the old one stays good).
+    KeepRefresh,
+    /// `invalid_grant`: the grant is dead.
+    InvalidGrant,
+    /// 429 with `Retry-After: secs`.
+    Busy(u64),
+}
+
 #[derive(Default)]
 struct Books {
     codes: HashMap<String, Issued>,
     /// Refresh tokens good now.
     live_refresh: Vec<String>,
+    /// Refresh tokens used once already (presenting one again is reuse).
+    spent_refresh: Vec<String>,
+    /// Refresh tokens presented after they were spent.
+    reused: Vec<String>,
+    /// Access tokens good now.
+    live_access: Vec<String>,
+    /// Scripted answers for the next refreshes (then `Rotate`).
+    script: std::collections::VecDeque<Script>,
+    /// How long the token endpoint waits before answering a refresh.
+    delay_ms: u64,
+    /// What recently-played lists.
+    plays: Vec<serde_json::Value>,
+    /// Recently-played requests answered.
+    history_requests: usize,
     /// Every token request's form, in order.
     token_requests: Vec<HashMap<String, String>>,
     /// Tokens revoked.
@@ -62,9 +93,19 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let refresh = form.get("grant_type").map(String::as_str) == Some("refresh_token");
+    let delay = books.lock().unwrap().delay_ms;
+    if refresh && delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let mut b = books.lock().unwrap();
+    answer(&mut b, &headers, &form)
+}
+
+/// The token endpoint's answer to `form`.
+fn answer(b: &mut Books, headers: &HeaderMap, form: &HashMap<String, String>) -> Response {
     b.token_requests.push(form.clone());
-    if !client_ok(&headers) {
+    if !client_ok(headers) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
@@ -86,26 +127,74 @@ async fn token(
         }
         "refresh_token" => {
             let used = get("refresh_token");
+            if b.spent_refresh.contains(&used) {
+                // Reuse of a rotated token: the whole family ends.
+                b.reused.push(used);
+                b.live_refresh.clear();
+                b.live_access.clear();
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
             let Some(at) = b.live_refresh.iter().position(|t| *t == used) else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
-            // Rotating: a refresh token is good once.
-            b.live_refresh.remove(at);
+            match b.script.pop_front().unwrap_or(Script::Rotate) {
+                Script::Rotate => {
+                    // Rotating: a refresh token is good once.
+                    b.live_refresh.remove(at);
+                    b.spent_refresh.push(used);
+                }
+                Script::KeepRefresh => return grant(b, false),
+                Script::InvalidGrant => {
+                    b.live_refresh.remove(at);
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+                }
+                Script::Busy(secs) => {
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", secs.to_string())],
+                        "slow down",
+                    )
+                        .into_response();
+                }
+            }
         }
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
+    grant(b, true)
+}
+
+/// A new access token, and a new refresh token when `rotate`.
+fn grant(b: &mut Books, rotate: bool) -> Response {
     b.serial += 1;
     let n = b.serial;
-    let refresh = format!("fake-refresh-token-{n}-d41f07c2");
-    b.live_refresh.push(refresh.clone());
-    axum::Json(json!({
-        "access_token": format!("fake-access-token-{n}-9be3a1f0"),
+    let access = format!("fake-access-token-{n}-9be3a1f0");
+    b.live_access.push(access.clone());
+    let mut answer = json!({
+        "access_token": access,
         "token_type": "Bearer",
         "expires_in": 3600,
-        "refresh_token": refresh,
         "scope": "user-read-recently-played user-read-email",
-    }))
-    .into_response()
+    });
+    if rotate {
+        let refresh = format!("fake-refresh-token-{n}-d41f07c2");
+        b.live_refresh.push(refresh.clone());
+        answer["refresh_token"] = json!(refresh);
+    }
+    axum::Json(answer).into_response()
+}
+
+async fn recently_played(State(books): State<Arc<Mutex<Books>>>, headers: HeaderMap) -> Response {
+    let mut b = books.lock().unwrap();
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !b.live_access.iter().any(|t| t == bearer) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    b.history_requests += 1;
+    axum::Json(json!({ "items": b.plays, "next": null })).into_response()
 }
 
 async fn revoke(
@@ -119,6 +208,7 @@ async fn revoke(
     let mut b = books.lock().unwrap();
     let token = form.get("token").cloned().unwrap_or_default();
     b.live_refresh.retain(|t| *t != token);
+    b.live_access.retain(|t| *t != token);
     b.revoked.push(token);
     StatusCode::OK.into_response()
 }
@@ -130,6 +220,7 @@ impl FakeProvider {
         let app = axum::Router::new()
             .route("/token", post(token))
             .route("/revoke", post(revoke))
+            .route("/api/me/player/recently-played", get(recently_played))
             .with_state(Arc::clone(&books));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -146,7 +237,8 @@ impl FakeProvider {
         format!(
             "[integrations.providers.{id}]\nclient_id = \"{CLIENT_ID}\"\n\
              client_secret = \"{CLIENT_SECRET}\"\nauthorization_url = \"{u}/authorize\"\n\
-             token_url = \"{u}/token\"\nrevocation_url = \"{u}/revoke\"\n"
+             token_url = \"{u}/token\"\nrevocation_url = \"{u}/revoke\"\n\
+             api_base_url = \"{u}/api\"\n"
         )
     }
 
@@ -185,4 +277,67 @@ impl FakeProvider {
     pub fn revoked(&self) -> Vec<String> {
         self.books.lock().unwrap().revoked.clone()
     }
+
+    /// Answers the next refreshes as scripted, in order.
+    pub fn script(&self, next: &[Script]) {
+        self.books.lock().unwrap().script.extend(next);
+    }
+
+    /// Makes each refresh wait this long before answering.
+    pub fn slow_refreshes(&self, ms: u64) {
+        self.books.lock().unwrap().delay_ms = ms;
+    }
+
+    /// Sets what recently-played lists: (track id, title, artist, ISRC, played at).
+    pub fn set_plays(&self, plays: &[(&str, &str, &str, Option<&str>, &str)]) {
+        self.books.lock().unwrap().plays = plays
+            .iter()
+            .map(|(id, title, artist, isrc, at)| {
+                json!({
+                    "track": {"id": id, "name": title, "duration_ms": 200_000,
+                        "artists": [{"name": artist}], "external_ids": {"isrc": isrc}},
+                    "played_at": at,
+                })
+            })
+            .collect();
+    }
+
+    /// Refresh requests answered (every outcome).
+    pub fn refreshes(&self) -> usize {
+        self.token_requests()
+            .iter()
+            .filter(|f| f.get("grant_type").map(String::as_str) == Some("refresh_token"))
+            .count()
+    }
+
+    /// Refresh tokens presented again after they were spent.
+    pub fn reused(&self) -> Vec<String> {
+        self.books.lock().unwrap().reused.clone()
+    }
+
+    /// Recently-played requests answered.
+    pub fn history_requests(&self) -> usize {
+        self.books.lock().unwrap().history_requests
+    }
+}
+
+/// Links `id`'s account at `provider` (configured against `fake`) through the whole
+/// flow, as `token`: the link made.
+pub async fn link(
+    srv: &crate::support::TestServer,
+    fake: &FakeProvider,
+    id: &str,
+    token: &str,
+    provider: &str,
+) -> serde_json::Value {
+    let path = format!("/users/{id}/integrations/{provider}/link");
+    let (s, start) = srv
+        .call(reqwest::Method::POST, &path, Some(token), None)
+        .await;
+    assert_eq!(s, 201, "{start}");
+    let (code, state, _) = fake.authorize(start["authorization_url"].as_str().unwrap());
+    let back = format!("/integrations/{provider}/callback?code={code}&state={state}");
+    let (s, link) = srv.call(reqwest::Method::GET, &back, None, None).await;
+    assert_eq!(s, 200, "{link}");
+    link
 }

@@ -37,5 +37,6 @@ mod run_all;
 mod scim;
 mod server;
 mod support;
+mod token_life;
 mod webauthn;
 mod ws;

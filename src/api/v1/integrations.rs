@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::api::AppState;
 use crate::api::extract::{Caller, user_id};
 use crate::api::problem::{ApiError, Problem};
-use crate::engine::{Callback, LinkStart, LinkView, ProviderInfo, Unlinked};
+use crate::engine::{Callback, LinkStart, LinkView, ProviderInfo, Synced, Unlinked};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -116,4 +116,24 @@ pub(crate) async fn unlink(
     let id = user_id(&caller, &id)?;
     let hub = s.manager.integrations();
     Ok(Json(hub.unlink(&caller.principal(), id, &provider).await?))
+}
+
+/// Syncs the recent listening of the user's link to `provider` into its history (the
+/// user, an operator): each play once however often the same window is synced, matched
+/// to catalog tracks by ISRC or artist and title. The token is refreshed first when it
+/// is near its expiry. 403 `consent-required` without the consent to analytics; 409
+/// `reauth-required` when the link must be made again; 503 `provider-busy` with
+/// `Retry-After`; 502 `provider-failed`.
+#[utoipa::path(post, path = "/api/v1/users/{id}/integrations/{provider}/sync", tag = "integrations",
+    params(("id" = String, Path, description = "user id (UUID)"), ("provider" = String, Path, description = "provider id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Synced), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 502, body = Problem), (status = 503, body = Problem)))]
+pub(crate) async fn sync(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, provider)): Path<(String, String)>,
+) -> ApiResult<Json<Synced>> {
+    let id = user_id(&caller, &id)?;
+    let hub = s.manager.integrations();
+    Ok(Json(hub.sync(&caller.principal(), id, &provider).await?))
 }

@@ -86,6 +86,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::links))
         .routes(routes!(integrations::link))
         .routes(routes!(integrations::unlink))
+        .routes(routes!(integrations::sync))
         .routes(routes!(recommendations::recommendations))
         .routes(routes!(recommendations::train))
         .routes(routes!(recommendations::report))

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::link::{LinkReason, LinkStatus};
 use crate::domain::profile::QuotaKind;
 use crate::domain::settings::{AIPreferences, SecuritySettings};
 use crate::domain::tier::UserTier;
@@ -196,6 +197,17 @@ pub(crate) enum Event {
         /// The threshold crossed: 80 or 100.
         percent: u8,
     },
+    /// A linked account's status changed: suspended by a downgrade, active again after
+    /// an upgrade, or `reauth_required` when the provider refused its grant.
+    #[serde(rename = "integration.link_changed")]
+    LinkChanged {
+        /// The provider's id.
+        provider: String,
+        /// The status now.
+        status: LinkStatus,
+        /// Why.
+        reason: LinkReason,
+    },
     /// The user was deleted; every socket closes with 4004.
     #[serde(rename = "user.deleted")]
     UserDeleted {},
@@ -215,6 +227,7 @@ impl Event {
             Event::SecuritySettingsUpdated { .. } => "security_settings.updated",
             Event::TierChanged { .. } => "tier.changed",
             Event::QuotaWarning { .. } => "quota.warning",
+            Event::LinkChanged { .. } => "integration.link_changed",
             Event::UserDeleted {} => "user.deleted",
         }
     }

@@ -99,6 +99,7 @@ impl Analytics<'_> {
                 let msg = ImportHistory {
                     events,
                     by: actor.clone(),
+                    synced: None,
                 };
                 engine.call_durable(id, msg)
             })

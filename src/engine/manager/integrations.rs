@@ -6,12 +6,19 @@
 //! The provider sends the user back to the fixed callback address with the `state`,
 //! which names the user and proves the link begun ([`Integrations::callback`]); the code
 //! is exchanged on this task (never on an actor thread) and the tokens go to the actor.
+//!
+//! A call that needs the provider's API asks the actor for a token
+//! ([`Integrations::access`]); the actor is the single flight of refreshes, and the one
+//! caller it hands the refresh to runs it on a task of its own, so a caller that goes
+//! away does not leave the others waiting. A sync ([`Integrations::sync`]) reads the
+//! recent plays with that token and imports them into the user's history, once each.
 
 use base64::Engine as _;
 use serde::Serialize;
 
 use super::UserManager;
 use super::principal::Principal;
+use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
 use crate::domain::integration::AuthMode;
 use crate::domain::link::{
@@ -19,7 +26,12 @@ use crate::domain::link::{
 };
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::user::{BeginLink, GetLinks, PutLink, RemoveLink, TakeLink};
+use crate::engine::outcomes::ImportOutcome;
+use crate::engine::user::{
+    Access, AccessAnswer, AccessFor, BeginLink, GetLinks, ImportHistory, PutLink, Refreshed,
+    RemoveLink, TakeLink,
+};
+use crate::integrations::history::{self, HistoryError};
 use crate::integrations::tokens::{self, TokenError};
 use crate::integrations::{Availability, Provider, ProviderInfo, oauth};
 
@@ -61,6 +73,24 @@ pub struct Unlinked {
     /// Whether the provider confirmed the revocation of the tokens (false when it has
     /// no revocation endpoint, or failed: the link is deleted here either way).
     pub revoked: bool,
+}
+
+/// What a sync of a link's listening history brought.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Synced {
+    /// The provider's id.
+    pub provider: String,
+    /// Plays the provider reported.
+    pub fetched: usize,
+    /// Of them, plays of a catalog track (by ISRC, or by artist and title).
+    pub matched: usize,
+    /// Plays new to the user's history.
+    pub imported: usize,
+    /// Plays an earlier sync imported already.
+    pub duplicates: usize,
+    /// Plays left out: from before the account existed, or that the history's rules
+    /// refuse.
+    pub skipped: usize,
 }
 
 /// `state` = base64url(user id ‖ secret): the callback finds the user from it, and the
@@ -279,5 +309,133 @@ impl Integrations<'_> {
             provider: provider.to_owned(),
             revoked,
         })
+    }
+
+    /// An access token for the user's link to `provider`, good for the provider's
+    /// margin; refreshed first when it is not, once however many callers ask at the
+    /// same time. `history`: to read the listening history (only with the consent to
+    /// analytics).
+    pub(crate) async fn access(
+        self,
+        id: UserId,
+        provider: &str,
+        history: bool,
+    ) -> Result<Access, EngineError> {
+        let e = std::sync::Arc::clone(&self.m.engine);
+        let ask = AccessFor {
+            provider: provider.to_owned(),
+            history,
+        };
+        let lease = match e.call(id, ask).await? {
+            AccessAnswer::Ready(access) => return Ok(access),
+            AccessAnswer::Wait(outcome) => {
+                let wait = e.config.integrations.http_timeout * 2;
+                return match tokio::time::timeout(wait, outcome).await {
+                    Ok(Ok(outcome)) => outcome,
+                    // The holder's refresh outlived its bounds: retry later.
+                    _ => Err(EngineError::Unavailable),
+                };
+            }
+            AccessAnswer::Refresh(lease) => lease,
+        };
+        let p = e
+            .integrations
+            .get(provider)
+            .cloned()
+            .ok_or(EngineError::NoSuch("provider"))?;
+        let provider = provider.to_owned();
+        // A task of its own: the lease and its waiters outlive this caller.
+        let refresh = tokio::spawn(async move {
+            let outcome = tokens::refresh(&e.integrations.http, &p, &lease.refresh_token).await;
+            if let Err(err) = &outcome {
+                tracing::warn!(user = %id, provider, error = %err, "a token refresh failed");
+            }
+            let done = Refreshed {
+                provider,
+                lease: lease.id,
+                outcome,
+            };
+            e.call_durable(id, done).await
+        });
+        refresh
+            .await
+            .map_err(|err| EngineError::Internal(format!("token refresh task: {err}")))?
+    }
+
+    /// Reads the recent listening of the user's link to `provider` (the user, or an
+    /// operator) and imports it into the user's history: each play once, however often
+    /// the same window is synced, matched to a catalog track by ISRC or by artist and
+    /// title where the catalog has it. Needs the user's consent to analytics.
+    pub async fn sync(
+        self,
+        by: &Principal,
+        id: UserId,
+        provider: &str,
+    ) -> Result<Synced, EngineError> {
+        by.on(id)?;
+        let e = &self.m.engine;
+        let p = e
+            .integrations
+            .get(provider)
+            .ok_or(EngineError::NoSuch("provider"))?;
+        let no_history = || {
+            EngineError::Conflict(format!(
+                "the {provider} integration has no listening history to sync"
+            ))
+        };
+        let api = p.config.history.ok_or_else(no_history)?;
+        let base = p.config.api_base_url.clone().ok_or_else(no_history)?;
+        let access = self.access(id, provider, true).await?;
+        let plays = history::recent_plays(&e.integrations.http, api, &base, &access.token)
+            .await
+            .map_err(|err| match err {
+                HistoryError::Unauthorized | HistoryError::MissingScope => {
+                    EngineError::ReauthRequired(format!("{provider}: {err}; link again"))
+                }
+                HistoryError::Busy { retry_after, .. } => {
+                    let retry_after = retry_after.map_or(30, |d| d.as_secs().max(1));
+                    EngineError::ProviderBusy {
+                        message: format!(
+                            "{provider} is rate limiting or failing; retry in {retry_after} s"
+                        ),
+                        retry_after,
+                    }
+                }
+                HistoryError::Unreachable(m) => EngineError::Provider(format!("{provider}: {m}")),
+            })?;
+        let mut matched = 0;
+        let events: Vec<ActivityEvent> = plays
+            .iter()
+            .map(|play| {
+                let track = e
+                    .catalog
+                    .match_track(play.isrc.as_deref(), &play.artists, &play.title);
+                matched += usize::from(track.is_some());
+                ActivityEvent::TrackPlayed {
+                    track_id: track.map_or_else(|| play.track_id.clone(), |t| t.to_string()),
+                    at: play.played_at,
+                    duration_ms: play.duration_ms,
+                }
+            })
+            .collect();
+        let import = ImportHistory {
+            events,
+            by: by.audit_actor(),
+            synced: Some(provider.to_owned()),
+        };
+        match e.call_durable(id, import).await? {
+            ImportOutcome::Imported {
+                accepted,
+                duplicates,
+            } => Ok(Synced {
+                provider: provider.to_owned(),
+                fetched: plays.len(),
+                matched,
+                imported: accepted,
+                duplicates,
+                skipped: plays.len() - accepted - duplicates,
+            }),
+            ImportOutcome::ConsentRequired { reason } => Err(EngineError::ConsentRequired(reason)),
+        }
     }
 }

@@ -75,7 +75,7 @@ pub use accounts::Accounts;
 pub use analytics::Analytics;
 pub use backup::{BackupFile, BackupReport, RestoreError};
 pub use holds::{BulkHold, HoldProgress};
-pub use integrations::{Callback, Integrations, LinkStart, Unlinked};
+pub use integrations::{Callback, Integrations, LinkStart, Synced, Unlinked};
 pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
 pub use login::{FactorAnswer, Login};
 pub use mfa::Mfa;

@@ -109,33 +109,47 @@ pub(crate) struct ImportHistory {
     pub events: Vec<ActivityEvent>,
     /// Who imports, for the audit record written with the events.
     pub by: Option<crate::domain::audit::AuditActor>,
+    /// The provider whose link is being synced: its `synced_at` is set with the
+    /// events, and an event the rules refuse (a play from before the account existed)
+    /// is left out rather than refusing the rest.
+    pub synced: Option<String>,
 }
 
 type ImportReply = Result<Durable<ImportOutcome>, EngineError>;
 
 impl Handler<ImportHistory> for UserActor {
     type Result = AtomicResponse<Self, ImportReply>;
-    fn handle(&mut self, msg: ImportHistory, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: ImportHistory, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let rules =
             EventRules::imported(now, self.state.profile.created_at, &self.policy().features);
-        let refused = check_batch(&msg.events, &rules)
-            .map_err(EngineError::from)
-            .err()
-            .map(Err)
-            .or_else(|| {
-                self.analytics_refusal(now).map(|reason| {
-                    Ok(Durable::new(
-                        ImportOutcome::ConsentRequired { reason },
-                        Vec::new(),
-                    ))
-                })
-            });
+        let refused = match msg.synced {
+            // Each event checked on its own, the refused left out (none may be left).
+            Some(_) => {
+                msg.events
+                    .retain(|e| check_batch(std::slice::from_ref(e), &rules).is_ok());
+                msg.events.truncate(rules.max_events);
+                None
+            }
+            None => check_batch(&msg.events, &rules)
+                .map_err(EngineError::from)
+                .err()
+                .map(Err),
+        };
+        let refused = refused.or_else(|| {
+            self.analytics_refusal(now).map(|reason| {
+                Ok(Durable::new(
+                    ImportOutcome::ConsentRequired { reason },
+                    Vec::new(),
+                ))
+            })
+        });
         if let Some(answer) = refused {
             return AtomicResponse::new(Box::pin(fut::ready(answer)));
         }
         if self.rare.get().is_some_and(|r| r.ledger.is_some()) {
-            let answer = self.durably(|a| a.import(&msg.events, msg.by, now));
+            let answer =
+                self.durably(|a| a.import(&msg.events, msg.by, msg.synced.as_deref(), now));
             return AtomicResponse::new(Box::pin(fut::ready(answer)));
         }
         // The ledger is read off the Arbiter; the mailbox waits meanwhile, so no other
@@ -157,7 +171,7 @@ impl Handler<ImportHistory> for UserActor {
             move |stored, act, _| {
                 let ledger = act.open_ledger(stored?)?;
                 act.rare.make_mut().ledger.get_or_insert(ledger);
-                act.durably(|a| a.import(&msg.events, msg.by, now))
+                act.durably(|a| a.import(&msg.events, msg.by, msg.synced.as_deref(), now))
             },
         )))
     }
@@ -185,11 +199,12 @@ impl UserActor {
     }
 
     /// Counts the events the ledger has not seen and writes the history and the ledger
-    /// together.
+    /// together (with the `synced` link's time of sync).
     fn import(
         &mut self,
         events: &[ActivityEvent],
         by: Option<crate::domain::audit::AuditActor>,
+        synced: Option<&str>,
         now: Timestamp,
     ) -> Result<ImportOutcome, EngineError> {
         let ledger = self
@@ -199,7 +214,7 @@ impl UserActor {
             .get_or_insert_with(ImportLedger::default);
         let (fresh, marks) = ledger.unseen(events);
         let duplicates = events.len() - fresh.len();
-        if fresh.is_empty() {
+        if fresh.is_empty() && synced.is_none() {
             // Nothing new, but what made these duplicates may not be durable yet: the
             // answer waits for it too.
             if let Some(t) = self.last_write.clone() {
@@ -213,6 +228,9 @@ impl UserActor {
         let mut next_ledger = ledger.clone();
         next_ledger.remember(&marks);
         let mut next = self.state.clone();
+        if let Some(link) = synced.and_then(|p| next.links.as_mut()?.get_mut(p)) {
+            link.synced_at = Some(now);
+        }
         next.history.record(&fresh);
         next.feedback.record(&fresh);
         if let Some(taste) = self.taste_allowed(now) {
@@ -235,7 +253,8 @@ impl UserActor {
             .make_mut()
             .archive
             .push(Op::PutImportLedger { user, blob });
-        if let Err(e) = self.write(next, now, by.map(|a| (a, action)).into_iter().collect()) {
+        let audit = by.filter(|_| !fresh.is_empty()).map(|a| (a, action));
+        if let Err(e) = self.write(next, now, audit.into_iter().collect()) {
             // Not written: the ledger must not go out with a later snapshot alone.
             if let Some(r) = self.rare.held_mut() {
                 r.archive
@@ -290,7 +309,7 @@ impl UserActor {
     }
 
     /// Why activity may not be collected now, if it may not.
-    fn analytics_refusal(&self, now: Timestamp) -> Option<&'static str> {
+    pub(super) fn analytics_refusal(&self, now: Timestamp) -> Option<&'static str> {
         let min_age = self.engine.config.privacy.min_age;
         match self.state.consents.allows(Purpose::Analytics, min_age, now) {
             Ok(()) => None,

@@ -10,7 +10,7 @@
 //! (password logins), [`challenge`] (second factors of a login, passwordless starts),
 //! [`sessions`], [`mfa`], [`step_up`], [`activity`], [`privacy`], [`directory`] (what an
 //! identity provider says), [`hold`] (an operator's lock or required new password),
-//! [`link`] (linked accounts at integration providers).
+//! [`link`] (linked accounts at integration providers), [`refresh`] (their tokens).
 //! This file holds the actor, its lifecycle (sweep ticks, passivation, poisoning) and
 //! the helpers they share: writing a change ([`UserActor::write`]), recording and
 //! publishing events.
@@ -25,6 +25,7 @@ mod mfa;
 mod privacy;
 mod profile;
 mod rare;
+mod refresh;
 mod sessions;
 mod step_up;
 
@@ -37,6 +38,7 @@ pub(crate) use login::*;
 pub(crate) use mfa::*;
 pub(crate) use privacy::*;
 pub(crate) use profile::*;
+pub(crate) use refresh::*;
 pub(crate) use sessions::*;
 pub(crate) use step_up::*;
 
@@ -62,6 +64,7 @@ use crate::domain::audit::{AuditAction, AuditActor};
 use crate::domain::binding::RequestOrigin;
 use crate::domain::consent::{ConsentChange, ConsentState, Date, ParentalConsent, Purpose};
 use crate::domain::ids::{SessionId, UserId};
+use crate::domain::link::LinkReason;
 use crate::domain::login::ChallengeReason;
 use crate::domain::mfa::{MfaStatus, PendingTotp, SecondFactor, TotpFactor};
 use crate::domain::profile::{ProfilePatch, QuotaDecision, QuotaKind, check_tier_features};
@@ -543,7 +546,9 @@ impl Handler<Tick> for UserActor {
         let cfg = &self.engine.config.engine;
         // The import ledger is cold state: the next import reads it again (after this
         // actor's last write is in the store); expired logins and ceremonies go too.
-        self.rare.tidy(now, self.engine.config.mfa.challenge_ttl);
+        let config = &self.engine.config;
+        let stale = refresh::stale_after(config.integrations.http_timeout);
+        self.rare.tidy(now, config.mfa.challenge_ttl, stale);
         // Sockets do not keep an idle actor: their stream outlives it (see `events`).
         if now.since(self.last_active) >= cfg.passivate_after {
             // The record already holds everything but unsaved soft state.

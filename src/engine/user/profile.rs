@@ -203,6 +203,14 @@ impl UserActor {
             e.detail = Some((*why).to_owned());
             self.record_event(&mut next, e);
         }
+        // Links over the new tier's limit are suspended (kept, not deleted); an upgrade
+        // brings suspended ones back.
+        let rule = engine.config.integrations.tier(tier);
+        let relinked = next
+            .links
+            .as_mut()
+            .map(|l| l.fit_tier(rule.max_links, |p| rule.allows(p)))
+            .unwrap_or_default();
         let from = self.state.profile.tier;
         let audit = msg.audit.map(|(actor, mut action)| {
             if let AuditAction::TierChanged { from: was, .. } = &mut action {
@@ -223,6 +231,13 @@ impl UserActor {
             .get_or_create(&change)
             .inc();
         self.publish(Event::TierChanged { from, to: tier });
+        for (provider, status) in relinked {
+            self.publish(Event::LinkChanged {
+                provider,
+                status,
+                reason: LinkReason::TierChanged,
+            });
+        }
         self.leave(ctx);
         Ok(self.state.profile.clone())
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::challenge::{MAX_PENDING_LOGINS, PendingLogins};
 use super::mfa::PendingPhone;
+use super::refresh::Refreshes;
 use crate::domain::ids::SessionId;
 use crate::domain::import_ledger::ImportLedger;
 use crate::domain::time::Timestamp;
@@ -34,6 +35,8 @@ pub(crate) struct RareParts {
     pub pending_phone: Option<Box<PendingPhone>>,
     /// WebAuthn options handed out for a step-up, for one session.
     pub step_up_auth: Option<Box<(SessionId, PasskeyAuthentication, Timestamp)>>,
+    /// Token refreshes of linked accounts in flight, and providers backed off from.
+    pub refreshes: Option<Box<Refreshes>>,
 }
 
 impl Default for RareParts {
@@ -45,6 +48,7 @@ impl Default for RareParts {
             pending_registration: None,
             pending_phone: None,
             step_up_auth: None,
+            refreshes: None,
         }
     }
 }
@@ -57,6 +61,7 @@ impl RareParts {
             && self.pending_registration.is_none()
             && self.pending_phone.is_none()
             && self.step_up_auth.is_none()
+            && self.refreshes.is_none()
     }
 }
 
@@ -101,9 +106,10 @@ impl Rare {
     }
 
     /// Drops the import ledger (the next import reads it again), expired logins and
-    /// ceremonies older than `ttl` (or whose code expired), then the allocation if
-    /// nothing is left. What is dropped was refused anyway once expired.
-    pub fn tidy(&mut self, now: Timestamp, ttl: Duration) {
+    /// ceremonies older than `ttl` (or whose code expired), token refreshes quiet for
+    /// `refresh_stale` and backoffs that ended, then the allocation if nothing is
+    /// left. What is dropped was refused anyway once expired.
+    pub fn tidy(&mut self, now: Timestamp, ttl: Duration, refresh_stale: Duration) {
         let Some(p) = self.held_mut() else {
             return;
         };
@@ -124,6 +130,12 @@ impl Rare {
         if p.pending_phone.as_ref().is_some_and(|ph| ph.expired(now)) {
             p.pending_phone = None;
         }
+        if p.refreshes
+            .as_mut()
+            .is_some_and(|r| r.settle(now, refresh_stale))
+        {
+            p.refreshes = None;
+        }
         if p.is_empty() {
             self.0 = None;
         }
@@ -141,7 +153,7 @@ mod tests {
         assert!(r.get().is_none() && r.challenges().is_none());
         assert!(r.take_archive().is_empty());
         let now = Timestamp::from_millis(1_800_000_000_000);
-        r.tidy(now, Duration::from_secs(300));
+        r.tidy(now, Duration::from_secs(300), Duration::from_secs(25));
         assert!(r.get().is_none(), "tidying nothing allocates nothing");
 
         r.make_mut().ledger = Some(ImportLedger::default());
@@ -149,7 +161,7 @@ mod tests {
             user: crate::domain::ids::UserId::generate(),
             blob: vec![1],
         });
-        r.tidy(now, Duration::from_secs(300));
+        r.tidy(now, Duration::from_secs(300), Duration::from_secs(25));
         assert!(
             r.get().is_some_and(|p| p.ledger.is_none()),
             "the ledger is dropped"

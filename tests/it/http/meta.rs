@@ -56,6 +56,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/users/{id}/integrations",
         "POST /api/v1/users/{id}/integrations/{provider}/link",
         "DELETE /api/v1/users/{id}/integrations/{provider}",
+        "POST /api/v1/users/{id}/integrations/{provider}/sync",
         "GET /api/v1/admin/catalog/tracks/{id}",
         "GET /api/v1/users/{id}/recommendations",
         "POST /api/v1/admin/recommendations/train",
