@@ -67,6 +67,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// An optional JSON body: none when the request has no body (no content type and no
+/// length), else as [`JsonBody`].
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let h = req.headers();
+        let empty = !h.contains_key(header::CONTENT_TYPE)
+            && h.get(header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0");
+        if empty {
+            return Ok(None);
+        }
+        <Self as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// A JSON body of a bulk endpoint (provisioning batches): as [`JsonBody`], up to
 /// [`MAX_BULK_BODY_BYTES`](super::MAX_BULK_BODY_BYTES).
 pub(crate) struct BulkJsonBody<T>(pub T);

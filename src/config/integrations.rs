@@ -109,6 +109,11 @@ pub struct ProviderConfig {
     pub refresh_margin: Option<Duration>,
     /// Where it serves recent listening for the sync, if it does.
     pub history: Option<HistoryApi>,
+    /// Apple Music: the developer team that signs the developer token (its `iss`).
+    pub team_id: Option<String>,
+    /// Apple Music: how long a developer token is good for (Apple takes 6 months at
+    /// most).
+    pub token_ttl: Duration,
     /// The variable holding the client id (`ROSTER_INTEGRATION_SPOTIFY_CLIENT_ID`).
     pub client_id_env: String,
     /// The variable holding the client secret.
@@ -166,7 +171,17 @@ struct RawProvider {
     refresh_margin: String,
     #[serde(default)]
     history: String,
+    #[serde(default)]
+    team_id: String,
+    #[serde(default)]
+    token_ttl: String,
 }
+
+/// The longest a developer token may be good for: Apple refuses longer than 6 months
+/// (15,777,000 s).
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(15_777_000);
+/// A developer token's life when config does not say.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 /// `v` as an endpoint: empty is none; otherwise https, or http to a loopback host (a
 /// local fake in tests and staging).
@@ -230,6 +245,30 @@ impl RawProvider {
                 "a lastfm provider needs it",
             ));
         }
+        let api_base_url = endpoint(&key("api_base_url"), &self.api_base_url)?;
+        if matches!(auth, AuthMode::Lastfm | AuthMode::AppleMusic) && api_base_url.is_none() {
+            return Err(ConfigError::new(
+                key("api_base_url"),
+                format!("a {} provider needs it", auth.as_str()),
+            ));
+        }
+        let token_ttl = match self.token_ttl.as_str() {
+            "" => DEFAULT_TOKEN_TTL,
+            v => super::automation::duration(&key("token_ttl"), v)?,
+        };
+        if token_ttl.is_zero() || token_ttl > MAX_TOKEN_TTL {
+            return Err(ConfigError::new(
+                key("token_ttl"),
+                "must be more than 0 and at most 6 months (15777000 s)",
+            ));
+        }
+        let team_id = self.team_id.trim();
+        if !team_id.bytes().all(|b| b.is_ascii_alphanumeric()) || team_id.len() > 32 {
+            return Err(ConfigError::new(
+                key("team_id"),
+                "must be the team id Apple shows (letters and digits)",
+            ));
+        }
         for s in &self.scopes {
             if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(ConfigError::new(
@@ -269,7 +308,9 @@ impl RawProvider {
             authorization_url,
             token_url,
             revocation_url: endpoint(&key("revocation_url"), &self.revocation_url)?,
-            api_base_url: endpoint(&key("api_base_url"), &self.api_base_url)?,
+            api_base_url,
+            team_id: (!team_id.is_empty()).then(|| team_id.to_owned()),
+            token_ttl,
             scopes: self.scopes.clone(),
             authorization_params: self
                 .authorization_params

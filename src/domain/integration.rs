@@ -47,6 +47,8 @@ pub enum HistoryApi {
     /// Spotify's `GET /me/player/recently-played` (the last 50 plays, paged by an
     /// `after` cursor in milliseconds).
     SpotifyRecentlyPlayed,
+    /// Last.fm's `user.getRecentTracks` (scrobbles, 200 a page, from a time on).
+    LastfmRecentTracks,
 }
 
 impl HistoryApi {
@@ -54,11 +56,12 @@ impl HistoryApi {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SpotifyRecentlyPlayed => "spotify_recently_played",
+            Self::LastfmRecentTracks => "lastfm_recent_tracks",
         }
     }
 
     /// Every one, for error messages.
-    pub const ALL: [HistoryApi; 1] = [Self::SpotifyRecentlyPlayed];
+    pub const ALL: [HistoryApi; 2] = [Self::SpotifyRecentlyPlayed, Self::LastfmRecentTracks];
 
     /// The one named `name`.
     pub fn parse(name: &str) -> Option<Self> {

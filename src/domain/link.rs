@@ -104,11 +104,30 @@ pub struct LinkedAccount {
     pub synced_at: Option<Timestamp>,
     /// A per-organisation API address (Salesforce's `instance_url`).
     pub instance_url: Option<String>,
+    /// Who the account is at the provider, when the link told (Last.fm's user name,
+    /// which its history is read by). New in format 13.
+    pub account: Option<String>,
     /// Its secrets.
     pub tokens: LinkTokens,
 }
 
 impl LinkedAccount {
+    /// A link to `provider` made at `now` with `tokens`: active, never refreshed or
+    /// synced.
+    pub fn made(provider: &str, scopes: Vec<String>, now: Timestamp, tokens: LinkTokens) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            scopes,
+            status: LinkStatus::Active,
+            linked_at: now,
+            refreshed_at: None,
+            synced_at: None,
+            instance_url: None,
+            account: None,
+            tokens,
+        }
+    }
+
     /// Whether its access token is good for `margin` more at `now` (a token the
     /// provider gave no lifetime for is good until the provider refuses it).
     pub fn is_fresh(&self, now: Timestamp, margin: Duration) -> bool {
@@ -159,6 +178,9 @@ pub struct LinkView {
     /// When its history was last synced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synced_at: Option<Timestamp>,
+    /// Who the account is at the provider, when the link told (a user name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Whether the provider gave a refresh token.
     pub refreshable: bool,
 }
@@ -174,6 +196,7 @@ impl LinkedAccount {
             expires_at: self.tokens.expires_at,
             refreshed_at: self.refreshed_at,
             synced_at: self.synced_at,
+            account: self.account.clone(),
             refreshable: self.tokens.refresh.is_some(),
         }
     }
@@ -353,6 +376,7 @@ mod tests {
             refreshed_at: None,
             synced_at: None,
             instance_url: None,
+            account: None,
             tokens: LinkTokens {
                 access: "a".into(),
                 refresh: None,

@@ -74,6 +74,7 @@ pub use crate::domain::job::{
 pub use crate::domain::link::{LinkStatus, LinkView};
 pub use crate::domain::login::ChallengeReason;
 pub use crate::domain::taste::Daypart;
+pub use crate::integrations::apple::DeveloperToken;
 pub use crate::integrations::{Availability as ProviderAvailability, ProviderInfo};
 pub use crate::personalization::quality::ListFigures;
 pub use crate::personalization::{

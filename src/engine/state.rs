@@ -34,6 +34,7 @@ mod legacy;
 mod report;
 pub(crate) mod sparse;
 mod v11;
+mod v12;
 pub use legacy::UserStateV3;
 use legacy::{UserStateV1, UserStateV2};
 pub(crate) use legacy::{
@@ -41,6 +42,7 @@ pub(crate) use legacy::{
 };
 pub(crate) use report::{ReportView, report_view};
 pub(crate) use v11::UserStateV11;
+pub(crate) use v12::UserStateV12;
 
 /// Devices remembered per user (for new-device checks), most recent last.
 pub(crate) const MAX_KNOWN_DEVICES: usize = 32;
@@ -98,7 +100,7 @@ pub struct UserState {
     /// An operator's lock or required new password, while one holds. New in format 11.
     pub hold: Option<Box<AccountHold>>,
     /// Linked accounts at integration providers, with their tokens, and links begun.
-    /// New in format 12.
+    /// New in format 12; the accounts' names at the providers in format 13.
     pub links: Option<Box<Links>>,
 }
 
@@ -113,7 +115,7 @@ pub struct SessionOrigin {
     pub mfa: bool,
 }
 
-/// Reads a stored user record of any supported format: formats 4 to 12 are sealed under
+/// Reads a stored user record of any supported format: formats 4 to 13 are sealed under
 /// the user's data key, formats 1–3 are plaintext.
 pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, CodecError> {
     codec::decode_versioned(
@@ -131,6 +133,7 @@ pub fn decode(record: &[u8], key: &DataKey, id: UserId) -> Result<UserState, Cod
             9 => Some(payload.decode::<UserStateV9>().map(Into::into)),
             10 => Some(payload.decode::<UserStateV10>().map(Into::into)),
             11 => Some(payload.decode::<UserStateV11>().map(Into::into)),
+            12 => Some(payload.decode::<UserStateV12>().map(Into::into)),
             _ => None,
         },
     )

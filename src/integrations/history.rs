@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::lastfm::{self, LastfmError};
 use super::tokens::retry_after;
+use crate::domain::catalog::match_name;
 use crate::domain::integration::HistoryApi;
 use crate::domain::time::Timestamp;
 
@@ -41,6 +43,9 @@ pub enum HistoryError {
     /// 403: the grant lacks the scope the history needs.
     #[error("the provider refused to show the history: the grant lacks its scope")]
     MissingScope,
+    /// The user keeps its listening private at the provider.
+    #[error("the user keeps its listening private at the provider")]
+    Private,
     /// 429 or 5xx.
     #[error("the provider answered {status}; retry later")]
     Busy {
@@ -89,16 +94,91 @@ struct SpotifyIds {
     isrc: Option<String>,
 }
 
+/// What a history is read with: the link's access token, who the account is at the
+/// provider, the provider's API key (Last.fm reads by user name and key), and the last
+/// sync.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    /// The access token (Last.fm: the session key).
+    pub token: &'a str,
+    /// The account's name at the provider.
+    pub account: Option<&'a str>,
+    /// The provider's API key (the client id).
+    pub api_key: Option<&'a str>,
+    /// The provider's shared secret (Last.fm signs its calls with it).
+    pub secret: Option<&'a str>,
+    /// When the link was synced last.
+    pub synced_at: Option<Timestamp>,
+}
+
+/// How far before the last sync a sync reads again: scrobbles sent late (an offline
+/// player) still come in; the plays read twice are duplicates the import drops.
+pub const OVERLAP: Duration = Duration::from_secs(86_400);
+
 /// The user's recent plays at the provider whose API is at `base`, newest first.
 pub async fn recent_plays(
     http: &reqwest::Client,
     api: HistoryApi,
     base: &Url,
-    token: &str,
+    reader: Reader<'_>,
 ) -> Result<Vec<Play>, HistoryError> {
     match api {
-        HistoryApi::SpotifyRecentlyPlayed => spotify(http, base, token).await,
+        HistoryApi::SpotifyRecentlyPlayed => spotify(http, base, reader.token).await,
+        HistoryApi::LastfmRecentTracks => lastfm_plays(http, base, reader).await,
     }
+}
+
+async fn lastfm_plays(
+    http: &reqwest::Client,
+    base: &Url,
+    reader: Reader<'_>,
+) -> Result<Vec<Play>, HistoryError> {
+    let (Some(user), Some(api_key), Some(secret)) = (reader.account, reader.api_key, reader.secret)
+    else {
+        return Err(HistoryError::Unauthorized);
+    };
+    let caller = lastfm::Caller {
+        api_key,
+        secret,
+        session_key: reader.token,
+        user,
+    };
+    let since = reader
+        .synced_at
+        .map(|t| Timestamp::from_millis(t.as_millis() - OVERLAP.as_millis() as i64));
+    let scrobbles = lastfm::recent_tracks(http, base, caller, since)
+        .await
+        .map_err(|e| match e {
+            LastfmError::Refused { .. } => HistoryError::Unauthorized,
+            LastfmError::Private(_) => HistoryError::Private,
+            LastfmError::Busy { retry_after } => HistoryError::Busy {
+                status: 429,
+                retry_after,
+            },
+            LastfmError::Unreachable(m) => HistoryError::Unreachable(m),
+        })?;
+    Ok(scrobbles
+        .into_iter()
+        .map(|s| Play {
+            track_id: lastfm_track_id(s.mbid.as_deref(), &s.artist, &s.title),
+            title: s.title,
+            artists: vec![s.artist],
+            isrc: None,
+            // Last.fm reports no length: a catalog match brings it.
+            duration_ms: 0,
+            played_at: s.played_at,
+        })
+        .collect())
+}
+
+/// A scrobble's track id: `lastfm:mbid:<recording id>` when Last.fm knows it, else
+/// `lastfm:<artist>:<title>` in [`match_name`]'s form (at most 128 characters).
+fn lastfm_track_id(mbid: Option<&str>, artist: &str, title: &str) -> String {
+    let id = match mbid {
+        Some(m) => format!("lastfm:mbid:{m}"),
+        None => format!("lastfm:{}:{}", match_name(artist), match_name(title)),
+    };
+    id.chars().take(128).collect()
 }
 
 async fn spotify(
@@ -165,4 +245,23 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .json()
         .await
         .map_err(|e| HistoryError::Unreachable(format!("unreadable answer: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scrobble_is_named_by_its_recording_or_its_normalised_artist_and_title() {
+        assert_eq!(
+            lastfm_track_id(Some("0f3e"), "Cher", "Believe"),
+            "lastfm:mbid:0f3e"
+        );
+        assert_eq!(
+            lastfm_track_id(None, "The Beatles", "Let It Be - Remastered 2009"),
+            "lastfm:thebeatles:letitbe"
+        );
+        let long = "é".repeat(200);
+        assert_eq!(lastfm_track_id(None, &long, "x").chars().count(), 128);
+    }
 }

@@ -5,8 +5,12 @@
 
 use serde::Serialize;
 
+use std::sync::{Arc, Mutex};
+
+use super::apple::{self, DeveloperToken};
 use crate::config::{IntegrationsConfig, ProviderConfig, Secret};
 use crate::domain::integration::{AuthMode, Category};
+use crate::domain::time::Timestamp;
 
 /// Whether a provider can be linked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -18,6 +22,10 @@ pub enum Availability {
     MissingClientId,
     /// Its client secret (or signing key) is not configured, and its mechanism needs one.
     MissingClientSecret,
+    /// Apple Music: the team id that signs developer tokens is not configured.
+    MissingTeamId,
+    /// Apple Music: the signing key is not a PKCS#8 PEM P-256 key.
+    InvalidSigningKey,
 }
 
 /// A provider with its credentials.
@@ -45,9 +53,23 @@ impl Provider {
             Availability::MissingClientId
         } else if secret_needed && self.client_secret.is_none() {
             Availability::MissingClientSecret
+        } else if self.config.auth == AuthMode::AppleMusic {
+            if self.config.team_id.is_none() {
+                Availability::MissingTeamId
+            } else if self.signing_key().is_none() {
+                Availability::InvalidSigningKey
+            } else {
+                Availability::Available
+            }
         } else {
             Availability::Available
         }
+    }
+
+    /// Apple Music: the key developer tokens are signed with (the client secret's PEM).
+    pub fn signing_key(&self) -> Option<p256::ecdsa::SigningKey> {
+        let pem = self.client_secret.as_ref()?;
+        apple::signing_key(pem.expose()).ok()
     }
 
     /// What a client may know of it.
@@ -96,6 +118,9 @@ pub struct Registry {
     /// timeout, no redirects followed (a token endpoint that redirects is misconfigured,
     /// and following one would send credentials elsewhere).
     pub http: reqwest::Client,
+    /// Developer tokens signed, by provider id (Apple Music), reused while they have
+    /// more than half their life ahead.
+    developer_tokens: Arc<Mutex<Vec<(String, DeveloperToken)>>>,
 }
 
 impl Registry {
@@ -124,7 +149,42 @@ impl Registry {
                 tracing::error!(error = %e, "the providers' HTTP client has no TLS: using the default client");
                 reqwest::Client::new()
             });
-        Self { providers, http }
+        Self {
+            providers,
+            http,
+            developer_tokens: Arc::default(),
+        }
+    }
+
+    /// A developer token of provider `id` (Apple Music) good at `now` for at least half
+    /// its configured life: the one signed last, or a new one. `None` unless the
+    /// provider signs them and is available.
+    pub fn developer_token(&self, id: &str, now: Timestamp) -> Option<DeveloperToken> {
+        let p = self.get(id)?;
+        let ttl = p.config.token_ttl;
+        if p.config.auth != AuthMode::AppleMusic || p.availability() != Availability::Available {
+            return None;
+        }
+        let mut cache = self
+            .developer_tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, t)) = cache.iter().find(|(p, _)| p == id)
+            && t.expires_at > now.plus(ttl / 2)
+        {
+            return Some(t.clone());
+        }
+        let key = p.signing_key()?;
+        let token = apple::developer_token(
+            &key,
+            p.client_id.as_deref()?,
+            p.config.team_id.as_deref()?,
+            now,
+            ttl,
+        );
+        cache.retain(|(p, _)| p != id);
+        cache.push((id.to_owned(), token.clone()));
+        Some(token)
     }
 
     /// The provider `id`.
@@ -249,6 +309,14 @@ pub(crate) mod tests {
             (
                 "[integrations.providers.spotify]\nauth = \"oauth3\"",
                 "integrations.providers.spotify.auth",
+            ),
+            (
+                "[integrations.providers.apple_music]\ntoken_ttl = \"200days\"",
+                "integrations.providers.apple_music.token_ttl",
+            ),
+            (
+                "[integrations.providers.lastfm]\napi_base_url = \"\"",
+                "integrations.providers.lastfm.api_base_url",
             ),
             (
                 "[integrations.tiers.free]\nproviders = [\"myspace\"]",

@@ -9,9 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::api::AppState;
-use crate::api::extract::{Caller, user_id};
+use crate::api::extract::{Caller, JsonBody, user_id};
 use crate::api::problem::{ApiError, Problem};
-use crate::engine::{Callback, LinkStart, LinkView, ProviderInfo, Synced, Unlinked};
+use crate::engine::{
+    Callback, DeveloperToken, LinkAnswer, LinkView, LinkWith, ProviderInfo, Synced, Unlinked,
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -29,23 +31,57 @@ pub(crate) async fn providers(
     ))
 }
 
+/// What a link may carry (only Apple Music takes anything).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkBody {
+    /// Apple Music: the Music User Token MusicKit gave the client.
+    music_user_token: Option<String>,
+}
+
 /// Begins linking the account at `provider` (the user's own session): the address to
-/// send the user to, with a single-use `state` bound to this session. 403
-/// `tier-limit` when the tier does not include the provider or its links are used up;
-/// 409 when the provider is not configured on this server.
+/// send the user to, with a single-use `state` bound to this session (OAuth 2.0,
+/// Last.fm); or, for Apple Music, with the body's `music_user_token`, the link made
+/// (checked at Apple first). 403 `tier-limit` when the tier does not include the
+/// provider or its links are used up; 409 when the provider is not configured on this
+/// server.
 #[utoipa::path(post, path = "/api/v1/users/{id}/integrations/{provider}/link", tag = "integrations",
     params(("id" = String, Path, description = "user id (UUID)"), ("provider" = String, Path, description = "provider id, e.g. spotify")),
+    request_body(content = Option<LinkBody>, description = "only for apple_music"),
     security(("bearer" = [])),
-    responses((status = 201, body = LinkStart), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = LinkAnswer), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 502, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn link(
     State(s): State<AppState>,
     caller: Caller,
     Path((id, provider)): Path<(String, String)>,
+    body: Option<JsonBody<LinkBody>>,
 ) -> ApiResult<Response> {
     let id = user_id(&caller, &id)?;
+    let body = body.map(|JsonBody(b)| b).unwrap_or_default();
+    let with = LinkWith {
+        music_user_token: body.music_user_token,
+    };
     let hub = s.manager.integrations();
-    let start = hub.link(&caller.principal(), id, &provider).await?;
-    Ok((StatusCode::CREATED, Json(start)).into_response())
+    let answer = hub.link(&caller.principal(), id, &provider, with).await?;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// A developer token for `provider` (Apple Music), signed by this server (ES256, its
+/// configured life, at most 6 months), for a signed-in client to hand MusicKit and
+/// obtain the user's Music User Token with. 403 `tier-limit` when the user's tier does
+/// not include the provider; 409 when the provider is not configured or signs no
+/// tokens.
+#[utoipa::path(get, path = "/api/v1/integrations/{provider}/developer-token", tag = "integrations",
+    params(("provider" = String, Path, description = "provider id (apple_music)")),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeveloperToken), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub(crate) async fn developer_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(provider): Path<String>,
+) -> ApiResult<Json<DeveloperToken>> {
+    let hub = s.manager.integrations();
+    Ok(Json(hub.developer_token(&caller.principal(), &provider)?))
 }
 
 /// What a provider sends the user back with (other parameters it adds are ignored).
@@ -54,8 +90,10 @@ pub(crate) async fn link(
 pub(crate) struct CallbackQuery {
     /// The `state` of the link begun.
     state: Option<String>,
-    /// The authorization code.
+    /// The authorization code (OAuth 2.0).
     code: Option<String>,
+    /// The token (Last.fm).
+    token: Option<String>,
     /// The provider's error (`access_denied` when the user declined).
     error: Option<String>,
     /// Its description.
@@ -65,7 +103,7 @@ pub(crate) struct CallbackQuery {
 /// Where the provider sends the user back: the `state` is checked (single use, this
 /// provider's, unexpired, its session still live), the code exchanged for tokens, kept
 /// encrypted under the user's data key. No bearer token: the `state` is the
-/// credential. 400 names what is wrong (`state`, `code`, `error`); 502
+/// credential. 400 names what is wrong (`state`, `code`, `token`, `error`); 502
 /// `provider-failed` when the provider cannot be reached.
 #[utoipa::path(get, path = "/api/v1/integrations/{provider}/callback", tag = "integrations",
     params(("provider" = String, Path, description = "provider id"), CallbackQuery),
@@ -78,6 +116,7 @@ pub(crate) async fn callback(
     let back = Callback {
         state: q.state,
         code: q.code,
+        token: q.token,
         error: q.error,
         error_description: q.error_description,
     };

@@ -83,6 +83,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::summary))
         .routes(routes!(integrations::providers))
         .routes(routes!(integrations::callback))
+        .routes(routes!(integrations::developer_token))
         .routes(routes!(integrations::links))
         .routes(routes!(integrations::link))
         .routes(routes!(integrations::unlink))

@@ -22,7 +22,7 @@ use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
 use crate::domain::integration::AuthMode;
 use crate::domain::link::{
-    self, LinkStatus, LinkTokens, LinkView, LinkedAccount, PendingLink, STATE_SECRET_LEN,
+    self, LinkTokens, LinkView, LinkedAccount, PendingLink, STATE_SECRET_LEN,
 };
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
@@ -52,13 +52,38 @@ pub struct LinkStart {
     pub expires_at: crate::domain::time::Timestamp,
 }
 
+/// What a link is made with, besides the provider's consent.
+#[derive(Clone, Default)]
+pub struct LinkWith {
+    /// Apple Music: the Music User Token MusicKit gave the client.
+    pub music_user_token: Option<String>,
+}
+
+impl std::fmt::Debug for LinkWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkWith").finish_non_exhaustive()
+    }
+}
+
+/// A link begun, or made at once.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LinkAnswer {
+    /// Send the user to the provider (OAuth 2.0, Last.fm).
+    Started(LinkStart),
+    /// The link is made (Apple Music).
+    Linked(LinkView),
+}
+
 /// What the provider sent the user back with.
 #[derive(Clone, Debug, Default)]
 pub struct Callback {
     /// The `state` of the link begun.
     pub state: Option<String>,
-    /// The authorization code.
+    /// The authorization code (OAuth 2.0).
     pub code: Option<String>,
+    /// The token (Last.fm).
+    pub token: Option<String>,
     /// The provider's error (the user declined: `access_denied`).
     pub error: Option<String>,
     /// Its description.
@@ -115,7 +140,33 @@ fn decode_state(state: &str) -> Result<(UserId, Vec<u8>), EngineError> {
     Ok((UserId::from_bytes(id), raw[16..].to_vec()))
 }
 
-fn refused(field: &str, reason: String) -> EngineError {
+/// Last.fm's authorization address: the API key and a callback carrying the `state`
+/// (Last.fm adds its `token` to it).
+fn lastfm_authorization(
+    p: &Provider,
+    mut cb: url::Url,
+    state: &str,
+) -> Result<url::Url, EngineError> {
+    let base = p.config.authorization_url.as_ref().ok_or_else(|| {
+        EngineError::Conflict(format!("{} has no authorization_url", p.config.id))
+    })?;
+    let key = p.client_id.as_deref().unwrap_or_default();
+    cb.query_pairs_mut().append_pair("state", state);
+    Ok(crate::integrations::lastfm::authorization_url(
+        base, key, &cb,
+    ))
+}
+
+/// A provider's 429 or 5xx: retry after its `Retry-After` (30 s without one).
+pub(super) fn busy(provider: &str, retry_after: Option<std::time::Duration>) -> EngineError {
+    let retry_after = retry_after.map_or(30, |d| d.as_secs().max(1));
+    EngineError::ProviderBusy {
+        message: format!("{provider} is rate limiting or failing; retry in {retry_after} s"),
+        retry_after,
+    }
+}
+
+pub(super) fn refused(field: &str, reason: String) -> EngineError {
     EngineError::Validation(ValidationError::new(field, reason))
 }
 
@@ -145,7 +196,7 @@ impl Integrations<'_> {
     }
 
     /// The provider `id`, ready to link.
-    fn available(self, id: &str) -> Result<Provider, EngineError> {
+    pub(super) fn available(self, id: &str) -> Result<Provider, EngineError> {
         let p = self
             .m
             .engine
@@ -160,38 +211,64 @@ impl Integrations<'_> {
             Availability::MissingClientSecret => Err(EngineError::Conflict(format!(
                 "the {id} integration is not configured on this server (no client secret)"
             ))),
+            Availability::MissingTeamId => Err(EngineError::Conflict(format!(
+                "the {id} integration is not configured on this server (no team id)"
+            ))),
+            Availability::InvalidSigningKey => Err(EngineError::Conflict(format!(
+                "the {id} integration is misconfigured on this server (its signing key is not a P-256 PKCS#8 PEM)"
+            ))),
         }
     }
 
     /// Begins a link of the user's account at `provider`, from the user's own session:
-    /// the address to send the user to. The tier's limits are checked now and again
-    /// when the link is made.
+    /// the address to send the user to (OAuth 2.0, Last.fm), or the link made at once
+    /// (Apple Music, with the Music User Token the client obtained). The tier's limits
+    /// are checked now and again when the link is made.
     pub async fn link(
         self,
         by: &Principal,
         id: UserId,
         provider: &str,
-    ) -> Result<LinkStart, EngineError> {
+        with: LinkWith,
+    ) -> Result<LinkAnswer, EngineError> {
         let session = by.own(id)?;
         let p = self.available(provider)?;
-        if p.config.auth != AuthMode::Oauth2 {
-            return Err(EngineError::Conflict(format!(
-                "linking through {} is not built yet; OAuth 2.0 providers link today",
-                p.config.auth.as_str()
-            )));
-        }
         let cfg = &self.m.engine.config.integrations;
         let mut secret = [0u8; STATE_SECRET_LEN];
         rand::fill(&mut secret);
         let state = encode_state(id, &secret);
         let redirect = cfg.redirect_uri(provider);
-        let auth = oauth::authorization(&p, &redirect, &state)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let (url, verifier) = match p.config.auth {
+            AuthMode::Oauth2 => {
+                let auth = oauth::authorization(&p, &redirect, &state)
+                    .map_err(|e| EngineError::Conflict(e.to_string()))?;
+                (auth.url, auth.verifier)
+            }
+            AuthMode::Lastfm => (lastfm_authorization(&p, redirect, &state)?, None),
+            AuthMode::AppleMusic => {
+                let token = with.music_user_token.ok_or_else(|| {
+                    refused(
+                        "music_user_token",
+                        "linking Apple Music takes the Music User Token MusicKit gave the client \
+                         (with the developer token from GET /api/v1/integrations/apple_music/developer-token)"
+                            .into(),
+                    )
+                })?;
+                let link = self.link_apple(id, &p, token).await?;
+                return Ok(LinkAnswer::Linked(link));
+            }
+            AuthMode::ApiKey => {
+                return Err(EngineError::Conflict(format!(
+                    "linking through {} is not built yet",
+                    p.config.auth.as_str()
+                )));
+            }
+        };
         let expires_at = self.m.engine.clock.now().plus(cfg.state_ttl);
         let pending = PendingLink {
             provider: provider.to_owned(),
             secret,
-            verifier: auth.verifier,
+            verifier,
             session,
             expires_at,
         };
@@ -199,15 +276,16 @@ impl Integrations<'_> {
             .engine
             .call_durable(id, BeginLink { pending })
             .await?;
-        Ok(LinkStart {
-            authorization_url: auth.url.to_string(),
+        Ok(LinkAnswer::Started(LinkStart {
+            authorization_url: url.to_string(),
             state,
             expires_at,
-        })
+        }))
     }
 
     /// Finishes a link when the provider sends the user back: the `state` is taken
-    /// (once), the code exchanged for tokens, and the tokens kept in the user's state.
+    /// (once), the code (OAuth 2.0) or token (Last.fm) exchanged, and what it brought
+    /// kept in the user's state.
     pub async fn callback(self, provider: &str, back: Callback) -> Result<LinkView, EngineError> {
         let p = self.available(provider)?;
         let state = back
@@ -240,32 +318,34 @@ impl Integrations<'_> {
                 format!("the provider did not grant the link: {error}{more}"),
             ));
         }
-        let code = back
-            .code
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| refused("code", "the callback has no code".into()))?;
-        let redirect = e.config.integrations.redirect_uri(provider);
-        let http = &e.integrations.http;
-        let grant = tokens::exchange_code(http, &p, &redirect, &code, pending.verifier.as_deref())
-            .await
-            .map_err(|err| match err {
-                TokenError::Refused { .. } => refused("code", err.to_string()),
-                other => EngineError::Provider(format!("{provider}: {other}")),
-            })?;
         let now = e.clock.now();
-        let account = LinkedAccount {
-            provider: provider.to_owned(),
-            scopes: grant.scopes.unwrap_or_else(|| p.config.scopes.clone()),
-            status: LinkStatus::Active,
-            linked_at: now,
-            refreshed_at: None,
-            synced_at: None,
-            instance_url: grant.instance_url,
-            tokens: LinkTokens {
-                access: grant.access_token,
-                refresh: grant.refresh_token,
-                expires_at: link::expiry(now, grant.expires_in),
-            },
+        let account = match p.config.auth {
+            AuthMode::Lastfm => self.lastfm_session(&p, back.token, now).await?,
+            _ => {
+                let code = back
+                    .code
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| refused("code", "the callback has no code".into()))?;
+                let redirect = e.config.integrations.redirect_uri(provider);
+                let http = &e.integrations.http;
+                let verifier = pending.verifier.as_deref();
+                let grant = tokens::exchange_code(http, &p, &redirect, &code, verifier)
+                    .await
+                    .map_err(|err| match err {
+                        TokenError::Refused { .. } => refused("code", err.to_string()),
+                        other => EngineError::Provider(format!("{provider}: {other}")),
+                    })?;
+                let tokens = LinkTokens {
+                    access: grant.access_token,
+                    refresh: grant.refresh_token,
+                    expires_at: link::expiry(now, grant.expires_in),
+                };
+                let scopes = grant.scopes.unwrap_or_else(|| p.config.scopes.clone());
+                LinkedAccount {
+                    instance_url: grant.instance_url,
+                    ..LinkedAccount::made(provider, scopes, now, tokens)
+                }
+            }
         };
         e.call_durable(user, PutLink { account }).await
     }
@@ -386,21 +466,23 @@ impl Integrations<'_> {
         let api = p.config.history.ok_or_else(no_history)?;
         let base = p.config.api_base_url.clone().ok_or_else(no_history)?;
         let access = self.access(id, provider, true).await?;
-        let plays = history::recent_plays(&e.integrations.http, api, &base, &access.token)
+        let reader = history::Reader {
+            token: &access.token,
+            account: access.account.as_deref(),
+            api_key: p.client_id.as_deref(),
+            secret: p.client_secret.as_ref().map(|s| s.expose()),
+            synced_at: access.synced_at,
+        };
+        let plays = history::recent_plays(&e.integrations.http, api, &base, reader)
             .await
             .map_err(|err| match err {
                 HistoryError::Unauthorized | HistoryError::MissingScope => {
                     EngineError::ReauthRequired(format!("{provider}: {err}; link again"))
                 }
-                HistoryError::Busy { retry_after, .. } => {
-                    let retry_after = retry_after.map_or(30, |d| d.as_secs().max(1));
-                    EngineError::ProviderBusy {
-                        message: format!(
-                            "{provider} is rate limiting or failing; retry in {retry_after} s"
-                        ),
-                        retry_after,
-                    }
-                }
+                HistoryError::Private => EngineError::Conflict(format!(
+                    "{provider}: {err}; the user can make it visible in its {provider} settings"
+                )),
+                HistoryError::Busy { retry_after, .. } => busy(provider, retry_after),
                 HistoryError::Unreachable(m) => EngineError::Provider(format!("{provider}: {m}")),
             })?;
         let mut matched = 0;
@@ -411,10 +493,18 @@ impl Integrations<'_> {
                     .catalog
                     .match_track(play.isrc.as_deref(), &play.artists, &play.title);
                 matched += usize::from(track.is_some());
+                // A provider that reports no length (Last.fm): the catalog's.
+                let duration_ms = match (&track, play.duration_ms) {
+                    (Some(t), 0) => e
+                        .catalog
+                        .with(t, |entry, _| u64::from(entry.duration_ms))
+                        .unwrap_or(0),
+                    (_, d) => d,
+                };
                 ActivityEvent::TrackPlayed {
                     track_id: track.map_or_else(|| play.track_id.clone(), |t| t.to_string()),
                     at: play.played_at,
-                    duration_ms: play.duration_ms,
+                    duration_ms,
                 }
             })
             .collect();

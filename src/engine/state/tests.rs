@@ -259,7 +259,28 @@ fn records_of_every_older_format_load_into_the_current_one() {
         session: crate::domain::ids::SessionId::from_bytes([3; 16]),
         expires_at: t,
     });
+    links.accounts.push(crate::domain::link::LinkedAccount {
+        provider: "lastfm".into(),
+        scopes: Vec::new(),
+        status: crate::domain::link::LinkStatus::Active,
+        linked_at: t,
+        refreshed_at: None,
+        synced_at: Some(t),
+        instance_url: None,
+        account: None,
+        tokens: crate::domain::link::LinkTokens {
+            access: "session key".into(),
+            refresh: None,
+            expires_at: None,
+        },
+    });
     provisioned.links = Some(Box::new(links));
+    let current = encode(&provisioned, &key, id).unwrap();
+    assert_eq!(decode(&current, &key, id).unwrap(), provisioned);
+    // Format 12 is format 13 without the accounts' names at the providers.
+    let v12 = codec::seal_as_version(12, &UserStateV12::of(&provisioned), &key, id.as_bytes());
+    assert_eq!(decode(&v12.unwrap(), &key, id).unwrap(), provisioned);
+    provisioned.links.as_mut().unwrap().accounts[0].account = Some("rj".into());
     let current = encode(&provisioned, &key, id).unwrap();
     assert_eq!(decode(&current, &key, id).unwrap(), provisioned);
     // The current format round-trips everything.

@@ -24,6 +24,10 @@ use crate::integrations::tokens::{Grant, TokenError};
 #[derive(Clone)]
 pub(crate) struct Access {
     pub token: String,
+    /// Who the account is at the provider, when the link told.
+    pub account: Option<String>,
+    /// When the link was synced last.
+    pub synced_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Access {
@@ -294,5 +298,7 @@ fn busy(provider: &str, wait: Duration) -> EngineError {
 fn access_of(link: &crate::domain::link::LinkedAccount) -> Access {
     Access {
         token: link.tokens.access.clone(),
+        account: link.account.clone(),
+        synced_at: link.synced_at,
     }
 }
