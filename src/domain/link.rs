@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
+use super::companion::{CreativeStats, CreativeView};
 use super::ids::SessionId;
 use super::time::Timestamp;
 
@@ -107,6 +108,9 @@ pub struct LinkedAccount {
     /// Who the account is at the provider, when the link told (Last.fm's user name,
     /// which its history is read by). New in format 13.
     pub account: Option<String>,
+    /// What a desktop companion reported through it (the creative tools). New in
+    /// format 13.
+    pub creative: Option<Box<CreativeStats>>,
     /// Its secrets.
     pub tokens: LinkTokens,
 }
@@ -124,6 +128,7 @@ impl LinkedAccount {
             synced_at: None,
             instance_url: None,
             account: None,
+            creative: None,
             tokens,
         }
     }
@@ -181,6 +186,9 @@ pub struct LinkView {
     /// Who the account is at the provider, when the link told (a user name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// What a desktop companion reported through it (the creative tools).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creative: Option<CreativeView>,
     /// Whether the provider gave a refresh token.
     pub refreshable: bool,
 }
@@ -197,6 +205,7 @@ impl LinkedAccount {
             refreshed_at: self.refreshed_at,
             synced_at: self.synced_at,
             account: self.account.clone(),
+            creative: self.creative.as_deref().map(CreativeStats::view),
             refreshable: self.tokens.refresh.is_some(),
         }
     }
@@ -305,10 +314,16 @@ impl Links {
         }
     }
 
-    /// Adds or replaces the link to `provider`.
-    pub fn put(&mut self, account: LinkedAccount) {
+    /// Adds or replaces the link to `provider`. A companion's counts stay when its
+    /// link is made again (a new key), so what it pushes again counts once.
+    pub fn put(&mut self, mut account: LinkedAccount) {
         match self.get_mut(&account.provider) {
-            Some(a) => *a = account,
+            Some(a) => {
+                if account.creative.is_none() {
+                    account.creative = a.creative.take();
+                }
+                *a = account;
+            }
             None => self.accounts.push(account),
         }
     }
@@ -377,6 +392,7 @@ mod tests {
             synced_at: None,
             instance_url: None,
             account: None,
+            creative: None,
             tokens: LinkTokens {
                 access: "a".into(),
                 refresh: None,

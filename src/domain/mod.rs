@@ -10,6 +10,7 @@ pub mod audit;
 pub(crate) mod binding;
 pub mod catalog;
 pub(crate) mod challenge;
+pub mod companion;
 pub mod consent;
 pub mod dashboard;
 pub mod denylist;

@@ -68,6 +68,7 @@ pub use crate::analytics::usage::{
 pub use crate::domain::activity::Platform;
 pub use crate::domain::audit::{AuditAction, AuditActor};
 pub use crate::domain::binding::RequestOrigin;
+pub use crate::domain::companion::{CompanionOutcome, CreativeEvent, PushCounted};
 pub use crate::domain::job::{
     JobKind, JobReport, JobRun, Outcome as JobOutcome, Trigger as JobTrigger,
 };

@@ -22,7 +22,7 @@ use crate::security::keys::{DataKey, KeyError};
 /// the recommendation feedback; version 9 what an identity provider says of the user
 /// (SCIM); version 10 the days of rate refusals; version 11 an operator's hold on the
 /// account; version 12 linked accounts; version 13 the linked account's name at
-/// the provider. Older records are still read (see [`decode_versioned`]).
+/// the provider and a companion's counts. Older records are still read (see [`decode_versioned`]).
 pub const FORMAT_VERSION: u8 = 13;
 
 /// The first format whose payload is sealed.

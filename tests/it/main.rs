@@ -9,6 +9,7 @@ mod backup;
 mod bad_input;
 mod catalog;
 mod churn;
+mod companion;
 mod concurrency;
 mod console;
 mod crash;

@@ -12,7 +12,8 @@ use crate::api::AppState;
 use crate::api::extract::{Caller, JsonBody, user_id};
 use crate::api::problem::{ApiError, Problem};
 use crate::engine::{
-    Callback, DeveloperToken, LinkAnswer, LinkView, LinkWith, ProviderInfo, Synced, Unlinked,
+    Callback, CompanionOutcome, CreativeEvent, DeveloperToken, LinkAnswer, LinkView, LinkWith,
+    ProviderInfo, PushCounted, Synced, Unlinked,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -175,4 +176,45 @@ pub(crate) async fn sync(
     let id = user_id(&caller, &id)?;
     let hub = s.manager.integrations();
     Ok(Json(hub.sync(&caller.principal(), id, &provider).await?))
+}
+
+/// A desktop companion's push.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompanionBody {
+    /// 1–100 events: `session` (`started_at`, `ended_at`) or `export` (`at`,
+    /// `duration_ms`), each with the companion's own `id`.
+    events: Vec<CreativeEvent>,
+}
+
+/// Where a creative tool's desktop companion (`ableton_live`, `logic_pro`,
+/// `fl_studio`) pushes the sessions and exports it saw, with the key its link made in
+/// the `X-Companion-Key` header (no bearer token). Each event counts once, however
+/// often it is pushed; a new session counts in the history as the desktop app opened
+/// (with the consent to analytics). One request against the tier's rate. 401 for a key
+/// that is not the link's (or was replaced); 403 `tier-limit` for a suspended link;
+/// 409 for a provider that takes no companion.
+#[utoipa::path(post, path = "/api/v1/integrations/{provider}/events", tag = "integrations",
+    params(("provider" = String, Path, description = "provider id, e.g. ableton_live"),
+        ("X-Companion-Key" = String, Header, description = "the companion's key (rck_…)")),
+    request_body = CompanionBody,
+    responses((status = 200, body = PushCounted), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
+pub(crate) async fn companion_events(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    headers: axum::http::HeaderMap,
+    JsonBody(body): JsonBody<CompanionBody>,
+) -> ApiResult<Json<PushCounted>> {
+    let key = headers.get("x-companion-key").and_then(|v| v.to_str().ok());
+    let hub = s.manager.integrations();
+    match hub.companion_push(&provider, key, body.events).await? {
+        CompanionOutcome::Counted(c) => Ok(Json(c)),
+        CompanionOutcome::RateLimited {
+            retry_after_secs,
+            limit,
+        } => Err(ApiError::RateLimited {
+            limit,
+            retry_after: retry_after_secs,
+        }),
+    }
 }

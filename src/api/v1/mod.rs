@@ -84,6 +84,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::providers))
         .routes(routes!(integrations::callback))
         .routes(routes!(integrations::developer_token))
+        .routes(routes!(integrations::companion_events))
         .routes(routes!(integrations::links))
         .routes(routes!(integrations::link))
         .routes(routes!(integrations::unlink))

@@ -73,6 +73,9 @@ pub enum LinkAnswer {
     Started(LinkStart),
     /// The link is made (Apple Music).
     Linked(LinkView),
+    /// The link is made, with the companion's key shown this once (the creative
+    /// tools).
+    Companion(super::CompanionKey),
 }
 
 /// What the provider sent the user back with.
@@ -222,7 +225,8 @@ impl Integrations<'_> {
 
     /// Begins a link of the user's account at `provider`, from the user's own session:
     /// the address to send the user to (OAuth 2.0, Last.fm), or the link made at once
-    /// (Apple Music, with the Music User Token the client obtained). The tier's limits
+    /// (Apple Music, with the Music User Token the client obtained; a creative tool,
+    /// with its companion's key). The tier's limits
     /// are checked now and again when the link is made.
     pub async fn link(
         self,
@@ -258,10 +262,8 @@ impl Integrations<'_> {
                 return Ok(LinkAnswer::Linked(link));
             }
             AuthMode::ApiKey => {
-                return Err(EngineError::Conflict(format!(
-                    "linking through {} is not built yet",
-                    p.config.auth.as_str()
-                )));
+                let key = self.link_companion(id, &p).await?;
+                return Ok(LinkAnswer::Companion(key));
             }
         };
         let expires_at = self.m.engine.clock.now().plus(cfg.state_ttl);

@@ -24,6 +24,7 @@
 mod accounts;
 mod analytics;
 mod backup;
+mod companion;
 mod dashboards;
 mod denylist;
 mod forecast;
@@ -75,6 +76,7 @@ pub use super::outcomes::*;
 pub use accounts::Accounts;
 pub use analytics::Analytics;
 pub use backup::{BackupFile, BackupReport, RestoreError};
+pub use companion::CompanionKey;
 pub use holds::{BulkHold, HoldProgress};
 pub use integrations::{Callback, Integrations, LinkAnswer, LinkStart, LinkWith, Synced, Unlinked};
 pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};

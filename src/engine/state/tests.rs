@@ -268,6 +268,7 @@ fn records_of_every_older_format_load_into_the_current_one() {
         synced_at: Some(t),
         instance_url: None,
         account: None,
+        creative: None,
         tokens: crate::domain::link::LinkTokens {
             access: "session key".into(),
             refresh: None,

@@ -81,6 +81,7 @@ impl From<UserStateV12> for UserState {
                         synced_at: a.synced_at,
                         instance_url: a.instance_url,
                         account: None,
+                        creative: None,
                         tokens: a.tokens,
                     })
                     .collect(),

@@ -54,6 +54,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/integrations",
         "GET /api/v1/integrations/{provider}/callback",
         "GET /api/v1/integrations/{provider}/developer-token",
+        "POST /api/v1/integrations/{provider}/events",
         "GET /api/v1/users/{id}/integrations",
         "POST /api/v1/users/{id}/integrations/{provider}/link",
         "DELETE /api/v1/users/{id}/integrations/{provider}",
