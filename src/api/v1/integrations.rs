@@ -196,7 +196,7 @@ pub(crate) struct CompanionBody {
 /// 409 for a provider that takes no companion.
 #[utoipa::path(post, path = "/api/v1/integrations/{provider}/events", tag = "integrations",
     params(("provider" = String, Path, description = "provider id, e.g. ableton_live"),
-        ("X-Companion-Key" = String, Header, description = "the companion's key (rck_…)")),
+        ("X-Companion-Key" = Option<String>, Header, description = "the companion's key (rck_…)")),
     request_body = CompanionBody,
     responses((status = 200, body = PushCounted), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
 pub(crate) async fn companion_events(
