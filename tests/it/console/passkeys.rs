@@ -7,7 +7,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use reqwest::{Method, Url};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::browser::Browser;
 use crate::support::{ADMIN_KEY, PW, TestServer};
@@ -111,14 +111,23 @@ async fn a_user_enrolls_a_passkey_on_the_page_and_signs_in_with_it() {
     let shown = b.until(Duration::from_secs(10), me, |v| v == email).await;
     let error = b.text("#sign-in-error").await;
     assert_eq!(shown, email, "signed in with the passkey ({error})");
-    let (_, events) = srv
-        .call(
-            Method::GET,
-            &format!("/users/{id}/security-events"),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    // The page may show the address before the ceremony's last answer is in: wait
+    // for the login to be recorded (bounded).
+    let mut events = Value::Null;
+    for _ in 0..100 {
+        (_, events) = srv
+            .call(
+                Method::GET,
+                &format!("/users/{id}/security-events"),
+                Some(ADMIN_KEY),
+                None,
+            )
+            .await;
+        if events[0]["kind"] == "login_succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let newest = &events[0];
     assert_eq!(newest["kind"], "login_succeeded", "{events}");
     assert_eq!(newest["factor"], "webauthn", "{newest}");
