@@ -24,6 +24,12 @@ pub struct IntegrationsConfig {
     pub state_ttl: Duration,
     /// The longest a call to a provider may take.
     pub http_timeout: Duration,
+    /// The `integrations` job syncs a link's history when its last sync is older.
+    pub sync_interval: Duration,
+    /// The `integrations` job refreshes a link's tokens when they have not been for
+    /// this long (providers expire refresh tokens left unused: Jira and Salesforce
+    /// after 90 days, some after 30).
+    pub idle_refresh_after: Duration,
     /// What each tier may link, indexed by [`UserTier::index`].
     pub tiers: [TierLinks; 4],
     /// The providers, by id.
@@ -127,6 +133,8 @@ pub(super) struct RawIntegrations {
     refresh_margin: String,
     state_ttl: String,
     http_timeout: String,
+    sync_interval: String,
+    idle_refresh_after: String,
     tiers: BTreeMap<String, RawTierLinks>,
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -389,6 +397,11 @@ impl RawIntegrations {
             refresh_margin: duration("integrations.refresh_margin", &self.refresh_margin)?,
             state_ttl: duration("integrations.state_ttl", &self.state_ttl)?,
             http_timeout: duration("integrations.http_timeout", &self.http_timeout)?,
+            sync_interval: duration("integrations.sync_interval", &self.sync_interval)?,
+            idle_refresh_after: duration(
+                "integrations.idle_refresh_after",
+                &self.idle_refresh_after,
+            )?,
             tiers: [
                 tier(UserTier::Free)?,
                 tier(UserTier::Premium)?,

@@ -25,17 +25,20 @@ pub enum JobKind {
     TierAnalysis,
     /// A point-in-time backup of the store, the newest few kept.
     Backup,
+    /// The integration hub: links' listening synced, idle links' tokens refreshed.
+    Integrations,
 }
 
 impl JobKind {
     /// Every job, in the order `run-all` and listings use.
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::Provisioning,
         JobKind::Analytics,
         JobKind::TierAnalysis,
         JobKind::Recommendations,
         JobKind::Cleanup,
         JobKind::Backup,
+        JobKind::Integrations,
     ];
 
     /// Its name in configuration, URLs, metrics and the audit log.
@@ -47,6 +50,7 @@ impl JobKind {
             JobKind::Cleanup => "cleanup",
             JobKind::TierAnalysis => "tier_analysis",
             JobKind::Backup => "backup",
+            JobKind::Integrations => "integrations",
         }
     }
 

@@ -16,6 +16,7 @@
 mod analytics;
 mod backup;
 mod cleanup;
+mod integrations;
 pub mod provision;
 mod provisioning;
 mod recommendations;
@@ -54,6 +55,7 @@ pub fn builtin(kind: JobKind) -> Arc<dyn Job> {
         JobKind::Cleanup => Arc::new(cleanup::Cleanup),
         JobKind::TierAnalysis => Arc::new(tier_analysis::TierAnalysisJob),
         JobKind::Backup => Arc::new(backup::Backup),
+        JobKind::Integrations => Arc::new(integrations::LinksJob),
     }
 }
 

@@ -341,3 +341,30 @@ pub async fn link(
     assert_eq!(s, 200, "{link}");
     link
 }
+
+/// Waits (bounded) until `id`'s link to `provider` has been synced: a new link with a
+/// history is synced on a task of its own, and a test counting the provider's
+/// requests waits for it first.
+pub async fn wait_synced(srv: &crate::support::TestServer, id: &str, provider: &str) {
+    let path = format!("/users/{id}/integrations");
+    for _ in 0..100 {
+        let (_, list) = srv
+            .call(
+                reqwest::Method::GET,
+                &path,
+                Some(crate::support::ADMIN_KEY),
+                None,
+            )
+            .await;
+        let synced = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l["provider"] == provider && l["synced_at"].is_string());
+        if synced {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the new {provider} link was never synced");
+}

@@ -37,6 +37,8 @@ enabled = false
 enabled = false
 [automation.jobs.backup]
 enabled = false
+[automation.jobs.integrations]
+enabled = false
 "#;
 
 /// A job that counts its runs, fails when told, and can be held until released.
@@ -306,6 +308,8 @@ enabled = false
 enabled = false
 [automation.jobs.backup]
 enabled = false
+[automation.jobs.integrations]
+enabled = false
 "#;
 
 const DAY: i64 = 24 * 60;
@@ -432,7 +436,8 @@ async fn operators_see_the_jobs_and_run_one_through_the_api() {
             "tier_analysis",
             "recommendations",
             "cleanup",
-            "backup"
+            "backup",
+            "integrations"
         ]
     );
     assert_eq!(view["jobs"][4]["schedule"], "0 3 * * 0");

@@ -24,6 +24,7 @@ mod integrations;
 mod jobs;
 mod layers;
 mod lifecycle;
+mod link_jobs;
 mod loadgen;
 mod logs;
 mod mfa;

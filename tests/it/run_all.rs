@@ -119,7 +119,8 @@ async fn cleanup_and_run_all_run_the_jobs_through_the_servers_scheduler() {
             "tier_analysis",
             "recommendations",
             "cleanup",
-            "backup"
+            "backup",
+            "integrations"
         ]
     );
     assert_eq!(ran[4]["outcome"], "succeeded", "{ran:?}");
@@ -154,7 +155,8 @@ async fn run_all_on_a_stopped_data_directory_runs_every_job_and_reports_a_failed
             "tier_analysis",
             "recommendations",
             "cleanup",
-            "backup"
+            "backup",
+            "integrations"
         ]
     );
     assert_eq!(

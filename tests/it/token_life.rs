@@ -36,6 +36,8 @@ async fn linked(srv: &TestServer, fake: &FakeProvider, tier: &str) -> (String, S
     let (id, token) = srv.user("listener@example.com", tier).await;
     consent(srv, &id, vec![(Purpose::Analytics, true)]).await;
     fake_provider::link(srv, fake, &id, &token, "spotify").await;
+    // A new link's history is synced at once (on a task of its own).
+    fake_provider::wait_synced(srv, &id, "spotify").await;
     let (_, me) = srv
         .call(Method::GET, &format!("/users/{id}"), Some(&token), None)
         .await;
@@ -101,7 +103,11 @@ async fn a_hundred_calls_at_expiry_make_one_refresh_and_synced_plays_land_once()
     assert_eq!(imported, 3, "each play lands once");
     assert_eq!(fake.refreshes(), 1, "one refresh for a hundred calls");
     assert!(fake.reused().is_empty());
-    assert_eq!(fake.history_requests(), 100);
+    assert_eq!(
+        fake.history_requests(),
+        101,
+        "the link's own sync, and a hundred"
+    );
 
     // A second sync of the same window adds nothing.
     let (s, again) = sync(&srv, &id, &token, "spotify").await;
@@ -180,7 +186,7 @@ async fn a_refused_grant_asks_for_a_new_link_on_the_socket_and_stops_retrying() 
     let (s, _) = sync(&srv, &id, &token, "spotify").await;
     assert_eq!(s, 409);
     assert_eq!(fake.refreshes(), 1, "no retry of a refused grant");
-    assert_eq!(fake.history_requests(), 0);
+    assert_eq!(fake.history_requests(), 1, "only the link's own sync");
     // Linking again makes it active.
     fake_provider::link(&srv, &fake, &id, &token, "spotify").await;
     assert_eq!(links(&srv, &id).await[0]["status"], "active");

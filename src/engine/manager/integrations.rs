@@ -349,7 +349,28 @@ impl Integrations<'_> {
                 }
             }
         };
-        e.call_durable(user, PutLink { account }).await
+        let link = e.call_durable(user, PutLink { account }).await?;
+        if p.config.history.is_some() {
+            self.sync_soon(user, provider);
+        }
+        Ok(link)
+    }
+
+    /// Syncs the new link's history on a task of its own (the browser waiting for the
+    /// callback's answer does not wait for the provider's history), as the
+    /// `integrations` job; without the consent to analytics nothing is read.
+    fn sync_soon(self, user: UserId, provider: &str) {
+        let m = self.m.clone();
+        let provider = provider.to_owned();
+        tokio::spawn(async move {
+            let by = Principal::System(crate::domain::job::JobKind::Integrations.name());
+            match m.integrations().sync(&by, user, &provider).await {
+                Ok(_) | Err(EngineError::ConsentRequired(_)) => {}
+                Err(err) => {
+                    tracing::warn!(user = %user, provider, error = %err, "the sync of a new link failed; the integrations job tries again");
+                }
+            }
+        });
     }
 
     /// The user's links (never their tokens).
@@ -403,10 +424,22 @@ impl Integrations<'_> {
         provider: &str,
         history: bool,
     ) -> Result<Access, EngineError> {
+        self.access_as(id, provider, history, false).await
+    }
+
+    /// [`access`](Self::access); `force`: refresh even a token good for the margin.
+    pub(super) async fn access_as(
+        self,
+        id: UserId,
+        provider: &str,
+        history: bool,
+        force: bool,
+    ) -> Result<Access, EngineError> {
         let e = std::sync::Arc::clone(&self.m.engine);
         let ask = AccessFor {
             provider: provider.to_owned(),
             history,
+            force,
         };
         let lease = match e.call(id, ask).await? {
             AccessAnswer::Ready(access) => return Ok(access),

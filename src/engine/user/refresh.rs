@@ -71,6 +71,9 @@ pub(crate) struct AccessFor {
     pub provider: String,
     /// To read the user's listening history: only with the consent to analytics.
     pub history: bool,
+    /// Refresh even a token good for the margin (an idle link's refresh token, used
+    /// before the provider expires it).
+    pub force: bool,
 }
 
 /// The outcome of the refresh of lease `lease` (durable when it replies with tokens).
@@ -140,12 +143,12 @@ impl Handler<AccessFor> for UserActor {
                 )));
             }
         }
-        if link.is_fresh(now, margin) {
+        if link.is_fresh(now, margin) && !msg.force {
             return Ok(AccessAnswer::Ready(access_of(link)));
         }
         let Some(refresh_token) = link.tokens.refresh.clone() else {
             // Nothing to refresh with: the token serves until it has expired.
-            return match link.is_fresh(now, Duration::ZERO) {
+            return match link.is_fresh(now, Duration::ZERO) || msg.force {
                 true => Ok(AccessAnswer::Ready(access_of(link))),
                 false => Err(EngineError::ReauthRequired(format!(
                     "the {provider} access token expired and the provider gave no refresh token; link again"
