@@ -180,7 +180,7 @@ mod tests {
         assert_eq!(JobKind::from_name("vacuum"), None);
         assert_eq!(
             JobKind::names(),
-            "provisioning, analytics, tier_analysis, recommendations, cleanup, backup"
+            "provisioning, analytics, tier_analysis, recommendations, cleanup, backup, integrations"
         );
     }
 }
