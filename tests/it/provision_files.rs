@@ -340,7 +340,8 @@ async fn the_schedule_provisions_the_inbox_every_six_hours() {
          [automation.jobs.analytics]\nenabled = false\n\
          [automation.jobs.recommendations]\nenabled = false\n\
          [automation.jobs.cleanup]\nenabled = false\n\
-         [automation.jobs.tier_analysis]\nenabled = false\n",
+         [automation.jobs.tier_analysis]\nenabled = false\n\
+         [automation.jobs.integrations]\nenabled = false\n",
     );
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
