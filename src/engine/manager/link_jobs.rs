@@ -54,20 +54,10 @@ pub struct LinksRun {
 fn due_links(e: &Engine, now: Timestamp) -> Result<(usize, Vec<Due>), EngineError> {
     let cfg = &e.config.integrations;
     let min_age = e.config.privacy.min_age;
-    let store = e.store.as_ref();
-    let (mut users, mut due) = (0, Vec::new());
-    for item in store.scan_users() {
-        let (id, record) = item?;
-        users += 1;
-        let corrupt = |reason: String| EngineError::Corrupt { user: id, reason };
-        let key = e
-            .keys
-            .data_key(store, id)?
-            .ok_or_else(|| corrupt("no data key".into()))?;
-        let s = crate::engine::state::decode(&record, &key, id)
-            .map_err(|err| corrupt(err.to_string()))?;
+    let mut due = Vec::new();
+    let users = super::ops::each_stored_state(e, |id, s| {
         let Some(links) = s.links.as_deref() else {
-            continue;
+            return;
         };
         let consented = s.consents.allows(Purpose::Analytics, min_age, now).is_ok();
         for a in links
@@ -94,7 +84,7 @@ fn due_links(e: &Engine, now: Timestamp) -> Result<(usize, Vec<Due>), EngineErro
                 });
             }
         }
-    }
+    })?;
     Ok((users, due))
 }
 

@@ -272,11 +272,14 @@ pub(super) fn shard_stats(e: &Engine) -> Vec<ShardStats> {
     out
 }
 
-/// Reads every stored record; returns how many, and the users whose record holds an
-/// event older than `cutoff`.
-fn stale_holders(e: &Engine, cutoff: Timestamp) -> Result<(usize, Vec<UserId>), EngineError> {
+/// Hands every stored user's whole state to `visit` (off the actor threads: a batch
+/// job's scan); returns how many were read.
+pub(super) fn each_stored_state(
+    e: &Engine,
+    mut visit: impl FnMut(UserId, crate::engine::state::UserState),
+) -> Result<usize, EngineError> {
     let store = e.store.as_ref();
-    let (mut users, mut holders) = (0, Vec::new());
+    let mut users = 0;
     for item in store.scan_users() {
         let (id, record) = item?;
         users += 1;
@@ -287,10 +290,20 @@ fn stale_holders(e: &Engine, cutoff: Timestamp) -> Result<(usize, Vec<UserId>), 
             .ok_or_else(|| corrupt("no data key".into()))?;
         let s = crate::engine::state::decode(&record, &key, id)
             .map_err(|err| corrupt(err.to_string()))?;
+        visit(id, s);
+    }
+    Ok(users)
+}
+
+/// Reads every stored record; returns how many, and the users whose record holds an
+/// event older than `cutoff`.
+fn stale_holders(e: &Engine, cutoff: Timestamp) -> Result<(usize, Vec<UserId>), EngineError> {
+    let mut holders = Vec::new();
+    let users = each_stored_state(e, |id, s| {
         if s.security.recent.iter().any(|ev| ev.at < cutoff) {
             holders.push(id);
         }
-    }
+    })?;
     Ok((users, holders))
 }
 

@@ -12,6 +12,9 @@ use crate::engine::durable::Durable;
 use crate::engine::outcomes::ImportOutcome;
 use crate::store::codec;
 
+/// The period of the per-tier request allowance.
+pub(crate) const RATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Counts activity events a client reported over its socket (taking one request from
 /// the tier's rate) or over HTTP (whose request the authorization counted already).
 #[derive(Message, Clone)]

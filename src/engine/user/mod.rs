@@ -17,7 +17,6 @@
 
 mod activity;
 mod challenge;
-mod companion;
 mod directory;
 mod hold;
 mod link;
@@ -32,7 +31,6 @@ mod step_up;
 
 pub(crate) use activity::*;
 pub(crate) use challenge::*;
-pub(crate) use companion::*;
 pub(crate) use directory::*;
 pub(crate) use hold::*;
 pub(crate) use link::*;
@@ -123,9 +121,6 @@ pub(crate) type Audited = (
     crate::domain::audit::AuditActor,
     crate::domain::audit::AuditAction,
 );
-
-/// The period of the per-tier request allowance.
-const RATE_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Appends a security event to `state`, counts it (and its risk assessment), and adds an
 /// event that no longer fits in the state to `archive`, written with the next write of
