@@ -67,6 +67,12 @@ pub enum LinkReason {
     TierChanged,
     /// The provider refused the refresh token (`invalid_grant`): link again.
     GrantRefused,
+    /// The provider's API refused the access token, also after a refresh (the user
+    /// revoked the app at the provider): link again.
+    TokenRefused,
+    /// The provider's API refused a call for a scope the grant lacks (scopes revoked
+    /// at the provider): link again, granting them.
+    ScopeMissing,
 }
 
 /// The secrets of a link.

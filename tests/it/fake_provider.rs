@@ -61,6 +61,10 @@ struct Books {
     plays: Vec<serde_json::Value>,
     /// Recently-played requests answered.
     history_requests: usize,
+    /// What recently-played answers every request with instead, when set.
+    history_refusal: Option<StatusCode>,
+    /// Recently-played requests refused (a token not good now, or the refusal set).
+    history_refused: usize,
     /// Every token request's form, in order.
     token_requests: Vec<HashMap<String, String>>,
     /// Tokens revoked.
@@ -191,7 +195,12 @@ async fn recently_played(State(books): State<Arc<Mutex<Books>>>, headers: Header
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if !b.live_access.iter().any(|t| t == bearer) {
+        b.history_refused += 1;
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if let Some(status) = b.history_refusal {
+        b.history_refused += 1;
+        return status.into_response();
     }
     b.history_requests += 1;
     axum::Json(json!({ "items": b.plays, "next": null })).into_response()
@@ -318,6 +327,23 @@ impl FakeProvider {
     /// Recently-played requests answered.
     pub fn history_requests(&self) -> usize {
         self.books.lock().unwrap().history_requests
+    }
+
+    /// Recently-played requests refused.
+    pub fn history_refused(&self) -> usize {
+        self.books.lock().unwrap().history_refused
+    }
+
+    /// Forgets every access token issued (refresh tokens stay good), as a provider
+    /// that revoked them early.
+    pub fn forget_access(&self) {
+        self.books.lock().unwrap().live_access.clear();
+    }
+
+    /// Answers every recently-played request with `status` from now on (401: the
+    /// user revoked the app; 403: the scopes).
+    pub fn refuse_history(&self, status: u16) {
+        self.books.lock().unwrap().history_refusal = Some(StatusCode::from_u16(status).unwrap());
     }
 }
 

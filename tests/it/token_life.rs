@@ -1,7 +1,8 @@
 //! The life of a linked account's tokens (issue 21) against the fake provider: one
 //! refresh however many calls need it, rotation without reuse, an answer without a
 //! refresh token, a refused grant, a busy provider, and the sync of recent plays into
-//! the user's history; a downgrade suspends links over the new limit.
+//! the user's history; an access token the provider's API refuses, renewed or marked
+//! for a new link; a downgrade suspends links over the new limit.
 
 use std::time::Duration;
 
@@ -191,6 +192,70 @@ async fn a_refused_grant_asks_for_a_new_link_on_the_socket_and_stops_retrying() 
     fake_provider::link(&srv, &fake, &id, &token, "spotify").await;
     assert_eq!(links(&srv, &id).await[0]["status"], "active");
     assert_eq!(sync(&srv, &id, &token, "spotify").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_access_token_is_refreshed_once_and_the_sync_goes_on() {
+    let fake = FakeProvider::start().await;
+    let srv = TestServer::start(&fake.config("spotify")).await;
+    let (id, token, _) = linked(&srv, &fake, "premium").await;
+    // Revoked early at the provider, long before its expiry.
+    fake.forget_access();
+    let (s, body) = sync(&srv, &id, &token, "spotify").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(fake.refreshes(), 1, "one forced refresh");
+    assert_eq!(fake.history_refused(), 1);
+    assert_eq!(links(&srv, &id).await[0]["status"], "active");
+    // The renewed token serves the next sync without another refresh.
+    assert_eq!(sync(&srv, &id, &token, "spotify").await.0, 200);
+    assert_eq!((fake.refreshes(), fake.history_refused()), (1, 1));
+}
+
+/// Syncs once with the provider refusing recently-played with `status`: the answer
+/// is 409 and the link is marked `reauth_required` with `reason` on the socket; the
+/// next sync answers at once. The refreshes the refusal caused.
+async fn refused_history(status: u16, reason: &str) -> usize {
+    let fake = FakeProvider::start().await;
+    let srv = TestServer::start(&fake.config("spotify")).await;
+    let (id, token, _) = linked(&srv, &fake, "premium").await;
+    let (mut ws, _) = subscribe(&srv, &token).await;
+    fake.refuse_history(status);
+    let (s, body) = sync(&srv, &id, &token, "spotify").await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/reauth-required"),
+        "{body}"
+    );
+    let frame = loop {
+        let f = next_json(&mut ws).await;
+        if f["type"] == "integration.link_changed" {
+            break f;
+        }
+    };
+    assert_eq!(
+        (&frame["data"]["status"], &frame["data"]["reason"]),
+        (&json!("reauth_required"), &json!(reason))
+    );
+    assert_eq!(links(&srv, &id).await[0]["status"], "reauth_required");
+    let refused = fake.history_refused();
+    let (s, _) = sync(&srv, &id, &token, "spotify").await;
+    assert_eq!(s, 409);
+    assert_eq!(
+        fake.history_refused(),
+        refused,
+        "no call with a refused token"
+    );
+    fake.refreshes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_after_a_refresh_asks_for_a_new_link() {
+    assert_eq!(refused_history(401, "token_refused").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_scope_asks_for_a_new_link_without_a_refresh() {
+    assert_eq!(refused_history(403, "scope_missing").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,14 +11,14 @@
 //! ([`Integrations::access`]); the actor is the single flight of refreshes, and the one
 //! caller it hands the refresh to runs it on a task of its own, so a caller that goes
 //! away does not leave the others waiting. A sync ([`Integrations::sync`]) reads the
-//! recent plays with that token and imports them into the user's history, once each.
+//! recent plays with that token and imports them into the user's history, once each
+//! (`history_sync.rs`).
 
 use base64::Engine as _;
 use serde::Serialize;
 
 use super::UserManager;
 use super::principal::Principal;
-use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
 use crate::domain::integration::AuthMode;
 use crate::domain::link::{
@@ -26,12 +26,9 @@ use crate::domain::link::{
 };
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
-use crate::engine::outcomes::ImportOutcome;
 use crate::engine::user::{
-    Access, AccessAnswer, AccessFor, BeginLink, GetLinks, ImportHistory, PutLink, Refreshed,
-    RemoveLink, TakeLink,
+    Access, AccessAnswer, AccessFor, BeginLink, GetLinks, PutLink, Refreshed, RemoveLink, TakeLink,
 };
-use crate::integrations::history::{self, HistoryError};
 use crate::integrations::tokens::{self, TokenError};
 use crate::integrations::{Availability, Provider, ProviderInfo, oauth};
 
@@ -475,92 +472,5 @@ impl Integrations<'_> {
         refresh
             .await
             .map_err(|err| EngineError::Internal(format!("token refresh task: {err}")))?
-    }
-
-    /// Reads the recent listening of the user's link to `provider` (the user, or an
-    /// operator) and imports it into the user's history: each play once, however often
-    /// the same window is synced, matched to a catalog track by ISRC or by artist and
-    /// title where the catalog has it. Needs the user's consent to analytics.
-    pub async fn sync(
-        self,
-        by: &Principal,
-        id: UserId,
-        provider: &str,
-    ) -> Result<Synced, EngineError> {
-        by.on(id)?;
-        let e = &self.m.engine;
-        let p = e
-            .integrations
-            .get(provider)
-            .ok_or(EngineError::NoSuch("provider"))?;
-        let no_history = || {
-            EngineError::Conflict(format!(
-                "the {provider} integration has no listening history to sync"
-            ))
-        };
-        let api = p.config.history.ok_or_else(no_history)?;
-        let base = p.config.api_base_url.clone().ok_or_else(no_history)?;
-        let access = self.access(id, provider, true).await?;
-        let reader = history::Reader {
-            token: &access.token,
-            account: access.account.as_deref(),
-            api_key: p.client_id.as_deref(),
-            secret: p.client_secret.as_ref().map(|s| s.expose()),
-            synced_at: access.synced_at,
-        };
-        let plays = history::recent_plays(&e.integrations.http, api, &base, reader)
-            .await
-            .map_err(|err| match err {
-                HistoryError::Unauthorized | HistoryError::MissingScope => {
-                    EngineError::ReauthRequired(format!("{provider}: {err}; link again"))
-                }
-                HistoryError::Private => EngineError::Conflict(format!(
-                    "{provider}: {err}; the user can make it visible in its {provider} settings"
-                )),
-                HistoryError::Busy { retry_after, .. } => busy(provider, retry_after),
-                HistoryError::Unreachable(m) => EngineError::Provider(format!("{provider}: {m}")),
-            })?;
-        let mut matched = 0;
-        let events: Vec<ActivityEvent> = plays
-            .iter()
-            .map(|play| {
-                let track = e
-                    .catalog
-                    .match_track(play.isrc.as_deref(), &play.artists, &play.title);
-                matched += usize::from(track.is_some());
-                // A provider that reports no length (Last.fm): the catalog's.
-                let duration_ms = match (&track, play.duration_ms) {
-                    (Some(t), 0) => e
-                        .catalog
-                        .with(t, |entry, _| u64::from(entry.duration_ms))
-                        .unwrap_or(0),
-                    (_, d) => d,
-                };
-                ActivityEvent::TrackPlayed {
-                    track_id: track.map_or_else(|| play.track_id.clone(), |t| t.to_string()),
-                    at: play.played_at,
-                    duration_ms,
-                }
-            })
-            .collect();
-        let import = ImportHistory {
-            events,
-            by: by.audit_actor(),
-            synced: Some(provider.to_owned()),
-        };
-        match e.call_durable(id, import).await? {
-            ImportOutcome::Imported {
-                accepted,
-                duplicates,
-            } => Ok(Synced {
-                provider: provider.to_owned(),
-                fetched: plays.len(),
-                matched,
-                imported: accepted,
-                duplicates,
-                skipped: plays.len() - accepted - duplicates,
-            }),
-            ImportOutcome::ConsentRequired { reason } => Err(EngineError::ConsentRequired(reason)),
-        }
     }
 }

@@ -28,6 +28,7 @@ mod companion;
 mod dashboards;
 mod denylist;
 mod forecast;
+mod history_sync;
 mod holds;
 mod integrations;
 mod jobs;

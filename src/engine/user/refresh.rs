@@ -28,6 +28,8 @@ pub(crate) struct Access {
     pub account: Option<String>,
     /// When the link was synced last.
     pub synced_at: Option<Timestamp>,
+    /// Whether the link has a refresh token (a refused access token may be renewed).
+    pub refreshable: bool,
 }
 
 impl std::fmt::Debug for Access {
@@ -83,6 +85,18 @@ pub(crate) struct Refreshed {
     pub provider: String,
     pub lease: u64,
     pub outcome: Result<Grant, TokenError>,
+}
+
+/// The provider's API refused the access token `access` (401 after a refresh, or a
+/// token that cannot be refreshed), or the grant lacks the scope a call needs (403):
+/// the link is marked `reauth_required` and the user's sockets told, unless the link
+/// holds another token by now (a refresh since the refused call). Durable.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Durable<bool>, EngineError>")]
+pub(crate) struct ApiRefused {
+    pub provider: String,
+    pub access: String,
+    pub reason: LinkReason,
 }
 
 /// A refresh in flight.
@@ -225,6 +239,39 @@ impl Handler<Refreshed> for UserActor {
     }
 }
 
+impl Handler<ApiRefused> for UserActor {
+    type Result = Result<Durable<bool>, EngineError>;
+    fn handle(&mut self, msg: ApiRefused, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        self.durably(|a| {
+            let mut next = a.state.clone();
+            let Some(link) = next
+                .links
+                .as_mut()
+                .and_then(|l| l.get_mut(&msg.provider))
+                .filter(|l| l.status == LinkStatus::Active)
+                .filter(|l| same_secret(&l.tokens.access, &msg.access))
+            else {
+                return Ok(false);
+            };
+            link.status = LinkStatus::ReauthRequired;
+            a.persist(next, now)?;
+            a.publish(Event::LinkChanged {
+                provider: msg.provider,
+                status: LinkStatus::ReauthRequired,
+                reason: msg.reason,
+            });
+            Ok(true)
+        })
+    }
+}
+
+/// Whether two tokens are the same, in time that does not depend on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 impl UserActor {
     /// Keeps what a refresh of `provider`'s tokens brought: the tokens, or the link
     /// marked `reauth_required`, or a backoff.
@@ -303,5 +350,6 @@ fn access_of(link: &crate::domain::link::LinkedAccount) -> Access {
         token: link.tokens.access.clone(),
         account: link.account.clone(),
         synced_at: link.synced_at,
+        refreshable: link.tokens.refresh.is_some(),
     }
 }
