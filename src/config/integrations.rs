@@ -103,6 +103,9 @@ pub struct ProviderConfig {
     pub revocation_url: Option<Url>,
     /// The API synced from.
     pub api_base_url: Option<Url>,
+    /// An operator's OAuth 2.0 / OpenID Connect provider: the issuer whose discovery
+    /// document gives the endpoints config leaves out.
+    pub issuer: Option<Url>,
     /// The scopes asked for.
     pub scopes: Vec<String>,
     /// Extra parameters of the authorization request (`access_type = "offline"`).
@@ -164,6 +167,8 @@ struct RawProvider {
     #[serde(default)]
     api_base_url: String,
     #[serde(default)]
+    issuer: String,
+    #[serde(default)]
     scopes: Vec<String>,
     #[serde(default)]
     authorization_params: BTreeMap<String, String>,
@@ -193,7 +198,7 @@ const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 /// `v` as an endpoint: empty is none; otherwise https, or http to a loopback host (a
 /// local fake in tests and staging).
-fn endpoint(key: &str, v: &str) -> Result<Option<Url>, ConfigError> {
+pub(crate) fn endpoint(key: &str, v: &str) -> Result<Option<Url>, ConfigError> {
     if v.is_empty() {
         return Ok(None);
     }
@@ -237,13 +242,23 @@ impl RawProvider {
         })?;
         let authorization_url = endpoint(&key("authorization_url"), &self.authorization_url)?;
         let token_url = endpoint(&key("token_url"), &self.token_url)?;
-        if auth == AuthMode::Oauth2 {
+        let issuer = endpoint(&key("issuer"), &self.issuer)?;
+        if issuer.is_some() && auth != AuthMode::Oauth2 {
+            return Err(ConfigError::new(
+                key("issuer"),
+                "only an oauth2 provider discovers its endpoints",
+            ));
+        }
+        if auth == AuthMode::Oauth2 && issuer.is_none() {
             for (field, v) in [
                 ("authorization_url", &authorization_url),
                 ("token_url", &token_url),
             ] {
                 if v.is_none() {
-                    return Err(ConfigError::new(key(field), "an oauth2 provider needs it"));
+                    return Err(ConfigError::new(
+                        key(field),
+                        "an oauth2 provider needs it, or an issuer to discover it from",
+                    ));
                 }
             }
         }
@@ -317,6 +332,7 @@ impl RawProvider {
             token_url,
             revocation_url: endpoint(&key("revocation_url"), &self.revocation_url)?,
             api_base_url,
+            issuer,
             team_id: (!team_id.is_empty()).then(|| team_id.to_owned()),
             token_ttl,
             scopes: self.scopes.clone(),

@@ -1,6 +1,8 @@
 //! Which imported events a user already has, so that an import replayed (a migration
 //! resumed, an integration synced twice) counts nothing twice. Each event is remembered
-//! by its [fingerprint](ActivityEvent::fingerprint): time, kind and track. Kept apart
+//! by its [fingerprint](ActivityEvent::fingerprint): time, kind and track (and a synced
+//! play also by the provider's track id, so a catalog match found later does not make
+//! it new). Kept apart
 //! from the user's record (in the store, sealed under its data key) and loaded only
 //! when an import arrives, so live users carry none of it.
 
@@ -27,15 +29,38 @@ impl ImportLedger {
     /// with their fingerprints sorted; the ledger is unchanged until
     /// [`Self::remember`].
     pub fn unseen(&self, events: &[ActivityEvent]) -> (Vec<ActivityEvent>, Vec<u64>) {
-        let mut marks = Vec::with_capacity(events.len());
-        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        self.unseen_as(events, &[])
+    }
+
+    /// [`Self::unseen`], where `aliases` (empty, or one per event) names each event
+    /// once more, by what its source calls it: a synced play by the provider's track
+    /// id, which holds when a later catalog matches the play to another track. An
+    /// event is seen when its fingerprint or its alias is; a fresh one is remembered
+    /// by both.
+    pub fn unseen_as(
+        &self,
+        events: &[ActivityEvent],
+        aliases: &[u64],
+    ) -> (Vec<ActivityEvent>, Vec<u64>) {
+        let mut marks = Vec::with_capacity(events.len() * if aliases.is_empty() { 1 } else { 2 });
+        let mut seen = std::collections::HashSet::with_capacity(marks.capacity());
         let mut fresh = Vec::new();
-        for e in events {
+        let known = |m: &u64| self.marks.binary_search(m).is_ok();
+        for (i, e) in events.iter().enumerate() {
             let m = e.fingerprint();
-            if self.marks.binary_search(&m).is_err() && seen.insert(m) {
-                marks.push(m);
-                fresh.push(e.clone());
+            let alias = aliases.get(i).copied();
+            let old = known(&m)
+                || seen.contains(&m)
+                || alias.is_some_and(|a| known(&a) || seen.contains(&a));
+            if old {
+                continue;
             }
+            for m in std::iter::once(m).chain(alias) {
+                if seen.insert(m) {
+                    marks.push(m);
+                }
+            }
+            fresh.push(e.clone());
         }
         marks.sort_unstable();
         (fresh, marks)
@@ -128,5 +153,21 @@ mod tests {
         assert_eq!(back, l);
         assert_eq!(back.len(), 4);
         assert!(ImportLedger::from_bytes(&[1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn an_alias_keeps_a_play_once_when_the_catalog_matches_it_later() {
+        let mut l = ImportLedger::default();
+        let alias = play(5, "spotify:sp1").fingerprint();
+        let (fresh, marks) = l.unseen_as(&[play(5, "sp1")], &[alias]);
+        assert_eq!((fresh.len(), marks.len()), (1, 2));
+        l.remember(&marks);
+        // Synced again once the catalog has the track: the same play.
+        let (fresh, _) = l.unseen_as(&[play(5, "cat-1"), play(6, "cat-1")], &[alias, 7]);
+        assert_eq!(fresh, [play(6, "cat-1")]);
+        // A ledger written before aliases still knows the play by its fingerprint.
+        let mut old = ImportLedger::default();
+        old.admit(&[play(5, "sp1")]);
+        assert!(old.unseen_as(&[play(5, "sp1")], &[alias]).0.is_empty());
     }
 }

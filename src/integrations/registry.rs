@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::sync::{Arc, Mutex};
 
 use super::apple::{self, DeveloperToken};
+use super::discovery::{self, DiscoveryError, Endpoints};
 use crate::config::{IntegrationsConfig, ProviderConfig, Secret};
 use crate::domain::integration::{AuthMode, Category};
 use crate::domain::time::Timestamp;
@@ -121,7 +122,12 @@ pub struct Registry {
     /// Developer tokens signed, by provider id (Apple Music), reused while they have
     /// more than half their life ahead.
     developer_tokens: Arc<Mutex<Vec<(String, DeveloperToken)>>>,
+    /// Endpoints discovered, by provider id, with when.
+    discovered: Arc<Mutex<Vec<(String, Endpoints, std::time::Instant)>>>,
 }
+
+/// How long discovered endpoints are used before the document is read again.
+const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 impl Registry {
     /// The registry of `config`, reading credentials not given there through `env`
@@ -153,6 +159,7 @@ impl Registry {
             providers,
             http,
             developer_tokens: Arc::default(),
+            discovered: Arc::default(),
         }
     }
 
@@ -190,6 +197,50 @@ impl Registry {
     /// The provider `id`.
     pub fn get(&self, id: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.config.id == id)
+    }
+
+    /// The provider `id` with every endpoint: an operator's provider with an `issuer`
+    /// gets those config leaves out from its discovery document, read on first use and
+    /// again a day later (config's own endpoints win). A failed discovery is not kept:
+    /// the next call tries again.
+    pub async fn resolve(&self, id: &str) -> Result<Option<Provider>, DiscoveryError> {
+        let Some(p) = self.get(id) else {
+            return Ok(None);
+        };
+        let c = &p.config;
+        let Some(issuer) = c.issuer.as_ref().filter(|_| {
+            c.authorization_url.is_none() || c.token_url.is_none() || c.revocation_url.is_none()
+        }) else {
+            return Ok(Some(p.clone()));
+        };
+        let cached = self
+            .discovered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .find(|(p, _, at)| p == id && at.elapsed() < DISCOVERY_TTL)
+            .map(|(_, e, _)| e.clone());
+        let found = match cached {
+            Some(found) => found,
+            None => {
+                let found = discovery::discover(&self.http, issuer).await?;
+                let mut cache = self
+                    .discovered
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                cache.retain(|(p, _, _)| p != id);
+                cache.push((id.to_owned(), found.clone(), std::time::Instant::now()));
+                found
+            }
+        };
+        let mut p = p.clone();
+        let c = &mut p.config;
+        c.authorization_url.get_or_insert(found.authorization);
+        c.token_url.get_or_insert(found.token);
+        if c.revocation_url.is_none() {
+            c.revocation_url = found.revocation;
+        }
+        Ok(Some(p))
     }
 
     /// Every provider as the API lists it.
@@ -329,6 +380,20 @@ pub(crate) mod tests {
             (
                 "[integrations.providers.Bad]\nname = \"b\"\ncategory = \"custom\"\nauth = \"api_key\"",
                 "integrations.providers.Bad",
+            ),
+            // An oauth2 provider names its endpoints or an issuer to discover them from;
+            // only an oauth2 provider discovers.
+            (
+                "[integrations.providers.sso]\nname = \"s\"\ncategory = \"custom\"\nauth = \"oauth2\"",
+                "integrations.providers.sso.authorization_url",
+            ),
+            (
+                "[integrations.providers.lastfm]\nissuer = \"https://id.example.com\"",
+                "integrations.providers.lastfm.issuer",
+            ),
+            (
+                "[integrations.providers.sso]\nname = \"s\"\ncategory = \"custom\"\nauth = \"oauth2\"\nissuer = \"http://id.example.com\"",
+                "integrations.providers.sso.issuer",
             ),
         ] {
             let table = crate::config::parse_toml("extra", extra).unwrap();

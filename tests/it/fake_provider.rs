@@ -69,6 +69,12 @@ struct Books {
     token_requests: Vec<HashMap<String, String>>,
     /// Tokens revoked.
     revoked: Vec<String>,
+    /// `http://127.0.0.1:port`.
+    url: String,
+    /// The issuer the discovery document names, when not `url`.
+    issuer: Option<String>,
+    /// Discovery documents served.
+    discoveries: usize,
     serial: u64,
 }
 
@@ -222,6 +228,22 @@ async fn revoke(
     StatusCode::OK.into_response()
 }
 
+/// OpenID Connect Discovery's document, naming the fake's endpoints.
+async fn openid_configuration(State(books): State<Arc<Mutex<Books>>>) -> Response {
+    let mut b = books.lock().unwrap();
+    b.discoveries += 1;
+    let u = b.url.clone();
+    axum::Json(json!({
+        "issuer": b.issuer.clone().unwrap_or_else(|| u.clone()),
+        "authorization_endpoint": format!("{u}/authorize"),
+        "token_endpoint": format!("{u}/token"),
+        "revocation_endpoint": format!("{u}/revoke"),
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+    }))
+    .into_response()
+}
+
 impl FakeProvider {
     /// Starts one on a free loopback port.
     pub async fn start() -> FakeProvider {
@@ -229,15 +251,18 @@ impl FakeProvider {
         let app = axum::Router::new()
             .route("/token", post(token))
             .route("/revoke", post(revoke))
+            .route(
+                "/.well-known/openid-configuration",
+                get(openid_configuration),
+            )
             .route("/api/me/player/recently-played", get(recently_played))
             .with_state(Arc::clone(&books));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeProvider {
-            url: format!("http://{addr}"),
-            books,
-        }
+        let url = format!("http://{addr}");
+        books.lock().unwrap().url = url.clone();
+        FakeProvider { url, books }
     }
 
     /// Config pointing provider `id` at this fake, with its credentials.
@@ -327,6 +352,16 @@ impl FakeProvider {
     /// Recently-played requests answered.
     pub fn history_requests(&self) -> usize {
         self.books.lock().unwrap().history_requests
+    }
+
+    /// Makes the discovery document name `issuer` (`None`: the fake itself).
+    pub fn set_issuer(&self, issuer: Option<&str>) {
+        self.books.lock().unwrap().issuer = issuer.map(str::to_owned);
+    }
+
+    /// Discovery documents served.
+    pub fn discoveries(&self) -> usize {
+        self.books.lock().unwrap().discoveries
     }
 
     /// Recently-played requests refused.

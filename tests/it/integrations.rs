@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use crate::fake_provider::FakeProvider;
+use crate::fake_provider::{self, FakeProvider};
 use crate::support::{ADMIN_KEY, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,6 +181,55 @@ async fn an_oauth_link_is_made_with_pkce_listed_without_tokens_exported_and_unli
         )
         .await;
     assert_eq!(list, serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_provider_finds_its_endpoints_from_its_issuer() {
+    let fake = FakeProvider::start().await;
+    let u = &fake.url;
+    let config = format!(
+        "[integrations.providers.our_sso]\nname = \"Our SSO\"\ncategory = \"custom\"\n\
+         auth = \"oauth2\"\npkce = true\nissuer = \"{u}\"\nscopes = [\"openid\"]\n\
+         client_id = \"{}\"\nclient_secret = \"{}\"\n\
+         history = \"spotify_recently_played\"\napi_base_url = \"{u}/api\"\n",
+        fake_provider::CLIENT_ID,
+        fake_provider::CLIENT_SECRET,
+    );
+    let srv = TestServer::start(&config).await;
+    let (id, token) = srv.user("sso@example.com", "enterprise").await;
+    let analytics = (roster::domain::consent::Purpose::Analytics, true);
+    crate::recommendations::consent(&srv, &id, vec![analytics]).await;
+    // A document for another issuer is not this provider's, and a failure is not kept.
+    fake.set_issuer(Some("https://elsewhere.example"));
+    let (s, body) = begin(&srv, &id, &token, "our_sso").await;
+    assert_eq!(s, 502, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("elsewhere.example"),
+        "{body}"
+    );
+    fake.set_issuer(None);
+    // Link (authorization and token endpoints), refresh and unlink (revocation), all
+    // at the discovered addresses, from one document.
+    fake_provider::link(&srv, &fake, &id, &token, "our_sso").await;
+    fake_provider::wait_synced(&srv, &id, "our_sso").await;
+    // Past the token's hour (and the user's session: the operator syncs and unlinks).
+    srv.clock.advance(std::time::Duration::from_secs(3_600));
+    let path = format!("/users/{id}/integrations/our_sso/sync");
+    let (s, body) = srv.call(Method::POST, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(fake.refreshes(), 1);
+    let path = format!("/users/{id}/integrations/our_sso");
+    let (s, gone) = srv.call(Method::DELETE, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(
+        (s, &gone["revoked"]),
+        (200, &serde_json::json!(true)),
+        "{gone}"
+    );
+    assert_eq!(fake.revoked().len(), 1);
+    assert_eq!(fake.discoveries(), 2, "the refused document, then one kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

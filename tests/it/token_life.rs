@@ -110,11 +110,27 @@ async fn a_hundred_calls_at_expiry_make_one_refresh_and_synced_plays_land_once()
         "the link's own sync, and a hundred"
     );
 
-    // A second sync of the same window adds nothing.
+    // A second sync of the same window adds nothing, also once the catalog has the
+    // track the first sync found no match for.
+    let unknown = json!([{"id": "cat-3", "title": "Unknown Song", "artists": ["Nobody"]}]);
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/admin/catalog/tracks",
+            Some(ADMIN_KEY),
+            Some(unknown),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{s} {body}");
     let (s, again) = sync(&srv, &id, &token, "spotify").await;
     assert_eq!(
-        (s, &again["imported"], &again["duplicates"]),
-        (200, &json!(0), &json!(3))
+        (
+            s,
+            &again["matched"],
+            &again["imported"],
+            &again["duplicates"]
+        ),
+        (200, &json!(3), &json!(0), &json!(3))
     );
     let (s, insights) = srv
         .call(

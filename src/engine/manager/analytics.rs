@@ -100,6 +100,7 @@ impl Analytics<'_> {
                     events,
                     by: actor.clone(),
                     synced: None,
+                    aliases: Vec::new(),
                 };
                 engine.call_durable(id, msg)
             })

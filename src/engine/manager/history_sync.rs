@@ -101,6 +101,19 @@ impl Integrations<'_> {
     ) -> Result<Synced, EngineError> {
         let e = &self.m.engine;
         let mut matched = 0;
+        // Each play also by the provider's own track id: a play imported unmatched and
+        // matched to a catalog track by a later sync is still the same play.
+        let aliases = plays
+            .iter()
+            .map(|play| {
+                let own = ActivityEvent::TrackPlayed {
+                    track_id: format!("{provider}:{}", play.track_id),
+                    at: play.played_at,
+                    duration_ms: 0,
+                };
+                own.fingerprint()
+            })
+            .collect();
         let events: Vec<ActivityEvent> = plays
             .iter()
             .map(|play| {
@@ -127,6 +140,7 @@ impl Integrations<'_> {
             events,
             by: by.audit_actor(),
             synced: Some(provider.to_owned()),
+            aliases,
         };
         match e.call_durable(id, import).await? {
             ImportOutcome::Imported {

@@ -166,6 +166,25 @@ pub(super) fn busy(provider: &str, retry_after: Option<std::time::Duration>) -> 
     }
 }
 
+/// `p` (the provider `id`) if it can be linked, or why not.
+pub(super) fn ready(id: &str, p: Provider) -> Result<Provider, EngineError> {
+    match p.availability() {
+        Availability::Available => Ok(p),
+        Availability::MissingClientId => Err(EngineError::Conflict(format!(
+            "the {id} integration is not configured on this server (no client id)"
+        ))),
+        Availability::MissingClientSecret => Err(EngineError::Conflict(format!(
+            "the {id} integration is not configured on this server (no client secret)"
+        ))),
+        Availability::MissingTeamId => Err(EngineError::Conflict(format!(
+            "the {id} integration is not configured on this server (no team id)"
+        ))),
+        Availability::InvalidSigningKey => Err(EngineError::Conflict(format!(
+            "the {id} integration is misconfigured on this server (its signing key is not a P-256 PKCS#8 PEM)"
+        ))),
+    }
+}
+
 pub(super) fn refused(field: &str, reason: String) -> EngineError {
     EngineError::Validation(ValidationError::new(field, reason))
 }
@@ -195,27 +214,19 @@ impl Integrations<'_> {
         Ok(all)
     }
 
-    /// The provider `id`, ready to link.
-    pub(super) fn available(self, id: &str) -> Result<Provider, EngineError> {
-        let p = self
-            .m
-            .engine
-            .integrations
-            .get(id)
-            .ok_or(EngineError::NoSuch("provider"))?;
-        match p.availability() {
-            Availability::Available => Ok(p.clone()),
-            Availability::MissingClientId => Err(EngineError::Conflict(format!(
-                "the {id} integration is not configured on this server (no client id)"
-            ))),
-            Availability::MissingClientSecret => Err(EngineError::Conflict(format!(
-                "the {id} integration is not configured on this server (no client secret)"
-            ))),
-            Availability::MissingTeamId => Err(EngineError::Conflict(format!(
-                "the {id} integration is not configured on this server (no team id)"
-            ))),
-            Availability::InvalidSigningKey => Err(EngineError::Conflict(format!(
-                "the {id} integration is misconfigured on this server (its signing key is not a P-256 PKCS#8 PEM)"
+    /// The provider `id`, ready to link, with its endpoints.
+    pub(super) async fn available(self, id: &str) -> Result<Provider, EngineError> {
+        ready(id, self.resolve(id).await?)
+    }
+
+    /// The provider `id` with every endpoint (an operator's provider discovers those
+    /// config leaves out from its issuer).
+    pub(super) async fn resolve(self, id: &str) -> Result<Provider, EngineError> {
+        match self.m.engine.integrations.resolve(id).await {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(EngineError::NoSuch("provider")),
+            Err(err) => Err(EngineError::Provider(format!(
+                "{id}: endpoint discovery failed: {err}"
             ))),
         }
     }
@@ -233,7 +244,7 @@ impl Integrations<'_> {
         with: LinkWith,
     ) -> Result<LinkAnswer, EngineError> {
         let session = by.own(id)?;
-        let p = self.available(provider)?;
+        let p = self.available(provider).await?;
         let cfg = &self.m.engine.config.integrations;
         let mut secret = [0u8; STATE_SECRET_LEN];
         rand::fill(&mut secret);
@@ -286,7 +297,7 @@ impl Integrations<'_> {
     /// (once), the code (OAuth 2.0) or token (Last.fm) exchanged, and what it brought
     /// kept in the user's state.
     pub async fn callback(self, provider: &str, back: Callback) -> Result<LinkView, EngineError> {
-        let p = self.available(provider)?;
+        let p = self.available(provider).await?;
         let state = back
             .state
             .as_deref()
@@ -391,7 +402,14 @@ impl Integrations<'_> {
         };
         let removed = e.call_durable(id, msg).await?;
         let mut revoked = false;
-        if let Some(p) = e.integrations.get(provider).cloned() {
+        let p = match self.resolve(provider).await {
+            Ok(p) => Some(p),
+            Err(err) => {
+                tracing::warn!(provider, error = %err, "no endpoints to revoke at; the link is deleted here");
+                None
+            }
+        };
+        if let Some(p) = p {
             // The refresh token first: revoking it ends the grant, access tokens too.
             let t = &removed.tokens;
             let (token, is_refresh) = match &t.refresh {
@@ -450,15 +468,19 @@ impl Integrations<'_> {
             }
             AccessAnswer::Refresh(lease) => lease,
         };
-        let p = e
-            .integrations
-            .get(provider)
-            .cloned()
-            .ok_or(EngineError::NoSuch("provider"))?;
         let provider = provider.to_owned();
-        // A task of its own: the lease and its waiters outlive this caller.
+        // A task of its own: the lease and its waiters outlive this caller, and every
+        // way it ends hands the outcome back to the actor.
         let refresh = tokio::spawn(async move {
-            let outcome = tokens::refresh(&e.integrations.http, &p, &lease.refresh_token).await;
+            let outcome = match e.integrations.resolve(&provider).await {
+                Ok(Some(p)) => {
+                    tokens::refresh(&e.integrations.http, &p, &lease.refresh_token).await
+                }
+                Ok(None) => Err(TokenError::NotConfigured),
+                Err(err) => Err(TokenError::Unreachable(format!(
+                    "endpoint discovery: {err}"
+                ))),
+            };
             if let Err(err) = &outcome {
                 tracing::warn!(user = %id, provider, error = %err, "a token refresh failed");
             }

@@ -42,8 +42,9 @@ impl Integrations<'_> {
                 "your tier does not include the {provider} integration"
             )));
         }
-        self.available(provider)?;
         let e = &self.m.engine;
+        let p = e.integrations.get(provider).cloned();
+        super::integrations::ready(provider, p.ok_or(EngineError::NoSuch("provider"))?)?;
         e.integrations
             .developer_token(provider, e.clock.now())
             .ok_or_else(|| {

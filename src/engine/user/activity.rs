@@ -116,6 +116,9 @@ pub(crate) struct ImportHistory {
     /// events, and an event the rules refuse (a play from before the account existed)
     /// is left out rather than refusing the rest.
     pub synced: Option<String>,
+    /// Empty, or one per event: its [alias](ImportLedger::unseen_as) (a synced play by
+    /// the provider's track id).
+    pub aliases: Vec<u64>,
 }
 
 type ImportReply = Result<Durable<ImportOutcome>, EngineError>;
@@ -129,9 +132,15 @@ impl Handler<ImportHistory> for UserActor {
         let refused = match msg.synced {
             // Each event checked on its own, the refused left out (none may be left).
             Some(_) => {
-                msg.events
-                    .retain(|e| check_batch(std::slice::from_ref(e), &rules).is_ok());
-                msg.events.truncate(rules.max_events);
+                let mut aliases = std::mem::take(&mut msg.aliases).into_iter();
+                let (events, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut msg.events)
+                    .into_iter()
+                    .map(|e| (e, aliases.next()))
+                    .filter(|(e, _)| check_batch(std::slice::from_ref(e), &rules).is_ok())
+                    .take(rules.max_events)
+                    .unzip();
+                msg.events = events;
+                msg.aliases = kept.into_iter().flatten().collect();
                 None
             }
             None => check_batch(&msg.events, &rules)
@@ -151,8 +160,7 @@ impl Handler<ImportHistory> for UserActor {
             return AtomicResponse::new(Box::pin(fut::ready(answer)));
         }
         if self.rare.get().is_some_and(|r| r.ledger.is_some()) {
-            let answer =
-                self.durably(|a| a.import(&msg.events, msg.by, msg.synced.as_deref(), now));
+            let answer = self.durably(|a| a.import(&msg, now));
             return AtomicResponse::new(Box::pin(fut::ready(answer)));
         }
         // The ledger is read off the Arbiter; the mailbox waits meanwhile, so no other
@@ -174,7 +182,7 @@ impl Handler<ImportHistory> for UserActor {
             move |stored, act, _| {
                 let ledger = act.open_ledger(stored?)?;
                 act.rare.make_mut().ledger.get_or_insert(ledger);
-                act.durably(|a| a.import(&msg.events, msg.by, msg.synced.as_deref(), now))
+                act.durably(|a| a.import(&msg, now))
             },
         )))
     }
@@ -205,17 +213,16 @@ impl UserActor {
     /// together (with the `synced` link's time of sync).
     fn import(
         &mut self,
-        events: &[ActivityEvent],
-        by: Option<crate::domain::audit::AuditActor>,
-        synced: Option<&str>,
+        msg: &ImportHistory,
         now: Timestamp,
     ) -> Result<ImportOutcome, EngineError> {
+        let (events, synced) = (&msg.events, msg.synced.as_deref());
         let ledger = self
             .rare
             .make_mut()
             .ledger
             .get_or_insert_with(ImportLedger::default);
-        let (fresh, marks) = ledger.unseen(events);
+        let (fresh, marks) = ledger.unseen_as(events, &msg.aliases);
         let duplicates = events.len() - fresh.len();
         if fresh.is_empty() && synced.is_none() {
             // Nothing new, but what made these duplicates may not be durable yet: the
@@ -256,7 +263,11 @@ impl UserActor {
             .make_mut()
             .archive
             .push(Op::PutImportLedger { user, blob });
-        let audit = by.filter(|_| !fresh.is_empty()).map(|a| (a, action));
+        let audit = msg
+            .by
+            .clone()
+            .filter(|_| !fresh.is_empty())
+            .map(|a| (a, action));
         if let Err(e) = self.write(next, now, audit.into_iter().collect()) {
             // Not written: the ledger must not go out with a later snapshot alone.
             if let Some(r) = self.rare.held_mut() {
