@@ -103,12 +103,12 @@ impl UserHandle {
 
     /// Deletes the user, its sessions and its email claim, with its audit record, if
     /// `recent` (the acting session; `None`: the operator) authenticated recently;
-    /// durable when it returns.
+    /// durable when it returns. The linked accounts that went with it.
     pub(crate) async fn delete(
         &self,
         recent: Option<SessionId>,
         audit: Option<Audited>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<crate::domain::link::LinkedAccount>, EngineError> {
         let msg = DeleteUser { recent, audit };
         self.engine.call_durable(self.id, msg).await
     }

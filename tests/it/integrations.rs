@@ -233,6 +233,37 @@ async fn an_operators_provider_finds_its_endpoints_from_its_issuer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_revokes_its_grants_at_the_providers() {
+    let fake = FakeProvider::start().await;
+    let srv = TestServer::start(&fake.config("spotify")).await;
+    let (id, token) = srv.user("leaver@example.com", "free").await;
+    fake_provider::link(&srv, &fake, &id, &token, "spotify").await;
+    let (s, body) = srv
+        .call(
+            Method::DELETE,
+            &format!("/users/{id}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert!(s == 200 || s == 204, "{s} {body}");
+    // The deletion answers at once; the revocation follows on a task of its own.
+    let mut revoked = Vec::new();
+    for _ in 0..100 {
+        revoked = fake.revoked();
+        if !revoked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(revoked.len(), 1, "the grant's refresh token, once");
+    assert!(revoked[0].starts_with("fake-refresh-token"), "{revoked:?}");
+    let path = format!("/users/{id}/integrations");
+    let (s, _) = srv.call(Method::GET, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tier_limits_links_by_provider_and_count_and_the_raw_store_holds_no_token() {
     let fake = FakeProvider::start().await;
     let extra = format!(

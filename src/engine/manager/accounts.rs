@@ -179,13 +179,18 @@ impl Accounts<'_> {
     }
 
     /// Deletes an account: the user itself after a recent authentication, or the operator
-    /// or the system. The deletion and its audit record are one write.
+    /// or the system. The deletion and its audit record are one write; the grants of
+    /// its linked accounts are then revoked at the providers.
     pub async fn delete(self, by: &Principal, id: UserId) -> Result<(), EngineError> {
         let access = by.on(id)?;
         let audit = by
             .audit_actor()
             .map(|a| (a, AuditAction::UserDeleted { user: id }));
-        self.m.user(id).delete(access.session(), audit).await
+        let links = self.m.user(id).delete(access.session(), audit).await?;
+        if !links.is_empty() {
+            self.m.integrations().revoke_all(id, links);
+        }
+        Ok(())
     }
 
     /// A password change by the user itself, after checking the current password (and,

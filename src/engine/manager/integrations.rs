@@ -401,32 +401,52 @@ impl Integrations<'_> {
             provider: provider.to_owned(),
         };
         let removed = e.call_durable(id, msg).await?;
-        let mut revoked = false;
-        let p = match self.resolve(provider).await {
-            Ok(p) => Some(p),
-            Err(err) => {
-                tracing::warn!(provider, error = %err, "no endpoints to revoke at; the link is deleted here");
-                None
-            }
-        };
-        if let Some(p) = p {
-            // The refresh token first: revoking it ends the grant, access tokens too.
-            let t = &removed.tokens;
-            let (token, is_refresh) = match &t.refresh {
-                Some(r) => (r.as_str(), true),
-                None => (t.access.as_str(), false),
-            };
-            match tokens::revoke(&e.integrations.http, &p, token, is_refresh).await {
-                Ok(done) => revoked = done,
-                Err(err) => {
-                    tracing::warn!(user = %id, provider, error = %err, "revocation at the provider failed; the link is deleted here");
-                }
-            }
-        }
+        let revoked = self.revoke_grant(id, provider, &removed.tokens).await;
         Ok(Unlinked {
             provider: provider.to_owned(),
             revoked,
         })
+    }
+
+    /// Revokes the grant behind `tokens` (the user's link to `provider`, deleted here)
+    /// at the provider, where it has a revocation endpoint; whether it did. A failure
+    /// is logged: the link is gone here either way.
+    pub(super) async fn revoke_grant(self, id: UserId, provider: &str, t: &LinkTokens) -> bool {
+        let p = match self.resolve(provider).await {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::warn!(user = %id, provider, error = %err, "no endpoints to revoke at; the link is deleted here");
+                return false;
+            }
+        };
+        // The refresh token first: revoking it ends the grant, access tokens too.
+        let (token, is_refresh) = match &t.refresh {
+            Some(r) => (r.as_str(), true),
+            None => (t.access.as_str(), false),
+        };
+        let http = &self.m.engine.integrations.http;
+        match tokens::revoke(http, &p, token, is_refresh).await {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::warn!(user = %id, provider, error = %err, "revocation at the provider failed; the link is deleted here");
+                false
+            }
+        }
+    }
+
+    /// Revokes at the providers the grants of a deleted user's `links`, on a task of
+    /// its own (the deletion does not wait for providers); failures are logged.
+    pub(super) fn revoke_all(self, id: UserId, links: Vec<LinkedAccount>) {
+        let m = self.m.clone();
+        tokio::spawn(async move {
+            let i = m.integrations();
+            let all = links
+                .iter()
+                .map(|l| i.revoke_grant(id, &l.provider, &l.tokens));
+            let revoked = futures_util::future::join_all(all).await;
+            let n = revoked.iter().filter(|r| **r).count();
+            tracing::info!(user = %id, links = links.len(), revoked = n, "a deleted user's grants revoked at the providers");
+        });
     }
 
     /// An access token for the user's link to `provider`, good for the provider's

@@ -4,6 +4,7 @@
 use actix::prelude::*;
 
 use super::*;
+use crate::domain::link::LinkedAccount;
 
 /// Counts quota usage against the tier's limit (durable when accepted).
 #[derive(Message, Clone)]
@@ -33,9 +34,11 @@ pub(crate) struct ChangeTier {
 }
 
 /// Deletes the user (durable, with its audit record), if `recent` (the acting session;
-/// `None` for the operator) authenticated recently; the actor stops.
+/// `None` for the operator) authenticated recently; the actor stops. The answer holds
+/// the linked accounts that went with it, so their grants can be revoked at the
+/// providers.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Durable<()>, EngineError>")]
+#[rtype(result = "Result<Durable<Vec<LinkedAccount>>, EngineError>")]
 pub(crate) struct DeleteUser {
     pub recent: Option<SessionId>,
     pub audit: Option<Audited>,
@@ -79,7 +82,7 @@ impl Handler<ChangeTier> for UserActor {
 }
 
 impl Handler<DeleteUser> for UserActor {
-    type Result = Result<Durable<()>, EngineError>;
+    type Result = Result<Durable<Vec<LinkedAccount>>, EngineError>;
     fn handle(&mut self, msg: DeleteUser, ctx: &mut Context<Self>) -> Self::Result {
         self.durably(|a| a.on_delete_user(msg, ctx))
     }
@@ -246,7 +249,7 @@ impl UserActor {
         &mut self,
         msg: DeleteUser,
         ctx: &mut Context<Self>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<LinkedAccount>, EngineError> {
         let now = self.touch();
         self.require_recent(msg.recent, now)?;
         let email = &self.state.profile.email;
@@ -264,11 +267,17 @@ impl UserActor {
         let audit = msg.audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);
         self.state.sessions = Box::default();
+        let links = self
+            .state
+            .links
+            .take()
+            .map(|l| l.accounts)
+            .unwrap_or_default();
         self.publish(Event::UserDeleted {});
         if let Some(s) = &self.stream {
             self.engine.realtime.close_all(s, CloseCode::UserDeleted);
         }
         self.leave(ctx);
-        Ok(())
+        Ok(links)
     }
 }
