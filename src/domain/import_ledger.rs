@@ -158,16 +158,23 @@ mod tests {
     #[test]
     fn an_alias_keeps_a_play_once_when_the_catalog_matches_it_later() {
         let mut l = ImportLedger::default();
+        // A synced play's alias: the play as imported unmatched (its provider's id).
         let alias = play(5, "spotify:sp1").fingerprint();
-        let (fresh, marks) = l.unseen_as(&[play(5, "sp1")], &[alias]);
-        assert_eq!((fresh.len(), marks.len()), (1, 2));
+        let (fresh, marks) = l.unseen_as(&[play(5, "spotify:sp1")], &[alias]);
+        assert_eq!((fresh.len(), marks.len()), (1, 1));
         l.remember(&marks);
         // Synced again once the catalog has the track: the same play.
-        let (fresh, _) = l.unseen_as(&[play(5, "cat-1"), play(6, "cat-1")], &[alias, 7]);
+        let (fresh, marks) = l.unseen_as(&[play(5, "cat-1"), play(6, "cat-1")], &[alias, 7]);
         assert_eq!(fresh, [play(6, "cat-1")]);
-        // A ledger written before aliases still knows the play by its fingerprint.
+        assert_eq!(
+            marks.len(),
+            2,
+            "the new play by its fingerprint and its alias"
+        );
+        // A ledger written before aliases knows the unmatched play by its fingerprint,
+        // which is the alias.
         let mut old = ImportLedger::default();
-        old.admit(&[play(5, "sp1")]);
-        assert!(old.unseen_as(&[play(5, "sp1")], &[alias]).0.is_empty());
+        old.admit(&[play(5, "spotify:sp1")]);
+        assert!(old.unseen_as(&[play(5, "cat-1")], &[alias]).0.is_empty());
     }
 }

@@ -34,6 +34,9 @@ impl Integrations<'_> {
             .integrations
             .get(provider)
             .ok_or(EngineError::NoSuch("provider"))?;
+        // The server's own credentials first: a refusal for want of them is not the
+        // user's grant and must not mark the link.
+        super::integrations::ready(provider, p.clone())?;
         let (Some(api), Some(base)) = (p.config.history, p.config.api_base_url.as_ref()) else {
             return Err(EngineError::Conflict(format!(
                 "the {provider} integration has no listening history to sync"
@@ -106,8 +109,9 @@ impl Integrations<'_> {
         let aliases = plays
             .iter()
             .map(|play| {
+                // The play as an unmatched import keeps it (ids carry their provider).
                 let own = ActivityEvent::TrackPlayed {
-                    track_id: format!("{provider}:{}", play.track_id),
+                    track_id: play.track_id.clone(),
                     at: play.played_at,
                     duration_ms: 0,
                 };

@@ -471,6 +471,9 @@ impl Integrations<'_> {
         force: bool,
     ) -> Result<Access, EngineError> {
         let e = std::sync::Arc::clone(&self.m.engine);
+        // The endpoints before a lease is taken: a discovery inside the lease would
+        // stretch it towards the time after which another caller takes it over.
+        let p = self.resolve(provider).await?;
         let ask = AccessFor {
             provider: provider.to_owned(),
             history,
@@ -492,15 +495,7 @@ impl Integrations<'_> {
         // A task of its own: the lease and its waiters outlive this caller, and every
         // way it ends hands the outcome back to the actor.
         let refresh = tokio::spawn(async move {
-            let outcome = match e.integrations.resolve(&provider).await {
-                Ok(Some(p)) => {
-                    tokens::refresh(&e.integrations.http, &p, &lease.refresh_token).await
-                }
-                Ok(None) => Err(TokenError::NotConfigured),
-                Err(err) => Err(TokenError::Unreachable(format!(
-                    "endpoint discovery: {err}"
-                ))),
-            };
+            let outcome = tokens::refresh(&e.integrations.http, &p, &lease.refresh_token).await;
             if let Err(err) = &outcome {
                 tracing::warn!(user = %id, provider, error = %err, "a token refresh failed");
             }
