@@ -46,6 +46,22 @@ async fn linked(srv: &TestServer, fake: &FakeProvider, tier: &str) -> (String, S
     (id, token, created)
 }
 
+/// Checks that a sync answered (`s`, `body`) 409 `reauth-required`; the
+/// `integration.link_changed` frame the user's socket `ws` got for it.
+async fn reauth_frame(s: u16, body: &Value, ws: &mut crate::ws::Ws) -> Value {
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/reauth-required"),
+        "{body}"
+    );
+    loop {
+        let f = next_json(ws).await;
+        if f["type"] == "integration.link_changed" {
+            return f;
+        }
+    }
+}
+
 fn at(t: Timestamp, minutes: u64) -> String {
     t.plus(Duration::from_secs(60 * minutes)).to_string()
 }
@@ -179,17 +195,7 @@ async fn a_refused_grant_asks_for_a_new_link_on_the_socket_and_stops_retrying() 
     fake.script(&[Script::InvalidGrant]);
     srv.clock.advance(PAST_EXPIRY);
     let (s, body) = sync(&srv, &id, &token, "spotify").await;
-    assert_eq!(s, 409, "{body}");
-    assert!(
-        body["type"].as_str().unwrap().ends_with("/reauth-required"),
-        "{body}"
-    );
-    let frame = loop {
-        let f = next_json(&mut ws).await;
-        if f["type"] == "integration.link_changed" {
-            break f;
-        }
-    };
+    let frame = reauth_frame(s, &body, &mut ws).await;
     let data = &frame["data"];
     assert_eq!(
         (&data["provider"], &data["status"], &data["reason"]),
@@ -237,17 +243,7 @@ async fn refused_history(status: u16, reason: &str) -> usize {
     let (mut ws, _) = subscribe(&srv, &token).await;
     fake.refuse_history(status);
     let (s, body) = sync(&srv, &id, &token, "spotify").await;
-    assert_eq!(s, 409, "{body}");
-    assert!(
-        body["type"].as_str().unwrap().ends_with("/reauth-required"),
-        "{body}"
-    );
-    let frame = loop {
-        let f = next_json(&mut ws).await;
-        if f["type"] == "integration.link_changed" {
-            break f;
-        }
-    };
+    let frame = reauth_frame(s, &body, &mut ws).await;
     assert_eq!(
         (&frame["data"]["status"], &frame["data"]["reason"]),
         (&json!("reauth_required"), &json!(reason))
