@@ -105,7 +105,7 @@ pub struct ProviderConfig {
     pub api_base_url: Option<Url>,
     /// An operator's OAuth 2.0 / OpenID Connect provider: the issuer whose discovery
     /// document gives the endpoints config leaves out.
-    pub issuer: Option<Url>,
+    pub issuer: Option<Issuer>,
     /// The scopes asked for.
     pub scopes: Vec<String>,
     /// Extra parameters of the authorization request (`access_type = "offline"`).
@@ -198,6 +198,44 @@ const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 /// `v` as an endpoint: empty is none; otherwise https, or http to a loopback host (a
 /// local fake in tests and staging).
+/// An issuer identifier as configured: an https URL (http only to a loopback host)
+/// with no query or fragment (OpenID Connect Discovery 1.0 §2, RFC 8414 §2), kept as
+/// written, since a discovery document must name it exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issuer {
+    text: String,
+    url: Url,
+}
+
+impl Issuer {
+    /// `v` as the issuer at config `key`, or why it is not one.
+    pub(crate) fn parse(key: &str, v: &str) -> Result<Option<Issuer>, ConfigError> {
+        let Some(url) = endpoint(key, v)? else {
+            return Ok(None);
+        };
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ConfigError::new(
+                key,
+                format!("{v:?}: an issuer has no query or fragment"),
+            ));
+        }
+        Ok(Some(Issuer {
+            text: v.to_owned(),
+            url,
+        }))
+    }
+
+    /// As configured.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// As a URL (normalised: its text may differ from [`as_str`](Self::as_str)).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
 pub(crate) fn endpoint(key: &str, v: &str) -> Result<Option<Url>, ConfigError> {
     if v.is_empty() {
         return Ok(None);
@@ -242,7 +280,7 @@ impl RawProvider {
         })?;
         let authorization_url = endpoint(&key("authorization_url"), &self.authorization_url)?;
         let token_url = endpoint(&key("token_url"), &self.token_url)?;
-        let issuer = endpoint(&key("issuer"), &self.issuer)?;
+        let issuer = Issuer::parse(&key("issuer"), &self.issuer)?;
         if issuer.is_some() && auth != AuthMode::Oauth2 {
             return Err(ConfigError::new(
                 key("issuer"),

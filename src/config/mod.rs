@@ -34,7 +34,7 @@ use crate::domain::tier::{Limit, TierPolicy, UserTier};
 
 pub use automation::{AutomationConfig, BackupConfig, JobConfig, ProvisioningConfig, ScimConfig};
 pub(crate) use integrations::endpoint;
-pub use integrations::{IntegrationsConfig, ProviderConfig, TierLinks};
+pub use integrations::{IntegrationsConfig, Issuer, ProviderConfig, TierLinks};
 pub use personalization::PersonalizationConfig;
 pub(crate) use raw::env_layer;
 pub use raw::{Flags, parse_toml};

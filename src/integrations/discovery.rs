@@ -2,12 +2,18 @@
 //! `issuer` is all config needs. The metadata is read from
 //! `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery 1.0), or where
 //! that is not found from RFC 8414's `/.well-known/oauth-authorization-server{path}`,
-//! and taken only when the document names the configured issuer exactly (Discovery
-//! §4.3: a document served for another issuer is not this provider's) and every
-//! endpoint is https (http only to a loopback host), like an endpoint in config.
+//! and taken only when the document names the configured issuer exactly, byte for
+//! byte (Discovery §4.3: a document served for another issuer is not this
+//! provider's), and every endpoint is https (http only to a loopback host), like an
+//! endpoint in config. A document is at most [`MAX_DOCUMENT`] bytes.
 
 use serde::Deserialize;
 use url::Url;
+
+use crate::config::Issuer;
+
+/// The largest discovery document read: real ones are a few KiB.
+pub const MAX_DOCUMENT: usize = 64 * 1024;
 
 /// The endpoints a discovery document gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +27,7 @@ pub struct Endpoints {
 }
 
 /// Why discovery failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DiscoveryError {
     /// No metadata at either well-known address, or the provider is unreachable.
     #[error("no discovery document at {0}")]
@@ -46,10 +52,11 @@ struct Metadata {
 }
 
 /// The two well-known addresses of `issuer`'s metadata, in the order tried.
-pub fn metadata_urls(issuer: &Url) -> [String; 2] {
+pub fn metadata_urls(issuer: &Issuer) -> [String; 2] {
     let base = issuer.as_str().trim_end_matches('/');
-    let origin = issuer.origin().ascii_serialization();
-    let path = issuer.path().trim_end_matches('/');
+    let url = issuer.url();
+    let origin = url.origin().ascii_serialization();
+    let path = url.path().trim_end_matches('/');
     [
         format!("{base}/.well-known/openid-configuration"),
         format!("{origin}/.well-known/oauth-authorization-server{path}"),
@@ -57,7 +64,10 @@ pub fn metadata_urls(issuer: &Url) -> [String; 2] {
 }
 
 /// The endpoints `issuer` publishes, read with `http` (which follows no redirects).
-pub async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<Endpoints, DiscoveryError> {
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &Issuer,
+) -> Result<Endpoints, DiscoveryError> {
     let mut tried = Vec::new();
     for url in metadata_urls(issuer) {
         let answer = match http.get(&url).send().await {
@@ -71,21 +81,42 @@ pub async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<Endpoints,
                 continue;
             }
         };
-        let doc: Metadata = answer
-            .json()
-            .await
-            .map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
+        let body = capped(answer).await?;
+        let doc: Metadata =
+            serde_json::from_slice(&body).map_err(|e| DiscoveryError::Malformed(e.to_string()))?;
         return endpoints(issuer, doc);
     }
     Err(DiscoveryError::Unreachable(tried.join(", ")))
 }
 
+/// The body of `answer`, refused past [`MAX_DOCUMENT`] bytes (read no further).
+async fn capped(mut answer: reqwest::Response) -> Result<Vec<u8>, DiscoveryError> {
+    let too_large = || DiscoveryError::Malformed(format!("larger than {MAX_DOCUMENT} bytes"));
+    if answer
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = answer
+        .chunk()
+        .await
+        .map_err(|e| DiscoveryError::Unreachable(e.to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// The endpoints of `doc`, checked against the configured `issuer`.
-fn endpoints(issuer: &Url, doc: Metadata) -> Result<Endpoints, DiscoveryError> {
-    let expected = issuer.as_str().trim_end_matches('/');
-    if doc.issuer.trim_end_matches('/') != expected {
+fn endpoints(issuer: &Issuer, doc: Metadata) -> Result<Endpoints, DiscoveryError> {
+    if doc.issuer != issuer.as_str() {
         return Err(DiscoveryError::IssuerMismatch {
-            expected: expected.to_owned(),
+            expected: issuer.as_str().to_owned(),
             found: doc.issuer,
         });
     }
@@ -107,6 +138,10 @@ fn endpoints(issuer: &Url, doc: Metadata) -> Result<Endpoints, DiscoveryError> {
 mod tests {
     use super::*;
 
+    fn issuer(v: &str) -> Issuer {
+        Issuer::parse("issuer", v).unwrap().unwrap()
+    }
+
     fn doc(issuer: &str, token: &str) -> Metadata {
         Metadata {
             issuer: issuer.into(),
@@ -118,9 +153,8 @@ mod tests {
 
     #[test]
     fn both_well_known_addresses_of_an_issuer_with_a_path() {
-        let issuer = Url::parse("https://id.example.com/tenant/a/").unwrap();
         assert_eq!(
-            metadata_urls(&issuer),
+            metadata_urls(&issuer("https://id.example.com/tenant/a/")),
             [
                 "https://id.example.com/tenant/a/.well-known/openid-configuration".to_owned(),
                 "https://id.example.com/.well-known/oauth-authorization-server/tenant/a".to_owned(),
@@ -130,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_document_for_another_issuer_or_with_a_plain_http_endpoint_is_refused() {
-        let issuer = Url::parse("https://id.example.com").unwrap();
+        let issuer = issuer("https://id.example.com");
         let ok = endpoints(
             &issuer,
             doc("https://id.example.com", "https://id.example.com/t"),
@@ -141,6 +175,12 @@ mod tests {
             doc("https://evil.example", "https://id.example.com/t"),
         );
         assert!(matches!(other, Err(DiscoveryError::IssuerMismatch { .. })));
+        // Exactly as configured: not even a trailing slash more.
+        let slash = endpoints(
+            &issuer,
+            doc("https://id.example.com/", "https://id.example.com/t"),
+        );
+        assert!(matches!(slash, Err(DiscoveryError::IssuerMismatch { .. })));
         let plain = endpoints(
             &issuer,
             doc("https://id.example.com", "http://id.example.com/t"),

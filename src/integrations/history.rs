@@ -46,6 +46,10 @@ pub enum HistoryError {
     /// The user keeps its listening private at the provider.
     #[error("the user keeps its listening private at the provider")]
     Private,
+    /// The provider refused the server's own credentials (an API key it suspended):
+    /// the operator's to fix, never a reason to mark the user's link.
+    #[error("the provider refused this server's credentials: {0}")]
+    KeyRefused(String),
     /// 429 or 5xx.
     #[error("the provider answered {status}; retry later")]
     Busy {
@@ -149,7 +153,13 @@ async fn lastfm_plays(
     let scrobbles = lastfm::recent_tracks(http, base, caller, since)
         .await
         .map_err(|e| match e {
-            LastfmError::Refused { .. } => HistoryError::Unauthorized,
+            // Only a session key refused is the user's grant gone (error 9); the
+            // token codes of the web auth cannot come from a signed call.
+            LastfmError::Refused { code: 9, .. } => HistoryError::Unauthorized,
+            LastfmError::Refused { code, message } => {
+                HistoryError::Unreachable(format!("error {code}: {message}"))
+            }
+            e @ LastfmError::KeyRefused { .. } => HistoryError::KeyRefused(e.to_string()),
             LastfmError::Private(_) => HistoryError::Private,
             LastfmError::Busy { retry_after } => HistoryError::Busy {
                 status: 429,

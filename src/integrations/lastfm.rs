@@ -6,8 +6,10 @@
 //! `callback` are not signed.
 //!
 //! Errors come as `{"error": <code>, "message": …}`, with a 4xx status or none: 4, 14
-//! and 15 are a token not (or no longer) good, 9 a session key revoked, 17 a history
-//! the user keeps private, 11, 16 and 29 an outage or a rate limit.
+//! and 15 are a token not (or no longer) good, 9 a session key revoked, 10, 13 and 26
+//! the server's own API key or signature refused (invalid, a wrong secret, suspended:
+//! the operator's to fix, never the user's link), 17 a history the user keeps private,
+//! 11, 16 and 29 an outage or a rate limit.
 
 use std::time::Duration;
 
@@ -45,9 +47,17 @@ pub fn authorization_url(base: &url::Url, api_key: &str, callback: &url::Url) ->
 /// Why a call to Last.fm did not answer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LastfmError {
-    /// The token or session key is not good (error 4, 9, 14, 15, 26).
+    /// The user's token or session key is not good (error 4, 9, 14, 15).
     #[error("Last.fm refused the credentials (error {code}: {message})")]
     Refused {
+        /// Last.fm's error code.
+        code: u32,
+        /// Its message.
+        message: String,
+    },
+    /// The server's API key is not good, or its signature (error 10, 13, 26).
+    #[error("Last.fm refused this server's API key (error {code}: {message})")]
+    KeyRefused {
         /// Last.fm's error code.
         code: u32,
         /// Its message.
@@ -102,7 +112,11 @@ async fn call<T: serde::de::DeserializeOwned>(
         .map_err(|e| LastfmError::Unreachable(e.without_url().to_string()))?;
     if let Ok(e) = serde_json::from_slice::<ErrorAnswer>(&body) {
         return Err(match e.error {
-            4 | 9 | 14 | 15 | 26 => LastfmError::Refused {
+            4 | 9 | 14 | 15 => LastfmError::Refused {
+                code: e.error,
+                message: e.message,
+            },
+            10 | 13 | 26 => LastfmError::KeyRefused {
                 code: e.error,
                 message: e.message,
             },

@@ -5,7 +5,9 @@
 
 use serde::Serialize;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::apple::{self, DeveloperToken};
 use super::discovery::{self, DiscoveryError, Endpoints};
@@ -122,12 +124,61 @@ pub struct Registry {
     /// Developer tokens signed, by provider id (Apple Music), reused while they have
     /// more than half their life ahead.
     developer_tokens: Arc<Mutex<Vec<(String, DeveloperToken)>>>,
-    /// Endpoints discovered, by provider id, with when.
-    discovered: Arc<Mutex<Vec<(String, Endpoints, std::time::Instant)>>>,
+    /// What discovery found, by id of a provider with an issuer: behind a lock each,
+    /// held across the fetch, so a provider has one discovery at a time and the
+    /// callers waiting for it take its outcome.
+    discovered: Arc<HashMap<String, Arc<tokio::sync::Mutex<Discovered>>>>,
 }
 
 /// How long discovered endpoints are used before the document is read again.
-const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
+const DISCOVERY_TTL: Duration = Duration::from_secs(86_400);
+/// How long a failed discovery answers for the issuer before it is asked again: an
+/// outage costs one fetch per provider per this, not one per call.
+const FAILURE_TTL: Duration = Duration::from_secs(30);
+
+/// A provider's discoveries: the endpoints found last and when, and the failure
+/// since, and when.
+#[derive(Debug, Default)]
+struct Discovered {
+    endpoints: Option<(Endpoints, Timestamp)>,
+    failed: Option<(DiscoveryError, Timestamp)>,
+}
+
+impl Discovered {
+    /// What serves at `now` without asking the issuer: endpoints of the day, or
+    /// during a failure's [`FAILURE_TTL`] the failure (or the endpoints found before
+    /// it, past their day: they serve while the issuer fails).
+    fn current(&self, now: Timestamp) -> Option<Result<Endpoints, DiscoveryError>> {
+        let known = self.endpoints.as_ref();
+        if let Some((e, _)) = known.filter(|(_, at)| now.since(*at) < DISCOVERY_TTL) {
+            return Some(Ok(e.clone()));
+        }
+        let (err, _) = self
+            .failed
+            .as_ref()
+            .filter(|(_, at)| now.since(*at) < FAILURE_TTL)?;
+        Some(known.map(|(e, _)| e.clone()).ok_or_else(|| err.clone()))
+    }
+
+    /// Keeps the outcome of a discovery at `now`; what serves.
+    fn keep(
+        &mut self,
+        outcome: Result<Endpoints, DiscoveryError>,
+        now: Timestamp,
+    ) -> Result<Endpoints, DiscoveryError> {
+        match outcome {
+            Ok(e) => {
+                self.endpoints = Some((e.clone(), now));
+                self.failed = None;
+                Ok(e)
+            }
+            Err(err) => {
+                self.failed = Some((err.clone(), now));
+                self.endpoints.as_ref().map(|(e, _)| e.clone()).ok_or(err)
+            }
+        }
+    }
+}
 
 impl Registry {
     /// The registry of `config`, reading credentials not given there through `env`
@@ -155,11 +206,17 @@ impl Registry {
                 tracing::error!(error = %e, "the providers' HTTP client has no TLS: using the default client");
                 reqwest::Client::new()
             });
+        let discovered = config
+            .providers
+            .iter()
+            .filter(|c| c.issuer.is_some())
+            .map(|c| (c.id.clone(), Arc::default()))
+            .collect();
         Self {
             providers,
             http,
             developer_tokens: Arc::default(),
-            discovered: Arc::default(),
+            discovered: Arc::new(discovered),
         }
     }
 
@@ -199,40 +256,38 @@ impl Registry {
         self.providers.iter().find(|p| p.config.id == id)
     }
 
-    /// The provider `id` with every endpoint: an operator's provider with an `issuer`
-    /// gets those config leaves out from its discovery document, read on first use and
-    /// again a day later (config's own endpoints win). A failed discovery is not kept:
-    /// the next call tries again.
-    pub async fn resolve(&self, id: &str) -> Result<Option<Provider>, DiscoveryError> {
+    /// The provider `id` with every endpoint at `now`: an operator's provider with an
+    /// `issuer` gets those config leaves out from its discovery document, read on
+    /// first use and again a day later (config's own endpoints win). A failed
+    /// discovery answers for [`FAILURE_TTL`]; endpoints found before it still serve.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Provider>, DiscoveryError> {
         let Some(p) = self.get(id) else {
             return Ok(None);
         };
         let c = &p.config;
-        let Some(issuer) = c.issuer.as_ref().filter(|_| {
-            c.authorization_url.is_none() || c.token_url.is_none() || c.revocation_url.is_none()
-        }) else {
+        let (Some(issuer), Some(slot)) = (c.issuer.as_ref(), self.discovered.get(id)) else {
             return Ok(Some(p.clone()));
         };
-        let cached = self
-            .discovered
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-            .find(|(p, _, at)| p == id && at.elapsed() < DISCOVERY_TTL)
-            .map(|(_, e, _)| e.clone());
-        let found = match cached {
-            Some(found) => found,
-            None => {
-                let found = discovery::discover(&self.http, issuer).await?;
-                let mut cache = self
-                    .discovered
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                cache.retain(|(p, _, _)| p != id);
-                cache.push((id.to_owned(), found.clone(), std::time::Instant::now()));
-                found
+        if c.authorization_url.is_some() && c.token_url.is_some() && c.revocation_url.is_some() {
+            return Ok(Some(p.clone()));
+        }
+        let found = {
+            let mut d = slot.lock().await;
+            match d.current(now) {
+                Some(current) => current,
+                None => {
+                    let outcome = discovery::discover(&self.http, issuer).await;
+                    if let Err(err) = &outcome {
+                        tracing::warn!(provider = id, error = %err, "endpoint discovery failed");
+                    }
+                    d.keep(outcome, now)
+                }
             }
-        };
+        }?;
         let mut p = p.clone();
         let c = &mut p.config;
         c.authorization_url.get_or_insert(found.authorization);
@@ -253,6 +308,31 @@ impl Registry {
 pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn a_failed_discovery_answers_for_a_while_and_endpoints_found_before_keep_serving() {
+        let at = |secs: u64| Timestamp::from_millis(1_000_000).plus(Duration::from_secs(secs));
+        let url = |p: &str| url::Url::parse(&format!("https://id.example.com/{p}")).unwrap();
+        let found = Endpoints {
+            authorization: url("authorize"),
+            token: url("token"),
+            revocation: None,
+        };
+        let down = DiscoveryError::Unreachable("id.example.com".into());
+        let mut d = Discovered::default();
+        assert!(d.current(at(0)).is_none(), "nothing known: ask");
+        assert!(d.keep(Err(down.clone()), at(0)).is_err());
+        assert!(matches!(d.current(at(29)), Some(Err(_))), "remembered");
+        assert!(d.current(at(30)).is_none(), "then asked again");
+        assert_eq!(d.keep(Ok(found.clone()), at(30)).unwrap(), found);
+        let day = DISCOVERY_TTL.as_secs();
+        assert_eq!(d.current(at(30 + day - 1)).unwrap().unwrap(), found);
+        assert!(d.current(at(30 + day)).is_none(), "a day old: read again");
+        // The read a day later fails: the endpoints found before serve meanwhile.
+        assert_eq!(d.keep(Err(down), at(30 + day)).unwrap(), found);
+        assert_eq!(d.current(at(40 + day)).unwrap().unwrap(), found);
+        assert!(d.current(at(60 + day)).is_none());
+    }
 
     /// The defaults under `extra` (and the embedded profile templates).
     fn layers(extra: toml::Table) -> Vec<toml::Table> {
@@ -393,6 +473,15 @@ pub(crate) mod tests {
             ),
             (
                 "[integrations.providers.sso]\nname = \"s\"\ncategory = \"custom\"\nauth = \"oauth2\"\nissuer = \"http://id.example.com\"",
+                "integrations.providers.sso.issuer",
+            ),
+            // An issuer has no query or fragment.
+            (
+                "[integrations.providers.sso]\nname = \"s\"\ncategory = \"custom\"\nauth = \"oauth2\"\nissuer = \"https://id.example.com/?tenant=a\"",
+                "integrations.providers.sso.issuer",
+            ),
+            (
+                "[integrations.providers.sso]\nname = \"s\"\ncategory = \"custom\"\nauth = \"oauth2\"\nissuer = \"https://id.example.com/a#b\"",
                 "integrations.providers.sso.issuer",
             ),
         ] {

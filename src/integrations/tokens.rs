@@ -2,15 +2,17 @@
 //! provider, through the `oauth2` crate over our reqwest client. Runs on the caller's
 //! task (a request's, or a refresher's), never on an actor thread.
 //!
-//! A provider's answer is sorted into what the caller must do next: a refusal
-//! (`invalid_grant` and friends: the grant is dead, ask the user again), a rate limit
-//! or outage with the wait the provider asked for (`Retry-After`), or a grant.
+//! A provider's answer is sorted into what the caller must do next: a refusal of the
+//! grant (`invalid_grant`: it is dead, ask the user again), a refusal of the server's
+//! own client or request (`invalid_client`, `unauthorized_client`...: the operator's
+//! to fix, and no reason to give up the user's grant), a rate limit or outage with the
+//! wait the provider asked for (`Retry-After`), or a grant.
 
 use std::time::Duration;
 
 use oauth2::basic::{
-    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
     AuthorizationCode, ClientId, ClientSecret, ExtraTokenFields, PkceCodeVerifier, RedirectUrl,
@@ -51,14 +53,20 @@ impl std::fmt::Debug for Grant {
 /// Why a token request did not grant.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// The provider refused the grant (`invalid_grant`, `invalid_client`...): retrying
-    /// will not help.
+    /// The provider refused the grant (`invalid_grant`): retrying will not help.
     #[error("the provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Refused {
         /// The OAuth 2.0 error code.
         error: String,
         /// The provider's description.
         description: Option<String>,
+    },
+    /// The provider refused the server's client or its request (`invalid_client`,
+    /// `unauthorized_client`, `invalid_request`...): the grant may be good.
+    #[error("the provider refused this server's client ({error}); check its credentials in config")]
+    ClientRefused {
+        /// The OAuth 2.0 error code.
+        error: String,
     },
     /// The provider is rate limiting or failing (429, 5xx): retry after the wait, when
     /// it named one.
@@ -207,9 +215,14 @@ fn grant(answer: Answer) -> Grant {
 
 fn failure(e: RequestTokenError<Transport, BasicErrorResponse>) -> TokenError {
     match e {
-        RequestTokenError::ServerResponse(r) => TokenError::Refused {
-            error: r.error().as_ref().to_owned(),
-            description: r.error_description().cloned(),
+        RequestTokenError::ServerResponse(r) => match r.error() {
+            BasicErrorResponseType::InvalidGrant => TokenError::Refused {
+                error: r.error().as_ref().to_owned(),
+                description: r.error_description().cloned(),
+            },
+            other => TokenError::ClientRefused {
+                error: other.as_ref().to_owned(),
+            },
         },
         RequestTokenError::Request(Transport::Busy {
             status,

@@ -45,6 +45,8 @@ struct Books {
     user_tokens: Vec<String>,
     /// Developer tokens presented that did not verify.
     bad_developer_tokens: usize,
+    /// Whether Last.fm has suspended the server's API key (error 26 to every call).
+    key_suspended: bool,
     serial: u64,
 }
 
@@ -90,6 +92,9 @@ async fn lastfm(
         return lastfm_error(StatusCode::FORBIDDEN, 10, "Invalid API key");
     }
     assert_eq!(q.get("format").map(String::as_str), Some("json"));
+    if b.key_suspended {
+        return lastfm_error(StatusCode::FORBIDDEN, 26, "Suspended API key");
+    }
     match q.get("method").map(String::as_str) {
         Some("auth.getSession") => {
             if q.get("api_sig") != Some(&signature(&q)) {
@@ -261,6 +266,11 @@ impl FakeMusic {
     /// Revokes every Last.fm session key (the user removed the application).
     pub fn revoke_sessions(&self) {
         self.books.lock().unwrap().sessions.clear();
+    }
+
+    /// Suspends the server's API key at Last.fm, or lifts the suspension.
+    pub fn suspend_key(&self, suspended: bool) {
+        self.books.lock().unwrap().key_suspended = suspended;
     }
 
     /// Session keys issued and not revoked.

@@ -65,6 +65,10 @@ struct Books {
     history_refusal: Option<StatusCode>,
     /// Recently-played requests refused (a token not good now, or the refusal set).
     history_refused: usize,
+    /// How long the next refusals of a token not good wait before answering (ms).
+    refusal_delays: std::collections::VecDeque<u64>,
+    /// Whether the token endpoint refuses the server's client (`invalid_client`).
+    refuse_client: bool,
     /// Every token request's form, in order.
     token_requests: Vec<HashMap<String, String>>,
     /// Tokens revoked.
@@ -115,7 +119,7 @@ async fn token(
 /// The token endpoint's answer to `form`.
 fn answer(b: &mut Books, headers: &HeaderMap, form: &HashMap<String, String>) -> Response {
     b.token_requests.push(form.clone());
-    if !client_ok(headers) {
+    if !client_ok(headers) || b.refuse_client {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
@@ -194,16 +198,26 @@ fn grant(b: &mut Books, rotate: bool) -> Response {
 }
 
 async fn recently_played(State(books): State<Arc<Mutex<Books>>>, headers: HeaderMap) -> Response {
-    let mut b = books.lock().unwrap();
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !b.live_access.iter().any(|t| t == bearer) {
-        b.history_refused += 1;
+    // The token is judged when the request comes, however late the answer goes.
+    let late = {
+        let mut b = books.lock().unwrap();
+        if b.live_access.iter().any(|t| t == bearer) {
+            None
+        } else {
+            b.history_refused += 1;
+            Some(b.refusal_delays.pop_front().unwrap_or(0))
+        }
+    };
+    if let Some(ms) = late {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    let mut b = books.lock().unwrap();
     if let Some(status) = b.history_refusal {
         b.history_refused += 1;
         return status.into_response();
@@ -228,7 +242,7 @@ async fn revoke(
     StatusCode::OK.into_response()
 }
 
-/// OpenID Connect Discovery's document, naming the fake's endpoints.
+/// OpenID Connect Discovery's document (and RFC 8414's), naming the fake's endpoints.
 async fn openid_configuration(State(books): State<Arc<Mutex<Books>>>) -> Response {
     let mut b = books.lock().unwrap();
     b.discoveries += 1;
@@ -253,6 +267,12 @@ impl FakeProvider {
             .route("/revoke", post(revoke))
             .route(
                 "/.well-known/openid-configuration",
+                get(openid_configuration),
+            )
+            // RFC 8414's address of the metadata of the issuer `{url}/tenant` (which
+            // has no OpenID Connect document).
+            .route(
+                "/.well-known/oauth-authorization-server/tenant",
                 get(openid_configuration),
             )
             .route("/api/me/player/recently-played", get(recently_played))
@@ -373,6 +393,17 @@ impl FakeProvider {
     /// that revoked them early.
     pub fn forget_access(&self) {
         self.books.lock().unwrap().live_access.clear();
+    }
+
+    /// Makes the next refusals of a token not good answer `ms` late, one delay each.
+    pub fn delay_refusals(&self, ms: &[u64]) {
+        self.books.lock().unwrap().refusal_delays = ms.iter().copied().collect();
+    }
+
+    /// Makes the token endpoint refuse the server's client (`invalid_client`), as
+    /// after the operator's secret was rotated at the provider, or take it again.
+    pub fn refuse_client(&self, refuse: bool) {
+        self.books.lock().unwrap().refuse_client = refuse;
     }
 
     /// Answers every recently-played request with `status` from now on (401: the

@@ -199,25 +199,36 @@ async fn an_operators_provider_finds_its_endpoints_from_its_issuer() {
     let (id, token) = srv.user("sso@example.com", "enterprise").await;
     let analytics = (roster::domain::consent::Purpose::Analytics, true);
     crate::recommendations::consent(&srv, &id, vec![analytics]).await;
-    // A document for another issuer is not this provider's, and a failure is not kept.
+    // A document for another issuer is not this provider's. What it said is the
+    // operator's (in the log), and the failure answers for a while without a fetch.
     fake.set_issuer(Some("https://elsewhere.example"));
     let (s, body) = begin(&srv, &id, &token, "our_sso").await;
     assert_eq!(s, 502, "{body}");
+    let detail = body["detail"].as_str().unwrap();
     assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("elsewhere.example"),
+        detail.contains("could not be discovered") && !detail.contains("elsewhere"),
         "{body}"
     );
     fake.set_issuer(None);
+    assert_eq!(begin(&srv, &id, &token, "our_sso").await.0, 502);
+    assert_eq!(fake.discoveries(), 1, "the failure was remembered");
+    srv.clock.advance(std::time::Duration::from_secs(31));
     // Link (authorization and token endpoints), refresh and unlink (revocation), all
     // at the discovered addresses, from one document.
     fake_provider::link(&srv, &fake, &id, &token, "our_sso").await;
     fake_provider::wait_synced(&srv, &id, "our_sso").await;
+    // Restarted (what was discovered is forgotten) while the issuer serves no good
+    // document: a token that needs no refresh serves without one.
+    let dir = srv.stop().await;
+    fake.set_issuer(Some("https://elsewhere.example"));
+    let srv = TestServer::start_in(dir, &config).await;
+    let path = format!("/users/{id}/integrations/our_sso/sync");
+    let (s, body) = srv.call(Method::POST, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(fake.discoveries(), 2, "no discovery for a fresh token");
+    fake.set_issuer(None);
     // Past the token's hour (and the user's session: the operator syncs and unlinks).
     srv.clock.advance(std::time::Duration::from_secs(3_600));
-    let path = format!("/users/{id}/integrations/our_sso/sync");
     let (s, body) = srv.call(Method::POST, &path, Some(ADMIN_KEY), None).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(fake.refreshes(), 1);
@@ -229,7 +240,42 @@ async fn an_operators_provider_finds_its_endpoints_from_its_issuer() {
         "{gone}"
     );
     assert_eq!(fake.revoked().len(), 1);
-    assert_eq!(fake.discoveries(), 2, "the refused document, then one kept");
+    assert_eq!(
+        fake.discoveries(),
+        3,
+        "the refused document, one kept, and one after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_without_an_openid_document_is_read_at_rfc_8414s_address_once() {
+    let fake = FakeProvider::start().await;
+    let issuer = format!("{}/tenant", fake.url);
+    fake.set_issuer(Some(&issuer));
+    let config = format!(
+        "[integrations.providers.our_idp]\nname = \"Our IdP\"\ncategory = \"custom\"\n\
+         auth = \"oauth2\"\npkce = true\nissuer = \"{issuer}\"\n\
+         client_id = \"{}\"\nclient_secret = \"{}\"\n",
+        fake_provider::CLIENT_ID,
+        fake_provider::CLIENT_SECRET,
+    );
+    let srv = TestServer::start(&config).await;
+    let (id, token) = srv.user("idp@example.com", "enterprise").await;
+    // Eight links begun at once share one read of the document.
+    let begun =
+        futures_util::future::join_all((0..8).map(|_| begin(&srv, &id, &token, "our_idp"))).await;
+    for (s, body) in &begun {
+        assert_eq!(*s, 201, "{body}");
+        let url = body["authorization_url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("{}/authorize?", fake.url)),
+            "{url}"
+        );
+    }
+    assert_eq!(fake.discoveries(), 1);
+    let link = fake_provider::link(&srv, &fake, &id, &token, "our_idp").await;
+    assert_eq!(link["status"], "active", "{link}");
+    assert_eq!(fake.discoveries(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

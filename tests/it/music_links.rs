@@ -154,6 +154,18 @@ async fn lastfm_links_through_its_signed_session_and_syncs_scrobbles_once() {
         "the catalog's length for the matched play: {insights}"
     );
 
+    // Last.fm suspends the server's API key: the operator's fault, not the link's.
+    fake.suspend_key(true);
+    let (s, body) = post(&srv, &sync, ADMIN_KEY, None).await;
+    assert_eq!(s, 502, "{body}");
+    assert!(
+        !body["detail"].as_str().unwrap().contains("Suspended"),
+        "no provider's message to the caller: {body}"
+    );
+    assert_eq!(links(&srv, &id).await[0]["status"], "active");
+    fake.suspend_key(false);
+    assert_eq!(post(&srv, &sync, ADMIN_KEY, None).await.0, 200);
+
     // The user removed the application at Last.fm: link again.
     fake.revoke_sessions();
     let (s, body) = post(&srv, &sync, ADMIN_KEY, None).await;

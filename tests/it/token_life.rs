@@ -233,6 +233,63 @@ async fn a_refused_access_token_is_refreshed_once_and_the_sync_goes_on() {
     assert_eq!((fake.refreshes(), fake.history_refused()), (1, 1));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_refused_the_same_token_renew_it_once() {
+    let fake = FakeProvider::start().await;
+    let srv = TestServer::start(&fake.config("spotify")).await;
+    let (id, token, _) = linked(&srv, &fake, "premium").await;
+    fake.forget_access();
+    // The first sync's refusal answers late: by then the second sync has renewed the
+    // token, and the first reads with the renewed one instead of refreshing again.
+    fake.delay_refusals(&[700]);
+    let late = sync(&srv, &id, &token, "spotify");
+    let early = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sync(&srv, &id, &token, "spotify").await
+    };
+    let ((a, body_a), (b, body_b)) = tokio::join!(late, early);
+    assert_eq!((a, b), (200, 200), "{body_a} {body_b}");
+    assert_eq!(
+        fake.history_refused(),
+        2,
+        "both read with the revoked token"
+    );
+    assert_eq!(fake.refreshes(), 1, "one refresh for one refused token");
+    assert!(fake.reused().is_empty());
+    assert_eq!(links(&srv, &id).await[0]["status"], "active");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_refusing_the_servers_client_keeps_the_users_link() {
+    let fake = FakeProvider::start().await;
+    let srv = TestServer::start(&fake.config("spotify")).await;
+    let (id, token, _) = linked(&srv, &fake, "premium").await;
+    let (mut ws, _) = subscribe(&srv, &token).await;
+    // The operator's client secret no longer works (rotated at the provider).
+    fake.refuse_client(true);
+    srv.clock.advance(PAST_EXPIRY);
+    let (s, body) = sync(&srv, &id, &token, "spotify").await;
+    assert_eq!(s, 502, "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/provider-failed"),
+        "{body}"
+    );
+    assert_eq!(links(&srv, &id).await[0]["status"], "active");
+    // Fixed: the same grant serves, and no frame ever said to link again.
+    fake.refuse_client(false);
+    let (s, body) = sync(&srv, &id, &token, "spotify").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(fake.refreshes(), 2);
+    crate::ws::send(&mut ws, json!({"type": "heartbeat", "id": "after"})).await;
+    loop {
+        let f = next_json(&mut ws).await;
+        assert_ne!(f["type"], "integration.link_changed", "{f}");
+        if f["type"] == "heartbeat_ack" && f["id"] == "after" {
+            break;
+        }
+    }
+}
+
 /// Syncs once with the provider refusing recently-played with `status`: the answer
 /// is 409 and the link is marked `reauth_required` with `reason` on the socket; the
 /// next sync answers at once. The refreshes the refusal caused.

@@ -5,17 +5,23 @@
 //! retry: a token revoked early, or one the provider forgot, is renewed without the
 //! user. Refused again, or refused for a scope the grant lacks (403), the link is
 //! marked `reauth_required` and the user's sockets told, so the next sync answers at
-//! once instead of calling the provider with a token it refuses.
+//! once instead of calling the provider with a token it refuses. A refusal that finds
+//! the link renewed meanwhile (by another caller's refresh) is retried with the newer
+//! token instead, up to [`MAX_READS`] reads in all.
 
-use super::integrations::{Integrations, Synced, busy};
+use super::integrations::{Integrations, Synced, busy, key_refused};
 use super::principal::Principal;
 use crate::domain::activity::ActivityEvent;
 use crate::domain::ids::UserId;
 use crate::domain::link::LinkReason;
 use crate::engine::EngineError;
 use crate::engine::outcomes::ImportOutcome;
-use crate::engine::user::{ApiRefused, ImportHistory};
+use crate::engine::user::{ApiRefused, ImportHistory, Renew};
 use crate::integrations::history::{self, HistoryError, Play};
+
+/// The most reads of one sync: the first, one after a refresh, and one with a token
+/// another caller brought meanwhile.
+const MAX_READS: u32 = 3;
 
 impl Integrations<'_> {
     /// Reads the recent listening of the user's link to `provider` (the user, or an
@@ -43,8 +49,10 @@ impl Integrations<'_> {
             )));
         };
         let mut access = self.access(id, provider, true).await?;
-        let mut retried = false;
+        let mut renewed = false;
+        let mut reads = 0;
         let plays = loop {
+            reads += 1;
             let reader = history::Reader {
                 token: &access.token,
                 account: access.account.as_deref(),
@@ -55,9 +63,10 @@ impl Integrations<'_> {
             let read = history::recent_plays(&e.integrations.http, api, base, reader).await;
             let refusal = match read {
                 Ok(plays) => break plays,
-                Err(HistoryError::Unauthorized) if access.refreshable && !retried => {
-                    retried = true;
-                    access = self.access_as(id, provider, true, true).await?;
+                Err(HistoryError::Unauthorized) if access.refreshable && !renewed => {
+                    renewed = true;
+                    let refused = Renew::Refused(access.token.clone());
+                    access = self.access_as(id, provider, true, refused).await?;
                     continue;
                 }
                 Err(HistoryError::Unauthorized) => LinkReason::TokenRefused,
@@ -71,6 +80,7 @@ impl Integrations<'_> {
                 Err(HistoryError::Busy { retry_after, .. }) => {
                     return Err(busy(provider, retry_after));
                 }
+                Err(HistoryError::KeyRefused(m)) => return Err(key_refused(provider, &m)),
                 Err(HistoryError::Unreachable(m)) => {
                     return Err(EngineError::Provider(format!("{provider}: {m}")));
                 }
@@ -80,7 +90,15 @@ impl Integrations<'_> {
                 access: access.token.clone(),
                 reason: refusal,
             };
-            e.call_durable(id, refused).await?;
+            if !e.call_durable(id, refused).await? {
+                // The link holds another token by now (another caller refreshed since
+                // this read), or is no longer active: the token it holds, or why not.
+                if reads < MAX_READS {
+                    access = self.access(id, provider, true).await?;
+                    continue;
+                }
+                return Err(EngineError::Unavailable);
+            }
             let why = match refusal {
                 LinkReason::ScopeMissing => {
                     "the grant lacks the scope to read the listening history"

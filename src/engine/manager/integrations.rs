@@ -27,7 +27,8 @@ use crate::domain::link::{
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::user::{
-    Access, AccessAnswer, AccessFor, BeginLink, GetLinks, PutLink, Refreshed, RemoveLink, TakeLink,
+    Access, AccessAnswer, AccessFor, BeginLink, GetLinks, PutLink, Refreshed, RemoveLink, Renew,
+    TakeLink,
 };
 use crate::integrations::tokens::{self, TokenError};
 use crate::integrations::{Availability, Provider, ProviderInfo, oauth};
@@ -166,6 +167,16 @@ pub(super) fn busy(provider: &str, retry_after: Option<std::time::Duration>) -> 
     }
 }
 
+/// The provider refused the server's own credentials (`err`): logged for the
+/// operator, and a provider failure for the caller that blames neither the user nor
+/// its link.
+pub(super) fn key_refused(provider: &str, err: &dyn std::fmt::Display) -> EngineError {
+    tracing::error!(provider, error = %err, "the provider refused this server's credentials");
+    EngineError::Provider(format!(
+        "{provider} refused this server's credentials; the operator must check them"
+    ))
+}
+
 /// `p` (the provider `id`) if it can be linked, or why not.
 pub(super) fn ready(id: &str, p: Provider) -> Result<Provider, EngineError> {
     match p.availability() {
@@ -222,11 +233,13 @@ impl Integrations<'_> {
     /// The provider `id` with every endpoint (an operator's provider discovers those
     /// config leaves out from its issuer).
     pub(super) async fn resolve(self, id: &str) -> Result<Provider, EngineError> {
-        match self.m.engine.integrations.resolve(id).await {
+        let e = &self.m.engine;
+        match e.integrations.resolve(id, e.clock.now()).await {
             Ok(Some(p)) => Ok(p),
             Ok(None) => Err(EngineError::NoSuch("provider")),
-            Err(err) => Err(EngineError::Provider(format!(
-                "{id}: endpoint discovery failed: {err}"
+            // What the issuer served is the operator's to read, in the log.
+            Err(_) => Err(EngineError::Provider(format!(
+                "{id}: its endpoints could not be discovered from its issuer; retry later"
             ))),
         }
     }
@@ -459,25 +472,23 @@ impl Integrations<'_> {
         provider: &str,
         history: bool,
     ) -> Result<Access, EngineError> {
-        self.access_as(id, provider, history, false).await
+        self.access_as(id, provider, history, Renew::WhenDue).await
     }
 
-    /// [`access`](Self::access); `force`: refresh even a token good for the margin.
+    /// [`access`](Self::access); `renew`: whether a token good for the margin is
+    /// refreshed all the same.
     pub(super) async fn access_as(
         self,
         id: UserId,
         provider: &str,
         history: bool,
-        force: bool,
+        renew: Renew,
     ) -> Result<Access, EngineError> {
         let e = std::sync::Arc::clone(&self.m.engine);
-        // The endpoints before a lease is taken: a discovery inside the lease would
-        // stretch it towards the time after which another caller takes it over.
-        let p = self.resolve(provider).await?;
         let ask = AccessFor {
             provider: provider.to_owned(),
             history,
-            force,
+            renew,
         };
         let lease = match e.call(id, ask).await? {
             AccessAnswer::Ready(access) => return Ok(access),
@@ -492,10 +503,21 @@ impl Integrations<'_> {
             AccessAnswer::Refresh(lease) => lease,
         };
         let provider = provider.to_owned();
+        let integrations = self.m.clone();
         // A task of its own: the lease and its waiters outlive this caller, and every
         // way it ends hands the outcome back to the actor.
         let refresh = tokio::spawn(async move {
-            let outcome = tokens::refresh(&e.integrations.http, &p, &lease.refresh_token).await;
+            // The token endpoint of a discovered provider, within one provider call's
+            // time: with the refresh's own, the lease stays short of being stale.
+            let timeout = e.config.integrations.http_timeout;
+            let resolved =
+                tokio::time::timeout(timeout, integrations.integrations().resolve(&provider));
+            let outcome = match resolved.await {
+                Ok(Ok(p)) => tokens::refresh(&e.integrations.http, &p, &lease.refresh_token).await,
+                Ok(Err(_)) | Err(_) => Err(TokenError::Unreachable(
+                    "its endpoints could not be discovered from its issuer".into(),
+                )),
+            };
             if let Err(err) = &outcome {
                 tracing::warn!(user = %id, provider, error = %err, "a token refresh failed");
             }

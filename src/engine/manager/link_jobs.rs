@@ -17,6 +17,7 @@ use crate::domain::consent::Purpose;
 use crate::domain::ids::UserId;
 use crate::domain::link::LinkStatus;
 use crate::domain::time::Timestamp;
+use crate::engine::user::Renew;
 use crate::engine::{Engine, EngineError};
 
 /// Users worked on at once.
@@ -148,7 +149,7 @@ impl Integrations<'_> {
             }
         };
         if d.refresh
-            && let Err(err) = self.access_as(d.user, &d.provider, false, true).await
+            && let Err(err) = self.access_as(d.user, &d.provider, false, Renew::Now).await
         {
             return sorted(err);
         }

@@ -3,7 +3,7 @@
 //! server signs, and the Music User Token the client obtains with it). See
 //! [`integrations`](super::integrations) for the flow they share.
 
-use super::integrations::{Integrations, busy, refused};
+use super::integrations::{Integrations, busy, key_refused, refused};
 use super::principal::Principal;
 use crate::domain::ids::UserId;
 use crate::domain::integration::AuthMode;
@@ -143,6 +143,7 @@ impl Integrations<'_> {
                     refused("token", format!("{provider}: {err}; start the link again"))
                 }
                 LastfmError::Busy { retry_after } => busy(provider, retry_after),
+                LastfmError::KeyRefused { .. } => key_refused(provider, &err),
                 LastfmError::Unreachable(m) => EngineError::Provider(format!("{provider}: {m}")),
             })?;
         let tokens = LinkTokens {

@@ -73,9 +73,22 @@ pub(crate) struct AccessFor {
     pub provider: String,
     /// To read the user's listening history: only with the consent to analytics.
     pub history: bool,
-    /// Refresh even a token good for the margin (an idle link's refresh token, used
-    /// before the provider expires it).
-    pub force: bool,
+    /// Whether a token good for the margin is refreshed all the same.
+    pub renew: Renew,
+}
+
+/// When a token good for the provider's margin is refreshed all the same.
+#[derive(Clone)]
+pub(crate) enum Renew {
+    /// Never: only a token within the margin of its expiry is.
+    WhenDue,
+    /// Now: an idle link's refresh token, used before the provider expires it.
+    Now,
+    /// The provider's API refused this access token: refreshed unless the link holds
+    /// another by now. Then another caller refreshed since the refused call, and the
+    /// token it brought is the one to try: two callers refused the same token make
+    /// one refresh, not two.
+    Refused(String),
 }
 
 /// The outcome of the refresh of lease `lease` (durable when it replies with tokens).
@@ -157,12 +170,17 @@ impl Handler<AccessFor> for UserActor {
                 )));
             }
         }
-        if link.is_fresh(now, margin) && !msg.force {
+        let force = match &msg.renew {
+            Renew::WhenDue => false,
+            Renew::Now => true,
+            Renew::Refused(token) => same_secret(&link.tokens.access, token),
+        };
+        if link.is_fresh(now, margin) && !force {
             return Ok(AccessAnswer::Ready(access_of(link)));
         }
         let Some(refresh_token) = link.tokens.refresh.clone() else {
             // Nothing to refresh with: the token serves until it has expired.
-            return match link.is_fresh(now, Duration::ZERO) || msg.force {
+            return match link.is_fresh(now, Duration::ZERO) || force {
                 true => Ok(AccessAnswer::Ready(access_of(link))),
                 false => Err(EngineError::ReauthRequired(format!(
                     "the {provider} access token expired and the provider gave no refresh token; link again"
