@@ -370,7 +370,11 @@ async fn authenticate(state: &AppState, mut req: Request, next: Next) -> (Respon
     let origin = origin_of(state, &req);
     req.extensions_mut().insert(origin.clone());
     let caller = match req.headers().get(header::AUTHORIZATION) {
-        // A browser signed in to the console carries its session as a cookie.
+        // A browser signed in to the console carries its session as a cookie. A user's
+        // own socket never counts as the operator's: a browser sends no header on a
+        // socket, and one signed in to the console would have every user socket it
+        // opens on this origin refused as the operator's (which has no event stream).
+        None if req.uri().path() == "/api/v1/ws" => Caller::Anonymous,
         None => match super::console::caller(state, req.headers(), req.method()) {
             Ok(c) => c,
             Err(e) => return (e.into_response(), "refused"),

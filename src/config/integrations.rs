@@ -18,6 +18,10 @@ pub struct IntegrationsConfig {
     /// Where providers send the browser back: `{base}/api/v1/integrations/{id}/callback`
     /// (fixed here, never taken from a request: no open redirect).
     pub redirect_base_url: Url,
+    /// Where a browser lands after a callback: a path on this server or an http(s)
+    /// address, with `linked=<id>` or `link_failed=<id>&reason=<why>` added to its
+    /// query (fixed here, never taken from a request).
+    pub return_url: String,
     /// Tokens are refreshed this long before they expire.
     pub refresh_margin: Duration,
     /// How long a link begun may wait for its callback.
@@ -53,6 +57,29 @@ impl IntegrationsConfig {
         self.provider(id)
             .and_then(|p| p.refresh_margin)
             .unwrap_or(self.refresh_margin)
+    }
+
+    /// Where a browser goes after the callback of a link to `provider`: `failed` is
+    /// why it was not made (`None`: it was).
+    pub fn return_to(&self, provider: &str, failed: Option<&str>) -> String {
+        let (page, fragment) = match self.return_url.split_once('#') {
+            Some((page, f)) => (page, Some(f)),
+            None => (self.return_url.as_str(), None),
+        };
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        match failed {
+            None => query.append_pair("linked", provider),
+            Some(why) => query
+                .append_pair("link_failed", provider)
+                .append_pair("reason", why),
+        };
+        let join = if page.contains('?') { '&' } else { '?' };
+        let mut to = format!("{page}{join}{}", query.finish());
+        if let Some(f) = fragment {
+            to.push('#');
+            to.push_str(f);
+        }
+        to
     }
 
     /// The callback address of provider `id`.
@@ -133,6 +160,7 @@ pub struct ProviderConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawIntegrations {
     redirect_base_url: String,
+    return_url: String,
     refresh_margin: String,
     state_ttl: String,
     http_timeout: String,
@@ -410,6 +438,16 @@ impl RawIntegrations {
                 "must be an http(s) address without query or fragment",
             ));
         }
+        let page = self.return_url.as_str();
+        let on_this_server = page.starts_with('/') && !page.starts_with("//");
+        let elsewhere = Url::parse(page)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base());
+        if !(on_this_server || elsewhere) || page.contains(char::is_whitespace) {
+            return Err(ConfigError::new(
+                "integrations.return_url",
+                format!("{page:?} must be a path on this server (/account) or an http(s) address"),
+            ));
+        }
         let providers = self
             .providers
             .iter()
@@ -448,6 +486,7 @@ impl RawIntegrations {
         }
         Ok(IntegrationsConfig {
             redirect_base_url: base,
+            return_url: self.return_url.clone(),
             refresh_margin: duration("integrations.refresh_margin", &self.refresh_margin)?,
             state_ttl: duration("integrations.state_ttl", &self.state_ttl)?,
             http_timeout: duration("integrations.http_timeout", &self.http_timeout)?,

@@ -232,4 +232,7 @@ pub(crate) struct Engine {
     pub(crate) integrations: crate::integrations::Registry,
     /// The bulk session revocation running, if one: its cancel flag.
     pub(crate) bulk_revocation: std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
+    /// Held by a dashboard's save or deletion from its check to its commit, so two
+    /// first saves at once cannot both pass the cap.
+    pub(crate) dashboard_writes: tokio::sync::Mutex<()>,
 }

@@ -85,6 +85,7 @@ impl Provider {
             auth: c.auth,
             pkce: c.pkce,
             scopes: c.scopes.clone(),
+            syncs_history: c.history.is_some() && c.api_base_url.is_some(),
             availability: self.availability(),
             tier_allows: None,
         }
@@ -106,6 +107,8 @@ pub struct ProviderInfo {
     pub pkce: bool,
     /// The scopes a link asks for.
     pub scopes: Vec<String>,
+    /// Whether a link's listening history is synced (`POST …/sync`).
+    pub syncs_history: bool,
     /// Whether it can be linked.
     pub availability: Availability,
     /// Whether the asking user's tier may link it (absent for an operator).
@@ -475,6 +478,15 @@ pub(crate) mod tests {
                 "[integrations.providers.sso]\nname = \"s\"\ncategory = \"custom\"\nauth = \"oauth2\"\nissuer = \"http://id.example.com\"",
                 "integrations.providers.sso.issuer",
             ),
+            // A browser returns to this server or an http(s) address, nowhere else.
+            (
+                "[integrations]\nreturn_url = \"//evil.example/account\"",
+                "integrations.return_url",
+            ),
+            (
+                "[integrations]\nreturn_url = \"javascript:alert(1)\"",
+                "integrations.return_url",
+            ),
             // An issuer has no query or fragment.
             (
                 "[integrations.providers.sso]\nname = \"s\"\ncategory = \"custom\"\nauth = \"oauth2\"\nissuer = \"https://id.example.com/?tenant=a\"",
@@ -503,6 +515,16 @@ pub(crate) mod tests {
         assert_eq!(
             c.integrations.redirect_uri("spotify").as_str(),
             "http://127.0.0.1:8080/api/v1/integrations/spotify/callback"
+        );
+        // The browser's way back keeps the page's fragment after the outcome.
+        let i = &c.integrations;
+        assert_eq!(
+            i.return_to("spotify", None),
+            "/account?linked=spotify#integrations"
+        );
+        assert_eq!(
+            i.return_to("lastfm", Some("access denied")),
+            "/account?link_failed=lastfm&reason=access+denied#integrations"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! A fake OAuth 2.0 provider on 127.0.0.1 for the integration hub's tests: it
 //! "authorizes" an authorization address the way a provider's consent page would
 //! (remembering the PKCE challenge and redirect address with the code it issues), and
-//! serves a token endpoint (code exchange with PKCE S256 checked, refresh with rotating
+//! serves a consent page for a browser that approves at once, a token endpoint (code exchange with PKCE S256 checked, refresh with rotating
 //! tokens), a revocation endpoint (RFC 7009) and Spotify's recently-played list. The
 //! next refreshes can be scripted: an answer without a refresh token, `invalid_grant`,
 //! 429 with `Retry-After`, slowness. A rotating refresh token presented twice is
@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -242,6 +242,41 @@ async fn revoke(
     StatusCode::OK.into_response()
 }
 
+/// The consent page's approval of the authorization request `q`: a code issued for
+/// its challenge and redirect address; the code, the `state` and the redirect address.
+fn approve(b: &mut Books, q: &HashMap<String, String>) -> (String, String, String) {
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], CLIENT_ID);
+    let challenge = q.get("code_challenge").cloned();
+    if challenge.is_some() {
+        assert_eq!(q["code_challenge_method"], "S256");
+    }
+    b.serial += 1;
+    let code = format!("fake-code-{}", b.serial);
+    b.codes.insert(
+        code.clone(),
+        Issued {
+            challenge,
+            redirect_uri: q["redirect_uri"].clone(),
+        },
+    );
+    (code, q["state"].clone(), q["redirect_uri"].clone())
+}
+
+/// The consent page for a browser: the user approves at once, and the browser is sent
+/// back to the redirect address with the code and the `state`.
+async fn authorize_page(
+    State(books): State<Arc<Mutex<Books>>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (code, state, back) = approve(&mut books.lock().unwrap(), &q);
+    let mut to = url::Url::parse(&back).unwrap();
+    to.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &state);
+    (StatusCode::FOUND, [("location", to.to_string())]).into_response()
+}
+
 /// OpenID Connect Discovery's document (and RFC 8414's), naming the fake's endpoints.
 async fn openid_configuration(State(books): State<Arc<Mutex<Books>>>) -> Response {
     let mut b = books.lock().unwrap();
@@ -263,6 +298,7 @@ impl FakeProvider {
     pub async fn start() -> FakeProvider {
         let books = Arc::new(Mutex::new(Books::default()));
         let app = axum::Router::new()
+            .route("/authorize", get(authorize_page))
             .route("/token", post(token))
             .route("/revoke", post(revoke))
             .route(
@@ -300,26 +336,10 @@ impl FakeProvider {
     /// authorization address and issues a code for its challenge and redirect address.
     /// Returns (code, state, redirect_uri).
     pub fn authorize(&self, authorization_url: &str) -> (String, String, String) {
-        let url = url::Url::parse(authorization_url).unwrap();
         assert!(authorization_url.starts_with(&format!("{}/authorize?", self.url)));
+        let url = url::Url::parse(authorization_url).unwrap();
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
-        assert_eq!(q["response_type"], "code");
-        assert_eq!(q["client_id"], CLIENT_ID);
-        let challenge = q.get("code_challenge").cloned();
-        if challenge.is_some() {
-            assert_eq!(q["code_challenge_method"], "S256");
-        }
-        let mut b = self.books.lock().unwrap();
-        b.serial += 1;
-        let code = format!("fake-code-{}", b.serial);
-        b.codes.insert(
-            code.clone(),
-            Issued {
-                challenge,
-                redirect_uri: q["redirect_uri"].clone(),
-            },
-        );
-        (code, q["state"].clone(), q["redirect_uri"].clone())
+        approve(&mut self.books.lock().unwrap(), &q)
     }
 
     /// Every token request's form, in order.

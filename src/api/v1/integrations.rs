@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -105,15 +105,21 @@ pub(crate) struct CallbackQuery {
 /// provider's, unexpired, its session still live), the code exchanged for tokens, kept
 /// encrypted under the user's data key. No bearer token: the `state` is the
 /// credential. 400 names what is wrong (`state`, `code`, `token`, `error`); 502
-/// `provider-failed` when the provider cannot be reached.
+/// `provider-failed` when the provider cannot be reached. A browser (`text/html` in
+/// `Accept`) is sent on with 303 to `integrations.return_url` instead, with
+/// `linked=<provider>` or `link_failed=<provider>&reason=<why>` in the query (`why`:
+/// the provider's error such as `access_denied`, the field at fault, or the problem's
+/// type).
 #[utoipa::path(get, path = "/api/v1/integrations/{provider}/callback", tag = "integrations",
     params(("provider" = String, Path, description = "provider id"), CallbackQuery),
-    responses((status = 200, body = LinkView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 502, body = Problem)))]
+    responses((status = 200, body = LinkView), (status = 303, description = "a browser, sent on to the configured return page"), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 502, body = Problem)))]
 pub(crate) async fn callback(
     State(s): State<AppState>,
     Path(provider): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
-) -> ApiResult<Json<LinkView>> {
+) -> ApiResult<Response> {
+    let declined = q.error.as_deref().map(error_code);
     let back = Callback {
         state: q.state,
         code: q.code,
@@ -121,9 +127,43 @@ pub(crate) async fn callback(
         error: q.error,
         error_description: q.error_description,
     };
-    Ok(Json(
-        s.manager.integrations().callback(&provider, back).await?,
-    ))
+    let made = s
+        .manager
+        .integrations()
+        .callback(&provider, back)
+        .await
+        .map_err(ApiError::from);
+    let browser = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"));
+    if !browser {
+        return Ok(Json(made?).into_response());
+    }
+    let why = match &made {
+        Ok(_) => None,
+        Err(e) => Some(match (declined, e) {
+            (Some(code), _) => code,
+            (None, ApiError::InvalidInput { field: Some(f), .. }) => f.clone(),
+            (None, other) => other.kind().to_owned(),
+        }),
+    };
+    let to = s
+        .manager
+        .config()
+        .integrations
+        .return_to(&provider, why.as_deref());
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response())
+}
+
+/// A provider's error code as a page may show it: `[a-z0-9_]`, at most 64 of them.
+fn error_code(e: &str) -> String {
+    e.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// The user's linked accounts (the user, an operator): provider, scopes, status,

@@ -46,6 +46,7 @@ impl Ops<'_> {
         check_name(name)?;
         draft.check()?;
         let e = &self.m.engine;
+        let _writing = e.dashboard_writes.lock().await;
         let previous = match e.store.dashboard(name)? {
             Some(r) => Some(decode(name, &r)?),
             None => None,
@@ -83,6 +84,7 @@ impl Ops<'_> {
         by.privileged()?;
         check_name(name)?;
         let e = &self.m.engine;
+        let _writing = e.dashboard_writes.lock().await;
         if e.store.dashboard(name)?.is_none() {
             return Err(EngineError::NotFound);
         }

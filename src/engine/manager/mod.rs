@@ -192,6 +192,7 @@ impl UserManager {
             live: Default::default(),
             jobs: Default::default(),
             bulk_revocation: Default::default(),
+            dashboard_writes: Default::default(),
             deny,
             integrations: crate::integrations::Registry::new(&config.integrations, |name| {
                 std::env::var(name).ok()

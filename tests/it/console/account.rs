@@ -278,3 +278,107 @@ async fn a_user_manages_its_own_account_on_the_account_page() {
     b.client.clone().close().await.unwrap();
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_links_spotify_through_the_provider_and_unlinks_it_on_the_account_page() {
+    let fake = crate::fake_provider::FakeProvider::start().await;
+    // The provider sends the browser back to this server's callback: its port first.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    let config = format!(
+        "[integrations]\nredirect_base_url = \"{root}\"\n{}",
+        fake.config("spotify")
+    );
+    let srv = TestServer::start_bound(tempfile::tempdir().unwrap(), listener, &config).await;
+    let email = "linker@example.com";
+    let (id, _) = srv.user(email, "premium").await;
+
+    let b = Browser::start().await;
+    b.client.goto(&format!("{root}/account")).await.unwrap();
+    b.client
+        .wait()
+        .for_element(Locator::Css("#sign-in-view:not([hidden])"))
+        .await
+        .unwrap();
+    b.type_in("email", email).await;
+    b.type_in("password", PW).await;
+    b.click("sign-in-button").await;
+    let me = "return document.querySelector(\"#me dd[data-field='email']\")?.textContent ?? ''";
+    assert_eq!(
+        b.until(Duration::from_secs(5), me, |v| v == email).await,
+        email
+    );
+    b.click("nav-integrations").await;
+    let offered = "#providers tr[data-provider='spotify'] button";
+    b.client
+        .wait()
+        .for_element(Locator::Css(offered))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // To the provider's consent page, which approves and sends the browser back
+    // through the callback to the page, still signed in.
+    let status = "return document.querySelector(\"#links tr[data-provider='spotify']\")?.dataset.status ?? ''";
+    assert_eq!(
+        b.until(Duration::from_secs(10), status, |v| v == "active")
+            .await,
+        "active"
+    );
+    let notice = "return document.getElementById('notice').textContent";
+    assert_eq!(
+        b.client.execute(notice, vec![]).await.unwrap(),
+        "spotify linked"
+    );
+    let search = "return location.search + location.hash";
+    assert_eq!(
+        b.client.execute(search, vec![]).await.unwrap(),
+        "#integrations",
+        "the outcome is said once, not kept in the address"
+    );
+    let (_, links) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/integrations"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(links[0]["status"], "active", "{links}");
+    b.screenshot("account-integrations").await;
+
+    // Unlinked from the page: revoked at the provider, gone from the list.
+    let unlink = "#links tr[data-provider='spotify'] button:last-child";
+    b.client
+        .find(Locator::Css(unlink))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rows = "return document.querySelectorAll('#links tr[data-provider]').length";
+    assert_eq!(b.until(Duration::from_secs(5), rows, |v| v == 0).await, 0);
+    assert_eq!(fake.revoked().len(), 1);
+
+    // A browser the provider sends back with a refusal lands on the page with it.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let back = http
+        .get(format!(
+            "{root}/api/v1/integrations/spotify/callback?error=access_denied&state=x"
+        ))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status().as_u16(), 303);
+    assert_eq!(
+        back.headers()["location"],
+        "/account?link_failed=spotify&reason=access_denied#integrations"
+    );
+    b.client.clone().close().await.unwrap();
+    srv.stop().await;
+}

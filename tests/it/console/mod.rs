@@ -195,6 +195,19 @@ async fn a_console_session_stands_for_the_key_only_from_this_site_and_with_its_c
     let s = post(same).await;
     assert!((200..300).contains(&s), "{s}");
 
+    // A user's socket opened by a browser that is signed in to the console is the
+    // user's (its `auth` frame), not refused as the operator's.
+    let (_, user_token) = srv.user("socket@example.com", "premium").await;
+    let url = format!("{}/ws", srv.base.replacen("http://", "ws://", 1));
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    crate::ws::send(&mut ws, json!({"type": "auth", "token": user_token})).await;
+    let hello = crate::ws::next_json(&mut ws).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+
     // Signing out needs the token too, and ends the cookie's use.
     assert_eq!(
         send(Method::DELETE, "/admin/console/session", with(&[]), None).await,
@@ -361,4 +374,32 @@ async fn dashboards_are_checked_saved_audited_and_kept_across_a_restart() {
         .await;
     assert_eq!((s, &one["title"]), (200, &json!("Weekly review, v2")));
     srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_saves_at_once_never_pass_the_dashboard_cap() {
+    let srv = TestServer::start("").await;
+    let body = json!({"title": "t", "panels": [{"kind": "overview"}]});
+    let put = |name: String| {
+        let srv = &srv;
+        let body = body.clone();
+        async move {
+            let path = format!("/admin/dashboards/{name}");
+            srv.call(Method::PUT, &path, Some(ADMIN_KEY), Some(body))
+                .await
+                .0
+        }
+    };
+    for i in 0..98 {
+        assert_eq!(put(format!("d{i}")).await, 201);
+    }
+    // Two places left, eight new names at once: two saved, six refused.
+    let all = futures_util::future::join_all((0..8).map(|i| put(format!("new{i}")))).await;
+    let saved = all.iter().filter(|s| **s == 201).count();
+    assert_eq!(saved, 2, "{all:?}");
+    assert!(all.iter().all(|s| *s == 201 || *s == 400), "{all:?}");
+    let (_, listed) = srv
+        .call(Method::GET, "/admin/dashboards", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(100));
 }

@@ -5,7 +5,7 @@
 import * as api from '/account/api.js';
 import { $, text, fill, pairs, guarded, button, when, notice } from '/account/ui.js';
 
-const views = ['profile', 'sessions', 'security', 'privacy'];
+const views = ['profile', 'sessions', 'security', 'integrations', 'privacy'];
 const TOKEN = 'roster.account.token';
 let me = null;
 let session = null;
@@ -269,6 +269,72 @@ $('password-change').addEventListener('submit', async (ev) => {
   if (r !== undefined) notice('password changed: every other session ended');
 });
 
+// --- linked accounts -----------------------------------------------------------------
+
+const LINK_STATUS = { active: 'active', reauth_required: 'link it again', suspended: 'suspended: not in your tier' };
+
+async function integrations() {
+  const [links, providers] = await Promise.all([
+    guarded(() => api.get(`/users/${me.id}/integrations`), $('integrations-error')),
+    guarded(() => api.get('/integrations'), $('integrations-error')),
+  ]);
+  const known = new Map((providers || []).map((p) => [p.id, p]));
+  fill($('links'), links || [], (l, row) => {
+    row.dataset.provider = l.provider;
+    row.dataset.status = l.status;
+    const p = known.get(l.provider);
+    const actions = document.createElement('span');
+    if (p && l.status === 'reauth_required') actions.appendChild(button('Link again', () => link(p)));
+    if (p && p.syncs_history && l.status === 'active') actions.appendChild(button('Sync now', () => sync(l.provider)));
+    actions.appendChild(button('Unlink', () => unlink(l.provider)));
+    return [p ? p.name : l.provider, l.account, LINK_STATUS[l.status] || l.status, when(l.synced_at), actions];
+  }, 'no linked account yet');
+  const linked = new Set((links || []).map((l) => l.provider));
+  const open = (providers || []).filter((p) => !linked.has(p.id) && p.availability === 'available' && p.tier_allows);
+  fill($('providers'), open, (p, row) => {
+    row.dataset.provider = p.id;
+    return [p.name, p.category, button('Link', () => link(p))];
+  }, 'nothing more to link on your tier');
+}
+
+async function link(p) {
+  if (p.auth === 'apple_music') {
+    notice('Apple Music is linked from the Roster app, which asks Apple for your permission');
+    return;
+  }
+  const r = await guarded(() => api.post(`/users/${me.id}/integrations/${p.id}/link`), $('integrations-error'));
+  if (!r) return;
+  // To the provider, which sends the browser back here through the server's callback.
+  if (r.authorization_url) { location.assign(r.authorization_url); return; }
+  if (r.api_key) {
+    text($('companion-key'), r.api_key);
+    text($('companion-url'), r.events_url);
+    $('companion').hidden = false;
+  }
+  notice(`${p.name} linked`);
+  await integrations();
+}
+
+async function sync(provider) {
+  const r = await guarded(() => api.post(`/users/${me.id}/integrations/${provider}/sync`), $('integrations-error'));
+  if (r) { notice(`${r.imported} new plays from ${provider}`); await integrations(); }
+}
+
+async function unlink(provider) {
+  const r = await guarded(() => api.del(`/users/${me.id}/integrations/${provider}`), $('integrations-error'));
+  if (r !== undefined) { notice(`${provider} unlinked`); await integrations(); }
+}
+
+// What the provider's callback sent the browser back with, said once.
+function linkOutcome() {
+  const q = new URLSearchParams(location.search);
+  const linked = q.get('linked');
+  const failed = q.get('link_failed');
+  if (!linked && !failed) return;
+  history.replaceState(null, '', `${location.pathname}${location.hash}`);
+  notice(linked ? `${linked} linked` : `${failed} was not linked (${q.get('reason') || 'no reason given'}); try again`);
+}
+
 // --- privacy -------------------------------------------------------------------------
 
 async function privacy() {
@@ -317,7 +383,7 @@ $('delete-account').addEventListener('submit', async (ev) => {
 
 // --- routing -------------------------------------------------------------------------
 
-const loaders = { profile, sessions, security, privacy };
+const loaders = { profile, sessions, security, integrations, privacy };
 
 function route() {
   const name = (location.hash || '#profile').slice(1);
@@ -328,5 +394,6 @@ function route() {
 
 window.addEventListener('hashchange', () => { if (me) route(); });
 
+linkOutcome();
 const saved = sessionStorage.getItem(TOKEN);
 if (saved) { api.useToken(saved); start(); } else signedOut();
