@@ -9,6 +9,7 @@
 
 pub mod churn;
 pub mod cohorts;
+pub mod compliance;
 pub mod evaluate;
 pub mod forecast;
 pub mod kmeans;

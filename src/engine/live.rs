@@ -1,5 +1,5 @@
 //! Live figures for the operators: users seen in the last five minutes by tier, events
-//! and logins per second, sign-ups today. Counted as things happen (atomics, no locks on
+//! and logins per second, sign-ups today, the password-hashing pool's load. Counted as things happen (atomics, no locks on
 //! the actors' path) and read once a second by the console's socket.
 //!
 //! "Seen in the last five minutes" is exact without a set of ids: each tier has a wheel
@@ -92,6 +92,40 @@ struct Sample {
     events: u64,
     logins: u64,
     refused: u64,
+    pool: PoolReading,
+}
+
+/// The password-hashing pool's counters at one moment (the pool keeps them; the caller
+/// reads them into this).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PoolReading {
+    /// Hashing threads.
+    pub workers: usize,
+    /// Jobs waiting for a thread.
+    pub queued: usize,
+    /// Jobs started so far.
+    pub jobs: u64,
+    /// Their total wait for a thread, µs.
+    pub waited_micros: u64,
+    /// The threads' total time on finished jobs, µs.
+    pub busy_micros: u64,
+}
+
+/// The password-hashing pool's load, over the same ten seconds as the rates.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct HashPoolFigures {
+    /// Hashing threads.
+    pub workers: usize,
+    /// Jobs waiting for a thread now (logins and password changes; when the queue is
+    /// full they get 503).
+    pub queued: usize,
+    /// Jobs started per second.
+    pub jobs_per_sec: f64,
+    /// Their mean wait for a thread, milliseconds (0 with no job in the window).
+    pub mean_wait_ms: f64,
+    /// Share of the threads' time spent hashing, 0 to 1 (jobs still running count when
+    /// they finish).
+    pub busy: f64,
 }
 
 /// The counters.
@@ -125,6 +159,8 @@ pub struct LiveFigures {
     pub signups_today: u64,
     /// User actors live in memory now.
     pub live_actors: usize,
+    /// The password-hashing pool.
+    pub hash_pool: HashPoolFigures,
 }
 
 impl Live {
@@ -167,8 +203,9 @@ impl Live {
             });
     }
 
-    /// The figures at `now`; `live_actors` from the directory.
-    pub fn figures(&self, now: Timestamp, live_actors: usize) -> LiveFigures {
+    /// The figures at `now`; `live_actors` from the directory, `pool` from the hashing
+    /// pool.
+    pub fn figures(&self, now: Timestamp, live_actors: usize, pool: PoolReading) -> LiveFigures {
         let minute = minute_of(now);
         let active_users: std::collections::BTreeMap<UserTier, u64> = UserTier::ALL
             .iter()
@@ -179,6 +216,7 @@ impl Live {
             events: self.events.load(Ordering::Relaxed),
             logins: self.logins.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
+            pool,
         };
         let oldest = match self.samples.lock() {
             Ok(mut ring) => {
@@ -198,10 +236,30 @@ impl Live {
         let secs = (current.at - oldest.at) as f64 / 1000.0;
         let rate = |a: u64, b: u64| {
             if secs > 0.0 {
-                (a - b) as f64 / secs
+                a.saturating_sub(b) as f64 / secs
             } else {
                 0.0
             }
+        };
+        let (now_pool, then) = (current.pool, oldest.pool);
+        let jobs = now_pool.jobs.saturating_sub(then.jobs);
+        let micros = |a: u64, b: u64| a.saturating_sub(b) as f64;
+        let hash_pool = HashPoolFigures {
+            workers: now_pool.workers,
+            queued: now_pool.queued,
+            jobs_per_sec: rate(now_pool.jobs, then.jobs),
+            mean_wait_ms: if jobs > 0 {
+                micros(now_pool.waited_micros, then.waited_micros) / 1000.0 / jobs as f64
+            } else {
+                0.0
+            },
+            busy: if secs > 0.0 && now_pool.workers > 0 {
+                (micros(now_pool.busy_micros, then.busy_micros)
+                    / (secs * 1e6 * now_pool.workers as f64))
+                    .min(1.0)
+            } else {
+                0.0
+            },
         };
         let signups = self.signups.load(Ordering::Acquire);
         let today = u64::from(crate::domain::history::day_of(now));
@@ -218,6 +276,7 @@ impl Live {
                 0
             },
             live_actors,
+            hash_pool,
         }
     }
 }
@@ -227,6 +286,13 @@ mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
+    const IDLE: PoolReading = PoolReading {
+        workers: 2,
+        queued: 0,
+        jobs: 0,
+        waited_micros: 0,
+        busy_micros: 0,
+    };
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_millis(1_800_000_000_000 / MIN * MIN + ms)
@@ -241,18 +307,18 @@ mod tests {
         live.seen(UserTier::Free, None, m0);
         live.seen(UserTier::Free, Some(m0), m0 + 2);
         live.seen(UserTier::Vip, None, m0 + 1);
-        let f = live.figures(at(2 * MIN), 0);
+        let f = live.figures(at(2 * MIN), 0, IDLE);
         assert_eq!(f.active_users[&UserTier::Free], 2);
         assert_eq!(f.active_users[&UserTier::Vip], 1);
         assert_eq!(f.active_total, 3);
         // Minute m0 + 5: the second user (last seen in m0) has left the window.
-        let f = live.figures(at(5 * MIN), 0);
+        let f = live.figures(at(5 * MIN), 0, IDLE);
         assert_eq!(f.active_users[&UserTier::Free], 1);
         // Much later, the wheel's old slots do not count, and are reused cleanly.
-        assert_eq!(live.figures(at(30 * MIN), 0).active_total, 0);
+        assert_eq!(live.figures(at(30 * MIN), 0, IDLE).active_total, 0);
         live.seen(UserTier::Free, Some(m0 + 2), m0 + 30);
         assert_eq!(
-            live.figures(at(30 * MIN), 0).active_users[&UserTier::Free],
+            live.figures(at(30 * MIN), 0, IDLE).active_users[&UserTier::Free],
             1
         );
     }
@@ -260,19 +326,44 @@ mod tests {
     #[test]
     fn rates_and_signups() {
         let live = Live::default();
-        assert_eq!(live.figures(at(0), 7).live_actors, 7);
+        assert_eq!(live.figures(at(0), 7, IDLE).live_actors, 7);
         live.events(100);
         live.login(true);
         live.login(true);
         live.login(false);
         live.signup(at(0));
         live.signup(at(0));
-        let f = live.figures(at(4000), 0);
+        let f = live.figures(at(4000), 0, IDLE);
         assert_eq!(f.events_per_sec, 25.0);
         assert_eq!(f.logins_per_sec, 0.5);
         assert_eq!(f.refused_logins_per_sec, 0.25);
         assert_eq!(f.signups_today, 2);
         // Tomorrow, the count starts again.
-        assert_eq!(live.figures(at(24 * 60 * MIN), 0).signups_today, 0);
+        assert_eq!(live.figures(at(24 * 60 * MIN), 0, IDLE).signups_today, 0);
+    }
+
+    #[test]
+    fn the_hash_pools_load_over_the_window() {
+        let live = Live::default();
+        let f = live.figures(at(0), 0, IDLE);
+        assert_eq!((f.hash_pool.jobs_per_sec, f.hash_pool.busy), (0.0, 0.0));
+        // Four seconds later: 40 jobs that waited 200 ms in all and kept the two
+        // threads busy for 6 of their 8 seconds; 3 jobs wait now.
+        let busy = PoolReading {
+            workers: 2,
+            queued: 3,
+            jobs: 40,
+            waited_micros: 200_000,
+            busy_micros: 6_000_000,
+        };
+        let p = live.figures(at(4000), 0, busy).hash_pool;
+        assert_eq!(p.workers, 2);
+        assert_eq!(p.queued, 3);
+        assert_eq!(p.jobs_per_sec, 10.0);
+        assert_eq!(p.mean_wait_ms, 5.0);
+        assert_eq!(p.busy, 0.75);
+        // Once the busy seconds leave the ten-second window, the pool reads idle again.
+        let p = live.figures(at(20_000), 0, busy).hash_pool;
+        assert_eq!((p.jobs_per_sec, p.mean_wait_ms, p.busy), (0.0, 0.0, 0.0));
     }
 }

@@ -54,6 +54,7 @@ pub use crate::analytics::churn::{
     Band, ChurnModel, ChurnPrediction, FeatureCard, Reason, TrainProgress,
 };
 pub use crate::analytics::cohorts::{Cohort, CohortQuery, CohortTable, Unit as CohortUnit};
+pub use crate::analytics::compliance::{ComplianceReport, ConsentCounts, MfaAdoption};
 pub use crate::analytics::evaluate::{Evaluation, ReliabilityBin};
 pub use crate::analytics::forecast::{Backtest, ForecastReport, Predicted, SeriesForecast};
 pub use crate::analytics::opportunities::{
@@ -92,7 +93,7 @@ pub use crate::store::backup::{
 };
 pub use catalog::CatalogSummary;
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
-pub use keyring::{RotationProgress, RotationReport};
+pub use keyring::{KeyHistory, RotationProgress, RotationReport};
 pub use live::LiveFigures;
 pub use manager::*;
 pub use models::TRAINING_RUNNING;

@@ -339,6 +339,13 @@ async fn live_figures_count_what_happens_and_reach_the_operators_socket() {
     let (_, next) = admin_get(&srv, "/admin/analytics/live").await;
     assert_eq!(next["events_per_sec"], 5.0, "{next}");
     assert_eq!(next["refused_logins_per_sec"], 0.5, "{next}");
+    // The refused login's check was the hashing pool's one job in those two seconds.
+    let pool = &next["hash_pool"];
+    assert_eq!(pool["jobs_per_sec"], 0.5, "{next}");
+    assert!(pool["workers"].as_u64().unwrap() >= 1, "{next}");
+    let busy = pool["busy"].as_f64().unwrap();
+    assert!(busy > 0.0 && busy <= 1.0, "{next}");
+    assert_eq!(pool["queued"], 0, "{next}");
     // Six minutes later nobody was seen.
     srv.clock.advance(std::time::Duration::from_secs(360));
     let (_, later) = admin_get(&srv, "/admin/analytics/live").await;
@@ -402,4 +409,86 @@ async fn tier_distribution_and_migrations_by_week() {
             "{q}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compliance_report_counts_second_factors_by_tier_and_consents_by_purpose() {
+    let srv = TestServer::start("").await;
+    srv.user("plain@example.com", "free").await;
+    let (guarded, token) = srv.user("guarded@example.com", "premium").await;
+    let (asked, _) = srv.user("asked@example.com", "vip").await;
+    // The Premium user sets up an authenticator and asks for it at every login.
+    let (s, t) = srv
+        .call(
+            Method::POST,
+            &format!("/users/{guarded}/mfa/totp"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let code = crate::mfa::code(&srv, t["secret"].as_str().unwrap());
+    let (s, t) = srv
+        .call(
+            Method::POST,
+            &format!("/users/{guarded}/mfa/totp/confirm"),
+            Some(&token),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let always = json!({"security_settings": {"require_mfa": true}});
+    let path = format!("/users/{guarded}");
+    let (s, p) = srv
+        .call(Method::PUT, &path, Some(ADMIN_KEY), Some(always))
+        .await;
+    assert_eq!(s, 200, "{p}");
+    // The VIP user consents to analytics; nobody else answered.
+    consent(&srv, &asked, true).await;
+
+    let (s, r) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/compliance",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["users"], 3, "{r}");
+    let premium = &r["mfa_by_tier"]["premium"];
+    assert_eq!(premium["users"], 1, "{r}");
+    assert_eq!(premium["enrolled"], 1, "{r}");
+    assert_eq!(premium["required"], 1, "{r}");
+    assert_eq!(premium["authenticator"], 1, "{r}");
+    assert_eq!(premium["passkey"], 0, "{r}");
+    assert_eq!(
+        premium["recovery_codes"], 1,
+        "enrolling gave recovery codes: {r}"
+    );
+    for tier in ["free", "vip"] {
+        assert_eq!(r["mfa_by_tier"][tier]["users"], 1, "{r}");
+        assert_eq!(r["mfa_by_tier"][tier]["enrolled"], 0, "{r}");
+    }
+    assert_eq!(r["mfa_by_tier"]["enterprise"]["users"], 0, "{r}");
+    let share = r["mfa_enrolled_share"].as_f64().unwrap();
+    assert!((share - 1.0 / 3.0).abs() < 1e-9, "{r}");
+    let analytics = &r["consents"]["analytics"];
+    assert_eq!(analytics["granted"], 1, "{r}");
+    assert_eq!(analytics["in_force"], 1, "{r}");
+    assert_eq!(analytics["not_answered"], 2, "{r}");
+    // Withdrawn, the consent counts as such, and no longer in force.
+    consent(&srv, &asked, false).await;
+    let (_, r) = srv
+        .call(
+            Method::GET,
+            "/admin/analytics/compliance",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let analytics = &r["consents"]["analytics"];
+    assert_eq!(analytics["withdrawn"], 1, "{r}");
+    assert_eq!(analytics["in_force"], 0, "{r}");
+    assert_eq!(r["consents"]["marketing"]["not_answered"], 3, "{r}");
 }

@@ -528,6 +528,9 @@ async fn the_master_key_rotates_while_the_server_runs() {
         .await;
     assert_eq!(s, 200, "{info}");
     let old = info["fingerprint"].as_str().unwrap().to_owned();
+    // The store's first key: in use since the store was made, replacing none.
+    assert!(info["in_use_since"].is_string(), "{info}");
+    assert_eq!(info["rotated_from"], serde_json::Value::Null, "{info}");
     // Only the operator may.
     let (s, _) = srv
         .call(Method::POST, "/admin/master-key/rotate", None, None)
@@ -567,6 +570,13 @@ async fn the_master_key_rotates_while_the_server_runs() {
         .call(Method::GET, "/admin/master-key", Some(ADMIN_KEY), None)
         .await;
     assert_eq!(info["fingerprint"], new.as_str());
+    // The rotation's time is the engine's (the test clock's), and it names the old key.
+    assert_eq!(info["rotated_from"], old.as_str(), "{info}");
+    assert_eq!(
+        info["in_use_since"],
+        srv.manager.now().to_string().as_str(),
+        "{info}"
+    );
     // Reads went on: sessions opened before still work, and new users are wrapped
     // with the new key.
     for (_, token) in &users {

@@ -12,7 +12,7 @@ use crate::api::extract::{Caller, JsonBody, Query};
 use crate::api::problem::{ApiError, Problem};
 use crate::domain::ids::UserId;
 use crate::engine::{
-    AuditEntry, AuditVerdict, ImportedUser, PurgeReport, RotationProgress, ShardStats,
+    AuditEntry, AuditVerdict, ImportedUser, KeyHistory, PurgeReport, RotationProgress, ShardStats,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -205,18 +205,23 @@ pub(crate) async fn purge_security_events(
 pub(crate) struct MasterKeyInfo {
     /// Its fingerprint (16 hex digits): names the key without revealing it.
     fingerprint: String,
+    /// Since when it has been the store's key, and the key it replaced.
+    #[serde(flatten)]
+    history: KeyHistory,
 }
 
-/// Which master key the store is encrypted with (operator only).
+/// Which master key the store is encrypted with, since when, and the key it replaced
+/// (operator only).
 #[utoipa::path(get, path = "/api/v1/admin/master-key", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = MasterKeyInfo), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub(crate) async fn master_key(
     State(s): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<MasterKeyInfo>> {
-    let ops = s.manager.ops();
+    let by = caller.principal();
     Ok(Json(MasterKeyInfo {
-        fingerprint: ops.master_key_fingerprint(&caller.principal())?,
+        fingerprint: s.manager.ops().master_key_fingerprint(&by)?,
+        history: s.manager.ops().master_key_history(&by)?,
     }))
 }
 

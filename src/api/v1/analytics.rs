@@ -13,8 +13,8 @@ use crate::api::problem::{ApiError, Problem};
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::engine::{
-    ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, LiveFigures, Overview,
-    SegmentModel, TierAnalysis, TierReport, Trained, UsageReport,
+    ChurnModel, ChurnReport, CohortQuery, CohortTable, CohortUnit, ComplianceReport, LiveFigures,
+    Overview, SegmentModel, TierAnalysis, TierReport, Trained, UsageReport,
 };
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -43,6 +43,19 @@ pub(crate) async fn live(
     caller: Caller,
 ) -> ApiResult<Json<LiveFigures>> {
     Ok(Json(s.manager.analytics().live(&caller.principal())?))
+}
+
+/// Second factors by tier (enrolled, required at every login, by kind) and consents by
+/// purpose (granted, withdrawn, never answered, in force under the age rule) over every
+/// stored user (operator only): counts, never a user.
+#[utoipa::path(get, path = "/api/v1/admin/analytics/compliance", tag = "analytics", security(("bearer" = [])),
+    responses((status = 200, body = ComplianceReport), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn compliance(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ComplianceReport>> {
+    let analytics = s.manager.analytics();
+    Ok(Json(analytics.compliance(&caller.principal()).await?))
 }
 
 /// `GET /api/v1/admin/analytics/tiers` query.

@@ -72,6 +72,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::live))
         .routes(routes!(analytics::cohorts))
         .routes(routes!(analytics::tiers))
+        .routes(routes!(analytics::compliance))
         .routes(routes!(forecast::forecast))
         .routes(routes!(analytics::opportunities))
         .routes(routes!(analytics::usage))

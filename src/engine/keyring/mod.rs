@@ -28,6 +28,7 @@ use super::EngineError;
 use crate::config::Config;
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
+use crate::domain::time::{Clock, SystemClock, Timestamp};
 use crate::security::keys::{
     DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, hex_encode, wrapped_by,
 };
@@ -61,15 +62,22 @@ struct Meta {
     /// normalised as [`crate::domain::email::Email::normalized`] says.
     #[serde(default)]
     email_keys: u32,
+    /// When `master` became the store's key (ms since 1970): the store's creation, or the
+    /// rotation to it. Absent from records written before it was kept.
+    #[serde(default)]
+    since: Option<i64>,
+    /// The key `master` replaced, when it came by rotation.
+    #[serde(default)]
+    rotated_from: Option<String>,
 }
 
 /// The email keying of this build: NFKC, lowercased, NFKC.
 const EMAIL_KEYS: u32 = 2;
 
 impl Meta {
-    /// The record of `index` wrapped by `master`, with no rotation running and no
-    /// migration done.
-    fn new(master: &MasterKey, index: &IndexKey) -> Self {
+    /// The record of `index` wrapped by `master`, in use from `since`, with no rotation
+    /// running and no migration done.
+    fn new(master: &MasterKey, index: &IndexKey, since: Timestamp) -> Self {
         Self {
             format: 1,
             master: master.fingerprint().to_string(),
@@ -78,8 +86,21 @@ impl Meta {
             migrated: false,
             rewrite_pending: false,
             email_keys: EMAIL_KEYS,
+            since: Some(since.as_millis()),
+            rotated_from: None,
         }
     }
+}
+
+/// Since when the master key in use has been the store's key, and which key it replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct KeyHistory {
+    /// When it became the store's key: the store's creation or the rotation to it; null
+    /// for a key in use since before this was recorded.
+    pub in_use_since: Option<Timestamp>,
+    /// The fingerprint of the key it replaced by rotation; null when it is the store's
+    /// first key (or the record predates this field).
+    pub rotated_from: Option<String>,
 }
 
 /// Where the master key comes from.
@@ -383,7 +404,7 @@ impl Keyring {
             }
         };
         let index = IndexKey::generate();
-        let meta = Meta::new(&master, &index);
+        let meta = Meta::new(&master, &index, SystemClock.now());
         // The record goes first, so an interrupted migration resumes with the same
         // index key.
         write_meta(store, &meta)?;
@@ -407,6 +428,16 @@ impl Keyring {
     /// The fingerprint of the master key in use.
     pub fn fingerprint(&self) -> Fingerprint {
         self.ring().current.fingerprint()
+    }
+
+    /// Since when the key in use has been the store's, and which one it replaced, from
+    /// the store's keyring record.
+    pub fn history(&self, store: &dyn Store) -> Result<KeyHistory, EngineError> {
+        let meta = read_meta(store)?.ok_or_else(|| key_error("keyring record missing"))?;
+        Ok(KeyHistory {
+            in_use_since: meta.since.map(Timestamp::from_millis),
+            rotated_from: meta.rotated_from,
+        })
     }
 
     /// The blind index entry of an identity source's id for a user.

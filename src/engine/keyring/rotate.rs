@@ -99,10 +99,23 @@ impl Keyring {
         }
         store.flush()?;
         let index = self.ring().index.clone();
+        let at = audit.as_ref().map_or_else(|| SystemClock.now(), |a| a.at);
+        let before = read_meta(store)?;
+        // A resumed rotation may find the ring already switched: the key it replaced is
+        // then the one the record still names.
+        let from = if old.fingerprint() != new.fingerprint() {
+            Some(old.fingerprint().to_string())
+        } else {
+            before
+                .as_ref()
+                .map(|m| m.master.clone())
+                .filter(|m| *m != new.fingerprint().to_string())
+        };
         let meta = Meta {
             migrated: true,
-            rewrite_pending: read_meta(store)?.is_some_and(|m| m.rewrite_pending),
-            ..Meta::new(&new, &index)
+            rewrite_pending: before.as_ref().is_some_and(|m| m.rewrite_pending),
+            rotated_from: from,
+            ..Meta::new(&new, &index, at)
         };
         let switch = Batch::of(Op::KeyringMeta {
             meta: serde_json::to_vec(&meta).map_err(|e| EngineError::Internal(e.to_string()))?,

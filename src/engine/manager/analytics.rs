@@ -13,6 +13,7 @@ use crate::analytics::churn::{ChurnModel, ChurnPrediction, TrainProgress, Traine
 use crate::analytics::cohorts::{
     CohortBuilder, CohortQuery, CohortTable, MAX_MONTHS, MAX_PERIODS, Unit as CohortUnit,
 };
+use crate::analytics::compliance::{ComplianceReport, ComplianceTally};
 use crate::analytics::opportunities::{Analyzer, TierAnalysis};
 use crate::analytics::overview::{Overview, OverviewBuilder};
 use crate::analytics::segments::{SegmentModel, Segmenter};
@@ -26,7 +27,7 @@ use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::durable::settled;
-use crate::engine::live::LiveFigures;
+use crate::engine::live::{LiveFigures, PoolReading};
 use crate::engine::models;
 use crate::engine::outcomes::{
     ActivityOutcome, AtRisk, ChurnReport, ImportOutcome, ModelVersion, Trained,
@@ -110,11 +111,40 @@ impl Analytics<'_> {
     }
 
     /// The live figures (operators): users seen in the last five minutes by tier,
-    /// events and logins per second, sign-ups today, live actors.
+    /// events and logins per second, sign-ups today, live actors, the hashing pool.
     pub fn live(self, by: &Principal) -> Result<LiveFigures, EngineError> {
         by.privileged()?;
         let e = &self.m.engine;
-        Ok(e.live.figures(self.m.now(), e.directory.live_count()))
+        let (jobs, waited) = e.hasher.wait_stats();
+        let (workers, busy) = e.hasher.busy_stats();
+        let pool = PoolReading {
+            workers,
+            queued: e.hasher.queue_depth(),
+            jobs,
+            waited_micros: u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+            busy_micros: u64::try_from(busy.as_micros()).unwrap_or(u64::MAX),
+        };
+        Ok(e.live.figures(self.m.now(), e.directory.live_count(), pool))
+    }
+
+    /// Second factors by tier and consents by purpose over every stored user
+    /// (operators): one read of the stored records over every core, off the actor
+    /// threads, after the live actors' state is written.
+    pub async fn compliance(self, by: &Principal) -> Result<ComplianceReport, EngineError> {
+        by.privileged()?;
+        self.m.snapshot_live().await?;
+        let e = &self.m.engine;
+        let tally = Arc::new(ComplianceTally::new(self.m.now(), e.config.privacy.min_age));
+        let counting = Arc::clone(&tally);
+        let (_, _, unreadable) = super::revocation::candidates(e, move |_, s| {
+            let p = &s.profile;
+            counting.add(p.tier, p.security_settings.require_mfa, &s.mfa, &s.consents);
+            false
+        })
+        .await?;
+        let tally = Arc::into_inner(tally)
+            .ok_or_else(|| EngineError::Internal("the compliance scan is still counting".into()))?;
+        Ok(tally.finish(unreadable))
     }
 
     /// The population at a glance: users by tier, DAU/WAU/MAU, events (operators).

@@ -12,7 +12,7 @@ use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
-use crate::engine::keyring::{RotationAudit, RotationProgress, RotationReport};
+use crate::engine::keyring::{KeyHistory, RotationAudit, RotationProgress, RotationReport};
 use crate::engine::user::PurgeEvents;
 use crate::engine::{Engine, EngineError};
 use crate::metrics::{ShardLabels, TierLabels};
@@ -129,6 +129,14 @@ impl Ops<'_> {
     pub fn master_key_fingerprint(self, by: &Principal) -> Result<String, EngineError> {
         by.privileged()?;
         Ok(self.m.engine.keys.fingerprint().to_string())
+    }
+
+    /// Since when the master key in use has been the store's key, and which it replaced
+    /// (operators).
+    pub fn master_key_history(self, by: &Principal) -> Result<KeyHistory, EngineError> {
+        by.privileged()?;
+        let e = &self.m.engine;
+        e.keys.history(e.store.as_ref())
     }
 
     /// Rotates the master key while the engine serves: a new key is generated, every

@@ -105,10 +105,26 @@ impl Browser {
         }
     }
 
-    /// Clicks the element of id `id`.
+    /// Clicks the element of id `id`, once it can be clicked: a page may still be
+    /// showing it (a view unhidden after a call) when the test gets there.
     pub(crate) async fn click(&self, id: &str) {
-        let el = self.client.find(Locator::Id(id)).await.unwrap();
-        el.click().await.unwrap();
+        use fantoccini::error::{CmdError, ErrorStatus};
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let el = self.client.find(Locator::Id(id)).await.unwrap();
+            match el.click().await {
+                Ok(_) => return,
+                Err(CmdError::Standard(e))
+                    if matches!(
+                        e.error,
+                        ErrorStatus::ElementNotInteractable | ErrorStatus::ElementClickIntercepted
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("clicking #{id}: {err}"),
+            }
+        }
     }
 
     /// Replaces the text of the input of id `id` with `text`.
@@ -274,6 +290,11 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         |v| v.as_str().is_some_and(|t| t.ends_with(" ms")),
     )
     .await;
+    let pool = b.text("#hash-busy").await;
+    assert!(
+        pool.contains("% of "),
+        "the hashing pool's load is shown: {pool}"
+    );
     b.screenshot("live").await;
 
     // Users: found by email; its session revoked from the page; the token then fails.
@@ -415,6 +436,22 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
             .any(|k| k == "operator.network_denied"),
         "{kinds}"
     );
+    // The master key: a new store's first key, in use since it was made.
+    let replaced = "return document.getElementById('key-replaced').textContent";
+    assert_eq!(
+        b.until(Duration::from_secs(5), replaced, |v| v != "–")
+            .await,
+        "never rotated"
+    );
+    let since = b.text("#key-since").await;
+    assert!(since != "–" && since != "not recorded", "{since}");
+    // Second factors by tier and consents by purpose, counted over the stored users.
+    let rows = "return [document.querySelectorAll('#mfa-adoption tbody tr').length, \
+                document.querySelectorAll('#consents-by-purpose tbody tr').length]";
+    let rows = b
+        .until(Duration::from_secs(5), rows, |v| v == &json!([4, 4]))
+        .await;
+    assert_eq!(rows, json!([4, 4]), "a row per tier and per purpose");
     b.screenshot("security").await;
 
     // Tiers and analytics: the page's figures are the API's.

@@ -296,6 +296,7 @@ async fn the_router_gives_every_route_exactly_its_callers() {
         (GET, "/admin/audit", None),
         (GET, "/admin/audit/verify", None),
         (GET, "/admin/master-key", None),
+        (GET, "/admin/analytics/compliance", None),
         (POST, "/admin/security-events/purge", None),
         (POST, "/admin/users/import", Some(json!({"users": []}))),
     ];

@@ -45,6 +45,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "DELETE /api/v1/admin/console/session",
         "GET /api/v1/admin/analytics/cohorts",
         "GET /api/v1/admin/analytics/tiers",
+        "GET /api/v1/admin/analytics/compliance",
         "GET /api/v1/admin/analytics/forecast",
         "GET /api/v1/admin/analytics/opportunities",
         "GET /api/v1/admin/analytics/usage",

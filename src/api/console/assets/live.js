@@ -1,5 +1,6 @@
 // The live view: the figures of the operator socket, once a second, charts of the last
-// hour, the shards' load and the round trip to the server.
+// hour, the password-hashing pool's load, the shards' load and the round trip to the
+// server.
 
 import * as api from '/admin/api.js';
 import { LineChart } from '/admin/chart.js';
@@ -40,6 +41,11 @@ function start() {
     text($('events'), num(f.events_per_sec, 1));
     text($('signups'), f.signups_today);
     text($('actors'), f.live_actors);
+    const pool = f.hash_pool;
+    text($('hash-busy'), `${num(pool.busy * 100, 0)}% of ${pool.workers}`);
+    text($('hash-jobs'), num(pool.jobs_per_sec, 1));
+    text($('hash-wait'), `${num(pool.mean_wait_ms, 1)} ms`);
+    text($('hash-queue'), pool.queued);
     // Plotted at the time each frame arrives: the browser's clock, not the server's.
     const at = Date.now();
     charts.active.push(at, f.active_total);

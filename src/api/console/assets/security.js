@@ -1,6 +1,7 @@
 // The security and compliance view: the live security feed (every user's security
 // events and the operators' actions, filtered here), the audit log with its chain
-// verified, the master key's fingerprint, and the runtime deny-list of networks.
+// verified, second factors by tier and consents by purpose, the master key (fingerprint,
+// since when, the key it replaced), and the runtime deny-list of networks.
 
 import * as api from '/admin/api.js';
 import { $, text, fill, guarded, button, when, notice } from '/admin/ui.js';
@@ -14,7 +15,28 @@ export function enter() {
   start();
   audit();
   denied();
-  guarded(() => api.get('/admin/master-key'), $('security-error')).then((k) => { if (k) text($('key-fingerprint'), k.fingerprint); });
+  compliance();
+  guarded(() => api.get('/admin/master-key'), $('security-error')).then((k) => {
+    if (!k) return;
+    text($('key-fingerprint'), k.fingerprint);
+    text($('key-since'), k.in_use_since ? when(k.in_use_since) : 'not recorded');
+    text($('key-replaced'), k.rotated_from ?? 'never rotated');
+  });
+}
+
+// Counted over every stored user on the server (a full read of the store): on entering
+// the view and when asked, never on a timer.
+async function compliance() {
+  text($('compliance-status'), 'counting every stored user…');
+  const r = await guarded(() => api.get('/admin/analytics/compliance'), $('security-error'));
+  if (!r) { text($('compliance-status'), ''); return; }
+  const pct = (n, of) => (of ? `${(100 * n / of).toFixed(1)}%` : '–');
+  fill($('mfa-adoption'), Object.entries(r.mfa_by_tier), ([tier, a]) => [tier, a.users, a.enrolled,
+    pct(a.enrolled, a.users), a.required, a.authenticator, a.passkey, a.sms, a.recovery_codes]);
+  fill($('consents-by-purpose'), Object.entries(r.consents), ([purpose, c]) => [purpose.replace('_', ' '),
+    c.granted, c.withdrawn, c.not_answered, c.in_force]);
+  const unreadable = r.unreadable ? `; ${r.unreadable} records could not be read (see the log)` : '';
+  text($('compliance-status'), `${r.users} users counted at ${when(r.generated_at)}, ${pct(r.mfa_enrolled_share, 1)} with a second factor${unreadable}`);
 }
 
 export function leave() {
@@ -82,6 +104,7 @@ function actor(a) {
 }
 
 $('verify-audit').addEventListener('click', audit);
+$('count-compliance').addEventListener('click', compliance);
 
 async function denied() {
   const list = await guarded(() => api.get('/admin/deny-networks'), $('deny-error'));
