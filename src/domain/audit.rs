@@ -218,6 +218,22 @@ pub enum AuditAction {
         /// The session.
         session: Option<super::ids::SessionId>,
     },
+    /// An operator made a read-only link to a dashboard.
+    DashboardShared {
+        /// The dashboard.
+        name: String,
+        /// The link's id.
+        share: String,
+        /// When it stops working.
+        expires_at: super::time::Timestamp,
+    },
+    /// An operator revoked a read-only link of a dashboard.
+    DashboardShareRevoked {
+        /// The dashboard.
+        name: String,
+        /// The link's id.
+        share: String,
+    },
 }
 
 impl AuditAction {
@@ -250,6 +266,8 @@ impl AuditAction {
             | AuditAction::NetworkAllowed { .. }
             | AuditAction::DashboardSaved { .. }
             | AuditAction::DashboardDeleted { .. }
+            | AuditAction::DashboardShared { .. }
+            | AuditAction::DashboardShareRevoked { .. }
             | AuditAction::SecurityEventsExported { .. }
             | AuditAction::BackupStarted => None,
         }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::share::Share;
 use super::tier::UserTier;
 use super::time::Timestamp;
 use super::validation::ValidationError;
@@ -40,6 +41,21 @@ pub enum PanelKind {
 }
 
 impl PanelKind {
+    /// The heading a panel of this kind has unless it is given one.
+    pub fn label(self) -> &'static str {
+        match self {
+            PanelKind::Overview => "Overview",
+            PanelKind::TierDistribution => "Users by tier",
+            PanelKind::TiersByWeek => "Users by tier, by week",
+            PanelKind::Cohorts => "Retention cohorts",
+            PanelKind::Segments => "Segments",
+            PanelKind::ChurnAtRisk => "Highest churn risk",
+            PanelKind::DailyUsage => "Daily usage",
+            PanelKind::Engagement => "Engagement",
+            PanelKind::FeatureUsage => "Feature usage",
+        }
+    }
+
     /// Whether the panel can be narrowed to one tier.
     pub fn takes_tier(self) -> bool {
         matches!(self, PanelKind::Cohorts)
@@ -75,6 +91,23 @@ pub struct Panel {
     pub days: Option<u32>,
 }
 
+impl Panel {
+    /// Its heading: its title, else its kind's with its tier and time range.
+    pub fn heading(&self) -> String {
+        if let Some(t) = &self.title {
+            return t.clone();
+        }
+        let mut extra: Vec<String> = Vec::new();
+        extra.extend(self.tier.map(|t| t.as_str().to_owned()));
+        extra.extend(self.days.map(|d| format!("{d} days")));
+        if extra.is_empty() {
+            self.kind.label().to_owned()
+        } else {
+            format!("{} ({})", self.kind.label(), extra.join(", "))
+        }
+    }
+}
+
 /// A dashboard as an operator saves it (`PUT /api/v1/admin/dashboards/{name}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +131,40 @@ pub struct Dashboard {
     pub created_at: Timestamp,
     /// When it was last saved.
     pub updated_at: Timestamp,
+    /// Its read-only links, live and expired (expired ones are dropped at the next
+    /// change of the list).
+    #[serde(default)]
+    pub shares: Vec<Share>,
+}
+
+/// What a dashboard shows now: each panel's figures as a table.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DashboardReport {
+    /// The dashboard's name.
+    pub name: String,
+    /// Its heading.
+    pub title: String,
+    /// When the figures were computed.
+    pub generated_at: Timestamp,
+    /// When the dashboard was last saved.
+    pub updated_at: Timestamp,
+    /// Its panels, in order.
+    pub panels: Vec<PanelTable>,
+}
+
+/// One panel's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PanelTable {
+    /// What it shows.
+    pub kind: PanelKind,
+    /// Its heading.
+    pub title: String,
+    /// The columns' names.
+    pub columns: Vec<String>,
+    /// The rows, a value per column: a number, a text (shares as `"12.5%"`, days as
+    /// `"2026-12-01"`), or `null` where there is none (a period not ended yet).
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub rows: Vec<Vec<serde_json::Value>>,
 }
 
 fn text_ok(s: &str) -> bool {
@@ -185,6 +252,7 @@ impl DashboardDraft {
             panels: self.panels,
             created_at: previous.map_or(now, |d| d.created_at),
             updated_at: now,
+            shares: previous.map_or_else(Vec::new, |d| d.shares.clone()),
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod schedule;
 pub mod security_log;
 pub mod session;
 pub mod settings;
+pub mod share;
 pub mod siem;
 pub mod taste;
 pub mod tier;

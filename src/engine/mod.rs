@@ -236,4 +236,9 @@ pub(crate) struct Engine {
     /// Held by a dashboard's save or deletion from its check to its commit, so two
     /// first saves at once cannot both pass the cap.
     pub(crate) dashboard_writes: tokio::sync::Mutex<()>,
+    /// The reports read-only dashboard links were last shown, by dashboard (kept a
+    /// minute); held while one is computed.
+    pub(crate) shared_reports: tokio::sync::Mutex<
+        std::collections::HashMap<String, Arc<crate::domain::dashboard::DashboardReport>>,
+    >,
 }

@@ -29,11 +29,14 @@ assets! {
     "analytics.js" => "text/javascript; charset=utf-8",
     "jobs.js" => "text/javascript; charset=utf-8",
     "dashboards.js" => "text/javascript; charset=utf-8",
+    "report.js" => "text/javascript; charset=utf-8",
+    "shared.html" => "text/html; charset=utf-8",
+    "shared.js" => "text/javascript; charset=utf-8",
     "account.html" => "text/html; charset=utf-8",
     "account.js" => "text/javascript; charset=utf-8",
 }
 
-/// The file served as `/admin/<name>` (and `/account/<name>`).
+/// The file served as `/admin/<name>` (and `/account/<name>`, `/shared/<name>`).
 pub(super) fn find(name: &str) -> Option<&'static Asset> {
     ALL.iter().find(|(n, _)| *n == name).map(|(_, a)| a)
 }
@@ -67,7 +70,9 @@ mod tests {
                 // Every script element loads a file of ours.
                 for (i, _) in text.match_indices("<script") {
                     let tag = &text[i..text[i..].find('>').map_or(text.len(), |j| i + j)];
-                    let ours = tag.contains("src=\"/admin/") || tag.contains("src=\"/account/");
+                    let ours = ["/admin/", "/account/", "/shared/"]
+                        .iter()
+                        .any(|dir| tag.contains(&format!("src=\"{dir}")));
                     assert!(ours, "{name}: inline script {tag}");
                 }
             }

@@ -1,5 +1,6 @@
-//! The web consoles served by the binary: the operator console at `/admin` and the
-//! self-service account page at `/account`. Their pages are static files embedded at
+//! The web consoles served by the binary: the operator console at `/admin`, the
+//! self-service account page at `/account`, and the read-only page of a dashboard link
+//! at `/shared`. Their pages are static files embedded at
 //! build time (`assets/`, plain modules, no build step) served under a strict
 //! Content-Security-Policy; everything they show and do goes through the public API —
 //! the console's calls authenticated by a console session (see [`session`]) that the
@@ -30,7 +31,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
-/// The pages: `/admin`, `/account` and their files.
+/// The pages: `/admin`, `/account`, `/shared` and their files.
 pub(super) fn pages() -> Router {
     Router::new()
         .route("/admin", get(index))
@@ -39,6 +40,8 @@ pub(super) fn pages() -> Router {
         .route("/account", get(account))
         .route("/account/", get(account))
         .route("/account/{file}", get(file))
+        .route("/shared", get(shared))
+        .route("/shared/{file}", get(file))
 }
 
 async fn index() -> Response {
@@ -47,6 +50,10 @@ async fn index() -> Response {
 
 async fn account() -> Response {
     file(Path("account.html".to_owned())).await
+}
+
+async fn shared() -> Response {
+    file(Path("shared.html".to_owned())).await
 }
 
 async fn file(Path(name): Path<String>) -> Response {

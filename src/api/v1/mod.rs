@@ -130,6 +130,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
             dashboards::put,
             dashboards::delete
         ))
+        .routes(routes!(dashboards::report))
+        .routes(routes!(dashboards::share))
+        .routes(routes!(dashboards::revoke_share))
+        .routes(routes!(dashboards::shared))
         .routes(routes!(
             super::console::sign_in,
             super::console::session,

@@ -25,6 +25,7 @@ mod accounts;
 mod analytics;
 mod backup;
 mod companion;
+mod dashboard_report;
 mod dashboards;
 mod denylist;
 mod forecast;
@@ -79,6 +80,7 @@ pub use accounts::Accounts;
 pub use analytics::Analytics;
 pub use backup::{BackupFile, BackupReport, RestoreError};
 pub use companion::CompanionKey;
+pub use dashboard_report::SHARED_REPORT_MAX_AGE;
 pub use holds::{BulkHold, HoldProgress};
 pub use integrations::{Callback, Integrations, LinkAnswer, LinkStart, LinkWith, Synced, Unlinked};
 pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
@@ -193,6 +195,7 @@ impl UserManager {
             jobs: Default::default(),
             bulk_revocation: Default::default(),
             dashboard_writes: Default::default(),
+            shared_reports: Default::default(),
             deny,
             integrations: crate::integrations::Registry::new(&config.integrations, |name| {
                 std::env::var(name).ok()

@@ -534,7 +534,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
 }
 
 /// Opens the console at `root` and signs in with the operator key.
-async fn console_sign_in(b: &Browser, root: &str) {
+pub(crate) async fn console_sign_in(b: &Browser, root: &str) {
     b.client.goto(&format!("{root}/admin")).await.unwrap();
     let key = b
         .client

@@ -5,6 +5,7 @@
 mod account;
 pub(crate) mod browser;
 mod passkeys;
+mod shares;
 
 use reqwest::Method;
 use serde_json::{Value, json};
