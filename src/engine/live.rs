@@ -1,5 +1,6 @@
-//! Live figures for the operators: users seen in the last five minutes by tier, events
-//! and logins per second, sign-ups today, the password-hashing pool's load. Counted as things happen (atomics, no locks on
+//! Live figures for the operators: users seen in the last five minutes by tier, events,
+//! logins and risk decisions per second, sign-ups today, the password-hashing pool's
+//! load. Counted as things happen (atomics, no locks on
 //! the actors' path) and read once a second by the console's socket.
 //!
 //! "Seen in the last five minutes" is exact without a set of ids: each tier has a wheel
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::domain::risk::RiskDecision;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
 
@@ -92,6 +94,7 @@ struct Sample {
     events: u64,
     logins: u64,
     refused: u64,
+    risk: [u64; 3],
     pool: PoolReading,
 }
 
@@ -135,6 +138,8 @@ pub(crate) struct Live {
     events: AtomicU64,
     logins: AtomicU64,
     refused: AtomicU64,
+    /// Risk decisions: allow, require a second factor, deny.
+    risk: [AtomicU64; 3],
     /// The day (since 1970) and the sign-ups counted on it.
     signups: AtomicU64,
     samples: Mutex<VecDeque<Sample>>,
@@ -159,8 +164,30 @@ pub struct LiveFigures {
     pub signups_today: u64,
     /// User actors live in memory now.
     pub live_actors: usize,
+    /// The risk engine's decisions per second, on logins and on sessions used from a
+    /// new network.
+    pub risk_decisions_per_sec: RiskRates,
     /// The password-hashing pool.
     pub hash_pool: HashPoolFigures,
+}
+
+/// Risk decisions per second, by decision (the last ten seconds).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RiskRates {
+    /// Let through.
+    pub allow: f64,
+    /// Asked for a second factor.
+    pub require_mfa: f64,
+    /// Refused.
+    pub deny: f64,
+}
+
+fn risk_slot(d: RiskDecision) -> usize {
+    match d {
+        RiskDecision::Allow => 0,
+        RiskDecision::RequireMfa => 1,
+        RiskDecision::Deny => 2,
+    }
 }
 
 impl Live {
@@ -187,6 +214,11 @@ impl Live {
             &self.refused
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The risk engine decided `d`.
+    pub fn risk(&self, d: RiskDecision) {
+        self.risk[risk_slot(d)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A user was created at `now`.
@@ -216,6 +248,7 @@ impl Live {
             events: self.events.load(Ordering::Relaxed),
             logins: self.logins.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
+            risk: std::array::from_fn(|i| self.risk[i].load(Ordering::Relaxed)),
             pool,
         };
         let oldest = match self.samples.lock() {
@@ -276,6 +309,11 @@ impl Live {
                 0
             },
             live_actors,
+            risk_decisions_per_sec: RiskRates {
+                allow: rate(current.risk[0], oldest.risk[0]),
+                require_mfa: rate(current.risk[1], oldest.risk[1]),
+                deny: rate(current.risk[2], oldest.risk[2]),
+            },
             hash_pool,
         }
     }
@@ -333,7 +371,12 @@ mod tests {
         live.login(false);
         live.signup(at(0));
         live.signup(at(0));
+        for d in [RiskDecision::Allow, RiskDecision::Allow, RiskDecision::Deny] {
+            live.risk(d);
+        }
         let f = live.figures(at(4000), 0, IDLE);
+        let r = &f.risk_decisions_per_sec;
+        assert_eq!((r.allow, r.require_mfa, r.deny), (0.5, 0.0, 0.25));
         assert_eq!(f.events_per_sec, 25.0);
         assert_eq!(f.logins_per_sec, 0.5);
         assert_eq!(f.refused_logins_per_sec, 0.25);

@@ -94,7 +94,7 @@ pub use crate::store::backup::{
 pub use catalog::CatalogSummary;
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{KeyHistory, RotationProgress, RotationReport};
-pub use live::LiveFigures;
+pub use live::{HashPoolFigures, LiveFigures, RiskRates};
 pub use manager::*;
 pub use models::TRAINING_RUNNING;
 pub use shared_profile::SharedProfile;

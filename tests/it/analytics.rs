@@ -320,7 +320,7 @@ async fn live_figures_count_what_happens_and_reach_the_operators_socket() {
     assert_eq!(first["active_users"]["free"], 0);
     assert_eq!(first["signups_today"], 1);
     assert!(first["live_actors"].as_u64().unwrap() >= 1);
-    // Two seconds later, ten events and a refused login.
+    // Two seconds later, ten events, a refused login and one let through.
     srv.clock.advance(std::time::Duration::from_secs(2));
     let now = srv.manager.now().to_string();
     let events: Vec<Value> = (0..10)
@@ -336,12 +336,28 @@ async fn live_figures_count_what_happens_and_reach_the_operators_socket() {
         )
         .await;
     assert_eq!(s, 401);
+    // And a login the risk engine lets through.
+    let (s, ok) = srv
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "live@example.com", "password": crate::support::PW})),
+        )
+        .await;
+    assert_eq!(s, 200, "{ok}");
     let (_, next) = admin_get(&srv, "/admin/analytics/live").await;
+    let risk = &next["risk_decisions_per_sec"];
+    assert_eq!(
+        risk,
+        &json!({"allow": 0.5, "require_mfa": 0.0, "deny": 0.0}),
+        "{next}"
+    );
     assert_eq!(next["events_per_sec"], 5.0, "{next}");
     assert_eq!(next["refused_logins_per_sec"], 0.5, "{next}");
-    // The refused login's check was the hashing pool's one job in those two seconds.
+    // The two logins' checks were the hashing pool's jobs in those two seconds.
     let pool = &next["hash_pool"];
-    assert_eq!(pool["jobs_per_sec"], 0.5, "{next}");
+    assert_eq!(pool["jobs_per_sec"], 1.0, "{next}");
     assert!(pool["workers"].as_u64().unwrap() >= 1, "{next}");
     let busy = pool["busy"].as_f64().unwrap();
     assert!(busy > 0.0 && busy <= 1.0, "{next}");

@@ -140,6 +140,7 @@ fn record_into(
         })
         .inc();
     if let Some(risk) = &event.risk {
+        engine.live.risk(risk.decision);
         m.risk_decisions
             .get_or_create(&crate::metrics::RiskLabels {
                 decision: risk.decision.as_str(),

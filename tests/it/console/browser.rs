@@ -295,6 +295,10 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         pool.contains("% of "),
         "the hashing pool's load is shown: {pool}"
     );
+    for id in ["#risk-allow", "#risk-mfa", "#risk-deny"] {
+        let rate = b.text(id).await;
+        assert!(rate.parse::<f64>().is_ok(), "{id} shows a rate: {rate}");
+    }
     b.screenshot("live").await;
 
     // Users: found by email; its session revoked from the page; the token then fails.

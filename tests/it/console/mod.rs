@@ -4,6 +4,7 @@
 
 mod account;
 pub(crate) mod browser;
+mod jobs;
 mod passkeys;
 mod shares;
 

@@ -39,6 +39,10 @@ function start() {
     text($('logins'), num(f.logins_per_sec, 1));
     text($('refused'), num(f.refused_logins_per_sec, 1));
     text($('events'), num(f.events_per_sec, 1));
+    const risk = f.risk_decisions_per_sec;
+    text($('risk-allow'), num(risk.allow, 1));
+    text($('risk-mfa'), num(risk.require_mfa, 1));
+    text($('risk-deny'), num(risk.deny, 1));
     text($('signups'), f.signups_today);
     text($('actors'), f.live_actors);
     const pool = f.hash_pool;
