@@ -25,6 +25,9 @@ pub enum AuditActor {
         /// Which job.
         job: String,
     },
+    /// Someone who showed no valid credential (a refused sign-in); the action says
+    /// from where.
+    Anonymous,
 }
 
 /// What was done.
@@ -234,6 +237,21 @@ pub enum AuditAction {
         /// The link's id.
         share: String,
     },
+    /// The operator key opened a console session in a browser.
+    ConsoleSignedIn {
+        /// The client's address.
+        address: String,
+    },
+    /// A console sign-in showed a wrong operator key.
+    ConsoleSignInRefused {
+        /// The client's address.
+        address: String,
+    },
+    /// The operator ended its console session.
+    ConsoleSignedOut {
+        /// The client's address.
+        address: String,
+    },
 }
 
 impl AuditAction {
@@ -268,6 +286,9 @@ impl AuditAction {
             | AuditAction::DashboardDeleted { .. }
             | AuditAction::DashboardShared { .. }
             | AuditAction::DashboardShareRevoked { .. }
+            | AuditAction::ConsoleSignedIn { .. }
+            | AuditAction::ConsoleSignInRefused { .. }
+            | AuditAction::ConsoleSignedOut { .. }
             | AuditAction::SecurityEventsExported { .. }
             | AuditAction::BackupStarted => None,
         }

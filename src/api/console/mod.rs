@@ -24,6 +24,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::extract::{Caller, ClientIp, JsonBody};
 use super::problem::{ApiError, Problem};
+use crate::engine::ConsoleAudit;
 
 /// What every console page is served with: scripts, styles and connections from this
 /// server only, no inline script or style, never framed.
@@ -181,8 +182,23 @@ pub(crate) async fn sign_in(
     };
     if !bool::from(key.as_bytes().ct_eq(body.key.as_bytes())) {
         tracing::warn!(%ip, "console sign-in with a wrong operator key");
+        // The refusal stands whether or not its record could be written.
+        if let Err(err) = s
+            .manager
+            .ops()
+            .audit_console(ConsoleAudit::Refused, ip)
+            .await
+        {
+            tracing::warn!(%ip, %err, "a refused console sign-in could not be audited");
+        }
         return Err(ApiError::Unauthorized("the operator key is wrong"));
     }
+    // On record before the session exists: a session whose opening is not audited is
+    // never handed out.
+    s.manager
+        .ops()
+        .audit_console(ConsoleAudit::SignedIn, ip)
+        .await?;
     let issued = s.console.issue(Instant::now());
     tracing::info!(%ip, "console session opened");
     let secure = over_tls(&s, peer, &headers);
@@ -230,11 +246,21 @@ pub(crate) async fn session(
 pub(crate) async fn sign_out(
     State(s): State<AppState>,
     caller: Caller,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let cookie = session::cookie_of(&headers).filter(|_| matches!(caller, Caller::Admin));
     if !cookie.is_some_and(|c| s.console.end(c)) {
         return Err(ApiError::Unauthorized("no console session to end"));
+    }
+    // The session is over either way; a record that cannot be written is logged.
+    if let Err(err) = s
+        .manager
+        .ops()
+        .audit_console(ConsoleAudit::SignedOut, ip)
+        .await
+    {
+        tracing::warn!(%ip, %err, "a console sign-out could not be audited");
     }
     let clear = session::set_cookie("", std::time::Duration::ZERO, false);
     let mut resp = StatusCode::NO_CONTENT.into_response();

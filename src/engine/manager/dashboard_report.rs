@@ -341,7 +341,7 @@ impl Ops<'_> {
             Want::Segments => Figure::Segments(a.segments(by)?),
             Want::Churn => Figure::Churn(a.churn_report(by, 0, AT_RISK).await?),
             Want::Usage(days) => {
-                let from = days.map(|d| day_of(now).saturating_sub(d - 1));
+                let from = days.map(|d| day_of(now).saturating_sub(d.saturating_sub(1)));
                 Figure::Usage(a.usage(by, from, None).await?)
             }
         })

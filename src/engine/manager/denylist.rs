@@ -18,6 +18,7 @@ fn actor_name(actor: &Option<AuditActor>) -> String {
         Some(AuditActor::Operator) | None => "operator".into(),
         Some(AuditActor::User { id }) => format!("user {id}"),
         Some(AuditActor::System { job }) => format!("system ({job})"),
+        Some(AuditActor::Anonymous) => "anonymous".into(),
     }
 }
 

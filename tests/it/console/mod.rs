@@ -221,6 +221,48 @@ async fn a_console_session_stands_for_the_key_only_from_this_site_and_with_its_c
         204
     );
     assert_eq!(send(Method::GET, "/admin/jobs", with(&[]), None).await, 401);
+
+    // The refusal, the opening and the end are on record, with the client's address;
+    // the refusal is nobody's, and the key is in none of them.
+    let (s, log) = srv
+        .call(
+            Method::GET,
+            "/admin/audit?limit=1000",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{log}");
+    let console: Vec<(String, String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"]["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("console_"))
+        })
+        .map(|r| {
+            let field = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                field(&r["actor"]["kind"]),
+                field(&r["action"]["type"]),
+                field(&r["action"]["address"]),
+            )
+        })
+        .collect();
+    let at =
+        |kind: &str, action: &str| (kind.to_owned(), action.to_owned(), "127.0.0.1".to_owned());
+    assert_eq!(
+        console,
+        vec![
+            at("anonymous", "console_sign_in_refused"),
+            at("operator", "console_signed_in"),
+            at("operator", "console_signed_out"),
+        ],
+        "{log}"
+    );
+    assert!(!log.to_string().contains(ADMIN_KEY));
     srv.stop().await;
 }
 
