@@ -407,8 +407,8 @@ impl TestServer {
         (status, last[field].clone())
     }
 
-    /// The `type` of every action in the audit log (its first 1,000 records).
-    pub async fn audit_actions(&self) -> Vec<String> {
+    /// The audit log's first 1,000 records, as the operator reads them.
+    pub async fn audit_log(&self) -> serde_json::Value {
         let (s, log) = self
             .call(
                 reqwest::Method::GET,
@@ -418,7 +418,14 @@ impl TestServer {
             )
             .await;
         assert_eq!(s, 200, "{log}");
-        log.as_array()
+        log
+    }
+
+    /// The `type` of every action in the audit log (its first 1,000 records).
+    pub async fn audit_actions(&self) -> Vec<String> {
+        self.audit_log()
+            .await
+            .as_array()
             .unwrap()
             .iter()
             .filter_map(|r| r["action"]["type"].as_str().map(str::to_owned))

@@ -342,14 +342,7 @@ async fn an_operator_watches_live_figures_finds_a_user_and_revokes_its_session()
         401
     );
     // The page's calls are the operator's, on record like the same calls with the key.
-    let (_, log) = srv
-        .call(
-            Method::GET,
-            "/admin/audit?limit=1000",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let log = srv.audit_log().await;
     let of = |kind: &str| {
         log.as_array().unwrap().iter().any(|e| {
             e["action"]["type"] == kind

@@ -224,15 +224,7 @@ async fn a_console_session_stands_for_the_key_only_from_this_site_and_with_its_c
 
     // The refusal, the opening and the end are on record, with the client's address;
     // the refusal is nobody's, and the key is in none of them.
-    let (s, log) = srv
-        .call(
-            Method::GET,
-            "/admin/audit?limit=1000",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{log}");
+    let log = srv.audit_log().await;
     let console: Vec<(String, String, String)> = log
         .as_array()
         .unwrap()
@@ -375,14 +367,7 @@ async fn dashboards_are_checked_saved_audited_and_kept_across_a_restart() {
         .call(Method::GET, "/admin/dashboards", Some(&token), None)
         .await;
     assert_eq!(s, 403, "operators only");
-    let (_, log) = srv
-        .call(
-            Method::GET,
-            "/admin/audit?limit=1000",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let log = srv.audit_log().await;
     let kinds: Vec<&str> = log
         .as_array()
         .unwrap()
