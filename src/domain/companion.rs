@@ -67,10 +67,7 @@ pub fn read_key(key: &str) -> Option<(UserId, String)> {
 
 /// The hex SHA-256 of a key's random part: what the link keeps.
 fn key_hash(secret: &[u8]) -> String {
-    sha2::Sha256::digest(secret)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex::encode(&sha2::Sha256::digest(secret))
 }
 
 /// One thing a companion reports. Fields it sends beyond these are ignored (a newer

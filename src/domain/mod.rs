@@ -18,6 +18,7 @@ pub mod directory;
 pub mod email;
 pub mod engagement;
 pub mod feedback;
+pub mod hex;
 pub mod history;
 pub mod hold;
 pub mod ids;

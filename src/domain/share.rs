@@ -92,7 +92,7 @@ impl ShareDraft {
         let mut id = [0u8; 6];
         rand::fill(&mut id);
         let share = Share {
-            id: hex(&id),
+            id: super::hex::encode(&id),
             label,
             token_sha256: token_digest(&token),
             created_at: now,
@@ -104,7 +104,7 @@ impl ShareDraft {
 
 /// The digest a token is kept as.
 pub fn token_digest(token: &str) -> String {
-    hex(&sha2::Sha256::digest(token.trim().as_bytes()))
+    super::hex::encode(&sha2::Sha256::digest(token.trim().as_bytes()))
 }
 
 /// Whether `token` has the shape of a link's token (before any lookup).
@@ -116,10 +116,6 @@ pub fn looks_like_token(token: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::domain::hex;
+
 /// Bytes of every key.
 pub(crate) const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
@@ -60,25 +62,9 @@ impl fmt::Display for Fingerprint {
 impl Fingerprint {
     /// Parses the 16 hex digits [`Fingerprint`]'s `Display` writes.
     pub fn parse(text: &str) -> Option<Self> {
-        let bytes = hex_decode(text)?;
+        let bytes = hex::decode(text)?;
         Some(Self(bytes.as_slice().try_into().ok()?))
     }
-}
-
-/// Lowercase hex digits of `bytes`.
-pub(crate) fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Decodes lowercase or uppercase hex digits.
-pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 fn random_key() -> Zeroizing<[u8; KEY_LEN]> {
@@ -178,7 +164,7 @@ impl MasterKey {
             return Err(KeyError::Malformed(describe()));
         }
         let bytes = Zeroizing::new(
-            hex_decode(t).ok_or_else(|| KeyError::Malformed("not hexadecimal".into()))?,
+            hex::decode(t).ok_or_else(|| KeyError::Malformed("not hexadecimal".into()))?,
         );
         let arr: [u8; KEY_LEN] = bytes
             .as_slice()

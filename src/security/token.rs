@@ -11,8 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::hex;
 use crate::domain::ids::{SessionId, UserId};
-use crate::security::keys::{DataKey, hex_encode};
+use crate::security::keys::DataKey;
 
 /// Bytes of token secret.
 pub(crate) const SECRET_LEN: usize = 32;
@@ -86,8 +87,8 @@ impl SessionToken {
     pub(crate) fn expose(&self) -> String {
         format!(
             "{}.{}.{}",
-            hex_encode(self.user.as_bytes()),
-            hex_encode(self.session.as_bytes()),
+            hex::encode(self.user.as_bytes()),
+            hex::encode(self.session.as_bytes()),
             URL_SAFE_NO_PAD.encode(self.secret)
         )
     }
@@ -144,7 +145,7 @@ impl InvitationToken {
     pub(crate) fn expose(&self) -> String {
         format!(
             "{}.{}",
-            hex_encode(self.user.as_bytes()),
+            hex::encode(self.user.as_bytes()),
             URL_SAFE_NO_PAD.encode(self.secret)
         )
     }
@@ -263,7 +264,7 @@ mod tests {
         assert_ne!(a, b, "a fresh nonce every time");
         assert_eq!(a.len(), 123);
         assert_eq!(seal.open(&a).unwrap(), t);
-        let user_hex = hex_encode(t.user_id().as_bytes());
+        let user_hex = hex::encode(t.user_id().as_bytes());
         assert!(!a.contains(&user_hex) && !a.contains(&t.user_id().to_string()));
         assert!(ChallengeSeal::generate().open(&a).is_err(), "another key");
         assert!(

@@ -84,10 +84,7 @@ pub struct AuditEntry {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::hex::encode(&Sha256::digest(bytes))
 }
 
 /// The stored bytes of a record with this body: hash, then body.

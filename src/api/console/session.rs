@@ -47,7 +47,7 @@ pub(crate) struct Issued {
 fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::domain::hex::encode(&bytes)
 }
 
 fn hash(id: &str) -> [u8; 32] {

@@ -29,9 +29,7 @@ use crate::config::Config;
 use crate::domain::audit::AuditAction;
 use crate::domain::ids::UserId;
 use crate::domain::time::{Clock, SystemClock, Timestamp};
-use crate::security::keys::{
-    DataKey, Fingerprint, IndexKey, MasterKey, hex_decode, hex_encode, wrapped_by,
-};
+use crate::security::keys::{DataKey, Fingerprint, IndexKey, MasterKey, wrapped_by};
 use crate::store::commit::Outcome;
 use crate::store::{Batch, EmailIndex, Op, Store};
 
@@ -81,7 +79,7 @@ impl Meta {
         Self {
             format: 1,
             master: master.fingerprint().to_string(),
-            index_key: hex_encode(&master.wrap(index.bytes(), INDEX_AAD)),
+            index_key: crate::domain::hex::encode(&master.wrap(index.bytes(), INDEX_AAD)),
             rotating_to: None,
             migrated: false,
             rewrite_pending: false,
@@ -325,7 +323,7 @@ impl Keyring {
             )));
         };
         let current = Arc::new(candidates.remove(pos));
-        let wrapped = hex_decode(&meta.index_key)
+        let wrapped = crate::domain::hex::decode(&meta.index_key)
             .ok_or_else(|| key_error("the store's keyring record has a malformed index key"))?;
         let index =
             IndexKey::from_bytes(current.unwrap(&wrapped, INDEX_AAD).map_err(|e| {

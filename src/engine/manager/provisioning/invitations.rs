@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{INVITE_QUEUE_WAIT, Provisioning, invalid};
 use crate::domain::audit::{AuditAction, AuditActor};
+use crate::domain::hex;
 use crate::domain::ids::UserId;
 use crate::domain::profile::UserProfile;
 use crate::domain::time::Timestamp;
 use crate::engine::EngineError;
 use crate::engine::manager::principal::Principal;
 use crate::engine::user::{BeginLogin, SetPassword};
-use crate::security::keys::{hex_decode, hex_encode};
 use crate::security::password::NO_PASSWORD;
 use crate::security::token::InvitationToken;
 use crate::store::{Batch, Op};
@@ -94,7 +94,7 @@ impl Provisioning<'_> {
             .now()
             .plus(e.config.automation.provisioning.invitation_ttl);
         let stored = StoredInvitation {
-            secret_hash: hex_encode(&token.secret_hash()),
+            secret_hash: hex::encode(&token.secret_hash()),
             expires_at,
             credential_version,
         };
@@ -213,7 +213,7 @@ impl Provisioning<'_> {
         let Some(stored) = self.stored_invitation(id)? else {
             return Err(refused());
         };
-        let hash: [u8; 32] = hex_decode(&stored.secret_hash)
+        let hash: [u8; 32] = hex::decode(&stored.secret_hash)
             .and_then(|h| h.try_into().ok())
             .ok_or_else(|| EngineError::Internal(format!("invitation of {id}: bad hash")))?;
         if !token.matches(&hash) {
