@@ -99,6 +99,10 @@ pub use manager::*;
 pub use models::TRAINING_RUNNING;
 pub use shared_profile::SharedProfile;
 
+/// The report a dashboard's read-only links were last shown, if any.
+pub(crate) type SharedReportSlot =
+    tokio::sync::Mutex<Option<Arc<crate::domain::dashboard::DashboardReport>>>;
+
 /// What can go wrong in an engine call. Expected outcomes (a denied login) are values of
 /// the `Ok` side instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -112,7 +116,8 @@ pub enum EngineError {
     /// No such user.
     #[error("user not found")]
     NotFound,
-    /// The change raced with another change of the same thing; retry.
+    /// The change conflicts with the state of what it changes: it raced with another
+    /// change of the same thing (retry), or a limit is reached (the words say which).
     #[error("conflict: {0}")]
     Conflict(String),
     /// The password pool is saturated; retry shortly.
@@ -236,9 +241,9 @@ pub(crate) struct Engine {
     /// Held by a dashboard's save or deletion from its check to its commit, so two
     /// first saves at once cannot both pass the cap.
     pub(crate) dashboard_writes: tokio::sync::Mutex<()>,
-    /// The reports read-only dashboard links were last shown, by dashboard (kept a
-    /// minute); held while one is computed.
-    pub(crate) shared_reports: tokio::sync::Mutex<
-        std::collections::HashMap<String, Arc<crate::domain::dashboard::DashboardReport>>,
-    >,
+    /// The report read-only links to each dashboard were last shown (served for a
+    /// minute), by dashboard; a dashboard's slot is held while its report is computed,
+    /// so a burst of views of one link waits for one computation and other dashboards'
+    /// links do not wait at all.
+    pub(crate) shared_reports: dashmap::DashMap<String, Arc<SharedReportSlot>>,
 }

@@ -8,8 +8,6 @@ use serde_json::{Value, json};
 
 use roster::analytics::sim::{SimConfig, SimUser, simulate};
 use roster::domain::history::day_of;
-use roster::engine::ImportedUser;
-use roster::security::password::{Argon2Worker, params};
 
 use crate::support::{ADMIN_KEY, SYS, TestServer};
 
@@ -53,31 +51,8 @@ async fn a_planted_population_imported_trained_and_explained() {
         keep_events: true,
     })
     .collect();
-    let phc = Argon2Worker::new(params(m.config().passwords.params).unwrap())
-        .unwrap()
-        .hash("correct horse battery staple")
-        .unwrap();
-    let mut people = Vec::new();
-    for (c, chunk) in population.chunks(200).enumerate() {
-        let users = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, u)| ImportedUser {
-                email: format!("listener{c}-{i}@example.com"),
-                password_hash: phc.clone(),
-                tier: Some(u.tier),
-                profile_data: None,
-                created_at: Some(u.created_at),
-            })
-            .collect();
-        let created = m.accounts().import(&SYS, users).await.unwrap();
-        for (p, u) in created.into_iter().zip(chunk) {
-            let p = p.unwrap();
-            assert_eq!(p.created_at, u.created_at, "the sign-up date is kept");
-            crate::support::set_analytics(m, &p.id.to_string(), true).await;
-            people.push((p.id.to_string(), u));
-        }
-    }
+    let ids = crate::support::plant_users(m, &population).await;
+    let people: Vec<(String, &SimUser)> = ids.into_iter().zip(&population).collect();
 
     // The whole history, with a line of nonsense, an unknown user and a bad event.
     let mut body = lines_of(&people);

@@ -447,3 +447,39 @@ pub async fn set_analytics(m: &UserManager, id: &str, granted: bool) {
         .await
         .unwrap();
 }
+
+/// Imports `population` as users (`listener{n}@example.com`, in order, each with its
+/// tier and sign-up date) who consent to analytics, as trusted code: their ids. Their
+/// history is the caller's to bring.
+pub async fn plant_users(
+    m: &UserManager,
+    population: &[roster::analytics::sim::SimUser],
+) -> Vec<String> {
+    use roster::security::password::{Argon2Worker, params};
+    let phc = Argon2Worker::new(params(m.config().passwords.params).unwrap())
+        .unwrap()
+        .hash("correct horse battery staple")
+        .unwrap();
+    let mut ids = Vec::new();
+    for chunk in population.chunks(200) {
+        let users = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, u)| roster::engine::ImportedUser {
+                email: format!("listener{}@example.com", ids.len() + i),
+                password_hash: phc.clone(),
+                tier: Some(u.tier),
+                profile_data: None,
+                created_at: Some(u.created_at),
+            })
+            .collect();
+        let created = m.accounts().import(&SYS, users).await.unwrap();
+        for (p, u) in created.into_iter().zip(chunk) {
+            let p = p.unwrap();
+            assert_eq!(p.created_at, u.created_at, "the sign-up date is kept");
+            set_analytics(m, &p.id.to_string(), true).await;
+            ids.push(p.id.to_string());
+        }
+    }
+    ids
+}

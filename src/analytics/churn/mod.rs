@@ -31,7 +31,9 @@ pub const MIN_ROWS: usize = 50;
 pub const REASONS: usize = 5;
 
 /// Where a probability falls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Band {
     /// Below 0.3.

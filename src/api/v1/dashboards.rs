@@ -44,11 +44,12 @@ pub(crate) async fn get(
 }
 
 /// Saves a dashboard under `name` (operator only; audited): 201 when new, 200 when it
-/// replaced the one of that name. Durable when it answers.
+/// replaced the one of that name (its links stay, and show what it shows now); 409 when
+/// 100 are saved and this one is new. Durable when it answers.
 #[utoipa::path(put, path = "/api/v1/admin/dashboards/{name}", tag = "admin", request_body = DashboardDraft,
     params(("name" = String, Path, description = "the dashboard's name: 1 to 64 of a-z, 0-9, - and _")), security(("bearer" = [])),
     responses((status = 200, body = Dashboard), (status = 201, body = Dashboard), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 415, body = Problem)))]
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem)))]
 pub(crate) async fn put(
     State(s): State<AppState>,
     caller: Caller,
@@ -113,11 +114,11 @@ pub(crate) struct SharedLink {
 
 /// Makes a read-only link to a dashboard (operator only; audited): whoever holds its
 /// token sees the dashboard's figures — no user named — at `/shared#t=<token>` until
-/// it expires or is revoked. At most 20 live links per dashboard.
+/// it expires or is revoked. At most 20 live links per dashboard (409 beyond).
 #[utoipa::path(post, path = "/api/v1/admin/dashboards/{name}/shares", tag = "admin", request_body = ShareDraft,
     params(("name" = String, Path, description = "the dashboard's name")), security(("bearer" = [])),
     responses((status = 201, body = SharedLink), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)))]
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem)))]
 pub(crate) async fn share(
     State(s): State<AppState>,
     caller: Caller,
@@ -155,7 +156,8 @@ pub(crate) async fn revoke_share(
 /// What a read-only link shows.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SharedView {
-    /// The dashboard's figures (computed at most a minute ago; no user named).
+    /// The dashboard's figures (computed at most a minute ago; no user named, no
+    /// cohort or churn band of fewer than 10 users described).
     report: DashboardReport,
     /// When the link stops working.
     link_expires_at: Timestamp,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::analytics::Member;
-use crate::analytics::churn::{ChurnModel, ChurnPrediction, TrainProgress, Trainer};
+use crate::analytics::churn::{Band, ChurnModel, ChurnPrediction, TrainProgress, Trainer};
 use crate::analytics::cohorts::{
     CohortBuilder, CohortQuery, CohortTable, MAX_MONTHS, MAX_PERIODS, Unit as CohortUnit,
 };
@@ -30,7 +30,7 @@ use crate::engine::durable::settled;
 use crate::engine::live::{LiveFigures, PoolReading};
 use crate::engine::models;
 use crate::engine::outcomes::{
-    ActivityOutcome, AtRisk, ChurnReport, ImportOutcome, ModelVersion, Trained,
+    ActivityOutcome, AtRisk, BandCount, ChurnReport, ImportOutcome, ModelVersion, Trained,
 };
 use crate::engine::population;
 use crate::engine::user::{ImportHistory, RecordActivity};
@@ -420,6 +420,7 @@ impl Analytics<'_> {
                 model: None,
                 versions,
                 scored: 0,
+                bands: Vec::new(),
                 at_risk: Vec::new(),
             });
         };
@@ -441,6 +442,11 @@ impl Analytics<'_> {
             model: Some((*model).clone()),
             versions,
             scored: scored.seen,
+            bands: scored
+                .bands
+                .iter()
+                .map(|(&(tier, band), &users)| BandCount { tier, band, users })
+                .collect(),
             at_risk: scored.into_sorted().into_iter().skip(offset).collect(),
         })
     }
@@ -465,6 +471,7 @@ pub const MAX_RANKED: usize = 10_000;
 struct TopRisk {
     keep: usize,
     seen: u64,
+    bands: std::collections::BTreeMap<(UserTier, Band), u64>,
     best: Vec<AtRisk>,
 }
 
@@ -473,12 +480,14 @@ impl TopRisk {
         Self {
             keep,
             seen: 0,
+            bands: Default::default(),
             best: Vec::new(),
         }
     }
 
     fn offer(&mut self, user_id: UserId, tier: UserTier, prediction: ChurnPrediction) {
         self.seen += 1;
+        *self.bands.entry((tier, prediction.band)).or_default() += 1;
         self.best.push(AtRisk {
             user_id,
             tier,

@@ -1,7 +1,8 @@
 //! A dashboard's report: each panel's figures as a table, computed here so the console,
 //! a read-only link and a CSV export show the same rows. Panels that ask for the same
-//! figure share one read of the store. A read-only link's report names no user, and is
-//! computed at most once a minute per dashboard however many people open the link.
+//! figure share one read of the store. A read-only link's report names no user and
+//! describes no group smaller than [`MIN_GROUP`], and is computed at most once a minute
+//! per dashboard however many people open the link.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,21 @@ pub const SHARED_REPORT_MAX_AGE: Duration = Duration::from_secs(60);
 const NO_SUCH_LINK: &str = "the link is unknown, has expired or was revoked";
 /// Users a churn panel lists.
 const AT_RISK: usize = 20;
+/// The smallest group a read-only link describes: a retention cohort or a churn band of
+/// fewer users shows only that it is small, so a link holder who knows who signed up
+/// one week cannot read how those few people behave.
+pub const MIN_GROUP: u64 = 10;
+/// What a link shows of a group smaller than [`MIN_GROUP`].
+const SMALL_GROUP: &str = "fewer than 10";
+
+/// A group's size as `audience` may see it.
+fn group_size(users: u64, audience: Audience) -> Value {
+    if audience == Audience::Link && users > 0 && users < MIN_GROUP {
+        json!(SMALL_GROUP)
+    } else {
+        json!(users)
+    }
+}
 
 /// Who a report is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -153,8 +169,12 @@ fn tabulate(panel: &Panel, figure: &Figure, audience: Audience) -> (Vec<String>,
                 .cohorts
                 .iter()
                 .map(|x| {
-                    let head = [day(x.start), json!(x.size)];
-                    let tail = x.retention.iter().map(|r| r.map_or(Value::Null, share));
+                    let head = [day(x.start), group_size(x.size, audience)];
+                    let hidden = head[1].is_string();
+                    let tail = x.retention.iter().map(|r| match r {
+                        Some(r) if !hidden => share(*r),
+                        _ => Value::Null,
+                    });
                     head.into_iter().chain(tail).collect()
                 })
                 .collect();
@@ -168,28 +188,35 @@ fn tabulate(panel: &Panel, figure: &Figure, audience: Audience) -> (Vec<String>,
                 .collect();
             (cols(&["segment", "users"]), rows)
         }
+        // A link holder sees how many users each band holds, never a person's row.
+        (PanelKind::ChurnAtRisk, Figure::Churn(r)) if audience == Audience::Link => {
+            let rows = r
+                .bands
+                .iter()
+                .map(|b| {
+                    vec![
+                        json!(b.tier.as_str()),
+                        json!(b.band),
+                        group_size(b.users, audience),
+                    ]
+                })
+                .collect();
+            (cols(&["tier", "band", "users"]), rows)
+        }
         (PanelKind::ChurnAtRisk, Figure::Churn(r)) => {
-            let named = audience == Audience::Operator;
-            let mut columns = cols(&["tier", "probability", "band"]);
-            if named {
-                columns.insert(0, "user".to_owned());
-            }
             let rows = r
                 .at_risk
                 .iter()
                 .map(|u| {
-                    let mut row = vec![
+                    vec![
+                        json!(u.user_id.to_string()),
                         json!(u.tier.as_str()),
                         share(u.prediction.probability),
                         json!(u.prediction.band),
-                    ];
-                    if named {
-                        row.insert(0, json!(u.user_id.to_string()));
-                    }
-                    row
+                    ]
                 })
                 .collect();
-            (columns, rows)
+            (cols(&["user", "tier", "probability", "band"]), rows)
         }
         (PanelKind::Engagement, Figure::Usage(u)) => {
             let rows = u
@@ -251,43 +278,66 @@ impl Ops<'_> {
     }
 
     /// The report a read-only link's `token` opens (anyone holding it): no user named,
-    /// computed at most once per [`SHARED_REPORT_MAX_AGE`] for each dashboard. A token
-    /// that opens nothing — malformed, unknown, expired or revoked — is refused with
-    /// the same words.
-    /// Also the time the link stops working.
+    /// no group smaller than [`MIN_GROUP`] described, computed at most once per
+    /// [`SHARED_REPORT_MAX_AGE`] for each dashboard; also the time the link stops
+    /// working. A token that opens nothing — malformed, unknown, expired or revoked — is
+    /// refused with the same words, and so is one revoked while its view waited or was
+    /// computed: the link is checked again just before the report is handed out.
     pub async fn shared_report(
         self,
         token: &str,
     ) -> Result<(Arc<DashboardReport>, Timestamp), EngineError> {
-        let refused = EngineError::Unauthenticated(NO_SUCH_LINK);
+        let refused = || EngineError::Unauthenticated(NO_SUCH_LINK);
         if !looks_like_token(token) {
-            return Err(refused);
+            return Err(refused());
         }
         let digest = token_digest(token);
-        let now = self.m.now();
-        let system = Principal::System("dashboard link");
-        let (dashboard, expires_at) = self
-            .dashboards(&system)?
-            .into_iter()
-            .find_map(|d| {
-                let share = d.shares.iter().find(|s| s.opens(&digest, now))?;
-                let expires_at = share.expires_at;
-                Some((d, expires_at))
-            })
-            .ok_or(refused)?;
+        let dashboard = self.opened_by(&digest)?.ok_or_else(refused)?;
         let e = &self.m.engine;
-        // One computation at a time: a burst of views of a cold link waits for one.
-        let mut cache = e.shared_reports.lock().await;
-        if let Some(r) = cache.get(&dashboard.name)
-            && r.updated_at == dashboard.updated_at
-            && now.since(r.generated_at) < SHARED_REPORT_MAX_AGE
-        {
-            return Ok((Arc::clone(r), expires_at));
+        // One computation at a time per dashboard: a burst of views of a cold link
+        // waits for one, and other dashboards' links do not wait for it.
+        let slot = Arc::clone(&*e.shared_reports.entry(dashboard.name.clone()).or_default());
+        let mut last = slot.lock().await;
+        let now = self.m.now();
+        let report = match last.as_ref() {
+            Some(r)
+                if r.updated_at == dashboard.updated_at
+                    && now.since(r.generated_at) < SHARED_REPORT_MAX_AGE =>
+            {
+                Arc::clone(r)
+            }
+            _ => {
+                let r = Arc::new(self.report(&dashboard, Audience::Link).await?);
+                *last = Some(Arc::clone(&r));
+                r
+            }
+        };
+        drop(last);
+        let system = Principal::System("dashboard link");
+        let expires_at = match self.dashboard(&system, &dashboard.name) {
+            Ok(d) => d
+                .shares
+                .iter()
+                .find(|s| s.opens(&digest, self.m.now()))
+                .map(|s| s.expires_at),
+            Err(EngineError::NotFound) => None,
+            Err(err) => return Err(err),
+        };
+        Ok((report, expires_at.ok_or_else(refused)?))
+    }
+
+    /// The dashboard a live link of `digest` opens. A record that does not read is
+    /// skipped (and logged): it cannot hold the link of a dashboard that does.
+    fn opened_by(self, digest: &str) -> Result<Option<Dashboard>, EngineError> {
+        let now = self.m.now();
+        for (name, record) in self.m.engine.store.dashboards()? {
+            match super::dashboards::decode(&name, &record) {
+                Ok(d) if d.shares.iter().any(|s| s.opens(digest, now)) => return Ok(Some(d)),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "a dashboard is skipped by its links"),
+            }
         }
-        let report = Arc::new(self.report(&dashboard, Audience::Link).await?);
-        cache.retain(|_, r| now.since(r.generated_at) < SHARED_REPORT_MAX_AGE);
-        cache.insert(dashboard.name.clone(), Arc::clone(&report));
-        Ok((report, expires_at))
+        Ok(None)
     }
 
     async fn report(

@@ -8,12 +8,11 @@ use super::principal::Principal;
 use crate::domain::audit::AuditAction;
 use crate::domain::dashboard::{Dashboard, DashboardDraft, MAX_DASHBOARDS, check_name};
 use crate::domain::share::{MAX_SHARES, Share, ShareDraft};
-use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::durable::settled;
 use crate::store::{Batch, Op};
 
-fn decode(name: &str, record: &[u8]) -> Result<Dashboard, EngineError> {
+pub(super) fn decode(name: &str, record: &[u8]) -> Result<Dashboard, EngineError> {
     serde_json::from_slice(record)
         .map_err(|err| EngineError::Internal(format!("dashboard {name:?} does not read: {err}")))
 }
@@ -54,11 +53,9 @@ impl Ops<'_> {
             None => None,
         };
         if previous.is_none() && e.store.dashboards()?.len() >= MAX_DASHBOARDS {
-            return Err(ValidationError::new(
-                "name",
-                format!("{MAX_DASHBOARDS} dashboards are saved already: delete one first"),
-            )
-            .into());
+            return Err(EngineError::Conflict(format!(
+                "{MAX_DASHBOARDS} dashboards are saved already: delete one first"
+            )));
         }
         let dashboard = draft.into_dashboard(name.to_owned(), self.m.now(), previous.as_ref());
         let action = AuditAction::DashboardSaved {
@@ -108,11 +105,9 @@ impl Ops<'_> {
         let mut dashboard = decode(name, &record)?;
         dashboard.shares.retain(|s| s.live(now));
         if dashboard.shares.len() >= MAX_SHARES {
-            return Err(ValidationError::new(
-                "name",
-                format!("this dashboard has {MAX_SHARES} live links already: revoke one first"),
-            )
-            .into());
+            return Err(EngineError::Conflict(format!(
+                "this dashboard has {MAX_SHARES} live links already: revoke one first"
+            )));
         }
         dashboard.shares.push(share.clone());
         let action = AuditAction::DashboardShared {
@@ -176,6 +171,9 @@ impl Ops<'_> {
         let ticket = e
             .commit
             .submit(Batch::of(op), audit.into_iter().collect(), None);
-        settled(e.commit.wait(&ticket).await)
+        settled(e.commit.wait(&ticket).await)?;
+        // Its links opened nothing from the commit on; what they were last shown goes.
+        e.shared_reports.remove(name);
+        Ok(())
     }
 }

@@ -195,6 +195,7 @@ async fn a_free_user_cannot_upgrade_itself_or_sign_up_above_free() {
     m.shutdown().await.unwrap();
 }
 
+mod shares;
 mod watched;
 use watched::Watched;
 

@@ -114,6 +114,17 @@ pub struct AtRisk {
     pub prediction: ChurnPrediction,
 }
 
+/// How many users of a tier the churn model puts in a band.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BandCount {
+    /// The tier.
+    pub tier: UserTier,
+    /// The band.
+    pub band: crate::analytics::churn::Band,
+    /// Its users.
+    pub users: u64,
+}
+
 /// One stored version of the churn model, in brief.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelVersion {
@@ -152,6 +163,9 @@ pub struct ChurnReport {
     pub versions: Vec<ModelVersion>,
     /// Users scored (consenting ones).
     pub scored: u64,
+    /// Users scored, by tier and band (tiers in order, each band low to high; only
+    /// the pairs with users).
+    pub bands: Vec<BandCount>,
     /// The page of users most likely to churn, highest probability first.
     pub at_risk: Vec<AtRisk>,
 }

@@ -9,8 +9,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+use roster::analytics::sim::{SimConfig, simulate};
+
 use super::browser::Browser;
-use crate::support::{ADMIN_KEY, TestServer};
+use crate::support::{ADMIN_KEY, SYS, TestServer, plant_users, set_analytics};
 
 /// `GET /shared/dashboard` with `token` in its header (none: no header), no key.
 async fn view(srv: &TestServer, token: Option<&str>) -> (u16, Value) {
@@ -166,7 +168,8 @@ async fn a_link_shows_the_dashboard_without_the_key_until_it_is_revoked_or_expir
     assert_eq!(listed["shares"][0]["label"], "board meeting");
     assert!(!listed.to_string().contains(&token));
 
-    // Opened with the token alone: the same figures, no user column, no user id.
+    // Opened with the token alone: the same figures, no user column, no user id (with
+    // a trained model: `a_link_describes_groups_never_people`).
     let (s, shown) = view(&srv, Some(&token)).await;
     assert_eq!(s, 200, "{shown}");
     let shared = &shown["report"];
@@ -174,7 +177,7 @@ async fn a_link_shows_the_dashboard_without_the_key_until_it_is_revoked_or_expir
     assert_eq!(shared["panels"][0], report["panels"][0]);
     assert_eq!(
         shared["panels"][1]["columns"],
-        json!(["tier", "probability", "band"])
+        json!(["tier", "band", "users"])
     );
     assert!(
         !shown.to_string().contains(&member),
@@ -260,6 +263,192 @@ async fn a_link_shows_the_dashboard_without_the_key_until_it_is_revoked_or_expir
     assert!(!holds(token.as_bytes()), "the token is not");
 }
 
+/// What a link shows of a group of fewer than 10 users.
+const SMALL: &str = "fewer than 10";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_describes_groups_never_people() {
+    let srv = TestServer::start("").await;
+    let m = &srv.manager;
+    let population: Vec<_> = simulate(SimConfig {
+        users: 600,
+        seed: 5,
+        now: m.now(),
+        days: 100,
+        horizon_days: 14,
+        keep_events: true,
+    })
+    .collect();
+    let mut ids = plant_users(m, &population).await;
+    let mut lines = Vec::new();
+    for (id, u) in ids.iter().zip(&population) {
+        for chunk in u.events.chunks(1000) {
+            lines.push((id.parse().unwrap(), chunk.to_vec()));
+        }
+    }
+    for line in m.analytics().import_history(&SYS, lines).await.unwrap() {
+        line.unwrap();
+    }
+    let trained = m.analytics().train(&SYS, |_| {}).await.unwrap();
+    assert!(trained.churn.usable, "{:?}", trained.churn.evaluation);
+    // A VIP who signed up today: with the planted few, a cohort smaller than 10.
+    let (vip, _) = srv.user("new-vip@example.com", "vip").await;
+    set_analytics(m, &vip, true).await;
+    ids.push(vip);
+    let board = json!({"title": "Risk", "panels": [
+        {"kind": "churn_at_risk"},
+        {"kind": "cohorts", "days": 28},
+        {"kind": "cohorts", "tier": "vip", "days": 28},
+    ]});
+    let (s, _) = srv
+        .call(
+            Method::PUT,
+            "/admin/dashboards/risk",
+            Some(ADMIN_KEY),
+            Some(board),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, report) = srv
+        .call(
+            Method::GET,
+            "/admin/dashboards/risk/report",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let (_, churn) = srv
+        .call(Method::GET, "/admin/analytics/churn", Some(ADMIN_KEY), None)
+        .await;
+    let (_, made) = make(&srv, "risk", json!({})).await;
+    let (s, shown) = view(&srv, made["token"].as_str()).await;
+    assert_eq!(s, 200, "{shown}");
+    let shared = &shown["report"]["panels"];
+
+    // The operator sees the users most at risk by id; the link holder none of anyone's.
+    let named = report["panels"][0]["rows"].as_array().unwrap();
+    assert_eq!(named.len(), 20, "{report}");
+    assert!(ids.contains(&named[0][0].as_str().unwrap().to_owned()));
+    let text = shown.to_string();
+    for id in &ids {
+        assert!(!text.contains(id.as_str()), "{id} in {text}");
+    }
+
+    // The link's churn panel: users by tier and band, as the model counts them, small
+    // bands only as small.
+    assert_eq!(shared[0]["columns"], json!(["tier", "band", "users"]));
+    let bands = churn["bands"].as_array().unwrap();
+    let total: u64 = bands.iter().map(|b| b["users"].as_u64().unwrap()).sum();
+    assert_eq!(total, churn["scored"].as_u64().unwrap(), "{churn}");
+    let rows = shared[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), bands.len(), "{shared}");
+    for (row, b) in rows.iter().zip(bands) {
+        let users = b["users"].as_u64().unwrap();
+        let seen = if users < 10 {
+            json!(SMALL)
+        } else {
+            json!(users)
+        };
+        assert_eq!(row, &json!([b["tier"], b["band"], seen]));
+    }
+    assert!(rows.iter().any(|r| r[2].is_u64()), "{shared}");
+
+    // Cohorts: a small one shows only that it is small; the others as the operator's.
+    let (mut small, mut whole) = (0, 0);
+    for p in [1, 2] {
+        let ours = report["panels"][p]["rows"].as_array().unwrap();
+        let theirs = shared[p]["rows"].as_array().unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        for (o, t) in ours.iter().zip(theirs) {
+            let size = o[1].as_u64().unwrap();
+            if (1..10).contains(&size) {
+                small += 1;
+                assert_eq!(t[1], SMALL, "{t}");
+                assert!(t.as_array().unwrap()[2..].iter().all(Value::is_null), "{t}");
+            } else {
+                whole += 1;
+                assert_eq!(o, t);
+            }
+        }
+    }
+    assert!(small > 0 && whole > 0, "{report}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_capped_kept_out_of_caches_and_die_with_their_dashboard() {
+    let srv = TestServer::start("[server]\nanonymous_requests_per_hour = 12\n").await;
+    let board = json!({"title": "Board", "panels": [{"kind": "overview"}]});
+    let put = |body: Value| {
+        let srv = &srv;
+        async move {
+            srv.call(
+                Method::PUT,
+                "/admin/dashboards/board",
+                Some(ADMIN_KEY),
+                Some(body),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(put(board.clone()).await, 201);
+
+    // At most 20 live links; the 21st is a conflict that says what to do.
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        let (s, made) = make(&srv, "board", json!({})).await;
+        assert_eq!(s, 201, "{made}");
+        tokens.push(made["token"].as_str().unwrap().to_owned());
+    }
+    let (s, p) = make(&srv, "board", json!({})).await;
+    assert_eq!(s, 409, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("revoke one"), "{p}");
+
+    // What a link shows is kept out of caches and referrers, and so is its page.
+    let resp = srv
+        .http
+        .get(format!("{}/shared/dashboard", srv.base))
+        .header("x-dashboard-share", &tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    let page = srv
+        .http
+        .get(format!("http://{}/shared", srv.host()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert!(page.headers().contains_key("content-security-policy"));
+
+    // Deleted, then saved again under the same name: the old links open nothing.
+    let (s, _) = srv
+        .call(
+            Method::DELETE,
+            "/admin/dashboards/board",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(view(&srv, Some(&tokens[1])).await.0, 401);
+    assert_eq!(put(board).await, 201);
+    assert_eq!(view(&srv, Some(&tokens[2])).await.0, 401);
+
+    // Views count against the address's hourly allowance like any public call.
+    let mut statuses = Vec::new();
+    for t in tokens.iter().cycle().take(12) {
+        statuses.push(view(&srv, Some(t)).await.0);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    srv.stop().await;
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -277,7 +466,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn an_operator_hands_out_a_link_that_opens_in_a_fresh_browser_until_revoked() {
     let srv = TestServer::start("").await;
     srv.user("member@example.com", "premium").await;
-    let board = json!({"title": "Board", "panels": [{"kind": "overview"}, {"kind": "segments"}]});
+    let board = json!({"title": "Board", "panels": [
+        {"kind": "overview"},
+        {"kind": "segments", "title": "=1+1"},
+    ]});
     let (s, _) = srv
         .call(
             Method::PUT,
@@ -337,6 +529,23 @@ async fn an_operator_hands_out_a_link_that_opens_in_a_fresh_browser_until_revoke
         "1"
     );
     viewer.screenshot("shared-dashboard").await;
+    let href = viewer.client.current_url().await.unwrap();
+    assert!(
+        !href.as_str().contains("rds_"),
+        "the token left the address: {href}"
+    );
+    // Exported: a heading a spreadsheet would run as a formula is opened with a quote.
+    viewer.click("shared-csv").await;
+    let csv = "return document.getElementById('shared-csv-status').dataset.csv || ''";
+    let csv = viewer
+        .until(Duration::from_secs(5), csv, |v| {
+            v.as_str().is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    assert!(
+        csv.as_str().unwrap().contains("\n'=1+1\nsegment,users\n"),
+        "{csv}"
+    );
     let cookies = viewer.client.get_all_cookies().await.unwrap();
     assert!(
         cookies.is_empty(),

@@ -45,9 +45,12 @@ export function draw(root, report) {
   }
 }
 
+// A text cell a spreadsheet would read as a formula (= + - @, or a tab or carriage
+// return before one) is opened with an apostrophe, so an exported title cannot run.
 function csvCell(v) {
-  const s = v == null ? '' : String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  let s = v == null ? '' : String(v);
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 /** The report as CSV: per panel its title, its header row, its rows and a blank line. */

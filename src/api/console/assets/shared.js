@@ -6,7 +6,14 @@
 import { draw, csv, download } from '/shared/report.js';
 
 const $ = (id) => document.getElementById(id);
-const token = new URLSearchParams(location.hash.slice(1)).get('t');
+// Once read, the token leaves the address bar (and so screenshots, shoulders and the
+// history list); the tab keeps it for a reload, and forgets it when it closes.
+const fromLink = new URLSearchParams(location.hash.slice(1)).get('t');
+if (fromLink) {
+  sessionStorage.setItem('roster-share', fromLink);
+  history.replaceState(null, '', location.pathname);
+}
+const token = fromLink || sessionStorage.getItem('roster-share');
 let report = null;
 
 async function load() {
