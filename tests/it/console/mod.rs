@@ -426,7 +426,7 @@ async fn first_saves_at_once_never_pass_the_dashboard_cap() {
     let all = futures_util::future::join_all((0..8).map(|i| put(format!("new{i}")))).await;
     let saved = all.iter().filter(|s| **s == 201).count();
     assert_eq!(saved, 2, "{all:?}");
-    assert!(all.iter().all(|s| *s == 201 || *s == 400), "{all:?}");
+    assert!(all.iter().all(|s| *s == 201 || *s == 409), "{all:?}");
     let (_, listed) = srv
         .call(Method::GET, "/admin/dashboards", Some(ADMIN_KEY), None)
         .await;

@@ -46,10 +46,11 @@ export function draw(root, report) {
 }
 
 // A text cell a spreadsheet would read as a formula (= + - @, or a tab or carriage
-// return before one) is opened with an apostrophe, so an exported title cannot run.
+// return before one) is opened with an apostrophe, so an exported title cannot run; a
+// plain signed number such as a cohort's "+3" is no formula and stays as it is.
 function csvCell(v) {
   let s = v == null ? '' : String(v);
-  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s) && !/^[+-]\d+(\.\d+)?%?$/.test(s)) s = `'${s}`;
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
