@@ -156,8 +156,8 @@ pub(crate) async fn revoke_share(
 /// What a read-only link shows.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SharedView {
-    /// The dashboard's figures (computed at most a minute ago; no user named, no
-    /// cohort or churn band of fewer than 10 users described).
+    /// The dashboard's figures (computed at most a minute ago; no user named, a
+    /// cohort or churn band of fewer than 10 users shown only as small).
     report: DashboardReport,
     /// When the link stops working.
     link_expires_at: Timestamp,

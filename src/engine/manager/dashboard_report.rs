@@ -1,8 +1,8 @@
 //! A dashboard's report: each panel's figures as a table, computed here so the console,
 //! a read-only link and a CSV export show the same rows. Panels that ask for the same
-//! figure share one read of the store. A read-only link's report names no user and
-//! describes no group smaller than [`MIN_GROUP`], and is computed at most once a minute
-//! per dashboard however many people open the link.
+//! figure share one read of the store. A read-only link's report names no user, shows a
+//! cohort or churn band under [`MIN_GROUP`] only as small, and is computed at most once
+//! a minute per dashboard however many people open the link.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::Ops;
 use super::principal::Principal;
+use crate::analytics::churn::Band;
 use crate::analytics::cohorts::{CohortQuery, CohortTable, Unit};
 use crate::analytics::overview::Overview;
 use crate::analytics::segments::SegmentModel;
@@ -39,7 +40,7 @@ const SMALL_GROUP: &str = "fewer than 10";
 
 /// A group's size as `audience` may see it.
 fn group_size(users: u64, audience: Audience) -> Value {
-    if audience == Audience::Link && users > 0 && users < MIN_GROUP {
+    if audience == Audience::Link && users < MIN_GROUP {
         json!(SMALL_GROUP)
     } else {
         json!(users)
@@ -188,19 +189,24 @@ fn tabulate(panel: &Panel, figure: &Figure, audience: Audience) -> (Vec<String>,
                 .collect();
             (cols(&["segment", "users"]), rows)
         }
-        // A link holder sees how many users each band holds, never a person's row.
+        // A link holder sees how many users each band holds, never a person's row:
+        // every tier and band, empty ones too, so a missing row tells nothing.
         (PanelKind::ChurnAtRisk, Figure::Churn(r)) if audience == Audience::Link => {
-            let rows = r
-                .bands
-                .iter()
-                .map(|b| {
-                    vec![
-                        json!(b.tier.as_str()),
-                        json!(b.band),
-                        group_size(b.users, audience),
-                    ]
-                })
-                .collect();
+            let mut rows = Vec::new();
+            for tier in UserTier::ALL {
+                for band in [Band::Low, Band::Medium, Band::High] {
+                    let users = r
+                        .bands
+                        .iter()
+                        .find(|b| b.tier == tier && b.band == band)
+                        .map_or(0, |b| b.users);
+                    rows.push(vec![
+                        json!(tier.as_str()),
+                        json!(band),
+                        group_size(users, audience),
+                    ]);
+                }
+            }
             (cols(&["tier", "band", "users"]), rows)
         }
         (PanelKind::ChurnAtRisk, Figure::Churn(r)) => {
@@ -278,8 +284,8 @@ impl Ops<'_> {
     }
 
     /// The report a read-only link's `token` opens (anyone holding it): no user named,
-    /// no group smaller than [`MIN_GROUP`] described, computed at most once per
-    /// [`SHARED_REPORT_MAX_AGE`] for each dashboard; also the time the link stops
+    /// cohorts and churn bands under [`MIN_GROUP`] only as small, computed at most once
+    /// per [`SHARED_REPORT_MAX_AGE`] for each dashboard; also the time the link stops
     /// working. A token that opens nothing — malformed, unknown, expired or revoked — is
     /// refused with the same words, and so is one revoked while its view waited or was
     /// computed: the link is checked again just before the report is handed out.
@@ -298,6 +304,11 @@ impl Ops<'_> {
         // waits for one, and other dashboards' links do not wait for it.
         let slot = Arc::clone(&*e.shared_reports.entry(dashboard.name.clone()).or_default());
         let mut last = slot.lock().await;
+        // What the dashboard is now: a save while this view waited changes its panels.
+        let dashboard = self
+            .opened(&dashboard.name, &digest)?
+            .ok_or_else(refused)?
+            .0;
         let now = self.m.now();
         let report = match last.as_ref() {
             Some(r)
@@ -313,17 +324,30 @@ impl Ops<'_> {
             }
         };
         drop(last);
+        let (_, expires_at) = self.opened(&dashboard.name, &digest)?.ok_or_else(refused)?;
+        Ok((report, expires_at))
+    }
+
+    /// The dashboard `name` as stored now, and when its link of `digest` stops working,
+    /// if that link opens it now.
+    fn opened(
+        self,
+        name: &str,
+        digest: &str,
+    ) -> Result<Option<(Dashboard, Timestamp)>, EngineError> {
         let system = Principal::System("dashboard link");
-        let expires_at = match self.dashboard(&system, &dashboard.name) {
-            Ok(d) => d
-                .shares
-                .iter()
-                .find(|s| s.opens(&digest, self.m.now()))
-                .map(|s| s.expires_at),
-            Err(EngineError::NotFound) => None,
+        let d = match self.dashboard(&system, name) {
+            Ok(d) => d,
+            Err(EngineError::NotFound) => return Ok(None),
             Err(err) => return Err(err),
         };
-        Ok((report, expires_at.ok_or_else(refused)?))
+        let now = self.m.now();
+        let expires_at = d
+            .shares
+            .iter()
+            .find(|s| s.opens(digest, now))
+            .map(|s| s.expires_at);
+        Ok(expires_at.map(|at| (d, at)))
     }
 
     /// The dashboard a live link of `digest` opens. A record that does not read is

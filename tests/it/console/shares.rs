@@ -340,16 +340,20 @@ async fn a_link_describes_groups_never_people() {
     let bands = churn["bands"].as_array().unwrap();
     let total: u64 = bands.iter().map(|b| b["users"].as_u64().unwrap()).sum();
     assert_eq!(total, churn["scored"].as_u64().unwrap(), "{churn}");
+    // Every tier and band, an empty one too: a missing row would tell something.
     let rows = shared[0]["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), bands.len(), "{shared}");
-    for (row, b) in rows.iter().zip(bands) {
-        let users = b["users"].as_u64().unwrap();
+    assert_eq!(rows.len(), 12, "{shared}");
+    for row in rows {
+        let users = bands
+            .iter()
+            .find(|b| b["tier"] == row[0] && b["band"] == row[1])
+            .map_or(0, |b| b["users"].as_u64().unwrap());
         let seen = if users < 10 {
             json!(SMALL)
         } else {
             json!(users)
         };
-        assert_eq!(row, &json!([b["tier"], b["band"], seen]));
+        assert_eq!(row[2], seen, "{row}");
     }
     assert!(rows.iter().any(|r| r[2].is_u64()), "{shared}");
 
@@ -441,11 +445,18 @@ async fn links_are_capped_kept_out_of_caches_and_die_with_their_dashboard() {
     assert_eq!(view(&srv, Some(&tokens[2])).await.0, 401);
 
     // Views count against the address's hourly allowance like any public call.
+    let (_, made) = make(&srv, "board", json!({})).await;
+    let live = made["token"].as_str().unwrap();
     let mut statuses = Vec::new();
-    for t in tokens.iter().cycle().take(12) {
-        statuses.push(view(&srv, Some(t)).await.0);
+    for _ in 0..12 {
+        statuses.push(view(&srv, Some(live)).await.0);
     }
-    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let first_refusal = statuses.iter().position(|s| *s == 429).unwrap();
+    assert!(first_refusal > 0, "{statuses:?}");
+    assert!(
+        statuses[..first_refusal].iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
     srv.stop().await;
 }
 

@@ -22,6 +22,8 @@ async function load() {
   const resp = await fetch('/api/v1/shared/dashboard', { headers: { 'X-Dashboard-Share': token }, credentials: 'omit', cache: 'no-store' });
   const body = await resp.json().catch(() => null);
   if (!resp.ok) {
+    // A link that opens nothing is forgotten; a busy server's refusal is not.
+    if (resp.status === 401) sessionStorage.removeItem('roster-share');
     report = null;
     $('shared-render').replaceChildren();
     $('shared-error').textContent = (body && (body.detail || body.title)) || `the server answered ${resp.status}`;

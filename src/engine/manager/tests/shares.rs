@@ -1,6 +1,7 @@
 //! Read-only dashboard links against views in flight: a link revoked while its view
-//! waits for the dashboard's report is refused, and a slow report of one dashboard
-//! does not hold up the links of another.
+//! waits for the dashboard's report is refused; a slow report of one dashboard
+//! does not hold up the links of another, and a view that waited through a save shows
+//! the dashboard as saved.
 
 use super::*;
 use crate::domain::dashboard::DashboardDraft;
@@ -79,5 +80,34 @@ async fn one_dashboard_busy_does_not_hold_up_the_links_of_another() {
     });
     drop(held);
     assert_eq!(waiting.await.unwrap().unwrap(), "busy");
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_that_waited_through_a_save_shows_the_dashboard_as_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _clock) = open(dir.path());
+    let (_, token) = shared(&m, "board").await;
+    let slot = slot(&m, "board");
+    let held = slot.lock().await;
+    let view = tokio::spawn({
+        let m = m.clone();
+        async move {
+            m.ops()
+                .shared_report(&token)
+                .await
+                .map(|(r, _)| r.title.clone())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let draft: DashboardDraft = serde_json::from_value(serde_json::json!({
+        "title": "Board, v2",
+        "panels": [{"kind": "overview"}],
+    }))
+    .unwrap();
+    let by = Principal::System("test");
+    m.ops().save_dashboard(&by, "board", draft).await.unwrap();
+    drop(held);
+    assert_eq!(view.await.unwrap().unwrap(), "Board, v2");
     m.shutdown().await.unwrap();
 }
