@@ -7,15 +7,21 @@ use super::*;
 use crate::domain::dashboard::DashboardDraft;
 use crate::domain::share::ShareDraft;
 
-/// Saves a one-panel dashboard `name` and makes a link to it: the link's id and token.
-async fn shared(m: &UserManager, name: &str) -> (String, String) {
-    let by = Principal::System("test");
+/// Saves the one-panel dashboard `name` with `title`.
+async fn save(m: &UserManager, name: &str, title: &str) {
     let draft: DashboardDraft = serde_json::from_value(serde_json::json!({
-        "title": "Board",
+        "title": title,
         "panels": [{"kind": "overview"}],
     }))
     .unwrap();
+    let by = Principal::System("test");
     m.ops().save_dashboard(&by, name, draft).await.unwrap();
+}
+
+/// Saves a one-panel dashboard `name` and makes a link to it: the link's id and token.
+async fn shared(m: &UserManager, name: &str) -> (String, String) {
+    save(m, name, "Board").await;
+    let by = Principal::System("test");
     let (share, token) = m
         .ops()
         .share_dashboard(&by, name, ShareDraft::default())
@@ -100,13 +106,7 @@ async fn a_view_that_waited_through_a_save_shows_the_dashboard_as_saved() {
         }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let draft: DashboardDraft = serde_json::from_value(serde_json::json!({
-        "title": "Board, v2",
-        "panels": [{"kind": "overview"}],
-    }))
-    .unwrap();
-    let by = Principal::System("test");
-    m.ops().save_dashboard(&by, "board", draft).await.unwrap();
+    save(&m, "board", "Board, v2").await;
     drop(held);
     assert_eq!(view.await.unwrap().unwrap(), "Board, v2");
     m.shutdown().await.unwrap();
