@@ -135,6 +135,7 @@ fn main() {
                 },
                 mitigation,
                 learning_rate: 0.1,
+                sound: roster::personalization::federated::SoundModel::default(),
                 now,
             }
         }
@@ -214,6 +215,7 @@ fn main() {
                 },
                 mitigation: None,
                 learning_rate: 0.1,
+                sound: roster::personalization::federated::SoundModel::default(),
                 now: sim.now,
             };
             let list: Vec<u32> = recommend(&index, &ask).iter().map(|s| s.item).collect();

@@ -157,6 +157,18 @@ impl Server {
                 let _ = scheduler_stopped.changed().await;
             }))
         });
+        // Federated rounds close at their deadlines; the task stops with the scheduler.
+        let mut rounds_stopped = scheduler_stop.subscribe();
+        let rounds = {
+            let m = manager.clone();
+            tokio::spawn(async move {
+                m.personalization()
+                    .run_federated_rounds(async move {
+                        let _ = rounds_stopped.changed().await;
+                    })
+                    .await;
+            })
+        };
         let app = axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(
             crate::api::app(manager.clone()),
         );
@@ -194,6 +206,7 @@ impl Server {
         if let Some(task) = scheduler {
             let _ = task.await;
         }
+        let _ = rounds.await;
         tracing::info!("writing snapshots");
         manager.shutdown().await.map_err(ServerError::Shutdown)?;
         tracing::info!("stopped");

@@ -17,6 +17,8 @@ pub struct PersonalizationConfig {
     pub mitigation_diversity: f32,
     /// See [`mitigation_popularity`](Self::mitigation_popularity).
     pub mitigation_calibration: f32,
+    /// Federated rounds of the sound model (`[personalization.federated]`).
+    pub federated: super::FederatedConfig,
 }
 
 impl super::raw::RawPersonalization {
@@ -70,6 +72,7 @@ impl super::raw::RawPersonalization {
                 "personalization.mitigation_calibration",
                 self.mitigation_calibration,
             )?,
+            federated: self.federated.validate()?,
         })
     }
 }

@@ -58,6 +58,7 @@ pub(super) struct RawPersonalization {
     pub(super) mitigation_popularity: f64,
     pub(super) mitigation_diversity: f64,
     pub(super) mitigation_calibration: f64,
+    pub(super) federated: super::federated::RawFederated,
 }
 
 #[derive(Debug, Deserialize)]

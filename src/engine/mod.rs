@@ -15,6 +15,7 @@ pub(crate) mod denylist;
 pub(crate) mod directory;
 pub(crate) mod durable;
 pub(crate) mod events;
+pub(crate) mod federated;
 pub(crate) mod handle;
 pub(crate) mod jobs;
 #[doc(hidden)]
@@ -226,6 +227,8 @@ pub(crate) struct Engine {
     pub(crate) catalog: catalog::Catalog,
     /// The recommender's index and model in force.
     pub(crate) recommender: recommender::Recommender,
+    /// The federated rounds and the sound model they published.
+    pub(crate) federated: federated::Federated,
     /// Where the next population scan cuts its ranges (learned by the last one).
     pub(crate) scan_cuts: population::Cuts,
     /// The operators' live figures.

@@ -9,6 +9,7 @@
 //! [`crate::domain::taste`].
 
 pub mod explain;
+pub mod federated;
 pub mod index;
 pub mod mitigate;
 pub mod model;

@@ -10,7 +10,7 @@
 //! | genre | 0.35 | the taste's weight of the track's genres | `basic` |
 //! | artist | 0.5 | the share of the tracks the user is for by the track's main artist | `standard` |
 //! | collaborative | 1.0 | `Σ_h r_h·sim(h, c)` over the tracks `h` the user is for, scaled to the list's best | `standard` |
-//! | sound | 0.25 | closeness of the track's audio features to the taste's average | `advanced` |
+//! | sound | 0.25 | closeness of the track's audio features to the taste's average, each weighed by the federated sound model | `advanced` |
 //! | embedding | 0.25 | cosine of the track's content embedding to the heard tracks' mean | `advanced` |
 //! | context | 0.3 | closeness to what the asked context calls for | `advanced` |
 //! | moment | 0.5 | closeness of energy and valence to what the user plays at this part of the day and on this platform | `advanced` |
@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::explain::ItemReason;
+use super::federated::SoundModel;
 use super::index::{Index, POPULAR_CANDIDATES, tier_slot};
 use super::model::liked_items;
 use crate::domain::activity::Platform;
@@ -191,6 +192,9 @@ pub struct Ask<'a> {
     /// The user's learning rate: how much more a recent heard track counts than an
     /// older one.
     pub learning_rate: f64,
+    /// The sound model's weights of the audio features (the federated rounds' published
+    /// version; [`SoundModel::default`] weighs them alike).
+    pub sound: SoundModel,
     /// The time (for the mood).
     pub now: Timestamp,
 }
@@ -270,10 +274,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
-}
-
-fn closeness(a: u16, b: u16) -> f32 {
-    1.0 - (f32::from(a) - f32::from(b)).abs() / 65_535.0
 }
 
 /// Makes a list (see the module documentation).
@@ -499,14 +499,7 @@ fn terms(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, best_cf: f32, i: u32) ->
     if s.taste {
         let both = item.known & taste.audio_known;
         if both != 0 {
-            let (mut sum, mut n) = (0.0, 0.0);
-            for f in 0..8 {
-                if both & (1 << f) != 0 {
-                    sum += closeness(item.audio[f], taste.audio[f]);
-                    n += 1.0;
-                }
-            }
-            t.sound = sum / n;
+            t.sound = ask.sound.sound(&item.audio, &taste.audio, both);
         }
         if let Some(a) = ask.context.activity {
             let (mut sum, mut n) = (0.0, 0.0);

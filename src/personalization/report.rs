@@ -43,6 +43,8 @@ pub struct ReportBuilder {
     /// Shown and clicked per list tag.
     feedback: [[u64; 2]; 8],
     feedback_users: u64,
+    /// The sound model the lists are scored with.
+    sound: crate::personalization::federated::SoundModel,
 }
 
 /// Click-through of one kind of list, or of a group of kinds.
@@ -135,7 +137,14 @@ impl ReportBuilder {
             rng: Rng64::seed_from_u64(seed),
             feedback: [[0; 2]; 8],
             feedback_users: 0,
+            sound: Default::default(),
         }
+    }
+
+    /// Scores the sample's lists with the given sound model (the published one).
+    pub fn with_sound(mut self, sound: crate::personalization::federated::SoundModel) -> Self {
+        self.sound = sound;
+        self
     }
 
     /// Reads a user: its taste (only under the consent to personalisation) and its
@@ -192,6 +201,7 @@ impl ReportBuilder {
                 context: Context::default(),
                 mitigation: None,
                 learning_rate: SAMPLE_LEARNING_RATE,
+                sound: self.sound,
                 now,
             };
             for (e, m) in [(&mut without, None), (&mut with, Some(mitigation))] {

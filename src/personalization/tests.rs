@@ -79,6 +79,7 @@ fn ask<'a>(
         context: Context::default(),
         mitigation,
         learning_rate: taste_rate(taste),
+        sound: crate::personalization::federated::SoundModel::default(),
         now: SIM.now,
     }
 }
@@ -181,6 +182,7 @@ fn events_to_follow(w: &World, rate: f64) -> usize {
             &w.index,
             &Ask {
                 learning_rate: rate,
+                sound: crate::personalization::federated::SoundModel::default(),
                 ..ask(&t, PersonalizationLevel::Advanced, None)
             },
         );

@@ -287,6 +287,8 @@ pub enum ModelKind {
     Segments,
     /// The recommender's collaborative model (item-to-item neighbours).
     Recommender,
+    /// The federated sound model's published versions.
+    Federated,
 }
 
 impl ModelKind {
@@ -296,6 +298,7 @@ impl ModelKind {
             ModelKind::Churn => 1,
             ModelKind::Segments => 2,
             ModelKind::Recommender => 3,
+            ModelKind::Federated => 4,
         }
     }
 }

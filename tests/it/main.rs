@@ -16,6 +16,7 @@ mod crash;
 mod encryption;
 mod fake_music;
 mod fake_provider;
+mod federated;
 mod forecast;
 mod generate_analytics;
 mod holds;

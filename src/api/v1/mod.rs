@@ -9,6 +9,7 @@ mod backup;
 mod catalog;
 mod dashboards;
 mod denylist;
+mod federated;
 mod forecast;
 mod holds;
 mod integrations;
@@ -93,6 +94,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recommendations::recommendations))
         .routes(routes!(recommendations::train))
         .routes(routes!(recommendations::report))
+        .routes(routes!(federated::model))
+        .routes(routes!(federated::update))
+        .routes(routes!(federated::status))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

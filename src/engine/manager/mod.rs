@@ -29,6 +29,7 @@ mod console;
 mod dashboard_report;
 mod dashboards;
 mod denylist;
+mod federated;
 mod forecast;
 mod history_sync;
 mod holds;
@@ -83,6 +84,7 @@ pub use backup::{BackupFile, BackupReport, RestoreError};
 pub use companion::CompanionKey;
 pub use console::ConsoleAudit;
 pub use dashboard_report::SHARED_REPORT_MAX_AGE;
+pub use federated::{FederatedStatus, FederatedUpdate, FederatedView, RoundView, UpdateTaken};
 pub use holds::{BulkHold, HoldProgress};
 pub use integrations::{Callback, Integrations, LinkAnswer, LinkStart, LinkWith, Synced, Unlinked};
 pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
@@ -188,10 +190,16 @@ impl UserManager {
         let catalog = super::catalog::Catalog::load(store.as_ref())?;
         let recommender = super::recommender::Recommender::open(store.as_ref(), &catalog)?;
         let deny = super::denylist::Deny::load(store.as_ref())?;
+        let federated = super::federated::Federated::open(
+            store.as_ref(),
+            &config.personalization.federated,
+            clock.now(),
+        )?;
         let engine = Arc::new(Engine {
             models,
             catalog,
             recommender,
+            federated,
             scan_cuts: Default::default(),
             live: Default::default(),
             jobs: Default::default(),

@@ -140,6 +140,7 @@ impl super::Personalization<'_> {
             },
             mitigation,
             learning_rate: prefs.learning_rate,
+            sound: e.federated.sound(),
             now,
         };
         let list = recommend(&index, &ask);

@@ -154,9 +154,11 @@ impl super::Personalization<'_> {
         let builder = self
             .m
             .analytics()
-            .batch(ReportBuilder::new(sample, seed), now, |b, m| {
-                b.add(m.taste, m.tier, m.feedback)
-            })
+            .batch(
+                ReportBuilder::new(sample, seed).with_sound(self.m.engine.federated.sound()),
+                now,
+                |b, m| b.add(m.taste, m.tier, m.feedback),
+            )
             .await?;
         let engine = self.m.engine.clone();
         background::run("roster-report", move || {

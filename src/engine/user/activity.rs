@@ -36,6 +36,9 @@ pub(crate) struct GetTaste;
 pub(crate) struct TasteView {
     pub taste: Option<Box<crate::domain::taste::Taste>>,
     pub consented: bool,
+    /// Whether it takes part in federated rounds now: the preference on and the
+    /// consent granted.
+    pub federated: bool,
     pub prefs: AIPreferences,
     pub tier: UserTier,
 }
@@ -53,6 +56,12 @@ impl Handler<GetTaste> for UserActor {
                 .consents
                 .allows(Purpose::Personalisation, min_age, now)
                 .is_ok(),
+            federated: p.ai_preferences.federated_learning_enabled
+                && self
+                    .state
+                    .consents
+                    .allows(Purpose::FederatedLearning, min_age, now)
+                    .is_ok(),
             prefs: p.ai_preferences.clone(),
             tier: p.tier,
         })

@@ -443,6 +443,12 @@ impl UserActor {
         let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);
         self.revision = revision;
+        if self.state.profile.ai_preferences.federated_learning_enabled
+            && !next.profile.ai_preferences.federated_learning_enabled
+        {
+            // Turned off (or its consent withdrawn): out of the open round at once.
+            self.engine.federated.withdraw(id);
+        }
         self.state = next;
         // What a change emptied (the last second factor removed, say) holds nothing.
         self.state.mfa.release_if_empty();

@@ -264,6 +264,7 @@ impl UserActor {
             id: self.id(),
             email_indexes,
         });
+        self.engine.federated.withdraw(self.id());
         let audit = msg.audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);
         self.state.sessions = Box::default();

@@ -1,0 +1,171 @@
+//! Federated rounds over HTTP: devices read the model, send clipped updates computed by
+//! the reference device from planted local data; a non-consenting user, a stale round,
+//! a second update and malformed ones are refused; withdrawing the consent drops the
+//! user's update; a round short of `min_participants` publishes nothing; a full round is
+//! published with its privacy spent, and rounds stop at the budget.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use roster::domain::consent::Purpose;
+use roster::personalization::federated::sim::{devices, planted};
+use roster::personalization::federated::{LocalPlan, SoundModel};
+
+use crate::recommendations::{consent, prefs};
+use crate::support::{ADMIN_KEY, TestServer};
+
+/// min 3, max 4, one hour; a budget of ε = 2 at z = 3 and δ = 1e-6 (one round: ε(1) ≈
+/// 1.81, ε(2) ≈ 2.59).
+const CONFIG: &str = "[personalization.federated]\nmin_participants = 3\n\
+    max_participants = 4\nepsilon_budget = 2.0\n";
+
+async fn participant(srv: &TestServer, email: &str) -> (String, String) {
+    let (id, token) = srv.user(email, "premium").await;
+    consent(srv, &id, vec![(Purpose::FederatedLearning, true)]).await;
+    prefs(srv, &id, json!({"federated_learning_enabled": true})).await;
+    (id, token)
+}
+
+async fn model(srv: &TestServer, token: &str) -> Value {
+    let (s, v) = srv
+        .call(Method::GET, "/federated/model", Some(token), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+fn update(round: &Value, delta: &[f32], examples: u32) -> Value {
+    json!({"round": round["round"]["id"], "delta": delta, "examples": examples})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_take_consenting_clipped_updates_publish_with_their_privacy_and_stop_at_the_budget()
+{
+    let srv = TestServer::start(CONFIG).await;
+    let (s, _) = srv.call(Method::GET, "/federated/model", None, None).await;
+    assert_eq!(s, 401);
+    let (_, outsider) = srv.user("outsider@example.com", "premium").await;
+    let mut users = Vec::new();
+    for i in 0..6 {
+        users.push(participant(&srv, &format!("device{i}@example.com")).await);
+    }
+    let first = model(&srv, &users[0].1).await;
+    assert_eq!(first["state"], "open", "{first}");
+    assert_eq!(first["version"], 0);
+    assert_eq!(
+        first["values"],
+        json!([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    );
+    let plan: LocalPlan = serde_json::from_value(first["plan"].clone()).unwrap();
+    let global: SoundModel = serde_json::from_value(first["model"].clone()).unwrap();
+    let local = devices(11, 6, 120, &planted());
+    let delta = |i: usize| local[i].update(&global, &plan).unwrap();
+    let post = |token: &str, body: Value| {
+        let token = token.to_owned();
+        let srv = &srv;
+        async move {
+            srv.call(Method::POST, "/federated/updates", Some(&token), Some(body))
+                .await
+        }
+    };
+
+    // Refused: a user without the preference and consent, the operator (no device), bad
+    // shapes.
+    let u = delta(0);
+    let (s, v) = post(&outsider, update(&first, &u.delta, u.examples)).await;
+    assert_eq!(
+        (s, v["type"].as_str()),
+        (403, Some("https://roster.dev/problems/consent-required")),
+        "{v}"
+    );
+    let (s, _) = post(ADMIN_KEY, update(&first, &u.delta, u.examples)).await;
+    assert_eq!(s, 403);
+    let (s, v) = post(&users[0].1, update(&first, &[0.1; 3], 10)).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("delta"), "{v}");
+    let (s, v) = post(&users[0].1, update(&first, &u.delta, 0)).await;
+    assert_eq!(s, 400, "{v}");
+    let stale = json!({"round": 1, "delta": u.delta, "examples": u.examples});
+    let (s, v) = post(&users[0].1, stale).await;
+    assert_eq!(s, 409, "{v}");
+
+    // A round short of min_participants by its deadline publishes nothing.
+    let (s, v) = post(&users[5].1, update(&first, &delta(5).delta, 50)).await;
+    assert_eq!(s, 200, "{v}");
+    srv.clock.advance(Duration::from_secs(3_601));
+    let p = srv.manager.personalization();
+    assert_eq!(p.close_due_round().await.unwrap(), None);
+    let (s, status) = srv
+        .call(Method::GET, "/admin/federated", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 200, "{status}");
+    assert_eq!(status["abandoned_since_start"], 1);
+    assert_eq!(status["published"]["version"], 0);
+    assert_eq!(status["epsilon_spent"], 0.0);
+    let second = model(&srv, &users[0].1).await;
+    assert_eq!(second["state"], "open");
+    assert_ne!(second["round"]["id"], first["round"]["id"]);
+    // The first round's id is now stale.
+    let (s, _) = post(&users[5].1, update(&first, &delta(5).delta, 50)).await;
+    assert_eq!(s, 409);
+
+    // A huge update is clipped; a second from the same user is refused.
+    let (s, v) = post(&users[0].1, update(&second, &[1e6; 9], 500)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["clipped"], true);
+    assert_eq!(v["weight"], 1.0);
+    let (s, _) = post(&users[0].1, update(&second, &delta(0).delta, 10)).await;
+    assert_eq!(s, 409);
+    // Withdrawing the consent drops the update sent, and no other is taken.
+    let (s, _) = post(
+        &users[1].1,
+        update(&second, &delta(1).delta, delta(1).examples),
+    )
+    .await;
+    assert_eq!(s, 200);
+    consent(&srv, &users[1].0, vec![(Purpose::FederatedLearning, false)]).await;
+    assert_eq!(model(&srv, &users[0].1).await["round"]["participants"], 1);
+    let (s, _) = post(
+        &users[1].1,
+        update(&second, &delta(1).delta, delta(1).examples),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // Three more fill the round (max 4): it is published before the fourth's answer.
+    for (i, (_, token)) in users.iter().enumerate().take(5).skip(2) {
+        let u = delta(i);
+        let (s, v) = post(token, update(&second, &u.delta, u.examples)).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (_, status) = srv
+        .call(Method::GET, "/admin/federated", Some(ADMIN_KEY), None)
+        .await;
+    let published = &status["published"];
+    assert_eq!(published["version"], 1, "{status}");
+    assert_eq!(published["participants"], 4);
+    // The huge one at least (an honest update may pass S = 2 too).
+    assert!(published["clipped"].as_u64().unwrap() >= 1, "{status}");
+    assert_eq!(published["rounds"], 1);
+    assert_eq!(published["round"], second["round"]["id"]);
+    let eps = status["epsilon_spent"].as_f64().unwrap();
+    assert!((eps - 1.808).abs() < 0.01, "{eps}");
+    let after = model(&srv, &users[0].1).await;
+    assert_eq!(after["version"], 1);
+    assert_ne!(after["values"], first["values"]);
+    // One more round would pass the budget: rounds stop.
+    assert_eq!(after["state"], "stopped", "{after}");
+    assert_eq!(status["rounds_left"], 0);
+    let (s, v) = post(&users[5].1, update(&second, &delta(5).delta, 50)).await;
+    assert_eq!(s, 409, "{v}");
+    // The published version outlives a restart, and with it the privacy spent.
+    let dir = srv.stop().await;
+    let srv = TestServer::start_in(dir, CONFIG).await;
+    let (_, status) = srv
+        .call(Method::GET, "/admin/federated", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status["published"]["version"], 1, "{status}");
+    assert_eq!(status["state"], "stopped");
+    assert_eq!(status["epsilon_spent"].as_f64().unwrap(), eps);
+}
