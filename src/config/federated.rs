@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
-use crate::personalization::federated::{LocalPlan, Rules};
+use crate::domain::federated::{LocalPlan, Rules};
 
 /// Federated learning (`[personalization.federated]`).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,6 +17,7 @@ pub mod denylist;
 pub mod directory;
 pub mod email;
 pub mod engagement;
+pub mod federated;
 pub mod feedback;
 pub mod hex;
 pub mod history;

@@ -185,7 +185,12 @@ impl super::Personalization<'_> {
         let c = &e.config.personalization.federated;
         let full = e.federated.submit(user, update.round, contribution, c)?;
         if full {
-            self.close_due_round().await?;
+            // On a task of its own: a client gone mid-publish must not leave the round
+            // closing for ever.
+            let m = self.m.clone();
+            tokio::spawn(async move { m.personalization().close_due_round().await })
+                .await
+                .map_err(|err| EngineError::Internal(format!("federated close: {err}")))??;
         }
         Ok(UpdateTaken {
             round: update.round,

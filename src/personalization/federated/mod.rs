@@ -27,6 +27,8 @@ pub mod accountant;
 pub mod client;
 pub mod sim;
 
+pub use crate::domain::federated::{LocalPlan, Rules};
+
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -130,18 +132,6 @@ pub struct Example {
     pub played: bool,
 }
 
-/// How a device trains in a round (published with the model, so every device does the
-/// same).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LocalPlan {
-    /// Passes of full-batch gradient descent over the device's examples.
-    pub epochs: u32,
-    /// The step of each pass.
-    pub learning_rate: f32,
-    /// The newest examples used (older ones are left out).
-    pub max_examples: u32,
-}
-
 fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }
@@ -180,17 +170,6 @@ pub fn train_locally(global: &SoundModel, examples: &[Example], plan: &LocalPlan
         *d = p - s;
     }
     delta
-}
-
-/// The server's rules for a round's updates.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Rules {
-    /// `S`: the largest norm an update counts with (a larger one is scaled down to it).
-    pub clip_norm: f32,
-    /// `z`: the noise's standard deviation over `S`.
-    pub noise_multiplier: f32,
-    /// Example counts at or above it weigh 1; fewer weigh their share of it.
-    pub example_cap: u32,
 }
 
 /// Why an update cannot count.
