@@ -126,7 +126,13 @@ async fn rounds_take_consenting_clipped_updates_publish_with_their_privacy_and_s
     .await;
     assert_eq!(s, 200);
     consent(&srv, &users[1].0, vec![(Purpose::FederatedLearning, false)]).await;
-    assert_eq!(model(&srv, &users[0].1).await["round"]["participants"], 1);
+    let (_, status) = srv
+        .call(Method::GET, "/admin/federated", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status["round"]["participants"], 1, "{status}");
+    // Devices are not told how many others took part.
+    let open = model(&srv, &users[0].1).await;
+    assert!(open["round"].get("participants").is_none(), "{open}");
     let (s, _) = post(
         &users[1].1,
         update(&second, &delta(1).delta, delta(1).examples),
@@ -149,6 +155,10 @@ async fn rounds_take_consenting_clipped_updates_publish_with_their_privacy_and_s
     assert!(published["clipped"].as_u64().unwrap() >= 1, "{status}");
     assert_eq!(published["rounds"], 1);
     assert_eq!(published["round"], second["round"]["id"]);
+    // Divided by the round's capacity (4), not by who came: noise z·S/D = 3·2/4.
+    assert_eq!(published["denominator"], 4.0);
+    assert_eq!(published["noise_std"], 1.5);
+    assert_eq!(status["rounds_published"], 1);
     let eps = status["epsilon_spent"].as_f64().unwrap();
     assert!((eps - 1.808).abs() < 0.01, "{eps}");
     let after = model(&srv, &users[0].1).await;
@@ -157,6 +167,8 @@ async fn rounds_take_consenting_clipped_updates_publish_with_their_privacy_and_s
     // One more round would pass the budget: rounds stop.
     assert_eq!(after["state"], "stopped", "{after}");
     assert_eq!(status["rounds_left"], 0);
+    let why = status["stopped_because"].as_str().unwrap();
+    assert!(why.contains("budget"), "{why}");
     let (s, v) = post(&users[5].1, update(&second, &delta(5).delta, 50)).await;
     assert_eq!(s, 409, "{v}");
     // The published version outlives a restart, and with it the privacy spent.

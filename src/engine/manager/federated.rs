@@ -2,18 +2,18 @@
 //! the open round, send one clipped update per user per round, and the server publishes
 //! the noisy weighted average when the round closes (`docs/models.md`).
 
-use rand::rngs::ThreadRng;
+use std::sync::Arc;
 
 use super::principal::{Principal, TOKEN_REQUIRED};
 use crate::domain::time::Timestamp;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::durable::settled;
-use crate::engine::federated::{Round, Status};
-use crate::engine::models;
+use crate::engine::federated::{Closed, Status};
 use crate::engine::user::GetTaste;
+use crate::engine::{Engine, models};
 use crate::personalization::federated::{
-    BadUpdate, Contribution, FEATURES, FederatedModel, LocalPlan, SoundModel, accountant, aggregate,
+    BadUpdate, Contribution, FEATURES, FederatedModel, LocalPlan, SoundModel, accountant,
 };
 use crate::store::{Batch, ModelKind};
 
@@ -50,8 +50,10 @@ pub struct RoundView {
     pub opened: Timestamp,
     /// When it closes at the latest.
     pub deadline: Timestamp,
-    /// Updates it holds now.
-    pub participants: usize,
+    /// Updates it holds now (operators only: devices are not told who else took
+    /// part).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participants: Option<usize>,
     /// Updates it needs by its deadline to be published.
     pub min_participants: usize,
 }
@@ -88,17 +90,23 @@ pub struct FederatedStatus {
     pub published: FederatedModel,
     /// `open`, `closing` or `stopped`.
     pub state: &'static str,
-    /// The round open now.
+    /// Why no round opens, when `stopped`.
+    pub stopped_because: Option<&'static str>,
+    /// The round open now, with the updates it holds.
     pub round: Option<RoundView>,
-    /// Rounds abandoned (too few updates by the deadline) since the server started.
+    /// Rounds abandoned (too few updates by the deadline, or not stored) since the
+    /// server started.
     pub abandoned_since_start: u64,
-    /// The `ε` the published rounds spent, at `delta`.
+    /// Rounds published, by the store's count (the most any version records).
+    pub rounds_published: u64,
+    /// The `ε` the published rounds spent, at `delta` (from their Rényi cost, each round
+    /// at the noise it was published with).
     pub epsilon_spent: f64,
     /// The `ε` all rounds may spend.
     pub epsilon_budget: f64,
     /// The `δ` of the guarantee.
     pub delta: f64,
-    /// Rounds that can still be published within the budget.
+    /// Rounds that can still be published within the budget at the configured noise.
     pub rounds_left: u64,
 }
 
@@ -112,7 +120,7 @@ impl super::Personalization<'_> {
         let e = &self.m.engine;
         let c = &e.config.personalization.federated;
         let published = e.federated.published();
-        let (state, round) = self.round_view();
+        let (state, round, _) = self.round_view(false);
         let mut parameters: Vec<String> = FEATURES.iter().map(|f| (*f).to_owned()).collect();
         parameters.push("bias".into());
         Ok(FederatedView {
@@ -128,7 +136,7 @@ impl super::Personalization<'_> {
         })
     }
 
-    fn round_view(self) -> (&'static str, Option<RoundView>) {
+    fn round_view(self, operator: bool) -> (&'static str, Option<RoundView>, Option<&'static str>) {
         let min_participants = self
             .m
             .engine
@@ -143,18 +151,20 @@ impl super::Personalization<'_> {
                     id: r.id,
                     opened: r.opened,
                     deadline: r.deadline,
-                    participants: r.participants,
+                    participants: operator.then_some(r.participants),
                     min_participants,
                 }),
+                None,
             ),
-            Status::Closing => ("closing", None),
-            Status::Stopped => ("stopped", None),
+            Status::Closing => ("closing", None, None),
+            Status::Stopped(why) => ("stopped", None, Some(why.reason())),
         }
     }
 
     /// Takes the signed-in user's update for the open round: only with
     /// `federated_learning_enabled` and the consent, one per user per round, checked
-    /// and clipped. A round it fills is published before the answer.
+    /// and clipped. A round it fills is published before the answer (the update counts
+    /// even if publishing fails: that is logged, and the round abandoned).
     pub async fn federated_update(
         self,
         by: &Principal,
@@ -188,9 +198,13 @@ impl super::Personalization<'_> {
             // On a task of its own: a client gone mid-publish must not leave the round
             // closing for ever.
             let m = self.m.clone();
-            tokio::spawn(async move { m.personalization().close_due_round().await })
-                .await
-                .map_err(|err| EngineError::Internal(format!("federated close: {err}")))??;
+            let closed =
+                tokio::spawn(async move { m.personalization().close_due_round().await }).await;
+            match closed {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::error!(error = %err, "federated round not published"),
+                Err(err) => tracing::error!(error = %err, "federated close failed"),
+            }
         }
         Ok(UpdateTaken {
             round: update.round,
@@ -205,78 +219,53 @@ impl super::Personalization<'_> {
     pub async fn close_due_round(self) -> Result<Option<u64>, EngineError> {
         let e = &self.m.engine;
         let c = e.config.personalization.federated;
-        let now = e.clock.now();
-        let Some(round) = e.federated.take_due(now, &c) else {
-            return Ok(None);
+        let model = match e.federated.close_due(e.clock.now(), &c) {
+            None => return Ok(None),
+            Some(Closed::Abandoned { round, updates }) => {
+                tracing::info!(
+                    round,
+                    updates,
+                    needed = c.min_participants,
+                    "federated round abandoned: too few updates by its deadline"
+                );
+                return Ok(None);
+            }
+            Some(Closed::Aggregated(model)) => *model,
         };
-        let full = round.updates.len() >= c.max_participants;
-        if !full && round.updates.len() < c.min_participants {
-            tracing::info!(
-                round = round.id,
-                updates = round.updates.len(),
-                needed = c.min_participants,
-                "federated round abandoned: too few updates by its deadline"
-            );
-            e.federated.finish(None, &c, e.clock.now());
-            return Ok(None);
-        }
-        match self.publish(&round, now).await {
+        // Whatever ends this (an error, a panic, the task dropped), the round is
+        // finished and the next opens.
+        let mut closing = Closing {
+            engine: Arc::clone(e),
+            done: false,
+        };
+        let round = model.round;
+        let stored = self.store_version(model).await;
+        closing.done = true;
+        match stored {
             Ok(model) => {
                 let version = model.version;
                 tracing::info!(
-                    round = round.id,
+                    round,
                     version,
-                    participants = model.participants,
                     epsilon = model.epsilon,
                     "federated round published"
                 );
-                e.federated.finish(Some(model), &c, e.clock.now());
+                e.federated
+                    .finish(Some(model), e.store.as_ref(), &c, e.clock.now());
                 Ok(Some(version))
             }
             Err(err) => {
-                tracing::error!(round = round.id, error = %err, "federated round not published");
-                e.federated.finish(None, &c, e.clock.now());
+                e.federated
+                    .finish(None, e.store.as_ref(), &c, e.clock.now());
                 Err(err)
             }
         }
     }
 
-    /// Aggregates a round and stores the result as the next version.
-    async fn publish(self, round: &Round, now: Timestamp) -> Result<FederatedModel, EngineError> {
+    /// Stores an aggregated round as the next version.
+    async fn store_version(self, mut model: FederatedModel) -> Result<FederatedModel, EngineError> {
         let e = &self.m.engine;
-        let c = e.config.personalization.federated;
-        let base = e.federated.published();
-        let Some(a) = aggregate(
-            &base.model,
-            round.updates.values(),
-            &c.rules,
-            &mut ThreadRng::default(),
-        ) else {
-            return Err(EngineError::Internal("a round without weight".into()));
-        };
-        if !a.model.is_finite() {
-            return Err(EngineError::Internal(
-                "the aggregate is not a number".into(),
-            ));
-        }
-        let rounds = base.rounds + 1;
-        let z = f64::from(c.rules.noise_multiplier);
-        let mut model = FederatedModel {
-            version: 0,
-            round: round.id,
-            published_at: Some(now),
-            model: a.model,
-            participants: a.participants as u64,
-            total_weight: a.total_weight,
-            clipped: a.clipped as u64,
-            noise_std: a.noise_std,
-            rounds,
-            epsilon: accountant::epsilon(rounds, z, c.delta),
-            delta: c.delta,
-            noise_multiplier: z,
-            clip_norm: f64::from(c.rules.clip_norm),
-        };
-        let engine = self.m.engine.clone();
+        let engine = Arc::clone(e);
         let keep = e.config.analytics.keep_models;
         let (model, batch) = tokio::task::spawn_blocking(move || {
             let store = engine.store.as_ref();
@@ -308,13 +297,15 @@ impl super::Personalization<'_> {
         let c = &e.config.personalization.federated;
         let published = (*e.federated.published()).clone();
         let z = f64::from(c.rules.noise_multiplier);
-        let allowed = accountant::rounds_within(c.epsilon_budget, z, c.delta);
-        let (state, round) = self.round_view();
+        let spent = e.federated.spent();
+        let (state, round, stopped_because) = self.round_view(true);
         Ok(FederatedStatus {
-            epsilon_spent: accountant::epsilon(published.rounds, z, c.delta),
-            rounds_left: allowed.saturating_sub(published.rounds),
+            rounds_published: spent.rounds,
+            epsilon_spent: accountant::epsilon_of(spent.rho, c.delta),
+            rounds_left: accountant::rounds_left(spent.rho, c.epsilon_budget, z, c.delta),
             published,
             state,
+            stopped_because,
             round,
             abandoned_since_start: e.federated.abandoned(),
             epsilon_budget: c.epsilon_budget,
@@ -322,7 +313,8 @@ impl super::Personalization<'_> {
         })
     }
 
-    /// Closes rounds as they fall due, until `stop` resolves (one look a second).
+    /// Closes rounds as they fall due, until `stop` resolves (one look a second; each
+    /// close on a task of its own, so a panic in one does not end the rounds).
     pub async fn run_federated_rounds(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
@@ -330,9 +322,29 @@ impl super::Personalization<'_> {
                 () = &mut stop => return,
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
-            if let Err(err) = self.close_due_round().await {
-                tracing::warn!(error = %err, "federated round");
+            let m = self.m.clone();
+            match tokio::spawn(async move { m.personalization().close_due_round().await }).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "federated round not published"),
+                Err(err) => tracing::error!(error = %err, "federated close failed"),
             }
+        }
+    }
+}
+
+/// A round being stored: finished (as not published) if dropped before it is done.
+struct Closing {
+    engine: Arc<Engine>,
+    done: bool,
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if !self.done {
+            let e = &self.engine;
+            let c = &e.config.personalization.federated;
+            tracing::error!("federated round cut short while being stored");
+            e.federated.finish(None, e.store.as_ref(), c, e.clock.now());
         }
     }
 }

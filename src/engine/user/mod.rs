@@ -296,14 +296,8 @@ impl UserActor {
     /// Records a soft security event (written with the next snapshot).
     fn record_soft(&mut self, event: SecurityEvent) {
         let id = self.id();
-        record_into(
-            &self.engine,
-            &self.key,
-            id,
-            &mut self.state,
-            event,
-            &mut self.rare,
-        );
+        let state = &mut self.state;
+        record_into(&self.engine, &self.key, id, state, event, &mut self.rare);
         self.soften();
     }
 
@@ -443,12 +437,7 @@ impl UserActor {
         let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);
         self.revision = revision;
-        if self.state.profile.ai_preferences.federated_learning_enabled
-            && !next.profile.ai_preferences.federated_learning_enabled
-        {
-            // Turned off (or its consent withdrawn): out of the open round at once.
-            self.engine.federated.withdraw(id);
-        }
+        self.leave_processing_turned_off(&next);
         self.state = next;
         // What a change emptied (the last second factor removed, say) holds nothing.
         self.state.mfa.release_if_empty();

@@ -153,6 +153,17 @@ impl Handler<GetSecurityEvents> for UserActor {
 }
 
 impl UserActor {
+    /// What a change written now turns off outside the user's record: federated
+    /// learning turned off (or its consent withdrawn) takes its update out of the open
+    /// round at once.
+    pub(super) fn leave_processing_turned_off(&self, next: &UserState) {
+        if self.state.profile.ai_preferences.federated_learning_enabled
+            && !next.profile.ai_preferences.federated_learning_enabled
+        {
+            self.engine.federated.withdraw(self.id());
+        }
+    }
+
     fn on_update_consents(
         &mut self,
         msg: UpdateConsents,

@@ -19,8 +19,11 @@
 //!    reference device);
 //! 3. the server clips `Δ_k` to the norm `S` ([`Contribution::of`]) and weighs it by
 //!    `w_k = min(n_k, cap)/cap` (at most 1, so no device moves the sum by more than `S`);
-//! 4. at the round's close, [`aggregate`]: `θ ← θ + (Σ_k w_k·Δ_k + N(0, σ²·I)) / Σ_k w_k`
-//!    with `σ = z·S`;
+//! 4. at the round's close, [`aggregate`]: `θ ← θ + (Σ_k w_k·Δ_k + N(0, σ²·I)) / D`
+//!    with `σ = z·S` and the fixed denominator `D` (the round's capacity, its
+//!    `max_participants`), never the weight that arrived: dividing by `Σ_k w_k` would
+//!    let the scale of the change tell whether one more user took part. A round of
+//!    fewer devices takes a step of its share `Σ_k w_k / D` of their mean;
 //! 5. the [`accountant`] adds the round to the privacy spent.
 
 pub mod accountant;
@@ -238,9 +241,7 @@ pub struct Aggregated {
     pub model: SoundModel,
     /// Updates counted.
     pub participants: usize,
-    /// `Σ_k w_k`.
-    pub total_weight: f64,
-    /// The noise's standard deviation on each averaged parameter, `z·S / Σ_k w_k`.
+    /// The noise's standard deviation on each parameter's change, `z·S / D`.
     pub noise_std: f64,
     /// Updates that were clipped.
     pub clipped: usize,
@@ -254,25 +255,25 @@ pub fn gaussian(rng: &mut impl Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
-/// Adds a round's contributions to `global` (see the module documentation): `None`
-/// without any weight.
+/// Adds a round's contributions to `global` over the fixed `denominator` (see the
+/// module documentation): `None` without any contribution or a denominator.
 pub fn aggregate<'a>(
     global: &SoundModel,
     contributions: impl IntoIterator<Item = &'a Contribution>,
     rules: &Rules,
+    denominator: f64,
     rng: &mut impl Rng,
 ) -> Option<Aggregated> {
     let mut sum = [0.0f64; DIM];
-    let (mut total_weight, mut participants, mut clipped) = (0.0f64, 0, 0);
+    let (mut participants, mut clipped) = (0, 0);
     for c in contributions {
         for (s, d) in sum.iter_mut().zip(c.delta) {
             *s += f64::from(c.weight) * f64::from(d);
         }
-        total_weight += f64::from(c.weight);
         participants += 1;
         clipped += usize::from(c.clipped);
     }
-    if total_weight <= 0.0 {
+    if participants == 0 || !(denominator > 0.0) {
         return None;
     }
     let sigma = f64::from(rules.noise_multiplier) * f64::from(rules.clip_norm);
@@ -283,19 +284,20 @@ pub fn aggregate<'a>(
         } else {
             0.0
         };
-        *p = (f64::from(*p) + (s + noise) / total_weight) as f32;
+        *p = (f64::from(*p) + (s + noise) / denominator) as f32;
     }
     Some(Aggregated {
         model: SoundModel::from_params(&p),
         participants,
-        total_weight,
-        noise_std: sigma / total_weight,
+        noise_std: sigma / denominator,
         clipped,
     })
 }
 
 /// A published version of the sound model, as the store keeps it (JSON) and operators
-/// read it. Version 0 is the default model, published by no round and never stored.
+/// read it (devices read only its version and parameters: the counts are the
+/// operator's, inside what the guarantee trusts). Version 0 is the default model,
+/// published by no round and never stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FederatedModel {
     /// Its version (counting up from 1; 0: the default).
@@ -308,14 +310,19 @@ pub struct FederatedModel {
     pub model: SoundModel,
     /// Updates the round counted.
     pub participants: u64,
-    /// Their total weight.
-    pub total_weight: f64,
     /// Updates scaled down to the clipping norm.
     pub clipped: u64,
-    /// The noise's standard deviation on each averaged parameter.
+    /// The fixed denominator `D` the round's sum was divided by.
+    #[serde(default)]
+    pub denominator: f64,
+    /// The noise's standard deviation on each parameter's change, `z·S / D`.
     pub noise_std: f64,
     /// Rounds published so far, this one included.
     pub rounds: u64,
+    /// The Rényi cost `ρ = Σ 1/(2z²)` of those rounds, each at its own `z` (the
+    /// [`accountant`]'s running total; 0 in a record stored before it was kept).
+    #[serde(default)]
+    pub rho: f64,
     /// The `ε` those rounds spent, at [`Self::delta`].
     pub epsilon: f64,
     /// The `δ` of the guarantee.
@@ -334,14 +341,27 @@ impl Default for FederatedModel {
             published_at: None,
             model: SoundModel::default(),
             participants: 0,
-            total_weight: 0.0,
             clipped: 0,
+            denominator: 0.0,
             noise_std: 0.0,
             rounds: 0,
+            rho: 0.0,
             epsilon: 0.0,
             delta: 0.0,
             noise_multiplier: 0.0,
             clip_norm: 0.0,
+        }
+    }
+}
+
+impl FederatedModel {
+    /// The Rényi cost its rounds spent: its own record of it, or, for a record stored
+    /// before that was kept, its rounds at its noise multiplier.
+    pub fn spent(&self) -> f64 {
+        if self.rho > 0.0 || self.rounds == 0 {
+            self.rho
+        } else {
+            self.rounds as f64 * accountant::round_cost(self.noise_multiplier)
         }
     }
 }

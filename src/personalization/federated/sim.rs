@@ -72,8 +72,8 @@ pub fn default_plan() -> LocalPlan {
     }
 }
 
-/// Runs `rounds` rounds in process, every device taking part in each, from the default
-/// model: the model after each round.
+/// Runs `rounds` rounds in process, every device taking part in each (the denominator
+/// is their number), from the default model: the model after each round.
 pub fn run_rounds(
     devices: &[Device],
     rounds: usize,
@@ -90,7 +90,8 @@ pub fn run_rounds(
             .filter_map(|d| d.update(&model, plan))
             .filter_map(|u| super::Contribution::of(&u.delta, u64::from(u.examples), rules).ok())
             .collect();
-        if let Some(a) = super::aggregate(&model, &contributions, rules, &mut rng) {
+        let d = devices.len() as f64;
+        if let Some(a) = super::aggregate(&model, &contributions, rules, d, &mut rng) {
             model = a.model;
         }
         after.push(model);

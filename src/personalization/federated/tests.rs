@@ -67,8 +67,8 @@ fn a_huge_update_is_clipped_and_its_influence_bounded() {
     assert_eq!(huge.weight, 1.0);
     let global = SoundModel::default();
     let mut rng = StdRng::seed_from_u64(1);
-    let with = aggregate(&global, honest.iter().chain([&huge]), &r, &mut rng).unwrap();
-    let without = aggregate(&global, &honest, &r, &mut rng).unwrap();
+    let with = aggregate(&global, honest.iter().chain([&huge]), &r, 10.0, &mut rng).unwrap();
+    let without = aggregate(&global, &honest, &r, 10.0, &mut rng).unwrap();
     // One of ten devices moves the mean by at most S/10 (plus its share of the rest).
     let moved = error(&with.model, &without.model);
     assert!(moved <= r.clip_norm / 10.0 + 0.05, "{moved}");
@@ -97,15 +97,16 @@ fn bad_updates_are_named() {
 fn nothing_to_aggregate_publishes_nothing_and_the_noise_has_its_stated_size() {
     let r = rules(3.0);
     let mut rng = StdRng::seed_from_u64(3);
-    assert!(aggregate(&SoundModel::default(), &[], &r, &mut rng).is_none());
-    // 400 zero updates of weight 1: each parameter moves by N(0, (zS/400)²).
+    assert!(aggregate(&SoundModel::default(), &[], &r, 400.0, &mut rng).is_none());
+    // 400 zero updates of weight 1 over D = 400: each parameter moves by
+    // N(0, (zS/400)²).
     let zero: Vec<Contribution> = (0..400)
         .map(|_| Contribution::of(&[0.0; DIM], 100, &r).unwrap())
         .collect();
     let mut squares = 0.0f64;
     let runs = 200;
     for _ in 0..runs {
-        let a = aggregate(&SoundModel::default(), &zero, &r, &mut rng).unwrap();
+        let a = aggregate(&SoundModel::default(), &zero, &r, 400.0, &mut rng).unwrap();
         assert!((a.noise_std - 6.0 / 400.0).abs() < 1e-9);
         for (p, d) in a.model.params().iter().zip(SoundModel::default().params()) {
             squares += f64::from(p - d).powi(2);
@@ -139,4 +140,27 @@ fn the_reference_device_measures_against_its_own_sound() {
             .update(&SoundModel::default(), &default_plan())
             .is_none()
     );
+}
+
+#[test]
+fn the_step_does_not_tell_how_many_took_part() {
+    // Without noise, one update of 1 over D = 10 moves a parameter by 0.1 whether or
+    // not others sent zero updates: the denominator is fixed, not the weight that came.
+    let r = rules(0.0);
+    let mut one = [0.0; DIM];
+    one[1] = 1.0;
+    let single = [Contribution::of(&one, 100, &r).unwrap()];
+    let zeros = Contribution::of(&[0.0; DIM], 100, &r).unwrap();
+    let crowd: Vec<Contribution> = single.iter().copied().chain([zeros; 5]).collect();
+    let mut rng = StdRng::seed_from_u64(4);
+    let g = SoundModel::default();
+    let alone = aggregate(&g, &single, &r, 10.0, &mut rng).unwrap();
+    let among = aggregate(&g, &crowd, &r, 10.0, &mut rng).unwrap();
+    assert!(
+        (alone.model.weights[1] - 1.1).abs() < 1e-6,
+        "{:?}",
+        alone.model
+    );
+    assert_eq!(alone.model, among.model);
+    assert!(aggregate(&g, &single, &r, 0.0, &mut rng).is_none());
 }
