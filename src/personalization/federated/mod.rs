@@ -273,7 +273,7 @@ pub fn aggregate<'a>(
         participants += 1;
         clipped += usize::from(c.clipped);
     }
-    if participants == 0 || !(denominator > 0.0) {
+    if participants == 0 || denominator.is_nan() || denominator <= 0.0 {
         return None;
     }
     let sigma = f64::from(rules.noise_multiplier) * f64::from(rules.clip_norm);
