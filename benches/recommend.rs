@@ -136,6 +136,8 @@ fn main() {
                 mitigation,
                 learning_rate: 0.1,
                 sound: roster::personalization::federated::SoundModel::default(),
+                blend: roster::personalization::Blend::GLOBAL,
+                deep: false,
                 now,
             }
         }
@@ -216,6 +218,8 @@ fn main() {
                 mitigation: None,
                 learning_rate: 0.1,
                 sound: roster::personalization::federated::SoundModel::default(),
+                blend: roster::personalization::Blend::GLOBAL,
+                deep: false,
                 now: sim.now,
             };
             let list: Vec<u32> = recommend(&index, &ask).iter().map(|s| s.item).collect();

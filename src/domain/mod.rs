@@ -12,6 +12,7 @@ pub mod catalog;
 pub(crate) mod challenge;
 pub mod companion;
 pub mod consent;
+pub mod custom_model;
 pub mod dashboard;
 pub mod denylist;
 pub mod directory;

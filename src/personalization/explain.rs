@@ -4,10 +4,7 @@
 use std::sync::Arc;
 
 use super::index::Index;
-use super::recommend::{
-    Ask, Profile, Terms, W_ARTIST, W_COLLABORATIVE, W_CONTEXT, W_EMBEDDING, W_GENRE, W_MOMENT,
-    W_MOOD, W_POPULARITY, W_SOUND,
-};
+use super::recommend::{Ask, Profile, Terms};
 use crate::domain::taste::{Mood, Situation};
 
 /// Most reasons given per item.
@@ -37,7 +34,8 @@ pub struct ItemReason {
 }
 
 pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<ItemReason> {
-    let total = t.total().max(f32::MIN_POSITIVE);
+    let w = &ask.blend;
+    let total = t.total(w).max(f32::MIN_POSITIVE);
     let reason = |signal, value: f32, text: String| ItemReason {
         signal,
         weight: value / total,
@@ -62,7 +60,7 @@ pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) 
             because_of: Some(Arc::clone(&id)),
             ..reason(
                 "collaborative",
-                W_COLLABORATIVE * t.collaborative,
+                w.collaborative * t.collaborative,
                 format!("because you {verb} {id}"),
             )
         });
@@ -73,7 +71,7 @@ pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) 
         let name = index.name(a);
         out.push(reason(
             "artist",
-            W_ARTIST * t.artist,
+            w.artist * t.artist,
             format!("more from {name}, whom you listen to"),
         ));
     }
@@ -85,7 +83,7 @@ pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) 
             genre: Some(Arc::clone(&name)),
             ..reason(
                 "genre",
-                W_GENRE * t.genre,
+                w.genre * t.genre,
                 format!("you often listen to {name}"),
             )
         });
@@ -93,14 +91,14 @@ pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) 
     if t.sound > 0.0 {
         out.push(reason(
             "sound",
-            W_SOUND * t.sound,
+            w.sound * t.sound,
             "close to the sound of what you play".into(),
         ));
     }
     if t.embedding > 0.0 {
         out.push(reason(
             "embedding",
-            W_EMBEDDING * t.embedding,
+            w.embedding * t.embedding,
             "similar in content to tracks you like".into(),
         ));
     }
@@ -109,7 +107,7 @@ pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) 
     {
         out.push(reason(
             "context",
-            W_CONTEXT * t.context,
+            w.context * t.context,
             format!("suits {}", a.name()),
         ));
     }
@@ -120,7 +118,7 @@ pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) 
             Situation::Daypart(d) => format!("like what you play {}", d.words()),
             Situation::Platform(pl) => format!("like what you play on {}", pl.name()),
         };
-        out.push(reason("moment", W_MOMENT * t.moment, text));
+        out.push(reason("moment", w.moment * t.moment, text));
     }
     if t.mood > 0.0
         && let Some((m, _, _)) = p.mood
@@ -129,17 +127,18 @@ pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) 
             mood: Some(m),
             ..reason(
                 "mood",
-                W_MOOD * t.mood,
+                w.mood * t.mood,
                 format!("matches the {} mood you are in", m.word()),
             )
         });
     }
-    if t.popularity > 0.0 {
+    // A blend that goes against popularity gives no popularity reason.
+    if t.popularity > 0.0 && w.popularity > 0.0 {
         let text = match p.taste {
             None => format!("popular with {} listeners", ask.tier.as_str()),
             Some(_) => "new to you, popular on the platform".into(),
         };
-        out.push(reason("popularity", W_POPULARITY * t.popularity, text));
+        out.push(reason("popularity", w.popularity * t.popularity, text));
     }
     out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     out.truncate(MAX_REASONS);

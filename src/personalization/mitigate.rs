@@ -15,8 +15,7 @@
 use std::collections::HashMap;
 
 use super::index::Index;
-use super::recommend::{NumberMap, Terms, W_POPULARITY};
-use crate::domain::taste::Taste;
+use super::recommend::{Ask, NumberMap, Terms};
 
 /// The strengths (config `personalization.mitigation_*`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,11 +71,11 @@ impl Dense {
 /// The mitigated list (see the module documentation).
 pub(crate) fn rerank(
     index: &Index,
-    taste: Option<&Taste>,
+    ask: &Ask<'_>,
     scored: &[(u32, Terms)],
-    limit: usize,
     m: &Mitigation,
 ) -> Vec<(u32, Terms)> {
+    let (taste, limit) = (ask.taste, ask.limit);
     let pool = scored;
     let (mut artist_numbers, mut genre_numbers) = (Dense::default(), Dense::default());
     let mut genres_of: Vec<u32> = Vec::with_capacity(pool.len() * 2);
@@ -89,8 +88,8 @@ pub(crate) fn rerank(
             let from = genres_of.len() as u32;
             genres_of.extend(item.genres.iter().map(|g| genre_numbers.of(*g)));
             Candidate {
-                base: t.total()
-                    - W_POPULARITY * t.popularity
+                base: t.total(&ask.blend)
+                    - ask.blend.popularity * t.popularity
                     - m.popularity * log_popularity(index, *i) * (1.0 - own),
                 artist: item.artists.first().map_or(NONE, |a| artist_numbers.of(*a)),
                 main_genre: item

@@ -8,6 +8,8 @@
 //! the actor threads. The taste itself, learned online in the actor, is
 //! [`crate::domain::taste`].
 
+pub mod blend;
+pub mod custom;
 pub mod explain;
 pub mod federated;
 pub mod index;
@@ -18,6 +20,7 @@ pub mod recommend;
 pub mod report;
 pub mod sim;
 
+pub use blend::Blend;
 pub use explain::ItemReason;
 pub use index::{Index, ItemRow};
 pub use mitigate::Mitigation;

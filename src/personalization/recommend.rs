@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::blend::Blend;
 use super::explain::ItemReason;
 use super::federated::SoundModel;
 use super::index::{Index, POPULAR_CANDIDATES, tier_slot};
@@ -36,17 +37,6 @@ use crate::domain::settings::PersonalizationLevel;
 use crate::domain::taste::{Daypart, ENERGY, Mood, Situation, Taste, VALENCE};
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
-
-/// The blend's weights (see the module documentation).
-pub(crate) const W_POPULARITY: f32 = 0.15;
-pub(crate) const W_GENRE: f32 = 0.35;
-pub(crate) const W_ARTIST: f32 = 0.5;
-pub(crate) const W_COLLABORATIVE: f32 = 1.0;
-pub(crate) const W_SOUND: f32 = 0.25;
-pub(crate) const W_EMBEDDING: f32 = 0.25;
-pub(crate) const W_CONTEXT: f32 = 0.3;
-pub(crate) const W_MOOD: f32 = 0.3;
-pub(crate) const W_MOMENT: f32 = 0.5;
 
 /// Plays of a situation before its sound counts.
 pub const MIN_MOMENT_PLAYS: u16 = 5;
@@ -195,6 +185,11 @@ pub struct Ask<'a> {
     /// The sound model's weights of the audio features (the federated rounds' published
     /// version; [`SoundModel::default`] weighs them alike).
     pub sound: SoundModel,
+    /// The terms' weights: [`Blend::GLOBAL`], or the user's own model.
+    pub blend: Blend,
+    /// Whether every track of the taste's genres is a candidate, not only their most
+    /// popular (a user's own model ranks them; mitigation does so anyway).
+    pub deep: bool,
     /// The time (for the mood).
     pub now: Timestamp,
 }
@@ -233,16 +228,32 @@ pub(crate) struct Terms {
 }
 
 impl Terms {
-    pub fn total(&self) -> f32 {
-        W_POPULARITY * self.popularity
-            + W_GENRE * self.genre
-            + W_ARTIST * self.artist
-            + W_COLLABORATIVE * self.collaborative
-            + W_SOUND * self.sound
-            + W_EMBEDDING * self.embedding
-            + W_CONTEXT * self.context
-            + W_MOOD * self.mood
-            + W_MOMENT * self.moment
+    /// The score under a blend.
+    pub fn total(&self, b: &Blend) -> f32 {
+        b.popularity * self.popularity
+            + b.genre * self.genre
+            + b.artist * self.artist
+            + b.collaborative * self.collaborative
+            + b.sound * self.sound
+            + b.embedding * self.embedding
+            + b.context * self.context
+            + b.mood * self.mood
+            + b.moment * self.moment
+    }
+
+    /// The terms in [`super::blend::TERMS`] order.
+    pub fn as_array(&self) -> [f32; 9] {
+        [
+            self.popularity,
+            self.genre,
+            self.artist,
+            self.collaborative,
+            self.sound,
+            self.embedding,
+            self.context,
+            self.mood,
+            self.moment,
+        ]
     }
 }
 
@@ -260,10 +271,6 @@ pub(super) struct Profile<'a> {
     pub(super) moments: Vec<(Situation, f32, f32)>,
 }
 
-/// The most the embedding term adds to a score (a cosine of unit vectors, with room for
-/// rounding).
-const EMBEDDING_BOUND: f32 = W_EMBEDDING * 1.001;
-
 /// The dot product of two vectors of one length, in eight lanes (so it vectorizes).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let ((ca, ra), (cb, rb)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
@@ -278,8 +285,30 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Makes a list (see the module documentation).
 pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
-    if index.is_empty() || ask.limit == 0 {
+    let Some((profile, scored)) = pool(index, ask) else {
         return Vec::new();
+    };
+    let picked: Vec<(u32, Terms)> = match (&ask.mitigation, ask.taste) {
+        (Some(m), _) => super::mitigate::rerank(index, ask, &scored, m),
+        // A non-personal list is diversified by artist even without mitigation.
+        (None, None) => super::mitigate::spread_artists(index, &scored, ask.limit),
+        (None, Some(_)) => scored.into_iter().take(ask.limit).collect(),
+    };
+    picked
+        .into_iter()
+        .map(|(item, t)| Scored {
+            item,
+            score: t.total(&ask.blend),
+            reasons: super::explain::reasons(index, ask, &profile, &t),
+        })
+        .collect()
+}
+
+/// The candidates a list is picked from, best first under the ask's blend (at most
+/// `20 × limit`), with their terms; `None` for no list.
+pub(super) fn pool<'a>(index: &Index, ask: &Ask<'a>) -> Option<(Profile<'a>, Vec<(u32, Terms)>)> {
+    if index.is_empty() || ask.limit == 0 {
+        return None;
     }
     let taste = ask.taste;
     let s = ask.signals;
@@ -306,10 +335,11 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
         if s.genres {
             for g in t.genres.iter().take(CANDIDATE_GENRES) {
                 if let Some(list) = index.by_genre.get(&g.genre) {
-                    // Mitigation needs the genre's less popular tracks to choose from.
-                    let n = match ask.mitigation {
-                        Some(_) => list.len(),
-                        None => GENRE_CANDIDATES,
+                    // Mitigation and a user's own model need the genre's less popular
+                    // tracks to choose from.
+                    let n = match (ask.mitigation, ask.deep) {
+                        (None, false) => GENRE_CANDIDATES,
+                        _ => list.len(),
                     };
                     candidates.extend(list.iter().take(n));
                 }
@@ -407,25 +437,27 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
         .filter(|i| !excluded(*i))
         .map(|i| {
             let t = terms(index, ask, &profile, best_cf, i);
-            (t.total(), i, t)
+            (t.total(&ask.blend), i, t)
         })
         .collect();
     let order =
         |a: &(f32, u32, Terms), b: &(f32, u32, Terms)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     let pool = (POOL_PER_SLOT * ask.limit).max(1);
     if !profile.centroid.is_empty() {
-        // The embedding term, the costliest, adds at most its weight: a candidate further
-        // below the pool's edge than that cannot reach the pool, and is not worked out.
+        // The embedding term, the costliest, adds at most its weight (a cosine of unit
+        // vectors, with room for rounding): a candidate further below the pool's edge
+        // than that cannot reach the pool, and is not worked out.
+        let bound = ask.blend.embedding * 1.001;
         if ranked.len() > pool {
             ranked.select_nth_unstable_by(pool - 1, order);
             let edge = ranked[pool - 1].0;
-            ranked.retain(|r| r.0 + EMBEDDING_BOUND >= edge);
+            ranked.retain(|r| r.0 + bound >= edge);
         }
         for (total, i, t) in &mut ranked {
             let e = &index.items[*i as usize].embedding;
             if e.len() == profile.centroid.len() {
                 t.embedding = dot(e, &profile.centroid).max(0.0);
-                *total = t.total();
+                *total = t.total(&ask.blend);
             }
         }
     }
@@ -434,21 +466,8 @@ pub fn recommend(index: &Index, ask: &Ask<'_>) -> Vec<Scored> {
         ranked.truncate(pool);
     }
     ranked.sort_unstable_by(order);
-    let scored: Vec<(u32, Terms)> = ranked.into_iter().map(|(_, i, t)| (i, t)).collect();
-    let picked: Vec<(u32, Terms)> = match (&ask.mitigation, taste) {
-        (Some(m), _) => super::mitigate::rerank(index, taste, &scored, ask.limit, m),
-        // A non-personal list is diversified by artist even without mitigation.
-        (None, None) => super::mitigate::spread_artists(index, &scored, ask.limit),
-        (None, Some(_)) => scored.into_iter().take(ask.limit).collect(),
-    };
-    picked
-        .into_iter()
-        .map(|(item, t)| Scored {
-            item,
-            score: t.total(),
-            reasons: super::explain::reasons(index, ask, &profile, &t),
-        })
-        .collect()
+    let scored = ranked.into_iter().map(|(_, i, t)| (i, t)).collect();
+    Some((profile, scored))
 }
 
 fn terms(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, best_cf: f32, i: u32) -> Terms {

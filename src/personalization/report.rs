@@ -202,6 +202,8 @@ impl ReportBuilder {
                 mitigation: None,
                 learning_rate: SAMPLE_LEARNING_RATE,
                 sound: self.sound,
+                blend: super::Blend::GLOBAL,
+                deep: false,
                 now,
             };
             for (e, m) in [(&mut without, None), (&mut with, Some(mitigation))] {

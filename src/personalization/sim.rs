@@ -9,7 +9,7 @@
 //! A listener has a main genre (and for half of them a second one, weighed less) and
 //! favourite artists in them. Each of its events picks a track: 40% from a favourite
 //! artist, 45% from its genres by their popularity, 15% from the whole catalog by
-//! popularity (noise). A track outside its genres is skipped six times in ten, one
+//! popularity (noise) — or other shares ([`Habits`]). A track outside its genres is skipped six times in ten, one
 //! inside them once in twenty; a played track is also liked one time in ten. The last
 //! event is a play of a track it had not heard, drawn the same way: the held-out truth
 //! of leave-last-out.
@@ -59,6 +59,32 @@ pub struct SimCatalog {
     genre_cdf: Vec<Vec<f64>>,
     all: Vec<usize>,
     all_cdf: Vec<f64>,
+}
+
+/// How a listener picks its tracks: the share from its favourite artists, the share from
+/// its genres by popularity, and the rest from the whole catalog by popularity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Habits {
+    /// From its favourite artists.
+    pub artists: f64,
+    /// From its genres.
+    pub genres: f64,
+    /// How many favourite artists it keeps (`None`: two to four, as drawn).
+    pub favourites: Option<usize>,
+    /// How it follows popularity within a genre: the `r`-th most popular track weighs
+    /// `(r + 1)^−s` (1: Zipf, as the population; 0: alike; below 0: the less popular the
+    /// likelier).
+    pub popularity: f64,
+}
+
+impl Habits {
+    /// The population's: 40% favourite artists, 45% its genres, 15% anything.
+    pub const TYPICAL: Self = Self {
+        artists: 0.4,
+        genres: 0.45,
+        favourites: None,
+        popularity: 1.0,
+    };
 }
 
 /// A listener with its planted taste.
@@ -200,8 +226,13 @@ impl TasteSim {
         }
     }
 
-    /// Listener `n` (deterministic for a seed and `n`).
+    /// Listener `n` (deterministic for a seed and `n`), of the population's habits.
     pub fn listener(&self, catalog: &SimCatalog, n: usize) -> SimListener {
+        self.listener_with(catalog, n, Habits::TYPICAL)
+    }
+
+    /// Listener `n` picking its tracks by `habits`.
+    pub fn listener_with(&self, catalog: &SimCatalog, n: usize, habits: Habits) -> SimListener {
         let mut rng =
             Rng64::seed_from_u64(self.seed ^ (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut id = [0u8; 16];
@@ -228,16 +259,27 @@ impl TasteSim {
             artists.push(g * per + rng.random_range(0..per));
         }
         artists.dedup();
+        if let Some(n) = habits.favourites {
+            artists.truncate(n.max(1));
+        }
         let genre_weights = cdf(genres.iter().map(|(_, w)| *w));
+        let own_cdf: Vec<Vec<f64>> = if habits.popularity == 1.0 {
+            catalog.genre_cdf.clone()
+        } else {
+            let s = habits.popularity;
+            (catalog.by_genre.iter())
+                .map(|l| cdf((0..l.len()).map(|r| (r as f64 + 1.0).powf(-s))))
+                .collect()
+        };
         let pick = |rng: &mut Rng64| -> usize {
             let r = rng.random::<f64>();
-            if r < 0.4 {
+            if r < habits.artists {
                 let a = artists[rng.random_range(0..artists.len())];
                 let list = &catalog.by_artist[a];
                 list[rng.random_range(0..list.len())]
-            } else if r < 0.85 {
+            } else if r < habits.artists + habits.genres {
                 let g = genres[draw(rng, &genre_weights)].0;
-                catalog.by_genre[g][draw(rng, &catalog.genre_cdf[g])]
+                catalog.by_genre[g][draw(rng, &own_cdf[g])]
             } else {
                 catalog.all[draw(rng, &catalog.all_cdf)]
             }

@@ -80,6 +80,8 @@ fn ask<'a>(
         mitigation,
         learning_rate: taste_rate(taste),
         sound: crate::personalization::federated::SoundModel::default(),
+        blend: Blend::GLOBAL,
+        deep: false,
         now: SIM.now,
     }
 }
@@ -183,6 +185,8 @@ fn events_to_follow(w: &World, rate: f64) -> usize {
             &Ask {
                 learning_rate: rate,
                 sound: crate::personalization::federated::SoundModel::default(),
+                blend: Blend::GLOBAL,
+                deep: false,
                 ..ask(&t, PersonalizationLevel::Advanced, None)
             },
         );

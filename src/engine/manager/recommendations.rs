@@ -141,6 +141,8 @@ impl super::Personalization<'_> {
             mitigation,
             learning_rate: prefs.learning_rate,
             sound: e.federated.sound(),
+            blend: crate::personalization::Blend::GLOBAL,
+            deep: false,
             now,
         };
         let list = recommend(&index, &ask);
