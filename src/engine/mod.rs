@@ -16,6 +16,7 @@ pub(crate) mod directory;
 pub(crate) mod durable;
 pub(crate) mod events;
 pub(crate) mod federated;
+pub(crate) mod listening;
 pub(crate) mod handle;
 pub(crate) mod jobs;
 #[doc(hidden)]

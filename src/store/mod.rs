@@ -276,6 +276,37 @@ pub enum Op {
         /// The user.
         user: UserId,
     },
+    /// A chunk of a user's listening log, sealed under its data key: kept while its own
+    /// model may be trained, for the training.
+    PutListens {
+        /// The user.
+        user: UserId,
+        /// The chunk's number (counting up in time).
+        seq: u64,
+        /// The sealed events.
+        blob: Vec<u8>,
+    },
+    /// Removes a chunk of a user's listening log (compaction).
+    DropListens {
+        /// The user.
+        user: UserId,
+        /// The chunk's number.
+        seq: u64,
+    },
+    /// A user's own models (their versions and which is pinned), sealed under its data
+    /// key.
+    PutCustomModels {
+        /// The user.
+        user: UserId,
+        /// The sealed record.
+        blob: Vec<u8>,
+    },
+    /// Removes a user's listening log and its own models (the feature turned off, or its
+    /// consent to personalisation withdrawn). A deletion of the user removes them too.
+    ClearListening {
+        /// The user.
+        user: UserId,
+    },
 }
 
 /// The kinds of trained models the store keeps, each versioned.

@@ -91,8 +91,8 @@ pub trait AuditStore: Send + Sync {
     fn last_audit(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }
 
-/// What a user's record does not carry: security events older than what it keeps, and
-/// the ledger of its imported history.
+/// What a user's record does not carry: security events older than what it keeps, the
+/// ledger of its imported history, its listening log and its own models.
 pub trait ArchiveStore: Send + Sync {
     /// A user's sealed ledger of imported history, if it has one.
     fn import_ledger(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError>;
@@ -106,6 +106,10 @@ pub trait ArchiveStore: Send + Sync {
         before: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// A user's listening log, oldest chunk first: number and sealed events.
+    fn listens(&self, user: UserId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// A user's own models, sealed.
+    fn custom_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Trained models: the model, its metrics and feature list, versioned. Not personal

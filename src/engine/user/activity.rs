@@ -102,6 +102,7 @@ impl Handler<RecordActivity> for UserActor {
         self.state.history.record(&msg.events);
         self.state.feedback.record(&msg.events);
         self.learn_taste(&msg.events, now);
+        self.log_listening(&msg.events, now);
         self.engine
             .metrics
             .activity_events
@@ -262,6 +263,8 @@ impl UserActor {
                 t.learn(e, e.track_id().and_then(|id| index.traits_of(id)), taste);
             }
         }
+        let logged = self.rare.get().map_or(0, |r| r.listens.len());
+        self.log_listening(&fresh, now);
         let blob = codec::seal_blob(&self.key, &self.ledger_aad(), &next_ledger.to_bytes());
         let action = AuditAction::HistoryImported {
             user: self.id(),
@@ -282,6 +285,7 @@ impl UserActor {
             if let Some(r) = self.rare.held_mut() {
                 r.archive
                     .retain(|op| !matches!(op, Op::PutImportLedger { .. }));
+                r.listens.truncate(logged);
             }
             return Err(e);
         }

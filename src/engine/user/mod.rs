@@ -433,11 +433,14 @@ impl UserActor {
         for op in self.rare.take_archive() {
             batch.push(op);
         }
+        self.leave_processing_turned_off(&next, &mut batch);
+        if let Some(op) = self.take_listens(revision) {
+            batch.push(op);
+        }
         self.rare.release_if_empty();
         let audit = audit.into_iter().map(|(a, b)| (a, b, now)).collect();
         self.submit(batch, audit);
         self.revision = revision;
-        self.leave_processing_turned_off(&next);
         self.state = next;
         // What a change emptied (the last second factor removed, say) holds nothing.
         self.state.mfa.release_if_empty();

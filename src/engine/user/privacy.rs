@@ -5,6 +5,7 @@
 use actix::prelude::*;
 
 use super::*;
+use crate::engine::listening;
 
 /// The user's consents.
 #[derive(Message, Clone)]
@@ -155,12 +156,63 @@ impl Handler<GetSecurityEvents> for UserActor {
 impl UserActor {
     /// What a change written now turns off outside the user's record: federated
     /// learning turned off (or its consent withdrawn) takes its update out of the open
-    /// round at once.
-    pub(super) fn leave_processing_turned_off(&self, next: &UserState) {
-        if self.state.profile.ai_preferences.federated_learning_enabled
-            && !next.profile.ai_preferences.federated_learning_enabled
-        {
+    /// round at once; a model of its own turned off (or the consent to personalisation
+    /// withdrawn, or a tier without the feature) clears its listening log and models
+    /// in the same batch.
+    pub(super) fn leave_processing_turned_off(&mut self, next: &UserState, batch: &mut Batch) {
+        let (before, after) = (
+            &self.state.profile.ai_preferences,
+            &next.profile.ai_preferences,
+        );
+        if before.federated_learning_enabled && !after.federated_learning_enabled {
             self.engine.federated.withdraw(self.id());
+        }
+        if before.custom_model_training && !after.custom_model_training {
+            if let Some(r) = self.rare.held_mut() {
+                r.listens = Vec::new();
+            }
+            batch.push(Op::ClearListening { user: self.id() });
+        }
+    }
+
+    /// Whether the user's listening is logged now: a model of its own turned on (which
+    /// needs the tier feature) and its consent to personalisation in force.
+    pub(super) fn logs_listening(&self, now: Timestamp) -> bool {
+        let min_age = self.engine.config.privacy.min_age;
+        self.state.profile.ai_preferences.custom_model_training
+            && (self.policy())
+                .has_feature(crate::domain::settings::CUSTOM_MODEL_TRAINING_FEATURE)
+            && (self.state.consents)
+                .allows(Purpose::Personalisation, min_age, now)
+                .is_ok()
+    }
+
+    /// Keeps the plays, skips, likes and app opens of `events` for the listening log,
+    /// if it is kept now (the newest [`listening::MAX_PENDING`] until a write takes
+    /// them).
+    pub(super) fn log_listening(&mut self, events: &[ActivityEvent], now: Timestamp) {
+        if !events.iter().any(listening::kept) || !self.logs_listening(now) {
+            return;
+        }
+        let pending = &mut self.rare.make_mut().listens;
+        pending.extend(events.iter().filter(|e| listening::kept(e)).cloned());
+        let over = pending.len().saturating_sub(listening::MAX_PENDING);
+        pending.drain(..over);
+    }
+
+    /// The listening gathered since the last write, as its chunk `seq`.
+    pub(super) fn take_listens(&mut self, seq: u64) -> Option<Op> {
+        let events = std::mem::take(&mut self.rare.held_mut()?.listens);
+        if events.is_empty() {
+            return None;
+        }
+        let user = self.id();
+        match listening::seal(&self.key, user, seq, &events) {
+            Ok(blob) => Some(Op::PutListens { user, seq, blob }),
+            Err(e) => {
+                tracing::error!(%user, error = %e, "listening log chunk not sealed");
+                None
+            }
         }
     }
 

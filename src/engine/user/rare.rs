@@ -22,6 +22,9 @@ use crate::store::Op;
 pub(crate) struct RareParts {
     /// Events the state no longer holds, to archive with its next write.
     pub archive: Vec<Op>,
+    /// Plays, skips, likes and app opens for the listening log, written as one chunk
+    /// with the next write ([`crate::engine::listening`]).
+    pub listens: Vec<crate::domain::activity::ActivityEvent>,
     /// The ledger of imported history, once an import loaded it (cold state: dropped
     /// at the next tick).
     pub ledger: Option<ImportLedger>,
@@ -43,6 +46,7 @@ impl Default for RareParts {
     fn default() -> Self {
         Self {
             archive: Vec::new(),
+            listens: Vec::new(),
             ledger: None,
             challenges: PendingLogins::new(MAX_PENDING_LOGINS),
             pending_registration: None,
@@ -56,6 +60,7 @@ impl Default for RareParts {
 impl RareParts {
     fn is_empty(&self) -> bool {
         self.archive.is_empty()
+            && self.listens.is_empty()
             && self.ledger.is_none()
             && self.challenges.is_empty()
             && self.pending_registration.is_none()

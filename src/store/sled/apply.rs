@@ -21,7 +21,7 @@ use ::sled::transaction::{
 };
 
 use super::{
-    KEYRING, LEDGER, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key,
+    CUSTOM, KEYRING, LEDGER, LISTENS, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key, listens_key,
     id_key, index_key, jobs::job_key, jobs::job_run_key, model_key, provision::external_key,
     provision::external_of_key, provision::invitation_key, route_value, split_user_value,
     track_key, user_value,
@@ -44,8 +44,17 @@ impl SledStore {
     /// Keys of a user's archived events, which a deletion removes (read before the
     /// batch: a transaction cannot scan).
     fn archived_keys(&self, id: UserId) -> Result<Vec<::sled::IVec>, StoreError> {
+        let mut keys = self.listens_keys(id)?;
+        for k in self.tree.scan_prefix(id_key(SECURITY_EVENT, id)).keys() {
+            keys.push(k?);
+        }
+        Ok(keys)
+    }
+
+    /// Keys of a user's listening log.
+    fn listens_keys(&self, id: UserId) -> Result<Vec<::sled::IVec>, StoreError> {
         self.tree
-            .scan_prefix(id_key(SECURITY_EVENT, id))
+            .scan_prefix(id_key(LISTENS, id))
             .keys()
             .map(|k| k.map_err(StoreError::from))
             .collect()
@@ -118,9 +127,17 @@ impl SledStore {
                     b.insert(&invitation_key(*user), record.as_slice());
                 }
                 Op::DropInvitation { user } => b.remove(&invitation_key(*user)),
+                Op::PutListens { user, seq, blob } => {
+                    b.insert(&listens_key(*user, *seq), blob.as_slice());
+                }
+                Op::DropListens { user, seq } => b.remove(&listens_key(*user, *seq)),
+                Op::PutCustomModels { user, blob } => {
+                    b.insert(&id_key(CUSTOM, *user), blob.as_slice());
+                }
                 Op::CreateUser { .. }
                 | Op::PutUser { tier: Some(_), .. }
                 | Op::DeleteUser { .. }
+                | Op::ClearListening { .. }
                 | Op::MoveEmailIndex { .. } => {
                     return Err(StoreError::Io("a transactional op in a plain batch".into()));
                 }
@@ -184,13 +201,16 @@ impl SledStore {
         }
     }
 
-    /// For each deletion in `batch`, the keys of its user's archived events (read before
-    /// the transaction: a transaction cannot scan).
+    /// For each deletion in `batch`, the keys of its user's archived events and
+    /// listening log; for each clearing, of its listening log (read before the
+    /// transaction: a transaction cannot scan).
     fn archived_of(&self, batch: &Batch) -> Result<Vec<Vec<IVec>>, StoreError> {
         let mut archived = Vec::new();
         for op in batch.ops() {
-            if let Op::DeleteUser { id, .. } = op {
-                archived.push(self.archived_keys(*id)?);
+            match op {
+                Op::DeleteUser { id, .. } => archived.push(self.archived_keys(*id)?),
+                Op::ClearListening { user } => archived.push(self.listens_keys(*user)?),
+                _ => {}
             }
         }
         Ok(archived)
@@ -308,6 +328,7 @@ fn write_batch(
                 w.remove(id_key(USER, *id).as_slice())?;
                 w.remove(id_key(TIER, *id).as_slice())?;
                 w.remove(id_key(LEDGER, *id).as_slice())?;
+                w.remove(id_key(CUSTOM, *id).as_slice())?;
                 w.remove(invitation_key(*id).as_slice())?;
                 if let Some(x) = w.remove(external_of_key(*id).as_slice())?
                     && let Ok(x) = <[u8; 32]>::try_from(x.as_ref())
@@ -406,6 +427,21 @@ fn write_batch(
             Op::DropInvitation { user } => {
                 w.remove(invitation_key(*user).as_slice())?;
             }
+            Op::PutListens { user, seq, blob } => {
+                w.insert(listens_key(*user, *seq).as_slice(), blob.as_slice())?;
+            }
+            Op::DropListens { user, seq } => {
+                w.remove(listens_key(*user, *seq).as_slice())?;
+            }
+            Op::PutCustomModels { user, blob } => {
+                w.insert(id_key(CUSTOM, *user).as_slice(), blob.as_slice())?;
+            }
+            Op::ClearListening { user } => {
+                w.remove(id_key(CUSTOM, *user).as_slice())?;
+                for k in deletions.next().into_iter().flatten() {
+                    w.remove(k.clone())?;
+                }
+            }
         }
     }
     Ok(())
@@ -439,6 +475,7 @@ impl SledStore {
                 Op::CreateUser { .. }
                     | Op::PutUser { tier: Some(_), .. }
                     | Op::DeleteUser { .. }
+                    | Op::ClearListening { .. }
                     | Op::MoveEmailIndex { .. }
             )
         });
@@ -462,7 +499,9 @@ impl Store for SledStore {
     /// more of them: a group ends before a batch that deletes a user.
     fn apply_group(&self, batches: &[Batch]) -> Vec<Result<Applied, StoreError>> {
         let _w = self.gate.write();
-        let deletes = |b: &Batch| b.ops().iter().any(|op| matches!(op, Op::DeleteUser { .. }));
+        let deletes = |b: &Batch| {
+            (b.ops().iter()).any(|op| matches!(op, Op::DeleteUser { .. } | Op::ClearListening { .. }))
+        };
         let end = batches
             .iter()
             .skip(1)

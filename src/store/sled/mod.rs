@@ -5,7 +5,7 @@
 //! registry) followed by the user's wrapped data key, so the one read that routes an
 //! activation also brings its key, `h<HMAC of email>` → id (the
 //! blind email index), `x<id>` → tombstone (deletion time), `s<id><seq>` → archived
-//! security event, `a<seq>` → audit record, `m` → the keyring record, `n` → the runtime deny-list of networks, `c<track id>` → a catalog track, `j<job>` → a scheduled job's state, `r<job>\0<run>` → a run in its history, `X<HMAC of external id>` → id and `Y<id>` → that HMAC (provisioning), `i<id>` → a pending invitation. `e<email>` → id is
+//! security event, `a<seq>` → audit record, `m` → the keyring record, `n` → the runtime deny-list of networks, `c<track id>` → a catalog track, `j<job>` → a scheduled job's state, `r<job>\0<run>` → a run in its history, `X<HMAC of external id>` → id and `Y<id>` → that HMAC (provisioning), `i<id>` → a pending invitation, `L<id><seq>` → a chunk of the listening log, `P<id>` → the user's own models. `e<email>` → id is
 //! the email claim of format 3 and older, moved to `h` by the keyring's migration.
 //! Keeping them in one tree lets a user's record, key and routes change in one atomic
 //! batch.
@@ -49,6 +49,8 @@ const MODEL: u8 = b'M';
 const LEDGER: u8 = b'l';
 const TRACK: u8 = b'c';
 const DASHBOARD: u8 = b'D';
+const LISTENS: u8 = b'L';
+const CUSTOM: u8 = b'P';
 fn dashboard_key(name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
     k.push(DASHBOARD);
@@ -67,6 +69,13 @@ fn model_key(kind: ModelKind, version: u64) -> [u8; 10] {
     k[0] = MODEL;
     k[1] = kind.byte();
     k[2..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn listens_key(user: UserId, seq: u64) -> [u8; 25] {
+    let mut k = [0u8; 25];
+    k[..17].copy_from_slice(&id_key(LISTENS, user));
+    k[17..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 
@@ -535,6 +544,24 @@ impl ArchiveStore for SledStore {
                 .ok_or_else(bad)?;
             Ok((user, u64::from_be_bytes(seq), v.to_vec()))
         }))
+    }
+
+    fn listens(&self, user: UserId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix(id_key(LISTENS, user))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let seq: [u8; 8] = k
+                    .get(17..25)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| StoreError::Io("bad listening log key".into()))?;
+                Ok((u64::from_be_bytes(seq), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn custom_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(id_key(CUSTOM, user))?.map(|v| v.to_vec()))
     }
 
     fn security_events_before(

@@ -343,3 +343,54 @@ fn the_keyed_scan_pairs_every_record_with_its_own_key() {
         (Some(&b"key-7"[..]), &b"record-7"[..])
     );
 }
+
+#[test]
+fn a_listening_log_and_own_models_go_when_cleared_and_with_their_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+    let (a, b) = (UserId::generate(), UserId::generate());
+    create(&s, a, [1; 32], UserTier::Enterprise, b"ka", b"ra");
+    create(&s, b, [2; 32], UserTier::Enterprise, b"kb", b"rb");
+    let fill = |user: UserId| {
+        let mut batch = Batch::default();
+        for seq in [3u64, 1, 2] {
+            batch.push(Op::PutListens {
+                user,
+                seq,
+                blob: vec![seq as u8],
+            });
+        }
+        batch.push(Op::PutCustomModels {
+            user,
+            blob: b"models".to_vec(),
+        });
+        s.apply(&batch).unwrap();
+    };
+    fill(a);
+    fill(b);
+    let seqs = |user| s.listens(user).unwrap().into_iter().map(|(q, _)| q).collect::<Vec<_>>();
+    assert_eq!(seqs(a), vec![1, 2, 3], "oldest first");
+    s.apply(&Batch::of(Op::DropListens { user: a, seq: 2 }))
+        .unwrap();
+    assert_eq!(seqs(a), vec![1, 3]);
+    // Cleared in a batch with a record write: both, atomically.
+    let mut batch = Batch::of(Op::ClearListening { user: a });
+    batch.push(Op::PutUser {
+        id: a,
+        record: b"ra2".to_vec(),
+        expect: 1,
+        revision: 2,
+        tier: None,
+    });
+    assert_eq!(s.apply(&batch).unwrap(), Applied::Done);
+    assert!(seqs(a).is_empty());
+    assert_eq!(s.custom_models(a).unwrap(), None);
+    assert_eq!(seqs(b), vec![1, 2, 3], "another user's stays");
+    s.apply(&Batch::of(Op::DeleteUser {
+        id: b,
+        email_indexes: vec![[2; 32]],
+    }))
+    .unwrap();
+    assert!(seqs(b).is_empty(), "its log went with it");
+    assert_eq!(s.custom_models(b).unwrap(), None);
+}

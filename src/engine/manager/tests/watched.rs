@@ -108,6 +108,14 @@ impl ArchiveStore for Watched {
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.sled.security_events_before(user, before, limit)
     }
+
+    fn listens(&self, user: UserId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.sled.listens(user)
+    }
+
+    fn custom_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sled.custom_models(user)
+    }
 }
 
 impl ModelStore for Watched {
