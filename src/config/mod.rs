@@ -11,6 +11,7 @@
 //! depends on the domain's plain types only.
 
 mod automation;
+mod custom;
 mod federated;
 mod integrations;
 mod personalization;
@@ -34,6 +35,7 @@ use crate::domain::risk::RiskConfig;
 use crate::domain::tier::{Limit, TierPolicy, UserTier};
 
 pub use automation::{AutomationConfig, BackupConfig, JobConfig, ProvisioningConfig, ScimConfig};
+pub use custom::CustomConfig;
 pub use federated::FederatedConfig;
 pub(crate) use integrations::endpoint;
 pub use integrations::{IntegrationsConfig, Issuer, ProviderConfig, TierLinks};

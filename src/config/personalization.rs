@@ -19,6 +19,8 @@ pub struct PersonalizationConfig {
     pub mitigation_calibration: f32,
     /// Federated rounds of the sound model (`[personalization.federated]`).
     pub federated: super::FederatedConfig,
+    /// Users' own models (`[personalization.custom]`).
+    pub custom: super::CustomConfig,
 }
 
 impl super::raw::RawPersonalization {
@@ -73,6 +75,7 @@ impl super::raw::RawPersonalization {
                 self.mitigation_calibration,
             )?,
             federated: self.federated.validate()?,
+            custom: self.custom.validate()?,
         })
     }
 }

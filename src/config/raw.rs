@@ -59,6 +59,7 @@ pub(super) struct RawPersonalization {
     pub(super) mitigation_diversity: f64,
     pub(super) mitigation_calibration: f64,
     pub(super) federated: super::federated::RawFederated,
+    pub(super) custom: super::custom::RawCustom,
 }
 
 #[derive(Debug, Deserialize)]

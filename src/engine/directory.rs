@@ -113,6 +113,19 @@ impl Directory {
             .map(|e| (e.addr.send(msg), e.tier, e.shard))
     }
 
+    /// Hands `msg` to the live actor of `id` without waiting, if there is one.
+    pub(crate) fn tell_if_live<M>(&self, id: UserId, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        UserActor: Handler<M>,
+        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
+    {
+        if let Some(e) = self.live.get(&id) {
+            e.addr.do_send(msg);
+        }
+    }
+
     /// Drops the entry of `id` if its actor has stopped.
     pub(crate) fn remove_if_dead(&self, id: UserId) {
         self.live.remove_if(&id, |_, e| !e.addr.connected());

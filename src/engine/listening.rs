@@ -36,7 +36,9 @@ impl Listen {
             ActivityEvent::TrackSkipped { track_id, at, .. } => {
                 Self::Skipped(track_id.clone(), at.as_millis())
             }
-            ActivityEvent::TrackLiked { track_id, at } => Self::Liked(track_id.clone(), at.as_millis()),
+            ActivityEvent::TrackLiked { track_id, at } => {
+                Self::Liked(track_id.clone(), at.as_millis())
+            }
             ActivityEvent::AppOpened { at, platform } => Self::Opened(*platform, at.as_millis()),
             _ => return None,
         })
@@ -55,8 +57,14 @@ impl Listen {
                 at: at(t),
                 position_ms: 0,
             },
-            Self::Liked(track_id, t) => ActivityEvent::TrackLiked { track_id, at: at(t) },
-            Self::Opened(platform, t) => ActivityEvent::AppOpened { at: at(t), platform },
+            Self::Liked(track_id, t) => ActivityEvent::TrackLiked {
+                track_id,
+                at: at(t),
+            },
+            Self::Opened(platform, t) => ActivityEvent::AppOpened {
+                at: at(t),
+                platform,
+            },
         }
     }
 }

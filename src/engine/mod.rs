@@ -10,17 +10,18 @@
 
 pub(crate) mod background;
 pub(crate) mod catalog;
+pub(crate) mod custom;
 pub(crate) mod decoys;
 pub(crate) mod denylist;
 pub(crate) mod directory;
 pub(crate) mod durable;
 pub(crate) mod events;
 pub(crate) mod federated;
-pub(crate) mod listening;
 pub(crate) mod handle;
 pub(crate) mod jobs;
 #[doc(hidden)]
 pub mod keyring;
+pub(crate) mod listening;
 pub(crate) mod live;
 pub mod manager;
 pub(crate) mod models;
@@ -94,6 +95,7 @@ pub use crate::store::backup::{
     BackupError, Header as BackupHeader, Restored, Trailer as BackupTrailer,
 };
 pub use catalog::CatalogSummary;
+pub use custom::{CustomVersion, TrainingJob};
 pub use events::{CloseCode, Hello, Realtime, Resume, StreamId, Subscription};
 pub use keyring::{KeyHistory, RotationProgress, RotationReport};
 pub use live::{HashPoolFigures, LiveFigures, RiskRates};
@@ -230,6 +232,8 @@ pub(crate) struct Engine {
     pub(crate) recommender: recommender::Recommender,
     /// The federated rounds and the sound model they published.
     pub(crate) federated: federated::Federated,
+    /// Trainings of users' own models.
+    pub(crate) custom: custom::Jobs,
     /// Where the next population scan cuts its ranges (learned by the last one).
     pub(crate) scan_cuts: population::Cuts,
     /// The operators' live figures.

@@ -13,6 +13,7 @@ mod companion;
 mod concurrency;
 mod console;
 mod crash;
+mod custom_models;
 mod encryption;
 mod fake_music;
 mod fake_provider;

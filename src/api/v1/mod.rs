@@ -7,6 +7,7 @@ mod analytics;
 mod auth;
 mod backup;
 mod catalog;
+mod custom;
 mod dashboards;
 mod denylist;
 mod federated;
@@ -94,6 +95,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recommendations::recommendations))
         .routes(routes!(recommendations::train))
         .routes(routes!(recommendations::report))
+        .routes(routes!(custom::train, custom::list))
+        .routes(routes!(custom::job))
+        .routes(routes!(custom::pin))
+        .routes(routes!(custom::delete))
         .routes(routes!(federated::model))
         .routes(routes!(federated::update))
         .routes(routes!(federated::status))

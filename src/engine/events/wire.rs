@@ -208,6 +208,21 @@ pub(crate) enum Event {
         /// Why.
         reason: LinkReason,
     },
+    /// A training of the user's own model moved on: queued, running (with its
+    /// progress), done (the version made and whether it serves) or failed.
+    #[serde(rename = "model.training")]
+    ModelTraining {
+        /// The job (`GET /api/v1/users/{id}/models/{job}`).
+        job: u64,
+        /// `queued`, `running`, `done` or `failed`.
+        state: &'static str,
+        /// 0–1.
+        progress: f32,
+        /// The version made, when done.
+        version: Option<u64>,
+        /// Whether it serves the user's lists, when done.
+        serving: Option<bool>,
+    },
     /// The user was deleted; every socket closes with 4004.
     #[serde(rename = "user.deleted")]
     UserDeleted {},
@@ -228,6 +243,7 @@ impl Event {
             Event::TierChanged { .. } => "tier.changed",
             Event::QuotaWarning { .. } => "quota.warning",
             Event::LinkChanged { .. } => "integration.link_changed",
+            Event::ModelTraining { .. } => "model.training",
             Event::UserDeleted {} => "user.deleted",
         }
     }

@@ -26,6 +26,7 @@ mod analytics;
 mod backup;
 mod companion;
 mod console;
+mod custom;
 mod dashboard_report;
 mod dashboards;
 mod denylist;
@@ -83,6 +84,7 @@ pub use analytics::Analytics;
 pub use backup::{BackupFile, BackupReport, RestoreError};
 pub use companion::CompanionKey;
 pub use console::ConsoleAudit;
+pub use custom::CustomModelsView;
 pub use dashboard_report::SHARED_REPORT_MAX_AGE;
 pub use federated::{FederatedStatus, FederatedUpdate, FederatedView, RoundView, UpdateTaken};
 pub use holds::{BulkHold, HoldProgress};
@@ -200,6 +202,7 @@ impl UserManager {
             catalog,
             recommender,
             federated,
+            custom: super::custom::Jobs::new(config.personalization.custom.concurrency),
             scan_cuts: Default::default(),
             live: Default::default(),
             jobs: Default::default(),

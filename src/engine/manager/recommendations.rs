@@ -127,6 +127,8 @@ impl super::Personalization<'_> {
             daypart: Daypart::of_hour(hour),
             platform: q.platform,
         };
+        // The user's own model, when one beat the global blend (and the list is personal).
+        let custom = view.custom.as_ref().filter(|_| taste.is_some());
         let ask = Ask {
             taste,
             tier: view.tier,
@@ -141,8 +143,8 @@ impl super::Personalization<'_> {
             mitigation,
             learning_rate: prefs.learning_rate,
             sound: e.federated.sound(),
-            blend: crate::personalization::Blend::GLOBAL,
-            deep: false,
+            blend: custom.map_or(crate::personalization::Blend::GLOBAL, |v| v.blend),
+            deep: custom.is_some(),
             now,
         };
         let list = recommend(&index, &ask);
@@ -203,6 +205,19 @@ impl super::Personalization<'_> {
                 catalog_tracks: index.len(),
                 mood,
                 context,
+                served_by: if custom.is_some() { "custom" } else { "global" },
+                custom_version: custom.map(|v| v.version),
+                served_because: match custom {
+                    Some(v) => format!(
+                        "the user's own model, version {}, {}",
+                        v.version,
+                        v.evaluation.verdict()
+                    ),
+                    None if view.prefs.custom_model_training => {
+                        "the global model: no version of the user's own beat it".into()
+                    }
+                    None => "the global model".into(),
+                },
             },
             debug,
         })

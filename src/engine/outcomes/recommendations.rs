@@ -84,6 +84,12 @@ pub struct ListCard {
     pub mood: Option<MoodExport>,
     /// The context it was made for.
     pub context: ListContext,
+    /// Whose blend scored it: `global`, or `custom` (the user's own model).
+    pub served_by: &'static str,
+    /// The user's own model's version, when it served.
+    pub custom_version: Option<u64>,
+    /// Why that one served.
+    pub served_because: String,
 }
 
 /// The signals a list used.

@@ -39,6 +39,8 @@ pub(crate) struct TasteView {
     /// Whether it takes part in federated rounds now: the preference on and the
     /// consent granted.
     pub federated: bool,
+    /// The user's own model that serves its lists, if one does.
+    pub custom: Option<crate::engine::custom::CustomVersion>,
     pub prefs: AIPreferences,
     pub tier: UserTier,
 }
@@ -62,6 +64,7 @@ impl Handler<GetTaste> for UserActor {
                     .consents
                     .allows(Purpose::FederatedLearning, min_age, now)
                     .is_ok(),
+            custom: self.custom_in_force(),
             prefs: p.ai_preferences.clone(),
             tier: p.tier,
         })

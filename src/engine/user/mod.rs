@@ -17,6 +17,7 @@
 
 mod activity;
 mod challenge;
+mod custom;
 mod directory;
 mod hold;
 mod link;
@@ -31,6 +32,7 @@ mod step_up;
 
 pub(crate) use activity::*;
 pub(crate) use challenge::*;
+pub(crate) use custom::*;
 pub(crate) use directory::*;
 pub(crate) use hold::*;
 pub(crate) use link::*;

@@ -180,8 +180,7 @@ impl UserActor {
     pub(super) fn logs_listening(&self, now: Timestamp) -> bool {
         let min_age = self.engine.config.privacy.min_age;
         self.state.profile.ai_preferences.custom_model_training
-            && (self.policy())
-                .has_feature(crate::domain::settings::CUSTOM_MODEL_TRAINING_FEATURE)
+            && (self.policy()).has_feature(crate::domain::settings::CUSTOM_MODEL_TRAINING_FEATURE)
             && (self.state.consents)
                 .allows(Purpose::Personalisation, min_age, now)
                 .is_ok()

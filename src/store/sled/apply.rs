@@ -21,10 +21,10 @@ use ::sled::transaction::{
 };
 
 use super::{
-    CUSTOM, KEYRING, LEDGER, LISTENS, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key, event_key, listens_key,
-    id_key, index_key, jobs::job_key, jobs::job_run_key, model_key, provision::external_key,
-    provision::external_of_key, provision::invitation_key, route_value, split_user_value,
-    track_key, user_value,
+    CUSTOM, KEYRING, LEDGER, LISTENS, SECURITY_EVENT, SledStore, TIER, TOMBSTONE, USER, audit_key,
+    event_key, id_key, index_key, jobs::job_key, jobs::job_run_key, listens_key, model_key,
+    provision::external_key, provision::external_of_key, provision::invitation_key, route_value,
+    split_user_value, track_key, user_value,
 };
 use crate::domain::ids::UserId;
 use crate::store::backup::{Copied, Cut};
@@ -500,7 +500,8 @@ impl Store for SledStore {
     fn apply_group(&self, batches: &[Batch]) -> Vec<Result<Applied, StoreError>> {
         let _w = self.gate.write();
         let deletes = |b: &Batch| {
-            (b.ops().iter()).any(|op| matches!(op, Op::DeleteUser { .. } | Op::ClearListening { .. }))
+            (b.ops().iter())
+                .any(|op| matches!(op, Op::DeleteUser { .. } | Op::ClearListening { .. }))
         };
         let end = batches
             .iter()

@@ -368,7 +368,13 @@ fn a_listening_log_and_own_models_go_when_cleared_and_with_their_user() {
     };
     fill(a);
     fill(b);
-    let seqs = |user| s.listens(user).unwrap().into_iter().map(|(q, _)| q).collect::<Vec<_>>();
+    let seqs = |user| {
+        s.listens(user)
+            .unwrap()
+            .into_iter()
+            .map(|(q, _)| q)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(seqs(a), vec![1, 2, 3], "oldest first");
     s.apply(&Batch::of(Op::DropListens { user: a, seq: 2 }))
         .unwrap();

@@ -184,6 +184,20 @@ async fn the_router_gives_every_route_exactly_its_callers() {
             SelfOrOperator,
         ),
         (GET, format!("/users/{a}/insights"), None, SelfOrOperator),
+        (GET, format!("/users/{a}/models"), None, SelfOrOperator),
+        (GET, format!("/users/{a}/models/1"), None, SelfOrOperator),
+        (
+            PUT,
+            format!("/users/{a}/models/pin"),
+            Some(json!({"version": null})),
+            SelfOrOperator,
+        ),
+        (
+            DELETE,
+            format!("/users/{a}/models/versions/1"),
+            None,
+            SelfOrOperator,
+        ),
         (GET, format!("/users/{a}/export"), None, SelfOrOperator),
         (GET, format!("/users/{a}/sessions"), None, SelfOrOperator),
         (

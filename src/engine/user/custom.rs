@@ -1,0 +1,143 @@
+//! A user's own models in its actor: read from the store, and changed only here — a
+//! trained version added, one pinned or deleted — so that a change cannot cross the
+//! write that turns the feature off (or withdraws the consent) and clears them.
+
+use actix::prelude::*;
+
+use super::*;
+use crate::engine::custom::{self, CustomModels, CustomVersion};
+
+/// The user's own models (none stored: empty).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<CustomModels, EngineError>")]
+pub(crate) struct GetCustomModels;
+
+/// A change of the user's own models.
+#[derive(Clone, Debug)]
+pub(crate) enum CustomChange {
+    /// A trained version (its number is given here), with the compaction of the
+    /// listening log it was trained from; the newest `keep` versions are kept.
+    Add {
+        version: Box<CustomVersion>,
+        keep: usize,
+        compaction: Vec<Op>,
+    },
+    /// Pins a version (it must have beaten the global blend), or unpins.
+    Pin(Option<u64>),
+    /// Deletes a version.
+    Delete(u64),
+}
+
+/// Makes a [`CustomChange`]; replies the models after it, once durable.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Durable<CustomModels>, EngineError>")]
+pub(crate) struct ChangeCustomModels(pub CustomChange);
+
+impl UserActor {
+    /// The stored models.
+    pub(super) fn custom_models(&self) -> Result<CustomModels, EngineError> {
+        let user = self.id();
+        let Some(blob) = self.engine.store.custom_models(user)? else {
+            return Ok(CustomModels::default());
+        };
+        custom::open(&self.key, user, &blob).map_err(|e| EngineError::Corrupt {
+            user,
+            reason: format!("its own models: {e}"),
+        })
+    }
+
+    /// The version that serves the user's lists now, if one does.
+    pub(super) fn custom_in_force(&self) -> Option<CustomVersion> {
+        if !self.state.profile.ai_preferences.custom_model_training {
+            return None;
+        }
+        match self.custom_models() {
+            Ok(m) => m.in_force().cloned(),
+            Err(e) => {
+                tracing::error!(user = %self.id(), error = %e, "own models unreadable");
+                None
+            }
+        }
+    }
+
+    fn on_change_custom(&mut self, change: CustomChange) -> Result<CustomModels, EngineError> {
+        let now = self.touch();
+        let mut models = self.custom_models()?;
+        let mut ops = Vec::new();
+        match change {
+            CustomChange::Add {
+                version,
+                keep,
+                compaction,
+            } => {
+                if !self.logs_listening(now) {
+                    return Err(EngineError::ConsentRequired(
+                        "a model of its own was turned off (or the consent to \
+                         personalisation withdrawn) during the training: not kept",
+                    ));
+                }
+                models.add(*version, keep);
+                ops = compaction;
+            }
+            CustomChange::Pin(None) => models.pinned = None,
+            CustomChange::Pin(Some(v)) => {
+                let found = models.versions.iter().find(|x| x.version == v);
+                match found {
+                    None => return Err(EngineError::NoSuch("model version")),
+                    Some(x) if !x.evaluation.better => {
+                        return Err(EngineError::Conflict(format!(
+                            "version {v} did not beat the global model on the held-out \
+                             plays, so it cannot serve: {}",
+                            x.evaluation.verdict()
+                        )));
+                    }
+                    Some(_) => models.pinned = Some(v),
+                }
+            }
+            CustomChange::Delete(v) => {
+                let before = models.versions.len();
+                models.versions.retain(|x| x.version != v);
+                if models.versions.len() == before {
+                    return Err(EngineError::NoSuch("model version"));
+                }
+                if models.pinned == Some(v) {
+                    models.pinned = None;
+                }
+            }
+        }
+        let user = self.id();
+        let blob = custom::seal(&self.key, user, &models)
+            .map_err(|e| EngineError::Internal(format!("own models: {e}")))?;
+        ops.push(Op::PutCustomModels { user, blob });
+        self.rare.make_mut().archive.extend(ops);
+        self.write(self.state.clone(), now, Vec::new())?;
+        Ok(models)
+    }
+}
+
+/// Tells the user's sockets how a training of its own model goes.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(crate) struct AnnounceTraining(pub Event);
+
+impl Handler<AnnounceTraining> for UserActor {
+    type Result = ();
+    fn handle(&mut self, msg: AnnounceTraining, _: &mut Context<Self>) {
+        self.publish(msg.0);
+    }
+}
+
+impl Handler<GetCustomModels> for UserActor {
+    type Result = Result<CustomModels, EngineError>;
+    fn handle(&mut self, _: GetCustomModels, _: &mut Context<Self>) -> Self::Result {
+        self.touch();
+        self.custom_models()
+    }
+}
+
+impl Handler<ChangeCustomModels> for UserActor {
+    type Result = Result<Durable<CustomModels>, EngineError>;
+    fn handle(&mut self, msg: ChangeCustomModels, _: &mut Context<Self>) -> Self::Result {
+        self.durably(|a| a.on_change_custom(msg.0))
+    }
+}

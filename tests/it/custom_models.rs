@@ -1,0 +1,224 @@
+//! Users' own models through the server: a listener unlike the population (it plays
+//! the least popular tracks of its genres) trains a model of its own on its listening
+//! log, the model beats the global one on its held-out plays and its lists switch to
+//! it; a Free user is refused; turning the preference off clears the log and models.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use roster::domain::consent::Purpose;
+use roster::domain::time::Timestamp;
+use roster::personalization::sim::{Habits, TasteSim};
+
+use crate::recommendations::{consent, prefs, train};
+use crate::support::{SYS, TestServer};
+
+const SIM: TasteSim = TasteSim {
+    tracks: 4_000,
+    genres: 10,
+    artists_per_genre: 8,
+    embedding_dim: 16,
+    events: 60,
+    seed: 19,
+    now: Timestamp::from_millis(0),
+};
+
+const DEEP_CUTS: Habits = Habits {
+    artists: 0.0,
+    genres: 1.0,
+    favourites: None,
+    popularity: -2.0,
+};
+
+async fn consenting(srv: &TestServer, email: &str, tier: &str) -> (String, String) {
+    let (id, token) = srv.user(email, tier).await;
+    let all = vec![(Purpose::Analytics, true), (Purpose::Personalisation, true)];
+    consent(srv, &id, all).await;
+    (id, token)
+}
+
+async fn import(srv: &TestServer, id: &str, events: Vec<roster::domain::activity::ActivityEvent>) {
+    let a = srv.manager.analytics();
+    for chunk in events.chunks(1_000) {
+        let out = a
+            .import_history(&SYS, vec![(id.parse().unwrap(), chunk.to_vec())])
+            .await
+            .unwrap();
+        assert!(out[0].is_ok(), "{out:?}");
+    }
+}
+
+async fn login(srv: &TestServer, email: &str) -> String {
+    let body = json!({"email": email, "password": crate::support::PW});
+    let (s, v) = srv
+        .call(Method::POST, "/auth/login", None, Some(body))
+        .await;
+    match s {
+        200 => v["token"].as_str().unwrap().to_owned(),
+        202 => srv.complete_with_email(email, &v).await,
+        _ => panic!("login of {email}: {s} {v}"),
+    }
+}
+
+async fn finished(srv: &TestServer, id: &str, token: &str, job: &Value) -> Value {
+    let path = format!("/users/{id}/models/{}", job["job"]);
+    for _ in 0..600 {
+        let (s, v) = srv.call(Method::GET, &path, Some(token), None).await;
+        assert_eq!(s, 200, "{v}");
+        if v["state"] == "done" || v["state"] == "failed" {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("training {job} did not end within a minute");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_unlike_the_population_trains_a_model_that_serves_its_lists() {
+    let srv = TestServer::start("[personalization]\nembedding_dim = 16\n").await;
+    let catalog = SIM.catalog();
+    srv.manager
+        .personalization()
+        .put_tracks(&SYS, catalog.tracks.clone())
+        .await
+        .unwrap();
+    let population: Vec<(String, String)> = {
+        let mut v = Vec::new();
+        for n in 0..30 {
+            v.push(consenting(&srv, &format!("pop{n}@example.com"), "premium").await);
+        }
+        v
+    };
+    let (deep, _) = consenting(&srv, "deep@example.com", "enterprise").await;
+    let (free, _) = consenting(&srv, "free@example.com", "free").await;
+    // The histories happen after the accounts were made (and the sessions made then
+    // have expired by now).
+    srv.clock.advance(Duration::from_secs(3 * 86_400));
+    let deep_token = login(&srv, "deep@example.com").await;
+    let free_token = login(&srv, "free@example.com").await;
+    let sim = TasteSim {
+        now: srv.manager.now(),
+        ..SIM
+    };
+    for (n, (id, _)) in population.iter().enumerate() {
+        import(&srv, id, sim.listener(&catalog, n).events).await;
+    }
+    train(&srv).await;
+
+    // Free: no such feature.
+    let (s, v) = srv
+        .call(
+            Method::POST,
+            &format!("/users/{free}/models"),
+            Some(&free_token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    // With the preference off (the enterprise template turns it on): say so.
+    prefs(&srv, &deep, json!({"custom_model_training": false})).await;
+    let path = format!("/users/{deep}/models");
+    let (s, v) = srv.call(Method::POST, &path, Some(&deep_token), None).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("custom_model_training"),
+        "{v}"
+    );
+    prefs(
+        &srv,
+        &deep,
+        json!({"custom_model_training": true, "personalization_level": "advanced",
+               "bias_mitigation_enabled": false}),
+    )
+    .await;
+    let long = TasteSim { events: 500, ..sim };
+    import(
+        &srv,
+        &deep,
+        long.listener_with(&catalog, 1_000, DEEP_CUTS).events,
+    )
+    .await;
+
+    let (s, job) = srv.call(Method::POST, &path, Some(&deep_token), None).await;
+    assert_eq!(s, 202, "{job}");
+    assert!(
+        matches!(job["state"].as_str(), Some("queued" | "running")),
+        "{job}"
+    );
+    let done = finished(&srv, &deep, &deep_token, &job).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["version"], 1);
+    let e = &done["evaluation"];
+    assert!(e["cases"].as_u64().unwrap() >= 20, "{done}");
+    assert_eq!(done["serving"], true, "{done}");
+    assert!(
+        e["hit_rate"].as_f64() >= e["global_hit_rate"].as_f64(),
+        "{done}"
+    );
+
+    let (s, models) = srv.call(Method::GET, &path, Some(&deep_token), None).await;
+    assert_eq!(s, 200, "{models}");
+    assert_eq!(models["serving"], "custom", "{models}");
+    assert_eq!(models["version"], 1);
+    let (s, list) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{deep}/recommendations"),
+            Some(&deep_token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["model"]["served_by"], "custom", "{}", list["model"]);
+    assert_eq!(list["model"]["custom_version"], 1);
+    // Pinning an unknown version: 404; a known one that beat the global model: kept.
+    let pin = format!("/users/{deep}/models/pin");
+    let (s, _) = srv
+        .call(
+            Method::PUT,
+            &pin,
+            Some(&deep_token),
+            Some(json!({"version": 9})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, v) = srv
+        .call(
+            Method::PUT,
+            &pin,
+            Some(&deep_token),
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!((s, &v["pinned"]), (200, &json!(1)), "{v}");
+
+    // Turning it off clears the log and the models: the lists are the global model's.
+    prefs(&srv, &deep, json!({"custom_model_training": false})).await;
+    let (_, models) = srv.call(Method::GET, &path, Some(&deep_token), None).await;
+    assert_eq!(models["serving"], "global", "{models}");
+    assert_eq!(models["versions"], json!([]), "{models}");
+    let (_, list) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{deep}/recommendations"),
+            Some(&deep_token),
+            None,
+        )
+        .await;
+    assert_eq!(list["model"]["served_by"], "global");
+    // And on again, the log starts empty: too little to train on.
+    prefs(&srv, &deep, json!({"custom_model_training": true})).await;
+    let (s, job) = srv.call(Method::POST, &path, Some(&deep_token), None).await;
+    assert_eq!(s, 202, "{job}");
+    let failed = finished(&srv, &deep, &deep_token, &job).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("at least"),
+        "{failed}"
+    );
+}
