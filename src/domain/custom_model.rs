@@ -24,7 +24,7 @@ pub struct TrainingPlan {
     /// The list length the hit rate is measured at.
     pub k: u32,
     /// The one-sided significance at which the model must beat the global one (exact
-    /// sign test on the cases one of them found and the other did not).
+    /// sign test on the held-out plays one of them ranks higher than the other).
     pub significance: f64,
 }
 

@@ -35,7 +35,11 @@ pub struct ItemReason {
 
 pub(super) fn reasons(index: &Index, ask: &Ask<'_>, p: &Profile<'_>, t: &Terms) -> Vec<ItemReason> {
     let w = &ask.blend;
-    let total = t.total(w).max(f32::MIN_POSITIVE);
+    // Shares of what counts for the item (a blend may weigh popularity against it).
+    let total = (w.as_array().iter().zip(t.as_array()))
+        .map(|(w, t)| (w * t).max(0.0))
+        .sum::<f32>()
+        .max(f32::MIN_POSITIVE);
     let reason = |signal, value: f32, text: String| ItemReason {
         signal,
         weight: value / total,

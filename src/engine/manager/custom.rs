@@ -229,9 +229,10 @@ async fn run(e: Arc<Engine>, job: Arc<Job>, view: TasteView) {
         set(&job, |v| v.state = "running");
         announce(&e, &job);
         let (engine, j) = (Arc::clone(&e), Arc::clone(&job));
-        let (trained, compaction) = tokio::task::spawn_blocking(move || fit(&engine, &j, &view))
-            .await
-            .map_err(|err| EngineError::Internal(format!("training: {err}")))??;
+        let (trained, compaction, read) =
+            tokio::task::spawn_blocking(move || fit(&engine, &j, &view))
+                .await
+                .map_err(|err| EngineError::Internal(format!("training: {err}")))??;
         let keep = e.config.personalization.custom.keep_versions;
         let version = CustomVersion {
             version: 0,
@@ -246,6 +247,7 @@ async fn run(e: Arc<Engine>, job: Arc<Job>, view: TasteView) {
             version: Box::new(version),
             keep,
             compaction,
+            read,
         };
         let models = e.call_durable(job.user, ChangeCustomModels(change)).await?;
         Ok::<_, EngineError>((models, trained))
@@ -279,8 +281,12 @@ async fn run(e: Arc<Engine>, job: Arc<Job>, view: TasteView) {
 }
 
 /// Reads the user's listening log, fits and judges its model (on a blocking thread);
-/// with the ops that compact the log to its newest `log_events`.
-fn fit(e: &Engine, job: &Job, view: &TasteView) -> Result<(Trained, Vec<Op>), EngineError> {
+/// with the ops that compact the log to its newest `log_events`, and the chunks read.
+fn fit(
+    e: &Engine,
+    job: &Job,
+    view: &TasteView,
+) -> Result<(Trained, Vec<Op>, Vec<u64>), EngineError> {
     let user = job.user;
     let store = e.store.as_ref();
     let key = e.keys.data_key(store, user)?.ok_or(EngineError::NotFound)?;
@@ -300,8 +306,9 @@ fn fit(e: &Engine, job: &Job, view: &TasteView) -> Result<(Trained, Vec<Op>), En
     events.drain(..events.len().saturating_sub(cap));
     // One chunk under the newest number, the others dropped.
     let mut compaction = Vec::new();
+    let read: Vec<u64> = chunks.iter().map(|(seq, _)| *seq).collect();
     if let Some(&(newest, _)) = chunks.last()
-        && chunks.len() > 1
+        && (chunks.len() > 1 || events.len() >= cap)
     {
         let blob = listening::seal(&key, user, newest, &events)
             .map_err(|err| EngineError::Internal(format!("listening log: {err}")))?;
@@ -348,5 +355,5 @@ fn fit(e: &Engine, job: &Job, view: &TasteView) -> Result<(Trained, Vec<Op>), En
         }
     })
     .map_err(|too_little| EngineError::Conflict(too_little.to_string()))?;
-    Ok((trained, compaction))
+    Ok((trained, compaction, read))
 }

@@ -16,11 +16,13 @@ pub(crate) struct GetCustomModels;
 #[derive(Clone, Debug)]
 pub(crate) enum CustomChange {
     /// A trained version (its number is given here), with the compaction of the
-    /// listening log it was trained from; the newest `keep` versions are kept.
+    /// listening log it was trained from (the chunks it read: `read`); the newest
+    /// `keep` versions are kept.
     Add {
         version: Box<CustomVersion>,
         keep: usize,
         compaction: Vec<Op>,
+        read: Vec<u64>,
     },
     /// Pins a version (it must have beaten the global blend), or unpins.
     Pin(Option<u64>),
@@ -69,6 +71,7 @@ impl UserActor {
                 version,
                 keep,
                 compaction,
+                read,
             } => {
                 if !self.logs_listening(now) {
                     return Err(EngineError::ConsentRequired(
@@ -76,8 +79,27 @@ impl UserActor {
                          personalisation withdrawn) during the training: not kept",
                     ));
                 }
+                // Off and on again meanwhile: the log it read was cleared, and neither
+                // the model nor the compacted log may bring it back. (Only this actor
+                // compacts, so a chunk read and gone means a clear.)
+                let present: std::collections::HashSet<u64> =
+                    (self.engine.store.listens(self.id())?.into_iter())
+                        .map(|(seq, _)| seq)
+                        .collect();
+                if !read.iter().all(|seq| present.contains(seq)) {
+                    return Err(EngineError::Conflict(
+                        "the listening log was cleared during the training (a model of \
+                         its own turned off, or the consent withdrawn): not kept"
+                            .into(),
+                    ));
+                }
                 models.add(*version, keep);
                 ops = compaction;
+            }
+            CustomChange::Pin(_) if !self.logs_listening(now) => {
+                return Err(EngineError::Conflict(
+                    "a model of its own is off: there is nothing to pin".into(),
+                ));
             }
             CustomChange::Pin(None) => models.pinned = None,
             CustomChange::Pin(Some(v)) => {

@@ -20,8 +20,10 @@
 mod apply;
 mod backup;
 mod jobs;
+mod listening;
 
 pub(crate) use backup::{email_index_entry, erased_user};
+use listening::listens_key;
 mod provision;
 
 use std::path::{Path, PathBuf};
@@ -69,13 +71,6 @@ fn model_key(kind: ModelKind, version: u64) -> [u8; 10] {
     k[0] = MODEL;
     k[1] = kind.byte();
     k[2..].copy_from_slice(&version.to_be_bytes());
-    k
-}
-
-fn listens_key(user: UserId, seq: u64) -> [u8; 25] {
-    let mut k = [0u8; 25];
-    k[..17].copy_from_slice(&id_key(LISTENS, user));
-    k[17..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 
@@ -547,21 +542,11 @@ impl ArchiveStore for SledStore {
     }
 
     fn listens(&self, user: UserId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.tree
-            .scan_prefix(id_key(LISTENS, user))
-            .map(|kv| {
-                let (k, v) = kv?;
-                let seq: [u8; 8] = k
-                    .get(17..25)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| StoreError::Io("bad listening log key".into()))?;
-                Ok((u64::from_be_bytes(seq), v.to_vec()))
-            })
-            .collect()
+        self.listening_log(user)
     }
 
     fn custom_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(id_key(CUSTOM, user))?.map(|v| v.to_vec()))
+        self.own_models(user)
     }
 
     fn security_events_before(
