@@ -181,6 +181,24 @@ impl Jobs {
         Some((j.user, j.view.lock().ok()?.clone()))
     }
 
+    /// The trainings remembered, by state.
+    pub fn counts(&self) -> crate::engine::TrainingCounts {
+        let mut c = crate::engine::TrainingCounts::default();
+        let Ok(jobs) = self.jobs.lock() else {
+            return c;
+        };
+        for j in jobs.values() {
+            match j.view.lock().map(|v| v.state) {
+                Ok("queued") => c.queued += 1,
+                Ok("running") => c.running += 1,
+                Ok("done") => c.done += 1,
+                Ok(_) => c.failed += 1,
+                Err(_) => {}
+            }
+        }
+        c
+    }
+
     /// A user's trainings remembered, oldest first.
     pub fn of(&self, user: UserId) -> Vec<TrainingJob> {
         let Ok(jobs) = self.jobs.lock() else {

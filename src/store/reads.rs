@@ -110,7 +110,12 @@ pub trait ArchiveStore: Send + Sync {
     fn listens(&self, user: UserId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// A user's own models, sealed.
     fn custom_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every user's own models, sealed, in id order.
+    fn scan_custom_models(&self) -> CustomModelScan<'_>;
 }
+
+/// Every user's own models, as [`ArchiveStore::scan_custom_models`] yields them.
+pub type CustomModelScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Vec<u8>), StoreError>> + 'a>;
 
 /// Trained models: the model, its metrics and feature list, versioned. Not personal
 /// data (coefficients and centroids), so stored in clear.

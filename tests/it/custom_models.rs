@@ -13,7 +13,14 @@ use roster::domain::time::Timestamp;
 use roster::personalization::sim::{Habits, TasteSim};
 
 use crate::recommendations::{consent, prefs, train};
-use crate::support::{SYS, TestServer};
+use crate::support::{ADMIN_KEY, SYS, TestServer};
+
+const CONFIG: &str = "[personalization]\nembedding_dim = 16\n";
+
+/// The enterprise tier without the feature.
+const NO_FEATURE: &str = "[tiers.enterprise]\nfeatures = [\"advanced_recommendations\", \
+                          \"enhanced_analytics\", \"custom_algorithms\"]\n\
+                          template = \"premium_user_profile.json\"\n";
 
 const SIM: TasteSim = TasteSim {
     tracks: 4_000,
@@ -75,9 +82,17 @@ async fn finished(srv: &TestServer, id: &str, token: &str, job: &Value) -> Value
     panic!("training {job} did not end within a minute");
 }
 
+/// The `model` part of the user's list.
+async fn list_model(srv: &TestServer, id: &str, token: &str) -> Value {
+    let path = format!("/users/{id}/recommendations");
+    let (s, list) = srv.call(Method::GET, &path, Some(token), None).await;
+    assert_eq!(s, 200, "{list}");
+    list["model"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_unlike_the_population_trains_a_model_that_serves_its_lists() {
-    let srv = TestServer::start("[personalization]\nembedding_dim = 16\n").await;
+    let srv = TestServer::start(CONFIG).await;
     let catalog = SIM.catalog();
     srv.manager
         .personalization()
@@ -197,6 +212,54 @@ async fn a_listener_unlike_the_population_trains_a_model_that_serves_its_lists()
         .await;
     assert_eq!((s, &v["pinned"]), (200, &json!(1)), "{v}");
 
+    // Operators see it among every model.
+    let (s, all) = srv
+        .call(Method::GET, "/admin/models", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 200, "{all}");
+    let own = &all["own"];
+    assert_eq!(own["users"], 1, "{own}");
+    assert_eq!(own["users_served_by_own"], 1, "{own}");
+    assert_eq!(own["trainings"]["done"], 1, "{own}");
+    let row = &own["page"][0];
+    assert_eq!(row["user_id"], deep.as_str(), "{own}");
+    assert_eq!((&row["in_force"], &row["pinned"]), (&json!(1), &json!(1)));
+    assert_eq!(row["hit_rate"], e["hit_rate"], "{own}");
+    assert!(all["global"]["recommender"]["version"].is_u64(), "{all}");
+    assert!(all["federated"]["epsilon_budget"].is_f64(), "{all}");
+    let (_, after) = srv
+        .call(
+            Method::GET,
+            &format!("/admin/models?after={deep}&limit=5"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(after["own"]["page"], json!([]), "{after}");
+    assert_eq!(after["own"]["users"], 1, "the figures are over everyone");
+    let (s, _) = srv
+        .call(Method::GET, "/admin/models?limit=0", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 400);
+
+    // The feature taken from the tier in config: the model no longer serves, and is
+    // not lost — with the feature back it serves again.
+    let restart = |srv: TestServer, extra: String| async move {
+        let srv = TestServer::start_in(srv.stop().await, &extra).await;
+        srv.clock.advance(Duration::from_secs(3 * 86_400));
+        let token = login(&srv, "deep@example.com").await;
+        (srv, token)
+    };
+    let (srv, deep_token) = restart(srv, format!("{CONFIG}{NO_FEATURE}")).await;
+    assert_eq!(
+        list_model(&srv, &deep, &deep_token).await["served_by"],
+        "global"
+    );
+    let (srv, deep_token) = restart(srv, CONFIG.to_owned()).await;
+    let model = list_model(&srv, &deep, &deep_token).await;
+    assert_eq!(model["served_by"], "custom", "{model}");
+    assert_eq!(model["custom_version"], 1, "{model}");
+
     // Turning it off clears the log and the models: the lists are the global model's.
     prefs(&srv, &deep, json!({"custom_model_training": false})).await;
     let (_, models) = srv.call(Method::GET, &path, Some(&deep_token), None).await;
@@ -220,5 +283,13 @@ async fn a_listener_unlike_the_population_trains_a_model_that_serves_its_lists()
     assert!(
         failed["error"].as_str().unwrap().contains("at least"),
         "{failed}"
+    );
+    // Without the consent to personalisation there is nothing to train on: 403.
+    consent(&srv, &deep, vec![(Purpose::Personalisation, false)]).await;
+    let (s, v) = srv.call(Method::POST, &path, Some(&deep_token), None).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["type"].as_str().unwrap().ends_with("consent-required"),
+        "{v}"
     );
 }

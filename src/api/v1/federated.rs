@@ -1,13 +1,16 @@
 //! `/api/v1/federated/*`: federated rounds of the sound model, for devices
-//! (`docs/models.md`); `/api/v1/admin/federated`, the rounds as operators see them.
+//! (`docs/models.md`); `/api/v1/admin/federated`, the rounds as operators see them;
+//! `/api/v1/admin/models`, every model in one view.
 
 use axum::Json;
 use axum::extract::State;
 
 use crate::api::AppState;
-use crate::api::extract::{Caller, JsonBody};
+use crate::api::extract::{Caller, JsonBody, Query};
 use crate::api::problem::{ApiError, Problem};
-use crate::engine::{FederatedStatus, FederatedUpdate, FederatedView, UpdateTaken};
+use crate::engine::{
+    FederatedStatus, FederatedUpdate, FederatedView, ModelsQuery, ModelsView, UpdateTaken,
+};
 
 /// The published sound model (its nine parameters by name and in order), the round
 /// open now (`state` `open`, `closing` or `stopped`), the clipping norm and how a device
@@ -56,4 +59,37 @@ pub(crate) async fn status(
             .personalization()
             .federated_status(&caller.principal())?,
     ))
+}
+
+/// `GET /api/v1/admin/models` query.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelsParams {
+    /// List users' own models after this user id (the previous page's `next_after`).
+    #[param(value_type = Option<String>)]
+    after: Option<crate::domain::ids::UserId>,
+    /// Users' own models to list, 1–1,000 (default 100).
+    limit: Option<usize>,
+}
+
+/// Every model in one view (operator only): the global blend, the collaborative model
+/// in force and its stored versions, the churn models with their held-out AUC and the
+/// segmentation; the users' own models counted over all of them (users, how many a
+/// model of their own serves, versions, mean hit rates against the global blend,
+/// trainings by state) with a page of users; and the federated rounds with the privacy
+/// spent and the versions stored.
+#[utoipa::path(get, path = "/api/v1/admin/models", tag = "personalization", params(ModelsParams), security(("bearer" = [])),
+    responses((status = 200, body = ModelsView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn models(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ModelsParams>,
+) -> Result<Json<ModelsView>, ApiError> {
+    let q = ModelsQuery {
+        after: q.after,
+        limit: q.limit,
+    };
+    let p = s.manager.personalization();
+    Ok(Json(p.models(&caller.principal(), q).await?))
 }

@@ -102,6 +102,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(federated::model))
         .routes(routes!(federated::update))
         .routes(routes!(federated::status))
+        .routes(routes!(federated::models))
         .routes(routes!(users::export))
         .routes(routes!(users::upgrade))
         .routes(routes!(users::change_password))

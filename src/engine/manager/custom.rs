@@ -37,6 +37,16 @@ pub struct CustomModelsView {
     pub jobs: Vec<TrainingJob>,
 }
 
+/// Why a training stops when the user's lists are not personalised at all.
+const PERSONALIZATION_OFF: &str =
+    "personalization is off for this user: there is nothing for a model to weigh";
+
+/// The level the user's lists are made at (its preference, capped by its tier).
+fn level(e: &Engine, view: &TasteView) -> PersonalizationLevel {
+    let (tier_level, _) = tier_allows(&e.config.tier(view.tier).policy, &e.config.personalization);
+    view.prefs.personalization_level.min(tier_level)
+}
+
 /// Why a user may not train a model of its own, if it may not.
 fn refusal(e: &Engine, view: &TasteView) -> Option<EngineError> {
     let policy = &e.config.tier(view.tier).policy;
@@ -48,6 +58,14 @@ fn refusal(e: &Engine, view: &TasteView) -> Option<EngineError> {
              feature)",
         ));
     }
+    // Without the consent the preference is off too (withdrawing it turns it off): the
+    // consent is what the user has to give first.
+    if !view.consented {
+        return Some(EngineError::ConsentRequired(
+            "a model of one's own is trained on the listening history: it needs the \
+             consent to personalisation",
+        ));
+    }
     if !view.prefs.custom_model_training {
         return Some(EngineError::Conflict(
             "turn ai_preferences.custom_model_training on first: the listening history a \
@@ -55,11 +73,8 @@ fn refusal(e: &Engine, view: &TasteView) -> Option<EngineError> {
                 .into(),
         ));
     }
-    if !view.consented {
-        return Some(EngineError::ConsentRequired(
-            "a model of one's own is trained on the listening history: it needs the \
-             consent to personalisation",
-        ));
+    if level(e, view) == PersonalizationLevel::Off {
+        return Some(EngineError::Conflict(PERSONALIZATION_OFF.into()));
     }
     None
 }
@@ -322,12 +337,9 @@ fn fit(
         }
     }
     let prefs = &view.prefs;
-    let (tier_level, _) = tier_allows(&e.config.tier(view.tier).policy, c);
-    let level = prefs.personalization_level.min(tier_level);
+    let level = level(e, view);
     if level == PersonalizationLevel::Off {
-        return Err(EngineError::Conflict(
-            "personalization is off for this user: there is nothing for a model to weigh".into(),
-        ));
+        return Err(EngineError::Conflict(PERSONALIZATION_OFF.into()));
     }
     let index = e.recommender.index();
     let setting = Setting {

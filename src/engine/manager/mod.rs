@@ -39,6 +39,7 @@ mod jobs;
 mod link_jobs;
 mod login;
 mod mfa;
+mod model_admin;
 mod music_links;
 pub(crate) mod ops;
 mod personalization;
@@ -93,6 +94,10 @@ pub use jobs::{JobStatus, Jobs, JobsView, MAX_RUNS_PAGE};
 pub use link_jobs::LinksRun;
 pub use login::{FactorAnswer, Login};
 pub use mfa::Mfa;
+pub use model_admin::{
+    ChurnCard, FederatedModels, GlobalModels, ModelsQuery, ModelsView, OwnModelRow, OwnModels,
+    RecommenderCard, TrainingCounts,
+};
 pub use ops::Ops;
 pub use personalization::{Personalization, TracksPut};
 pub use principal::{Principal, UserSession};

@@ -50,6 +50,7 @@ impl Handler<GetTaste> for UserActor {
     fn handle(&mut self, _: GetTaste, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
         let min_age = self.engine.config.privacy.min_age;
+        let custom = self.custom_in_force(now);
         let p = &self.state.profile;
         Ok(TasteView {
             taste: self.state.taste.clone(),
@@ -64,7 +65,7 @@ impl Handler<GetTaste> for UserActor {
                     .consents
                     .allows(Purpose::FederatedLearning, min_age, now)
                     .is_ok(),
-            custom: self.custom_in_force(),
+            custom,
             prefs: p.ai_preferences.clone(),
             tier: p.tier,
         })

@@ -48,13 +48,22 @@ impl UserActor {
         })
     }
 
-    /// The version that serves the user's lists now, if one does.
-    pub(super) fn custom_in_force(&self) -> Option<CustomVersion> {
-        if !self.state.profile.ai_preferences.custom_model_training {
+    /// The version that serves the user's lists now, if one does: only while its log is
+    /// kept (the tier feature, the preference on, the consent), read from the store once
+    /// a tick.
+    pub(super) fn custom_in_force(&mut self, now: Timestamp) -> Option<CustomVersion> {
+        if !self.logs_listening(now) {
             return None;
         }
+        if let Some(read) = self.rare.get().and_then(|r| r.own.as_ref()) {
+            return read.as_deref().cloned();
+        }
         match self.custom_models() {
-            Ok(m) => m.in_force().cloned(),
+            Ok(m) => {
+                let v = m.in_force().cloned();
+                self.rare.make_mut().own = Some(v.clone().map(Box::new));
+                v
+            }
             Err(e) => {
                 tracing::error!(user = %self.id(), error = %e, "own models unreadable");
                 None
@@ -133,6 +142,7 @@ impl UserActor {
         ops.push(Op::PutCustomModels { user, blob });
         self.rare.make_mut().archive.extend(ops);
         self.write(self.state.clone(), now, Vec::new())?;
+        self.rare.make_mut().own = Some(models.in_force().cloned().map(Box::new));
         Ok(models)
     }
 }

@@ -168,9 +168,9 @@ impl UserActor {
             self.engine.federated.withdraw(self.id());
         }
         if before.custom_model_training && !after.custom_model_training {
-            if let Some(r) = self.rare.held_mut() {
-                r.listens = Vec::new();
-            }
+            let r = self.rare.make_mut();
+            r.listens = Vec::new();
+            r.own = Some(None);
             batch.push(Op::ClearListening { user: self.id() });
         }
     }

@@ -28,6 +28,10 @@ pub(crate) struct RareParts {
     /// The ledger of imported history, once an import loaded it (cold state: dropped
     /// at the next tick).
     pub ledger: Option<ImportLedger>,
+    /// The version of the user's own model that serves its lists (`Some(None)`: none
+    /// does), once read from the store (cold state: dropped at the next tick, and set
+    /// by every change of the models).
+    pub own: Option<Option<Box<crate::engine::custom::CustomVersion>>>,
     /// Logins waiting for their second factor (memory only: a restart voids them and
     /// the user logs in again).
     pub challenges: PendingLogins,
@@ -48,6 +52,7 @@ impl Default for RareParts {
             archive: Vec::new(),
             listens: Vec::new(),
             ledger: None,
+            own: None,
             challenges: PendingLogins::new(MAX_PENDING_LOGINS),
             pending_registration: None,
             pending_phone: None,
@@ -62,6 +67,7 @@ impl RareParts {
         self.archive.is_empty()
             && self.listens.is_empty()
             && self.ledger.is_none()
+            && self.own.is_none()
             && self.challenges.is_empty()
             && self.pending_registration.is_none()
             && self.pending_phone.is_none()
@@ -110,7 +116,8 @@ impl Rare {
         }
     }
 
-    /// Drops the import ledger (the next import reads it again), expired logins and
+    /// Drops the import ledger (the next import reads it again) and the own model read,
+    /// expired logins and
     /// ceremonies older than `ttl` (or whose code expired), token refreshes quiet for
     /// `refresh_stale` and backoffs that ended, then the allocation if nothing is
     /// left. What is dropped was refused anyway once expired.
@@ -119,6 +126,7 @@ impl Rare {
             return;
         };
         p.ledger = None;
+        p.own = None;
         p.challenges.prune(now);
         if p.pending_registration
             .as_ref()

@@ -1,6 +1,6 @@
 //! The listening log's chunks (`L<id><seq>`) and the user's own models (`P<id>`).
 
-use super::{CUSTOM, LISTENS, SledStore, id_key};
+use super::{CUSTOM, LISTENS, SledStore, id_from, id_key};
 use crate::domain::ids::UserId;
 use crate::store::StoreError;
 
@@ -30,5 +30,14 @@ impl SledStore {
     /// A user's own models.
     pub(super) fn own_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree.get(id_key(CUSTOM, user))?.map(|v| v.to_vec()))
+    }
+
+    /// Every user's own models, in id order.
+    pub(super) fn every_own_models(&self) -> crate::store::CustomModelScan<'_> {
+        Box::new(self.tree.scan_prefix([CUSTOM]).map(|kv| {
+            let (k, v) = kv?;
+            let user = id_from(&k).ok_or_else(|| StoreError::Io("bad own models key".into()))?;
+            Ok((user, v.to_vec()))
+        }))
     }
 }

@@ -549,6 +549,10 @@ impl ArchiveStore for SledStore {
         self.own_models(user)
     }
 
+    fn scan_custom_models(&self) -> super::CustomModelScan<'_> {
+        self.every_own_models()
+    }
+
     fn security_events_before(
         &self,
         user: UserId,

@@ -312,6 +312,7 @@ async fn the_router_gives_every_route_exactly_its_callers() {
         (GET, "/admin/master-key", None),
         (GET, "/admin/analytics/compliance", None),
         (GET, "/admin/federated", None),
+        (GET, "/admin/models", None),
         (GET, "/admin/dashboards/nothing/report", None),
         (POST, "/admin/dashboards/nothing/shares", Some(json!({}))),
         (DELETE, "/admin/dashboards/nothing/shares/x", None),

@@ -76,6 +76,7 @@ async fn the_openapi_document_parses_and_lists_every_route() {
         "GET /api/v1/federated/model",
         "POST /api/v1/federated/updates",
         "GET /api/v1/admin/federated",
+        "GET /api/v1/admin/models",
         "GET /api/v1/admin/analytics/churn",
         "GET /api/v1/admin/analytics/segments",
         "GET /api/v1/users/{id}/insights",

@@ -116,6 +116,9 @@ impl ArchiveStore for Watched {
     fn custom_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError> {
         self.sled.custom_models(user)
     }
+    fn scan_custom_models(&self) -> crate::store::CustomModelScan<'_> {
+        self.sled.scan_custom_models()
+    }
 }
 
 impl ModelStore for Watched {
