@@ -107,6 +107,37 @@ pub(crate) fn open(
     Ok(listens.into_iter().map(Listen::event).collect())
 }
 
+/// One event of the listening log, as the user's data export shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ListenExport {
+    /// `track_played`, `track_skipped`, `track_liked` or `app_opened`.
+    pub kind: &'static str,
+    /// When.
+    pub at: Timestamp,
+    /// The track, for a play, skip or like.
+    pub track_id: Option<String>,
+    /// The client, for an app opened.
+    pub platform: Option<Platform>,
+}
+
+impl ListenExport {
+    /// The event as exported, if the log keeps it.
+    pub(crate) fn of(e: &ActivityEvent) -> Option<Self> {
+        let (kind, track_id, platform) = match Listen::of(e)? {
+            Listen::Played(t, _) => ("track_played", Some(t), None),
+            Listen::Skipped(t, _) => ("track_skipped", Some(t), None),
+            Listen::Liked(t, _) => ("track_liked", Some(t), None),
+            Listen::Opened(p, _) => ("app_opened", None, Some(p)),
+        };
+        Some(Self {
+            kind,
+            at: e.at(),
+            track_id,
+            platform,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

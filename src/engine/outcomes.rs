@@ -202,6 +202,12 @@ pub struct UserExport {
     pub taste: Option<TasteExport>,
     /// Recommendations shown and followed, per kind of list (level and mitigation).
     pub recommendation_feedback: Vec<FeedbackExport>,
+    /// The listening log kept for the user's own model, oldest first (empty unless
+    /// `ai_preferences.custom_model_training` is on). New in export format 7.
+    pub listening_log: Vec<crate::engine::listening::ListenExport>,
+    /// The user's own models: the versions kept with their weights and figures, and
+    /// the one pinned. New in export format 7.
+    pub own_models: OwnModelsExport,
     /// Consents per purpose with their history, birth date, parental consent.
     pub consents: ConsentView,
     /// Second factors enrolled (never their secrets).
@@ -217,6 +223,15 @@ pub struct UserExport {
     pub audit: Vec<AuditEntry>,
     /// What is held but not exported, and why.
     pub withheld: Vec<String>,
+}
+
+/// A user's own models, in an export.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OwnModelsExport {
+    /// The versions kept, oldest first.
+    pub versions: Vec<crate::engine::custom::CustomVersion>,
+    /// The version pinned, if any.
+    pub pinned: Option<u64>,
 }
 
 /// The risk engine's knowledge of a user, in an export.

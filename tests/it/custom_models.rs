@@ -212,6 +212,23 @@ async fn a_listener_unlike_the_population_trains_a_model_that_serves_its_lists()
         .await;
     assert_eq!((s, &v["pinned"]), (200, &json!(1)), "{v}");
 
+    // The user's export holds the log and the models.
+    let export = format!("/users/{deep}/export");
+    let (s, doc) = srv.call(Method::GET, &export, Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 200, "{doc}");
+    let log = doc["listening_log"].as_array().unwrap();
+    assert!(log.len() > 500, "{} events", log.len());
+    assert!(
+        log.iter()
+            .any(|l| l["kind"] == "track_played" && l["track_id"].is_string())
+    );
+    assert_eq!(
+        doc["own_models"]["versions"][0]["version"], 1,
+        "{}",
+        doc["own_models"]
+    );
+    assert_eq!(doc["own_models"]["pinned"], 1);
+
     // Operators see it among every model.
     let (s, all) = srv
         .call(Method::GET, "/admin/models", Some(ADMIN_KEY), None)
@@ -274,6 +291,9 @@ async fn a_listener_unlike_the_population_trains_a_model_that_serves_its_lists()
         )
         .await;
     assert_eq!(list["model"]["served_by"], "global");
+    let (_, doc) = srv.call(Method::GET, &export, Some(ADMIN_KEY), None).await;
+    assert_eq!(doc["listening_log"], json!([]), "cleared");
+    assert_eq!(doc["own_models"]["versions"], json!([]));
     // And on again, the log starts empty: too little to train on.
     prefs(&srv, &deep, json!({"custom_model_training": true})).await;
     let (s, job) = srv.call(Method::POST, &path, Some(&deep_token), None).await;

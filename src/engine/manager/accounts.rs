@@ -22,7 +22,7 @@ use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, 
 pub const MAX_IMPORT_BATCH: usize = 200;
 
 /// The format version of [`UserExport`].
-const EXPORT_FORMAT: u32 = 6;
+const EXPORT_FORMAT: u32 = 7;
 
 /// See [`UserManager::accounts`].
 #[derive(Clone, Copy)]
@@ -312,6 +312,7 @@ impl Accounts<'_> {
         let e = &self.m.engine;
         let recent = access.session();
         let state = e.call(id, GetState { recent }).await?;
+        let (listens, own) = e.call(id, crate::engine::user::GetOwnData).await?;
         let now = self.m.now();
         let audit = crate::store::audit::entries_about(e.store.as_ref(), id)?;
         let security_events = self
@@ -352,6 +353,13 @@ impl Accounts<'_> {
                 .as_deref()
                 .map(|t| TasteExport::of(t, &e.recommender.index(), now)),
             recommendation_feedback: FeedbackExport::of(&state.feedback),
+            listening_log: (listens.iter())
+                .filter_map(crate::engine::listening::ListenExport::of)
+                .collect(),
+            own_models: super::OwnModelsExport {
+                versions: own.versions,
+                pinned: own.pinned,
+            },
             consents: ConsentView::of(&state.consents, e.config.privacy.min_age, now),
             mfa: state.mfa.status(&state.profile.security_settings),
             linked_accounts: state

@@ -12,6 +12,12 @@ use crate::engine::custom::{self, CustomModels, CustomVersion};
 #[rtype(result = "Result<CustomModels, EngineError>")]
 pub(crate) struct GetCustomModels;
 
+/// The user's listening log (stored and gathered since the last write, oldest first)
+/// and its own models: for its data export.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(Vec<ActivityEvent>, CustomModels), EngineError>")]
+pub(crate) struct GetOwnData;
+
 /// A change of the user's own models.
 #[derive(Clone, Debug)]
 pub(crate) enum CustomChange {
@@ -164,6 +170,30 @@ impl Handler<GetCustomModels> for UserActor {
     fn handle(&mut self, _: GetCustomModels, _: &mut Context<Self>) -> Self::Result {
         self.touch();
         self.custom_models()
+    }
+}
+
+impl Handler<GetOwnData> for UserActor {
+    type Result = Result<(Vec<ActivityEvent>, CustomModels), EngineError>;
+    fn handle(&mut self, _: GetOwnData, _: &mut Context<Self>) -> Self::Result {
+        self.touch();
+        let user = self.id();
+        let mut events = Vec::new();
+        for (seq, blob) in self.engine.store.listens(user)? {
+            let mut chunk =
+                crate::engine::listening::open(&self.key, user, seq, &blob).map_err(|e| {
+                    EngineError::Corrupt {
+                        user,
+                        reason: format!("listening log chunk {seq}: {e}"),
+                    }
+                })?;
+            events.append(&mut chunk);
+        }
+        if let Some(r) = self.rare.get() {
+            events.extend(r.listens.iter().cloned());
+        }
+        events.sort_by_key(|e| e.at());
+        Ok((events, self.custom_models()?))
     }
 }
 

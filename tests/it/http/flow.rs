@@ -229,8 +229,11 @@ async fn an_export_holds_everything_about_the_user_and_no_credentials() {
         .call(GET, &format!("/users/{id}/export"), Some(&token), None)
         .await;
     assert_eq!(s, 200, "{doc}");
-    assert_eq!(doc["export_format"], 6);
+    assert_eq!(doc["export_format"], 7);
     assert_eq!(doc["linked_accounts"], serde_json::json!([]));
+    // A premium user keeps no listening log and has no models of its own.
+    assert_eq!(doc["listening_log"], json!([]));
+    assert_eq!(doc["own_models"]["versions"], json!([]));
     assert_eq!(doc["rate_refusals"], serde_json::json!([]));
     assert_eq!(doc["profile"]["id"], id.as_str());
     assert_eq!(doc["profile"]["email"], "portable@example.com");
