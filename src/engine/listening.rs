@@ -18,6 +18,14 @@ use crate::store::codec::{self, CodecError};
 /// beyond what one write interval brings).
 pub(crate) const MAX_PENDING: usize = 20_000;
 
+/// One write in this many of a user who listens checks its log against
+/// `log_events` (a read of the log), so the log stays within a quarter beyond that.
+pub(crate) const COMPACT_EVERY: u64 = 16;
+
+/// The fewest bytes an event takes in a sealed chunk (a tag, a one-byte track id and a
+/// time): a log of fewer bytes than `n` times this cannot hold `n` events.
+pub(crate) const MIN_BYTES: usize = 4;
+
 /// One event as a chunk keeps it: what the taste learns from, nothing more.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Listen {

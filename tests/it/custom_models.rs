@@ -313,3 +313,53 @@ async fn a_listener_unlike_the_population_trains_a_model_that_serves_its_lists()
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listening_log_of_a_user_who_never_trains_stays_near_its_cap() {
+    let srv = TestServer::start(&format!(
+        "{CONFIG}[personalization.custom]\nlog_events = 100\n"
+    ))
+    .await;
+    let (id, _) = consenting(&srv, "log@example.com", "enterprise").await;
+    srv.clock.advance(Duration::from_secs(86_400));
+    let start = srv.manager.now().as_millis() - 3_600_000;
+    // 60 imports of 10 plays each: each is written when the import returns, and one
+    // write in sixteen checks the log.
+    for n in 0..60i64 {
+        let events = (0..10i64)
+            .map(|k| roster::domain::activity::ActivityEvent::TrackPlayed {
+                track_id: format!("t{n}-{k}"),
+                at: Timestamp::from_millis(start + (n * 10 + k) * 1_000),
+                duration_ms: 180_000,
+            })
+            .collect();
+        import(&srv, &id, events).await;
+    }
+    let (s, doc) = srv
+        .call(
+            Method::GET,
+            &format!("/users/{id}/export"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{doc}");
+    let log = doc["listening_log"].as_array().unwrap();
+    // Compacted to the newest 100 at a check that finds it a quarter over; checks come
+    // every sixteenth write, so at most fifteen imports since.
+    assert!(
+        (100..=100 + 15 * 10).contains(&log.len()),
+        "{} events of 600",
+        log.len()
+    );
+    assert_eq!(
+        log.last().unwrap()["track_id"],
+        "t59-9",
+        "the newest are kept"
+    );
+    let ids: Vec<&str> = log
+        .iter()
+        .map(|l| l["track_id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"t0-0"), "the oldest are gone");
+}

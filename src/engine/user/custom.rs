@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use super::*;
 use crate::engine::custom::{self, CustomModels, CustomVersion};
+use crate::engine::listening;
 
 /// The user's own models (none stored: empty).
 #[derive(Message, Clone)]
@@ -77,6 +78,46 @@ impl UserActor {
         }
     }
 
+    /// The ops that replace the stored log by its newest `log_events` events, `pending`
+    /// included, as chunk `seq` — if it grew a quarter beyond that (none otherwise; a
+    /// log too small in bytes to hold that many is not even opened).
+    pub(super) fn compact_listens(
+        &self,
+        seq: u64,
+        pending: &[ActivityEvent],
+    ) -> Result<Option<Vec<Op>>, EngineError> {
+        let user = self.id();
+        let cap = self.engine.config.personalization.custom.log_events;
+        let over = cap + cap / 4;
+        let stored = self.engine.store.listens(user)?;
+        let bytes: usize = stored.iter().map(|(_, b)| b.len()).sum();
+        if stored.is_empty() || bytes < (over - pending.len().min(over)) * listening::MIN_BYTES {
+            return Ok(None);
+        }
+        let mut events = Vec::new();
+        for (s, blob) in &stored {
+            let mut chunk =
+                listening::open(&self.key, user, *s, blob).map_err(|e| EngineError::Corrupt {
+                    user,
+                    reason: format!("listening log chunk {s}: {e}"),
+                })?;
+            events.append(&mut chunk);
+        }
+        if events.len() + pending.len() <= over {
+            return Ok(None);
+        }
+        events.extend_from_slice(pending);
+        events.sort_by_key(|e| e.at());
+        events.drain(..events.len() - cap);
+        let mut ops: Vec<Op> = (stored.iter())
+            .map(|(s, _)| Op::DropListens { user, seq: *s })
+            .collect();
+        let blob = listening::seal(&self.key, user, seq, &events)
+            .map_err(|e| EngineError::Internal(format!("listening log: {e}")))?;
+        ops.push(Op::PutListens { user, seq, blob });
+        Ok(Some(ops))
+    }
+
     fn on_change_custom(&mut self, change: CustomChange) -> Result<CustomModels, EngineError> {
         let now = self.touch();
         let mut models = self.custom_models()?;
@@ -95,16 +136,18 @@ impl UserActor {
                     ));
                 }
                 // Off and on again meanwhile: the log it read was cleared, and neither
-                // the model nor the compacted log may bring it back. (Only this actor
-                // compacts, so a chunk read and gone means a clear.)
+                // the model nor the compacted log may bring it back. (A chunk read and
+                // gone means a clear, or this actor compacted the log meanwhile: then
+                // the training's compaction is stale too, and the user trains again.)
                 let present: std::collections::HashSet<u64> =
                     (self.engine.store.listens(self.id())?.into_iter())
                         .map(|(seq, _)| seq)
                         .collect();
                 if !read.iter().all(|seq| present.contains(seq)) {
                     return Err(EngineError::Conflict(
-                        "the listening log was cleared during the training (a model of \
-                         its own turned off, or the consent withdrawn): not kept"
+                        "the listening log was cleared or compacted during the training \
+                         (a model of its own turned off, the consent withdrawn, or the log \
+                         grown past its cap): not kept; train again"
                             .into(),
                     ));
                 }
@@ -181,11 +224,9 @@ impl Handler<GetOwnData> for UserActor {
         let mut events = Vec::new();
         for (seq, blob) in self.engine.store.listens(user)? {
             let mut chunk =
-                crate::engine::listening::open(&self.key, user, seq, &blob).map_err(|e| {
-                    EngineError::Corrupt {
-                        user,
-                        reason: format!("listening log chunk {seq}: {e}"),
-                    }
+                listening::open(&self.key, user, seq, &blob).map_err(|e| EngineError::Corrupt {
+                    user,
+                    reason: format!("listening log chunk {seq}: {e}"),
                 })?;
             events.append(&mut chunk);
         }

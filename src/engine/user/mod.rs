@@ -436,7 +436,7 @@ impl UserActor {
             batch.push(op);
         }
         self.leave_processing_turned_off(&next, &mut batch);
-        if let Some(op) = self.take_listens(revision) {
+        for op in self.take_listens(revision) {
             batch.push(op);
         }
         self.rare.release_if_empty();

@@ -199,18 +199,31 @@ impl UserActor {
         pending.drain(..over);
     }
 
-    /// The listening gathered since the last write, as its chunk `seq`.
-    pub(super) fn take_listens(&mut self, seq: u64) -> Option<Op> {
-        let events = std::mem::take(&mut self.rare.held_mut()?.listens);
+    /// The listening gathered since the last write, as its chunk `seq`; one write in
+    /// [`listening::COMPACT_EVERY`] compacts the log with it when it grew a
+    /// quarter beyond `log_events` ([`Self::compact_listens`]).
+    pub(super) fn take_listens(&mut self, seq: u64) -> Vec<Op> {
+        let Some(r) = self.rare.held_mut() else {
+            return Vec::new();
+        };
+        let events = std::mem::take(&mut r.listens);
         if events.is_empty() {
-            return None;
+            return Vec::new();
         }
         let user = self.id();
+        // The revision counts the record's writes in its high half.
+        if (seq >> 32).is_multiple_of(listening::COMPACT_EVERY) {
+            match self.compact_listens(seq, &events) {
+                Ok(Some(ops)) => return ops,
+                Ok(None) => {}
+                Err(e) => tracing::error!(%user, error = %e, "listening log not compacted"),
+            }
+        }
         match listening::seal(&self.key, user, seq, &events) {
-            Ok(blob) => Some(Op::PutListens { user, seq, blob }),
+            Ok(blob) => vec![Op::PutListens { user, seq, blob }],
             Err(e) => {
                 tracing::error!(%user, error = %e, "listening log chunk not sealed");
-                None
+                Vec::new()
             }
         }
     }
