@@ -13,7 +13,7 @@ use roster::domain::consent::Purpose;
 use roster::personalization::federated::sim::{devices, planted};
 use roster::personalization::federated::{LocalPlan, SoundModel};
 
-use crate::recommendations::{consent, prefs};
+use crate::recommendations::{consent, listener, ok, prefs};
 use crate::support::{ADMIN_KEY, TestServer};
 
 /// min 3, max 4, one hour; a budget of ε = 2 at z = 3 and δ = 1e-6 (one round: ε(1) ≈
@@ -43,7 +43,11 @@ fn update(round: &Value, delta: &[f32], examples: u32) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounds_take_consenting_clipped_updates_publish_with_their_privacy_and_stop_at_the_budget()
 {
-    let srv = TestServer::start(CONFIG).await;
+    let srv = crate::recommendations::server_with(CONFIG).await;
+    // A listener whose lists weigh the tracks' sound by the published model.
+    let (ear, ear_token) = listener(&srv, "ear@example.com", "premium", "advanced").await;
+    let before = ok(&srv, &ear, &ear_token, "?limit=8&hour=12").await;
+    assert_eq!(before["model"]["sound_version"], 0, "{}", before["model"]);
     let (s, _) = srv.call(Method::GET, "/federated/model", None, None).await;
     assert_eq!(s, 401);
     let (_, outsider) = srv.user("outsider@example.com", "premium").await;
@@ -164,6 +168,27 @@ async fn rounds_take_consenting_clipped_updates_publish_with_their_privacy_and_s
     let after = model(&srv, &users[0].1).await;
     assert_eq!(after["version"], 1);
     assert_ne!(after["values"], first["values"]);
+    // The listener's lists now weigh the sound by the published version: the same
+    // tracks score differently.
+    let later = ok(&srv, &ear, &ear_token, "?limit=8&hour=12").await;
+    assert_eq!(later["model"]["sound_version"], 1, "{}", later["model"]);
+    let scores = |list: &Value| -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = (list["items"].as_array().unwrap().iter())
+            .map(|i| {
+                (
+                    i["track_id"].as_str().unwrap().to_owned(),
+                    i["score"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let (was, now) = (scores(&before), scores(&later));
+    let moved = (was.iter())
+        .filter(|(t, s)| now.iter().any(|(u, n)| u == t && (n - s).abs() > 1e-6))
+        .count();
+    assert!(moved > 0, "{was:?} {now:?}");
     // One more round would pass the budget: rounds stop.
     assert_eq!(after["state"], "stopped", "{after}");
     assert_eq!(status["rounds_left"], 0);

@@ -127,6 +127,7 @@ impl super::Personalization<'_> {
             daypart: Daypart::of_hour(hour),
             platform: q.platform,
         };
+        let sound = e.federated.published();
         // The user's own model, when one beat the global blend (and the list is personal).
         let custom = view.custom.as_ref().filter(|_| taste.is_some());
         let ask = Ask {
@@ -142,7 +143,7 @@ impl super::Personalization<'_> {
             },
             mitigation,
             learning_rate: prefs.learning_rate,
-            sound: e.federated.sound(),
+            sound: sound.model,
             blend: custom.map_or(crate::personalization::Blend::GLOBAL, |v| v.blend),
             deep: custom.is_some(),
             now,
@@ -202,6 +203,7 @@ impl super::Personalization<'_> {
                 },
                 bias_mitigation: mitigation.is_some(),
                 model_version: index.model_version,
+                sound_version: (taste.is_some() && signals.taste).then_some(sound.version),
                 catalog_tracks: index.len(),
                 mood,
                 context,

@@ -78,6 +78,9 @@ pub struct ListCard {
     pub bias_mitigation: bool,
     /// The collaborative model's version (none before a training).
     pub model_version: Option<u64>,
+    /// The federated sound model's version whose weights scored the tracks' sound
+    /// (0: the default, before any round; none when the taste's sound was not used).
+    pub sound_version: Option<u64>,
     /// Tracks in the catalog.
     pub catalog_tracks: usize,
     /// The session's mood, when the mood signal was used and one is known.
