@@ -206,3 +206,65 @@ async fn rounds_take_consenting_clipped_updates_publish_with_their_privacy_and_s
     assert_eq!(status["state"], "stopped");
     assert_eq!(status["epsilon_spent"].as_f64().unwrap(), eps);
 }
+
+/// The next frame of `kind` (passing over the user's events).
+async fn frame_of(ws: &mut crate::ws::Ws, kind: &str) -> Value {
+    for _ in 0..20 {
+        let f = crate::ws::next_json(ws).await;
+        if f["type"] == kind || f["type"] == "error" {
+            return f;
+        }
+    }
+    panic!("no {kind} frame");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_takes_part_over_its_socket() {
+    let srv = TestServer::start(CONFIG).await;
+    let (_, token) = participant(&srv, "socket@example.com").await;
+    let (_, outsider) = srv.user("outsider@example.com", "premium").await;
+    let (mut ws, _) = crate::ws::subscribe(&srv, &token).await;
+    crate::ws::send(&mut ws, json!({"type": "federated_model", "id": "m"})).await;
+    let reply = frame_of(&mut ws, "federated_model").await;
+    assert_eq!(reply["id"], "m", "{reply}");
+    let view = &reply["model"];
+    assert_eq!(view["state"], "open", "{view}");
+    let round = view["round"]["id"].clone();
+    let plan: LocalPlan = serde_json::from_value(view["plan"].clone()).unwrap();
+    let global: SoundModel = serde_json::from_value(view["model"].clone()).unwrap();
+    let u = devices(5, 1, 120, &planted())[0]
+        .update(&global, &plan)
+        .unwrap();
+    let body = |delta: &[f32]| {
+        json!({"type": "federated_update", "id": "u", "round": round, "delta": delta,
+               "examples": u.examples})
+    };
+    // A malformed update: the field named.
+    crate::ws::send(&mut ws, body(&[0.5; 3])).await;
+    let bad = frame_of(&mut ws, "federated_update_ack").await;
+    assert_eq!(
+        (&bad["code"], &bad["field"]),
+        (&json!("invalid_update"), &json!("delta")),
+        "{bad}"
+    );
+    crate::ws::send(&mut ws, body(&u.delta)).await;
+    let ack = frame_of(&mut ws, "federated_update_ack").await;
+    assert_eq!(
+        (&ack["type"], &ack["id"], &ack["round"]),
+        (&json!("federated_update_ack"), &json!("u"), &round),
+        "{ack}"
+    );
+    // One per user per round.
+    crate::ws::send(&mut ws, body(&u.delta)).await;
+    let again = frame_of(&mut ws, "federated_update_ack").await;
+    assert_eq!(again["code"], "conflict", "{again}");
+    // A user who did not turn it on is told so.
+    let (mut other, _) = crate::ws::subscribe(&srv, &outsider).await;
+    crate::ws::send(&mut other, body(&u.delta)).await;
+    let refused = frame_of(&mut other, "federated_update_ack").await;
+    assert_eq!(refused["code"], "consent_required", "{refused}");
+    let (_, status) = srv
+        .call(Method::GET, "/admin/federated", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status["round"]["participants"], 1, "{status}");
+}

@@ -28,6 +28,20 @@ pub(super) enum ClientFrame {
         id: Option<String>,
         events: Vec<ActivityEvent>,
     },
+    /// Asks for the published sound model and the open round (as `GET
+    /// /api/v1/federated/model`).
+    FederatedModel {
+        #[serde(default)]
+        id: Option<String>,
+    },
+    /// The device's update for the open round (as `POST /api/v1/federated/updates`).
+    FederatedUpdate {
+        #[serde(default)]
+        id: Option<String>,
+        round: u64,
+        delta: Vec<f32>,
+        examples: u64,
+    },
 }
 
 /// An error frame: `{"type":"error","code":...,"message":...}` plus optional fields.

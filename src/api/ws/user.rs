@@ -21,8 +21,8 @@ use crate::api::AppState;
 use crate::domain::activity::ActivityEvent;
 use crate::domain::rate::RateDecision;
 use crate::engine::{
-    ActivityOutcome, CloseCode, EngineError, Hello, Realtime, Resume, SubscribeOutcome,
-    Subscription,
+    ActivityOutcome, CloseCode, EngineError, FederatedUpdate, Hello, Realtime, Resume,
+    SubscribeOutcome, Subscription,
 };
 
 /// Waits for the `auth` frame of a socket opened without a header.
@@ -307,7 +307,85 @@ impl Reader<'_> {
             }
             ClientFrame::Heartbeat { id } => self.heartbeat(id.as_deref()).await,
             ClientFrame::Activity { id, events } => self.activity(id.as_deref(), events).await,
+            ClientFrame::FederatedModel { id } => self.federated_model(id.as_deref()).await,
+            ClientFrame::FederatedUpdate {
+                id,
+                round,
+                delta,
+                examples,
+            } => {
+                let update = FederatedUpdate {
+                    round,
+                    delta,
+                    examples,
+                };
+                self.federated_update(id.as_deref(), update).await
+            }
         }
+    }
+
+    async fn federated_model(&mut self, id: Option<&str>) -> Option<CloseCode> {
+        let p = self.s.manager.personalization();
+        match p.federated_model(&self.auth.principal()) {
+            Ok(model) => {
+                self.errors_in_row = 0;
+                self.reply(&json!({"type": "federated_model", "id": id, "model": model}))
+                    .await;
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "federated model not read");
+                Some(CloseCode::Internal)
+            }
+        }
+    }
+
+    /// An update for the open round: acknowledged with how it counts, or an error frame
+    /// saying why not (`consent_required`, `invalid_update` with the field, `conflict`
+    /// for a stale round or a second update, `unavailable` while the round closes).
+    async fn federated_update(
+        &mut self,
+        id: Option<&str>,
+        update: FederatedUpdate,
+    ) -> Option<CloseCode> {
+        let p = self.s.manager.personalization();
+        let mut f = match p.federated_update(&self.auth.principal(), update).await {
+            Ok(taken) => {
+                self.errors_in_row = 0;
+                let ack = json!({"type": "federated_update_ack", "id": id, "round": taken.round,
+                                 "norm": taken.norm, "clipped": taken.clipped,
+                                 "weight": taken.weight});
+                self.reply(&ack).await;
+                return None;
+            }
+            Err(EngineError::ConsentRequired(reason)) => {
+                let mut f = error_frame("consent_required", reason);
+                f.id = id;
+                self.reply(&f).await;
+                return None;
+            }
+            Err(EngineError::Unavailable) => {
+                let mut f = error_frame("unavailable", "the round is being published");
+                f.id = id;
+                f.retry_after_secs = Some(1);
+                self.reply(&f).await;
+                return None;
+            }
+            Err(EngineError::Validation(v)) => {
+                let mut f = error_frame("invalid_update", v.reason);
+                f.field = Some(v.field);
+                f
+            }
+            Err(EngineError::Conflict(why)) => error_frame("conflict", why),
+            Err(EngineError::Forbidden(why)) => error_frame("forbidden", why),
+            Err(EngineError::NotFound) => return Some(CloseCode::UserDeleted),
+            Err(e) => {
+                tracing::error!(error = %e, "federated update failed");
+                return Some(CloseCode::Internal);
+            }
+        };
+        f.id = id;
+        self.fail(f).await
     }
 
     async fn heartbeat(&mut self, id: Option<&str>) -> Option<CloseCode> {
