@@ -9,6 +9,7 @@
 mod activity;
 mod client;
 mod driver;
+mod federated;
 pub mod population;
 mod raw;
 mod recommend;
@@ -63,6 +64,8 @@ pub enum Scenario {
     /// `GET /users/{id}/recommendations?limit=20` over a planted catalog of `--tracks`
     /// and the sessions' simulated histories, after a training.
     Recommend,
+    /// `POST /federated/updates`: each session's user sends its device's update once.
+    Federated,
 }
 
 /// Weights of the `mixed` scenario's operations.
@@ -274,6 +277,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadgenError> {
         Scenario::WsActivity => activity::run(opts, &client).await,
         Scenario::TierIsolation => tier_isolation(opts, &client).await,
         Scenario::Recommend => recommend::run(opts, &client).await,
+        Scenario::Federated => federated::run(opts, &client).await,
     }
 }
 
@@ -582,18 +586,4 @@ async fn tier_isolation(opts: &Options, client: &Client) -> Result<Report, Loadg
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mixes_parse_and_pick_by_weight() {
-        let m: Mix = "reads=1,logins=3".parse().unwrap();
-        assert_eq!((m.reads, m.updates, m.usage, m.logins), (1, 0, 0, 3));
-        assert!(matches!(pick(&m, 0), Op::Read));
-        assert!(matches!(pick(&m, 1), Op::Login));
-        assert!(matches!(pick(&m, 3), Op::Login));
-        assert!("reads=x".parse::<Mix>().is_err());
-        assert!("jumps=1".parse::<Mix>().is_err());
-        assert!("reads=0".parse::<Mix>().is_err());
-    }
-}
+mod tests;

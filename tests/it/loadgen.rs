@@ -204,3 +204,21 @@ async fn recommend_uploads_a_catalog_teaches_the_sessions_and_asks_for_lists() {
     assert_eq!(r.extra["model"]["users"], 10, "{r}");
     assert!(r.extra["model"]["tracks_with_neighbours"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federated_devices_send_their_reference_updates_once_each() {
+    let srv = TestServer::start(
+        "[personalization.federated]\nmin_participants = 3\nmax_participants = 100\n",
+    )
+    .await;
+    let mut o = small(&srv, Scenario::Federated);
+    o.max_requests = Some(60);
+    let r = loadgen::run(&o).await.unwrap();
+    consistent(&r);
+    let devices = r.extra["devices"].as_u64().unwrap();
+    assert!((5..=10).contains(&devices), "{r}");
+    // Each device once, every update taken: the round holds them all.
+    assert_eq!((r.summary.sent, r.summary.ok), (devices, devices), "{r}");
+    assert_eq!(r.extra["round_participants"], devices, "{r}");
+    assert_eq!(r.extra["published_version"], 0);
+}
