@@ -1,10 +1,11 @@
 //! Logistic regression by Newton's method (iteratively reweighted least squares) with a
 //! small ridge penalty, on standardised features.
 //!
-//! Written here rather than taken from a crate: the model has a dozen features, so each
-//! Newton step is one pass over the rows accumulating a 13×13 Hessian, solved by
-//! Cholesky — exact, deterministic, converging in a handful of passes, and streaming
-//! over a flat `f32` matrix (a million rows of 16 features is 64 MB) instead of copying
+//! Written here rather than taken from a crate: the churn model has 19 features, so each
+//! Newton step is one pass over the rows accumulating a 20×20 Hessian (the intercept's
+//! row beside them), solved by Cholesky — exact, deterministic, converging in a handful
+//! of passes, and streaming over a flat `f32` matrix (a million rows of 19 features is
+//! 76 MB) instead of copying
 //! it into a library's matrix type. smartcore's `LogisticRegression` would add its own
 //! dense matrix copy and an L-BFGS loop for the same answer, and pulls a second `rand`
 //! line into the build. The coefficients are what explanations are made of (`wᵢ·zᵢ`),

@@ -137,3 +137,93 @@ pub(crate) fn store_record_into(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::Member;
+    use crate::analytics::churn::Trainer;
+    use crate::analytics::sim::{SimConfig, simulate};
+    use crate::domain::profile::UsageCounters;
+    use crate::domain::time::Timestamp;
+    use crate::store::sled::SledStore;
+
+    fn trained(now: Timestamp) -> ChurnModel {
+        let mut t = Trainer::new(now, 14);
+        let people = simulate(SimConfig {
+            users: 2_000,
+            seed: 5,
+            now,
+            days: 200,
+            horizon_days: 14,
+            keep_events: false,
+        });
+        for u in people {
+            t.add(&Member {
+                id: u.id,
+                tier: u.tier,
+                created_at: u.created_at,
+                consented: true,
+                history: &u.history,
+                taste: None,
+                feedback: None,
+                usage: &UsageCounters::ZERO,
+                refusals: None,
+            });
+        }
+        t.train(1, now, |_| {}).unwrap()
+    }
+
+    /// Stores `m` as the next version, as a training does with the model in force.
+    fn store(s: &SledStore, mut m: ChurnModel, keep: usize) -> Vec<u64> {
+        let (version, existing) = versions(s, ModelKind::Churn).unwrap();
+        m.version = version;
+        let in_force = Models::load(s).unwrap().churn().map(|m| m.version);
+        let mut batch = Batch::default();
+        store_into(
+            &mut batch,
+            ModelKind::Churn,
+            &m,
+            (version, &existing),
+            keep,
+            in_force,
+        )
+        .unwrap();
+        s.apply(&batch).unwrap();
+        versions(s, ModelKind::Churn).unwrap().1
+    }
+
+    #[test]
+    fn the_newest_usable_model_serves_and_pruning_never_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let good = trained(Timestamp::from_millis(20_800 * 86_400_000));
+        assert!(good.usable && good.fits());
+        let in_force = |s: &SledStore| Models::load(s).unwrap().churn().map(|m| m.version);
+        assert_eq!(in_force(&s), None);
+
+        assert_eq!(store(&s, good.clone(), 2), [1]);
+        let unusable = ChurnModel {
+            usable: false,
+            ..good.clone()
+        };
+        let mut foreign = good.clone();
+        foreign.features.pop();
+        assert_eq!(store(&s, unusable.clone(), 2), [1, 2]);
+        assert_eq!(
+            in_force(&s),
+            Some(1),
+            "an unusable model is never put in force"
+        );
+        // Beyond `keep`, the oldest go, but not the one in force.
+        assert_eq!(store(&s, foreign, 2), [1, 2, 3]);
+        assert_eq!(in_force(&s), Some(1), "nor one of another feature set");
+        assert_eq!(store(&s, unusable, 2), [1, 3, 4]);
+        assert_eq!(in_force(&s), Some(1));
+        // A usable one takes over; the one it replaces goes with the next training.
+        assert_eq!(store(&s, good.clone(), 2), [1, 4, 5]);
+        assert_eq!(in_force(&s), Some(5));
+        assert_eq!(store(&s, good, 2), [5, 6]);
+        assert_eq!(in_force(&s), Some(6));
+    }
+}

@@ -233,6 +233,38 @@ async fn cohorts_and_the_overview_see_live_activity_and_follow_consent() {
     let (_, t) = admin_get(&srv, "/admin/analytics/cohorts?periods=3&tier=vip").await;
     assert_eq!(t["cohorts"][0]["size"], 0);
 
+    // A minor without a parent's consent is left out (c turns out to be ten years old),
+    // and an erased user is gone from every figure.
+    let today = roster::domain::consent::Date::of(srv.manager.now());
+    let ten = format!("{:04}-{:02}-01", today.year - 10, today.month);
+    let view = srv
+        .manager
+        .privacy()
+        .update_consents(
+            &crate::support::SYS,
+            ids[2].parse().unwrap(),
+            vec![],
+            Some(roster::domain::consent::Date::parse(&ten).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert!(view.minor);
+    let (_, t) = admin_get(&srv, "/admin/analytics/cohorts?periods=3").await;
+    assert_eq!(t["cohorts"][0]["size"], 1, "{t}");
+    assert_eq!(t["cohorts"][0]["active"], json!([1, 1, 0]), "a alone");
+    srv.manager
+        .delete_user(ids[0].parse().unwrap())
+        .await
+        .unwrap();
+    let (_, t) = admin_get(&srv, "/admin/analytics/cohorts?periods=3").await;
+    assert_eq!(t["cohorts"][0]["size"], 0, "{t}");
+    let (_, o) = admin_get(&srv, "/admin/analytics/overview").await;
+    assert_eq!(
+        (o["users"].as_u64(), o["consenting"].as_u64()),
+        (Some(3), Some(0)),
+        "{o}"
+    );
+
     // Bad queries, and users, are refused.
     for (q, status) in [
         ("?periods=0", 400),

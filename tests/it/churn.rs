@@ -249,6 +249,11 @@ async fn a_planted_population_imported_trained_and_explained() {
             "{o:?}"
         );
     }
+    // The models are in the store: after the restart they serve as before.
+    let (other, _) = people.iter().find(|(i, _)| i != id).unwrap();
+    let insights = m.get_user_insights(other.parse().unwrap()).await.unwrap();
+    assert_eq!(insights.churn.map(|c| c.model_version), Some(1));
+    assert_eq!(insights.segment.map(|s| s.model_version), Some(1));
 }
 
 fn simulate_args(

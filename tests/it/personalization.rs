@@ -28,6 +28,13 @@ pub(crate) async fn export(srv: &TestServer, id: &str) -> Value {
     body
 }
 
+async fn insights(srv: &TestServer, id: &str) -> Value {
+    let path = format!("/users/{id}/insights");
+    let (s, body) = srv.call(Method::GET, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 200, "{body}");
+    body
+}
+
 async fn listen(srv: &TestServer, id: &str, token: &str) {
     let now = srv.manager.now().to_string();
     let play =
@@ -99,9 +106,20 @@ async fn plays_teach_the_taste_only_under_the_consent_to_personalisation() {
         "plays, the like and the skip; not the search"
     );
 
+    let profile = insights(&srv, &id).await["listening_profile"].clone();
+    assert_eq!(
+        profile["top_genres"],
+        json!([{"genre": "jazz", "weight": taste["genres"][0]["weight"]}]),
+        "the insights name the taste's genres: {profile}"
+    );
+
     // Withdrawn, the taste is gone at once, and later plays teach nothing.
     consents(&srv, &id, vec![(Purpose::Personalisation, false)]).await;
     assert_eq!(export(&srv, &id).await["taste"], Value::Null);
+    assert_eq!(
+        insights(&srv, &id).await["listening_profile"]["top_genres"],
+        json!([])
+    );
     listen(&srv, &id, &token).await;
     assert_eq!(export(&srv, &id).await["taste"], Value::Null);
 

@@ -1,7 +1,7 @@
 //! Consents, purpose limitation and the age rule.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use roster::domain::consent::{Date, Purpose};
 use roster::domain::ids::UserId;
@@ -247,6 +247,36 @@ async fn consents_over_http_with_their_access_rules() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["parental_consent"]["reference"], "form-1");
+    // An operator migrating consents from another system sets them too, audited as the
+    // operator (the user's own change as the user).
+    let (s, v) = srv
+        .call(
+            Method::PUT,
+            &path,
+            Some(ADMIN_KEY),
+            Some(json!({"personalisation": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, log) = srv
+        .call(Method::GET, "/admin/audit", Some(ADMIN_KEY), None)
+        .await;
+    let changes: Vec<(&Value, &Value)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"]["type"] == "consent_changed")
+        .map(|e| (&e["actor"], &e["action"]["purpose"]))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (&json!({"kind": "user", "id": id}), &json!("analytics")),
+            (&json!({"kind": "user", "id": id}), &json!("marketing")),
+            (&json!({"kind": "operator"}), &json!("personalisation")),
+        ],
+        "{log}"
+    );
     // The export holds the consents and their history.
     let (s, doc) = srv
         .call(
@@ -259,7 +289,7 @@ async fn consents_over_http_with_their_access_rules() {
     assert_eq!(s, 200);
     assert_eq!(
         doc["consents"]["history"].as_array().unwrap().len(),
-        2,
+        3,
         "{doc}"
     );
 }

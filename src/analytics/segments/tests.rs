@@ -44,21 +44,35 @@ fn planted_segments_are_found_and_named() {
         people.push(listener(&mut rng, hour, minutes, share, stopped));
         truth.push(i % 3);
     }
-    let mut s = Segmenter::new(now());
-    for h in &people {
-        s.add(&Member {
-            id: UserId::generate(),
-            tier: UserTier::Free,
-            created_at: Timestamp::EPOCH,
-            consented: true,
-            history: h,
-            taste: None,
-            feedback: None,
-            usage: &crate::domain::profile::UsageCounters::ZERO,
-            refusals: None,
-        });
-    }
-    let model = s.train(3, 1).unwrap();
+    let member = |h, consented| Member {
+        id: UserId::generate(),
+        tier: UserTier::Free,
+        created_at: Timestamp::EPOCH,
+        consented,
+        history: h,
+        taste: None,
+        feedback: None,
+        usage: &crate::domain::profile::UsageCounters::ZERO,
+        refusals: None,
+    };
+    let segment = |with_others: bool| {
+        let mut s = Segmenter::new(now());
+        for (i, h) in people.iter().enumerate() {
+            s.add(&member(h, true));
+            // Users without the consent (withdrawn, or minors without a parent's) are
+            // read by the scan and left out here: they change nothing.
+            if with_others && i % 3 == 0 {
+                s.add(&member(&people[(i + 1) % people.len()], false));
+            }
+        }
+        s.train(3, 1).unwrap()
+    };
+    let model = segment(true);
+    assert_eq!(
+        model,
+        segment(false),
+        "the same for a fixed seed, and the same without the users who did not consent"
+    );
     assert!(model.fits());
     let found: Vec<usize> = people.iter().map(|h| model.assign(h, now()).id).collect();
     let ari = adjusted_rand_index(&found, &truth);

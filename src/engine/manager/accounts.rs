@@ -16,7 +16,9 @@ use crate::domain::tier::UserTier;
 use crate::domain::validation::ValidationError;
 use crate::engine::EngineError;
 use crate::engine::outcomes::ConsentView;
-use crate::engine::user::{GetActivity, GetState, PasswordTicket, RecordFailure, SetPassword};
+use crate::engine::user::{
+    ActivityView, GetActivity, GetState, PasswordTicket, RecordFailure, SetPassword,
+};
 
 /// Most users one import may carry.
 pub const MAX_IMPORT_BATCH: usize = 200;
@@ -253,7 +255,11 @@ impl Accounts<'_> {
         let handle = self.m.user(id);
         let p = handle.profile().await?;
         let sessions = handle.sessions().await?.len();
-        let (history, analysed) = e.call(id, GetActivity).await?;
+        let ActivityView {
+            history,
+            analysed,
+            genres,
+        } = e.call(id, GetActivity).await?;
         let policy = &e.config.tier(p.tier).policy;
         let now = e.clock.now();
         let insights = Insights {
@@ -296,7 +302,7 @@ impl Accounts<'_> {
                     now,
                 )
             }),
-            listening_profile: ListeningProfile::of(&history),
+            listening_profile: ListeningProfile::of(&history, &genres, &e.recommender.index()),
             feature_usage: history.features.to_vec(),
             recent_days: history.days.iter().map(|b| DayActivity::from(&b)).collect(),
         };

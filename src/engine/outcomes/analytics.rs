@@ -3,11 +3,14 @@
 
 use serde::Serialize;
 
+use super::GenreExport;
 use crate::analytics::churn::ChurnPrediction;
 use crate::domain::history::{ActivityHistory, Bucket, day_start};
 use crate::domain::ids::UserId;
+use crate::domain::taste::GenreWeight;
 use crate::domain::tier::UserTier;
 use crate::domain::time::Timestamp;
+use crate::personalization::Index;
 
 /// When a user listens.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -21,11 +24,19 @@ pub struct ListeningProfile {
     pub first_active: Option<Timestamp>,
     /// The latest activity.
     pub last_active: Option<Timestamp>,
+    /// The genres the user's taste leans to, strongest first (at most
+    /// [`TOP_GENRES`]), named by the catalog; empty without the consent to
+    /// personalisation, at level `off`, or before a catalog track was played.
+    pub top_genres: Vec<GenreExport>,
 }
 
+/// How many genres a listening profile names.
+pub const TOP_GENRES: usize = 5;
+
 impl ListeningProfile {
-    /// The profile of a history.
-    pub fn of(h: &ActivityHistory) -> Self {
+    /// The profile of a history, with the genres of a taste named by `index` (a genre
+    /// no catalog track has now is left out).
+    pub fn of(h: &ActivityHistory, genres: &[GenreWeight], index: &Index) -> Self {
         let peak = (0..24)
             .max_by_key(|i| (h.hours[*i], std::cmp::Reverse(*i)))
             .filter(|i| h.hours[*i] > 0);
@@ -34,6 +45,16 @@ impl ListeningProfile {
             peak_hour: peak.map(|i| i as u8),
             first_active: h.first_active,
             last_active: h.last_active,
+            top_genres: genres
+                .iter()
+                .filter_map(|g| {
+                    index.name_of(g.genre).map(|name| GenreExport {
+                        genre: name.to_string(),
+                        weight: f64::from(g.weight) / 65_535.0,
+                    })
+                })
+                .take(TOP_GENRES)
+                .collect(),
         }
     }
 }

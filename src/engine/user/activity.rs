@@ -72,10 +72,22 @@ impl Handler<GetTaste> for UserActor {
     }
 }
 
-/// Returns the activity history, and whether it may be analysed now (the consent).
+/// Returns the activity history, whether it may be analysed now (the consent), and the
+/// taste's genres.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<(ActivityHistory, bool), EngineError>")]
+#[rtype(result = "Result<ActivityView, EngineError>")]
 pub(crate) struct GetActivity;
+
+/// What [`GetActivity`] answers.
+pub(crate) struct ActivityView {
+    /// The history.
+    pub history: ActivityHistory,
+    /// Whether it may be analysed now (the consent to analytics and the age rule).
+    pub analysed: bool,
+    /// The taste's genre mix, strongest first, while the taste may be read (the consent
+    /// to personalisation, a level other than `off`); empty otherwise.
+    pub genres: Box<[crate::domain::taste::GenreWeight]>,
+}
 
 impl Handler<RecordActivity> for UserActor {
     type Result = Result<ActivityOutcome, EngineError>;
@@ -357,10 +369,18 @@ impl UserActor {
 }
 
 impl Handler<GetActivity> for UserActor {
-    type Result = Result<(ActivityHistory, bool), EngineError>;
+    type Result = Result<ActivityView, EngineError>;
     fn handle(&mut self, _: GetActivity, _: &mut Context<Self>) -> Self::Result {
         let now = self.touch();
-        let allowed = self.analytics_refusal(now).is_none();
-        Ok((self.state.history.clone(), allowed))
+        let analysed = self.analytics_refusal(now).is_none();
+        let genres = match (&self.state.taste, self.taste_allowed(now)) {
+            (Some(t), Some(_)) => t.genres.clone(),
+            _ => Box::default(),
+        };
+        Ok(ActivityView {
+            history: self.state.history.clone(),
+            analysed,
+            genres,
+        })
     }
 }
