@@ -13,6 +13,9 @@
 //! `--store DIR` loads into `DIR` (once: a later run with the same `DIR` measures the store
 //! it finds there). With `ROSTER_BENCH_COLD=1` the measuring process activates nobody, so
 //! the reports run on a server with no user live (the memory figure is then zero).
+//! `ROSTER_BENCH_COHORTS=N` builds the cohort table N times (each time is printed: how
+//! much it varies with the page cache), and `ROSTER_BENCH_REPORTS_ONLY=1` stops after the
+//! reports (for a profiler).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -201,13 +204,22 @@ async fn measure_store(dir: &std::path::Path) {
         periods: 52,
         tier: None,
     };
-    let t = Instant::now();
-    let c = m.analytics().cohorts(&SYS, q).await.unwrap();
-    println!(
-        "cohort table 52 weeks in {:.2} s ({} cohorts)",
-        t.elapsed().as_secs_f64(),
-        c.cohorts.len()
-    );
+    let runs: usize = std::env::var("ROSTER_BENCH_COHORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let c = m.analytics().cohorts(&SYS, q).await.unwrap();
+        println!(
+            "cohort table 52 weeks in {:.2} s ({} cohorts)",
+            t.elapsed().as_secs_f64(),
+            c.cohorts.len()
+        );
+    }
+    if std::env::var("ROSTER_BENCH_REPORTS_ONLY").is_ok() {
+        return;
+    }
     let base = rss_bytes();
     let t = Instant::now();
     let (trained, peak) = peak_during(m.analytics().train(&SYS, |_| ())).await;
