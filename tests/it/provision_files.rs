@@ -327,6 +327,31 @@ async fn the_command_provisions_a_jsonl_file_through_a_running_server() {
     assert!(!ok);
     assert!(stderr.contains("unknown column \"shoe_size\""), "{stderr}");
     s.stop().await;
+
+    // The same command on a stopped data directory (the embedded configuration): the
+    // file goes in once, and a second run finds it all there.
+    let data = files.path().join("data");
+    let local = |extra: &[&str]| {
+        let mut a: Vec<String> = ["--data-dir", data.to_str().unwrap(), "--quiet"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        a.push(big.display().to_string());
+        a
+    };
+    let (ok, stdout, stderr) = roster(local(&[])).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1000 rows (0 resumed): 1000 created"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = roster(local(&[])).await;
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("0 created, 0 updated, 1000 unchanged"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

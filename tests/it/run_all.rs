@@ -186,13 +186,50 @@ async fn run_all_on_a_stopped_data_directory_runs_every_job_and_reports_a_failed
         .collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
     roster::engine::BackupFile::check(&backups[0]).unwrap();
-    let failed: Vec<&Value> = ran.iter().filter(|r| r["outcome"] != "succeeded").collect();
-    match result {
-        Ok(()) => assert!(failed.is_empty(), "{ran:?}"),
-        // A job that cannot work on an empty store fails alone; the later ones still ran.
-        Err(e) => {
-            assert!(!failed.is_empty(), "{ran:?}");
-            assert!(e.to_string().contains("did not succeed"), "{e}");
-        }
-    }
+    // The analytics job cannot train on an empty store: it fails alone, says why, the
+    // later jobs still ran, and the command fails.
+    let failed: Vec<&str> = ran
+        .iter()
+        .filter(|r| r["outcome"] != "succeeded")
+        .map(|r| r["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["analytics"], "{ran:?}");
+    assert!(
+        ran[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too little history"),
+        "{ran:?}"
+    );
+    let e = result.expect_err("a failed job fails the command");
+    assert!(e.to_string().contains("did not succeed"), "{e}");
+
+    // So does the backup when its folder is a file: the job after it still runs, and
+    // the report says which failed and why.
+    let blocker = out.path().join("not-a-folder");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let layer = format!(
+        "[automation.backup]\nfolder = {:?}\n",
+        blocker.display().to_string()
+    );
+    let config = crate::support::config(dir.path(), &[&layer]);
+    let result = roster::cli::run(
+        roster::cli::Command::RunAll(args(roster::cli::Target::default(), &json_path)),
+        Some(config),
+    )
+    .await;
+    let again = report(&json_path);
+    assert_eq!(again[5]["job"], "backup");
+    assert_ne!(again[5]["outcome"], "succeeded", "{again:?}");
+    assert!(
+        again[5]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not-a-folder"),
+        "{again:?}"
+    );
+    assert_eq!(again[6]["job"], "integrations");
+    assert_eq!(again[6]["outcome"], "succeeded", "{again:?}");
+    let e = result.expect_err("a failed job fails the command");
+    assert!(e.to_string().contains("did not succeed"), "{e}");
 }
