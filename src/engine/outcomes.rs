@@ -531,3 +531,17 @@ impl ConsentView {
         }
     }
 }
+
+/// What a request counted against the tier's rate found (`Sessions::take_request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestTaken {
+    /// Counted.
+    Taken,
+    /// The tier's allowance is spent: try again in this many seconds.
+    Limited {
+        /// Seconds until a request is allowed again.
+        retry_after_secs: u64,
+    },
+    /// The session is not live.
+    SessionInvalid,
+}

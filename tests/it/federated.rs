@@ -220,7 +220,7 @@ async fn frame_of(ws: &mut crate::ws::Ws, kind: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_takes_part_over_its_socket() {
-    let srv = TestServer::start(CONFIG).await;
+    let srv = TestServer::start(&format!("{CONFIG}[tiers.free]\nrequests_per_hour = 3\n")).await;
     let (_, token) = participant(&srv, "socket@example.com").await;
     let (_, outsider) = srv.user("outsider@example.com", "premium").await;
     let (mut ws, _) = crate::ws::subscribe(&srv, &token).await;
@@ -267,4 +267,29 @@ async fn a_device_takes_part_over_its_socket() {
         .call(Method::GET, "/admin/federated", Some(ADMIN_KEY), None)
         .await;
     assert_eq!(status["round"]["participants"], 1, "{status}");
+
+    // Each frame is a request, as over HTTP: counted against the tier's rate (the
+    // upgrade counted one of the three).
+    let (_, free) = srv.user("free@example.com", "free").await;
+    let (mut ws, _) = crate::ws::subscribe(&srv, &free).await;
+    for i in 0..2 {
+        crate::ws::send(
+            &mut ws,
+            json!({"type": "federated_model", "id": i.to_string()}),
+        )
+        .await;
+        let reply = frame_of(&mut ws, "federated_model").await;
+        assert_eq!(reply["type"], "federated_model", "{reply}");
+    }
+    crate::ws::send(&mut ws, json!({"type": "federated_model", "id": "late"})).await;
+    let limited = frame_of(&mut ws, "federated_model").await;
+    assert_eq!(
+        (&limited["code"], &limited["id"]),
+        (&json!("rate_limited"), &json!("late")),
+        "{limited}"
+    );
+    assert!(limited["retry_after_secs"].as_u64().unwrap() > 0);
+    crate::ws::send(&mut ws, body(&u.delta)).await;
+    let limited = frame_of(&mut ws, "federated_update_ack").await;
+    assert_eq!(limited["code"], "rate_limited", "{limited}");
 }

@@ -21,8 +21,8 @@ use crate::api::AppState;
 use crate::domain::activity::ActivityEvent;
 use crate::domain::rate::RateDecision;
 use crate::engine::{
-    ActivityOutcome, CloseCode, EngineError, FederatedUpdate, Hello, Realtime, Resume,
-    SubscribeOutcome, Subscription,
+    ActivityOutcome, CloseCode, EngineError, FederatedUpdate, Hello, Realtime, RequestTaken,
+    Resume, SubscribeOutcome, Subscription,
 };
 
 /// Waits for the `auth` frame of a socket opened without a header.
@@ -307,19 +307,47 @@ impl Reader<'_> {
             }
             ClientFrame::Heartbeat { id } => self.heartbeat(id.as_deref()).await,
             ClientFrame::Activity { id, events } => self.activity(id.as_deref(), events).await,
-            ClientFrame::FederatedModel { id } => self.federated_model(id.as_deref()).await,
+            ClientFrame::FederatedModel { id } => match self.take_request(id.as_deref()).await {
+                Ok(()) => self.federated_model(id.as_deref()).await,
+                Err(close) => close,
+            },
             ClientFrame::FederatedUpdate {
                 id,
                 round,
                 delta,
                 examples,
             } => {
+                if let Err(close) = self.take_request(id.as_deref()).await {
+                    return close;
+                }
                 let update = FederatedUpdate {
                     round,
                     delta,
                     examples,
                 };
                 self.federated_update(id.as_deref(), update).await
+            }
+        }
+    }
+
+    /// Counts a frame that is a request over HTTP (a federated read or update) against
+    /// the tier's rate, as the front door counts the request: `Err` with what ends the
+    /// frame (a `rate_limited` error frame sent, or the socket's close).
+    async fn take_request(&mut self, id: Option<&str>) -> Result<(), Option<CloseCode>> {
+        let sessions = self.s.manager.sessions();
+        match sessions.take_request(&self.auth.principal()).await {
+            Ok(RequestTaken::Taken) => Ok(()),
+            Ok(RequestTaken::Limited { retry_after_secs }) => {
+                let mut f = error_frame("rate_limited", "the tier's request rate is exhausted");
+                f.id = id;
+                f.retry_after_secs = Some(retry_after_secs.max(1));
+                Err(self.fail(f).await)
+            }
+            Ok(RequestTaken::SessionInvalid) => Err(Some(CloseCode::SessionEnded)),
+            Err(EngineError::NotFound) => Err(Some(CloseCode::UserDeleted)),
+            Err(e) => {
+                tracing::error!(error = %e, "socket request not counted");
+                Err(Some(CloseCode::Internal))
             }
         }
     }

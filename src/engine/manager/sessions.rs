@@ -8,8 +8,8 @@ use crate::domain::ids::{SessionId, UserId};
 use crate::domain::session::SessionView;
 use crate::engine::EngineError;
 use crate::engine::events::Resume;
-use crate::engine::outcomes::{ActivityOutcome, SessionInfo, SubscribeOutcome};
-use crate::engine::user::{Subscribe, TouchSession};
+use crate::engine::outcomes::{ActivityOutcome, RequestTaken, SessionInfo, SubscribeOutcome};
+use crate::engine::user::{Subscribe, TakeRequest, TouchSession};
 
 /// See [`UserManager::sessions`].
 #[derive(Clone, Copy)]
@@ -97,6 +97,16 @@ impl Sessions<'_> {
             Err(EngineError::NotFound) => Ok(None),
             other => other,
         }
+    }
+
+    /// Counts one request of the calling session against its tier's hourly rate: for a
+    /// socket frame that is a request over HTTP (the front door counts those).
+    pub async fn take_request(self, by: &Principal) -> Result<RequestTaken, EngineError> {
+        let me = by.session()?;
+        let msg = TakeRequest {
+            session: me.session,
+        };
+        self.m.engine.call(me.user, msg).await
     }
 
     /// Counts activity events the calling session reports over its socket: all or none,

@@ -97,17 +97,9 @@ impl Handler<RecordActivity> for UserActor {
             return Ok(ActivityOutcome::SessionInvalid);
         }
         self.soften();
-        let limit = self.policy().requests_per_hour;
         if msg.take_request
-            && let RateDecision::Limited {
-                retry_after_secs, ..
-            } = self.state.rate.take(limit, RATE_PERIOD, now)
+            && let Some(retry_after_secs) = self.take_request(now)
         {
-            self.state.refusals.record(now);
-            let tier = crate::metrics::TierLabels {
-                tier: self.state.profile.tier.into(),
-            };
-            self.engine.metrics.rate_limited.get_or_create(&tier).inc();
             return Ok(ActivityOutcome::RateLimited { retry_after_secs });
         }
         let rules = EventRules::live(now, self.state.profile.created_at, &self.policy().features);

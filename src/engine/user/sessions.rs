@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use super::*;
 use crate::domain::binding::{self, OriginCheck};
+use crate::engine::outcomes::RequestTaken;
 
 /// Checks a session token; marks the session used.
 #[derive(Message, Clone)]
@@ -226,7 +227,48 @@ impl Handler<TouchSession> for UserActor {
     }
 }
 
+/// Counts one request of a live session against the tier's hourly rate (a socket frame
+/// that is a request over HTTP, where the front door counted it).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<RequestTaken, EngineError>")]
+pub(crate) struct TakeRequest {
+    pub session: SessionId,
+}
+
+impl Handler<TakeRequest> for UserActor {
+    type Result = Result<RequestTaken, EngineError>;
+    fn handle(&mut self, msg: TakeRequest, _: &mut Context<Self>) -> Self::Result {
+        let now = self.touch();
+        if self.state.touch_session(msg.session, now).is_none() {
+            return Ok(RequestTaken::SessionInvalid);
+        }
+        self.soften();
+        Ok(match self.take_request(now) {
+            Some(retry_after_secs) => RequestTaken::Limited { retry_after_secs },
+            None => RequestTaken::Taken,
+        })
+    }
+}
+
 impl UserActor {
+    /// Takes a request from the tier's hourly allowance: `Some(seconds to wait)` when it
+    /// is spent (the refusal is counted, by day for the analytics and in the metrics).
+    pub(super) fn take_request(&mut self, now: Timestamp) -> Option<u64> {
+        let limit = self.policy().requests_per_hour;
+        let RateDecision::Limited {
+            retry_after_secs, ..
+        } = self.state.rate.take(limit, RATE_PERIOD, now)
+        else {
+            return None;
+        };
+        self.state.refusals.record(now);
+        let tier = crate::metrics::TierLabels {
+            tier: self.state.profile.tier.into(),
+        };
+        self.engine.metrics.rate_limited.get_or_create(&tier).inc();
+        Some(retry_after_secs)
+    }
+
     /// Checks a request's origin against its session: one from a network operators
     /// denied ends it; then ([`binding::check`]) a zero-trust session must come from its
     /// device and network (else it ends); another session
