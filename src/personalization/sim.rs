@@ -85,6 +85,16 @@ impl Habits {
         favourites: None,
         popularity: 1.0,
     };
+
+    /// Listeners who play only the least popular tracks of their genres (the `r`-th
+    /// most popular weighs `(r + 1)²`), against the population who follow popularity:
+    /// the taste the own-model tests plant.
+    pub const DEEP_CUTS: Self = Self {
+        artists: 0.0,
+        genres: 1.0,
+        favourites: None,
+        popularity: -2.0,
+    };
 }
 
 /// A listener with its planted taste.
@@ -134,6 +144,18 @@ fn draw(rng: &mut Rng64, cdf: &[f64]) -> usize {
 }
 
 impl TasteSim {
+    /// The world the own-model tests train in (unit and HTTP): 4,000 tracks of ten
+    /// genres, 60 events a listener.
+    pub const OWN_MODELS: Self = Self {
+        tracks: 4_000,
+        genres: 10,
+        artists_per_genre: 8,
+        embedding_dim: 16,
+        events: 60,
+        seed: 19,
+        now: Timestamp::from_millis(1_780_000_000_000),
+    };
+
     /// The genre's name.
     pub fn genre_name(g: usize) -> String {
         format!("genre-{g}")

@@ -22,22 +22,13 @@ const NO_FEATURE: &str = "[tiers.enterprise]\nfeatures = [\"advanced_recommendat
                           \"enhanced_analytics\", \"custom_algorithms\"]\n\
                           template = \"premium_user_profile.json\"\n";
 
+/// The unit tests' world; its events are dated by the test server's clock.
 const SIM: TasteSim = TasteSim {
-    tracks: 4_000,
-    genres: 10,
-    artists_per_genre: 8,
-    embedding_dim: 16,
-    events: 60,
-    seed: 19,
     now: Timestamp::from_millis(0),
+    ..TasteSim::OWN_MODELS
 };
 
-const DEEP_CUTS: Habits = Habits {
-    artists: 0.0,
-    genres: 1.0,
-    favourites: None,
-    popularity: -2.0,
-};
+const DEEP_CUTS: Habits = Habits::DEEP_CUTS;
 
 async fn consenting(srv: &TestServer, email: &str, tier: &str) -> (String, String) {
     let (id, token) = srv.user(email, tier).await;

@@ -9,15 +9,7 @@ use crate::domain::settings::PersonalizationLevel;
 use crate::personalization::sim::{Habits, SimCatalog, SimListener, TasteSim};
 use crate::personalization::{ItemRow, Trainer};
 
-const SIM: TasteSim = TasteSim {
-    tracks: 4_000,
-    genres: 10,
-    artists_per_genre: 8,
-    embedding_dim: 16,
-    events: 60,
-    seed: 19,
-    now: Timestamp::from_millis(1_780_000_000_000),
-};
+const SIM: TasteSim = TasteSim::OWN_MODELS;
 
 /// The population's index: 300 listeners of the population's habits train the
 /// collaborative model.
@@ -62,14 +54,7 @@ fn setting(index: &Index, global: Blend) -> Setting<'_> {
     }
 }
 
-/// Listeners who play only the least popular tracks of their genres (the `r`-th most
-/// popular weighs `(r + 1)²`), against the population who follow popularity.
-const DEEP_CUTS: Habits = Habits {
-    artists: 0.0,
-    genres: 1.0,
-    favourites: None,
-    popularity: -2.0,
-};
+const DEEP_CUTS: Habits = Habits::DEEP_CUTS;
 
 #[test]
 fn listeners_unlike_the_population_get_models_that_beat_its_blend_and_typical_ones_do_not() {
