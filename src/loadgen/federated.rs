@@ -11,19 +11,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::population::failed;
 use super::{Client, LoadgenError, Options, measured, population, report};
 use crate::personalization::federated::sim::{devices, planted};
 use crate::personalization::federated::{LocalPlan, SoundModel};
 
 /// Plays and skips of each device's local history.
 const LOCAL_EVENTS: usize = 120;
-
-fn failed(what: &str, status: u16, body: &Value) -> LoadgenError {
-    LoadgenError(format!("{what}: {status} {body}"))
-}
 
 fn field<T: serde::de::DeserializeOwned>(view: &Value, name: &str) -> Result<T, LoadgenError> {
     serde_json::from_value(view[name].clone())
@@ -37,34 +33,30 @@ pub(super) async fn run(opts: &Options, client: &Client) -> Result<super::Report
     // One device per user: a second update of a user in the round is refused.
     let mut seen = HashSet::new();
     sessions.retain(|s| seen.insert(s.user));
-    let results = futures_util::stream::iter(sessions.iter())
-        .map(|s| {
-            let id = pop.users[s.user].id.clone();
-            async move {
-                let path = format!("/api/v1/users/{id}/consents");
-                let consent = client
-                    .request(reqwest::Method::PUT, &path, client.admin())
-                    .json(&json!({"federated_learning": true}));
-                let (status, body) = Client::json(consent).await?;
-                if status != 200 {
-                    return Err(failed("granting the consent", status, &body));
-                }
-                let path = format!("/api/v1/users/{id}");
-                let on = json!({"ai_preferences": {"federated_learning_enabled": true}});
-                let turn_on = client
-                    .request(reqwest::Method::PUT, &path, Some(&s.token))
-                    .json(&on);
-                let (status, body) = Client::json(turn_on).await?;
-                if status != 200 {
-                    return Err(failed("turning federated learning on", status, &body));
-                }
-                Ok(())
+    population::each(sessions.iter(), |s| {
+        let id = pop.users[s.user].id.clone();
+        async move {
+            let path = format!("/api/v1/users/{id}/consents");
+            let consent = client
+                .request(reqwest::Method::PUT, &path, client.admin())
+                .json(&json!({"federated_learning": true}));
+            let (status, body) = Client::json(consent).await?;
+            if status != 200 {
+                return Err(failed("granting the consent", status, &body));
             }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    results.into_iter().collect::<Result<(), _>>()?;
+            let path = format!("/api/v1/users/{id}");
+            let on = json!({"ai_preferences": {"federated_learning_enabled": true}});
+            let turn_on = client
+                .request(reqwest::Method::PUT, &path, Some(&s.token))
+                .json(&on);
+            let (status, body) = Client::json(turn_on).await?;
+            if status != 200 {
+                return Err(failed("turning federated learning on", status, &body));
+            }
+            Ok(())
+        }
+    })
+    .await?;
     let first = sessions
         .first()
         .ok_or_else(|| LoadgenError("no session".into()))?;

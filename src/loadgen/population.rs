@@ -271,3 +271,24 @@ pub(crate) async fn log_in(
     }
     Ok(sessions)
 }
+
+/// Runs `step` on every item, 32 at a time (a set-up step per session user, as its own
+/// client would make it); the first failure is the answer.
+pub(super) async fn each<I, F, Fut>(items: I, step: F) -> Result<(), LoadgenError>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<(), LoadgenError>>,
+{
+    let results: Vec<_> = futures_util::stream::iter(items)
+        .map(step)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// A set-up call the server refused: what it was, the status and the body.
+pub(super) fn failed(what: &str, status: u16, body: &serde_json::Value) -> LoadgenError {
+    LoadgenError(format!("{what}: {status} {body}"))
+}

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
+use super::population::failed;
 use super::{Client, LoadgenError, Options, measured, population, report};
 use crate::personalization::sim::TasteSim;
 
@@ -20,10 +20,6 @@ const UPLOAD_BATCH: usize = 5_000;
 
 /// Events of each session user's simulated history (the server takes 100 a call).
 const EVENTS: usize = 40;
-
-fn failed(what: &str, status: u16, body: &Value) -> LoadgenError {
-    LoadgenError(format!("{what}: {status} {body}"))
-}
 
 pub(super) async fn run(opts: &Options, client: &Client) -> Result<super::Report, LoadgenError> {
     let (status, catalog) = client
@@ -61,39 +57,35 @@ pub(super) async fn run(opts: &Options, client: &Client) -> Result<super::Report
     }
     // Each session's user: consents, then its listening, as its own client would send.
     let planted = Arc::new(planted);
-    let results = futures_util::stream::iter(sessions.iter().enumerate())
-        .map(|(n, s)| {
-            let id = pop.users[s.user].id.clone();
-            let (planted, at) = (Arc::clone(&planted), at.clone());
-            async move {
-                let path = format!("/api/v1/users/{id}/consents");
-                let consent = client
-                    .request(reqwest::Method::PUT, &path, client.admin())
-                    .json(&json!({"analytics": true, "personalisation": true}));
-                let (status, body) = Client::json(consent).await?;
-                if status != 200 {
-                    return Err(failed("granting the consents", status, &body));
-                }
-                let listener = sim.listener(&planted, n);
-                let mut events = serde_json::to_value(listener.history())
-                    .map_err(|e| LoadgenError(e.to_string()))?;
-                for e in events.as_array_mut().into_iter().flatten() {
-                    e["at"] = at.clone();
-                }
-                let path = format!("/api/v1/users/{id}/activity");
-                let (status, body) = client
-                    .post_json(&path, Some(&s.token), &json!({ "events": events }))
-                    .await?;
-                if status != 200 {
-                    return Err(failed("posting the history", status, &body));
-                }
-                Ok(())
+    population::each(sessions.iter().enumerate(), |(n, s)| {
+        let id = pop.users[s.user].id.clone();
+        let (planted, at) = (Arc::clone(&planted), at.clone());
+        async move {
+            let path = format!("/api/v1/users/{id}/consents");
+            let consent = client
+                .request(reqwest::Method::PUT, &path, client.admin())
+                .json(&json!({"analytics": true, "personalisation": true}));
+            let (status, body) = Client::json(consent).await?;
+            if status != 200 {
+                return Err(failed("granting the consents", status, &body));
             }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    results.into_iter().collect::<Result<(), _>>()?;
+            let listener = sim.listener(&planted, n);
+            let mut events = serde_json::to_value(listener.history())
+                .map_err(|e| LoadgenError(e.to_string()))?;
+            for e in events.as_array_mut().into_iter().flatten() {
+                e["at"] = at.clone();
+            }
+            let path = format!("/api/v1/users/{id}/activity");
+            let (status, body) = client
+                .post_json(&path, Some(&s.token), &json!({ "events": events }))
+                .await?;
+            if status != 200 {
+                return Err(failed("posting the history", status, &body));
+            }
+            Ok(())
+        }
+    })
+    .await?;
     let train = client.request(
         reqwest::Method::POST,
         "/api/v1/admin/recommendations/train",
