@@ -16,8 +16,9 @@ pub struct PurgeArgs {
 
 fn print(r: &PurgeReport) {
     println!(
-        "purged security events before {}: {} from {} of {} users' records, {} archived",
-        r.cutoff, r.in_state, r.rewritten, r.users, r.archived
+        "purged security events before {}: {} from {} of {} users' records, {} archived; \
+         {} ended sessions and {} expired link challenges dropped",
+        r.cutoff, r.in_state, r.rewritten, r.users, r.archived, r.sessions, r.challenges
     );
 }
 

@@ -140,6 +140,9 @@ pub struct PrivacyConfig {
     pub min_age: u8,
     /// Security events older than this are purged by `roster purge`.
     pub security_event_retention: Duration,
+    /// Tombstones of erased users older than this are dropped by `roster cleanup`;
+    /// backups should be kept for less than this (a restore's erasures come from them).
+    pub tombstone_retention: Duration,
 }
 
 /// The WebAuthn relying party (`[webauthn]`).

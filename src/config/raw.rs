@@ -75,6 +75,7 @@ pub(super) struct RawEncryption {
 pub(super) struct RawPrivacy {
     pub(super) min_age: u8,
     pub(super) security_event_retention_days: u64,
+    pub(super) tombstone_retention_days: u64,
 }
 
 #[derive(Debug, Deserialize)]

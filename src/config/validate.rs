@@ -137,6 +137,13 @@ impl RawConfig {
                     )?
                     .saturating_mul(86_400),
                 ),
+                tombstone_retention: Duration::from_secs(
+                    positive(
+                        "privacy.tombstone_retention_days",
+                        self.privacy.tombstone_retention_days,
+                    )?
+                    .saturating_mul(86_400),
+                ),
             },
             store: StoreConfig {
                 backend: match self.store.backend.as_str() {

@@ -255,6 +255,13 @@ impl Links {
         self.pending.is_empty() && self.accounts.is_empty()
     }
 
+    /// Drops the links begun whose time ran out before `now`; returns how many went.
+    pub fn drop_expired(&mut self, now: Timestamp) -> usize {
+        let before = self.pending.len();
+        self.pending.retain(|p| p.expires_at > now);
+        before - self.pending.len()
+    }
+
     /// The link to `provider`.
     pub fn get(&self, provider: &str) -> Option<&LinkedAccount> {
         self.accounts.iter().find(|a| a.provider == provider)
@@ -433,6 +440,20 @@ mod tests {
             Err(StateRefusal::Expired)
         );
         assert!(l.pending.is_empty());
+    }
+
+    #[test]
+    fn cleanup_drops_only_the_links_begun_whose_challenge_expired() {
+        let mut l = Links::default();
+        let start = Timestamp::from_millis(0);
+        l.begin(pending("spotify", 1, 100), start);
+        l.begin(pending("discord", 2, 300), start);
+        l.put(account("lastfm", LinkStatus::Active));
+        assert_eq!(l.drop_expired(Timestamp::from_millis(99)), 0);
+        assert_eq!(l.drop_expired(Timestamp::from_millis(100)), 1);
+        let left: Vec<&str> = l.pending.iter().map(|p| p.provider.as_str()).collect();
+        assert_eq!(left, ["discord"]);
+        assert_eq!(l.accounts.len(), 1, "links made are not challenges");
     }
 
     #[test]

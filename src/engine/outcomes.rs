@@ -321,6 +321,13 @@ pub struct PurgeReport {
     pub in_state: usize,
     /// Archived events removed.
     pub archived: usize,
+    /// Ended sessions removed from users' records.
+    #[serde(default)]
+    pub sessions: usize,
+    /// Expired link challenges (links begun and never finished) removed from users'
+    /// records.
+    #[serde(default)]
+    pub challenges: usize,
 }
 
 /// What a check of the audit log's hash chain found.

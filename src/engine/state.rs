@@ -104,6 +104,24 @@ pub struct UserState {
     pub links: Option<Box<Links>>,
 }
 
+/// What [`UserState::drop_expired`] removed from one record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expired {
+    /// Security events past retention.
+    pub events: usize,
+    /// Sessions that ended.
+    pub sessions: usize,
+    /// Links begun whose challenge expired.
+    pub challenges: usize,
+}
+
+impl Expired {
+    /// Whether anything went.
+    pub(crate) fn any(&self) -> bool {
+        self.events + self.sessions + self.challenges > 0
+    }
+}
+
 /// Where a new session's client is, beyond what it said in its login context.
 #[derive(Clone, Debug, Default)]
 pub struct SessionOrigin {
@@ -189,6 +207,25 @@ impl UserState {
     /// Drops expired sessions; reports whether any were dropped.
     pub(crate) fn prune_sessions(&mut self, now: Timestamp) -> bool {
         self.retain_sessions(|s| s.is_active(now)) > 0
+    }
+
+    /// Drops what ran out in a stored record: security events from before `events_before`
+    /// (retention), sessions no longer usable at `now`, and links begun whose challenge
+    /// expired; says how many of each went. The cleanup job's rule, for the stored
+    /// records it reads and for the actors it asks.
+    pub(crate) fn drop_expired(&mut self, now: Timestamp, events_before: Timestamp) -> Expired {
+        let recent = self.security.recent.len();
+        self.security.recent.retain(|e| e.at >= events_before);
+        let sessions = self.retain_sessions(|s| s.is_active(now));
+        let challenges = match self.links.as_deref_mut() {
+            Some(links) => links.drop_expired(now),
+            None => 0,
+        };
+        Expired {
+            events: recent - self.security.recent.len(),
+            sessions,
+            challenges,
+        }
     }
 
     /// Keeps the sessions `keep` says to; returns how many went.

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use crate::config::{Backend, StoreConfig};
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
+use crate::domain::time::Timestamp;
 
 pub use self::sled::SledStore;
 pub use codec::CodecError;
@@ -96,6 +97,9 @@ pub type KeyedScan<'a> =
 pub type SecurityEventScan<'a> =
     Box<dyn Iterator<Item = Result<(UserId, u64, Vec<u8>), StoreError>> + 'a>;
 
+/// Tombstones, as [`ArchiveStore::scan_tombstones`] yields them.
+pub type TombstoneScan<'a> = Box<dyn Iterator<Item = Result<(UserId, Timestamp), StoreError>> + 'a>;
+
 /// One change within a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -140,6 +144,14 @@ pub enum Op {
         /// the one derived before Unicode normalisation): each removed if it names this
         /// user.
         email_indexes: Vec<EmailIndex>,
+        /// When: the tombstone's time.
+        at: Timestamp,
+    },
+    /// Removes an erased user's tombstone (retention: no backup that still holds the
+    /// user is restored with erasures from a newer one any more).
+    DropTombstone {
+        /// The erased user.
+        id: UserId,
     },
     /// Moves a user's email claim from `from` to `to` (a key derived again). Refused with
     /// [`Applied::EmailTaken`], changing nothing, if `to` names another user.

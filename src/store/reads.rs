@@ -3,7 +3,7 @@
 
 use super::{
     EmailIndex, ExternalIndex, KeyedScan, ModelKind, Revision, Route, SecurityEventScan,
-    StoreError, UserScan,
+    StoreError, TombstoneScan, UserScan,
 };
 use crate::domain::ids::UserId;
 use crate::domain::tier::UserTier;
@@ -112,6 +112,8 @@ pub trait ArchiveStore: Send + Sync {
     fn custom_models(&self, user: UserId) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every user's own models, sealed, in id order.
     fn scan_custom_models(&self) -> CustomModelScan<'_>;
+    /// Every erased user's tombstone: its id and when it was erased.
+    fn scan_tombstones(&self) -> TombstoneScan<'_>;
 }
 
 /// Every user's own models, as [`ArchiveStore::scan_custom_models`] yields them.

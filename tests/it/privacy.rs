@@ -408,3 +408,78 @@ async fn deleting_a_user_removes_its_archived_security_events() {
         "nothing of the deleted user is left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_drops_the_ended_sessions_a_stored_record_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = crate::support::open_with_clock(dir.path(), "");
+    for email in ["idle@example.com", "busy@example.com"] {
+        m.create_user(email, PW, UserTier::Free, ProfilePatch::default())
+            .await
+            .unwrap();
+    }
+    for email in ["idle@example.com", "idle@example.com", "busy@example.com"] {
+        let login = m.authenticate_user(email, PW, LoginContext::default());
+        assert!(matches!(login.await.unwrap(), LoginOutcome::Success(_)));
+    }
+    // Stopped with live sessions in the records; started again two days later (the
+    // free tier's sessions end after a day idle), so no actor pruned them.
+    m.shutdown().await.unwrap();
+    drop(m);
+    clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    let setup = roster::engine::Setup::new(crate::support::config(dir.path(), &[]))
+        .clock(std::sync::Arc::new(clock.clone()));
+    let m = roster::UserManager::open(setup).unwrap();
+    let fresh = m.authenticate_user("busy@example.com", PW, LoginContext::default());
+    let LoginOutcome::Success(fresh) = fresh.await.unwrap() else {
+        panic!("the busy user signs in again");
+    };
+    let r = m.ops().purge_security_events(&SYS).await.unwrap();
+    assert_eq!(
+        (r.users, r.rewritten, r.sessions, r.in_state),
+        (2, 1, 2, 0),
+        "the idle user's two ended sessions go (the busy user's login dropped its own), nothing else: {r:?}"
+    );
+    let again = m.ops().purge_security_events(&SYS).await.unwrap();
+    assert_eq!((again.rewritten, again.sessions), (0, 0), "{again:?}");
+    // The session begun today is untouched.
+    let live = m.login().validate(&fresh.token).await.unwrap();
+    assert!(live.is_some(), "the new session still validates");
+    m.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_drops_only_the_tombstones_past_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, clock) = crate::support::open_with_clock(dir.path(), "");
+    let mut erase = async |email: &str| {
+        let p = m.create_user(email, PW, UserTier::Free, ProfilePatch::default());
+        m.delete_user(p.await.unwrap().id).await.unwrap();
+    };
+    erase("long-gone@example.com").await;
+    clock.advance(std::time::Duration::from_secs(399 * 86_400));
+    erase("recent@example.com").await;
+    assert_eq!(
+        m.ops().purge_tombstones(&SYS).await.unwrap(),
+        0,
+        "none is 400 days old"
+    );
+    clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        m.ops().purge_tombstones(&SYS).await.unwrap(),
+        1,
+        "the first one is"
+    );
+    assert_eq!(
+        m.ops().purge_tombstones(&SYS).await.unwrap(),
+        0,
+        "and it is gone"
+    );
+    let nobody = m.ops().purge_tombstones(&Principal::Anonymous).await;
+    assert!(matches!(nobody, Err(EngineError::Unauthenticated(_))));
+    m.shutdown().await.unwrap();
+    drop(m);
+    let store = roster::store::SledStore::open(dir.path(), 1 << 20).unwrap();
+    let left = roster::store::ArchiveStore::scan_tombstones(&store).count();
+    assert_eq!(left, 1, "the recent erasure keeps its tombstone");
+}

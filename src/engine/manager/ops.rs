@@ -179,7 +179,8 @@ impl Ops<'_> {
 
     /// Retention: removes every security event older than
     /// `privacy.security_event_retention_days`, from the users' records (through their
-    /// actors, so it runs while the engine serves) and from the archive.
+    /// actors, so it runs while the engine serves) and from the archive; the records'
+    /// ended sessions and expired link challenges go in the same writes.
     pub async fn purge_security_events(self, by: &Principal) -> Result<PurgeReport, EngineError> {
         by.privileged()?;
         let e = &self.m.engine;
@@ -190,21 +191,25 @@ impl Ops<'_> {
         let engine = Arc::clone(e);
         // The stored records are read off the actor threads; only users that hold
         // something to remove are activated.
-        let (users, candidates) = blocking(move || stale_holders(&engine, cutoff)).await??;
+        let (users, candidates) = blocking(move || stale_holders(&engine, now, cutoff)).await??;
         let mut report = PurgeReport {
             cutoff,
             users,
             rewritten: 0,
             in_state: 0,
             archived: 0,
+            sessions: 0,
+            challenges: 0,
         };
         for id in candidates {
             match e.call_durable(id, PurgeEvents { before: cutoff }).await {
-                Ok(0) | Err(EngineError::NotFound) => {}
-                Ok(n) => {
+                Ok(gone) if gone.any() => {
                     report.rewritten += 1;
-                    report.in_state += n;
+                    report.in_state += gone.events;
+                    report.sessions += gone.sessions;
+                    report.challenges += gone.challenges;
                 }
+                Ok(_) | Err(EngineError::NotFound) => {}
                 Err(err) => return Err(err),
             }
         }
@@ -212,17 +217,49 @@ impl Ops<'_> {
         let engine = Arc::clone(e);
         let old = blocking(move || archived_before(&engine, cutoff)).await??;
         report.archived = old.len();
-        let mut tickets = Vec::new();
-        for chunk in old.chunks(PURGE_BATCH) {
-            let mut batch = Batch::default();
-            chunk.iter().for_each(|op| batch.push(op.clone()));
-            tickets.push(e.commit.submit(batch, Vec::new(), None));
-        }
-        for t in &tickets {
-            crate::engine::durable::settled(e.commit.wait(t).await)?;
-        }
+        removals(e, &old).await?;
         Ok(report)
     }
+
+    /// Retention of erasures: drops the tombstones of users erased longer than
+    /// `privacy.tombstone_retention_days` ago; returns how many went. Backups are kept
+    /// for less than that, so no restore needs them any more.
+    pub async fn purge_tombstones(self, by: &Principal) -> Result<usize, EngineError> {
+        by.privileged()?;
+        let e = &self.m.engine;
+        let retention =
+            i64::try_from(e.config.privacy.tombstone_retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = Timestamp::from_millis(self.m.now().as_millis().saturating_sub(retention));
+        let engine = Arc::clone(e);
+        let old = blocking(move || -> Result<Vec<Op>, EngineError> {
+            let mut old = Vec::new();
+            for item in engine.store.scan_tombstones() {
+                let (id, at) = item?;
+                if at < cutoff {
+                    old.push(Op::DropTombstone { id });
+                }
+            }
+            Ok(old)
+        })
+        .await??;
+        removals(e, &old).await?;
+        Ok(old.len())
+    }
+}
+
+/// Commits `ops` (removals, each batch independent of the others) [`PURGE_BATCH`] at a
+/// time; returns once all are durable.
+async fn removals(e: &Engine, ops: &[Op]) -> Result<(), EngineError> {
+    let mut tickets = Vec::new();
+    for chunk in ops.chunks(PURGE_BATCH) {
+        let mut batch = Batch::default();
+        chunk.iter().for_each(|op| batch.push(op.clone()));
+        tickets.push(e.commit.submit(batch, Vec::new(), None));
+    }
+    for t in &tickets {
+        crate::engine::durable::settled(e.commit.wait(t).await)?;
+    }
+    Ok(())
 }
 
 async fn blocking<R: Send + 'static>(
@@ -304,11 +341,15 @@ pub(super) fn each_stored_state(
 }
 
 /// Reads every stored record; returns how many, and the users whose record holds an
-/// event older than `cutoff`.
-fn stale_holders(e: &Engine, cutoff: Timestamp) -> Result<(usize, Vec<UserId>), EngineError> {
+/// event older than `cutoff` or something else that ran out at `now`.
+fn stale_holders(
+    e: &Engine,
+    now: Timestamp,
+    cutoff: Timestamp,
+) -> Result<(usize, Vec<UserId>), EngineError> {
     let mut holders = Vec::new();
-    let users = each_stored_state(e, |id, s| {
-        if s.security.recent.iter().any(|ev| ev.at < cutoff) {
+    let users = each_stored_state(e, |id, mut s| {
+        if s.drop_expired(now, cutoff).any() {
             holders.push(id);
         }
     })?;

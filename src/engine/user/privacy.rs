@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use super::*;
 use crate::engine::listening;
+use crate::engine::state::Expired;
 
 /// The user's consents.
 #[derive(Message, Clone)]
@@ -33,10 +34,11 @@ pub(crate) struct RecordParentalConsent {
     pub audit: Option<super::Audited>,
 }
 
-/// Removes security events older than `before` from the user's record (retention);
-/// replies how many went. Durable with the caller's commit.
+/// Removes security events older than `before` from the user's record (retention), and
+/// the sessions and link challenges that ran out ([`UserState::drop_expired`]); replies
+/// what went. Durable with the caller's commit.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Durable<usize>, EngineError>")]
+#[rtype(result = "Result<Durable<Expired>, EngineError>")]
 pub(crate) struct PurgeEvents {
     pub before: Timestamp,
 }
@@ -120,7 +122,7 @@ impl Handler<UpdateConsents> for UserActor {
 }
 
 impl Handler<PurgeEvents> for UserActor {
-    type Result = Result<Durable<usize>, EngineError>;
+    type Result = Result<Durable<Expired>, EngineError>;
     fn handle(&mut self, msg: PurgeEvents, ctx: &mut Context<Self>) -> Self::Result {
         self.durably(|a| a.on_purge_events(msg, ctx))
     }
@@ -329,13 +331,11 @@ impl UserActor {
         &mut self,
         msg: PurgeEvents,
         _: &mut Context<Self>,
-    ) -> Result<usize, EngineError> {
+    ) -> Result<Expired, EngineError> {
         let now = self.touch();
         let mut next = self.state.clone();
-        let before = next.security.recent.len();
-        next.security.recent.retain(|e| e.at >= msg.before);
-        let removed = before - next.security.recent.len();
-        if removed > 0 {
+        let removed = next.drop_expired(now, msg.before);
+        if removed.any() {
             self.persist(next, now)?;
         }
         Ok(removed)

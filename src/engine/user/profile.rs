@@ -263,6 +263,7 @@ impl UserActor {
         let batch = Batch::of(Op::DeleteUser {
             id: self.id(),
             email_indexes,
+            at: now,
         });
         self.engine.federated.withdraw(self.id());
         let audit = msg.audit.into_iter().map(|(a, b)| (a, b, now)).collect();

@@ -98,7 +98,8 @@ pub fn erasures(input: impl BufRead) -> Result<HashSet<UserId>, BackupError> {
     while let Some(entry) = r.next()? {
         match entry {
             Entry::Row(k, _) | Entry::Change(k, Some(_)) => erased.extend(erased_user(&k)),
-            // A tombstone is never removed; a removal is of something else.
+            // A removal (of a tombstone past retention, or of anything else) erases
+            // nobody.
             Entry::Change(_, None) => {}
         }
     }
@@ -173,7 +174,13 @@ pub fn restore(
             continue;
         }
         let email_indexes = indexes.remove(&id).unwrap_or_default();
-        store.apply(&Batch::of(Op::DeleteUser { id, email_indexes }))?;
+        // Erased again now: its tombstone's time starts again (kept the longer).
+        let at = crate::domain::time::Clock::now(&crate::domain::time::SystemClock);
+        store.apply(&Batch::of(Op::DeleteUser {
+            id,
+            email_indexes,
+            at,
+        }))?;
         erased_again += 1;
     }
     store.flush()?;

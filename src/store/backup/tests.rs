@@ -66,6 +66,7 @@ fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
     live.apply(&Batch::of(Op::DeleteUser {
         id: gone,
         email_indexes: vec![[2; 32]],
+        at: crate::domain::time::Timestamp::from_millis(1),
     }))
     .unwrap();
     // Writers bump pairs and drop some while the backup runs; every generation written
@@ -97,6 +98,7 @@ fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
                     live.apply(&Batch::of(Op::DeleteUser {
                         id,
                         email_indexes: vec![[9; 32]],
+                        at: crate::domain::time::Timestamp::from_millis(1),
                     }))
                     .unwrap();
                 } else if g.is_multiple_of(13) {
@@ -204,6 +206,7 @@ fn a_user_erased_since_the_backup_is_erased_again_and_the_rest_restored() {
     live.apply(&Batch::of(Op::DeleteUser {
         id: erased,
         email_indexes: vec![[4; 32]],
+        at: crate::domain::time::Timestamp::from_millis(1),
     }))
     .unwrap();
     let (newer, _, _) = write(&live, Vec::new(), &header(), || 2).unwrap();

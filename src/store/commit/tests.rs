@@ -73,6 +73,7 @@ fn a_round_applies_in_groups_and_a_refused_batch_is_taken_back_alone() {
     let delete = Batch::of(Op::DeleteUser {
         id: x,
         email_indexes: vec![email_of(x)],
+        at: crate::domain::time::Timestamp::from_millis(1),
     });
     let mut round = vec![
         write(create(a), a),

@@ -60,14 +60,6 @@ impl SledStore {
             .collect()
     }
 
-    fn tombstone() -> [u8; 8] {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        now.to_le_bytes()
-    }
-
     /// A batch that reads nothing it writes but the revisions.
     fn apply_plain(&self, batch: &Batch) -> Result<Applied, StoreError> {
         let mut b = ::sled::Batch::default();
@@ -90,6 +82,7 @@ impl SledStore {
                     b.insert(&event_key(*user, *seq), blob.as_slice());
                 }
                 Op::DropArchivedEvent { user, seq } => b.remove(&event_key(*user, *seq)),
+                Op::DropTombstone { id } => b.remove(&id_key(TOMBSTONE, *id)),
                 Op::PutImportLedger { user, blob } => {
                     b.insert(&id_key(LEDGER, *user), blob.as_slice());
                 }
@@ -151,9 +144,8 @@ impl SledStore {
     fn apply_transaction(&self, batch: &Batch) -> Result<Applied, StoreError> {
         // Scans first: a transaction cannot iterate.
         let archived = self.archived_of(batch)?;
-        let tombstone = Self::tombstone();
         let result = self.tree.transaction(|tx| {
-            write_batch(&mut Writes::new(tx), batch, &archived, &tombstone)?;
+            write_batch(&mut Writes::new(tx), batch, &archived)?;
             Ok(Applied::Done)
         });
         match result {
@@ -171,13 +163,12 @@ impl SledStore {
             Some(first) => self.archived_of(first)?,
             None => return Ok(Vec::new()),
         };
-        let tombstone = Self::tombstone();
         let result = self.tree.transaction(|tx| {
             let mut applied = Vec::with_capacity(batches.len());
             for (i, batch) in batches.iter().enumerate() {
                 let scans = if i == 0 { archived.as_slice() } else { &[] };
                 let mut w = Writes::new(tx);
-                match write_batch(&mut w, batch, scans, &tombstone) {
+                match write_batch(&mut w, batch, scans) {
                     Ok(()) => applied.push(Applied::Done),
                     Err(ConflictableTransactionError::Abort(refused)) => {
                         w.take_back()?;
@@ -276,7 +267,6 @@ fn write_batch(
     w: &mut Writes<'_>,
     batch: &Batch,
     archived: &[Vec<IVec>],
-    tombstone: &[u8; 8],
 ) -> ConflictableTransactionResult<(), Applied> {
     let refuse = ConflictableTransactionError::Abort;
     let mut deletions = archived.iter();
@@ -324,7 +314,11 @@ fn write_batch(
                     )?;
                 }
             }
-            Op::DeleteUser { id, email_indexes } => {
+            Op::DeleteUser {
+                id,
+                email_indexes,
+                at,
+            } => {
                 w.remove(id_key(USER, *id).as_slice())?;
                 w.remove(id_key(TIER, *id).as_slice())?;
                 w.remove(id_key(LEDGER, *id).as_slice())?;
@@ -347,7 +341,8 @@ fn write_batch(
                 for k in deletions.next().into_iter().flatten() {
                     w.remove(k.clone())?;
                 }
-                w.insert(id_key(TOMBSTONE, *id).as_slice(), tombstone.as_slice())?;
+                let when = u64::try_from(at.as_millis()).unwrap_or(0).to_le_bytes();
+                w.insert(id_key(TOMBSTONE, *id).as_slice(), when.as_slice())?;
             }
             Op::MoveEmailIndex { id, from, to } => {
                 let (from, to) = (index_key(from), index_key(to));
@@ -367,6 +362,9 @@ fn write_batch(
             }
             Op::DropArchivedEvent { user, seq } => {
                 w.remove(event_key(*user, *seq).as_slice())?;
+            }
+            Op::DropTombstone { id } => {
+                w.remove(id_key(TOMBSTONE, *id).as_slice())?;
             }
             Op::PutImportLedger { user, blob } => {
                 w.insert(id_key(LEDGER, *user).as_slice(), blob.as_slice())?;

@@ -22,8 +22,9 @@ use sled::Event;
 
 use super::{EMAIL_INDEX, SledStore, TOMBSTONE, id_from, id_value};
 use crate::domain::ids::UserId;
+use crate::domain::time::Timestamp;
 use crate::store::backup::{Copied, Cut};
-use crate::store::{AuditStore, EmailIndex, StoreError};
+use crate::store::{AuditStore, EmailIndex, StoreError, TombstoneScan};
 
 /// The spill files' names: `backup-<random>.changes` in the data directory.
 const SPILL_PREFIX: &str = "backup-";
@@ -218,6 +219,23 @@ impl SledStore {
             };
         }
         Ok(())
+    }
+}
+
+impl SledStore {
+    /// Every tombstone: the erased user and when (a value that is not a time reads as
+    /// the epoch, so retention drops it).
+    pub(super) fn every_tombstone(&self) -> TombstoneScan<'_> {
+        Box::new(self.tree.scan_prefix([TOMBSTONE]).filter_map(|kv| {
+            let (k, v) = match kv {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let id = erased_user(&k)?;
+            let ms = <[u8; 8]>::try_from(v.as_ref()).map_or(0, u64::from_le_bytes);
+            let at = Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX));
+            Some(Ok((id, at)))
+        }))
     }
 }
 

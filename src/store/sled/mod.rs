@@ -553,6 +553,10 @@ impl ArchiveStore for SledStore {
         self.every_own_models()
     }
 
+    fn scan_tombstones(&self) -> super::TombstoneScan<'_> {
+        self.every_tombstone()
+    }
+
     fn security_events_before(
         &self,
         user: UserId,

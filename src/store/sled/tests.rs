@@ -90,6 +90,7 @@ fn create_claims_the_email_once_and_delete_frees_it_and_shreds_the_key() {
     s.apply(&Batch::of(Op::DeleteUser {
         id: a,
         email_indexes: vec![x],
+        at: crate::domain::time::Timestamp::from_millis(1),
     }))
     .unwrap();
     assert_eq!(s.lookup_email(&x).unwrap(), None);
@@ -130,6 +131,7 @@ fn email_claims_move_only_to_a_free_key_and_go_only_with_their_user() {
     s.apply(&Batch::of(Op::DeleteUser {
         id: a,
         email_indexes: vec![new_a, b_key],
+        at: crate::domain::time::Timestamp::from_millis(1),
     }))
     .unwrap();
     assert_eq!(s.lookup_email(&new_a).unwrap(), None);
@@ -395,6 +397,7 @@ fn a_listening_log_and_own_models_go_when_cleared_and_with_their_user() {
     s.apply(&Batch::of(Op::DeleteUser {
         id: b,
         email_indexes: vec![[2; 32]],
+        at: crate::domain::time::Timestamp::from_millis(1),
     }))
     .unwrap();
     assert!(seqs(b).is_empty(), "its log went with it");

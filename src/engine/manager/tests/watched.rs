@@ -100,6 +100,9 @@ impl ArchiveStore for Watched {
     fn scan_security_events(&self) -> SecurityEventScan<'_> {
         self.sled.scan_security_events()
     }
+    fn scan_tombstones(&self) -> crate::store::TombstoneScan<'_> {
+        self.sled.scan_tombstones()
+    }
     fn security_events_before(
         &self,
         user: UserId,
