@@ -452,7 +452,7 @@ async fn purge_drops_the_ended_sessions_a_stored_record_still_holds() {
 async fn cleanup_drops_only_the_tombstones_past_their_retention() {
     let dir = tempfile::tempdir().unwrap();
     let (m, clock) = crate::support::open_with_clock(dir.path(), "");
-    let mut erase = async |email: &str| {
+    let erase = async |email: &str| {
         let p = m.create_user(email, PW, UserTier::Free, ProfilePatch::default());
         m.delete_user(p.await.unwrap().id).await.unwrap();
     };
