@@ -40,6 +40,17 @@ fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// Writes `out`: a backup with no data that begins and ends `days` after `from` began,
+/// as one taken that much later (whose tombstones, if any, are not needed here).
+fn later_backup(from: &Path, days: i64, out: &Path) {
+    use roster::store::backup::{BackupReader, BackupWriter};
+    let input = std::io::BufReader::new(std::fs::File::open(from).unwrap());
+    let mut header = BackupReader::open(input).unwrap().header().clone();
+    header.created_at_ms += days * 86_400_000;
+    let w = BackupWriter::new(std::fs::File::create(out).unwrap(), &header).unwrap();
+    w.finish(0, header.created_at_ms).unwrap();
+}
+
 /// Restores `file` into `into` (with the master key of `from` put there first).
 fn restore(file: &Path, into: &Path, from: &Path, extra: &[&str]) -> Output {
     std::fs::create_dir_all(into).unwrap();
@@ -281,6 +292,47 @@ async fn a_backup_from_before_an_erasure_restores_without_the_erased_user() {
         text(&done).contains("1 users erased since the backup erased again"),
         "{}",
         text(&done)
+    );
+    // Backups for the erasures that leave a gap longer than tombstones are kept (400
+    // days by default) are refused, and nothing is written; a chain without such a gap
+    // (in any order) is taken.
+    let (mid, far) = (srv.dir().join("mid.backup"), srv.dir().join("far.backup"));
+    later_backup(&old, 250, &mid);
+    later_backup(&old, 500, &far);
+    let gap = tempfile::tempdir().unwrap();
+    let refused = restore(
+        &old,
+        gap.path(),
+        srv.dir(),
+        &["--erasures-from", &path(&far)],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("500 days after")
+            && text(&refused).contains("privacy.tombstone_retention_days (400)"),
+        "{}",
+        text(&refused)
+    );
+    let left: Vec<_> = std::fs::read_dir(gap.path()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "only the master key: {left:?}");
+    let chained = tempfile::tempdir().unwrap();
+    let taken = restore(
+        &old,
+        chained.path(),
+        srv.dir(),
+        &[
+            "--erasures-from",
+            &path(&far),
+            "--erasures-from",
+            &path(&newer),
+            "--erasures-from",
+            &path(&mid),
+        ],
+    );
+    assert!(
+        taken.status.success() && text(&taken).contains("1 users erased since"),
+        "{}",
+        text(&taken)
     );
     // Without the newer backup the user comes back, and the command says so.
     let careless = tempfile::tempdir().unwrap();

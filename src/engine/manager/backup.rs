@@ -125,6 +125,58 @@ pub enum RestoreError {
     /// The new store could not be written.
     #[error("restore: {0}")]
     Io(String),
+    /// The backups read for the erasures since leave a gap longer than tombstones are
+    /// kept (`privacy.tombstone_retention_days`): a user erased in it may have left no
+    /// tombstone in any of them, and would come back.
+    #[error(
+        "{} ends {days} days after {} began, more than privacy.tombstone_retention_days \
+         ({retention_days}): a user erased in between may have no tombstone left in it and \
+         would come back; add a backup taken in between to --erasures-from",
+        later.display(),
+        earlier.display()
+    )]
+    ErasureGap {
+        /// The restored backup, or the newer one before the gap.
+        earlier: PathBuf,
+        /// The newer backup after the gap.
+        later: PathBuf,
+        /// The gap, in whole days.
+        days: i64,
+        /// How long tombstones are kept, in days.
+        retention_days: u64,
+    },
+}
+
+/// Checks that the backups read for the erasures since a restored backup leave no gap
+/// longer than tombstones are kept: from the restored backup's start (`restored`), each
+/// newer backup's point in time in order must lie within `retention` of the one before,
+/// so that every user erased up to the last of them has its tombstone in one of them. A
+/// backup from before the restored one adds nothing and is passed over.
+fn erasure_chain(
+    restored: (&Path, i64),
+    newer: &[(PathBuf, i64)],
+    retention: std::time::Duration,
+) -> Result<(), RestoreError> {
+    let mut points: Vec<(&Path, i64)> = newer
+        .iter()
+        .filter(|(_, cut)| *cut > restored.1)
+        .map(|(p, cut)| (p.as_path(), *cut))
+        .collect();
+    points.sort_by_key(|&(_, cut)| cut);
+    let limit = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut before = restored;
+    for next in points {
+        if next.1 - before.1 > limit {
+            return Err(RestoreError::ErasureGap {
+                earlier: before.0.to_owned(),
+                later: next.0.to_owned(),
+                days: (next.1 - before.1) / 86_400_000,
+                retention_days: retention.as_secs() / 86_400,
+            });
+        }
+        before = next;
+    }
+    Ok(())
 }
 
 /// Backup files, as the commands and jobs handle them (no engine needed).
@@ -166,7 +218,9 @@ impl BackupFile {
 
     /// Restores `file` into the data directory of `config`, which must not exist or hold
     /// nothing but the master key file; users erased in any of `erasures_from` (newer
-    /// backups) are erased again. The new store is checked before this reports success;
+    /// backups) are erased again — refused if those leave a gap longer than tombstones are
+    /// kept (see [`RestoreError::ErasureGap`]). The new store is checked before this
+    /// reports success;
     /// on a failure what it wrote is removed, and until it succeeds the directory holds
     /// [`crate::store::RESTORE_MARKER`]. No engine runs: start a server on the directory
     /// afterwards, with the master key the header names.
@@ -204,15 +258,25 @@ impl BackupFile {
                     error: BackupError::Io(e.to_string()),
                 })
         };
+        let started = backup::BackupReader::open(open(file)?)
+            .map_err(|error| RestoreError::Backup {
+                file: file.to_owned(),
+                error,
+            })?
+            .header()
+            .created_at_ms;
         let mut erased = HashSet::new();
+        let mut points = Vec::with_capacity(erasures_from.len());
         for newer in erasures_from {
-            erased.extend(backup::erasures(open(newer)?).map_err(|error| {
-                RestoreError::Backup {
+            let (users, trailer) =
+                backup::erasures(open(newer)?).map_err(|error| RestoreError::Backup {
                     file: newer.clone(),
                     error,
-                }
-            })?);
+                })?;
+            erased.extend(users);
+            points.push((newer.clone(), trailer.cut_at_ms));
         }
+        erasure_chain((file, started), &points, config.privacy.tombstone_retention)?;
         let input = open(file)?;
         let marker = dir.join(crate::store::RESTORE_MARKER);
         let restored = crate::store::open(&config.store)

@@ -91,8 +91,9 @@ pub fn check(input: impl BufRead) -> Result<(Header, Trailer), BackupError> {
     Ok((r.header().clone(), trailer))
 }
 
-/// The users a backup says were erased (its tombstones), checking the whole file.
-pub fn erasures(input: impl BufRead) -> Result<HashSet<UserId>, BackupError> {
+/// The users a backup says were erased (its tombstones), checking the whole file; with
+/// its trailer, whose point in time says until when its tombstones are complete.
+pub fn erasures(input: impl BufRead) -> Result<(HashSet<UserId>, Trailer), BackupError> {
     let mut r = BackupReader::open(input)?;
     let mut erased = HashSet::new();
     while let Some(entry) = r.next()? {
@@ -103,7 +104,7 @@ pub fn erasures(input: impl BufRead) -> Result<HashSet<UserId>, BackupError> {
             Entry::Change(_, None) => {}
         }
     }
-    Ok(erased)
+    Ok((erased, r.trailer().cloned().unwrap_or_default()))
 }
 
 /// What a restore did.

@@ -183,7 +183,7 @@ fn a_backup_under_writes_restores_one_point_in_time_with_whole_batches() {
     assert_eq!(restored.load_user(kept).unwrap(), Some(vec![1; 16]));
     assert_eq!(restored.lookup_email(&[1; 32]).unwrap(), Some(kept));
     assert_eq!(restored.route_of(gone).unwrap(), None);
-    let tombstones = erasures(&bytes[..]).unwrap();
+    let (tombstones, _) = erasures(&bytes[..]).unwrap();
     assert!(
         tombstones.contains(&gone) && tombstones.len() == 2,
         "the tombstones from before and during the scan are in the backup: {tombstones:?}"
@@ -213,7 +213,7 @@ fn a_user_erased_since_the_backup_is_erased_again_and_the_rest_restored() {
 
     let into = tempfile::tempdir().unwrap();
     let restored = SledStore::open(into.path(), 8 << 20).unwrap();
-    let r = restore(&old[..], &restored, &erasures(&newer[..]).unwrap()).unwrap();
+    let r = restore(&old[..], &restored, &erasures(&newer[..]).unwrap().0).unwrap();
     assert_eq!((r.users, r.erased_again), (1, 1));
     assert_eq!(
         restored.route_of(erased).unwrap(),
