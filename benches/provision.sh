@@ -4,6 +4,7 @@
 # hash's form, never verifies it at provisioning), into a fresh server, while a probe
 # Premium user (5,000 requests an hour) asks GET /api/v1/users/me once a second. Usage:
 #   benches/provision.sh [rows] [batch] [work dir]
+# ROSTER_BENCH_IN_FLIGHT sets the calls sent at once (default 3).
 # Prints the command's summary, its peak memory, the server's flush counters, and the
 # probe's latencies.
 set -euo pipefail
@@ -47,7 +48,8 @@ TOKEN=$(curl -sf -X POST "$URL/api/v1/auth/login" -H 'content-type: application/
   done
 ) &
 PROBE=$!
-/usr/bin/time -v "$R" provision-users --server "$URL" --batch "$BATCH" --quiet \
+/usr/bin/time -v "$R" provision-users --server "$URL" --batch "$BATCH" \
+  --in-flight "${ROSTER_BENCH_IN_FLIGHT:-3}" --quiet \
   --json "$WORK/summary.json" "$WORK/rows.jsonl" 2> "$WORK/time.txt"
 kill $PROBE
 curl -sf "$URL/metrics" -H "authorization: Bearer $ROSTER_ADMIN_KEY" |

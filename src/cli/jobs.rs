@@ -22,13 +22,70 @@ pub struct JobsArgs {
     /// Also write the runs as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
-    /// No progress lines.
+    /// No progress bar or lines.
     #[arg(long)]
     pub quiet: bool,
 }
 
 /// How often a server's job is looked at while it runs.
 const POLL: Duration = Duration::from_millis(250);
+
+/// The jobs' progress: on a terminal a bar over them (the job running, the time so
+/// far), else a line on standard error as each starts; nothing with `--quiet`.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(jobs: usize, quiet: bool) -> Self {
+        use std::io::IsTerminal as _;
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(jobs as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "[{bar:20}] {pos}/{len} jobs, {elapsed} — {msg}",
+            )
+            .map(|s| s.progress_chars("=> "));
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress { bar, quiet }
+    }
+
+    /// `job` has begun (`how`: where it runs).
+    fn start(&self, job: &str, how: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{job}: {how}")),
+            None if !self.quiet => eprintln!("{job}: {how}"),
+            None => {}
+        }
+    }
+
+    /// `job` still runs after `secs` (said every ten seconds without a bar, whose own
+    /// clock shows it).
+    fn still(&self, job: &str, secs: u64) {
+        if self.bar.is_none() && !self.quiet {
+            eprintln!("{job}: still running after {secs} s");
+        }
+    }
+
+    /// A job ended: said above the bar, which moves on.
+    fn ended(&self, ran: &Ran) {
+        if let Some(bar) = &self.bar {
+            bar.println(format!("{}: {}", ran.job, ran.outcome));
+            bar.inc(1);
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// One job's end, as printed and written.
 #[derive(serde::Serialize)]
@@ -72,11 +129,10 @@ pub(super) async fn offline(
     args: &JobsArgs,
 ) -> Result<(), CliError> {
     let manager = super::open_local(config).await?;
+    let progress = Progress::new(kinds.len(), args.quiet);
     let mut ran = Vec::new();
     for &kind in kinds {
-        if !args.quiet {
-            eprintln!("{}: running", kind.name());
-        }
+        progress.start(kind.name(), "running");
         let job = crate::jobs::builtin(kind);
         let by = crate::jobs::principal(kind);
         ran.push(match job.run(&manager, &by).await {
@@ -97,7 +153,9 @@ pub(super) async fn offline(
                 counts: serde_json::Map::new(),
             },
         });
+        progress.ended(&ran[ran.len() - 1]);
     }
+    progress.finish();
     manager.shutdown().await?;
     finish(&ran, args)
 }
@@ -113,7 +171,7 @@ async fn status(server: &Remote, name: &str) -> Result<Value, CliError> {
 }
 
 /// Asks the server's scheduler for `kind` and waits for that run's end.
-async fn remote_one(server: &Remote, kind: JobKind, quiet: bool) -> Result<Ran, CliError> {
+async fn remote_one(server: &Remote, kind: JobKind, progress: &Progress) -> Result<Ran, CliError> {
     let name = kind.name();
     let before = status(server, name).await?["last_run"]["run"]
         .as_u64()
@@ -135,8 +193,8 @@ async fn remote_one(server: &Remote, kind: JobKind, quiet: bool) -> Result<Ran, 
                 counts: last["counts"].as_object().cloned().unwrap_or_default(),
             });
         }
-        if !quiet && waited.as_secs() > 0 && waited.as_millis().is_multiple_of(10_000) {
-            eprintln!("{name}: still running after {} s", waited.as_secs());
+        if waited.as_secs() > 0 && waited.as_millis().is_multiple_of(10_000) {
+            progress.still(name, waited.as_secs());
         }
     }
 }
@@ -147,12 +205,11 @@ pub(super) async fn through_server(
     kinds: &[JobKind],
     args: &JobsArgs,
 ) -> Result<(), CliError> {
+    let progress = Progress::new(kinds.len(), args.quiet);
     let mut ran = Vec::new();
     for &kind in kinds {
-        if !args.quiet {
-            eprintln!("{}: asked of the server", kind.name());
-        }
-        ran.push(match remote_one(server, kind, args.quiet).await {
+        progress.start(kind.name(), "asked of the server");
+        ran.push(match remote_one(server, kind, &progress).await {
             Ok(r) => r,
             // Refused (already running, no scheduler) or unreachable: reported, and the
             // next job still runs.
@@ -163,6 +220,8 @@ pub(super) async fn through_server(
                 counts: serde_json::Map::new(),
             },
         });
+        progress.ended(&ran[ran.len() - 1]);
     }
+    progress.finish();
     finish(&ran, args)
 }

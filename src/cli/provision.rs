@@ -10,7 +10,10 @@ use super::remote::Remote;
 use super::{CliError, Target};
 use crate::config::Config;
 use crate::engine::{MAX_PROVISION_BATCH, Principal, ProvisionRow, Provisioned};
-use crate::jobs::provision::{Local, Options, RowOutcome, Sink, Summary, provision_file};
+use crate::jobs::provision::{
+    BATCHES_IN_FLIGHT, Local, MAX_BATCHES_IN_FLIGHT, Options, RowOutcome, Sink, Summary,
+    provision_file,
+};
 
 /// `roster provision-users` arguments.
 #[derive(clap::Args, Clone, Debug)]
@@ -28,6 +31,9 @@ pub struct ProvisionArgs {
     /// Rows per call.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=MAX_PROVISION_BATCH as u64))]
     pub batch: u64,
+    /// Calls sent at once (their rows are counted and checkpointed in file order).
+    #[arg(long, default_value_t = BATCHES_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCHES_IN_FLIGHT as u64))]
+    pub in_flight: u64,
     /// Where each file's error file (`<file>.errors.csv`, `<file>.dry-run.errors.csv`
     /// for a dry run) and checkpoint (`<file>.checkpoint`) go (default: beside the
     /// file; give files of one name different directories).
@@ -97,6 +103,7 @@ async fn run_all(sink: &dyn Sink, a: &ProvisionArgs) -> Result<Vec<Summary>, Cli
         let opts = Options {
             dry_run: a.dry_run,
             batch: a.batch as usize,
+            in_flight: a.in_flight as usize,
             checkpoint: Some(beside(file, a.report_dir.as_deref(), ".checkpoint")),
             // A dry run's refusals apart, so that it leaves a real run's file alone.
             errors: Some(beside(

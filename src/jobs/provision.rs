@@ -105,6 +105,10 @@ pub struct Options {
     pub dry_run: bool,
     /// Rows per call (1 to [`MAX_PROVISION_BATCH`]).
     pub batch: usize,
+    /// Batches sent at once (1 to [`MAX_BATCHES_IN_FLIGHT`]; [`BATCHES_IN_FLIGHT`] is
+    /// the default): the server overlaps their rows' work, where one batch's rows take
+    /// turns with the store's writer (BENCHMARKS.md, provisioning).
+    pub in_flight: usize,
     /// The checkpoint file: read at the start (rows it counts as committed are
     /// skipped), written after every batch, removed when the file is done.
     pub checkpoint: Option<PathBuf>,
@@ -253,9 +257,11 @@ fn jsonl_rows(file: File) -> impl Iterator<Item = ReadRow> + Send {
         })
 }
 
-/// Batches sent at once: the provisioning overlaps their rows' work, where one batch's
-/// rows take turns with the store's writer (BENCHMARKS.md, provisioning).
-const BATCHES_IN_FLIGHT: usize = 3;
+/// Batches sent at once unless told otherwise ([`Options::in_flight`]).
+pub const BATCHES_IN_FLIGHT: usize = 3;
+
+/// The most batches [`Options::in_flight`] may send at once.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 16;
 
 /// A batch sent and not yet counted.
 struct Sent {
@@ -281,7 +287,7 @@ fn names_of(row: &ProvisionRow) -> impl Iterator<Item = String> {
 
 /// Provisions the rows of `path` through `sink`, `progress` told of each batch's end
 /// (rows done so far). See [`Options`] for the checkpoint and the error file. Up to
-/// [`BATCHES_IN_FLIGHT`] batches are sent at once; they are counted, and the checkpoint
+/// [`Options::in_flight`] batches are sent at once; they are counted, and the checkpoint
 /// moves, in file order.
 pub async fn provision_file(
     sink: &dyn Sink,
@@ -291,6 +297,7 @@ pub async fn provision_file(
 ) -> Result<Summary, String> {
     use futures_util::StreamExt as _;
     let batch = opts.batch.clamp(1, MAX_PROVISION_BATCH);
+    let in_flight = opts.in_flight.clamp(1, MAX_BATCHES_IN_FLIGHT);
     let name = path.display().to_string();
     let resume_from = match (&opts.checkpoint, opts.dry_run) {
         (Some(cp), false) => read_checkpoint(cp, path)?,
@@ -343,7 +350,7 @@ pub async fn provision_file(
             last: n,
         };
         // Room in flight, and no batch in flight naming a user this one names.
-        while flight.len() >= BATCHES_IN_FLIGHT
+        while flight.len() >= in_flight
             || names_in_flight
                 .iter()
                 .any(|other| !other.is_disjoint(&names))

@@ -103,6 +103,7 @@ impl Job for Inbox {
                 let opts = Options {
                     dry_run: false,
                     batch: 500,
+                    in_flight: super::provision::BATCHES_IN_FLIGHT,
                     checkpoint: Some(state.join(format!("{name}.checkpoint"))),
                     errors: Some(errors.clone()),
                 };

@@ -111,6 +111,7 @@ fn opts(dir: &Path, dry_run: bool) -> Options {
     Options {
         dry_run,
         batch: 500,
+        in_flight: roster::jobs::provision::BATCHES_IN_FLIGHT,
         checkpoint: Some(dir.join("users.csv.checkpoint")),
         errors: Some(dir.join("users.csv.errors.csv")),
     }
