@@ -41,14 +41,10 @@ impl Progress {
     fn new(jobs: usize, quiet: bool) -> Self {
         use std::io::IsTerminal as _;
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(jobs as u64);
-            let style = indicatif::ProgressStyle::with_template(
+            let bar = super::bar(
+                jobs as u64,
                 "[{bar:20}] {pos}/{len} jobs, {elapsed} — {msg}",
-            )
-            .map(|s| s.progress_chars("=> "));
-            if let Ok(style) = style {
-                bar.set_style(style);
-            }
+            );
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
@@ -135,7 +131,7 @@ pub(super) async fn offline(
         progress.start(kind.name(), "running");
         let job = crate::jobs::builtin(kind);
         let by = crate::jobs::principal(kind);
-        ran.push(match job.run(&manager, &by).await {
+        let r = match job.run(&manager, &by).await {
             Ok(report) => Ran {
                 job: kind.name(),
                 outcome: "succeeded".into(),
@@ -152,8 +148,9 @@ pub(super) async fn offline(
                 message: why,
                 counts: serde_json::Map::new(),
             },
-        });
-        progress.ended(&ran[ran.len() - 1]);
+        };
+        progress.ended(&r);
+        ran.push(r);
     }
     progress.finish();
     manager.shutdown().await?;
@@ -209,7 +206,7 @@ pub(super) async fn through_server(
     let mut ran = Vec::new();
     for &kind in kinds {
         progress.start(kind.name(), "asked of the server");
-        ran.push(match remote_one(server, kind, &progress).await {
+        let r = match remote_one(server, kind, &progress).await {
             Ok(r) => r,
             // Refused (already running, no scheduler) or unreachable: reported, and the
             // next job still runs.
@@ -219,8 +216,9 @@ pub(super) async fn through_server(
                 message: e.to_string(),
                 counts: serde_json::Map::new(),
             },
-        });
-        progress.ended(&ran[ran.len() - 1]);
+        };
+        progress.ended(&r);
+        ran.push(r);
     }
     progress.finish();
     finish(&ran, args)

@@ -306,6 +306,17 @@ async fn run_jobs(
     }
 }
 
+/// A progress bar of `len` steps drawn by `template` (indicatif's), for a terminal.
+fn bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template(template).map(|s| s.progress_chars("=> "))
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// A spinner with `msg` on a terminal, a plain line on standard error otherwise, nothing
 /// with `quiet`: for a command that waits on one long call.
 fn spinner(msg: &str, quiet: bool) -> Option<indicatif::ProgressBar> {

@@ -186,14 +186,10 @@ fn progress_bar(file: &Path, quiet: bool) -> Option<indicatif::ProgressBar> {
     let csv = file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let bar = indicatif::ProgressBar::new(lines.saturating_sub(u64::from(csv)));
-    let style = indicatif::ProgressStyle::with_template(
+    let bar = super::bar(
+        lines.saturating_sub(u64::from(csv)),
         "{prefix} [{bar:30}] {pos}/{len} rows, {per_sec}, eta {eta} — {msg}",
-    )
-    .map(|s| s.progress_chars("=> "));
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
+    );
     bar.set_prefix(file.display().to_string());
     Some(bar)
 }

@@ -129,7 +129,7 @@ pub enum RestoreError {
     /// kept (`privacy.tombstone_retention_days`): a user erased in it may have left no
     /// tombstone in any of them, and would come back.
     #[error(
-        "{} ends {days} days after {} began, more than privacy.tombstone_retention_days \
+        "{} ends {days} days after the point in time of {}, more than privacy.tombstone_retention_days \
          ({retention_days}): a user erased in between may have no tombstone left in it and \
          would come back; add a backup taken in between to --erasures-from",
         later.display(),
